@@ -1,0 +1,24 @@
+//! Vellum's core: the domain model in Archivematica's vocabulary, the ports that stage
+//! logic talks to, and the stages themselves. Nothing in here knows about AWS or SQLite;
+//! adapters in other crates implement the ports.
+
+pub mod aip;
+pub mod bagit;
+pub mod error;
+pub mod messages;
+pub mod metadata;
+pub mod mets;
+pub mod model;
+pub mod monitor;
+pub mod pipeline;
+pub mod ports;
+pub mod profile;
+pub mod ranged;
+pub mod stages;
+pub mod xml;
+
+pub use error::{StageError, StageResult};
+pub use pipeline::{Outcome, Pipeline, StageContext};
+
+/// The software agent recorded on every PREMIS event Vellum writes.
+pub const SOFTWARE_AGENT: &str = concat!("Vellum-", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,146 @@
+//! package ("Compress AIP"): the AIP is written as a BagIt 1.0 bag inside a `.tar.gz`,
+//! streamed in sorted order straight into the working area.
+
+use std::io::{self, BufWriter, Read, Write};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::aip::{bag_name, payload_path, working_mets_key, working_package_key};
+use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
+use crate::error::{StageError, StageResult};
+use crate::messages::{queues, StageMessage};
+use crate::model::{JobStatus, Transfer};
+use crate::pipeline::{Pipeline, Progress};
+use crate::stages::checksum::Digests;
+use crate::stages::working_key;
+
+/// Where an entry's bytes come from.
+enum Source {
+    Bytes(Vec<u8>),
+    Working { key: String, size: u64, mtime: u64 },
+}
+
+pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+        return Ok(Progress::Ignored);
+    };
+    let job = p.begin_job(transfer.id, queues::PACKAGE)?;
+    if job.status != JobStatus::Completed {
+        write_package(p, &transfer)?;
+        p.state.finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
+    }
+    p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
+    Ok(Progress::Done)
+}
+
+fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
+    let profile = p.profile(transfer)?;
+    let files = p.state.files(transfer.id)?;
+    let mut payload: Vec<(String, String, Source)> = Vec::with_capacity(files.len() + 1);
+    for f in &files {
+        let digest = f.sha256().ok_or_else(|| {
+            StageError::Failed(format!("{} has no sha256 checksum recorded", f.original_path))
+        })?;
+        let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
+        payload.push((
+            format!("data/{}", payload_path(transfer, f)),
+            digest.to_string(),
+            Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime },
+        ));
+    }
+    let mets_key = working_mets_key(transfer);
+    let mets_meta = p.working.head(&mets_key)?.ok_or_else(|| {
+        StageError::Transient(format!("the METS {mets_key} is not in the working area yet"))
+    })?;
+    let (mets_digests, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut p.working.get(&mets_key)?)?;
+    payload.push((
+        format!("data/{}", crate::aip::mets_name(transfer)),
+        mets_digests["sha256"].clone(),
+        Source::Working { key: mets_key, size: mets_meta.size, mtime: p.clock.now().timestamp().max(0) as u64 },
+    ));
+    payload.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let payload_bytes: u64 = payload
+        .iter()
+        .map(|(_, _, s)| match s {
+            Source::Working { size, .. } => *size,
+            Source::Bytes(b) => b.len() as u64,
+        })
+        .sum();
+    let manifest_txt = manifest(payload.iter().map(|(path, digest, _)| (path.as_str(), digest.as_str())));
+    let external = transfer.identifiers.external_identifier().unwrap_or_default();
+    let info = bag_info(&[
+        ("Bagging-Date", p.clock.now().format("%Y-%m-%d").to_string()),
+        ("Bag-Size", human_size(payload_bytes)),
+        ("External-Identifier", external),
+        ("Internal-Sender-Identifier", transfer.aip_uuid.to_string()),
+        ("Payload-Oxum", format!("{payload_bytes}.{}", payload.len())),
+        ("Source-Organization", p.config.organization.name.clone()),
+    ]);
+    let sha = |b: &str| -> StageResult<String> {
+        let (d, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut b.as_bytes())?;
+        Ok(d["sha256"].clone())
+    };
+    let tag_files = [("bag-info.txt", info), ("bagit.txt", BAGIT_TXT.to_string()), ("manifest-sha256.txt", manifest_txt)];
+    let tag_digests: Vec<(String, String)> =
+        tag_files.iter().map(|(n, t)| Ok((n.to_string(), sha(t)?))).collect::<StageResult<_>>()?;
+    let tagmanifest = manifest(tag_digests.iter().map(|(n, d)| (n.as_str(), d.as_str())));
+
+    let mut entries: Vec<(String, Source)> = tag_files
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), Source::Bytes(t.into_bytes())))
+        .chain(std::iter::once(("tagmanifest-sha256.txt".to_string(), Source::Bytes(tagmanifest.into_bytes()))))
+        .chain(payload.into_iter().map(|(path, _, s)| (path, s)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let bag = bag_name(transfer);
+    let writer = p.working.writer(&working_package_key(transfer))?;
+    let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, writer), Compression::new(profile.gzip_level.min(9)));
+    let mut tar = tar::Builder::new(gz);
+    for (path, source) in entries {
+        let full = format!("{bag}/{path}");
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        match source {
+            Source::Bytes(bytes) => {
+                header.set_size(bytes.len() as u64);
+                header.set_mtime(p.clock.now().timestamp().max(0) as u64);
+                tar.append_data(&mut header, &full, bytes.as_slice())?;
+            }
+            Source::Working { key, size, mtime } => {
+                header.set_size(size);
+                header.set_mtime(mtime);
+                let mut counted = Counted { inner: p.working.get(&key)?.take(size), n: 0 };
+                tar.append_data(&mut header, &full, &mut counted)?;
+                if counted.n != size {
+                    return Err(StageError::Failed(format!(
+                        "{key} had {} bytes when packaged but {size} were recorded",
+                        counted.n
+                    )));
+                }
+            }
+        }
+    }
+    let gz = tar.into_inner()?;
+    let buffered = gz.finish()?;
+    let mut writer = buffered.into_inner().map_err(|e| e.into_error())?;
+    writer.flush()?;
+    writer.commit()?;
+    Ok(())
+}
+
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,119 @@
+//! store ("Store the AIP"): the AIP is copied into its storage space under the next version
+//! of its identifier, read back and verified against the state store, and only then is the
+//! transfer COMPLETE.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::aip::{bag_name, mets_name, payload_path, working_package_key};
+use crate::bagit::verify_tar;
+use crate::error::{StageError, StageResult};
+use crate::messages::{queues, StageMessage};
+use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
+use crate::pipeline::{Pipeline, Progress};
+
+/// The key of an AIP in its space.
+pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer) -> String {
+    format!("{space}/{identifier}/v{version}/{}.tar.gz", bag_name(transfer))
+}
+
+pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+        return Ok(Progress::Ignored);
+    };
+    let profile = p.profile(&transfer)?;
+    p.begin_job(transfer.id, queues::STORE)?;
+    let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
+        StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
+    })?;
+    if identifier.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(StageError::Failed(format!(
+            "the identifier {identifier:?} cannot name a storage location (empty, \".\" or \"..\" parts): correct dc.identifier in metadata.csv"
+        )));
+    }
+    let space = p.config.storage_space(profile, &identifier);
+    let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
+    let key = aip_key(&space, &identifier, version, &transfer);
+
+    let source = working_package_key(&transfer);
+    let packaged = p.working.head(&source)?.ok_or_else(|| {
+        StageError::Transient(format!("the packaged AIP {source} is not in the working area yet"))
+    })?;
+    // A redelivered message finds the copy already made.
+    if p.aips.head(&key)?.map(|m| m.size) != Some(packaged.size) {
+        let mut reader = p.working.get(&source)?;
+        let mut writer = p.aips.writer(&key)?;
+        io::copy(&mut reader, &mut writer)?;
+        writer.commit()?;
+    }
+
+    let report = verify_stored(p, &transfer, &key)?;
+    p.state.record_events(&[PremisEvent::new(
+        transfer.id,
+        None,
+        "fixity check",
+        p.clock.now(),
+        format!("program=\"Vellum\"; version=\"{}\"; stored AIP {key} read back and verified", crate::SOFTWARE_AGENT),
+        EventOutcome::Pass,
+        format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
+        p.agents(),
+    )])?;
+    p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
+    p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
+    tracing::info!(aip = %key, "AIP stored and verified");
+    clean_working_area(p, &transfer);
+    Ok(Progress::Done)
+}
+
+/// Reads the stored AIP back: the bag must be valid and every original's digest must match
+/// what the checksum stage recorded.
+fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::bagit::BagReport> {
+    let reader = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, p.aips.get(key)?));
+    let fail = |problems: Vec<String>| {
+        StageError::Failed(format!(
+            "the stored AIP {key} failed verification and was kept as evidence: {}",
+            problems.join("; ")
+        ))
+    };
+    let report = verify_tar(reader, &bag_name(transfer)).map_err(fail)?;
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for f in p.state.files(transfer.id)? {
+        expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
+    }
+    let mut problems = Vec::new();
+    for (path, want) in &expected {
+        match report.payload.get(path) {
+            None => problems.push(format!("{path} is missing from the stored AIP")),
+            Some(got) if got != want => problems.push(format!("{path} has sha256 {got} in the stored AIP, but {want} was recorded")),
+            _ => {}
+        }
+    }
+    let mets = format!("data/{}", mets_name(transfer));
+    for path in report.payload.keys() {
+        if !expected.contains_key(path) && *path != mets {
+            problems.push(format!("{path} is in the stored AIP but is no file of the transfer"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// The AIP holds everything now; the working copies go. Best effort: a leftover is
+/// harmless and the monitor's clean-up finds it.
+fn clean_working_area(p: &Pipeline, transfer: &Transfer) {
+    match p.working.list(&format!("{}/", transfer.id)) {
+        Ok(objects) => {
+            for o in objects {
+                if let Err(e) = p.working.delete(&o.key) {
+                    tracing::warn!(key = %o.key, error = %e, "could not clean the working area");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list the working area for clean-up"),
+    }
+}

@@ -1,0 +1,64 @@
+//! Embedded mode wired up: a data folder with the uploads "bucket", the working area, the
+//! AIP store and one SQLite file for state and queues.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vellum_core::pipeline::Settings;
+use vellum_core::ports::{PortResult, SystemClock};
+use vellum_core::profile::Config;
+use vellum_core::Pipeline;
+
+use crate::fs_store::FsObjectStore;
+use crate::sqlite_queue::SqliteQueue;
+use crate::sqlite_state::SqliteStateStore;
+
+/// The bucket name the uploads folder stands in for.
+pub const UPLOADS_BUCKET: &str = "uploads";
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub config: Config,
+    pub settings: Settings,
+    /// Receives before a message is dead-lettered.
+    pub max_receives: u32,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { config: Config::builtin(), settings: Settings::default(), max_receives: 5 }
+    }
+}
+
+pub struct Embedded {
+    pub data_dir: PathBuf,
+    pub pipeline: Pipeline,
+    pub uploads: Arc<FsObjectStore>,
+    pub aips: Arc<FsObjectStore>,
+    pub state: Arc<SqliteStateStore>,
+    pub queue: Arc<SqliteQueue>,
+}
+
+impl Embedded {
+    /// Opens (creating as needed) `DIR/uploads`, `DIR/working`, `DIR/aips`, `DIR/vellum.db`.
+    pub fn open(data_dir: &Path, options: EmbeddedOptions) -> PortResult<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let uploads = Arc::new(FsObjectStore::new(data_dir.join("uploads"), UPLOADS_BUCKET)?);
+        let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?);
+        let aips = Arc::new(FsObjectStore::new(data_dir.join("aips"), "aips")?);
+        let db = data_dir.join("vellum.db");
+        let state = Arc::new(SqliteStateStore::open(&db)?);
+        let queue = Arc::new(SqliteQueue::open(&db, options.max_receives)?);
+        let pipeline = Pipeline {
+            uploads: uploads.clone(),
+            working,
+            aips: aips.clone(),
+            state: state.clone(),
+            queue: queue.clone(),
+            clock: Arc::new(SystemClock),
+            config: options.config,
+            settings: options.settings,
+        };
+        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, state, queue })
+    }
+}

@@ -1,0 +1,209 @@
+//! A directory standing in for a bucket. Writes go to a temporary file and are renamed into
+//! place on commit, so a reader never sees half an object and a crash leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortError, PortResult};
+
+/// Vellum's own bookkeeping inside the folder (temporary files, tags); never a key.
+const PRIVATE_DIR: &str = ".vellum";
+
+pub struct FsObjectStore {
+    root: PathBuf,
+    bucket: String,
+}
+
+impl FsObjectStore {
+    pub fn new(root: impl Into<PathBuf>, bucket: &str) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join(PRIVATE_DIR).join("tmp"))?;
+        Ok(Self { root, bucket: bucket.to_string() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file behind a key. Keys that could escape the folder are refused.
+    pub fn path_of(&self, key: &str) -> PortResult<PathBuf> {
+        let bad = key.is_empty()
+            || key.starts_with('/')
+            || key.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+            || key.split('/').next() == Some(PRIVATE_DIR)
+            || key.contains('\0')
+            || key.contains('\\');
+        if bad {
+            return Err(PortError::Conflict(format!("{key:?} is not a key this store can hold")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn tags_path(&self, key: &str) -> PortResult<PathBuf> {
+        self.path_of(key)?;
+        Ok(self.root.join(PRIVATE_DIR).join("tags").join(format!("{key}.json")))
+    }
+
+    fn meta(key: &str, md: &fs::Metadata) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_string(),
+            size: md.len(),
+            last_modified: md.modified().ok().map(DateTime::<Utc>::from),
+        }
+    }
+
+    fn walk(&self, dir: &Path, prefix_key: &str, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if prefix_key.is_empty() && name == PRIVATE_DIR {
+                continue;
+            }
+            let key = if prefix_key.is_empty() { name } else { format!("{prefix_key}/{name}") };
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                self.walk(&entry.path(), &key, out)?;
+            } else if ft.is_file() {
+                out.push(Self::meta(&key, &entry.metadata()?));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct FsWriter {
+    file: fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    key: String,
+    committed: bool,
+}
+
+impl Write for FsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ObjectWriter for FsWriter {
+    fn commit(mut self: Box<Self>) -> PortResult<ObjectMeta> {
+        self.file.flush()?;
+        self.file.sync_data()?;
+        if let Some(parent) = self.dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&self.tmp, &self.dest)?;
+        self.committed = true;
+        let md = fs::metadata(&self.dest)?;
+        Ok(FsObjectStore::meta(&self.key, &md))
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl ObjectStore for FsObjectStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn head(&self, key: &str) -> PortResult<Option<ObjectMeta>> {
+        match fs::metadata(self.path_of(key)?) {
+            Ok(md) if md.is_file() => Ok(Some(Self::meta(key, &md))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
+        let file = fs::File::open(self.path_of(key)?)?;
+        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
+        let mut file = fs::File::open(self.path_of(key)?)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut out = Vec::with_capacity(len.min(64 << 20) as usize);
+        file.take(len).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
+        let dest = self.path_of(key)?;
+        let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let file = fs::File::create(&tmp)?;
+        Ok(Box::new(FsWriter { file, tmp, dest, key: key.to_string(), committed: false }))
+    }
+
+    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
+        // Walk only the deepest folder the prefix names, then filter.
+        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let start = if dir_part.is_empty() { self.root.clone() } else { self.root.join(dir_part) };
+        let mut out = Vec::new();
+        self.walk(&start, dir_part, &mut out)?;
+        out.retain(|m| m.key.starts_with(prefix));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> PortResult<()> {
+        if self.head(key)?.is_none() {
+            return Err(PortError::NotFound(key.to_string()));
+        }
+        let path = self.tags_path(key)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, serde_json::to_vec_pretty(tags).expect("tags serialize"))?;
+        fs::rename(tmp, path)?;
+        Ok(())
+    }
+
+    fn get_tags(&self, key: &str) -> PortResult<BTreeMap<String, String>> {
+        if self.head(key)?.is_none() {
+            return Err(PortError::NotFound(key.to_string()));
+        }
+        match fs::read(self.tags_path(key)?) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| PortError::Unavailable(e.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete(&self, key: &str) -> PortResult<()> {
+        let path = self.path_of(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let _ = fs::remove_file(self.tags_path(key)?);
+        // Empty folders are not objects: prune them up to the root, as S3 would show it.
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.root || fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+}
