@@ -1,1 +1,112 @@
-fn main() {}
+//! `vellum`: ingest one package end to end, or serve the local runner and dashboard.
+
+mod ingest;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vellum",
+    version,
+    about = "Vellum: a digital-preservation ingest pipeline (embedded mode)"
+)]
+struct Cli {
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest one transfer package end to end: upload, process, store and verify the AIP.
+    ///
+    /// Exit codes: 0 stored (COMPLETE), 3 refused at intake (REJECTED), 4 a later stage
+    /// failed (FAILED), 1 an internal error, 2 a usage error.
+    Ingest(ingest::IngestArgs),
+    /// Run the pipeline as a service: watch DIR/uploads/<prefix>/ for packages as if it were
+    /// the uploads bucket, process them, and answer status requests over HTTP.
+    Serve(serve::ServeArgs),
+}
+
+/// Options every command that runs the pipeline shares.
+#[derive(Args, Clone, Debug)]
+pub struct RunOptions {
+    /// The data folder: uploads/, working/, aips/ and vellum.db live here.
+    #[arg(long, default_value = "./vellum-data", env = "VELLUM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Messages in flight per stage.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Files per batch, overriding the profile (smaller batches spread work more).
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Seconds one stage invocation may run before it checkpoints and continues.
+    #[arg(long, default_value_t = 300)]
+    pub budget_secs: u64,
+    /// Seconds a received message stays hidden before another worker may take it.
+    #[arg(long, default_value_t = 30)]
+    pub visibility_secs: u64,
+    /// Receives before a message goes to its dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receives: u32,
+}
+
+impl RunOptions {
+    pub fn open(&self) -> anyhow::Result<vellum_local::Embedded> {
+        let mut options = vellum_local::EmbeddedOptions {
+            max_receives: self.max_receives,
+            ..Default::default()
+        };
+        options.settings.batch_size = self.batch_size;
+        Ok(vellum_local::Embedded::open(&self.data_dir, options)?)
+    }
+
+    pub fn runner_config(&self) -> vellum_local::RunnerConfig {
+        vellum_local::RunnerConfig {
+            workers_per_stage: self.workers.max(1),
+            visibility: std::time::Duration::from_secs(self.visibility_secs.max(1)),
+            budget: std::time::Duration::from_secs(self.budget_secs),
+            ..Default::default()
+        }
+    }
+}
+
+fn init_tracing(format: &str, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(args) => {
+            init_tracing(&cli.log_format, "warn");
+            ingest::run(args)
+        }
+        Command::Serve(args) => {
+            init_tracing(&cli.log_format, "info");
+            serve::run(args).map(|()| ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vellum: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -19,8 +19,14 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
     match file.file_use {
         FileUse::Original => file.current_path.clone(),
         FileUse::Metadata => {
-            let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
-            format!("objects/metadata/transfers/{}-{}/{rest}", transfer.name, transfer.id)
+            let rest = file
+                .current_path
+                .strip_prefix("metadata/")
+                .unwrap_or(&file.current_path);
+            format!(
+                "objects/metadata/transfers/{}-{}/{rest}",
+                transfer.name, transfer.id
+            )
         }
     }
 }

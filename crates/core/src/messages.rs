@@ -39,11 +39,17 @@ pub struct StageMessage {
 
 impl StageMessage {
     pub fn transfer(transfer_id: Uuid) -> Self {
-        Self { transfer_id, batch: None }
+        Self {
+            transfer_id,
+            batch: None,
+        }
     }
 
     pub fn batch(transfer_id: Uuid, batch: u32) -> Self {
-        Self { transfer_id, batch: Some(batch) }
+        Self {
+            transfer_id,
+            batch: Some(batch),
+        }
     }
 
     pub fn to_json(&self) -> String {

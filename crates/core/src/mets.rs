@@ -13,13 +13,25 @@ use crate::xml::esc;
 const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <mets:mets xmlns:mets="http://www.loc.gov/METS/" xmlns:premis="http://www.loc.gov/premis/v3" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.loc.gov/METS/ http://www.loc.gov/standards/mets/version1121/mets.xsd""#;
 
-const PREMIS_SCHEMA: &str =
-    r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd" version="3.0""#;
+const PREMIS_SCHEMA: &str = r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd" version="3.0""#;
 
 /// The fifteen Dublin Core elements; other `dc.*` columns are not written yet.
 const DC_ELEMENTS: &[&str] = &[
-    "title", "creator", "subject", "description", "publisher", "contributor", "date", "type",
-    "format", "identifier", "source", "language", "relation", "coverage", "rights",
+    "title",
+    "creator",
+    "subject",
+    "description",
+    "publisher",
+    "contributor",
+    "date",
+    "type",
+    "format",
+    "identifier",
+    "source",
+    "language",
+    "relation",
+    "coverage",
+    "rights",
 ];
 
 fn ts(t: &Timestamp) -> String {
@@ -49,14 +61,24 @@ pub fn write_aip_mets(
     )?;
     write_dublin_core(out, transfer, created)?;
     for (n, file) in files.iter().enumerate() {
-        write_amd_sec(out, transfer, n + 1, file, by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice))?;
+        write_amd_sec(
+            out,
+            transfer,
+            n + 1,
+            file,
+            by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice),
+        )?;
     }
     write_file_sec(out, transfer, files)?;
     write_struct_map(out, transfer, files)?;
     writeln!(out, "</mets:mets>")
 }
 
-fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestamp) -> io::Result<()> {
+fn write_dublin_core(
+    out: &mut dyn Write,
+    transfer: &Transfer,
+    created: Timestamp,
+) -> io::Result<()> {
     write!(
         out,
         "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore>",
@@ -68,7 +90,10 @@ fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestam
             write!(out, "<dc:{term}>{}</dc:{term}>", esc(v))?;
         }
     }
-    writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
+    writeln!(
+        out,
+        "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>"
+    )
 }
 
 fn write_amd_sec(
@@ -88,7 +113,10 @@ fn write_amd_sec(
         "<premis:objectIdentifier><premis:objectIdentifierType>UUID</premis:objectIdentifierType><premis:objectIdentifierValue>{}</premis:objectIdentifierValue></premis:objectIdentifier>",
         file.uuid
     )?;
-    write!(out, "<premis:objectCharacteristics><premis:compositionLevel>0</premis:compositionLevel>")?;
+    write!(
+        out,
+        "<premis:objectCharacteristics><premis:compositionLevel>0</premis:compositionLevel>"
+    )?;
     for (algorithm, digest) in &file.checksums {
         write!(
             out,
@@ -97,7 +125,11 @@ fn write_amd_sec(
             esc(digest)
         )?;
     }
-    write!(out, "<premis:size>{}</premis:size><premis:format>", file.size)?;
+    write!(
+        out,
+        "<premis:size>{}</premis:size><premis:format>",
+        file.size
+    )?;
     match &file.format {
         Some(f) => {
             write!(out, "<premis:formatDesignation><premis:formatName>{}</premis:formatName>", esc(&f.name))?;
@@ -168,7 +200,11 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
             esc(&e.detail)
         )?;
     }
-    write!(out, "<premis:eventOutcomeInformation><premis:eventOutcome>{}</premis:eventOutcome>", esc(e.outcome.as_str()))?;
+    write!(
+        out,
+        "<premis:eventOutcomeInformation><premis:eventOutcome>{}</premis:eventOutcome>",
+        esc(e.outcome.as_str())
+    )?;
     if !e.outcome_detail.is_empty() {
         write!(
             out,
@@ -185,14 +221,20 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
             esc(&a.identifier_value)
         )?;
     }
-    writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
+    writeln!(
+        out,
+        "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>"
+    )
 }
 
 fn write_file_sec(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
     for file_use in [FileUse::Original, FileUse::Metadata] {
-        let group: Vec<(usize, &File)> =
-            files.iter().enumerate().filter(|(_, f)| f.file_use == file_use).collect();
+        let group: Vec<(usize, &File)> = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.file_use == file_use)
+            .collect();
         if group.is_empty() {
             continue;
         }
@@ -219,7 +261,10 @@ struct Dir<'a> {
 }
 
 fn write_struct_map(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
-    let paths: Vec<(String, Uuid)> = files.iter().map(|f| (payload_path(transfer, f), f.uuid)).collect();
+    let paths: Vec<(String, Uuid)> = files
+        .iter()
+        .map(|f| (payload_path(transfer, f), f.uuid))
+        .collect();
     let mut root = Dir::default();
     for (path, uuid) in &paths {
         let mut parts: Vec<&str> = path.split('/').collect();
@@ -246,7 +291,11 @@ fn write_dir(out: &mut dyn Write, dir: &Dir<'_>) -> io::Result<()> {
         writeln!(out, "</mets:div>")?;
     }
     for (name, uuid) in &dir.files {
-        writeln!(out, "<mets:div TYPE=\"Item\" LABEL=\"{}\"><mets:fptr FILEID=\"file-{uuid}\"/></mets:div>", esc(name))?;
+        writeln!(
+            out,
+            "<mets:div TYPE=\"Item\" LABEL=\"{}\"><mets:fptr FILEID=\"file-{uuid}\"/></mets:div>",
+            esc(name)
+        )?;
     }
     Ok(())
 }

@@ -8,7 +8,11 @@ use crate::ports::{DeadLetter, PortResult};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
 pub fn dead_letter_reason(dl: &DeadLetter) -> String {
-    let job = if queues::ALL.contains(&dl.queue.as_str()) { job_spec(&dl.queue).name } else { dl.queue.as_str() };
+    let job = if queues::ALL.contains(&dl.queue.as_str()) {
+        job_spec(&dl.queue).name
+    } else {
+        dl.queue.as_str()
+    };
     format!(
         "the \"{job}\" microservice failed {} times in a row and its message was moved to the {} dead-letter queue; \
          last error: {}. Fix the cause and redrive the message to finish the transfer",
@@ -31,7 +35,9 @@ pub fn fail_dead_lettered(p: &Pipeline, dl: &DeadLetter) -> PortResult<bool> {
             Err(_) => None,
         },
     };
-    let Some(id) = transfer_id else { return Ok(false) };
+    let Some(id) = transfer_id else {
+        return Ok(false);
+    };
     let reason = dead_letter_reason(dl);
     if p.state.end_transfer(id, TransferStatus::Failed, &reason)? {
         p.state.finish_job(id, &dl.queue, JobStatus::Failed)?;

@@ -206,8 +206,7 @@ pub trait Queue: Send + Sync {
     fn send_batch(&self, queue: &str, bodies: &[String]) -> PortResult<()>;
     /// Up to `max` messages, each hidden from other consumers for `visibility`. A message
     /// already received `max_receives` times goes to the dead-letter queue instead.
-    fn receive(&self, queue: &str, max: usize, visibility: Duration)
-        -> PortResult<Vec<Delivery>>;
+    fn receive(&self, queue: &str, max: usize, visibility: Duration) -> PortResult<Vec<Delivery>>;
     /// Done with the message: it is deleted. A stale receipt is ignored.
     fn ack(&self, queue: &str, receipt: &str) -> PortResult<()>;
     /// Give the message back, visible again after `delay`; `error` is kept for the

@@ -76,7 +76,10 @@ impl Seek for RangedReader {
             SeekFrom::Current(n) => self.pos as i128 + n as i128,
         };
         if target < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.pos = target as u64;
         Ok(self.pos)

@@ -30,7 +30,9 @@ impl Digests {
                  Vellum does not compute yet (only sha256)"
             )));
         }
-        Ok(Self { sha256: Sha256::new() })
+        Ok(Self {
+            sha256: Sha256::new(),
+        })
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
@@ -77,9 +79,11 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let mut patches = Vec::with_capacity(files.len());
     for file in &files {
         let started = p.clock.now();
-        let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
-        let (digests, size) = Digests::for_algorithms(&profile.checksum_algorithms)?
-            .of_reader(&mut reader)?;
+        let mut reader = p
+            .working
+            .get(&working_key(transfer.id, &file.current_path))?;
+        let (digests, size) =
+            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut reader)?;
         if size != file.size {
             return Err(StageError::Failed(format!(
                 "{} has {size} bytes in the working area but {} were extracted: the working copy \
@@ -94,7 +98,10 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 Some(file.uuid),
                 "message digest calculation",
                 ended,
-                format!("program=\"Vellum\"; version=\"{}\"; algorithm=\"{algorithm}\"", crate::SOFTWARE_AGENT),
+                format!(
+                    "program=\"Vellum\"; version=\"{}\"; algorithm=\"{algorithm}\"",
+                    crate::SOFTWARE_AGENT
+                ),
                 EventOutcome::None,
                 digest.clone(),
                 p.agents(),
@@ -110,9 +117,16 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
             stdout: digests.get("sha256").cloned().unwrap_or_default(),
             stderr: String::new(),
         });
-        patches.push(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), format: None });
+        patches.push(FilePatch {
+            uuid: file.uuid,
+            checksums: digests,
+            size: Some(size),
+            format: None,
+        });
     }
-    let recorded = p.state.record_batch(transfer.id, STAGE, batch, &tasks, &events, &patches)?;
+    let recorded = p
+        .state
+        .record_batch(transfer.id, STAGE, batch, &tasks, &events, &patches)?;
     hand_on(p, transfer.id, STAGE, batch, recorded.stage_complete)
 }
 
@@ -131,7 +145,8 @@ pub(crate) fn hand_on(
         None => {}
     }
     if stage_complete {
-        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
+        p.state
+            .finish_job(transfer_id, stage, JobStatus::Completed)?;
     }
     Ok(Progress::Done)
 }

@@ -30,9 +30,15 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 transfer.source_key
             ))
         })?;
-        let reader = RangedReader::new(p.uploads.clone(), &transfer.source_key, meta.size, READ_CHUNK);
-        let mut zip = zip::ZipArchive::new(reader)
-            .map_err(|e| StageError::Failed(format!("the package can no longer be read as a zip: {e}")))?;
+        let reader = RangedReader::new(
+            p.uploads.clone(),
+            &transfer.source_key,
+            meta.size,
+            READ_CHUNK,
+        );
+        let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
+            StageError::Failed(format!("the package can no longer be read as a zip: {e}"))
+        })?;
         let total = zip.len() as u64;
         let mut files: Vec<File> = Vec::new();
         let mut events: Vec<PremisEvent> = Vec::new();
@@ -45,28 +51,41 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
             index += 1;
             let out_of_time = ctx.should_yield() && index < total;
             if files.len() >= batch_size || out_of_time {
-                checkpoint = p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+                checkpoint = p.state.commit_extract_batch(
+                    transfer.id,
+                    &checkpoint,
+                    &files,
+                    &events,
+                    index,
+                )?;
                 files.clear();
                 events.clear();
             }
             if out_of_time {
                 p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
-                tracing::info!(next_entry = index, total, "extraction continues in a new message");
+                tracing::info!(
+                    next_entry = index,
+                    total,
+                    "extraction continues in a new message"
+                );
                 return Ok(Progress::Continued);
             }
         }
         if !files.is_empty() {
-            p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+            p.state
+                .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
         }
         checkpoint = p.state.finish_extract(transfer.id)?;
     }
     // Re-sent on every delivery after the checkpoint is done: the per-file stages ignore
     // batches they have recorded, so a message lost between commit and send is recovered.
     let first = PER_FILE_STAGES[0];
-    let msgs: Vec<StageMessage> =
-        (0..checkpoint.batches).map(|b| StageMessage::batch(transfer.id, b)).collect();
+    let msgs: Vec<StageMessage> = (0..checkpoint.batches)
+        .map(|b| StageMessage::batch(transfer.id, b))
+        .collect();
     p.send(first, &msgs)?;
-    p.state.finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
+    p.state
+        .finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
     Ok(Progress::Done)
 }
 

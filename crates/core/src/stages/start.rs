@@ -96,7 +96,12 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
 fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageResult<Progress> {
     p.begin_job(transfer.id, queues::START)?;
     let profile = profile.ok_or_else(|| {
-        let known: Vec<&str> = p.config.profiles.iter().map(|p| p.prefix.as_str()).collect();
+        let known: Vec<&str> = p
+            .config
+            .profiles
+            .iter()
+            .map(|p| p.prefix.as_str())
+            .collect();
         StageError::Rejected(format!(
             "the package was uploaded to {:?}, which is not a known location: upload it under \
              one of {} so Vellum knows how to process it",
@@ -113,7 +118,8 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
     }
     let identifiers = check_zip(p, key, profile)?;
     p.state.set_identifiers(transfer.id, &identifiers)?;
-    p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;
+    p.state
+        .finish_job(transfer.id, queues::START, JobStatus::Completed)?;
     p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
@@ -121,7 +127,9 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
 /// Reads the zip's central directory and metadata.csv with ranged reads.
 fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifiers> {
     let meta = p.uploads.head(key)?.ok_or_else(|| {
-        StageError::Rejected(format!("the upload {key:?} is no longer in the bucket: upload it again"))
+        StageError::Rejected(format!(
+            "the upload {key:?} is no longer in the bucket: upload it again"
+        ))
     })?;
     let reader = RangedReader::new(p.uploads.clone(), key, meta.size, INDEX_CHUNK);
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
@@ -133,7 +141,10 @@ fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifi
     let mut has_object = false;
     let mut metadata_index = None;
     for i in 0..zip.len() {
-        let name = zip.name_for_index(i).and_then(Result::ok).unwrap_or_default();
+        let name = zip
+            .name_for_index(i)
+            .and_then(Result::ok)
+            .unwrap_or_default();
         if name == "metadata/metadata.csv" {
             metadata_index = Some(i);
         } else if name.starts_with("objects/") && !name.ends_with('/') {
@@ -142,7 +153,9 @@ fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifi
     }
     let mut problems = Vec::new();
     if !has_object {
-        problems.push("there is no file under objects/: put the files to preserve in objects/".to_string());
+        problems.push(
+            "there is no file under objects/: put the files to preserve in objects/".to_string(),
+        );
     }
     let identifiers = match metadata_index {
         None => {
@@ -155,16 +168,23 @@ fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifi
         }
         Some(i) => {
             let entry = zip.by_index(i).map_err(|e| {
-                StageError::Rejected(format!("metadata/metadata.csv cannot be read from the zip: {e}"))
+                StageError::Rejected(format!(
+                    "metadata/metadata.csv cannot be read from the zip: {e}"
+                ))
             })?;
             if entry.size() > MAX_METADATA_CSV {
                 problems.push("metadata/metadata.csv is larger than 1 MiB; it should be one header and one row".into());
                 None
             } else {
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.take(MAX_METADATA_CSV).read_to_end(&mut bytes).map_err(|e| {
-                    StageError::Rejected(format!("metadata/metadata.csv cannot be read from the zip: {e}"))
-                })?;
+                entry
+                    .take(MAX_METADATA_CSV)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| {
+                        StageError::Rejected(format!(
+                            "metadata/metadata.csv cannot be read from the zip: {e}"
+                        ))
+                    })?;
                 match parse_metadata_csv(&bytes, profile.kind) {
                     Ok(ids) => Some(ids),
                     Err(mut more) => {
@@ -177,7 +197,10 @@ fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifi
     };
     match identifiers {
         Some(ids) if problems.is_empty() => Ok(ids),
-        _ => Err(StageError::Rejected(format!("the package was refused: {}", problems.join("; ")))),
+        _ => Err(StageError::Rejected(format!(
+            "the package was refused: {}",
+            problems.join("; ")
+        ))),
     }
 }
 
@@ -189,7 +212,9 @@ mod tests {
     fn names_and_endings() {
         assert!(starts_a_transfer("born-digital/A B.zip"));
         assert!(starts_a_transfer("born-digital/x.TGZ"));
-        assert!(!starts_a_transfer("born-digital/x.zip.success.2026.abc.log"));
+        assert!(!starts_a_transfer(
+            "born-digital/x.zip.success.2026.abc.log"
+        ));
         assert_eq!(transfer_name("born-digital/PP-ABC.tar.gz"), "PP-ABC");
         assert_eq!(transfer_name("x.Zip"), "x");
     }
@@ -210,6 +235,10 @@ mod tests {
         assert_ne!(idempotency_key(&ev), idempotency_key(&other));
         let mut later = ev.clone();
         later.event_time = "t2".into();
-        assert_eq!(idempotency_key(&ev), idempotency_key(&later), "event time is not identity");
+        assert_eq!(
+            idempotency_key(&ev),
+            idempotency_key(&later),
+            "event time is not identity"
+        );
     }
 }

@@ -1,0 +1,215 @@
+//! `vellum ingest`: upload a package into the embedded bucket, run the pipeline until the
+//! transfer ends, show progress on stderr, and report the outcome.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+use vellum_core::messages::queues;
+use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::stages::start::{idempotency_key, starts_a_transfer};
+use vellum_local::watcher::upload_event;
+use vellum_local::{Embedded, Runner};
+
+use crate::RunOptions;
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// The transfer package: a zip holding objects/ and metadata/metadata.csv.
+    pub package: PathBuf,
+    /// The key the package would have in the uploads bucket; its prefix chooses the
+    /// processing profile. Default: born-digital/<file name>.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Print one JSON object with the outcome on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// The `--json` report: field names are a contract scripts rely on.
+#[derive(Serialize)]
+struct Report {
+    transfer_id: Option<uuid::Uuid>,
+    sip_uuid: Option<uuid::Uuid>,
+    aip_uuid: Option<uuid::Uuid>,
+    name: Option<String>,
+    status: String,
+    /// The stored AIP file, or null.
+    aip: Option<PathBuf>,
+    aip_key: Option<String>,
+    reason: Option<String>,
+    files: u64,
+    seconds: f64,
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let file_name = args
+        .package
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} is not a file name", args.package.display()))?
+        .to_string();
+    let key = args
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("born-digital/{file_name}"));
+    if !args.package.is_file() {
+        bail!("{} does not exist or is not a file", args.package.display());
+    }
+    if !starts_a_transfer(&key) {
+        let report = Report {
+            transfer_id: None,
+            sip_uuid: None,
+            aip_uuid: None,
+            name: None,
+            status: TransferStatus::Rejected.as_str().into(),
+            aip: None,
+            aip_key: None,
+            reason: Some(format!(
+                "the key {key:?} does not end in .zip, .tar.gz or .tgz, so an upload there would start nothing"
+            )),
+            files: 0,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        return finish(&args, report);
+    }
+    let env = args.run.open()?;
+    let event = upload(&env, &args.package, &key)?;
+    let idem = idempotency_key(&event);
+    let runner = Runner::start(
+        env.pipeline.clone(),
+        env.queue.clone(),
+        args.run.runner_config(),
+    );
+    env.queue
+        .send(queues::START, &serde_json::to_string(&event)?)?;
+    eprintln!("vellum: uploaded {} as {key}", args.package.display());
+    let outcome = watch(&env, &idem, &event);
+    runner.stop();
+    let transfer = outcome?;
+    let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
+    let report = Report {
+        transfer_id: Some(transfer.id),
+        sip_uuid: Some(transfer.sip_uuid),
+        aip_uuid: Some(transfer.aip_uuid),
+        name: Some(transfer.name.clone()),
+        status: transfer.status.as_str().into(),
+        aip: aip.map(|p| fs::canonicalize(&p).unwrap_or(p)),
+        aip_key: transfer.aip_key.clone(),
+        reason: transfer.failure_reason.clone(),
+        files: transfer.file_count,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    finish(&args, report)
+}
+
+fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
+    let code = match report.status.as_str() {
+        "COMPLETE" => 0,
+        "REJECTED" => 3,
+        "FAILED" => 4,
+        _ => 1,
+    };
+    match (&report.aip, &report.reason) {
+        (Some(aip), _) => {
+            eprintln!(
+                "vellum: {} — {} files stored and verified in {:.1}s",
+                report.status, report.files, report.seconds
+            );
+            if !args.json {
+                println!("AIP stored at {}", aip.display());
+            }
+        }
+        (None, Some(reason)) => eprintln!("vellum: {}: {reason}", report.status),
+        (None, None) => eprintln!("vellum: {}", report.status),
+    }
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// Copies the package into the uploads folder under `key`, as an S3 PUT would.
+fn upload(
+    env: &Embedded,
+    package: &Path,
+    key: &str,
+) -> anyhow::Result<vellum_core::messages::UploadEvent> {
+    env.uploads
+        .path_of(key)
+        .map_err(|e| anyhow::anyhow!("the key {key:?} cannot be used: {e}"))?;
+    let mut source =
+        fs::File::open(package).with_context(|| format!("opening {}", package.display()))?;
+    let mut writer = env.uploads.writer(key)?;
+    std::io::copy(&mut source, &mut writer)?;
+    let meta = writer.commit()?;
+    Ok(upload_event(env.uploads.bucket(), &meta))
+}
+
+/// Follows the transfer until it ends, printing each job as it starts and finishes.
+fn watch(
+    env: &Embedded,
+    idem: &str,
+    event: &vellum_core::messages::UploadEvent,
+) -> anyhow::Result<Transfer> {
+    let started = Instant::now();
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    let mut announced = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(id) = env.state.transfer_for_event(idem)? else {
+            if env
+                .queue
+                .dead_letters(queues::START)?
+                .iter()
+                .any(|d| d.body.contains(&event.sequencer))
+            {
+                bail!("the start microservice kept failing and its message was dead-lettered (see the log)");
+            }
+            continue;
+        };
+        let transfer = env
+            .state
+            .transfer(id)?
+            .context("the transfer vanished from the state store")?;
+        if !announced {
+            eprintln!(
+                "vellum: transfer {} ({}), profile {}",
+                transfer.id, transfer.name, transfer.profile
+            );
+            announced = true;
+        }
+        for job in env.state.jobs(id)? {
+            let batches = if job.batches_done > 0 && transfer.batch_count > 0 {
+                format!(" ({}/{} batches)", job.batches_done, transfer.batch_count)
+            } else {
+                String::new()
+            };
+            let line = format!("{}{}", job.status.as_str(), batches);
+            if shown.get(&job.stage) != Some(&line) {
+                eprintln!(
+                    "  [{:>6.1}s] {:<34} {:<44} {line}",
+                    started.elapsed().as_secs_f64(),
+                    job.microservice_group,
+                    job.name
+                );
+                shown.insert(job.stage.clone(), line);
+            }
+        }
+        if transfer.status.is_terminal() {
+            return Ok(transfer);
+        }
+    }
+}
