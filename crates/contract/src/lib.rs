@@ -1,1 +1,82 @@
+//! The contract every adapter of a port keeps. Each check is a function over the port's
+//! trait; an adapter crate runs them all with the `*_contract!` macros, handing in a factory
+//! for a fresh, empty adapter. The embedded adapters run them today; the AWS adapters run
+//! the same checks against an emulator.
 
+pub mod object_store;
+pub mod queue;
+pub mod state_store;
+
+/// Generates one `#[test]` per object-store check; `$make` builds a fresh, empty store.
+#[macro_export]
+macro_rules! object_store_contract {
+    ($make:expr) => {
+        $crate::contract_tests!(
+            object_store,
+            $make,
+            [
+                round_trip,
+                missing_objects,
+                ranged_reads,
+                uncommitted_writes_are_invisible,
+                list_by_prefix,
+                tags,
+                delete,
+                awkward_keys
+            ]
+        );
+    };
+}
+
+/// Generates one `#[test]` per state-store check; `$make` builds a fresh, empty store.
+#[macro_export]
+macro_rules! state_store_contract {
+    ($make:expr) => {
+        $crate::contract_tests!(
+            state_store,
+            $make,
+            [
+                create_transfer_is_idempotent,
+                first_ending_stands,
+                jobs_are_started_once,
+                extraction_checkpoints,
+                record_batch_fans_in_once,
+                events_are_written_once,
+                aip_versions
+            ]
+        );
+    };
+}
+
+/// Generates one `#[test]` per queue check; `$make` takes `max_receives` and builds a
+/// fresh, empty queue.
+#[macro_export]
+macro_rules! queue_contract {
+    ($make:expr) => {
+        $crate::contract_tests!(
+            queue,
+            $make,
+            [
+                send_receive_ack,
+                leases_hide_messages,
+                nack_returns_with_delay,
+                extend_keeps_a_lease,
+                dead_letters_after_max_receives,
+                stale_receipts_are_ignored
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! contract_tests {
+    ($module:ident, $make:expr, [$($check:ident),* $(,)?]) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::$module::$check(&$make);
+            }
+        )*
+    };
+}
