@@ -1,1 +1,233 @@
+//! Helpers for Vellum's end-to-end tests: packages built on the fly, an embedded pipeline in
+//! a temporary folder, a step-by-step driver that can redeliver messages, and the outside
+//! tools (bagit-python) that judge the AIP.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::stages::start::idempotency_key;
+use vellum_core::{Outcome, StageContext};
+use vellum_local::watcher::upload_event;
+use vellum_local::{Embedded, EmbeddedOptions};
+
+/// One entry of a test package.
+pub struct Entry {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Builds zip packages the way archivists' tools do.
+#[derive(Default)]
+pub struct Package {
+    pub entries: Vec<Entry>,
+}
+
+impl Package {
+    /// A valid catalogued package with `n` small text files and the identifier given.
+    pub fn catalogued(identifier: &str, n: usize) -> Self {
+        let mut p = Self::default();
+        p.add(
+            "metadata/metadata.csv",
+            format!("filename,dc.identifier,dc.title\nobjects/,{identifier},Test papers\n"),
+        );
+        for i in 0..n {
+            p.add(
+                &format!("objects/folder-{}/file-{i:05}.txt", i % 7),
+                format!("file {i} of {identifier}\n").repeat(i % 13 + 1),
+            );
+        }
+        p
+    }
+
+    pub fn add(&mut self, name: &str, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        self.entries.push(Entry {
+            name: name.to_string(),
+            bytes: bytes.into(),
+        });
+        self
+    }
+
+    pub fn write_zip(&self, path: &Path) {
+        let file = std::fs::File::create(path).expect("create the zip");
+        let mut zip = zip::ZipWriter::new(file);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for e in &self.entries {
+            zip.start_file(e.name.as_str(), options)
+                .expect("start a zip entry");
+            zip.write_all(&e.bytes).expect("write a zip entry");
+        }
+        zip.finish().expect("finish the zip");
+    }
+}
+
+/// An embedded pipeline in its own temporary folder.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub env: Embedded,
+}
+
+impl TestEnv {
+    pub fn new(batch_size: u32) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut options = EmbeddedOptions::default();
+        options.settings.batch_size = Some(batch_size);
+        let env = Embedded::open(dir.path(), options).expect("open the embedded mode");
+        Self { dir, env }
+    }
+
+    /// Puts a package into the uploads folder and queues its ObjectCreated event.
+    pub fn upload(&self, package: &Package, key: &str) -> UploadEvent {
+        let zip = self.dir.path().join("package.zip");
+        package.write_zip(&zip);
+        let bytes = std::fs::read(&zip).expect("read the zip");
+        let meta = self.env.uploads.put(key, &bytes).expect("upload");
+        let event = upload_event(self.env.uploads.bucket(), &meta);
+        self.env
+            .queue
+            .send(queues::START, &serde_json::to_string(&event).unwrap())
+            .unwrap();
+        event
+    }
+
+    pub fn transfer_for(&self, event: &UploadEvent) -> Option<vellum_core::model::Transfer> {
+        let id = self
+            .env
+            .state
+            .transfer_for_event(&idempotency_key(event))
+            .unwrap()?;
+        self.env.state.transfer(id).unwrap()
+    }
+
+    /// Delivers every queued message, stage by stage, until all queues are empty. For each
+    /// delivery `redeliver` says whether the same message is delivered a second time, right
+    /// after the first (as SQS may).
+    /// Returns the messages handled per queue.
+    pub fn drive(
+        &self,
+        redeliver: impl FnMut(&str, &str) -> bool,
+    ) -> Vec<(String, String, Outcome)> {
+        self.drive_with_budget(Duration::from_secs(600), redeliver)
+    }
+
+    /// As `drive`, with each invocation given `budget` before it must checkpoint.
+    pub fn drive_with_budget(
+        &self,
+        budget: Duration,
+        mut redeliver: impl FnMut(&str, &str) -> bool,
+    ) -> Vec<(String, String, Outcome)> {
+        let mut handled = Vec::new();
+        loop {
+            let mut any = false;
+            for q in queues::ALL {
+                for d in self
+                    .env
+                    .queue
+                    .receive(q, 10, Duration::from_secs(600))
+                    .unwrap()
+                {
+                    any = true;
+                    let ctx = StageContext::with_budget(budget);
+                    let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
+                    assert!(
+                        outcome.acknowledges(),
+                        "{q} message {} was not handled: {outcome:?}",
+                        d.body
+                    );
+                    self.env.queue.ack(q, &d.receipt).unwrap();
+                    handled.push((q.to_string(), d.body.clone(), outcome));
+                    if redeliver(q, &d.body) {
+                        let again = self.env.pipeline.handle(q, &d.body, &ctx);
+                        assert!(
+                            again.acknowledges(),
+                            "{q} message {} redelivered: {again:?}",
+                            d.body
+                        );
+                        handled.push((q.to_string(), d.body.clone(), again));
+                    }
+                }
+            }
+            if !any {
+                return handled;
+            }
+        }
+    }
+
+    /// Every object in the AIP store.
+    pub fn stored_aips(&self) -> Vec<String> {
+        self.env
+            .aips
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect()
+    }
+}
+
+/// The project's Python, where the test command installed bagit-python and friends.
+pub fn project_python() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("VELLUM_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    let venv = root.join(".venv/bin/python");
+    venv.exists().then_some(venv)
+}
+
+/// Whether a missing outside tool fails the run (CI) or only skips the check, loudly.
+pub fn tools_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+        || std::env::var("VELLUM_REQUIRE_TOOLS").is_ok()
+}
+
+/// Runs bagit-python's validator on an unpacked bag. None when the tool is not installed
+/// here (and not required).
+pub fn bagit_validate(bag: &Path) -> Option<Result<(), String>> {
+    let Some(python) = project_python() else {
+        assert!(
+            !tools_required(),
+            "bagit-python is required (run scripts/test, which installs it into .venv)"
+        );
+        eprintln!("SKIPPED: bagit-python is not installed; run scripts/test to install it");
+        return None;
+    };
+    let out = Command::new(python)
+        .args(["-m", "bagit", "--validate"])
+        .arg(bag)
+        .output()
+        .expect("run bagit.py");
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })
+}
+
+/// Unpacks a stored `.tar.gz` AIP into `dest`; returns the bag folder.
+pub fn unpack_aip(aip: &Path, dest: &Path) -> PathBuf {
+    let file = std::fs::File::open(aip).expect("open the AIP");
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
+    archive.unpack(dest).expect("unpack the AIP");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "the AIP holds one bag folder: {dirs:?}");
+    dirs.remove(0)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

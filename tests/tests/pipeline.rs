@@ -1,0 +1,417 @@
+//! The pipeline end to end in embedded mode: a valid AIP, idempotent stages, continuations
+//! and dead letters.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vellum_core::messages::queues;
+use vellum_core::model::TransferStatus;
+use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::Outcome;
+use vellum_tests::{bagit_validate, unpack_aip, Package, TestEnv};
+
+fn example_zip() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/PP-EXAMPLE.zip")
+}
+
+fn zip_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut e = zip.by_index(i).unwrap();
+        if e.is_dir() {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.insert(e.name().unwrap().to_string(), bytes);
+    }
+    out
+}
+
+#[test]
+fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
+    let t = TestEnv::new(3);
+    let bytes = std::fs::read(example_zip()).unwrap();
+    let meta = t
+        .env
+        .uploads
+        .put("born-digital/PP-EXAMPLE.zip", &bytes)
+        .unwrap();
+    let event = vellum_local::watcher::upload_event("uploads", &meta);
+    t.env
+        .queue
+        .send(queues::START, &serde_json::to_string(&event).unwrap())
+        .unwrap();
+    t.drive(|_, _| false);
+
+    let transfer = t.transfer_for(&event).expect("a transfer");
+    assert_eq!(
+        transfer.status,
+        TransferStatus::Complete,
+        "{:?}",
+        transfer.failure_reason
+    );
+    let key = transfer.aip_key.clone().unwrap();
+    assert_eq!(
+        key,
+        format!(
+            "born-digital/PP/EXA/1/v1/PP-EXAMPLE-{}.tar.gz",
+            transfer.aip_uuid
+        )
+    );
+    let unpacked = tempfile::tempdir().unwrap();
+    let bag = unpack_aip(&t.env.aips.root().join(&key), unpacked.path());
+    assert_eq!(
+        bag.file_name().unwrap().to_string_lossy(),
+        format!("PP-EXAMPLE-{}", transfer.aip_uuid)
+    );
+    if let Some(result) = bagit_validate(&bag) {
+        result.expect("bagit-python accepts the AIP");
+    }
+    for (name, original) in zip_entries(&example_zip()) {
+        let in_aip = match name.strip_prefix("metadata/") {
+            Some(rest) => bag.join(format!(
+                "data/objects/metadata/transfers/PP-EXAMPLE-{}/{rest}",
+                transfer.id
+            )),
+            None => bag.join("data").join(&name),
+        };
+        let stored = std::fs::read(&in_aip)
+            .unwrap_or_else(|e| panic!("{name} is not in the AIP at {in_aip:?}: {e}"));
+        assert!(stored == original, "{name} differs in the AIP");
+    }
+    let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+    assert!(info.contains("External-Identifier: PP/EXA/1\n"), "{info}");
+    assert!(
+        info.contains(&format!(
+            "Internal-Sender-Identifier: {}\n",
+            transfer.aip_uuid
+        )),
+        "{info}"
+    );
+    let mets =
+        std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
+    for file in t.env.state.files(transfer.id).unwrap() {
+        assert!(
+            mets.contains(&file.uuid.to_string()),
+            "the METS names {}",
+            file.original_path
+        );
+        assert!(
+            mets.contains(file.sha256().unwrap()),
+            "the METS carries the sha256 of {}",
+            file.original_path
+        );
+    }
+    assert_eq!(
+        std::fs::read(t.dir.path().join("uploads/born-digital/PP-EXAMPLE.zip")).unwrap(),
+        bytes,
+        "the upload is untouched"
+    );
+    assert!(
+        t.env.pipeline.working.list("").unwrap().is_empty(),
+        "the working area is cleaned after storage"
+    );
+}
+
+/// What must be true, exactly once, of a finished transfer of `files` files.
+fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
+    let transfer = t.env.state.transfer(transfer_id).unwrap().unwrap();
+    assert_eq!(
+        transfer.status,
+        TransferStatus::Complete,
+        "{:?}",
+        transfer.failure_reason
+    );
+    assert_eq!(t.stored_aips().len(), 1, "one AIP: {:?}", t.stored_aips());
+    assert_eq!(transfer.file_count as usize, files);
+    let stored = t.env.state.files(transfer_id).unwrap();
+    assert_eq!(stored.len(), files, "one record per file");
+    let events = t.env.state.events(transfer_id).unwrap();
+    let mut per_file: BTreeMap<(Option<uuid::Uuid>, String), usize> = BTreeMap::new();
+    for e in &events {
+        *per_file
+            .entry((e.file_uuid, e.event_type.clone()))
+            .or_default() += 1;
+    }
+    assert!(
+        per_file.values().all(|&n| n == 1),
+        "an event was recorded twice: {per_file:?}"
+    );
+    assert_eq!(
+        events.len(),
+        files * 2 + 1,
+        "ingestion and digest per file, one AIP fixity check"
+    );
+    let checksum = t
+        .env
+        .state
+        .job(transfer_id, queues::CHECKSUM)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checksum.batches_done, transfer.batch_count,
+        "no batch counted twice"
+    );
+    assert_eq!(t.env.state.tasks(checksum.uuid).unwrap().len(), files);
+    let jobs = t.env.state.jobs(transfer_id).unwrap();
+    assert_eq!(jobs.len(), queues::ALL.len(), "one job per stage: {jobs:?}");
+}
+
+#[test]
+fn redelivering_any_stage_message_changes_nothing() {
+    for &stage in queues::ALL {
+        let t = TestEnv::new(3);
+        let event = t.upload(
+            &Package::catalogued("PP/RE/1", 10),
+            "born-digital/redelivery.zip",
+        );
+        // Every message of this stage is delivered twice in a row.
+        let mut repeated = HashSet::new();
+        t.drive(|q, body| q == stage && repeated.insert(body.to_string()));
+        let transfer = t.transfer_for(&event).unwrap();
+        assert_eq!(
+            transfer.batch_count, 4,
+            "10 files and metadata.csv in batches of 3"
+        );
+        assert_recorded_once(&t, transfer.id, 11);
+        // And every message of every stage again, long after the transfer finished.
+        let handled = t.drive(|_, _| false);
+        assert!(handled.is_empty());
+        let all: Vec<(String, String)> = repeated
+            .iter()
+            .map(|b| (stage.to_string(), b.clone()))
+            .collect();
+        for (q, body) in all {
+            t.env.queue.send(&q, &body).unwrap();
+        }
+        let late = t.drive(|_, _| false);
+        assert!(
+            late.iter().all(|(_, _, o)| *o == Outcome::Ignored),
+            "{stage}: {late:?}"
+        );
+        assert_recorded_once(&t, transfer.id, 11);
+        eprintln!("redelivery of {stage} messages: ok");
+    }
+}
+
+#[test]
+fn a_package_too_large_for_one_invocation_is_extracted_in_continuations() {
+    let t = TestEnv::new(4);
+    let event = t.upload(
+        &Package::catalogued("PP/BIG/1", 25),
+        "born-digital/continued.zip",
+    );
+    // No time at all: every extract invocation does one entry, checkpoints and continues.
+    let handled = t.drive_with_budget(Duration::ZERO, |_, _| false);
+    let continued = handled
+        .iter()
+        .filter(|(q, _, o)| q == queues::EXTRACT && *o == Outcome::Continued)
+        .count();
+    assert!(continued >= 20, "extraction continued {continued} times");
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_recorded_once(&t, transfer.id, 26);
+}
+
+#[test]
+fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
+    let cases: Vec<(&str, Package, TransferStatus, &str)> = vec![
+        (
+            "elsewhere/x.zip",
+            Package::catalogued("PP/1", 1),
+            TransferStatus::Rejected,
+            "not a known location",
+        ),
+        (
+            "born-digital/no-metadata.zip",
+            {
+                let mut p = Package::default();
+                p.add("objects/a.txt", "a");
+                p
+            },
+            TransferStatus::Rejected,
+            "metadata/metadata.csv is missing",
+        ),
+        (
+            "born-digital/no-identifier.zip",
+            {
+                let mut p = Package::default();
+                p.add(
+                    "metadata/metadata.csv",
+                    "filename,dc.identifier\nobjects/,\n",
+                )
+                .add("objects/a.txt", "a");
+                p
+            },
+            TransferStatus::Rejected,
+            "dc.identifier",
+        ),
+        (
+            "born-digital/stray.zip",
+            {
+                let mut p = Package::catalogued("PP/2", 1);
+                p.add("notes.txt", "outside");
+                p
+            },
+            TransferStatus::Failed,
+            "outside objects/ and metadata/",
+        ),
+        (
+            "born-digital/slip.zip",
+            {
+                let mut p = Package::catalogued("PP/3", 1);
+                p.add("objects/../../escape.txt", "evil");
+                p
+            },
+            TransferStatus::Failed,
+            "escapes the package",
+        ),
+    ];
+    for (key, package, status, words) in cases {
+        let t = TestEnv::new(10);
+        let event = t.upload(&package, key);
+        let before = std::fs::read(t.dir.path().join("uploads").join(key)).unwrap();
+        t.drive(|_, _| false);
+        let transfer = t
+            .transfer_for(&event)
+            .unwrap_or_else(|| panic!("{key}: no transfer record"));
+        assert_eq!(
+            transfer.status, status,
+            "{key}: {:?}",
+            transfer.failure_reason
+        );
+        let reason = transfer.failure_reason.unwrap();
+        assert!(reason.contains(words), "{key}: {reason}");
+        assert!(t.stored_aips().is_empty());
+        assert_eq!(
+            std::fs::read(t.dir.path().join("uploads").join(key)).unwrap(),
+            before,
+            "{key}: upload modified"
+        );
+    }
+    // Not a zip at all.
+    let t = TestEnv::new(10);
+    let meta = t
+        .env
+        .uploads
+        .put("born-digital/fake.zip", b"this is not a zip")
+        .unwrap();
+    let event = vellum_local::watcher::upload_event("uploads", &meta);
+    t.env
+        .queue
+        .send(queues::START, &serde_json::to_string(&event).unwrap())
+        .unwrap();
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Rejected);
+    assert!(transfer
+        .failure_reason
+        .unwrap()
+        .contains("not a readable zip"));
+}
+
+/// The working area, failing every read: a transient fault that never clears.
+struct Unreadable(Arc<dyn ObjectStore>);
+
+impl ObjectStore for Unreadable {
+    fn bucket(&self) -> &str {
+        self.0.bucket()
+    }
+    fn head(
+        &self,
+        key: &str,
+    ) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
+        self.0.head(key)
+    }
+    fn get(&self, _key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
+        Err(vellum_core::ports::PortError::Unavailable(
+            "SlowDown: please reduce your request rate".into(),
+        ))
+    }
+    fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> vellum_core::ports::PortResult<Vec<u8>> {
+        self.0.get_range(key, offset, len)
+    }
+    fn writer(
+        &self,
+        key: &str,
+    ) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
+        self.0.writer(key)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> vellum_core::ports::PortResult<Vec<vellum_core::ports::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    fn put_tags(
+        &self,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> vellum_core::ports::PortResult<()> {
+        self.0.put_tags(key, tags)
+    }
+    fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
+        self.0.get_tags(key)
+    }
+    fn delete(&self, key: &str) -> vellum_core::ports::PortResult<()> {
+        self.0.delete(key)
+    }
+}
+
+#[test]
+fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = vellum_local::EmbeddedOptions {
+        max_receives: 2,
+        ..Default::default()
+    };
+    let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
+    let mut pipeline = env.pipeline.clone();
+    pipeline.working = Arc::new(Unreadable(pipeline.working.clone()));
+    let t = TestEnv { dir, env };
+    let event = t.upload(&Package::catalogued("PP/DLQ/1", 2), "born-digital/dlq.zip");
+    let config = vellum_local::RunnerConfig {
+        retry_delay: Duration::from_millis(20),
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let runner = vellum_local::Runner::start(pipeline, t.env.queue.clone(), config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let transfer = loop {
+        let transfer = t.transfer_for(&event);
+        if let Some(tr) = transfer.filter(|tr| tr.status.is_terminal()) {
+            break tr;
+        }
+        assert!(Instant::now() < deadline, "the transfer never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    runner.stop();
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(
+        reason.contains("Assign checksums and file sizes to objects")
+            && reason.contains("dead-letter"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("SlowDown"),
+        "the last error is kept: {reason}"
+    );
+    let dead = t.env.queue.dead_letters(queues::CHECKSUM).unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the message is kept in the dead-letter queue"
+    );
+    assert_eq!(dead[0].receive_count, 2);
+    assert!(t.stored_aips().is_empty());
+}
