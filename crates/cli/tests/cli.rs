@@ -1,0 +1,171 @@
+//! The `vellum` command as scripts use it: exit codes, the --json report, and a runner
+//! that is killed mid-transfer and started again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vellum_core::model::TransferStatus;
+use vellum_core::ports::StateStore;
+use vellum_local::sqlite_state::SqliteStateStore;
+use vellum_tests::Package;
+
+fn vellum() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vellum"))
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/PP-EXAMPLE.zip")
+}
+
+fn ingest_json(package: &Path, data: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = vellum()
+        .arg("ingest")
+        .arg(package)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("run vellum ingest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().expect("an exit code"), report)
+}
+
+#[test]
+fn ingest_stores_the_example_and_reports_it() {
+    let data = tempfile::tempdir().unwrap();
+    let (code, report) = ingest_json(&example(), data.path(), &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["status"], "COMPLETE");
+    assert!(report["reason"].is_null());
+    for field in ["transfer_id", "sip_uuid"] {
+        assert!(uuid::Uuid::parse_str(report[field].as_str().unwrap()).is_ok(), "{field}: {report}");
+    }
+    let aip = PathBuf::from(report["aip"].as_str().unwrap());
+    assert!(aip.is_file(), "the AIP is where the report says: {aip:?}");
+    assert!(aip.starts_with(std::fs::canonicalize(data.path()).unwrap().join("aips/born-digital/PP/EXA/1/v1")));
+    // The same package again is a new transfer and a new version, never an overwrite.
+    let (code, second) = ingest_json(&example(), data.path(), &[]);
+    assert_eq!(code, 0);
+    assert_ne!(second["transfer_id"], report["transfer_id"]);
+    assert!(second["aip"].as_str().unwrap().contains("/v2/"), "{second}");
+    assert!(aip.is_file(), "version 1 is still there");
+}
+
+#[test]
+fn ingest_exit_codes_say_how_a_transfer_ended() {
+    let data = tempfile::tempdir().unwrap();
+    let (code, report) = ingest_json(&example(), data.path(), &["--key", "somewhere-else/PP-EXAMPLE.zip"]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "REJECTED");
+    assert!(report["aip"].is_null());
+    assert!(report["reason"].as_str().unwrap().contains("not a known location"), "{report}");
+
+    let stray = data.path().join("stray.zip");
+    let mut p = Package::catalogued("PP/STRAY/1", 2);
+    p.add("README.txt", "outside the two folders");
+    p.write_zip(&stray);
+    let (code, report) = ingest_json(&stray, data.path(), &[]);
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(report["status"], "FAILED");
+    assert!(report["reason"].as_str().unwrap().contains("README.txt"), "{report}");
+
+    let out = vellum().args(["ingest", "/no/such/package.zip", "--data-dir"]).arg(data.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a missing package is an internal error");
+    let out = vellum().args(["ingest", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors keep clap's code");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [&["--help"][..], &["ingest", "--help"], &["serve", "--help"]] {
+        let out = vellum().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn serve(data: &Path) -> std::process::Child {
+    vellum()
+        .args(["serve", "--batch-size", "1", "--budget-secs", "0", "--visibility-secs", "2", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--scan-interval-ms", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vellum serve")
+}
+
+#[test]
+fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
+    let data = tempfile::tempdir().unwrap();
+    let uploads = data.path().join("uploads/born-digital");
+    std::fs::create_dir_all(&uploads).unwrap();
+    // Built beside the uploads folder, then moved in whole, as a finished upload appears.
+    let staging = data.path().join("crash.zip");
+    Package::catalogued("PP/CRASH/1", 300).write_zip(&staging);
+    let mut first = serve(data.path());
+    std::fs::rename(&staging, uploads.join("crash.zip")).unwrap();
+
+    let state = SqliteStateStore::open(&data.path().join("vellum.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Kill it once per-file work is under way and before the transfer is done.
+    let killed_at = loop {
+        assert!(Instant::now() < deadline, "the transfer never got going");
+        if let Some(t) = state.list_transfers(1).unwrap().pop() {
+            let checksum = state.job(t.id, "checksum").unwrap();
+            if checksum.is_some_and(|j| j.batches_done > 0) {
+                first.kill().unwrap();
+                first.wait().unwrap();
+                break state.transfer(t.id).unwrap().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(killed_at.status, TransferStatus::Processing, "killed mid-transfer, not after it");
+    let checksum_done = state.job(killed_at.id, "checksum").unwrap().unwrap().batches_done;
+    assert!(checksum_done < killed_at.batch_count, "killed before the per-file work was done");
+
+    let mut second = serve(data.path());
+    let finished = loop {
+        let t = state.transfer(killed_at.id).unwrap().unwrap();
+        if t.status.is_terminal() || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
+    assert_eq!(state.list_transfers(10).unwrap().len(), 1, "a restart creates no second transfer");
+    assert_eq!(finished.file_count, 301);
+    let events = state.events(finished.id).unwrap();
+    assert_eq!(events.len(), 301 * 2 + 1, "no event lost or doubled across the crash");
+    let aips: Vec<_> = walk(&data.path().join("aips"));
+    assert_eq!(aips.len(), 1, "{aips:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().is_some_and(|n| n == ".vellum") {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
