@@ -29,8 +29,12 @@ fn ingest_json(package: &Path, data: &Path, extra: &[&str]) -> (i32, serde_json:
         .output()
         .expect("run vellum ingest");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON object ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     (out.status.code().expect("an exit code"), report)
 }
 
@@ -42,11 +46,18 @@ fn ingest_stores_the_example_and_reports_it() {
     assert_eq!(report["status"], "COMPLETE");
     assert!(report["reason"].is_null());
     for field in ["transfer_id", "sip_uuid"] {
-        assert!(uuid::Uuid::parse_str(report[field].as_str().unwrap()).is_ok(), "{field}: {report}");
+        assert!(
+            uuid::Uuid::parse_str(report[field].as_str().unwrap()).is_ok(),
+            "{field}: {report}"
+        );
     }
     let aip = PathBuf::from(report["aip"].as_str().unwrap());
     assert!(aip.is_file(), "the AIP is where the report says: {aip:?}");
-    assert!(aip.starts_with(std::fs::canonicalize(data.path()).unwrap().join("aips/born-digital/PP/EXA/1/v1")));
+    assert!(aip.starts_with(
+        std::fs::canonicalize(data.path())
+            .unwrap()
+            .join("aips/born-digital/PP/EXA/1/v1")
+    ));
     // The same package again is a new transfer and a new version, never an overwrite.
     let (code, second) = ingest_json(&example(), data.path(), &[]);
     assert_eq!(code, 0);
@@ -58,11 +69,21 @@ fn ingest_stores_the_example_and_reports_it() {
 #[test]
 fn ingest_exit_codes_say_how_a_transfer_ended() {
     let data = tempfile::tempdir().unwrap();
-    let (code, report) = ingest_json(&example(), data.path(), &["--key", "somewhere-else/PP-EXAMPLE.zip"]);
+    let (code, report) = ingest_json(
+        &example(),
+        data.path(),
+        &["--key", "somewhere-else/PP-EXAMPLE.zip"],
+    );
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "REJECTED");
     assert!(report["aip"].is_null());
-    assert!(report["reason"].as_str().unwrap().contains("not a known location"), "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a known location"),
+        "{report}"
+    );
 
     let stray = data.path().join("stray.zip");
     let mut p = Package::catalogued("PP/STRAY/1", 2);
@@ -71,11 +92,25 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     let (code, report) = ingest_json(&stray, data.path(), &[]);
     assert_eq!(code, 4, "{report}");
     assert_eq!(report["status"], "FAILED");
-    assert!(report["reason"].as_str().unwrap().contains("README.txt"), "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("README.txt"),
+        "{report}"
+    );
 
-    let out = vellum().args(["ingest", "/no/such/package.zip", "--data-dir"]).arg(data.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "a missing package is an internal error");
-    let out = vellum().args(["ingest", "--no-such-flag"]).output().unwrap();
+    let out = vellum()
+        .args(["ingest", "/no/such/package.zip", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing package is an internal error"
+    );
+    let out = vellum()
+        .args(["ingest", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors keep clap's code");
 }
 
@@ -84,25 +119,59 @@ fn every_command_has_help() {
     for args in [&["--help"][..], &["ingest", "--help"], &["serve", "--help"]] {
         let out = vellum().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn serve(data: &Path) -> std::process::Child {
-    vellum()
-        .args(["serve", "--batch-size", "1", "--budget-secs", "0", "--visibility-secs", "2", "--listen"])
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--scan-interval-ms", "100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vellum serve")
+/// A running `vellum serve`, killed however the test ends.
+struct Served(std::process::Child);
+
+impl Served {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn serve(data: &Path) -> Served {
+    Served(
+        vellum()
+            .args([
+                "serve",
+                "--batch-size",
+                "1",
+                "--budget-secs",
+                "0",
+                "--visibility-secs",
+                "2",
+                "--listen",
+            ])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--scan-interval-ms", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vellum serve"),
+    )
 }
 
 #[test]
@@ -124,16 +193,26 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         if let Some(t) = state.list_transfers(1).unwrap().pop() {
             let checksum = state.job(t.id, "checksum").unwrap();
             if checksum.is_some_and(|j| j.batches_done > 0) {
-                first.kill().unwrap();
-                first.wait().unwrap();
+                first.kill();
                 break state.transfer(t.id).unwrap().unwrap();
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(killed_at.status, TransferStatus::Processing, "killed mid-transfer, not after it");
-    let checksum_done = state.job(killed_at.id, "checksum").unwrap().unwrap().batches_done;
-    assert!(checksum_done < killed_at.batch_count, "killed before the per-file work was done");
+    assert_eq!(
+        killed_at.status,
+        TransferStatus::Processing,
+        "killed mid-transfer, not after it"
+    );
+    let checksum_done = state
+        .job(killed_at.id, "checksum")
+        .unwrap()
+        .unwrap()
+        .batches_done;
+    assert!(
+        checksum_done < killed_at.batch_count,
+        "killed before the per-file work was done"
+    );
 
     let mut second = serve(data.path());
     let finished = loop {
@@ -143,13 +222,25 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    second.kill().unwrap();
-    second.wait().unwrap();
-    assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
-    assert_eq!(state.list_transfers(10).unwrap().len(), 1, "a restart creates no second transfer");
+    second.kill();
+    assert_eq!(
+        finished.status,
+        TransferStatus::Complete,
+        "{:?}",
+        finished.failure_reason
+    );
+    assert_eq!(
+        state.list_transfers(10).unwrap().len(),
+        1,
+        "a restart creates no second transfer"
+    );
     assert_eq!(finished.file_count, 301);
     let events = state.events(finished.id).unwrap();
-    assert_eq!(events.len(), 301 * 2 + 1, "no event lost or doubled across the crash");
+    assert_eq!(
+        events.len(),
+        301 * 2 + 1,
+        "no event lost or doubled across the crash"
+    );
     let aips: Vec<_> = walk(&data.path().join("aips"));
     assert_eq!(aips.len(), 1, "{aips:?}");
 }

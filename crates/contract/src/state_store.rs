@@ -301,8 +301,8 @@ pub fn events_are_written_once(make: &Make) {
     let t = transfer("e");
     s.create_transfer("k", &t).unwrap();
     let e = event(&t, None, "fixity check");
-    s.record_events(&[e.clone()]).unwrap();
-    s.record_events(&[e.clone()]).unwrap();
+    s.record_events(std::slice::from_ref(&e)).unwrap();
+    s.record_events(std::slice::from_ref(&e)).unwrap();
     let mut changed = e.clone();
     changed.outcome_detail = "rewritten".into();
     s.record_events(&[changed]).unwrap();

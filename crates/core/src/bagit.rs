@@ -43,7 +43,7 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
             continue;
         }
         let (digest, path) = line
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or_else(|| format!("line {} of a manifest has no path", n + 1))?;
         let path = path.trim_start_matches([' ', '\t']);
         if map
