@@ -134,8 +134,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running `vellum serve`, killed however the test ends.
-struct Served(std::process::Child);
+/// A running `vellum serve` and its status port, killed however the test ends.
+struct Served(std::process::Child, u16);
 
 impl Served {
     fn kill(&mut self) {
@@ -151,27 +151,44 @@ impl Drop for Served {
 }
 
 fn serve(data: &Path) -> Served {
-    Served(
-        vellum()
-            .args([
-                "serve",
-                "--batch-size",
-                "1",
-                "--budget-secs",
-                "0",
-                "--visibility-secs",
-                "2",
-                "--listen",
-            ])
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--scan-interval-ms", "100"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start vellum serve"),
+    let port = free_port();
+    let child = vellum()
+        .args([
+            "serve",
+            "--batch-size",
+            "1",
+            "--budget-secs",
+            "0",
+            "--visibility-secs",
+            "2",
+        ])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--scan-interval-ms", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vellum serve");
+    Served(child, port)
+}
+
+/// GETs a path from a serve's status endpoint and parses the JSON body.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the status endpoint");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("a JSON body")
 }
 
 #[test]

@@ -56,3 +56,88 @@ impl StageMessage {
         serde_json::to_string(self).expect("a stage message always serializes")
     }
 }
+
+/// Reads an S3 event notification (as S3 sends it to a queue or a function) into upload
+/// events. A test event (`s3:TestEvent`) holds none. Keys arrive URL-encoded, with `+` for
+/// a space, and are decoded here once.
+pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    if v.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let records = v
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .ok_or("an S3 notification has a Records array")?;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let s = |path: &[&str]| -> Option<String> {
+            let mut cur = r;
+            for p in path {
+                cur = cur.get(*p)?;
+            }
+            cur.as_str().map(str::to_string)
+        };
+        let raw_key = s(&["s3", "object", "key"]).ok_or("a record without s3.object.key")?;
+        out.push(UploadEvent {
+            bucket: s(&["s3", "bucket", "name"]).ok_or("a record without s3.bucket.name")?,
+            key: decode_s3_key(&raw_key)?,
+            event_name: s(&["eventName"]).unwrap_or_default(),
+            event_time: s(&["eventTime"]).unwrap_or_default(),
+            sequencer: s(&["s3", "object", "sequencer"]).unwrap_or_default(),
+            version_id: s(&["s3", "object", "versionId"]),
+            size: r
+                .pointer("/s3/object/size")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// S3's form encoding of keys in notifications: `+` is a space, `%XX` a byte.
+pub fn decode_s3_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw
+                    .get(i + 1..i + 3)
+                    .ok_or_else(|| format!("a broken escape in the key {raw:?}"))?;
+                out.push(
+                    u8::from_str_radix(hex, 16)
+                        .map_err(|_| format!("a broken escape in the key {raw:?}"))?,
+                );
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("the key {raw:?} does not decode to UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_notifications_decode_keys_and_skip_test_events() {
+        let sample = include_str!("../../../events/s3-object-created.json");
+        let events = upload_events_from_s3(sample).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].key, "born-digital/PP ABC (draft)/Café.zip");
+        assert_eq!(events[0].bucket, "vellum-uploads");
+        assert_eq!(events[0].size, 1024);
+        assert!(
+            upload_events_from_s3(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(decode_s3_key("bad%zz").is_err());
+        assert_eq!(decode_s3_key("a%2Bb+c").unwrap(), "a+b c");
+    }
+}
