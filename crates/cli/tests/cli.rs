@@ -239,6 +239,13 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    if finished.status == TransferStatus::Complete {
+        let status = get_json(second.1, "/status");
+        assert_eq!(status["transfers"][0]["id"], finished.id.to_string());
+        assert_eq!(status["transfers"][0]["status"], "COMPLETE");
+        let detail = get_json(second.1, &format!("/api/transfers/{}", finished.id));
+        assert_eq!(detail["jobs"].as_array().unwrap().len(), 6, "{detail}");
+    }
     second.kill();
     assert_eq!(
         finished.status,
