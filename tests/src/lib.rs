@@ -52,10 +52,13 @@ impl Package {
     }
 
     pub fn write_zip(&self, path: &Path) {
+        self.write_zip_with(path, zip::CompressionMethod::Deflated);
+    }
+
+    pub fn write_zip_with(&self, path: &Path, method: zip::CompressionMethod) {
         let file = std::fs::File::create(path).expect("create the zip");
         let mut zip = zip::ZipWriter::new(file);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
         for e in &self.entries {
             zip.start_file(e.name.as_str(), options)
                 .expect("start a zip entry");
@@ -63,6 +66,24 @@ impl Package {
         }
         zip.finish().expect("finish the zip");
     }
+}
+
+/// A valid package whose stored entry `objects/damaged.txt` has one byte changed after
+/// zipping, so its CRC no longer matches: intake (which reads only the index) accepts it,
+/// extraction finds the damage.
+pub fn write_damaged_zip(path: &Path, identifier: &str) {
+    let mut p = Package::catalogued(identifier, 2);
+    let content = "0123456789-this-content-is-damaged-after-zipping-".repeat(20);
+    p.add("objects/damaged.txt", content.clone());
+    p.write_zip_with(path, zip::CompressionMethod::Stored);
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(content.len())
+        .position(|w| w == content.as_bytes())
+        .expect("the stored content")
+        + 100;
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
 }
 
 /// An embedded pipeline in its own temporary folder.

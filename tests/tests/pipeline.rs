@@ -72,18 +72,41 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     if let Some(result) = bagit_validate(&bag) {
         result.expect("bagit-python accepts the AIP");
     }
-    for (name, original) in zip_entries(&example_zip()) {
-        let in_aip = match name.strip_prefix("metadata/") {
-            Some(rest) => bag.join(format!(
-                "data/objects/metadata/transfers/PP-EXAMPLE-{}/{rest}",
-                transfer.id
-            )),
-            None => bag.join("data").join(&name),
-        };
+    // Every entry is in the AIP, byte for byte, under its sanitized name.
+    let files = t.env.state.files(transfer.id).unwrap();
+    let entries = zip_entries(&example_zip());
+    assert_eq!(files.len(), entries.len(), "one file record per entry");
+    for (name, original) in entries {
+        let file = files
+            .iter()
+            .find(|f| f.original_path == name)
+            .unwrap_or_else(|| panic!("no record of {name}"));
+        let in_aip = bag
+            .join("data")
+            .join(vellum_core::aip::payload_path(&transfer, file));
         let stored = std::fs::read(&in_aip)
             .unwrap_or_else(|e| panic!("{name} is not in the AIP at {in_aip:?}: {e}"));
         assert!(stored == original, "{name} differs in the AIP");
     }
+    let renamed = files
+        .iter()
+        .find(|f| f.original_path == "objects/notes/catalogue entry (draft).html")
+        .unwrap();
+    assert_eq!(
+        renamed.current_path,
+        "objects/notes/catalogue_entry_(draft).html"
+    );
+    let changes = std::fs::read_to_string(bag.join("data/logs/filenameChanges.log")).unwrap();
+    assert!(
+        changes.contains("objects/notes/catalogue entry (draft).html -> objects/notes/catalogue_entry_(draft).html"),
+        "{changes}"
+    );
+    assert!(bag
+        .join(format!(
+            "data/objects/metadata/transfers/PP-EXAMPLE-{}/metadata.csv",
+            transfer.id
+        ))
+        .is_file());
     let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
     assert!(info.contains("External-Identifier: PP/EXA/1\n"), "{info}");
     assert!(
@@ -257,7 +280,7 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
                 p.add("notes.txt", "outside");
                 p
             },
-            TransferStatus::Failed,
+            TransferStatus::Rejected,
             "outside objects/ and metadata/",
         ),
         (
@@ -267,8 +290,8 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
                 p.add("objects/../../escape.txt", "evil");
                 p
             },
-            TransferStatus::Failed,
-            "escapes the package",
+            TransferStatus::Rejected,
+            "leads out of its folder",
         ),
     ];
     for (key, package, status, words) in cases {
@@ -314,7 +337,8 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
         .contains("not a readable zip"));
 }
 
-/// The working area, failing every read: a transient fault that never clears.
+/// The working area, failing every read of an extracted file: a transient fault that
+/// never clears.
 struct Unreadable(Arc<dyn ObjectStore>);
 
 impl ObjectStore for Unreadable {
@@ -327,7 +351,10 @@ impl ObjectStore for Unreadable {
     ) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
         self.0.head(key)
     }
-    fn get(&self, _key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
+    fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
+        if !key.contains("/objects/") {
+            return self.0.get(key);
+        }
         Err(vellum_core::ports::PortError::Unavailable(
             "SlowDown: please reduce your request rate".into(),
         ))

@@ -90,10 +90,23 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     p.add("README.txt", "outside the two folders");
     p.write_zip(&stray);
     let (code, report) = ingest_json(&stray, data.path(), &[]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "REJECTED");
+    assert!(
+        report["reason"].as_str().unwrap().contains("README.txt"),
+        "{report}"
+    );
+
+    let damaged = data.path().join("damaged.zip");
+    vellum_tests::write_damaged_zip(&damaged, "PP/DAMAGED/1");
+    let (code, report) = ingest_json(&damaged, data.path(), &[]);
     assert_eq!(code, 4, "{report}");
     assert_eq!(report["status"], "FAILED");
     assert!(
-        report["reason"].as_str().unwrap().contains("README.txt"),
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("objects/damaged.txt"),
         "{report}"
     );
 

@@ -17,6 +17,8 @@ pub fn transfer(name: &str) -> Transfer {
         name: name.into(),
         source_bucket: "uploads".into(),
         source_key: format!("born-digital/{name}.zip"),
+        source_event_time: "2026-11-26T10:15:30.123Z".into(),
+        event_key: format!("event-of-{name}"),
         profile: "born_digital".into(),
         identifiers: Identifiers::default(),
         status: TransferStatus::Processing,
@@ -85,6 +87,8 @@ pub fn create_transfer_is_idempotent(make: &Make) {
     assert_eq!(s.list_transfers(10).unwrap().len(), 2);
     let stored = s.transfer(t.id).unwrap().unwrap();
     assert_eq!(stored.name, "a");
+    assert_eq!(stored.source_event_time, t.source_event_time);
+    assert_eq!(stored.event_key, t.event_key);
     assert_eq!(stored.sip_uuid, t.sip_uuid);
     assert!(s.transfer(Uuid::new_v4()).unwrap().is_none());
 }

@@ -40,3 +40,23 @@ pub fn working_mets_key(transfer: &Transfer) -> String {
 pub fn working_package_key(transfer: &Transfer) -> String {
     format!("{}/aip/{}.tar.gz", transfer.id, bag_name(transfer))
 }
+
+/// The log of names sanitizing changed, relative to `data/`.
+pub const FILENAME_CHANGES_LOG: &str = "logs/filenameChanges.log";
+
+/// Whether a payload path (relative to the bag) is one Vellum writes itself rather than a
+/// transfer file: the METS and the logs.
+pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
+    path == format!("data/{}", mets_name(transfer)) || path.starts_with("data/logs/")
+}
+
+/// The filename-changes log: one line per file whose name sanitizing changed.
+pub fn filename_changes_log(files: &[File]) -> String {
+    let mut out = String::from(
+        "# Names changed by \"Sanitize object's file and directory names\": original -> new\n",
+    );
+    for f in files.iter().filter(|f| f.original_path != f.current_path) {
+        out.push_str(&format!("{} -> {}\n", f.original_path, f.current_path));
+    }
+    out
+}

@@ -3,8 +3,11 @@
 //! adapters in other crates implement the ports.
 
 pub mod aip;
+pub mod archive;
 pub mod bagit;
 pub mod error;
+pub mod feedback;
+pub mod intake;
 pub mod messages;
 pub mod metadata;
 pub mod mets;
@@ -14,6 +17,8 @@ pub mod pipeline;
 pub mod ports;
 pub mod profile;
 pub mod ranged;
+pub mod rights;
+pub mod sanitize;
 pub mod stages;
 pub mod xml;
 

@@ -82,6 +82,11 @@ pub struct Transfer {
     pub name: String,
     pub source_bucket: String,
     pub source_key: String,
+    /// When S3 says the upload happened; names the upload's log objects and tags.
+    pub source_event_time: String,
+    /// The upload event's identity (SHA-256 of bucket, key, event name, sequencer,
+    /// version): a retried event writes the same log object, not a second one.
+    pub event_key: String,
     pub profile: String,
     pub identifiers: Identifiers,
     pub status: TransferStatus,

@@ -183,6 +183,12 @@ impl Pipeline {
         let Some(id) = transfer_id else {
             return Outcome::FailedForGood(reason);
         };
+        // Intake writes its own, more detailed log; a later failure is told here.
+        if status == TransferStatus::Failed {
+            if let Err(e) = self.tell_uploader(id, &reason) {
+                return Outcome::Retry(format!("could not write the failed log ({reason}): {e}"));
+            }
+        }
         let ended = self
             .state
             .end_transfer(id, status, &reason)
@@ -194,6 +200,22 @@ impl Pipeline {
             }
             Err(e) => Outcome::Retry(format!("could not record the failure ({reason}): {e}")),
         }
+    }
+
+    fn tell_uploader(&self, id: Uuid, reason: &str) -> Result<(), crate::ports::PortError> {
+        let Some(transfer) = self.state.transfer(id)? else {
+            return Ok(());
+        };
+        if transfer.status.is_terminal() {
+            return Ok(());
+        }
+        let text = crate::feedback::processing_failure_log(&transfer, reason);
+        crate::feedback::write_log(
+            self.uploads.as_ref(),
+            &transfer,
+            crate::feedback::LogOutcome::Failed,
+            &text,
+        )
     }
 
     /// The transfer a message names, if it is still being processed.

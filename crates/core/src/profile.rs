@@ -26,6 +26,31 @@ pub struct Profile {
     pub format_identification: bool,
     pub gzip_level: u32,
     pub batch_size: u32,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What a package may be, at most; intake names the limit a package exceeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_total_bytes: u64,
+    /// Uncompressed size over compressed size, for entries of at least
+    /// `ratio_checked_above` bytes (small files compress well without being bombs).
+    pub max_compression_ratio: u64,
+    pub ratio_checked_above: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_total_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            max_compression_ratio: 1000,
+            ratio_checked_above: 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     name TEXT NOT NULL,
     source_bucket TEXT NOT NULL,
     source_key TEXT NOT NULL,
+    source_event_time TEXT NOT NULL,
+    event_key TEXT NOT NULL,
     profile TEXT NOT NULL,
     identifiers TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -176,7 +178,7 @@ impl SqliteStateStore {
 const TRANSFER_COLUMNS: &str =
     "id, name, source_bucket, source_key, profile, identifiers, status, \
     current_microservice, sip_uuid, aip_uuid, failure_reason, file_count, batch_count, aip_key, \
-    aip_version, created_at, updated_at, completed_at";
+    aip_version, created_at, updated_at, completed_at, source_event_time, event_key";
 
 fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
     Ok(Transfer {
@@ -199,6 +201,8 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         created_at: parse_ts(&r.get::<_, String>(15)?),
         updated_at: parse_ts(&r.get::<_, String>(16)?),
         completed_at: r.get::<_, Option<String>>(17)?.map(|s| parse_ts(&s)),
+        source_event_time: r.get(18)?,
+        event_key: r.get(19)?,
     })
 }
 
@@ -289,7 +293,7 @@ impl StateStore for SqliteStateStore {
             }
             tx.execute("INSERT INTO idempotency (key, transfer_id) VALUES (?1, ?2)", params![idempotency_key, t.id.to_string()])?;
             tx.execute(
-                &format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+                &format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
                 params![
                     t.id.to_string(),
                     t.name,
@@ -309,6 +313,8 @@ impl StateStore for SqliteStateStore {
                     ts(&t.created_at),
                     ts(&t.updated_at),
                     t.completed_at.as_ref().map(ts),
+                    t.source_event_time,
+                    t.event_key,
                 ],
             )?;
             tx.commit()?;

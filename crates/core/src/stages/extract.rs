@@ -1,15 +1,22 @@
-//! extract: the package's entries are streamed into the working area, each file gets its
-//! UUID and an ingestion event, and files are committed in batches. A package too large for
-//! one invocation continues from its checkpoint in a new message; when every entry is in,
-//! the batches fan out to the per-file stages.
+//! extract: the package's entries are streamed into the working area under the names
+//! intake planned, each file gets its UUID, an ingestion (or registration) event and, when
+//! its name had to change, a filename-change event; files are committed in batches. A
+//! package too large for one invocation continues from its checkpoint in a new message;
+//! when every entry is in, the batches fan out to the per-file stages.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
+use crate::archive::{open_tar, ArchiveKind, EntryKind};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
-use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent};
+use crate::model::{
+    derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer,
+};
 use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::ExtractCheckpoint;
+use crate::profile::PackageKind;
 use crate::ranged::RangedReader;
+use crate::stages::start::{listing_key, ListingLine};
 use crate::stages::{working_key, PER_FILE_STAGES};
 
 /// Reads of the package during extraction fetch this much at a time.
@@ -19,164 +26,269 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let profile = p.profile(&transfer)?;
-    let batch_size = p.batch_size(profile) as usize;
     p.begin_job(transfer.id, queues::EXTRACT)?;
     let mut checkpoint = p.state.extract_checkpoint(transfer.id)?;
     if !checkpoint.done {
-        let meta = p.uploads.head(&transfer.source_key)?.ok_or_else(|| {
-            StageError::Failed(format!(
-                "the upload {:?} disappeared from the bucket during extraction: upload it again",
-                transfer.source_key
-            ))
-        })?;
-        let reader = RangedReader::new(
-            p.uploads.clone(),
-            &transfer.source_key,
-            meta.size,
-            READ_CHUNK,
-        );
-        let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
-            StageError::Failed(format!("the package can no longer be read as a zip: {e}"))
-        })?;
-        let total = zip.len() as u64;
-        let mut files: Vec<File> = Vec::new();
-        let mut events: Vec<PremisEvent> = Vec::new();
-        let mut index = checkpoint.next_entry;
-        while index < total {
-            if let Some(file) = extract_entry(p, &transfer, &mut zip, index, checkpoint.batches)? {
-                events.push(ingestion_event(p, &file));
-                files.push(file);
-            }
-            index += 1;
-            let out_of_time = ctx.should_yield() && index < total;
-            if files.len() >= batch_size || out_of_time {
-                checkpoint = p.state.commit_extract_batch(
-                    transfer.id,
-                    &checkpoint,
-                    &files,
-                    &events,
-                    index,
-                )?;
-                files.clear();
-                events.clear();
-            }
-            if out_of_time {
+        match extract(p, &transfer, checkpoint, ctx)? {
+            Some(done) => checkpoint = done,
+            None => {
                 p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
-                tracing::info!(
-                    next_entry = index,
-                    total,
-                    "extraction continues in a new message"
-                );
                 return Ok(Progress::Continued);
             }
         }
-        if !files.is_empty() {
-            p.state
-                .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
-        }
-        checkpoint = p.state.finish_extract(transfer.id)?;
     }
     // Re-sent on every delivery after the checkpoint is done: the per-file stages ignore
     // batches they have recorded, so a message lost between commit and send is recovered.
-    let first = PER_FILE_STAGES[0];
     let msgs: Vec<StageMessage> = (0..checkpoint.batches)
         .map(|b| StageMessage::batch(transfer.id, b))
         .collect();
-    p.send(first, &msgs)?;
+    p.send(PER_FILE_STAGES[0], &msgs)?;
     p.state
         .finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
     Ok(Progress::Done)
 }
 
-/// Streams one entry to the working area. Directories yield no file.
-fn extract_entry<R: Read + io::Seek>(
+/// One entry's bytes and when it was last modified.
+struct Opened<'a> {
+    reader: Box<dyn Read + 'a>,
+    modified: Option<Timestamp>,
+}
+
+/// Extracts from the checkpoint on; returns the final checkpoint, or None when out of time
+/// (the checkpoint is saved and a continuation is due).
+fn extract(
     p: &Pipeline,
-    transfer: &crate::model::Transfer,
-    zip: &mut zip::ZipArchive<R>,
-    index: u64,
-    batch: u32,
-) -> StageResult<Option<File>> {
-    let mut entry = zip.by_index(index as usize).map_err(|e| {
-        StageError::Failed(format!("entry {index} of the package cannot be read: {e}"))
-    })?;
-    let raw_name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-    if entry.is_dir() {
-        return Ok(None);
-    }
-    if entry.is_symlink() {
-        return Err(StageError::Failed(format!(
-            "the package holds a link, {raw_name:?}: links are not preserved; replace it with the file it points to"
-        )));
-    }
-    if entry.encrypted() {
-        return Err(StageError::Failed(format!(
-            "{raw_name:?} is encrypted: make the zip again without a password"
-        )));
-    }
-    let Some(safe) = entry.enclosed_name() else {
-        return Err(StageError::Failed(format!(
-            "the entry {raw_name:?} has a path that escapes the package (absolute, or with \"..\"): \
-             make the zip from inside the package folder"
-        )));
+    transfer: &Transfer,
+    mut checkpoint: ExtractCheckpoint,
+    ctx: &StageContext,
+) -> StageResult<Option<ExtractCheckpoint>> {
+    let profile = p.profile(transfer)?;
+    let batch_size = p.batch_size(profile) as usize;
+    let key = &transfer.source_key;
+    let kind = ArchiveKind::of_key(key)
+        .ok_or_else(|| StageError::Failed(format!("{key:?} is no archive Vellum can extract")))?;
+    let gone = || {
+        StageError::Failed(format!(
+            "the upload {key:?} disappeared from the bucket during extraction: upload it again"
+        ))
     };
-    let path = safe.to_string_lossy().replace('\\', "/");
-    let file_use = if path.starts_with("objects/") {
-        FileUse::Original
-    } else if path.starts_with("metadata/") {
-        FileUse::Metadata
-    } else {
-        return Err(StageError::Failed(format!(
-            "the entry {raw_name:?} is outside objects/ and metadata/: everything in the package \
-             belongs in one of those two folders"
-        )));
-    };
-    let declared = entry.size();
-    let mut out = p.working.writer(&working_key(transfer.id, &path))?;
-    let written = io::copy(&mut entry, &mut out).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
-            StageError::Failed(format!("the entry {raw_name:?} is damaged: {e}"))
-        } else {
-            StageError::Transient(format!("extracting {raw_name:?}: {e}"))
+    let meta = p.uploads.head(key)?.ok_or_else(gone)?;
+    let mut lines = BufReader::new(p.working.get(&listing_key(transfer.id))?).lines();
+    let mut next_line = || -> StageResult<Option<ListingLine>> {
+        match lines.next() {
+            None => Ok(None),
+            Some(line) => serde_json::from_str(&line?).map(Some).map_err(|e| {
+                StageError::Transient(format!("the package listing is unreadable: {e}"))
+            }),
         }
+    };
+    let mut files: Vec<File> = Vec::new();
+    let mut events: Vec<PremisEvent> = Vec::new();
+    let mut index = checkpoint.next_entry;
+    let mut skipped = 0u64;
+    // Zip entries are opened by index; a tar is read in order, skipping what is done.
+    let mut zip = match kind {
+        ArchiveKind::Zip => {
+            let reader = RangedReader::new(p.uploads.clone(), key, meta.size, READ_CHUNK);
+            Some(zip::ZipArchive::new(reader).map_err(|e| {
+                StageError::Failed(format!("the package can no longer be read as a zip: {e}"))
+            })?)
+        }
+        _ => None,
+    };
+    let mut tar = match kind {
+        ArchiveKind::Zip => None,
+        _ => Some(open_tar(p.uploads.as_ref(), key, kind)?),
+    };
+    let mut tar_entries = match tar.as_mut() {
+        Some(t) => Some(t.entries().map_err(|e| {
+            StageError::Failed(format!("the package can no longer be read as a tar: {e}"))
+        })?),
+        None => None,
+    };
+    loop {
+        let Some(line) = next_line()? else { break };
+        if line.index < index {
+            continue;
+        }
+        let mut tar_entry = None;
+        if let Some(entries) = tar_entries.as_mut() {
+            // Entries before the checkpoint are read past, not extracted.
+            loop {
+                let entry = entries.next().ok_or_else(|| {
+                    StageError::Failed("the tar ended before its listing did".into())
+                })?;
+                let entry = entry
+                    .map_err(|e| StageError::Failed(format!("the package is damaged: {e}")))?;
+                if skipped == line.index {
+                    skipped += 1;
+                    tar_entry = Some(entry);
+                    break;
+                }
+                skipped += 1;
+            }
+        }
+        if line.kind == EntryKind::File {
+            let opened = match (&mut zip, tar_entry) {
+                (Some(zip), _) => {
+                    let entry = zip.by_index(line.index as usize).map_err(|e| {
+                        StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name))
+                    })?;
+                    let modified = entry.last_modified().and_then(zip_time);
+                    Opened {
+                        reader: Box::new(entry),
+                        modified,
+                    }
+                }
+                (None, Some(entry)) => {
+                    let modified = entry
+                        .header()
+                        .mtime()
+                        .ok()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
+                    Opened {
+                        reader: Box::new(entry),
+                        modified,
+                    }
+                }
+                (None, None) => {
+                    return Err(StageError::Failed(
+                        "the tar has fewer entries than its listing".into(),
+                    ))
+                }
+            };
+            let file = extract_file(p, transfer, &line, opened, checkpoint.batches)?;
+            events.extend(file_events(p, profile.kind, &file));
+            files.push(file);
+        } else if line.kind != EntryKind::Directory {
+            return Err(StageError::Failed(format!(
+                "the entry {:?} is not a file or folder",
+                line.name
+            )));
+        }
+        index = line.index + 1;
+        let out_of_time = ctx.should_yield();
+        if files.len() >= batch_size || out_of_time {
+            checkpoint =
+                p.state
+                    .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+            files.clear();
+            events.clear();
+        }
+        if out_of_time {
+            tracing::info!(next_entry = index, "extraction continues in a new message");
+            // Only continue if anything is left; otherwise finish below.
+            if next_line()?.is_some() {
+                return Ok(None);
+            }
+            break;
+        }
+    }
+    if !files.is_empty() {
+        p.state
+            .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+    }
+    Ok(Some(p.state.finish_extract(transfer.id)?))
+}
+
+fn zip_time(dt: zip::DateTime) -> Option<Timestamp> {
+    chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
+        .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
+        .map(|naive| naive.and_utc())
+}
+
+/// Copies the entry's bytes to the working area. Reading errors are the package's (damaged,
+/// failed CRC, lying size): permanent. Writing errors are the store's: transient.
+fn extract_file(
+    p: &Pipeline,
+    transfer: &Transfer,
+    line: &ListingLine,
+    opened: Opened<'_>,
+    batch: u32,
+) -> StageResult<File> {
+    let path = line.path.clone().ok_or_else(|| {
+        StageError::Failed(format!("the listing has no path for {:?}", line.name))
     })?;
-    if written != declared {
+    let damaged =
+        |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+    let mut out = p.working.writer(&working_key(transfer.id, &path))?;
+    // One byte past the declared size is enough to know the entry lies about it.
+    let mut reader = opened.reader.take(line.size.saturating_add(1));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut written = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(damaged(e)),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| StageError::Transient(format!("writing {path}: {e}")))?;
+        written += n as u64;
+    }
+    if written != line.size {
+        let how = if written > line.size { "more" } else { "fewer" };
         return Err(StageError::Failed(format!(
-            "the entry {raw_name:?} holds {written} bytes but the zip declares {declared}: the package is damaged"
+            "the entry {:?} holds {how} bytes than the {} its archive declares: the package is damaged or was tampered with",
+            line.name, line.size
         )));
     }
     out.commit()?;
-    let modified = entry
-        .last_modified()
-        .and_then(|dt| {
-            chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
-                .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
-        })
-        .map(|naive| naive.and_utc());
-    Ok(Some(File {
-        uuid: derived_id(transfer.id, &format!("file/{index}")),
+    let file_use = if path.starts_with("metadata/") {
+        FileUse::Metadata
+    } else {
+        FileUse::Original
+    };
+    Ok(File {
+        uuid: derived_id(transfer.id, &format!("file/{}", line.index)),
         transfer_id: transfer.id,
         batch,
-        entry_index: index,
+        entry_index: line.index,
         file_use,
-        original_path: path.clone(),
+        original_path: line.name.clone(),
         current_path: path,
         size: written,
         checksums: Default::default(),
         format: None,
-        modified,
-    }))
+        modified: opened.modified,
+    })
 }
 
-fn ingestion_event(p: &Pipeline, file: &File) -> PremisEvent {
-    PremisEvent::new(
+/// Archivematica's events for a file taking its place in the transfer.
+fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent> {
+    let now = p.clock.now();
+    let first = match kind {
+        PackageKind::Catalogued => "ingestion",
+        PackageKind::Accession => "registration",
+    };
+    let mut events = vec![PremisEvent::new(
         file.transfer_id,
         Some(file.uuid),
-        "ingestion",
-        p.clock.now(),
+        first,
+        now,
         String::new(),
         EventOutcome::None,
         String::new(),
         p.agents(),
-    )
+    )];
+    if file.original_path != file.current_path {
+        events.push(PremisEvent::new(
+            file.transfer_id,
+            Some(file.uuid),
+            "filename change",
+            now,
+            format!(
+                "prohibited characters removed: program=\"Vellum\"; version=\"{}\"",
+                crate::SOFTWARE_AGENT
+            ),
+            EventOutcome::None,
+            format!(
+                "Original name=\"%transferDirectory%{}\"; new name=\"%transferDirectory%{}\"",
+                file.original_path, file.current_path
+            ),
+            p.agents(),
+        ));
+    }
+    events
 }

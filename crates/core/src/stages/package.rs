@@ -74,6 +74,14 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
             mtime: p.clock.now().timestamp().max(0) as u64,
         },
     ));
+    let changes = crate::aip::filename_changes_log(&files).into_bytes();
+    let (changes_digest, _) =
+        Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut changes.as_slice())?;
+    payload.push((
+        format!("data/{}", crate::aip::FILENAME_CHANGES_LOG),
+        changes_digest["sha256"].clone(),
+        Source::Bytes(changes),
+    ));
     payload.sort_by(|a, b| a.0.cmp(&b.0));
 
     let payload_bytes: u64 = payload

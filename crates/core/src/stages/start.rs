@@ -1,25 +1,22 @@
 //! start-transfer: an upload becomes a transfer, exactly once per S3 event, and the package
 //! is checked from its zip index (ranged reads) before anything is extracted.
 
-use std::io::Read;
+use std::io::Write;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::archive::{list_tar, list_zip, ArchiveKind, EntryKind, ListError, Listing};
 use crate::error::{StageError, StageResult};
+use crate::feedback::{self, LogOutcome};
+use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
 use crate::messages::{queues, StageMessage, UploadEvent};
-use crate::metadata::parse_metadata_csv;
 use crate::model::{Identifiers, JobStatus, Transfer, TransferStatus};
 use crate::pipeline::{Pipeline, Progress};
 use crate::profile::Profile;
-use crate::ranged::RangedReader;
 
 /// Archive endings that start a transfer.
-const ARCHIVE_ENDINGS: &[&str] = &[".zip", ".tar.gz", ".tgz"];
-/// metadata.csv is a one-row file: anything larger is not one.
-const MAX_METADATA_CSV: u64 = 1 << 20;
-/// Ranged reads of the zip index fetch this much at a time.
-const INDEX_CHUNK: u64 = 64 * 1024;
+const ARCHIVE_ENDINGS: &[&str] = &[".zip", ".tar.gz", ".tgz", ".tar"];
 
 /// Whether an uploaded key starts anything at all. Log objects and other keys do not.
 pub fn starts_a_transfer(key: &str) -> bool {
@@ -66,6 +63,8 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
         name: transfer_name(&ev.key),
         source_bucket: ev.bucket.clone(),
         source_key: ev.key.clone(),
+        source_event_time: ev.event_time.clone(),
+        event_key: idempotency_key(ev),
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
         identifiers: Identifiers::default(),
         status: TransferStatus::Processing,
@@ -81,7 +80,7 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
         updated_at: now,
         completed_at: None,
     };
-    let transfer = match p.state.create_transfer(&idempotency_key(ev), &candidate) {
+    let transfer = match p.state.create_transfer(&candidate.event_key, &candidate) {
         Ok((t, _created)) => t,
         Err(e) => return (None, Err(e.into())),
     };
@@ -95,113 +94,131 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
 
 fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageResult<Progress> {
     p.begin_job(transfer.id, queues::START)?;
-    let profile = profile.ok_or_else(|| {
+    let Some(profile) = profile else {
         let known: Vec<&str> = p
             .config
             .profiles
             .iter()
             .map(|p| p.prefix.as_str())
             .collect();
+        let problem = Problem {
+            check: "location",
+            message: format!(
+                "the package was uploaded to {:?}, which is not a known location",
+                transfer.source_key
+            ),
+            fix: format!(
+                "upload it under one of {} so Vellum knows how to process it",
+                known.join(", ")
+            ),
+            example: None,
+        };
+        return Err(refuse(p, transfer, &[problem]));
+    };
+    let key = &transfer.source_key;
+    let kind = ArchiveKind::of_key(key)
+        .ok_or_else(|| StageError::Rejected(format!("{key:?} is not an archive")))?;
+    let meta = p.uploads.head(key)?.ok_or_else(|| {
         StageError::Rejected(format!(
-            "the package was uploaded to {:?}, which is not a known location: upload it under \
-             one of {} so Vellum knows how to process it",
-            transfer.source_key,
-            known.join(", ")
+            "the upload {key:?} is no longer in the bucket: upload it again"
         ))
     })?;
-    let key = &transfer.source_key;
-    if !key.to_ascii_lowercase().ends_with(".zip") {
-        return Err(StageError::Rejected(format!(
-            "{key:?} is a tar transfer; this version of Vellum accepts only .zip packages \
-             (tar and tar.gz intake is not implemented yet): zip the package and upload it again"
-        )));
-    }
-    let identifiers = check_zip(p, key, profile)?;
-    p.state.set_identifiers(transfer.id, &identifiers)?;
+    let listed = match kind {
+        ArchiveKind::Zip => list_zip(p.uploads.clone(), key, meta.size),
+        ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(p.uploads.as_ref(), key, kind),
+    };
+    let listing = match listed {
+        Ok(l) => l,
+        Err(ListError::Io(e)) => return Err(StageError::Transient(format!("reading {key}: {e}"))),
+        Err(ListError::Unreadable(why)) => {
+            let problem = Problem {
+                check: "archive",
+                message: format!("{key:?} cannot be opened: {}", why.0),
+                fix: "it may be truncated (an interrupted upload) or not an archive at all: make the zip again and upload it".into(),
+                example: None,
+            };
+            return Err(refuse(p, transfer, &[problem]));
+        }
+    };
+    tracing::info!(
+        entries = listing.entries.len(),
+        bytes_read = listing.bytes_read,
+        "package listed"
+    );
+    let accepted =
+        check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
+    write_listing(p, transfer, &listing, &accepted)?;
+    p.state
+        .set_identifiers(transfer.id, &accepted.identifiers)?;
+    let mut accepted_transfer = transfer.clone();
+    accepted_transfer.identifiers = accepted.identifiers.clone();
+    let files = accepted.paths.iter().flatten().count();
+    feedback::write_log(
+        p.uploads.as_ref(),
+        &accepted_transfer,
+        LogOutcome::Success,
+        &success_log(
+            key,
+            &transfer.id.to_string(),
+            &profile.name,
+            files,
+            &accepted.identifiers,
+        ),
+    )?;
+    feedback::tag_upload(p.uploads.as_ref(), &accepted_transfer)?;
     p.state
         .finish_job(transfer.id, queues::START, JobStatus::Completed)?;
     p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
-/// Reads the zip's central directory and metadata.csv with ranged reads.
-fn check_zip(p: &Pipeline, key: &str, profile: &Profile) -> StageResult<Identifiers> {
-    let meta = p.uploads.head(key)?.ok_or_else(|| {
-        StageError::Rejected(format!(
-            "the upload {key:?} is no longer in the bucket: upload it again"
-        ))
-    })?;
-    let reader = RangedReader::new(p.uploads.clone(), key, meta.size, INDEX_CHUNK);
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
-        StageError::Rejected(format!(
-            "{key:?} is not a readable zip file ({e}): it may be truncated or not a zip at all; \
-             make the zip again and upload it"
-        ))
-    })?;
-    let mut has_object = false;
-    let mut metadata_index = None;
-    for i in 0..zip.len() {
-        let name = zip
-            .name_for_index(i)
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        if name == "metadata/metadata.csv" {
-            metadata_index = Some(i);
-        } else if name.starts_with("objects/") && !name.ends_with('/') {
-            has_object = true;
-        }
+/// Writes the failed log beside the upload and turns the problems into the rejection. A
+/// log that cannot be written makes the whole message retry, so no refusal goes unsaid.
+fn refuse(p: &Pipeline, transfer: &Transfer, problems: &[Problem]) -> StageError {
+    let text = failure_log(&transfer.source_key, &transfer.id.to_string(), problems);
+    match feedback::write_log(p.uploads.as_ref(), transfer, LogOutcome::Failed, &text) {
+        Ok(()) => StageError::Rejected(reason(problems)),
+        Err(e) => StageError::Transient(format!("could not write the failed log: {e}")),
     }
-    let mut problems = Vec::new();
-    if !has_object {
-        problems.push(
-            "there is no file under objects/: put the files to preserve in objects/".to_string(),
-        );
+}
+
+/// One line per archive entry, in archive order: what it is and where it goes. Extraction
+/// follows it, so every invocation extracts to the same paths.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListingLine {
+    pub index: u64,
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// The sanitized path, for files.
+    pub path: Option<String>,
+}
+
+pub fn listing_key(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/listing.jsonl")
+}
+
+fn write_listing(
+    p: &Pipeline,
+    transfer: &Transfer,
+    listing: &Listing,
+    accepted: &Accepted,
+) -> StageResult<()> {
+    let mut out = std::io::BufWriter::new(p.working.writer(&listing_key(transfer.id))?);
+    for (entry, path) in listing.entries.iter().zip(&accepted.paths) {
+        let line = ListingLine {
+            index: entry.index,
+            name: entry.name.clone(),
+            kind: entry.kind,
+            size: entry.size,
+            path: path.clone(),
+        };
+        serde_json::to_writer(&mut out, &line).map_err(|e| StageError::Transient(e.to_string()))?;
+        out.write_all(b"\n")?;
     }
-    let identifiers = match metadata_index {
-        None => {
-            problems.push(
-                "metadata/metadata.csv is missing: the zip must hold objects/ and \
-                 metadata/metadata.csv at its top level"
-                    .to_string(),
-            );
-            None
-        }
-        Some(i) => {
-            let entry = zip.by_index(i).map_err(|e| {
-                StageError::Rejected(format!(
-                    "metadata/metadata.csv cannot be read from the zip: {e}"
-                ))
-            })?;
-            if entry.size() > MAX_METADATA_CSV {
-                problems.push("metadata/metadata.csv is larger than 1 MiB; it should be one header and one row".into());
-                None
-            } else {
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry
-                    .take(MAX_METADATA_CSV)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| {
-                        StageError::Rejected(format!(
-                            "metadata/metadata.csv cannot be read from the zip: {e}"
-                        ))
-                    })?;
-                match parse_metadata_csv(&bytes, profile.kind) {
-                    Ok(ids) => Some(ids),
-                    Err(mut more) => {
-                        problems.append(&mut more);
-                        None
-                    }
-                }
-            }
-        }
-    };
-    match identifiers {
-        Some(ids) if problems.is_empty() => Ok(ids),
-        _ => Err(StageError::Rejected(format!(
-            "the package was refused: {}",
-            problems.join("; ")
-        ))),
-    }
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]

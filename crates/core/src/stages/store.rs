@@ -7,7 +7,7 @@ use std::io::{self, BufReader};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::aip::{bag_name, mets_name, payload_path, working_package_key};
+use crate::aip::{bag_name, is_generated_payload, payload_path, working_package_key};
 use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
@@ -126,9 +126,8 @@ fn verify_stored(
             _ => {}
         }
     }
-    let mets = format!("data/{}", mets_name(transfer));
     for path in report.payload.keys() {
-        if !expected.contains_key(path) && *path != mets {
+        if !expected.contains_key(path) && !is_generated_payload(transfer, path) {
             problems.push(format!(
                 "{path} is in the stored AIP but is no file of the transfer"
             ));

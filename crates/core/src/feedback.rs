@@ -1,0 +1,95 @@
+//! What an archivist sees beside their upload: a log object per outcome, in words they can
+//! act on, and tags on the upload once it is accepted. The upload itself is never changed.
+
+use std::collections::BTreeMap;
+
+use crate::model::Transfer;
+use crate::ports::{ObjectStore, PortResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutcome {
+    Success,
+    Failed,
+}
+
+/// `<key>.<success|failed>.<eventTime>.<id12>.log`, where id12 comes from the event's
+/// identity, so a retried event overwrites its own log rather than adding another.
+pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
+    let word = match outcome {
+        LogOutcome::Success => "success",
+        LogOutcome::Failed => "failed",
+    };
+    let time: String = transfer
+        .source_event_time
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let id12: String = transfer
+        .event_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
+}
+
+pub fn write_log(
+    uploads: &dyn ObjectStore,
+    transfer: &Transfer,
+    outcome: LogOutcome,
+    text: &str,
+) -> PortResult<()> {
+    uploads
+        .put(&log_key(transfer, outcome), text.as_bytes())
+        .map(|_| ())
+}
+
+/// S3 allows letters, digits, spaces and `+ - = . _ : / @` in tag values, up to 256.
+fn tag_value(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || " +-=._:/@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
+/// Tags the accepted upload with what it became.
+pub fn tag_upload(uploads: &dyn ObjectStore, transfer: &Transfer) -> PortResult<()> {
+    let mut tags = BTreeMap::from([
+        ("TransferId".to_string(), transfer.id.to_string()),
+        ("ProcessingConfig".to_string(), tag_value(&transfer.profile)),
+        (
+            "S3EventTime".to_string(),
+            tag_value(&transfer.source_event_time),
+        ),
+    ]);
+    let ids = &transfer.identifiers;
+    if let Some(c) = &ids.catalogue_identifier {
+        tags.insert("CatalogueIdentifier".into(), tag_value(c));
+    }
+    if let Some(a) = &ids.accession_number {
+        tags.insert("AccessionNumber".into(), tag_value(a));
+    }
+    uploads.put_tags(&transfer.source_key, &tags)
+}
+
+/// The log for a transfer that failed after intake.
+pub fn processing_failure_log(transfer: &Transfer, reason: &str) -> String {
+    format!(
+        "Vellum accepted {key}, but could not finish processing it.\nTransfer {id} failed at \"{step}\": {reason}.\nNothing was stored, and the upload was not changed. When the cause is fixed, upload the package again.\n",
+        key = transfer.source_key,
+        id = transfer.id,
+        step = transfer.current_microservice.as_deref().unwrap_or("processing"),
+    )
+}

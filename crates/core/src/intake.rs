@@ -1,0 +1,437 @@
+//! Intake: the checks a package must pass before anything is extracted, each failure named
+//! in words an archivist can act on, with a wrong and a right example where the layout is
+//! what went wrong.
+
+use std::collections::BTreeSet;
+
+use crate::archive::{EntryKind, Listing};
+use crate::metadata::parse_metadata_csv;
+use crate::model::Identifiers;
+use crate::profile::{Limits, PackageKind, Profile};
+use crate::rights::check_rights_csv;
+use crate::sanitize::{plan, PlanError};
+
+/// One failed check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What the check is about, short: "metadata.csv", "layout", "entry paths".
+    pub check: &'static str,
+    /// What is wrong, naming the entry or value.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+    /// The layout as it should not be, and as it should.
+    pub example: Option<(&'static str, &'static str)>,
+}
+
+impl Problem {
+    fn new(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            check,
+            message: message.into(),
+            fix: fix.into(),
+            example: None,
+        }
+    }
+
+    fn with_example(mut self, wrong: &'static str, right: &'static str) -> Self {
+        self.example = Some((wrong, right));
+        self
+    }
+}
+
+const LAYOUT_WRONG: &str = "\
+PP-ABC-1.zip
+└── PP-ABC-1/
+    ├── objects/
+    │   └── letter.pdf
+    └── metadata/
+        ├── metadata.csv
+        └── notes.docx";
+
+const LAYOUT_RIGHT: &str = "\
+PP-ABC-1.zip
+├── objects/
+│   └── letter.pdf
+└── metadata/
+    ├── metadata.csv
+    └── rights.csv      (optional)";
+
+const CATALOGUED_WRONG: &str = "\
+filename,dc.identifier
+objects/letter.pdf,PP/ABC/1
+objects/photo.jpg,PP/ABC/1";
+
+const CATALOGUED_RIGHT: &str = "\
+filename,dc.identifier,dc.title
+objects/,PP/ABC/1,Letters of A. B. C.";
+
+const ACCESSION_WRONG: &str = "\
+filename,dc.identifier
+objects/,PP/ABC/1";
+
+const ACCESSION_RIGHT: &str = "\
+filename,collection_reference,accession_number
+objects/,PP/ABC,2026/17";
+
+/// How many entries a message names before it says "and N more".
+const NAMED: usize = 5;
+
+fn some_of(names: &[String]) -> String {
+    let shown: Vec<String> = names.iter().take(NAMED).map(|n| format!("{n:?}")).collect();
+    match names.len().saturating_sub(NAMED) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// Why a path cannot be extracted safely, if it cannot.
+pub fn unsafe_path_reason(name: &str) -> Option<&'static str> {
+    if name.contains('\0') {
+        return Some("has a NUL character in its name");
+    }
+    if name.starts_with('/') {
+        return Some("is an absolute path");
+    }
+    let bytes = name.as_bytes();
+    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+        return Some("starts with a drive letter");
+    }
+    if name.split('/').any(|p| p == "..") {
+        return Some("has a \"..\" step that leads out of its folder");
+    }
+    None
+}
+
+/// The checks that the entries themselves pass: safe paths, no links or devices, no
+/// encryption, no duplicates, within the profile's limits.
+fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>) {
+    let collect = |pred: &dyn Fn(&crate::archive::ListedEntry) -> bool| -> Vec<String> {
+        listing
+            .entries
+            .iter()
+            .filter(|e| pred(e))
+            .map(|e| e.name.clone())
+            .collect()
+    };
+    for reason in [
+        "is an absolute path",
+        "starts with a drive letter",
+        "has a \"..\" step that leads out of its folder",
+        "has a NUL character in its name",
+    ] {
+        let bad = collect(&|e| unsafe_path_reason(&e.name) == Some(reason));
+        if !bad.is_empty() {
+            problems.push(Problem::new(
+                "entry paths",
+                format!("{} {reason}: an entry may not point outside the package", some_of(&bad)),
+                "make the zip from inside the package folder, so every path starts with objects/ or metadata/",
+            ));
+        }
+    }
+    let links = collect(&|e| e.kind == EntryKind::Link);
+    if !links.is_empty() {
+        problems.push(Problem::new(
+            "links",
+            format!(
+                "the package holds links (shortcuts): {}; a link is never followed or preserved",
+                some_of(&links)
+            ),
+            "replace each link with the file it points to, or leave it out",
+        ));
+    }
+    let special = collect(&|e| e.kind == EntryKind::Special);
+    if !special.is_empty() {
+        problems.push(Problem::new(
+            "special files",
+            format!(
+                "the package holds entries that are not files or folders (devices, pipes): {}",
+                some_of(&special)
+            ),
+            "leave them out of the package",
+        ));
+    }
+    let encrypted = collect(&|e| e.encrypted);
+    if !encrypted.is_empty() {
+        problems.push(Problem::new(
+            "encryption",
+            format!("these entries are encrypted: {}", some_of(&encrypted)),
+            "make the zip again without a password",
+        ));
+    }
+    if !listing.duplicates.is_empty() {
+        problems.push(Problem::new(
+            "duplicate entries",
+            format!(
+                "the package holds the same path more than once: {}",
+                some_of(&listing.duplicates)
+            ),
+            "make the zip again so each file is in it once",
+        ));
+    }
+    let count = listing.entries.len() as u64;
+    if count > limits.max_entries {
+        problems.push(Problem::new(
+            "limits",
+            format!(
+                "the package has {count} entries, more than the limit of {} (max_entries)",
+                limits.max_entries
+            ),
+            "split it into several packages",
+        ));
+    }
+    let total: u64 = listing
+        .entries
+        .iter()
+        .map(|e| e.size)
+        .fold(0, u64::saturating_add);
+    if total > limits.max_total_bytes {
+        problems.push(Problem::new(
+            "limits",
+            format!(
+                "the package unpacks to {total} bytes, more than the limit of {} (max_total_bytes)",
+                limits.max_total_bytes
+            ),
+            "split it into several packages",
+        ));
+    }
+    let bombs = collect(&|e| {
+        e.size >= limits.ratio_checked_above
+            && e.size / e.compressed_size.max(1) > limits.max_compression_ratio
+    });
+    if !bombs.is_empty() {
+        problems.push(Problem::new(
+            "limits",
+            format!(
+                "these entries claim to expand more than {} times (max_compression_ratio), as a zip bomb does: {}",
+                limits.max_compression_ratio,
+                some_of(&bombs)
+            ),
+            "check where the package came from; if it is genuine, ask for the limit to be raised",
+        ));
+    }
+}
+
+fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
+    let files: Vec<&str> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| e.name.as_str())
+        .collect();
+    let has_metadata = files.contains(&"metadata/metadata.csv");
+    if !has_metadata {
+        let wrapped = files
+            .iter()
+            .find_map(|f| f.strip_suffix("/metadata/metadata.csv"));
+        let message = match wrapped {
+            Some(folder) => format!(
+                "metadata/metadata.csv is not at the top of the zip: everything is inside the folder {folder:?}"
+            ),
+            None => "metadata/metadata.csv is missing".to_string(),
+        };
+        problems.push(
+            Problem::new(
+                "layout",
+                message,
+                "the zip must hold objects/ and metadata/metadata.csv at its top level: zip the contents of the package folder, not the folder",
+            )
+            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+        );
+    }
+    let extra_metadata: Vec<String> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Directory)
+        .map(|e| e.name.clone())
+        .filter(|n| {
+            n.starts_with("metadata/") && n != "metadata/metadata.csv" && n != "metadata/rights.csv"
+        })
+        .collect();
+    if !extra_metadata.is_empty() {
+        problems.push(
+            Problem::new(
+                "layout",
+                format!("metadata/ may hold only metadata.csv and rights.csv, but it also holds {}", some_of(&extra_metadata)),
+                "move the other files into objects/ (if they are to be preserved) or leave them out",
+            )
+            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+        );
+    }
+    if !files.iter().any(|f| f.starts_with("objects/")) {
+        problems.push(
+            Problem::new(
+                "layout",
+                "there is no file under objects/",
+                "put the files to preserve in objects/",
+            )
+            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+        );
+    }
+    let stray: BTreeSet<String> = listing
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .filter(|n| {
+            !n.is_empty()
+                && *n != "."
+                && !n.starts_with("objects/")
+                && !n.starts_with("metadata/")
+                && *n != "objects"
+                && *n != "metadata"
+        })
+        .filter(|n| unsafe_path_reason(n).is_none())
+        .map(|n| n.split('/').next().unwrap_or(n).to_string())
+        .collect();
+    // A wrapper folder is already reported above, more helpfully.
+    if !stray.is_empty() && has_metadata {
+        let stray: Vec<String> = stray.into_iter().collect();
+        problems.push(
+            Problem::new(
+                "layout",
+                format!(
+                    "the package has entries outside objects/ and metadata/: {}",
+                    some_of(&stray)
+                ),
+                "move them into objects/ (if they are to be preserved) or leave them out",
+            )
+            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+        );
+    }
+}
+
+/// The result of intake: identifiers and each file entry's sanitized path, or every problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub identifiers: Identifiers,
+    /// For each listing entry, in order: the sanitized path for a file, None otherwise.
+    pub paths: Vec<Option<String>>,
+}
+
+/// Runs every check on a listed package.
+pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
+    let mut problems = Vec::new();
+    check_entries(listing, &profile.limits, &mut problems);
+    check_layout(listing, &mut problems);
+
+    let identifiers = match &listing.metadata_csv {
+        Some(bytes) => {
+            match parse_metadata_csv(bytes, profile.kind) {
+                Ok(ids) => Some(ids),
+                Err(found) => {
+                    let (wrong, right) = match profile.kind {
+                        PackageKind::Catalogued => (CATALOGUED_WRONG, CATALOGUED_RIGHT),
+                        PackageKind::Accession => (ACCESSION_WRONG, ACCESSION_RIGHT),
+                    };
+                    for message in found {
+                        problems.push(
+                        Problem::new("metadata.csv", message, "correct metadata/metadata.csv, zip the package again and upload it")
+                            .with_example(wrong, right),
+                    );
+                    }
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(rights) = &listing.rights_csv {
+        let files: BTreeSet<&str> = listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.name.as_str())
+            .collect();
+        for message in check_rights_csv(rights, &files) {
+            problems.push(Problem::new(
+                "rights.csv",
+                message,
+                "correct metadata/rights.csv, zip the package again and upload it",
+            ));
+        }
+    }
+
+    let file_names: Vec<&str> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && unsafe_path_reason(&e.name).is_none())
+        .map(|e| e.name.as_str())
+        .collect();
+    let planned = match plan(&file_names) {
+        Ok(p) => Some(p),
+        Err(PlanError::FileIsAlsoFolder(path)) => {
+            problems.push(Problem::new(
+                "entry paths",
+                format!("{path:?} is a file, and also the folder of other entries"),
+                "rename the file or the folder so they differ",
+            ));
+            None
+        }
+    };
+    match (identifiers, planned) {
+        (Some(identifiers), Some(planned)) if problems.is_empty() => {
+            let mut planned = planned.into_iter();
+            let paths = listing
+                .entries
+                .iter()
+                .map(|e| {
+                    (e.kind == EntryKind::File)
+                        .then(|| planned.next().expect("one planned path per file"))
+                })
+                .collect();
+            Ok(Accepted { identifiers, paths })
+        }
+        _ => Err(problems),
+    }
+}
+
+/// The one-sentence reason kept on the transfer record.
+pub fn reason(problems: &[Problem]) -> String {
+    let parts: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    format!("the package was refused: {}", parts.join("; "))
+}
+
+/// The failure log written beside the upload: each failed check, how to fix it, and the
+/// layout as it should not be and as it should.
+pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "Vellum could not accept {key}.\nTransfer {transfer_id} was refused at intake; nothing was processed and the upload was not changed.\n\n{} check(s) failed:\n",
+        problems.len()
+    );
+    for (n, p) in problems.iter().enumerate() {
+        out.push_str(&format!(
+            "\n{}. [{}] {}\n   How to fix: {}\n",
+            n + 1,
+            p.check,
+            p.message,
+            p.fix
+        ));
+        if let Some((wrong, right)) = p.example {
+            out.push_str("\n   WRONG:\n");
+            for line in wrong.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+            out.push_str("\n   RIGHT:\n");
+            for line in right.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    out.push_str(
+        "\nWhen it is fixed, upload the package again (a new upload is a new transfer).\n",
+    );
+    out
+}
+
+pub fn success_log(
+    key: &str,
+    transfer_id: &str,
+    profile: &str,
+    files: usize,
+    identifiers: &Identifiers,
+) -> String {
+    format!(
+        "Vellum accepted {key}.\nAll intake checks passed: {files} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
+        identifiers.external_identifier().unwrap_or_else(|| "(none)".into())
+    )
+}
