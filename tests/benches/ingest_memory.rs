@@ -23,25 +23,15 @@ fn main() {
     }
     let sizes = std::env::var("VELLUM_BENCH_SIZES_MB").unwrap_or_else(|_| "256,2048".into());
     println!("ingest of a package with one large file (stored zip entry), embedded mode");
-    println!(
-        "{:>10} {:>10} {:>12} {:>14}",
-        "file MiB", "seconds", "MiB/s", "peak RSS MiB"
-    );
+    println!("{:>10} {:>10} {:>12} {:>14}", "file MiB", "seconds", "MiB/s", "peak RSS MiB");
     let mut peaks = Vec::new();
-    for mb in sizes
-        .split(',')
-        .map(|s| s.trim().parse::<u64>().expect("sizes are numbers"))
-    {
+    for mb in sizes.split(',').map(|s| s.trim().parse::<u64>().expect("sizes are numbers")) {
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--one", &mb.to_string()])
             .output()
             .expect("run one ingest");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "ingest of {mb} MiB failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "ingest of {mb} MiB failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
         let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
         println!(
             "{:>10} {:>10.1} {:>12.1} {:>14.1}",
@@ -75,9 +65,8 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run_one(mb: u64) {
-    let scratch = std::env::var("VELLUM_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::env::temp_dir());
+    let scratch =
+        std::env::var("VELLUM_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(scratch).unwrap();
     let env = Embedded::open(dir.path(), EmbeddedOptions::default()).unwrap();
     let key = "born-digital/big.zip";
@@ -85,23 +74,12 @@ fn run_one(mb: u64) {
     let meta = env.uploads.head(key).unwrap().unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
     let started = Instant::now();
-    let runner = Runner::start(
-        env.pipeline.clone(),
-        env.queue.clone(),
-        RunnerConfig::default(),
-    );
-    env.queue
-        .send(queues::START, &serde_json::to_string(&event).unwrap())
-        .unwrap();
+    let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), RunnerConfig::default());
+    env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
     let transfer = wait(&env, &idempotency_key(&event));
     runner.stop();
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(
-        transfer.status.as_str(),
-        "COMPLETE",
-        "{:?}",
-        transfer.failure_reason
-    );
+    assert_eq!(transfer.status.as_str(), "COMPLETE", "{:?}", transfer.failure_reason);
     println!(
         "{}",
         serde_json::json!({
@@ -129,15 +107,12 @@ fn wait(env: &Embedded, idem: &str) -> vellum_core::model::Transfer {
 /// streamed to disk.
 fn write_package(path: &std::path::Path, size: u64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(
-        std::fs::File::create(path).unwrap(),
-    ));
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(size >= u32::MAX as u64);
     zip.start_file("metadata/metadata.csv", options).unwrap();
-    zip.write_all(b"filename,dc.identifier\nobjects/,PP/BENCH/1\n")
-        .unwrap();
+    zip.write_all(b"filename,dc.identifier\nobjects/,PP/BENCH/1\n").unwrap();
     zip.start_file("objects/big.bin", options).unwrap();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut buf = vec![0u8; 1 << 20];

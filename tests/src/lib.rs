@@ -30,10 +30,7 @@ impl Package {
     /// A valid catalogued package with `n` small text files and the identifier given.
     pub fn catalogued(identifier: &str, n: usize) -> Self {
         let mut p = Self::default();
-        p.add(
-            "metadata/metadata.csv",
-            format!("filename,dc.identifier,dc.title\nobjects/,{identifier},Test papers\n"),
-        );
+        p.add("metadata/metadata.csv", format!("filename,dc.identifier,dc.title\nobjects/,{identifier},Test papers\n"));
         for i in 0..n {
             p.add(
                 &format!("objects/folder-{}/file-{i:05}.txt", i % 7),
@@ -44,10 +41,7 @@ impl Package {
     }
 
     pub fn add(&mut self, name: &str, bytes: impl Into<Vec<u8>>) -> &mut Self {
-        self.entries.push(Entry {
-            name: name.to_string(),
-            bytes: bytes.into(),
-        });
+        self.entries.push(Entry { name: name.to_string(), bytes: bytes.into() });
         self
     }
 
@@ -60,8 +54,7 @@ impl Package {
         let mut zip = zip::ZipWriter::new(file);
         let options = zip::write::SimpleFileOptions::default().compression_method(method);
         for e in &self.entries {
-            zip.start_file(e.name.as_str(), options)
-                .expect("start a zip entry");
+            zip.start_file(e.name.as_str(), options).expect("start a zip entry");
             zip.write_all(&e.bytes).expect("write a zip entry");
         }
         zip.finish().expect("finish the zip");
@@ -77,11 +70,7 @@ pub fn write_damaged_zip(path: &Path, identifier: &str) {
     p.add("objects/damaged.txt", content.clone());
     p.write_zip_with(path, zip::CompressionMethod::Stored);
     let mut bytes = std::fs::read(path).unwrap();
-    let at = bytes
-        .windows(content.len())
-        .position(|w| w == content.as_bytes())
-        .expect("the stored content")
-        + 100;
+    let at = bytes.windows(content.len()).position(|w| w == content.as_bytes()).expect("the stored content") + 100;
     bytes[at] ^= 0x20;
     std::fs::write(path, bytes).unwrap();
 }
@@ -94,9 +83,13 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new(batch_size: u32) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
         let mut options = EmbeddedOptions::default();
         options.settings.batch_size = Some(batch_size);
+        Self::with_options(options)
+    }
+
+    pub fn with_options(options: EmbeddedOptions) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
         let env = Embedded::open(dir.path(), options).expect("open the embedded mode");
         Self { dir, env }
     }
@@ -108,19 +101,46 @@ impl TestEnv {
         let bytes = std::fs::read(&zip).expect("read the zip");
         let meta = self.env.uploads.put(key, &bytes).expect("upload");
         let event = upload_event(self.env.uploads.bucket(), &meta);
-        self.env
-            .queue
-            .send(queues::START, &serde_json::to_string(&event).unwrap())
-            .unwrap();
+        self.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
         event
     }
 
+    /// Puts bytes into the uploads folder under `key` and queues their ObjectCreated event.
+    pub fn upload_bytes(&self, bytes: &[u8], key: &str) -> UploadEvent {
+        let meta = self.env.uploads.put(key, bytes).expect("upload");
+        let event = upload_event(self.env.uploads.bucket(), &meta);
+        self.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+        event
+    }
+
+    /// Uploads a file, runs the whole pipeline, and returns how its transfer ended.
+    pub fn ingest_file(&self, path: &Path, key: &str) -> vellum_core::model::Transfer {
+        let event = self.upload_bytes(&std::fs::read(path).expect("read the package"), key);
+        self.drive(|_, _| false);
+        self.transfer_for(&event).expect("the upload made a transfer")
+    }
+
+    /// Runs only the given stages' queues until they are empty.
+    pub fn drive_stages(&self, stages: &[&str]) {
+        let ctx = StageContext::with_budget(Duration::from_secs(600));
+        loop {
+            let mut any = false;
+            for q in stages {
+                for d in self.env.queue.receive(q, 10, Duration::from_secs(600)).unwrap() {
+                    any = true;
+                    let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
+                    assert!(outcome.acknowledges(), "{q}: {outcome:?}");
+                    self.env.queue.ack(q, &d.receipt).unwrap();
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
     pub fn transfer_for(&self, event: &UploadEvent) -> Option<vellum_core::model::Transfer> {
-        let id = self
-            .env
-            .state
-            .transfer_for_event(&idempotency_key(event))
-            .unwrap()?;
+        let id = self.env.state.transfer_for_event(&idempotency_key(event)).unwrap()?;
         self.env.state.transfer(id).unwrap()
     }
 
@@ -128,10 +148,7 @@ impl TestEnv {
     /// delivery `redeliver` says whether the same message is delivered a second time, right
     /// after the first (as SQS may).
     /// Returns the messages handled per queue.
-    pub fn drive(
-        &self,
-        redeliver: impl FnMut(&str, &str) -> bool,
-    ) -> Vec<(String, String, Outcome)> {
+    pub fn drive(&self, redeliver: impl FnMut(&str, &str) -> bool) -> Vec<(String, String, Outcome)> {
         self.drive_with_budget(Duration::from_secs(600), redeliver)
     }
 
@@ -145,29 +162,16 @@ impl TestEnv {
         loop {
             let mut any = false;
             for q in queues::ALL {
-                for d in self
-                    .env
-                    .queue
-                    .receive(q, 10, Duration::from_secs(600))
-                    .unwrap()
-                {
+                for d in self.env.queue.receive(q, 10, Duration::from_secs(600)).unwrap() {
                     any = true;
                     let ctx = StageContext::with_budget(budget);
                     let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
-                    assert!(
-                        outcome.acknowledges(),
-                        "{q} message {} was not handled: {outcome:?}",
-                        d.body
-                    );
+                    assert!(outcome.acknowledges(), "{q} message {} was not handled: {outcome:?}", d.body);
                     self.env.queue.ack(q, &d.receipt).unwrap();
                     handled.push((q.to_string(), d.body.clone(), outcome));
                     if redeliver(q, &d.body) {
                         let again = self.env.pipeline.handle(q, &d.body, &ctx);
-                        assert!(
-                            again.acknowledges(),
-                            "{q} message {} redelivered: {again:?}",
-                            d.body
-                        );
+                        assert!(again.acknowledges(), "{q} message {} redelivered: {again:?}", d.body);
                         handled.push((q.to_string(), d.body.clone(), again));
                     }
                 }
@@ -180,13 +184,7 @@ impl TestEnv {
 
     /// Every object in the AIP store.
     pub fn stored_aips(&self) -> Vec<String> {
-        self.env
-            .aips
-            .list("")
-            .unwrap()
-            .into_iter()
-            .map(|m| m.key)
-            .collect()
+        self.env.aips.list("").unwrap().into_iter().map(|m| m.key).collect()
     }
 }
 
@@ -195,43 +193,29 @@ pub fn project_python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("VELLUM_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.to_path_buf();
     let venv = root.join(".venv/bin/python");
     venv.exists().then_some(venv)
 }
 
 /// Whether a missing outside tool fails the run (CI) or only skips the check, loudly.
 pub fn tools_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-        || std::env::var("VELLUM_REQUIRE_TOOLS").is_ok()
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") || std::env::var("VELLUM_REQUIRE_TOOLS").is_ok()
 }
 
 /// Runs bagit-python's validator on an unpacked bag. None when the tool is not installed
 /// here (and not required).
 pub fn bagit_validate(bag: &Path) -> Option<Result<(), String>> {
     let Some(python) = project_python() else {
-        assert!(
-            !tools_required(),
-            "bagit-python is required (run scripts/test, which installs it into .venv)"
-        );
+        assert!(!tools_required(), "bagit-python is required (run scripts/test, which installs it into .venv)");
         eprintln!("SKIPPED: bagit-python is not installed; run scripts/test to install it");
         return None;
     };
-    let out = Command::new(python)
-        .args(["-m", "bagit", "--validate"])
-        .arg(bag)
-        .output()
-        .expect("run bagit.py");
+    let out = Command::new(python).args(["-m", "bagit", "--validate"]).arg(bag).output().expect("run bagit.py");
     Some(if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     })
 }
 
@@ -240,10 +224,7 @@ pub fn unpack_aip(aip: &Path, dest: &Path) -> PathBuf {
     let file = std::fs::File::open(aip).expect("open the AIP");
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
     archive.unpack(dest).expect("unpack the AIP");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dest)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dest).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(dirs.len(), 1, "the AIP holds one bag folder: {dirs:?}");
     dirs.remove(0)
 }
@@ -251,4 +232,104 @@ pub fn unpack_aip(aip: &Path, dest: &Path) -> PathBuf {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// One entry of a hand-made zip, for the packages no well-behaved zip writer makes:
+/// encrypted flags, links, CP437 names, sizes that lie, duplicate names.
+pub struct RawEntry {
+    pub name: Vec<u8>,
+    pub data: Vec<u8>,
+    /// Deflate the data (method 8) instead of storing it (method 0).
+    pub deflate: bool,
+    /// General-purpose flags: bit 0 encrypted, bit 11 UTF-8 names.
+    pub flags: u16,
+    /// Unix mode in the upper half of the external attributes (0 for none).
+    pub unix_mode: u32,
+    /// The uncompressed size to declare, if not the true one.
+    pub declared_size: Option<u32>,
+}
+
+impl RawEntry {
+    pub fn file(name: &str, data: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.as_bytes().to_vec(),
+            data: data.into(),
+            deflate: false,
+            flags: 1 << 11,
+            unix_mode: 0o100644,
+            declared_size: None,
+        }
+    }
+}
+
+/// Writes a zip byte by byte (no zip64), exactly as the entries say.
+pub fn write_raw_zip(path: &Path, entries: &[RawEntry]) {
+    let mut out: Vec<u8> = Vec::new();
+    let mut central: Vec<u8> = Vec::new();
+    for e in entries {
+        let crc = {
+            let mut h = flate2::Crc::new();
+            h.update(&e.data);
+            h.sum()
+        };
+        let body = if e.deflate {
+            let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&e.data).unwrap();
+            enc.finish().unwrap()
+        } else {
+            e.data.clone()
+        };
+        let method: u16 = if e.deflate { 8 } else { 0 };
+        let size = e.declared_size.unwrap_or(e.data.len() as u32);
+        let offset = out.len() as u32;
+        let mut local = Vec::new();
+        local.extend_from_slice(&0x04034b50u32.to_le_bytes());
+        local.extend_from_slice(&20u16.to_le_bytes());
+        local.extend_from_slice(&e.flags.to_le_bytes());
+        local.extend_from_slice(&method.to_le_bytes());
+        local.extend_from_slice(&0u16.to_le_bytes()); // time
+        local.extend_from_slice(&0x5821u16.to_le_bytes()); // date: 2024-01-01
+        local.extend_from_slice(&crc.to_le_bytes());
+        local.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        local.extend_from_slice(&size.to_le_bytes());
+        local.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        local.extend_from_slice(&0u16.to_le_bytes());
+        local.extend_from_slice(&e.name);
+        out.extend_from_slice(&local);
+        out.extend_from_slice(&body);
+        central.extend_from_slice(&0x02014b50u32.to_le_bytes());
+        central.extend_from_slice(&(0x0300u16 | 20).to_le_bytes()); // made by Unix
+        central.extend_from_slice(&20u16.to_le_bytes());
+        central.extend_from_slice(&e.flags.to_le_bytes());
+        central.extend_from_slice(&method.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&0x5821u16.to_le_bytes());
+        central.extend_from_slice(&crc.to_le_bytes());
+        central.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0u8; 4]); // extra, comment lengths
+        central.extend_from_slice(&[0u8; 4]); // disk, internal attributes
+        central.extend_from_slice(&(e.unix_mode << 16).to_le_bytes());
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(&e.name);
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    std::fs::write(path, out).unwrap();
+}
+
+/// A valid package's entries, for raw zips to add to.
+pub fn raw_package(identifier: &str) -> Vec<RawEntry> {
+    vec![
+        RawEntry::file("metadata/metadata.csv", format!("filename,dc.identifier\nobjects/,{identifier}\n")),
+        RawEntry::file("objects/letter.txt", "Dear archivist,\n"),
+    ]
 }

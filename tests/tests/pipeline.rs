@@ -36,39 +36,18 @@ fn zip_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
 fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     let t = TestEnv::new(3);
     let bytes = std::fs::read(example_zip()).unwrap();
-    let meta = t
-        .env
-        .uploads
-        .put("born-digital/PP-EXAMPLE.zip", &bytes)
-        .unwrap();
+    let meta = t.env.uploads.put("born-digital/PP-EXAMPLE.zip", &bytes).unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
-    t.env
-        .queue
-        .send(queues::START, &serde_json::to_string(&event).unwrap())
-        .unwrap();
+    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
     t.drive(|_, _| false);
 
     let transfer = t.transfer_for(&event).expect("a transfer");
-    assert_eq!(
-        transfer.status,
-        TransferStatus::Complete,
-        "{:?}",
-        transfer.failure_reason
-    );
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     let key = transfer.aip_key.clone().unwrap();
-    assert_eq!(
-        key,
-        format!(
-            "born-digital/PP/EXA/1/v1/PP-EXAMPLE-{}.tar.gz",
-            transfer.aip_uuid
-        )
-    );
+    assert_eq!(key, format!("born-digital/PP/EXA/1/v1/PP-EXAMPLE-{}.tar.gz", transfer.aip_uuid));
     let unpacked = tempfile::tempdir().unwrap();
     let bag = unpack_aip(&t.env.aips.root().join(&key), unpacked.path());
-    assert_eq!(
-        bag.file_name().unwrap().to_string_lossy(),
-        format!("PP-EXAMPLE-{}", transfer.aip_uuid)
-    );
+    assert_eq!(bag.file_name().unwrap().to_string_lossy(), format!("PP-EXAMPLE-{}", transfer.aip_uuid));
     if let Some(result) = bagit_validate(&bag) {
         result.expect("bagit-python accepts the AIP");
     }
@@ -77,79 +56,39 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     let entries = zip_entries(&example_zip());
     assert_eq!(files.len(), entries.len(), "one file record per entry");
     for (name, original) in entries {
-        let file = files
-            .iter()
-            .find(|f| f.original_path == name)
-            .unwrap_or_else(|| panic!("no record of {name}"));
-        let in_aip = bag
-            .join("data")
-            .join(vellum_core::aip::payload_path(&transfer, file));
-        let stored = std::fs::read(&in_aip)
-            .unwrap_or_else(|e| panic!("{name} is not in the AIP at {in_aip:?}: {e}"));
+        let file = files.iter().find(|f| f.original_path == name).unwrap_or_else(|| panic!("no record of {name}"));
+        let in_aip = bag.join("data").join(vellum_core::aip::payload_path(&transfer, file));
+        let stored = std::fs::read(&in_aip).unwrap_or_else(|e| panic!("{name} is not in the AIP at {in_aip:?}: {e}"));
         assert!(stored == original, "{name} differs in the AIP");
     }
-    let renamed = files
-        .iter()
-        .find(|f| f.original_path == "objects/notes/catalogue entry (draft).html")
-        .unwrap();
-    assert_eq!(
-        renamed.current_path,
-        "objects/notes/catalogue_entry_(draft).html"
-    );
+    let renamed = files.iter().find(|f| f.original_path == "objects/notes/catalogue entry (draft).html").unwrap();
+    assert_eq!(renamed.current_path, "objects/notes/catalogue_entry_(draft).html");
     let changes = std::fs::read_to_string(bag.join("data/logs/filenameChanges.log")).unwrap();
     assert!(
         changes.contains("objects/notes/catalogue entry (draft).html -> objects/notes/catalogue_entry_(draft).html"),
         "{changes}"
     );
-    assert!(bag
-        .join(format!(
-            "data/objects/metadata/transfers/PP-EXAMPLE-{}/metadata.csv",
-            transfer.id
-        ))
-        .is_file());
+    assert!(bag.join(format!("data/objects/metadata/transfers/PP-EXAMPLE-{}/metadata.csv", transfer.id)).is_file());
     let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
     assert!(info.contains("External-Identifier: PP/EXA/1\n"), "{info}");
-    assert!(
-        info.contains(&format!(
-            "Internal-Sender-Identifier: {}\n",
-            transfer.aip_uuid
-        )),
-        "{info}"
-    );
-    let mets =
-        std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
+    assert!(info.contains(&format!("Internal-Sender-Identifier: {}\n", transfer.aip_uuid)), "{info}");
+    let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
     for file in t.env.state.files(transfer.id).unwrap() {
-        assert!(
-            mets.contains(&file.uuid.to_string()),
-            "the METS names {}",
-            file.original_path
-        );
-        assert!(
-            mets.contains(file.sha256().unwrap()),
-            "the METS carries the sha256 of {}",
-            file.original_path
-        );
+        assert!(mets.contains(&file.uuid.to_string()), "the METS names {}", file.original_path);
+        assert!(mets.contains(file.sha256().unwrap()), "the METS carries the sha256 of {}", file.original_path);
     }
     assert_eq!(
         std::fs::read(t.dir.path().join("uploads/born-digital/PP-EXAMPLE.zip")).unwrap(),
         bytes,
         "the upload is untouched"
     );
-    assert!(
-        t.env.pipeline.working.list("").unwrap().is_empty(),
-        "the working area is cleaned after storage"
-    );
+    assert!(t.env.pipeline.working.list("").unwrap().is_empty(), "the working area is cleaned after storage");
 }
 
 /// What must be true, exactly once, of a finished transfer of `files` files.
 fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
     let transfer = t.env.state.transfer(transfer_id).unwrap().unwrap();
-    assert_eq!(
-        transfer.status,
-        TransferStatus::Complete,
-        "{:?}",
-        transfer.failure_reason
-    );
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     assert_eq!(t.stored_aips().len(), 1, "one AIP: {:?}", t.stored_aips());
     assert_eq!(transfer.file_count as usize, files);
     let stored = t.env.state.files(transfer_id).unwrap();
@@ -157,29 +96,12 @@ fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
     let events = t.env.state.events(transfer_id).unwrap();
     let mut per_file: BTreeMap<(Option<uuid::Uuid>, String), usize> = BTreeMap::new();
     for e in &events {
-        *per_file
-            .entry((e.file_uuid, e.event_type.clone()))
-            .or_default() += 1;
+        *per_file.entry((e.file_uuid, e.event_type.clone())).or_default() += 1;
     }
-    assert!(
-        per_file.values().all(|&n| n == 1),
-        "an event was recorded twice: {per_file:?}"
-    );
-    assert_eq!(
-        events.len(),
-        files * 2 + 1,
-        "ingestion and digest per file, one AIP fixity check"
-    );
-    let checksum = t
-        .env
-        .state
-        .job(transfer_id, queues::CHECKSUM)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        checksum.batches_done, transfer.batch_count,
-        "no batch counted twice"
-    );
+    assert!(per_file.values().all(|&n| n == 1), "an event was recorded twice: {per_file:?}");
+    assert_eq!(events.len(), files * 2 + 1, "ingestion and digest per file, one AIP fixity check");
+    let checksum = t.env.state.job(transfer_id, queues::CHECKSUM).unwrap().unwrap();
+    assert_eq!(checksum.batches_done, transfer.batch_count, "no batch counted twice");
     assert_eq!(t.env.state.tasks(checksum.uuid).unwrap().len(), files);
     let jobs = t.env.state.jobs(transfer_id).unwrap();
     assert_eq!(jobs.len(), queues::ALL.len(), "one job per stage: {jobs:?}");
@@ -189,34 +111,22 @@ fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
 fn redelivering_any_stage_message_changes_nothing() {
     for &stage in queues::ALL {
         let t = TestEnv::new(3);
-        let event = t.upload(
-            &Package::catalogued("PP/RE/1", 10),
-            "born-digital/redelivery.zip",
-        );
+        let event = t.upload(&Package::catalogued("PP/RE/1", 10), "born-digital/redelivery.zip");
         // Every message of this stage is delivered twice in a row.
         let mut repeated = HashSet::new();
         t.drive(|q, body| q == stage && repeated.insert(body.to_string()));
         let transfer = t.transfer_for(&event).unwrap();
-        assert_eq!(
-            transfer.batch_count, 4,
-            "10 files and metadata.csv in batches of 3"
-        );
+        assert_eq!(transfer.batch_count, 4, "10 files and metadata.csv in batches of 3");
         assert_recorded_once(&t, transfer.id, 11);
         // And every message of every stage again, long after the transfer finished.
         let handled = t.drive(|_, _| false);
         assert!(handled.is_empty());
-        let all: Vec<(String, String)> = repeated
-            .iter()
-            .map(|b| (stage.to_string(), b.clone()))
-            .collect();
+        let all: Vec<(String, String)> = repeated.iter().map(|b| (stage.to_string(), b.clone())).collect();
         for (q, body) in all {
             t.env.queue.send(&q, &body).unwrap();
         }
         let late = t.drive(|_, _| false);
-        assert!(
-            late.iter().all(|(_, _, o)| *o == Outcome::Ignored),
-            "{stage}: {late:?}"
-        );
+        assert!(late.iter().all(|(_, _, o)| *o == Outcome::Ignored), "{stage}: {late:?}");
         assert_recorded_once(&t, transfer.id, 11);
         eprintln!("redelivery of {stage} messages: ok");
     }
@@ -225,16 +135,10 @@ fn redelivering_any_stage_message_changes_nothing() {
 #[test]
 fn a_package_too_large_for_one_invocation_is_extracted_in_continuations() {
     let t = TestEnv::new(4);
-    let event = t.upload(
-        &Package::catalogued("PP/BIG/1", 25),
-        "born-digital/continued.zip",
-    );
+    let event = t.upload(&Package::catalogued("PP/BIG/1", 25), "born-digital/continued.zip");
     // No time at all: every extract invocation does one entry, checkpoints and continues.
     let handled = t.drive_with_budget(Duration::ZERO, |_, _| false);
-    let continued = handled
-        .iter()
-        .filter(|(q, _, o)| q == queues::EXTRACT && *o == Outcome::Continued)
-        .count();
+    let continued = handled.iter().filter(|(q, _, o)| q == queues::EXTRACT && *o == Outcome::Continued).count();
     assert!(continued >= 20, "extraction continued {continued} times");
     let transfer = t.transfer_for(&event).unwrap();
     assert_recorded_once(&t, transfer.id, 26);
@@ -243,12 +147,7 @@ fn a_package_too_large_for_one_invocation_is_extracted_in_continuations() {
 #[test]
 fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
     let cases: Vec<(&str, Package, TransferStatus, &str)> = vec![
-        (
-            "elsewhere/x.zip",
-            Package::catalogued("PP/1", 1),
-            TransferStatus::Rejected,
-            "not a known location",
-        ),
+        ("elsewhere/x.zip", Package::catalogued("PP/1", 1), TransferStatus::Rejected, "not a known location"),
         (
             "born-digital/no-metadata.zip",
             {
@@ -263,11 +162,7 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
             "born-digital/no-identifier.zip",
             {
                 let mut p = Package::default();
-                p.add(
-                    "metadata/metadata.csv",
-                    "filename,dc.identifier\nobjects/,\n",
-                )
-                .add("objects/a.txt", "a");
+                p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,\n").add("objects/a.txt", "a");
                 p
             },
             TransferStatus::Rejected,
@@ -299,42 +194,22 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
         let event = t.upload(&package, key);
         let before = std::fs::read(t.dir.path().join("uploads").join(key)).unwrap();
         t.drive(|_, _| false);
-        let transfer = t
-            .transfer_for(&event)
-            .unwrap_or_else(|| panic!("{key}: no transfer record"));
-        assert_eq!(
-            transfer.status, status,
-            "{key}: {:?}",
-            transfer.failure_reason
-        );
+        let transfer = t.transfer_for(&event).unwrap_or_else(|| panic!("{key}: no transfer record"));
+        assert_eq!(transfer.status, status, "{key}: {:?}", transfer.failure_reason);
         let reason = transfer.failure_reason.unwrap();
         assert!(reason.contains(words), "{key}: {reason}");
         assert!(t.stored_aips().is_empty());
-        assert_eq!(
-            std::fs::read(t.dir.path().join("uploads").join(key)).unwrap(),
-            before,
-            "{key}: upload modified"
-        );
+        assert_eq!(std::fs::read(t.dir.path().join("uploads").join(key)).unwrap(), before, "{key}: upload modified");
     }
     // Not a zip at all.
     let t = TestEnv::new(10);
-    let meta = t
-        .env
-        .uploads
-        .put("born-digital/fake.zip", b"this is not a zip")
-        .unwrap();
+    let meta = t.env.uploads.put("born-digital/fake.zip", b"this is not a zip").unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
-    t.env
-        .queue
-        .send(queues::START, &serde_json::to_string(&event).unwrap())
-        .unwrap();
+    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
     t.drive(|_, _| false);
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Rejected);
-    assert!(transfer
-        .failure_reason
-        .unwrap()
-        .contains("not a readable zip"));
+    assert!(transfer.failure_reason.unwrap().contains("not a readable zip"));
 }
 
 /// The working area, failing every read of an extracted file: a transient fault that
@@ -345,45 +220,25 @@ impl ObjectStore for Unreadable {
     fn bucket(&self) -> &str {
         self.0.bucket()
     }
-    fn head(
-        &self,
-        key: &str,
-    ) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
+    fn head(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
         self.0.head(key)
     }
     fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
         if !key.contains("/objects/") {
             return self.0.get(key);
         }
-        Err(vellum_core::ports::PortError::Unavailable(
-            "SlowDown: please reduce your request rate".into(),
-        ))
+        Err(vellum_core::ports::PortError::Unavailable("SlowDown: please reduce your request rate".into()))
     }
-    fn get_range(
-        &self,
-        key: &str,
-        offset: u64,
-        len: u64,
-    ) -> vellum_core::ports::PortResult<Vec<u8>> {
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> vellum_core::ports::PortResult<Vec<u8>> {
         self.0.get_range(key, offset, len)
     }
-    fn writer(
-        &self,
-        key: &str,
-    ) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
+    fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
         self.0.writer(key)
     }
-    fn list(
-        &self,
-        prefix: &str,
-    ) -> vellum_core::ports::PortResult<Vec<vellum_core::ports::ObjectMeta>> {
+    fn list(&self, prefix: &str) -> vellum_core::ports::PortResult<Vec<vellum_core::ports::ObjectMeta>> {
         self.0.list(prefix)
     }
-    fn put_tags(
-        &self,
-        key: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> vellum_core::ports::PortResult<()> {
+    fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
         self.0.put_tags(key, tags)
     }
     fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
@@ -397,10 +252,7 @@ impl ObjectStore for Unreadable {
 #[test]
 fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let options = vellum_local::EmbeddedOptions {
-        max_receives: 2,
-        ..Default::default()
-    };
+    let options = vellum_local::EmbeddedOptions { max_receives: 2, ..Default::default() };
     let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
     let mut pipeline = env.pipeline.clone();
     pipeline.working = Arc::new(Unreadable(pipeline.working.clone()));
@@ -425,20 +277,12 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     assert_eq!(transfer.status, TransferStatus::Failed);
     let reason = transfer.failure_reason.unwrap();
     assert!(
-        reason.contains("Assign checksums and file sizes to objects")
-            && reason.contains("dead-letter"),
+        reason.contains("Assign checksums and file sizes to objects") && reason.contains("dead-letter"),
         "{reason}"
     );
-    assert!(
-        reason.contains("SlowDown"),
-        "the last error is kept: {reason}"
-    );
+    assert!(reason.contains("SlowDown"), "the last error is kept: {reason}");
     let dead = t.env.queue.dead_letters(queues::CHECKSUM).unwrap();
-    assert_eq!(
-        dead.len(),
-        1,
-        "the message is kept in the dead-letter queue"
-    );
+    assert_eq!(dead.len(), 1, "the message is kept in the dead-letter queue");
     assert_eq!(dead[0].receive_count, 2);
     assert!(t.stored_aips().is_empty());
 }

@@ -59,10 +59,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .and_then(|n| n.to_str())
         .with_context(|| format!("{} is not a file name", args.package.display()))?
         .to_string();
-    let key = args
-        .key
-        .clone()
-        .unwrap_or_else(|| format!("born-digital/{file_name}"));
+    let key = args.key.clone().unwrap_or_else(|| format!("born-digital/{file_name}"));
     if !args.package.is_file() {
         bail!("{} does not exist or is not a file", args.package.display());
     }
@@ -86,13 +83,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let env = args.run.open()?;
     let event = upload(&env, &args.package, &key)?;
     let idem = idempotency_key(&event);
-    let runner = Runner::start(
-        env.pipeline.clone(),
-        env.queue.clone(),
-        args.run.runner_config(),
-    );
-    env.queue
-        .send(queues::START, &serde_json::to_string(&event)?)?;
+    let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
+    env.queue.send(queues::START, &serde_json::to_string(&event)?)?;
     eprintln!("vellum: uploaded {} as {key}", args.package.display());
     let outcome = watch(&env, &idem, &event);
     runner.stop();
@@ -142,16 +134,9 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
 }
 
 /// Copies the package into the uploads folder under `key`, as an S3 PUT would.
-fn upload(
-    env: &Embedded,
-    package: &Path,
-    key: &str,
-) -> anyhow::Result<vellum_core::messages::UploadEvent> {
-    env.uploads
-        .path_of(key)
-        .map_err(|e| anyhow::anyhow!("the key {key:?} cannot be used: {e}"))?;
-    let mut source =
-        fs::File::open(package).with_context(|| format!("opening {}", package.display()))?;
+fn upload(env: &Embedded, package: &Path, key: &str) -> anyhow::Result<vellum_core::messages::UploadEvent> {
+    env.uploads.path_of(key).map_err(|e| anyhow::anyhow!("the key {key:?} cannot be used: {e}"))?;
+    let mut source = fs::File::open(package).with_context(|| format!("opening {}", package.display()))?;
     let mut writer = env.uploads.writer(key)?;
     std::io::copy(&mut source, &mut writer)?;
     let meta = writer.commit()?;
@@ -159,36 +144,21 @@ fn upload(
 }
 
 /// Follows the transfer until it ends, printing each job as it starts and finishes.
-fn watch(
-    env: &Embedded,
-    idem: &str,
-    event: &vellum_core::messages::UploadEvent,
-) -> anyhow::Result<Transfer> {
+fn watch(env: &Embedded, idem: &str, event: &vellum_core::messages::UploadEvent) -> anyhow::Result<Transfer> {
     let started = Instant::now();
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let Some(id) = env.state.transfer_for_event(idem)? else {
-            if env
-                .queue
-                .dead_letters(queues::START)?
-                .iter()
-                .any(|d| d.body.contains(&event.sequencer))
-            {
+            if env.queue.dead_letters(queues::START)?.iter().any(|d| d.body.contains(&event.sequencer)) {
                 bail!("the start microservice kept failing and its message was dead-lettered (see the log)");
             }
             continue;
         };
-        let transfer = env
-            .state
-            .transfer(id)?
-            .context("the transfer vanished from the state store")?;
+        let transfer = env.state.transfer(id)?.context("the transfer vanished from the state store")?;
         if !announced {
-            eprintln!(
-                "vellum: transfer {} ({}), profile {}",
-                transfer.id, transfer.name, transfer.profile
-            );
+            eprintln!("vellum: transfer {} ({}), profile {}", transfer.id, transfer.name, transfer.profile);
             announced = true;
         }
         for job in env.state.jobs(id)? {

@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "vellum",
-    version,
-    about = "Vellum: a digital-preservation ingest pipeline (embedded mode)"
-)]
+#[command(name = "vellum", version, about = "Vellum: a digital-preservation ingest pipeline (embedded mode)")]
 struct Cli {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -59,10 +55,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn open(&self) -> anyhow::Result<vellum_local::Embedded> {
-        let mut options = vellum_local::EmbeddedOptions {
-            max_receives: self.max_receives,
-            ..Default::default()
-        };
+        let mut options = vellum_local::EmbeddedOptions { max_receives: self.max_receives, ..Default::default() };
         options.settings.batch_size = self.batch_size;
         Ok(vellum_local::Embedded::open(&self.data_dir, options)?)
     }
@@ -80,9 +73,7 @@ impl RunOptions {
 fn init_tracing(format: &str, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().with_current_span(true).init();
     } else {

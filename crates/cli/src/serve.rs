@@ -28,13 +28,9 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let env = Arc::new(args.run.open()?);
-    let server = tiny_http::Server::http(&args.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let _runner = Runner::start(
-        env.pipeline.clone(),
-        env.queue.clone(),
-        args.run.runner_config(),
-    );
+    let server =
+        tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let _runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
     tracing::info!(
         data_dir = %env.data_dir.display(),
         listen = %args.listen,
@@ -48,9 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .spawn(move || {
             let mut watcher = Watcher::default();
             loop {
-                if let Err(e) =
-                    watcher.scan(watcher_env.uploads.as_ref(), watcher_env.queue.as_ref())
-                {
+                if let Err(e) = watcher.scan(watcher_env.uploads.as_ref(), watcher_env.queue.as_ref()) {
                     tracing::warn!(error = %e, "could not scan the uploads folder");
                 }
                 std::thread::sleep(interval);
@@ -61,11 +55,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (status, body) = route(&env, request.url());
         let response = tiny_http::Response::from_string(body.to_string())
             .with_status_code(status)
-            .with_header(
-                "Content-Type: application/json"
-                    .parse::<tiny_http::Header>()
-                    .expect("a valid header"),
-            );
+            .with_header("Content-Type: application/json".parse::<tiny_http::Header>().expect("a valid header"));
         if let Err(e) = request.respond(response) {
             tracing::warn!(error = %e, "could not answer a status request");
         }

@@ -30,10 +30,7 @@ fn ingest_json(package: &Path, data: &Path, extra: &[&str]) -> (i32, serde_json:
         .expect("run vellum ingest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "stdout is one JSON object ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
+        panic!("stdout is one JSON object ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
     });
     (out.status.code().expect("an exit code"), report)
 }
@@ -46,18 +43,11 @@ fn ingest_stores_the_example_and_reports_it() {
     assert_eq!(report["status"], "COMPLETE");
     assert!(report["reason"].is_null());
     for field in ["transfer_id", "sip_uuid"] {
-        assert!(
-            uuid::Uuid::parse_str(report[field].as_str().unwrap()).is_ok(),
-            "{field}: {report}"
-        );
+        assert!(uuid::Uuid::parse_str(report[field].as_str().unwrap()).is_ok(), "{field}: {report}");
     }
     let aip = PathBuf::from(report["aip"].as_str().unwrap());
     assert!(aip.is_file(), "the AIP is where the report says: {aip:?}");
-    assert!(aip.starts_with(
-        std::fs::canonicalize(data.path())
-            .unwrap()
-            .join("aips/born-digital/PP/EXA/1/v1")
-    ));
+    assert!(aip.starts_with(std::fs::canonicalize(data.path()).unwrap().join("aips/born-digital/PP/EXA/1/v1")));
     // The same package again is a new transfer and a new version, never an overwrite.
     let (code, second) = ingest_json(&example(), data.path(), &[]);
     assert_eq!(code, 0);
@@ -69,21 +59,11 @@ fn ingest_stores_the_example_and_reports_it() {
 #[test]
 fn ingest_exit_codes_say_how_a_transfer_ended() {
     let data = tempfile::tempdir().unwrap();
-    let (code, report) = ingest_json(
-        &example(),
-        data.path(),
-        &["--key", "somewhere-else/PP-EXAMPLE.zip"],
-    );
+    let (code, report) = ingest_json(&example(), data.path(), &["--key", "somewhere-else/PP-EXAMPLE.zip"]);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "REJECTED");
     assert!(report["aip"].is_null());
-    assert!(
-        report["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not a known location"),
-        "{report}"
-    );
+    assert!(report["reason"].as_str().unwrap().contains("not a known location"), "{report}");
 
     let stray = data.path().join("stray.zip");
     let mut p = Package::catalogued("PP/STRAY/1", 2);
@@ -92,38 +72,18 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     let (code, report) = ingest_json(&stray, data.path(), &[]);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "REJECTED");
-    assert!(
-        report["reason"].as_str().unwrap().contains("README.txt"),
-        "{report}"
-    );
+    assert!(report["reason"].as_str().unwrap().contains("README.txt"), "{report}");
 
     let damaged = data.path().join("damaged.zip");
     vellum_tests::write_damaged_zip(&damaged, "PP/DAMAGED/1");
     let (code, report) = ingest_json(&damaged, data.path(), &[]);
     assert_eq!(code, 4, "{report}");
     assert_eq!(report["status"], "FAILED");
-    assert!(
-        report["reason"]
-            .as_str()
-            .unwrap()
-            .contains("objects/damaged.txt"),
-        "{report}"
-    );
+    assert!(report["reason"].as_str().unwrap().contains("objects/damaged.txt"), "{report}");
 
-    let out = vellum()
-        .args(["ingest", "/no/such/package.zip", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a missing package is an internal error"
-    );
-    let out = vellum()
-        .args(["ingest", "--no-such-flag"])
-        .output()
-        .unwrap();
+    let out = vellum().args(["ingest", "/no/such/package.zip", "--data-dir"]).arg(data.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a missing package is an internal error");
+    let out = vellum().args(["ingest", "--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors keep clap's code");
 }
 
@@ -132,19 +92,12 @@ fn every_command_has_help() {
     for args in [&["--help"][..], &["ingest", "--help"], &["serve", "--help"]] {
         let out = vellum().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running `vellum serve` and its status port, killed however the test ends.
@@ -166,15 +119,7 @@ impl Drop for Served {
 fn serve(data: &Path) -> Served {
     let port = free_port();
     let child = vellum()
-        .args([
-            "serve",
-            "--batch-size",
-            "1",
-            "--budget-secs",
-            "0",
-            "--visibility-secs",
-            "2",
-        ])
+        .args(["serve", "--batch-size", "1", "--budget-secs", "0", "--visibility-secs", "2"])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
@@ -190,13 +135,8 @@ fn serve(data: &Path) -> Served {
 /// GETs a path from a serve's status endpoint and parses the JSON body.
 fn get_json(port: u16, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the status endpoint");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the status endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
@@ -229,20 +169,9 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(
-        killed_at.status,
-        TransferStatus::Processing,
-        "killed mid-transfer, not after it"
-    );
-    let checksum_done = state
-        .job(killed_at.id, "checksum")
-        .unwrap()
-        .unwrap()
-        .batches_done;
-    assert!(
-        checksum_done < killed_at.batch_count,
-        "killed before the per-file work was done"
-    );
+    assert_eq!(killed_at.status, TransferStatus::Processing, "killed mid-transfer, not after it");
+    let checksum_done = state.job(killed_at.id, "checksum").unwrap().unwrap().batches_done;
+    assert!(checksum_done < killed_at.batch_count, "killed before the per-file work was done");
 
     let mut second = serve(data.path());
     let finished = loop {
@@ -260,24 +189,11 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         assert_eq!(detail["jobs"].as_array().unwrap().len(), 6, "{detail}");
     }
     second.kill();
-    assert_eq!(
-        finished.status,
-        TransferStatus::Complete,
-        "{:?}",
-        finished.failure_reason
-    );
-    assert_eq!(
-        state.list_transfers(10).unwrap().len(),
-        1,
-        "a restart creates no second transfer"
-    );
+    assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
+    assert_eq!(state.list_transfers(10).unwrap().len(), 1, "a restart creates no second transfer");
     assert_eq!(finished.file_count, 301);
     let events = state.events(finished.id).unwrap();
-    assert_eq!(
-        events.len(),
-        301 * 2 + 1,
-        "no event lost or doubled across the crash"
-    );
+    assert_eq!(events.len(), 301 * 2 + 1, "no event lost or doubled across the crash");
     let aips: Vec<_> = walk(&data.path().join("aips"));
     assert_eq!(aips.len(), 1, "{aips:?}");
 }

@@ -34,10 +34,7 @@ pub fn leases_hide_messages(make: &Make) {
     q.send("a", "m").unwrap();
     let first = q.receive("a", 1, SHORT).unwrap();
     assert_eq!(first.len(), 1);
-    assert!(
-        q.receive("a", 1, SHORT).unwrap().is_empty(),
-        "hidden while leased"
-    );
+    assert!(q.receive("a", 1, SHORT).unwrap().is_empty(), "hidden while leased");
     sleep(SHORT + Duration::from_millis(150));
     let again = q.receive("a", 1, LONG).unwrap();
     assert_eq!(again.len(), 1, "visible again when the lease runs out");
@@ -50,10 +47,7 @@ pub fn nack_returns_with_delay(make: &Make) {
     q.send("a", "m").unwrap();
     let d = q.receive("a", 1, LONG).unwrap().remove(0);
     q.nack("a", &d.receipt, SHORT, "boom").unwrap();
-    assert!(
-        q.receive("a", 1, LONG).unwrap().is_empty(),
-        "not before the delay"
-    );
+    assert!(q.receive("a", 1, LONG).unwrap().is_empty(), "not before the delay");
     sleep(SHORT + Duration::from_millis(150));
     assert_eq!(q.receive("a", 1, LONG).unwrap().len(), 1);
 }
@@ -64,10 +58,7 @@ pub fn extend_keeps_a_lease(make: &Make) {
     let d = q.receive("a", 1, SHORT).unwrap().remove(0);
     q.extend("a", &d.receipt, LONG).unwrap();
     sleep(SHORT + Duration::from_millis(150));
-    assert!(
-        q.receive("a", 1, LONG).unwrap().is_empty(),
-        "an extended lease holds"
-    );
+    assert!(q.receive("a", 1, LONG).unwrap().is_empty(), "an extended lease holds");
 }
 
 pub fn dead_letters_after_max_receives(make: &Make) {
@@ -76,13 +67,9 @@ pub fn dead_letters_after_max_receives(make: &Make) {
     for n in 1..=2 {
         let d = q.receive("a", 1, LONG).unwrap().remove(0);
         assert_eq!(d.receive_count, n);
-        q.nack("a", &d.receipt, Duration::ZERO, &format!("failure {n}"))
-            .unwrap();
+        q.nack("a", &d.receipt, Duration::ZERO, &format!("failure {n}")).unwrap();
     }
-    assert!(
-        q.receive("a", 1, LONG).unwrap().is_empty(),
-        "received twice: dead-lettered"
-    );
+    assert!(q.receive("a", 1, LONG).unwrap().is_empty(), "received twice: dead-lettered");
     let dead = q.dead_letters("a").unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");
@@ -98,11 +85,7 @@ pub fn stale_receipts_are_ignored(make: &Make) {
     sleep(SHORT + Duration::from_millis(150));
     let new = q.receive("a", 1, LONG).unwrap().remove(0);
     q.ack("a", &old.receipt).unwrap();
-    assert_eq!(
-        q.depth("a").unwrap(),
-        1,
-        "an old receipt does not delete a re-received message"
-    );
+    assert_eq!(q.depth("a").unwrap(), 1, "an old receipt does not delete a re-received message");
     q.ack("a", &new.receipt).unwrap();
     assert_eq!(q.depth("a").unwrap(), 0);
 }

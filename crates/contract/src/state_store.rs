@@ -3,8 +3,8 @@
 use chrono::Utc;
 use uuid::Uuid;
 use vellum_core::model::{
-    derived_id, EventOutcome, File, FilePatch, FileUse, Identifiers, JobStatus, PremisEvent,
-    StoredAip, Task, Transfer, TransferStatus,
+    derived_id, EventOutcome, File, FilePatch, FileUse, Identifiers, JobStatus, PremisEvent, StoredAip, Task, Transfer,
+    TransferStatus,
 };
 use vellum_core::ports::{ExtractCheckpoint, JobSpec, PortError, StateStore};
 
@@ -53,16 +53,7 @@ fn file(t: &Transfer, index: u64, batch: u32) -> File {
 }
 
 fn event(t: &Transfer, f: Option<Uuid>, kind: &str) -> PremisEvent {
-    PremisEvent::new(
-        t.id,
-        f,
-        kind,
-        Utc::now(),
-        String::new(),
-        EventOutcome::None,
-        String::new(),
-        vec![],
-    )
+    PremisEvent::new(t.id, f, kind, Utc::now(), String::new(), EventOutcome::None, String::new(), vec![])
 }
 
 const SPEC: JobSpec<'static> = JobSpec {
@@ -98,28 +89,14 @@ pub fn first_ending_stands(make: &Make) {
     let t = transfer("b");
     s.create_transfer("k", &t).unwrap();
     s.set_microservice(t.id, "Scan for viruses").unwrap();
-    assert!(s
-        .end_transfer(t.id, TransferStatus::Failed, "first reason")
-        .unwrap());
-    assert!(!s
-        .end_transfer(t.id, TransferStatus::Rejected, "second reason")
-        .unwrap());
-    let aip = StoredAip {
-        key: "k".into(),
-        version: 1,
-        space: "s".into(),
-    };
-    assert!(
-        !s.complete_transfer(t.id, &aip).unwrap(),
-        "an ended transfer is not completed"
-    );
+    assert!(s.end_transfer(t.id, TransferStatus::Failed, "first reason").unwrap());
+    assert!(!s.end_transfer(t.id, TransferStatus::Rejected, "second reason").unwrap());
+    let aip = StoredAip { key: "k".into(), version: 1, space: "s".into() };
+    assert!(!s.complete_transfer(t.id, &aip).unwrap(), "an ended transfer is not completed");
     let stored = s.transfer(t.id).unwrap().unwrap();
     assert_eq!(stored.status, TransferStatus::Failed);
     assert_eq!(stored.failure_reason.as_deref(), Some("first reason"));
-    assert_eq!(
-        stored.current_microservice.as_deref(),
-        Some("Scan for viruses")
-    );
+    assert_eq!(stored.current_microservice.as_deref(), Some("Scan for viruses"));
 
     let t2 = transfer("c");
     s.create_transfer("k2", &t2).unwrap();
@@ -134,41 +111,18 @@ pub fn jobs_are_started_once(make: &Make) {
     let s = make();
     let t = transfer("j");
     s.create_transfer("k", &t).unwrap();
-    let a = s
-        .start_job(
-            t.id,
-            &JobSpec {
-                stage: "extract",
-                microservice_group: "g",
-                name: "n",
-            },
-        )
-        .unwrap();
+    let a = s.start_job(t.id, &JobSpec { stage: "extract", microservice_group: "g", name: "n" }).unwrap();
     let b = s.start_job(t.id, &SPEC).unwrap();
     let again = s.start_job(t.id, &SPEC).unwrap();
-    assert_eq!(
-        b.uuid, again.uuid,
-        "a redelivered message finds the same job"
-    );
+    assert_eq!(b.uuid, again.uuid, "a redelivered message finds the same job");
     assert_ne!(a.uuid, b.uuid);
-    s.finish_job(t.id, "checksum", JobStatus::Completed)
-        .unwrap();
+    s.finish_job(t.id, "checksum", JobStatus::Completed).unwrap();
     s.finish_job(t.id, "checksum", JobStatus::Failed).unwrap();
     let jobs = s.jobs(t.id).unwrap();
-    assert_eq!(
-        jobs.iter().map(|j| j.stage.as_str()).collect::<Vec<_>>(),
-        ["extract", "checksum"]
-    );
-    assert_eq!(
-        jobs[1].status,
-        JobStatus::Completed,
-        "a finished job stays as it finished"
-    );
+    assert_eq!(jobs.iter().map(|j| j.stage.as_str()).collect::<Vec<_>>(), ["extract", "checksum"]);
+    assert_eq!(jobs[1].status, JobStatus::Completed, "a finished job stays as it finished");
     assert!(jobs[1].ended_at.is_some());
-    assert_eq!(
-        s.job(t.id, "extract").unwrap().unwrap().status,
-        JobStatus::Processing
-    );
+    assert_eq!(s.job(t.id, "extract").unwrap().unwrap().status, JobStatus::Processing);
 }
 
 pub fn extraction_checkpoints(make: &Make) {
@@ -178,48 +132,19 @@ pub fn extraction_checkpoints(make: &Make) {
     let start = s.extract_checkpoint(t.id).unwrap();
     assert_eq!(start, ExtractCheckpoint::default());
     let files0: Vec<File> = (0..3).map(|i| file(&t, i, 0)).collect();
-    let events0: Vec<PremisEvent> = files0
-        .iter()
-        .map(|f| event(&t, Some(f.uuid), "ingestion"))
-        .collect();
-    let cp1 = s
-        .commit_extract_batch(t.id, &start, &files0, &events0, 4)
-        .unwrap();
-    assert_eq!(
-        cp1,
-        ExtractCheckpoint {
-            next_entry: 4,
-            batches: 1,
-            files: 3,
-            done: false
-        }
-    );
+    let events0: Vec<PremisEvent> = files0.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+    let cp1 = s.commit_extract_batch(t.id, &start, &files0, &events0, 4).unwrap();
+    assert_eq!(cp1, ExtractCheckpoint { next_entry: 4, batches: 1, files: 3, done: false });
     // A second delivery that started from the old checkpoint must not commit over it.
     let stale = s.commit_extract_batch(t.id, &start, &files0, &events0, 4);
     assert!(matches!(stale, Err(PortError::Conflict(_))), "{stale:?}");
     // No files: only the checkpoint moves.
     let cp2 = s.commit_extract_batch(t.id, &cp1, &[], &[], 6).unwrap();
-    assert_eq!(
-        cp2,
-        ExtractCheckpoint {
-            next_entry: 6,
-            batches: 1,
-            files: 3,
-            done: false
-        }
-    );
+    assert_eq!(cp2, ExtractCheckpoint { next_entry: 6, batches: 1, files: 3, done: false });
     let files1 = vec![file(&t, 6, 1)];
     s.commit_extract_batch(t.id, &cp2, &files1, &[], 7).unwrap();
     let done = s.finish_extract(t.id).unwrap();
-    assert_eq!(
-        done,
-        ExtractCheckpoint {
-            next_entry: 7,
-            batches: 2,
-            files: 4,
-            done: true
-        }
-    );
+    assert_eq!(done, ExtractCheckpoint { next_entry: 7, batches: 2, files: 4, done: true });
     assert_eq!(s.batch_files(t.id, 0).unwrap().len(), 3);
     assert_eq!(s.batch_files(t.id, 1).unwrap()[0].entry_index, 6);
     assert_eq!(s.files(t.id).unwrap().len(), 4);
@@ -234,9 +159,7 @@ pub fn record_batch_fans_in_once(make: &Make) {
     s.create_transfer("k", &t).unwrap();
     let mut cp = s.extract_checkpoint(t.id).unwrap();
     for b in 0..3u32 {
-        cp = s
-            .commit_extract_batch(t.id, &cp, &[file(&t, b as u64, b)], &[], b as u64 + 1)
-            .unwrap();
+        cp = s.commit_extract_batch(t.id, &cp, &[file(&t, b as u64, b)], &[], b as u64 + 1).unwrap();
     }
     let job = s.start_job(t.id, &SPEC).unwrap();
     let record = |b: u32| {
@@ -257,44 +180,23 @@ pub fn record_batch_fans_in_once(make: &Make) {
             size: Some(b as u64),
             format: None,
         };
-        s.record_batch(
-            t.id,
-            "checksum",
-            b,
-            &[task],
-            &[event(&t, Some(f.uuid), "message digest calculation")],
-            &[patch],
-        )
-        .unwrap()
+        s.record_batch(t.id, "checksum", b, &[task], &[event(&t, Some(f.uuid), "message digest calculation")], &[patch])
+            .unwrap()
     };
     let r0 = record(0);
     assert!(r0.newly_recorded && !r0.stage_complete);
     let r2 = record(2);
-    assert!(
-        r2.newly_recorded && !r2.stage_complete,
-        "batches finish in any order"
-    );
+    assert!(r2.newly_recorded && !r2.stage_complete, "batches finish in any order");
     s.finish_extract(t.id).unwrap();
     let again = record(2);
-    assert!(
-        !again.newly_recorded && !again.stage_complete,
-        "a redelivered batch is not counted twice"
-    );
+    assert!(!again.newly_recorded && !again.stage_complete, "a redelivered batch is not counted twice");
     let last = record(1);
     assert!(last.newly_recorded && last.stage_complete);
     let late = record(1);
-    assert!(
-        !late.newly_recorded && late.stage_complete,
-        "a redelivered last batch still reports completion"
-    );
+    assert!(!late.newly_recorded && late.stage_complete, "a redelivered last batch still reports completion");
     assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, 3);
     assert_eq!(s.tasks(job.uuid).unwrap().len(), 3);
-    let digest_events = s
-        .events(t.id)
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == "message digest calculation")
-        .count();
+    let digest_events = s.events(t.id).unwrap().iter().filter(|e| e.event_type == "message digest calculation").count();
     assert_eq!(digest_events, 3);
     let files = s.files(t.id).unwrap();
     assert_eq!(files[1].sha256(), Some("digest-1"));
@@ -324,21 +226,8 @@ pub fn aip_versions(make: &Make) {
     for (k, t) in [("a", &a), ("b", &b), ("c", &c)] {
         s.create_transfer(k, t).unwrap();
     }
-    assert_eq!(
-        s.assign_aip_version(a.id, "born-digital", "PP/1").unwrap(),
-        1
-    );
-    assert_eq!(
-        s.assign_aip_version(a.id, "born-digital", "PP/1").unwrap(),
-        1,
-        "asked again, the same"
-    );
-    assert_eq!(
-        s.assign_aip_version(b.id, "born-digital", "PP/1").unwrap(),
-        2
-    );
-    assert_eq!(
-        s.assign_aip_version(c.id, "born-digital", "PP/2").unwrap(),
-        1
-    );
+    assert_eq!(s.assign_aip_version(a.id, "born-digital", "PP/1").unwrap(), 1);
+    assert_eq!(s.assign_aip_version(a.id, "born-digital", "PP/1").unwrap(), 1, "asked again, the same");
+    assert_eq!(s.assign_aip_version(b.id, "born-digital", "PP/1").unwrap(), 2);
+    assert_eq!(s.assign_aip_version(c.id, "born-digital", "PP/2").unwrap(), 1);
 }

@@ -19,14 +19,8 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
     match file.file_use {
         FileUse::Original => file.current_path.clone(),
         FileUse::Metadata => {
-            let rest = file
-                .current_path
-                .strip_prefix("metadata/")
-                .unwrap_or(&file.current_path);
-            format!(
-                "objects/metadata/transfers/{}-{}/{rest}",
-                transfer.name, transfer.id
-            )
+            let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
+            format!("objects/metadata/transfers/{}-{}/{rest}", transfer.name, transfer.id)
         }
     }
 }
@@ -52,9 +46,7 @@ pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
 
 /// The filename-changes log: one line per file whose name sanitizing changed.
 pub fn filename_changes_log(files: &[File]) -> String {
-    let mut out = String::from(
-        "# Names changed by \"Sanitize object's file and directory names\": original -> new\n",
-    );
+    let mut out = String::from("# Names changed by \"Sanitize object's file and directory names\": original -> new\n");
     for f in files.iter().filter(|f| f.original_path != f.current_path) {
         out.push_str(&format!("{} -> {}\n", f.original_path, f.current_path));
     }

@@ -99,20 +99,14 @@ fn normalize_name(name: &str) -> String {
 pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Listing, ListError> {
     let reader = RangedReader::new(store.clone(), key, size, INDEX_CHUNK);
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| match e {
-        zip::result::ZipError::Io(io) if io.kind() != io::ErrorKind::UnexpectedEof => {
-            ListError::Io(io)
-        }
-        other => ListError::Unreadable(Unreadable(format!(
-            "it is not a readable zip file ({other})"
-        ))),
+        zip::result::ZipError::Io(io) if io.kind() != io::ErrorKind::UnexpectedEof => ListError::Io(io),
+        other => ListError::Unreadable(Unreadable(format!("it is not a readable zip file ({other})"))),
     })?;
     let mut listing = Listing::default();
     for i in 0..zip.len() {
-        let entry = zip.by_index_data(i).map_err(|e| {
-            ListError::Unreadable(Unreadable(format!(
-                "entry {i} of the zip cannot be read ({e})"
-            )))
-        })?;
+        let entry = zip
+            .by_index_data(i)
+            .map_err(|e| ListError::Unreadable(Unreadable(format!("entry {i} of the zip cannot be read ({e})"))))?;
         let name = match entry.name() {
             Ok(n) => normalize_name(&n),
             Err(_) => normalize_name(&String::from_utf8_lossy(entry.name_raw())),
@@ -141,18 +135,15 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
     if zip.has_duplicate_names() {
         let mut again = RangedReader::new(store, key, size, INDEX_CHUNK);
         listing.duplicates =
-            duplicate_names_in_central_directory(&mut again, zip.central_directory_start())
-                .map_err(ListError::Io)?;
+            duplicate_names_in_central_directory(&mut again, zip.central_directory_start()).map_err(ListError::Io)?;
     }
     for (path, slot) in [("metadata/metadata.csv", 0), ("metadata/rights.csv", 1)] {
         let Some(i) = zip.index_for_name(path) else {
             continue;
         };
-        let entry = zip.by_index(i).map_err(|e| {
-            ListError::Unreadable(Unreadable(format!(
-                "{path} cannot be read from the zip ({e})"
-            )))
-        })?;
+        let entry = zip
+            .by_index(i)
+            .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
         if entry.encrypted() || entry.size() > MAX_CSV_BYTES {
             continue;
         }
@@ -160,11 +151,7 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
         entry
             .take(MAX_CSV_BYTES)
             .read_to_end(&mut bytes)
-            .map_err(|e| {
-                ListError::Unreadable(Unreadable(format!(
-                    "{path} cannot be read from the zip ({e})"
-                )))
-            })?;
+            .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
         if slot == 0 {
             listing.metadata_csv = Some(bytes);
         } else {
@@ -177,17 +164,12 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
 
 /// The zip reader keeps one entry per name, so duplicates are found in the raw central
 /// directory, which is read again only in this rare case.
-fn duplicate_names_in_central_directory(
-    reader: &mut RangedReader,
-    start: u64,
-) -> io::Result<Vec<String>> {
+fn duplicate_names_in_central_directory(reader: &mut RangedReader, start: u64) -> io::Result<Vec<String>> {
     use std::io::{Seek, SeekFrom};
     let end = reader.size();
     reader.seek(SeekFrom::Start(start))?;
     let mut cd = Vec::new();
-    reader
-        .take(end.saturating_sub(start))
-        .read_to_end(&mut cd)?;
+    reader.take(end.saturating_sub(start)).read_to_end(&mut cd)?;
     let mut seen = std::collections::BTreeSet::new();
     let mut dups = std::collections::BTreeSet::new();
     let mut pos = 0usize;
@@ -212,9 +194,7 @@ pub fn open_tar(
     key: &str,
     kind: ArchiveKind,
 ) -> io::Result<tar::Archive<Box<dyn Read + Send>>> {
-    let raw = store
-        .get(key)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let raw = store.get(key).map_err(|e| io::Error::other(e.to_string()))?;
     let reader: Box<dyn Read + Send> = match kind {
         ArchiveKind::TarGz => Box::new(MultiGzDecoder::new(raw)),
         _ => raw,
@@ -233,16 +213,9 @@ fn tar_kind(t: tar::EntryType) -> EntryKind {
 }
 
 /// Lists a tar in one streamed pass over its headers (a compressed tar is decompressed once).
-pub fn list_tar(
-    store: &dyn ObjectStore,
-    key: &str,
-    kind: ArchiveKind,
-) -> Result<Listing, ListError> {
-    let unreadable = |e: io::Error| {
-        ListError::Unreadable(Unreadable(format!(
-            "it is not a readable tar archive ({e})"
-        )))
-    };
+pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result<Listing, ListError> {
+    let unreadable =
+        |e: io::Error| ListError::Unreadable(Unreadable(format!("it is not a readable tar archive ({e})")));
     let mut archive = open_tar(store, key, kind).map_err(ListError::Io)?;
     let mut listing = Listing::default();
     let mut seen = std::collections::BTreeSet::new();

@@ -10,17 +10,11 @@ pub const BAGIT_TXT: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UT
 
 /// A path as a manifest writes it: CR, LF and % are percent-encoded (RFC 8493 §2.1.3).
 pub fn encode_path(path: &str) -> String {
-    path.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    path.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 pub fn decode_path(path: &str) -> String {
-    path.replace("%0D", "\r")
-        .replace("%0d", "\r")
-        .replace("%0A", "\n")
-        .replace("%0a", "\n")
-        .replace("%25", "%")
+    path.replace("%0D", "\r").replace("%0d", "\r").replace("%0A", "\n").replace("%0a", "\n").replace("%25", "%")
 }
 
 /// Manifest text for (path, digest) pairs, in the order given.
@@ -42,14 +36,10 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let (digest, path) = line
-            .split_once([' ', '\t'])
-            .ok_or_else(|| format!("line {} of a manifest has no path", n + 1))?;
+        let (digest, path) =
+            line.split_once([' ', '\t']).ok_or_else(|| format!("line {} of a manifest has no path", n + 1))?;
         let path = path.trim_start_matches([' ', '\t']);
-        if map
-            .insert(decode_path(path), digest.to_ascii_lowercase())
-            .is_some()
-        {
+        if map.insert(decode_path(path), digest.to_ascii_lowercase()).is_some() {
             return Err(format!("the manifest lists {path:?} twice"));
         }
     }
@@ -94,9 +84,7 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
     let mut tag_text: BTreeMap<String, String> = BTreeMap::new();
     let prefix = format!("{bag}/");
     let mut problems = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| vec![format!("the AIP cannot be read as a tar: {e}")])?;
+    let entries = archive.entries().map_err(|e| vec![format!("the AIP cannot be read as a tar: {e}")])?;
     for entry in entries {
         let mut entry = entry.map_err(|e| vec![format!("the AIP's tar stream is damaged: {e}")])?;
         if !entry.header().entry_type().is_file() {
@@ -118,9 +106,7 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
-            let n = entry
-                .read(&mut buf)
-                .map_err(|e| vec![format!("reading {rel:?} from the AIP: {e}")])?;
+            let n = entry.read(&mut buf).map_err(|e| vec![format!("reading {rel:?} from the AIP: {e}")])?;
             if n == 0 {
                 break;
             }
@@ -135,11 +121,7 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
         }
         digests.insert(rel, (hex::encode(hasher.finalize()), size));
     }
-    if tag_text
-        .get("bagit.txt")
-        .map(|t| t.contains("BagIt-Version:"))
-        != Some(true)
-    {
+    if tag_text.get("bagit.txt").map(|t| t.contains("BagIt-Version:")) != Some(true) {
         problems.push("bagit.txt is missing or has no BagIt-Version".into());
     }
     let check = |name: &str, problems: &mut Vec<String>| -> Option<BTreeMap<String, String>> {
@@ -159,17 +141,14 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
     for (path, want) in &manifest {
         match digests.get(path) {
             None => problems.push(format!("{path} is in the manifest but not in the bag")),
-            Some((got, _)) if got != want => problems.push(format!(
-                "{path} has sha256 {got}, but the manifest says {want}"
-            )),
+            Some((got, _)) if got != want => {
+                problems.push(format!("{path} has sha256 {got}, but the manifest says {want}"))
+            }
             _ => {}
         }
     }
-    let payload: BTreeMap<String, String> = digests
-        .iter()
-        .filter(|(p, _)| p.starts_with("data/"))
-        .map(|(p, (d, _))| (p.clone(), d.clone()))
-        .collect();
+    let payload: BTreeMap<String, String> =
+        digests.iter().filter(|(p, _)| p.starts_with("data/")).map(|(p, (d, _))| (p.clone(), d.clone())).collect();
     for path in payload.keys() {
         if !manifest.contains_key(path) {
             problems.push(format!("{path} is in the bag but not in the manifest"));
@@ -179,38 +158,22 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
         for (path, want) in &tagmanifest {
             match digests.get(path) {
                 Some((got, _)) if got == want => {}
-                Some((got, _)) => problems.push(format!(
-                    "tag file {path} has sha256 {got}, but the tag manifest says {want}"
-                )),
-                None => problems.push(format!(
-                    "tag file {path} is in the tag manifest but not in the bag"
-                )),
+                Some((got, _)) => {
+                    problems.push(format!("tag file {path} has sha256 {got}, but the tag manifest says {want}"))
+                }
+                None => problems.push(format!("tag file {path} is in the tag manifest but not in the bag")),
             }
         }
     }
-    let payload_bytes: u64 = digests
-        .iter()
-        .filter(|(p, _)| p.starts_with("data/"))
-        .map(|(_, (_, s))| s)
-        .sum();
+    let payload_bytes: u64 = digests.iter().filter(|(p, _)| p.starts_with("data/")).map(|(_, (_, s))| s).sum();
     let oxum = format!("{payload_bytes}.{}", payload.len());
-    match tag_text
-        .get("bag-info.txt")
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")))
-    {
+    match tag_text.get("bag-info.txt").and_then(|t| t.lines().find_map(|l| l.strip_prefix("Payload-Oxum:"))) {
         Some(v) if v.trim() == oxum => {}
-        Some(v) => problems.push(format!(
-            "Payload-Oxum says {}, but the payload is {oxum}",
-            v.trim()
-        )),
+        Some(v) => problems.push(format!("Payload-Oxum says {}, but the payload is {oxum}", v.trim())),
         None => problems.push("bag-info.txt has no Payload-Oxum".into()),
     }
     if problems.is_empty() {
-        Ok(BagReport {
-            payload_files: payload.len() as u64,
-            payload_bytes,
-            payload,
-        })
+        Ok(BagReport { payload_files: payload.len() as u64, payload_bytes, payload })
     } else {
         Err(problems)
     }
@@ -226,10 +189,7 @@ mod tests {
         assert_eq!(text, "ab  data/a b%25.txt\ncd  data/line%0Abreak\n");
         let parsed = parse_manifest(&text).unwrap();
         assert_eq!(parsed.get("data/a b%.txt").map(String::as_str), Some("ab"));
-        assert_eq!(
-            parsed.get("data/line\nbreak").map(String::as_str),
-            Some("cd")
-        );
+        assert_eq!(parsed.get("data/line\nbreak").map(String::as_str), Some("cd"));
     }
 
     #[test]

@@ -22,46 +22,19 @@ pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
     let time: String = transfer
         .source_event_time
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '-' })
         .collect();
-    let id12: String = transfer
-        .event_key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(12)
-        .collect();
+    let id12: String = transfer.event_key.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
     format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
 }
 
-pub fn write_log(
-    uploads: &dyn ObjectStore,
-    transfer: &Transfer,
-    outcome: LogOutcome,
-    text: &str,
-) -> PortResult<()> {
-    uploads
-        .put(&log_key(transfer, outcome), text.as_bytes())
-        .map(|_| ())
+pub fn write_log(uploads: &dyn ObjectStore, transfer: &Transfer, outcome: LogOutcome, text: &str) -> PortResult<()> {
+    uploads.put(&log_key(transfer, outcome), text.as_bytes()).map(|_| ())
 }
 
 /// S3 allows letters, digits, spaces and `+ - = . _ : / @` in tag values, up to 256.
 fn tag_value(v: &str) -> String {
-    v.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || " +-=._:/@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(256)
-        .collect()
+    v.chars().map(|c| if c.is_alphanumeric() || " +-=._:/@".contains(c) { c } else { '_' }).take(256).collect()
 }
 
 /// Tags the accepted upload with what it became.
@@ -69,10 +42,7 @@ pub fn tag_upload(uploads: &dyn ObjectStore, transfer: &Transfer) -> PortResult<
     let mut tags = BTreeMap::from([
         ("TransferId".to_string(), transfer.id.to_string()),
         ("ProcessingConfig".to_string(), tag_value(&transfer.profile)),
-        (
-            "S3EventTime".to_string(),
-            tag_value(&transfer.source_event_time),
-        ),
+        ("S3EventTime".to_string(), tag_value(&transfer.source_event_time)),
     ]);
     let ids = &transfer.identifiers;
     if let Some(c) = &ids.catalogue_identifier {

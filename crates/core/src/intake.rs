@@ -26,12 +26,7 @@ pub struct Problem {
 
 impl Problem {
     fn new(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            check,
-            message: message.into(),
-            fix: fix.into(),
-            example: None,
-        }
+        Self { check, message: message.into(), fix: fix.into(), example: None }
     }
 
     fn with_example(mut self, wrong: &'static str, right: &'static str) -> Self {
@@ -107,12 +102,7 @@ pub fn unsafe_path_reason(name: &str) -> Option<&'static str> {
 /// encryption, no duplicates, within the profile's limits.
 fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>) {
     let collect = |pred: &dyn Fn(&crate::archive::ListedEntry) -> bool| -> Vec<String> {
-        listing
-            .entries
-            .iter()
-            .filter(|e| pred(e))
-            .map(|e| e.name.clone())
-            .collect()
+        listing.entries.iter().filter(|e| pred(e)).map(|e| e.name.clone()).collect()
     };
     for reason in [
         "is an absolute path",
@@ -133,10 +123,7 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
     if !links.is_empty() {
         problems.push(Problem::new(
             "links",
-            format!(
-                "the package holds links (shortcuts): {}; a link is never followed or preserved",
-                some_of(&links)
-            ),
+            format!("the package holds links (shortcuts): {}; a link is never followed or preserved", some_of(&links)),
             "replace each link with the file it points to, or leave it out",
         ));
     }
@@ -144,10 +131,7 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
     if !special.is_empty() {
         problems.push(Problem::new(
             "special files",
-            format!(
-                "the package holds entries that are not files or folders (devices, pipes): {}",
-                some_of(&special)
-            ),
+            format!("the package holds entries that are not files or folders (devices, pipes): {}", some_of(&special)),
             "leave them out of the package",
         ));
     }
@@ -162,10 +146,7 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
     if !listing.duplicates.is_empty() {
         problems.push(Problem::new(
             "duplicate entries",
-            format!(
-                "the package holds the same path more than once: {}",
-                some_of(&listing.duplicates)
-            ),
+            format!("the package holds the same path more than once: {}", some_of(&listing.duplicates)),
             "make the zip again so each file is in it once",
         ));
     }
@@ -173,18 +154,11 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
     if count > limits.max_entries {
         problems.push(Problem::new(
             "limits",
-            format!(
-                "the package has {count} entries, more than the limit of {} (max_entries)",
-                limits.max_entries
-            ),
+            format!("the package has {count} entries, more than the limit of {} (max_entries)", limits.max_entries),
             "split it into several packages",
         ));
     }
-    let total: u64 = listing
-        .entries
-        .iter()
-        .map(|e| e.size)
-        .fold(0, u64::saturating_add);
+    let total: u64 = listing.entries.iter().map(|e| e.size).fold(0, u64::saturating_add);
     if total > limits.max_total_bytes {
         problems.push(Problem::new(
             "limits",
@@ -196,8 +170,7 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
         ));
     }
     let bombs = collect(&|e| {
-        e.size >= limits.ratio_checked_above
-            && e.size / e.compressed_size.max(1) > limits.max_compression_ratio
+        e.size >= limits.ratio_checked_above && e.size / e.compressed_size.max(1) > limits.max_compression_ratio
     });
     if !bombs.is_empty() {
         problems.push(Problem::new(
@@ -213,17 +186,11 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
 }
 
 fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
-    let files: Vec<&str> = listing
-        .entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| e.name.as_str())
-        .collect();
+    let files: Vec<&str> =
+        listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     let has_metadata = files.contains(&"metadata/metadata.csv");
     if !has_metadata {
-        let wrapped = files
-            .iter()
-            .find_map(|f| f.strip_suffix("/metadata/metadata.csv"));
+        let wrapped = files.iter().find_map(|f| f.strip_suffix("/metadata/metadata.csv"));
         let message = match wrapped {
             Some(folder) => format!(
                 "metadata/metadata.csv is not at the top of the zip: everything is inside the folder {folder:?}"
@@ -244,15 +211,16 @@ fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
         .iter()
         .filter(|e| e.kind != EntryKind::Directory)
         .map(|e| e.name.clone())
-        .filter(|n| {
-            n.starts_with("metadata/") && n != "metadata/metadata.csv" && n != "metadata/rights.csv"
-        })
+        .filter(|n| n.starts_with("metadata/") && n != "metadata/metadata.csv" && n != "metadata/rights.csv")
         .collect();
     if !extra_metadata.is_empty() {
         problems.push(
             Problem::new(
                 "layout",
-                format!("metadata/ may hold only metadata.csv and rights.csv, but it also holds {}", some_of(&extra_metadata)),
+                format!(
+                    "metadata/ may hold only metadata.csv and rights.csv, but it also holds {}",
+                    some_of(&extra_metadata)
+                ),
                 "move the other files into objects/ (if they are to be preserved) or leave them out",
             )
             .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
@@ -260,12 +228,8 @@ fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
     }
     if !files.iter().any(|f| f.starts_with("objects/")) {
         problems.push(
-            Problem::new(
-                "layout",
-                "there is no file under objects/",
-                "put the files to preserve in objects/",
-            )
-            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+            Problem::new("layout", "there is no file under objects/", "put the files to preserve in objects/")
+                .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
         );
     }
     let stray: BTreeSet<String> = listing
@@ -289,10 +253,7 @@ fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
         problems.push(
             Problem::new(
                 "layout",
-                format!(
-                    "the package has entries outside objects/ and metadata/: {}",
-                    some_of(&stray)
-                ),
+                format!("the package has entries outside objects/ and metadata/: {}", some_of(&stray)),
                 "move them into objects/ (if they are to be preserved) or leave them out",
             )
             .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
@@ -315,33 +276,31 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
     check_layout(listing, &mut problems);
 
     let identifiers = match &listing.metadata_csv {
-        Some(bytes) => {
-            match parse_metadata_csv(bytes, profile.kind) {
-                Ok(ids) => Some(ids),
-                Err(found) => {
-                    let (wrong, right) = match profile.kind {
-                        PackageKind::Catalogued => (CATALOGUED_WRONG, CATALOGUED_RIGHT),
-                        PackageKind::Accession => (ACCESSION_WRONG, ACCESSION_RIGHT),
-                    };
-                    for message in found {
-                        problems.push(
-                        Problem::new("metadata.csv", message, "correct metadata/metadata.csv, zip the package again and upload it")
-                            .with_example(wrong, right),
+        Some(bytes) => match parse_metadata_csv(bytes, profile.kind) {
+            Ok(ids) => Some(ids),
+            Err(found) => {
+                let (wrong, right) = match profile.kind {
+                    PackageKind::Catalogued => (CATALOGUED_WRONG, CATALOGUED_RIGHT),
+                    PackageKind::Accession => (ACCESSION_WRONG, ACCESSION_RIGHT),
+                };
+                for message in found {
+                    problems.push(
+                        Problem::new(
+                            "metadata.csv",
+                            message,
+                            "correct metadata/metadata.csv, zip the package again and upload it",
+                        )
+                        .with_example(wrong, right),
                     );
-                    }
-                    None
                 }
+                None
             }
-        }
+        },
         None => None,
     };
     if let Some(rights) = &listing.rights_csv {
-        let files: BTreeSet<&str> = listing
-            .entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .map(|e| e.name.as_str())
-            .collect();
+        let files: BTreeSet<&str> =
+            listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
         for message in check_rights_csv(rights, &files) {
             problems.push(Problem::new(
                 "rights.csv",
@@ -374,10 +333,7 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
             let paths = listing
                 .entries
                 .iter()
-                .map(|e| {
-                    (e.kind == EntryKind::File)
-                        .then(|| planned.next().expect("one planned path per file"))
-                })
+                .map(|e| (e.kind == EntryKind::File).then(|| planned.next().expect("one planned path per file")))
                 .collect();
             Ok(Accepted { identifiers, paths })
         }
@@ -399,13 +355,7 @@ pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String
         problems.len()
     );
     for (n, p) in problems.iter().enumerate() {
-        out.push_str(&format!(
-            "\n{}. [{}] {}\n   How to fix: {}\n",
-            n + 1,
-            p.check,
-            p.message,
-            p.fix
-        ));
+        out.push_str(&format!("\n{}. [{}] {}\n   How to fix: {}\n", n + 1, p.check, p.message, p.fix));
         if let Some((wrong, right)) = p.example {
             out.push_str("\n   WRONG:\n");
             for line in wrong.lines() {
@@ -417,19 +367,11 @@ pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String
             }
         }
     }
-    out.push_str(
-        "\nWhen it is fixed, upload the package again (a new upload is a new transfer).\n",
-    );
+    out.push_str("\nWhen it is fixed, upload the package again (a new upload is a new transfer).\n");
     out
 }
 
-pub fn success_log(
-    key: &str,
-    transfer_id: &str,
-    profile: &str,
-    files: usize,
-    identifiers: &Identifiers,
-) -> String {
+pub fn success_log(key: &str, transfer_id: &str, profile: &str, files: usize, identifiers: &Identifiers) -> String {
     format!(
         "Vellum accepted {key}.\nAll intake checks passed: {files} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
         identifiers.external_identifier().unwrap_or_else(|| "(none)".into())

@@ -39,17 +39,11 @@ pub struct StageMessage {
 
 impl StageMessage {
     pub fn transfer(transfer_id: Uuid) -> Self {
-        Self {
-            transfer_id,
-            batch: None,
-        }
+        Self { transfer_id, batch: None }
     }
 
     pub fn batch(transfer_id: Uuid, batch: u32) -> Self {
-        Self {
-            transfer_id,
-            batch: Some(batch),
-        }
+        Self { transfer_id, batch: Some(batch) }
     }
 
     pub fn to_json(&self) -> String {
@@ -65,10 +59,7 @@ pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
     if v.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
-    let records = v
-        .get("Records")
-        .and_then(|r| r.as_array())
-        .ok_or("an S3 notification has a Records array")?;
+    let records = v.get("Records").and_then(|r| r.as_array()).ok_or("an S3 notification has a Records array")?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let s = |path: &[&str]| -> Option<String> {
@@ -86,10 +77,7 @@ pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
             event_time: s(&["eventTime"]).unwrap_or_default(),
             sequencer: s(&["s3", "object", "sequencer"]).unwrap_or_default(),
             version_id: s(&["s3", "object", "versionId"]),
-            size: r
-                .pointer("/s3/object/size")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
+            size: r.pointer("/s3/object/size").and_then(|v| v.as_u64()).unwrap_or(0),
         });
     }
     Ok(out)
@@ -104,13 +92,8 @@ pub fn decode_s3_key(raw: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = raw
-                    .get(i + 1..i + 3)
-                    .ok_or_else(|| format!("a broken escape in the key {raw:?}"))?;
-                out.push(
-                    u8::from_str_radix(hex, 16)
-                        .map_err(|_| format!("a broken escape in the key {raw:?}"))?,
-                );
+                let hex = raw.get(i + 1..i + 3).ok_or_else(|| format!("a broken escape in the key {raw:?}"))?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("a broken escape in the key {raw:?}"))?);
                 i += 2;
             }
             b => out.push(b),
@@ -132,11 +115,7 @@ mod tests {
         assert_eq!(events[0].key, "born-digital/PP ABC (draft)/Café.zip");
         assert_eq!(events[0].bucket, "vellum-uploads");
         assert_eq!(events[0].size, 1024);
-        assert!(
-            upload_events_from_s3(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(upload_events_from_s3(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).unwrap().is_empty());
         assert!(decode_s3_key("bad%zz").is_err());
         assert_eq!(decode_s3_key("a%2Bb+c").unwrap(), "a+b c");
     }

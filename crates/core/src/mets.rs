@@ -61,24 +61,14 @@ pub fn write_aip_mets(
     )?;
     write_dublin_core(out, transfer, created)?;
     for (n, file) in files.iter().enumerate() {
-        write_amd_sec(
-            out,
-            transfer,
-            n + 1,
-            file,
-            by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice),
-        )?;
+        write_amd_sec(out, transfer, n + 1, file, by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice))?;
     }
     write_file_sec(out, transfer, files)?;
     write_struct_map(out, transfer, files)?;
     writeln!(out, "</mets:mets>")
 }
 
-fn write_dublin_core(
-    out: &mut dyn Write,
-    transfer: &Transfer,
-    created: Timestamp,
-) -> io::Result<()> {
+fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestamp) -> io::Result<()> {
     write!(
         out,
         "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore>",
@@ -90,10 +80,7 @@ fn write_dublin_core(
             write!(out, "<dc:{term}>{}</dc:{term}>", esc(v))?;
         }
     }
-    writeln!(
-        out,
-        "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>"
-    )
+    writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
 }
 
 fn write_amd_sec(
@@ -113,10 +100,7 @@ fn write_amd_sec(
         "<premis:objectIdentifier><premis:objectIdentifierType>UUID</premis:objectIdentifierType><premis:objectIdentifierValue>{}</premis:objectIdentifierValue></premis:objectIdentifier>",
         file.uuid
     )?;
-    write!(
-        out,
-        "<premis:objectCharacteristics><premis:compositionLevel>0</premis:compositionLevel>"
-    )?;
+    write!(out, "<premis:objectCharacteristics><premis:compositionLevel>0</premis:compositionLevel>")?;
     for (algorithm, digest) in &file.checksums {
         write!(
             out,
@@ -125,11 +109,7 @@ fn write_amd_sec(
             esc(digest)
         )?;
     }
-    write!(
-        out,
-        "<premis:size>{}</premis:size><premis:format>",
-        file.size
-    )?;
+    write!(out, "<premis:size>{}</premis:size><premis:format>", file.size)?;
     match &file.format {
         Some(f) => {
             write!(out, "<premis:formatDesignation><premis:formatName>{}</premis:formatName>", esc(&f.name))?;
@@ -221,20 +201,13 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
             esc(&a.identifier_value)
         )?;
     }
-    writeln!(
-        out,
-        "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>"
-    )
+    writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
 }
 
 fn write_file_sec(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
     for file_use in [FileUse::Original, FileUse::Metadata] {
-        let group: Vec<(usize, &File)> = files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.file_use == file_use)
-            .collect();
+        let group: Vec<(usize, &File)> = files.iter().enumerate().filter(|(_, f)| f.file_use == file_use).collect();
         if group.is_empty() {
             continue;
         }
@@ -261,10 +234,7 @@ struct Dir<'a> {
 }
 
 fn write_struct_map(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
-    let paths: Vec<(String, Uuid)> = files
-        .iter()
-        .map(|f| (payload_path(transfer, f), f.uuid))
-        .collect();
+    let paths: Vec<(String, Uuid)> = files.iter().map(|f| (payload_path(transfer, f), f.uuid)).collect();
     let mut root = Dir::default();
     for (path, uuid) in &paths {
         let mut parts: Vec<&str> = path.split('/').collect();

@@ -59,11 +59,7 @@ pub struct Identifiers {
 impl Identifiers {
     /// The identifier the AIP is filed under: the catalogue identifier, else the accession.
     pub fn external_identifier(&self) -> Option<String> {
-        if let Some(id) = self
-            .catalogue_identifier
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(id) = self.catalogue_identifier.as_deref().filter(|s| !s.is_empty()) {
             return Some(id.to_string());
         }
         match (&self.collection_reference, &self.accession_number) {

@@ -8,11 +8,7 @@ use crate::ports::{DeadLetter, PortResult};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
 pub fn dead_letter_reason(dl: &DeadLetter) -> String {
-    let job = if queues::ALL.contains(&dl.queue.as_str()) {
-        job_spec(&dl.queue).name
-    } else {
-        dl.queue.as_str()
-    };
+    let job = if queues::ALL.contains(&dl.queue.as_str()) { job_spec(&dl.queue).name } else { dl.queue.as_str() };
     format!(
         "the \"{job}\" microservice failed {} times in a row and its message was moved to the {} dead-letter queue; \
          last error: {}. Fix the cause and redrive the message to finish the transfer",

@@ -53,9 +53,7 @@ pub struct StageContext {
 
 impl StageContext {
     pub fn with_budget(budget: Duration) -> Self {
-        Self {
-            deadline: Instant::now() + budget,
-        }
+        Self { deadline: Instant::now() + budget }
     }
 
     pub fn should_yield(&self) -> bool {
@@ -74,45 +72,24 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            batch_size: None,
-            uploader: "uploader".to_string(),
-        }
+        Self { batch_size: None, uploader: "uploader".to_string() }
     }
 }
 
 /// Archivematica's microservice group and job name for each stage.
 pub fn job_spec(stage: &str) -> JobSpec<'static> {
     let (stage, microservice_group, name) = match stage {
-        queues::START => (
-            queues::START,
-            "Verify transfer compliance",
-            "Verify transfer compliance",
-        ),
-        queues::EXTRACT => (
-            queues::EXTRACT,
-            "Extract zipped transfer",
-            "Assign file UUIDs to objects",
-        ),
-        queues::CHECKSUM => (
-            queues::CHECKSUM,
-            "Assign file UUIDs and checksums",
-            "Assign checksums and file sizes to objects",
-        ),
-        queues::METS => (
-            queues::METS,
-            "Generate AIP METS",
-            "Generate METS.xml document",
-        ),
+        queues::START => (queues::START, "Verify transfer compliance", "Verify transfer compliance"),
+        queues::EXTRACT => (queues::EXTRACT, "Extract zipped transfer", "Assign file UUIDs to objects"),
+        queues::CHECKSUM => {
+            (queues::CHECKSUM, "Assign file UUIDs and checksums", "Assign checksums and file sizes to objects")
+        }
+        queues::METS => (queues::METS, "Generate AIP METS", "Generate METS.xml document"),
         queues::PACKAGE => (queues::PACKAGE, "Prepare AIP", "Compress AIP"),
         queues::STORE => (queues::STORE, "Store AIP", "Store the AIP"),
         other => panic!("no job is defined for stage {other}"),
     };
-    JobSpec {
-        stage,
-        microservice_group,
-        name,
-    }
+    JobSpec { stage, microservice_group, name }
 }
 
 /// The core, handed its ports once and then given one message at a time.
@@ -163,12 +140,7 @@ impl Pipeline {
 
     /// The edge of the core: a stage's result becomes an outcome, and a permanent failure
     /// ends the transfer with its reason, exactly once.
-    fn settle(
-        &self,
-        transfer_id: Option<Uuid>,
-        stage: &str,
-        result: Result<Progress, StageError>,
-    ) -> Outcome {
+    fn settle(&self, transfer_id: Option<Uuid>, stage: &str, result: Result<Progress, StageError>) -> Outcome {
         let (status, reason) = match result {
             Ok(Progress::Done) => return Outcome::Succeeded,
             Ok(Progress::Continued) => return Outcome::Continued,
@@ -210,12 +182,7 @@ impl Pipeline {
             return Ok(());
         }
         let text = crate::feedback::processing_failure_log(&transfer, reason);
-        crate::feedback::write_log(
-            self.uploads.as_ref(),
-            &transfer,
-            crate::feedback::LogOutcome::Failed,
-            &text,
-        )
+        crate::feedback::write_log(self.uploads.as_ref(), &transfer, crate::feedback::LogOutcome::Failed, &text)
     }
 
     /// The transfer a message names, if it is still being processed.
@@ -223,9 +190,7 @@ impl Pipeline {
         match self.state.transfer(id)? {
             Some(t) if !t.status.is_terminal() => Ok(Some(t)),
             Some(_) => Ok(None),
-            None => Err(StageError::Transient(format!(
-                "transfer {id} is not in the state store"
-            ))),
+            None => Err(StageError::Transient(format!("transfer {id} is not in the state store"))),
         }
     }
 
@@ -239,22 +204,14 @@ impl Pipeline {
     }
 
     pub(crate) fn batch_size(&self, profile: &Profile) -> u32 {
-        self.settings
-            .batch_size
-            .unwrap_or(profile.batch_size)
-            .max(1)
+        self.settings.batch_size.unwrap_or(profile.batch_size).max(1)
     }
 
     /// Starts (or finds) the stage's job and shows it as the transfer's current step.
-    pub(crate) fn begin_job(
-        &self,
-        transfer_id: Uuid,
-        stage: &str,
-    ) -> Result<crate::model::Job, StageError> {
+    pub(crate) fn begin_job(&self, transfer_id: Uuid, stage: &str) -> Result<crate::model::Job, StageError> {
         let spec = job_spec(stage);
         let job = self.state.start_job(transfer_id, &spec)?;
-        self.state
-            .set_microservice(transfer_id, spec.microservice_group)?;
+        self.state.set_microservice(transfer_id, spec.microservice_group)?;
         Ok(job)
     }
 

@@ -12,8 +12,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::model::{
-    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp,
-    Transfer, TransferStatus,
+    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp, Transfer, TransferStatus,
 };
 
 /// Errors from adapters. Every adapter error is transient (throttling, I/O, a busy
@@ -107,11 +106,7 @@ pub struct JobSpec<'a> {
 pub trait StateStore: Send + Sync {
     /// Creates the transfer unless `idempotency_key` was seen before; then returns the
     /// transfer created the first time and `false`.
-    fn create_transfer(
-        &self,
-        idempotency_key: &str,
-        transfer: &Transfer,
-    ) -> PortResult<(Transfer, bool)>;
+    fn create_transfer(&self, idempotency_key: &str, transfer: &Transfer) -> PortResult<(Transfer, bool)>;
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>>;
     /// Newest first.
     fn list_transfers(&self, limit: usize) -> PortResult<Vec<Transfer>>;
@@ -169,12 +164,7 @@ pub trait StateStore: Send + Sync {
 
     /// The AIP version for this transfer under (space, identifier): the next free one the
     /// first time it is asked, the same one every time after.
-    fn assign_aip_version(
-        &self,
-        transfer_id: Uuid,
-        space: &str,
-        identifier: &str,
-    ) -> PortResult<u32>;
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32>;
 }
 
 /// A message as a consumer sees it.

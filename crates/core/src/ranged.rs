@@ -46,15 +46,9 @@ impl Read for RangedReader {
         if self.pos < self.buf_start || self.pos >= buf_end {
             // Large reads skip the buffer: they are the file's bytes, read once.
             let want = (out.len() as u64).max(self.chunk).min(self.size - self.pos);
-            let bytes = self
-                .store
-                .get_range(&self.key, self.pos, want)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+            let bytes = self.store.get_range(&self.key, self.pos, want).map_err(|e| io::Error::other(e.to_string()))?;
             if bytes.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "object is shorter than its reported size",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object is shorter than its reported size"));
             }
             self.bytes_fetched += bytes.len() as u64;
             self.buf = bytes;
@@ -76,10 +70,7 @@ impl Seek for RangedReader {
             SeekFrom::Current(n) => self.pos as i128 + n as i128,
         };
         if target < 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before start",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
         }
         self.pos = target as u64;
         Ok(self.pos)

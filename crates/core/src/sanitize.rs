@@ -13,8 +13,8 @@ fn allowed(c: char) -> bool {
 }
 
 const RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// A Windows device name, bare or with an extension (`con`, `NUL.txt`).
@@ -26,10 +26,7 @@ fn is_reserved(name: &str) -> bool {
 /// One path component, sanitized. Never empty, never `.` or `..`.
 pub fn sanitize_component(name: &str) -> String {
     let transliterated = deunicode::deunicode_with_tofu(name, "_");
-    let mut out: String = transliterated
-        .chars()
-        .map(|c| if allowed(c) { c } else { REPLACEMENT })
-        .collect();
+    let mut out: String = transliterated.chars().map(|c| if allowed(c) { c } else { REPLACEMENT }).collect();
     // Windows drops trailing dots; `.` and `..` are no names at all.
     while out.ends_with('.') {
         out.pop();
@@ -121,9 +118,7 @@ fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str]) -> Res
             format!("{prefix}/{}", assigned[name.as_str()])
         };
         if !child.ends_here.is_empty() && !child.children.is_empty() {
-            return Err(PlanError::FileIsAlsoFolder(
-                paths[child.ends_here[0]].to_string(),
-            ));
+            return Err(PlanError::FileIsAlsoFolder(paths[child.ends_here[0]].to_string()));
         }
         for &i in &child.ends_here {
             out[i] = full.clone();
@@ -140,16 +135,9 @@ mod tests {
 
     #[test]
     fn names_as_archivematica_cleans_them() {
-        assert_eq!(
-            sanitize_component("catalogue entry (draft).html"),
-            "catalogue_entry_(draft).html"
-        );
+        assert_eq!(sanitize_component("catalogue entry (draft).html"), "catalogue_entry_(draft).html");
         assert_eq!(sanitize_component("Café.txt"), "Cafe.txt");
-        assert_eq!(
-            sanitize_component("Cafe\u{301}.txt"),
-            "Cafe.txt",
-            "decomposed accents too"
-        );
+        assert_eq!(sanitize_component("Cafe\u{301}.txt"), "Cafe.txt", "decomposed accents too");
         assert_eq!(sanitize_component("résumé?.doc"), "resume_.doc");
         assert_eq!(sanitize_component("CON"), "_CON");
         assert_eq!(sanitize_component("nul.txt"), "_nul.txt");
@@ -160,30 +148,15 @@ mod tests {
 
     #[test]
     fn collisions_are_numbered_and_unchanged_names_keep_theirs() {
-        let paths = [
-            "objects/a b.txt",
-            "objects/a_b.txt",
-            "objects/a?b.txt",
-            "objects/Ça/x",
-            "objects/Ca/x",
-        ];
+        let paths = ["objects/a b.txt", "objects/a_b.txt", "objects/a?b.txt", "objects/Ça/x", "objects/Ca/x"];
         let planned = plan(&paths).unwrap();
-        assert_eq!(
-            planned[1], "objects/a_b.txt",
-            "needed no change: keeps its name"
-        );
+        assert_eq!(planned[1], "objects/a_b.txt", "needed no change: keeps its name");
         assert_eq!(planned[0], "objects/a_b_1.txt");
         assert_eq!(planned[2], "objects/a_b_2.txt");
         assert_eq!(planned[4], "objects/Ca/x");
-        assert_eq!(
-            planned[3], "objects/Ca_1/x",
-            "a folder is renamed once for all its entries"
-        );
+        assert_eq!(planned[3], "objects/Ca_1/x", "a folder is renamed once for all its entries");
         assert_eq!(numbered(".hidden", 1), ".hidden_1");
-        assert_eq!(
-            plan(&["objects/a", "objects/a/b"]),
-            Err(PlanError::FileIsAlsoFolder("objects/a".into()))
-        );
+        assert_eq!(plan(&["objects/a", "objects/a/b"]), Err(PlanError::FileIsAlsoFolder("objects/a".into())));
     }
 
     fn component() -> impl Strategy<Value = String> {
@@ -196,9 +169,7 @@ mod tests {
             Just("a_b".to_string()),
             Just("x.".to_string()),
         ]
-        .prop_filter("not a relative step", |s| {
-            s != "." && s != ".." && !s.contains('/') && !s.is_empty()
-        })
+        .prop_filter("not a relative step", |s| s != "." && s != ".." && !s.contains('/') && !s.is_empty())
     }
 
     proptest! {

@@ -9,10 +9,7 @@ fn allowed(c: char) -> bool {
 
 /// Escapes text for an element or a double-quoted attribute.
 pub fn esc(s: &str) -> Cow<'_, str> {
-    if !s
-        .chars()
-        .any(|c| matches!(c, '&' | '<' | '>' | '"' | '\'') || !allowed(c))
-    {
+    if !s.chars().any(|c| matches!(c, '&' | '<' | '>' | '"' | '\'') || !allowed(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);

@@ -26,11 +26,7 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self {
-            config: Config::builtin(),
-            settings: Settings::default(),
-            max_receives: 5,
-        }
+        Self { config: Config::builtin(), settings: Settings::default(), max_receives: 5 }
     }
 }
 
@@ -47,11 +43,8 @@ impl Embedded {
     /// Opens (creating as needed) `DIR/uploads`, `DIR/working`, `DIR/aips`, `DIR/vellum.db`.
     pub fn open(data_dir: &Path, options: EmbeddedOptions) -> PortResult<Self> {
         std::fs::create_dir_all(data_dir)?;
-        let uploads = Arc::new(FsObjectStore::new(
-            data_dir.join("uploads"),
-            UPLOADS_BUCKET,
-        )?);
-        let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?);
+        let uploads = Arc::new(FsObjectStore::new(data_dir.join("uploads"), UPLOADS_BUCKET)?);
+        let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?.without_sync());
         let aips = Arc::new(FsObjectStore::new(data_dir.join("aips"), "aips")?);
         let db = data_dir.join("vellum.db");
         let state = Arc::new(SqliteStateStore::open(&db)?);
@@ -66,13 +59,6 @@ impl Embedded {
             config: options.config,
             settings: options.settings,
         };
-        Ok(Self {
-            data_dir: data_dir.to_path_buf(),
-            pipeline,
-            uploads,
-            aips,
-            state,
-            queue,
-        })
+        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, state, queue })
     }
 }

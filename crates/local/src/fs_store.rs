@@ -15,16 +15,22 @@ const PRIVATE_DIR: &str = ".vellum";
 pub struct FsObjectStore {
     root: PathBuf,
     bucket: String,
+    /// Flush each object to disk before it becomes visible.
+    sync: bool,
 }
 
 impl FsObjectStore {
     pub fn new(root: impl Into<PathBuf>, bucket: &str) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join(PRIVATE_DIR).join("tmp"))?;
-        Ok(Self {
-            root,
-            bucket: bucket.to_string(),
-        })
+        Ok(Self { root, bucket: bucket.to_string(), sync: true })
+    }
+
+    /// Objects become visible without waiting for the disk: for scratch space whose
+    /// loss after a power cut costs a retry, not a record (the working area).
+    pub fn without_sync(mut self) -> Self {
+        self.sync = false;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -35,27 +41,19 @@ impl FsObjectStore {
     pub fn path_of(&self, key: &str) -> PortResult<PathBuf> {
         let bad = key.is_empty()
             || key.starts_with('/')
-            || key
-                .split('/')
-                .any(|s| s.is_empty() || s == "." || s == "..")
+            || key.split('/').any(|s| s.is_empty() || s == "." || s == "..")
             || key.split('/').next() == Some(PRIVATE_DIR)
             || key.contains('\0')
             || key.contains('\\');
         if bad {
-            return Err(PortError::Conflict(format!(
-                "{key:?} is not a key this store can hold"
-            )));
+            return Err(PortError::Conflict(format!("{key:?} is not a key this store can hold")));
         }
         Ok(self.root.join(key))
     }
 
     fn tags_path(&self, key: &str) -> PortResult<PathBuf> {
         self.path_of(key)?;
-        Ok(self
-            .root
-            .join(PRIVATE_DIR)
-            .join("tags")
-            .join(format!("{key}.json")))
+        Ok(self.root.join(PRIVATE_DIR).join("tags").join(format!("{key}.json")))
     }
 
     fn meta(key: &str, md: &fs::Metadata) -> ObjectMeta {
@@ -78,11 +76,7 @@ impl FsObjectStore {
             if prefix_key.is_empty() && name == PRIVATE_DIR {
                 continue;
             }
-            let key = if prefix_key.is_empty() {
-                name
-            } else {
-                format!("{prefix_key}/{name}")
-            };
+            let key = if prefix_key.is_empty() { name } else { format!("{prefix_key}/{name}") };
             let ft = entry.file_type()?;
             if ft.is_dir() {
                 self.walk(&entry.path(), &key, out)?;
@@ -96,6 +90,7 @@ impl FsObjectStore {
 
 struct FsWriter {
     file: fs::File,
+    sync: bool,
     tmp: PathBuf,
     dest: PathBuf,
     key: String,
@@ -114,7 +109,9 @@ impl Write for FsWriter {
 impl ObjectWriter for FsWriter {
     fn commit(mut self: Box<Self>) -> PortResult<ObjectMeta> {
         self.file.flush()?;
-        self.file.sync_data()?;
+        if self.sync {
+            self.file.sync_data()?;
+        }
         if let Some(parent) = self.dest.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -162,29 +159,15 @@ impl ObjectStore for FsObjectStore {
 
     fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
         let dest = self.path_of(key)?;
-        let tmp = self
-            .root
-            .join(PRIVATE_DIR)
-            .join("tmp")
-            .join(uuid::Uuid::new_v4().to_string());
+        let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
         let file = fs::File::create(&tmp)?;
-        Ok(Box::new(FsWriter {
-            file,
-            tmp,
-            dest,
-            key: key.to_string(),
-            committed: false,
-        }))
+        Ok(Box::new(FsWriter { file, sync: self.sync, tmp, dest, key: key.to_string(), committed: false }))
     }
 
     fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
         // Walk only the deepest folder the prefix names, then filter.
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-        let start = if dir_part.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(dir_part)
-        };
+        let start = if dir_part.is_empty() { self.root.clone() } else { self.root.join(dir_part) };
         let mut out = Vec::new();
         self.walk(&start, dir_part, &mut out)?;
         out.retain(|m| m.key.starts_with(prefix));
@@ -201,10 +184,7 @@ impl ObjectStore for FsObjectStore {
             fs::create_dir_all(parent)?;
         }
         let tmp = path.with_extension("json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(tags).expect("tags serialize"),
-        )?;
+        fs::write(&tmp, serde_json::to_vec_pretty(tags).expect("tags serialize"))?;
         fs::rename(tmp, path)?;
         Ok(())
     }
@@ -214,9 +194,7 @@ impl ObjectStore for FsObjectStore {
             return Err(PortError::NotFound(key.to_string()));
         }
         match fs::read(self.tags_path(key)?) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| PortError::Unavailable(e.to_string()))
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| PortError::Unavailable(e.to_string())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(e.into()),
         }

@@ -54,12 +54,7 @@ impl Runner {
         let mut threads = Vec::new();
         for &q in queues::ALL {
             for n in 0..config.workers_per_stage.max(1) {
-                let (p, qu, c, s) = (
-                    pipeline.clone(),
-                    queue.clone(),
-                    config.clone(),
-                    stop.clone(),
-                );
+                let (p, qu, c, s) = (pipeline.clone(), queue.clone(), config.clone(), stop.clone());
                 let handle = thread::Builder::new()
                     .name(format!("{q}-{n}"))
                     .spawn(move || worker(q, &p, &qu, &c, &s))
@@ -86,13 +81,7 @@ impl Runner {
     }
 }
 
-fn worker(
-    queue_name: &'static str,
-    p: &Pipeline,
-    queue: &SqliteQueue,
-    config: &RunnerConfig,
-    stop: &AtomicBool,
-) {
+fn worker(queue_name: &'static str, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, stop: &AtomicBool) {
     let mut seen = queue.sends_seen();
     while !stop.load(Ordering::SeqCst) {
         match queue.receive(queue_name, 1, config.visibility) {
@@ -112,20 +101,12 @@ fn worker(
     }
 }
 
-fn process(
-    queue_name: &str,
-    p: &Pipeline,
-    queue: &SqliteQueue,
-    config: &RunnerConfig,
-    d: &Delivery,
-) {
+fn process(queue_name: &str, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, d: &Delivery) {
     let ctx = StageContext::with_budget(config.budget);
     let outcome = thread::scope(|scope| {
         let (done, beat) = mpsc::channel::<()>();
         scope.spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                beat.recv_timeout(config.visibility / 3)
-            {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = beat.recv_timeout(config.visibility / 3) {
                 if let Err(e) = queue.extend(queue_name, &d.receipt, config.visibility) {
                     warn!(queue = queue_name, error = %e, "could not extend a message's lease");
                 }
@@ -135,16 +116,10 @@ fn process(
         drop(done);
         outcome
     });
-    debug!(
-        queue = queue_name,
-        ?outcome,
-        receive_count = d.receive_count,
-        "handled"
-    );
+    debug!(queue = queue_name, ?outcome, receive_count = d.receive_count, "handled");
     let result = match &outcome {
         Outcome::Retry(error) => {
-            let backoff =
-                config.retry_delay * 2u32.saturating_pow(d.receive_count.saturating_sub(1).min(6));
+            let backoff = config.retry_delay * 2u32.saturating_pow(d.receive_count.saturating_sub(1).min(6));
             queue.nack(queue_name, &d.receipt, backoff, error)
         }
         _ => queue.ack(queue_name, &d.receipt),

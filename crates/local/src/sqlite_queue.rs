@@ -56,11 +56,7 @@ impl SqliteQueue {
     pub fn open(path: &Path, max_receives: u32) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            max_receives: max_receives.max(1),
-            sent: (Mutex::new(0), Condvar::new()),
-        })
+        Ok(Self { conn: Mutex::new(conn), max_receives: max_receives.max(1), sent: (Mutex::new(0), Condvar::new()) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
@@ -73,9 +69,7 @@ impl SqliteQueue {
     pub fn wait_for_send(&self, seen: u64, timeout: Duration) -> u64 {
         let (lock, cv) = &self.sent;
         let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = cv
-            .wait_timeout_while(guard, timeout, |n| *n == seen)
-            .unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = cv.wait_timeout_while(guard, timeout, |n| *n == seen).unwrap_or_else(|p| p.into_inner());
         *guard
     }
 
@@ -186,32 +180,18 @@ impl Queue for SqliteQueue {
 
     fn extend(&self, _queue: &str, receipt: &str, visibility: Duration) -> PortResult<()> {
         let at = now_ms() + visibility.as_millis() as i64;
-        self.with(|c| {
-            c.execute(
-                "UPDATE queue_messages SET visible_at = ?2 WHERE receipt = ?1",
-                params![receipt, at],
-            )
-        })?;
+        self.with(|c| c.execute("UPDATE queue_messages SET visible_at = ?2 WHERE receipt = ?1", params![receipt, at]))?;
         Ok(())
     }
 
     fn dead_letters(&self, queue: &str) -> PortResult<Vec<DeadLetter>> {
-        Ok(self
-            .dead_letters_after(0)?
-            .into_iter()
-            .map(|(_, d)| d)
-            .filter(|d| d.queue == queue)
-            .collect())
+        Ok(self.dead_letters_after(0)?.into_iter().map(|(_, d)| d).filter(|d| d.queue == queue).collect())
     }
 
     fn depth(&self, queue: &str) -> PortResult<u64> {
         self.with(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM queue_messages WHERE queue = ?1",
-                [queue],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
+            c.query_row("SELECT COUNT(*) FROM queue_messages WHERE queue = ?1", [queue], |r| r.get::<_, i64>(0))
+                .optional()
         })
         .map(|n| n.unwrap_or(0) as u64)
     }

@@ -9,12 +9,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 use vellum_core::model::{
-    EventOutcome, File, FilePatch, FileUse, Identifiers, Job, JobStatus, PremisEvent, StoredAip,
-    Task, Timestamp, Transfer, TransferStatus,
+    EventOutcome, File, FilePatch, FileUse, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp,
+    Transfer, TransferStatus,
 };
-use vellum_core::ports::{
-    BatchRecorded, ExtractCheckpoint, JobSpec, PortError, PortResult, StateStore,
-};
+use vellum_core::ports::{BatchRecorded, ExtractCheckpoint, JobSpec, PortError, PortResult, StateStore};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS transfers (
@@ -118,9 +116,7 @@ fn ts(t: &Timestamp) -> String {
 }
 
 fn parse_ts(s: &str) -> Timestamp {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
+    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
 }
 
 fn uuid(s: &str) -> Uuid {
@@ -136,10 +132,8 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 pub fn open_connection(path: &Path) -> PortResult<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
     Ok(conn)
 }
 
@@ -151,9 +145,7 @@ impl SqliteStateStore {
     pub fn open(path: &Path) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
@@ -164,19 +156,16 @@ impl SqliteStateStore {
     /// The transfer an upload event created, if any.
     pub fn transfer_for_event(&self, idempotency_key: &str) -> PortResult<Option<Uuid>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT transfer_id FROM idempotency WHERE key = ?1",
-                [idempotency_key],
-                |r| r.get::<_, String>(0),
-            )
+            c.query_row("SELECT transfer_id FROM idempotency WHERE key = ?1", [idempotency_key], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()
         })
         .map(|o| o.map(|s| uuid(&s)))
     }
 }
 
-const TRANSFER_COLUMNS: &str =
-    "id, name, source_bucket, source_key, profile, identifiers, status, \
+const TRANSFER_COLUMNS: &str = "id, name, source_bucket, source_key, profile, identifiers, status, \
     current_microservice, sip_uuid, aip_uuid, failure_reason, file_count, batch_count, aip_key, \
     aip_version, created_at, updated_at, completed_at, source_event_time, event_key";
 
@@ -187,8 +176,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         source_bucket: r.get(2)?,
         source_key: r.get(3)?,
         profile: r.get(4)?,
-        identifiers: serde_json::from_str::<Identifiers>(&r.get::<_, String>(5)?)
-            .unwrap_or_default(),
+        identifiers: serde_json::from_str::<Identifiers>(&r.get::<_, String>(5)?).unwrap_or_default(),
         status: TransferStatus::parse(&r.get::<_, String>(6)?).unwrap_or(TransferStatus::Failed),
         current_microservice: r.get(7)?,
         sip_uuid: uuid(&r.get::<_, String>(8)?),
@@ -237,9 +225,7 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
         current_path: r.get(6)?,
         size: r.get::<_, i64>(7)? as u64,
         checksums: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-        format: r
-            .get::<_, Option<String>>(9)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
+        format: r.get::<_, Option<String>>(9)?.and_then(|s| serde_json::from_str(&s).ok()),
         modified: r.get::<_, Option<String>>(10)?.map(|s| parse_ts(&s)),
     })
 }
@@ -323,9 +309,8 @@ impl StateStore for SqliteStateStore {
         match existing {
             None => Ok((t.clone(), true)),
             Some(prior) => {
-                let prior = self
-                    .transfer(uuid(&prior))?
-                    .ok_or_else(|| PortError::NotFound(format!("transfer {prior}")))?;
+                let prior =
+                    self.transfer(uuid(&prior))?.ok_or_else(|| PortError::NotFound(format!("transfer {prior}")))?;
                 Ok((prior, false))
             }
         }
@@ -344,9 +329,8 @@ impl StateStore for SqliteStateStore {
 
     fn list_transfers(&self, limit: usize) -> PortResult<Vec<Transfer>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY created_at DESC, id LIMIT ?1"
-            ))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY created_at DESC, id LIMIT ?1"))?;
             let rows = stmt.query_map([limit as i64], transfer_row)?;
             rows.collect()
         })
@@ -445,12 +429,7 @@ impl StateStore for SqliteStateStore {
             c.execute(
                 "UPDATE jobs SET status = ?3, ended_at = COALESCE(ended_at, ?4) \
                  WHERE transfer_id = ?1 AND stage = ?2 AND status = 'PROCESSING'",
-                params![
-                    transfer_id.to_string(),
-                    stage,
-                    status.as_str(),
-                    ts(&Utc::now())
-                ],
+                params![transfer_id.to_string(), stage, status.as_str(), ts(&Utc::now())],
             )
         })?;
         Ok(())
@@ -469,9 +448,7 @@ impl StateStore for SqliteStateStore {
 
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 ORDER BY seq"
-            ))?;
+            let mut stmt = c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
             let rows = stmt.query_map([transfer_id.to_string()], job_row)?;
             rows.collect()
         })
@@ -562,10 +539,7 @@ impl StateStore for SqliteStateStore {
 
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET extract_done = 1 WHERE id = ?1",
-                [transfer_id.to_string()],
-            )?;
+            c.execute("UPDATE transfers SET extract_done = 1 WHERE id = ?1", [transfer_id.to_string()])?;
             read_checkpoint(c, transfer_id)
         })?
         .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))
@@ -652,9 +626,8 @@ impl StateStore for SqliteStateStore {
 
     fn files(&self, transfer_id: Uuid) -> PortResult<Vec<File>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 ORDER BY entry_index"
-            ))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 ORDER BY entry_index"))?;
             let rows = stmt.query_map([transfer_id.to_string()], file_row)?;
             rows.collect()
         })
@@ -693,12 +666,7 @@ impl StateStore for SqliteStateStore {
         })
     }
 
-    fn assign_aip_version(
-        &self,
-        transfer_id: Uuid,
-        space: &str,
-        identifier: &str,
-    ) -> PortResult<u32> {
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
         let tid = transfer_id.to_string();
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -41,10 +41,7 @@ impl Watcher {
                 Some((prev, announced)) if *prev == meta => {
                     if !*announced {
                         let ev = upload_event(uploads.bucket(), &meta);
-                        queue.send(
-                            queues::START,
-                            &serde_json::to_string(&ev).expect("events serialize"),
-                        )?;
+                        queue.send(queues::START, &serde_json::to_string(&ev).expect("events serialize"))?;
                         *announced = true;
                         sent += 1;
                     }

@@ -11,8 +11,7 @@ fn fresh_dir() -> std::path::PathBuf {
 mod object_store {
     use super::*;
     vellum_contract::object_store_contract!(|| {
-        Box::new(FsObjectStore::new(fresh_dir(), "test").unwrap())
-            as Box<dyn vellum_core::ports::ObjectStore>
+        Box::new(FsObjectStore::new(fresh_dir(), "test").unwrap()) as Box<dyn vellum_core::ports::ObjectStore>
     });
 }
 

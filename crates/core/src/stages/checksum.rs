@@ -30,9 +30,7 @@ impl Digests {
                  Vellum does not compute yet (only sha256)"
             )));
         }
-        Ok(Self {
-            sha256: Sha256::new(),
-        })
+        Ok(Self { sha256: Sha256::new() })
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
@@ -44,10 +42,7 @@ impl Digests {
     }
 
     /// Reads `reader` to its end, returning the digests and the byte count.
-    pub fn of_reader(
-        mut self,
-        reader: &mut dyn Read,
-    ) -> std::io::Result<(BTreeMap<String, String>, u64)> {
+    pub fn of_reader(mut self, reader: &mut dyn Read) -> std::io::Result<(BTreeMap<String, String>, u64)> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
@@ -68,9 +63,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let batch = msg
-        .batch
-        .ok_or_else(|| StageError::Transient("a checksum message without a batch".into()))?;
+    let batch = msg.batch.ok_or_else(|| StageError::Transient("a checksum message without a batch".into()))?;
     let profile = p.profile(&transfer)?;
     let job = p.begin_job(transfer.id, STAGE)?;
     let files = p.state.batch_files(transfer.id, batch)?;
@@ -79,11 +72,8 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let mut patches = Vec::with_capacity(files.len());
     for file in &files {
         let started = p.clock.now();
-        let mut reader = p
-            .working
-            .get(&working_key(transfer.id, &file.current_path))?;
-        let (digests, size) =
-            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut reader)?;
+        let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
+        let (digests, size) = Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut reader)?;
         if size != file.size {
             return Err(StageError::Failed(format!(
                 "{} has {size} bytes in the working area but {} were extracted: the working copy \
@@ -98,10 +88,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 Some(file.uuid),
                 "message digest calculation",
                 ended,
-                format!(
-                    "program=\"Vellum\"; version=\"{}\"; algorithm=\"{algorithm}\"",
-                    crate::SOFTWARE_AGENT
-                ),
+                format!("program=\"Vellum\"; version=\"{}\"; algorithm=\"{algorithm}\"", crate::SOFTWARE_AGENT),
                 EventOutcome::None,
                 digest.clone(),
                 p.agents(),
@@ -117,16 +104,9 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
             stdout: digests.get("sha256").cloned().unwrap_or_default(),
             stderr: String::new(),
         });
-        patches.push(FilePatch {
-            uuid: file.uuid,
-            checksums: digests,
-            size: Some(size),
-            format: None,
-        });
+        patches.push(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), format: None });
     }
-    let recorded = p
-        .state
-        .record_batch(transfer.id, STAGE, batch, &tasks, &events, &patches)?;
+    let recorded = p.state.record_batch(transfer.id, STAGE, batch, &tasks, &events, &patches)?;
     hand_on(p, transfer.id, STAGE, batch, recorded.stage_complete)
 }
 
@@ -145,8 +125,7 @@ pub(crate) fn hand_on(
         None => {}
     }
     if stage_complete {
-        p.state
-            .finish_job(transfer_id, stage, JobStatus::Completed)?;
+        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
     }
     Ok(Progress::Done)
 }

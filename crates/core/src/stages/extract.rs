@@ -9,9 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use crate::archive::{open_tar, ArchiveKind, EntryKind};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
-use crate::model::{
-    derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer,
-};
+use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ExtractCheckpoint;
 use crate::profile::PackageKind;
@@ -39,12 +37,9 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     }
     // Re-sent on every delivery after the checkpoint is done: the per-file stages ignore
     // batches they have recorded, so a message lost between commit and send is recovered.
-    let msgs: Vec<StageMessage> = (0..checkpoint.batches)
-        .map(|b| StageMessage::batch(transfer.id, b))
-        .collect();
+    let msgs: Vec<StageMessage> = (0..checkpoint.batches).map(|b| StageMessage::batch(transfer.id, b)).collect();
     p.send(PER_FILE_STAGES[0], &msgs)?;
-    p.state
-        .finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
+    p.state.finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
     Ok(Progress::Done)
 }
 
@@ -68,18 +63,16 @@ fn extract(
     let kind = ArchiveKind::of_key(key)
         .ok_or_else(|| StageError::Failed(format!("{key:?} is no archive Vellum can extract")))?;
     let gone = || {
-        StageError::Failed(format!(
-            "the upload {key:?} disappeared from the bucket during extraction: upload it again"
-        ))
+        StageError::Failed(format!("the upload {key:?} disappeared from the bucket during extraction: upload it again"))
     };
     let meta = p.uploads.head(key)?.ok_or_else(gone)?;
     let mut lines = BufReader::new(p.working.get(&listing_key(transfer.id))?).lines();
     let mut next_line = || -> StageResult<Option<ListingLine>> {
         match lines.next() {
             None => Ok(None),
-            Some(line) => serde_json::from_str(&line?).map(Some).map_err(|e| {
-                StageError::Transient(format!("the package listing is unreadable: {e}"))
-            }),
+            Some(line) => serde_json::from_str(&line?)
+                .map(Some)
+                .map_err(|e| StageError::Transient(format!("the package listing is unreadable: {e}"))),
         }
     };
     let mut files: Vec<File> = Vec::new();
@@ -90,9 +83,10 @@ fn extract(
     let mut zip = match kind {
         ArchiveKind::Zip => {
             let reader = RangedReader::new(p.uploads.clone(), key, meta.size, READ_CHUNK);
-            Some(zip::ZipArchive::new(reader).map_err(|e| {
-                StageError::Failed(format!("the package can no longer be read as a zip: {e}"))
-            })?)
+            Some(
+                zip::ZipArchive::new(reader)
+                    .map_err(|e| StageError::Failed(format!("the package can no longer be read as a zip: {e}")))?,
+            )
         }
         _ => None,
     };
@@ -101,13 +95,12 @@ fn extract(
         _ => Some(open_tar(p.uploads.as_ref(), key, kind)?),
     };
     let mut tar_entries = match tar.as_mut() {
-        Some(t) => Some(t.entries().map_err(|e| {
-            StageError::Failed(format!("the package can no longer be read as a tar: {e}"))
-        })?),
+        Some(t) => Some(
+            t.entries().map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
+        ),
         None => None,
     };
-    loop {
-        let Some(line) = next_line()? else { break };
+    while let Some(line) = next_line()? {
         if line.index < index {
             continue;
         }
@@ -115,11 +108,9 @@ fn extract(
         if let Some(entries) = tar_entries.as_mut() {
             // Entries before the checkpoint are read past, not extracted.
             loop {
-                let entry = entries.next().ok_or_else(|| {
-                    StageError::Failed("the tar ended before its listing did".into())
-                })?;
-                let entry = entry
-                    .map_err(|e| StageError::Failed(format!("the package is damaged: {e}")))?;
+                let entry =
+                    entries.next().ok_or_else(|| StageError::Failed("the tar ended before its listing did".into()))?;
+                let entry = entry.map_err(|e| StageError::Failed(format!("the package is damaged: {e}")))?;
                 if skipped == line.index {
                     skipped += 1;
                     tar_entry = Some(entry);
@@ -131,47 +122,29 @@ fn extract(
         if line.kind == EntryKind::File {
             let opened = match (&mut zip, tar_entry) {
                 (Some(zip), _) => {
-                    let entry = zip.by_index(line.index as usize).map_err(|e| {
-                        StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name))
-                    })?;
+                    let entry = zip
+                        .by_index(line.index as usize)
+                        .map_err(|e| StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name)))?;
                     let modified = entry.last_modified().and_then(zip_time);
-                    Opened {
-                        reader: Box::new(entry),
-                        modified,
-                    }
+                    Opened { reader: Box::new(entry), modified }
                 }
                 (None, Some(entry)) => {
-                    let modified = entry
-                        .header()
-                        .mtime()
-                        .ok()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
-                    Opened {
-                        reader: Box::new(entry),
-                        modified,
-                    }
+                    let modified =
+                        entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
+                    Opened { reader: Box::new(entry), modified }
                 }
-                (None, None) => {
-                    return Err(StageError::Failed(
-                        "the tar has fewer entries than its listing".into(),
-                    ))
-                }
+                (None, None) => return Err(StageError::Failed("the tar has fewer entries than its listing".into())),
             };
             let file = extract_file(p, transfer, &line, opened, checkpoint.batches)?;
             events.extend(file_events(p, profile.kind, &file));
             files.push(file);
         } else if line.kind != EntryKind::Directory {
-            return Err(StageError::Failed(format!(
-                "the entry {:?} is not a file or folder",
-                line.name
-            )));
+            return Err(StageError::Failed(format!("the entry {:?} is not a file or folder", line.name)));
         }
         index = line.index + 1;
         let out_of_time = ctx.should_yield();
         if files.len() >= batch_size || out_of_time {
-            checkpoint =
-                p.state
-                    .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+            checkpoint = p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
             files.clear();
             events.clear();
         }
@@ -185,8 +158,7 @@ fn extract(
         }
     }
     if !files.is_empty() {
-        p.state
-            .commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+        p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
     }
     Ok(Some(p.state.finish_extract(transfer.id)?))
 }
@@ -206,11 +178,9 @@ fn extract_file(
     opened: Opened<'_>,
     batch: u32,
 ) -> StageResult<File> {
-    let path = line.path.clone().ok_or_else(|| {
-        StageError::Failed(format!("the listing has no path for {:?}", line.name))
-    })?;
-    let damaged =
-        |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+    let path =
+        line.path.clone().ok_or_else(|| StageError::Failed(format!("the listing has no path for {:?}", line.name)))?;
+    let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
     let mut out = p.working.writer(&working_key(transfer.id, &path))?;
     // One byte past the declared size is enough to know the entry lies about it.
     let mut reader = opened.reader.take(line.size.saturating_add(1));
@@ -223,8 +193,7 @@ fn extract_file(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(damaged(e)),
         };
-        out.write_all(&buf[..n])
-            .map_err(|e| StageError::Transient(format!("writing {path}: {e}")))?;
+        out.write_all(&buf[..n]).map_err(|e| StageError::Transient(format!("writing {path}: {e}")))?;
         written += n as u64;
     }
     if written != line.size {
@@ -235,11 +204,7 @@ fn extract_file(
         )));
     }
     out.commit()?;
-    let file_use = if path.starts_with("metadata/") {
-        FileUse::Metadata
-    } else {
-        FileUse::Original
-    };
+    let file_use = if path.starts_with("metadata/") { FileUse::Metadata } else { FileUse::Original };
     Ok(File {
         uuid: derived_id(transfer.id, &format!("file/{}", line.index)),
         transfer_id: transfer.id,
@@ -278,10 +243,7 @@ fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent>
             Some(file.uuid),
             "filename change",
             now,
-            format!(
-                "prohibited characters removed: program=\"Vellum\"; version=\"{}\"",
-                crate::SOFTWARE_AGENT
-            ),
+            format!("prohibited characters removed: program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT),
             EventOutcome::None,
             format!(
                 "Original name=\"%transferDirectory%{}\"; new name=\"%transferDirectory%{}\"",

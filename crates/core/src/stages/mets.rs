@@ -24,8 +24,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         out.flush()?;
         let writer = out.into_inner().map_err(|e| e.into_error())?;
         writer.commit()?;
-        p.state
-            .finish_job(transfer.id, queues::METS, JobStatus::Completed)?;
+        p.state.finish_job(transfer.id, queues::METS, JobStatus::Completed)?;
     }
     p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)

@@ -28,8 +28,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let job = p.begin_job(transfer.id, queues::PACKAGE)?;
     if job.status != JobStatus::Completed {
         write_package(p, &transfer)?;
-        p.state
-            .finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
+        p.state.finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
     }
     p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
@@ -40,43 +39,29 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
     let files = p.state.files(transfer.id)?;
     let mut payload: Vec<(String, String, Source)> = Vec::with_capacity(files.len() + 1);
     for f in &files {
-        let digest = f.sha256().ok_or_else(|| {
-            StageError::Failed(format!(
-                "{} has no sha256 checksum recorded",
-                f.original_path
-            ))
-        })?;
+        let digest = f
+            .sha256()
+            .ok_or_else(|| StageError::Failed(format!("{} has no sha256 checksum recorded", f.original_path)))?;
         let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
         payload.push((
             format!("data/{}", payload_path(transfer, f)),
             digest.to_string(),
-            Source::Working {
-                key: working_key(transfer.id, &f.current_path),
-                size: f.size,
-                mtime,
-            },
+            Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime },
         ));
     }
     let mets_key = working_mets_key(transfer);
-    let mets_meta = p.working.head(&mets_key)?.ok_or_else(|| {
-        StageError::Transient(format!(
-            "the METS {mets_key} is not in the working area yet"
-        ))
-    })?;
-    let (mets_digests, _) =
-        Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut p.working.get(&mets_key)?)?;
+    let mets_meta = p
+        .working
+        .head(&mets_key)?
+        .ok_or_else(|| StageError::Transient(format!("the METS {mets_key} is not in the working area yet")))?;
+    let (mets_digests, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut p.working.get(&mets_key)?)?;
     payload.push((
         format!("data/{}", crate::aip::mets_name(transfer)),
         mets_digests["sha256"].clone(),
-        Source::Working {
-            key: mets_key,
-            size: mets_meta.size,
-            mtime: p.clock.now().timestamp().max(0) as u64,
-        },
+        Source::Working { key: mets_key, size: mets_meta.size, mtime: p.clock.now().timestamp().max(0) as u64 },
     ));
     let changes = crate::aip::filename_changes_log(&files).into_bytes();
-    let (changes_digest, _) =
-        Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut changes.as_slice())?;
+    let (changes_digest, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut changes.as_slice())?;
     payload.push((
         format!("data/{}", crate::aip::FILENAME_CHANGES_LOG),
         changes_digest["sha256"].clone(),
@@ -91,15 +76,8 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
             Source::Bytes(b) => b.len() as u64,
         })
         .sum();
-    let manifest_txt = manifest(
-        payload
-            .iter()
-            .map(|(path, digest, _)| (path.as_str(), digest.as_str())),
-    );
-    let external = transfer
-        .identifiers
-        .external_identifier()
-        .unwrap_or_default();
+    let manifest_txt = manifest(payload.iter().map(|(path, digest, _)| (path.as_str(), digest.as_str())));
+    let external = transfer.identifiers.external_identifier().unwrap_or_default();
     let info = bag_info(&[
         ("Bagging-Date", p.clock.now().format("%Y-%m-%d").to_string()),
         ("Bag-Size", human_size(payload_bytes)),
@@ -112,34 +90,23 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
         let (d, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut b.as_bytes())?;
         Ok(d["sha256"].clone())
     };
-    let tag_files = [
-        ("bag-info.txt", info),
-        ("bagit.txt", BAGIT_TXT.to_string()),
-        ("manifest-sha256.txt", manifest_txt),
-    ];
-    let tag_digests: Vec<(String, String)> = tag_files
-        .iter()
-        .map(|(n, t)| Ok((n.to_string(), sha(t)?)))
-        .collect::<StageResult<_>>()?;
+    let tag_files =
+        [("bag-info.txt", info), ("bagit.txt", BAGIT_TXT.to_string()), ("manifest-sha256.txt", manifest_txt)];
+    let tag_digests: Vec<(String, String)> =
+        tag_files.iter().map(|(n, t)| Ok((n.to_string(), sha(t)?))).collect::<StageResult<_>>()?;
     let tagmanifest = manifest(tag_digests.iter().map(|(n, d)| (n.as_str(), d.as_str())));
 
     let mut entries: Vec<(String, Source)> = tag_files
         .into_iter()
         .map(|(n, t)| (n.to_string(), Source::Bytes(t.into_bytes())))
-        .chain(std::iter::once((
-            "tagmanifest-sha256.txt".to_string(),
-            Source::Bytes(tagmanifest.into_bytes()),
-        )))
+        .chain(std::iter::once(("tagmanifest-sha256.txt".to_string(), Source::Bytes(tagmanifest.into_bytes()))))
         .chain(payload.into_iter().map(|(path, _, s)| (path, s)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
 
     let bag = bag_name(transfer);
     let writer = p.working.writer(&working_package_key(transfer))?;
-    let gz = GzEncoder::new(
-        BufWriter::with_capacity(1 << 20, writer),
-        Compression::new(profile.gzip_level.min(9)),
-    );
+    let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, writer), Compression::new(profile.gzip_level.min(9)));
     let mut tar = tar::Builder::new(gz);
     for (path, source) in entries {
         let full = format!("{bag}/{path}");
@@ -155,10 +122,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
             Source::Working { key, size, mtime } => {
                 header.set_size(size);
                 header.set_mtime(mtime);
-                let mut counted = Counted {
-                    inner: p.working.get(&key)?.take(size),
-                    n: 0,
-                };
+                let mut counted = Counted { inner: p.working.get(&key)?.take(size), n: 0 };
                 tar.append_data(&mut header, &full, &mut counted)?;
                 if counted.n != size {
                     return Err(StageError::Failed(format!(

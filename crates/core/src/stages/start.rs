@@ -28,10 +28,7 @@ pub fn starts_a_transfer(key: &str) -> bool {
 pub fn transfer_name(key: &str) -> String {
     let file = key.rsplit('/').next().unwrap_or(key);
     let lower = file.to_ascii_lowercase();
-    let cut = ARCHIVE_ENDINGS
-        .iter()
-        .find(|e| lower.ends_with(*e))
-        .map_or(file.len(), |e| file.len() - e.len());
+    let cut = ARCHIVE_ENDINGS.iter().find(|e| lower.ends_with(*e)).map_or(file.len(), |e| file.len() - e.len());
     file[..cut].to_string()
 }
 
@@ -95,33 +92,23 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
 fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageResult<Progress> {
     p.begin_job(transfer.id, queues::START)?;
     let Some(profile) = profile else {
-        let known: Vec<&str> = p
-            .config
-            .profiles
-            .iter()
-            .map(|p| p.prefix.as_str())
-            .collect();
+        let known: Vec<&str> = p.config.profiles.iter().map(|p| p.prefix.as_str()).collect();
         let problem = Problem {
             check: "location",
             message: format!(
-                "the package was uploaded to {:?}, which is not a known location",
-                transfer.source_key
+                "the package was uploaded to {:?}, which is not a known location (packages go under {})",
+                transfer.source_key,
+                known.join(" or ")
             ),
-            fix: format!(
-                "upload it under one of {} so Vellum knows how to process it",
-                known.join(", ")
-            ),
+            fix: "upload it again under one of those prefixes, which choose how Vellum processes it".into(),
             example: None,
         };
         return Err(refuse(p, transfer, &[problem]));
     };
     let key = &transfer.source_key;
-    let kind = ArchiveKind::of_key(key)
-        .ok_or_else(|| StageError::Rejected(format!("{key:?} is not an archive")))?;
+    let kind = ArchiveKind::of_key(key).ok_or_else(|| StageError::Rejected(format!("{key:?} is not an archive")))?;
     let meta = p.uploads.head(key)?.ok_or_else(|| {
-        StageError::Rejected(format!(
-            "the upload {key:?} is no longer in the bucket: upload it again"
-        ))
+        StageError::Rejected(format!("the upload {key:?} is no longer in the bucket: upload it again"))
     })?;
     let listed = match kind {
         ArchiveKind::Zip => list_zip(p.uploads.clone(), key, meta.size),
@@ -140,16 +127,10 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
             return Err(refuse(p, transfer, &[problem]));
         }
     };
-    tracing::info!(
-        entries = listing.entries.len(),
-        bytes_read = listing.bytes_read,
-        "package listed"
-    );
-    let accepted =
-        check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
+    tracing::info!(entries = listing.entries.len(), bytes_read = listing.bytes_read, "package listed");
+    let accepted = check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
     write_listing(p, transfer, &listing, &accepted)?;
-    p.state
-        .set_identifiers(transfer.id, &accepted.identifiers)?;
+    p.state.set_identifiers(transfer.id, &accepted.identifiers)?;
     let mut accepted_transfer = transfer.clone();
     accepted_transfer.identifiers = accepted.identifiers.clone();
     let files = accepted.paths.iter().flatten().count();
@@ -157,17 +138,10 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
         p.uploads.as_ref(),
         &accepted_transfer,
         LogOutcome::Success,
-        &success_log(
-            key,
-            &transfer.id.to_string(),
-            &profile.name,
-            files,
-            &accepted.identifiers,
-        ),
+        &success_log(key, &transfer.id.to_string(), &profile.name, files, &accepted.identifiers),
     )?;
     feedback::tag_upload(p.uploads.as_ref(), &accepted_transfer)?;
-    p.state
-        .finish_job(transfer.id, queues::START, JobStatus::Completed)?;
+    p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;
     p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
@@ -198,12 +172,7 @@ pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")
 }
 
-fn write_listing(
-    p: &Pipeline,
-    transfer: &Transfer,
-    listing: &Listing,
-    accepted: &Accepted,
-) -> StageResult<()> {
+fn write_listing(p: &Pipeline, transfer: &Transfer, listing: &Listing, accepted: &Accepted) -> StageResult<()> {
     let mut out = std::io::BufWriter::new(p.working.writer(&listing_key(transfer.id))?);
     for (entry, path) in listing.entries.iter().zip(&accepted.paths) {
         let line = ListingLine {
@@ -229,9 +198,7 @@ mod tests {
     fn names_and_endings() {
         assert!(starts_a_transfer("born-digital/A B.zip"));
         assert!(starts_a_transfer("born-digital/x.TGZ"));
-        assert!(!starts_a_transfer(
-            "born-digital/x.zip.success.2026.abc.log"
-        ));
+        assert!(!starts_a_transfer("born-digital/x.zip.success.2026.abc.log"));
         assert_eq!(transfer_name("born-digital/PP-ABC.tar.gz"), "PP-ABC");
         assert_eq!(transfer_name("x.Zip"), "x");
     }
@@ -252,10 +219,6 @@ mod tests {
         assert_ne!(idempotency_key(&ev), idempotency_key(&other));
         let mut later = ev.clone();
         later.event_time = "t2".into();
-        assert_eq!(
-            idempotency_key(&ev),
-            idempotency_key(&later),
-            "event time is not identity"
-        );
+        assert_eq!(idempotency_key(&ev), idempotency_key(&later), "event time is not identity");
     }
 }

@@ -16,10 +16,7 @@ use crate::pipeline::{Pipeline, Progress};
 
 /// The key of an AIP in its space.
 pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer) -> String {
-    format!(
-        "{space}/{identifier}/v{version}/{}.tar.gz",
-        bag_name(transfer)
-    )
+    format!("{space}/{identifier}/v{version}/{}.tar.gz", bag_name(transfer))
 }
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
@@ -29,31 +26,22 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let profile = p.profile(&transfer)?;
     p.begin_job(transfer.id, queues::STORE)?;
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
-        StageError::Failed(
-            "the transfer has no catalogue identifier or accession number to file the AIP under"
-                .into(),
-        )
+        StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
     })?;
-    if identifier
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
+    if identifier.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return Err(StageError::Failed(format!(
             "the identifier {identifier:?} cannot name a storage location (empty, \".\" or \"..\" parts): correct dc.identifier in metadata.csv"
         )));
     }
     let space = p.config.storage_space(profile, &identifier);
-    let version = p
-        .state
-        .assign_aip_version(transfer.id, &space, &identifier)?;
+    let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
     let key = aip_key(&space, &identifier, version, &transfer);
 
     let source = working_package_key(&transfer);
-    let packaged = p.working.head(&source)?.ok_or_else(|| {
-        StageError::Transient(format!(
-            "the packaged AIP {source} is not in the working area yet"
-        ))
-    })?;
+    let packaged = p
+        .working
+        .head(&source)?
+        .ok_or_else(|| StageError::Transient(format!("the packaged AIP {source} is not in the working area yet")))?;
     // A redelivered message finds the copy already made.
     if p.aips.head(&key)?.map(|m| m.size) != Some(packaged.size) {
         let mut reader = p.working.get(&source)?;
@@ -68,27 +56,13 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         None,
         "fixity check",
         p.clock.now(),
-        format!(
-            "program=\"Vellum\"; version=\"{}\"; stored AIP {key} read back and verified",
-            crate::SOFTWARE_AGENT
-        ),
+        format!("program=\"Vellum\"; version=\"{}\"; stored AIP {key} read back and verified", crate::SOFTWARE_AGENT),
         EventOutcome::Pass,
-        format!(
-            "{} payload files, {} bytes, every sha256 matches",
-            report.payload_files, report.payload_bytes
-        ),
+        format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
         p.agents(),
     )])?;
-    p.state.complete_transfer(
-        transfer.id,
-        &StoredAip {
-            key: key.clone(),
-            version,
-            space,
-        },
-    )?;
-    p.state
-        .finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
+    p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
+    p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
     tracing::info!(aip = %key, "AIP stored and verified");
     clean_working_area(p, &transfer);
     Ok(Progress::Done)
@@ -96,11 +70,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
 
 /// Reads the stored AIP back: the bag must be valid and every original's digest must match
 /// what the checksum stage recorded.
-fn verify_stored(
-    p: &Pipeline,
-    transfer: &Transfer,
-    key: &str,
-) -> StageResult<crate::bagit::BagReport> {
+fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::bagit::BagReport> {
     let reader = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, p.aips.get(key)?));
     let fail = |problems: Vec<String>| {
         StageError::Failed(format!(
@@ -111,26 +81,21 @@ fn verify_stored(
     let report = verify_tar(reader, &bag_name(transfer)).map_err(fail)?;
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
     for f in p.state.files(transfer.id)? {
-        expected.insert(
-            format!("data/{}", payload_path(transfer, &f)),
-            f.sha256().unwrap_or_default().to_string(),
-        );
+        expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
     }
     let mut problems = Vec::new();
     for (path, want) in &expected {
         match report.payload.get(path) {
             None => problems.push(format!("{path} is missing from the stored AIP")),
-            Some(got) if got != want => problems.push(format!(
-                "{path} has sha256 {got} in the stored AIP, but {want} was recorded"
-            )),
+            Some(got) if got != want => {
+                problems.push(format!("{path} has sha256 {got} in the stored AIP, but {want} was recorded"))
+            }
             _ => {}
         }
     }
     for path in report.payload.keys() {
         if !expected.contains_key(path) && !is_generated_payload(transfer, path) {
-            problems.push(format!(
-                "{path} is in the stored AIP but is no file of the transfer"
-            ));
+            problems.push(format!("{path} is in the stored AIP but is no file of the transfer"));
         }
     }
     if problems.is_empty() {

@@ -1,0 +1,511 @@
+//! Intake and extraction, one test per rule, on packages the tests build: each asserts how
+//! the transfer ended and the words an archivist is told, beside the upload and on record.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use vellum_core::messages::queues;
+use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_tests::{bagit_validate, raw_package, unpack_aip, write_raw_zip, Package, RawEntry, TestEnv};
+
+struct Case {
+    t: TestEnv,
+    path: PathBuf,
+}
+
+impl Case {
+    fn new() -> Self {
+        let t = TestEnv::new(50);
+        let path = t.dir.path().join("package.bin");
+        Self { t, path }
+    }
+
+    fn zip(package: &Package) -> Self {
+        let c = Self::new();
+        package.write_zip(&c.path);
+        c
+    }
+
+    fn raw(entries: &[RawEntry]) -> Self {
+        let c = Self::new();
+        write_raw_zip(&c.path, entries);
+        c
+    }
+
+    fn ingest(&self, key: &str) -> Transfer {
+        self.t.ingest_file(&self.path, key)
+    }
+
+    /// The text of the one log of this outcome beside the upload.
+    fn log(&self, key: &str, outcome: &str) -> String {
+        let logs: Vec<String> = self
+            .t
+            .env
+            .uploads
+            .list(&format!("{key}.{outcome}."))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| k.ends_with(".log"))
+            .collect();
+        assert_eq!(logs.len(), 1, "one {outcome} log beside {key}: {logs:?}");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut self.t.env.uploads.get(&logs[0]).unwrap(), &mut text).unwrap();
+        text
+    }
+
+    /// Asserts a refusal at intake: REJECTED, the words in the reason and the failed log,
+    /// nothing extracted or stored, the upload untouched.
+    fn refused(&self, key: &str, words: &[&str]) -> String {
+        let before = std::fs::read(&self.path).unwrap();
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Rejected, "{key}: {:?}", transfer.failure_reason);
+        let reason = transfer.failure_reason.clone().unwrap();
+        let log = self.log(key, "failed");
+        for w in words {
+            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
+            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
+        }
+        assert!(log.contains("How to fix"), "{log}");
+        assert!(self.t.env.state.files(transfer.id).unwrap().is_empty(), "nothing extracted");
+        assert!(self.t.stored_aips().is_empty());
+        assert_eq!(std::fs::read(self.t.dir.path().join("uploads").join(key)).unwrap(), before, "upload untouched");
+        log
+    }
+
+    fn failed(&self, key: &str, words: &[&str]) -> Transfer {
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Failed, "{key}: {:?}", transfer.failure_reason);
+        let reason = transfer.failure_reason.clone().unwrap();
+        let log = self.log(key, "failed");
+        for w in words {
+            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
+            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
+        }
+        assert!(self.t.stored_aips().is_empty());
+        transfer
+    }
+
+    fn complete(&self, key: &str) -> Transfer {
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Complete, "{key}: {:?}", transfer.failure_reason);
+        transfer
+    }
+
+    /// The stored AIP, unpacked; returns the bag folder.
+    fn bag(&self, transfer: &Transfer) -> PathBuf {
+        let dest = self.t.dir.path().join("unpacked");
+        std::fs::create_dir_all(&dest).unwrap();
+        let bag = unpack_aip(&self.t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
+        if let Some(result) = bagit_validate(&bag) {
+            result.expect("bagit-python accepts the AIP");
+        }
+        bag
+    }
+}
+
+fn with(mut entries: Vec<RawEntry>, more: RawEntry) -> Vec<RawEntry> {
+    entries.push(more);
+    entries
+}
+
+#[test]
+fn zip_slip_is_refused() {
+    let c = Case::raw(&with(raw_package("PP/1"), RawEntry::file("objects/../../evil.txt", "x")));
+    c.refused("born-digital/slip.zip", &["objects/../../evil.txt", "leads out of its folder"]);
+}
+
+#[test]
+fn absolute_paths_and_drive_letters_are_refused() {
+    let c = Case::raw(&with(raw_package("PP/1"), RawEntry::file("/etc/evil.txt", "x")));
+    c.refused("born-digital/absolute.zip", &["/etc/evil.txt", "absolute path"]);
+    let c = Case::raw(&with(raw_package("PP/1"), RawEntry::file("C:\\Windows\\evil.txt", "x")));
+    c.refused("born-digital/drive.zip", &["C:/Windows/evil.txt", "drive letter"]);
+}
+
+#[test]
+fn links_are_refused_and_never_followed() {
+    let mut link = RawEntry::file("objects/passwords", "../../../../etc/passwd");
+    link.unix_mode = 0o120777;
+    let c = Case::raw(&with(raw_package("PP/1"), link));
+    c.refused("born-digital/link.zip", &["objects/passwords", "links"]);
+}
+
+#[test]
+fn a_package_without_metadata_is_refused_with_the_layout_shown() {
+    let mut p = Package::default();
+    p.add("objects/a.txt", "a");
+    let log = Case::zip(&p).refused("born-digital/no-metadata.zip", &["metadata/metadata.csv is missing"]);
+    assert!(log.contains("WRONG:") && log.contains("RIGHT:"), "{log}");
+    let mut wrapped = Package::default();
+    wrapped.add("PP-1/metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/1\n").add("PP-1/objects/a.txt", "a");
+    Case::zip(&wrapped).refused("born-digital/wrapped.zip", &["inside the folder \"PP-1\""]);
+}
+
+#[test]
+fn an_extra_metadata_file_is_refused() {
+    let mut p = Package::catalogued("PP/1", 1);
+    p.add("metadata/notes.docx", "notes");
+    Case::zip(&p).refused("born-digital/extra.zip", &["metadata/notes.docx", "only metadata.csv and rights.csv"]);
+}
+
+#[test]
+fn a_latin1_metadata_csv_is_refused() {
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", b"filename,dc.identifier,dc.title\nobjects/,PP/1,Caf\xe9\n".to_vec())
+        .add("objects/a.txt", "a");
+    Case::zip(&p).refused("born-digital/latin1.zip", &["not UTF-8"]);
+}
+
+#[test]
+fn a_byte_order_mark_in_metadata_csv_is_accepted() {
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "\u{feff}filename,dc.identifier\nobjects/,PP/BOM/1\n").add("objects/a.txt", "a");
+    let t = Case::zip(&p).complete("born-digital/bom.zip");
+    assert_eq!(t.identifiers.catalogue_identifier.as_deref(), Some("PP/BOM/1"));
+}
+
+#[test]
+fn metadata_csv_needs_one_row_and_an_identifier() {
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/1\nobjects/,PP/2\n").add("objects/a.txt", "a");
+    Case::zip(&p).refused("born-digital/two-rows.zip", &["exactly one data row", "it has 2"]);
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,\n").add("objects/a.txt", "a");
+    Case::zip(&p).refused("born-digital/empty-id.zip", &["non-empty \"dc.identifier\""]);
+}
+
+#[test]
+fn accessions_need_their_fields_and_are_registered() {
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,collection_reference,accession_number\nobjects/,SA/TIH,2314_2\n")
+        .add("objects/a.txt", "a");
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital-accessions/acc.zip");
+    assert_eq!(t.profile, "b_dig_accessions");
+    let events = c.t.env.state.events(t.id).unwrap();
+    assert!(events.iter().any(|e| e.event_type == "registration"), "accessions are registered");
+    assert!(!events.iter().any(|e| e.event_type == "ingestion"));
+    let tags = c.t.env.uploads.get_tags("born-digital-accessions/acc.zip").unwrap();
+    assert_eq!(tags.get("AccessionNumber").map(String::as_str), Some("2314_2"));
+    assert!(t.aip_key.unwrap().starts_with("born-digital-accessions/"));
+
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/1\n").add("objects/a.txt", "a");
+    Case::zip(&p).refused("born-digital-accessions/no-fields.zip", &["collection_reference", "accession_number"]);
+}
+
+#[test]
+fn a_wrong_prefix_is_refused() {
+    let c = Case::zip(&Package::catalogued("PP/1", 1));
+    c.refused("uploads-by-mistake/p.zip", &["not a known location", "born-digital/"]);
+    let c = Case::zip(&Package::catalogued("PP/1", 1));
+    c.refused("p.zip", &["not a known location"]);
+}
+
+#[test]
+fn a_damaged_entry_fails_extraction_naming_it() {
+    let c = Case::new();
+    vellum_tests::write_damaged_zip(&c.path, "PP/1");
+    c.failed("born-digital/damaged.zip", &["objects/damaged.txt", "damaged"]);
+}
+
+#[test]
+fn truncated_and_non_zip_uploads_are_refused() {
+    let c = Case::zip(&Package::catalogued("PP/1", 20));
+    let bytes = std::fs::read(&c.path).unwrap();
+    std::fs::write(&c.path, &bytes[..bytes.len() / 2]).unwrap();
+    c.refused("born-digital/truncated.zip", &["cannot be opened", "truncated"]);
+    let c = Case::new();
+    std::fs::write(&c.path, "Just a text file with a .zip name.\n").unwrap();
+    c.refused("born-digital/not-a-zip.zip", &["cannot be opened"]);
+}
+
+#[test]
+fn a_package_of_only_metadata_is_refused() {
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/1\n");
+    Case::zip(&p).refused("born-digital/only-metadata.zip", &["no file under objects/"]);
+}
+
+#[test]
+fn encrypted_entries_are_refused() {
+    let mut secret = RawEntry::file("objects/secret.txt", "scrambled bytes");
+    secret.flags |= 1;
+    Case::raw(&with(raw_package("PP/1"), secret))
+        .refused("born-digital/encrypted.zip", &["objects/secret.txt", "encrypted"]);
+}
+
+#[test]
+fn an_entry_that_lies_about_its_size_fails_extraction() {
+    let mut liar = RawEntry::file("objects/liar.txt", "x".repeat(5000));
+    liar.deflate = true;
+    liar.declared_size = Some(100);
+    let c = Case::raw(&with(raw_package("PP/1"), liar));
+    c.failed("born-digital/liar.zip", &["objects/liar.txt"]);
+}
+
+#[test]
+fn duplicate_entries_are_refused() {
+    let entries = with(raw_package("PP/1"), RawEntry::file("objects/letter.txt", "a second copy"));
+    Case::raw(&entries).refused("born-digital/dup.zip", &["objects/letter.txt", "more than once"]);
+}
+
+#[test]
+fn deflate64_packages_are_extracted() {
+    let c = Case::new();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/deflate64.zip"), &c.path).unwrap();
+    let t = c.complete("born-digital/deflate64.zip");
+    let bag = c.bag(&t);
+    let report = std::fs::read(bag.join("data/objects/reports/annual-report.txt")).unwrap();
+    assert_eq!(report.len(), 414_316);
+    let notes = std::fs::read_to_string(bag.join("data/objects/notes.txt")).unwrap();
+    assert_eq!(notes, "Deflate64 is what Windows writes for large archives.\n".repeat(200));
+}
+
+#[test]
+fn cp437_names_are_decoded_not_dropped() {
+    let mut legacy = RawEntry::file("", "from an old Windows zip tool");
+    legacy.name = b"objects/caf\x82 na\x8fve.txt".to_vec();
+    legacy.flags = 0;
+    let c = Case::raw(&with(raw_package("PP/437"), legacy));
+    let t = c.complete("born-digital/cp437.zip");
+    let files = c.t.env.state.files(t.id).unwrap();
+    let f = files.iter().find(|f| f.original_path.starts_with("objects/caf")).unwrap();
+    assert_eq!(f.original_path, "objects/café naÅve.txt");
+    assert_eq!(f.current_path, "objects/cafe_naAve.txt");
+}
+
+#[test]
+fn awkward_names_are_sanitized_recorded_and_nothing_is_lost() {
+    let names = [
+        "objects/a b.txt",
+        "objects/a_b.txt",
+        "objects/CON.txt",
+        "objects/trailing.",
+        "objects/日本語.txt",
+        "objects/Ça/x.txt",
+        "objects/Ca/x.txt",
+        "objects/quote\"and*star?.txt",
+    ];
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/NAMES/1\n");
+    for n in names {
+        p.add(n, format!("content of {n}"));
+    }
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital/awkward names.zip");
+    let files = c.t.env.state.files(t.id).unwrap();
+    let path_of = |orig: &str| files.iter().find(|f| f.original_path == orig).unwrap().current_path.clone();
+    assert_eq!(path_of("objects/a_b.txt"), "objects/a_b.txt");
+    assert_eq!(path_of("objects/a b.txt"), "objects/a_b_1.txt");
+    assert_eq!(path_of("objects/CON.txt"), "objects/_CON.txt");
+    assert_eq!(path_of("objects/trailing."), "objects/trailing_");
+    assert_eq!(path_of("objects/Ca/x.txt"), "objects/Ca/x.txt");
+    assert_eq!(path_of("objects/Ça/x.txt"), "objects/Ca_1/x.txt");
+    assert!(path_of("objects/日本語.txt").is_ascii());
+    let events = c.t.env.state.events(t.id).unwrap();
+    let changes = events.iter().filter(|e| e.event_type == "filename change").count();
+    assert_eq!(changes, 6, "one filename change event per renamed file");
+    let bag = c.bag(&t);
+    let log = std::fs::read_to_string(bag.join("data/logs/filenameChanges.log")).unwrap();
+    for n in names.iter().filter(|n| path_of(n) != **n) {
+        let data = std::fs::read_to_string(bag.join("data").join(path_of(n))).unwrap();
+        assert_eq!(data, format!("content of {n}"), "{n} is in the AIP under its new name");
+        assert!(log.contains(&format!("{n} -> {}", path_of(n))), "{log}");
+    }
+    let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", t.aip_uuid))).unwrap();
+    assert!(mets.contains("%transferDirectory%objects/a b.txt"), "the original name is on the PREMIS object");
+}
+
+#[test]
+fn a_nested_zip_is_kept_as_a_file() {
+    let inner_path = std::env::temp_dir().join(format!("inner-{}.zip", std::process::id()));
+    Package::catalogued("INNER/1", 3).write_zip(&inner_path);
+    let inner = std::fs::read(&inner_path).unwrap();
+    std::fs::remove_file(&inner_path).unwrap();
+    let mut p = Package::catalogued("PP/NEST/1", 1);
+    p.add("objects/inner.zip", inner.clone());
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital/nested.zip");
+    assert_eq!(t.file_count, 3, "metadata.csv, one file and the inner zip, not its contents");
+    assert_eq!(std::fs::read(c.bag(&t).join("data/objects/inner.zip")).unwrap(), inner);
+}
+
+#[test]
+fn zero_byte_files_are_kept() {
+    let mut p = Package::catalogued("PP/EMPTY/1", 1);
+    p.add("objects/empty.bin", "");
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital/empty.zip");
+    let f = c.t.env.state.files(t.id).unwrap().into_iter().find(|f| f.original_path == "objects/empty.bin").unwrap();
+    assert_eq!(f.size, 0);
+    assert_eq!(f.sha256(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_eq!(std::fs::metadata(c.bag(&t).join("data/objects/empty.bin")).unwrap().len(), 0);
+}
+
+#[test]
+fn seventy_thousand_entries_are_extracted_through_zip64() {
+    let c = Case::new();
+    {
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(&c.path).unwrap()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("metadata/metadata.csv", options).unwrap();
+        zip.write_all(b"filename,dc.identifier\nobjects/,PP/MANY/1\n").unwrap();
+        for i in 0..70_000 {
+            zip.start_file(format!("objects/{:02}/{i:05}.txt", i % 50), options).unwrap();
+            zip.write_all(format!("{i}\n").as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    let bytes = std::fs::read(&c.path).unwrap();
+    let event = c.t.upload_bytes(&bytes, "born-digital/many.zip");
+    c.t.drive_stages(&[queues::START, queues::EXTRACT]);
+    let t = c.t.transfer_for(&event).unwrap();
+    assert_eq!(t.status, TransferStatus::Processing, "{:?}", t.failure_reason);
+    assert_eq!(t.file_count, 70_001);
+    assert_eq!(t.batch_count, 70_001u32.div_ceil(50));
+    let cp = c.t.env.state.extract_checkpoint(t.id).unwrap();
+    assert!(cp.done && cp.next_entry == 70_001, "{cp:?}");
+    assert_eq!(c.t.env.queue.depth(queues::CHECKSUM).unwrap(), t.batch_count as u64, "every batch fanned out");
+}
+
+#[test]
+fn limits_come_from_the_profile_and_are_named() {
+    let limited = |f: &dyn Fn(&mut vellum_core::profile::Limits)| {
+        let mut options = vellum_local::EmbeddedOptions::default();
+        for p in &mut options.config.profiles {
+            f(&mut p.limits);
+        }
+        let t = TestEnv::with_options(options);
+        let path = t.dir.path().join("package.bin");
+        Case { t, path }
+    };
+    let c = limited(&|l| l.max_entries = 3);
+    Package::catalogued("PP/1", 5).write_zip(&c.path);
+    c.refused("born-digital/many.zip", &["max_entries"]);
+    let c = limited(&|l| l.max_total_bytes = 1000);
+    let mut p = Package::catalogued("PP/1", 1);
+    p.add("objects/big.bin", vec![7u8; 5000]);
+    p.write_zip(&c.path);
+    c.refused("born-digital/big.zip", &["max_total_bytes"]);
+    let c = limited(&|l| l.max_compression_ratio = 100);
+    let mut p = Package::catalogued("PP/1", 1);
+    p.add("objects/zeros.bin", vec![0u8; 4 << 20]);
+    p.write_zip(&c.path);
+    c.refused("born-digital/bomb.zip", &["objects/zeros.bin", "max_compression_ratio"]);
+}
+
+#[test]
+fn success_is_logged_beside_the_upload_and_the_upload_tagged() {
+    let c = Case::zip(&Package::catalogued("PP/OK/1", 2));
+    let key = "born-digital/My Package.zip";
+    let t = c.complete(key);
+    let log = c.log(key, "success");
+    assert!(log.contains(&t.id.to_string()) && log.contains("checks passed"), "{log}");
+    let tags = c.t.env.uploads.get_tags(key).unwrap();
+    assert_eq!(tags.get("TransferId"), Some(&t.id.to_string()));
+    assert_eq!(tags.get("ProcessingConfig").map(String::as_str), Some("born_digital"));
+    assert_eq!(tags.get("CatalogueIdentifier").map(String::as_str), Some("PP/OK/1"));
+    assert_eq!(tags.get("S3EventTime"), Some(&t.source_event_time));
+    let logs = c.t.env.uploads.list(&format!("{key}.success.")).unwrap();
+    let name = &logs[0].key;
+    assert!(name.ends_with(&format!(".{}.log", &t.event_key[..12])), "{name}");
+}
+
+#[test]
+fn the_same_name_uploaded_again_later_is_a_new_transfer_that_collides_with_nothing() {
+    let c = Case::zip(&Package::catalogued("PP/AGAIN/1", 2));
+    let first = c.complete("born-digital/again.zip");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = c.complete("born-digital/again.zip");
+    assert_ne!(first.id, second.id);
+    assert_eq!((first.aip_version, second.aip_version), (Some(1), Some(2)));
+    assert_eq!(c.t.env.uploads.list("born-digital/again.zip.success.").unwrap().len(), 2, "one log per upload");
+}
+
+fn tar_gz(entries: &[(&str, &[u8], tar::EntryType)], gzip: bool) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(if *kind == tar::EntryType::Regular { data.len() as u64 } else { 0 });
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name("../../etc/passwd").unwrap();
+        }
+        // Written raw so that hostile names reach the archive as they are.
+        let raw = &mut h.as_old_mut().name;
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        let body: &[u8] = if *kind == tar::EntryType::Regular { data } else { &[] };
+        builder.append(&h, body).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    if !gzip {
+        return tar;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn tar_gz_transfers_are_streamed_and_checked_like_zips() {
+    use tar::EntryType::{Regular, Symlink};
+    let metadata: &[u8] = b"filename,dc.identifier\nobjects/,PP/TAR/1\n";
+    let c = Case::new();
+    let good = tar_gz(
+        &[
+            ("./metadata/metadata.csv", metadata, Regular),
+            ("./objects/a b.txt", b"tar content", Regular),
+            ("./objects/b.txt", b"", Regular),
+        ],
+        true,
+    );
+    std::fs::write(&c.path, &good).unwrap();
+    let t = c.complete("born-digital/package.tar.gz");
+    assert_eq!(t.file_count, 3);
+    assert_eq!(std::fs::read(c.bag(&t).join("data/objects/a_b.txt")).unwrap(), b"tar content");
+
+    let c = Case::new();
+    std::fs::write(
+        &c.path,
+        tar_gz(&[("metadata/metadata.csv", metadata, Regular), ("objects/link", b"", Symlink)], true),
+    )
+    .unwrap();
+    c.refused("born-digital/link.tgz", &["objects/link", "links"]);
+    let c = Case::new();
+    std::fs::write(
+        &c.path,
+        tar_gz(&[("metadata/metadata.csv", metadata, Regular), ("objects/../../x", b"x", Regular)], false),
+    )
+    .unwrap();
+    c.refused("born-digital/slip.tar", &["leads out of its folder"]);
+}
+
+#[test]
+fn a_tar_gz_continues_across_invocations() {
+    use tar::EntryType::Regular;
+    let mut entries: Vec<(String, Vec<u8>)> =
+        vec![("metadata/metadata.csv".into(), b"filename,dc.identifier\nobjects/,PP/TARC/1\n".to_vec())];
+    for i in 0..12 {
+        entries.push((format!("objects/f{i}.txt"), format!("file {i}").into_bytes()));
+    }
+    let refs: Vec<(&str, &[u8], tar::EntryType)> =
+        entries.iter().map(|(n, d)| (n.as_str(), d.as_slice(), Regular)).collect();
+    let t = TestEnv::new(5);
+    let event = t.upload_bytes(&tar_gz(&refs, true), "born-digital/continued.tgz");
+    let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
+    let continued =
+        handled.iter().filter(|(q, _, o)| q == queues::EXTRACT && *o == vellum_core::Outcome::Continued).count();
+    assert!(continued >= 10, "{continued}");
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert_eq!(transfer.file_count, 13);
+    let mut names: Vec<String> = t.env.state.files(transfer.id).unwrap().into_iter().map(|f| f.original_path).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 13, "each entry once");
+}
