@@ -509,3 +509,28 @@ fn a_tar_gz_continues_across_invocations() {
     names.dedup();
     assert_eq!(names.len(), 13, "each entry once");
 }
+
+#[test]
+fn logs_test_events_and_other_keys_start_nothing() {
+    let t = TestEnv::new(10);
+    for key in [
+        "born-digital/PP.zip.failed.2026-01-01T00-00-00.000Z.0123456789ab.log",
+        "born-digital/notes.txt",
+        "born-digital/folder/",
+    ] {
+        let event = t.upload_bytes(b"not a package", key.trim_end_matches('/'));
+        let mut event = event;
+        event.key = key.to_string();
+        let outcome = t.env.pipeline.handle(
+            queues::START,
+            &serde_json::to_string(&event).unwrap(),
+            &vellum_core::StageContext::with_budget(std::time::Duration::from_secs(10)),
+        );
+        assert_eq!(outcome, vellum_core::Outcome::Ignored, "{key}");
+    }
+    t.drive(|_, _| false);
+    assert!(t.env.state.list_transfers(10).unwrap().is_empty(), "no transfer for a key that is no package");
+    let test_event =
+        r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T10:00:00Z","Bucket":"vellum-uploads"}"#;
+    assert!(vellum_core::messages::upload_events_from_s3(test_event).unwrap().is_empty());
+}
