@@ -5,7 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use vellum_core::pronom::Identifier;
 
 use vellum_core::messages::{queues, UploadEvent};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
@@ -82,8 +85,10 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// An embedded pipeline with the project's clamd and PRONOM signatures (from
+    /// `VELLUM_CLAMD` and `VELLUM_SIGNATURES`, which scripts/setup exports).
     pub fn new(batch_size: u32) -> Self {
-        let mut options = EmbeddedOptions::default();
+        let mut options = options();
         options.settings.batch_size = Some(batch_size);
         Self::with_options(options)
     }
@@ -186,6 +191,41 @@ impl TestEnv {
     pub fn stored_aips(&self) -> Vec<String> {
         self.env.aips.list("").unwrap().into_iter().map(|m| m.key).collect()
     }
+}
+
+/// Embedded options with the outside tools this machine has: clamd and the PRONOM
+/// signatures. Where one is missing the stages record "not performed" — and in CI, or with
+/// VELLUM_REQUIRE_TOOLS set, a missing tool fails the test instead.
+pub fn options() -> EmbeddedOptions {
+    EmbeddedOptions { scanner: scanner(), identifier: identifier(), ..Default::default() }
+}
+
+pub fn scanner() -> Option<Arc<dyn vellum_core::ports::VirusScanner>> {
+    match std::env::var("VELLUM_CLAMD") {
+        Ok(addr) => {
+            let clamd = vellum_clamd::Clamd::new(&addr);
+            assert!(clamd.ping(), "VELLUM_CLAMD={addr} does not answer: start it with scripts/clamd start");
+            Some(Arc::new(clamd))
+        }
+        Err(_) => {
+            assert!(!tools_required(), "clamd is required: run the tests through scripts/test");
+            None
+        }
+    }
+}
+
+/// The PRONOM identifier, loaded once per test process (it compiles ~2,000 signatures).
+pub fn identifier() -> Option<Arc<Identifier>> {
+    static LOADED: OnceLock<Option<Arc<Identifier>>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| match std::env::var("VELLUM_SIGNATURES") {
+            Ok(dir) => Some(Arc::new(Identifier::load_dir(Path::new(&dir)).expect("the signature files load"))),
+            Err(_) => {
+                assert!(!tools_required(), "the PRONOM signatures are required: run the tests through scripts/test");
+                None
+            }
+        })
+        .clone()
 }
 
 /// The project's Python, where the test command installed bagit-python and friends.
@@ -332,4 +372,30 @@ pub fn raw_package(identifier: &str) -> Vec<RawEntry> {
         RawEntry::file("metadata/metadata.csv", format!("filename,dc.identifier\nobjects/,{identifier}\n")),
         RawEntry::file("objects/letter.txt", "Dear archivist,\n"),
     ]
+}
+
+/// Every file has exactly one event of each kind the per-file stages record, and the
+/// transfer one AIP fixity check: nothing lost, nothing doubled.
+pub fn assert_every_file_has_its_events(
+    events: &[vellum_core::model::PremisEvent],
+    files: &[vellum_core::model::File],
+) {
+    use std::collections::BTreeMap;
+    let mut per: BTreeMap<(Option<uuid::Uuid>, &str), usize> = BTreeMap::new();
+    for e in events {
+        *per.entry((e.file_uuid, e.event_type.as_str())).or_default() += 1;
+    }
+    let doubled: Vec<_> = per.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(doubled.is_empty(), "events recorded twice: {doubled:?}");
+    for f in files {
+        for kind in ["message digest calculation", "virus check", "format identification"] {
+            assert!(per.contains_key(&(Some(f.uuid), kind)), "{} has no {kind} event", f.original_path);
+        }
+        assert!(
+            per.contains_key(&(Some(f.uuid), "ingestion")) || per.contains_key(&(Some(f.uuid), "registration")),
+            "{} has no ingestion event",
+            f.original_path
+        );
+    }
+    assert_eq!(per.get(&(None, "fixity check")), Some(&1), "one AIP fixity check");
 }

@@ -374,7 +374,7 @@ fn seventy_thousand_entries_are_extracted_through_zip64() {
 #[test]
 fn limits_come_from_the_profile_and_are_named() {
     let limited = |f: &dyn Fn(&mut vellum_core::profile::Limits)| {
-        let mut options = vellum_local::EmbeddedOptions::default();
+        let mut options = vellum_tests::options();
         for p in &mut options.config.profiles {
             f(&mut p.limits);
         }

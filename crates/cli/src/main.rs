@@ -51,13 +51,55 @@ pub struct RunOptions {
     /// Receives before a message goes to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receives: u32,
+    /// The ClamAV daemon to scan with (HOST:PORT), or `none` to record every file as not
+    /// scanned.
+    #[arg(long, env = "VELLUM_CLAMD", default_value = "127.0.0.1:3310")]
+    pub clamd: String,
+    /// The folder holding DROID_SignatureFile-v*.xml and container-signature-*.xml (the
+    /// `conf/` folder of the opf-fido package; scripts/setup installs it), or `none` to
+    /// record identification as not performed. Default: the project's .venv.
+    #[arg(long, env = "VELLUM_SIGNATURES")]
+    pub signatures: Option<String>,
 }
 
 impl RunOptions {
     pub fn open(&self) -> anyhow::Result<vellum_local::Embedded> {
         let mut options = vellum_local::EmbeddedOptions { max_receives: self.max_receives, ..Default::default() };
         options.settings.batch_size = self.batch_size;
+        options.scanner = self.scanner()?;
+        options.identifier = self.identifier()?;
         Ok(vellum_local::Embedded::open(&self.data_dir, options)?)
+    }
+
+    fn scanner(&self) -> anyhow::Result<Option<std::sync::Arc<dyn vellum_core::ports::VirusScanner>>> {
+        if self.clamd == "none" {
+            return Ok(None);
+        }
+        let clamd = vellum_clamd::Clamd::new(&self.clamd);
+        if !clamd.ping() {
+            anyhow::bail!(
+                "clamd does not answer at {}: start it (scripts/clamd start), point --clamd (or VELLUM_CLAMD) at yours, \
+                 or pass --clamd none to record files as not scanned",
+                self.clamd
+            );
+        }
+        Ok(Some(std::sync::Arc::new(clamd)))
+    }
+
+    fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::pronom::Identifier>>> {
+        let dir = match self.signatures.as_deref() {
+            Some("none") => return Ok(None),
+            Some(dir) => PathBuf::from(dir),
+            None => find_fido_conf().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no PRONOM signature files found: run scripts/setup (it installs opf-fido into .venv), \
+                     pass --signatures DIR (fido's conf folder), or --signatures none"
+                )
+            })?,
+        };
+        let identifier = vellum_core::pronom::Identifier::load_dir(&dir).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(signatures = %identifier.version, formats = identifier.format_count(), "PRONOM signatures loaded");
+        Ok(Some(std::sync::Arc::new(identifier)))
     }
 
     pub fn runner_config(&self) -> vellum_local::RunnerConfig {
@@ -66,6 +108,24 @@ impl RunOptions {
             visibility: std::time::Duration::from_secs(self.visibility_secs.max(1)),
             budget: std::time::Duration::from_secs(self.budget_secs),
             ..Default::default()
+        }
+    }
+}
+
+/// fido's signature folder in the project's venv, looked for from the working folder up.
+fn find_fido_conf() -> Option<PathBuf> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        if let Ok(libs) = std::fs::read_dir(dir.join(".venv/lib")) {
+            for lib in libs.flatten() {
+                let conf = lib.path().join("site-packages/fido/conf");
+                if conf.is_dir() {
+                    return Some(conf);
+                }
+            }
+        }
+        if !dir.pop() {
+            return None;
         }
     }
 }

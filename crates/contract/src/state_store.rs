@@ -49,6 +49,7 @@ fn file(t: &Transfer, index: u64, batch: u32) -> File {
         checksums: Default::default(),
         format: None,
         modified: None,
+        characteristics: Default::default(),
     }
 }
 
@@ -179,6 +180,7 @@ pub fn record_batch_fans_in_once(make: &Make) {
             checksums: [("sha256".to_string(), format!("digest-{b}"))].into(),
             size: Some(b as u64),
             format: None,
+            characteristics: [("width".to_string(), b.to_string())].into(),
         };
         s.record_batch(t.id, "checksum", b, &[task], &[event(&t, Some(f.uuid), "message digest calculation")], &[patch])
             .unwrap()
@@ -200,6 +202,7 @@ pub fn record_batch_fans_in_once(make: &Make) {
     assert_eq!(digest_events, 3);
     let files = s.files(t.id).unwrap();
     assert_eq!(files[1].sha256(), Some("digest-1"));
+    assert_eq!(files[1].characteristics.get("width").map(String::as_str), Some("1"));
 }
 
 pub fn events_are_written_once(make: &Make) {

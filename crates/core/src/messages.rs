@@ -9,11 +9,14 @@ pub mod queues {
     pub const START: &str = "start";
     pub const EXTRACT: &str = "extract";
     pub const CHECKSUM: &str = "checksum";
+    pub const SCAN: &str = "scan";
+    pub const IDENTIFY: &str = "identify";
+    pub const CHARACTERIZE: &str = "characterize";
     pub const METS: &str = "mets";
     pub const PACKAGE: &str = "package";
     pub const STORE: &str = "store";
     /// In pipeline order.
-    pub const ALL: &[&str] = &[START, EXTRACT, CHECKSUM, METS, PACKAGE, STORE];
+    pub const ALL: &[&str] = &[START, EXTRACT, CHECKSUM, SCAN, IDENTIFY, CHARACTERIZE, METS, PACKAGE, STORE];
 }
 
 /// An object landing in the uploads bucket, as S3 reports it (decoded key).

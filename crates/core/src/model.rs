@@ -215,6 +215,9 @@ pub struct File {
     pub checksums: BTreeMap<String, String>,
     pub format: Option<FormatId>,
     pub modified: Option<Timestamp>,
+    /// Technical metadata from characterization (`width`, `pdf_version`, …).
+    #[serde(default)]
+    pub characteristics: BTreeMap<String, String>,
 }
 
 impl File {
@@ -231,6 +234,8 @@ pub struct FilePatch {
     pub checksums: BTreeMap<String, String>,
     pub size: Option<u64>,
     pub format: Option<FormatId>,
+    #[serde(default)]
+    pub characteristics: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +244,8 @@ pub enum EventOutcome {
     Fail,
     /// Used where PREMIS has no pass/fail notion (ingestion, digest calculation).
     Positive,
+    /// The check could not be or was not made (a file too large to scan, scanning off).
+    NotPerformed,
     None,
 }
 
@@ -248,6 +255,7 @@ impl EventOutcome {
             Self::Pass => "Pass",
             Self::Fail => "Fail",
             Self::Positive => "positive",
+            Self::NotPerformed => "Not performed",
             Self::None => "",
         }
     }
@@ -257,6 +265,7 @@ impl EventOutcome {
             "Pass" => Self::Pass,
             "Fail" => Self::Fail,
             "positive" => Self::Positive,
+            "Not performed" => Self::NotPerformed,
             _ => Self::None,
         }
     }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::StageError;
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, Transfer, TransferStatus};
-use crate::ports::{Clock, JobSpec, ObjectStore, Queue, StateStore};
+use crate::ports::{Clock, JobSpec, ObjectStore, Queue, StateStore, VirusScanner};
 use crate::profile::{Config, Profile};
 use crate::stages;
 
@@ -84,6 +84,11 @@ pub fn job_spec(stage: &str) -> JobSpec<'static> {
         queues::CHECKSUM => {
             (queues::CHECKSUM, "Assign file UUIDs and checksums", "Assign checksums and file sizes to objects")
         }
+        queues::SCAN => (queues::SCAN, "Scan for viruses", "Scan for viruses"),
+        queues::IDENTIFY => (queues::IDENTIFY, "Identify file format", "Identify file format"),
+        queues::CHARACTERIZE => {
+            (queues::CHARACTERIZE, "Characterize and extract metadata", "Characterize and extract metadata")
+        }
         queues::METS => (queues::METS, "Generate AIP METS", "Generate METS.xml document"),
         queues::PACKAGE => (queues::PACKAGE, "Prepare AIP", "Compress AIP"),
         queues::STORE => (queues::STORE, "Store AIP", "Store the AIP"),
@@ -104,6 +109,12 @@ pub struct Pipeline {
     pub state: Arc<dyn StateStore>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
+    /// The virus scanner, or None when scanning is turned off for this run.
+    pub scanner: Option<Arc<dyn VirusScanner>>,
+    /// The PRONOM identifier, loaded once from the signature files.
+    pub identifier: Option<Arc<crate::pronom::Identifier>>,
+    /// The format policy rules (outside characterization tools).
+    pub fpr: Arc<crate::fpr::Rules>,
     pub config: Config,
     pub settings: Settings,
 }
@@ -130,6 +141,9 @@ impl Pipeline {
         let result = match queue {
             queues::EXTRACT => stages::extract::run(self, &msg, ctx),
             queues::CHECKSUM => stages::checksum::run(self, &msg),
+            queues::SCAN => stages::scan::run(self, &msg),
+            queues::IDENTIFY => stages::identify::run(self, &msg),
+            queues::CHARACTERIZE => stages::characterize::run(self, &msg),
             queues::METS => stages::mets::run(self, &msg),
             queues::PACKAGE => stages::package::run(self, &msg),
             queues::STORE => stages::store::run(self, &msg),
@@ -211,7 +225,10 @@ impl Pipeline {
     pub(crate) fn begin_job(&self, transfer_id: Uuid, stage: &str) -> Result<crate::model::Job, StageError> {
         let spec = job_spec(stage);
         let job = self.state.start_job(transfer_id, &spec)?;
-        self.state.set_microservice(transfer_id, spec.microservice_group)?;
+        // A late, redelivered message for a finished job does not move the transfer back.
+        if job.status == JobStatus::Processing {
+            self.state.set_microservice(transfer_id, spec.microservice_group)?;
+        }
         Ok(job)
     }
 

@@ -26,6 +26,15 @@ pub struct Profile {
     pub format_identification: bool,
     pub gzip_level: u32,
     pub batch_size: u32,
+    /// Whether a file the scanner could not look at (too large) fails the transfer.
+    #[serde(default)]
+    pub fail_unscanned: bool,
+    /// Whether packages may supply digests in `metadata/checksum.<algorithm>`.
+    #[serde(default)]
+    pub supplied_checksums: bool,
+    /// Whether a file that fails validation fails the transfer.
+    #[serde(default)]
+    pub fail_invalid: bool,
     #[serde(default)]
     pub limits: Limits,
 }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vellum_core::pipeline::Settings;
-use vellum_core::ports::{PortResult, SystemClock};
+use vellum_core::ports::{PortResult, SystemClock, VirusScanner};
 use vellum_core::profile::Config;
+use vellum_core::pronom::Identifier;
 use vellum_core::Pipeline;
 
 use crate::fs_store::FsObjectStore;
@@ -16,17 +17,27 @@ use crate::sqlite_state::SqliteStateStore;
 /// The bucket name the uploads folder stands in for.
 pub const UPLOADS_BUCKET: &str = "uploads";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedOptions {
     pub config: Config,
     pub settings: Settings,
     /// Receives before a message is dead-lettered.
     pub max_receives: u32,
+    /// The virus scanner (clamd), or None to record files as not scanned.
+    pub scanner: Option<Arc<dyn VirusScanner>>,
+    /// The PRONOM identifier, or None to record identification as not performed.
+    pub identifier: Option<Arc<Identifier>>,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self { config: Config::builtin(), settings: Settings::default(), max_receives: 5 }
+        Self {
+            config: Config::builtin(),
+            settings: Settings::default(),
+            max_receives: 5,
+            scanner: None,
+            identifier: None,
+        }
     }
 }
 
@@ -56,6 +67,9 @@ impl Embedded {
             state: state.clone(),
             queue: queue.clone(),
             clock: Arc::new(SystemClock),
+            scanner: options.scanner,
+            identifier: options.identifier,
+            fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
             config: options.config,
             settings: options.settings,
         };

@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     checksums TEXT NOT NULL,
     format TEXT,
-    modified TEXT
+    modified TEXT,
+    characteristics TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS files_by_batch ON files (transfer_id, batch);
 CREATE TABLE IF NOT EXISTS events (
@@ -212,7 +213,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<Job> {
 }
 
 const FILE_COLUMNS: &str = "uuid, transfer_id, batch, entry_index, file_use, original_path, \
-    current_path, size, checksums, format, modified";
+    current_path, size, checksums, format, modified, characteristics";
 
 fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
     Ok(File {
@@ -227,6 +228,7 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
         checksums: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
         format: r.get::<_, Option<String>>(9)?.and_then(|s| serde_json::from_str(&s).ok()),
         modified: r.get::<_, Option<String>>(10)?.map(|s| parse_ts(&s)),
+        characteristics: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
     })
 }
 
@@ -502,7 +504,7 @@ impl StateStore for SqliteStateStore {
             }
             {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                 ))?;
                 for f in files {
                     stmt.execute(params![
@@ -517,6 +519,7 @@ impl StateStore for SqliteStateStore {
                         json(&f.checksums),
                         f.format.as_ref().map(json),
                         f.modified.as_ref().map(ts),
+                        json(&f.characteristics),
                     ])?;
                 }
             }
@@ -582,18 +585,21 @@ impl StateStore for SqliteStateStore {
                 }
                 insert_events(&tx, events)?;
                 for p in patches {
-                    let (checksums, format): (String, Option<String>) = tx.query_row(
-                        "SELECT checksums, format FROM files WHERE uuid = ?1",
+                    let (checksums, format, characteristics): (String, Option<String>, String) = tx.query_row(
+                        "SELECT checksums, format, characteristics FROM files WHERE uuid = ?1",
                         [p.uuid.to_string()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )?;
                     let mut merged: std::collections::BTreeMap<String, String> =
                         serde_json::from_str(&checksums).unwrap_or_default();
                     merged.extend(p.checksums.clone());
+                    let mut traits: std::collections::BTreeMap<String, String> =
+                        serde_json::from_str(&characteristics).unwrap_or_default();
+                    traits.extend(p.characteristics.clone());
                     let format = p.format.as_ref().map(json).or(format);
                     tx.execute(
-                        "UPDATE files SET checksums = ?2, format = ?3, size = COALESCE(?4, size) WHERE uuid = ?1",
-                        params![p.uuid.to_string(), json(&merged), format, p.size.map(|s| s as i64)],
+                        "UPDATE files SET checksums = ?2, format = ?3, size = COALESCE(?4, size), characteristics = ?5 WHERE uuid = ?1",
+                        params![p.uuid.to_string(), json(&merged), format, p.size.map(|s| s as i64), json(&traits)],
                     )?;
                 }
                 tx.execute(

@@ -1,44 +1,85 @@
-//! checksum ("Assign checksums and file sizes to objects"): every file of a batch is read
-//! once, its digests computed in the same pass, and a PREMIS "message digest calculation"
-//! event recorded for it.
+//! checksum ("Assign checksums and file sizes to objects", "Verify transfer checksums"):
+//! every file of a batch is read once, all its digests computed in that one pass, a PREMIS
+//! "message digest calculation" event recorded per algorithm, and digests the package
+//! supplied (`metadata/checksum.<algorithm>`) verified with a "fixity check".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use sha2::{Digest, Sha256};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
-use crate::model::{derived_id, EventOutcome, FilePatch, JobStatus, PremisEvent, Task};
+use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::{next_per_file_stage, working_key};
+use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::working_key;
 
 const STAGE: &str = queues::CHECKSUM;
 
-/// Digests of one stream, computed in one pass: the algorithms a profile asks for.
+/// The algorithms Vellum computes, by their names in profiles and file names.
+pub const ALGORITHMS: &[&str] = &["md5", "sha1", "sha256", "sha512"];
+
+/// Digests of one stream, computed in one pass.
+#[derive(Default)]
 pub struct Digests {
-    sha256: Sha256,
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+    sha256: Option<Sha256>,
+    sha512: Option<Sha512>,
 }
 
 impl Digests {
-    /// Only sha256 is implemented so far; a profile asking for another algorithm is refused
-    /// with that reason rather than silently given less.
-    pub fn for_algorithms(algorithms: &[String]) -> StageResult<Self> {
-        if let Some(other) = algorithms.iter().find(|a| a.as_str() != "sha256") {
-            return Err(StageError::Failed(format!(
-                "the processing profile asks for the {other} checksum, which this version of \
-                 Vellum does not compute yet (only sha256)"
-            )));
+    /// sha256 always, plus whatever else is asked for.
+    pub fn for_algorithms<S: AsRef<str>>(algorithms: &[S]) -> StageResult<Self> {
+        let mut d = Self { sha256: Some(Sha256::new()), ..Default::default() };
+        for a in algorithms {
+            match a.as_ref() {
+                "md5" => d.md5 = Some(Md5::new()),
+                "sha1" => d.sha1 = Some(Sha1::new()),
+                "sha256" => {}
+                "sha512" => d.sha512 = Some(Sha512::new()),
+                other => return Err(StageError::Failed(format!(
+                    "the processing profile asks for the {other} checksum, which Vellum does not compute (it knows {})",
+                    ALGORITHMS.join(", ")
+                ))),
+            }
         }
-        Ok(Self { sha256: Sha256::new() })
+        Ok(d)
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        self.sha256.update(bytes);
+        if let Some(h) = &mut self.md5 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(bytes);
+        }
     }
 
     pub fn finish(self) -> BTreeMap<String, String> {
-        BTreeMap::from([("sha256".to_string(), hex::encode(self.sha256.finalize()))])
+        let mut out = BTreeMap::new();
+        if let Some(h) = self.md5 {
+            out.insert("md5".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha1 {
+            out.insert("sha1".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha256 {
+            out.insert("sha256".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha512 {
+            out.insert("sha512".into(), hex::encode(h.finalize()));
+        }
+        out
     }
 
     /// Reads `reader` to its end, returning the digests and the byte count.
@@ -59,73 +100,176 @@ impl Digests {
     }
 }
 
+/// The sha256 of a stream, as lowercase hex.
+pub fn sha256_hex(reader: &mut dyn Read) -> std::io::Result<String> {
+    let (digests, _) = Digests { sha256: Some(Sha256::new()), ..Default::default() }.of_reader(reader)?;
+    Ok(digests["sha256"].clone())
+}
+
+/// A supplied checksum file's name for an algorithm.
+pub fn supplied_manifest_path(algorithm: &str) -> String {
+    format!("metadata/checksum.{algorithm}")
+}
+
+/// Reads a supplied checksum file (`<digest>  <path>` per line, as md5sum and friends
+/// write, paths relative to the package or, as Archivematica writes them, to `metadata/`).
+pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (digest, path) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("line {} has no path after the digest", n + 1))?;
+        let path = path.trim_start().trim_start_matches('*');
+        let path = path.strip_prefix("../").or_else(|| path.strip_prefix("./")).unwrap_or(path);
+        if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.is_empty() {
+            return Err(format!("line {} has {digest:?} where a hexadecimal digest belongs", n + 1));
+        }
+        out.insert(path.to_string(), digest.to_ascii_lowercase());
+    }
+    Ok(out)
+}
+
+/// The package's supplied digests, by algorithm: path → digest.
+type Supplied = BTreeMap<String, BTreeMap<String, String>>;
+
+fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
+    let mut out = Supplied::new();
+    for a in ALGORITHMS {
+        let key = working_key(transfer.id, &supplied_manifest_path(a));
+        if p.working.head(&key)?.is_none() {
+            continue;
+        }
+        let mut text = String::new();
+        p.working.get(&key)?.read_to_string(&mut text)?;
+        let parsed = parse_supplied_manifest(&text)
+            .map_err(|e| StageError::Failed(format!("{} cannot be read: {e}", supplied_manifest_path(a))))?;
+        out.insert(a.to_string(), parsed);
+    }
+    Ok(out)
+}
+
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    let batch = msg.batch.ok_or_else(|| StageError::Transient("a checksum message without a batch".into()))?;
-    let profile = p.profile(&transfer)?;
-    let job = p.begin_job(transfer.id, STAGE)?;
-    let files = p.state.batch_files(transfer.id, batch)?;
-    let mut tasks = Vec::with_capacity(files.len());
-    let mut events = Vec::with_capacity(files.len());
-    let mut patches = Vec::with_capacity(files.len());
-    for file in &files {
-        let started = p.clock.now();
+    let mut supplied: Option<Supplied> = None;
+    run_batch(p, msg, STAGE, |transfer, profile, file| {
+        let supplied = match &supplied {
+            Some(s) => s,
+            None => supplied.insert(load_supplied(p, transfer)?),
+        };
+        let algorithms: BTreeSet<&str> =
+            profile.checksum_algorithms.iter().map(String::as_str).chain(supplied.keys().map(String::as_str)).collect();
+        let algorithms: Vec<&str> = algorithms.into_iter().collect();
         let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
-        let (digests, size) = Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut reader)?;
+        let (digests, size) = Digests::for_algorithms(&algorithms)?.of_reader(&mut reader)?;
         if size != file.size {
             return Err(StageError::Failed(format!(
-                "{} has {size} bytes in the working area but {} were extracted: the working copy \
-                 was changed during processing",
+                "{} has {size} bytes in the working area but {} were extracted: the working copy was changed during processing",
                 file.original_path, file.size
             )));
         }
-        let ended = p.clock.now();
+        let mut out = FileOutcome { stdout: digests.get("sha256").cloned().unwrap_or_default(), ..Default::default() };
         for (algorithm, digest) in &digests {
-            events.push(PremisEvent::new(
-                transfer.id,
-                Some(file.uuid),
+            out.events.push(event(
+                p,
+                file,
                 "message digest calculation",
-                ended,
-                format!("program=\"Vellum\"; version=\"{}\"; algorithm=\"{algorithm}\"", crate::SOFTWARE_AGENT),
+                &format!("algorithm=\"{algorithm}\""),
                 EventOutcome::None,
                 digest.clone(),
-                p.agents(),
+                algorithm,
             ));
         }
-        tasks.push(Task {
-            uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
-            job_uuid: job.uuid,
-            file_uuid: file.uuid,
-            exit_code: 0,
-            started_at: started,
-            ended_at: ended,
-            stdout: digests.get("sha256").cloned().unwrap_or_default(),
-            stderr: String::new(),
-        });
-        patches.push(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), format: None });
-    }
-    let recorded = p.state.record_batch(transfer.id, STAGE, batch, &tasks, &events, &patches)?;
-    hand_on(p, transfer.id, STAGE, batch, recorded.stage_complete)
+        if file.file_use == FileUse::Original {
+            verify_supplied(p, file, &digests, supplied, &mut out);
+        }
+        out.patch = Some(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), ..Default::default() });
+        Ok(out)
+    })
 }
 
-/// Sends a batch to the next per-file stage, and fans in to METS when the last per-file
-/// stage has finished every batch. Repeated on redelivery: the receivers are idempotent.
-pub(crate) fn hand_on(
+fn event(
     p: &Pipeline,
-    transfer_id: uuid::Uuid,
-    stage: &str,
-    batch: u32,
-    stage_complete: bool,
-) -> StageResult<Progress> {
-    match next_per_file_stage(stage) {
-        Some(next) => p.send(next, &[StageMessage::batch(transfer_id, batch)])?,
-        None if stage_complete => p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?,
-        None => {}
+    file: &File,
+    kind: &str,
+    detail: &str,
+    outcome: EventOutcome,
+    outcome_detail: String,
+    algorithm: &str,
+) -> PremisEvent {
+    let mut e = PremisEvent::new(
+        file.transfer_id,
+        Some(file.uuid),
+        kind,
+        p.clock.now(),
+        format!("program=\"Vellum\"; version=\"{}\"; {detail}", crate::SOFTWARE_AGENT),
+        outcome,
+        outcome_detail,
+        p.agents(),
+    );
+    // One event per algorithm: the id names it, so a redelivery writes the same rows.
+    e.uuid = crate::model::derived_id(file.uuid, &format!("event/{kind}/{algorithm}"));
+    e
+}
+
+/// Compares the digests just computed with those the package supplied for this file.
+fn verify_supplied(
+    p: &Pipeline,
+    file: &File,
+    digests: &BTreeMap<String, String>,
+    supplied: &Supplied,
+    out: &mut FileOutcome,
+) {
+    for (algorithm, manifest) in supplied {
+        let Some(want) = manifest.get(&file.original_path) else { continue };
+        let got = digests.get(algorithm).cloned().unwrap_or_default();
+        let pass = *want == got;
+        out.events.push(event(
+            p,
+            file,
+            "fixity check",
+            &format!("algorithm=\"{algorithm}\"; checked against {}", supplied_manifest_path(algorithm)),
+            if pass { EventOutcome::Pass } else { EventOutcome::Fail },
+            if pass {
+                format!("{algorithm} {got} matches")
+            } else {
+                format!("supplied {algorithm} {want}, computed {got}")
+            },
+            algorithm,
+        ));
+        if !pass {
+            out.exit_code = 1;
+            out.fails_transfer = Some(format!(
+                "{} does not match the {algorithm} the package supplied: {} says {want}, the file's is {got}",
+                file.original_path,
+                supplied_manifest_path(algorithm)
+            ));
+        }
     }
-    if stage_complete {
-        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_digests_in_one_pass() {
+        let (d, n) = Digests::for_algorithms(&["md5", "sha1", "sha512"]).unwrap().of_reader(&mut &b"abc"[..]).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(d["md5"], "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(d["sha1"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(d["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(d["sha512"].starts_with("ddaf35a193617aba"));
+        assert!(Digests::for_algorithms(&["crc32"]).is_err());
     }
-    Ok(Progress::Done)
+
+    #[test]
+    fn supplied_manifests_in_both_path_styles() {
+        let m = parse_supplied_manifest("ABC  ../objects/a b.txt\ndef *objects/c.txt\n\n").unwrap();
+        assert_eq!(m.get("objects/a b.txt").map(String::as_str), Some("abc"));
+        assert_eq!(m.get("objects/c.txt").map(String::as_str), Some("def"));
+        assert!(parse_supplied_manifest("zz-not-hex  objects/a").is_err());
+    }
 }

@@ -217,6 +217,7 @@ fn extract_file(
         checksums: Default::default(),
         format: None,
         modified: opened.modified,
+        characteristics: Default::default(),
     })
 }
 

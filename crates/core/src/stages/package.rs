@@ -12,7 +12,7 @@ use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::checksum::Digests;
+use crate::stages::checksum::sha256_hex;
 use crate::stages::working_key;
 
 /// Where an entry's bytes come from.
@@ -54,19 +54,15 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
         .working
         .head(&mets_key)?
         .ok_or_else(|| StageError::Transient(format!("the METS {mets_key} is not in the working area yet")))?;
-    let (mets_digests, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut p.working.get(&mets_key)?)?;
+    let mets_digest = sha256_hex(&mut p.working.get(&mets_key)?)?;
     payload.push((
         format!("data/{}", crate::aip::mets_name(transfer)),
-        mets_digests["sha256"].clone(),
+        mets_digest,
         Source::Working { key: mets_key, size: mets_meta.size, mtime: p.clock.now().timestamp().max(0) as u64 },
     ));
     let changes = crate::aip::filename_changes_log(&files).into_bytes();
-    let (changes_digest, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut changes.as_slice())?;
-    payload.push((
-        format!("data/{}", crate::aip::FILENAME_CHANGES_LOG),
-        changes_digest["sha256"].clone(),
-        Source::Bytes(changes),
-    ));
+    let changes_digest = sha256_hex(&mut changes.as_slice())?;
+    payload.push((format!("data/{}", crate::aip::FILENAME_CHANGES_LOG), changes_digest, Source::Bytes(changes)));
     payload.sort_by(|a, b| a.0.cmp(&b.0));
 
     let payload_bytes: u64 = payload
@@ -86,10 +82,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
         ("Payload-Oxum", format!("{payload_bytes}.{}", payload.len())),
         ("Source-Organization", p.config.organization.name.clone()),
     ]);
-    let sha = |b: &str| -> StageResult<String> {
-        let (d, _) = Digests::for_algorithms(&["sha256".into()])?.of_reader(&mut b.as_bytes())?;
-        Ok(d["sha256"].clone())
-    };
+    let sha = |b: &str| -> StageResult<String> { Ok(sha256_hex(&mut b.as_bytes())?) };
     let tag_files =
         [("bag-info.txt", info), ("bagit.txt", BAGIT_TXT.to_string()), ("manifest-sha256.txt", manifest_txt)];
     let tag_digests: Vec<(String, String)> =

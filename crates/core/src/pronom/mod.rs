@@ -1,0 +1,338 @@
+//! PRONOM format identification from DROID's signature files, in Rust: internal signatures
+//! (byte sequences anchored at the beginning or end of a file, or floating, with offsets,
+//! wildcards and alternatives), priorities between formats, container signatures for
+//! ZIP- and OLE2-based formats, and an extension-only guess marked tentative.
+//!
+//! Like DROID and fido, signatures are matched against a window of the file: its first and
+//! last [`WINDOW`] bytes (the whole file when it is small).
+
+pub mod container;
+pub mod pattern;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use regex::bytes::Regex;
+
+pub use container::{ContainerKind, ContainerSource};
+
+use crate::model::FormatId;
+
+/// Bytes read from each end of a file for matching.
+pub const WINDOW: usize = 128 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Bof,
+    Eof,
+    Var,
+}
+
+#[derive(Debug)]
+struct ByteSequence {
+    anchor: Anchor,
+    /// Bytes to skip from the anchor before the regex applies (the first subsequence's
+    /// minimum offset).
+    skip: u64,
+    regex: Regex,
+}
+
+impl ByteSequence {
+    fn matches(&self, head: &[u8], tail: &[u8], whole: bool) -> bool {
+        let skip = self.skip as usize;
+        match self.anchor {
+            Anchor::Bof => head.len() >= skip && self.regex.is_match(&head[skip..]),
+            Anchor::Eof => tail.len() >= skip && self.regex.is_match(&tail[..tail.len() - skip]),
+            Anchor::Var => self.regex.is_match(head) || (!whole && self.regex.is_match(tail)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Format {
+    id: u32,
+    puid: String,
+    name: String,
+    version: Option<String>,
+    extensions: Vec<String>,
+    signatures: Vec<u32>,
+    priority_over: Vec<u32>,
+}
+
+/// The outcome of identifying one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identification {
+    /// The chosen format, or None for "UNKNOWN".
+    pub format: Option<FormatId>,
+    /// How it was found: `signature`, `container`, `extension` or `none`.
+    pub basis: &'static str,
+    /// Every candidate left after priorities, when more than one.
+    pub others: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Identifier {
+    formats: Vec<Format>,
+    by_puid: HashMap<String, usize>,
+    signatures: HashMap<u32, Vec<ByteSequence>>,
+    by_extension: HashMap<String, Vec<usize>>,
+    containers: container::Containers,
+    /// `DROID_SignatureFile-v109.xml; container-signature-20200121.xml`.
+    pub version: String,
+}
+
+fn attr_u64(n: roxmltree::Node<'_, '_>, name: &str) -> Option<u64> {
+    n.attribute(name).and_then(|v| v.trim().parse().ok())
+}
+
+fn child<'a, 'i>(
+    n: roxmltree::Node<'a, 'i>,
+    name: &str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> + use<'a, 'i> {
+    let name = name.to_string();
+    n.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// The regex of one SubSequence: left fragments, the sequence, right fragments.
+fn subsequence_regex(ss: roxmltree::Node<'_, '_>) -> Result<String, String> {
+    let seq = child(ss, "Sequence").next().and_then(|s| s.text()).ok_or("a SubSequence without a Sequence")?;
+    let mut out = String::new();
+    for (side, tag) in [(0, "LeftFragment"), (1, "RightFragment")] {
+        let mut by_pos: std::collections::BTreeMap<u64, Vec<(String, u64, Option<u64>)>> = Default::default();
+        for f in child(ss, tag) {
+            let pos = attr_u64(f, "Position").unwrap_or(1);
+            let re = pattern::to_regex(f.text().unwrap_or(""))?;
+            by_pos.entry(pos).or_default().push((re, attr_u64(f, "MinOffset").unwrap_or(0), attr_u64(f, "MaxOffset")));
+        }
+        let alternatives = |frags: &Vec<(String, u64, Option<u64>)>| {
+            let alts: Vec<&str> = frags.iter().map(|f| f.0.as_str()).collect();
+            (format!("(?:{})", alts.join("|")), pattern::gap(frags[0].1, frags[0].2))
+        };
+        if side == 0 {
+            for frags in by_pos.values().rev() {
+                let (alt, gap) = alternatives(frags);
+                out.push_str(&alt);
+                out.push_str(&gap);
+            }
+            out.push_str(&pattern::to_regex(seq)?);
+        } else {
+            for frags in by_pos.values() {
+                let (alt, gap) = alternatives(frags);
+                out.push_str(&gap);
+                out.push_str(&alt);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A ByteSequence element (of the signature file or a container signature) compiled.
+fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
+    let anchor = match bs.attribute("Reference") {
+        Some("BOFoffset") => Anchor::Bof,
+        Some("EOFoffset") => Anchor::Eof,
+        _ => Anchor::Var,
+    };
+    let mut subs: Vec<(u64, roxmltree::Node<'_, '_>)> =
+        child(bs, "SubSequence").map(|s| (attr_u64(s, "Position").unwrap_or(1), s)).collect();
+    subs.sort_by_key(|(p, _)| *p);
+    let mut parts = Vec::new();
+    let mut skip = 0;
+    for (i, (_, ss)) in subs.iter().enumerate() {
+        let min = attr_u64(*ss, "SubSeqMinOffset").unwrap_or(0);
+        let max = attr_u64(*ss, "SubSeqMaxOffset");
+        let gap = if i == 0 && anchor != Anchor::Var {
+            skip = min;
+            pattern::gap(0, max.map(|m| m.saturating_sub(min)))
+        } else if anchor == Anchor::Var && i == 0 {
+            String::new()
+        } else {
+            pattern::gap(min, max)
+        };
+        parts.push((subsequence_regex(*ss)?, gap));
+    }
+    let body = match anchor {
+        Anchor::Bof | Anchor::Var => parts.iter().map(|(re, gap)| format!("{gap}{re}")).collect::<String>(),
+        // Position 1 is nearest the end; each gap lies between a subsequence and the end.
+        Anchor::Eof => parts.iter().rev().map(|(re, gap)| format!("{re}{gap}")).collect::<String>(),
+    };
+    let anchored = match anchor {
+        Anchor::Bof => format!("(?-u)\\A{body}"),
+        Anchor::Eof => format!("(?-u){body}\\z"),
+        Anchor::Var => format!("(?-u){body}"),
+    };
+    let regex = regex::bytes::RegexBuilder::new(&anchored).size_limit(64 << 20).build().map_err(|e| format!("{e}"))?;
+    Ok(ByteSequence { anchor, skip, regex })
+}
+
+impl Identifier {
+    /// Loads the DROID signature file and (optionally) the container signature file.
+    pub fn load(droid: &Path, container: Option<&Path>) -> Result<Self, String> {
+        let text = std::fs::read_to_string(droid).map_err(|e| format!("{}: {e}", droid.display()))?;
+        let doc = roxmltree::Document::parse_with_options(
+            &text,
+            roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
+        )
+        .map_err(|e| format!("{}: {e}", droid.display()))?;
+        let mut signatures = HashMap::new();
+        for sig in doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))) {
+            let Some(id) = attr_u64(sig, "ID") else { continue };
+            let mut seqs = Vec::new();
+            for bs in child(sig, "ByteSequence") {
+                match byte_sequence(bs) {
+                    Ok(s) => seqs.push(s),
+                    Err(e) => {
+                        tracing::warn!(signature = id, error = %e, "a PRONOM signature could not be compiled and is skipped");
+                        seqs.clear();
+                        break;
+                    }
+                }
+            }
+            if !seqs.is_empty() {
+                signatures.insert(id as u32, seqs);
+            }
+        }
+        let mut formats = Vec::new();
+        for f in doc.descendants().filter(|n| n.has_tag_name((NS, "FileFormat"))) {
+            formats.push(Format {
+                id: attr_u64(f, "ID").unwrap_or(0) as u32,
+                puid: f.attribute("PUID").unwrap_or("").to_string(),
+                name: f.attribute("Name").unwrap_or("").to_string(),
+                version: f.attribute("Version").filter(|v| !v.is_empty()).map(str::to_string),
+                extensions: child(f, "Extension").filter_map(|e| e.text()).map(|e| e.to_ascii_lowercase()).collect(),
+                signatures: child(f, "InternalSignatureID").filter_map(|e| e.text()?.trim().parse().ok()).collect(),
+                priority_over: child(f, "HasPriorityOverFileFormatID")
+                    .filter_map(|e| e.text()?.trim().parse().ok())
+                    .collect(),
+            });
+        }
+        let by_puid = formats.iter().enumerate().map(|(i, f)| (f.puid.clone(), i)).collect();
+        let mut by_extension: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, f) in formats.iter().enumerate() {
+            for e in &f.extensions {
+                by_extension.entry(e.clone()).or_default().push(i);
+            }
+        }
+        let mut version = file_name(droid);
+        let containers = match container {
+            Some(path) => {
+                version.push_str("; ");
+                version.push_str(&file_name(path));
+                container::Containers::load(path)?
+            }
+            None => container::Containers::default(),
+        };
+        Ok(Self { formats, by_puid, signatures, by_extension, containers, version })
+    }
+
+    /// Finds the signature files in a folder (fido's `conf/`): the newest
+    /// `DROID_SignatureFile-v*.xml` and `container-signature-*.xml`.
+    pub fn load_dir(dir: &Path) -> Result<Self, String> {
+        let newest = |prefix: &str| -> Option<PathBuf> {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".xml"))
+                })
+                .collect();
+            found.sort_by_key(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                (digits.len(), digits)
+            });
+            found.pop()
+        };
+        let droid = newest("DROID_SignatureFile")
+            .ok_or_else(|| format!("no DROID_SignatureFile-v*.xml in {}", dir.display()))?;
+        Self::load(&droid, newest("container-signature").as_deref())
+    }
+
+    pub fn format_count(&self) -> usize {
+        self.formats.len()
+    }
+
+    fn format_id(&self, i: usize) -> FormatId {
+        let f = &self.formats[i];
+        FormatId { puid: f.puid.clone(), name: f.name.clone(), version: f.version.clone(), tentative: false }
+    }
+
+    /// Formats whose internal signatures match, with priorities applied.
+    fn signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
+        let matched: Vec<usize> = (0..self.formats.len())
+            .filter(|&i| {
+                self.formats[i].signatures.iter().any(|sid| {
+                    self.signatures.get(sid).is_some_and(|seqs| seqs.iter().all(|s| s.matches(head, tail, whole)))
+                })
+            })
+            .collect();
+        self.apply_priorities(matched)
+    }
+
+    fn apply_priorities(&self, matched: Vec<usize>) -> Vec<usize> {
+        let outranked: BTreeSet<u32> =
+            matched.iter().flat_map(|&i| self.formats[i].priority_over.iter().copied()).collect();
+        matched.into_iter().filter(|&i| !outranked.contains(&self.formats[i].id)).collect()
+    }
+
+    /// Identifies a file from its first and last bytes (`head` and `tail`, the same slice
+    /// when the file fits the window), its name, and — when the internal match points to
+    /// a ZIP or OLE2 container — its container contents.
+    pub fn identify(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+        whole: bool,
+        name: &str,
+        container: &mut dyn ContainerSource,
+    ) -> Identification {
+        let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        let mut candidates = self.signature_matches(head, tail, whole);
+        let mut basis = "signature";
+        if let Some(kind) = candidates.iter().find_map(|&i| self.containers.trigger(&self.formats[i].puid)) {
+            let puids = self.containers.identify(kind, container);
+            let found: Vec<usize> = puids.iter().filter_map(|p| self.by_puid.get(p).copied()).collect();
+            if !found.is_empty() {
+                candidates = self.apply_priorities(found);
+                basis = "container";
+            }
+        }
+        if candidates.len() > 1 {
+            // Between equal signature matches, the one the extension names wins, as in DROID.
+            let by_ext: Vec<usize> =
+                candidates.iter().copied().filter(|&i| self.formats[i].extensions.contains(&extension)).collect();
+            if !by_ext.is_empty() {
+                candidates = by_ext;
+            }
+        }
+        if candidates.is_empty() {
+            if let Some(guesses) = self.by_extension.get(&extension) {
+                let mut f = self.format_id(guesses[0]);
+                f.tentative = true;
+                return Identification {
+                    format: Some(f),
+                    basis: "extension",
+                    others: guesses.iter().skip(1).map(|&i| self.formats[i].puid.clone()).collect(),
+                };
+            }
+            return Identification { format: None, basis: "none", others: Vec::new() };
+        }
+        candidates.sort_by_key(|&i| self.formats[i].id);
+        Identification {
+            format: Some(self.format_id(candidates[0])),
+            basis,
+            others: candidates.iter().skip(1).map(|&i| self.formats[i].puid.clone()).collect(),
+        }
+    }
+
+    /// The format a PUID names, if the signature file knows it.
+    pub fn format_by_puid(&self, puid: &str) -> Option<FormatId> {
+        self.by_puid.get(puid).map(|&i| self.format_id(i))
+    }
+}
+
+const NS: &str = "http://www.nationalarchives.gov.uk/pronom/SignatureFile";
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}

@@ -1,0 +1,96 @@
+//! characterize ("Characterize and extract metadata", "Validate formats"): technical
+//! metadata read in Rust where it is cheap (image dimensions and depth, PDF version, pages
+//! and encryption, WAV channels, rate and duration, text encoding), a well-formedness check
+//! for PNG, JPEG, GIF, PDF, XML, JSON and ZIP recorded as a PREMIS "validation" event, and
+//! the format policy rules (`config/fpr.json`) that run ExifTool or MediaInfo where
+//! installed.
+
+use std::collections::BTreeMap;
+
+use crate::error::StageResult;
+use crate::messages::{queues, StageMessage};
+use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
+use crate::pipeline::{Pipeline, Progress};
+use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::working_key;
+use crate::{fpr, techmd};
+
+const STAGE: &str = queues::CHARACTERIZE;
+
+pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+    run_batch(p, msg, STAGE, |transfer, profile, file| {
+        let key = working_key(transfer.id, &file.current_path);
+        let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;
+        let tail_start = file.size.saturating_sub(techmd::TAIL as u64);
+        let tail =
+            if tail_start == 0 { head.clone() } else { p.working.get_range(&key, tail_start, techmd::TAIL as u64)? };
+        let kind = techmd::Kind::of(file, &head);
+        let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
+        // Some facts need the whole file (PDF pages); read it once, streamed, only then.
+        if kind.needs_full_read() {
+            let mut reader = p.working.get(&key)?;
+            techmd::full_read(kind, &mut reader, &mut traits)?;
+        }
+        let mut out = FileOutcome::default();
+        let now = p.clock.now();
+        let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
+        for rule in p.fpr.rules_for(fpr::Purpose::Characterization, file) {
+            if let Some(output) = fpr::run_rule(rule, p.working.as_ref(), &key)? {
+                traits.insert(rule.name.clone(), output);
+            }
+        }
+        if !traits.is_empty() {
+            out.events.push(event(
+                p,
+                file,
+                "metadata extraction",
+                format!("{program}; extracted technical metadata"),
+                EventOutcome::Positive,
+                format!("{} properties", traits.len()),
+                now,
+            ));
+        }
+        if let Some(validator) = kind.validator() {
+            let verdict = if kind == techmd::Kind::Zip {
+                techmd::validate_zip(crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20))
+            } else {
+                techmd::validate(kind, &mut p.working.get(&key)?, &head, &tail)
+            };
+            let (outcome, note) = match &verdict {
+                Ok(()) => (EventOutcome::Pass, format!("well-formed {validator}")),
+                Err(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
+            };
+            out.events.push(event(
+                p,
+                file,
+                "validation",
+                format!("{program}; validator=\"{validator} well-formedness\""),
+                outcome,
+                note.clone(),
+                now,
+            ));
+            if verdict.is_err() {
+                out.stderr = note.clone();
+                if profile.fail_invalid {
+                    out.exit_code = 1;
+                    out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
+                }
+            }
+        }
+        out.stdout = traits.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        out.patch = Some(FilePatch { uuid: file.uuid, characteristics: traits, ..Default::default() });
+        Ok(out)
+    })
+}
+
+fn event(
+    p: &Pipeline,
+    file: &File,
+    kind: &str,
+    detail: String,
+    outcome: EventOutcome,
+    note: String,
+    now: crate::model::Timestamp,
+) -> PremisEvent {
+    PremisEvent::new(file.transfer_id, Some(file.uuid), kind, now, detail, outcome, note, p.agents())
+}

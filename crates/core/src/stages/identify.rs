@@ -1,0 +1,150 @@
+//! identify ("Identify file format"): each file's PRONOM format from its first and last
+//! bytes (and, for ZIP and OLE2 containers, what is inside), recorded as a PREMIS "format
+//! identification" event with the signature versions; the PUID goes on the file.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::error::StageResult;
+use crate::messages::{queues, StageMessage};
+use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
+use crate::pipeline::{Pipeline, Progress};
+use crate::ports::ObjectStore;
+use crate::pronom::container::normalize_ole2_name;
+use crate::pronom::{ContainerKind, ContainerSource, WINDOW};
+use crate::ranged::RangedReader;
+use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::working_key;
+
+const STAGE: &str = queues::IDENTIFY;
+
+/// A working file opened as a container only when a signature asks for it.
+struct WorkingContainer {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    size: u64,
+    zip: Option<zip::ZipArchive<RangedReader>>,
+    ole: Option<cfb::CompoundFile<RangedReader>>,
+}
+
+impl WorkingContainer {
+    fn reader(&self) -> RangedReader {
+        RangedReader::new(self.store.clone(), &self.key, self.size, 256 * 1024)
+    }
+}
+
+impl ContainerSource for WorkingContainer {
+    fn entries(&mut self, kind: ContainerKind) -> Option<Vec<String>> {
+        match kind {
+            ContainerKind::Zip => {
+                if self.zip.is_none() {
+                    self.zip = zip::ZipArchive::new(self.reader()).ok();
+                }
+                let zip = self.zip.as_ref()?;
+                Some(zip.file_names().filter_map(Result::ok).map(|n| n.into_owned()).collect())
+            }
+            ContainerKind::Ole2 => {
+                if self.ole.is_none() {
+                    self.ole = cfb::CompoundFile::open(self.reader()).ok();
+                }
+                let ole = self.ole.as_ref()?;
+                Some(
+                    ole.walk()
+                        .filter(|e| e.is_stream())
+                        .map(|e| normalize_ole2_name(e.path().to_string_lossy().trim_start_matches('/')))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    fn read(&mut self, kind: ContainerKind, name: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match kind {
+            ContainerKind::Zip => {
+                let entry = self.zip.as_mut()?.by_name(name).ok()?;
+                entry.take(WINDOW as u64).read_to_end(&mut out).ok()?;
+            }
+            ContainerKind::Ole2 => {
+                let ole = self.ole.as_mut()?;
+                let path = ole
+                    .walk()
+                    .filter(|e| e.is_stream())
+                    .map(|e| e.path().to_path_buf())
+                    .find(|p| normalize_ole2_name(p.to_string_lossy().trim_start_matches('/')) == name)?;
+                let stream = ole.open_stream(&path).ok()?;
+                stream.take(WINDOW as u64).read_to_end(&mut out).ok()?;
+            }
+        }
+        Some(out)
+    }
+}
+
+fn identification_event(
+    p: &Pipeline,
+    file: &File,
+    detail: String,
+    outcome: EventOutcome,
+    outcome_detail: String,
+) -> PremisEvent {
+    PremisEvent::new(
+        file.transfer_id,
+        Some(file.uuid),
+        "format identification",
+        p.clock.now(),
+        detail,
+        outcome,
+        outcome_detail,
+        p.agents(),
+    )
+}
+
+pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+    run_batch(p, msg, STAGE, |transfer, profile, file| {
+        let identifier = match (&p.identifier, profile.format_identification) {
+            (Some(i), true) => i,
+            (_, enabled) => {
+                let why = if enabled {
+                    "no PRONOM signature files are configured for this run".to_string()
+                } else {
+                    format!("the processing profile {} turns format identification off", profile.name)
+                };
+                let mut e = identification_event(
+                    p,
+                    file,
+                    format!("program=\"Vellum\"; {why}"),
+                    EventOutcome::None,
+                    why.clone(),
+                );
+                e.outcome = EventOutcome::NotPerformed;
+                return Ok(FileOutcome { events: vec![e], stdout: why, ..Default::default() });
+            }
+        };
+        let key = working_key(transfer.id, &file.current_path);
+        let head = p.working.get_range(&key, 0, WINDOW as u64)?;
+        let whole = file.size <= WINDOW as u64;
+        let tail =
+            if whole { head.clone() } else { p.working.get_range(&key, file.size - WINDOW as u64, WINDOW as u64)? };
+        let mut container = WorkingContainer { store: p.working.clone(), key, size: file.size, zip: None, ole: None };
+        let found = identifier.identify(&head, &tail, whole, &file.current_path, &mut container);
+        let (outcome_detail, stdout) = match &found.format {
+            Some(f) if f.tentative => {
+                (format!("{} (extension only: tentative)", f.puid), format!("{} {}", f.puid, f.name))
+            }
+            Some(f) => (f.puid.clone(), format!("{} {}", f.puid, f.name)),
+            None => ("UNKNOWN".to_string(), "UNKNOWN".to_string()),
+        };
+        let mut detail = format!(
+            "program=\"Vellum PRONOM matcher\"; version=\"{}\"; signatures=\"{}\"; basis=\"{}\"",
+            crate::SOFTWARE_AGENT,
+            identifier.version,
+            found.basis
+        );
+        if !found.others.is_empty() {
+            detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
+        }
+        let events = vec![identification_event(p, file, detail, EventOutcome::Positive, outcome_detail)];
+        let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
+        Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
+    })
+}
