@@ -13,6 +13,23 @@ use crate::ranged::RangedReader;
 
 /// metadata.csv and rights.csv are small: anything larger is not one.
 pub const MAX_CSV_BYTES: u64 = 1 << 20;
+/// A supplied checksum file lists every file: allow for large packages.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// The algorithm of a supplied checksum file's path (`metadata/checksum.md5` → `md5`).
+pub fn manifest_algorithm(name: &str) -> Option<&str> {
+    let algo = name.strip_prefix("metadata/checksum.")?;
+    crate::stages::checksum::ALGORITHMS.contains(&algo).then_some(algo)
+}
+
+/// Whether intake reads this entry's content, and how much of it at most.
+fn kept_limit(name: &str) -> Option<u64> {
+    if name == "metadata/metadata.csv" || name == "metadata/rights.csv" {
+        Some(MAX_CSV_BYTES)
+    } else {
+        manifest_algorithm(name).map(|_| MAX_MANIFEST_BYTES)
+    }
+}
 /// Ranged reads of a zip index fetch this much at a time.
 const INDEX_CHUNK: u64 = 64 * 1024;
 
@@ -70,8 +87,25 @@ pub struct Listing {
     pub duplicates: Vec<String>,
     pub metadata_csv: Option<Vec<u8>>,
     pub rights_csv: Option<Vec<u8>>,
+    /// `metadata/checksum.<algorithm>` files, by algorithm.
+    pub supplied_manifests: std::collections::BTreeMap<String, Vec<u8>>,
     /// Bytes read from the object store to make the listing.
     pub bytes_read: u64,
+}
+
+impl Listing {
+    /// Keeps the content of one of the small metadata files intake reads.
+    fn keep(&mut self, path: &str, bytes: Vec<u8>) {
+        match path {
+            "metadata/metadata.csv" => self.metadata_csv = Some(bytes),
+            "metadata/rights.csv" => self.rights_csv = Some(bytes),
+            other => {
+                if let Some(algo) = manifest_algorithm(other) {
+                    self.supplied_manifests.insert(algo.to_string(), bytes);
+                }
+            }
+        }
+    }
 }
 
 /// Why a package could not be listed: it is not an archive of its kind, or it is damaged.
@@ -137,26 +171,23 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
         listing.duplicates =
             duplicate_names_in_central_directory(&mut again, zip.central_directory_start()).map_err(ListError::Io)?;
     }
-    for (path, slot) in [("metadata/metadata.csv", 0), ("metadata/rights.csv", 1)] {
-        let Some(i) = zip.index_for_name(path) else {
-            continue;
-        };
+    let wanted: Vec<String> =
+        listing.entries.iter().map(|e| e.name.clone()).filter(|n| kept_limit(n).is_some()).collect();
+    for path in wanted {
+        let Some(i) = zip.index_for_name(&path) else { continue };
+        let limit = kept_limit(&path).unwrap_or(MAX_CSV_BYTES);
         let entry = zip
             .by_index(i)
             .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
-        if entry.encrypted() || entry.size() > MAX_CSV_BYTES {
+        if entry.encrypted() || entry.size() > limit {
             continue;
         }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry
-            .take(MAX_CSV_BYTES)
+            .take(limit)
             .read_to_end(&mut bytes)
             .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
-        if slot == 0 {
-            listing.metadata_csv = Some(bytes);
-        } else {
-            listing.rights_csv = Some(bytes);
-        }
+        listing.keep(&path, bytes);
     }
     listing.bytes_read = zip.into_inner().bytes_fetched;
     Ok(listing)
@@ -228,17 +259,10 @@ pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result
         if !seen.insert(logical.clone()) {
             listing.duplicates.push(name.clone());
         }
-        if kind == EntryKind::File
-            && size <= MAX_CSV_BYTES
-            && (logical == "metadata/metadata.csv" || logical == "metadata/rights.csv")
-        {
-            let mut bytes = Vec::with_capacity(size as usize);
+        if let Some(limit) = kept_limit(&logical).filter(|&l| kind == EntryKind::File && size <= l) {
+            let mut bytes = Vec::with_capacity(size.min(limit) as usize);
             entry.read_to_end(&mut bytes).map_err(unreadable)?;
-            if logical == "metadata/metadata.csv" {
-                listing.metadata_csv = Some(bytes);
-            } else {
-                listing.rights_csv = Some(bytes);
-            }
+            listing.keep(&logical, bytes);
         }
         listing.entries.push(ListedEntry {
             index: i as u64,

@@ -185,7 +185,19 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
     }
 }
 
-fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
+fn is_supplied_manifest(name: &str) -> bool {
+    crate::stages::checksum::ALGORITHMS.iter().any(|a| name == crate::stages::checksum::supplied_manifest_path(a))
+}
+
+fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<Problem>) {
+    if listing.entries.iter().any(|e| e.name == "bagit.txt") {
+        problems.push(Problem::new(
+            "layout",
+            "the package is a BagIt bag (it has bagit.txt at its top level); this version of Vellum does not verify and unpack bags yet",
+            "upload the bag's payload as a package instead: objects/ and metadata/metadata.csv at the top of the zip",
+        ));
+        return;
+    }
     let files: Vec<&str> =
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     let has_metadata = files.contains(&"metadata/metadata.csv");
@@ -212,6 +224,7 @@ fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
         .filter(|e| e.kind != EntryKind::Directory)
         .map(|e| e.name.clone())
         .filter(|n| n.starts_with("metadata/") && n != "metadata/metadata.csv" && n != "metadata/rights.csv")
+        .filter(|n| !(supplied_checksums && is_supplied_manifest(n)))
         .collect();
     if !extra_metadata.is_empty() {
         problems.push(
@@ -261,6 +274,35 @@ fn check_layout(listing: &Listing, problems: &mut Vec<Problem>) {
     }
 }
 
+/// Supplied checksum files must read, and name only files the package holds.
+fn check_supplied_manifests(listing: &Listing, problems: &mut Vec<Problem>) {
+    let files: BTreeSet<&str> =
+        listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
+    for (algorithm, bytes) in &listing.supplied_manifests {
+        let name = crate::stages::checksum::supplied_manifest_path(algorithm);
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|_| "it is not UTF-8 text".to_string())
+            .and_then(crate::stages::checksum::parse_supplied_manifest);
+        match parsed {
+            Err(e) => problems.push(Problem::new(
+                "checksums",
+                format!("{name} cannot be read: {e}"),
+                format!("write {name} as lines of `<digest>  objects/<path>`"),
+            )),
+            Ok(entries) => {
+                let missing: Vec<String> = entries.keys().filter(|p| !files.contains(p.as_str())).cloned().collect();
+                if !missing.is_empty() {
+                    problems.push(Problem::new(
+                        "checksums",
+                        format!("{name} lists files that are not in the package: {}", some_of(&missing)),
+                        format!("add the missing files, or remove their lines from {name}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// The result of intake: identifiers and each file entry's sanitized path, or every problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -273,7 +315,7 @@ pub struct Accepted {
 pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
     let mut problems = Vec::new();
     check_entries(listing, &profile.limits, &mut problems);
-    check_layout(listing, &mut problems);
+    check_layout(listing, profile.supplied_checksums, &mut problems);
 
     let identifiers = match &listing.metadata_csv {
         Some(bytes) => match parse_metadata_csv(bytes, profile.kind) {
@@ -308,6 +350,10 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
                 "correct metadata/rights.csv, zip the package again and upload it",
             ));
         }
+    }
+
+    if profile.supplied_checksums {
+        check_supplied_manifests(listing, &mut problems);
     }
 
     let file_names: Vec<&str> = listing

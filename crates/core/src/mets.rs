@@ -127,7 +127,15 @@ fn write_amd_sec(
             "<premis:formatDesignation><premis:formatName>Unknown</premis:formatName></premis:formatDesignation>"
         )?,
     }
-    write!(out, "</premis:format></premis:objectCharacteristics>")?;
+    write!(out, "</premis:format>")?;
+    if !file.characteristics.is_empty() {
+        write!(out, "<premis:objectCharacteristicsExtension><vellum:characteristics xmlns:vellum=\"urn:vellum:characteristics:1\">")?;
+        for (k, v) in &file.characteristics {
+            write!(out, "<vellum:property name=\"{}\">{}</vellum:property>", esc(k), esc(v))?;
+        }
+        write!(out, "</vellum:characteristics></premis:objectCharacteristicsExtension>")?;
+    }
+    write!(out, "</premis:objectCharacteristics>")?;
     writeln!(
         out,
         "<premis:originalName>%transferDirectory%{}</premis:originalName></premis:object></mets:xmlData></mets:mdWrap></mets:techMD>",

@@ -41,10 +41,12 @@ impl Digests {
                 "sha1" => d.sha1 = Some(Sha1::new()),
                 "sha256" => {}
                 "sha512" => d.sha512 = Some(Sha512::new()),
-                other => return Err(StageError::Failed(format!(
+                other => {
+                    return Err(StageError::Failed(format!(
                     "the processing profile asks for the {other} checksum, which Vellum does not compute (it knows {})",
                     ALGORITHMS.join(", ")
-                ))),
+                )))
+                }
             }
         }
         Ok(d)

@@ -9,9 +9,9 @@ use crate::error::StageResult;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
 use crate::pipeline::{Pipeline, Progress};
-use crate::ports::ObjectStore;
+use crate::ports::{ObjectStore, PortError};
 use crate::pronom::container::normalize_ole2_name;
-use crate::pronom::{ContainerKind, ContainerSource, WINDOW};
+use crate::pronom::{ContainerKind, ContainerSource, Identification, Identifier, WINDOW};
 use crate::ranged::RangedReader;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::working_key;
@@ -80,6 +80,21 @@ impl ContainerSource for WorkingContainer {
     }
 }
 
+/// Identifies one object of a store: its first and last bytes, and its contents when it is
+/// a container.
+pub fn identify_object(
+    identifier: &Identifier,
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    size: u64,
+) -> Result<Identification, PortError> {
+    let head = store.get_range(key, 0, WINDOW as u64)?;
+    let whole = size <= WINDOW as u64;
+    let tail = if whole { head.clone() } else { store.get_range(key, size - WINDOW as u64, WINDOW as u64)? };
+    let mut container = WorkingContainer { store: store.clone(), key: key.to_string(), size, zip: None, ole: None };
+    Ok(identifier.identify(&head, &tail, whole, key, &mut container))
+}
+
 fn identification_event(
     p: &Pipeline,
     file: &File,
@@ -121,12 +136,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
             }
         };
         let key = working_key(transfer.id, &file.current_path);
-        let head = p.working.get_range(&key, 0, WINDOW as u64)?;
-        let whole = file.size <= WINDOW as u64;
-        let tail =
-            if whole { head.clone() } else { p.working.get_range(&key, file.size - WINDOW as u64, WINDOW as u64)? };
-        let mut container = WorkingContainer { store: p.working.clone(), key, size: file.size, zip: None, ole: None };
-        let found = identifier.identify(&head, &tail, whole, &file.current_path, &mut container);
+        let found = identify_object(identifier, &p.working, &key, file.size)?;
         let (outcome_detail, stdout) = match &found.format {
             Some(f) if f.tentative => {
                 (format!("{} (extension only: tentative)", f.puid), format!("{} {}", f.puid, f.name))

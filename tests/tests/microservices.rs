@@ -1,0 +1,412 @@
+//! The per-file microservices on real inputs: checksums and fixity, a real ClamAV daemon,
+//! PRONOM identification measured against fido, characterization and validation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use vellum_core::model::{EventOutcome, Transfer, TransferStatus};
+use vellum_core::ports::{ObjectStore, StateStore};
+use vellum_local::fs_store::FsObjectStore;
+use vellum_tests::{project_python, tools_required, Package, TestEnv};
+
+const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+fn ingest(t: &TestEnv, p: &Package, key: &str) -> Transfer {
+    let event = t.upload(p, key);
+    t.drive(|_, _| false);
+    t.transfer_for(&event).unwrap()
+}
+
+fn event_of<'a>(
+    events: &'a [vellum_core::model::PremisEvent],
+    file: uuid::Uuid,
+    kind: &str,
+) -> &'a vellum_core::model::PremisEvent {
+    events
+        .iter()
+        .find(|e| e.file_uuid == Some(file) && e.event_type == kind)
+        .unwrap_or_else(|| panic!("no {kind} event"))
+}
+
+fn with_clamd() -> Option<TestEnv> {
+    if vellum_tests::scanner().is_none() {
+        eprintln!("SKIPPED: no clamd (VELLUM_CLAMD); run through scripts/test");
+        return None;
+    }
+    Some(TestEnv::new(10))
+}
+
+#[test]
+fn an_infected_file_fails_the_transfer_naming_file_and_signature() {
+    let Some(t) = with_clamd() else { return };
+    let mut p = Package::catalogued("PP/VIRUS/1", 3);
+    p.add("objects/attachments/invoice.com", EICAR);
+    let transfer = ingest(&t, &p, "born-digital/virus.zip");
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("objects/attachments/invoice.com") && reason.contains("EICAR"), "{reason}");
+    assert!(t.stored_aips().is_empty(), "nothing is stored");
+    let files = t.env.state.files(transfer.id).unwrap();
+    let infected = files.iter().find(|f| f.original_path.ends_with("invoice.com")).unwrap();
+    let events = t.env.state.events(transfer.id).unwrap();
+    let e = event_of(&events, infected.uuid, "virus check");
+    assert_eq!(e.outcome, EventOutcome::Fail);
+    assert!(e.outcome_detail.contains("EICAR") && e.detail.contains("ClamAV"), "{e:?}");
+    let clean = files.iter().find(|f| f.original_path.ends_with("file-00000.txt")).unwrap();
+    assert_eq!(event_of(&events, clean.uuid, "virus check").outcome, EventOutcome::Pass);
+}
+
+#[test]
+fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decides() {
+    let Some(_) = with_clamd() else { return };
+    // clamd's StreamMaxLength is 25M by default (scripts/clamd); zeros zip to nothing.
+    let mut p = Package::catalogued("PP/BIG/1", 1);
+    p.add("objects/disk-image.bin", vec![0u8; 26 << 20]);
+    // Zeros compress like a zip bomb: this test's profiles allow it.
+    let lenient = || {
+        let mut options = vellum_tests::options();
+        for profile in &mut options.config.profiles {
+            profile.limits.max_compression_ratio = u64::MAX;
+        }
+        options
+    };
+    let t = TestEnv::with_options(lenient());
+    let transfer = ingest(&t, &p, "born-digital/big.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let big = t.env.state.files(transfer.id).unwrap().into_iter().find(|f| f.original_path.ends_with(".bin")).unwrap();
+    let e = event_of(&t.env.state.events(transfer.id).unwrap(), big.uuid, "virus check").clone();
+    assert_eq!(e.outcome, EventOutcome::NotPerformed);
+    assert!(e.outcome_detail.contains("stream limit"), "{e:?}");
+
+    let mut options = lenient();
+    for profile in &mut options.config.profiles {
+        profile.fail_unscanned = true;
+    }
+    let strict = TestEnv::with_options(options);
+    let transfer = ingest(&strict, &p, "born-digital/big.zip");
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    assert!(transfer.failure_reason.unwrap().contains("could not be scanned"));
+}
+
+#[test]
+fn an_unreachable_daemon_is_retried_never_skipped() {
+    let mut options = vellum_tests::options();
+    options.scanner = Some(Arc::new(vellum_clamd::Clamd::new("127.0.0.1:9")));
+    let t = TestEnv::with_options(options);
+    t.upload(&Package::catalogued("PP/DOWN/1", 1), "born-digital/down.zip");
+    let ctx = vellum_core::StageContext::with_budget(std::time::Duration::from_secs(10));
+    let mut scan_outcomes = Vec::new();
+    for _ in 0..20 {
+        for q in vellum_core::messages::queues::ALL {
+            for d in vellum_core::ports::Queue::receive(t.env.queue.as_ref(), q, 10, std::time::Duration::from_secs(60))
+                .unwrap()
+            {
+                let outcome = t.env.pipeline.handle(q, &d.body, &ctx);
+                if *q == vellum_core::messages::queues::SCAN {
+                    scan_outcomes.push(outcome.clone());
+                }
+                if outcome.acknowledges() {
+                    vellum_core::ports::Queue::ack(t.env.queue.as_ref(), q, &d.receipt).unwrap();
+                }
+            }
+        }
+    }
+    assert!(!scan_outcomes.is_empty());
+    assert!(
+        scan_outcomes.iter().all(|o| matches!(o, vellum_core::Outcome::Retry(e) if e.contains("cannot be reached"))),
+        "{scan_outcomes:?}"
+    );
+}
+
+#[test]
+fn with_scanning_off_every_file_and_the_mets_say_not_scanned() {
+    let mut options = vellum_tests::options();
+    options.scanner = None;
+    let t = TestEnv::with_options(options);
+    let transfer = ingest(&t, &Package::catalogued("PP/OFF/1", 2), "born-digital/off.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete);
+    let events = t.env.state.events(transfer.id).unwrap();
+    let checks: Vec<_> = events.iter().filter(|e| e.event_type == "virus check").collect();
+    assert_eq!(checks.len(), 3);
+    assert!(checks
+        .iter()
+        .all(|e| e.outcome == EventOutcome::NotPerformed && e.outcome_detail.contains("--clamd none")));
+    let dir = tempfile::tempdir().unwrap();
+    let bag = vellum_tests::unpack_aip(&t.env.aips.root().join(transfer.aip_key.unwrap()), dir.path());
+    let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
+    assert!(mets.contains("<premis:eventOutcome>Not performed</premis:eventOutcome>"));
+}
+
+#[test]
+fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.checksum_algorithms = vec!["md5".into(), "sha1".into(), "sha256".into(), "sha512".into()];
+        profile.supplied_checksums = true;
+    }
+    let t = TestEnv::with_options(options.clone());
+    let mut p = Package::catalogued("PP/SUM/1", 2);
+    let first_bytes = p.entries.iter().find(|e| e.name == "objects/folder-0/file-00000.txt").unwrap().bytes.clone();
+    let (md5, _) = vellum_core::stages::checksum::Digests::for_algorithms(&["md5"])
+        .unwrap()
+        .of_reader(&mut first_bytes.as_slice())
+        .unwrap();
+    p.add("metadata/checksum.md5", format!("{}  ../objects/folder-0/file-00000.txt\n", md5["md5"]));
+    let transfer = ingest(&t, &p, "born-digital/sums.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = t.env.state.files(transfer.id).unwrap();
+    let first = files.iter().find(|f| f.original_path == "objects/folder-0/file-00000.txt").unwrap();
+    assert_eq!(first.checksums.keys().map(String::as_str).collect::<Vec<_>>(), ["md5", "sha1", "sha256", "sha512"]);
+    let events = t.env.state.events(transfer.id).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.file_uuid == Some(first.uuid) && e.event_type == "message digest calculation")
+            .count(),
+        4
+    );
+    assert_eq!(event_of(&events, first.uuid, "fixity check").outcome, EventOutcome::Pass);
+
+    let t = TestEnv::with_options(options);
+    let mut p = Package::catalogued("PP/SUM/2", 2);
+    p.add("metadata/checksum.sha256", format!("{}  objects/folder-0/file-00000.txt\n", "0".repeat(64)));
+    let transfer = ingest(&t, &p, "born-digital/bad-sums.zip");
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("objects/folder-0/file-00000.txt") && reason.contains(&"0".repeat(64)), "{reason}");
+    let events = t.env.state.events(transfer.id).unwrap();
+    assert!(
+        events.iter().any(|e| e.event_type == "fixity check" && e.outcome == EventOutcome::Fail),
+        "the failed check is kept"
+    );
+}
+
+/// The corpus of real files, written once per test process by scripts/make-corpus.py.
+fn corpus() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let python = project_python()?;
+        let dir = std::env::temp_dir().join(format!("vellum-corpus-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-corpus.py");
+        let out = Command::new(&python).arg(script).arg(&dir).output().ok()?;
+        assert!(out.status.success(), "make-corpus.py: {}", String::from_utf8_lossy(&out.stderr));
+        Some(dir)
+    })
+    .clone()
+}
+
+fn corpus_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n == ".vellum") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Vellum's identification of every corpus file, by path relative to the corpus.
+fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::pronom::Identification> {
+    let identifier = vellum_tests::identifier().expect("PRONOM signatures");
+    let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir, "corpus").unwrap());
+    let mut out = BTreeMap::new();
+    for path in corpus_files(dir) {
+        let key = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let size = std::fs::metadata(&path).unwrap().len();
+        out.insert(
+            key.clone(),
+            vellum_core::stages::identify::identify_object(&identifier, &store, &key, size).unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn identification_agrees_with_fido_on_a_corpus_of_real_files() {
+    let (Some(dir), Some(python)) = (corpus(), project_python()) else {
+        assert!(!tools_required(), "the corpus needs the project's Python with Pillow and opf-fido");
+        eprintln!("SKIPPED: no project Python (run scripts/test)");
+        return;
+    };
+    if vellum_tests::identifier().is_none() {
+        eprintln!("SKIPPED: no PRONOM signatures (run scripts/setup)");
+        return;
+    }
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "fido.fido",
+            "-q",
+            "-recurse",
+            "-matchprintf",
+            "OK\t%(info.filename)s\t%(info.puid)s\n",
+            "-nomatchprintf",
+            "KO\t%(info.filename)s\n",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run fido");
+    let mut fido: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols[0] == "OK" && cols.len() == 3 {
+            let rel =
+                Path::new(cols[1]).strip_prefix(&dir).unwrap_or(Path::new(cols[1])).to_string_lossy().into_owned();
+            fido.entry(rel).or_default().push(cols[2].to_string());
+        }
+    }
+    let ours = vellum_identifies(&dir);
+    let single: Vec<(&String, &String)> = fido.iter().filter(|(_, m)| m.len() == 1).map(|(f, m)| (f, &m[0])).collect();
+    assert!(single.len() >= 50, "fido identified too few files with one match: {}", single.len());
+    let mut disagreements = Vec::new();
+    for (file, puid) in &single {
+        let mine =
+            ours.get(*file).and_then(|i| i.format.as_ref()).map(|f| f.puid.clone()).unwrap_or_else(|| "UNKNOWN".into());
+        if mine != **puid {
+            disagreements.push(format!("{file}: fido {puid}, vellum {mine}"));
+        }
+    }
+    let agreement = 1.0 - disagreements.len() as f64 / single.len() as f64;
+    println!(
+        "fido and Vellum agree on {:.1}% of {} files fido identifies with one match",
+        agreement * 100.0,
+        single.len()
+    );
+    for d in &disagreements {
+        println!("  disagreement: {d}");
+    }
+    assert!(agreement >= 0.95, "agreement {agreement:.3} is under 95%: {disagreements:#?}");
+    // Containers: office documents are told apart by what is inside them.
+    let puid_of = |suffix: &str| {
+        ours.iter().find(|(k, _)| k.ends_with(suffix)).and_then(|(_, i)| i.format.as_ref()).map(|f| f.puid.clone())
+    };
+    assert_eq!(puid_of("letter-0.docx").as_deref(), Some("fmt/412"));
+    assert_eq!(puid_of("accounts-0.xlsx").as_deref(), Some("fmt/214"));
+    assert_eq!(puid_of("talk-0.pptx").as_deref(), Some("fmt/215"));
+}
+
+#[test]
+fn an_extension_guess_is_tentative_and_unknown_is_no_error() {
+    let Some(identifier) = vellum_tests::identifier() else {
+        eprintln!("SKIPPED: no PRONOM signatures (run scripts/setup)");
+        return;
+    };
+    let none = &mut vellum_core::pronom::container::NoContainer;
+    let guess = identifier.identify(b"a,b\n1,2\n", b"a,b\n1,2\n", true, "table.csv", none);
+    let f = guess.format.unwrap();
+    assert!(f.tentative && guess.basis == "extension", "{f:?}");
+    let noise = [0x13u8, 0x37, 0x42, 0x99, 0x00, 0x01];
+    let unknown = identifier.identify(&noise, &noise, true, "mystery.zzz", none);
+    assert!(unknown.format.is_none() && unknown.basis == "none");
+    // A signature match outranks the extension: a PNG named .txt is a PNG.
+    let real_png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+    let id = identifier.identify(real_png, real_png, true, "not-really.txt", none);
+    let f = id.format.unwrap();
+    assert_eq!(f.puid, "fmt/11");
+    assert!(!f.tentative);
+}
+
+#[test]
+fn ole2_documents_are_identified_by_their_streams() {
+    let Some(identifier) = vellum_tests::identifier() else {
+        eprintln!("SKIPPED: no PRONOM signatures (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.doc");
+    {
+        let mut cf = cfb::create(&path).unwrap();
+        let mut compobj = vec![1u8, 0, 0xFE, 0xFF, 3, 0x0A, 0, 0];
+        compobj.extend_from_slice(&[0xFF; 4]);
+        compobj.extend_from_slice(&[0u8; 16]);
+        compobj.extend_from_slice(&[0x20, 0, 0, 0]);
+        compobj.extend_from_slice(b"Microsoft Office Word 97 Document\0");
+        compobj.extend_from_slice(&[0x0A, 0, 0, 0]);
+        compobj.extend_from_slice(b"MSWordDoc\0");
+        compobj.extend_from_slice(&[0x10, 0, 0, 0]);
+        compobj.extend_from_slice(b"Word.Document.8\0");
+        std::io::Write::write_all(&mut cf.create_stream("/\u{1}CompObj").unwrap(), &compobj).unwrap();
+        std::io::Write::write_all(&mut cf.create_stream("/WordDocument").unwrap(), &[0xEC, 0xA5, 0xC1, 0x00]).unwrap();
+        std::io::Write::write_all(&mut cf.create_stream("/1Table").unwrap(), &[0u8; 16]).unwrap();
+        cf.flush().unwrap();
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let id = vellum_core::stages::identify::identify_object(&identifier, &store, "report.doc", size).unwrap();
+    assert_eq!(id.basis, "container", "{id:?}");
+    assert_eq!(id.format.unwrap().puid, "fmt/40", "Word 97");
+}
+
+#[test]
+fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_the_profile_says() {
+    let Some(dir) = corpus() else {
+        assert!(!tools_required());
+        return;
+    };
+    let mut p = Package::catalogued("PP/CHAR/1", 0);
+    let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
+    p.add("objects/photo.png", read("img/photo-0.png"));
+    p.add("objects/photo.jpg", read("img/photo-0.jpg"));
+    p.add("objects/anim.gif", read("img/anim-0.gif"));
+    p.add("objects/plain.tif", read("img/plain-0.tif"));
+    p.add("objects/doc.pdf", read("pdf/doc-0-1.7.pdf"));
+    p.add("objects/tone.wav", read("audio/tone-0-2-2-44100.wav"));
+    p.add("objects/data.json", read("text/data-0.json"));
+    p.add("objects/broken.json", "{\"unfinished\": [1, 2");
+    let png = read("img/photo-0.png");
+    p.add("objects/truncated.png", png[..png.len() / 2].to_vec());
+    let t = TestEnv::new(20);
+    let transfer = ingest(&t, &p, "born-digital/char.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "an invalid file does not fail the transfer by default");
+    let files = t.env.state.files(transfer.id).unwrap();
+    let events = t.env.state.events(transfer.id).unwrap();
+    let file = |name: &str| files.iter().find(|f| f.original_path == format!("objects/{name}")).unwrap();
+    let traits = |name: &str| file(name).characteristics.clone();
+    assert_eq!(traits("photo.png").get("width").map(String::as_str), Some("64"));
+    assert_eq!(traits("photo.png").get("height").map(String::as_str), Some("48"));
+    assert_eq!(traits("photo.jpg").get("width").map(String::as_str), Some("64"));
+    assert_eq!(traits("anim.gif").get("height").map(String::as_str), Some("48"));
+    assert_eq!(traits("plain.tif").get("width").map(String::as_str), Some("64"));
+    assert_eq!(traits("doc.pdf").get("pdf_version").map(String::as_str), Some("1.7"));
+    assert_eq!(traits("doc.pdf").get("page_count").map(String::as_str), Some("1"));
+    assert_eq!(traits("doc.pdf").get("encrypted").map(String::as_str), Some("false"));
+    assert_eq!(traits("tone.wav").get("channels").map(String::as_str), Some("2"));
+    assert_eq!(traits("tone.wav").get("sample_rate").map(String::as_str), Some("44100"));
+    assert_eq!(traits("tone.wav").get("duration_seconds").map(String::as_str), Some("0.100"));
+    for (name, outcome) in [
+        ("photo.png", EventOutcome::Pass),
+        ("doc.pdf", EventOutcome::Pass),
+        ("data.json", EventOutcome::Pass),
+        ("broken.json", EventOutcome::Fail),
+        ("truncated.png", EventOutcome::Fail),
+    ] {
+        assert_eq!(event_of(&events, file(name).uuid, "validation").outcome, outcome, "{name}");
+    }
+    // The characteristics are in the METS.
+    let dir = tempfile::tempdir().unwrap();
+    let bag = vellum_tests::unpack_aip(&t.env.aips.root().join(transfer.aip_key.unwrap()), dir.path());
+    let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
+    assert!(mets.contains("<premis:objectCharacteristicsExtension>"), "characteristics reach the METS");
+    assert!(mets.contains("<premis:formatRegistryKey>fmt/11</premis:formatRegistryKey>"));
+
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.fail_invalid = true;
+    }
+    let strict = TestEnv::with_options(options);
+    let transfer = ingest(&strict, &p, "born-digital/char.zip");
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    assert!(transfer.failure_reason.unwrap().contains("failed validation"));
+}
