@@ -410,3 +410,44 @@ fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_th
     assert_eq!(transfer.status, TransferStatus::Failed);
     assert!(transfer.failure_reason.unwrap().contains("failed validation"));
 }
+
+#[test]
+fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output() {
+    use vellum_core::fpr::{run_rule, Purpose, Rules};
+    // `wc` stands in for ExifTool: present everywhere, and its output is known.
+    let rules = Rules::parse(
+        r#"{"rules": [
+            {"name": "wc", "purpose": "characterization", "puids": ["fmt/11"], "command": "wc", "args": ["-c", "{file}"], "max_output": 4},
+            {"name": "absent", "purpose": "characterization", "puids": ["fmt/11"], "command": "no-such-tool-here", "args": [], "max_output": 10}
+        ]}"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsObjectStore::new(dir.path(), "w").unwrap();
+    store.put("t/objects/a.png", &[7u8; 123456]).unwrap();
+    let mut file = vellum_core::model::File {
+        uuid: uuid::Uuid::nil(),
+        transfer_id: uuid::Uuid::nil(),
+        batch: 0,
+        entry_index: 0,
+        file_use: vellum_core::model::FileUse::Original,
+        original_path: "objects/a.png".into(),
+        current_path: "objects/a.png".into(),
+        size: 123456,
+        checksums: Default::default(),
+        format: Some(vellum_core::model::FormatId {
+            puid: "fmt/11".into(),
+            name: "PNG".into(),
+            version: None,
+            tentative: false,
+        }),
+        modified: None,
+        characteristics: Default::default(),
+    };
+    let chosen: Vec<_> = rules.rules_for(Purpose::Characterization, &file).collect();
+    assert_eq!(chosen.len(), 1, "a rule whose command is not installed is left out");
+    let output = run_rule(chosen[0], &store, "t/objects/a.png").unwrap().unwrap();
+    assert_eq!(output, "1234", "wc's \"123456 <path>\", cut at max_output");
+    file.format = None;
+    assert_eq!(rules.rules_for(Purpose::Characterization, &file).count(), 0, "only for its formats");
+}

@@ -20,7 +20,9 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         let events = p.state.events(transfer.id)?;
         let writer = p.working.writer(&working_mets_key(&transfer))?;
         let mut out = BufWriter::with_capacity(256 * 1024, writer);
-        crate::mets::write_aip_mets(&mut out, &transfer, &files, &events, p.clock.now())?;
+        // Dated by the job, not the clock: a duplicate message writing at the same time
+        // writes the same bytes, so a reader never sees a METS that differs from its digest.
+        crate::mets::write_aip_mets(&mut out, &transfer, &files, &events, job.started_at)?;
         out.flush()?;
         let writer = out.into_inner().map_err(|e| e.into_error())?;
         writer.commit()?;

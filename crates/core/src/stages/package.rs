@@ -27,14 +27,16 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     };
     let job = p.begin_job(transfer.id, queues::PACKAGE)?;
     if job.status != JobStatus::Completed {
-        write_package(p, &transfer)?;
+        write_package(p, &transfer, job.started_at)?;
         p.state.finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
     }
     p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
-fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
+/// Writes the bag. Everything in it is fixed by the state store and `bagged` (the job's
+/// start), so the same transfer always gives the same bytes, however often it is written.
+fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timestamp) -> StageResult<()> {
     let profile = p.profile(transfer)?;
     let files = p.state.files(transfer.id)?;
     let mut payload: Vec<(String, String, Source)> = Vec::with_capacity(files.len() + 1);
@@ -58,7 +60,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
     payload.push((
         format!("data/{}", crate::aip::mets_name(transfer)),
         mets_digest,
-        Source::Working { key: mets_key, size: mets_meta.size, mtime: p.clock.now().timestamp().max(0) as u64 },
+        Source::Working { key: mets_key, size: mets_meta.size, mtime: bagged.timestamp().max(0) as u64 },
     ));
     let changes = crate::aip::filename_changes_log(&files).into_bytes();
     let changes_digest = sha256_hex(&mut changes.as_slice())?;
@@ -75,7 +77,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
     let manifest_txt = manifest(payload.iter().map(|(path, digest, _)| (path.as_str(), digest.as_str())));
     let external = transfer.identifiers.external_identifier().unwrap_or_default();
     let info = bag_info(&[
-        ("Bagging-Date", p.clock.now().format("%Y-%m-%d").to_string()),
+        ("Bagging-Date", bagged.format("%Y-%m-%d").to_string()),
         ("Bag-Size", human_size(payload_bytes)),
         ("External-Identifier", external),
         ("Internal-Sender-Identifier", transfer.aip_uuid.to_string()),
@@ -109,7 +111,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer) -> StageResult<()> {
         match source {
             Source::Bytes(bytes) => {
                 header.set_size(bytes.len() as u64);
-                header.set_mtime(p.clock.now().timestamp().max(0) as u64);
+                header.set_mtime(bagged.timestamp().max(0) as u64);
                 tar.append_data(&mut header, &full, bytes.as_slice())?;
             }
             Source::Working { key, size, mtime } => {
