@@ -30,6 +30,8 @@ impl Clamd {
         for a in addrs {
             match TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
                 Ok(s) => {
+                    // Small frames (a 4-byte length, then data) must not wait on Nagle.
+                    s.set_nodelay(true).map_err(|e| unavailable(e.to_string()))?;
                     s.set_read_timeout(Some(self.timeout)).map_err(|e| unavailable(e.to_string()))?;
                     s.set_write_timeout(Some(self.timeout)).map_err(|e| unavailable(e.to_string()))?;
                     return Ok(s);
@@ -86,18 +88,19 @@ impl VirusScanner for Clamd {
 
     fn scan(&self, data: &mut dyn Read) -> PortResult<ScanVerdict> {
         let mut s = self.connect()?;
-        let mut buf = vec![0u8; CHUNK];
+        // One frame per write: the length prefix and its data go out together.
+        let mut frame = vec![0u8; 4 + CHUNK];
         let sent: io::Result<()> = (|| {
             s.write_all(b"zINSTREAM\0")?;
             loop {
-                let n = match data.read(&mut buf) {
+                let n = match data.read(&mut frame[4..]) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(io::Error::other(format!("reading the file to scan: {e}"))),
                 };
-                s.write_all(&(n as u32).to_be_bytes())?;
-                s.write_all(&buf[..n])?;
+                frame[..4].copy_from_slice(&(n as u32).to_be_bytes());
+                s.write_all(&frame[..4 + n])?;
             }
             s.write_all(&0u32.to_be_bytes())
         })();

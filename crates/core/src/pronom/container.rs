@@ -134,7 +134,8 @@ impl Containers {
                 let bytes = cache.entry(rule.path.clone()).or_insert_with(|| source.read(kind, &rule.path));
                 let Some(bytes) = bytes else { return false };
                 let whole = bytes.len() < WINDOW;
-                rule.signatures.iter().any(|seqs| seqs.iter().all(|s| s.matches(bytes, bytes, whole)))
+                let view = super::FileView::new(bytes, bytes, whole);
+                rule.signatures.iter().any(|seqs| seqs.iter().all(|s| s.matches(&view, None)))
             });
             if all {
                 out.extend(sig.puids.iter().cloned());

@@ -34,18 +34,96 @@ struct ByteSequence {
     /// Bytes to skip from the anchor before the regex applies (the first subsequence's
     /// minimum offset).
     skip: u64,
+    /// For a BOF sequence that may start anywhere in a range after `skip`: how far (None:
+    /// anywhere). Its regex is then unanchored.
+    lead: Option<Option<u64>>,
+    /// Literal bytes the sequence must start (BOF) or end (EOF) with at exactly `skip`:
+    /// checked before the regex, which most files then never reach.
+    literal: Vec<u8>,
     regex: Regex,
+    /// For floating sequences: the index in the identifier's set of floating patterns.
+    var_index: usize,
+}
+
+/// One file as the matcher sees it; floating sequences are searched for all at once, the
+/// first time a signature needs one.
+pub(crate) struct FileView<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+    whole: bool,
+    var_hits: std::cell::OnceCell<Vec<bool>>,
+}
+
+impl<'a> FileView<'a> {
+    fn new(head: &'a [u8], tail: &'a [u8], whole: bool) -> Self {
+        Self { head, tail, whole, var_hits: std::cell::OnceCell::new() }
+    }
 }
 
 impl ByteSequence {
-    fn matches(&self, head: &[u8], tail: &[u8], whole: bool) -> bool {
+    fn matches(&self, view: &FileView<'_>, floating: Option<&regex::bytes::RegexSet>) -> bool {
         let skip = self.skip as usize;
         match self.anchor {
-            Anchor::Bof => head.len() >= skip && self.regex.is_match(&head[skip..]),
-            Anchor::Eof => tail.len() >= skip && self.regex.is_match(&tail[..tail.len() - skip]),
-            Anchor::Var => self.regex.is_match(head) || (!whole && self.regex.is_match(tail)),
+            Anchor::Bof => {
+                let Some(rest) = view.head.get(skip..) else { return false };
+                match self.lead {
+                    None => rest.starts_with(&self.literal) && self.regex.is_match(rest),
+                    Some(None) => self.regex.is_match(rest),
+                    // The leftmost match starts earliest: if it starts too late, all do.
+                    // Each start in range is tried with the anchored regex; the literal, when
+                    // there is one, says which starts are worth trying.
+                    Some(Some(max)) => {
+                        let last = (max as usize).min(rest.len());
+                        if self.literal.is_empty() {
+                            (0..=last).any(|at| self.regex.is_match(&rest[at..]))
+                        } else {
+                            let window = &rest[..(last + self.literal.len()).min(rest.len())];
+                            memchr::memmem::find_iter(window, &self.literal).any(|at| self.regex.is_match(&rest[at..]))
+                        }
+                    }
+                }
+            }
+            Anchor::Eof => {
+                let Some(rest) = view.tail.len().checked_sub(skip).map(|end| &view.tail[..end]) else { return false };
+                rest.ends_with(&self.literal) && self.regex.is_match(rest)
+            }
+            Anchor::Var => match floating {
+                Some(set) => view.var_hits.get_or_init(|| {
+                    let mut hits = vec![false; set.len()];
+                    for i in set.matches(view.head).iter() {
+                        hits[i] = true;
+                    }
+                    if !view.whole {
+                        for i in set.matches(view.tail).iter() {
+                            hits[i] = true;
+                        }
+                    }
+                    hits
+                })[self.var_index],
+                None => self.regex.is_match(view.head) || (!view.whole && self.regex.is_match(view.tail)),
+            },
         }
     }
+
+    /// Cheapest first: a literal check, then anchored regexes, then floating ones.
+    fn cost(&self) -> u8 {
+        match (self.anchor, self.literal.is_empty()) {
+            (Anchor::Bof, false) => 0,
+            (Anchor::Eof, false) => 1,
+            (Anchor::Bof, true) => 2,
+            (Anchor::Eof, true) => 3,
+            (Anchor::Var, _) => 4,
+        }
+    }
+}
+
+/// The bytes of a pattern that is nothing but hex, or None.
+fn plain_hex(text: &str) -> Option<Vec<u8>> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.is_empty() || !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok()).collect()
 }
 
 #[derive(Debug)]
@@ -77,6 +155,8 @@ pub struct Identifier {
     signatures: HashMap<u32, Vec<ByteSequence>>,
     by_extension: HashMap<String, Vec<usize>>,
     containers: container::Containers,
+    /// Every floating sequence at once, so a file is searched for them in one pass.
+    floating: Option<regex::bytes::RegexSet>,
     /// `DROID_SignatureFile-v109.xml; container-signature-20200121.xml`.
     pub version: String,
 }
@@ -138,10 +218,17 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
     subs.sort_by_key(|(p, _)| *p);
     let mut parts = Vec::new();
     let mut skip = 0;
+    let mut lead = None;
     for (i, (_, ss)) in subs.iter().enumerate() {
         let min = attr_u64(*ss, "SubSeqMinOffset").unwrap_or(0);
         let max = attr_u64(*ss, "SubSeqMaxOffset");
-        let gap = if i == 0 && anchor != Anchor::Var {
+        let gap = if i == 0 && anchor == Anchor::Bof && max != Some(min) {
+            // A leading gap is searched for, not spelled out: an unanchored search uses
+            // the regex's literal prefilter, and the match start is checked after.
+            skip = min;
+            lead = Some(max.map(|m| m - min.min(m)));
+            String::new()
+        } else if i == 0 && anchor != Anchor::Var {
             skip = min;
             pattern::gap(0, max.map(|m| m.saturating_sub(min)))
         } else if anchor == Anchor::Var && i == 0 {
@@ -157,12 +244,26 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
         Anchor::Eof => parts.iter().rev().map(|(re, gap)| format!("{re}{gap}")).collect::<String>(),
     };
     let anchored = match anchor {
+        Anchor::Bof if lead == Some(None) => format!("(?-u){body}"),
         Anchor::Bof => format!("(?-u)\\A{body}"),
         Anchor::Eof => format!("(?-u){body}\\z"),
         Anchor::Var => format!("(?-u){body}"),
     };
     let regex = regex::bytes::RegexBuilder::new(&anchored).size_limit(64 << 20).build().map_err(|e| format!("{e}"))?;
-    Ok(ByteSequence { anchor, skip, regex })
+    // A first subsequence with no fragments on its anchored side and a plain-hex sequence
+    // gives a literal to look for first (at `skip` exactly, or within a leading gap).
+    let literal = subs
+        .first()
+        .filter(|_| anchor != Anchor::Var)
+        .filter(|(_, ss)| {
+            let (min, max) = (attr_u64(*ss, "SubSeqMinOffset").unwrap_or(0), attr_u64(*ss, "SubSeqMaxOffset"));
+            let near = if anchor == Anchor::Bof { "LeftFragment" } else { "RightFragment" };
+            let placed = max == Some(min) || (anchor == Anchor::Bof && max.is_some());
+            placed && child(*ss, near).next().is_none()
+        })
+        .and_then(|(_, ss)| child(*ss, "Sequence").next().and_then(|n| n.text()).and_then(plain_hex))
+        .unwrap_or_default();
+    Ok(ByteSequence { anchor, skip, lead, literal, regex, var_index: 0 })
 }
 
 impl Identifier {
@@ -192,6 +293,25 @@ impl Identifier {
                 signatures.insert(id as u32, seqs);
             }
         }
+        let mut patterns = Vec::new();
+        for seqs in signatures.values_mut() {
+            seqs.sort_by_key(ByteSequence::cost);
+            for s in seqs.iter_mut().filter(|s| s.anchor == Anchor::Var) {
+                s.var_index = patterns.len();
+                patterns.push(s.regex.as_str().to_string());
+            }
+        }
+        let floating = std::env::var_os("VELLUM_NO_SET")
+            .is_none()
+            .then(|| {
+                regex::bytes::RegexSetBuilder::new(&patterns)
+                    .size_limit(256 << 20)
+                    .dfa_size_limit(64 << 20)
+                    .build()
+                    .map_err(|e| tracing::warn!(error = %e, "floating signatures are matched one by one"))
+                    .ok()
+            })
+            .flatten();
         let mut formats = Vec::new();
         for f in doc.descendants().filter(|n| n.has_tag_name((NS, "FileFormat"))) {
             formats.push(Format {
@@ -222,7 +342,7 @@ impl Identifier {
             }
             None => container::Containers::default(),
         };
-        Ok(Self { formats, by_puid, signatures, by_extension, containers, version })
+        Ok(Self { formats, by_puid, signatures, by_extension, containers, floating, version })
     }
 
     /// Finds the signature files in a folder (fido's `conf/`): the newest
@@ -259,10 +379,12 @@ impl Identifier {
 
     /// Formats whose internal signatures match, with priorities applied.
     fn signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
+        let view = FileView::new(head, tail, whole);
+        let floating = self.floating.as_ref();
         let matched: Vec<usize> = (0..self.formats.len())
             .filter(|&i| {
                 self.formats[i].signatures.iter().any(|sid| {
-                    self.signatures.get(sid).is_some_and(|seqs| seqs.iter().all(|s| s.matches(head, tail, whole)))
+                    self.signatures.get(sid).is_some_and(|seqs| seqs.iter().all(|s| s.matches(&view, floating)))
                 })
             })
             .collect();
