@@ -1,6 +1,7 @@
 //! The AIP's layout: names and paths shared by the METS writer, the bagger and the verifier.
 
-use crate::model::{File, FileUse, Transfer};
+use crate::model::{File, FileUse, PremisEvent, Transfer};
+use crate::profile::Profile;
 
 /// The bag's top-level folder: `<name>-<aip-uuid>`.
 pub fn bag_name(transfer: &Transfer) -> String {
@@ -22,7 +23,19 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
             let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
             format!("objects/metadata/transfers/{}-{}/{rest}", transfer.name, transfer.id)
         }
+        FileUse::SubmissionDocumentation => format!("objects/{}", file.current_path),
     }
+}
+
+/// The transfer METS's place among the AIP's submission documentation, relative to
+/// `objects/`.
+pub fn transfer_mets_path(transfer: &Transfer) -> String {
+    format!("submissionDocumentation/transfer-{}-{}/METS.xml", transfer.name, transfer.id)
+}
+
+/// Where the transfer METS is kept until packaging.
+pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
+    format!("{}/aip/transfer-METS.xml", transfer.id)
 }
 
 /// Where the working copy of the AIP METS is kept until packaging.
@@ -30,9 +43,18 @@ pub fn working_mets_key(transfer: &Transfer) -> String {
     format!("{}/aip/{}", transfer.id, mets_name(transfer))
 }
 
+/// `.tar.gz`, or `.tar` for a profile that stores AIPs uncompressed (gzip level 0).
+pub fn package_extension(profile: &Profile) -> &'static str {
+    if profile.gzip_level == 0 {
+        "tar"
+    } else {
+        "tar.gz"
+    }
+}
+
 /// Where the packaged AIP is written before it is stored.
-pub fn working_package_key(transfer: &Transfer) -> String {
-    format!("{}/aip/{}.tar.gz", transfer.id, bag_name(transfer))
+pub fn working_package_key(transfer: &Transfer, profile: &Profile) -> String {
+    format!("{}/aip/{}.{}", transfer.id, bag_name(transfer), package_extension(profile))
 }
 
 /// The log of names sanitizing changed, relative to `data/`.
@@ -41,7 +63,9 @@ pub const FILENAME_CHANGES_LOG: &str = "logs/filenameChanges.log";
 /// Whether a payload path (relative to the bag) is one Vellum writes itself rather than a
 /// transfer file: the METS and the logs.
 pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
-    path == format!("data/{}", mets_name(transfer)) || path.starts_with("data/logs/")
+    path == format!("data/{}", mets_name(transfer))
+        || path == format!("data/objects/{}", transfer_mets_path(transfer))
+        || path.starts_with("data/logs/")
 }
 
 /// The filename-changes log: one line per file whose name sanitizing changed.
@@ -51,4 +75,35 @@ pub fn filename_changes_log(files: &[File]) -> String {
         out.push_str(&format!("{} -> {}\n", f.original_path, f.current_path));
     }
     out
+}
+
+/// The logs the AIP carries in `data/logs/`, by name: what sanitizing renamed, what each
+/// file was identified as, and what the virus scan said of it.
+pub fn logs(files: &[File], events: &[PremisEvent]) -> Vec<(String, String)> {
+    let name_of: std::collections::BTreeMap<uuid::Uuid, &str> =
+        files.iter().map(|f| (f.uuid, f.current_path.as_str())).collect();
+    let mut identification = String::from("# path\tPUID\tformat\tbasis\n");
+    for f in files {
+        match &f.format {
+            Some(fmt) => identification.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                f.current_path,
+                fmt.puid,
+                fmt.name,
+                if fmt.tentative { "extension (tentative)" } else { "signature" }
+            )),
+            None => identification.push_str(&format!("{}\tUNKNOWN\t\t\n", f.current_path)),
+        }
+    }
+    let mut scan = String::from("# path\toutcome\tdetail\n");
+    for e in events.iter().filter(|e| e.event_type == "virus check") {
+        if let Some(path) = e.file_uuid.and_then(|u| name_of.get(&u)) {
+            scan.push_str(&format!("{path}\t{}\t{} {}\n", e.outcome.as_str(), e.detail, e.outcome_detail));
+        }
+    }
+    vec![
+        ("fileFormatIdentification.log".to_string(), identification),
+        ("filenameChanges.log".to_string(), filename_changes_log(files)),
+        ("virusScan.log".to_string(), scan),
+    ]
 }

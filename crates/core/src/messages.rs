@@ -31,6 +31,19 @@ pub struct UploadEvent {
     pub size: u64,
 }
 
+/// The notice published when an AIP is stored and verified; filterable by `space`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AipStored {
+    pub identifier: String,
+    pub space: String,
+    pub version: u32,
+    pub aip_uuid: Uuid,
+    pub transfer_id: Uuid,
+    pub origin: String,
+    #[serde(rename = "timeSent")]
+    pub time_sent: String,
+}
+
 /// Work for any stage after start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageMessage {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::aip::{bag_name, payload_path};
 use crate::model::{Agent, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::rights::RightsRow;
 use crate::xml::esc;
 
 const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -38,57 +39,109 @@ fn ts(t: &Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Writes the METS for `files` (in the order given) with their `events`.
-pub fn write_aip_mets(
-    out: &mut dyn Write,
-    transfer: &Transfer,
-    files: &[File],
-    events: &[PremisEvent],
-    created: Timestamp,
-) -> io::Result<()> {
+/// Which METS is being written: the AIP's, or the transfer's (kept in the AIP's
+/// submission documentation, as Archivematica keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetsKind {
+    Aip,
+    Transfer,
+}
+
+/// What a METS document is written from.
+pub struct MetsDoc<'a> {
+    pub kind: MetsKind,
+    pub transfer: &'a Transfer,
+    /// In the order they are to appear.
+    pub files: &'a [File],
+    pub events: &'a [PremisEvent],
+    /// rights.csv rows, by the original path of the file they are about.
+    pub rights: &'a BTreeMap<String, Vec<RightsRow>>,
+    pub created: Timestamp,
+}
+
+impl MetsDoc<'_> {
+    fn path_of(&self, file: &File) -> String {
+        match self.kind {
+            MetsKind::Aip => payload_path(self.transfer, file),
+            MetsKind::Transfer => file.current_path.clone(),
+        }
+    }
+}
+
+/// Writes the METS for the files (in the order given) with their events and rights.
+pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    let transfer = doc.transfer;
     let mut by_file: BTreeMap<Uuid, Vec<&PremisEvent>> = BTreeMap::new();
-    for e in events {
+    for e in doc.events {
         if let Some(f) = e.file_uuid {
             by_file.entry(f).or_default().push(e);
         }
     }
-    writeln!(out, "{HEADER} OBJID=\"{}\">", transfer.aip_uuid)?;
-    writeln!(
+    let objid = match doc.kind {
+        MetsKind::Aip => transfer.aip_uuid,
+        MetsKind::Transfer => transfer.id,
+    };
+    writeln!(out, "{HEADER} OBJID=\"{objid}\">")?;
+    write!(
         out,
-        "<mets:metsHdr CREATEDATE=\"{}\"><mets:agent ROLE=\"CREATOR\" TYPE=\"OTHER\" OTHERTYPE=\"SOFTWARE\"><mets:name>{}</mets:name></mets:agent></mets:metsHdr>",
-        ts(&created),
+        "<mets:metsHdr CREATEDATE=\"{}\"><mets:agent ROLE=\"CREATOR\" TYPE=\"OTHER\" OTHERTYPE=\"SOFTWARE\"><mets:name>{}</mets:name></mets:agent>",
+        ts(&doc.created),
         crate::SOFTWARE_AGENT
     )?;
-    write_dublin_core(out, transfer, created)?;
-    for (n, file) in files.iter().enumerate() {
-        write_amd_sec(out, transfer, n + 1, file, by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice))?;
+    if let Some(accession) = &transfer.identifiers.accession_number {
+        write!(out, "<mets:altRecordID TYPE=\"Accession ID\">{}</mets:altRecordID>", esc(accession))?;
     }
-    write_file_sec(out, transfer, files)?;
-    write_struct_map(out, transfer, files)?;
+    writeln!(out, "</mets:metsHdr>")?;
+    write_dublin_core(out, transfer, doc.created)?;
+    let no_rights = Vec::new();
+    for (n, file) in doc.files.iter().enumerate() {
+        let events = by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice);
+        let rights = doc.rights.get(&file.original_path).unwrap_or(&no_rights);
+        write_amd_sec(out, n + 1, file, events, rights)?;
+    }
+    write_file_sec(out, doc)?;
+    write_struct_map(out, doc)?;
     writeln!(out, "</mets:mets>")
+}
+
+/// Whether a name can be an XML element name as it is.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestamp) -> io::Result<()> {
     write!(
         out,
-        "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore>",
+        "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore xsi:schemaLocation=\"http://purl.org/dc/terms/ https://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd\">",
         ts(&created)
     )?;
+    // The fifteen Dublin Core elements as dc:, every other dc.* column as a dcterms: term.
     let dc = &transfer.identifiers.dublin_core;
     for term in DC_ELEMENTS {
         if let Some(v) = dc.get(*term) {
             write!(out, "<dc:{term}>{}</dc:{term}>", esc(v))?;
         }
     }
+    for (term, v) in dc.iter().filter(|(t, _)| !DC_ELEMENTS.contains(&t.as_str())) {
+        let name = if is_xml_name(term) {
+            term.clone()
+        } else {
+            term.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+        };
+        let name = if is_xml_name(&name) { name } else { format!("_{name}") };
+        write!(out, "<dcterms:{name}>{}</dcterms:{name}>", esc(v))?;
+    }
     writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
 }
 
 fn write_amd_sec(
     out: &mut dyn Write,
-    transfer: &Transfer,
     n: usize,
     file: &File,
     events: &[&PremisEvent],
+    rights: &[RightsRow],
 ) -> io::Result<()> {
     writeln!(out, "<mets:amdSec ID=\"amdSec_{n}\">")?;
     write!(
@@ -141,6 +194,9 @@ fn write_amd_sec(
         "<premis:originalName>%transferDirectory%{}</premis:originalName></premis:object></mets:xmlData></mets:mdWrap></mets:techMD>",
         esc(&file.original_path)
     )?;
+    for (r, row) in rights.iter().enumerate() {
+        write_rights(out, n, r + 1, file, row)?;
+    }
     let mut agents: BTreeSet<&Agent> = BTreeSet::new();
     let mut id = 0;
     for e in events {
@@ -165,7 +221,6 @@ fn write_amd_sec(
             esc(&a.agent_type)
         )?;
     }
-    let _ = transfer;
     writeln!(out, "</mets:amdSec>")
 }
 
@@ -212,10 +267,10 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
     writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
 }
 
-fn write_file_sec(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
+fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
-    for file_use in [FileUse::Original, FileUse::Metadata] {
-        let group: Vec<(usize, &File)> = files.iter().enumerate().filter(|(_, f)| f.file_use == file_use).collect();
+    for file_use in [FileUse::Original, FileUse::SubmissionDocumentation, FileUse::Metadata] {
+        let group: Vec<(usize, &File)> = doc.files.iter().enumerate().filter(|(_, f)| f.file_use == file_use).collect();
         if group.is_empty() {
             continue;
         }
@@ -226,7 +281,7 @@ fn write_file_sec(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> i
                 "<mets:file ID=\"file-{id}\" GROUPID=\"Group-{id}\" ADMID=\"amdSec_{n}\"><mets:FLocat xlink:href=\"{href}\" LOCTYPE=\"OTHER\" OTHERLOCTYPE=\"SYSTEM\"/></mets:file>",
                 id = f.uuid,
                 n = i + 1,
-                href = esc(&payload_path(transfer, f))
+                href = esc(&doc.path_of(f))
             )?;
         }
         writeln!(out, "</mets:fileGrp>")?;
@@ -241,8 +296,8 @@ struct Dir<'a> {
     files: BTreeMap<&'a str, Uuid>,
 }
 
-fn write_struct_map(out: &mut dyn Write, transfer: &Transfer, files: &[File]) -> io::Result<()> {
-    let paths: Vec<(String, Uuid)> = files.iter().map(|f| (payload_path(transfer, f), f.uuid)).collect();
+fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    let paths: Vec<(String, Uuid)> = doc.files.iter().map(|f| (doc.path_of(f), f.uuid)).collect();
     let mut root = Dir::default();
     for (path, uuid) in &paths {
         let mut parts: Vec<&str> = path.split('/').collect();
@@ -253,10 +308,14 @@ fn write_struct_map(out: &mut dyn Write, transfer: &Transfer, files: &[File]) ->
         }
         dir.files.insert(name, *uuid);
     }
+    let label = match doc.kind {
+        MetsKind::Aip => bag_name(doc.transfer),
+        MetsKind::Transfer => format!("{}-{}", doc.transfer.name, doc.transfer.id),
+    };
     writeln!(
         out,
         "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"dmdSec_1\">",
-        esc(&bag_name(transfer))
+        esc(&label)
     )?;
     write_dir(out, &root)?;
     writeln!(out, "</mets:div></mets:structMap>")
@@ -276,4 +335,109 @@ fn write_dir(out: &mut dyn Write, dir: &Dir<'_>) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A rights.csv row as a PREMIS rights statement (PREMIS 3 element order).
+fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &RightsRow) -> io::Result<()> {
+    let get = |k: &str| row.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let basis = get("basis").unwrap_or("other").to_ascii_lowercase();
+    let id = crate::model::derived_id(file.uuid, &format!("rights/{r}"));
+    write!(
+        out,
+        "<mets:rightsMD ID=\"rightsMD_{n}_{r}\"><mets:mdWrap MDTYPE=\"PREMIS:RIGHTS\"><mets:xmlData><premis:rightsStatement {PREMIS_SCHEMA}>"
+    )?;
+    write!(
+        out,
+        "<premis:rightsStatementIdentifier><premis:rightsStatementIdentifierType>UUID</premis:rightsStatementIdentifierType><premis:rightsStatementIdentifierValue>{id}</premis:rightsStatementIdentifierValue></premis:rightsStatementIdentifier>"
+    )?;
+    let mut chars = basis.chars();
+    let title: String = chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars).collect();
+    write!(out, "<premis:rightsBasis>{}</premis:rightsBasis>", esc(&title))?;
+    let el = |out: &mut dyn Write, tag: &str, v: Option<&str>| -> io::Result<()> {
+        match v {
+            Some(v) => write!(out, "<premis:{tag}>{}</premis:{tag}>", esc(v)),
+            None => Ok(()),
+        }
+    };
+    let doc_id = |out: &mut dyn Write, prefix: &str| -> io::Result<()> {
+        if let (Some(t), Some(v)) = (get("doc_id_type"), get("doc_id_value")) {
+            write!(out, "<premis:{prefix}DocumentationIdentifier><premis:{prefix}DocumentationIdentifierType>{}</premis:{prefix}DocumentationIdentifierType><premis:{prefix}DocumentationIdentifierValue>{}</premis:{prefix}DocumentationIdentifierValue>", esc(t), esc(v))?;
+            if let Some(role) = get("doc_id_role") {
+                write!(out, "<premis:{prefix}DocumentationRole>{}</premis:{prefix}DocumentationRole>", esc(role))?;
+            }
+            write!(out, "</premis:{prefix}DocumentationIdentifier>")?;
+        }
+        Ok(())
+    };
+    let dates = |out: &mut dyn Write, tag: &str| -> io::Result<()> {
+        if get("start_date").is_some() || get("end_date").is_some() {
+            write!(out, "<premis:{tag}>")?;
+            el(out, "startDate", get("start_date"))?;
+            el(out, "endDate", get("end_date"))?;
+            write!(out, "</premis:{tag}>")?;
+        }
+        Ok(())
+    };
+    match basis.as_str() {
+        "copyright" => {
+            write!(out, "<premis:copyrightInformation>")?;
+            el(out, "copyrightStatus", Some(get("status").unwrap_or("unknown")))?;
+            el(out, "copyrightJurisdiction", Some(get("jurisdiction").unwrap_or("unknown")))?;
+            el(out, "copyrightStatusDeterminationDate", get("determination_date"))?;
+            el(out, "copyrightNote", get("note"))?;
+            doc_id(out, "copyright")?;
+            dates(out, "copyrightApplicableDates")?;
+            write!(out, "</premis:copyrightInformation>")?;
+        }
+        "license" => {
+            write!(out, "<premis:licenseInformation>")?;
+            doc_id(out, "license")?;
+            el(out, "licenseTerms", get("terms"))?;
+            el(out, "licenseNote", get("note"))?;
+            dates(out, "licenseApplicableDates")?;
+            write!(out, "</premis:licenseInformation>")?;
+        }
+        "statute" => {
+            write!(out, "<premis:statuteInformation>")?;
+            el(out, "statuteJurisdiction", Some(get("jurisdiction").unwrap_or("unknown")))?;
+            el(out, "statuteCitation", Some(get("citation").unwrap_or("unknown")))?;
+            el(out, "statuteInformationDeterminationDate", get("determination_date"))?;
+            el(out, "statuteNote", get("note"))?;
+            doc_id(out, "statute")?;
+            dates(out, "statuteApplicableDates")?;
+            write!(out, "</premis:statuteInformation>")?;
+        }
+        _ => {
+            write!(out, "<premis:otherRightsInformation>")?;
+            doc_id(out, "otherRights")?;
+            el(out, "otherRightsBasis", Some(&title))?;
+            dates(out, "otherRightsApplicableDates")?;
+            el(out, "otherRightsNote", get("note"))?;
+            write!(out, "</premis:otherRightsInformation>")?;
+        }
+    }
+    if let Some(act) = get("grant_act") {
+        write!(out, "<premis:rightsGranted>")?;
+        el(out, "act", Some(act))?;
+        if let Some(restriction) = get("grant_restriction") {
+            let mut c = restriction.chars();
+            let word: String =
+                c.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(c.map(|c| c.to_ascii_lowercase())).collect();
+            el(out, "restriction", Some(&word))?;
+        }
+        if get("grant_start_date").is_some() || get("grant_end_date").is_some() {
+            write!(out, "<premis:termOfGrant>")?;
+            el(out, "startDate", get("grant_start_date"))?;
+            el(out, "endDate", get("grant_end_date"))?;
+            write!(out, "</premis:termOfGrant>")?;
+        }
+        el(out, "rightsGrantedNote", get("grant_note"))?;
+        write!(out, "</premis:rightsGranted>")?;
+    }
+    write!(
+        out,
+        "<premis:linkingObjectIdentifier><premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType><premis:linkingObjectIdentifierValue>{}</premis:linkingObjectIdentifierValue></premis:linkingObjectIdentifier>",
+        file.uuid
+    )?;
+    writeln!(out, "</premis:rightsStatement></mets:xmlData></mets:mdWrap></mets:rightsMD>")
 }

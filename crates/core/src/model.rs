@@ -165,6 +165,8 @@ pub enum FileUse {
     Original,
     /// A file under `metadata/` (metadata.csv, rights.csv).
     Metadata,
+    /// Documentation Vellum adds: the transfer METS.
+    SubmissionDocumentation,
 }
 
 impl FileUse {
@@ -172,6 +174,7 @@ impl FileUse {
         match self {
             Self::Original => "original",
             Self::Metadata => "metadata",
+            Self::SubmissionDocumentation => "submissionDocumentation",
         }
     }
 
@@ -179,6 +182,7 @@ impl FileUse {
         match s {
             "original" => Some(Self::Original),
             "metadata" => Some(Self::Metadata),
+            "submissionDocumentation" => Some(Self::SubmissionDocumentation),
             _ => None,
         }
     }

@@ -113,6 +113,8 @@ pub struct Pipeline {
     pub scanner: Option<Arc<dyn VirusScanner>>,
     /// The PRONOM identifier, loaded once from the signature files.
     pub identifier: Option<Arc<crate::pronom::Identifier>>,
+    /// Where "AIP stored" notices go (SNS in AWS, a folder in embedded mode).
+    pub notifier: Arc<dyn crate::ports::Notifier>,
     /// The format policy rules (outside characterization tools).
     pub fpr: Arc<crate::fpr::Rules>,
     pub config: Config,

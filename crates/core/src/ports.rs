@@ -226,6 +226,12 @@ pub trait VirusScanner: Send + Sync {
     fn scan(&self, data: &mut dyn Read) -> PortResult<ScanVerdict>;
 }
 
+/// Tells downstream systems (IIIF builders, catalogues) that an AIP is stored. Delivery is
+/// at least once: receivers key on `aip_uuid`.
+pub trait Notifier: Send + Sync {
+    fn publish(&self, notice: &crate::messages::AipStored) -> PortResult<()>;
+}
+
 /// Time and ids, injectable so tests can pin them.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;

@@ -53,6 +53,30 @@ fn one_of(value: &str, allowed: &[&str]) -> bool {
     allowed.iter().any(|a| a.eq_ignore_ascii_case(value))
 }
 
+/// One row of rights.csv, trimmed: column → value (empty values left out).
+pub type RightsRow = BTreeMap<String, String>;
+
+/// The rows of a rights.csv that intake accepted, by the file they are about.
+pub fn rows_by_file(bytes: &[u8]) -> BTreeMap<String, Vec<RightsRow>> {
+    let mut out: BTreeMap<String, Vec<RightsRow>> = BTreeMap::new();
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    let Ok(headers) = reader.headers().map(|h| h.iter().map(|s| s.trim().to_string()).collect::<Vec<_>>()) else {
+        return out;
+    };
+    for record in reader.records().flatten() {
+        let row: RightsRow = headers
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.clone(), v.trim().to_string()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if let Some(file) = row.get("file").cloned() {
+            out.entry(file).or_default().push(row);
+        }
+    }
+    out
+}
+
 /// Every problem with rights.csv, each naming its line. `package_files` are the package's
 /// file paths (`objects/...`).
 pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>) -> Vec<String> {

@@ -51,7 +51,8 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Opens (creating as needed) `DIR/uploads`, `DIR/working`, `DIR/aips`, `DIR/vellum.db`.
+    /// Opens (creating as needed) `DIR/uploads`, `DIR/working`, `DIR/aips`,
+    /// `DIR/notifications`, `DIR/vellum.db`.
     pub fn open(data_dir: &Path, options: EmbeddedOptions) -> PortResult<Self> {
         std::fs::create_dir_all(data_dir)?;
         let uploads = Arc::new(FsObjectStore::new(data_dir.join("uploads"), UPLOADS_BUCKET)?);
@@ -70,6 +71,7 @@ impl Embedded {
             scanner: options.scanner,
             identifier: options.identifier,
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
+            notifier: Arc::new(crate::notifier::FolderNotifier::new(data_dir.join("notifications"))),
             config: options.config,
             settings: options.settings,
         };

@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod fs_store;
+pub mod notifier;
 pub mod runner;
 pub mod sqlite_queue;
 pub mod sqlite_state;

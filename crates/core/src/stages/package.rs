@@ -1,18 +1,22 @@
 //! package ("Compress AIP"): the AIP is written as a BagIt 1.0 bag inside a `.tar.gz`,
 //! streamed in sorted order straight into the working area.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::aip::{bag_name, payload_path, working_mets_key, working_package_key};
+use crate::aip::{
+    bag_name, mets_name, payload_path, transfer_mets_path, working_mets_key, working_package_key,
+    working_transfer_mets_key,
+};
 use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::checksum::sha256_hex;
+use crate::stages::checksum::{self, sha256_hex};
 use crate::stages::working_key;
 
 /// Where an entry's bytes come from.
@@ -34,37 +38,52 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     Ok(Progress::Done)
 }
 
+type Digests = BTreeMap<String, String>;
+
 /// Writes the bag. Everything in it is fixed by the state store and `bagged` (the job's
 /// start), so the same transfer always gives the same bytes, however often it is written.
 fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timestamp) -> StageResult<()> {
     let profile = p.profile(transfer)?;
+    let algorithms: BTreeSet<String> =
+        profile.checksum_algorithms.iter().cloned().chain(std::iter::once("sha256".to_string())).collect();
+    let algorithms: Vec<String> = algorithms.into_iter().collect();
+    let digest_of = |reader: &mut dyn Read| -> StageResult<Digests> {
+        Ok(checksum::Digests::for_algorithms(&algorithms)?.of_reader(reader)?.0)
+    };
     let files = p.state.files(transfer.id)?;
-    let mut payload: Vec<(String, String, Source)> = Vec::with_capacity(files.len() + 1);
+    let mut payload: Vec<(String, Digests, Source)> = Vec::with_capacity(files.len() + 4);
     for f in &files {
-        let digest = f
-            .sha256()
-            .ok_or_else(|| StageError::Failed(format!("{} has no sha256 checksum recorded", f.original_path)))?;
+        if let Some(missing) = algorithms.iter().find(|a| !f.checksums.contains_key(*a)) {
+            return Err(StageError::Failed(format!("{} has no {missing} checksum recorded", f.original_path)));
+        }
         let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
         payload.push((
             format!("data/{}", payload_path(transfer, f)),
-            digest.to_string(),
+            f.checksums.clone(),
             Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime },
         ));
     }
-    let mets_key = working_mets_key(transfer);
-    let mets_meta = p
-        .working
-        .head(&mets_key)?
-        .ok_or_else(|| StageError::Transient(format!("the METS {mets_key} is not in the working area yet")))?;
-    let mets_digest = sha256_hex(&mut p.working.get(&mets_key)?)?;
-    payload.push((
-        format!("data/{}", crate::aip::mets_name(transfer)),
-        mets_digest,
-        Source::Working { key: mets_key, size: mets_meta.size, mtime: bagged.timestamp().max(0) as u64 },
-    ));
-    let changes = crate::aip::filename_changes_log(&files).into_bytes();
-    let changes_digest = sha256_hex(&mut changes.as_slice())?;
-    payload.push((format!("data/{}", crate::aip::FILENAME_CHANGES_LOG), changes_digest, Source::Bytes(changes)));
+    let generated = [
+        (format!("data/{}", mets_name(transfer)), working_mets_key(transfer)),
+        (format!("data/objects/{}", transfer_mets_path(transfer)), working_transfer_mets_key(transfer)),
+    ];
+    for (path, key) in generated {
+        let meta = p
+            .working
+            .head(&key)?
+            .ok_or_else(|| StageError::Transient(format!("{key} is not in the working area yet")))?;
+        let digests = digest_of(&mut p.working.get(&key)?)?;
+        payload.push((
+            path,
+            digests,
+            Source::Working { key, size: meta.size, mtime: bagged.timestamp().max(0) as u64 },
+        ));
+    }
+    let events = p.state.events(transfer.id)?;
+    for (name, text) in crate::aip::logs(&files, &events) {
+        let bytes = text.into_bytes();
+        payload.push((format!("data/logs/{name}"), digest_of(&mut bytes.as_slice())?, Source::Bytes(bytes)));
+    }
     payload.sort_by(|a, b| a.0.cmp(&b.0));
 
     let payload_bytes: u64 = payload
@@ -74,7 +93,6 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
             Source::Bytes(b) => b.len() as u64,
         })
         .sum();
-    let manifest_txt = manifest(payload.iter().map(|(path, digest, _)| (path.as_str(), digest.as_str())));
     let external = transfer.identifiers.external_identifier().unwrap_or_default();
     let info = bag_info(&[
         ("Bagging-Date", bagged.format("%Y-%m-%d").to_string()),
@@ -84,25 +102,33 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
         ("Payload-Oxum", format!("{payload_bytes}.{}", payload.len())),
         ("Source-Organization", p.config.organization.name.clone()),
     ]);
+    let mut tag_files = vec![("bag-info.txt".to_string(), info), ("bagit.txt".to_string(), BAGIT_TXT.to_string())];
+    for a in &algorithms {
+        let text = manifest(payload.iter().map(|(path, d, _)| (path.as_str(), d[a].as_str())));
+        tag_files.push((format!("manifest-{a}.txt"), text));
+    }
     let sha = |b: &str| -> StageResult<String> { Ok(sha256_hex(&mut b.as_bytes())?) };
-    let tag_files =
-        [("bag-info.txt", info), ("bagit.txt", BAGIT_TXT.to_string()), ("manifest-sha256.txt", manifest_txt)];
     let tag_digests: Vec<(String, String)> =
-        tag_files.iter().map(|(n, t)| Ok((n.to_string(), sha(t)?))).collect::<StageResult<_>>()?;
+        tag_files.iter().map(|(n, t)| Ok((n.clone(), sha(t)?))).collect::<StageResult<_>>()?;
     let tagmanifest = manifest(tag_digests.iter().map(|(n, d)| (n.as_str(), d.as_str())));
 
     let mut entries: Vec<(String, Source)> = tag_files
         .into_iter()
-        .map(|(n, t)| (n.to_string(), Source::Bytes(t.into_bytes())))
+        .map(|(n, t)| (n, Source::Bytes(t.into_bytes())))
         .chain(std::iter::once(("tagmanifest-sha256.txt".to_string(), Source::Bytes(tagmanifest.into_bytes()))))
         .chain(payload.into_iter().map(|(path, _, s)| (path, s)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
 
     let bag = bag_name(transfer);
-    let writer = p.working.writer(&working_package_key(transfer))?;
-    let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, writer), Compression::new(profile.gzip_level.min(9)));
-    let mut tar = tar::Builder::new(gz);
+    let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&working_package_key(transfer, profile))?);
+    // Level 0 stores a plain tar; any other level gzips it.
+    let sink = if profile.gzip_level == 0 {
+        Sink::Plain(writer)
+    } else {
+        Sink::Gzip(GzEncoder::new(writer, Compression::new(profile.gzip_level.min(9))))
+    };
+    let mut tar = tar::Builder::new(sink);
     for (path, source) in entries {
         let full = format!("{bag}/{path}");
         let mut header = tar::Header::new_gnu();
@@ -128,12 +154,42 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
             }
         }
     }
-    let gz = tar.into_inner()?;
-    let buffered = gz.finish()?;
-    let mut writer = buffered.into_inner().map_err(|e| e.into_error())?;
-    writer.flush()?;
-    writer.commit()?;
-    Ok(())
+    tar.into_inner()?.commit()
+}
+
+/// The package's bytes on their way to the object store, gzipped or not.
+enum Sink {
+    Plain(BufWriter<Box<dyn crate::ports::ObjectWriter>>),
+    Gzip(GzEncoder<BufWriter<Box<dyn crate::ports::ObjectWriter>>>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Gzip(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Gzip(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Ends the gzip stream, if any, and makes the object visible.
+    fn commit(self) -> StageResult<()> {
+        let buffered = match self {
+            Sink::Plain(w) => w,
+            Sink::Gzip(w) => w.finish()?,
+        };
+        let mut writer = buffered.into_inner().map_err(|e| e.into_error())?;
+        writer.flush()?;
+        writer.commit()?;
+        Ok(())
+    }
 }
 
 struct Counted<R> {

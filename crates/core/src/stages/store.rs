@@ -7,16 +7,16 @@ use std::io::{self, BufReader};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::aip::{bag_name, is_generated_payload, payload_path, working_package_key};
+use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, working_package_key};
 use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
-use crate::messages::{queues, StageMessage};
+use crate::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 
 /// The key of an AIP in its space.
-pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer) -> String {
-    format!("{space}/{identifier}/v{version}/{}.tar.gz", bag_name(transfer))
+pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
+    format!("{space}/{identifier}/v{version}/{}.{extension}", bag_name(transfer))
 }
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
@@ -35,9 +35,10 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     }
     let space = p.config.storage_space(profile, &identifier);
     let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
-    let key = aip_key(&space, &identifier, version, &transfer);
+    let extension = package_extension(profile);
+    let key = aip_key(&space, &identifier, version, &transfer, extension);
 
-    let source = working_package_key(&transfer);
+    let source = working_package_key(&transfer, profile);
     let packaged = p
         .working
         .head(&source)?
@@ -50,7 +51,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         writer.commit()?;
     }
 
-    let report = verify_stored(p, &transfer, &key)?;
+    let report = verify_stored(p, &transfer, &key, extension == "tar.gz")?;
     p.state.record_events(&[PremisEvent::new(
         transfer.id,
         None,
@@ -61,6 +62,17 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
         p.agents(),
     )])?;
+    // Published before the transfer is marked complete: a crash in between publishes again
+    // (receivers key on the AIP UUID) rather than never.
+    p.notifier.publish(&AipStored {
+        identifier: identifier.clone(),
+        space: space.clone(),
+        version,
+        aip_uuid: transfer.aip_uuid,
+        transfer_id: transfer.id,
+        origin: "vellum".into(),
+        time_sent: p.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })?;
     p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
     p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
     tracing::info!(aip = %key, "AIP stored and verified");
@@ -70,8 +82,9 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
 
 /// Reads the stored AIP back: the bag must be valid and every original's digest must match
 /// what the checksum stage recorded.
-fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::bagit::BagReport> {
-    let reader = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, p.aips.get(key)?));
+fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) -> StageResult<crate::bagit::BagReport> {
+    let raw = BufReader::with_capacity(1 << 20, p.aips.get(key)?);
+    let reader: Box<dyn std::io::Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
     let fail = |problems: Vec<String>| {
         StageError::Failed(format!(
             "the stored AIP {key} failed verification and was kept as evidence: {}",
