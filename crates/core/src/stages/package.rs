@@ -126,7 +126,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
     let sink = if profile.gzip_level == 0 {
         Sink::Plain(writer)
     } else {
-        Sink::Gzip(GzEncoder::new(writer, Compression::new(profile.gzip_level.min(9))))
+        Sink::Gzip(Box::new(GzEncoder::new(writer, Compression::new(profile.gzip_level.min(9)))))
     };
     let mut tar = tar::Builder::new(sink);
     for (path, source) in entries {
@@ -160,7 +160,7 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
 /// The package's bytes on their way to the object store, gzipped or not.
 enum Sink {
     Plain(BufWriter<Box<dyn crate::ports::ObjectWriter>>),
-    Gzip(GzEncoder<BufWriter<Box<dyn crate::ports::ObjectWriter>>>),
+    Gzip(Box<GzEncoder<BufWriter<Box<dyn crate::ports::ObjectWriter>>>>),
 }
 
 impl Write for Sink {
