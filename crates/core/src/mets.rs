@@ -14,6 +14,10 @@ use crate::xml::esc;
 const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <mets:mets xmlns:mets="http://www.loc.gov/METS/" xmlns:premis="http://www.loc.gov/premis/v3" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.loc.gov/METS/ http://www.loc.gov/standards/mets/version1121/mets.xsd""#;
 
+/// For PREMIS elements that take no `version` attribute (rightsStatement).
+const PREMIS_LOCATION: &str =
+    r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd""#;
+
 const PREMIS_SCHEMA: &str = r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd" version="3.0""#;
 
 /// The fifteen Dublin Core elements; other `dc.*` columns are not written yet.
@@ -344,7 +348,7 @@ fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &Righ
     let id = crate::model::derived_id(file.uuid, &format!("rights/{r}"));
     write!(
         out,
-        "<mets:rightsMD ID=\"rightsMD_{n}_{r}\"><mets:mdWrap MDTYPE=\"PREMIS:RIGHTS\"><mets:xmlData><premis:rightsStatement {PREMIS_SCHEMA}>"
+        "<mets:rightsMD ID=\"rightsMD_{n}_{r}\"><mets:mdWrap MDTYPE=\"PREMIS:RIGHTS\"><mets:xmlData><premis:rightsStatement {PREMIS_LOCATION}>"
     )?;
     write!(
         out,

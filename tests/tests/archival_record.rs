@@ -1,0 +1,348 @@
+//! The AIP and its METS, judged by tools Vellum did not write: the METS, PREMIS and XLink
+//! schemas and Archivematica's METS schematron (scripts/validate-mets.py, lxml), and
+//! bagit-python; plus storage spaces, versions, verification and notices.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortResult, StateStore};
+use vellum_tests::{bagit_validate, project_python, tools_required, unpack_aip, Package, TestEnv};
+
+/// PREMIS eventTypes of today's vocabulary that Archivematica's schematron (older) does not
+/// know. Each is listed in docs/mets.md; any other schematron failure fails the test.
+const NEWER_EVENT_TYPES: &[&str] = &["filename change", "registration", "metadata extraction"];
+
+fn ingest(t: &TestEnv, p: &Package, key: &str) -> Transfer {
+    let event = t.upload(p, key);
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{key}: {:?}", transfer.failure_reason);
+    transfer
+}
+
+fn unpacked(t: &TestEnv, transfer: &Transfer) -> PathBuf {
+    let dest = t.dir.path().join(format!("unpacked-{}", transfer.id));
+    std::fs::create_dir_all(&dest).unwrap();
+    unpack_aip(&t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest)
+}
+
+fn aip_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
+    bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))
+}
+
+fn transfer_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
+    bag.join(format!("data/objects/submissionDocumentation/transfer-{}-{}/METS.xml", transfer.name, transfer.id))
+}
+
+/// A package that exercises everything the METS carries: renamed files, rights of each
+/// basis, Dublin Core beyond the fifteen elements.
+fn rich_package(identifier: &str) -> Package {
+    let mut p = Package::default();
+    p.add(
+        "metadata/metadata.csv",
+        format!(
+            "filename,dc.identifier,dc.title,dc.creator,dc.date,dc.description,dc.extent,dc.isPartOf\n\
+             objects/,{identifier},\"Letters & papers <1901>\",A. Writer,1901,\"Quotes \"\"and\"\" ampersands &\",3 files,PP/ABC\n"
+        ),
+    );
+    p.add("objects/letter one.txt", "Dear sir,\n");
+    p.add("objects/photo.png", include_bytes!("../../examples/PP-EXAMPLE.zip").to_vec());
+    p.add("objects/Été/notes.txt", "notes\n");
+    p.add(
+        "metadata/rights.csv",
+        "file,basis,status,jurisdiction,determination_date,note,terms,citation,start_date,end_date,grant_act,grant_restriction,grant_start_date,grant_end_date,grant_note,doc_id_type,doc_id_value,doc_id_role\n\
+         objects/letter one.txt,copyright,copyrighted,GB,2020-01-01,In copyright,,,2020-01-01,,disseminate,disallow,2020-01-01,2090-01-01,Closed until 2090,agreement,A-17,deposit\n\
+         objects/photo.png,license,,,,CC-BY,Reuse with attribution,,,,,,,,,,,\n\
+         objects/Été/notes.txt,statute,,GB,,,,Data Protection Act 2018,,,use,conditional,,,,,,\n\
+         objects/Été/notes.txt,donor,,,,Given by the family,,,,,,,,,,,,\n",
+    );
+    p
+}
+
+fn validate(python: &Path, files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let schemas = std::env::var("VELLUM_SCHEMAS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/schemas"));
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-mets.py"))
+        .arg(&schemas)
+        .args(files)
+        .output()
+        .expect("run validate-mets.py");
+    assert!(out.status.success(), "validate-mets.py: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn every_mets_is_valid_against_the_schemas_and_passes_the_schematron_but_for_newer_vocabulary() {
+    let Some(python) = project_python() else {
+        assert!(!tools_required(), "validation needs the project's venv (scripts/setup)");
+        eprintln!("SKIPPED: no project Python");
+        return;
+    };
+    let t = TestEnv::new(4);
+    let mut mets = Vec::new();
+    let catalogued = ingest(&t, &rich_package("PP/RICH/1"), "born-digital/rich package.zip");
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/PP-EXAMPLE.zip")).unwrap();
+    let event = t.upload_bytes(&bytes, "born-digital/PP-EXAMPLE.zip");
+    t.drive(|_, _| false);
+    let example = t.transfer_for(&event).unwrap();
+    let mut acc = Package::default();
+    acc.add(
+        "metadata/metadata.csv",
+        "filename,collection_reference,accession_number,dc.title\nobjects/,SA/TIH,2314_2,Accession\n",
+    )
+    .add("objects/a.txt", "a");
+    let accession = ingest(&t, &acc, "born-digital-accessions/acc.zip");
+    for transfer in [&catalogued, &example, &accession] {
+        let bag = unpacked(&t, transfer);
+        mets.push(aip_mets(&bag, transfer));
+        mets.push(transfer_mets(&bag, transfer));
+    }
+    let reports = validate(&python, &mets);
+    assert_eq!(reports.len(), mets.len());
+    let mut exceptions = BTreeSet::new();
+    for r in &reports {
+        let errors = r["xsd_errors"].as_array().unwrap();
+        assert!(errors.is_empty(), "{} is not valid METS/PREMIS: {errors:#?}", r["file"]);
+        for f in r["schematron_failures"].as_array().unwrap() {
+            let text = f["text"].as_str().unwrap();
+            let newer = NEWER_EVENT_TYPES
+                .iter()
+                .find(|e| text.starts_with(&format!("A PREMIS event MUST be of a recognized eventType. ({e} is not")));
+            match newer {
+                Some(e) => {
+                    exceptions.insert(*e);
+                }
+                None => panic!("{} fails Archivematica's schematron: {text}", r["file"]),
+            }
+        }
+    }
+    println!("schematron exceptions (newer PREMIS eventTypes): {exceptions:?}");
+    assert!(exceptions.contains("filename change"), "the rich package renames files");
+}
+
+/// Text of the first descendant element with this local name.
+fn text_of<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> Option<&'a str> {
+    n.descendants().find(|d| d.is_element() && d.tag_name().name() == name).and_then(|d| d.text())
+}
+
+#[test]
+fn the_mets_read_back_agrees_with_the_state_store_file_by_file() {
+    let t = TestEnv::new(3);
+    let transfer = ingest(&t, &rich_package("PP/BACK/1"), "born-digital/back.zip");
+    let bag = unpacked(&t, &transfer);
+    let text = std::fs::read_to_string(aip_mets(&bag, &transfer)).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let objects: Vec<roxmltree::Node> =
+        doc.descendants().filter(|n| n.has_tag_name(("http://www.loc.gov/premis/v3", "object"))).collect();
+    let files = t.env.state.files(transfer.id).unwrap();
+    assert_eq!(objects.len(), files.len() + 1, "one PREMIS object per file, and the transfer METS");
+    for f in &files {
+        let object = objects
+            .iter()
+            .find(|o| text_of(**o, "objectIdentifierValue") == Some(&f.uuid.to_string()))
+            .unwrap_or_else(|| panic!("no PREMIS object for {}", f.original_path));
+        assert_eq!(text_of(*object, "messageDigest"), f.sha256(), "{}", f.original_path);
+        assert_eq!(text_of(*object, "size"), Some(f.size.to_string().as_str()));
+        assert_eq!(text_of(*object, "originalName"), Some(format!("%transferDirectory%{}", f.original_path).as_str()));
+        let puid = f.format.as_ref().map(|x| x.puid.as_str());
+        if vellum_tests::identifier().is_some() {
+            assert_eq!(text_of(*object, "formatRegistryKey"), puid, "{}", f.original_path);
+        }
+    }
+    // Dublin Core, every dc.* column, escaped.
+    assert!(text.contains("<dc:title>Letters &amp; papers &lt;1901&gt;</dc:title>"), "dc:title");
+    assert!(
+        text.contains("<dcterms:extent>3 files</dcterms:extent>")
+            && text.contains("<dcterms:isPartOf>PP/ABC</dcterms:isPartOf>")
+    );
+    // Rights: one statement per row, on the file it names.
+    let statements: Vec<_> =
+        doc.descendants().filter(|n| n.has_tag_name(("http://www.loc.gov/premis/v3", "rightsStatement"))).collect();
+    assert_eq!(statements.len(), 4);
+    let letter = files.iter().find(|f| f.original_path == "objects/letter one.txt").unwrap();
+    let copyright = statements.iter().find(|s| text_of(**s, "rightsBasis") == Some("Copyright")).unwrap();
+    assert_eq!(text_of(*copyright, "linkingObjectIdentifierValue"), Some(letter.uuid.to_string().as_str()));
+    assert_eq!(text_of(*copyright, "copyrightNote"), Some("In copyright"));
+    assert_eq!(text_of(*copyright, "restriction"), Some("Disallow"));
+    assert_eq!(text_of(*copyright, "rightsGrantedNote"), Some("Closed until 2090"));
+    assert!(statements.iter().any(|s| text_of(*s, "otherRightsBasis") == Some("Donor")));
+    assert!(statements.iter().any(|s| text_of(*s, "statuteCitation") == Some("Data Protection Act 2018")));
+    // The file groups Archivematica uses.
+    for group in ["original", "submissionDocumentation", "metadata"] {
+        assert!(text.contains(&format!("<mets:fileGrp USE=\"{group}\">")), "{group}");
+    }
+    assert!(text.contains("LABEL=\"Archivematica default\""));
+}
+
+#[test]
+fn an_accession_carries_its_accession_id() {
+    let t = TestEnv::new(3);
+    let mut acc = Package::default();
+    acc.add("metadata/metadata.csv", "filename,collection_reference,accession_number\nobjects/,SA/TIH,2314_2\n")
+        .add("objects/a.txt", "a");
+    let transfer = ingest(&t, &acc, "born-digital-accessions/acc.zip");
+    let bag = unpacked(&t, &transfer);
+    let mets = std::fs::read_to_string(aip_mets(&bag, &transfer)).unwrap();
+    assert!(mets.contains("<mets:altRecordID TYPE=\"Accession ID\">2314_2</mets:altRecordID>"));
+    let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+    assert!(info.contains("External-Identifier: SA/TIH/2314_2"), "{info}");
+    assert!(transfer.aip_key.unwrap().starts_with("born-digital-accessions/SA/TIH/2314_2/v1/"));
+}
+
+#[test]
+fn the_bag_has_a_manifest_per_algorithm_its_logs_and_the_same_payload_for_the_same_package() {
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.checksum_algorithms = vec!["md5".into(), "sha256".into(), "sha512".into()];
+    }
+    let t = TestEnv::with_options(options);
+    let package = Package::catalogued("PP/BAG/1", 6);
+    let first = ingest(&t, &package, "born-digital/bag.zip");
+    let second = ingest(&t, &package, "born-digital/bag.zip");
+    let (a, b) = (unpacked(&t, &first), unpacked(&t, &second));
+    if let Some(result) = bagit_validate(&a) {
+        result.expect("bagit-python accepts a bag with md5, sha256 and sha512 manifests");
+    }
+    for name in ["manifest-md5.txt", "manifest-sha256.txt", "manifest-sha512.txt", "tagmanifest-sha256.txt"] {
+        assert!(a.join(name).is_file(), "{name}");
+    }
+    for log in ["filenameChanges.log", "fileFormatIdentification.log", "virusScan.log"] {
+        assert!(a.join("data/logs").join(log).is_file(), "{log}");
+    }
+    let originals = |bag: &Path| -> Vec<String> {
+        std::fs::read_to_string(bag.join("manifest-sha256.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("  data/objects/folder-"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(originals(&a), originals(&b), "the same package gives the same payload and manifest lines");
+    assert_eq!((first.aip_version, second.aip_version), (Some(1), Some(2)), "a second ingest is a new version");
+}
+
+#[test]
+fn a_profile_at_gzip_level_zero_stores_a_plain_tar() {
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.gzip_level = 0;
+    }
+    let t = TestEnv::with_options(options);
+    let transfer = ingest(&t, &Package::catalogued("PP/TAR/1", 2), "born-digital/plain.zip");
+    let key = transfer.aip_key.unwrap();
+    assert!(key.ends_with(".tar"), "{key}");
+    let mut archive = tar::Archive::new(std::fs::File::open(t.env.aips.root().join(&key)).unwrap());
+    assert!(archive.entries().unwrap().count() > 5, "a readable, uncompressed tar");
+}
+
+/// The AIP store, damaging every AIP it is given: one byte of each is changed.
+struct Damaging(Arc<dyn ObjectStore>);
+
+struct DamagingWriter {
+    inner: Box<dyn ObjectWriter>,
+    at: u64,
+    seen: u64,
+}
+
+impl std::io::Write for DamagingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut owned = buf.to_vec();
+        if self.seen <= self.at && self.at < self.seen + buf.len() as u64 {
+            owned[(self.at - self.seen) as usize] ^= 0x01;
+        }
+        self.seen += buf.len() as u64;
+        self.inner.write_all(&owned)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl ObjectWriter for DamagingWriter {
+    fn commit(self: Box<Self>) -> PortResult<ObjectMeta> {
+        self.inner.commit()
+    }
+}
+
+impl ObjectStore for Damaging {
+    fn bucket(&self) -> &str {
+        self.0.bucket()
+    }
+    fn head(&self, key: &str) -> PortResult<Option<ObjectMeta>> {
+        self.0.head(key)
+    }
+    fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
+        self.0.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
+        self.0.get_range(key, offset, len)
+    }
+    fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
+        // A plain tar (gzip level 0), so the damage lands in a file's bytes, not gzip's.
+        Ok(Box::new(DamagingWriter { inner: self.0.writer(key)?, at: 5000, seen: 0 }))
+    }
+    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    fn put_tags(&self, key: &str, tags: &std::collections::BTreeMap<String, String>) -> PortResult<()> {
+        self.0.put_tags(key, tags)
+    }
+    fn get_tags(&self, key: &str) -> PortResult<std::collections::BTreeMap<String, String>> {
+        self.0.get_tags(key)
+    }
+    fn delete(&self, key: &str) -> PortResult<()> {
+        self.0.delete(key)
+    }
+}
+
+#[test]
+fn a_stored_aip_that_fails_verification_fails_the_transfer_and_is_kept_as_evidence() {
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.gzip_level = 0;
+    }
+    let mut t = TestEnv::with_options(options);
+    t.env.pipeline.aips = Arc::new(Damaging(t.env.pipeline.aips.clone()));
+    let mut p = Package::catalogued("PP/DAMAGE/1", 0);
+    p.add("objects/big.txt", "0123456789\n".repeat(2000));
+    let event = t.upload(&p, "born-digital/damage.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("failed verification") && reason.contains("kept as evidence"), "{reason}");
+    assert_eq!(t.stored_aips().len(), 1, "the damaged AIP is kept");
+    let notices = t.dir.path().join("notifications");
+    assert!(!notices.exists() || std::fs::read_dir(&notices).unwrap().next().is_none(), "no notice for a failed AIP");
+}
+
+#[test]
+fn each_stored_aip_is_announced_under_its_space_and_test_identifiers_go_to_testing() {
+    let t = TestEnv::new(5);
+    let real = ingest(&t, &Package::catalogued("PP/NOTE/1", 1), "born-digital/note.zip");
+    let test = ingest(&t, &Package::catalogued("archivematica-dev/TEST-7", 1), "born-digital/test.zip");
+    assert!(test.aip_key.as_ref().unwrap().starts_with("testing/archivematica-dev/TEST-7/v1/"), "{:?}", test.aip_key);
+    for (transfer, space, identifier) in
+        [(&real, "born-digital", "PP/NOTE/1"), (&test, "testing", "archivematica-dev/TEST-7")]
+    {
+        let path = t.dir.path().join(format!("notifications/{space}/{}.json", transfer.aip_uuid));
+        let notice: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(notice["identifier"], identifier);
+        assert_eq!(notice["space"], space);
+        assert_eq!(notice["version"], 1);
+        assert_eq!(notice["aip_uuid"], transfer.aip_uuid.to_string());
+        assert_eq!(notice["transfer_id"], transfer.id.to_string());
+        assert_eq!(notice["origin"], "vellum");
+        assert!(notice["timeSent"].as_str().unwrap().ends_with('Z'));
+    }
+    let events = t.env.state.events(real.id).unwrap();
+    let fixity = events.iter().find(|e| e.file_uuid.is_none() && e.event_type == "fixity check").unwrap();
+    assert_eq!(fixity.outcome, vellum_core::model::EventOutcome::Pass, "an AIP-level fixity check is recorded");
+}
