@@ -451,3 +451,107 @@ fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output(
     file.format = None;
     assert_eq!(rules.rules_for(Purpose::Characterization, &file).count(), 0, "only for its formats");
 }
+
+/// What a test does to a bag after its manifests are made: payload, manifest, bag-info.
+type Tamper = dyn Fn(&mut Vec<(String, Vec<u8>)>, &mut String, &mut String);
+
+/// A package that is itself a BagIt bag, as bag tools write it; `tamper` edits the files
+/// after the manifests are made.
+fn bag_package(tamper: &Tamper) -> Package {
+    let mut payload: Vec<(String, Vec<u8>)> = vec![
+        ("data/metadata/metadata.csv".into(), b"filename,dc.identifier\nobjects/,PP/BAG/1\n".to_vec()),
+        ("data/objects/letter.txt".into(), b"Dear archivist,\n".to_vec()),
+        ("data/objects/photos/one.txt".into(), b"a photograph, described\n".to_vec()),
+    ];
+    let manifest_of = |files: &[(String, Vec<u8>)]| -> String {
+        files.iter().map(|(n, b)| format!("{}  {n}\n", vellum_tests::sha256_hex(b))).collect()
+    };
+    let mut manifest = manifest_of(&payload);
+    let bytes: usize = payload.iter().map(|(_, b)| b.len()).sum();
+    let mut info = format!("Bagging-Date: 2026-11-26\nPayload-Oxum: {bytes}.{}\n", payload.len());
+    tamper(&mut payload, &mut manifest, &mut info);
+    let bagit = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
+    let tagmanifest: String =
+        [("bagit.txt", bagit), ("bag-info.txt", info.as_str()), ("manifest-sha256.txt", manifest.as_str())]
+            .iter()
+            .map(|(n, t)| format!("{}  {n}\n", vellum_tests::sha256_hex(t.as_bytes())))
+            .collect();
+    let mut p = Package::default();
+    p.add("bagit.txt", bagit)
+        .add("bag-info.txt", info)
+        .add("manifest-sha256.txt", manifest)
+        .add("tagmanifest-sha256.txt", tagmanifest);
+    for (n, b) in payload {
+        p.add(&n, b);
+    }
+    p
+}
+
+#[test]
+fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
+    let t = TestEnv::new(10);
+    let transfer = ingest(&t, &bag_package(&|_, _, _| {}), "born-digital/bag.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = t.env.state.files(transfer.id).unwrap();
+    let events = t.env.state.events(transfer.id).unwrap();
+    for f in files.iter().filter(|f| f.original_path.starts_with("data/")) {
+        let check = event_of(&events, f.uuid, "fixity check");
+        assert_eq!(check.outcome, EventOutcome::Pass, "{}", f.original_path);
+        assert!(check.detail.contains("manifest-sha256.txt"), "{check:?}");
+    }
+    let letter = files.iter().find(|f| f.original_path == "data/objects/letter.txt").unwrap();
+    assert_eq!(letter.current_path, "objects/letter.txt", "the payload is the package");
+    let dir = tempfile::tempdir().unwrap();
+    let bag = vellum_tests::unpack_aip(&t.env.aips.root().join(transfer.aip_key.unwrap()), dir.path());
+    assert!(
+        bag.join("data/objects/submissionDocumentation/bag/manifest-sha256.txt").is_file(),
+        "the bag's tag files are kept"
+    );
+    assert_eq!(std::fs::read(bag.join("data/objects/letter.txt")).unwrap(), b"Dear archivist,\n");
+
+    // A payload file changed after bagging: its digest no longer matches.
+    let t = TestEnv::new(10);
+    let transfer = ingest(
+        &t,
+        &bag_package(&|payload, _, _| payload[1].1 = b"Dear archivisT,\n".to_vec()),
+        "born-digital/changed.zip",
+    );
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("data/objects/letter.txt") && reason.contains("manifest-sha256.txt"), "{reason}");
+
+    // Refused at intake, from the index and tag files alone.
+    let cases: Vec<(&str, Box<Tamper>, &str)> = vec![
+        (
+            "unlisted.zip",
+            Box::new(|p, _, _| p.push(("data/objects/extra.txt".into(), b"x".to_vec()))),
+            "are not in manifest-sha256.txt",
+        ),
+        (
+            "missing.zip",
+            Box::new(|p, _, _| {
+                p.remove(2);
+            }),
+            "lists files that are not in the bag",
+        ),
+        ("oxum.zip", Box::new(|_, _, info| *info = info.replace("Payload-Oxum: ", "Payload-Oxum: 9")), "Payload-Oxum"),
+    ];
+    for (key, tamper, words) in cases {
+        let t = TestEnv::new(10);
+        let transfer = ingest(&t, &bag_package(tamper.as_ref()), &format!("born-digital/{key}"));
+        assert_eq!(transfer.status, TransferStatus::Rejected, "{key}");
+        let reason = transfer.failure_reason.unwrap();
+        assert!(reason.contains(words), "{key}: {reason}");
+    }
+    // A tag manifest that does not match its tag files.
+    let mut p = bag_package(&|_, _, _| {});
+    for e in &mut p.entries {
+        if e.name == "bag-info.txt" {
+            e.bytes.extend_from_slice(b"Contact-Name: changed after bagging\n");
+        }
+    }
+    let t = TestEnv::new(10);
+    let transfer = ingest(&t, &p, "born-digital/tags.zip");
+    assert_eq!(transfer.status, TransferStatus::Rejected);
+    assert!(transfer.failure_reason.unwrap().contains("does not match tagmanifest-sha256.txt"));
+}

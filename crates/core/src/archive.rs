@@ -24,11 +24,23 @@ pub fn manifest_algorithm(name: &str) -> Option<&str> {
 
 /// Whether intake reads this entry's content, and how much of it at most.
 fn kept_limit(name: &str) -> Option<u64> {
+    // A package that is a BagIt bag has its metadata under data/.
+    let name = name.strip_prefix("data/").unwrap_or(name);
     if name == "metadata/metadata.csv" || name == "metadata/rights.csv" {
         Some(MAX_CSV_BYTES)
+    } else if manifest_algorithm(name).is_some() || is_bag_tag_file(name) {
+        Some(MAX_MANIFEST_BYTES)
     } else {
-        manifest_algorithm(name).map(|_| MAX_MANIFEST_BYTES)
+        None
     }
+}
+
+/// A tag file at the top of a BagIt bag: bagit.txt, bag-info.txt, (tag)manifests.
+pub fn is_bag_tag_file(name: &str) -> bool {
+    !name.contains('/')
+        && (name == "bagit.txt"
+            || name == "bag-info.txt"
+            || ((name.starts_with("manifest-") || name.starts_with("tagmanifest-")) && name.ends_with(".txt")))
 }
 /// Ranged reads of a zip index fetch this much at a time.
 const INDEX_CHUNK: u64 = 64 * 1024;
@@ -89,6 +101,10 @@ pub struct Listing {
     pub rights_csv: Option<Vec<u8>>,
     /// `metadata/checksum.<algorithm>` files, by algorithm.
     pub supplied_manifests: std::collections::BTreeMap<String, Vec<u8>>,
+    /// A BagIt package's tag files (bagit.txt, bag-info.txt, manifests), by name.
+    pub bag_tags: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Small files read while listing, by entry name, until `resolve` sorts them.
+    pub(crate) kept: std::collections::BTreeMap<String, Vec<u8>>,
     /// Bytes read from the object store to make the listing.
     pub bytes_read: u64,
 }
@@ -96,15 +112,37 @@ pub struct Listing {
 impl Listing {
     /// Keeps the content of one of the small metadata files intake reads.
     fn keep(&mut self, path: &str, bytes: Vec<u8>) {
-        match path {
-            "metadata/metadata.csv" => self.metadata_csv = Some(bytes),
-            "metadata/rights.csv" => self.rights_csv = Some(bytes),
-            other => {
-                if let Some(algo) = manifest_algorithm(other) {
-                    self.supplied_manifests.insert(algo.to_string(), bytes);
+        self.kept.insert(path.to_string(), bytes);
+    }
+
+    /// Sorts what was kept once the whole listing is known: a bag's metadata is under
+    /// `data/`, an ordinary package's at the top.
+    fn resolve(&mut self) {
+        let kept = std::mem::take(&mut self.kept);
+        let bag = kept.contains_key("bagit.txt");
+        for (path, bytes) in kept {
+            if is_bag_tag_file(&path) {
+                self.bag_tags.insert(path, bytes);
+                continue;
+            }
+            let inner =
+                if bag { path.strip_prefix("data/") } else { Some(path.as_str()).filter(|p| !p.starts_with("data/")) };
+            match inner {
+                Some("metadata/metadata.csv") => self.metadata_csv = Some(bytes),
+                Some("metadata/rights.csv") => self.rights_csv = Some(bytes),
+                Some(other) => {
+                    if let Some(algo) = manifest_algorithm(other) {
+                        self.supplied_manifests.insert(algo.to_string(), bytes);
+                    }
                 }
+                None => {}
             }
         }
+    }
+
+    /// Whether the package is itself a BagIt bag.
+    pub fn is_bag(&self) -> bool {
+        self.bag_tags.contains_key("bagit.txt") || self.entries.iter().any(|e| e.name == "bagit.txt")
     }
 }
 
@@ -189,6 +227,7 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
             .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
         listing.keep(&path, bytes);
     }
+    listing.resolve();
     listing.bytes_read = zip.into_inner().bytes_fetched;
     Ok(listing)
 }
@@ -273,5 +312,6 @@ pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result
             encrypted: false,
         });
     }
+    listing.resolve();
     Ok(listing)
 }

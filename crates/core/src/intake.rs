@@ -2,7 +2,7 @@
 //! in words an archivist can act on, with a wrong and a right example where the layout is
 //! what went wrong.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::archive::{EntryKind, Listing};
 use crate::metadata::parse_metadata_csv;
@@ -190,14 +190,6 @@ fn is_supplied_manifest(name: &str) -> bool {
 }
 
 fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<Problem>) {
-    if listing.entries.iter().any(|e| e.name == "bagit.txt") {
-        problems.push(Problem::new(
-            "layout",
-            "the package is a BagIt bag (it has bagit.txt at its top level); this version of Vellum does not verify and unpack bags yet",
-            "upload the bag's payload as a package instead: objects/ and metadata/metadata.csv at the top of the zip",
-        ));
-        return;
-    }
     let files: Vec<&str> =
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     let has_metadata = files.contains(&"metadata/metadata.csv");
@@ -313,6 +305,9 @@ pub struct Accepted {
 
 /// Runs every check on a listed package.
 pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
+    if listing.is_bag() {
+        return check_bag_package(listing, profile);
+    }
     let mut problems = Vec::new();
     check_entries(listing, &profile.limits, &mut problems);
     check_layout(listing, profile.supplied_checksums, &mut problems);
@@ -422,4 +417,146 @@ pub fn success_log(key: &str, transfer_id: &str, profile: &str, files: usize, id
         "Vellum accepted {key}.\nAll intake checks passed: {files} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
         identifiers.external_identifier().unwrap_or_else(|| "(none)".into())
     )
+}
+
+/// Where a bag package's tag files go in the AIP: kept as submission documentation.
+pub fn bag_tag_path(name: &str) -> String {
+    format!("submissionDocumentation/bag/{name}")
+}
+
+/// A package that is itself a BagIt bag: the bag is checked as a bag verifier would
+/// (from its index and tag files: manifests complete both ways, Payload-Oxum, tag
+/// manifests), and its payload (`data/`) as a package. Each file's digests are checked
+/// against the manifests when the checksum stage reads it.
+fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
+    let mut problems = check_bag(listing);
+    let mut inner = Listing {
+        metadata_csv: listing.metadata_csv.clone(),
+        rights_csv: listing.rights_csv.clone(),
+        supplied_manifests: listing.supplied_manifests.clone(),
+        ..Default::default()
+    };
+    let mut stray = Vec::new();
+    for e in &listing.entries {
+        match e.name.strip_prefix("data/") {
+            Some(rest) if !rest.is_empty() => {
+                let mut inner_entry = e.clone();
+                inner_entry.name = rest.to_string();
+                inner.entries.push(inner_entry);
+            }
+            Some(_) => {}
+            None if crate::archive::is_bag_tag_file(&e.name) || e.name == "data" => {}
+            None => stray.push(e.name.clone()),
+        }
+    }
+    inner.duplicates = listing.duplicates.iter().map(|d| d.strip_prefix("data/").unwrap_or(d).to_string()).collect();
+    if !stray.is_empty() {
+        problems.push(Problem::new(
+            "bag",
+            format!("the bag has entries outside data/ that are not tag files: {}", some_of(&stray)),
+            "move them into data/objects/, or leave them out",
+        ));
+    }
+    match check_package(&inner, profile) {
+        Ok(accepted) if problems.is_empty() => {
+            let mut planned = accepted.paths.into_iter();
+            let paths = listing
+                .entries
+                .iter()
+                .map(|e| match e.name.strip_prefix("data/") {
+                    Some(rest) if !rest.is_empty() => planned.next().flatten(),
+                    _ if e.kind == EntryKind::File && crate::archive::is_bag_tag_file(&e.name) => {
+                        Some(bag_tag_path(&e.name))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Ok(Accepted { identifiers: accepted.identifiers, paths })
+        }
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+fn check_bag(listing: &Listing) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let bag = |message: String| {
+        Problem::new("bag", message, "make the bag again with a bag tool (bagit-python, bagger), zip it and upload it")
+    };
+    let tags = &listing.bag_tags;
+    let text = |name: &str| tags.get(name).map(|b| String::from_utf8_lossy(b).into_owned());
+    if !text("bagit.txt").is_some_and(|t| t.contains("BagIt-Version:")) {
+        problems.push(bag("bagit.txt has no BagIt-Version line".into()));
+    }
+    let payload: BTreeMap<&str, u64> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && e.name.starts_with("data/"))
+        .map(|e| (e.name.as_str(), e.size))
+        .collect();
+    let manifests: Vec<(&String, &Vec<u8>)> = tags.iter().filter(|(n, _)| n.starts_with("manifest-")).collect();
+    if manifests.is_empty() {
+        problems.push(bag("the bag has no payload manifest (manifest-<algorithm>.txt)".into()));
+    }
+    for (name, bytes) in manifests {
+        let algorithm = name.trim_start_matches("manifest-").trim_end_matches(".txt");
+        if !crate::stages::checksum::ALGORITHMS.contains(&algorithm) {
+            problems.push(bag(format!(
+                "{name} uses {algorithm}, which Vellum cannot verify (it knows md5, sha1, sha256, sha512)"
+            )));
+            continue;
+        }
+        match crate::bagit::parse_manifest(&String::from_utf8_lossy(bytes)) {
+            Err(e) => problems.push(bag(format!("{name} cannot be read: {e}"))),
+            Ok(entries) => {
+                let missing: Vec<String> =
+                    entries.keys().filter(|p| !payload.contains_key(p.as_str())).cloned().collect();
+                if !missing.is_empty() {
+                    problems.push(bag(format!("{name} lists files that are not in the bag: {}", some_of(&missing))));
+                }
+                let unlisted: Vec<String> =
+                    payload.keys().filter(|p| !entries.contains_key(**p)).map(|p| p.to_string()).collect();
+                if !unlisted.is_empty() {
+                    problems.push(bag(format!("these payload files are not in {name}: {}", some_of(&unlisted))));
+                }
+            }
+        }
+    }
+    if let Some(info) = text("bag-info.txt") {
+        if let Some(oxum) = info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")).map(str::trim) {
+            let actual = format!("{}.{}", payload.values().sum::<u64>(), payload.len());
+            if oxum != actual {
+                problems.push(bag(format!(
+                    "bag-info.txt's Payload-Oxum is {oxum}, but the payload is {actual} (bytes.files)"
+                )));
+            }
+        }
+    }
+    for (name, bytes) in tags.iter().filter(|(n, _)| n.starts_with("tagmanifest-")) {
+        let algorithm = name.trim_start_matches("tagmanifest-").trim_end_matches(".txt");
+        let Ok(entries) = crate::bagit::parse_manifest(&String::from_utf8_lossy(bytes)) else {
+            problems.push(bag(format!("{name} cannot be read")));
+            continue;
+        };
+        for (path, want) in entries {
+            let Some(content) = tags.get(&path) else {
+                if !listing.entries.iter().any(|e| e.name == path) {
+                    problems.push(bag(format!("{name} lists the tag file {path}, which is not in the bag")));
+                }
+                continue;
+            };
+            let Ok(digests) = crate::stages::checksum::Digests::for_algorithms(&[algorithm]) else { continue };
+            let got = digests.of_reader(&mut content.as_slice()).map(|(d, _)| d.get(algorithm).cloned()).ok().flatten();
+            if got.as_deref() != Some(want.as_str()) {
+                problems.push(bag(format!(
+                    "the tag file {path} does not match {name}: it says {want}, the file's is {}",
+                    got.unwrap_or_default()
+                )));
+            }
+        }
+    }
+    problems
 }

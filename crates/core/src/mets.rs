@@ -100,7 +100,12 @@ pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> 
     let no_rights = Vec::new();
     for (n, file) in doc.files.iter().enumerate() {
         let events = by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice);
-        let rights = doc.rights.get(&file.original_path).unwrap_or(&no_rights);
+        // rights.csv names files as objects/…; in a bag package they sit under data/.
+        let rights = doc
+            .rights
+            .get(&file.original_path)
+            .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
+            .unwrap_or(&no_rights);
         write_amd_sec(out, n + 1, file, events, rights)?;
     }
     write_file_sec(out, doc)?;

@@ -135,21 +135,34 @@ pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, S
     Ok(out)
 }
 
-/// The package's supplied digests, by algorithm: path → digest.
-type Supplied = BTreeMap<String, BTreeMap<String, String>>;
+/// Digests the package supplied: (algorithm, where they came from, path → digest).
+type Supplied = Vec<(String, String, BTreeMap<String, String>)>;
 
+fn read_text(p: &Pipeline, key: &str) -> StageResult<Option<String>> {
+    if p.working.head(key)?.is_none() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    p.working.get(key)?.read_to_string(&mut text)?;
+    Ok(Some(text))
+}
+
+/// `metadata/checksum.<algorithm>` files, and a bag package's `manifest-<algorithm>.txt`.
 fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
     let mut out = Supplied::new();
     for a in ALGORITHMS {
-        let key = working_key(transfer.id, &supplied_manifest_path(a));
-        if p.working.head(&key)?.is_none() {
-            continue;
+        let name = supplied_manifest_path(a);
+        if let Some(text) = read_text(p, &working_key(transfer.id, &name))? {
+            let parsed = parse_supplied_manifest(&text)
+                .map_err(|e| StageError::Failed(format!("{name} cannot be read: {e}")))?;
+            out.push((a.to_string(), name, parsed));
         }
-        let mut text = String::new();
-        p.working.get(&key)?.read_to_string(&mut text)?;
-        let parsed = parse_supplied_manifest(&text)
-            .map_err(|e| StageError::Failed(format!("{} cannot be read: {e}", supplied_manifest_path(a))))?;
-        out.insert(a.to_string(), parsed);
+        let bag_manifest = format!("manifest-{a}.txt");
+        if let Some(text) = read_text(p, &working_key(transfer.id, &crate::intake::bag_tag_path(&bag_manifest)))? {
+            let parsed = crate::bagit::parse_manifest(&text)
+                .map_err(|e| StageError::Failed(format!("the bag's {bag_manifest} cannot be read: {e}")))?;
+            out.push((a.to_string(), format!("the bag's {bag_manifest}"), parsed));
+        }
     }
     Ok(out)
 }
@@ -161,8 +174,12 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
             Some(s) => s,
             None => supplied.insert(load_supplied(p, transfer)?),
         };
-        let algorithms: BTreeSet<&str> =
-            profile.checksum_algorithms.iter().map(String::as_str).chain(supplied.keys().map(String::as_str)).collect();
+        let algorithms: BTreeSet<&str> = profile
+            .checksum_algorithms
+            .iter()
+            .map(String::as_str)
+            .chain(supplied.iter().map(|(a, _, _)| a.as_str()))
+            .collect();
         let algorithms: Vec<&str> = algorithms.into_iter().collect();
         let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
         let (digests, size) = Digests::for_algorithms(&algorithms)?.of_reader(&mut reader)?;
@@ -184,7 +201,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 algorithm,
             ));
         }
-        if file.file_use == FileUse::Original {
+        if file.file_use != FileUse::SubmissionDocumentation {
             verify_supplied(p, file, &digests, supplied, &mut out);
         }
         out.patch = Some(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), ..Default::default() });
@@ -224,15 +241,15 @@ fn verify_supplied(
     supplied: &Supplied,
     out: &mut FileOutcome,
 ) {
-    for (algorithm, manifest) in supplied {
+    for (algorithm, source, manifest) in supplied {
         let Some(want) = manifest.get(&file.original_path) else { continue };
         let got = digests.get(algorithm).cloned().unwrap_or_default();
         let pass = *want == got;
-        out.events.push(event(
+        let mut e = event(
             p,
             file,
             "fixity check",
-            &format!("algorithm=\"{algorithm}\"; checked against {}", supplied_manifest_path(algorithm)),
+            &format!("algorithm=\"{algorithm}\"; checked against {source}"),
             if pass { EventOutcome::Pass } else { EventOutcome::Fail },
             if pass {
                 format!("{algorithm} {got} matches")
@@ -240,13 +257,14 @@ fn verify_supplied(
                 format!("supplied {algorithm} {want}, computed {got}")
             },
             algorithm,
-        ));
+        );
+        e.uuid = crate::model::derived_id(file.uuid, &format!("event/fixity check/{algorithm}/{source}"));
+        out.events.push(e);
         if !pass {
             out.exit_code = 1;
             out.fails_transfer = Some(format!(
-                "{} does not match the {algorithm} the package supplied: {} says {want}, the file's is {got}",
-                file.original_path,
-                supplied_manifest_path(algorithm)
+                "{} does not match the {algorithm} the package supplied: {source} says {want}, the file's is {got}",
+                file.original_path
             ));
         }
     }

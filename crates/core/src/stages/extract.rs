@@ -204,7 +204,13 @@ fn extract_file(
         )));
     }
     out.commit()?;
-    let file_use = if path.starts_with("metadata/") { FileUse::Metadata } else { FileUse::Original };
+    let file_use = if path.starts_with("metadata/") {
+        FileUse::Metadata
+    } else if path.starts_with("submissionDocumentation/") {
+        FileUse::SubmissionDocumentation
+    } else {
+        FileUse::Original
+    };
     Ok(File {
         uuid: derived_id(transfer.id, &format!("file/{}", line.index)),
         transfer_id: transfer.id,

@@ -95,7 +95,7 @@ fn write_both(p: &Pipeline, transfer: &Transfer, created: Timestamp) -> StageRes
 
 fn load_rights(p: &Pipeline, transfer: &Transfer, files: &[File]) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
     let Some(rights) =
-        files.iter().find(|f| f.file_use == FileUse::Metadata && f.original_path == "metadata/rights.csv")
+        files.iter().find(|f| f.file_use == FileUse::Metadata && f.current_path == "metadata/rights.csv")
     else {
         return Ok(BTreeMap::new());
     };
