@@ -346,3 +346,31 @@ fn each_stored_aip_is_announced_under_its_space_and_test_identifiers_go_to_testi
     let fixity = events.iter().find(|e| e.file_uuid.is_none() && e.event_type == "fixity check").unwrap();
     assert_eq!(fixity.outcome, vellum_core::model::EventOutcome::Pass, "an AIP-level fixity check is recorded");
 }
+
+#[test]
+fn a_bag_too_large_for_one_invocation_is_written_in_parts_and_joined_as_one_valid_aip() {
+    let t = TestEnv::new(4);
+    let mut p = Package::catalogued("PP/PARTS/1", 12);
+    p.add("objects/a longer name that needs the gnu long-name extension in a tar header, being over a hundred bytes long.txt", "long");
+    let event = t.upload(&p, "born-digital/parts.zip");
+    // No time at all: every package invocation writes one entry and continues.
+    let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
+    let continued = handled
+        .iter()
+        .filter(|(q, _, o)| q == vellum_core::messages::queues::PACKAGE && *o == vellum_core::Outcome::Continued)
+        .count();
+    assert!(continued >= 10, "packaging continued {continued} times");
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let aip = std::fs::read(t.env.aips.root().join(transfer.aip_key.as_ref().unwrap())).unwrap();
+    let members = aip.windows(3).filter(|w| w == &[0x1f, 0x8b, 0x08]).count();
+    assert!(members > 10, "the AIP is {members} concatenated gzip members");
+    let bag = unpacked(&t, &transfer);
+    if let Some(result) = bagit_validate(&bag) {
+        result.expect("bagit-python accepts the joined AIP");
+    }
+    assert_eq!(
+        std::fs::read_to_string(bag.join("data/objects/a_longer_name_that_needs_the_gnu_long-name_extension_in_a_tar_header__being_over_a_hundred_bytes_long.txt")).unwrap(),
+        "long"
+    );
+}

@@ -42,7 +42,8 @@ macro_rules! state_store_contract {
                 extraction_checkpoints,
                 record_batch_fans_in_once,
                 events_are_written_once,
-                aip_versions
+                aip_versions,
+                job_checkpoints_are_compare_and_swap
             ]
         );
     };

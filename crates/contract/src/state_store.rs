@@ -234,3 +234,19 @@ pub fn aip_versions(make: &Make) {
     assert_eq!(s.assign_aip_version(b.id, "born-digital", "PP/1").unwrap(), 2);
     assert_eq!(s.assign_aip_version(c.id, "born-digital", "PP/2").unwrap(), 1);
 }
+
+pub fn job_checkpoints_are_compare_and_swap(make: &Make) {
+    let s = make();
+    let t = transfer("cp");
+    s.create_transfer("k", &t).unwrap();
+    s.start_job(t.id, &JobSpec { stage: "package", microservice_group: "Prepare AIP", name: "Compress AIP" }).unwrap();
+    assert_eq!(s.job_checkpoint(t.id, "package").unwrap(), None);
+    s.set_job_checkpoint(t.id, "package", None, "part 1").unwrap();
+    assert!(
+        matches!(s.set_job_checkpoint(t.id, "package", None, "again"), Err(PortError::Conflict(_))),
+        "a stale writer loses"
+    );
+    s.set_job_checkpoint(t.id, "package", Some("part 1"), "part 2").unwrap();
+    assert!(matches!(s.set_job_checkpoint(t.id, "package", Some("part 1"), "part 3"), Err(PortError::Conflict(_))));
+    assert_eq!(s.job_checkpoint(t.id, "package").unwrap().as_deref(), Some("part 2"));
+}

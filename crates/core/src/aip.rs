@@ -52,11 +52,6 @@ pub fn package_extension(profile: &Profile) -> &'static str {
     }
 }
 
-/// Where the packaged AIP is written before it is stored.
-pub fn working_package_key(transfer: &Transfer, profile: &Profile) -> String {
-    format!("{}/aip/{}.{}", transfer.id, bag_name(transfer), package_extension(profile))
-}
-
 /// The log of names sanitizing changed, relative to `data/`.
 pub const FILENAME_CHANGES_LOG: &str = "logs/filenameChanges.log";
 

@@ -147,7 +147,7 @@ impl Pipeline {
             queues::IDENTIFY => stages::identify::run(self, &msg),
             queues::CHARACTERIZE => stages::characterize::run(self, &msg),
             queues::METS => stages::mets::run(self, &msg),
-            queues::PACKAGE => stages::package::run(self, &msg),
+            queues::PACKAGE => stages::package::run(self, &msg, ctx),
             queues::STORE => stages::store::run(self, &msg),
             other => return Outcome::Retry(format!("no stage listens on queue {other}")),
         };

@@ -126,6 +126,12 @@ pub trait StateStore: Send + Sync {
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>>;
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>>;
 
+    /// A long-running per-transfer job's checkpoint (opaque text), if it has one.
+    fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>>;
+    /// Moves a job's checkpoint from `expected` to `next`, or answers `Conflict` when it is
+    /// no longer `expected` (another delivery moved it): a compare-and-swap.
+    fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()>;
+
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint>;
     /// Commits one batch of extracted files and moves the checkpoint to `next_entry`, in one
     /// transaction, if the checkpoint is still `from` (else `Conflict`: another delivery

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at TEXT NOT NULL,
     ended_at TEXT,
     batches_done INTEGER NOT NULL DEFAULT 0,
+    checkpoint TEXT,
     UNIQUE (transfer_id, stage)
 );
 CREATE TABLE IF NOT EXISTS batches (
@@ -476,6 +477,32 @@ impl StateStore for SqliteStateStore {
             })?;
             rows.collect()
         })
+    }
+
+    fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT checkpoint FROM jobs WHERE transfer_id = ?1 AND stage = ?2",
+                params![transfer_id.to_string(), stage],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+        })
+        .map(Option::flatten)
+    }
+
+    fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()> {
+        let n = self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET checkpoint = ?4 WHERE transfer_id = ?1 AND stage = ?2 AND checkpoint IS ?3",
+                params![transfer_id.to_string(), stage, expected, next],
+            )
+        })?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(PortError::Conflict(format!("the {stage} checkpoint of {transfer_id} moved")))
+        }
     }
 
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {

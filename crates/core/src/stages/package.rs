@@ -1,5 +1,8 @@
 //! package ("Compress AIP"): the AIP is written as a BagIt 1.0 bag inside a `.tar.gz`,
-//! streamed in sorted order straight into the working area.
+//! streamed in sorted order into the working area. A bag too large for one invocation is
+//! written in parts, each a whole gzip member holding whole tar entries, continued in new
+//! messages from a checkpoint; the store stage joins the parts (concatenated gzip members
+//! are one valid gzip stream), as an S3 multipart upload joins its parts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
@@ -7,15 +10,12 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::aip::{
-    bag_name, mets_name, payload_path, transfer_mets_path, working_mets_key, working_package_key,
-    working_transfer_mets_key,
-};
+use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, working_mets_key, working_transfer_mets_key};
 use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::stages::checksum::{self, sha256_hex};
 use crate::stages::working_key;
 
@@ -25,24 +25,52 @@ enum Source {
     Working { key: String, size: u64, mtime: u64 },
 }
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
     let job = p.begin_job(transfer.id, queues::PACKAGE)?;
     if job.status != JobStatus::Completed {
-        write_package(p, &transfer, job.started_at)?;
+        let profile = p.profile(&transfer)?;
+        let entries = bag_entries(p, &transfer, job.started_at)?;
+        if !write_part(p, &transfer, profile, job.started_at, entries, ctx)? {
+            p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
+            return Ok(Progress::Continued);
+        }
         p.state.finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
     }
     p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
+/// How far packaging has come: the next bag entry, and the parts written so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackageCheckpoint {
+    pub next_entry: usize,
+    pub parts: Vec<String>,
+}
+
+impl PackageCheckpoint {
+    pub fn load(p: &Pipeline, transfer_id: uuid::Uuid) -> StageResult<(Option<String>, Self)> {
+        let text = p.state.job_checkpoint(transfer_id, queues::PACKAGE)?;
+        let cp = match &text {
+            Some(t) => serde_json::from_str(t)
+                .map_err(|e| StageError::Transient(format!("an unreadable package checkpoint: {e}")))?,
+            None => Self::default(),
+        };
+        Ok((text, cp))
+    }
+}
+
 type Digests = BTreeMap<String, String>;
 
-/// Writes the bag. Everything in it is fixed by the state store and `bagged` (the job's
-/// start), so the same transfer always gives the same bytes, however often it is written.
-fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timestamp) -> StageResult<()> {
+/// The bag's entries, sorted: tag files and payload. Everything is fixed by the state store
+/// and `bagged` (the job's start), so every invocation sees the same list.
+fn bag_entries(
+    p: &Pipeline,
+    transfer: &Transfer,
+    bagged: crate::model::Timestamp,
+) -> StageResult<Vec<(String, Source)>> {
     let profile = p.profile(transfer)?;
     let algorithms: BTreeSet<String> =
         profile.checksum_algorithms.iter().cloned().chain(std::iter::once("sha256".to_string())).collect();
@@ -119,17 +147,36 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
         .chain(payload.into_iter().map(|(path, _, s)| (path, s)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
 
-    let bag = bag_name(transfer);
-    let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&working_package_key(transfer, profile))?);
-    // Level 0 stores a plain tar; any other level gzips it.
+/// Writes the next part of the bag, from the checkpoint until the entries or the time run
+/// out; returns whether the bag is complete.
+fn write_part(
+    p: &Pipeline,
+    transfer: &Transfer,
+    profile: &crate::profile::Profile,
+    bagged: crate::model::Timestamp,
+    entries: Vec<(String, Source)>,
+    ctx: &StageContext,
+) -> StageResult<bool> {
+    let (seen, mut checkpoint) = PackageCheckpoint::load(p, transfer.id)?;
+    let start = checkpoint.next_entry;
+    // Named for this writer alone: a duplicate delivery racing this one writes its own
+    // part, and only the part the checkpoint records is ever joined.
+    let key = format!("{}/aip/parts/{start:09}-{}", transfer.id, p.clock.new_id());
+    let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
+    // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.
     let sink = if profile.gzip_level == 0 {
         Sink::Plain(writer)
     } else {
         Sink::Gzip(Box::new(GzEncoder::new(writer, Compression::new(profile.gzip_level.min(9)))))
     };
-    let mut tar = tar::Builder::new(sink);
-    for (path, source) in entries {
+    let bag = bag_name(transfer);
+    let total = entries.len();
+    let mut tar = tar::Builder::new(Part { sink, discard: false });
+    let mut next = start;
+    for (path, source) in entries.into_iter().skip(start) {
         let full = format!("{bag}/{path}");
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
@@ -153,8 +200,46 @@ fn write_package(p: &Pipeline, transfer: &Transfer, bagged: crate::model::Timest
                 }
             }
         }
+        next += 1;
+        if ctx.should_yield() && next < total {
+            break;
+        }
     }
-    tar.into_inner()?.commit()
+    let done = next == total;
+    // Only the last part ends the tar: the end-of-archive blocks of the others are dropped.
+    tar.get_mut().discard = !done;
+    tar.into_inner()?.sink.commit()?;
+    checkpoint.next_entry = next;
+    checkpoint.parts.push(key);
+    let text = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
+    p.state.set_job_checkpoint(transfer.id, queues::PACKAGE, seen.as_deref(), &text)?;
+    if !done {
+        tracing::info!(
+            next_entry = next,
+            total,
+            parts = checkpoint.parts.len(),
+            "packaging continues in a new message"
+        );
+    }
+    Ok(done)
+}
+
+/// One part's writer for the tar builder; it can be told to drop what is written.
+struct Part {
+    sink: Sink,
+    discard: bool,
+}
+
+impl Write for Part {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.discard {
+            return Ok(buf.len());
+        }
+        self.sink.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()
+    }
 }
 
 /// The package's bytes on their way to the object store, gzipped or not.

@@ -7,12 +7,13 @@ use std::io::{self, BufReader};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, working_package_key};
+use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path};
 use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress};
+use crate::stages::package::PackageCheckpoint;
 
 /// The key of an AIP in its space.
 pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
@@ -38,16 +39,22 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let extension = package_extension(profile);
     let key = aip_key(&space, &identifier, version, &transfer, extension);
 
-    let source = working_package_key(&transfer, profile);
-    let packaged = p
-        .working
-        .head(&source)?
-        .ok_or_else(|| StageError::Transient(format!("the packaged AIP {source} is not in the working area yet")))?;
+    // The package's parts, joined in order (in S3, a multipart upload of the parts).
+    let (_, packaged) = PackageCheckpoint::load(p, transfer.id)?;
+    if packaged.parts.is_empty() {
+        return Err(StageError::Transient("the package has no parts yet".into()));
+    }
+    let mut size = 0;
+    for part in &packaged.parts {
+        let meta = p.working.head(part)?;
+        size += meta.ok_or_else(|| StageError::Transient(format!("the package part {part} is missing")))?.size;
+    }
     // A redelivered message finds the copy already made.
-    if p.aips.head(&key)?.map(|m| m.size) != Some(packaged.size) {
-        let mut reader = p.working.get(&source)?;
+    if p.aips.head(&key)?.map(|m| m.size) != Some(size) {
         let mut writer = p.aips.writer(&key)?;
-        io::copy(&mut reader, &mut writer)?;
+        for part in &packaged.parts {
+            io::copy(&mut p.working.get(part)?, &mut writer)?;
+        }
         writer.commit()?;
     }
 
