@@ -14,26 +14,6 @@ use vellum_core::ports::{ObjectStore, VirusScanner};
 use vellum_core::stages::checksum::Digests;
 use vellum_local::fs_store::FsObjectStore;
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == ".vellum") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn timed(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -53,7 +33,7 @@ fn main() {
         .status()
         .unwrap();
     assert!(status.success());
-    let files = files_in(&corpus);
+    let files = vellum_tests::files_under(&corpus);
     let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
     let mb = bytes as f64 / 1e6;
     println!("corpus: {} files, {mb:.1} MB", files.len());

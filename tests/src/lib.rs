@@ -407,3 +407,24 @@ pub fn assert_every_file_has_its_events(
     }
     assert_eq!(per.get(&(None, "fixity check")), Some(&1), "one AIP fixity check");
 }
+
+/// Every file below a folder (Vellum's own `.vellum` folder left out), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n == ".vellum") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

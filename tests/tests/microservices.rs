@@ -197,32 +197,12 @@ fn corpus() -> Option<PathBuf> {
     .clone()
 }
 
-fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == ".vellum") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Vellum's identification of every corpus file, by path relative to the corpus.
 fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::pronom::Identification> {
     let identifier = vellum_tests::identifier().expect("PRONOM signatures");
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir, "corpus").unwrap());
     let mut out = BTreeMap::new();
-    for path in corpus_files(dir) {
+    for path in vellum_tests::files_under(dir) {
         let key = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         let size = std::fs::metadata(&path).unwrap().len();
         out.insert(

@@ -244,6 +244,27 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// A PREMIS event about one file, now, with Vellum's agents.
+    pub(crate) fn file_event(
+        &self,
+        file: &crate::model::File,
+        event_type: &str,
+        detail: String,
+        outcome: crate::model::EventOutcome,
+        outcome_detail: String,
+    ) -> crate::model::PremisEvent {
+        crate::model::PremisEvent::new(
+            file.transfer_id,
+            Some(file.uuid),
+            event_type,
+            self.clock.now(),
+            detail,
+            outcome,
+            outcome_detail,
+            self.agents(),
+        )
+    }
+
     /// The agents of every event Vellum records: the software, the organization, the user.
     pub(crate) fn agents(&self) -> Vec<crate::model::Agent> {
         use crate::model::Agent;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::StageResult;
 use crate::messages::{queues, StageMessage};
-use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
+use crate::model::{EventOutcome, FilePatch};
 use crate::pipeline::{Pipeline, Progress};
 use crate::ports::{ObjectStore, PortError};
 use crate::pronom::container::normalize_ole2_name;
@@ -95,25 +95,6 @@ pub fn identify_object(
     Ok(identifier.identify(&head, &tail, whole, key, &mut container))
 }
 
-fn identification_event(
-    p: &Pipeline,
-    file: &File,
-    detail: String,
-    outcome: EventOutcome,
-    outcome_detail: String,
-) -> PremisEvent {
-    PremisEvent::new(
-        file.transfer_id,
-        Some(file.uuid),
-        "format identification",
-        p.clock.now(),
-        detail,
-        outcome,
-        outcome_detail,
-        p.agents(),
-    )
-}
-
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     run_batch(p, msg, STAGE, |transfer, profile, file| {
         let identifier = match (&p.identifier, profile.format_identification) {
@@ -124,14 +105,13 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 } else {
                     format!("the processing profile {} turns format identification off", profile.name)
                 };
-                let mut e = identification_event(
-                    p,
+                let e = p.file_event(
                     file,
+                    "format identification",
                     format!("program=\"Vellum\"; {why}"),
-                    EventOutcome::None,
+                    EventOutcome::NotPerformed,
                     why.clone(),
                 );
-                e.outcome = EventOutcome::NotPerformed;
                 return Ok(FileOutcome { events: vec![e], stdout: why, ..Default::default() });
             }
         };
@@ -153,7 +133,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         if !found.others.is_empty() {
             detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
         }
-        let events = vec![identification_event(p, file, detail, EventOutcome::Positive, outcome_detail)];
+        let events = vec![p.file_event(file, "format identification", detail, EventOutcome::Positive, outcome_detail)];
         let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
         Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
     })

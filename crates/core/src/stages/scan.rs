@@ -5,32 +5,13 @@
 
 use crate::error::StageResult;
 use crate::messages::{queues, StageMessage};
-use crate::model::{EventOutcome, File, PremisEvent};
+use crate::model::{EventOutcome, PremisEvent};
 use crate::pipeline::{Pipeline, Progress};
 use crate::ports::ScanVerdict;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::working_key;
 
 const STAGE: &str = queues::SCAN;
-
-fn virus_event(
-    p: &Pipeline,
-    file: &File,
-    detail: String,
-    outcome: EventOutcome,
-    outcome_detail: String,
-) -> PremisEvent {
-    PremisEvent::new(
-        file.transfer_id,
-        Some(file.uuid),
-        "virus check",
-        p.clock.now(),
-        detail,
-        outcome,
-        outcome_detail,
-        p.agents(),
-    )
-}
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let mut version: Option<String> = None;
@@ -43,7 +24,13 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 } else {
                     format!("the processing profile {} turns virus scanning off", profile.name)
                 };
-                let e = virus_event(p, file, format!("program=\"ClamAV\"; {why}"), EventOutcome::None, why.clone());
+                let e = p.file_event(
+                    file,
+                    "virus check",
+                    format!("program=\"ClamAV\"; {why}"),
+                    EventOutcome::None,
+                    why.clone(),
+                );
                 return Ok(FileOutcome { events: vec![not_performed(e)], stdout: why, ..Default::default() });
             }
         };
@@ -55,12 +42,12 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
         let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
         Ok(match scanner.scan(&mut reader)? {
             ScanVerdict::Clean => FileOutcome {
-                events: vec![virus_event(p, file, detail, EventOutcome::Pass, String::new())],
+                events: vec![p.file_event(file, "virus check", detail, EventOutcome::Pass, String::new())],
                 stdout: "OK".into(),
                 ..Default::default()
             },
             ScanVerdict::Infected(signature) => FileOutcome {
-                events: vec![virus_event(p, file, detail, EventOutcome::Fail, signature.clone())],
+                events: vec![p.file_event(file, "virus check", detail, EventOutcome::Fail, signature.clone())],
                 exit_code: 1,
                 stdout: format!("{signature} FOUND"),
                 fails_transfer: Some(format!(
@@ -70,7 +57,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 ..Default::default()
             },
             ScanVerdict::NotScanned(why) => FileOutcome {
-                events: vec![not_performed(virus_event(p, file, detail, EventOutcome::None, why.clone()))],
+                events: vec![not_performed(p.file_event(file, "virus check", detail, EventOutcome::None, why.clone()))],
                 exit_code: if profile.fail_unscanned { 1 } else { 0 },
                 stderr: why.clone(),
                 fails_transfer: profile
