@@ -199,6 +199,10 @@ pub fn record_batch_fans_in_once(make: &Make) {
     assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, 3);
     assert_eq!(s.tasks(job.uuid).unwrap().len(), 3);
     let digest_events = s.events(t.id).unwrap().iter().filter(|e| e.event_type == "message digest calculation").count();
+    let f1 = file(&t, 1, 1);
+    let of_one = s.file_events(t.id, f1.uuid).unwrap();
+    assert_eq!(of_one.len(), 1, "a file's own events, and no other's");
+    assert_eq!(of_one[0].file_uuid, Some(f1.uuid));
     assert_eq!(digest_events, 3);
     let files = s.files(t.id).unwrap();
     assert_eq!(files[1].sha256(), Some("digest-1"));

@@ -74,9 +74,10 @@ pub fn filename_changes_log(files: &[File]) -> String {
 
 /// The logs the AIP carries in `data/logs/`, by name: what sanitizing renamed, what each
 /// file was identified as, and what the virus scan said of it.
-pub fn logs(files: &[File], events: &[PremisEvent]) -> Vec<(String, String)> {
-    let name_of: std::collections::BTreeMap<uuid::Uuid, &str> =
-        files.iter().map(|f| (f.uuid, f.current_path.as_str())).collect();
+pub fn logs(
+    files: &[File],
+    events_of: &dyn Fn(&File) -> std::io::Result<Vec<PremisEvent>>,
+) -> std::io::Result<Vec<(String, String)>> {
     let mut identification = String::from("# path\tPUID\tformat\tbasis\n");
     for f in files {
         match &f.format {
@@ -91,14 +92,14 @@ pub fn logs(files: &[File], events: &[PremisEvent]) -> Vec<(String, String)> {
         }
     }
     let mut scan = String::from("# path\toutcome\tdetail\n");
-    for e in events.iter().filter(|e| e.event_type == "virus check") {
-        if let Some(path) = e.file_uuid.and_then(|u| name_of.get(&u)) {
-            scan.push_str(&format!("{path}\t{}\t{} {}\n", e.outcome.as_str(), e.detail, e.outcome_detail));
+    for f in files {
+        for e in events_of(f)?.iter().filter(|e| e.event_type == "virus check") {
+            scan.push_str(&format!("{}\t{}\t{} {}\n", f.current_path, e.outcome.as_str(), e.detail, e.outcome_detail));
         }
     }
-    vec![
+    Ok(vec![
         ("fileFormatIdentification.log".to_string(), identification),
         ("filenameChanges.log".to_string(), filename_changes_log(files)),
         ("virusScan.log".to_string(), scan),
-    ]
+    ])
 }

@@ -51,13 +51,17 @@ pub enum MetsKind {
     Transfer,
 }
 
+/// Where the METS writer gets a file's events from.
+pub type EventsOf<'a> = &'a dyn Fn(&File) -> io::Result<Vec<PremisEvent>>;
+
 /// What a METS document is written from.
 pub struct MetsDoc<'a> {
     pub kind: MetsKind,
     pub transfer: &'a Transfer,
     /// In the order they are to appear.
     pub files: &'a [File],
-    pub events: &'a [PremisEvent],
+    /// A file's events, asked for one file at a time, so they need not all be in memory.
+    pub events: EventsOf<'a>,
     /// rights.csv rows, by the original path of the file they are about.
     pub rights: &'a BTreeMap<String, Vec<RightsRow>>,
     pub created: Timestamp,
@@ -75,12 +79,6 @@ impl MetsDoc<'_> {
 /// Writes the METS for the files (in the order given) with their events and rights.
 pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     let transfer = doc.transfer;
-    let mut by_file: BTreeMap<Uuid, Vec<&PremisEvent>> = BTreeMap::new();
-    for e in doc.events {
-        if let Some(f) = e.file_uuid {
-            by_file.entry(f).or_default().push(e);
-        }
-    }
     let objid = match doc.kind {
         MetsKind::Aip => transfer.aip_uuid,
         MetsKind::Transfer => transfer.id,
@@ -99,14 +97,15 @@ pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> 
     write_dublin_core(out, transfer, doc.created)?;
     let no_rights = Vec::new();
     for (n, file) in doc.files.iter().enumerate() {
-        let events = by_file.get(&file.uuid).map_or(&[][..], Vec::as_slice);
+        let events = (doc.events)(file)?;
+        let events: Vec<&PremisEvent> = events.iter().collect();
         // rights.csv names files as objects/…; in a bag package they sit under data/.
         let rights = doc
             .rights
             .get(&file.original_path)
             .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
             .unwrap_or(&no_rights);
-        write_amd_sec(out, n + 1, file, events, rights)?;
+        write_amd_sec(out, n + 1, file, &events, rights)?;
     }
     write_file_sec(out, doc)?;
     write_struct_map(out, doc)?;

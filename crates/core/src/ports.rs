@@ -167,6 +167,9 @@ pub trait StateStore: Send + Sync {
     fn batch_files(&self, transfer_id: Uuid, batch: u32) -> PortResult<Vec<File>>;
     /// All events of the transfer, oldest first.
     fn events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>>;
+    /// The events of one file, oldest first: what the METS writer asks for, file by file,
+    /// so a large transfer's events are never all in memory.
+    fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>>;
 
     /// The AIP version for this transfer under (space, identifier): the next free one the
     /// first time it is asked, the same one every time after.

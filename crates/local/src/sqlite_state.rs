@@ -107,6 +107,7 @@ CREATE TABLE IF NOT EXISTS events (
     agents TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_transfer ON events (transfer_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_file ON events (file_uuid, seq);
 "#;
 
 fn err(e: rusqlite::Error) -> PortError {
@@ -677,26 +678,13 @@ impl StateStore for SqliteStateStore {
     }
 
     fn events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT uuid, transfer_id, file_uuid, event_type, date_time, detail, outcome, outcome_detail, agents \
-                 FROM events WHERE transfer_id = ?1 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([transfer_id.to_string()], |r| {
-                Ok(PremisEvent {
-                    uuid: uuid(&r.get::<_, String>(0)?),
-                    transfer_id: uuid(&r.get::<_, String>(1)?),
-                    file_uuid: r.get::<_, Option<String>>(2)?.map(|s| uuid(&s)),
-                    event_type: r.get(3)?,
-                    date_time: parse_ts(&r.get::<_, String>(4)?),
-                    detail: r.get(5)?,
-                    outcome: EventOutcome::parse(&r.get::<_, String>(6)?),
-                    outcome_detail: r.get(7)?,
-                    agents: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-                })
-            })?;
-            rows.collect()
-        })
+        self.query_events("transfer_id = ?1", &transfer_id.to_string())
+    }
+
+    fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>> {
+        let mut events = self.query_events("file_uuid = ?1", &file_uuid.to_string())?;
+        events.retain(|e| e.transfer_id == transfer_id);
+        Ok(events)
     }
 
     fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
@@ -722,6 +710,31 @@ impl StateStore for SqliteStateStore {
             )?;
             tx.commit()?;
             Ok(version as u32)
+        })
+    }
+}
+
+impl SqliteStateStore {
+    fn query_events(&self, condition: &str, value: &str) -> PortResult<Vec<PremisEvent>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT uuid, transfer_id, file_uuid, event_type, date_time, detail, outcome, outcome_detail, agents \
+                 FROM events WHERE {condition} ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([value], |r| {
+                Ok(PremisEvent {
+                    uuid: uuid(&r.get::<_, String>(0)?),
+                    transfer_id: uuid(&r.get::<_, String>(1)?),
+                    file_uuid: r.get::<_, Option<String>>(2)?.map(|s| uuid(&s)),
+                    event_type: r.get(3)?,
+                    date_time: parse_ts(&r.get::<_, String>(4)?),
+                    detail: r.get(5)?,
+                    outcome: EventOutcome::parse(&r.get::<_, String>(6)?),
+                    outcome_detail: r.get(7)?,
+                    agents: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
         })
     }
 }

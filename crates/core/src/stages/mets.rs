@@ -44,7 +44,10 @@ fn write_both(p: &Pipeline, transfer: &Transfer, created: Timestamp) -> StageRes
     let mut files = p.state.files(transfer.id)?;
     files.sort_by(|a, b| a.current_path.cmp(&b.current_path));
     let rights = load_rights(p, transfer, &files)?;
-    let events = p.state.events(transfer.id)?;
+    // Events come from the state store file by file: a large transfer's never all at once.
+    let events = |f: &File| -> std::io::Result<Vec<PremisEvent>> {
+        p.state.file_events(transfer.id, f.uuid).map_err(|e| std::io::Error::other(e.to_string()))
+    };
     let transfer_doc =
         MetsDoc { kind: MetsKind::Transfer, transfer, files: &files, events: &events, rights: &rights, created };
     let transfer_key = working_transfer_mets_key(transfer);
@@ -86,10 +89,8 @@ fn write_both(p: &Pipeline, transfer: &Transfer, created: Timestamp) -> StageRes
     p.state.record_events(std::slice::from_ref(&creation))?;
     let mut all_files = files;
     all_files.push(documentation);
-    let mut all_events = events;
-    all_events.push(creation);
     let aip_doc =
-        MetsDoc { kind: MetsKind::Aip, transfer, files: &all_files, events: &all_events, rights: &rights, created };
+        MetsDoc { kind: MetsKind::Aip, transfer, files: &all_files, events: &events, rights: &rights, created };
     write_doc(p, &working_mets_key(transfer), &aip_doc)
 }
 

@@ -107,8 +107,10 @@ fn bag_entries(
             Source::Working { key, size: meta.size, mtime: bagged.timestamp().max(0) as u64 },
         ));
     }
-    let events = p.state.events(transfer.id)?;
-    for (name, text) in crate::aip::logs(&files, &events) {
+    let events_of = |f: &crate::model::File| -> std::io::Result<Vec<crate::model::PremisEvent>> {
+        p.state.file_events(transfer.id, f.uuid).map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    for (name, text) in crate::aip::logs(&files, &events_of)? {
         let bytes = text.into_bytes();
         payload.push((format!("data/logs/{name}"), digest_of(&mut bytes.as_slice())?, Source::Bytes(bytes)));
     }
