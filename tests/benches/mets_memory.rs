@@ -11,7 +11,7 @@ use std::time::Instant;
 use uuid::Uuid;
 use vellum_core::mets::{write_aip_mets, MetsDoc, MetsKind};
 use vellum_core::model::{
-    derived_id, Agent, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer, TransferStatus,
+    derived_id, Agent, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer,
 };
 
 struct Counting(u64);
@@ -39,26 +39,8 @@ fn main() {
     let n: usize = std::env::var("VELLUM_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let now = chrono::Utc::now();
     let transfer = Transfer {
-        id: Uuid::new_v4(),
-        name: "bench".into(),
-        source_bucket: "uploads".into(),
-        source_key: "born-digital/bench.zip".into(),
-        source_event_time: now.to_rfc3339(),
-        event_key: "bench".into(),
-        profile: "born_digital".into(),
         identifiers: Identifiers { catalogue_identifier: Some("PP/BENCH/1".into()), ..Default::default() },
-        status: TransferStatus::Processing,
-        current_microservice: None,
-        sip_uuid: Uuid::new_v4(),
-        aip_uuid: Uuid::new_v4(),
-        failure_reason: None,
-        file_count: n as u64,
-        batch_count: 0,
-        aip_key: None,
-        aip_version: None,
-        created_at: now,
-        updated_at: now,
-        completed_at: None,
+        ..Transfer::new(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), "uploads", "born-digital/bench.zip", now)
     };
     let agents = vec![Agent {
         identifier_type: "preservation system".into(),

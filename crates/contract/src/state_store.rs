@@ -3,7 +3,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 use vellum_core::model::{
-    derived_id, EventOutcome, File, FilePatch, FileUse, Identifiers, JobStatus, PremisEvent, StoredAip, Task, Transfer,
+    derived_id, EventOutcome, File, FilePatch, FileUse, JobStatus, PremisEvent, StoredAip, Task, Transfer,
     TransferStatus,
 };
 use vellum_core::ports::{ExtractCheckpoint, JobSpec, PortError, StateStore};
@@ -11,28 +11,18 @@ use vellum_core::ports::{ExtractCheckpoint, JobSpec, PortError, StateStore};
 pub type Make = dyn Fn() -> Box<dyn StateStore>;
 
 pub fn transfer(name: &str) -> Transfer {
-    let now = Utc::now();
     Transfer {
-        id: Uuid::new_v4(),
-        name: name.into(),
-        source_bucket: "uploads".into(),
-        source_key: format!("born-digital/{name}.zip"),
         source_event_time: "2026-11-26T10:15:30.123Z".into(),
         event_key: format!("event-of-{name}"),
         profile: "born_digital".into(),
-        identifiers: Identifiers::default(),
-        status: TransferStatus::Processing,
-        current_microservice: None,
-        sip_uuid: Uuid::new_v4(),
-        aip_uuid: Uuid::new_v4(),
-        failure_reason: None,
-        file_count: 0,
-        batch_count: 0,
-        aip_key: None,
-        aip_version: None,
-        created_at: now,
-        updated_at: now,
-        completed_at: None,
+        ..Transfer::new(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "uploads",
+            &format!("born-digital/{name}.zip"),
+            Utc::now(),
+        )
     }
 }
 

@@ -100,6 +100,35 @@ pub struct Transfer {
     pub completed_at: Option<Timestamp>,
 }
 
+impl Transfer {
+    /// A new transfer of the upload at `bucket`/`key`, PROCESSING, with fresh SIP and AIP
+    /// UUIDs; what the upload event and the profile tell is filled in by the caller.
+    pub fn new(id: Uuid, sip_uuid: Uuid, aip_uuid: Uuid, bucket: &str, key: &str, now: Timestamp) -> Self {
+        Self {
+            id,
+            name: crate::stages::start::transfer_name(key),
+            source_bucket: bucket.to_string(),
+            source_key: key.to_string(),
+            source_event_time: String::new(),
+            event_key: String::new(),
+            profile: String::new(),
+            identifiers: Identifiers::default(),
+            status: TransferStatus::Processing,
+            current_microservice: None,
+            sip_uuid,
+            aip_uuid,
+            failure_reason: None,
+            file_count: 0,
+            batch_count: 0,
+            aip_key: None,
+            aip_version: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {

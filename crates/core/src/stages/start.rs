@@ -11,7 +11,7 @@ use crate::error::{StageError, StageResult};
 use crate::feedback::{self, LogOutcome};
 use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
 use crate::messages::{queues, StageMessage, UploadEvent};
-use crate::model::{Identifiers, JobStatus, Transfer, TransferStatus};
+use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::profile::Profile;
 
@@ -56,26 +56,10 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
     let now = p.clock.now();
     let profile = p.config.profile_for_key(&ev.key);
     let candidate = Transfer {
-        id: p.clock.new_id(),
-        name: transfer_name(&ev.key),
-        source_bucket: ev.bucket.clone(),
-        source_key: ev.key.clone(),
         source_event_time: ev.event_time.clone(),
         event_key: idempotency_key(ev),
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
-        identifiers: Identifiers::default(),
-        status: TransferStatus::Processing,
-        current_microservice: None,
-        sip_uuid: p.clock.new_id(),
-        aip_uuid: p.clock.new_id(),
-        failure_reason: None,
-        file_count: 0,
-        batch_count: 0,
-        aip_key: None,
-        aip_version: None,
-        created_at: now,
-        updated_at: now,
-        completed_at: None,
+        ..Transfer::new(p.clock.new_id(), p.clock.new_id(), p.clock.new_id(), &ev.bucket, &ev.key, now)
     };
     let transfer = match p.state.create_transfer(&candidate.event_key, &candidate) {
         Ok((t, _created)) => t,
