@@ -105,14 +105,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 } else {
                     format!("the processing profile {} turns format identification off", profile.name)
                 };
-                let e = p.file_event(
-                    file,
-                    "format identification",
-                    format!("program=\"Vellum\"; {why}"),
-                    EventOutcome::NotPerformed,
-                    why.clone(),
-                );
-                return Ok(FileOutcome { events: vec![e], stdout: why, ..Default::default() });
+                return Ok(FileOutcome::not_performed(p, file, "format identification", "Vellum", why));
             }
         };
         let key = working_key(transfer.id, &file.current_path);

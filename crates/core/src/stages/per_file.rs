@@ -21,6 +21,15 @@ pub struct FileOutcome {
     pub fails_transfer: Option<String>,
 }
 
+impl FileOutcome {
+    /// The check was not made, and the file's record says why.
+    pub fn not_performed(p: &Pipeline, file: &File, event_type: &str, program: &str, why: String) -> Self {
+        let detail = format!("program=\"{program}\"; {why}");
+        let event = p.file_event(file, event_type, detail, crate::model::EventOutcome::NotPerformed, why.clone());
+        Self { events: vec![event], stdout: why, ..Default::default() }
+    }
+}
+
 /// Runs `work` on every file of the message's batch.
 pub fn run_batch(
     p: &Pipeline,

@@ -5,7 +5,7 @@
 
 use crate::error::StageResult;
 use crate::messages::{queues, StageMessage};
-use crate::model::{EventOutcome, PremisEvent};
+use crate::model::EventOutcome;
 use crate::pipeline::{Pipeline, Progress};
 use crate::ports::ScanVerdict;
 use crate::stages::per_file::{run_batch, FileOutcome};
@@ -24,14 +24,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 } else {
                     format!("the processing profile {} turns virus scanning off", profile.name)
                 };
-                let e = p.file_event(
-                    file,
-                    "virus check",
-                    format!("program=\"ClamAV\"; {why}"),
-                    EventOutcome::None,
-                    why.clone(),
-                );
-                return Ok(FileOutcome { events: vec![not_performed(e)], stdout: why, ..Default::default() });
+                return Ok(FileOutcome::not_performed(p, file, "virus check", "ClamAV", why));
             }
         };
         let version = match &version {
@@ -57,7 +50,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
                 ..Default::default()
             },
             ScanVerdict::NotScanned(why) => FileOutcome {
-                events: vec![not_performed(p.file_event(file, "virus check", detail, EventOutcome::None, why.clone()))],
+                events: vec![p.file_event(file, "virus check", detail, EventOutcome::NotPerformed, why.clone())],
                 exit_code: if profile.fail_unscanned { 1 } else { 0 },
                 stderr: why.clone(),
                 fails_transfer: profile
@@ -67,10 +60,4 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
             },
         })
     })
-}
-
-/// PREMIS has no fixed word for "not done"; Vellum says it plainly.
-fn not_performed(mut e: PremisEvent) -> PremisEvent {
-    e.outcome = EventOutcome::NotPerformed;
-    e
 }
