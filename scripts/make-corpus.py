@@ -24,6 +24,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from minimal_pdf import one_page_pdf
+
 
 def picture(mode, size, seed):
     rnd = random.Random(seed)
@@ -56,26 +58,7 @@ def images(out, n):
 
 
 def pdf(version, text):
-    body = f"BT /F1 14 Tf 20 60 Td ({text}) Tj ET".encode()
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    buf = io.BytesIO()
-    buf.write(b"%PDF-" + version.encode() + b"\n%\xe2\xe3\xcf\xd3\n")
-    offs = []
-    for i, o in enumerate(objs, 1):
-        offs.append(buf.tell())
-        buf.write(b"%d 0 obj\n" % i + o + b"\nendobj\n")
-    x = buf.tell()
-    buf.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
-    for o in offs:
-        buf.write(b"%010d 00000 n \n" % o)
-    buf.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, x))
-    return buf.getvalue()
+    return one_page_pdf(version, f"BT /F1 14 Tf 20 60 Td ({text}) Tj ET".encode(), 100)
 
 
 def audio(out, n):

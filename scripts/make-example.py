@@ -11,6 +11,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from minimal_pdf import one_page_pdf
+
 FIXED = (2024, 5, 17, 10, 30, 0)
 
 
@@ -28,27 +30,7 @@ def png(width=32, height=16):
 
 
 def pdf():
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 144] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        None,
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    text = b"BT /F1 18 Tf 36 72 Td (Letter from the archive, 1901) Tj ET"
-    objects[3] = b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream"
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return one_page_pdf("1.4", b"BT /F1 18 Tf 36 72 Td (Letter from the archive, 1901) Tj ET", 144)
 
 
 def wav():
