@@ -213,6 +213,11 @@ pub fn events_are_written_once(make: &Make) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome_detail, "", "an event is never rewritten");
     assert_eq!(events[0].uuid, e.uuid);
+    let f = file(&t, 0, 0);
+    s.record_events(&[event(&t, Some(f.uuid), "ingestion")]).unwrap();
+    let of_transfer = s.transfer_events(t.id).unwrap();
+    assert_eq!(of_transfer.len(), 1, "the transfer's own events, not its files': {of_transfer:?}");
+    assert_eq!(of_transfer[0].uuid, e.uuid);
 }
 
 pub fn aip_versions(make: &Make) {

@@ -2,10 +2,36 @@
 
 use crate::model::{File, FileUse, PremisEvent, Transfer};
 use crate::profile::Profile;
+use crate::feedback::escape_controls;
 
 /// The bag's top-level folder: `<name>-<aip-uuid>`.
 pub fn bag_name(transfer: &Transfer) -> String {
     format!("{}-{}", transfer.name, transfer.aip_uuid)
+}
+
+/// The longest identifier that still leaves room in a storage key (S3 allows 1,024 bytes)
+/// for the space, the version and the bag's name.
+pub const MAX_IDENTIFIER_BYTES: usize = 512;
+
+/// Why an identifier cannot name a place in the AIP store, if it cannot: AIPs are filed
+/// under `<space>/<identifier>/v<N>/`, so every part of it must be a plain folder name.
+pub fn identifier_storage_problem(identifier: &str) -> Option<String> {
+    let why = if identifier.chars().any(char::is_control) {
+        "it holds a control character (a line break or tab)"
+    } else if identifier.contains('\\') {
+        "it holds a backslash"
+    } else if identifier.starts_with('/') {
+        "it starts with \"/\""
+    } else if identifier.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        "it has an empty, \".\" or \"..\" part between slashes"
+    } else if identifier.len() > MAX_IDENTIFIER_BYTES {
+        "it is longer than 512 bytes"
+    } else if identifier.split('/').any(|s| s.len() > crate::sanitize::MAX_NAME_BYTES) {
+        "a part of it between slashes is longer than 255 bytes"
+    } else {
+        return None;
+    };
+    Some(format!("the identifier {identifier:?} cannot name a storage location: {why}"))
 }
 
 /// The AIP METS file, relative to `data/`.
@@ -52,6 +78,9 @@ pub fn package_extension(profile: &Profile) -> &'static str {
     }
 }
 
+/// The log of what the upload held that the AIP does not, in `data/logs/`.
+pub const LEFT_OUT_LOG: &str = "leftOut.log";
+
 /// The log of names sanitizing changed, relative to `data/`.
 pub const FILENAME_CHANGES_LOG: &str = "logs/filenameChanges.log";
 
@@ -67,16 +96,50 @@ pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
 pub fn filename_changes_log(files: &[File]) -> String {
     let mut out = String::from("# Names changed by \"Sanitize object's file and directory names\": original -> new\n");
     for f in files.iter().filter(|f| f.original_path != f.current_path) {
-        out.push_str(&format!("{} -> {}\n", f.original_path, f.current_path));
+        out.push_str(&format!("{} -> {}\n", escape_controls(&f.original_path), escape_controls(&f.current_path)));
     }
     out
 }
 
+/// The PREMIS eventType of an entry left out of the AIP (desktop clutter, an empty folder).
+pub const LEFT_OUT_EVENT: &str = "deletion";
+
+/// The left-out log: one line per entry of the upload the AIP does not hold, with its size
+/// and digest where it is a file, and why; each is also a PREMIS event on the transfer.
+pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {
+    let left_out: Vec<&PremisEvent> = transfer_events.iter().filter(|e| e.event_type == LEFT_OUT_EVENT).collect();
+    if left_out.is_empty() {
+        return None;
+    }
+    let mut out = String::from("# Entries of the upload not kept in the AIP (the upload keeps them)\n# path\tsize\tsha256\twhy\n");
+    for e in left_out {
+        let field = |name: &str| {
+            e.outcome_detail.split("; ").find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string()
+        };
+        let path = e
+            .outcome_detail
+            .strip_prefix("Original name=\"%transferDirectory%")
+            .and_then(|rest| rest.rsplit_once('"').map(|(p, _)| p))
+            .unwrap_or(&e.outcome_detail);
+        let why = e.detail.strip_prefix("left out of the AIP: ").unwrap_or(&e.detail);
+        let why = why.split("; the upload keeps it").next().unwrap_or(why);
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            escape_controls(path),
+            field("size="),
+            field("sha256="),
+            escape_controls(why)
+        ));
+    }
+    Some(out)
+}
+
 /// The logs the AIP carries in `data/logs/`, by name: what sanitizing renamed, what each
-/// file was identified as, and what the virus scan said of it.
+/// file was identified as, what the virus scan said of it, and what was left out.
 pub fn logs(
     files: &[File],
     events_of: &dyn Fn(&File) -> std::io::Result<Vec<PremisEvent>>,
+    transfer_events: &[PremisEvent],
 ) -> std::io::Result<Vec<(String, String)>> {
     let mut identification = String::from("# path\tPUID\tformat\tbasis\n");
     for f in files {
@@ -97,9 +160,13 @@ pub fn logs(
             scan.push_str(&format!("{}\t{}\t{} {}\n", f.current_path, e.outcome.as_str(), e.detail, e.outcome_detail));
         }
     }
-    Ok(vec![
+    let mut logs = vec![
         ("fileFormatIdentification.log".to_string(), identification),
         ("filenameChanges.log".to_string(), filename_changes_log(files)),
         ("virusScan.log".to_string(), scan),
-    ])
+    ];
+    if let Some(left_out) = left_out_log(transfer_events) {
+        logs.push((LEFT_OUT_LOG.to_string(), left_out));
+    }
+    Ok(logs)
 }

@@ -6,6 +6,27 @@ use std::collections::BTreeMap;
 use crate::model::Transfer;
 use crate::ports::{ObjectStore, PortResult};
 
+/// A name or value as it may stand in a log line: control characters (a newline in a file
+/// name would start a forged line) are written as escapes, `\n`, `\r`, `\t` or `\u{…}`, and
+/// a backslash as `\\` so that an escape can be told from a name that spells one.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogOutcome {
     Success,
@@ -28,6 +49,8 @@ pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
     format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
 }
 
+/// Writes a log beside the upload. Each line of `text` is one line of the log: whatever
+/// names it quotes were escaped with `escape_controls` by whoever wrote it.
 pub fn write_log(uploads: &dyn ObjectStore, transfer: &Transfer, outcome: LogOutcome, text: &str) -> PortResult<()> {
     uploads.put(&log_key(transfer, outcome), text.as_bytes()).map(|_| ())
 }
@@ -58,8 +81,22 @@ pub fn tag_upload(uploads: &dyn ObjectStore, transfer: &Transfer) -> PortResult<
 pub fn processing_failure_log(transfer: &Transfer, reason: &str) -> String {
     format!(
         "Vellum accepted {key}, but could not finish processing it.\nTransfer {id} failed at \"{step}\": {reason}.\nNothing was stored, and the upload was not changed. When the cause is fixed, upload the package again.\n",
-        key = transfer.source_key,
+        key = escape_controls(&transfer.source_key),
+        reason = escape_controls(reason),
         id = transfer.id,
         step = transfer.current_microservice.as_deref().unwrap_or("processing"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_cannot_start_a_line() {
+        assert_eq!(escape_controls("a\nb\rc\td\u{7}"), "a\\nb\\rc\\td\\u{7}");
+        assert_eq!(escape_controls("plain é"), "plain é");
+        assert_eq!(escape_controls("x\\ny"), "x\\\\ny", "a spelled-out escape stays distinct");
+        assert!(!escape_controls("forged\n2026 ok -> x").contains('\n'));
+    }
 }

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::archive::{EntryKind, Listing};
+use crate::archive::{zip_method_name, zip_method_readable, EntryKind, LeftOut, Listing, ListingLine};
+use crate::feedback::escape_controls;
 use crate::metadata::parse_metadata_csv;
 use crate::model::Identifiers;
 use crate::profile::{Limits, PackageKind, Profile};
 use crate::rights::check_rights_csv;
-use crate::sanitize::{plan, PlanError};
+use crate::sanitize::{plan, PlanError, MAX_NAME_BYTES};
 
 /// One failed check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,11 +144,38 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
             "make the zip again without a password",
         ));
     }
-    if !listing.duplicates.is_empty() {
+    let duplicates = listing.duplicates();
+    if !duplicates.is_empty() {
         problems.push(Problem::new(
             "duplicate entries",
-            format!("the package holds the same path more than once: {}", some_of(&listing.duplicates)),
+            format!(
+                "the package holds the same path more than once (counting `\\` as `/`, and names spelled in two encodings or with `.` or empty steps as one): {}",
+                some_of(&duplicates)
+            ),
             "make the zip again so each file is in it once",
+        ));
+    }
+    if !listing.overlapping.is_empty() {
+        problems.push(Problem::new(
+            "overlapping entries",
+            format!(
+                "these entries share their bytes in the zip with other entries, as zip bombs are made to: {}",
+                some_of(&listing.overlapping)
+            ),
+            "check where the package came from, and make the zip again with an ordinary zip tool",
+        ));
+    }
+    let unreadable: Vec<String> = listing
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && !e.encrypted && !zip_method_readable(e.method))
+        .map(|e| format!("{} ({})", e.name, zip_method_name(e.method)))
+        .collect();
+    if !unreadable.is_empty() {
+        problems.push(Problem::new(
+            "compression",
+            format!("these entries are compressed with a method Vellum cannot read: {}", some_of(&unreadable)),
+            "make the zip again with Deflate, the usual method (in 7-Zip: Archive format zip, Compression method Deflate; Finder, Explorer and `zip -r` use it already)",
         ));
     }
     let count = listing.entries.len() as u64;
@@ -167,6 +195,17 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
                 limits.max_total_bytes
             ),
             "split it into several packages",
+        ));
+    }
+    let stored: u64 = listing.entries.iter().map(|e| e.compressed_size).fold(0, u64::saturating_add);
+    if total >= limits.ratio_checked_above && total / stored.max(1) > limits.max_compression_ratio {
+        problems.push(Problem::new(
+            "limits",
+            format!(
+                "the package claims to expand from {stored} to {total} bytes, more than {} times (max_compression_ratio), as a zip bomb does",
+                limits.max_compression_ratio
+            ),
+            "check where the package came from; if it is genuine, ask for the limit to be raised",
         ));
     }
     let bombs = collect(&|e| {
@@ -209,6 +248,13 @@ fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<
             )
             .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
         );
+    }
+    if has_metadata && listing.metadata_csv.is_none() {
+        problems.push(Problem::new(
+            "metadata.csv",
+            "metadata/metadata.csv cannot be read: it is larger than 1 MiB, encrypted, or compressed with a method Vellum cannot read",
+            "save metadata.csv again as a small CSV file, zip the package without a password and upload it",
+        ));
     }
     let extra_metadata: Vec<String> = listing
         .entries
@@ -295,12 +341,53 @@ fn check_supplied_manifests(listing: &Listing, problems: &mut Vec<Problem>) {
     }
 }
 
-/// The result of intake: identifiers and each file entry's sanitized path, or every problem.
+/// The result of intake: identifiers, and the listing extraction follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub identifiers: Identifiers,
-    /// For each listing entry, in order: the sanitized path for a file, None otherwise.
-    pub paths: Vec<Option<String>>,
+    /// Every entry that is extracted, or recorded as left out, in archive order.
+    pub lines: Vec<ListingLine>,
+    /// What the archivist is told besides: what was left out, what the upload was read as.
+    pub notes: Vec<String>,
+}
+
+impl Accepted {
+    /// How many files are extracted.
+    pub fn files(&self) -> usize {
+        self.lines.iter().filter(|l| l.path.is_some()).count()
+    }
+}
+
+/// The longest path a package file may have once sanitized: its working copy's key
+/// (`<transfer-uuid>/<path>`) must fit in the 1,024 bytes of an S3 key.
+pub const MAX_PATH_BYTES: usize = 1024 - 37;
+
+/// Finder's `__MACOSX/` folder and AppleDouble `._name` files beside `name`: the resource
+/// forks and Finder information of a Mac, not part of the package. They are never extracted.
+fn is_mac_metadata(name: &str, names: &BTreeSet<&str>) -> bool {
+    if name == "__MACOSX" || name.starts_with("__MACOSX/") {
+        return true;
+    }
+    let (folder, file) = match name.rsplit_once('/') {
+        Some((folder, file)) => (Some(folder), file),
+        None => (None, name),
+    };
+    match file.strip_prefix("._").filter(|real| !real.is_empty()) {
+        Some(real) => names.contains(match folder {
+            Some(folder) => format!("{folder}/{real}"),
+            None => real.to_string(),
+        }
+        .as_str()),
+        None => false,
+    }
+}
+
+/// The package without its Mac metadata, and how many entries that was.
+fn without_mac_metadata(listing: &Listing) -> (Listing, usize) {
+    let names: BTreeSet<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+    let kept: Vec<_> = listing.entries.iter().filter(|e| !is_mac_metadata(&e.name, &names)).cloned().collect();
+    let left_out = listing.entries.len() - kept.len();
+    (Listing { entries: kept, ..listing.clone() }, left_out)
 }
 
 /// Runs every check on a listed package.
@@ -308,13 +395,26 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
     if listing.is_bag() {
         return check_bag_package(listing, profile);
     }
+    let (listing, mac_metadata) = without_mac_metadata(listing);
+    let listing = &listing;
     let mut problems = Vec::new();
     check_entries(listing, &profile.limits, &mut problems);
     check_layout(listing, profile.supplied_checksums, &mut problems);
 
     let identifiers = match &listing.metadata_csv {
         Some(bytes) => match parse_metadata_csv(bytes, profile.kind) {
-            Ok(ids) => Some(ids),
+            Ok(ids) => {
+                if let Some(problem) =
+                    ids.external_identifier().and_then(|id| crate::aip::identifier_storage_problem(&id))
+                {
+                    problems.push(Problem::new(
+                        "metadata.csv",
+                        problem,
+                        "AIPs are filed under their identifier: give one of plain names joined by \"/\", such as PP/ABC/1",
+                    ));
+                }
+                Some(ids)
+            }
             Err(found) => {
                 let (wrong, right) = match profile.kind {
                     PackageKind::Catalogued => (CATALOGUED_WRONG, CATALOGUED_RIGHT),
@@ -351,13 +451,26 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         check_supplied_manifests(listing, &mut problems);
     }
 
-    let file_names: Vec<&str> = listing
+    let is_object = |name: &str| name.starts_with("objects/");
+    let clutter = |e: &crate::archive::ListedEntry| e.kind == EntryKind::File && is_object(&e.name) && profile.is_clutter(&e.name);
+    let kept_files: Vec<&str> = listing
         .entries
         .iter()
-        .filter(|e| e.kind == EntryKind::File && unsafe_path_reason(&e.name).is_none())
+        .filter(|e| e.kind == EntryKind::File && unsafe_path_reason(&e.name).is_none() && !clutter(e))
         .map(|e| e.name.as_str())
         .collect();
-    let planned = match plan(&file_names) {
+    let clutter_count = listing.entries.iter().filter(|e| clutter(e)).count();
+    if clutter_count > 0 && !kept_files.iter().any(|f| is_object(f)) {
+        problems.push(Problem::new(
+            "layout",
+            format!(
+                "objects/ holds nothing but desktop clutter ({}), which is not preserved",
+                some_of(&listing.entries.iter().filter(|e| clutter(e)).map(|e| e.name.clone()).collect::<Vec<_>>())
+            ),
+            "put the files to preserve in objects/",
+        ));
+    }
+    let planned = match plan(&kept_files, MAX_NAME_BYTES, MAX_PATH_BYTES) {
         Ok(p) => Some(p),
         Err(PlanError::FileIsAlsoFolder(path)) => {
             problems.push(Problem::new(
@@ -367,19 +480,86 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
             ));
             None
         }
+        Err(PlanError::TooLong(paths)) => {
+            problems.push(Problem::new(
+                "entry paths",
+                format!(
+                    "these paths are too long to store even with every name shortened (at most {MAX_PATH_BYTES} bytes): {}",
+                    some_of(&paths)
+                ),
+                "move the files into fewer, shorter folders",
+            ));
+            None
+        }
     };
+    if problems.is_empty() && identifiers.is_none() {
+        // Every refusal names its cause: this one is a check that found nothing to say.
+        problems.push(Problem::new(
+            "metadata.csv",
+            "metadata/metadata.csv could not be read for a reason intake did not name",
+            "report this package to the people who run Vellum",
+        ));
+    }
     match (identifiers, planned) {
         (Some(identifiers), Some(planned)) if problems.is_empty() => {
-            let mut planned = planned.into_iter();
-            let paths = listing
+            let paths: BTreeMap<&str, String> = kept_files.iter().copied().zip(planned).collect();
+            let mut lines: Vec<ListingLine> = listing
                 .entries
                 .iter()
-                .map(|e| (e.kind == EntryKind::File).then(|| planned.next().expect("one planned path per file")))
+                .map(|e| ListingLine {
+                    index: e.index,
+                    name: e.name.clone(),
+                    kind: e.kind,
+                    size: e.size,
+                    path: paths.get(e.name.as_str()).cloned(),
+                    left_out: clutter(e).then_some(LeftOut::Clutter),
+                })
                 .collect();
-            Ok(Accepted { identifiers, paths })
+            let empty = mark_empty_folders(&mut lines);
+            let mut notes = listing.notes.clone();
+            if mac_metadata > 0 {
+                notes.push(format!(
+                    "{mac_metadata} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package",
+                    if mac_metadata == 1 { "y" } else { "ies" }
+                ));
+            }
+            if clutter_count > 0 {
+                notes.push(format!(
+                    "{clutter_count} file(s) of desktop clutter (such as .DS_Store or Thumbs.db) left out; the AIP's logs/leftOut.log lists them with their sizes and digests"
+                ));
+            }
+            if empty > 0 {
+                notes.push(format!("{empty} empty folder(s) left out; the AIP's logs/leftOut.log lists them"));
+            }
+            Ok(Accepted { identifiers, lines, notes })
         }
         _ => Err(problems),
     }
+}
+
+/// Marks the folders under `objects/` that hold no extracted file as left out; returns
+/// how many.
+fn mark_empty_folders(lines: &mut [ListingLine]) -> usize {
+    let mut holding: BTreeSet<&str> = BTreeSet::new();
+    for l in lines.iter().filter(|l| l.path.is_some()) {
+        let mut name = l.name.as_str();
+        while let Some((folder, _)) = name.rsplit_once('/') {
+            if !holding.insert(folder) {
+                break;
+            }
+            name = folder;
+        }
+    }
+    let empty: BTreeSet<u64> = lines
+        .iter()
+        .filter(|l| l.kind == EntryKind::Directory && l.name.starts_with("objects/"))
+        .filter(|l| !holding.contains(l.name.as_str()))
+        .map(|l| l.index)
+        .collect();
+    for l in lines.iter_mut().filter(|l| empty.contains(&l.index)) {
+        l.left_out = Some(LeftOut::EmptyFolder);
+    }
+    empty.len()
 }
 
 /// The one-sentence reason kept on the transfer record.
@@ -392,11 +572,18 @@ pub fn reason(problems: &[Problem]) -> String {
 /// layout as it should not be and as it should.
 pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String {
     let mut out = format!(
-        "Vellum could not accept {key}.\nTransfer {transfer_id} was refused at intake; nothing was processed and the upload was not changed.\n\n{} check(s) failed:\n",
+        "Vellum could not accept {}.\nTransfer {transfer_id} was refused at intake; nothing was processed and the upload was not changed.\n\n{} check(s) failed:\n",
+        escape_controls(key),
         problems.len()
     );
     for (n, p) in problems.iter().enumerate() {
-        out.push_str(&format!("\n{}. [{}] {}\n   How to fix: {}\n", n + 1, p.check, p.message, p.fix));
+        out.push_str(&format!(
+            "\n{}. [{}] {}\n   How to fix: {}\n",
+            n + 1,
+            p.check,
+            escape_controls(&p.message),
+            escape_controls(&p.fix)
+        ));
         if let Some((wrong, right)) = p.example {
             out.push_str("\n   WRONG:\n");
             for line in wrong.lines() {
@@ -412,11 +599,17 @@ pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String
     out
 }
 
-pub fn success_log(key: &str, transfer_id: &str, profile: &str, files: usize, identifiers: &Identifiers) -> String {
-    format!(
-        "Vellum accepted {key}.\nAll intake checks passed: {files} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
-        identifiers.external_identifier().unwrap_or_else(|| "(none)".into())
-    )
+pub fn success_log(key: &str, transfer_id: &str, profile: &str, accepted: &Accepted) -> String {
+    let mut out = format!(
+        "Vellum accepted {}.\nAll intake checks passed: {} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
+        escape_controls(key),
+        accepted.files(),
+        escape_controls(&accepted.identifiers.external_identifier().unwrap_or_else(|| "(none)".into()))
+    );
+    for note in &accepted.notes {
+        out.push_str(&format!("Note: {}.\n", escape_controls(note)));
+    }
+    out
 }
 
 /// Where a bag package's tag files go in the AIP: kept as submission documentation.
@@ -434,6 +627,7 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         metadata_csv: listing.metadata_csv.clone(),
         rights_csv: listing.rights_csv.clone(),
         supplied_manifests: listing.supplied_manifests.clone(),
+        notes: listing.notes.clone(),
         ..Default::default()
     };
     let mut stray = Vec::new();
@@ -449,7 +643,9 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
             None => stray.push(e.name.clone()),
         }
     }
-    inner.duplicates = listing.duplicates.iter().map(|d| d.strip_prefix("data/").unwrap_or(d).to_string()).collect();
+    inner.hidden_duplicates =
+        listing.hidden_duplicates.iter().map(|d| d.strip_prefix("data/").unwrap_or(d).to_string()).collect();
+    inner.overlapping = listing.overlapping.clone();
     if !stray.is_empty() {
         problems.push(Problem::new(
             "bag",
@@ -458,20 +654,23 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         ));
     }
     match check_package(&inner, profile) {
-        Ok(accepted) if problems.is_empty() => {
-            let mut planned = accepted.paths.into_iter();
-            let paths = listing
-                .entries
-                .iter()
-                .map(|e| match e.name.strip_prefix("data/") {
-                    Some(rest) if !rest.is_empty() => planned.next().flatten(),
-                    _ if e.kind == EntryKind::File && crate::archive::is_bag_tag_file(&e.name) => {
-                        Some(bag_tag_path(&e.name))
-                    }
-                    _ => None,
-                })
-                .collect();
-            Ok(Accepted { identifiers: accepted.identifiers, paths })
+        Ok(mut accepted) if problems.is_empty() => {
+            // The payload's lines under their names in the upload, and the tag files kept.
+            for line in &mut accepted.lines {
+                line.name = format!("data/{}", line.name);
+            }
+            for e in listing.entries.iter().filter(|e| e.kind == EntryKind::File && crate::archive::is_bag_tag_file(&e.name)) {
+                accepted.lines.push(ListingLine {
+                    index: e.index,
+                    name: e.name.clone(),
+                    kind: e.kind,
+                    size: e.size,
+                    path: Some(bag_tag_path(&e.name)),
+                    left_out: None,
+                });
+            }
+            accepted.lines.sort_by_key(|l| l.index);
+            Ok(accepted)
         }
         Ok(_) => Err(problems),
         Err(more) => {

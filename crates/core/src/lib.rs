@@ -22,6 +22,7 @@ pub mod ranged;
 pub mod rights;
 pub mod sanitize;
 pub mod stages;
+pub mod tar_sparse;
 pub mod techmd;
 pub mod xml;
 

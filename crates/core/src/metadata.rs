@@ -7,18 +7,72 @@ use crate::profile::PackageKind;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Reads metadata.csv, returning its identifiers or every problem found, each in words an
-/// archivist can act on.
-pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers, Vec<String>> {
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(vec!["metadata/metadata.csv is not UTF-8 text (it was probably saved as Latin-1 or \
-             Windows-1252): open it and save it again as \"CSV UTF-8\""
-            .to_string()]);
+/// metadata.csv as spreadsheets save it, made plain: its text (UTF-8, or UTF-16 with a
+/// byte-order mark, as Excel's "Unicode Text" is) and its separator (a comma; the one an
+/// Excel `sep=` first line declares; a tab when the header has tabs and no comma).
+/// Anything that cannot be read without doubt is refused with its real cause.
+fn decode(bytes: &[u8]) -> Result<(String, u8), String> {
+    let text = if let Some(rest) = bytes.strip_prefix(BOM) {
+        std::str::from_utf8(rest).map(str::to_string).map_err(|_| not_utf8())?
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        utf16(rest, u16::from_le_bytes)?
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        utf16(rest, u16::from_be_bytes)?
+    } else {
+        match std::str::from_utf8(bytes) {
+            Ok(t) if !t.contains('\0') => t.to_string(),
+            _ if bytes.len() >= 4 && (bytes[1] == 0 || bytes[0] == 0) => {
+                return Err("metadata/metadata.csv looks like UTF-16 text without a byte-order mark, which cannot be \
+                     read without guessing: save it again as \"CSV UTF-8\""
+                    .into())
+            }
+            _ => return Err(not_utf8()),
+        }
+    };
+    let first = text.lines().next().unwrap_or("");
+    if let Some(sep) = first.trim().strip_prefix("sep=").or_else(|| first.trim().strip_prefix("SEP=")) {
+        let rest = text[first.len()..].trim_start_matches(['\r', '\n']).to_string();
+        return match sep.as_bytes() {
+            [b] => Ok((rest, *b)),
+            _ => Err(format!("metadata/metadata.csv's first line {first:?} declares a separator Vellum cannot use")),
+        };
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
+    if first.contains(',') {
+        Ok((text, b','))
+    } else if first.contains('\t') {
+        Ok((text, b'\t'))
+    } else if first.contains(';') {
+        Err("metadata/metadata.csv is separated by semicolons, not commas (as a spreadsheet set to a European \
+             locale saves it): save it as \"CSV UTF-8 (comma delimited)\", or make its first line sep=;"
+            .into())
+    } else {
+        Ok((text, b','))
+    }
+}
+
+fn not_utf8() -> String {
+    "metadata/metadata.csv is not UTF-8 text (it was probably saved as Latin-1 or Windows-1252): open it and \
+     save it again as \"CSV UTF-8\""
+        .to_string()
+}
+
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, String> {
+    if bytes.len() % 2 != 0 {
+        return Err("metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\"".into());
+    }
+    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+    String::from_utf16(&units).map_err(|_| "metadata/metadata.csv is damaged UTF-16 text: save it again as \"CSV UTF-8\"".into())
+}
+
+/// Reads metadata.csv, returning its identifiers or every problem found, each in words an
+/// archivist can act on. Column names are matched without regard to case (Excel
+/// capitalises `Filename`).
+pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers, Vec<String>> {
+    let (text, delimiter) = decode(bytes).map_err(|e| vec![e])?;
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
         Err(e) => return Err(vec![format!("metadata/metadata.csv cannot be read as CSV: {e}")]),
     };
     let mut rows = Vec::new();
@@ -101,5 +155,21 @@ mod tests {
         assert!(e[0].contains("not UTF-8"));
         let e = parse_metadata_csv(b"filename,accession_number\nobjects/,12\n", PackageKind::Accession).unwrap_err();
         assert!(e[0].contains("collection_reference"), "{e:?}");
+    }
+
+    #[test]
+    fn reads_what_spreadsheets_save() {
+        let id = |b: &[u8]| parse_metadata_csv(b, PackageKind::Catalogued).map(|i| i.catalogue_identifier.unwrap());
+        assert_eq!(id(b"Filename,DC.Identifier,DC.Title\nobjects/,PP/X/1,T\n").unwrap(), "PP/X/1");
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "filename\tdc.identifier\r\nobjects/\tPP/U/1\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(id(&utf16).unwrap(), "PP/U/1", "Excel's Unicode Text: UTF-16LE, tab-separated");
+        assert_eq!(id(b"sep=;\r\nfilename;dc.identifier\r\nobjects/;PP/S/1\r\n").unwrap(), "PP/S/1");
+        let e = id(b"filename;dc.identifier\nobjects/;PP/S/1\n").unwrap_err();
+        assert!(e[0].contains("semicolons"), "{e:?}");
+        let e = id(&utf16[2..]).unwrap_err();
+        assert!(e[0].contains("UTF-16"), "{e:?}");
     }
 }

@@ -170,6 +170,9 @@ pub trait StateStore: Send + Sync {
     /// The events of one file, oldest first: what the METS writer asks for, file by file,
     /// so a large transfer's events are never all in memory.
     fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>>;
+    /// The events about the transfer as a whole (no file), oldest first: what was left out
+    /// of it, the AIP's fixity check.
+    fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>>;
 
     /// The AIP version for this transfer under (space, identifier): the next free one the
     /// first time it is asked, the same one every time after.

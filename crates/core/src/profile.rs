@@ -37,6 +37,25 @@ pub struct Profile {
     pub fail_invalid: bool,
     #[serde(default)]
     pub limits: Limits,
+    /// Desktop clutter left out of `objects/`, by name: a file so named, or anything in a
+    /// folder so named (case is ignored). Each one left out is recorded; an empty list
+    /// keeps everything.
+    #[serde(default = "default_clutter")]
+    pub clutter: Vec<String>,
+}
+
+/// What Finder, Explorer and their kin leave in folders without being asked.
+pub fn default_clutter() -> Vec<String> {
+    [".DS_Store", "Thumbs.db", "ehthumbs.db", "desktop.ini", "Icon\r", ".Spotlight-V100", ".Trashes", ".fseventsd"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Profile {
+    /// Whether a path under `objects/` is clutter the profile leaves out.
+    pub fn is_clutter(&self, path: &str) -> bool {
+        path.split('/').skip(1).any(|part| self.clutter.iter().any(|c| c.eq_ignore_ascii_case(part)))
+    }
 }
 
 /// What a package may be, at most; intake names the limit a package exceeds.
@@ -46,7 +65,8 @@ pub struct Limits {
     pub max_entries: u64,
     pub max_total_bytes: u64,
     /// Uncompressed size over compressed size, for entries of at least
-    /// `ratio_checked_above` bytes (small files compress well without being bombs).
+    /// `ratio_checked_above` bytes (small files compress well without being bombs), and for
+    /// the package as a whole once it unpacks to more than that.
     pub max_compression_ratio: u64,
     pub ratio_checked_above: u64,
 }

@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const REPLACEMENT: char = '_';
 
+/// The longest name a file system holds (ext4, APFS and NTFS: 255 bytes or units); a
+/// Windows name of 255 UTF-16 characters may be up to 765 bytes once in UTF-8.
+pub const MAX_NAME_BYTES: usize = 255;
+
 fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')')
 }
@@ -69,12 +73,38 @@ struct Node {
 pub enum PlanError {
     /// `path` is a file and also the folder of other entries.
     FileIsAlsoFolder(String),
+    /// These paths are longer than the limit even with every name shortened.
+    TooLong(Vec<String>),
+}
+
+/// A sanitized name cut to fit `max` bytes, deterministically: the start of the name, a
+/// short digest of the original name (so two long names that start alike stay apart) and
+/// the extension, which says what the file is.
+pub fn shortened(sanitized: &str, original: &str, max: usize) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(&sha2::Sha256::digest(original.as_bytes())[..4]);
+    let ext = match sanitized.rfind('.') {
+        Some(i) if i > 0 && sanitized.len() - i <= 16 => &sanitized[i..],
+        _ => "",
+    };
+    let stem = &sanitized[..sanitized.len() - ext.len()];
+    // Room is left for a collision number (`_12`) after the digest.
+    let room = max.saturating_sub(ext.len() + digest.len() + 1 + 8).max(1);
+    // Sanitized names are ASCII, so any byte is a character boundary.
+    format!("{}{REPLACEMENT}{digest}{ext}", &stem[..room.min(stem.len())])
+}
+
+/// Whether a name's change was a shortening (rather than only characters replaced).
+pub fn was_shortened(original: &str) -> bool {
+    original.split('/').any(|part| sanitize_component(part).len() > MAX_NAME_BYTES)
 }
 
 /// Sanitized paths for a set of distinct `/`-separated relative paths, in the same order.
 /// The same folder always gets the same sanitized name, distinct inputs stay distinct, and
-/// the result depends only on the set of paths (not on their order).
-pub fn plan(paths: &[&str]) -> Result<Vec<String>, PlanError> {
+/// the result depends only on the set of paths (not on their order). No name is longer
+/// than `max_name` bytes (longer ones are shortened); a path that is still longer than
+/// `max_path` is an error.
+pub fn plan(paths: &[&str], max_name: usize, max_path: usize) -> Result<Vec<String>, PlanError> {
     let mut root = Node::default();
     for (i, path) in paths.iter().enumerate() {
         let mut node = &mut root;
@@ -84,15 +114,20 @@ pub fn plan(paths: &[&str]) -> Result<Vec<String>, PlanError> {
         node.ends_here.push(i);
     }
     let mut out = vec![String::new(); paths.len()];
-    resolve(&root, "", &mut out, paths)?;
+    resolve(&root, "", &mut out, paths, max_name)?;
+    let too_long: Vec<String> =
+        paths.iter().zip(&out).filter(|(_, planned)| planned.len() > max_path).map(|(p, _)| p.to_string()).collect();
+    if !too_long.is_empty() {
+        return Err(PlanError::TooLong(too_long));
+    }
     Ok(out)
 }
 
-fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str]) -> Result<(), PlanError> {
+fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str], max_name: usize) -> Result<(), PlanError> {
     let mut taken: BTreeSet<String> = BTreeSet::new();
     let mut assigned: BTreeMap<&str, String> = BTreeMap::new();
     for name in node.children.keys() {
-        if is_safe_component(name) {
+        if is_safe_component(name) && name.len() <= max_name {
             taken.insert(name.clone());
             assigned.insert(name, name.clone());
         }
@@ -101,7 +136,10 @@ fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str]) -> Res
         if assigned.contains_key(name.as_str()) {
             continue;
         }
-        let base = sanitize_component(name);
+        let mut base = sanitize_component(name);
+        if base.len() > max_name {
+            base = shortened(&base, name, max_name);
+        }
         let mut candidate = base.clone();
         let mut n = 1;
         while taken.contains(&candidate) {
@@ -123,7 +161,7 @@ fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str]) -> Res
         for &i in &child.ends_here {
             out[i] = full.clone();
         }
-        resolve(child, &full, out, paths)?;
+        resolve(child, &full, out, paths, max_name)?;
     }
     Ok(())
 }
@@ -149,14 +187,32 @@ mod tests {
     #[test]
     fn collisions_are_numbered_and_unchanged_names_keep_theirs() {
         let paths = ["objects/a b.txt", "objects/a_b.txt", "objects/a?b.txt", "objects/Ça/x", "objects/Ca/x"];
-        let planned = plan(&paths).unwrap();
+        let planned = plan(&paths, MAX_NAME_BYTES, 1000).unwrap();
         assert_eq!(planned[1], "objects/a_b.txt", "needed no change: keeps its name");
         assert_eq!(planned[0], "objects/a_b_1.txt");
         assert_eq!(planned[2], "objects/a_b_2.txt");
         assert_eq!(planned[4], "objects/Ca/x");
         assert_eq!(planned[3], "objects/Ca_1/x", "a folder is renamed once for all its entries");
         assert_eq!(numbered(".hidden", 1), ".hidden_1");
-        assert_eq!(plan(&["objects/a", "objects/a/b"]), Err(PlanError::FileIsAlsoFolder("objects/a".into())));
+        assert_eq!(
+            plan(&["objects/a", "objects/a/b"], MAX_NAME_BYTES, 1000),
+            Err(PlanError::FileIsAlsoFolder("objects/a".into()))
+        );
+    }
+
+    #[test]
+    fn long_names_are_shortened_keeping_their_extension() {
+        let long = format!("objects/{}.docx", "é".repeat(300));
+        let other = format!("objects/{}.docx", "é".repeat(299));
+        let planned = plan(&[&long, &other], MAX_NAME_BYTES, 1000).unwrap();
+        for p in &planned {
+            let name = p.rsplit('/').next().unwrap();
+            assert!(name.len() <= MAX_NAME_BYTES && name.ends_with(".docx"), "{name}");
+        }
+        assert_ne!(planned[0], planned[1], "the digest keeps names that start alike apart");
+        assert!(was_shortened(&long) && !was_shortened("objects/short.txt"));
+        let deep = format!("objects/{}", ["folder"; 200].join("/"));
+        assert_eq!(plan(&[&deep], MAX_NAME_BYTES, 1000), Err(PlanError::TooLong(vec![deep.clone()])));
     }
 
     fn component() -> impl Strategy<Value = String> {
@@ -187,11 +243,12 @@ mod tests {
         fn distinct_paths_stay_distinct(paths in proptest::collection::btree_set(
             proptest::collection::vec(component(), 1..4).prop_map(|v| v.join("/")), 1..40)) {
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-            match plan(&paths) {
+            match plan(&paths, MAX_NAME_BYTES, 10_000) {
                 Err(PlanError::FileIsAlsoFolder(p)) => {
                     let folder = format!("{p}/");
                     prop_assert!(paths.iter().any(|q| q.starts_with(&folder)));
                 }
+                Err(PlanError::TooLong(p)) => prop_assert!(false, "no path here is too long: {:?}", p),
                 Ok(planned) => {
                     let unique: BTreeSet<&String> = planned.iter().collect();
                     prop_assert_eq!(unique.len(), planned.len(), "{:?} -> {:?}", paths, planned);
@@ -209,7 +266,7 @@ mod tests {
                     }
                     let mut reversed = paths.clone();
                     reversed.reverse();
-                    let mut again = plan(&reversed).unwrap();
+                    let mut again = plan(&reversed, MAX_NAME_BYTES, 10_000).unwrap();
                     again.reverse();
                     prop_assert_eq!(again, planned, "independent of order");
                 }

@@ -687,6 +687,10 @@ impl StateStore for SqliteStateStore {
         Ok(events)
     }
 
+    fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
+        self.query_events("transfer_id = ?1 AND file_uuid IS NULL", &transfer_id.to_string())
+    }
+
     fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
         let tid = transfer_id.to_string();
         self.with(|c| {

@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::archive::{open_tar, ArchiveKind, EntryKind};
+use crate::archive::{detect_kind, listing_key, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
@@ -14,7 +14,7 @@ use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ExtractCheckpoint;
 use crate::profile::PackageKind;
 use crate::ranged::RangedReader;
-use crate::stages::start::{listing_key, ListingLine};
+use crate::tar_sparse::SparseReader;
 use crate::stages::{working_key, PER_FILE_STAGES};
 
 /// Reads of the package during extraction fetch this much at a time.
@@ -60,12 +60,15 @@ fn extract(
     let profile = p.profile(transfer)?;
     let batch_size = p.batch_size(profile) as usize;
     let key = &transfer.source_key;
-    let kind = ArchiveKind::of_key(key)
-        .ok_or_else(|| StageError::Failed(format!("{key:?} is no archive Vellum can extract")))?;
     let gone = || {
         StageError::Failed(format!("the upload {key:?} disappeared from the bucket during extraction: upload it again"))
     };
     let meta = p.uploads.head(key)?.ok_or_else(gone)?;
+    // Read as intake read it: by its bytes, not its name.
+    let kind = detect_kind(p.uploads.as_ref(), key, meta.size).map_err(|e| match e {
+        ListError::Io(e) => StageError::Transient(format!("reading {key}: {e}")),
+        ListError::Unreadable(why) => StageError::Failed(format!("{key:?} can no longer be read: {}", why.0)),
+    })?;
     let mut lines = BufReader::new(p.working.get(&listing_key(transfer.id))?).lines();
     let mut next_line = || -> StageResult<Option<ListingLine>> {
         match lines.next() {
@@ -119,20 +122,18 @@ fn extract(
                 skipped += 1;
             }
         }
-        if line.kind == EntryKind::File {
+        if let Some(left_out) = line.left_out {
             let opened = match (&mut zip, tar_entry) {
-                (Some(zip), _) => {
-                    let entry = zip
-                        .by_index(line.index as usize)
-                        .map_err(|e| StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name)))?;
-                    let modified = entry.last_modified().and_then(zip_time);
-                    Opened { reader: Box::new(entry), modified }
-                }
-                (None, Some(entry)) => {
-                    let modified =
-                        entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
-                    Opened { reader: Box::new(entry), modified }
-                }
+                (_, _) if line.kind != EntryKind::File => None,
+                (Some(zip), _) => Some(open_zip_entry(zip, &line)?),
+                (None, Some(entry)) => Some(open_tar_entry(entry, &line)?),
+                (None, None) => return Err(StageError::Failed("the tar has fewer entries than its listing".into())),
+            };
+            events.push(left_out_event(p, transfer, &line, left_out, opened)?);
+        } else if line.kind == EntryKind::File {
+            let opened = match (&mut zip, tar_entry) {
+                (Some(zip), _) => open_zip_entry(zip, &line)?,
+                (None, Some(entry)) => open_tar_entry(entry, &line)?,
                 (None, None) => return Err(StageError::Failed("the tar has fewer entries than its listing".into())),
             };
             let file = extract_file(p, transfer, &line, opened, checkpoint.batches)?;
@@ -157,10 +158,71 @@ fn extract(
             break;
         }
     }
-    if !files.is_empty() {
+    if !files.is_empty() || !events.is_empty() {
         p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
     }
     Ok(Some(p.state.finish_extract(transfer.id)?))
+}
+
+fn open_zip_entry<'a>(
+    zip: &'a mut zip::ZipArchive<RangedReader>,
+    line: &ListingLine,
+) -> StageResult<Opened<'a>> {
+    let entry = zip
+        .by_index(line.index as usize)
+        .map_err(|e| StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name)))?;
+    let modified = entry.last_modified().and_then(zip_time);
+    Ok(Opened { reader: Box::new(entry), modified })
+}
+
+/// A tar member's bytes: a PAX sparse member expanded to the file it stands for.
+fn open_tar_entry<'a, R: Read + 'a>(mut entry: tar::Entry<'a, R>, line: &ListingLine) -> StageResult<Opened<'a>> {
+    let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+    let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
+    let member = tar_member(&mut entry).map_err(damaged)?;
+    let reader: Box<dyn Read + 'a> = match &member.sparse {
+        Some(sparse) => Box::new(SparseReader::new(entry, sparse).map_err(damaged)?),
+        None => Box::new(entry),
+    };
+    Ok(Opened { reader, modified })
+}
+
+/// The PREMIS event on the transfer for an entry that is recorded but not kept: what it
+/// was, its size and digest (read here, since it is never extracted), and why.
+fn left_out_event(
+    p: &Pipeline,
+    transfer: &Transfer,
+    line: &ListingLine,
+    left_out: LeftOut,
+    opened: Option<Opened<'_>>,
+) -> StageResult<PremisEvent> {
+    let mut outcome = format!("Original name=\"%transferDirectory%{}\"", line.name);
+    if let Some(mut opened) = opened {
+        let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+        let (digests, size) = crate::stages::checksum::Digests::for_algorithms(&["sha256"])
+            .map_err(|e| StageError::Failed(e.to_string()))?
+            .of_reader(&mut opened.reader.by_ref().take(line.size.saturating_add(1)))
+            .map_err(damaged)?;
+        if size != line.size {
+            return Err(StageError::Failed(format!(
+                "the entry {:?} holds {size} bytes, not the {} its archive declares: the package is damaged or was tampered with",
+                line.name, line.size
+            )));
+        }
+        outcome.push_str(&format!("; size={size}; sha256={}", digests.get("sha256").cloned().unwrap_or_default()));
+    }
+    let mut event = PremisEvent::new(
+        transfer.id,
+        None,
+        crate::aip::LEFT_OUT_EVENT,
+        p.clock.now(),
+        format!("left out of the AIP: {}; the upload keeps it", left_out.why()),
+        EventOutcome::None,
+        outcome,
+        p.agents(),
+    );
+    event.uuid = derived_id(transfer.id, &format!("left-out/{}", line.index));
+    Ok(event)
 }
 
 fn zip_time(dt: zip::DateTime) -> Option<Timestamp> {
@@ -250,7 +312,15 @@ fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent>
             Some(file.uuid),
             "filename change",
             now,
-            format!("prohibited characters removed: program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT),
+            format!(
+                "{}: program=\"Vellum\"; version=\"{}\"",
+                if crate::sanitize::was_shortened(&file.original_path) {
+                    "name shortened to fit the 255-byte limit of file names, prohibited characters removed"
+                } else {
+                    "prohibited characters removed"
+                },
+                crate::SOFTWARE_AGENT
+            ),
             EventOutcome::None,
             format!(
                 "Original name=\"%transferDirectory%{}\"; new name=\"%transferDirectory%{}\"",

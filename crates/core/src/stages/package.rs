@@ -110,7 +110,8 @@ fn bag_entries(
     let events_of = |f: &crate::model::File| -> std::io::Result<Vec<crate::model::PremisEvent>> {
         p.state.file_events(transfer.id, f.uuid).map_err(|e| std::io::Error::other(e.to_string()))
     };
-    for (name, text) in crate::aip::logs(&files, &events_of)? {
+    let transfer_events = p.state.transfer_events(transfer.id)?;
+    for (name, text) in crate::aip::logs(&files, &events_of, &transfer_events)? {
         let bytes = text.into_bytes();
         payload.push((format!("data/logs/{name}"), digest_of(&mut bytes.as_slice())?, Source::Bytes(bytes)));
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::archive::{list_tar, list_zip, ArchiveKind, EntryKind, ListError, Listing};
+use crate::archive::{listing_key, ListError};
 use crate::error::{StageError, StageResult};
 use crate::feedback::{self, LogOutcome};
 use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
@@ -90,15 +90,10 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
         return Err(refuse(p, transfer, &[problem]));
     };
     let key = &transfer.source_key;
-    let kind = ArchiveKind::of_key(key).ok_or_else(|| StageError::Rejected(format!("{key:?} is not an archive")))?;
     let meta = p.uploads.head(key)?.ok_or_else(|| {
         StageError::Rejected(format!("the upload {key:?} is no longer in the bucket: upload it again"))
     })?;
-    let listed = match kind {
-        ArchiveKind::Zip => list_zip(p.uploads.clone(), key, meta.size),
-        ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(p.uploads.as_ref(), key, kind),
-    };
-    let listing = match listed {
+    let listing = match crate::archive::list(p.uploads.clone(), key, meta.size) {
         Ok(l) => l,
         Err(ListError::Io(e)) => return Err(StageError::Transient(format!("reading {key}: {e}"))),
         Err(ListError::Unreadable(why)) => {
@@ -113,16 +108,15 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
     };
     tracing::info!(entries = listing.entries.len(), bytes_read = listing.bytes_read, "package listed");
     let accepted = check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
-    write_listing(p, transfer, &listing, &accepted)?;
+    write_listing(p, transfer, &accepted)?;
     p.state.set_identifiers(transfer.id, &accepted.identifiers)?;
     let mut accepted_transfer = transfer.clone();
     accepted_transfer.identifiers = accepted.identifiers.clone();
-    let files = accepted.paths.iter().flatten().count();
     feedback::write_log(
         p.uploads.as_ref(),
         &accepted_transfer,
         LogOutcome::Success,
-        &success_log(key, &transfer.id.to_string(), &profile.name, files, &accepted.identifiers),
+        &success_log(key, &transfer.id.to_string(), &profile.name, &accepted),
     )?;
     feedback::tag_upload(p.uploads.as_ref(), &accepted_transfer)?;
     p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;
@@ -140,33 +134,10 @@ fn refuse(p: &Pipeline, transfer: &Transfer, problems: &[Problem]) -> StageError
     }
 }
 
-/// One line per archive entry, in archive order: what it is and where it goes. Extraction
-/// follows it, so every invocation extracts to the same paths.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ListingLine {
-    pub index: u64,
-    pub name: String,
-    pub kind: EntryKind,
-    pub size: u64,
-    /// The sanitized path, for files.
-    pub path: Option<String>,
-}
-
-pub fn listing_key(transfer_id: Uuid) -> String {
-    format!("{transfer_id}/listing.jsonl")
-}
-
-fn write_listing(p: &Pipeline, transfer: &Transfer, listing: &Listing, accepted: &Accepted) -> StageResult<()> {
+fn write_listing(p: &Pipeline, transfer: &Transfer, accepted: &Accepted) -> StageResult<()> {
     let mut out = std::io::BufWriter::new(p.working.writer(&listing_key(transfer.id))?);
-    for (entry, path) in listing.entries.iter().zip(&accepted.paths) {
-        let line = ListingLine {
-            index: entry.index,
-            name: entry.name.clone(),
-            kind: entry.kind,
-            size: entry.size,
-            path: path.clone(),
-        };
-        serde_json::to_writer(&mut out, &line).map_err(|e| StageError::Transient(e.to_string()))?;
+    for line in &accepted.lines {
+        serde_json::to_writer(&mut out, line).map_err(|e| StageError::Transient(e.to_string()))?;
         out.write_all(b"\n")?;
     }
     out.flush()?;

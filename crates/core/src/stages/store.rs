@@ -29,10 +29,8 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
         StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
     })?;
-    if identifier.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(StageError::Failed(format!(
-            "the identifier {identifier:?} cannot name a storage location (empty, \".\" or \"..\" parts): correct dc.identifier in metadata.csv"
-        )));
+    if let Some(problem) = crate::aip::identifier_storage_problem(&identifier) {
+        return Err(StageError::Failed(format!("{problem}: correct metadata.csv")));
     }
     let space = p.config.storage_space(profile, &identifier);
     let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
