@@ -11,6 +11,7 @@ use std::time::Duration;
 use vellum_core::pronom::Identifier;
 
 use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
 use vellum_core::stages::start::idempotency_key;
 use vellum_core::{Outcome, StageContext};
@@ -295,6 +296,9 @@ pub struct RawEntry {
     pub unix_mode: u32,
     /// The uncompressed size to declare, if not the true one.
     pub declared_size: Option<u32>,
+    /// The compression method to declare, if not stored or deflated (the data is then
+    /// written as it is).
+    pub method: Option<u16>,
 }
 
 impl RawEntry {
@@ -306,6 +310,7 @@ impl RawEntry {
             flags: 1 << 11,
             unix_mode: 0o100644,
             declared_size: None,
+            method: None,
         }
     }
 }
@@ -327,7 +332,7 @@ pub fn write_raw_zip(path: &Path, entries: &[RawEntry]) {
         } else {
             e.data.clone()
         };
-        let method: u16 = if e.deflate { 8 } else { 0 };
+        let method: u16 = e.method.unwrap_or(if e.deflate { 8 } else { 0 });
         let size = e.declared_size.unwrap_or(e.data.len() as u32);
         let offset = out.len() as u32;
         let mut local = Vec::new();
@@ -427,4 +432,133 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// One package through the embedded pipeline, with the assertions intake tests make.
+pub struct Case {
+    pub t: TestEnv,
+    pub path: PathBuf,
+}
+
+impl Case {
+    pub fn new() -> Self {
+        let t = TestEnv::new(50);
+        let path = t.dir.path().join("package.bin");
+        Self { t, path }
+    }
+
+    pub fn zip(package: &Package) -> Self {
+        let c = Self::new();
+        package.write_zip(&c.path);
+        c
+    }
+
+    pub fn raw(entries: &[RawEntry]) -> Self {
+        let c = Self::new();
+        write_raw_zip(&c.path, entries);
+        c
+    }
+
+    pub fn ingest(&self, key: &str) -> Transfer {
+        self.t.ingest_file(&self.path, key)
+    }
+
+    /// The text of the one log of this outcome beside the upload.
+    pub fn log(&self, key: &str, outcome: &str) -> String {
+        let logs: Vec<String> = self
+            .t
+            .env
+            .uploads
+            .list(&format!("{key}.{outcome}."))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| k.ends_with(".log"))
+            .collect();
+        assert_eq!(logs.len(), 1, "one {outcome} log beside {key}: {logs:?}");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut self.t.env.uploads.get(&logs[0]).unwrap(), &mut text).unwrap();
+        text
+    }
+
+    /// Asserts a refusal at intake: REJECTED, the words in the reason and the failed log,
+    /// nothing extracted or stored, the upload untouched.
+    pub fn refused(&self, key: &str, words: &[&str]) -> String {
+        let before = std::fs::read(&self.path).unwrap();
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Rejected, "{key}: {:?}", transfer.failure_reason);
+        let reason = transfer.failure_reason.clone().unwrap();
+        let log = self.log(key, "failed");
+        for w in words {
+            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
+            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
+        }
+        assert!(log.contains("How to fix"), "{log}");
+        assert!(self.t.env.state.files(transfer.id).unwrap().is_empty(), "nothing extracted");
+        assert!(self.t.stored_aips().is_empty());
+        assert_eq!(std::fs::read(self.t.dir.path().join("uploads").join(key)).unwrap(), before, "upload untouched");
+        log
+    }
+
+    pub fn failed(&self, key: &str, words: &[&str]) -> Transfer {
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Failed, "{key}: {:?}", transfer.failure_reason);
+        let reason = transfer.failure_reason.clone().unwrap();
+        let log = self.log(key, "failed");
+        for w in words {
+            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
+            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
+        }
+        assert!(self.t.stored_aips().is_empty());
+        transfer
+    }
+
+    pub fn complete(&self, key: &str) -> Transfer {
+        let transfer = self.ingest(key);
+        assert_eq!(transfer.status, TransferStatus::Complete, "{key}: {:?}", transfer.failure_reason);
+        transfer
+    }
+
+    /// The stored AIP, unpacked; returns the bag folder.
+    pub fn bag(&self, transfer: &Transfer) -> PathBuf {
+        let dest = self.t.dir.path().join("unpacked");
+        std::fs::create_dir_all(&dest).unwrap();
+        let bag = unpack_aip(&self.t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
+        if let Some(result) = bagit_validate(&bag) {
+            result.expect("bagit-python accepts the AIP");
+        }
+        bag
+    }
+}
+
+pub fn with(mut entries: Vec<RawEntry>, more: RawEntry) -> Vec<RawEntry> {
+    entries.push(more);
+    entries
+}
+
+/// A tar (gzipped or not) written header by header, so hostile names reach it as they are.
+pub fn tar_gz(entries: &[(&str, &[u8], tar::EntryType)], gzip: bool) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(if *kind == tar::EntryType::Regular { data.len() as u64 } else { 0 });
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name("../../etc/passwd").unwrap();
+        }
+        // Written raw so that hostile names reach the archive as they are.
+        let raw = &mut h.as_old_mut().name;
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        let body: &[u8] = if *kind == tar::EntryType::Regular { data } else { &[] };
+        builder.append(&h, body).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    if !gzip {
+        return tar;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
 }

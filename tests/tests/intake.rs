@@ -2,113 +2,12 @@
 //! the transfer ended and the words an archivist is told, beside the upload and on record.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vellum_core::messages::queues;
-use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::model::TransferStatus;
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_tests::{bagit_validate, raw_package, unpack_aip, write_raw_zip, Package, RawEntry, TestEnv};
-
-struct Case {
-    t: TestEnv,
-    path: PathBuf,
-}
-
-impl Case {
-    fn new() -> Self {
-        let t = TestEnv::new(50);
-        let path = t.dir.path().join("package.bin");
-        Self { t, path }
-    }
-
-    fn zip(package: &Package) -> Self {
-        let c = Self::new();
-        package.write_zip(&c.path);
-        c
-    }
-
-    fn raw(entries: &[RawEntry]) -> Self {
-        let c = Self::new();
-        write_raw_zip(&c.path, entries);
-        c
-    }
-
-    fn ingest(&self, key: &str) -> Transfer {
-        self.t.ingest_file(&self.path, key)
-    }
-
-    /// The text of the one log of this outcome beside the upload.
-    fn log(&self, key: &str, outcome: &str) -> String {
-        let logs: Vec<String> = self
-            .t
-            .env
-            .uploads
-            .list(&format!("{key}.{outcome}."))
-            .unwrap()
-            .into_iter()
-            .map(|m| m.key)
-            .filter(|k| k.ends_with(".log"))
-            .collect();
-        assert_eq!(logs.len(), 1, "one {outcome} log beside {key}: {logs:?}");
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut self.t.env.uploads.get(&logs[0]).unwrap(), &mut text).unwrap();
-        text
-    }
-
-    /// Asserts a refusal at intake: REJECTED, the words in the reason and the failed log,
-    /// nothing extracted or stored, the upload untouched.
-    fn refused(&self, key: &str, words: &[&str]) -> String {
-        let before = std::fs::read(&self.path).unwrap();
-        let transfer = self.ingest(key);
-        assert_eq!(transfer.status, TransferStatus::Rejected, "{key}: {:?}", transfer.failure_reason);
-        let reason = transfer.failure_reason.clone().unwrap();
-        let log = self.log(key, "failed");
-        for w in words {
-            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
-            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
-        }
-        assert!(log.contains("How to fix"), "{log}");
-        assert!(self.t.env.state.files(transfer.id).unwrap().is_empty(), "nothing extracted");
-        assert!(self.t.stored_aips().is_empty());
-        assert_eq!(std::fs::read(self.t.dir.path().join("uploads").join(key)).unwrap(), before, "upload untouched");
-        log
-    }
-
-    fn failed(&self, key: &str, words: &[&str]) -> Transfer {
-        let transfer = self.ingest(key);
-        assert_eq!(transfer.status, TransferStatus::Failed, "{key}: {:?}", transfer.failure_reason);
-        let reason = transfer.failure_reason.clone().unwrap();
-        let log = self.log(key, "failed");
-        for w in words {
-            assert!(reason.contains(w), "{key}: reason lacks {w:?}: {reason}");
-            assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
-        }
-        assert!(self.t.stored_aips().is_empty());
-        transfer
-    }
-
-    fn complete(&self, key: &str) -> Transfer {
-        let transfer = self.ingest(key);
-        assert_eq!(transfer.status, TransferStatus::Complete, "{key}: {:?}", transfer.failure_reason);
-        transfer
-    }
-
-    /// The stored AIP, unpacked; returns the bag folder.
-    fn bag(&self, transfer: &Transfer) -> PathBuf {
-        let dest = self.t.dir.path().join("unpacked");
-        std::fs::create_dir_all(&dest).unwrap();
-        let bag = unpack_aip(&self.t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
-        if let Some(result) = bagit_validate(&bag) {
-            result.expect("bagit-python accepts the AIP");
-        }
-        bag
-    }
-}
-
-fn with(mut entries: Vec<RawEntry>, more: RawEntry) -> Vec<RawEntry> {
-    entries.push(more);
-    entries
-}
+use vellum_tests::{raw_package, tar_gz, with, Case, Package, RawEntry, TestEnv};
 
 #[test]
 fn zip_slip_is_refused() {
@@ -423,32 +322,6 @@ fn the_same_name_uploaded_again_later_is_a_new_transfer_that_collides_with_nothi
     assert_ne!(first.id, second.id);
     assert_eq!((first.aip_version, second.aip_version), (Some(1), Some(2)));
     assert_eq!(c.t.env.uploads.list("born-digital/again.zip.success.").unwrap().len(), 2, "one log per upload");
-}
-
-fn tar_gz(entries: &[(&str, &[u8], tar::EntryType)], gzip: bool) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data, kind) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(*kind);
-        h.set_mode(0o644);
-        h.set_size(if *kind == tar::EntryType::Regular { data.len() as u64 } else { 0 });
-        if *kind == tar::EntryType::Symlink {
-            h.set_link_name("../../etc/passwd").unwrap();
-        }
-        // Written raw so that hostile names reach the archive as they are.
-        let raw = &mut h.as_old_mut().name;
-        raw[..name.len()].copy_from_slice(name.as_bytes());
-        h.set_cksum();
-        let body: &[u8] = if *kind == tar::EntryType::Regular { data } else { &[] };
-        builder.append(&h, body).unwrap();
-    }
-    let tar = builder.into_inner().unwrap();
-    if !gzip {
-        return tar;
-    }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
 }
 
 #[test]

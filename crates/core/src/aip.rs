@@ -1,8 +1,8 @@
 //! The AIP's layout: names and paths shared by the METS writer, the bagger and the verifier.
 
+use crate::feedback::escape_controls;
 use crate::model::{File, FileUse, PremisEvent, Transfer};
 use crate::profile::Profile;
-use crate::feedback::escape_controls;
 
 /// The bag's top-level folder: `<name>-<aip-uuid>`.
 pub fn bag_name(transfer: &Transfer) -> String {
@@ -111,11 +111,12 @@ pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {
     if left_out.is_empty() {
         return None;
     }
-    let mut out = String::from("# Entries of the upload not kept in the AIP (the upload keeps them)\n# path\tsize\tsha256\twhy\n");
+    let mut out = String::from(
+        "# Entries of the upload not kept in the AIP (the upload keeps them)\n# path\tsize\tsha256\twhy\n",
+    );
     for e in left_out {
-        let field = |name: &str| {
-            e.outcome_detail.split("; ").find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string()
-        };
+        let field =
+            |name: &str| e.outcome_detail.split("; ").find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string();
         let path = e
             .outcome_detail
             .strip_prefix("Original name=\"%transferDirectory%")

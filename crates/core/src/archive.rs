@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::ObjectStore;
 use crate::ranged::RangedReader;
-pub use crate::tar_sparse::PaxSparse;
 use crate::tar_sparse::pax_sparse;
+pub use crate::tar_sparse::PaxSparse;
 
 /// metadata.csv and rights.csv are small: anything larger is not one.
 pub const MAX_CSV_BYTES: u64 = 1 << 20;
@@ -273,6 +273,17 @@ pub fn decode_cp437(raw: &[u8]) -> String {
         .collect()
 }
 
+/// A zip entry's name: UTF-8 whenever its bytes are UTF-8 (flagged or not: Info-ZIP and
+/// macOS write UTF-8 without the flag, and code page 437 text with accents is never valid
+/// UTF-8); otherwise as the zip reader decodes an unflagged name (code page 437, or the
+/// Unicode path extra field), and failing that the bytes percent-encoded.
+fn zip_name(raw: &[u8], legacy: impl FnOnce() -> Option<String>) -> String {
+    match std::str::from_utf8(raw) {
+        Ok(name) => name.to_string(),
+        Err(_) => legacy().unwrap_or_else(|| decode_utf8_name(raw)),
+    }
+}
+
 /// Whether Vellum reads a zip compression method.
 #[allow(deprecated)]
 pub fn zip_method_readable(method: u16) -> bool {
@@ -315,10 +326,7 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
         let entry = zip
             .by_index_data(i)
             .map_err(|e| ListError::Unreadable(Unreadable(format!("entry {i} of the zip cannot be read ({e})"))))?;
-        let name = match entry.name() {
-            Ok(n) => normalize_name(&n),
-            Err(_) => normalize_name(&decode_utf8_name(entry.name_raw())),
-        };
+        let name = normalize_name(&zip_name(entry.name_raw(), || entry.name().ok().map(|n| n.to_string())));
         let kind = if entry.is_symlink() {
             EntryKind::Link
         } else if entry.is_dir() {
@@ -418,7 +426,7 @@ fn names_in_central_directory(reader: &mut RangedReader, start: u64) -> io::Resu
         let Some(raw) = cd.get(pos + 46..pos + 46 + name_len) else {
             break;
         };
-        let decoded = if flags & (1 << 11) != 0 { decode_utf8_name(raw) } else { decode_cp437(raw) };
+        let decoded = zip_name(raw, || (flags & (1 << 11) == 0).then(|| decode_cp437(raw)));
         if !decoded.ends_with('/') && !decoded.ends_with('\\') {
             names.push(normalize_name(&decoded));
         }
@@ -531,9 +539,9 @@ pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result
     for (i, entry) in archive.entries().map_err(unreadable)?.enumerate() {
         let mut entry = entry.map_err(unreadable)?;
         let member = tar_member(&mut entry).map_err(unreadable)?;
-        if let Some(limit) = kept_limit(&member.name).filter(|&l| {
-            member.kind == EntryKind::File && member.sparse.is_none() && member.size <= l
-        }) {
+        if let Some(limit) = kept_limit(&member.name)
+            .filter(|&l| member.kind == EntryKind::File && member.sparse.is_none() && member.size <= l)
+        {
             let mut bytes = Vec::with_capacity(member.size.min(limit) as usize);
             entry.read_to_end(&mut bytes).map_err(unreadable)?;
             listing.keep(&member.name, bytes);

@@ -373,11 +373,13 @@ fn is_mac_metadata(name: &str, names: &BTreeSet<&str>) -> bool {
         None => (None, name),
     };
     match file.strip_prefix("._").filter(|real| !real.is_empty()) {
-        Some(real) => names.contains(match folder {
-            Some(folder) => format!("{folder}/{real}"),
-            None => real.to_string(),
-        }
-        .as_str()),
+        Some(real) => names.contains(
+            match folder {
+                Some(folder) => format!("{folder}/{real}"),
+                None => real.to_string(),
+            }
+            .as_str(),
+        ),
         None => false,
     }
 }
@@ -452,7 +454,9 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
     }
 
     let is_object = |name: &str| name.starts_with("objects/");
-    let clutter = |e: &crate::archive::ListedEntry| e.kind == EntryKind::File && is_object(&e.name) && profile.is_clutter(&e.name);
+    let clutter = |e: &crate::archive::ListedEntry| {
+        e.kind == EntryKind::File && is_object(&e.name) && profile.is_clutter(&e.name)
+    };
     let kept_files: Vec<&str> = listing
         .entries
         .iter()
@@ -659,7 +663,9 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
             for line in &mut accepted.lines {
                 line.name = format!("data/{}", line.name);
             }
-            for e in listing.entries.iter().filter(|e| e.kind == EntryKind::File && crate::archive::is_bag_tag_file(&e.name)) {
+            for e in
+                listing.entries.iter().filter(|e| e.kind == EntryKind::File && crate::archive::is_bag_tag_file(&e.name))
+            {
                 accepted.lines.push(ListingLine {
                     index: e.index,
                     name: e.name.clone(),

@@ -58,10 +58,14 @@ fn not_utf8() -> String {
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, String> {
     if bytes.len() % 2 != 0 {
-        return Err("metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\"".into());
+        return Err(
+            "metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\""
+                .into(),
+        );
     }
     let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
-    String::from_utf16(&units).map_err(|_| "metadata/metadata.csv is damaged UTF-16 text: save it again as \"CSV UTF-8\"".into())
+    String::from_utf16(&units)
+        .map_err(|_| "metadata/metadata.csv is damaged UTF-16 text: save it again as \"CSV UTF-8\"".into())
 }
 
 /// Reads metadata.csv, returning its identifiers or every problem found, each in words an

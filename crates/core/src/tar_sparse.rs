@@ -52,8 +52,11 @@ pub fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<P
             "GNU.sparse.offset" => offsets.push(number(key, &value)?),
             "GNU.sparse.numbytes" => lengths.push(number(key, &value)?),
             "GNU.sparse.map" => {
-                let numbers =
-                    value.split(',').filter(|v| !v.is_empty()).map(|v| number(key, v)).collect::<io::Result<Vec<_>>>()?;
+                let numbers = value
+                    .split(',')
+                    .filter(|v| !v.is_empty())
+                    .map(|v| number(key, v))
+                    .collect::<io::Result<Vec<_>>>()?;
                 if numbers.len() % 2 != 0 {
                     return Err(invalid("the sparse map GNU.sparse.map has an odd count of numbers".into()));
                 }

@@ -6,7 +6,9 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::archive::{detect_kind, listing_key, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
+use crate::archive::{
+    detect_kind, listing_key, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine,
+};
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
@@ -14,8 +16,8 @@ use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ExtractCheckpoint;
 use crate::profile::PackageKind;
 use crate::ranged::RangedReader;
-use crate::tar_sparse::SparseReader;
 use crate::stages::{working_key, PER_FILE_STAGES};
+use crate::tar_sparse::SparseReader;
 
 /// Reads of the package during extraction fetch this much at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
@@ -164,10 +166,7 @@ fn extract(
     Ok(Some(p.state.finish_extract(transfer.id)?))
 }
 
-fn open_zip_entry<'a>(
-    zip: &'a mut zip::ZipArchive<RangedReader>,
-    line: &ListingLine,
-) -> StageResult<Opened<'a>> {
+fn open_zip_entry<'a>(zip: &'a mut zip::ZipArchive<RangedReader>, line: &ListingLine) -> StageResult<Opened<'a>> {
     let entry = zip
         .by_index(line.index as usize)
         .map_err(|e| StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name)))?;
