@@ -440,6 +440,12 @@ pub struct Case {
     pub path: PathBuf,
 }
 
+impl Default for Case {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Case {
     pub fn new() -> Self {
         let t = TestEnv::new(50);

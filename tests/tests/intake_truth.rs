@@ -500,3 +500,23 @@ fn random_trees_are_stored_byte_for_byte_with_every_original_name_or_refused() {
         }
     }
 }
+
+#[test]
+fn devices_and_pipes_are_refused() {
+    let mut fifo = RawEntry::file("objects/pipe", "");
+    fifo.unix_mode = 0o010644;
+    Case::raw(&with(raw_package("PP/1"), fifo)).refused("born-digital/fifo.zip", &["objects/pipe", "devices, pipes"]);
+}
+
+#[test]
+fn archives_vellum_does_not_read_are_named_for_what_they_are() {
+    for (name, bytes, said) in [
+        ("seven.zip", b"7z\xbc\xaf\x27\x1c\x00\x04rest of a 7z archive".to_vec(), "a 7-Zip (.7z) archive"),
+        ("bzipped.tar.gz", b"BZh91AY&SYrest of a bzip2 stream".to_vec(), "compressed with bzip2"),
+        ("rar.zip", b"Rar!\x1a\x07\x01\x00rest".to_vec(), "a RAR archive"),
+    ] {
+        let c = Case::new();
+        std::fs::write(&c.path, bytes).unwrap();
+        c.refused(&format!("born-digital/{name}"), &[said, "make a .zip"]);
+    }
+}

@@ -57,7 +57,7 @@ fn not_utf8() -> String {
 }
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(
             "metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\""
                 .into(),

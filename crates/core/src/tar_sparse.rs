@@ -57,7 +57,7 @@ pub fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<P
                     .filter(|v| !v.is_empty())
                     .map(|v| number(key, v))
                     .collect::<io::Result<Vec<_>>>()?;
-                if numbers.len() % 2 != 0 {
+                if !numbers.len().is_multiple_of(2) {
                     return Err(invalid("the sparse map GNU.sparse.map has an odd count of numbers".into()));
                 }
                 map = Some(numbers.chunks(2).map(|c| (c[0], c[1])).collect());
