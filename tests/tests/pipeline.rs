@@ -209,7 +209,7 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
     t.drive(|_, _| false);
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Rejected);
-    assert!(transfer.failure_reason.unwrap().contains("not a readable zip"));
+    assert!(transfer.failure_reason.unwrap().contains("or this is not a zip"));
 }
 
 /// The working area, failing every read of an extracted file: a transient fault that

@@ -394,11 +394,20 @@ fn without_mac_metadata(listing: &Listing) -> (Listing, usize) {
 
 /// Runs every check on a listed package.
 pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
-    if listing.is_bag() {
-        return check_bag_package(listing, profile);
-    }
     let (listing, mac_metadata) = without_mac_metadata(listing);
-    let listing = &listing;
+    let mut accepted =
+        if listing.is_bag() { check_bag_package(&listing, profile) } else { check_plain_package(&listing, profile) }?;
+    if mac_metadata > 0 {
+        accepted.notes.push(format!(
+            "{mac_metadata} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package",
+            if mac_metadata == 1 { "y" } else { "ies" }
+        ));
+    }
+    Ok(accepted)
+}
+
+/// The checks of a package that is not a bag (or of a bag's payload).
+fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
     let mut problems = Vec::new();
     check_entries(listing, &profile.limits, &mut problems);
     check_layout(listing, profile.supplied_checksums, &mut problems);
@@ -521,12 +530,6 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
                 .collect();
             let empty = mark_empty_folders(&mut lines);
             let mut notes = listing.notes.clone();
-            if mac_metadata > 0 {
-                notes.push(format!(
-                    "{mac_metadata} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package",
-                    if mac_metadata == 1 { "y" } else { "ies" }
-                ));
-            }
             if clutter_count > 0 {
                 notes.push(format!(
                     "{clutter_count} file(s) of desktop clutter (such as .DS_Store or Thumbs.db) left out; the AIP's logs/leftOut.log lists them with their sizes and digests"
@@ -657,7 +660,7 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
             "move them into data/objects/, or leave them out",
         ));
     }
-    match check_package(&inner, profile) {
+    match check_plain_package(&inner, profile) {
         Ok(mut accepted) if problems.is_empty() => {
             // The payload's lines under their names in the upload, and the tag files kept.
             for line in &mut accepted.lines {

@@ -7,6 +7,43 @@ use crate::profile::PackageKind;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The fifteen Dublin Core elements (`dc.<element>`); other `dc.*` columns are DCMI terms.
+pub const DC_ELEMENTS: &[&str] = &[
+    "title",
+    "creator",
+    "subject",
+    "description",
+    "publisher",
+    "contributor",
+    "date",
+    "type",
+    "format",
+    "identifier",
+    "source",
+    "language",
+    "relation",
+    "coverage",
+    "rights",
+];
+
+/// A column name as Vellum knows it, whatever case a spreadsheet gave it: the known
+/// columns and the `dc.` prefix in lower case, a DCMI term (`dc.isPartOf`) otherwise as
+/// written.
+fn column_name(header: &str) -> String {
+    let header = header.trim();
+    let lower = header.to_ascii_lowercase();
+    if let Some(term) = lower.strip_prefix("dc.") {
+        if DC_ELEMENTS.contains(&term) {
+            return lower;
+        }
+        return format!("dc.{}", &header[3..]);
+    }
+    if ["filename", "collection_reference", "accession_number"].contains(&lower.as_str()) {
+        return lower;
+    }
+    header.to_string()
+}
+
 /// metadata.csv as spreadsheets save it, made plain: its text (UTF-8, or UTF-16 with a
 /// byte-order mark, as Excel's "Unicode Text" is) and its separator (a comma; the one an
 /// Excel `sep=` first line declares; a tab when the header has tabs and no comma).
@@ -76,7 +113,7 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+        Ok(h) => h.iter().map(column_name).collect(),
         Err(e) => return Err(vec![format!("metadata/metadata.csv cannot be read as CSV: {e}")]),
     };
     let mut rows = Vec::new();

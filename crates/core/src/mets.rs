@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use uuid::Uuid;
 
 use crate::aip::{bag_name, payload_path};
+use crate::metadata::DC_ELEMENTS;
 use crate::model::{Agent, File, FileUse, PremisEvent, Timestamp, Transfer};
 use crate::rights::RightsRow;
 use crate::xml::esc;
@@ -19,25 +20,6 @@ const PREMIS_LOCATION: &str =
     r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd""#;
 
 const PREMIS_SCHEMA: &str = r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd" version="3.0""#;
-
-/// The fifteen Dublin Core elements; other `dc.*` columns are not written yet.
-const DC_ELEMENTS: &[&str] = &[
-    "title",
-    "creator",
-    "subject",
-    "description",
-    "publisher",
-    "contributor",
-    "date",
-    "type",
-    "format",
-    "identifier",
-    "source",
-    "language",
-    "relation",
-    "coverage",
-    "rights",
-];
 
 fn ts(t: &Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
