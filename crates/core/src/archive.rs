@@ -22,7 +22,7 @@ pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 /// The algorithm of a supplied checksum file's path (`metadata/checksum.md5` → `md5`).
 pub fn manifest_algorithm(name: &str) -> Option<&str> {
     let algo = name.strip_prefix("metadata/checksum.")?;
-    crate::stages::checksum::ALGORITHMS.contains(&algo).then_some(algo)
+    crate::fixity::ALGORITHMS.contains(&algo).then_some(algo)
 }
 
 /// Whether intake reads this entry's content, and how much of it at most.

@@ -225,7 +225,7 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
 }
 
 fn is_supplied_manifest(name: &str) -> bool {
-    crate::stages::checksum::ALGORITHMS.iter().any(|a| name == crate::stages::checksum::supplied_manifest_path(a))
+    crate::fixity::ALGORITHMS.iter().any(|a| name == crate::fixity::supplied_manifest_path(a))
 }
 
 fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<Problem>) {
@@ -317,10 +317,10 @@ fn check_supplied_manifests(listing: &Listing, problems: &mut Vec<Problem>) {
     let files: BTreeSet<&str> =
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     for (algorithm, bytes) in &listing.supplied_manifests {
-        let name = crate::stages::checksum::supplied_manifest_path(algorithm);
+        let name = crate::fixity::supplied_manifest_path(algorithm);
         let parsed = std::str::from_utf8(bytes)
             .map_err(|_| "it is not UTF-8 text".to_string())
-            .and_then(crate::stages::checksum::parse_supplied_manifest);
+            .and_then(crate::fixity::parse_supplied_manifest);
         match parsed {
             Err(e) => problems.push(Problem::new(
                 "checksums",
@@ -711,7 +711,7 @@ fn check_bag(listing: &Listing) -> Vec<Problem> {
     }
     for (name, bytes) in manifests {
         let algorithm = name.trim_start_matches("manifest-").trim_end_matches(".txt");
-        if !crate::stages::checksum::ALGORITHMS.contains(&algorithm) {
+        if !crate::fixity::ALGORITHMS.contains(&algorithm) {
             problems.push(bag(format!(
                 "{name} uses {algorithm}, which Vellum cannot verify (it knows md5, sha1, sha256, sha512)"
             )));
@@ -756,7 +756,7 @@ fn check_bag(listing: &Listing) -> Vec<Problem> {
                 }
                 continue;
             };
-            let Ok(digests) = crate::stages::checksum::Digests::for_algorithms(&[algorithm]) else { continue };
+            let Ok(digests) = crate::fixity::Digests::for_algorithms(&[algorithm]) else { continue };
             let got = digests.of_reader(&mut content.as_slice()).map(|(d, _)| d.get(algorithm).cloned()).ok().flatten();
             if got.as_deref() != Some(want.as_str()) {
                 problems.push(bag(format!(

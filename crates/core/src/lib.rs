@@ -7,6 +7,7 @@ pub mod archive;
 pub mod bagit;
 pub mod error;
 pub mod feedback;
+pub mod fixity;
 pub mod fpr;
 pub mod intake;
 pub mod messages;

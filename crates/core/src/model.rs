@@ -70,6 +70,23 @@ impl Identifiers {
     }
 }
 
+/// Archive endings that start a transfer.
+const ARCHIVE_ENDINGS: &[&str] = &[".zip", ".tar.gz", ".tgz", ".tar"];
+
+/// Whether an uploaded key starts anything at all. Log objects and other keys do not.
+pub fn starts_a_transfer(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    ARCHIVE_ENDINGS.iter().any(|e| lower.ends_with(e)) && !lower.ends_with('/')
+}
+
+/// The package's name: its file name without the archive ending.
+pub fn transfer_name(key: &str) -> String {
+    let file = key.rsplit('/').next().unwrap_or(key);
+    let lower = file.to_ascii_lowercase();
+    let cut = ARCHIVE_ENDINGS.iter().find(|e| lower.ends_with(*e)).map_or(file.len(), |e| file.len() - e.len());
+    file[..cut].to_string()
+}
+
 /// One uploaded package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transfer {
@@ -106,7 +123,7 @@ impl Transfer {
     pub fn new(id: Uuid, sip_uuid: Uuid, aip_uuid: Uuid, bucket: &str, key: &str, now: Timestamp) -> Self {
         Self {
             id,
-            name: crate::stages::start::transfer_name(key),
+            name: transfer_name(key),
             source_bucket: bucket.to_string(),
             source_key: key.to_string(),
             source_event_time: String::new(),

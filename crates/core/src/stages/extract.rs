@@ -198,7 +198,7 @@ fn left_out_event(
     let mut outcome = format!("Original name=\"%transferDirectory%{}\"", line.name);
     if let Some(mut opened) = opened {
         let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
-        let (digests, size) = crate::stages::checksum::Digests::for_algorithms(&["sha256"])
+        let (digests, size) = crate::fixity::Digests::for_algorithms(&["sha256"])
             .map_err(|e| StageError::Failed(e.to_string()))?
             .of_reader(&mut opened.reader.by_ref().take(line.size.saturating_add(1)))
             .map_err(damaged)?;

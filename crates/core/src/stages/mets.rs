@@ -7,12 +7,12 @@ use std::io::{BufWriter, Read, Write};
 
 use crate::aip::{transfer_mets_path, working_mets_key, working_transfer_mets_key};
 use crate::error::StageResult;
+use crate::fixity::Digests;
 use crate::messages::{queues, StageMessage};
 use crate::mets::{write_aip_mets, MetsDoc, MetsKind};
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::rights::{rows_by_file, RightsRow};
-use crate::stages::checksum::Digests;
 use crate::stages::working_key;
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {

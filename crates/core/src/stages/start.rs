@@ -15,22 +15,7 @@ use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::profile::Profile;
 
-/// Archive endings that start a transfer.
-const ARCHIVE_ENDINGS: &[&str] = &[".zip", ".tar.gz", ".tgz", ".tar"];
-
-/// Whether an uploaded key starts anything at all. Log objects and other keys do not.
-pub fn starts_a_transfer(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    ARCHIVE_ENDINGS.iter().any(|e| lower.ends_with(e)) && !lower.ends_with('/')
-}
-
-/// The package's name: its file name without the archive ending.
-pub fn transfer_name(key: &str) -> String {
-    let file = key.rsplit('/').next().unwrap_or(key);
-    let lower = file.to_ascii_lowercase();
-    let cut = ARCHIVE_ENDINGS.iter().find(|e| lower.ends_with(*e)).map_or(file.len(), |e| file.len() - e.len());
-    file[..cut].to_string()
-}
+pub use crate::model::{starts_a_transfer, transfer_name};
 
 /// SHA-256 over what makes an S3 event unique, so a redelivered event is recognised.
 pub fn idempotency_key(ev: &UploadEvent) -> String {

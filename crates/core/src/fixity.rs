@@ -1,0 +1,128 @@
+//! Fixity: the digests Vellum computes (md5, sha1, sha256, sha512, all in one pass over a
+//! stream) and the checksum files a package may supply. Intake, extraction, the checksum
+//! stage, METS and packaging all use them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::error::{StageError, StageResult};
+
+/// The algorithms Vellum computes, by their names in profiles and file names.
+pub const ALGORITHMS: &[&str] = &["md5", "sha1", "sha256", "sha512"];
+
+/// Digests of one stream, computed in one pass.
+#[derive(Default)]
+pub struct Digests {
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+    sha256: Option<Sha256>,
+    sha512: Option<Sha512>,
+}
+
+impl Digests {
+    /// sha256 always, plus whatever else is asked for.
+    pub fn for_algorithms<S: AsRef<str>>(algorithms: &[S]) -> StageResult<Self> {
+        let mut d = Self { sha256: Some(Sha256::new()), ..Default::default() };
+        for a in algorithms {
+            match a.as_ref() {
+                "md5" => d.md5 = Some(Md5::new()),
+                "sha1" => d.sha1 = Some(Sha1::new()),
+                "sha256" => {}
+                "sha512" => d.sha512 = Some(Sha512::new()),
+                other => {
+                    return Err(StageError::Failed(format!(
+                    "the processing profile asks for the {other} checksum, which Vellum does not compute (it knows {})",
+                    ALGORITHMS.join(", ")
+                )))
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.md5 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(bytes);
+        }
+    }
+
+    pub fn finish(self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(h) = self.md5 {
+            out.insert("md5".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha1 {
+            out.insert("sha1".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha256 {
+            out.insert("sha256".into(), hex::encode(h.finalize()));
+        }
+        if let Some(h) = self.sha512 {
+            out.insert("sha512".into(), hex::encode(h.finalize()));
+        }
+        out
+    }
+
+    /// Reads `reader` to its end, returning the digests and the byte count.
+    pub fn of_reader(mut self, reader: &mut dyn Read) -> std::io::Result<(BTreeMap<String, String>, u64)> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok((self.finish(), total))
+    }
+}
+
+/// The sha256 of a stream, as lowercase hex.
+pub fn sha256_hex(reader: &mut dyn Read) -> std::io::Result<String> {
+    let (digests, _) = Digests { sha256: Some(Sha256::new()), ..Default::default() }.of_reader(reader)?;
+    Ok(digests["sha256"].clone())
+}
+
+/// A supplied checksum file's name for an algorithm.
+pub fn supplied_manifest_path(algorithm: &str) -> String {
+    format!("metadata/checksum.{algorithm}")
+}
+
+/// Reads a supplied checksum file (`<digest>  <path>` per line, as md5sum and friends
+/// write, paths relative to the package or, as Archivematica writes them, to `metadata/`).
+pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (digest, path) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("line {} has no path after the digest", n + 1))?;
+        let path = path.trim_start().trim_start_matches('*');
+        let path = path.strip_prefix("../").or_else(|| path.strip_prefix("./")).unwrap_or(path);
+        if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.is_empty() {
+            return Err(format!("line {} has {digest:?} where a hexadecimal digest belongs", n + 1));
+        }
+        out.insert(path.to_string(), digest.to_ascii_lowercase());
+    }
+    Ok(out)
+}
