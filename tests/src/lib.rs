@@ -447,6 +447,13 @@ impl Default for Case {
 }
 
 impl Case {
+    /// A case in an embedded pipeline built with these options (a profile changed, say).
+    pub fn with_options(options: EmbeddedOptions) -> Self {
+        let t = TestEnv::with_options(options);
+        let path = t.dir.path().join("package.bin");
+        Self { t, path }
+    }
+
     pub fn new() -> Self {
         let t = TestEnv::new(50);
         let path = t.dir.path().join("package.bin");

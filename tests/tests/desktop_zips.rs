@@ -7,7 +7,7 @@ use std::process::Command;
 
 use vellum_core::model::Transfer;
 use vellum_core::ports::StateStore;
-use vellum_tests::{project_python, tools_required, Case, Package, RawEntry, TestEnv};
+use vellum_tests::{project_python, tools_required, Case, Package, RawEntry};
 
 const METADATA: &str = "filename,dc.identifier\nobjects/,PP/DESK/1\n";
 
@@ -118,9 +118,7 @@ fn the_clutter_list_is_the_profiles_and_may_be_turned_off() {
     for p in &mut options.config.profiles {
         p.clutter.clear();
     }
-    let t = TestEnv::with_options(options);
-    let path = t.dir.path().join("package.bin");
-    let c = Case { t, path };
+    let c = Case::with_options(options);
     let mut p = Package::catalogued("PP/KEEP/1", 1);
     p.add("objects/.DS_Store", "kept on purpose");
     p.write_zip(&c.path);
@@ -133,9 +131,7 @@ fn the_clutter_list_is_the_profiles_and_may_be_turned_off() {
     for p in &mut options.config.profiles {
         p.clutter.push("Scratch".into());
     }
-    let t = TestEnv::with_options(options);
-    let path = t.dir.path().join("package.bin");
-    let c = Case { t, path };
+    let c = Case::with_options(options);
     let mut p = Package::catalogued("PP/MORE/1", 1);
     p.add("objects/Scratch/notes.txt", "a folder on the list");
     p.write_zip(&c.path);

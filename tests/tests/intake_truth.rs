@@ -140,9 +140,7 @@ fn the_package_as_a_whole_keeps_the_ratio_limit() {
     for p in &mut options.config.profiles {
         p.limits.max_compression_ratio = 100;
     }
-    let t = vellum_tests::TestEnv::with_options(options);
-    let path = t.dir.path().join("package.bin");
-    let c = Case { t, path };
+    let c = Case::with_options(options);
     let mut p = Package::catalogued("PP/RATIO/1", 1);
     for i in 0..24 {
         p.add(&format!("objects/zeros-{i}.bin"), vec![0u8; 512 * 1024]);

@@ -155,6 +155,15 @@ fn check_entries(listing: &Listing, limits: &Limits, problems: &mut Vec<Problem>
             "make the zip again so each file is in it once",
         ));
     }
+    if duplicates.is_empty() && !listing.hidden_duplicates.is_empty() {
+        // The zip reader merged entries whose names it reads as one, though they are
+        // spelled apart: whichever way, one would be lost.
+        problems.push(Problem::new(
+            "duplicate entries",
+            "the zip's index holds more entries than distinct names (two entries whose names read the same)",
+            "make the zip again so each file is in it once",
+        ));
+    }
     if !listing.overlapping.is_empty() {
         problems.push(Problem::new(
             "overlapping entries",
