@@ -277,9 +277,7 @@ fn limits_come_from_the_profile_and_are_named() {
         for p in &mut options.config.profiles {
             f(&mut p.limits);
         }
-        let t = TestEnv::with_options(options);
-        let path = t.dir.path().join("package.bin");
-        Case { t, path }
+        Case::with_options(options)
     };
     let c = limited(&|l| l.max_entries = 3);
     Package::catalogued("PP/1", 5).write_zip(&c.path);
