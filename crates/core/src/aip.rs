@@ -104,6 +104,21 @@ pub fn filename_changes_log(files: &[File]) -> String {
 /// The PREMIS eventType of an entry left out of the AIP (desktop clutter, an empty folder).
 pub const LEFT_OUT_EVENT: &str = "deletion";
 
+/// A left-out event's detail: why the entry is not kept.
+pub fn left_out_detail(left_out: crate::archive::LeftOut) -> String {
+    format!("left out of the AIP: {}; the upload keeps it", left_out.why())
+}
+
+/// A left-out event's outcome detail: the entry's original name, and for a file its size
+/// and SHA-256. `left_out_log` reads it back.
+pub fn left_out_outcome(name: &str, content: Option<(u64, &str)>) -> String {
+    let mut out = format!("Original name=\"%transferDirectory%{name}\"");
+    if let Some((size, sha256)) = content {
+        out.push_str(&format!("; size={size}; sha256={sha256}"));
+    }
+    out
+}
+
 /// The left-out log: one line per entry of the upload the AIP does not hold, with its size
 /// and digest where it is a file, and why; each is also a PREMIS event on the transfer.
 pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {

@@ -195,7 +195,7 @@ fn left_out_event(
     left_out: LeftOut,
     opened: Option<Opened<'_>>,
 ) -> StageResult<PremisEvent> {
-    let mut outcome = format!("Original name=\"%transferDirectory%{}\"", line.name);
+    let mut content = None;
     if let Some(mut opened) = opened {
         let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
         let (digests, size) = crate::fixity::Digests::for_algorithms(&["sha256"])
@@ -208,16 +208,16 @@ fn left_out_event(
                 line.name, line.size
             )));
         }
-        outcome.push_str(&format!("; size={size}; sha256={}", digests.get("sha256").cloned().unwrap_or_default()));
+        content = Some((size, digests.get("sha256").cloned().unwrap_or_default()));
     }
     let mut event = PremisEvent::new(
         transfer.id,
         None,
         crate::aip::LEFT_OUT_EVENT,
         p.clock.now(),
-        format!("left out of the AIP: {}; the upload keeps it", left_out.why()),
+        crate::aip::left_out_detail(left_out),
         EventOutcome::None,
-        outcome,
+        crate::aip::left_out_outcome(&line.name, content.as_ref().map(|(n, d)| (*n, d.as_str()))),
         p.agents(),
     );
     event.uuid = derived_id(transfer.id, &format!("left-out/{}", line.index));
