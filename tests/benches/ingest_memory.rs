@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use vellum_core::messages::queues;
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_core::stages::start::idempotency_key;
 use vellum_local::{Embedded, EmbeddedOptions, Runner, RunnerConfig};
 
 fn main() {
@@ -76,7 +75,7 @@ fn run_one(mb: u64) {
     let started = Instant::now();
     let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), RunnerConfig::default());
     env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
-    let transfer = wait(&env, &idempotency_key(&event));
+    let transfer = wait(&env, &event.idempotency_key());
     runner.stop();
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(transfer.status.as_str(), "COMPLETE", "{:?}", transfer.failure_reason);

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use vellum_core::messages::{queues, StageMessage};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_core::stages::start::idempotency_key;
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};
 
@@ -157,7 +156,7 @@ fn intake_of_a_huge_zip(dir: &Path) {
     let elapsed = started.elapsed();
     let listing = vellum_core::archive::list_zip(env.uploads.clone(), key, size).expect("the sparse zip lists");
     let transfer =
-        env.state.transfer(env.state.transfer_for_event(&idempotency_key(&event)).unwrap().unwrap()).unwrap().unwrap();
+        env.state.transfer(env.state.transfer_for_event(&event.idempotency_key()).unwrap().unwrap()).unwrap().unwrap();
     println!("intake of a {:.1} GiB zip ({} entries)", size as f64 / GIB as f64, listing.entries.len());
     println!(
         "  start stage: {:.1} ms, outcome {:?}, status {}; bytes read to list it: {} ({:.6}% of the package)",
@@ -220,7 +219,7 @@ fn extraction_beside_unzip(dir: &Path) {
     let event = vellum_local::watcher::upload_event("uploads", &meta);
     let ctx = StageContext::with_budget(Duration::from_secs(3600));
     env.pipeline.handle(queues::START, &serde_json::to_string(&event).unwrap(), &ctx);
-    let id = env.state.transfer_for_event(&idempotency_key(&event)).unwrap().unwrap();
+    let id = env.state.transfer_for_event(&event.idempotency_key()).unwrap().unwrap();
     let started = Instant::now();
     let outcome = env.pipeline.handle(queues::EXTRACT, &StageMessage::transfer(id).to_json(), &ctx);
     let vellum = started.elapsed().as_secs_f64();

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use vellum_core::fixity::Digests;
 use vellum_core::ports::{ObjectStore, VirusScanner};
-use vellum_core::stages::checksum::Digests;
 use vellum_local::fs_store::FsObjectStore;
 
 fn timed(f: impl FnOnce()) -> f64 {
@@ -68,7 +68,7 @@ fn main() {
         for f in &files {
             let key = f.strip_prefix(&corpus).unwrap().to_string_lossy().into_owned();
             let size = std::fs::metadata(f).unwrap().len();
-            vellum_core::stages::identify::identify_object(&identifier, &store, &key, size).unwrap();
+            vellum_core::pronom::identify_object(&identifier, &store, &key, size).unwrap();
         }
     });
     let fido = timed(|| {

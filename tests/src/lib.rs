@@ -13,7 +13,6 @@ use vellum_core::pronom::Identifier;
 use vellum_core::messages::{queues, UploadEvent};
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_core::stages::start::idempotency_key;
 use vellum_core::{Outcome, StageContext};
 use vellum_local::watcher::upload_event;
 use vellum_local::{Embedded, EmbeddedOptions};
@@ -146,7 +145,7 @@ impl TestEnv {
     }
 
     pub fn transfer_for(&self, event: &UploadEvent) -> Option<vellum_core::model::Transfer> {
-        let id = self.env.state.transfer_for_event(&idempotency_key(event)).unwrap()?;
+        let id = self.env.state.transfer_for_event(&event.idempotency_key()).unwrap()?;
         self.env.state.transfer(id).unwrap()
     }
 

@@ -149,10 +149,8 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
     let t = TestEnv::with_options(options.clone());
     let mut p = Package::catalogued("PP/SUM/1", 2);
     let first_bytes = p.entries.iter().find(|e| e.name == "objects/folder-0/file-00000.txt").unwrap().bytes.clone();
-    let (md5, _) = vellum_core::stages::checksum::Digests::for_algorithms(&["md5"])
-        .unwrap()
-        .of_reader(&mut first_bytes.as_slice())
-        .unwrap();
+    let (md5, _) =
+        vellum_core::fixity::Digests::for_algorithms(&["md5"]).unwrap().of_reader(&mut first_bytes.as_slice()).unwrap();
     p.add("metadata/checksum.md5", format!("{}  ../objects/folder-0/file-00000.txt\n", md5["md5"]));
     let transfer = ingest(&t, &p, "born-digital/sums.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
@@ -205,10 +203,7 @@ fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::pronom::Identi
     for path in vellum_tests::files_under(dir) {
         let key = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         let size = std::fs::metadata(&path).unwrap().len();
-        out.insert(
-            key.clone(),
-            vellum_core::stages::identify::identify_object(&identifier, &store, &key, size).unwrap(),
-        );
+        out.insert(key.clone(), vellum_core::pronom::identify_object(&identifier, &store, &key, size).unwrap());
     }
     out
 }
@@ -324,7 +319,7 @@ fn ole2_documents_are_identified_by_their_streams() {
     }
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
     let size = std::fs::metadata(&path).unwrap().len();
-    let id = vellum_core::stages::identify::identify_object(&identifier, &store, "report.doc", size).unwrap();
+    let id = vellum_core::pronom::identify_object(&identifier, &store, "report.doc", size).unwrap();
     assert_eq!(id.basis, "container", "{id:?}");
     assert_eq!(id.format.unwrap().puid, "fmt/40", "Word 97");
 }

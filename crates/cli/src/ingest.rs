@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 use vellum_core::messages::queues;
+use vellum_core::model::starts_a_transfer;
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_core::stages::start::{idempotency_key, starts_a_transfer};
 use vellum_local::watcher::upload_event;
 use vellum_local::{Embedded, Runner};
 
@@ -82,7 +82,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     let env = args.run.open()?;
     let event = upload(&env, &args.package, &key)?;
-    let idem = idempotency_key(&event);
+    let idem = event.idempotency_key();
     let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
     env.queue.send(queues::START, &serde_json::to_string(&event)?)?;
     eprintln!("vellum: uploaded {} as {key}", args.package.display());

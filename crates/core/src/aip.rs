@@ -1,7 +1,9 @@
 //! The AIP's layout: names and paths shared by the METS writer, the bagger and the verifier.
 
+use crate::error::{StageError, StageResult};
 use crate::feedback::escape_controls;
 use crate::model::{File, FileUse, PremisEvent, Transfer};
+use crate::ports::StateStore;
 use crate::profile::Profile;
 
 /// The bag's top-level folder: `<name>-<aip-uuid>`.
@@ -57,16 +59,6 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
 /// `objects/`.
 pub fn transfer_mets_path(transfer: &Transfer) -> String {
     format!("submissionDocumentation/transfer-{}-{}/METS.xml", transfer.name, transfer.id)
-}
-
-/// Where the transfer METS is kept until packaging.
-pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
-    format!("{}/aip/transfer-METS.xml", transfer.id)
-}
-
-/// Where the working copy of the AIP METS is kept until packaging.
-pub fn working_mets_key(transfer: &Transfer) -> String {
-    format!("{}/aip/{}", transfer.id, mets_name(transfer))
 }
 
 /// `.tar.gz`, or `.tar` for a profile that stores AIPs uncompressed (gzip level 0).
@@ -185,4 +177,27 @@ pub fn logs(
         logs.push((LEFT_OUT_LOG.to_string(), left_out));
     }
     Ok(logs)
+}
+
+/// How far packaging has come: the next bag entry, and the parts written so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackageCheckpoint {
+    pub next_entry: usize,
+    pub parts: Vec<String>,
+}
+
+impl PackageCheckpoint {
+    /// The checkpoint as stored (for the compare-and-swap) and as read.
+    pub fn load(state: &dyn StateStore, transfer_id: uuid::Uuid) -> StageResult<(Option<String>, Self)> {
+        let text = state.job_checkpoint(transfer_id, crate::messages::queues::PACKAGE)?;
+        let cp = match &text {
+            Some(t) => serde_json::from_str(t).map_err(|e| {
+                StageError::Failed(format!(
+                    "the package checkpoint cannot be read back ({e}); the AIP must be packaged again"
+                ))
+            })?,
+            None => Self::default(),
+        };
+        Ok((text, cp))
+    }
 }

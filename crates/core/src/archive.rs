@@ -220,11 +220,6 @@ pub struct ListingLine {
     pub left_out: Option<LeftOut>,
 }
 
-/// Where a transfer's listing is kept in the working area.
-pub fn listing_key(transfer_id: uuid::Uuid) -> String {
-    format!("{transfer_id}/listing.jsonl")
-}
-
 /// Why a package could not be listed: it is not an archive of its kind, or it is damaged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable(pub String);

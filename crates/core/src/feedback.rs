@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::keys::log_key;
+pub use crate::keys::LogOutcome;
 use crate::model::Transfer;
 use crate::ports::{ObjectStore, PortResult};
 
@@ -25,28 +27,6 @@ pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogOutcome {
-    Success,
-    Failed,
-}
-
-/// `<key>.<success|failed>.<eventTime>.<id12>.log`, where id12 comes from the event's
-/// identity, so a retried event overwrites its own log rather than adding another.
-pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
-    let word = match outcome {
-        LogOutcome::Success => "success",
-        LogOutcome::Failed => "failed",
-    };
-    let time: String = transfer
-        .source_event_time
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '-' })
-        .collect();
-    let id12: String = transfer.event_key.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
-    format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
 }
 
 /// Writes a log beside the upload. Each line of `text` is one line of the log: whatever

@@ -17,6 +17,16 @@ pub mod queues {
     pub const STORE: &str = "store";
     /// In pipeline order.
     pub const ALL: &[&str] = &[START, EXTRACT, CHECKSUM, SCAN, IDENTIFY, CHARACTERIZE, METS, PACKAGE, STORE];
+
+    /// The per-file stages, in order. Batches travel through them one by one; the last
+    /// one fans in to the per-transfer stages.
+    pub const PER_FILE: &[&str] = &[CHECKSUM, SCAN, IDENTIFY, CHARACTERIZE];
+
+    /// Where a batch goes after `stage`, or None after the last per-file stage.
+    pub fn next_per_file(stage: &str) -> Option<&'static str> {
+        let i = PER_FILE.iter().position(|s| *s == stage)?;
+        PER_FILE.get(i + 1).copied()
+    }
 }
 
 /// An object landing in the uploads bucket, as S3 reports it (decoded key).
@@ -29,6 +39,25 @@ pub struct UploadEvent {
     pub sequencer: String,
     pub version_id: Option<String>,
     pub size: u64,
+}
+
+impl UploadEvent {
+    /// SHA-256 over what makes an S3 event unique, so a redelivered event is recognised.
+    pub fn idempotency_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.bucket.as_str(),
+            self.key.as_str(),
+            self.event_name.as_str(),
+            self.sequencer.as_str(),
+            self.version_id.as_deref().unwrap_or(""),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 /// The notice published when an AIP is stored and verified; filterable by `space`.

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::starts_a_transfer;
 use vellum_core::ports::{ObjectMeta, ObjectStore, PortResult, Queue};
-use vellum_core::stages::start::starts_a_transfer;
 
 /// The event S3 would send for this object. The sequencer comes from the object's
 /// modification time and size, so the same upload seen twice is the same event.

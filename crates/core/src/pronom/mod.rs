@@ -7,6 +7,7 @@
 //! last [`WINDOW`] bytes (the whole file when it is small).
 
 pub mod container;
+pub mod object;
 pub mod pattern;
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use regex::bytes::Regex;
 
 pub use container::{ContainerKind, ContainerSource};
+pub use object::identify_object;
 
 use crate::model::FormatId;
 

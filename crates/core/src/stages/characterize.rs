@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use crate::error::StageResult;
+use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
+use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::per_file::{run_batch, FileOutcome};
-use crate::stages::working_key;
 use crate::{fpr, techmd};
 
 const STAGE: &str = queues::CHARACTERIZE;

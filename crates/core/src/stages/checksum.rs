@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use crate::error::{StageError, StageResult};
-pub use crate::fixity::{parse_supplied_manifest, sha256_hex, supplied_manifest_path, Digests, ALGORITHMS};
+use crate::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
+use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
+use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::per_file::{run_batch, FileOutcome};
-use crate::stages::working_key;
 
 const STAGE: &str = queues::CHECKSUM;
 

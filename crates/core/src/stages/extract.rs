@@ -6,17 +6,15 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::archive::{
-    detect_kind, listing_key, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine,
-};
+use crate::archive::{detect_kind, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
 use crate::error::{StageError, StageResult};
+use crate::keys::{listing_key, working_key};
 use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ExtractCheckpoint;
 use crate::profile::PackageKind;
 use crate::ranged::RangedReader;
-use crate::stages::{working_key, PER_FILE_STAGES};
 use crate::tar_sparse::SparseReader;
 
 /// Reads of the package during extraction fetch this much at a time.
@@ -40,7 +38,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     // Re-sent on every delivery after the checkpoint is done: the per-file stages ignore
     // batches they have recorded, so a message lost between commit and send is recovered.
     let msgs: Vec<StageMessage> = (0..checkpoint.batches).map(|b| StageMessage::batch(transfer.id, b)).collect();
-    p.send(PER_FILE_STAGES[0], &msgs)?;
+    p.send(queues::PER_FILE[0], &msgs)?;
     p.state.finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
     Ok(Progress::Done)
 }

@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
 
-use crate::aip::{transfer_mets_path, working_mets_key, working_transfer_mets_key};
+use crate::aip::transfer_mets_path;
 use crate::error::StageResult;
 use crate::fixity::Digests;
+use crate::keys::{working_key, working_mets_key, working_transfer_mets_key};
 use crate::messages::{queues, StageMessage};
 use crate::mets::{write_aip_mets, MetsDoc, MetsKind};
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::rights::{rows_by_file, RightsRow};
-use crate::stages::working_key;
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {

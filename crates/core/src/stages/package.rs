@@ -10,14 +10,14 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, working_mets_key, working_transfer_mets_key};
+use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, PackageCheckpoint};
 use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::error::{StageError, StageResult};
+use crate::fixity::{self, sha256_hex};
+use crate::keys::{package_part_key, working_key, working_mets_key, working_transfer_mets_key};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::stages::checksum::{self, sha256_hex};
-use crate::stages::working_key;
 
 /// Where an entry's bytes come from.
 enum Source {
@@ -43,25 +43,6 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     Ok(Progress::Done)
 }
 
-/// How far packaging has come: the next bag entry, and the parts written so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PackageCheckpoint {
-    pub next_entry: usize,
-    pub parts: Vec<String>,
-}
-
-impl PackageCheckpoint {
-    pub fn load(p: &Pipeline, transfer_id: uuid::Uuid) -> StageResult<(Option<String>, Self)> {
-        let text = p.state.job_checkpoint(transfer_id, queues::PACKAGE)?;
-        let cp = match &text {
-            Some(t) => serde_json::from_str(t)
-                .map_err(|e| StageError::Transient(format!("an unreadable package checkpoint: {e}")))?,
-            None => Self::default(),
-        };
-        Ok((text, cp))
-    }
-}
-
 type Digests = BTreeMap<String, String>;
 
 /// The bag's entries, sorted: tag files and payload. Everything is fixed by the state store
@@ -76,7 +57,7 @@ fn bag_entries(
         profile.checksum_algorithms.iter().cloned().chain(std::iter::once("sha256".to_string())).collect();
     let algorithms: Vec<String> = algorithms.into_iter().collect();
     let digest_of = |reader: &mut dyn Read| -> StageResult<Digests> {
-        Ok(checksum::Digests::for_algorithms(&algorithms)?.of_reader(reader)?.0)
+        Ok(fixity::Digests::for_algorithms(&algorithms)?.of_reader(reader)?.0)
     };
     let files = p.state.files(transfer.id)?;
     let mut payload: Vec<(String, Digests, Source)> = Vec::with_capacity(files.len() + 4);
@@ -163,11 +144,9 @@ fn write_part(
     entries: Vec<(String, Source)>,
     ctx: &StageContext,
 ) -> StageResult<bool> {
-    let (seen, mut checkpoint) = PackageCheckpoint::load(p, transfer.id)?;
+    let (seen, mut checkpoint) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
     let start = checkpoint.next_entry;
-    // Named for this writer alone: a duplicate delivery racing this one writes its own
-    // part, and only the part the checkpoint records is ever joined.
-    let key = format!("{}/aip/parts/{start:09}-{}", transfer.id, p.clock.new_id());
+    let key = package_part_key(transfer.id, start, p.clock.new_id());
     let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
     // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.
     let sink = if profile.gzip_level == 0 {

@@ -3,35 +3,19 @@
 
 use std::io::Write;
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::archive::{listing_key, ListError};
+use crate::archive::ListError;
 use crate::error::{StageError, StageResult};
 use crate::feedback::{self, LogOutcome};
 use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
+use crate::keys::listing_key;
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::profile::Profile;
 
-pub use crate::model::{starts_a_transfer, transfer_name};
-
-/// SHA-256 over what makes an S3 event unique, so a redelivered event is recognised.
-pub fn idempotency_key(ev: &UploadEvent) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        ev.bucket.as_str(),
-        ev.key.as_str(),
-        ev.event_name.as_str(),
-        ev.sequencer.as_str(),
-        ev.version_id.as_deref().unwrap_or(""),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
+use crate::model::starts_a_transfer;
 
 pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progress>) {
     if !starts_a_transfer(&ev.key) {
@@ -42,7 +26,7 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
     let profile = p.config.profile_for_key(&ev.key);
     let candidate = Transfer {
         source_event_time: ev.event_time.clone(),
-        event_key: idempotency_key(ev),
+        event_key: ev.idempotency_key(),
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
         ..Transfer::new(p.clock.new_id(), p.clock.new_id(), p.clock.new_id(), &ev.bucket, &ev.key, now)
     };
@@ -133,6 +117,7 @@ fn write_listing(p: &Pipeline, transfer: &Transfer, accepted: &Accepted) -> Stag
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::transfer_name;
 
     #[test]
     fn names_and_endings() {
@@ -156,9 +141,9 @@ mod tests {
         };
         let mut other = ev.clone();
         other.sequencer = "02".into();
-        assert_ne!(idempotency_key(&ev), idempotency_key(&other));
+        assert_ne!(ev.idempotency_key(), other.idempotency_key());
         let mut later = ev.clone();
         later.event_time = "t2".into();
-        assert_eq!(idempotency_key(&ev), idempotency_key(&later), "event time is not identity");
+        assert_eq!(ev.idempotency_key(), later.idempotency_key(), "event time is not identity");
     }
 }

@@ -7,18 +7,13 @@ use std::io::{self, BufReader};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path};
+use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
 use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
+use crate::keys::aip_key;
 use crate::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress};
-use crate::stages::package::PackageCheckpoint;
-
-/// The key of an AIP in its space.
-pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
-    format!("{space}/{identifier}/v{version}/{}.{extension}", bag_name(transfer))
-}
 
 pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
@@ -38,7 +33,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
     let key = aip_key(&space, &identifier, version, &transfer, extension);
 
     // The package's parts, joined in order (in S3, a multipart upload of the parts).
-    let (_, packaged) = PackageCheckpoint::load(p, transfer.id)?;
+    let (_, packaged) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
     if packaged.parts.is_empty() {
         return Err(StageError::Transient("the package has no parts yet".into()));
     }

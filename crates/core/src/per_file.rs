@@ -6,7 +6,6 @@ use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, File, FilePatch, JobStatus, PremisEvent, Task, Transfer};
 use crate::pipeline::{Pipeline, Progress};
 use crate::profile::Profile;
-use crate::stages::next_per_file_stage;
 
 /// What a stage did to one file.
 #[derive(Debug, Default)]
@@ -81,7 +80,7 @@ fn hand_on(
     batch: u32,
     stage_complete: bool,
 ) -> StageResult<Progress> {
-    match next_per_file_stage(stage) {
+    match queues::next_per_file(stage) {
         Some(next) => p.send(next, &[StageMessage::batch(transfer_id, batch)])?,
         None if stage_complete => p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?,
         None => {}

@@ -1,0 +1,72 @@
+//! Every object-key layout Vellum writes, in one place: the working area (extracted files,
+//! the listing, the METS, the package's parts), the AIP bucket, and the logs beside an
+//! upload. A key's shape is a contract with operators and the monitor's clean-up: change it
+//! here or nowhere.
+
+use uuid::Uuid;
+
+use crate::model::Transfer;
+
+/// Everything of one transfer in the working area lives under this prefix.
+pub fn working_prefix(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/")
+}
+
+/// The working copy of a transfer's file.
+pub fn working_key(transfer_id: Uuid, current_path: &str) -> String {
+    format!("{transfer_id}/{current_path}")
+}
+
+/// The listing intake made of the package, which extraction follows.
+pub fn listing_key(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/listing.jsonl")
+}
+
+/// The transfer METS, until packaging.
+pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
+    format!("{}/aip/transfer-METS.xml", transfer.id)
+}
+
+/// The AIP METS, until packaging.
+pub fn working_mets_key(transfer: &Transfer) -> String {
+    format!("{}/aip/{}", transfer.id, crate::aip::mets_name(transfer))
+}
+
+/// A piece of a METS document written by one invocation; the pieces are joined in order.
+pub fn mets_piece_key(transfer_id: Uuid, document: &str, piece: u32, writer: Uuid) -> String {
+    format!("{transfer_id}/aip/mets-pieces/{document}/{piece:06}-{writer}")
+}
+
+/// One part of the package, named for the writer that made it, so that a duplicate
+/// delivery racing it writes its own part and only the recorded one is ever joined.
+pub fn package_part_key(transfer_id: Uuid, first_entry: usize, writer: Uuid) -> String {
+    format!("{transfer_id}/aip/parts/{first_entry:09}-{writer}")
+}
+
+/// A stored AIP in its space.
+pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
+    format!("{space}/{identifier}/v{version}/{}.{extension}", crate::aip::bag_name(transfer))
+}
+
+/// The outcome of an upload, beside it in the uploads bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutcome {
+    Success,
+    Failed,
+}
+
+/// `<key>.<success|failed>.<eventTime>.<id12>.log`, where id12 comes from the event's
+/// identity, so a retried event overwrites its own log rather than adding another.
+pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
+    let word = match outcome {
+        LogOutcome::Success => "success",
+        LogOutcome::Failed => "failed",
+    };
+    let time: String = transfer
+        .source_event_time
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '-' })
+        .collect();
+    let id12: String = transfer.event_key.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+    format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
+}
