@@ -2,14 +2,10 @@
 
 use crate::error::{StageError, StageResult};
 use crate::feedback::escape_controls;
+pub use crate::keys::{bag_name, mets_name};
 use crate::model::{File, FileUse, PremisEvent, Transfer};
 use crate::ports::StateStore;
 use crate::profile::Profile;
-
-/// The bag's top-level folder: `<name>-<aip-uuid>`.
-pub fn bag_name(transfer: &Transfer) -> String {
-    format!("{}-{}", transfer.name, transfer.aip_uuid)
-}
 
 /// The longest identifier that still leaves room in a storage key (S3 allows 1,024 bytes)
 /// for the space, the version and the bag's name.
@@ -34,11 +30,6 @@ pub fn identifier_storage_problem(identifier: &str) -> Option<String> {
         return None;
     };
     Some(format!("the identifier {identifier:?} cannot name a storage location: {why}"))
-}
-
-/// The AIP METS file, relative to `data/`.
-pub fn mets_name(transfer: &Transfer) -> String {
-    format!("METS.{}.xml", transfer.aip_uuid)
 }
 
 /// Where a transfer file sits in the AIP, relative to `data/`. Originals keep their place

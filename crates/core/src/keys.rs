@@ -22,6 +22,16 @@ pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")
 }
 
+/// The bag's top-level folder, and the AIP's name in storage: `<name>-<aip-uuid>`.
+pub fn bag_name(transfer: &Transfer) -> String {
+    format!("{}-{}", transfer.name, transfer.aip_uuid)
+}
+
+/// The AIP METS file, relative to the bag's `data/`.
+pub fn mets_name(transfer: &Transfer) -> String {
+    format!("METS.{}.xml", transfer.aip_uuid)
+}
+
 /// The transfer METS, until packaging.
 pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
     format!("{}/aip/transfer-METS.xml", transfer.id)
@@ -29,7 +39,7 @@ pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
 
 /// The AIP METS, until packaging.
 pub fn working_mets_key(transfer: &Transfer) -> String {
-    format!("{}/aip/{}", transfer.id, crate::aip::mets_name(transfer))
+    format!("{}/aip/{}", transfer.id, mets_name(transfer))
 }
 
 /// A piece of a METS document written by one invocation; the pieces are joined in order.
@@ -45,7 +55,7 @@ pub fn package_part_key(transfer_id: Uuid, first_entry: usize, writer: Uuid) -> 
 
 /// A stored AIP in its space.
 pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
-    format!("{space}/{identifier}/v{version}/{}.{extension}", crate::aip::bag_name(transfer))
+    format!("{space}/{identifier}/v{version}/{}.{extension}", bag_name(transfer))
 }
 
 /// The outcome of an upload, beside it in the uploads bucket.
