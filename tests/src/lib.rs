@@ -506,7 +506,7 @@ impl Case {
             assert!(log.contains(w), "{key}: log lacks {w:?}: {log}");
         }
         assert!(log.contains("How to fix"), "{log}");
-        assert!(self.t.env.state.files(transfer.id).unwrap().is_empty(), "nothing extracted");
+        assert!(self.t.env.state.all_files(transfer.id).unwrap().is_empty(), "nothing extracted");
         assert!(self.t.stored_aips().is_empty());
         assert_eq!(std::fs::read(self.t.dir.path().join("uploads").join(key)).unwrap(), before, "upload untouched");
         log

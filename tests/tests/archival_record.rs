@@ -140,7 +140,7 @@ fn the_mets_read_back_agrees_with_the_state_store_file_by_file() {
     let doc = roxmltree::Document::parse(&text).unwrap();
     let objects: Vec<roxmltree::Node> =
         doc.descendants().filter(|n| n.has_tag_name(("http://www.loc.gov/premis/v3", "object"))).collect();
-    let files = t.env.state.files(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
     assert_eq!(objects.len(), files.len() + 1, "one PREMIS object per file, and the transfer METS");
     for f in &files {
         let object = objects
@@ -288,8 +288,16 @@ impl ObjectStore for Damaging {
         // A plain tar (gzip level 0), so the damage lands in a file's bytes, not gzip's.
         Ok(Box::new(DamagingWriter { inner: self.0.writer(key)?, at: 5000, seen: 0 }))
     }
-    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
-        self.0.list(prefix)
+    fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
+        self.0.list_page(prefix, after, limit)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
     fn put_tags(&self, key: &str, tags: &std::collections::BTreeMap<String, String>) -> PortResult<()> {
         self.0.put_tags(key, tags)
@@ -342,7 +350,7 @@ fn each_stored_aip_is_announced_under_its_space_and_test_identifiers_go_to_testi
         assert_eq!(notice["origin"], "vellum");
         assert!(notice["timeSent"].as_str().unwrap().ends_with('Z'));
     }
-    let events = t.env.state.events(real.id).unwrap();
+    let events = t.env.state.all_events(real.id).unwrap();
     let fixity = events.iter().find(|e| e.file_uuid.is_none() && e.event_type == "fixity check").unwrap();
     assert_eq!(fixity.outcome, vellum_core::model::EventOutcome::Pass, "an AIP-level fixity check is recorded");
 }

@@ -97,7 +97,7 @@ fn an_explorer_zip_is_accepted_without_its_clutter() {
     }
     let c = Case::raw(&entries);
     let t = c.complete("born-digital/Explorer.zip");
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     assert!(files.iter().any(|f| f.original_path == "objects/Photos/café.jpg"), "CP437 decoded");
     let (paths, left_out) = aip_contents(&c, &t);
     assert_eq!(
@@ -190,7 +190,7 @@ fn expected_objects(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn ingest_tool_zip(c: &Case, key: &str, dir: &Path) {
     let t = c.complete(key);
     let bag = c.bag(&t);
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     for (name, bytes) in expected_objects(dir) {
         let f = files.iter().find(|f| f.original_path == name).unwrap_or_else(|| panic!("{key}: {name} recorded"));
         assert_eq!(std::fs::read(bag.join("data").join(&f.current_path)).unwrap(), bytes, "{key}: {name}");
@@ -280,7 +280,7 @@ fn names_as_long_as_windows_allows_are_shortened_and_recorded() {
     p.add(&long, "long-named").add(&deep, "deep, and still fits");
     let c = Case::zip(&p);
     let t = c.complete("born-digital/long.zip");
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     let f = files.iter().find(|f| f.original_path == long).expect("the original name on record");
     let name = f.current_path.rsplit('/').next().unwrap();
     assert!(name.len() <= 255 && name.ends_with(".docx"), "{name}");
@@ -316,7 +316,7 @@ fn a_finder_zip_made_by_ditto_style_tools_is_the_same_package() {
         let mut d: Vec<(String, Option<String>)> =
             c.t.env
                 .state
-                .files(t.id)
+                .all_files(t.id)
                 .unwrap()
                 .into_iter()
                 .map(|f| (f.original_path.clone(), f.sha256().map(str::to_string)))

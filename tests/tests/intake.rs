@@ -6,7 +6,7 @@ use std::path::Path;
 
 use vellum_core::messages::queues;
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::ports::{ObjectStore, Queue, StateStore, TransferQuery};
 use vellum_tests::{raw_package, tar_gz, with, Case, Package, RawEntry, TestEnv};
 
 #[test]
@@ -83,7 +83,7 @@ fn accessions_need_their_fields_and_are_registered() {
     let c = Case::zip(&p);
     let t = c.complete("born-digital-accessions/acc.zip");
     assert_eq!(t.profile, "b_dig_accessions");
-    let events = c.t.env.state.events(t.id).unwrap();
+    let events = c.t.env.state.all_events(t.id).unwrap();
     assert!(events.iter().any(|e| e.event_type == "registration"), "accessions are registered");
     assert!(!events.iter().any(|e| e.event_type == "ingestion"));
     let tags = c.t.env.uploads.get_tags("born-digital-accessions/acc.zip").unwrap();
@@ -170,7 +170,7 @@ fn cp437_names_are_decoded_not_dropped() {
     legacy.flags = 0;
     let c = Case::raw(&with(raw_package("PP/437"), legacy));
     let t = c.complete("born-digital/cp437.zip");
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     let f = files.iter().find(|f| f.original_path.starts_with("objects/caf")).unwrap();
     assert_eq!(f.original_path, "objects/café naÅve.txt");
     assert_eq!(f.current_path, "objects/cafe_naAve.txt");
@@ -195,7 +195,7 @@ fn awkward_names_are_sanitized_recorded_and_nothing_is_lost() {
     }
     let c = Case::zip(&p);
     let t = c.complete("born-digital/awkward names.zip");
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     let path_of = |orig: &str| files.iter().find(|f| f.original_path == orig).unwrap().current_path.clone();
     assert_eq!(path_of("objects/a_b.txt"), "objects/a_b.txt");
     assert_eq!(path_of("objects/a b.txt"), "objects/a_b_1.txt");
@@ -204,7 +204,7 @@ fn awkward_names_are_sanitized_recorded_and_nothing_is_lost() {
     assert_eq!(path_of("objects/Ca/x.txt"), "objects/Ca/x.txt");
     assert_eq!(path_of("objects/Ça/x.txt"), "objects/Ca_1/x.txt");
     assert!(path_of("objects/日本語.txt").is_ascii());
-    let events = c.t.env.state.events(t.id).unwrap();
+    let events = c.t.env.state.all_events(t.id).unwrap();
     let changes = events.iter().filter(|e| e.event_type == "filename change").count();
     assert_eq!(changes, 6, "one filename change event per renamed file");
     let bag = c.bag(&t);
@@ -238,7 +238,8 @@ fn zero_byte_files_are_kept() {
     p.add("objects/empty.bin", "");
     let c = Case::zip(&p);
     let t = c.complete("born-digital/empty.zip");
-    let f = c.t.env.state.files(t.id).unwrap().into_iter().find(|f| f.original_path == "objects/empty.bin").unwrap();
+    let f =
+        c.t.env.state.all_files(t.id).unwrap().into_iter().find(|f| f.original_path == "objects/empty.bin").unwrap();
     assert_eq!(f.size, 0);
     assert_eq!(f.sha256(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     assert_eq!(std::fs::metadata(c.bag(&t).join("data/objects/empty.bin")).unwrap().len(), 0);
@@ -375,7 +376,8 @@ fn a_tar_gz_continues_across_invocations() {
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     assert_eq!(transfer.file_count, 13);
-    let mut names: Vec<String> = t.env.state.files(transfer.id).unwrap().into_iter().map(|f| f.original_path).collect();
+    let mut names: Vec<String> =
+        t.env.state.all_files(transfer.id).unwrap().into_iter().map(|f| f.original_path).collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 13, "each entry once");
@@ -400,7 +402,10 @@ fn logs_test_events_and_other_keys_start_nothing() {
         assert_eq!(outcome, vellum_core::Outcome::Ignored, "{key}");
     }
     t.drive(|_, _| false);
-    assert!(t.env.state.list_transfers(10).unwrap().is_empty(), "no transfer for a key that is no package");
+    assert!(
+        t.env.state.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap().items.is_empty(),
+        "no transfer for a key that is no package"
+    );
     let test_event =
         r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T10:00:00Z","Bucket":"vellum-uploads"}"#;
     assert!(vellum_core::messages::upload_events_from_s3(test_event).unwrap().is_empty());

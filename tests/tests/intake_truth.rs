@@ -12,7 +12,7 @@ use vellum_tests::{raw_package, tar_gz, tools_required, with, Case, Package, Raw
 
 /// The stored bytes of the file whose original name is `original`.
 fn stored(c: &Case, t: &Transfer, bag: &Path, original: &str) -> Vec<u8> {
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     let f = files.iter().find(|f| f.original_path == original).unwrap_or_else(|| {
         panic!("no file recorded under {original:?}: {:?}", files.iter().map(|f| &f.original_path).collect::<Vec<_>>())
     });
@@ -81,7 +81,7 @@ fn sparse_tar_members_are_stored_as_the_files_they_stand_for() {
         let got = stored(&c, &t, &bag, "objects/sparse.img");
         assert_eq!(got.len(), image.len(), "{style}: the real size, not the map's");
         assert!(got == image, "{style}: every byte as in the file");
-        let names: Vec<String> = c.t.env.state.files(t.id).unwrap().into_iter().map(|f| f.original_path).collect();
+        let names: Vec<String> = c.t.env.state.all_files(t.id).unwrap().into_iter().map(|f| f.original_path).collect();
         assert!(!names.iter().any(|n| n.contains("GNUSparseFile")), "{style}: {names:?}");
     }
 }
@@ -176,7 +176,7 @@ fn dot_and_empty_steps_invent_no_folders() {
     entries.push(RawEntry::file("objects/./a/.//b.txt", "b"));
     let c = Case::raw(&entries);
     let t = c.complete("born-digital/steps.zip");
-    let files = c.t.env.state.files(t.id).unwrap();
+    let files = c.t.env.state.all_files(t.id).unwrap();
     let b = files.iter().find(|f| f.original_path == "objects/a/b.txt").expect("recorded under its one path");
     assert_eq!(b.current_path, "objects/a/b.txt", "no `_` folders");
 }
@@ -479,7 +479,7 @@ fn random_trees_are_stored_byte_for_byte_with_every_original_name_or_refused() {
                         bytes.len()
                     );
                 }
-                let recorded = c.t.env.state.files(t.id).unwrap().len();
+                let recorded = c.t.env.state.all_files(t.id).unwrap().len();
                 assert_eq!(
                     recorded,
                     tree.len() + 1,

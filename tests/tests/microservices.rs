@@ -48,9 +48,9 @@ fn an_infected_file_fails_the_transfer_naming_file_and_signature() {
     let reason = transfer.failure_reason.unwrap();
     assert!(reason.contains("objects/attachments/invoice.com") && reason.contains("EICAR"), "{reason}");
     assert!(t.stored_aips().is_empty(), "nothing is stored");
-    let files = t.env.state.files(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
     let infected = files.iter().find(|f| f.original_path.ends_with("invoice.com")).unwrap();
-    let events = t.env.state.events(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     let e = event_of(&events, infected.uuid, "virus check");
     assert_eq!(e.outcome, EventOutcome::Fail);
     assert!(e.outcome_detail.contains("EICAR") && e.detail.contains("ClamAV"), "{e:?}");
@@ -75,8 +75,9 @@ fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decid
     let t = TestEnv::with_options(lenient());
     let transfer = ingest(&t, &p, "born-digital/big.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
-    let big = t.env.state.files(transfer.id).unwrap().into_iter().find(|f| f.original_path.ends_with(".bin")).unwrap();
-    let e = event_of(&t.env.state.events(transfer.id).unwrap(), big.uuid, "virus check").clone();
+    let big =
+        t.env.state.all_files(transfer.id).unwrap().into_iter().find(|f| f.original_path.ends_with(".bin")).unwrap();
+    let e = event_of(&t.env.state.all_events(transfer.id).unwrap(), big.uuid, "virus check").clone();
     assert_eq!(e.outcome, EventOutcome::NotPerformed);
     assert!(e.outcome_detail.contains("stream limit"), "{e:?}");
 
@@ -127,7 +128,7 @@ fn with_scanning_off_every_file_and_the_mets_say_not_scanned() {
     let t = TestEnv::with_options(options);
     let transfer = ingest(&t, &Package::catalogued("PP/OFF/1", 2), "born-digital/off.zip");
     assert_eq!(transfer.status, TransferStatus::Complete);
-    let events = t.env.state.events(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     let checks: Vec<_> = events.iter().filter(|e| e.event_type == "virus check").collect();
     assert_eq!(checks.len(), 3);
     assert!(checks
@@ -154,10 +155,10 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
     p.add("metadata/checksum.md5", format!("{}  ../objects/folder-0/file-00000.txt\n", md5["md5"]));
     let transfer = ingest(&t, &p, "born-digital/sums.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
-    let files = t.env.state.files(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
     let first = files.iter().find(|f| f.original_path == "objects/folder-0/file-00000.txt").unwrap();
     assert_eq!(first.checksums.keys().map(String::as_str).collect::<Vec<_>>(), ["md5", "sha1", "sha256", "sha512"]);
-    let events = t.env.state.events(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     assert_eq!(
         events
             .iter()
@@ -174,7 +175,7 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
     assert_eq!(transfer.status, TransferStatus::Failed);
     let reason = transfer.failure_reason.unwrap();
     assert!(reason.contains("objects/folder-0/file-00000.txt") && reason.contains(&"0".repeat(64)), "{reason}");
-    let events = t.env.state.events(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     assert!(
         events.iter().any(|e| e.event_type == "fixity check" && e.outcome == EventOutcome::Fail),
         "the failed check is kept"
@@ -345,8 +346,8 @@ fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_th
     let t = TestEnv::new(20);
     let transfer = ingest(&t, &p, "born-digital/char.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "an invalid file does not fail the transfer by default");
-    let files = t.env.state.files(transfer.id).unwrap();
-    let events = t.env.state.events(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     let file = |name: &str| files.iter().find(|f| f.original_path == format!("objects/{name}")).unwrap();
     let traits = |name: &str| file(name).characteristics.clone();
     assert_eq!(traits("photo.png").get("width").map(String::as_str), Some("64"));
@@ -467,8 +468,8 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
     let t = TestEnv::new(10);
     let transfer = ingest(&t, &bag_package(&|_, _, _| {}), "born-digital/bag.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
-    let files = t.env.state.files(transfer.id).unwrap();
-    let events = t.env.state.events(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
     for f in files.iter().filter(|f| f.original_path.starts_with("data/")) {
         let check = event_of(&events, f.uuid, "fixity check");
         assert_eq!(check.outcome, EventOutcome::Pass, "{}", f.original_path);

@@ -52,7 +52,7 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
         result.expect("bagit-python accepts the AIP");
     }
     // Every entry is in the AIP, byte for byte, under its sanitized name.
-    let files = t.env.state.files(transfer.id).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
     let entries = zip_entries(&example_zip());
     assert_eq!(files.len(), entries.len(), "one file record per entry");
     for (name, original) in entries {
@@ -73,7 +73,7 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     assert!(info.contains("External-Identifier: PP/EXA/1\n"), "{info}");
     assert!(info.contains(&format!("Internal-Sender-Identifier: {}\n", transfer.aip_uuid)), "{info}");
     let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", transfer.aip_uuid))).unwrap();
-    for file in t.env.state.files(transfer.id).unwrap() {
+    for file in t.env.state.all_files(transfer.id).unwrap() {
         assert!(mets.contains(&file.uuid.to_string()), "the METS names {}", file.original_path);
         assert!(mets.contains(file.sha256().unwrap()), "the METS carries the sha256 of {}", file.original_path);
     }
@@ -91,9 +91,9 @@ fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     assert_eq!(t.stored_aips().len(), 1, "one AIP: {:?}", t.stored_aips());
     assert_eq!(transfer.file_count as usize, files);
-    let stored = t.env.state.files(transfer_id).unwrap();
+    let stored = t.env.state.all_files(transfer_id).unwrap();
     assert_eq!(stored.len(), files, "one record per file");
-    let events = t.env.state.events(transfer_id).unwrap();
+    let events = t.env.state.all_events(transfer_id).unwrap();
     let mut per_file: BTreeMap<(Option<uuid::Uuid>, String), usize> = BTreeMap::new();
     for e in &events {
         *per_file.entry((e.file_uuid, e.event_type.clone())).or_default() += 1;
@@ -235,8 +235,16 @@ impl ObjectStore for Unreadable {
     fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
         self.0.writer(key)
     }
-    fn list(&self, prefix: &str) -> vellum_core::ports::PortResult<Vec<vellum_core::ports::ObjectMeta>> {
-        self.0.list(prefix)
+    fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
+        self.0.list_page(prefix, after, limit)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
     fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
         self.0.put_tags(key, tags)

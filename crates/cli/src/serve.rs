@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use vellum_core::messages::queues;
-use vellum_core::ports::{Queue, StateStore};
+use vellum_core::ports::{Queue, StateStore, TransferQuery};
 use vellum_local::watcher::Watcher;
 use vellum_local::{Embedded, Runner};
 
@@ -78,7 +78,7 @@ fn route(env: &Embedded, url: &str) -> (u16, serde_json::Value) {
 }
 
 fn status(env: &Embedded) -> anyhow::Result<Option<serde_json::Value>> {
-    let transfers = env.state.list_transfers(100)?;
+    let transfers = env.state.list_transfers(&TransferQuery { limit: 100, ..Default::default() })?.items;
     let mut depths = serde_json::Map::new();
     for q in queues::ALL {
         depths.insert(

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::StateStore;
+use vellum_core::ports::{StateStore, TransferQuery};
 use vellum_local::sqlite_state::SqliteStateStore;
 use vellum_tests::Package;
 
@@ -160,7 +160,7 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
     // Kill it once per-file work is under way and before the transfer is done.
     let killed_at = loop {
         assert!(Instant::now() < deadline, "the transfer never got going");
-        if let Some(t) = state.list_transfers(1).unwrap().pop() {
+        if let Some(t) = state.list_transfers(&TransferQuery { limit: 1, ..Default::default() }).unwrap().items.pop() {
             let checksum = state.job(t.id, "checksum").unwrap();
             if checksum.is_some_and(|j| j.batches_done > 0) {
                 first.kill();
@@ -190,10 +190,14 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
     }
     second.kill();
     assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
-    assert_eq!(state.list_transfers(10).unwrap().len(), 1, "a restart creates no second transfer");
+    assert_eq!(
+        state.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap().items.len(),
+        1,
+        "a restart creates no second transfer"
+    );
     assert_eq!(finished.file_count, 301);
-    let events = state.events(finished.id).unwrap();
-    let files = state.files(finished.id).unwrap();
+    let events = state.all_events(finished.id).unwrap();
+    let files = state.all_files(finished.id).unwrap();
     vellum_tests::assert_every_file_has_its_events(&events, &files);
     let aips: Vec<_> = walk(&data.path().join("aips"));
     assert_eq!(aips.len(), 1, "{aips:?}");

@@ -43,7 +43,15 @@ macro_rules! state_store_contract {
                 record_batch_fans_in_once,
                 events_are_written_once,
                 aip_versions,
-                job_checkpoints_are_compare_and_swap
+                job_checkpoints_are_compare_and_swap,
+                reads_are_paged,
+                transfers_are_listed_newest_first,
+                large_batches_commit_whole,
+                racing_create_transfer,
+                racing_record_batch,
+                racing_commit_extract_batch,
+                racing_job_checkpoint,
+                racing_assign_aip_version
             ]
         );
     };

@@ -6,7 +6,7 @@ use vellum_core::model::{
     derived_id, EventOutcome, File, FilePatch, FileUse, JobStatus, PremisEvent, StoredAip, Task, Transfer,
     TransferStatus,
 };
-use vellum_core::ports::{ExtractCheckpoint, JobSpec, PortError, StateStore};
+use vellum_core::ports::{ExtractCheckpoint, FilePages, JobSpec, PortError, StateStore, TransferQuery};
 
 pub type Make = dyn Fn() -> Box<dyn StateStore>;
 
@@ -66,7 +66,7 @@ pub fn create_transfer_is_idempotent(make: &Make) {
     let (third, created) = s.create_transfer("key-2", &again).unwrap();
     assert!(created);
     assert_eq!(third.id, again.id);
-    assert_eq!(s.list_transfers(10).unwrap().len(), 2);
+    assert_eq!(s.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap().items.len(), 2);
     let stored = s.transfer(t.id).unwrap().unwrap();
     assert_eq!(stored.name, "a");
     assert_eq!(stored.source_event_time, t.source_event_time);
@@ -136,10 +136,10 @@ pub fn extraction_checkpoints(make: &Make) {
     s.commit_extract_batch(t.id, &cp2, &files1, &[], 7).unwrap();
     let done = s.finish_extract(t.id).unwrap();
     assert_eq!(done, ExtractCheckpoint { next_entry: 7, batches: 2, files: 4, done: true });
-    assert_eq!(s.batch_files(t.id, 0).unwrap().len(), 3);
-    assert_eq!(s.batch_files(t.id, 1).unwrap()[0].entry_index, 6);
-    assert_eq!(s.files(t.id).unwrap().len(), 4);
-    assert_eq!(s.events(t.id).unwrap().len(), 3);
+    assert_eq!(s.batch_files(t.id, 0, None, 10).unwrap().items.len(), 3);
+    assert_eq!(s.batch_files(t.id, 1, None, 10).unwrap().items[0].entry_index, 6);
+    assert_eq!(s.all_files(t.id).unwrap().len(), 4);
+    assert_eq!(s.all_events(t.id).unwrap().len(), 3);
     let stored = s.transfer(t.id).unwrap().unwrap();
     assert_eq!((stored.file_count, stored.batch_count), (4, 2));
 }
@@ -188,13 +188,14 @@ pub fn record_batch_fans_in_once(make: &Make) {
     assert!(!late.newly_recorded && late.stage_complete, "a redelivered last batch still reports completion");
     assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, 3);
     assert_eq!(s.tasks(job.uuid).unwrap().len(), 3);
-    let digest_events = s.events(t.id).unwrap().iter().filter(|e| e.event_type == "message digest calculation").count();
+    let digest_events =
+        s.all_events(t.id).unwrap().iter().filter(|e| e.event_type == "message digest calculation").count();
     let f1 = file(&t, 1, 1);
     let of_one = s.file_events(t.id, f1.uuid).unwrap();
     assert_eq!(of_one.len(), 1, "a file's own events, and no other's");
     assert_eq!(of_one[0].file_uuid, Some(f1.uuid));
     assert_eq!(digest_events, 3);
-    let files = s.files(t.id).unwrap();
+    let files = s.all_files(t.id).unwrap();
     assert_eq!(files[1].sha256(), Some("digest-1"));
     assert_eq!(files[1].characteristics.get("width").map(String::as_str), Some("1"));
 }
@@ -209,7 +210,7 @@ pub fn events_are_written_once(make: &Make) {
     let mut changed = e.clone();
     changed.outcome_detail = "rewritten".into();
     s.record_events(&[changed]).unwrap();
-    let events = s.events(t.id).unwrap();
+    let events = s.all_events(t.id).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome_detail, "", "an event is never rewritten");
     assert_eq!(events[0].uuid, e.uuid);
@@ -248,4 +249,257 @@ pub fn job_checkpoints_are_compare_and_swap(make: &Make) {
     s.set_job_checkpoint(t.id, "package", Some("part 1"), "part 2").unwrap();
     assert!(matches!(s.set_job_checkpoint(t.id, "package", Some("part 1"), "part 3"), Err(PortError::Conflict(_))));
     assert_eq!(s.job_checkpoint(t.id, "package").unwrap().as_deref(), Some("part 2"));
+}
+
+fn named(t: &Transfer, index: u64, batch: u32, path: &str) -> File {
+    File { original_path: path.to_string(), current_path: path.to_string(), ..file(t, index, batch) }
+}
+
+/// Files come in path order (compared as bytes), a page at a time, whatever order they
+/// were extracted in; a batch's files in entry order; events oldest first.
+pub fn reads_are_paged(make: &Make) {
+    let s = make();
+    let t = transfer("pages");
+    s.create_transfer("k", &t).unwrap();
+    let paths = [
+        "objects/b.txt",
+        "objects/a/z.txt",
+        "objects/a.txt",
+        "objects/B.txt",
+        "metadata/metadata.csv",
+        "objects/é.txt",
+        "objects/a-b.txt",
+    ];
+    let mut cp = s.extract_checkpoint(t.id).unwrap();
+    for (chunk, batch) in paths.chunks(3).zip(0u32..) {
+        let first = batch as u64 * 3;
+        let files: Vec<File> = chunk.iter().zip(first..).map(|(p, i)| named(&t, i, batch, p)).collect();
+        let events: Vec<PremisEvent> = files.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+        cp = s.commit_extract_batch(t.id, &cp, &files, &events, first + chunk.len() as u64).unwrap();
+    }
+    let mut want: Vec<&str> = paths.to_vec();
+    want.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s.files(t.id, after.as_deref(), 3).unwrap();
+        assert!(page.items.len() <= 3);
+        pages += 1;
+        seen.extend(page.items.iter().map(|f| f.current_path.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want, "path order, across pages");
+    assert_eq!(pages, 3);
+    // A stage that continues from a file names it by its path.
+    let rest: Vec<String> = FilePages::new(s.as_ref(), t.id)
+        .after(Some("objects/a.txt".into()))
+        .page_size(2)
+        .map(|f| f.unwrap().current_path)
+        .collect();
+    assert_eq!(rest, want[want.iter().position(|p| *p == "objects/a.txt").unwrap() + 1..].to_vec());
+
+    let batch0: Vec<u64> =
+        FilePages::of_batch(s.as_ref(), t.id, 0).page_size(2).map(|f| f.unwrap().entry_index).collect();
+    assert_eq!(batch0, [0, 1, 2], "a batch in entry order, across pages");
+    let first = s.events(t.id, None, 4).unwrap();
+    assert_eq!(first.items.len(), 4);
+    let second = s.events(t.id, first.next.as_deref(), 4).unwrap();
+    assert_eq!(second.items.len(), 3);
+    assert!(second.next.is_none());
+    let all: Vec<_> = first.items.iter().chain(&second.items).map(|e| e.file_uuid).collect();
+    let want_events: Vec<_> = (0..7u64).map(|i| Some(named(&t, i, 0, "x").uuid)).collect();
+    assert_eq!(all, want_events, "events oldest first, none twice");
+}
+
+/// The transfer list, newest first, by status, a page at a time.
+pub fn transfers_are_listed_newest_first(make: &Make) {
+    let s = make();
+    let base = Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        let mut t = transfer(&format!("list-{i}"));
+        t.created_at = base + chrono::Duration::seconds(i);
+        s.create_transfer(&format!("k{i}"), &t).unwrap();
+        if i % 2 == 1 {
+            s.end_transfer(t.id, TransferStatus::Failed, "odd").unwrap();
+        }
+        ids.push(t.id);
+    }
+    let first = s.list_transfers(&TransferQuery { limit: 2, ..Default::default() }).unwrap();
+    assert_eq!(first.items.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[4], ids[3]]);
+    let second =
+        s.list_transfers(&TransferQuery { limit: 2, after: first.next.clone(), ..Default::default() }).unwrap();
+    assert_eq!(second.items.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[2], ids[1]]);
+    let third =
+        s.list_transfers(&TransferQuery { limit: 2, after: second.next.clone(), ..Default::default() }).unwrap();
+    assert_eq!(third.items.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
+    assert!(third.next.is_none());
+    let failed = s
+        .list_transfers(&TransferQuery { status: Some(TransferStatus::Failed), limit: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(failed.items.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[3], ids[1]]);
+}
+
+/// A batch larger than one transaction (300+ items) is committed whole, and its records
+/// read back whole.
+pub fn large_batches_commit_whole(make: &Make) {
+    let s = make();
+    let t = transfer("large");
+    s.create_transfer("k", &t).unwrap();
+    let files: Vec<File> = (0..130).map(|i| named(&t, i, 0, &format!("objects/{i:03}.bin"))).collect();
+    let events: Vec<PremisEvent> = files.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+    let start = s.extract_checkpoint(t.id).unwrap();
+    s.commit_extract_batch(t.id, &start, &files, &events, 130).unwrap();
+    s.finish_extract(t.id).unwrap();
+    let job = s.start_job(t.id, &SPEC).unwrap();
+    let tasks: Vec<Task> = files.iter().map(|f| task(&job, f)).collect();
+    let digests: Vec<PremisEvent> =
+        files.iter().map(|f| event(&t, Some(f.uuid), "message digest calculation")).collect();
+    let patches: Vec<FilePatch> = files
+        .iter()
+        .map(|f| FilePatch {
+            uuid: f.uuid,
+            checksums: [("md5".to_string(), "m".to_string())].into(),
+            ..Default::default()
+        })
+        .collect();
+    let r = s.record_batch(t.id, "checksum", 0, &tasks, &digests, &patches).unwrap();
+    assert!(r.newly_recorded && r.stage_complete);
+    assert_eq!(s.tasks(job.uuid).unwrap().len(), 130);
+    assert_eq!(s.all_events(t.id).unwrap().len(), 260);
+    assert!(s.all_files(t.id).unwrap().iter().all(|f| f.checksums.get("md5").map(String::as_str) == Some("m")));
+    // Writing a batch's items again, as a continuing or redelivered stage does, changes nothing.
+    s.write_batch_items(&tasks, &digests, &patches).unwrap();
+    assert_eq!(s.tasks(job.uuid).unwrap().len(), 130);
+    assert_eq!(s.all_events(t.id).unwrap().len(), 260);
+}
+
+fn task(job: &vellum_core::model::Job, f: &File) -> Task {
+    Task {
+        uuid: derived_id(job.uuid, &format!("task/{}", f.uuid)),
+        job_uuid: job.uuid,
+        file_uuid: f.uuid,
+        exit_code: 0,
+        started_at: Utc::now(),
+        ended_at: Utc::now(),
+        stdout: String::new(),
+        stderr: String::new(),
+    }
+}
+
+const RACERS: usize = 8;
+
+/// Runs `f` on `RACERS` threads at once (released together) and returns their answers.
+fn race<T: Send>(f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let gate = std::sync::Barrier::new(RACERS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (f, gate) = (&f, &gate);
+                scope.spawn(move || {
+                    gate.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a racer panicked")).collect()
+    })
+}
+
+/// One S3 event delivered to several functions at once makes one transfer.
+pub fn racing_create_transfer(make: &Make) {
+    let s = make();
+    let answers = race(|i| s.create_transfer("the-event", &transfer(&format!("racer-{i}"))).unwrap());
+    assert_eq!(answers.iter().filter(|(_, created)| *created).count(), 1, "exactly one delivery creates it");
+    let id = answers[0].0.id;
+    assert!(answers.iter().all(|(t, _)| t.id == id), "every delivery sees the same transfer");
+    assert_eq!(s.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap().items.len(), 1);
+}
+
+/// Batches finishing at once, each delivered twice, are counted once each, and exactly one
+/// delivery learns that it finished the stage.
+pub fn racing_record_batch(make: &Make) {
+    let s = make();
+    let t = transfer("fan-in");
+    s.create_transfer("k", &t).unwrap();
+    let mut cp = s.extract_checkpoint(t.id).unwrap();
+    let batches = (RACERS / 2) as u32;
+    for b in 0..batches {
+        cp = s.commit_extract_batch(t.id, &cp, &[file(&t, b as u64, b)], &[], b as u64 + 1).unwrap();
+    }
+    s.finish_extract(t.id).unwrap();
+    let job = s.start_job(t.id, &SPEC).unwrap();
+    let answers = race(|i| {
+        let b = (i as u32) % batches;
+        let f = file(&t, b as u64, b);
+        s.record_batch(
+            t.id,
+            "checksum",
+            b,
+            &[task(&job, &f)],
+            &[event(&t, Some(f.uuid), "message digest calculation")],
+            &[],
+        )
+        .unwrap()
+    });
+    assert_eq!(answers.iter().filter(|a| a.newly_recorded).count(), batches as usize, "each batch counted once");
+    assert_eq!(
+        answers.iter().filter(|a| a.newly_recorded && a.stage_complete).count(),
+        1,
+        "exactly one delivery completes the stage: {answers:?}"
+    );
+    assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, batches);
+    assert_eq!(s.tasks(job.uuid).unwrap().len(), batches as usize);
+}
+
+/// Deliveries extracting from the same checkpoint at once: one commits, the others are
+/// told of the conflict, and the files are there once.
+pub fn racing_commit_extract_batch(make: &Make) {
+    let s = make();
+    let t = transfer("extract-race");
+    s.create_transfer("k", &t).unwrap();
+    let start = s.extract_checkpoint(t.id).unwrap();
+    let files: Vec<File> = (0..5).map(|i| file(&t, i, 0)).collect();
+    let events: Vec<PremisEvent> = files.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+    let answers = race(|_| s.commit_extract_batch(t.id, &start, &files, &events, 5));
+    let won = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(won, 1, "{answers:?}");
+    assert!(answers.iter().all(|a| a.is_ok() || matches!(a, Err(PortError::Conflict(_)))), "{answers:?}");
+    let cp = s.extract_checkpoint(t.id).unwrap();
+    assert_eq!(cp, ExtractCheckpoint { next_entry: 5, batches: 1, files: 5, done: false });
+    assert_eq!(s.all_files(t.id).unwrap().len(), 5);
+    assert_eq!(s.all_events(t.id).unwrap().len(), 5);
+}
+
+/// Checkpoint compare-and-swaps at once: exactly one wins each round.
+pub fn racing_job_checkpoint(make: &Make) {
+    let s = make();
+    let t = transfer("cp-race");
+    s.create_transfer("k", &t).unwrap();
+    s.start_job(t.id, &JobSpec { stage: "package", microservice_group: "Prepare AIP", name: "Compress AIP" }).unwrap();
+    let answers = race(|i| s.set_job_checkpoint(t.id, "package", None, &format!("writer {i}")));
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1, "{answers:?}");
+    let winner = s.job_checkpoint(t.id, "package").unwrap().unwrap();
+    let answers = race(|i| s.set_job_checkpoint(t.id, "package", Some(&winner), &format!("second {i}")));
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1, "{answers:?}");
+}
+
+/// Transfers of one identifier stored at once get distinct versions, 1 to N.
+pub fn racing_assign_aip_version(make: &Make) {
+    let s = make();
+    let transfers: Vec<Transfer> = (0..RACERS).map(|i| transfer(&format!("version-{i}"))).collect();
+    for (i, t) in transfers.iter().enumerate() {
+        s.create_transfer(&format!("k{i}"), t).unwrap();
+    }
+    let mut versions = race(|i| s.assign_aip_version(transfers[i].id, "born-digital", "PP/RACE").unwrap());
+    versions.sort();
+    assert_eq!(versions, (1..=RACERS as u32).collect::<Vec<_>>());
+    let again = race(|i| s.assign_aip_version(transfers[i].id, "born-digital", "PP/RACE").unwrap());
+    let first: Vec<u32> =
+        transfers.iter().map(|t| s.assign_aip_version(t.id, "born-digital", "PP/RACE").unwrap()).collect();
+    assert_eq!(again, first, "asked again, each transfer keeps its version");
 }

@@ -15,13 +15,32 @@ pub enum StageError {
     /// Throttling, I/O, a service that did not answer: retry the message.
     #[error("{0}")]
     Transient(String),
+    /// Another delivery of the same message moved the state first (a checkpoint or marker
+    /// was no longer where this one expected it): that delivery carries the work on, so
+    /// this one is done and must not be retried into a dead-letter queue.
+    #[error("{0}")]
+    Superseded(String),
 }
 
 pub type StageResult<T> = Result<T, StageError>;
 
+/// A port's error keeps its class: only an unavailable service is worth a retry. Something
+/// missing or unreadable will not mend by being asked again, so the transfer fails with
+/// the reason (and its record stays, readable); a lost race is another delivery's work.
 impl From<PortError> for StageError {
     fn from(e: PortError) -> Self {
-        StageError::Transient(e.to_string())
+        match e {
+            PortError::Unavailable(_) => StageError::Transient(e.to_string()),
+            PortError::Conflict(_) => StageError::Superseded(e.to_string()),
+            PortError::NotFound(what) => {
+                StageError::Failed(format!("something this step needs is missing ({what}); the upload is untouched"))
+            }
+            PortError::Refused(what) => StageError::Failed(format!("the store refused a write: {what}")),
+            PortError::Corrupt(what) => StageError::Failed(format!(
+                "the state store holds a record that cannot be read back ({what}); it was left as it is for an \
+                 operator to inspect"
+            )),
+        }
     }
 }
 

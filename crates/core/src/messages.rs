@@ -80,15 +80,24 @@ pub struct StageMessage {
     /// The batch, for per-file stages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
+    /// Where a per-file stage that ran out of time goes on: its batch's files after this
+    /// cursor are still to do (what came before is written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
 }
 
 impl StageMessage {
     pub fn transfer(transfer_id: Uuid) -> Self {
-        Self { transfer_id, batch: None }
+        Self { transfer_id, batch: None, resume_after: None }
     }
 
     pub fn batch(transfer_id: Uuid, batch: u32) -> Self {
-        Self { transfer_id, batch: Some(batch) }
+        Self { transfer_id, batch: Some(batch), resume_after: None }
+    }
+
+    /// The same batch, continued after `cursor`.
+    pub fn continued(&self, cursor: String) -> Self {
+        Self { resume_after: Some(cursor), ..self.clone() }
     }
 
     pub fn to_json(&self) -> String {

@@ -36,12 +36,30 @@ pub enum MetsKind {
 /// Where the METS writer gets a file's events from.
 pub type EventsOf<'a> = &'a dyn Fn(&File) -> io::Result<Vec<PremisEvent>>;
 
+/// The document's files, walked in document order as often as the writer needs them (the
+/// amdSecs, each fileGrp, the structMap): a state store's pages, never all in memory.
+pub trait FileSource {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl FileSource for [File] {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
+impl FileSource for Vec<File> {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
 /// What a METS document is written from.
 pub struct MetsDoc<'a> {
     pub kind: MetsKind,
     pub transfer: &'a Transfer,
     /// In the order they are to appear.
-    pub files: &'a [File],
+    pub files: &'a dyn FileSource,
     /// A file's events, asked for one file at a time, so they need not all be in memory.
     pub events: EventsOf<'a>,
     /// rights.csv rows, by the original path of the file they are about.
@@ -58,8 +76,20 @@ impl MetsDoc<'_> {
     }
 }
 
-/// Writes the METS for the files (in the order given) with their events and rights.
+/// Writes the METS for the files (in the order given) with their events and rights, in one
+/// go: the head, an amdSec per file, the tail.
 pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    write_head(out, doc)?;
+    let mut n = 0;
+    doc.files.each(&mut |file| {
+        n += 1;
+        write_amd_sec_of(out, doc, n, file)
+    })?;
+    write_tail(out, doc)
+}
+
+/// The document up to the first amdSec: the header and the Dublin Core dmdSec.
+pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     let transfer = doc.transfer;
     let objid = match doc.kind {
         MetsKind::Aip => transfer.aip_uuid,
@@ -76,19 +106,24 @@ pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> 
         write!(out, "<mets:altRecordID TYPE=\"Accession ID\">{}</mets:altRecordID>", esc(accession))?;
     }
     writeln!(out, "</mets:metsHdr>")?;
-    write_dublin_core(out, transfer, doc.created)?;
-    let no_rights = Vec::new();
-    for (n, file) in doc.files.iter().enumerate() {
-        let events = (doc.events)(file)?;
-        let events: Vec<&PremisEvent> = events.iter().collect();
-        // rights.csv names files as objects/…; in a bag package they sit under data/.
-        let rights = doc
-            .rights
-            .get(&file.original_path)
-            .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
-            .unwrap_or(&no_rights);
-        write_amd_sec(out, n + 1, file, &events, rights)?;
-    }
+    write_dublin_core(out, transfer, doc.created)
+}
+
+/// The amdSec of the `n`th file (from 1): its object, its events, its rights.
+pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: &File) -> io::Result<()> {
+    let events = (doc.events)(file)?;
+    let events: Vec<&PremisEvent> = events.iter().collect();
+    // rights.csv names files as objects/…; in a bag package they sit under data/.
+    let rights = doc
+        .rights
+        .get(&file.original_path)
+        .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
+        .map_or(&[][..], Vec::as_slice);
+    write_amd_sec(out, n, file, &events, rights)
+}
+
+/// The document after the last amdSec: the fileSec, the structMap and the end.
+pub fn write_tail(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     write_file_sec(out, doc)?;
     write_struct_map(out, doc)?;
     writeln!(out, "</mets:mets>")
@@ -259,45 +294,54 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
 
 fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
+    // One walk per group: the files are read again rather than held.
     for file_use in [FileUse::Original, FileUse::SubmissionDocumentation, FileUse::Metadata] {
-        let group: Vec<(usize, &File)> = doc.files.iter().enumerate().filter(|(_, f)| f.file_use == file_use).collect();
-        if group.is_empty() {
-            continue;
-        }
-        writeln!(out, "<mets:fileGrp USE=\"{}\">", file_use.as_str())?;
-        for (i, f) in group {
+        let mut n = 0;
+        let mut opened = false;
+        doc.files.each(&mut |f| {
+            n += 1;
+            if f.file_use != file_use {
+                return Ok(());
+            }
+            if !opened {
+                writeln!(out, "<mets:fileGrp USE=\"{}\">", file_use.as_str())?;
+                opened = true;
+            }
             writeln!(
                 out,
                 "<mets:file ID=\"file-{id}\" GROUPID=\"Group-{id}\" ADMID=\"amdSec_{n}\"><mets:FLocat xlink:href=\"{href}\" LOCTYPE=\"OTHER\" OTHERLOCTYPE=\"SYSTEM\"/></mets:file>",
                 id = f.uuid,
-                n = i + 1,
                 href = esc(&doc.path_of(f))
-            )?;
+            )
+        })?;
+        if opened {
+            writeln!(out, "</mets:fileGrp>")?;
         }
-        writeln!(out, "</mets:fileGrp>")?;
     }
     writeln!(out, "</mets:fileSec>")
 }
 
-/// A directory tree of the payload, so the structMap mirrors it.
+/// A directory tree of the payload, so the structMap mirrors it: names and ids only, about
+/// a hundred bytes a file, where a file record is more than a kilobyte.
 #[derive(Default)]
-struct Dir<'a> {
-    dirs: BTreeMap<&'a str, Dir<'a>>,
-    files: BTreeMap<&'a str, Uuid>,
+struct Dir {
+    dirs: BTreeMap<Box<str>, Dir>,
+    files: BTreeMap<Box<str>, Uuid>,
 }
 
 fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
-    let paths: Vec<(String, Uuid)> = doc.files.iter().map(|f| (doc.path_of(f), f.uuid)).collect();
     let mut root = Dir::default();
-    for (path, uuid) in &paths {
+    doc.files.each(&mut |f| {
+        let path = doc.path_of(f);
         let mut parts: Vec<&str> = path.split('/').collect();
         let name = parts.pop().unwrap_or_default();
         let mut dir = &mut root;
         for p in parts {
-            dir = dir.dirs.entry(p).or_default();
+            dir = dir.dirs.entry(p.into()).or_default();
         }
-        dir.files.insert(name, *uuid);
-    }
+        dir.files.insert(name.into(), f.uuid);
+        Ok(())
+    })?;
     let label = match doc.kind {
         MetsKind::Aip => bag_name(doc.transfer),
         MetsKind::Transfer => format!("{}-{}", doc.transfer.name, doc.transfer.id),
@@ -311,7 +355,7 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     writeln!(out, "</mets:div></mets:structMap>")
 }
 
-fn write_dir(out: &mut dyn Write, dir: &Dir<'_>) -> io::Result<()> {
+fn write_dir(out: &mut dyn Write, dir: &Dir) -> io::Result<()> {
     for (name, sub) in &dir.dirs {
         writeln!(out, "<mets:div TYPE=\"Directory\" LABEL=\"{}\">", esc(name))?;
         write_dir(out, sub)?;

@@ -4,7 +4,8 @@
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, File, FilePatch, JobStatus, PremisEvent, Task, Transfer};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::{FilePages, MAX_TASK_OUTPUT};
 use crate::profile::Profile;
 
 /// What a stage did to one file.
@@ -29,11 +30,14 @@ impl FileOutcome {
     }
 }
 
-/// Runs `work` on every file of the message's batch.
+/// Runs `work` on every file of the message's batch, from where the message resumes. A
+/// batch of large files that runs out of time writes what it has done and continues in a
+/// new message after the last file done; only the end of the batch counts it.
 pub fn run_batch(
     p: &Pipeline,
     msg: &StageMessage,
     stage: &'static str,
+    ctx: &StageContext,
     mut work: impl FnMut(&Transfer, &Profile, &File) -> StageResult<FileOutcome>,
 ) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
@@ -42,14 +46,16 @@ pub fn run_batch(
     let batch = msg.batch.ok_or_else(|| StageError::Transient(format!("a {stage} message without a batch")))?;
     let profile = p.profile(&transfer)?;
     let job = p.begin_job(transfer.id, stage)?;
-    let files = p.state.batch_files(transfer.id, batch)?;
-    let mut tasks = Vec::with_capacity(files.len());
-    let mut events = Vec::with_capacity(files.len());
-    let mut patches = Vec::with_capacity(files.len());
+    let mut tasks = Vec::new();
+    let mut events = Vec::new();
+    let mut patches = Vec::new();
     let mut failures = Vec::new();
-    for file in &files {
+    let mut files =
+        FilePages::of_batch(p.state.as_ref(), transfer.id, batch).after(msg.resume_after.clone()).peekable();
+    while let Some(file) = files.next() {
+        let file = file?;
         let started = p.clock.now();
-        let outcome = work(&transfer, profile, file)?;
+        let outcome = work(&transfer, profile, &file)?;
         tasks.push(Task {
             uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
             job_uuid: job.uuid,
@@ -57,18 +63,40 @@ pub fn run_batch(
             exit_code: outcome.exit_code,
             started_at: started,
             ended_at: p.clock.now(),
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
+            stdout: bounded(outcome.stdout),
+            stderr: bounded(outcome.stderr),
         });
         events.extend(outcome.events);
         patches.extend(outcome.patch);
         failures.extend(outcome.fails_transfer);
+        if failures.is_empty() && ctx.should_yield() && files.peek().is_some() {
+            p.state.write_batch_items(&tasks, &events, &patches)?;
+            let cursor = file.entry_index.to_string();
+            tracing::info!(batch, after = %cursor, "the batch continues in a new message");
+            p.send(stage, &[msg.continued(cursor)])?;
+            return Ok(Progress::Continued);
+        }
     }
     let recorded = p.state.record_batch(transfer.id, stage, batch, &tasks, &events, &patches)?;
     if !failures.is_empty() {
         return Err(StageError::Failed(failures.join("; ")));
     }
     hand_on(p, transfer.id, stage, batch, recorded.stage_complete)
+}
+
+/// Keeps a task's output within `MAX_TASK_OUTPUT`, saying so when it was cut.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_TASK_OUTPUT {
+        return text;
+    }
+    let mut cut = MAX_TASK_OUTPUT - 64;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let total = text.len();
+    text.truncate(cut);
+    text.push_str(&format!("\n[output cut at {cut} of {total} bytes]"));
+    text
 }
 
 /// Sends a batch to the next per-file stage, and fans in to METS when the last per-file

@@ -142,13 +142,13 @@ impl Pipeline {
         let _guard = span.enter();
         let result = match queue {
             queues::EXTRACT => stages::extract::run(self, &msg, ctx),
-            queues::CHECKSUM => stages::checksum::run(self, &msg),
-            queues::SCAN => stages::scan::run(self, &msg),
-            queues::IDENTIFY => stages::identify::run(self, &msg),
-            queues::CHARACTERIZE => stages::characterize::run(self, &msg),
-            queues::METS => stages::mets::run(self, &msg),
+            queues::CHECKSUM => stages::checksum::run(self, &msg, ctx),
+            queues::SCAN => stages::scan::run(self, &msg, ctx),
+            queues::IDENTIFY => stages::identify::run(self, &msg, ctx),
+            queues::CHARACTERIZE => stages::characterize::run(self, &msg, ctx),
+            queues::METS => stages::mets::run(self, &msg, ctx),
             queues::PACKAGE => stages::package::run(self, &msg, ctx),
-            queues::STORE => stages::store::run(self, &msg),
+            queues::STORE => stages::store::run(self, &msg, ctx),
             other => return Outcome::Retry(format!("no stage listens on queue {other}")),
         };
         self.settle(Some(msg.transfer_id), queue, result)
@@ -164,6 +164,10 @@ impl Pipeline {
             Err(StageError::Transient(e)) => {
                 warn!(stage, error = %e, "transient error, message will be retried");
                 return Outcome::Retry(e);
+            }
+            Err(StageError::Superseded(e)) => {
+                info!(stage, detail = %e, "another delivery carries this work on");
+                return Outcome::Ignored;
             }
             Err(StageError::Rejected(r)) => (TransferStatus::Rejected, r),
             Err(StageError::Failed(r)) => (TransferStatus::Failed, r),

@@ -15,14 +15,25 @@ use crate::model::{
     File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp, Transfer, TransferStatus,
 };
 
-/// Errors from adapters. Every adapter error is transient (throttling, I/O, a busy
-/// database) unless it is `NotFound` or `Conflict`: the stage decides what those mean.
+/// Errors from adapters, each in its class, kept to the edge: only `Unavailable` is worth
+/// trying again.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
+    /// What was asked for is not there: retrying will not make it appear.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A condition failed: another delivery moved the state first.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Stored state that cannot be read back (a bad time, id, status or JSON value). It is
+    /// never turned into a default: the record would lie.
+    #[error("unreadable state: {0}")]
+    Corrupt(String),
+    /// The service refuses the request as it is (a key it cannot hold, too long a value):
+    /// asking again the same way gets the same answer.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Throttling, I/O, a busy database, a service that did not answer.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -62,17 +73,77 @@ pub trait ObjectStore: Send + Sync {
     /// Up to `len` bytes from `offset`; fewer only at the end of the object.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>>;
     fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>>;
-    /// Keys under a prefix, in lexicographic order.
-    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>>;
+    /// Keys under a prefix, in lexicographic (byte) order, a page at a time: those after
+    /// `after` (a key), at most `limit`. The cursor of the next page is the last key.
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>>;
     fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> PortResult<()>;
     fn get_tags(&self, key: &str) -> PortResult<BTreeMap<String, String>>;
     fn delete(&self, key: &str) -> PortResult<()>;
+
+    /// This store as `Any`, so that `compose` can see whether a source is of its own kind.
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Makes `key` the concatenation of `parts` of `source` (this store or another), without
+    /// the bytes passing through the caller where the service can copy them itself (S3
+    /// UploadPartCopy; a file copy in the kernel on disk). Like a writer, nothing is
+    /// visible under `key` until the whole is there. The default streams the parts.
+    fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
+        let mut writer = self.writer(key)?;
+        for part in parts {
+            std::io::copy(&mut source.get(part)?, &mut writer)?;
+        }
+        writer.commit()
+    }
+
+    /// Every key under a prefix, page after page: for tests and small prefixes.
+    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(prefix, after.as_deref(), 1000)?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
 
     fn put(&self, key: &str, bytes: &[u8]) -> PortResult<ObjectMeta> {
         let mut w = self.writer(key)?;
         w.write_all(bytes)?;
         w.commit()
     }
+}
+
+/// The most items one write may change at once: DynamoDB's transaction limit. A domain
+/// operation that touches more writes its items idempotently first (derived ids), then
+/// moves one conditional marker, its commit point.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The most bytes a task's captured output may keep (stdout and stderr each), so that a
+/// batch's records stay far below DynamoDB's 400 KB item limit; longer output is cut and
+/// says so.
+pub const MAX_TASK_OUTPUT: usize = 16 * 1024;
+
+/// One page of a read that grows with a transfer, and the cursor for the next; `next` is
+/// None on the last page. Cursors are opaque: pass them back as they came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// How many items a caller asks for per page unless it has a reason to ask otherwise.
+pub const PAGE_SIZE: usize = 500;
+
+/// Which transfers a listing wants: newest first, optionally of one status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferQuery {
+    pub status: Option<TransferStatus>,
+    /// Where the previous page ended.
+    pub after: Option<String>,
+    pub limit: usize,
 }
 
 /// What the state store answers when a per-file stage finishes a batch.
@@ -102,14 +173,19 @@ pub struct JobSpec<'a> {
     pub name: &'a str,
 }
 
-/// The state store speaks in domain operations, each atomic, each safe to repeat.
+/// The state store speaks in domain operations, each safe to repeat. An operation that
+/// touches more than `MAX_TRANSACTION_ITEMS` items names its commit point: the one
+/// conditional write after which it has happened. Before it, the operation has not
+/// happened: no count, checkpoint or fan-in has moved, and a retry writes the same items
+/// again, identically. Adapters take time from the `Clock` they are built with. Reads are
+/// strongly consistent.
 pub trait StateStore: Send + Sync {
     /// Creates the transfer unless `idempotency_key` was seen before; then returns the
     /// transfer created the first time and `false`.
     fn create_transfer(&self, idempotency_key: &str, transfer: &Transfer) -> PortResult<(Transfer, bool)>;
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>>;
-    /// Newest first.
-    fn list_transfers(&self, limit: usize) -> PortResult<Vec<Transfer>>;
+    /// Newest first (by creation time, then id), filtered by status when asked.
+    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>>;
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()>;
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()>;
     /// Ends a transfer as FAILED or REJECTED with a reason, unless it has already ended;
@@ -133,9 +209,12 @@ pub trait StateStore: Send + Sync {
     fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()>;
 
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint>;
-    /// Commits one batch of extracted files and moves the checkpoint to `next_entry`, in one
-    /// transaction, if the checkpoint is still `from` (else `Conflict`: another delivery
-    /// got there first, and this one retries from the real checkpoint). With no files it
+    /// Commits one batch of extracted files and moves the checkpoint to `next_entry`, if the
+    /// checkpoint is still `from` (else `Conflict`: another delivery got there first, and
+    /// this one retries from the real checkpoint). The files and events are written first,
+    /// idempotently and in writes of at most `MAX_TRANSACTION_ITEMS`, as batch
+    /// `from.batches`; the commit point is the checkpoint's conditional move. A delivery that
+    /// loses the race has written the same items (same ids, same batch). With no files it
     /// only moves the checkpoint. Returns the new checkpoint.
     fn commit_extract_batch(
         &self,
@@ -148,8 +227,19 @@ pub trait StateStore: Send + Sync {
     /// Marks extraction done; the batch and file counts become final.
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint>;
 
-    /// Records a per-file stage's results for one batch: tasks, events and file patches,
-    /// once. The fan-in answer says whether the whole stage is now complete.
+    /// Writes a per-file stage's results for some files of a batch: tasks, events and file
+    /// patches, idempotently (derived ids; a patch sets values, so applying it twice changes
+    /// nothing), in writes of at most `MAX_TRANSACTION_ITEMS`. A stage that runs out of time
+    /// mid-batch writes what it has done and continues; nothing here counts the batch.
+    fn write_batch_items(&self, tasks: &[Task], events: &[PremisEvent], patches: &[FilePatch]) -> PortResult<()>;
+
+    /// The commit point of a per-file stage's batch: the batch joins the job's set of done
+    /// batches, conditionally, so it is counted once however often it is delivered. The
+    /// fan-in answer says whether the whole stage is now complete (every batch of a
+    /// finished extraction is in the set).
+    fn mark_batch_done(&self, transfer_id: Uuid, stage: &str, batch: u32) -> PortResult<BatchRecorded>;
+
+    /// A batch's results and then its commit point.
     fn record_batch(
         &self,
         transfer_id: Uuid,
@@ -158,15 +248,21 @@ pub trait StateStore: Send + Sync {
         tasks: &[Task],
         events: &[PremisEvent],
         patches: &[FilePatch],
-    ) -> PortResult<BatchRecorded>;
+    ) -> PortResult<BatchRecorded> {
+        self.write_batch_items(tasks, events, patches)?;
+        self.mark_batch_done(transfer_id, stage, batch)
+    }
 
     /// Events about the whole transfer (or written by per-transfer stages); ignored when
     /// an event with the same id exists.
     fn record_events(&self, events: &[PremisEvent]) -> PortResult<()>;
-    fn files(&self, transfer_id: Uuid) -> PortResult<Vec<File>>;
-    fn batch_files(&self, transfer_id: Uuid, batch: u32) -> PortResult<Vec<File>>;
-    /// All events of the transfer, oldest first.
-    fn events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>>;
+    /// The transfer's files in path order (`current_path`, compared as bytes), a page at a
+    /// time after the cursor.
+    fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>>;
+    /// The files of one batch in entry order, a page at a time.
+    fn batch_files(&self, transfer_id: Uuid, batch: u32, after: Option<&str>, limit: usize) -> PortResult<Page<File>>;
+    /// The transfer's events, oldest first, a page at a time.
+    fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>>;
     /// The events of one file, oldest first: what the METS writer asks for, file by file,
     /// so a large transfer's events are never all in memory.
     fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>>;
@@ -175,8 +271,100 @@ pub trait StateStore: Send + Sync {
     fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>>;
 
     /// The AIP version for this transfer under (space, identifier): the next free one the
-    /// first time it is asked, the same one every time after.
+    /// first time it is asked, the same one every time after; two transfers racing for the
+    /// same identifier never get the same version.
     fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32>;
+
+    /// Every file of the transfer, page after page: for tests and small transfers. Stages
+    /// walk `FilePages` instead, so that memory does not grow with the transfer.
+    fn all_files(&self, transfer_id: Uuid) -> PortResult<Vec<File>> {
+        FilePages::new(self, transfer_id).collect()
+    }
+
+    /// Every event of the transfer, page after page: for tests and the dashboard's detail.
+    fn all_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.events(transfer_id, after.as_deref(), PAGE_SIZE)?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// A transfer's files in path order, fetched a page at a time as the iterator is walked.
+pub struct FilePages<'a, S: StateStore + ?Sized> {
+    state: &'a S,
+    transfer_id: Uuid,
+    batch: Option<u32>,
+    buffered: std::vec::IntoIter<File>,
+    after: Option<String>,
+    finished: bool,
+    page_size: usize,
+}
+
+impl<'a, S: StateStore + ?Sized> FilePages<'a, S> {
+    pub fn new(state: &'a S, transfer_id: Uuid) -> Self {
+        Self {
+            state,
+            transfer_id,
+            batch: None,
+            buffered: Vec::new().into_iter(),
+            after: None,
+            finished: false,
+            page_size: PAGE_SIZE,
+        }
+    }
+
+    /// The files of one batch, in entry order.
+    pub fn of_batch(state: &'a S, transfer_id: Uuid, batch: u32) -> Self {
+        Self { batch: Some(batch), ..Self::new(state, transfer_id) }
+    }
+
+    /// Starts after this cursor (a page's `next`), for a stage that continues.
+    pub fn after(mut self, cursor: Option<String>) -> Self {
+        self.after = cursor;
+        self
+    }
+
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+}
+
+impl<S: StateStore + ?Sized> Iterator for FilePages<'_, S> {
+    type Item = PortResult<File>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(f) = self.buffered.next() {
+                return Some(Ok(f));
+            }
+            if self.finished {
+                return None;
+            }
+            let page = match self.batch {
+                Some(b) => self.state.batch_files(self.transfer_id, b, self.after.as_deref(), self.page_size),
+                None => self.state.files(self.transfer_id, self.after.as_deref(), self.page_size),
+            };
+            match page {
+                Ok(page) => {
+                    self.finished = page.next.is_none();
+                    self.after = page.next;
+                    self.buffered = page.items.into_iter();
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// A message as a consumer sees it.
@@ -200,7 +388,10 @@ pub struct DeadLetter {
     pub last_error: Option<String>,
 }
 
-/// Queues, named by stage. Delivery is at least once.
+/// Queues, named by stage, with no more than SQS promises: delivery at least once and in
+/// any order; visibility and delays in whole seconds (an adapter whose service takes only
+/// seconds rounds up); a depth that is approximate and may lag; a stale receipt that may
+/// or may not still delete its message. At most 10 messages a receive or a send batch.
 pub trait Queue: Send + Sync {
     fn send(&self, queue: &str, body: &str) -> PortResult<()> {
         self.send_batch(queue, &[body.to_string()])

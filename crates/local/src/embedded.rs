@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vellum_core::pipeline::Settings;
-use vellum_core::ports::{PortResult, SystemClock, VirusScanner};
+use vellum_core::ports::{Clock, PortResult, SystemClock, VirusScanner};
 use vellum_core::profile::Config;
 use vellum_core::pronom::Identifier;
 use vellum_core::Pipeline;
@@ -59,7 +59,8 @@ impl Embedded {
         let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?.without_sync());
         let aips = Arc::new(FsObjectStore::new(data_dir.join("aips"), "aips")?);
         let db = data_dir.join("vellum.db");
-        let state = Arc::new(SqliteStateStore::open(&db)?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let state = Arc::new(SqliteStateStore::open_with_clock(&db, clock.clone())?);
         let queue = Arc::new(SqliteQueue::open(&db, options.max_receives)?);
         let pipeline = Pipeline {
             uploads: uploads.clone(),
@@ -67,7 +68,7 @@ impl Embedded {
             aips: aips.clone(),
             state: state.clone(),
             queue: queue.clone(),
-            clock: Arc::new(SystemClock),
+            clock,
             scanner: options.scanner,
             identifier: options.identifier,
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),

@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortError, PortResult};
+use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
 
 /// Vellum's own bookkeeping inside the folder (temporary files, tags); never a key.
 const PRIVATE_DIR: &str = ".vellum";
@@ -46,7 +46,7 @@ impl FsObjectStore {
             || key.contains('\0')
             || key.contains('\\');
         if bad {
-            return Err(PortError::Conflict(format!("{key:?} is not a key this store can hold")));
+            return Err(PortError::Refused(format!("{key:?} is not a key this store can hold")));
         }
         Ok(self.root.join(key))
     }
@@ -164,15 +164,53 @@ impl ObjectStore for FsObjectStore {
         Ok(Box::new(FsWriter { file, sync: self.sync, tmp, dest, key: key.to_string(), committed: false }))
     }
 
-    fn list(&self, prefix: &str) -> PortResult<Vec<ObjectMeta>> {
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
         // Walk only the deepest folder the prefix names, then filter.
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
         let start = if dir_part.is_empty() { self.root.clone() } else { self.root.join(dir_part) };
         let mut out = Vec::new();
         self.walk(&start, dir_part, &mut out)?;
-        out.retain(|m| m.key.starts_with(prefix));
+        out.retain(|m| m.key.starts_with(prefix) && after.is_none_or(|a| m.key.as_str() > a));
         out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        let limit = limit.max(1);
+        let next = if out.len() > limit {
+            out.truncate(limit);
+            out.last().map(|m| m.key.clone())
+        } else {
+            None
+        };
+        Ok(Page { items: out, next })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    /// Parts in another folder-bucket are copied file to file (the kernel's
+    /// `copy_file_range` where it can), into a temporary file renamed into place.
+    fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
+        let Some(source) = source.as_any().downcast_ref::<FsObjectStore>() else {
+            let mut writer = self.writer(key)?;
+            for part in parts {
+                io::copy(&mut source.get(part)?, &mut writer)?;
+            }
+            return writer.commit();
+        };
+        let dest = self.path_of(key)?;
+        let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let mut writer = FsWriter {
+            file: fs::File::create(&tmp)?,
+            sync: self.sync,
+            tmp,
+            dest,
+            key: key.to_string(),
+            committed: false,
+        };
+        for part in parts {
+            let mut file = fs::File::open(source.path_of(part)?)?;
+            io::copy(&mut file, &mut writer.file)?;
+        }
+        Box::new(writer).commit()
     }
 
     fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> PortResult<()> {

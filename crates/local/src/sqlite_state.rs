@@ -1,18 +1,25 @@
 //! The state store on SQLite: the same domain operations and guarantees as the DynamoDB
-//! table, each in one transaction.
+//! table. Operations that touch more than `MAX_TRANSACTION_ITEMS` items follow the same
+//! shape as in DynamoDB: the items in transactions of at most that many, then one
+//! conditional marker (the commit point). Connections come from a small pool, so threads
+//! really do race here, as Lambda invocations race on the table.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 use vellum_core::model::{
     EventOutcome, File, FilePatch, FileUse, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp,
     Transfer, TransferStatus,
 };
-use vellum_core::ports::{BatchRecorded, ExtractCheckpoint, JobSpec, PortError, PortResult, StateStore};
+use vellum_core::ports::{
+    BatchRecorded, Clock, ExtractCheckpoint, JobSpec, Page, PortError, PortResult, StateStore, SystemClock,
+    TransferQuery, MAX_TRANSACTION_ITEMS,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS transfers (
@@ -93,7 +100,8 @@ CREATE TABLE IF NOT EXISTS files (
     modified TEXT,
     characteristics TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS files_by_batch ON files (transfer_id, batch);
+CREATE INDEX IF NOT EXISTS files_by_batch ON files (transfer_id, batch, entry_index);
+CREATE INDEX IF NOT EXISTS files_by_path ON files (transfer_id, current_path);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     uuid TEXT NOT NULL UNIQUE,
@@ -110,20 +118,62 @@ CREATE INDEX IF NOT EXISTS events_by_transfer ON events (transfer_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_file ON events (file_uuid, seq);
 "#;
 
-fn err(e: rusqlite::Error) -> PortError {
-    PortError::Unavailable(format!("sqlite: {e}"))
+/// A stored value that does not read back as what it claims to be.
+#[derive(Debug)]
+struct Unreadable(String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
+impl std::error::Error for Unreadable {}
+
+fn unreadable(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(Unreadable(what)))
+}
+
+fn err(e: rusqlite::Error) -> PortError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner) => PortError::Corrupt(inner.to_string()),
+        rusqlite::Error::InvalidColumnType(i, name, t) => {
+            PortError::Corrupt(format!("column {i} ({name}) holds a {t} value"))
+        }
+        other => PortError::Unavailable(format!("sqlite: {other}")),
+    }
+}
+
+/// Fixed width (microseconds, `Z`), so that text order is time order.
 fn ts(t: &Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_ts(s: &str) -> Timestamp {
-    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
+fn time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
+    let s: String = r.get(i)?;
+    DateTime::parse_from_rfc3339(&s).map(|d| d.to_utc()).map_err(|e| unreadable(i, format!("{s:?} is not a time: {e}")))
 }
 
-fn uuid(s: &str) -> Uuid {
-    Uuid::parse_str(s).unwrap_or_default()
+fn opt_time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(_) => time_at(r, i).map(Some),
+    }
+}
+
+fn uuid_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+    let s: String = r.get(i)?;
+    Uuid::parse_str(&s).map_err(|e| unreadable(i, format!("{s:?} is not a UUID: {e}")))
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|e| unreadable(i, format!("{s:?} is not the JSON expected: {e}")))
+}
+
+fn count_at(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let n: i64 = r.get(i)?;
+    u64::try_from(n).map_err(|_| unreadable(i, format!("{n} is not a count")))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -141,19 +191,53 @@ pub fn open_connection(path: &Path) -> PortResult<Connection> {
 }
 
 pub struct SqliteStateStore {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Idle connections; a thread takes one (or opens one) for each operation.
+    idle: Mutex<Vec<Connection>>,
+    clock: Arc<dyn Clock>,
 }
+
+/// More idle connections than this are closed rather than kept.
+const MAX_IDLE: usize = 8;
 
 impl SqliteStateStore {
     pub fn open(path: &Path) -> PortResult<Self> {
+        Self::open_with_clock(path, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(path: &Path, clock: Arc<dyn Clock>) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self { path: path.to_path_buf(), idle: Mutex::new(vec![conn]), clock })
+    }
+
+    fn now(&self) -> String {
+        ts(&self.clock.now())
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(err)
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match taken {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&mut conn).map_err(err);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// A write transaction that takes the write lock at once, so two racing writers queue
+    /// on the busy timeout instead of failing on a stale snapshot.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> PortResult<T> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// The transfer an upload event created, if any.
@@ -164,8 +248,12 @@ impl SqliteStateStore {
             })
             .optional()
         })
-        .map(|o| o.map(|s| uuid(&s)))
+        .and_then(|o| o.map(|s| parse_uuid(&s)).transpose())
     }
+}
+
+fn parse_uuid(s: &str) -> PortResult<Uuid> {
+    Uuid::parse_str(s).map_err(|e| PortError::Corrupt(format!("{s:?} is not a UUID: {e}")))
 }
 
 const TRANSFER_COLUMNS: &str = "id, name, source_bucket, source_key, profile, identifiers, status, \
@@ -174,24 +262,30 @@ const TRANSFER_COLUMNS: &str = "id, name, source_bucket, source_key, profile, id
 
 fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
     Ok(Transfer {
-        id: uuid(&r.get::<_, String>(0)?),
+        id: uuid_at(r, 0)?,
         name: r.get(1)?,
         source_bucket: r.get(2)?,
         source_key: r.get(3)?,
         profile: r.get(4)?,
-        identifiers: serde_json::from_str::<Identifiers>(&r.get::<_, String>(5)?).unwrap_or_default(),
-        status: TransferStatus::parse(&r.get::<_, String>(6)?).unwrap_or(TransferStatus::Failed),
+        identifiers: json_at::<Identifiers>(r, 5)?,
+        status: {
+            let s: String = r.get(6)?;
+            TransferStatus::parse(&s).ok_or_else(|| unreadable(6, format!("{s:?} is not a transfer status")))?
+        },
         current_microservice: r.get(7)?,
-        sip_uuid: uuid(&r.get::<_, String>(8)?),
-        aip_uuid: uuid(&r.get::<_, String>(9)?),
+        sip_uuid: uuid_at(r, 8)?,
+        aip_uuid: uuid_at(r, 9)?,
         failure_reason: r.get(10)?,
-        file_count: r.get::<_, i64>(11)? as u64,
-        batch_count: r.get::<_, i64>(12)? as u32,
+        file_count: count_at(r, 11)?,
+        batch_count: u32::try_from(count_at(r, 12)?).map_err(|_| unreadable(12, "a batch count too large".into()))?,
         aip_key: r.get(13)?,
-        aip_version: r.get::<_, Option<i64>>(14)?.map(|v| v as u32),
-        created_at: parse_ts(&r.get::<_, String>(15)?),
-        updated_at: parse_ts(&r.get::<_, String>(16)?),
-        completed_at: r.get::<_, Option<String>>(17)?.map(|s| parse_ts(&s)),
+        aip_version: match r.get::<_, Option<i64>>(14)? {
+            None => None,
+            Some(v) => Some(u32::try_from(v).map_err(|_| unreadable(14, format!("{v} is not an AIP version")))?),
+        },
+        created_at: time_at(r, 15)?,
+        updated_at: time_at(r, 16)?,
+        completed_at: opt_time_at(r, 17)?,
         source_event_time: r.get(18)?,
         event_key: r.get(19)?,
     })
@@ -202,15 +296,18 @@ const JOB_COLUMNS: &str =
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
-        uuid: uuid(&r.get::<_, String>(0)?),
-        transfer_id: uuid(&r.get::<_, String>(1)?),
+        uuid: uuid_at(r, 0)?,
+        transfer_id: uuid_at(r, 1)?,
         stage: r.get(2)?,
         microservice_group: r.get(3)?,
         name: r.get(4)?,
-        status: JobStatus::parse(&r.get::<_, String>(5)?).unwrap_or(JobStatus::Failed),
-        started_at: parse_ts(&r.get::<_, String>(6)?),
-        ended_at: r.get::<_, Option<String>>(7)?.map(|s| parse_ts(&s)),
-        batches_done: r.get::<_, i64>(8)? as u32,
+        status: {
+            let s: String = r.get(5)?;
+            JobStatus::parse(&s).ok_or_else(|| unreadable(5, format!("{s:?} is not a job status")))?
+        },
+        started_at: time_at(r, 6)?,
+        ended_at: opt_time_at(r, 7)?,
+        batches_done: u32::try_from(count_at(r, 8)?).map_err(|_| unreadable(8, "a batch count too large".into()))?,
     })
 }
 
@@ -219,18 +316,24 @@ const FILE_COLUMNS: &str = "uuid, transfer_id, batch, entry_index, file_use, ori
 
 fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
     Ok(File {
-        uuid: uuid(&r.get::<_, String>(0)?),
-        transfer_id: uuid(&r.get::<_, String>(1)?),
-        batch: r.get::<_, i64>(2)? as u32,
-        entry_index: r.get::<_, i64>(3)? as u64,
-        file_use: FileUse::parse(&r.get::<_, String>(4)?).unwrap_or(FileUse::Original),
+        uuid: uuid_at(r, 0)?,
+        transfer_id: uuid_at(r, 1)?,
+        batch: u32::try_from(r.get::<_, i64>(2)?).map_err(|_| unreadable(2, "a batch number out of range".into()))?,
+        entry_index: count_at(r, 3)?,
+        file_use: {
+            let s: String = r.get(4)?;
+            FileUse::parse(&s).ok_or_else(|| unreadable(4, format!("{s:?} is not a file use")))?
+        },
         original_path: r.get(5)?,
         current_path: r.get(6)?,
-        size: r.get::<_, i64>(7)? as u64,
-        checksums: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-        format: r.get::<_, Option<String>>(9)?.and_then(|s| serde_json::from_str(&s).ok()),
-        modified: r.get::<_, Option<String>>(10)?.map(|s| parse_ts(&s)),
-        characteristics: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        size: count_at(r, 7)?,
+        checksums: json_at(r, 8)?,
+        format: match r.get::<_, Option<String>>(9)? {
+            None => None,
+            Some(_) => Some(json_at(r, 9)?),
+        },
+        modified: opt_time_at(r, 10)?,
+        characteristics: json_at(r, 11)?,
     })
 }
 
@@ -255,15 +358,77 @@ fn insert_events(tx: &Transaction<'_>, events: &[PremisEvent]) -> rusqlite::Resu
     Ok(())
 }
 
+fn insert_files(tx: &Transaction<'_>, transfer_id: &str, batch: u32, files: &[File]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for f in files {
+        stmt.execute(params![
+            f.uuid.to_string(),
+            transfer_id,
+            batch as i64,
+            f.entry_index as i64,
+            f.file_use.as_str(),
+            f.original_path,
+            f.current_path,
+            f.size as i64,
+            json(&f.checksums),
+            f.format.as_ref().map(json),
+            f.modified.as_ref().map(ts),
+            json(&f.characteristics),
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_tasks(tx: &Transaction<'_>, tasks: &[Task]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO tasks (uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for t in tasks {
+        stmt.execute(params![
+            t.uuid.to_string(),
+            t.job_uuid.to_string(),
+            t.file_uuid.to_string(),
+            t.exit_code,
+            ts(&t.started_at),
+            ts(&t.ended_at),
+            t.stdout,
+            t.stderr
+        ])?;
+    }
+    Ok(())
+}
+
+/// Sets what a patch carries, in one statement per file: checksums and characteristics are
+/// merged key by key (`json_patch`), so applying a patch twice changes nothing.
+fn apply_patches(tx: &Transaction<'_>, patches: &[FilePatch]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE files SET checksums = json_patch(checksums, ?2), format = COALESCE(?3, format), \
+         size = COALESCE(?4, size), characteristics = json_patch(characteristics, ?5) WHERE uuid = ?1",
+    )?;
+    for p in patches {
+        stmt.execute(params![
+            p.uuid.to_string(),
+            json(&p.checksums),
+            p.format.as_ref().map(json),
+            p.size.map(|s| s as i64),
+            json(&p.characteristics)
+        ])?;
+    }
+    Ok(())
+}
+
 fn read_checkpoint(tx: &Connection, id: Uuid) -> rusqlite::Result<Option<ExtractCheckpoint>> {
     tx.query_row(
         "SELECT extract_next_entry, batch_count, file_count, extract_done FROM transfers WHERE id = ?1",
         [id.to_string()],
         |r| {
             Ok(ExtractCheckpoint {
-                next_entry: r.get::<_, i64>(0)? as u64,
-                batches: r.get::<_, i64>(1)? as u32,
-                files: r.get::<_, i64>(2)? as u64,
+                next_entry: count_at(r, 0)?,
+                batches: u32::try_from(count_at(r, 1)?).map_err(|_| unreadable(1, "a batch count too large".into()))?,
+                files: count_at(r, 2)?,
                 done: r.get::<_, i64>(3)? != 0,
             })
         },
@@ -271,15 +436,29 @@ fn read_checkpoint(tx: &Connection, id: Uuid) -> rusqlite::Result<Option<Extract
     .optional()
 }
 
+/// Items of one kind, written in transactions of at most `MAX_TRANSACTION_ITEMS`.
+fn chunked<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
+    items.chunks(MAX_TRANSACTION_ITEMS)
+}
+
+fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
 impl StateStore for SqliteStateStore {
     fn create_transfer(&self, idempotency_key: &str, t: &Transfer) -> PortResult<(Transfer, bool)> {
-        let existing = self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let existing = self.write(|tx| {
             let prior: Option<String> = tx
                 .query_row("SELECT transfer_id FROM idempotency WHERE key = ?1", [idempotency_key], |r| r.get(0))
                 .optional()?;
-            if let Some(prior) = prior {
-                return Ok(Some(prior));
+            if prior.is_some() {
+                return Ok(prior);
             }
             tx.execute("INSERT INTO idempotency (key, transfer_id) VALUES (?1, ?2)", params![idempotency_key, t.id.to_string()])?;
             tx.execute(
@@ -307,14 +486,14 @@ impl StateStore for SqliteStateStore {
                     t.event_key,
                 ],
             )?;
-            tx.commit()?;
             Ok(None)
         })?;
         match existing {
             None => Ok((t.clone(), true)),
             Some(prior) => {
-                let prior =
-                    self.transfer(uuid(&prior))?.ok_or_else(|| PortError::NotFound(format!("transfer {prior}")))?;
+                let prior = self.transfer(parse_uuid(&prior)?)?.ok_or_else(|| {
+                    PortError::Corrupt(format!("event {idempotency_key} names transfer {prior}, which is not stored"))
+                })?;
                 Ok((prior, false))
             }
         }
@@ -331,37 +510,56 @@ impl StateStore for SqliteStateStore {
         })
     }
 
-    fn list_transfers(&self, limit: usize) -> PortResult<Vec<Transfer>> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY created_at DESC, id LIMIT ?1"))?;
-            let rows = stmt.query_map([limit as i64], transfer_row)?;
-            rows.collect()
-        })
+    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
+        let limit = query.limit.max(1);
+        let (after_time, after_id) = match &query.after {
+            None => (None, None),
+            Some(cursor) => {
+                let (time, id) = cursor
+                    .split_once('|')
+                    .ok_or_else(|| PortError::Refused(format!("{cursor:?} is not a cursor of the transfer list")))?;
+                (Some(time.to_string()), Some(id.to_string()))
+            }
+        };
+        let items = self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers \
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
+                 ORDER BY created_at DESC, id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![query.status.map(|s| s.as_str()), after_time, after_id, (limit + 1) as i64],
+                transfer_row,
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page(items, limit, |t: &Transfer| format!("{}|{}", ts(&t.created_at), t.id)))
     }
 
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+        let now = self.now();
         self.with(|c| {
             c.execute(
                 "UPDATE transfers SET identifiers = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id.to_string(), json(identifiers), ts(&Utc::now())],
+                params![id.to_string(), json(identifiers), now],
             )
         })?;
         Ok(())
     }
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
+        let now = self.now();
         self.with(|c| {
             c.execute(
                 "UPDATE transfers SET current_microservice = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'PROCESSING'",
-                params![id.to_string(), microservice, ts(&Utc::now())],
+                params![id.to_string(), microservice, now],
             )
         })?;
         Ok(())
     }
 
     fn end_transfer(&self, id: Uuid, status: TransferStatus, reason: &str) -> PortResult<bool> {
-        let now = ts(&Utc::now());
+        let now = self.now();
         let n = self.with(|c| {
             c.execute(
                 "UPDATE transfers SET status = ?2, failure_reason = ?3, updated_at = ?4, completed_at = ?4 \
@@ -373,7 +571,7 @@ impl StateStore for SqliteStateStore {
     }
 
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
-        let now = ts(&Utc::now());
+        let now = self.now();
         let n = self.with(|c| {
             c.execute(
                 "UPDATE transfers SET status = 'COMPLETE', aip_key = ?2, aip_version = ?3, aip_space = ?4, \
@@ -386,8 +584,8 @@ impl StateStore for SqliteStateStore {
 
     fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job> {
         let tid = transfer_id.to_string();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let started_at = self.clock.now();
+        self.write(|tx| {
             let existing = tx
                 .query_row(
                     &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
@@ -406,7 +604,7 @@ impl StateStore for SqliteStateStore {
                 microservice_group: spec.microservice_group.to_string(),
                 name: spec.name.to_string(),
                 status: JobStatus::Processing,
-                started_at: Utc::now(),
+                started_at,
                 ended_at: None,
                 batches_done: 0,
             };
@@ -423,17 +621,17 @@ impl StateStore for SqliteStateStore {
                     seq
                 ],
             )?;
-            tx.commit()?;
             Ok(job)
         })
     }
 
     fn finish_job(&self, transfer_id: Uuid, stage: &str, status: JobStatus) -> PortResult<()> {
+        let now = self.now();
         self.with(|c| {
             c.execute(
                 "UPDATE jobs SET status = ?3, ended_at = COALESCE(ended_at, ?4) \
                  WHERE transfer_id = ?1 AND stage = ?2 AND status = 'PROCESSING'",
-                params![transfer_id.to_string(), stage, status.as_str(), ts(&Utc::now())],
+                params![transfer_id.to_string(), stage, status.as_str(), now],
             )
         })?;
         Ok(())
@@ -466,12 +664,12 @@ impl StateStore for SqliteStateStore {
             )?;
             let rows = stmt.query_map([job_uuid.to_string()], |r| {
                 Ok(Task {
-                    uuid: uuid(&r.get::<_, String>(0)?),
-                    job_uuid: uuid(&r.get::<_, String>(1)?),
-                    file_uuid: uuid(&r.get::<_, String>(2)?),
+                    uuid: uuid_at(r, 0)?,
+                    job_uuid: uuid_at(r, 1)?,
+                    file_uuid: uuid_at(r, 2)?,
                     exit_code: r.get(3)?,
-                    started_at: parse_ts(&r.get::<_, String>(4)?),
-                    ended_at: parse_ts(&r.get::<_, String>(5)?),
+                    started_at: time_at(r, 4)?,
+                    ended_at: time_at(r, 5)?,
                     stdout: r.get(6)?,
                     stderr: r.get(7)?,
                 })
@@ -520,52 +718,46 @@ impl StateStore for SqliteStateStore {
         next_entry: u64,
     ) -> PortResult<ExtractCheckpoint> {
         let tid = transfer_id.to_string();
-        let outcome = self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let Some(current) = read_checkpoint(&tx, transfer_id)? else {
-                return Ok(Err(PortError::NotFound(format!("transfer {transfer_id}"))));
-            };
-            if current != *from || current.done {
-                return Ok(Err(PortError::Conflict(format!(
-                    "extraction checkpoint moved from {from:?} to {current:?}"
-                ))));
-            }
-            {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ))?;
-                for f in files {
-                    stmt.execute(params![
-                        f.uuid.to_string(),
-                        tid,
-                        from.batches as i64,
-                        f.entry_index as i64,
-                        f.file_use.as_str(),
-                        f.original_path,
-                        f.current_path,
-                        f.size as i64,
-                        json(&f.checksums),
-                        f.format.as_ref().map(json),
-                        f.modified.as_ref().map(ts),
-                        json(&f.characteristics),
-                    ])?;
-                }
-            }
-            insert_events(&tx, events)?;
-            let next = ExtractCheckpoint {
-                next_entry,
-                batches: from.batches + u32::from(!files.is_empty()),
-                files: from.files + files.len() as u64,
-                done: false,
-            };
-            tx.execute(
-                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, updated_at = ?5 WHERE id = ?1",
-                params![tid, next.next_entry as i64, next.batches as i64, next.files as i64, ts(&Utc::now())],
-            )?;
-            tx.commit()?;
-            Ok(Ok(next))
+        let current = self.extract_checkpoint(transfer_id)?;
+        if current != *from || current.done {
+            return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
+        }
+        // The items: invisible to every answer until the checkpoint below counts them.
+        for chunk in chunked(files) {
+            self.write(|tx| insert_files(tx, &tid, from.batches, chunk))?;
+        }
+        for chunk in chunked(events) {
+            self.write(|tx| insert_events(tx, chunk))?;
+        }
+        // The commit point: the checkpoint moves only if it is still where this batch began.
+        let next = ExtractCheckpoint {
+            next_entry,
+            batches: from.batches + u32::from(!files.is_empty()),
+            files: from.files + files.len() as u64,
+            done: false,
+        };
+        let now = self.now();
+        let moved = self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, updated_at = ?5 \
+                 WHERE id = ?1 AND extract_next_entry = ?6 AND batch_count = ?7 AND file_count = ?8 AND extract_done = 0",
+                params![
+                    tid,
+                    next.next_entry as i64,
+                    next.batches as i64,
+                    next.files as i64,
+                    now,
+                    from.next_entry as i64,
+                    from.batches as i64,
+                    from.files as i64
+                ],
+            )
         })?;
-        outcome
+        if moved == 1 {
+            Ok(next)
+        } else {
+            Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} while this batch was written")))
+        }
     }
 
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
@@ -576,60 +768,30 @@ impl StateStore for SqliteStateStore {
         .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))
     }
 
-    fn record_batch(
-        &self,
-        transfer_id: Uuid,
-        stage: &str,
-        batch: u32,
-        tasks: &[Task],
-        events: &[PremisEvent],
-        patches: &[FilePatch],
-    ) -> PortResult<BatchRecorded> {
+    fn write_batch_items(&self, tasks: &[Task], events: &[PremisEvent], patches: &[FilePatch]) -> PortResult<()> {
+        for chunk in chunked(tasks) {
+            self.write(|tx| insert_tasks(tx, chunk))?;
+        }
+        for chunk in chunked(events) {
+            self.write(|tx| insert_events(tx, chunk))?;
+        }
+        for chunk in chunked(patches) {
+            self.write(|tx| apply_patches(tx, chunk))?;
+        }
+        Ok(())
+    }
+
+    fn mark_batch_done(&self, transfer_id: Uuid, stage: &str, batch: u32) -> PortResult<BatchRecorded> {
         let tid = transfer_id.to_string();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The commit point: the batch joins the stage's set of done batches, once; the set's
+        // size against the final batch count is the fan-in.
+        let now = self.now();
+        self.write(|tx| {
             let newly_recorded = tx.execute(
                 "INSERT OR IGNORE INTO batches (transfer_id, stage, batch, recorded_at) VALUES (?1, ?2, ?3, ?4)",
-                params![tid, stage, batch as i64, ts(&Utc::now())],
+                params![tid, stage, batch as i64, now],
             )? == 1;
             if newly_recorded {
-                {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO tasks (uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )?;
-                    for t in tasks {
-                        stmt.execute(params![
-                            t.uuid.to_string(),
-                            t.job_uuid.to_string(),
-                            t.file_uuid.to_string(),
-                            t.exit_code,
-                            ts(&t.started_at),
-                            ts(&t.ended_at),
-                            t.stdout,
-                            t.stderr
-                        ])?;
-                    }
-                }
-                insert_events(&tx, events)?;
-                for p in patches {
-                    let (checksums, format, characteristics): (String, Option<String>, String) = tx.query_row(
-                        "SELECT checksums, format, characteristics FROM files WHERE uuid = ?1",
-                        [p.uuid.to_string()],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )?;
-                    let mut merged: std::collections::BTreeMap<String, String> =
-                        serde_json::from_str(&checksums).unwrap_or_default();
-                    merged.extend(p.checksums.clone());
-                    let mut traits: std::collections::BTreeMap<String, String> =
-                        serde_json::from_str(&characteristics).unwrap_or_default();
-                    traits.extend(p.characteristics.clone());
-                    let format = p.format.as_ref().map(json).or(format);
-                    tx.execute(
-                        "UPDATE files SET checksums = ?2, format = ?3, size = COALESCE(?4, size), characteristics = ?5 WHERE uuid = ?1",
-                        params![p.uuid.to_string(), json(&merged), format, p.size.map(|s| s as i64), json(&traits)],
-                    )?;
-                }
                 tx.execute(
                     "UPDATE jobs SET batches_done = batches_done + 1 WHERE transfer_id = ?1 AND stage = ?2",
                     params![tid, stage],
@@ -640,67 +802,88 @@ impl StateStore for SqliteStateStore {
                 params![tid, stage],
                 |r| r.get(0),
             )?;
-            let (total, extract_done): (i64, i64) = tx.query_row(
-                "SELECT batch_count, extract_done FROM transfers WHERE id = ?1",
-                [&tid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            tx.commit()?;
+            let (total, extract_done): (i64, i64) =
+                tx.query_row("SELECT batch_count, extract_done FROM transfers WHERE id = ?1", [&tid], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             Ok(BatchRecorded { newly_recorded, stage_complete: extract_done == 1 && done >= total })
         })
     }
 
     fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            insert_events(&tx, events)?;
-            tx.commit()
-        })
+        for chunk in chunked(events) {
+            self.write(|tx| insert_events(tx, chunk))?;
+        }
+        Ok(())
     }
 
-    fn files(&self, transfer_id: Uuid) -> PortResult<Vec<File>> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 ORDER BY entry_index"))?;
-            let rows = stmt.query_map([transfer_id.to_string()], file_row)?;
-            rows.collect()
-        })
-    }
-
-    fn batch_files(&self, transfer_id: Uuid, batch: u32) -> PortResult<Vec<File>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND batch = ?2 ORDER BY entry_index"
+    fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
+        let limit = limit.max(1);
+        let items = self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND (?2 IS NULL OR current_path > ?2) \
+                 ORDER BY current_path LIMIT ?3"
             ))?;
-            let rows = stmt.query_map(params![transfer_id.to_string(), batch as i64], file_row)?;
-            rows.collect()
-        })
+            let rows = stmt.query_map(params![transfer_id.to_string(), after, (limit + 1) as i64], file_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page(items, limit, |f: &File| f.current_path.clone()))
     }
 
-    fn events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
-        self.query_events("transfer_id = ?1", &transfer_id.to_string())
+    fn batch_files(&self, transfer_id: Uuid, batch: u32, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
+        let limit = limit.max(1);
+        let after: Option<i64> = match after {
+            None => None,
+            Some(a) => Some(a.parse().map_err(|_| PortError::Refused(format!("{a:?} is not a cursor of a batch")))?),
+        };
+        let items = self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND batch = ?2 \
+                 AND (?3 IS NULL OR entry_index > ?3) ORDER BY entry_index LIMIT ?4"
+            ))?;
+            let rows =
+                stmt.query_map(params![transfer_id.to_string(), batch as i64, after, (limit + 1) as i64], file_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page(items, limit, |f: &File| f.entry_index.to_string()))
+    }
+
+    fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
+        let limit = limit.max(1);
+        let after: i64 = match after {
+            None => 0,
+            Some(a) => a.parse().map_err(|_| PortError::Refused(format!("{a:?} is not a cursor of events")))?,
+        };
+        let rows = self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS}, seq FROM events WHERE transfer_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![transfer_id.to_string(), after, (limit + 1) as i64], |r| {
+                Ok((event_row(r)?, r.get::<_, i64>(9)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let paged = page(rows, limit, |(_, seq)| seq.to_string());
+        Ok(Page { items: paged.items.into_iter().map(|(e, _)| e).collect(), next: paged.next })
     }
 
     fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>> {
-        let mut events = self.query_events("file_uuid = ?1", &file_uuid.to_string())?;
-        events.retain(|e| e.transfer_id == transfer_id);
-        Ok(events)
+        self.query_events("transfer_id = ?1 AND file_uuid = ?2", &transfer_id.to_string(), Some(&file_uuid.to_string()))
     }
 
     fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
-        self.query_events("transfer_id = ?1 AND file_uuid IS NULL", &transfer_id.to_string())
+        self.query_events("transfer_id = ?1 AND file_uuid IS NULL AND ?2 IS NULL", &transfer_id.to_string(), None)
     }
 
     fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
         let tid = transfer_id.to_string();
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version = self.write(|tx| {
             let assigned: Option<i64> = tx
                 .query_row("SELECT aip_version FROM transfers WHERE id = ?1", [&tid], |r| r.get(0))
                 .optional()?
                 .flatten();
             if let Some(v) = assigned {
-                return Ok(v as u32);
+                return Ok(v);
             }
             let highest: Option<i64> = tx.query_row(
                 "SELECT MAX(aip_version) FROM transfers WHERE aip_space = ?1 AND aip_identifier = ?2",
@@ -712,32 +895,38 @@ impl StateStore for SqliteStateStore {
                 "UPDATE transfers SET aip_version = ?2, aip_space = ?3, aip_identifier = ?4 WHERE id = ?1",
                 params![tid, version, space, identifier],
             )?;
-            tx.commit()?;
-            Ok(version as u32)
-        })
+            Ok(version)
+        })?;
+        u32::try_from(version).map_err(|_| PortError::Corrupt(format!("{version} is not an AIP version")))
     }
 }
 
+const EVENT_COLUMNS: &str =
+    "uuid, transfer_id, file_uuid, event_type, date_time, detail, outcome, outcome_detail, agents";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<PremisEvent> {
+    Ok(PremisEvent {
+        uuid: uuid_at(r, 0)?,
+        transfer_id: uuid_at(r, 1)?,
+        file_uuid: match r.get::<_, Option<String>>(2)? {
+            None => None,
+            Some(_) => Some(uuid_at(r, 2)?),
+        },
+        event_type: r.get(3)?,
+        date_time: time_at(r, 4)?,
+        detail: r.get(5)?,
+        outcome: EventOutcome::parse(&r.get::<_, String>(6)?),
+        outcome_detail: r.get(7)?,
+        agents: json_at(r, 8)?,
+    })
+}
+
 impl SqliteStateStore {
-    fn query_events(&self, condition: &str, value: &str) -> PortResult<Vec<PremisEvent>> {
+    fn query_events(&self, condition: &str, first: &str, second: Option<&str>) -> PortResult<Vec<PremisEvent>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT uuid, transfer_id, file_uuid, event_type, date_time, detail, outcome, outcome_detail, agents \
-                 FROM events WHERE {condition} ORDER BY seq"
-            ))?;
-            let rows = stmt.query_map([value], |r| {
-                Ok(PremisEvent {
-                    uuid: uuid(&r.get::<_, String>(0)?),
-                    transfer_id: uuid(&r.get::<_, String>(1)?),
-                    file_uuid: r.get::<_, Option<String>>(2)?.map(|s| uuid(&s)),
-                    event_type: r.get(3)?,
-                    date_time: parse_ts(&r.get::<_, String>(4)?),
-                    detail: r.get(5)?,
-                    outcome: EventOutcome::parse(&r.get::<_, String>(6)?),
-                    outcome_detail: r.get(7)?,
-                    agents: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-                })
-            })?;
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE {condition} ORDER BY seq"))?;
+            let rows = stmt.query_map(params![first, second], event_row)?;
             rows.collect()
         })
     }

@@ -12,13 +12,13 @@ use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
 use crate::per_file::{run_batch, FileOutcome};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::{fpr, techmd};
 
 const STAGE: &str = queues::CHARACTERIZE;
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
-    run_batch(p, msg, STAGE, |transfer, profile, file| {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let key = working_key(transfer.id, &file.current_path);
         let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;
         let tail_start = file.size.saturating_sub(techmd::TAIL as u64);

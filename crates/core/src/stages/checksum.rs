@@ -12,7 +12,7 @@ use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
 use crate::per_file::{run_batch, FileOutcome};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 
 const STAGE: &str = queues::CHECKSUM;
 
@@ -48,9 +48,9 @@ fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
     Ok(out)
 }
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut supplied: Option<Supplied> = None;
-    run_batch(p, msg, STAGE, |transfer, profile, file| {
+    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let supplied = match &supplied {
             Some(s) => s,
             None => supplied.insert(load_supplied(p, transfer)?),

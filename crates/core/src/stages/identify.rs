@@ -7,13 +7,13 @@ use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, FilePatch};
 use crate::per_file::{run_batch, FileOutcome};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::pronom::identify_object;
 
 const STAGE: &str = queues::IDENTIFY;
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
-    run_batch(p, msg, STAGE, |transfer, profile, file| {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let identifier = match (&p.identifier, profile.format_identification) {
             (Some(i), true) => i,
             (_, enabled) => {

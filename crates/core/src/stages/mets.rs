@@ -1,106 +1,251 @@
 //! mets ("Generate METS.xml document"): once every batch has finished the per-file stages,
 //! the transfer METS (kept as submission documentation) and the AIP METS are written from
 //! the state store's files, events and the package's rights.csv.
+//!
+//! The files come a page at a time in path order, and a file's events one file at a time,
+//! so memory does not grow with the transfer. A METS too long for one invocation is written
+//! in pieces: the head and as many amdSecs as time allows, then more amdSecs, and last the
+//! fileSec, the structMap and the end. Each piece is an object named for its writer,
+//! recorded by a compare-and-swap on the job's checkpoint, and the object store joins the
+//! pieces into the document (a server-side copy), byte for byte what one go would write.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
+
+use serde::{Deserialize, Serialize};
 
 use crate::aip::transfer_mets_path;
-use crate::error::StageResult;
+use crate::error::{StageError, StageResult};
 use crate::fixity::Digests;
-use crate::keys::{working_key, working_mets_key, working_transfer_mets_key};
+use crate::keys::{mets_piece_key, working_key, working_mets_key, working_transfer_mets_key};
 use crate::messages::{queues, StageMessage};
-use crate::mets::{write_aip_mets, MetsDoc, MetsKind};
+use crate::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::{FilePages, StateStore};
 use crate::rights::{rows_by_file, RightsRow};
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
     let job = p.begin_job(transfer.id, queues::METS)?;
     if job.status != JobStatus::Completed {
-        write_both(p, &transfer, job.started_at)?;
+        let writer = Writer { p, transfer: &transfer, created: job.started_at, rights: load_rights(p, &transfer)? };
+        loop {
+            let text = p.state.job_checkpoint(transfer.id, queues::METS)?;
+            let checkpoint = match &text {
+                Some(t) => serde_json::from_str::<Checkpoint>(t).map_err(|e| {
+                    StageError::Failed(format!("the METS checkpoint cannot be read back ({e}); write the METS again"))
+                })?,
+                None => Checkpoint::default(),
+            };
+            if checkpoint.finished() {
+                break;
+            }
+            let next = writer.step(checkpoint, ctx)?;
+            let json = serde_json::to_string(&next).expect("a checkpoint serializes");
+            p.state.set_job_checkpoint(transfer.id, queues::METS, text.as_deref(), &json)?;
+            if !next.finished() && ctx.should_yield() {
+                tracing::info!(
+                    document = next.document,
+                    amd_secs = next.written,
+                    "the METS continues in a new message"
+                );
+                p.send(queues::METS, &[StageMessage::transfer(transfer.id)])?;
+                return Ok(Progress::Continued);
+            }
+        }
         p.state.finish_job(transfer.id, queues::METS, JobStatus::Completed)?;
     }
     p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
-/// Writes one METS document to the working area.
-fn write_doc(p: &Pipeline, key: &str, doc: &MetsDoc<'_>) -> StageResult<()> {
-    let mut out = BufWriter::with_capacity(256 * 1024, p.working.writer(key)?);
-    write_aip_mets(&mut out, doc)?;
-    out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.commit()?;
-    Ok(())
+/// How far the METS stage has come.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Checkpoint {
+    /// 0: the transfer METS; 1: the AIP METS; 2: both written.
+    document: u8,
+    /// The pieces of the document in the making, in order.
+    pieces: Vec<String>,
+    /// amdSecs written so far in this document.
+    written: usize,
+    /// The path of the last file written (the file cursor), if any.
+    after: Option<String>,
+    /// The transfer METS as a file of the AIP, once it is written and read back.
+    documentation: Option<Documentation>,
 }
 
-/// Dated by the job, not the clock: a duplicate message writing at the same time writes the
-/// same bytes, so a reader never sees a METS that differs from its digest.
-fn write_both(p: &Pipeline, transfer: &Transfer, created: Timestamp) -> StageResult<()> {
-    let profile = p.profile(transfer)?;
-    let mut files = p.state.files(transfer.id)?;
-    files.sort_by(|a, b| a.current_path.cmp(&b.current_path));
-    let rights = load_rights(p, transfer, &files)?;
-    // Events come from the state store file by file: a large transfer's never all at once.
-    let events = |f: &File| -> std::io::Result<Vec<PremisEvent>> {
-        p.state.file_events(transfer.id, f.uuid).map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    let transfer_doc =
-        MetsDoc { kind: MetsKind::Transfer, transfer, files: &files, events: &events, rights: &rights, created };
-    let transfer_key = working_transfer_mets_key(transfer);
-    write_doc(p, &transfer_key, &transfer_doc)?;
-
-    // The transfer METS is a file of the AIP: it gets an object, digests and an event.
-    let (checksums, size) =
-        Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut p.working.get(&transfer_key)?)?;
-    let path = transfer_mets_path(transfer);
-    let documentation = File {
-        uuid: derived_id(transfer.id, "submission-documentation/transfer-mets"),
-        transfer_id: transfer.id,
-        batch: u32::MAX,
-        entry_index: u64::MAX,
-        file_use: FileUse::SubmissionDocumentation,
-        original_path: path.clone(),
-        current_path: path,
-        size,
-        checksums,
-        format: p.identifier.as_ref().and_then(|i| i.format_by_puid("fmt/101")).or(Some(FormatId {
-            puid: "fmt/101".into(),
-            name: "Extensible Markup Language".into(),
-            version: Some("1.0".into()),
-            tentative: false,
-        })),
-        modified: Some(created),
-        characteristics: Default::default(),
-    };
-    let creation = PremisEvent::new(
-        transfer.id,
-        Some(documentation.uuid),
-        "creation",
-        created,
-        format!("program=\"Vellum\"; version=\"{}\"; the transfer METS", crate::SOFTWARE_AGENT),
-        EventOutcome::None,
-        String::new(),
-        p.agents(),
-    );
-    p.state.record_events(std::slice::from_ref(&creation))?;
-    let mut all_files = files;
-    all_files.push(documentation);
-    let aip_doc =
-        MetsDoc { kind: MetsKind::Aip, transfer, files: &all_files, events: &events, rights: &rights, created };
-    write_doc(p, &working_mets_key(transfer), &aip_doc)
+impl Checkpoint {
+    fn finished(&self) -> bool {
+        self.document >= 2
+    }
 }
 
-fn load_rights(p: &Pipeline, transfer: &Transfer, files: &[File]) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
-    let Some(rights) =
-        files.iter().find(|f| f.file_use == FileUse::Metadata && f.current_path == "metadata/rights.csv")
-    else {
+/// What the AIP METS says of the transfer METS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Documentation {
+    size: u64,
+    checksums: BTreeMap<String, String>,
+}
+
+struct Writer<'a> {
+    p: &'a Pipeline,
+    transfer: &'a Transfer,
+    /// Dated by the job, not the clock: every piece, and a duplicate message writing at
+    /// the same time, writes the same bytes.
+    created: Timestamp,
+    rights: BTreeMap<String, Vec<RightsRow>>,
+}
+
+/// The files of a METS: the state store's, in path order, and for the AIP the transfer
+/// METS last.
+struct StateFiles<'a> {
+    state: &'a dyn StateStore,
+    transfer_id: uuid::Uuid,
+    last: Option<File>,
+}
+
+impl FileSource for StateFiles<'_> {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
+        for file in FilePages::new(self.state, self.transfer_id) {
+            f(&file.map_err(|e| io::Error::other(e.to_string()))?)?;
+        }
+        self.last.as_ref().map_or(Ok(()), f)
+    }
+}
+
+impl Writer<'_> {
+    /// Writes the next piece of the document in the making, or, when its last piece is
+    /// written, joins the pieces; returns the checkpoint after it.
+    fn step(&self, mut cp: Checkpoint, ctx: &StageContext) -> StageResult<Checkpoint> {
+        let p = self.p;
+        let (kind, name, key) = match cp.document {
+            0 => (MetsKind::Transfer, "transfer", working_transfer_mets_key(self.transfer)),
+            _ => (MetsKind::Aip, "aip", working_mets_key(self.transfer)),
+        };
+        let last = match kind {
+            MetsKind::Transfer => None,
+            MetsKind::Aip => Some(self.documentation_file(cp.documentation.as_ref())?),
+        };
+        let files = StateFiles { state: p.state.as_ref(), transfer_id: self.transfer.id, last };
+        let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
+            p.state.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))
+        };
+        let doc = MetsDoc {
+            kind,
+            transfer: self.transfer,
+            files: &files,
+            events: &events,
+            rights: &self.rights,
+            created: self.created,
+        };
+
+        let piece = mets_piece_key(self.transfer.id, name, cp.pieces.len() as u32, p.clock.new_id());
+        let mut out = BufWriter::with_capacity(256 * 1024, p.working.writer(&piece)?);
+        if cp.pieces.is_empty() {
+            write_head(&mut out, &doc)?;
+        }
+        let mut complete = true;
+        let mut n = cp.written;
+        let mut after = cp.after.clone();
+        for file in FilePages::new(p.state.as_ref(), self.transfer.id).after(cp.after.clone()) {
+            // At least one amdSec a piece, so that every invocation makes progress.
+            if n > cp.written && ctx.should_yield() {
+                complete = false;
+                break;
+            }
+            let file = file?;
+            n += 1;
+            write_amd_sec_of(&mut out, &doc, n, &file)?;
+            after = Some(file.current_path);
+        }
+        if complete {
+            if let Some(last) = &files.last {
+                write_amd_sec_of(&mut out, &doc, n + 1, last)?;
+            }
+            write_tail(&mut out, &doc)?;
+        }
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.commit()?;
+        cp.pieces.push(piece);
+        cp.written = n;
+        cp.after = after;
+        if !complete {
+            return Ok(cp);
+        }
+        p.working.compose(&key, p.working.as_ref(), &cp.pieces)?;
+        for piece in &cp.pieces {
+            // Best effort: a leftover piece is cleaned with the working area.
+            let _ = p.working.delete(piece);
+        }
+        if kind == MetsKind::Transfer {
+            cp.documentation = Some(self.record_documentation(&key)?);
+        }
+        cp.document += 1;
+        cp.pieces.clear();
+        cp.written = 0;
+        cp.after = None;
+        Ok(cp)
+    }
+
+    /// The transfer METS is a file of the AIP: it gets digests and a creation event.
+    fn record_documentation(&self, key: &str) -> StageResult<Documentation> {
+        let profile = self.p.profile(self.transfer)?;
+        let (checksums, size) =
+            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.p.working.get(key)?)?;
+        let documentation = Documentation { size, checksums };
+        let file = self.documentation_file(Some(&documentation))?;
+        let creation = PremisEvent::new(
+            self.transfer.id,
+            Some(file.uuid),
+            "creation",
+            self.created,
+            format!("program=\"Vellum\"; version=\"{}\"; the transfer METS", crate::SOFTWARE_AGENT),
+            EventOutcome::None,
+            String::new(),
+            self.p.agents(),
+        );
+        self.p.state.record_events(std::slice::from_ref(&creation))?;
+        Ok(documentation)
+    }
+
+    fn documentation_file(&self, documentation: Option<&Documentation>) -> StageResult<File> {
+        let documentation = documentation.ok_or_else(|| {
+            StageError::Failed("the METS checkpoint reached the AIP METS without the transfer METS's digests".into())
+        })?;
+        let transfer = self.transfer;
+        let path = transfer_mets_path(transfer);
+        Ok(File {
+            uuid: derived_id(transfer.id, "submission-documentation/transfer-mets"),
+            transfer_id: transfer.id,
+            batch: u32::MAX,
+            entry_index: u64::MAX,
+            file_use: FileUse::SubmissionDocumentation,
+            original_path: path.clone(),
+            current_path: path,
+            size: documentation.size,
+            checksums: documentation.checksums.clone(),
+            format: self.p.identifier.as_ref().and_then(|i| i.format_by_puid("fmt/101")).or(Some(FormatId {
+                puid: "fmt/101".into(),
+                name: "Extensible Markup Language".into(),
+                version: Some("1.0".into()),
+                tentative: false,
+            })),
+            modified: Some(self.created),
+            characteristics: Default::default(),
+        })
+    }
+}
+
+/// rights.csv, where the package has one: its working copy is read, not its file record.
+fn load_rights(p: &Pipeline, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
+    let key = working_key(transfer.id, "metadata/rights.csv");
+    if p.working.head(&key)?.is_none() {
         return Ok(BTreeMap::new());
-    };
+    }
     let mut bytes = Vec::new();
-    p.working.get(&working_key(transfer.id, &rights.current_path))?.read_to_end(&mut bytes)?;
+    p.working.get(&key)?.read_to_end(&mut bytes)?;
     Ok(rows_by_file(&bytes))
 }

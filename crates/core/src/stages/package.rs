@@ -59,7 +59,8 @@ fn bag_entries(
     let digest_of = |reader: &mut dyn Read| -> StageResult<Digests> {
         Ok(fixity::Digests::for_algorithms(&algorithms)?.of_reader(reader)?.0)
     };
-    let files = p.state.files(transfer.id)?;
+    // Still every record at once: the bag's entries are sorted and counted before writing.
+    let files = p.state.all_files(transfer.id)?;
     let mut payload: Vec<(String, Digests, Source)> = Vec::with_capacity(files.len() + 4);
     for f in &files {
         if let Some(missing) = algorithms.iter().find(|a| !f.checksums.contains_key(*a)) {

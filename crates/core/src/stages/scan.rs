@@ -8,14 +8,14 @@ use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::EventOutcome;
 use crate::per_file::{run_batch, FileOutcome};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ScanVerdict;
 
 const STAGE: &str = queues::SCAN;
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut version: Option<String> = None;
-    run_batch(p, msg, STAGE, |transfer, profile, file| {
+    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let scanner = match (&p.scanner, profile.virus_scan) {
             (Some(s), true) => s,
             (_, enabled) => {

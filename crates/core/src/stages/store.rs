@@ -13,9 +13,9 @@ use crate::error::{StageError, StageResult};
 use crate::keys::aip_key;
 use crate::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 
-pub fn run(p: &Pipeline, msg: &StageMessage) -> StageResult<Progress> {
+pub fn run(p: &Pipeline, msg: &StageMessage, _ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
@@ -93,7 +93,7 @@ fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) ->
     };
     let report = verify_tar(reader, &bag_name(transfer)).map_err(fail)?;
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    for f in p.state.files(transfer.id)? {
+    for f in p.state.all_files(transfer.id)? {
         expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
     }
     let mut problems = Vec::new();
