@@ -197,7 +197,7 @@ impl TestEnv {
 /// signatures. Where one is missing the stages record "not performed" — and in CI, or with
 /// VELLUM_REQUIRE_TOOLS set, a missing tool fails the test instead.
 pub fn options() -> EmbeddedOptions {
-    EmbeddedOptions { scanner: scanner(), identifier: identifier(), ..Default::default() }
+    EmbeddedOptions { scanner: scanner(), identifier: Some(identifier()), ..Default::default() }
 }
 
 /// clamd at `VELLUM_CLAMD`, or at the CLI's default address when that answers.
@@ -221,19 +221,11 @@ pub fn signatures_dir() -> Option<PathBuf> {
     std::fs::read_dir(root).ok()?.flatten().map(|e| e.path().join("site-packages/fido/conf")).find(|p| p.is_dir())
 }
 
-/// The PRONOM identifier, loaded once per test process (it compiles ~2,000 signatures).
-pub fn identifier() -> Option<Arc<Identifier>> {
-    static LOADED: OnceLock<Option<Arc<Identifier>>> = OnceLock::new();
-    LOADED
-        .get_or_init(|| match signatures_dir() {
-            Some(dir) => Some(Arc::new(Identifier::load_dir(&dir).expect("the signature files load"))),
-            None => {
-                assert!(!tools_required(), "the PRONOM signatures are required: run the tests through scripts/test");
-                eprintln!("NOTE: no PRONOM signatures; identification is recorded as not performed (scripts/setup)");
-                None
-            }
-        })
-        .clone()
+/// The PRONOM identifier Vellum is built with, compiled once per test process (~2,000
+/// signatures).
+pub fn identifier() -> Arc<Identifier> {
+    static LOADED: OnceLock<Arc<Identifier>> = OnceLock::new();
+    LOADED.get_or_init(|| Arc::new(Identifier::builtin().expect("the built-in signatures load"))).clone()
 }
 
 /// The project's Python, where the test command installed bagit-python and friends.

@@ -55,9 +55,10 @@ pub struct RunOptions {
     /// scanned.
     #[arg(long, env = "VELLUM_CLAMD", default_value = "127.0.0.1:3310")]
     pub clamd: String,
-    /// The folder holding DROID_SignatureFile-v*.xml and container-signature-*.xml (the
-    /// `conf/` folder of the opf-fido package; scripts/setup installs it), or `none` to
-    /// record identification as not performed. Default: the project's .venv.
+    /// A folder of newer PRONOM signature files (DROID_SignatureFile*.xml and
+    /// container-signature-*.xml, as The National Archives publishes them, or opf-fido's
+    /// `conf/`), or `none` to record identification as not performed. Default: the
+    /// signature files built into Vellum.
     #[arg(long, env = "VELLUM_SIGNATURES")]
     pub signatures: Option<String>,
 }
@@ -87,17 +88,11 @@ impl RunOptions {
     }
 
     fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::pronom::Identifier>>> {
-        let dir = match self.signatures.as_deref() {
+        let identifier = match self.signatures.as_deref() {
             Some("none") => return Ok(None),
-            Some(dir) => PathBuf::from(dir),
-            None => find_fido_conf().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no PRONOM signature files found: run scripts/setup (it installs opf-fido into .venv), \
-                     pass --signatures DIR (fido's conf folder), or --signatures none"
-                )
-            })?,
+            Some(dir) => vellum_host::signatures::load_dir(&PathBuf::from(dir)).map_err(|e| anyhow::anyhow!(e))?,
+            None => vellum_core::pronom::Identifier::builtin().map_err(|e| anyhow::anyhow!(e))?,
         };
-        let identifier = vellum_core::pronom::Identifier::load_dir(&dir).map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(signatures = %identifier.version, formats = identifier.format_count(), "PRONOM signatures loaded");
         Ok(Some(std::sync::Arc::new(identifier)))
     }
@@ -113,23 +108,6 @@ impl RunOptions {
 }
 
 /// fido's signature folder in the project's venv, looked for from the working folder up.
-fn find_fido_conf() -> Option<PathBuf> {
-    let mut dir = std::env::current_dir().ok()?;
-    loop {
-        if let Ok(libs) = std::fs::read_dir(dir.join(".venv/lib")) {
-            for lib in libs.flatten() {
-                let conf = lib.path().join("site-packages/fido/conf");
-                if conf.is_dir() {
-                    return Some(conf);
-                }
-            }
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
-
 fn init_tracing(format: &str, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

@@ -218,3 +218,45 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// On a machine with nothing but the binary (no project folder, no venv, no signature
+/// files), formats are identified with the signatures built in, and their versions are
+/// recorded; `--signatures DIR` still chooses other files.
+#[test]
+fn the_binary_alone_identifies_formats() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let data = elsewhere.path().join("data");
+    let out = vellum()
+        .current_dir(elsewhere.path())
+        .env_remove("VELLUM_SIGNATURES")
+        .env("PATH", "/nonexistent")
+        .args(["ingest", "--clamd", "none", "--json", "--data-dir"])
+        .arg(&data)
+        .arg(example())
+        .output()
+        .expect("run vellum ingest");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let state = SqliteStateStore::open(&data.join("vellum.db")).unwrap();
+    let transfer = state.list_transfers(&TransferQuery { limit: 1, ..Default::default() }).unwrap().items.remove(0);
+    let files = state.all_files(transfer.id).unwrap();
+    let csv = files.iter().find(|f| f.current_path == "metadata/metadata.csv").unwrap();
+    assert!(csv.format.is_some(), "identified: {csv:?}");
+    let events = state.all_events(transfer.id).unwrap();
+    let identification = events.iter().find(|e| e.event_type == "format identification").unwrap();
+    assert!(
+        identification.detail.contains("DROID_SignatureFile-v")
+            && identification.detail.contains("container-signature-"),
+        "the signature versions are recorded: {}",
+        identification.detail
+    );
+    let out = vellum()
+        .args(["ingest", "--clamd", "none", "--signatures"])
+        .arg(elsewhere.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg(example())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "a folder without signature files is an error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no DROID_SignatureFile"));
+}

@@ -1,16 +1,14 @@
 //! The format policy rules, in the style of Archivematica's format policy registry: which
-//! outside tool characterizes (or validates) which PRONOM formats. A rule runs only where
-//! its command is installed; its output is captured and bounded.
+//! outside tool characterizes (or validates) which PRONOM formats. A rule applies only where
+//! the host has its command installed; the host runs it (the `ToolRunner` port), with the
+//! rule's output bound and timeout.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{StageError, StageResult};
 use crate::model::File;
-use crate::ports::ObjectStore;
+use crate::ports::{ObjectStore, PortResult, ToolCall, ToolOutput, ToolRunner};
 
 pub const DEFAULT_RULES: &str = include_str!("../../../config/fpr.json");
 
@@ -19,6 +17,10 @@ pub const DEFAULT_RULES: &str = include_str!("../../../config/fpr.json");
 pub enum Purpose {
     Characterization,
     Validation,
+}
+
+fn default_timeout() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,9 +32,9 @@ pub struct Rule {
     /// `{file}` stands for the file's path.
     pub args: Vec<String>,
     pub max_output: usize,
-    /// Resolved once: where the command is, if installed.
-    #[serde(skip)]
-    pub installed: Option<PathBuf>,
+    /// Seconds before the tool is killed: one damaged file never holds a batch forever.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -45,17 +47,9 @@ struct RulesFile {
     rules: Vec<Rule>,
 }
 
-fn find_on_path(command: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(command)).find(|p| p.is_file())
-}
-
 impl Rules {
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
-        let mut file: RulesFile = serde_json::from_str(json)?;
-        for r in &mut file.rules {
-            r.installed = find_on_path(&r.command);
-        }
+        let file: RulesFile = serde_json::from_str(json)?;
         Ok(Self { rules: file.rules })
     }
 
@@ -63,46 +57,28 @@ impl Rules {
         Self::parse(DEFAULT_RULES).expect("the built-in rules file is valid")
     }
 
-    /// The installed rules for this purpose that apply to the file's format.
-    pub fn rules_for<'a>(&'a self, purpose: Purpose, file: &'a File) -> impl Iterator<Item = &'a Rule> + 'a {
+    /// The rules for this purpose that apply to the file's format and whose command the
+    /// host has.
+    pub fn rules_for<'a>(
+        &'a self,
+        purpose: Purpose,
+        file: &'a File,
+        tools: &'a dyn ToolRunner,
+    ) -> impl Iterator<Item = &'a Rule> + 'a {
         let puid = file.format.as_ref().map(|f| f.puid.as_str());
         self.rules.iter().filter(move |r| {
-            r.purpose == purpose && r.installed.is_some() && puid.is_some_and(|p| r.puids.iter().any(|x| x == p))
+            r.purpose == purpose && puid.is_some_and(|p| r.puids.iter().any(|x| x == p)) && tools.installed(&r.command)
         })
     }
 }
 
-/// Runs a rule's command on a copy of the object; returns its output, cut at the rule's
-/// bound, or None when the command failed.
-pub fn run_rule(rule: &Rule, store: &dyn ObjectStore, key: &str) -> StageResult<Option<String>> {
-    let Some(program) = &rule.installed else { return Ok(None) };
-    let mut tmp = tempfile_in_tmp()?;
-    std::io::copy(&mut store.get(key)?, &mut tmp.1)?;
-    tmp.1.flush()?;
-    let path = tmp.0.to_string_lossy().into_owned();
-    let args: Vec<String> = rule.args.iter().map(|a| a.replace("{file}", &path)).collect();
-    let mut child = Command::new(program)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| StageError::Transient(format!("running {}: {e}", rule.command)))?;
-    let mut out = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        stdout.take(rule.max_output as u64).read_to_end(&mut out)?;
-    }
-    let _ = child.kill();
-    let status = child.wait()?;
-    let _ = std::fs::remove_file(&tmp.0);
-    if !status.success() && out.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(String::from_utf8_lossy(&out).into_owned()))
-}
-
-fn tempfile_in_tmp() -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = std::env::temp_dir().join(format!("vellum-fpr-{}", uuid::Uuid::new_v4()));
-    let f = std::fs::File::create(&path)?;
-    Ok((path, f))
+/// Runs a rule's command on the object, through the host's tool runner.
+pub fn run_rule(rule: &Rule, tools: &dyn ToolRunner, store: &dyn ObjectStore, key: &str) -> PortResult<ToolOutput> {
+    let call = ToolCall {
+        command: &rule.command,
+        args: &rule.args,
+        max_output: rule.max_output,
+        timeout: Duration::from_secs(rule.timeout_seconds.max(1)),
+    };
+    tools.run(&call, store, key)
 }

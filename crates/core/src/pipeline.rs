@@ -117,6 +117,8 @@ pub struct Pipeline {
     pub notifier: Arc<dyn crate::ports::Notifier>,
     /// The format policy rules (outside characterization tools).
     pub fpr: Arc<crate::fpr::Rules>,
+    /// Where those tools run: the host's child processes, or none.
+    pub tools: Arc<dyn crate::ports::ToolRunner>,
     pub config: Config,
     pub settings: Settings,
 }

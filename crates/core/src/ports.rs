@@ -429,6 +429,51 @@ pub trait VirusScanner: Send + Sync {
     fn scan(&self, data: &mut dyn Read) -> PortResult<ScanVerdict>;
 }
 
+/// One call of an outside tool: `{file}` in `args` stands for the path of a copy of the
+/// object the tool is run on.
+#[derive(Debug, Clone)]
+pub struct ToolCall<'a> {
+    pub command: &'a str,
+    pub args: &'a [String],
+    /// Output beyond this many bytes is cut (and the tool stopped).
+    pub max_output: usize,
+    /// A tool still running after this long is killed.
+    pub timeout: Duration,
+}
+
+/// What an outside tool gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolOutput {
+    /// What it wrote to standard output (cut at the call's bound).
+    Output(String),
+    /// It failed and wrote nothing useful, and why.
+    Failed(String),
+    /// It ran past its timeout and was killed.
+    TimedOut,
+}
+
+/// Outside tools (ExifTool, MediaInfo) run by the host on a copy of an object: child
+/// processes with a timeout and a temporary file that is always removed. Core never spawns
+/// a process or writes a file itself.
+pub trait ToolRunner: Send + Sync {
+    /// Whether the command is installed where this runner runs it.
+    fn installed(&self, command: &str) -> bool;
+    /// A tool that cannot be started is an error (transient); one that fails is an answer.
+    fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str) -> PortResult<ToolOutput>;
+}
+
+/// A host with no outside tools: every rule that needs one is left out.
+pub struct NoTools;
+
+impl ToolRunner for NoTools {
+    fn installed(&self, _command: &str) -> bool {
+        false
+    }
+    fn run(&self, call: &ToolCall<'_>, _source: &dyn ObjectStore, _key: &str) -> PortResult<ToolOutput> {
+        Ok(ToolOutput::Failed(format!("{} is not installed here", call.command)))
+    }
+}
+
 /// Tells downstream systems (IIIF builders, catalogues) that an AIP is stored. Delivery is
 /// at least once: receivers key on `aip_uuid`.
 pub trait Notifier: Send + Sync {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vellum_core::pipeline::Settings;
-use vellum_core::ports::{Clock, PortResult, SystemClock, VirusScanner};
+use vellum_core::ports::{Clock, PortResult, SystemClock, ToolRunner, VirusScanner};
 use vellum_core::profile::Config;
 use vellum_core::pronom::Identifier;
 use vellum_core::Pipeline;
@@ -27,6 +27,8 @@ pub struct EmbeddedOptions {
     pub scanner: Option<Arc<dyn VirusScanner>>,
     /// The PRONOM identifier, or None to record identification as not performed.
     pub identifier: Option<Arc<Identifier>>,
+    /// Where outside characterization tools run: child processes on this machine.
+    pub tools: Arc<dyn ToolRunner>,
 }
 
 impl Default for EmbeddedOptions {
@@ -37,6 +39,7 @@ impl Default for EmbeddedOptions {
             max_receives: 5,
             scanner: None,
             identifier: None,
+            tools: Arc::new(vellum_host::ProcessTools::new()),
         }
     }
 }
@@ -72,6 +75,7 @@ impl Embedded {
             scanner: options.scanner,
             identifier: options.identifier,
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
+            tools: options.tools,
             notifier: Arc::new(crate::notifier::FolderNotifier::new(data_dir.join("notifications"))),
             config: options.config,
             settings: options.settings,

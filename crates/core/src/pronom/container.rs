@@ -2,7 +2,6 @@
 //! or an OLE2 compound file (Word 97, Excel, PowerPoint, …).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::{byte_sequence, child, ByteSequence, WINDOW};
 
@@ -59,9 +58,8 @@ pub fn normalize_ole2_name(name: &str) -> String {
 }
 
 impl Containers {
-    pub(super) fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let doc = roxmltree::Document::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub(super) fn parse(name: &str, text: &str) -> Result<Self, String> {
+        let doc = roxmltree::Document::parse(text).map_err(|e| format!("{name}: {e}"))?;
         let kind_of = |s: Option<&str>| match s {
             Some("OLE2") => Some(ContainerKind::Ole2),
             Some("ZIP") => Some(ContainerKind::Zip),

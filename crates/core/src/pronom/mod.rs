@@ -6,12 +6,12 @@
 //! Like DROID and fido, signatures are matched against a window of the file: its first and
 //! last [`WINDOW`] bytes (the whole file when it is small).
 
+mod builtin;
 pub mod container;
 pub mod object;
 pub mod pattern;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
 
 use regex::bytes::Regex;
 
@@ -269,14 +269,22 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
 }
 
 impl Identifier {
-    /// Loads the DROID signature file and (optionally) the container signature file.
-    pub fn load(droid: &Path, container: Option<&Path>) -> Result<Self, String> {
-        let text = std::fs::read_to_string(droid).map_err(|e| format!("{}: {e}", droid.display()))?;
+    /// The signature files built into Vellum (see `builtin.rs`), so that identification
+    /// needs nothing but the binary.
+    pub fn builtin() -> Result<Self, String> {
+        let (droid_name, droid) = builtin::droid()?;
+        let (container_name, container) = builtin::container()?;
+        Self::parse(droid_name, &droid, Some((container_name, &container)))
+    }
+
+    /// Compiles a DROID signature file and (optionally) a container signature file, each
+    /// given by its file name (recorded as the signatures' version) and its text.
+    pub fn parse(droid_name: &str, droid_xml: &str, container: Option<(&str, &str)>) -> Result<Self, String> {
         let doc = roxmltree::Document::parse_with_options(
-            &text,
+            droid_xml,
             roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
         )
-        .map_err(|e| format!("{}: {e}", droid.display()))?;
+        .map_err(|e| format!("{droid_name}: {e}"))?;
         let mut signatures = HashMap::new();
         for sig in doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))) {
             let Some(id) = attr_u64(sig, "ID") else { continue };
@@ -303,17 +311,12 @@ impl Identifier {
                 patterns.push(s.regex.as_str().to_string());
             }
         }
-        let floating = std::env::var_os("VELLUM_NO_SET")
-            .is_none()
-            .then(|| {
-                regex::bytes::RegexSetBuilder::new(&patterns)
-                    .size_limit(256 << 20)
-                    .dfa_size_limit(64 << 20)
-                    .build()
-                    .map_err(|e| tracing::warn!(error = %e, "floating signatures are matched one by one"))
-                    .ok()
-            })
-            .flatten();
+        let floating = regex::bytes::RegexSetBuilder::new(&patterns)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "floating signatures are matched one by one"))
+            .ok();
         let mut formats = Vec::new();
         for f in doc.descendants().filter(|n| n.has_tag_name((NS, "FileFormat"))) {
             formats.push(Format {
@@ -335,39 +338,16 @@ impl Identifier {
                 by_extension.entry(e.clone()).or_default().push(i);
             }
         }
-        let mut version = file_name(droid);
+        let mut version = droid_name.to_string();
         let containers = match container {
-            Some(path) => {
+            Some((name, text)) => {
                 version.push_str("; ");
-                version.push_str(&file_name(path));
-                container::Containers::load(path)?
+                version.push_str(name);
+                container::Containers::parse(name, text)?
             }
             None => container::Containers::default(),
         };
         Ok(Self { formats, by_puid, signatures, by_extension, containers, floating, version })
-    }
-
-    /// Finds the signature files in a folder (fido's `conf/`): the newest
-    /// `DROID_SignatureFile-v*.xml` and `container-signature-*.xml`.
-    pub fn load_dir(dir: &Path) -> Result<Self, String> {
-        let newest = |prefix: &str| -> Option<PathBuf> {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".xml"))
-                })
-                .collect();
-            found.sort_by_key(|p| {
-                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-                let digits: String = n.chars().filter(char::is_ascii_digit).collect();
-                (digits.len(), digits)
-            });
-            found.pop()
-        };
-        let droid = newest("DROID_SignatureFile")
-            .ok_or_else(|| format!("no DROID_SignatureFile-v*.xml in {}", dir.display()))?;
-        Self::load(&droid, newest("container-signature").as_deref())
     }
 
     pub fn format_count(&self) -> usize {
@@ -456,7 +436,3 @@ impl Identifier {
 }
 
 const NS: &str = "http://www.nationalarchives.gov.uk/pronom/SignatureFile";
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}

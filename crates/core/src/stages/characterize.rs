@@ -13,6 +13,7 @@ use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
 use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::ToolOutput;
 use crate::{fpr, techmd};
 
 const STAGE: &str = queues::CHARACTERIZE;
@@ -34,9 +35,17 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut out = FileOutcome::default();
         let now = p.clock.now();
         let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
-        for rule in p.fpr.rules_for(fpr::Purpose::Characterization, file) {
-            if let Some(output) = fpr::run_rule(rule, p.working.as_ref(), &key)? {
-                traits.insert(rule.name.clone(), output);
+        let mut tool_notes = Vec::new();
+        for rule in p.fpr.rules_for(fpr::Purpose::Characterization, file, p.tools.as_ref()) {
+            match fpr::run_rule(rule, p.tools.as_ref(), p.working.as_ref(), &key)? {
+                ToolOutput::Output(output) => {
+                    traits.insert(rule.name.clone(), output);
+                }
+                ToolOutput::Failed(why) => tool_notes.push(format!("{} failed: {why}", rule.name)),
+                ToolOutput::TimedOut => tool_notes.push(format!(
+                    "{} was stopped after {} seconds and gave no result",
+                    rule.name, rule.timeout_seconds
+                )),
             }
         }
         if !traits.is_empty() {
@@ -76,6 +85,10 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                     out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
                 }
             }
+        }
+        if !tool_notes.is_empty() {
+            let notes = tool_notes.join("; ");
+            out.stderr = if out.stderr.is_empty() { notes } else { format!("{}; {notes}", out.stderr) };
         }
         out.stdout = traits.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         out.patch = Some(FilePatch { uuid: file.uuid, characteristics: traits, ..Default::default() });
