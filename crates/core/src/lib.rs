@@ -4,6 +4,7 @@
 
 pub mod aip;
 pub mod archive;
+pub mod bag_parts;
 pub mod bagit;
 pub mod error;
 pub mod feedback;

@@ -1,26 +1,135 @@
 //! store ("Store the AIP"): the AIP is copied into its storage space under the next version
 //! of its identifier, read back and verified against the state store, and only then is the
 //! transfer COMPLETE.
+//!
+//! The copy is the object store's own (S3 UploadPartCopy of the package's parts; a file
+//! copy on disk): the bytes do not pass through the function. Verification reads the stored
+//! AIP back a part at a time with ranged reads, and a checkpoint after each part lets a
+//! 100 GB AIP be verified across as many invocations as it takes.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufReader};
+use std::io::BufReader;
 
 use flate2::read::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
 
 use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
+use crate::bag_parts::{BagSummary, BagVerifier, DigestSum};
 use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
-use crate::keys::aip_key;
+use crate::keys::{aip_key, working_prefix};
 use crate::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::FilePages;
+use crate::ranged::RangedReader;
 
-pub fn run(p: &Pipeline, msg: &StageMessage, _ctx: &StageContext) -> StageResult<Progress> {
+/// A failed verification names the files at fault only where the stored AIP is small
+/// enough to be read again in one go; past this it says what differs, not where.
+const NAMED_DIAGNOSIS_LIMIT: u64 = 2 << 30;
+
+/// How far storing has come.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StoreCheckpoint {
+    /// Where the AIP was copied, once it is.
+    stored: Option<Copied>,
+    /// (path, sha256) of every file the state store recorded, as the bag should hold them.
+    recorded: Option<DigestSum>,
+    /// The next package part to read back.
+    next_part: usize,
+    verifier: BagVerifier,
+    /// (path, sha256) of the payload entries read back that are files of the transfer.
+    found: DigestSum,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Copied {
+    key: String,
+    space: String,
+    identifier: String,
+    version: u32,
+    /// Each part's size, in order: where each begins in the stored AIP.
+    part_sizes: Vec<u64>,
+}
+
+pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let profile = p.profile(&transfer)?;
     p.begin_job(transfer.id, queues::STORE)?;
+    let text = p.state.job_checkpoint(transfer.id, queues::STORE)?;
+    let mut cp: StoreCheckpoint = match &text {
+        Some(t) => serde_json::from_str(t).map_err(|e| {
+            StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
+        })?,
+        None => StoreCheckpoint::default(),
+    };
+    let mut seen = text;
+    let mut save = |cp: &StoreCheckpoint| -> StageResult<()> {
+        let json = serde_json::to_string(cp).expect("a checkpoint serializes");
+        p.state.set_job_checkpoint(transfer.id, queues::STORE, seen.as_deref(), &json)?;
+        seen = Some(json);
+        Ok(())
+    };
+    let copied = match cp.stored.clone() {
+        Some(c) => c,
+        None => {
+            let c = copy(p, &transfer)?;
+            cp.stored = Some(c.clone());
+            save(&cp)?;
+            c
+        }
+    };
+    if cp.recorded.is_none() {
+        let mut recorded = DigestSum::default();
+        for f in FilePages::new(p.state.as_ref(), transfer.id) {
+            let f = f?;
+            recorded.add(&format!("data/{}", payload_path(&transfer, &f)), f.sha256().unwrap_or_default());
+        }
+        cp.recorded = Some(recorded);
+        save(&cp)?;
+    }
+    let profile = p.profile(&transfer)?;
+    let gzipped = package_extension(profile) == "tar.gz";
+    let bag = bag_name(&transfer);
+    let started = cp.next_part;
+    while cp.next_part < copied.part_sizes.len() {
+        // At least one part an invocation, so that every one makes progress.
+        if cp.next_part > started && ctx.should_yield() {
+            tracing::info!(
+                part = cp.next_part,
+                parts = copied.part_sizes.len(),
+                "verification continues in a new message"
+            );
+            p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
+            return Ok(Progress::Continued);
+        }
+        let offset: u64 = copied.part_sizes[..cp.next_part].iter().sum();
+        let len = copied.part_sizes[cp.next_part];
+        let mut ranged = RangedReader::new(p.aips.clone(), &copied.key, offset + len, 4 << 20);
+        std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset))?;
+        let raw = BufReader::with_capacity(1 << 20, ranged);
+        let reader: Box<dyn std::io::Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+        let found = &mut cp.found;
+        let read = cp.verifier.read_part(reader, &bag, &mut |path, digest| {
+            if !is_generated_payload(&transfer, path) {
+                found.add(path, digest);
+            }
+        });
+        if let Err(why) = read {
+            return Err(failed_verification(p, &transfer, &copied, vec![why]));
+        }
+        cp.next_part += 1;
+        save(&cp)?;
+    }
+    let summary = verified(p, &transfer, &copied, &cp)?;
+    finish(p, &transfer, &copied, &summary)
+}
+
+/// Copies the package's parts into the AIP's place, by the store's own copy; a redelivered
+/// message finds the copy already made.
+fn copy(p: &Pipeline, transfer: &Transfer) -> StageResult<Copied> {
+    let profile = p.profile(transfer)?;
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
         StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
     })?;
@@ -29,29 +138,72 @@ pub fn run(p: &Pipeline, msg: &StageMessage, _ctx: &StageContext) -> StageResult
     }
     let space = p.config.storage_space(profile, &identifier);
     let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
-    let extension = package_extension(profile);
-    let key = aip_key(&space, &identifier, version, &transfer, extension);
-
-    // The package's parts, joined in order (in S3, a multipart upload of the parts).
+    let key = aip_key(&space, &identifier, version, transfer, package_extension(profile));
     let (_, packaged) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
     if packaged.parts.is_empty() {
         return Err(StageError::Transient("the package has no parts yet".into()));
     }
-    let mut size = 0;
+    let mut part_sizes = Vec::with_capacity(packaged.parts.len());
     for part in &packaged.parts {
         let meta = p.working.head(part)?;
-        size += meta.ok_or_else(|| StageError::Transient(format!("the package part {part} is missing")))?.size;
+        part_sizes.push(meta.ok_or_else(|| StageError::Transient(format!("the package part {part} is missing")))?.size);
     }
-    // A redelivered message finds the copy already made.
+    let size: u64 = part_sizes.iter().sum();
     if p.aips.head(&key)?.map(|m| m.size) != Some(size) {
-        let mut writer = p.aips.writer(&key)?;
-        for part in &packaged.parts {
-            io::copy(&mut p.working.get(part)?, &mut writer)?;
+        let stored = p.aips.compose(&key, p.working.as_ref(), &packaged.parts)?;
+        if stored.size != size {
+            return Err(StageError::Transient(format!("the copy of {key} has {} bytes, not {size}", stored.size)));
         }
-        writer.commit()?;
     }
+    Ok(Copied { key, space, identifier, version, part_sizes })
+}
 
-    let report = verify_stored(p, &transfer, &key, extension == "tar.gz")?;
+/// The bag is valid and holds exactly the files the state store recorded, with their
+/// digests.
+fn verified(p: &Pipeline, transfer: &Transfer, copied: &Copied, cp: &StoreCheckpoint) -> StageResult<BagSummary> {
+    let (summary, mut problems) = match cp.verifier.clone().finish() {
+        Ok(summary) => (Some(summary), Vec::new()),
+        Err(problems) => (None, problems),
+    };
+    let recorded = cp.recorded.clone().unwrap_or_default();
+    if cp.found.count != recorded.count {
+        problems.push(format!(
+            "the stored AIP holds {} of the transfer's files, but {} were recorded",
+            cp.found.count, recorded.count
+        ));
+    } else if cp.found != recorded {
+        problems.push("the stored AIP's files do not match the sha256 digests recorded for them".into());
+    }
+    match summary {
+        Some(summary) if problems.is_empty() => Ok(summary),
+        _ => Err(failed_verification(p, transfer, copied, problems)),
+    }
+}
+
+/// Ends the transfer over a stored AIP that failed verification (kept as evidence), naming
+/// the files at fault where the AIP is small enough to read again.
+fn failed_verification(p: &Pipeline, transfer: &Transfer, copied: &Copied, problems: Vec<String>) -> StageError {
+    let key = &copied.key;
+    let size: u64 = copied.part_sizes.iter().sum();
+    let named = if size <= NAMED_DIAGNOSIS_LIMIT {
+        let gzipped = key.ends_with(".tar.gz");
+        match verify_stored(p, transfer, key, gzipped) {
+            Err(StageError::Failed(named)) => Some(named),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    named.map(StageError::Failed).unwrap_or_else(|| {
+        StageError::Failed(format!(
+            "the stored AIP {key} failed verification and was kept as evidence: {}",
+            problems.join("; ")
+        ))
+    })
+}
+
+fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummary) -> StageResult<Progress> {
+    let Copied { key, space, identifier, version, .. } = copied.clone();
     p.state.record_events(&[PremisEvent::new(
         transfer.id,
         None,
@@ -65,7 +217,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, _ctx: &StageContext) -> StageResult
     // Published before the transfer is marked complete: a crash in between publishes again
     // (receivers key on the AIP UUID) rather than never.
     p.notifier.publish(&AipStored {
-        identifier: identifier.clone(),
+        identifier,
         space: space.clone(),
         version,
         aip_uuid: transfer.aip_uuid,
@@ -76,12 +228,12 @@ pub fn run(p: &Pipeline, msg: &StageMessage, _ctx: &StageContext) -> StageResult
     p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
     p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
     tracing::info!(aip = %key, "AIP stored and verified");
-    clean_working_area(p, &transfer);
+    clean_working_area(p, transfer);
     Ok(Progress::Done)
 }
 
-/// Reads the stored AIP back: the bag must be valid and every original's digest must match
-/// what the checksum stage recorded.
+/// Reads the stored AIP back in one go, to name what is wrong with it: the bag must be
+/// valid and every original's digest must match what the checksum stage recorded.
 fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) -> StageResult<crate::bagit::BagReport> {
     let raw = BufReader::with_capacity(1 << 20, p.aips.get(key)?);
     let reader: Box<dyn std::io::Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
@@ -93,7 +245,8 @@ fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) ->
     };
     let report = verify_tar(reader, &bag_name(transfer)).map_err(fail)?;
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    for f in p.state.all_files(transfer.id)? {
+    for f in FilePages::new(p.state.as_ref(), transfer.id) {
+        let f = f?;
         expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
     }
     let mut problems = Vec::new();
@@ -118,17 +271,28 @@ fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) ->
     }
 }
 
-/// The AIP holds everything now; the working copies go. Best effort: a leftover is
-/// harmless and the monitor's clean-up finds it.
+/// The AIP holds everything now; the working copies go, a page at a time. Best effort: a
+/// leftover is harmless and the monitor's clean-up finds it.
 fn clean_working_area(p: &Pipeline, transfer: &Transfer) {
-    match p.working.list(&format!("{}/", transfer.id)) {
-        Ok(objects) => {
-            for o in objects {
-                if let Err(e) = p.working.delete(&o.key) {
-                    tracing::warn!(key = %o.key, error = %e, "could not clean the working area");
-                }
+    let prefix = working_prefix(transfer.id);
+    loop {
+        // Each page starts again from the front: what was deleted is gone from the listing.
+        let page = match p.working.list_page(&prefix, None, 1000) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the working area for clean-up");
+                return;
+            }
+        };
+        let mut deleted = 0;
+        for o in &page.items {
+            match p.working.delete(&o.key) {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::warn!(key = %o.key, error = %e, "could not clean the working area"),
             }
         }
-        Err(e) => tracing::warn!(error = %e, "could not list the working area for clean-up"),
+        if page.next.is_none() || deleted == 0 {
+            return;
+        }
     }
 }
