@@ -161,6 +161,15 @@ impl TestEnv {
     pub fn drive_with_budget(
         &self,
         budget: Duration,
+        redeliver: impl FnMut(&str, &str) -> bool,
+    ) -> Vec<(String, String, Outcome)> {
+        self.drive_with_budgets(|_| budget, redeliver)
+    }
+
+    /// As `drive`, with each stage's invocations given the budget `budget(queue)`.
+    pub fn drive_with_budgets(
+        &self,
+        budget: impl Fn(&str) -> Duration,
         mut redeliver: impl FnMut(&str, &str) -> bool,
     ) -> Vec<(String, String, Outcome)> {
         let mut handled = Vec::new();
@@ -169,7 +178,7 @@ impl TestEnv {
             for q in queues::ALL {
                 for d in self.env.queue.receive(q, 10, Duration::from_secs(600)).unwrap() {
                     any = true;
-                    let ctx = StageContext::with_budget(budget);
+                    let ctx = StageContext::with_budget(budget(q));
                     let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
                     assert!(outcome.acknowledges(), "{q} message {} was not handled: {outcome:?}", d.body);
                     self.env.queue.ack(q, &d.receipt).unwrap();

@@ -29,6 +29,8 @@ pub struct EmbeddedOptions {
     pub identifier: Option<Arc<Identifier>>,
     /// Where outside characterization tools run: child processes on this machine.
     pub tools: Arc<dyn ToolRunner>,
+    /// Time and ids, for the pipeline and the state store alike (tests pin them).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for EmbeddedOptions {
@@ -40,6 +42,7 @@ impl Default for EmbeddedOptions {
             scanner: None,
             identifier: None,
             tools: Arc::new(vellum_host::ProcessTools::new()),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -62,7 +65,7 @@ impl Embedded {
         let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?.without_sync());
         let aips = Arc::new(FsObjectStore::new(data_dir.join("aips"), "aips")?);
         let db = data_dir.join("vellum.db");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock = options.clock;
         let state = Arc::new(SqliteStateStore::open_with_clock(&db, clock.clone())?);
         let queue = Arc::new(SqliteQueue::open(&db, options.max_receives)?);
         let pipeline = Pipeline {
