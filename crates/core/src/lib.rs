@@ -10,6 +10,7 @@ pub mod error;
 pub mod feedback;
 pub mod fixity;
 pub mod fpr;
+pub mod gzip_resume;
 pub mod intake;
 pub mod keys;
 pub mod messages;
