@@ -3,13 +3,12 @@
 //! bagit-python; plus storage spaces, versions, verification and notices.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortResult, StateStore};
+use vellum_core::ports::{ObjectMeta, ObjectWriter, PortResult, StateStore};
 use vellum_tests::{bagit_validate, project_python, tools_required, unpack_aip, Package, TestEnv};
 
 /// PREMIS eventTypes of today's vocabulary that Archivematica's schematron (older) does not
@@ -240,9 +239,7 @@ fn a_profile_at_gzip_level_zero_stores_a_plain_tar() {
     assert!(archive.entries().unwrap().count() > 5, "a readable, uncompressed tar");
 }
 
-/// The AIP store, damaging every AIP it is given: one byte of each is changed.
-struct Damaging(Arc<dyn ObjectStore>);
-
+/// A writer that changes one byte of what it is given.
 struct DamagingWriter {
     inner: Box<dyn ObjectWriter>,
     at: u64,
@@ -270,45 +267,6 @@ impl ObjectWriter for DamagingWriter {
     }
 }
 
-impl ObjectStore for Damaging {
-    fn bucket(&self) -> &str {
-        self.0.bucket()
-    }
-    fn head(&self, key: &str) -> PortResult<Option<ObjectMeta>> {
-        self.0.head(key)
-    }
-    fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
-        self.0.get(key)
-    }
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
-        self.0.get_range(key, offset, len)
-    }
-    fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
-        // A plain tar (gzip level 0), so the damage lands in a file's bytes, not gzip's.
-        Ok(Box::new(DamagingWriter { inner: self.0.writer(key)?, at: 5000, seen: 0 }))
-    }
-    fn list_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
-        self.0.list_page(prefix, after, limit)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn put_tags(&self, key: &str, tags: &std::collections::BTreeMap<String, String>) -> PortResult<()> {
-        self.0.put_tags(key, tags)
-    }
-    fn get_tags(&self, key: &str) -> PortResult<std::collections::BTreeMap<String, String>> {
-        self.0.get_tags(key)
-    }
-    fn delete(&self, key: &str) -> PortResult<()> {
-        self.0.delete(key)
-    }
-}
-
 #[test]
 fn a_stored_aip_that_fails_verification_fails_the_transfer_and_is_kept_as_evidence() {
     let mut options = vellum_tests::options();
@@ -316,7 +274,11 @@ fn a_stored_aip_that_fails_verification_fails_the_transfer_and_is_kept_as_eviden
         profile.gzip_level = 0;
     }
     let mut t = TestEnv::with_options(options);
-    t.env.pipeline.aips = Arc::new(Damaging(t.env.pipeline.aips.clone()));
+    // The AIP store, damaging every AIP it is given: one byte of each is changed. A plain
+    // tar (gzip level 0), so the damage lands in a file's bytes, not gzip's.
+    let mut damaging = vellum_tests::Faulty::new(t.env.pipeline.aips.clone());
+    damaging.wrap_writer = Box::new(|inner| Box::new(DamagingWriter { inner, at: 5000, seen: 0 }));
+    t.env.pipeline.aips = Arc::new(damaging);
     let mut p = Package::catalogued("PP/DAMAGE/1", 0);
     p.add("objects/big.txt", "0123456789\n".repeat(2000));
     let event = t.upload(&p, "born-digital/damage.zip");

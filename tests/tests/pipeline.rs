@@ -212,58 +212,20 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
     assert!(transfer.failure_reason.unwrap().contains("or this is not a zip"));
 }
 
-/// The working area, failing every read of an extracted file: a transient fault that
-/// never clears.
-struct Unreadable(Arc<dyn ObjectStore>);
-
-impl ObjectStore for Unreadable {
-    fn bucket(&self) -> &str {
-        self.0.bucket()
-    }
-    fn head(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
-        self.0.head(key)
-    }
-    fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
-        if !key.contains("/objects/") {
-            return self.0.get(key);
-        }
-        Err(vellum_core::ports::PortError::Unavailable("SlowDown: please reduce your request rate".into()))
-    }
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> vellum_core::ports::PortResult<Vec<u8>> {
-        self.0.get_range(key, offset, len)
-    }
-    fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
-        self.0.writer(key)
-    }
-    fn list_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
-        self.0.list_page(prefix, after, limit)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
-        self.0.put_tags(key, tags)
-    }
-    fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
-        self.0.get_tags(key)
-    }
-    fn delete(&self, key: &str) -> vellum_core::ports::PortResult<()> {
-        self.0.delete(key)
-    }
-}
-
 #[test]
 fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let options = vellum_local::EmbeddedOptions { max_receives: 2, ..vellum_tests::options() };
     let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
     let mut pipeline = env.pipeline.clone();
-    pipeline.working = Arc::new(Unreadable(pipeline.working.clone()));
+    // The working area, failing every read of an extracted file: a transient fault that
+    // never clears.
+    let mut unreadable = vellum_tests::Faulty::new(pipeline.working.clone());
+    unreadable.fail_get = Box::new(|key| {
+        key.contains("/objects/")
+            .then(|| vellum_core::ports::PortError::Unavailable("SlowDown: please reduce your request rate".into()))
+    });
+    pipeline.working = Arc::new(unreadable);
     let t = TestEnv { dir, env };
     let event = t.upload(&Package::catalogued("PP/DLQ/1", 2), "born-digital/dlq.zip");
     let config = vellum_local::RunnerConfig {

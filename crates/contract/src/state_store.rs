@@ -155,16 +155,7 @@ pub fn record_batch_fans_in_once(make: &Make) {
     let job = s.start_job(t.id, &SPEC).unwrap();
     let record = |b: u32| {
         let f = file(&t, b as u64, b);
-        let task = Task {
-            uuid: derived_id(job.uuid, &format!("task/{}", f.uuid)),
-            job_uuid: job.uuid,
-            file_uuid: f.uuid,
-            exit_code: 0,
-            started_at: Utc::now(),
-            ended_at: Utc::now(),
-            stdout: String::new(),
-            stderr: String::new(),
-        };
+        let task = task(&job, &f);
         let patch = FilePatch {
             uuid: f.uuid,
             checksums: [("sha256".to_string(), format!("digest-{b}"))].into(),

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::ports::ObjectStore;
 use crate::ranged::RangedReader;
 use crate::tar_sparse::pax_sparse;
 pub use crate::tar_sparse::PaxSparse;
+use crate::tar_stream::{TarPosition, TarStream};
 
 /// metadata.csv and rights.csv are small: anything larger is not one.
 pub const MAX_CSV_BYTES: u64 = 1 << 20;
@@ -465,30 +465,22 @@ pub fn list(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Listing
     let kind = detect_kind(store.as_ref(), key, size)?;
     let mut listing = match kind {
         ArchiveKind::Zip => list_zip(store, key, size)?,
-        ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(store.as_ref(), key, kind)?,
+        ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(store, key, size, kind)?,
     };
-    if let Some(named) = ArchiveKind::of_key(key).filter(|&n| n != kind) {
-        listing.notes.push(format!(
+    listing.notes.extend(kind_note(key, kind));
+    Ok(listing)
+}
+
+/// What to tell the archivist when the upload's name says one kind and its bytes another.
+pub fn kind_note(key: &str, kind: ArchiveKind) -> Option<String> {
+    ArchiveKind::of_key(key).filter(|&n| n != kind).map(|named| {
+        format!(
             "the upload is named as {} but its content is {}: it was read as {}",
             named.describe(),
             kind.describe(),
             kind.describe()
-        ));
-    }
-    Ok(listing)
-}
-/// A tar (optionally gzipped) read as a stream from the object store.
-pub fn open_tar(
-    store: &dyn ObjectStore,
-    key: &str,
-    kind: ArchiveKind,
-) -> io::Result<tar::Archive<Box<dyn Read + Send>>> {
-    let raw = store.get(key).map_err(|e| io::Error::other(e.to_string()))?;
-    let reader: Box<dyn Read + Send> = match kind {
-        ArchiveKind::TarGz => Box::new(MultiGzDecoder::new(raw)),
-        _ => raw,
-    };
-    Ok(tar::Archive::new(reader))
+        )
+    })
 }
 
 fn tar_kind(t: tar::EntryType) -> EntryKind {
@@ -525,13 +517,38 @@ pub fn tar_member<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<TarMembe
     })
 }
 
-/// Lists a tar in one streamed pass over its headers (a compressed tar is decompressed once).
-pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result<Listing, ListError> {
+/// A tar's listing as far as one invocation got: the entries and kept files so far, and
+/// where the next invocation goes on (None once the tar is listed to its end).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarListingPart {
+    pub entries: Vec<ListedEntry>,
+    /// The small metadata files read on the way, by entry name, hex.
+    pub kept: BTreeMap<String, String>,
+    pub next: Option<TarPosition>,
+}
+
+/// Lists a tar in one streamed pass over its headers (a compressed tar is decompressed
+/// once), from `from` on, until the end or until `should_yield` says time is up after an
+/// entry (and a position to go on from is known).
+pub fn list_tar_from(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    size: u64,
+    kind: ArchiveKind,
+    from: Option<&TarPosition>,
+    should_yield: &dyn Fn() -> bool,
+) -> Result<TarListingPart, ListError> {
     let unreadable =
         |e: io::Error| ListError::Unreadable(Unreadable(format!("it is not a readable tar archive ({e})")));
-    let mut archive = open_tar(store, key, kind).map_err(ListError::Io)?;
-    let mut listing = Listing { kind: Some(kind), ..Default::default() };
-    for (i, entry) in archive.entries().map_err(unreadable)?.enumerate() {
+    let mut stream =
+        TarStream::open(store, key, size, kind == ArchiveKind::TarGz, from).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => unreadable(e),
+            _ => ListError::Io(e),
+        })?;
+    let first = stream.marks.first_entry;
+    let mut part = TarListingPart::default();
+    let entries = stream.archive.entries().map_err(unreadable)?;
+    for (index, entry) in (first..).zip(entries) {
         let mut entry = entry.map_err(unreadable)?;
         let member = tar_member(&mut entry).map_err(unreadable)?;
         if let Some(limit) = kept_limit(&member.name)
@@ -539,10 +556,10 @@ pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result
         {
             let mut bytes = Vec::with_capacity(member.size.min(limit) as usize);
             entry.read_to_end(&mut bytes).map_err(unreadable)?;
-            listing.keep(&member.name, bytes);
+            part.kept.insert(member.name.clone(), hex::encode(bytes));
         }
-        listing.entries.push(ListedEntry {
-            index: i as u64,
+        part.entries.push(ListedEntry {
+            index,
             name: member.name,
             kind: member.kind,
             size: member.size,
@@ -550,7 +567,40 @@ pub fn list_tar(store: &dyn ObjectStore, key: &str, kind: ArchiveKind) -> Result
             encrypted: false,
             method: 0,
         });
+        if should_yield() {
+            // Read past the entry's data now, so that the position found is near its end.
+            io::copy(&mut entry, &mut io::sink()).map_err(unreadable)?;
+            if let Some(next) = stream.marks.position_after(index, &entry) {
+                part.next = Some(next);
+                return Ok(part);
+            }
+        }
     }
-    listing.resolve();
-    Ok(listing)
+    Ok(part)
+}
+
+impl Listing {
+    /// The listing of a tar listed in parts, in order.
+    pub fn from_tar_parts(
+        kind: ArchiveKind,
+        parts: impl IntoIterator<Item = TarListingPart>,
+    ) -> Result<Self, ListError> {
+        let mut listing = Listing { kind: Some(kind), ..Default::default() };
+        for part in parts {
+            listing.entries.extend(part.entries);
+            for (name, bytes) in part.kept {
+                let bytes = hex::decode(bytes)
+                    .map_err(|e| ListError::Io(io::Error::other(format!("a listing part is damaged: {e}"))))?;
+                listing.keep(&name, bytes);
+            }
+        }
+        listing.resolve();
+        Ok(listing)
+    }
+}
+
+/// Lists a tar in one go.
+pub fn list_tar(store: Arc<dyn ObjectStore>, key: &str, size: u64, kind: ArchiveKind) -> Result<Listing, ListError> {
+    let part = list_tar_from(store, key, size, kind, None, &|| false)?;
+    Listing::from_tar_parts(kind, [part])
 }

@@ -10,8 +10,9 @@
 //! the one place in the core that needs `unsafe`: `inflatePrime` and `Z_BLOCK` are not in
 //! its safe API.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use libz_rs_sys as z;
 use serde::{Deserialize, Serialize};
@@ -36,8 +37,43 @@ pub struct GzipPoint {
     /// The member's CRC-32 and length so far, to check its trailer.
     pub crc: u32,
     pub member_len: u64,
-    /// The last (up to) 32 KiB of output before the point, hex.
-    pub window: String,
+    /// The last (up to) 32 KiB of output before the point (hex in a checkpoint).
+    #[serde(with = "hex_bytes")]
+    pub window: Vec<u8>,
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The latest points a reader passed, shared with whoever reads through it (a tar reader
+/// owns the stream; its caller asks here where it could start again).
+#[derive(Debug, Default)]
+pub struct PointLog {
+    points: VecDeque<GzipPoint>,
+}
+
+impl PointLog {
+    /// Enough to find a point before the header a tar reader has just read past.
+    const KEPT: usize = 16;
+
+    fn push(&mut self, point: GzipPoint) {
+        if self.points.len() == Self::KEPT {
+            self.points.pop_front();
+        }
+        self.points.push_back(point);
+    }
+
+    /// The latest point at or before `offset` (decompressed), if one is still kept.
+    pub fn at_or_before(&self, offset: u64) -> Option<GzipPoint> {
+        self.points.iter().rev().find(|p| p.output_offset <= offset).cloned()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +86,10 @@ enum Phase {
 
 /// A raw inflater, owned, ended on drop.
 struct Inflater(Box<z::z_stream>);
+
+// SAFETY: the stream and its state are owned by this value alone and used by one thread at
+// a time (through `&mut`); zlib-rs keeps no thread-local state.
+unsafe impl Send for Inflater {}
 
 impl Inflater {
     fn new() -> io::Result<Self> {
@@ -97,6 +137,7 @@ pub struct ResumableGz {
     /// The last `WINDOW` bytes of output, oldest first.
     window: Vec<u8>,
     last_point: Option<GzipPoint>,
+    log: Arc<Mutex<PointLog>>,
 }
 
 fn damaged(why: impl std::fmt::Display) -> io::Error {
@@ -120,12 +161,18 @@ impl ResumableGz {
             output_offset: 0,
             window: Vec::new(),
             last_point: None,
+            log: Arc::new(Mutex::new(PointLog::default())),
         }
+    }
+
+    /// The points this reader passes, as they are passed.
+    pub fn point_log(&self) -> Arc<Mutex<PointLog>> {
+        self.log.clone()
     }
 
     /// From a point a reader noted before.
     pub fn resume(store: Arc<dyn ObjectStore>, key: &str, size: u64, point: &GzipPoint) -> io::Result<Self> {
-        let window = hex::decode(&point.window).map_err(|e| damaged(format!("a resume point's window: {e}")))?;
+        let window = point.window.clone();
         let mut inflater = Inflater::new()?;
         if point.bits > 0 {
             let value = (point.last_byte >> (8 - point.bits)) as std::ffi::c_int;
@@ -151,6 +198,7 @@ impl ResumableGz {
         reader.output_offset = point.output_offset;
         reader.window = window;
         reader.last_point = Some(point.clone());
+        reader.log.lock().unwrap_or_else(|p| p.into_inner()).push(point.clone());
         Ok(reader)
     }
 
@@ -249,15 +297,17 @@ impl ResumableGz {
     }
 
     fn note_point(&mut self, bits: u8, last_byte: u8) {
-        self.last_point = Some(GzipPoint {
+        let point = GzipPoint {
             input_offset: self.input_offset + self.input_pos as u64,
             bits,
             last_byte,
             output_offset: self.output_offset,
             crc: self.crc,
             member_len: self.member_len,
-            window: hex::encode(&self.window),
-        });
+            window: self.window.clone(),
+        };
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(point.clone());
+        self.last_point = Some(point);
     }
 
     fn remember(&mut self, out: &[u8]) {

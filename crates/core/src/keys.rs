@@ -32,6 +32,11 @@ pub fn mets_name(transfer: &Transfer) -> String {
     format!("METS.{}.xml", transfer.aip_uuid)
 }
 
+/// One invocation's part of a tar's listing at intake, named for its writer.
+pub fn listing_part_key(transfer_id: Uuid, part: usize, writer: Uuid) -> String {
+    format!("{transfer_id}/listing-parts/{part:06}-{writer}.json")
+}
+
 /// The transfer METS, until packaging.
 pub fn working_transfer_mets_key(transfer: &Transfer) -> String {
     format!("{}/aip/transfer-METS.xml", transfer.id)

@@ -28,6 +28,7 @@ pub mod rights;
 pub mod sanitize;
 pub mod stages;
 pub mod tar_sparse;
+pub mod tar_stream;
 pub mod techmd;
 pub mod xml;
 

@@ -130,10 +130,17 @@ impl Pipeline {
         if queue == queues::START {
             return match serde_json::from_str::<UploadEvent>(body) {
                 Ok(event) => {
-                    let (transfer_id, result) = stages::start::run(self, &event);
+                    let (transfer_id, result) = stages::start::run(self, &event, ctx);
                     self.settle(transfer_id, queue, result)
                 }
-                Err(e) => Outcome::Retry(format!("unreadable upload event: {e}")),
+                // Intake's own continuation of a long tar's listing.
+                Err(e) => match serde_json::from_str::<StageMessage>(body) {
+                    Ok(msg) => {
+                        let result = stages::start::resume(self, &msg, ctx);
+                        self.settle(Some(msg.transfer_id), queue, result)
+                    }
+                    Err(_) => Outcome::Retry(format!("unreadable upload event: {e}")),
+                },
             };
         }
         let msg: StageMessage = match serde_json::from_str(body) {

@@ -51,6 +51,17 @@ impl ProcessTools {
     }
 }
 
+/// Reads a pipe to its end on its own thread, keeping the first `keep` bytes: past the bound
+/// the rest is read and dropped, so the tool is never blocked on a full pipe.
+fn drain(mut pipe: impl Read + Send + 'static, keep: u64) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let _ = (&mut pipe).take(keep).read_to_end(&mut kept);
+        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+        kept
+    })
+}
+
 impl ToolRunner for ProcessTools {
     fn installed(&self, command: &str) -> bool {
         self.program(command).is_some()
@@ -81,21 +92,8 @@ impl ToolRunner for ProcessTools {
         let stderr = child.stderr.take().expect("stderr is piped");
         let max = call.max_output as u64;
         // Readers on their own threads, so a full pipe never stalls the clock below.
-        let out_reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let mut stdout = stdout;
-            let _ = (&mut stdout).take(max).read_to_end(&mut out);
-            // Past the bound the rest is read and dropped, so the tool is never blocked.
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-            out
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut err = Vec::new();
-            let mut stderr = stderr;
-            let _ = (&mut stderr).take(STDERR_KEPT).read_to_end(&mut err);
-            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-            err
-        });
+        let out_reader = drain(stdout, max);
+        let err_reader = drain(stderr, STDERR_KEPT);
         let deadline = Instant::now() + call.timeout;
         let status = loop {
             if let Some(status) = child.try_wait()? {

@@ -112,10 +112,19 @@ impl ObjectWriter for FsWriter {
         if self.sync {
             self.file.sync_data()?;
         }
-        if let Some(parent) = self.dest.parent() {
-            fs::create_dir_all(parent)?;
+        // A delete elsewhere prunes empty folders: one may vanish between making it and
+        // renaming into it, so the pair is tried again.
+        let mut attempts = 0;
+        loop {
+            if let Some(parent) = self.dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            match fs::rename(&self.tmp, &self.dest) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 && self.tmp.exists() => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
         }
-        fs::rename(&self.tmp, &self.dest)?;
         self.committed = true;
         let md = fs::metadata(&self.dest)?;
         Ok(FsObjectStore::meta(&self.key, &md))

@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::archive::{detect_kind, open_tar, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
+use crate::archive::{detect_kind, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
 use crate::error::{StageError, StageResult};
 use crate::keys::{listing_key, working_key};
 use crate::messages::{queues, StageMessage};
@@ -16,6 +16,7 @@ use crate::ports::ExtractCheckpoint;
 use crate::profile::PackageKind;
 use crate::ranged::RangedReader;
 use crate::tar_sparse::SparseReader;
+use crate::tar_stream::{TarPosition, TarStream};
 
 /// Reads of the package during extraction fetch this much at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
@@ -81,7 +82,19 @@ fn extract(
     let mut files: Vec<File> = Vec::new();
     let mut events: Vec<PremisEvent> = Vec::new();
     let mut index = checkpoint.next_entry;
-    let mut skipped = 0u64;
+    // A tar goes on from the position the last invocation noted (a hint: it may lag the
+    // checkpoint, never lead it), reading past only what came after it.
+    let hint_text = match kind {
+        ArchiveKind::Zip => None,
+        _ => p.state.job_checkpoint(transfer.id, queues::EXTRACT)?,
+    };
+    let hint: Option<TarPosition> = hint_text
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .filter(|h: &TarPosition| h.entry <= checkpoint.next_entry);
+    let mut skipped = hint.as_ref().map_or(0, |h| h.entry);
+    // Where the entry after the last one read starts: (its index, its offset).
+    let mut tar_end: Option<(u64, u64)> = None;
     // Zip entries are opened by index; a tar is read in order, skipping what is done.
     let mut zip = match kind {
         ArchiveKind::Zip => {
@@ -95,13 +108,21 @@ fn extract(
     };
     let mut tar = match kind {
         ArchiveKind::Zip => None,
-        _ => Some(open_tar(p.uploads.as_ref(), key, kind)?),
-    };
-    let mut tar_entries = match tar.as_mut() {
-        Some(t) => Some(
-            t.entries().map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
+        _ => Some(
+            TarStream::open(p.uploads.clone(), key, meta.size, kind == ArchiveKind::TarGz, hint.as_ref())
+                .map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
         ),
-        None => None,
+    };
+    let (mut tar_entries, marks) = match tar.as_mut() {
+        Some(t) => (
+            Some(
+                t.archive
+                    .entries()
+                    .map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
+            ),
+            Some(&t.marks),
+        ),
+        None => (None, None),
     };
     while let Some(line) = next_line()? {
         if line.index < index {
@@ -114,6 +135,7 @@ fn extract(
                 let entry =
                     entries.next().ok_or_else(|| StageError::Failed("the tar ended before its listing did".into()))?;
                 let entry = entry.map_err(|e| StageError::Failed(format!("the package is damaged: {e}")))?;
+                tar_end = marks.and_then(|m| m.end_of(&entry)).map(|end| (skipped + 1, end));
                 if skipped == line.index {
                     skipped += 1;
                     tar_entry = Some(entry);
@@ -151,6 +173,14 @@ fn extract(
         }
         if out_of_time {
             tracing::info!(next_entry = index, "extraction continues in a new message");
+            if let Some(position) = marks.zip(tar_end).and_then(|(m, (entry, end))| m.position(entry, end)) {
+                let json = serde_json::to_string(&position).expect("a position serializes");
+                // Only a hint: a delivery that lost the race leaves the other's in place.
+                match p.state.set_job_checkpoint(transfer.id, queues::EXTRACT, hint_text.as_deref(), &json) {
+                    Ok(()) | Err(crate::ports::PortError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             // Only continue if anything is left; otherwise finish below.
             if next_line()?.is_some() {
                 return Ok(None);

@@ -175,11 +175,9 @@ impl Writer<'_> {
         if !complete {
             return Ok(cp);
         }
+        // The pieces stay until the working area is cleaned: a duplicate delivery may be
+        // joining them at this moment.
         p.working.compose(&key, p.working.as_ref(), &cp.pieces)?;
-        for piece in &cp.pieces {
-            // Best effort: a leftover piece is cleaned with the working area.
-            let _ = p.working.delete(piece);
-        }
         if kind == MetsKind::Transfer {
             cp.documentation = Some(self.record_documentation(&key)?);
         }

@@ -1,23 +1,27 @@
 //! start-transfer: an upload becomes a transfer, exactly once per S3 event, and the package
-//! is checked from its zip index (ranged reads) before anything is extracted.
+//! is checked from its zip index (ranged reads) before anything is extracted. A tar has no
+//! index: it is listed in one pass over its headers, and a long one in parts, continued in
+//! new messages from where the last invocation stopped (a tar position; for a gzipped tar
+//! a deflate point), never from the start.
 
 use std::io::Write;
 
 use uuid::Uuid;
 
-use crate::archive::ListError;
+use crate::archive::{detect_kind, kind_note, list_tar_from, ArchiveKind, ListError, Listing, TarListingPart};
 use crate::error::{StageError, StageResult};
 use crate::feedback::{self, LogOutcome};
 use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
-use crate::keys::listing_key;
+use crate::keys::{listing_key, listing_part_key};
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, Transfer};
-use crate::pipeline::{Pipeline, Progress};
+use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::profile::Profile;
+use crate::tar_stream::TarPosition;
 
 use crate::model::starts_a_transfer;
 
-pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progress>) {
+pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, StageResult<Progress>) {
     if !starts_a_transfer(&ev.key) {
         tracing::info!(key = %ev.key, "ignored: not a transfer package");
         return (None, Ok(Progress::Ignored));
@@ -39,10 +43,19 @@ pub fn run(p: &Pipeline, ev: &UploadEvent) -> (Option<Uuid>, StageResult<Progres
     if transfer.status.is_terminal() {
         return (Some(transfer.id), Ok(Progress::Ignored));
     }
-    (Some(transfer.id), begin(p, &transfer, profile))
+    (Some(transfer.id), begin(p, &transfer, profile, ctx))
 }
 
-fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageResult<Progress> {
+/// A continuation: the listing of a long tar goes on.
+pub fn resume(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+        return Ok(Progress::Ignored);
+    };
+    let profile = p.config.profile_for_key(&transfer.source_key);
+    begin(p, &transfer, profile, ctx)
+}
+
+fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &StageContext) -> StageResult<Progress> {
     p.begin_job(transfer.id, queues::START)?;
     let Some(profile) = profile else {
         let known: Vec<&str> = p.config.profiles.iter().map(|p| p.prefix.as_str()).collect();
@@ -62,8 +75,17 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
     let meta = p.uploads.head(key)?.ok_or_else(|| {
         StageError::Rejected(format!("the upload {key:?} is no longer in the bucket: upload it again"))
     })?;
-    let listing = match crate::archive::list(p.uploads.clone(), key, meta.size) {
-        Ok(l) => l,
+    let listed = match detect_kind(p.uploads.as_ref(), key, meta.size) {
+        Ok(ArchiveKind::Zip) => crate::archive::list(p.uploads.clone(), key, meta.size).map(Some),
+        Ok(kind) => list_tar_in_parts(p, transfer, meta.size, kind, ctx),
+        Err(e) => Err(e),
+    };
+    let listing = match listed {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            p.send(queues::START, &[StageMessage::transfer(transfer.id)])?;
+            return Ok(Progress::Continued);
+        }
         Err(ListError::Io(e)) => return Err(StageError::Transient(format!("reading {key}: {e}"))),
         Err(ListError::Unreadable(why)) => {
             let problem = Problem {
@@ -91,6 +113,57 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>) -> StageR
     p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;
     p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
+}
+
+/// How far the listing of a tar has come: its parts so far, and where the next begins.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct ListingCheckpoint {
+    parts: Vec<String>,
+    next: Option<TarPosition>,
+}
+
+/// Lists a tar from where the last invocation stopped until it ends (the whole listing) or
+/// time is up (None: the part is saved and a continuation is due).
+fn list_tar_in_parts(
+    p: &Pipeline,
+    transfer: &Transfer,
+    size: u64,
+    kind: ArchiveKind,
+    ctx: &StageContext,
+) -> Result<Option<Listing>, ListError> {
+    let io = |e: crate::ports::PortError| ListError::Io(std::io::Error::other(e.to_string()));
+    let key = &transfer.source_key;
+    let text = p.state.job_checkpoint(transfer.id, queues::START).map_err(io)?;
+    let mut cp: ListingCheckpoint = match &text {
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| ListError::Io(std::io::Error::other(format!("the listing checkpoint is unreadable: {e}"))))?,
+        None => ListingCheckpoint::default(),
+    };
+    if text.is_none() || cp.next.is_some() {
+        let part = list_tar_from(p.uploads.clone(), key, size, kind, cp.next.as_ref(), &|| ctx.should_yield())?;
+        let part_key = listing_part_key(transfer.id, cp.parts.len(), p.clock.new_id());
+        p.working.put(&part_key, &serde_json::to_vec(&part).expect("a listing part serializes")).map_err(io)?;
+        cp.parts.push(part_key);
+        cp.next = part.next;
+        let json = serde_json::to_string(&cp).expect("a checkpoint serializes");
+        // A lost race is another delivery's work; it carries the listing on.
+        p.state.set_job_checkpoint(transfer.id, queues::START, text.as_deref(), &json).map_err(io)?;
+        if let Some(next) = &cp.next {
+            tracing::info!(next_entry = next.entry, offset = next.offset, "listing the tar continues in a new message");
+            return Ok(None);
+        }
+    }
+    let mut parts = Vec::with_capacity(cp.parts.len());
+    for part_key in &cp.parts {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut p.working.get(part_key).map_err(io)?, &mut bytes).map_err(ListError::Io)?;
+        let part: TarListingPart = serde_json::from_slice(&bytes)
+            .map_err(|e| ListError::Io(std::io::Error::other(format!("a listing part is unreadable: {e}"))))?;
+        parts.push(part);
+    }
+    let mut listing = Listing::from_tar_parts(kind, parts)?;
+    listing.notes.extend(kind_note(key, kind));
+    Ok(Some(listing))
 }
 
 /// Writes the failed log beside the upload and turns the problems into the rejection. A
