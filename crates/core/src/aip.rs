@@ -75,15 +75,6 @@ pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
         || path.starts_with("data/logs/")
 }
 
-/// The filename-changes log: one line per file whose name sanitizing changed.
-pub fn filename_changes_log(files: &[File]) -> String {
-    let mut out = String::from("# Names changed by \"Sanitize object's file and directory names\": original -> new\n");
-    for f in files.iter().filter(|f| f.original_path != f.current_path) {
-        out.push_str(&format!("{} -> {}\n", escape_controls(&f.original_path), escape_controls(&f.current_path)));
-    }
-    out
-}
-
 /// The PREMIS eventType of an entry left out of the AIP (desktop clutter, an empty folder).
 pub const LEFT_OUT_EVENT: &str = "deletion";
 
@@ -133,15 +124,24 @@ pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {
     Some(out)
 }
 
-/// The logs the AIP carries in `data/logs/`, by name: what sanitizing renamed, what each
-/// file was identified as, what the virus scan said of it, and what was left out.
-pub fn logs(
-    files: &[File],
-    events_of: &dyn Fn(&File) -> std::io::Result<Vec<PremisEvent>>,
-    transfer_events: &[PremisEvent],
-) -> std::io::Result<Vec<(String, String)>> {
-    let mut identification = String::from("# path\tPUID\tformat\tbasis\n");
-    for f in files {
+/// The logs the AIP carries in `data/logs/` that speak of each file, by name, with their
+/// first lines: what each file was identified as, what sanitizing renamed, what the virus
+/// scan said. The METS stage writes them a file at a time (`FileLogLines`), in path order;
+/// the left-out log comes from the transfer's own events.
+pub const FILE_LOGS: [(&str, &str); 3] = [
+    ("fileFormatIdentification.log", "# path\tPUID\tformat\tbasis\n"),
+    ("filenameChanges.log", "# Names changed by \"Sanitize object's file and directory names\": original -> new\n"),
+    ("virusScan.log", "# path\toutcome\tdetail\n"),
+];
+
+/// One stretch of the per-file logs, in the order of `FILE_LOGS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileLogLines(pub [String; 3]);
+
+impl FileLogLines {
+    /// Adds one file's lines, given its events.
+    pub fn add(&mut self, f: &File, events: &[PremisEvent]) {
+        let [identification, renamed, scan] = &mut self.0;
         match &f.format {
             Some(fmt) => identification.push_str(&format!(
                 "{}\t{}\t{}\t{}\n",
@@ -152,22 +152,17 @@ pub fn logs(
             )),
             None => identification.push_str(&format!("{}\tUNKNOWN\t\t\n", f.current_path)),
         }
-    }
-    let mut scan = String::from("# path\toutcome\tdetail\n");
-    for f in files {
-        for e in events_of(f)?.iter().filter(|e| e.event_type == "virus check") {
+        if f.original_path != f.current_path {
+            renamed.push_str(&format!(
+                "{} -> {}\n",
+                escape_controls(&f.original_path),
+                escape_controls(&f.current_path)
+            ));
+        }
+        for e in events.iter().filter(|e| e.event_type == "virus check") {
             scan.push_str(&format!("{}\t{}\t{} {}\n", f.current_path, e.outcome.as_str(), e.detail, e.outcome_detail));
         }
     }
-    let mut logs = vec![
-        ("fileFormatIdentification.log".to_string(), identification),
-        ("filenameChanges.log".to_string(), filename_changes_log(files)),
-        ("virusScan.log".to_string(), scan),
-    ];
-    if let Some(left_out) = left_out_log(transfer_events) {
-        logs.push((LEFT_OUT_LOG.to_string(), left_out));
-    }
-    Ok(logs)
 }
 
 /// How far packaging has come: the next bag entry, and the parts written so far.

@@ -52,6 +52,16 @@ pub fn mets_piece_key(transfer_id: Uuid, document: &str, piece: u32, writer: Uui
     format!("{transfer_id}/aip/mets-pieces/{document}/{piece:06}-{writer}")
 }
 
+/// One of the AIP's logs (`data/logs/<name>`), until packaging.
+pub fn working_log_key(transfer_id: Uuid, name: &str) -> String {
+    format!("{transfer_id}/aip/logs/{name}")
+}
+
+/// A stretch of the per-file logs written by one METS invocation, named for its writer.
+pub fn log_piece_key(transfer_id: Uuid, piece: usize, writer: Uuid) -> String {
+    format!("{transfer_id}/aip/log-pieces/{piece:06}-{writer}.json")
+}
+
 /// One part of the package, named for the writer that made it, so that a duplicate
 /// delivery racing it writes its own part and only the recorded one is ever joined.
 pub fn package_part_key(transfer_id: Uuid, first_entry: usize, writer: Uuid) -> String {

@@ -3,21 +3,26 @@
 //! the state store's files, events and the package's rights.csv.
 //!
 //! The files come a page at a time in path order, and a file's events one file at a time,
-//! so memory does not grow with the transfer. A METS too long for one invocation is written
+//! so memory does not grow with the transfer. The walk that writes the AIP METS also
+//! writes the AIP's per-file logs (format identification, name changes, virus scan): each
+//! file's events are read once. A METS too long for one invocation is written
 //! in pieces: the head and as many amdSecs as time allows, then more amdSecs, and last the
 //! fileSec, the structMap and the end. Each piece is an object named for its writer,
 //! recorded by a compare-and-swap on the job's checkpoint, and the object store joins the
 //! pieces into the document (a server-side copy), byte for byte what one go would write.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aip::transfer_mets_path;
+use crate::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
 use crate::error::{StageError, StageResult};
 use crate::fixity::Digests;
-use crate::keys::{mets_piece_key, working_key, working_mets_key, working_transfer_mets_key};
+use crate::keys::{
+    log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
+};
 use crate::messages::{queues, StageMessage};
 use crate::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
@@ -75,6 +80,9 @@ struct Checkpoint {
     after: Option<String>,
     /// The transfer METS as a file of the AIP, once it is written and read back.
     documentation: Option<Documentation>,
+    /// The per-file logs' pieces, written beside the AIP METS's.
+    #[serde(default)]
+    log_pieces: Vec<String>,
 }
 
 impl Checkpoint {
@@ -130,9 +138,14 @@ impl Writer<'_> {
             MetsKind::Aip => Some(self.documentation_file(cp.documentation.as_ref())?),
         };
         let files = StateFiles { state: p.state.as_ref(), transfer_id: self.transfer.id, last };
+        // The events of the file just written, kept for its log lines.
+        let fetched: RefCell<Vec<PremisEvent>> = RefCell::new(Vec::new());
         let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
-            p.state.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))
+            let events = p.state.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?;
+            fetched.replace(events.clone());
+            Ok(events)
         };
+        let mut log_lines = FileLogLines::default();
         let doc = MetsDoc {
             kind,
             transfer: self.transfer,
@@ -159,6 +172,9 @@ impl Writer<'_> {
             let file = file?;
             n += 1;
             write_amd_sec_of(&mut out, &doc, n, &file)?;
+            if kind == MetsKind::Aip {
+                log_lines.add(&file, &fetched.take());
+            }
             after = Some(file.current_path);
         }
         if complete {
@@ -170,6 +186,11 @@ impl Writer<'_> {
         out.flush()?;
         out.into_inner().map_err(|e| e.into_error())?.commit()?;
         cp.pieces.push(piece);
+        if kind == MetsKind::Aip {
+            let key = log_piece_key(self.transfer.id, cp.log_pieces.len(), p.clock.new_id());
+            p.working.put(&key, &serde_json::to_vec(&log_lines).expect("log lines serialize"))?;
+            cp.log_pieces.push(key);
+        }
         cp.written = n;
         cp.after = after;
         if !complete {
@@ -178,14 +199,39 @@ impl Writer<'_> {
         // The pieces stay until the working area is cleaned: a duplicate delivery may be
         // joining them at this moment.
         p.working.compose(&key, p.working.as_ref(), &cp.pieces)?;
-        if kind == MetsKind::Transfer {
-            cp.documentation = Some(self.record_documentation(&key)?);
+        match kind {
+            MetsKind::Transfer => cp.documentation = Some(self.record_documentation(&key)?),
+            MetsKind::Aip => self.write_logs(&cp.log_pieces)?,
         }
         cp.document += 1;
         cp.pieces.clear();
         cp.written = 0;
         cp.after = None;
         Ok(cp)
+    }
+
+    /// The AIP's logs, from the pieces the AIP METS's walk wrote, and the left-out log from
+    /// the transfer's own events.
+    fn write_logs(&self, pieces: &[String]) -> StageResult<()> {
+        let p = self.p;
+        for (i, (name, header)) in FILE_LOGS.iter().enumerate() {
+            let mut out =
+                BufWriter::with_capacity(256 * 1024, p.working.writer(&working_log_key(self.transfer.id, name))?);
+            out.write_all(header.as_bytes())?;
+            for piece in pieces {
+                let mut bytes = Vec::new();
+                p.working.get(piece)?.read_to_end(&mut bytes)?;
+                let lines: FileLogLines = serde_json::from_slice(&bytes)
+                    .map_err(|e| StageError::Failed(format!("a piece of the AIP's logs cannot be read back: {e}")))?;
+                out.write_all(lines.0[i].as_bytes())?;
+            }
+            out.flush()?;
+            out.into_inner().map_err(|e| e.into_error())?.commit()?;
+        }
+        if let Some(left_out) = left_out_log(&p.state.transfer_events(self.transfer.id)?) {
+            p.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// The transfer METS is a file of the AIP: it gets digests and a creation event.

@@ -10,14 +10,15 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, PackageCheckpoint};
+use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG};
 use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::error::{StageError, StageResult};
 use crate::fixity::{self, sha256_hex};
-use crate::keys::{package_part_key, working_key, working_mets_key, working_transfer_mets_key};
+use crate::keys::{package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::FilePages;
 
 /// Where an entry's bytes come from.
 enum Source {
@@ -59,24 +60,32 @@ fn bag_entries(
     let digest_of = |reader: &mut dyn Read| -> StageResult<Digests> {
         Ok(fixity::Digests::for_algorithms(&algorithms)?.of_reader(reader)?.0)
     };
-    // Still every record at once: the bag's entries are sorted and counted before writing.
-    let files = p.state.all_files(transfer.id)?;
-    let mut payload: Vec<(String, Digests, Source)> = Vec::with_capacity(files.len() + 4);
-    for f in &files {
+    // A page of file records at a time: each becomes its bag entry, and the record goes.
+    let mut payload: Vec<(String, Digests, Source)> = Vec::new();
+    for f in FilePages::new(p.state.as_ref(), transfer.id) {
+        let f = f?;
         if let Some(missing) = algorithms.iter().find(|a| !f.checksums.contains_key(*a)) {
             return Err(StageError::Failed(format!("{} has no {missing} checksum recorded", f.original_path)));
         }
         let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
+        let key = working_key(transfer.id, &f.current_path);
         payload.push((
-            format!("data/{}", payload_path(transfer, f)),
-            f.checksums.clone(),
-            Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime },
+            format!("data/{}", payload_path(transfer, &f)),
+            f.checksums,
+            Source::Working { key, size: f.size, mtime },
         ));
     }
-    let generated = [
+    let mut generated = vec![
         (format!("data/{}", mets_name(transfer)), working_mets_key(transfer)),
         (format!("data/objects/{}", transfer_mets_path(transfer)), working_transfer_mets_key(transfer)),
     ];
+    // The logs the METS stage wrote; the left-out log only where something was left out.
+    for name in FILE_LOGS.iter().map(|(name, _)| *name).chain(std::iter::once(LEFT_OUT_LOG)) {
+        let key = working_log_key(transfer.id, name);
+        if name != LEFT_OUT_LOG || p.working.head(&key)?.is_some() {
+            generated.push((format!("data/logs/{name}"), key));
+        }
+    }
     for (path, key) in generated {
         let meta = p
             .working
@@ -88,14 +97,6 @@ fn bag_entries(
             digests,
             Source::Working { key, size: meta.size, mtime: bagged.timestamp().max(0) as u64 },
         ));
-    }
-    let events_of = |f: &crate::model::File| -> std::io::Result<Vec<crate::model::PremisEvent>> {
-        p.state.file_events(transfer.id, f.uuid).map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    let transfer_events = p.state.transfer_events(transfer.id)?;
-    for (name, text) in crate::aip::logs(&files, &events_of, &transfer_events)? {
-        let bytes = text.into_bytes();
-        payload.push((format!("data/logs/{name}"), digest_of(&mut bytes.as_slice())?, Source::Bytes(bytes)));
     }
     payload.sort_by(|a, b| a.0.cmp(&b.0));
 
