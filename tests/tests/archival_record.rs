@@ -213,6 +213,17 @@ fn the_bag_has_a_manifest_per_algorithm_its_logs_and_the_same_payload_for_the_sa
     for log in ["filenameChanges.log", "fileFormatIdentification.log", "virusScan.log"] {
         assert!(a.join("data/logs").join(log).is_file(), "{log}");
     }
+    // Every file of the transfer has its line in the identification and virus scan logs.
+    let logged = |log: &str| std::fs::read_to_string(a.join("data/logs").join(log)).unwrap();
+    let (identification, scan) = (logged("fileFormatIdentification.log"), logged("virusScan.log"));
+    let files = t.env.state.all_files(first.id).unwrap();
+    assert!(files.len() > 2);
+    for f in &files {
+        let line = format!("{}\t", f.current_path);
+        assert_eq!(identification.lines().filter(|l| l.starts_with(&line)).count(), 1, "{line}");
+        assert_eq!(scan.lines().filter(|l| l.starts_with(&line)).count(), 1, "{line}");
+    }
+    assert_eq!(identification.lines().count(), files.len() + 1, "a header and a line a file");
     let originals = |bag: &Path| -> Vec<String> {
         std::fs::read_to_string(bag.join("manifest-sha256.txt"))
             .unwrap()
