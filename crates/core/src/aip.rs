@@ -139,6 +139,15 @@ pub const FILE_LOGS: [(&str, &str); 3] = [
 pub struct FileLogLines(pub [String; 3]);
 
 impl FileLogLines {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(String::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds one file's lines, given its events.
     pub fn add(&mut self, f: &File, events: &[PremisEvent]) {
         let [identification, renamed, scan] = &mut self.0;

@@ -30,6 +30,9 @@ use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::{FilePages, StateStore};
 use crate::rights::{rows_by_file, RightsRow};
 
+/// Log lines are written out in pieces of about this many bytes.
+const LOG_PIECE_BYTES: usize = 1 << 20;
+
 pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
@@ -174,6 +177,10 @@ impl Writer<'_> {
             write_amd_sec_of(&mut out, &doc, n, &file)?;
             if kind == MetsKind::Aip {
                 log_lines.add(&file, &fetched.take());
+                // A megabyte of log lines at a time, so memory does not grow with the transfer.
+                if log_lines.len() > LOG_PIECE_BYTES {
+                    cp.log_pieces.push(self.write_log_piece(cp.log_pieces.len(), &std::mem::take(&mut log_lines))?);
+                }
             }
             after = Some(file.current_path);
         }
@@ -187,9 +194,7 @@ impl Writer<'_> {
         out.into_inner().map_err(|e| e.into_error())?.commit()?;
         cp.pieces.push(piece);
         if kind == MetsKind::Aip {
-            let key = log_piece_key(self.transfer.id, cp.log_pieces.len(), p.clock.new_id());
-            p.working.put(&key, &serde_json::to_vec(&log_lines).expect("log lines serialize"))?;
-            cp.log_pieces.push(key);
+            cp.log_pieces.push(self.write_log_piece(cp.log_pieces.len(), &log_lines)?);
         }
         cp.written = n;
         cp.after = after;
@@ -208,6 +213,12 @@ impl Writer<'_> {
         cp.written = 0;
         cp.after = None;
         Ok(cp)
+    }
+
+    fn write_log_piece(&self, n: usize, lines: &FileLogLines) -> StageResult<String> {
+        let key = log_piece_key(self.transfer.id, n, self.p.clock.new_id());
+        self.p.working.put(&key, &serde_json::to_vec(lines).expect("log lines serialize"))?;
+        Ok(key)
     }
 
     /// The AIP's logs, from the pieces the AIP METS's walk wrote, and the left-out log from
