@@ -1,5 +1,6 @@
-//! What every per-file stage shares: take a batch, do one thing to each file, record the
-//! tasks, events and file changes in one write, then hand the batch on (or fan in).
+//! What every per-file stage shares: take a batch, do one thing to each file, write the
+//! tasks, events and file changes, count the batch done (the commit point), then hand the
+//! batch on (or fan in).
 
 use crate::error::{StageError, StageResult};
 use crate::messages::{queues, StageMessage};
