@@ -22,7 +22,9 @@ macro_rules! object_store_contract {
                 list_by_prefix,
                 tags,
                 delete,
-                awkward_keys
+                awkward_keys,
+                large_objects_stream_in_parts,
+                compose_joins_parts
             ]
         );
     };

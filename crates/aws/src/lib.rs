@@ -1,0 +1,23 @@
+//! Vellum on AWS: the core's ports on S3, SQS, DynamoDB and SNS. Every call runs on a tokio
+//! runtime handle, from the blocking task in which a function hands a record to the core;
+//! the ports stay synchronous.
+
+pub mod errors;
+pub mod s3;
+
+pub use s3::S3Store;
+
+pub use errors::port_error;
+
+/// The AWS configuration from the environment (`AWS_ENDPOINT_URL` points every client at an
+/// emulator), loaded on `rt`.
+pub fn load_config(rt: &tokio::runtime::Handle) -> aws_config::SdkConfig {
+    rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+}
+
+/// An S3 client; path-style addressing where the endpoint is overridden (an emulator has
+/// no bucket subdomains).
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+    aws_sdk_s3::Client::from_conf(s3)
+}

@@ -1,0 +1,384 @@
+//! The object store on S3. Reads stream (`GetObject`, ranged for the zip index); writes go
+//! up a part at a time (a multipart upload of 8 MiB parts, aborted if the writer is dropped
+//! uncommitted; a small object is one `PutObject`); `compose` copies inside S3
+//! (`CopyObject`, or `UploadPartCopy` part by part) so the bytes never pass through the
+//! function.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::Client;
+use tokio::runtime::Handle;
+use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
+
+use crate::errors::port_error;
+
+/// Every part but the last of a multipart upload is at least this big (S3's minimum is 5 MiB).
+pub const PART_SIZE: usize = 8 << 20;
+/// S3 copies up to 5 GiB in one `CopyObject`.
+const MAX_SINGLE_COPY: u64 = 5 << 30;
+/// `UploadPartCopy` wants every part but the last to be at least 5 MiB.
+const MIN_COPY_PART: u64 = 5 << 20;
+
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    rt: Handle,
+}
+
+fn timestamp(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<vellum_core::model::Timestamp> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+/// `CopySource` is `bucket/key` with the key URL-encoded.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}/");
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl S3Store {
+    /// The store of one bucket. Its calls run on `rt`: call them from outside that runtime's
+    /// own tasks (a blocking task, or a plain thread), as the ports are synchronous.
+    pub fn new(client: Client, bucket: &str, rt: Handle) -> Self {
+        Self { client, bucket: bucket.to_string(), rt }
+    }
+
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Copies `parts` of `source` (another bucket of this account) into `key` inside S3.
+    fn copy_in(&self, key: &str, source: &S3Store, parts: &[String]) -> PortResult<ObjectMeta> {
+        let mut sizes = Vec::with_capacity(parts.len());
+        for part in parts {
+            let meta = source.head(part)?.ok_or_else(|| PortError::NotFound(format!("{}/{part}", source.bucket)))?;
+            sizes.push(meta.size);
+        }
+        if let [only] = parts {
+            if sizes[0] <= MAX_SINGLE_COPY {
+                self.run(
+                    self.client
+                        .copy_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .copy_source(copy_source(&source.bucket, only))
+                        .send(),
+                )
+                .map_err(|e| port_error(&format!("copying {only} to {key}"), e))?;
+                return self
+                    .head(key)?
+                    .ok_or_else(|| PortError::Unavailable(format!("{key} is not there after its copy")));
+            }
+        }
+        let upload = self
+            .run(self.client.create_multipart_upload().bucket(&self.bucket).key(key).send())
+            .map_err(|e| port_error(&format!("starting the copy to {key}"), e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let abort = || {
+            let _ = self
+                .run(self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
+        };
+        let mut completed = Vec::new();
+        let mut number = 1;
+        for (part, size) in parts.iter().zip(&sizes) {
+            // Each part of the package is copied in ranges of at most 5 GiB.
+            let mut offset = 0;
+            while offset < *size || (*size == 0 && offset == 0) {
+                let len = (size - offset).min(MAX_SINGLE_COPY);
+                let mut call = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(copy_source(&source.bucket, part));
+                if *size > 0 {
+                    call = call.copy_source_range(format!("bytes={offset}-{}", offset + len - 1));
+                }
+                let out = match self.run(call.send()) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        abort();
+                        return Err(port_error(&format!("copying {part} into {key}"), e));
+                    }
+                };
+                let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string();
+                completed.push(CompletedPart::builder().part_number(number).e_tag(etag).build());
+                number += 1;
+                offset += len.max(1);
+            }
+        }
+        let done = self.run(
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+                .send(),
+        );
+        if let Err(e) = done {
+            abort();
+            return Err(port_error(&format!("finishing the copy to {key}"), e));
+        }
+        self.head(key)?.ok_or_else(|| PortError::Unavailable(format!("{key} is not there after its copy")))
+    }
+}
+
+/// A streamed `GetObject` body, read a chunk at a time on the runtime.
+struct Body {
+    stream: ByteStream,
+    rt: Handle,
+    chunk: bytes::Bytes,
+}
+
+impl Read for Body {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rt.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(io::Error::other(format!("reading an S3 object: {e}"))),
+            }
+        }
+        let n = out.len().min(self.chunk.len());
+        out[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
+    }
+}
+
+/// A multipart upload in the making, a part at a time.
+struct S3Writer {
+    store: S3Store,
+    key: String,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+    committed: bool,
+}
+
+impl S3Writer {
+    fn upload_part(&mut self) -> io::Result<()> {
+        let s = &self.store;
+        if self.upload_id.is_none() {
+            let out = s
+                .run(s.client.create_multipart_upload().bucket(&s.bucket).key(&self.key).send())
+                .map_err(|e| io::Error::other(port_error(&format!("starting the upload of {}", self.key), e)))?;
+            self.upload_id = Some(out.upload_id().unwrap_or_default().to_string());
+        }
+        let number = self.parts.len() as i32 + 1;
+        let body = std::mem::take(&mut self.buffer);
+        let out = s
+            .run(
+                s.client
+                    .upload_part()
+                    .bucket(&s.bucket)
+                    .key(&self.key)
+                    .upload_id(self.upload_id.as_deref().unwrap_or_default())
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send(),
+            )
+            .map_err(|e| io::Error::other(port_error(&format!("uploading part {number} of {}", self.key), e)))?;
+        self.parts.push(CompletedPart::builder().part_number(number).e_tag(out.e_tag().unwrap_or_default()).build());
+        self.buffer = Vec::with_capacity(PART_SIZE);
+        Ok(())
+    }
+}
+
+impl Write for S3Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(PART_SIZE - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() == PART_SIZE {
+            self.upload_part()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for S3Writer {
+    fn commit(mut self: Box<Self>) -> PortResult<ObjectMeta> {
+        let s = self.store.clone();
+        match &self.upload_id {
+            None => {
+                let body = std::mem::take(&mut self.buffer);
+                s.run(s.client.put_object().bucket(&s.bucket).key(&self.key).body(ByteStream::from(body)).send())
+                    .map_err(|e| port_error(&format!("writing {}", self.key), e))?;
+            }
+            Some(_) => {
+                if !self.buffer.is_empty() {
+                    self.upload_part()?;
+                }
+                let parts = std::mem::take(&mut self.parts);
+                s.run(
+                    s.client
+                        .complete_multipart_upload()
+                        .bucket(&s.bucket)
+                        .key(&self.key)
+                        .upload_id(self.upload_id.as_deref().unwrap_or_default())
+                        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                        .send(),
+                )
+                .map_err(|e| port_error(&format!("finishing the upload of {}", self.key), e))?;
+            }
+        }
+        self.committed = true;
+        s.head(&self.key)?.ok_or_else(|| PortError::Unavailable(format!("{} is not there after its upload", self.key)))
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        if let (false, Some(id)) = (self.committed, &self.upload_id) {
+            let s = &self.store;
+            // Best effort: the bucket's lifecycle rule aborts what this misses.
+            let _ = s.run(s.client.abort_multipart_upload().bucket(&s.bucket).key(&self.key).upload_id(id).send());
+        }
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn head(&self, key: &str) -> PortResult<Option<ObjectMeta>> {
+        match self.run(self.client.head_object().bucket(&self.bucket).key(key).send()) {
+            Ok(out) => Ok(Some(ObjectMeta {
+                key: key.to_string(),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                last_modified: timestamp(out.last_modified()),
+            })),
+            Err(e) => match port_error(&format!("looking at {key}"), e) {
+                PortError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
+        let out = self
+            .run(self.client.get_object().bucket(&self.bucket).key(key).send())
+            .map_err(|e| port_error(&format!("reading {key}"), e))?;
+        Ok(Box::new(Body { stream: out.body, rt: self.rt.clone(), chunk: bytes::Bytes::new() }))
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let range = format!("bytes={offset}-{}", offset + len - 1);
+        let out = match self.run(self.client.get_object().bucket(&self.bucket).key(key).range(range).send()) {
+            Ok(out) => out,
+            Err(e) => {
+                // A range that starts at the end is S3's 416: nothing to read there.
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) {
+                    return Ok(Vec::new());
+                }
+                return Err(port_error(&format!("reading {key} from {offset}"), e));
+            }
+        };
+        let bytes = self
+            .run(out.body.collect())
+            .map_err(|e| PortError::Unavailable(format!("reading {key} from {offset}: {e}")))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
+        Ok(Box::new(S3Writer {
+            store: self.clone(),
+            key: key.to_string(),
+            buffer: Vec::with_capacity(PART_SIZE),
+            upload_id: None,
+            parts: Vec::new(),
+            committed: false,
+        }))
+    }
+
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
+        let limit = limit.clamp(1, 1000);
+        let mut call = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).max_keys(limit as i32);
+        if let Some(after) = after {
+            call = call.start_after(after);
+        }
+        let out = self.run(call.send()).map_err(|e| port_error(&format!("listing {prefix}"), e))?;
+        let items: Vec<ObjectMeta> = out
+            .contents()
+            .iter()
+            .map(|o| ObjectMeta {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                last_modified: timestamp(o.last_modified()),
+            })
+            .collect();
+        let next = if out.is_truncated().unwrap_or(false) { items.last().map(|m| m.key.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> PortResult<()> {
+        let set: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<_, _>>()
+            .map_err(|e| PortError::Refused(format!("a tag of {key}: {e}")))?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(set))
+            .build()
+            .map_err(|e| PortError::Refused(format!("tags of {key}: {e}")))?;
+        self.run(self.client.put_object_tagging().bucket(&self.bucket).key(key).tagging(tagging).send())
+            .map_err(|e| port_error(&format!("tagging {key}"), e))?;
+        Ok(())
+    }
+
+    fn get_tags(&self, key: &str) -> PortResult<BTreeMap<String, String>> {
+        let out = self
+            .run(self.client.get_object_tagging().bucket(&self.bucket).key(key).send())
+            .map_err(|e| port_error(&format!("reading the tags of {key}"), e))?;
+        Ok(out.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+    }
+
+    fn delete(&self, key: &str) -> PortResult<()> {
+        self.run(self.client.delete_object().bucket(&self.bucket).key(key).send())
+            .map_err(|e| port_error(&format!("deleting {key}"), e))?;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
+        if let Some(s3) = source.as_any().downcast_ref::<S3Store>() {
+            // UploadPartCopy needs every part but the last to be at least 5 MiB; smaller
+            // parts (a small package, a short METS piece) come through the function.
+            let mut sizes = Vec::with_capacity(parts.len());
+            for part in parts {
+                sizes.push(s3.head(part)?.map_or(0, |m| m.size));
+            }
+            let copyable = sizes.iter().rev().skip(1).all(|s| *s >= MIN_COPY_PART);
+            if copyable {
+                return self.copy_in(key, s3, parts);
+            }
+        }
+        let mut writer = self.writer(key)?;
+        for part in parts {
+            io::copy(&mut source.get(part)?, &mut writer)?;
+        }
+        writer.commit()
+    }
+}

@@ -1,0 +1,76 @@
+"""Provisions on the emulator what template.yaml describes, idempotently: run it again and
+nothing changes. Reads the endpoint and region from the environment."""
+import json
+
+import boto3
+
+PREFIX = "vellum-local-"
+STAGES = ["start", "extract", "checksum", "scan", "identify", "characterize", "mets", "package", "store"]
+MAX_RECEIVES = 5
+# Six times the longest function timeout (15 minutes), as the template sets it.
+VISIBILITY = str(6 * 900)
+
+s3 = boto3.client("s3")
+sqs = boto3.client("sqs")
+ddb = boto3.client("dynamodb")
+sns = boto3.client("sns")
+region = s3.meta.region_name
+
+for name in ["uploads", "working", "aips"]:
+    bucket = PREFIX + name
+    try:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    if name in ("uploads", "aips"):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+urls = {}
+for stage in STAGES:
+    dlq = sqs.create_queue(QueueName=f"{PREFIX}{stage}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    urls[stage] = sqs.create_queue(
+        QueueName=f"{PREFIX}{stage}",
+        Attributes={
+            "VisibilityTimeout": VISIBILITY,
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
+        },
+    )["QueueUrl"]
+
+start_arn = sqs.get_queue_attributes(QueueUrl=urls["start"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+s3.put_bucket_notification_configuration(
+    Bucket=PREFIX + "uploads",
+    NotificationConfiguration={
+        "QueueConfigurations": [
+            {
+                "QueueArn": start_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+            }
+            for prefix in ["born-digital/", "born-digital-accessions/"]
+        ]
+    },
+)
+
+table = PREFIX + "state"
+if table not in ddb.list_tables()["TableNames"]:
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["pk", "sk", "gsi1pk", "gsi1sk"]],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "transfers-by-time",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+sns.create_topic(Name=PREFIX + "aip-stored")
+print(f"provisioned: 3 buckets, {len(STAGES)} queues with dead-letter queues, table {table}, topic {PREFIX}aip-stored")
