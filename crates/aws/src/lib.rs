@@ -4,8 +4,10 @@
 
 pub mod errors;
 pub mod s3;
+pub mod sqs;
 
 pub use s3::S3Store;
+pub use sqs::SqsQueue;
 
 pub use errors::port_error;
 

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use vellum_aws::S3Store;
+use vellum_aws::{S3Store, SqsQueue};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -40,4 +40,22 @@ fn fresh_bucket() -> S3Store {
 mod object_store {
     use super::*;
     vellum_contract::object_store_contract!(|| Box::new(fresh_bucket()) as Box<dyn vellum_core::ports::ObjectStore>);
+}
+
+/// A new queue "a" and "b", each with its dead-letter queue, under a fresh prefix.
+fn fresh_queues(max_receives: u32) -> SqsQueue {
+    let client = aws_sdk_sqs::Client::new(config());
+    let prefix = format!("vellum-contract-{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let queues = SqsQueue::new(client, &prefix, runtime().handle().clone());
+    for name in ["a", "b"] {
+        queues.create(name, max_receives).expect("create a queue on the emulator");
+    }
+    queues
+}
+
+mod queue {
+    use super::*;
+    vellum_contract::queue_contract!(
+        |max_receives: u32| Box::new(fresh_queues(max_receives)) as Box<dyn vellum_core::ports::Queue>
+    );
 }

@@ -79,3 +79,17 @@ fn times_come_from_the_clock() {
     let ended = s.transfer(t.id).unwrap().unwrap();
     assert_eq!((ended.updated_at, ended.completed_at), (at, Some(at)));
 }
+
+/// The SQLite queue keeps the last error of a dead-lettered message: the local runner's
+/// monitor tells it on the failed transfer.
+#[test]
+fn dead_letters_keep_their_last_error() {
+    use vellum_core::ports::Queue;
+    let dir = tempfile::tempdir().unwrap();
+    let q = vellum_local::sqlite_queue::SqliteQueue::open(&dir.path().join("q.db"), 1).unwrap();
+    q.send("a", "poison").unwrap();
+    let d = q.receive("a", 1, std::time::Duration::from_secs(60)).unwrap().remove(0);
+    q.nack("a", &d.receipt, std::time::Duration::ZERO, "the reason").unwrap();
+    assert!(q.receive("a", 1, std::time::Duration::from_secs(60)).unwrap().is_empty());
+    assert_eq!(q.dead_letters("a").unwrap()[0].last_error.as_deref(), Some("the reason"));
+}
