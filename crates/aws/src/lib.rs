@@ -4,9 +4,11 @@
 
 pub mod errors;
 pub mod s3;
+pub mod sns;
 pub mod sqs;
 
 pub use s3::S3Store;
+pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 
 pub use errors::port_error;

@@ -34,6 +34,11 @@ impl SqsQueue {
         Self { client, prefix: prefix.to_string(), rt, urls: Mutex::new(HashMap::new()) }
     }
 
+    /// What every queue name starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }

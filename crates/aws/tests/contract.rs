@@ -59,3 +59,56 @@ mod queue {
         |max_receives: u32| Box::new(fresh_queues(max_receives)) as Box<dyn vellum_core::ports::Queue>
     );
 }
+
+/// A notice reaches a subscriber with its space as a message attribute, for filtering.
+#[test]
+fn aip_stored_notices_carry_their_space() {
+    use vellum_core::ports::{Notifier, Queue};
+    let rt = runtime();
+    let sns = aws_sdk_sns::Client::new(config());
+    let sqs = aws_sdk_sqs::Client::new(config());
+    let topic = rt
+        .block_on(sns.create_topic().name(format!("vellum-contract-{}", uuid::Uuid::new_v4().simple())).send())
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let listener = fresh_queues(5);
+    let url = rt.block_on(sqs.get_queue_url().queue_name(format!("{}a", listener.prefix())).send()).unwrap();
+    let url = url.queue_url().unwrap().to_string();
+    let arn = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send(),
+        )
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    rt.block_on(sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(arn).send()).unwrap();
+    let notifier = vellum_aws::SnsNotifier::new(sns, &topic, rt.handle().clone());
+    let notice = vellum_core::messages::AipStored {
+        identifier: "PP/NOTE/1".into(),
+        space: "born-digital".into(),
+        version: 2,
+        aip_uuid: uuid::Uuid::new_v4(),
+        transfer_id: uuid::Uuid::new_v4(),
+        origin: "vellum".into(),
+        time_sent: "2026-11-27T10:00:00.000Z".into(),
+    };
+    notifier.publish(&notice).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = listener.receive("a", 1, std::time::Duration::from_secs(30)).unwrap();
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let envelope: serde_json::Value = serde_json::from_str(&got.first().expect("the notice arrives").body).unwrap();
+    let message: serde_json::Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["aip_uuid"], notice.aip_uuid.to_string());
+    assert_eq!(message["timeSent"], "2026-11-27T10:00:00.000Z");
+    assert_eq!(envelope["MessageAttributes"]["space"]["Value"], "born-digital");
+}
