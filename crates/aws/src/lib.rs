@@ -2,11 +2,13 @@
 //! runtime handle, from the blocking task in which a function hands a record to the core;
 //! the ports stay synchronous.
 
+pub mod dynamo;
 pub mod errors;
 pub mod s3;
 pub mod sns;
 pub mod sqs;
 
+pub use dynamo::DynamoState;
 pub use s3::S3Store;
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;

@@ -112,3 +112,21 @@ fn aip_stored_notices_carry_their_space() {
     assert_eq!(message["timeSent"], "2026-11-27T10:00:00.000Z");
     assert_eq!(envelope["MessageAttributes"]["space"]["Value"], "born-digital");
 }
+
+/// A new table with the single-table layout and its indexes.
+fn fresh_table() -> vellum_aws::DynamoState {
+    let client = aws_sdk_dynamodb::Client::new(config());
+    let name = format!("vellum-contract-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    vellum_aws::DynamoState::create_table(&client, &name, runtime().handle()).expect("create a table on the emulator");
+    vellum_aws::DynamoState::new(
+        client,
+        &name,
+        runtime().handle().clone(),
+        std::sync::Arc::new(vellum_core::ports::SystemClock),
+    )
+}
+
+mod state_store {
+    use super::*;
+    vellum_contract::state_store_contract!(|| Box::new(fresh_table()) as Box<dyn vellum_core::ports::StateStore>);
+}

@@ -364,7 +364,7 @@ pub fn large_batches_commit_whole(make: &Make) {
     assert_eq!(s.all_events(t.id).unwrap().len(), 260);
     assert!(s.all_files(t.id).unwrap().iter().all(|f| f.checksums.get("md5").map(String::as_str) == Some("m")));
     // Writing a batch's items again, as a continuing or redelivered stage does, changes nothing.
-    s.write_batch_items(&tasks, &digests, &patches).unwrap();
+    s.write_batch_items(t.id, &tasks, &digests, &patches).unwrap();
     assert_eq!(s.tasks(job.uuid).unwrap().len(), 130);
     assert_eq!(s.all_events(t.id).unwrap().len(), 260);
 }

@@ -71,7 +71,7 @@ pub fn run_batch(
         patches.extend(outcome.patch);
         failures.extend(outcome.fails_transfer);
         if failures.is_empty() && ctx.should_yield() && files.peek().is_some() {
-            p.state.write_batch_items(&tasks, &events, &patches)?;
+            p.state.write_batch_items(transfer.id, &tasks, &events, &patches)?;
             let cursor = file.entry_index.to_string();
             tracing::info!(batch, after = %cursor, "the batch continues in a new message");
             p.send(stage, &[msg.continued(cursor)])?;

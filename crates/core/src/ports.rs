@@ -231,7 +231,13 @@ pub trait StateStore: Send + Sync {
     /// patches, idempotently (derived ids; a patch sets values, so applying it twice changes
     /// nothing), in writes of at most `MAX_TRANSACTION_ITEMS`. A stage that runs out of time
     /// mid-batch writes what it has done and continues; nothing here counts the batch.
-    fn write_batch_items(&self, tasks: &[Task], events: &[PremisEvent], patches: &[FilePatch]) -> PortResult<()>;
+    fn write_batch_items(
+        &self,
+        transfer_id: Uuid,
+        tasks: &[Task],
+        events: &[PremisEvent],
+        patches: &[FilePatch],
+    ) -> PortResult<()>;
 
     /// The commit point of a per-file stage's batch: the batch joins the job's set of done
     /// batches, conditionally, so it is counted once however often it is delivered. The
@@ -249,7 +255,7 @@ pub trait StateStore: Send + Sync {
         events: &[PremisEvent],
         patches: &[FilePatch],
     ) -> PortResult<BatchRecorded> {
-        self.write_batch_items(tasks, events, patches)?;
+        self.write_batch_items(transfer_id, tasks, events, patches)?;
         self.mark_batch_done(transfer_id, stage, batch)
     }
 

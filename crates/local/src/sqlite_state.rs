@@ -768,7 +768,13 @@ impl StateStore for SqliteStateStore {
         .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))
     }
 
-    fn write_batch_items(&self, tasks: &[Task], events: &[PremisEvent], patches: &[FilePatch]) -> PortResult<()> {
+    fn write_batch_items(
+        &self,
+        _transfer_id: Uuid,
+        tasks: &[Task],
+        events: &[PremisEvent],
+        patches: &[FilePatch],
+    ) -> PortResult<()> {
         for chunk in chunked(tasks) {
             self.write(|tx| insert_tasks(tx, chunk))?;
         }

@@ -1,0 +1,942 @@
+//! The state store on one DynamoDB table (DESIGN.md's single-table layout):
+//!
+//! | item | pk | sk | indexed by |
+//! | --- | --- | --- | --- |
+//! | transfer | `T#<id>` | `META` | `transfers-by-time` (gsi1pk `TRANSFERS`, gsi1sk `<created>#<id>`) |
+//! | upload event | `E#<sha256>` | `E` | |
+//! | job | `T#<id>` | `JOB#<stage>` | (its done batches: a number set) |
+//! | file | `T#<id>` | `F#<uuid>` | `files-by-path` (lsi_path), `by-order` (`B#<batch>#<entry>`) |
+//! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
+//! | task | `J#<job>` | `TASK#<uuid>` | |
+//! | AIP versions | `V#<space>#<identifier>` | `V` | |
+//!
+//! Entities are stored field by field (serde's names; maps and lists as DynamoDB maps and
+//! lists; absent options left out). Files and events are put with a condition, so a late
+//! duplicate never overwrites a record a later stage changed; each operation's commit point
+//! is the conditional update `ports.rs` names. Reads are consistent, except the transfer
+//! list (a global index).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::runtime::Handle;
+use uuid::Uuid;
+use vellum_core::model::{
+    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
+};
+use vellum_core::ports::{
+    BatchRecorded, Clock, ExtractCheckpoint, JobSpec, Page, PortError, PortResult, StateStore, TransferQuery,
+};
+
+use crate::errors::port_error;
+
+type Item = HashMap<String, AttributeValue>;
+
+const BY_TIME: &str = "transfers-by-time";
+const BY_PATH: &str = "files-by-path";
+const BY_ORDER: &str = "by-order";
+const BY_SUBJECT: &str = "by-subject";
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_attr(v: &Value) -> Option<AttributeValue> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(x) => AttributeValue::N(x.to_string()),
+        Value::String(t) => AttributeValue::S(t.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().filter_map(to_attr).collect()),
+        Value::Object(o) => AttributeValue::M(o.iter().filter_map(|(k, v)| Some((k.clone(), to_attr(v)?))).collect()),
+    })
+}
+
+fn from_attr(a: &AttributeValue) -> PortResult<Value> {
+    Ok(match a {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::S(t) => Value::String(t.clone()),
+        AttributeValue::N(x) => {
+            serde_json::from_str(x).map_err(|e| PortError::Corrupt(format!("{x:?} is not a number: {e}")))?
+        }
+        AttributeValue::L(l) => Value::Array(l.iter().map(from_attr).collect::<PortResult<_>>()?),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| Ok((k.clone(), from_attr(v)?))).collect::<PortResult<_>>()?)
+        }
+        AttributeValue::Ns(ns) => Value::Array(
+            ns.iter()
+                .map(|x| serde_json::from_str(x))
+                .collect::<Result<_, _>>()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        ),
+        other => return Err(PortError::Corrupt(format!("an attribute of an unexpected type: {other:?}"))),
+    })
+}
+
+/// An entity's fields as attributes.
+fn fields<T: Serialize>(entity: &T) -> Item {
+    match serde_json::to_value(entity).expect("state values serialize") {
+        Value::Object(o) => o.iter().filter_map(|(k, v)| Some((k.clone(), to_attr(v)?))).collect(),
+        _ => Item::new(),
+    }
+}
+
+/// An entity read back from its attributes; what does not read back is `Corrupt`.
+fn entity<T: DeserializeOwned>(item: &Item, what: &str) -> PortResult<T> {
+    let mut o = serde_json::Map::new();
+    for (k, v) in item {
+        o.insert(k.clone(), from_attr(v)?);
+    }
+    serde_json::from_value(Value::Object(o)).map_err(|e| PortError::Corrupt(format!("a {what} item: {e}")))
+}
+
+fn num(item: &Item, name: &str) -> PortResult<u64> {
+    match item.get(name) {
+        None => Ok(0),
+        Some(AttributeValue::N(x)) => x.parse().map_err(|_| PortError::Corrupt(format!("{name} is {x:?}"))),
+        Some(other) => Err(PortError::Corrupt(format!("{name} is {other:?}"))),
+    }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn transfer_pk(id: Uuid) -> String {
+    format!("T#{id}")
+}
+
+/// Fixed width, so that text order is time order.
+fn stamp(t: &vellum_core::model::Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub struct DynamoState {
+    client: Client,
+    table: String,
+    rt: Handle,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+fn failed_condition(e: &PortError) -> bool {
+    matches!(e, PortError::Conflict(_))
+}
+
+impl DynamoState {
+    pub fn new(client: Client, table: &str, rt: Handle, clock: std::sync::Arc<dyn Clock>) -> Self {
+        Self { client, table: table.to_string(), rt, clock }
+    }
+
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Creates the table with its indexes (the template does this in AWS; tests and the
+    /// emulator here).
+    pub fn create_table(client: &Client, table: &str, rt: &Handle) -> PortResult<()> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr")
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key")
+        };
+        let all = Projection::builder().projection_type(ProjectionType::All).build();
+        let lsi = |index: &str, sort: &str| {
+            LocalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key(sort, KeyType::Range))
+                .projection(all.clone())
+                .build()
+                .expect("an index")
+        };
+        let call = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_attribute_definitions(Some(
+                ["pk", "sk", "gsi1pk", "gsi1sk", "lsi_path", "lsi_order", "lsi_subject"].map(attr).to_vec(),
+            ))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(BY_TIME)
+                    .key_schema(key("gsi1pk", KeyType::Hash))
+                    .key_schema(key("gsi1sk", KeyType::Range))
+                    .projection(all.clone())
+                    .build()
+                    .expect("an index"),
+            )
+            .local_secondary_indexes(lsi(BY_PATH, "lsi_path"))
+            .local_secondary_indexes(lsi(BY_ORDER, "lsi_order"))
+            .local_secondary_indexes(lsi(BY_SUBJECT, "lsi_subject"));
+        rt.block_on(call.send()).map_err(|e| port_error(&format!("creating the table {table}"), e))?;
+        Ok(())
+    }
+
+    fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+        let out = self
+            .run(
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .consistent_read(true)
+                    .send(),
+            )
+            .map_err(|e| port_error(&format!("reading {pk} {sk}"), e))?;
+        Ok(out.item)
+    }
+
+    /// Puts an item unless one with its key exists; false when it did.
+    fn put_new(&self, item: Item) -> PortResult<bool> {
+        let call = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)");
+        match self.run(call.send()) {
+            Ok(_) => Ok(true),
+            Err(e) => match port_error("writing an item", e) {
+                e if failed_condition(&e) => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// An update with a condition; false when the condition failed.
+    fn update(
+        &self,
+        pk: &str,
+        sk: &str,
+        expression: &str,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+        names: Vec<(&str, &str)>,
+    ) -> PortResult<Option<Item>> {
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(expression)
+            .return_values(ReturnValue::AllNew);
+        if let Some(c) = condition {
+            call = call.condition_expression(c);
+        }
+        for (k, v) in values {
+            call = call.expression_attribute_values(k, v);
+        }
+        for (k, v) in names {
+            call = call.expression_attribute_names(k, v);
+        }
+        match self.run(call.send()) {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) => match port_error(&format!("updating {pk} {sk}"), e) {
+                e if failed_condition(&e) => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Every item of a query, page after page (or one page of at most `limit`).
+    fn query(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        limit: Option<usize>,
+        forward: bool,
+        filter: Option<&str>,
+    ) -> PortResult<(Vec<Item>, bool)> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut call = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(key_condition)
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take());
+            if let Some(i) = index {
+                call = call.index_name(i);
+            }
+            if index != Some(BY_TIME) {
+                call = call.consistent_read(true);
+            }
+            if let Some(f) = filter {
+                call = call.filter_expression(f);
+            }
+            if let Some(l) = limit {
+                call = call.limit((l - items.len().min(l)).max(1) as i32);
+            }
+            for (k, v) in &values {
+                call = call.expression_attribute_values(*k, v.clone());
+            }
+            let out = self.run(call.send()).map_err(|e| port_error("querying the table", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if limit.is_none_or(|l| items.len() < l) => start = Some(k),
+                Some(_) => return Ok((items, true)),
+                None => return Ok((items, false)),
+            }
+        }
+    }
+
+    fn transfer_item(&self, id: Uuid) -> PortResult<Option<Item>> {
+        self.get(&transfer_pk(id), "META")
+    }
+
+    /// Reserves `count` event sequence numbers of the transfer; returns the first.
+    fn reserve_seq(&self, transfer_id: Uuid, count: usize) -> PortResult<u64> {
+        let out = self
+            .update(
+                &transfer_pk(transfer_id),
+                "META",
+                "ADD event_seq :n",
+                Some("attribute_exists(pk)"),
+                vec![(":n", n(count))],
+                vec![],
+            )?
+            .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
+        Ok(num(&out, "event_seq")? + 1 - count as u64)
+    }
+
+    fn put_events(&self, events: &[PremisEvent]) -> PortResult<()> {
+        let mut by_transfer: HashMap<Uuid, Vec<&PremisEvent>> = HashMap::new();
+        for e in events {
+            by_transfer.entry(e.transfer_id).or_default().push(e);
+        }
+        for (transfer_id, events) in by_transfer {
+            let first = self.reserve_seq(transfer_id, events.len())?;
+            for (i, e) in events.into_iter().enumerate() {
+                let seq = first + i as u64;
+                let mut item = fields(e);
+                item.insert("pk".into(), s(transfer_pk(transfer_id)));
+                item.insert("sk".into(), s(format!("EV#{}", e.uuid)));
+                item.insert("seq".into(), n(seq));
+                item.insert("lsi_order".into(), s(format!("E#{seq:012}")));
+                let subject = e.file_uuid.map_or_else(|| "T".to_string(), |f| f.to_string());
+                item.insert("lsi_subject".into(), s(format!("{subject}#{seq:012}")));
+                // An event is never rewritten: a duplicate leaves the first in place.
+                self.put_new(item)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn events_of(&self, transfer_id: Uuid, subject: &str) -> PortResult<Vec<PremisEvent>> {
+        let (items, _) = self.query(
+            Some(BY_SUBJECT),
+            "pk = :pk AND begins_with(lsi_subject, :s)",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":s", s(format!("{subject}#")))],
+            None,
+            true,
+            None,
+        )?;
+        items.iter().map(|i| entity(i, "event")).collect()
+    }
+
+    fn checkpoint_of(item: &Item) -> PortResult<ExtractCheckpoint> {
+        Ok(ExtractCheckpoint {
+            next_entry: num(item, "extract_next_entry")?,
+            batches: num(item, "batch_count")? as u32,
+            files: num(item, "file_count")?,
+            done: matches!(item.get("extract_done"), Some(AttributeValue::Bool(true))),
+        })
+    }
+}
+
+fn page<T>(mut items: Vec<T>, limit: usize, more: bool, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(&cursor)
+    } else if more {
+        items.last().map(&cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+fn job_order(stage: &str) -> usize {
+    vellum_core::messages::queues::ALL.iter().position(|q| *q == stage).unwrap_or(usize::MAX)
+}
+
+impl StateStore for DynamoState {
+    fn create_transfer(&self, idempotency_key: &str, t: &Transfer) -> PortResult<(Transfer, bool)> {
+        let mut item = fields(t);
+        item.insert("pk".into(), s(transfer_pk(t.id)));
+        item.insert("sk".into(), s("META"));
+        item.insert("gsi1pk".into(), s("TRANSFERS"));
+        item.insert("gsi1sk".into(), s(format!("{}#{}", stamp(&t.created_at), t.id)));
+        item.insert("extract_next_entry".into(), n(0));
+        item.insert("extract_done".into(), AttributeValue::Bool(false));
+        let marker: Item = [
+            ("pk".to_string(), s(format!("E#{idempotency_key}"))),
+            ("sk".to_string(), s("E")),
+            ("transfer_id".to_string(), s(t.id.to_string())),
+        ]
+        .into();
+        // The event's marker and the transfer, in one transaction: a duplicate delivery
+        // finds the marker and the transfer it names, never one without the other.
+        let put = |item: Item| {
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))
+        };
+        let call = self
+            .client
+            .transact_write_items()
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(marker)?).build())
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(item)?).build());
+        match self.run(call.send()) {
+            Ok(_) => return Ok((t.clone(), true)),
+            Err(e) => match port_error("creating a transfer", e) {
+                PortError::Conflict(_) => {}
+                e => return Err(e),
+            },
+        }
+        let marker = self.get(&format!("E#{idempotency_key}"), "E")?.ok_or_else(|| {
+            PortError::Unavailable(format!("the marker of event {idempotency_key} is not readable yet"))
+        })?;
+        let prior = text(&marker, "transfer_id")
+            .and_then(|t| Uuid::parse_str(&t).ok())
+            .ok_or_else(|| PortError::Corrupt(format!("the marker of event {idempotency_key} names no transfer")))?;
+        let prior = self.transfer(prior)?.ok_or_else(|| {
+            PortError::Corrupt(format!("event {idempotency_key} names transfer {prior}, which is not stored"))
+        })?;
+        Ok((prior, false))
+    }
+
+    fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
+        self.transfer_item(id)?.map(|i| entity(&i, "transfer")).transpose()
+    }
+
+    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
+        let limit = query.limit.max(1);
+        let mut values = vec![(":p", s("TRANSFERS"))];
+        let mut condition = "gsi1pk = :p".to_string();
+        if let Some(after) = &query.after {
+            condition.push_str(" AND gsi1sk < :after");
+            values.push((":after", s(after.clone())));
+        }
+        let filter = query.status.map(|st| {
+            values.push((":status", serde_name(&st)));
+            "#status = :status"
+        });
+        // The filter's name placeholder goes through a raw query: `status` is a reserved word.
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        let more = loop {
+            let mut call = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_TIME)
+                .key_condition_expression(&condition)
+                .scan_index_forward(false)
+                .limit((limit + 1) as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some(f) = filter {
+                call = call.filter_expression(f).expression_attribute_names("#status", "status");
+            }
+            for (k, v) in &values {
+                call = call.expression_attribute_values(*k, v.clone());
+            }
+            let out = self.run(call.send()).map_err(|e| port_error("listing transfers", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if items.len() <= limit => start = Some(k),
+                Some(_) => break true,
+                None => break false,
+            }
+        };
+        let transfers: Vec<(String, Transfer)> = items
+            .iter()
+            .map(|i| Ok((text(i, "gsi1sk").unwrap_or_default(), entity(i, "transfer")?)))
+            .collect::<PortResult<_>>()?;
+        let paged = page(transfers, limit, more, |(cursor, _)| cursor.clone());
+        Ok(Page { items: paged.items.into_iter().map(|(_, t)| t).collect(), next: paged.next })
+    }
+
+    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+        let value = to_attr(&serde_json::to_value(identifiers).expect("identifiers serialize"))
+            .unwrap_or(AttributeValue::Null(true));
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET identifiers = :i, updated_at = :now",
+            Some("attribute_exists(pk)"),
+            vec![(":i", value), (":now", s(stamp(&self.clock.now())))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
+    fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET current_microservice = :m, updated_at = :now",
+            Some("#status = :processing"),
+            vec![
+                (":m", s(microservice)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":processing", serde_name(&TransferStatus::Processing)),
+            ],
+            vec![("#status", "status")],
+        )?;
+        Ok(())
+    }
+
+    fn end_transfer(&self, id: Uuid, status: TransferStatus, reason: &str) -> PortResult<bool> {
+        let now = s(stamp(&self.clock.now()));
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET #status = :st, failure_reason = :r, updated_at = :now, completed_at = :now",
+                Some("#status = :processing"),
+                vec![
+                    (":st", serde_name(&status)),
+                    (":r", s(reason)),
+                    (":now", now),
+                    (":processing", serde_name(&TransferStatus::Processing)),
+                ],
+                vec![("#status", "status")],
+            )?
+            .is_some())
+    }
+
+    fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
+        let now = s(stamp(&self.clock.now()));
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET #status = :st, aip_key = :k, aip_version = :v, aip_space = :sp, updated_at = :now, completed_at = :now",
+                Some("#status = :processing"),
+                vec![
+                    (":st", serde_name(&TransferStatus::Complete)),
+                    (":k", s(&aip.key)),
+                    (":v", n(aip.version)),
+                    (":sp", s(&aip.space)),
+                    (":now", now),
+                    (":processing", serde_name(&TransferStatus::Processing)),
+                ],
+                vec![("#status", "status")],
+            )?
+            .is_some())
+    }
+
+    fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job> {
+        let job = Job {
+            uuid: vellum_core::model::derived_id(transfer_id, &format!("job/{}", spec.stage)),
+            transfer_id,
+            stage: spec.stage.to_string(),
+            microservice_group: spec.microservice_group.to_string(),
+            name: spec.name.to_string(),
+            status: JobStatus::Processing,
+            started_at: self.clock.now(),
+            ended_at: None,
+            batches_done: 0,
+        };
+        let mut item = fields(&job);
+        item.insert("pk".into(), s(transfer_pk(transfer_id)));
+        item.insert("sk".into(), s(format!("JOB#{}", spec.stage)));
+        if self.put_new(item)? {
+            return Ok(job);
+        }
+        self.job(transfer_id, spec.stage)?
+            .ok_or_else(|| PortError::Unavailable(format!("the {} job of {transfer_id} vanished", spec.stage)))
+    }
+
+    fn finish_job(&self, transfer_id: Uuid, stage: &str, status: JobStatus) -> PortResult<()> {
+        self.update(
+            &transfer_pk(transfer_id),
+            &format!("JOB#{stage}"),
+            "SET #status = :st, ended_at = if_not_exists(ended_at, :now)",
+            Some("#status = :processing"),
+            vec![
+                (":st", serde_name(&status)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":processing", serde_name(&JobStatus::Processing)),
+            ],
+            vec![("#status", "status")],
+        )?;
+        Ok(())
+    }
+
+    fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>> {
+        self.get(&transfer_pk(transfer_id), &format!("JOB#{stage}"))?.map(|i| job_from(&i)).transpose()
+    }
+
+    fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
+        let (items, _) = self.query(
+            None,
+            "pk = :pk AND begins_with(sk, :job)",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":job", s("JOB#"))],
+            None,
+            true,
+            None,
+        )?;
+        let mut jobs: Vec<Job> = items.iter().map(job_from).collect::<PortResult<_>>()?;
+        jobs.sort_by_key(|a| (a.started_at, job_order(&a.stage)));
+        Ok(jobs)
+    }
+
+    fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>> {
+        let (items, _) = self.query(None, "pk = :pk", vec![(":pk", s(format!("J#{job_uuid}")))], None, true, None)?;
+        let mut tasks: Vec<Task> = items.iter().map(|i| entity(i, "task")).collect::<PortResult<_>>()?;
+        tasks.sort_by_key(|a| (a.started_at, a.uuid));
+        Ok(tasks)
+    }
+
+    fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>> {
+        Ok(self.get(&transfer_pk(transfer_id), &format!("JOB#{stage}"))?.and_then(|i| text(&i, "checkpoint")))
+    }
+
+    fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()> {
+        let (condition, mut values) = match expected {
+            None => ("attribute_exists(pk) AND attribute_not_exists(checkpoint)", vec![]),
+            Some(e) => ("checkpoint = :expected", vec![(":expected", s(e))]),
+        };
+        values.push((":next", s(next)));
+        match self.update(
+            &transfer_pk(transfer_id),
+            &format!("JOB#{stage}"),
+            "SET checkpoint = :next",
+            Some(condition),
+            values,
+            vec![],
+        )? {
+            Some(_) => Ok(()),
+            None => Err(PortError::Conflict(format!("the {stage} checkpoint of {transfer_id} moved"))),
+        }
+    }
+
+    fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
+        let item =
+            self.transfer_item(transfer_id)?.ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
+        Self::checkpoint_of(&item)
+    }
+
+    fn commit_extract_batch(
+        &self,
+        transfer_id: Uuid,
+        from: &ExtractCheckpoint,
+        files: &[File],
+        events: &[PremisEvent],
+        next_entry: u64,
+    ) -> PortResult<ExtractCheckpoint> {
+        let current = self.extract_checkpoint(transfer_id)?;
+        if current != *from || current.done {
+            return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
+        }
+        for f in files {
+            let mut item = fields(f);
+            item.insert("batch".into(), n(from.batches));
+            item.insert("pk".into(), s(transfer_pk(transfer_id)));
+            item.insert("sk".into(), s(format!("F#{}", f.uuid)));
+            item.insert("lsi_path".into(), s(&f.current_path));
+            item.insert("lsi_order".into(), s(format!("B#{:010}#{:020}", from.batches, f.entry_index)));
+            // Never over a record a later stage may have patched.
+            self.put_new(item)?;
+        }
+        self.put_events(events)?;
+        let next = ExtractCheckpoint {
+            next_entry,
+            batches: from.batches + u32::from(!files.is_empty()),
+            files: from.files + files.len() as u64,
+            done: false,
+        };
+        let moved = self.update(
+            &transfer_pk(transfer_id),
+            "META",
+            "SET extract_next_entry = :ne, batch_count = :nb, file_count = :nf, updated_at = :now",
+            Some("extract_next_entry = :fe AND batch_count = :fb AND file_count = :ff AND extract_done = :no"),
+            vec![
+                (":ne", n(next.next_entry)),
+                (":nb", n(next.batches)),
+                (":nf", n(next.files)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":fe", n(from.next_entry)),
+                (":fb", n(from.batches)),
+                (":ff", n(from.files)),
+                (":no", AttributeValue::Bool(false)),
+            ],
+            vec![],
+        )?;
+        match moved {
+            Some(_) => Ok(next),
+            None => Err(PortError::Conflict(format!(
+                "extraction checkpoint moved from {from:?} while this batch was written"
+            ))),
+        }
+    }
+
+    fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
+        let item = self
+            .update(
+                &transfer_pk(transfer_id),
+                "META",
+                "SET extract_done = :yes",
+                Some("attribute_exists(pk)"),
+                vec![(":yes", AttributeValue::Bool(true))],
+                vec![],
+            )?
+            .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
+        Self::checkpoint_of(&item)
+    }
+
+    fn write_batch_items(
+        &self,
+        transfer_id: Uuid,
+        tasks: &[Task],
+        events: &[PremisEvent],
+        patches: &[FilePatch],
+    ) -> PortResult<()> {
+        for t in tasks {
+            let mut item = fields(t);
+            item.insert("pk".into(), s(format!("J#{}", t.job_uuid)));
+            item.insert("sk".into(), s(format!("TASK#{}", t.uuid)));
+            self.put_new(item)?;
+        }
+        self.put_events(events)?;
+        self.apply_patches(transfer_id, patches)
+    }
+
+    fn mark_batch_done(&self, transfer_id: Uuid, stage: &str, batch: u32) -> PortResult<BatchRecorded> {
+        let added = self.update(
+            &transfer_pk(transfer_id),
+            &format!("JOB#{stage}"),
+            "ADD done_batches :b, batches_done :one",
+            Some("NOT contains(done_batches, :bn)"),
+            vec![(":b", AttributeValue::Ns(vec![batch.to_string()])), (":one", n(1)), (":bn", n(batch))],
+            vec![],
+        )?;
+        let newly_recorded = added.is_some();
+        let job = match added {
+            Some(item) => item,
+            None => self.get(&transfer_pk(transfer_id), &format!("JOB#{stage}"))?.unwrap_or_default(),
+        };
+        let done = match job.get("done_batches") {
+            Some(AttributeValue::Ns(set)) => set.len() as u64,
+            _ => 0,
+        };
+        let checkpoint = self.extract_checkpoint(transfer_id)?;
+        Ok(BatchRecorded { newly_recorded, stage_complete: checkpoint.done && done >= checkpoint.batches as u64 })
+    }
+
+    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
+        self.put_events(events)
+    }
+
+    fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
+        let limit = limit.max(1);
+        let mut values = vec![(":pk", s(transfer_pk(transfer_id)))];
+        let condition = match after {
+            Some(a) => {
+                values.push((":after", s(a)));
+                "pk = :pk AND lsi_path > :after"
+            }
+            None => "pk = :pk",
+        };
+        let (items, more) = self.query(Some(BY_PATH), condition, values, Some(limit + 1), true, None)?;
+        let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
+        Ok(page(files, limit, more, |f| f.current_path.clone()))
+    }
+
+    fn batch_files(&self, transfer_id: Uuid, batch: u32, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
+        let limit = limit.max(1);
+        let from = match after {
+            None => format!("B#{batch:010}#"),
+            Some(a) => {
+                let entry: u64 =
+                    a.parse().map_err(|_| PortError::Refused(format!("{a:?} is not a cursor of a batch")))?;
+                format!("B#{batch:010}#{:020}", entry + 1)
+            }
+        };
+        let (items, more) = self.query(
+            Some(BY_ORDER),
+            "pk = :pk AND lsi_order BETWEEN :from AND :to",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(from)), (":to", s(format!("B#{batch:010}#~")))],
+            Some(limit + 1),
+            true,
+            None,
+        )?;
+        let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
+        Ok(page(files, limit, more, |f| f.entry_index.to_string()))
+    }
+
+    fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
+        let limit = limit.max(1);
+        let from: u64 = match after {
+            None => 0,
+            Some(a) => {
+                a.parse::<u64>().map_err(|_| PortError::Refused(format!("{a:?} is not a cursor of events")))? + 1
+            }
+        };
+        let (items, more) = self.query(
+            Some(BY_ORDER),
+            "pk = :pk AND lsi_order BETWEEN :from AND :to",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(format!("E#{from:012}"))), (":to", s("E#~"))],
+            Some(limit + 1),
+            true,
+            None,
+        )?;
+        let events: Vec<(u64, PremisEvent)> =
+            items.iter().map(|i| Ok((num(i, "seq")?, entity(i, "event")?))).collect::<PortResult<_>>()?;
+        let paged = page(events, limit, more, |(seq, _)| seq.to_string());
+        Ok(Page { items: paged.items.into_iter().map(|(_, e)| e).collect(), next: paged.next })
+    }
+
+    fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>> {
+        self.events_of(transfer_id, &file_uuid.to_string())
+    }
+
+    fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
+        self.events_of(transfer_id, "T")
+    }
+
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
+        let registry = format!("V#{space}#{identifier}");
+        for _ in 0..100 {
+            let transfer = self
+                .transfer_item(transfer_id)?
+                .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
+            if transfer.contains_key("aip_version") {
+                return Ok(num(&transfer, "aip_version")? as u32);
+            }
+            let last = self.get(&registry, "V")?.map(|i| num(&i, "last")).transpose()?.unwrap_or(0);
+            let version = last + 1;
+            // The registry moves from `last` to `version` and the transfer takes it, together.
+            let registry_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&registry))
+                .key("sk", s("V"))
+                .update_expression("SET #last = :v")
+                .condition_expression(if last == 0 { "attribute_not_exists(#last)" } else { "#last = :old" })
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":v", n(version))
+                .set_expression_attribute_values(Some(if last == 0 {
+                    [(":v".to_string(), n(version))].into()
+                } else {
+                    [(":v".to_string(), n(version)), (":old".to_string(), n(last))].into()
+                }))
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let transfer_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(transfer_pk(transfer_id)))
+                .key("sk", s("META"))
+                .update_expression("SET aip_version = :v, aip_space = :sp, aip_identifier = :id")
+                .condition_expression("attribute_not_exists(aip_version)")
+                .set_expression_attribute_values(Some(
+                    [(":v".to_string(), n(version)), (":sp".to_string(), s(space)), (":id".to_string(), s(identifier))]
+                        .into(),
+                ))
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let call = self
+                .client
+                .transact_write_items()
+                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(registry_update).build())
+                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(transfer_update).build());
+            match self.run(call.send()) {
+                Ok(_) => return Ok(version as u32),
+                Err(e) => match port_error("assigning an AIP version", e) {
+                    // Another transfer took that version, or another delivery this transfer's one.
+                    PortError::Conflict(_) => continue,
+                    e => return Err(e),
+                },
+            }
+        }
+        Err(PortError::Unavailable(format!("no AIP version for {identifier} after 100 tries")))
+    }
+}
+
+impl DynamoState {
+    /// A patch sets what it carries, key by key inside the maps, so applying it twice
+    /// changes nothing.
+    fn apply_patches(&self, transfer_id: Uuid, patches: &[FilePatch]) -> PortResult<()> {
+        for p in patches {
+            let mut sets = Vec::new();
+            let mut values: Vec<(String, AttributeValue)> = Vec::new();
+            let mut names: Vec<(String, String)> = Vec::new();
+            for (i, (k, v)) in p.checksums.iter().enumerate() {
+                sets.push(format!("checksums.#c{i} = :c{i}"));
+                names.push((format!("#c{i}"), k.clone()));
+                values.push((format!(":c{i}"), s(v)));
+            }
+            for (i, (k, v)) in p.characteristics.iter().enumerate() {
+                sets.push(format!("characteristics.#t{i} = :t{i}"));
+                names.push((format!("#t{i}"), k.clone()));
+                values.push((format!(":t{i}"), s(v)));
+            }
+            if let Some(f) = &p.format {
+                sets.push("#format = :format".into());
+                names.push(("#format".into(), "format".into()));
+                values.push((
+                    ":format".into(),
+                    to_attr(&serde_json::to_value(f).expect("formats serialize")).unwrap_or(AttributeValue::Null(true)),
+                ));
+            }
+            if let Some(size) = p.size {
+                sets.push("#size = :size".into());
+                names.push(("#size".into(), "size".into()));
+                values.push((":size".into(), n(size)));
+            }
+            if sets.is_empty() {
+                continue;
+            }
+            let expression = format!("SET {}", sets.join(", "));
+            self.update(
+                &transfer_pk(transfer_id),
+                &format!("F#{}", p.uuid),
+                &expression,
+                Some("attribute_exists(pk)"),
+                values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+                names.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A value as serde names it, the way it is stored.
+fn serde_name<T: Serialize>(v: &T) -> AttributeValue {
+    to_attr(&serde_json::to_value(v).expect("values serialize")).unwrap_or(AttributeValue::Null(true))
+}
+
+fn job_from(item: &Item) -> PortResult<Job> {
+    entity(item, "job")
+}
