@@ -2,8 +2,11 @@
 //! runtime handle, from the blocking task in which a function hands a record to the core;
 //! the ports stay synchronous.
 
+pub mod app;
 pub mod dynamo;
 pub mod errors;
+pub mod lambda;
+pub mod runner;
 pub mod s3;
 pub mod sns;
 pub mod sqs;

@@ -1,0 +1,82 @@
+//! The pipeline on AWS, built once per cold start (or once for the local runner) from the
+//! environment the template (or `infra/local/up`) sets.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use vellum_core::pipeline::Settings;
+use vellum_core::ports::{SystemClock, VirusScanner};
+use vellum_core::profile::Config;
+use vellum_core::Pipeline;
+
+use crate::{s3_client, DynamoState, S3Store, SnsNotifier, SqsQueue};
+
+/// Where everything is, by name, as the environment gives it.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub uploads_bucket: String,
+    pub working_bucket: String,
+    pub aips_bucket: String,
+    pub table: String,
+    pub queue_prefix: String,
+    pub topic_arn: String,
+    /// clamd's HOST:PORT, or None when scanning is off.
+    pub clamd: Option<String>,
+}
+
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set: the template (or infra/local/up) sets it"))
+}
+
+impl Names {
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            uploads_bucket: var("VELLUM_UPLOADS_BUCKET")?,
+            working_bucket: var("VELLUM_WORKING_BUCKET")?,
+            aips_bucket: var("VELLUM_AIPS_BUCKET")?,
+            table: var("VELLUM_TABLE")?,
+            queue_prefix: var("VELLUM_QUEUE_PREFIX")?,
+            topic_arn: var("VELLUM_TOPIC_ARN")?,
+            clamd: std::env::var("VELLUM_CLAMD").ok().filter(|c| !c.is_empty() && c != "none"),
+        })
+    }
+}
+
+/// The pipeline wired to S3, SQS, DynamoDB and SNS, and the queues for a runner.
+pub struct AwsApp {
+    pub pipeline: Pipeline,
+    pub queue: Arc<SqsQueue>,
+    pub state: Arc<DynamoState>,
+}
+
+impl AwsApp {
+    /// Builds every client once. `rt` runs the SDK's futures; the pipeline is then called
+    /// from blocking tasks.
+    pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
+        let config = crate::load_config(&rt);
+        let s3 = s3_client(&config);
+        let clock = Arc::new(SystemClock);
+        let state =
+            Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&config), &names.table, rt.clone(), clock.clone()));
+        let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt.clone()));
+        let scanner: Option<Arc<dyn VirusScanner>> =
+            names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
+        let identifier = vellum_core::pronom::Identifier::builtin()?;
+        let pipeline = Pipeline {
+            uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
+            working: Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone())),
+            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
+            state: state.clone(),
+            queue: queue.clone(),
+            clock,
+            scanner,
+            identifier: Some(Arc::new(identifier)),
+            notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
+            fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
+            tools: Arc::new(vellum_host::ProcessTools::new()),
+            config: Config::builtin(),
+            settings: Settings::default(),
+        };
+        Ok(Self { pipeline, queue, state })
+    }
+}

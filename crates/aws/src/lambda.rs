@@ -1,0 +1,125 @@
+//! What a function does with the event Lambda hands it: S3 notifications become upload
+//! events for start-transfer, and an SQS batch is handled message by message, its failures
+//! reported by id (ReportBatchItemFailures), never the whole batch failed for one message.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::{Outcome, Pipeline, StageContext};
+
+/// An S3 notification's records as upload events. S3 sends keys URL-encoded (`+` for a
+/// space); `aws_lambda_events` 1.x reads the record but leaves `url_decoded_key` empty, so
+/// the core's decoder (with its tests) decodes the key. A test event holds none.
+pub fn upload_events(event: &S3Event) -> Vec<UploadEvent> {
+    event
+        .records
+        .iter()
+        .filter_map(|r| {
+            let object = &r.s3.object;
+            Some(UploadEvent {
+                bucket: r.s3.bucket.name.clone()?,
+                key: match &object.url_decoded_key {
+                    Some(decoded) => decoded.clone(),
+                    None => vellum_core::messages::decode_s3_key(object.key.as_deref()?).ok()?,
+                },
+                event_name: r.event_name.clone().unwrap_or_default(),
+                event_time: r.event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                sequencer: object.sequencer.clone().unwrap_or_default(),
+                version_id: object.version_id.clone(),
+                size: object.size.unwrap_or(0).max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+/// start-transfer invoked by S3: each upload is handled; one that must be retried fails the
+/// invocation (S3 invokes again), after the others are done.
+pub fn handle_s3(p: &Pipeline, event: &S3Event, budget: Duration) -> Result<(), String> {
+    let mut retry = Vec::new();
+    for upload in upload_events(event) {
+        let body = serde_json::to_string(&upload).expect("upload events serialize");
+        if let Outcome::Retry(why) = p.handle(queues::START, &body, &StageContext::with_budget(budget)) {
+            retry.push(format!("{}: {why}", upload.key));
+        }
+    }
+    if retry.is_empty() {
+        Ok(())
+    } else {
+        Err(retry.join("; "))
+    }
+}
+
+/// An S3 notification as `aws_lambda_events` reads it. S3 always sends a record's
+/// `userIdentity`, `requestParameters` and `responseElements`; an emulator may leave them
+/// out, and the type wants them, so absent ones are read as empty.
+pub fn parse_s3_event(body: &str) -> Option<S3Event> {
+    let mut value: serde_json::Value = serde_json::from_str(body).ok()?;
+    for record in value.get_mut("Records")?.as_array_mut()? {
+        let record = record.as_object_mut()?;
+        for field in ["userIdentity", "requestParameters", "responseElements"] {
+            record.entry(field).or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    serde_json::from_value(value).ok()
+}
+
+/// The bodies one SQS message stands for on `queue`: on the start queue, an S3 notification
+/// (S3 → SQS) holds upload events; anything else is a stage message as it is.
+fn bodies(queue: &str, body: &str) -> Vec<String> {
+    if queue == queues::START {
+        if body.contains("\"s3:TestEvent\"") {
+            return Vec::new();
+        }
+        if let Some(event) = parse_s3_event(body) {
+            return upload_events(&event)
+                .iter()
+                .map(|u| serde_json::to_string(u).expect("upload events serialize"))
+                .collect();
+        }
+    }
+    vec![body.to_string()]
+}
+
+/// A stage's SQS batch: every message handled within the invocation's time; those to
+/// retry are named in the answer, so SQS gives back only them.
+pub fn handle_sqs(p: &Pipeline, queue: &str, event: &SqsEvent, budget: Duration) -> SqsBatchResponse {
+    let ctx = StageContext::with_budget(budget);
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let failed = bodies(queue, record.body.as_deref().unwrap_or_default())
+            .iter()
+            .map(|body| p.handle(queue, body, &ctx))
+            .any(|outcome| !outcome.acknowledges());
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As moto's S3 sends it to a queue: the key URL-encoded, `/` included.
+    const NOTIFICATION: &str = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-west-1", "eventTime": "2026-11-27T19:41:56.426Z", "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "vellum-local-uploads", "arn": "arn:aws:s3:::vellum-local-uploads"}, "object": {"key": "born-digital%2FA+B%C3%A9.zip", "size": 1, "eTag": "9dd4"}}}]}"#;
+
+    #[test]
+    fn notification_keys_are_decoded() {
+        let found = bodies(queues::START, NOTIFICATION);
+        assert_eq!(found.len(), 1);
+        let upload: UploadEvent = serde_json::from_str(&found[0]).unwrap();
+        assert_eq!(upload.key, "born-digital/A Bé.zip");
+        assert_eq!(upload.bucket, "vellum-local-uploads");
+        assert_eq!(upload.event_time, "2026-11-27T19:41:56.426Z");
+        assert!(
+            bodies(queues::START, r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).is_empty(),
+            "a test event starts nothing"
+        );
+    }
+}
