@@ -5,6 +5,8 @@
 pub mod app;
 pub mod dynamo;
 pub mod errors;
+#[cfg(feature = "lambda")]
+pub mod function;
 pub mod lambda;
 pub mod runner;
 pub mod s3;

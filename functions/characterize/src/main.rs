@@ -1,0 +1,6 @@
+//! characterize ("Characterize and extract metadata"): the characterize queue's function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    vellum_aws::function::run_stage(vellum_core::messages::queues::CHARACTERIZE).await
+}

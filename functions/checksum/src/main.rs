@@ -1,0 +1,6 @@
+//! checksum ("Assign checksums and file sizes to objects"): the checksum queue's function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    vellum_aws::function::run_stage(vellum_core::messages::queues::CHECKSUM).await
+}

@@ -1,0 +1,6 @@
+//! extract ("Extract zipped transfer"): the extract queue's function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    vellum_aws::function::run_stage(vellum_core::messages::queues::EXTRACT).await
+}

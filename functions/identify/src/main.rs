@@ -1,0 +1,6 @@
+//! identify ("Identify file format"): the identify queue's function; the signatures are built in.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    vellum_aws::function::run_stage(vellum_core::messages::queues::IDENTIFY).await
+}

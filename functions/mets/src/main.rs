@@ -1,0 +1,6 @@
+//! mets ("Generate METS.xml document"): the mets queue's function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    vellum_aws::function::run_stage(vellum_core::messages::queues::METS).await
+}
