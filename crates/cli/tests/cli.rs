@@ -156,7 +156,7 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
     std::fs::rename(&staging, uploads.join("crash.zip")).unwrap();
 
     let state = SqliteStateStore::open(&data.path().join("vellum.db")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     // Kill it once per-file work is under way and before the transfer is done.
     let killed_at = loop {
         assert!(Instant::now() < deadline, "the transfer never got going");

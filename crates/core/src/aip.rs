@@ -174,11 +174,23 @@ impl FileLogLines {
     }
 }
 
-/// How far packaging has come: the next bag entry, and the parts written so far.
+/// How far packaging has come: the next bag entry, the parts written so far, and what the
+/// first invocation learnt of the files Vellum wrote itself (read and digested once).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageCheckpoint {
     pub next_entry: usize,
     pub parts: Vec<String>,
+    #[serde(default)]
+    pub generated: Vec<GeneratedEntry>,
+}
+
+/// A file of the bag that Vellum wrote (a METS, a log): where it is, its size and digests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratedEntry {
+    pub path: String,
+    pub key: String,
+    pub size: u64,
+    pub digests: std::collections::BTreeMap<String, String>,
 }
 
 impl PackageCheckpoint {

@@ -10,7 +10,9 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::aip::{bag_name, mets_name, payload_path, transfer_mets_path, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG};
+use crate::aip::{
+    bag_name, mets_name, payload_path, transfer_mets_path, GeneratedEntry, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG,
+};
 use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::error::{StageError, StageResult};
 use crate::fixity::{self, sha256_hex};
@@ -33,8 +35,9 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     let job = p.begin_job(transfer.id, queues::PACKAGE)?;
     if job.status != JobStatus::Completed {
         let profile = p.profile(&transfer)?;
-        let entries = bag_entries(p, &transfer, job.started_at)?;
-        if !write_part(p, &transfer, profile, job.started_at, entries, ctx)? {
+        let (seen, mut checkpoint) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
+        let entries = bag_entries(p, &transfer, job.started_at, &mut checkpoint)?;
+        if !write_part(p, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
             p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
             return Ok(Progress::Continued);
         }
@@ -52,6 +55,7 @@ fn bag_entries(
     p: &Pipeline,
     transfer: &Transfer,
     bagged: crate::model::Timestamp,
+    checkpoint: &mut PackageCheckpoint,
 ) -> StageResult<Vec<(String, Source)>> {
     let profile = p.profile(transfer)?;
     let algorithms: BTreeSet<String> =
@@ -75,28 +79,12 @@ fn bag_entries(
             Source::Working { key, size: f.size, mtime },
         ));
     }
-    let mut generated = vec![
-        (format!("data/{}", mets_name(transfer)), working_mets_key(transfer)),
-        (format!("data/objects/{}", transfer_mets_path(transfer)), working_transfer_mets_key(transfer)),
-    ];
-    // The logs the METS stage wrote; the left-out log only where something was left out.
-    for name in FILE_LOGS.iter().map(|(name, _)| *name).chain(std::iter::once(LEFT_OUT_LOG)) {
-        let key = working_log_key(transfer.id, name);
-        if name != LEFT_OUT_LOG || p.working.head(&key)?.is_some() {
-            generated.push((format!("data/logs/{name}"), key));
-        }
+    if checkpoint.generated.is_empty() {
+        checkpoint.generated = generated_entries(p, transfer, &digest_of)?;
     }
-    for (path, key) in generated {
-        let meta = p
-            .working
-            .head(&key)?
-            .ok_or_else(|| StageError::Transient(format!("{key} is not in the working area yet")))?;
-        let digests = digest_of(&mut p.working.get(&key)?)?;
-        payload.push((
-            path,
-            digests,
-            Source::Working { key, size: meta.size, mtime: bagged.timestamp().max(0) as u64 },
-        ));
+    for g in &checkpoint.generated {
+        let source = Source::Working { key: g.key.clone(), size: g.size, mtime: bagged.timestamp().max(0) as u64 };
+        payload.push((g.path.clone(), g.digests.clone(), source));
     }
     payload.sort_by(|a, b| a.0.cmp(&b.0));
 
@@ -136,6 +124,36 @@ fn bag_entries(
     Ok(entries)
 }
 
+/// The files Vellum wrote for the bag (the two METS, the logs), read and digested: once per
+/// AIP, on the first invocation, then kept in the checkpoint.
+fn generated_entries(
+    p: &Pipeline,
+    transfer: &Transfer,
+    digest_of: &dyn Fn(&mut dyn Read) -> StageResult<Digests>,
+) -> StageResult<Vec<GeneratedEntry>> {
+    let mut generated = vec![
+        (format!("data/{}", mets_name(transfer)), working_mets_key(transfer)),
+        (format!("data/objects/{}", transfer_mets_path(transfer)), working_transfer_mets_key(transfer)),
+    ];
+    // The logs the METS stage wrote; the left-out log only where something was left out.
+    for name in FILE_LOGS.iter().map(|(name, _)| *name).chain(std::iter::once(LEFT_OUT_LOG)) {
+        let key = working_log_key(transfer.id, name);
+        if name != LEFT_OUT_LOG || p.working.head(&key)?.is_some() {
+            generated.push((format!("data/logs/{name}"), key));
+        }
+    }
+    let mut out = Vec::with_capacity(generated.len());
+    for (path, key) in generated {
+        let meta = p
+            .working
+            .head(&key)?
+            .ok_or_else(|| StageError::Transient(format!("{key} is not in the working area yet")))?;
+        let digests = digest_of(&mut p.working.get(&key)?)?;
+        out.push(GeneratedEntry { path, key, size: meta.size, digests });
+    }
+    Ok(out)
+}
+
 /// Writes the next part of the bag, from the checkpoint until the entries or the time run
 /// out; returns whether the bag is complete.
 fn write_part(
@@ -144,9 +162,9 @@ fn write_part(
     profile: &crate::profile::Profile,
     bagged: crate::model::Timestamp,
     entries: Vec<(String, Source)>,
+    (seen, mut checkpoint): (Option<String>, PackageCheckpoint),
     ctx: &StageContext,
 ) -> StageResult<bool> {
-    let (seen, mut checkpoint) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
     let start = checkpoint.next_entry;
     let key = package_part_key(transfer.id, start, p.clock.new_id());
     let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
