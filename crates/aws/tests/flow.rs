@@ -73,3 +73,75 @@ fn a_bad_package_is_refused_with_its_log() {
     let logs = app.pipeline.uploads.list(&format!("{key}.failed.")).unwrap();
     assert_eq!(logs.len(), 1, "one failed log beside the upload");
 }
+
+/// At-least-once delivery on AWS: the S3 notification delivered three times, and every
+/// stage message delivered twice as it flows, make one transfer, one AIP version and one
+/// set of events.
+#[test]
+fn duplicated_notifications_and_messages_make_one_transfer() {
+    use std::collections::HashSet;
+    use vellum_core::messages::queues;
+    use vellum_core::ports::Queue;
+
+    let app = app();
+    let key = format!("born-digital/twice-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let identifier = format!("PP/TWICE/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("package.zip");
+    Package::catalogued(&identifier, 4).write_zip(&zip);
+    app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+
+    let mut copied: HashSet<String> = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal()) {
+        assert!(std::time::Instant::now() < deadline, "the transfer never ended");
+        let mut any = false;
+        for queue in queues::ALL {
+            let deliveries = app.queue.receive(queue, 10, Duration::from_secs(60)).unwrap();
+            let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+            for d in &deliveries {
+                any = true;
+                // Each message once more: twice for stage messages, three times for the upload's.
+                let copies = if *queue == queues::START && d.body.contains(&identifier_key(&key)) { 2 } else { 1 };
+                if copied.insert(d.body.clone()) {
+                    for _ in 0..copies {
+                        app.queue.send(queue, &d.body).unwrap();
+                    }
+                }
+                let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+                m.message_id = Some(d.message_id.clone());
+                m.body = Some(d.body.clone());
+                event.records.push(m);
+            }
+            let answer = vellum_aws::lambda::handle_sqs(&app.pipeline, queue, &event, Duration::from_secs(600));
+            for d in &deliveries {
+                if !answer.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id) {
+                    app.queue.ack(queue, &d.receipt).unwrap();
+                }
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // What is still queued (the last copies) is handled too: it must change nothing.
+    vellum_aws::runner::drive(&app, Duration::from_secs(600), Duration::from_secs(3), || false).unwrap();
+    let transfer = transfer_of(&app, &key).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let all = app.state.list_transfers(&TransferQuery { limit: 200, ..Default::default() }).unwrap().items;
+    assert_eq!(all.iter().filter(|t| t.source_key == key).count(), 1, "one transfer for the upload");
+    assert_eq!(transfer.aip_version, Some(1));
+    let stored = app.pipeline.aips.list(&format!("born-digital/{identifier}/")).unwrap();
+    assert_eq!(stored.len(), 1, "one AIP: {stored:?}");
+    let events = app.state.all_events(transfer.id).unwrap();
+    let ids: HashSet<_> = events.iter().map(|e| e.uuid).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    let files = app.state.all_files(transfer.id).unwrap();
+    let digests = events.iter().filter(|e| e.event_type == "message digest calculation").count();
+    assert_eq!(digests, files.len(), "one digest event a file");
+}
+
+/// How the upload's key appears in an S3 notification's body (URL-encoded by the emulator).
+fn identifier_key(key: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).to_string()
+}
