@@ -62,6 +62,10 @@ impl AwsApp {
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
         let identifier = vellum_core::pronom::Identifier::builtin()?;
+        let mut profiles = Config::builtin();
+        if let Ok(code) = std::env::var("VELLUM_REPOSITORY_CODE") {
+            profiles.organization.repository_code = code;
+        }
         let pipeline = Pipeline {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
             working: Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone())),
@@ -74,7 +78,7 @@ impl AwsApp {
             notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
             tools: Arc::new(vellum_host::ProcessTools::new()),
-            config: Config::builtin(),
+            config: profiles,
             settings: Settings::default(),
         };
         Ok(Self { pipeline, queue, state })

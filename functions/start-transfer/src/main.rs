@@ -1,6 +1,8 @@
-//! start-transfer ("Verify transfer compliance"): S3's notifications of uploads become transfers.
+//! start-transfer ("Verify transfer compliance"): the start queue's function. S3 notifies
+//! the queue of each upload (the queue keeps and retries what a failed invocation leaves),
+//! and a long tar's listing continues through the same queue.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vellum_aws::function::run_start().await
+    vellum_aws::function::run_stage(vellum_core::messages::queues::START).await
 }

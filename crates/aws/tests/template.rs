@@ -1,0 +1,71 @@
+//! The SAM template, read by tools Vellum did not write: cfn-lint finds nothing, and the
+//! template's own rules hold (least privilege, a dead-letter queue for every queue,
+//! per-message failures on every SQS mapping, a queue per stage).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The project's Python, with cfn-lint (scripts/setup installs it).
+fn python() -> String {
+    std::env::var("VELLUM_PYTHON").expect("VELLUM_PYTHON: run the tests through scripts/test, which sets up .venv")
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(python()).args(args).current_dir(root()).output().expect("run the project's Python");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn cfn_lint_finds_nothing_in_the_template() {
+    let cfn_lint = Path::new(&python()).with_file_name("cfn-lint");
+    let out = Command::new(&cfn_lint).arg("template.yaml").current_dir(root()).output().expect("run cfn-lint");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "cfn-lint:\n{said}");
+}
+
+#[test]
+fn the_template_keeps_least_privilege_and_a_dead_letter_queue_for_every_queue() {
+    let (ok, said) = run(&["infra/check_template.py", "template.yaml"]);
+    assert!(ok, "{said}");
+    // The checker finds what it is for.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  LooseFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: provided.al2023
+      Handler: bootstrap
+      CodeUri: .
+      Events:
+        Queue:
+          Type: SQS
+          Properties: { Queue: !GetAtt LonelyQueue.Arn }
+      Policies:
+        - Statement:
+            - { Effect: Allow, Action: "s3:*", Resource: "*" }
+  LonelyQueue:
+    Type: AWS::SQS::Queue
+    Properties: { QueueName: vellum-extract }
+"#,
+    )
+    .unwrap();
+    let (ok, said) = run(&["infra/check_template.py", bad.to_str().unwrap()]);
+    assert!(!ok, "a loose template passes: {said}");
+    for problem in [
+        "the action 's3:*' is a wildcard",
+        "the resource '*' is a wildcard",
+        "no ReportBatchItemFailures",
+        "a queue without a dead-letter queue",
+        "no queue for the store stage",
+    ] {
+        assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
+    }
+}
