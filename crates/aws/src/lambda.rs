@@ -109,6 +109,31 @@ mod tests {
     /// As moto's S3 sends it to a queue: the key URL-encoded, `/` included.
     const NOTIFICATION: &str = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-west-1", "eventTime": "2026-11-27T19:41:56.426Z", "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "vellum-local-uploads", "arn": "arn:aws:s3:::vellum-local-uploads"}, "object": {"key": "born-digital%2FA+B%C3%A9.zip", "size": 1, "eTag": "9dd4"}}}]}"#;
 
+    fn sample(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// The sample events in `events/` are what the functions read.
+    #[test]
+    fn the_sample_events_read_as_the_functions_read_them() {
+        let s3: S3Event = serde_json::from_str(&sample("s3-object-created.json")).unwrap();
+        let uploads = upload_events(&s3);
+        assert_eq!(uploads[0].key, "born-digital/PP ABC (draft)/Café.zip");
+        assert_eq!(uploads[0].version_id.as_deref(), Some("096fKKXTRTtl3on89fVO.nfljtsv6qko"));
+        assert!(bodies(queues::START, &sample("s3-test-event.json")).is_empty());
+        for queue in queues::ALL {
+            let event: SqsEvent = serde_json::from_str(&sample(&format!("sqs-{queue}.json"))).unwrap();
+            assert!(!event.records.is_empty(), "{queue}");
+            for record in &event.records {
+                for body in bodies(queue, record.body.as_deref().unwrap()) {
+                    let readable = serde_json::from_str::<UploadEvent>(&body).is_ok()
+                        || serde_json::from_str::<vellum_core::messages::StageMessage>(&body).is_ok();
+                    assert!(readable, "{queue}: {body}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn notification_keys_are_decoded() {
         let found = bodies(queues::START, NOTIFICATION);
