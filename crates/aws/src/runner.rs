@@ -11,14 +11,15 @@ use vellum_core::ports::Queue;
 use crate::app::AwsApp;
 use crate::lambda::handle_sqs;
 
-/// How long a received message stays hidden while its batch is handled.
-const VISIBILITY: Duration = Duration::from_secs(120);
+/// How long a received message stays hidden while its batch is handled, unless told.
+pub const VISIBILITY: Duration = Duration::from_secs(120);
 
-/// One pass over every queue; returns how many messages were handled.
-pub fn poll_once(app: &AwsApp, budget: Duration, retry_after: Duration) -> Result<usize, String> {
+/// One pass over every queue, each message hidden for `visibility` while it is handled;
+/// returns how many messages were handled.
+pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_after: Duration) -> Result<usize, String> {
     let mut handled = 0;
     for queue in queues::ALL {
-        let deliveries = app.queue.receive(queue, 10, VISIBILITY).map_err(|e| e.to_string())?;
+        let deliveries = app.queue.receive(queue, 10, visibility).map_err(|e| e.to_string())?;
         if deliveries.is_empty() {
             continue;
         }
@@ -52,7 +53,7 @@ pub fn drive(app: &AwsApp, budget: Duration, idle: Duration, done: impl Fn() -> 
         if done() {
             return Ok(());
         }
-        if poll_once(app, budget, Duration::from_secs(1))? > 0 {
+        if poll_once(app, budget, VISIBILITY, Duration::from_secs(1))? > 0 {
             quiet_since = Instant::now();
         } else if quiet_since.elapsed() > idle {
             return Ok(());
