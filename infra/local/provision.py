@@ -45,9 +45,11 @@ s3.put_bucket_notification_configuration(
             {
                 "QueueArn": start_arn,
                 "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
             }
-            for prefix in ["born-digital/", "born-digital-accessions/"]
+            # Every package, wherever it is put: intake refuses one outside the profile
+            # prefixes with a log the archivist can read. Vellum's own logs end in .log.
+            for suffix in [".zip", ".tar.gz", ".tgz", ".tar"]
         ]
     },
 )

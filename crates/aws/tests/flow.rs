@@ -145,3 +145,16 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
 fn identifier_key(key: &str) -> String {
     key.rsplit('/').next().unwrap_or(key).to_string()
 }
+
+/// A package put outside the profile prefixes is refused, with its log, as in embedded mode:
+/// S3 notifies the start queue of every package, and intake says why it starts nothing.
+#[test]
+fn a_package_outside_the_profile_prefixes_is_refused_with_its_log() {
+    let app = app();
+    let key = format!("somewhere-else/lost-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let transfer = ingest(&app, &Package::catalogued("PP/LOST/1", 1), &key);
+    assert_eq!(transfer.status, TransferStatus::Rejected);
+    let reason = transfer.failure_reason.unwrap_or_default();
+    assert!(reason.contains("not a known location"), "{reason}");
+    assert_eq!(app.pipeline.uploads.list(&format!("{key}.failed.")).unwrap().len(), 1, "one failed log beside it");
+}
