@@ -158,3 +158,70 @@ fn a_package_outside_the_profile_prefixes_is_refused_with_its_log() {
     assert!(reason.contains("not a known location"), "{reason}");
     assert_eq!(app.pipeline.uploads.list(&format!("{key}.failed.")).unwrap().len(), 1, "one failed log beside it");
 }
+
+/// Puts the bytes under `key` and drives the pipeline until its transfer ends.
+fn ingest_bytes(app: &AwsApp, bytes: &[u8], key: &str) -> Transfer {
+    app.pipeline.uploads.put(key, bytes).unwrap();
+    vellum_aws::runner::drive(app, Duration::from_secs(600), Duration::from_secs(20), || {
+        transfer_of(app, key).is_some_and(|t| t.status.is_terminal())
+    })
+    .unwrap();
+    transfer_of(app, key).expect("the upload made a transfer")
+}
+
+/// The one log of `outcome` beside the upload, with the transfer's id masked.
+fn log_text(store: &dyn vellum_core::ports::ObjectStore, key: &str, outcome: &str, transfer: &Transfer) -> String {
+    let logs = store.list(&format!("{key}.{outcome}.")).unwrap();
+    assert_eq!(logs.len(), 1, "one {outcome} log beside {key}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut store.get(&logs[0].key).unwrap(), &mut text).unwrap();
+    text.replace(&transfer.id.to_string(), "<transfer>")
+}
+
+/// Bad packages end on AWS as they end in embedded mode: the same status, the same reason
+/// and the same log beside the upload, word for word.
+#[test]
+fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
+    use vellum_tests::{write_raw_zip, RawEntry};
+    let app = app();
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let dir = tempfile::tempdir().unwrap();
+    let zip_of = |name: &str, entries: &[RawEntry]| {
+        let path = dir.path().join(format!("{name}.zip"));
+        write_raw_zip(&path, entries);
+        std::fs::read(path).unwrap()
+    };
+    let mut stray = vellum_tests::raw_package("PP/PARITY/1");
+    stray.push(RawEntry::file("README.txt", "outside the two folders"));
+    let mut climbing = vellum_tests::raw_package("PP/PARITY/2");
+    climbing.push(RawEntry::file("objects/../../etc/passwd", "root"));
+    let damaged = {
+        let path = dir.path().join("damaged.zip");
+        vellum_tests::write_damaged_zip(&path, "PP/PARITY/3");
+        std::fs::read(path).unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("no-metadata", zip_of("no-metadata", &[RawEntry::file("objects/a.txt", "a")])),
+        ("no-identifier", zip_of("no-identifier", &vellum_tests::raw_package(""))),
+        ("stray", zip_of("stray", &stray)),
+        ("climbing", zip_of("climbing", &climbing)),
+        ("damaged", damaged),
+        ("not-a-zip", b"this is no zip at all, just some text named .zip".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let key = format!("born-digital/parity-{run}-{name}.zip");
+        let local = vellum_tests::TestEnv::new(50);
+        let path = local.dir.path().join("package.zip");
+        std::fs::write(&path, &bytes).unwrap();
+        let embedded = local.ingest_file(&path, &key);
+        let aws = ingest_bytes(&app, &bytes, &key);
+        assert!(embedded.status != TransferStatus::Complete, "{name} is a bad package");
+        assert_eq!(aws.status, embedded.status, "{name}");
+        assert_eq!(aws.failure_reason, embedded.failure_reason, "{name}");
+        assert_eq!(
+            log_text(app.pipeline.uploads.as_ref(), &key, "failed", &aws),
+            log_text(local.env.uploads.as_ref(), &key, "failed", &embedded),
+            "{name}: the logs differ"
+        );
+    }
+}
