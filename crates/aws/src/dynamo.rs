@@ -3,7 +3,7 @@
 //! | item | pk | sk | indexed by |
 //! | --- | --- | --- | --- |
 //! | transfer | `T#<id>` | `META` | `transfers-by-time` (gsi1pk `TRANSFERS`, gsi1sk `<created>#<id>`) |
-//! | upload event | `E#<sha256>` | `E` | |
+//! | upload event | `E#<sha256>` | `E` | (expires after 90 days: TTL `expires_at`) |
 //! | job | `T#<id>` | `JOB#<stage>` | (its done batches: a number set) |
 //! | file | `T#<id>` | `F#<uuid>` | `files-by-path` (lsi_path), `by-order` (`B#<batch>#<entry>`) |
 //! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
@@ -38,6 +38,9 @@ use vellum_core::ports::{
 use crate::errors::port_error;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// How long an upload event's marker is kept (the table's TTL removes it after).
+const MARKER_DAYS: i64 = 90;
 
 const BY_TIME: &str = "transfers-by-time";
 const BY_PATH: &str = "files-by-path";
@@ -400,6 +403,8 @@ impl StateStore for DynamoState {
             ("pk".to_string(), s(format!("E#{idempotency_key}"))),
             ("sk".to_string(), s("E")),
             ("transfer_id".to_string(), s(t.id.to_string())),
+            // S3 redelivers an event within minutes, not months: the marker may go (TTL).
+            ("expires_at".to_string(), n(self.clock.now().timestamp() + MARKER_DAYS * 86_400)),
         ]
         .into();
         // The event's marker and the transfer, in one transaction: a duplicate delivery
