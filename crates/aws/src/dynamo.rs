@@ -272,8 +272,6 @@ impl DynamoState {
         key_condition: &str,
         values: Vec<(&str, AttributeValue)>,
         limit: Option<usize>,
-        forward: bool,
-        filter: Option<&str>,
     ) -> PortResult<(Vec<Item>, bool)> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -283,16 +281,10 @@ impl DynamoState {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(key_condition)
-                .scan_index_forward(forward)
+                .consistent_read(true)
                 .set_exclusive_start_key(start.take());
             if let Some(i) = index {
                 call = call.index_name(i);
-            }
-            if index != Some(BY_TIME) {
-                call = call.consistent_read(true);
-            }
-            if let Some(f) = filter {
-                call = call.filter_expression(f);
             }
             if let Some(l) = limit {
                 call = call.limit((l - items.len().min(l)).max(1) as i32);
@@ -357,8 +349,6 @@ impl DynamoState {
             Some(BY_SUBJECT),
             "pk = :pk AND begins_with(lsi_subject, :s)",
             vec![(":pk", s(transfer_pk(transfer_id))), (":s", s(format!("{subject}#")))],
-            None,
-            true,
             None,
         )?;
         items.iter().map(|i| entity(i, "event")).collect()
@@ -610,8 +600,6 @@ impl StateStore for DynamoState {
             "pk = :pk AND begins_with(sk, :job)",
             vec![(":pk", s(transfer_pk(transfer_id))), (":job", s("JOB#"))],
             None,
-            true,
-            None,
         )?;
         let mut jobs: Vec<Job> = items.iter().map(job_from).collect::<PortResult<_>>()?;
         jobs.sort_by_key(|a| (a.started_at, job_order(&a.stage)));
@@ -619,7 +607,7 @@ impl StateStore for DynamoState {
     }
 
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>> {
-        let (items, _) = self.query(None, "pk = :pk", vec![(":pk", s(format!("J#{job_uuid}")))], None, true, None)?;
+        let (items, _) = self.query(None, "pk = :pk", vec![(":pk", s(format!("J#{job_uuid}")))], None)?;
         let mut tasks: Vec<Task> = items.iter().map(|i| entity(i, "task")).collect::<PortResult<_>>()?;
         tasks.sort_by_key(|a| (a.started_at, a.uuid));
         Ok(tasks)
@@ -775,7 +763,7 @@ impl StateStore for DynamoState {
             }
             None => "pk = :pk",
         };
-        let (items, more) = self.query(Some(BY_PATH), condition, values, Some(limit + 1), true, None)?;
+        let (items, more) = self.query(Some(BY_PATH), condition, values, Some(limit + 1))?;
         let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
         Ok(page(files, limit, more, |f| f.current_path.clone()))
     }
@@ -795,8 +783,6 @@ impl StateStore for DynamoState {
             "pk = :pk AND lsi_order BETWEEN :from AND :to",
             vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(from)), (":to", s(format!("B#{batch:010}#~")))],
             Some(limit + 1),
-            true,
-            None,
         )?;
         let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
         Ok(page(files, limit, more, |f| f.entry_index.to_string()))
@@ -815,8 +801,6 @@ impl StateStore for DynamoState {
             "pk = :pk AND lsi_order BETWEEN :from AND :to",
             vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(format!("E#{from:012}"))), (":to", s("E#~"))],
             Some(limit + 1),
-            true,
-            None,
         )?;
         let events: Vec<(u64, PremisEvent)> =
             items.iter().map(|i| Ok((num(i, "seq")?, entity(i, "event")?))).collect::<PortResult<_>>()?;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -48,21 +47,6 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
             })
             .await?;
             Ok::<SqsBatchResponse, Error>(answer)
-        }
-    }))
-    .await
-}
-
-/// start-transfer: S3's notifications of uploads.
-pub async fn run_start() -> Result<(), Error> {
-    let app = app().await?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
-        let app = app.clone();
-        async move {
-            let budget = budget(&event.context);
-            tokio::task::spawn_blocking(move || crate::lambda::handle_s3(&app.pipeline, &event.payload, budget))
-                .await?
-                .map_err(Error::from)
         }
     }))
     .await

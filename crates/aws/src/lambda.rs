@@ -1,13 +1,13 @@
-//! What a function does with the event Lambda hands it: S3 notifications become upload
-//! events for start-transfer, and an SQS batch is handled message by message, its failures
-//! reported by id (ReportBatchItemFailures), never the whole batch failed for one message.
+//! What a function does with the event Lambda hands it: an SQS batch handled message by
+//! message, its failures reported by id (ReportBatchItemFailures), never the whole batch
+//! failed for one message. On the start queue a message is S3's notification of uploads.
 
 use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use vellum_core::messages::{queues, UploadEvent};
-use vellum_core::{Outcome, Pipeline, StageContext};
+use vellum_core::{Pipeline, StageContext};
 
 /// An S3 notification's records as upload events. S3 sends keys URL-encoded (`+` for a
 /// space); `aws_lambda_events` 1.x reads the record but leaves `url_decoded_key` empty, so
@@ -32,23 +32,6 @@ pub fn upload_events(event: &S3Event) -> Vec<UploadEvent> {
             })
         })
         .collect()
-}
-
-/// start-transfer invoked by S3: each upload is handled; one that must be retried fails the
-/// invocation (S3 invokes again), after the others are done.
-pub fn handle_s3(p: &Pipeline, event: &S3Event, budget: Duration) -> Result<(), String> {
-    let mut retry = Vec::new();
-    for upload in upload_events(event) {
-        let body = serde_json::to_string(&upload).expect("upload events serialize");
-        if let Outcome::Retry(why) = p.handle(queues::START, &body, &StageContext::with_budget(budget)) {
-            retry.push(format!("{}: {why}", upload.key));
-        }
-    }
-    if retry.is_empty() {
-        Ok(())
-    } else {
-        Err(retry.join("; "))
-    }
 }
 
 /// An S3 notification as `aws_lambda_events` reads it. S3 always sends a record's

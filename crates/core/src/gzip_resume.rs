@@ -207,11 +207,6 @@ impl ResumableGz {
         self.last_point.as_ref()
     }
 
-    /// Decompressed bytes read so far.
-    pub fn output_offset(&self) -> u64 {
-        self.output_offset
-    }
-
     /// Makes sure unread input is buffered; false at the end of the object.
     fn fill(&mut self) -> io::Result<bool> {
         if self.input_pos < self.input.len() {
