@@ -58,7 +58,12 @@ impl AwsApp {
         let clock = Arc::new(SystemClock);
         let state =
             Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&config), &names.table, rt.clone(), clock.clone()));
-        let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt.clone()));
+        let working: Arc<dyn vellum_core::ports::ObjectStore> =
+            Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone()));
+        let queue = Arc::new(
+            SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt.clone())
+                .with_overflow(working.clone()),
+        );
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
         let identifier = vellum_core::pronom::Identifier::builtin()?;
@@ -68,7 +73,7 @@ impl AwsApp {
         }
         let pipeline = Pipeline {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
-            working: Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone())),
+            working,
             aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
             state: state.clone(),
             queue: queue.clone(),

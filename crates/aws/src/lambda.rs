@@ -72,10 +72,16 @@ pub fn handle_sqs(p: &Pipeline, queue: &str, event: &SqsEvent, budget: Duration)
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let failed = bodies(queue, record.body.as_deref().unwrap_or_default())
-            .iter()
-            .map(|body| p.handle(queue, body, &ctx))
-            .any(|outcome| !outcome.acknowledges());
+        let failed = match crate::sqs::resolve_body(p.working.as_ref(), record.body.as_deref().unwrap_or_default()) {
+            Ok(body) => bodies(queue, &body)
+                .iter()
+                .map(|body| p.handle(queue, body, &ctx))
+                .any(|outcome| !outcome.acknowledges()),
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "a message's body could not be read back; retried");
+                true
+            }
+        };
         if failed {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;

@@ -4,24 +4,77 @@
 //! receive, delete and change-visibility as a mapping would.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use tokio::runtime::Handle;
-use vellum_core::ports::{DeadLetter, Delivery, PortError, PortResult, Queue};
+use vellum_core::ports::{DeadLetter, Delivery, ObjectStore, PortError, PortResult, Queue};
 
 use crate::errors::port_error;
 
 /// SQS takes at most 10 messages a call.
 const BATCH: usize = 10;
 
+/// SQS takes at most 256 KiB a message, and as much for a whole batch.
+const MAX_BYTES: usize = 256 * 1024;
+
+/// Where a body too large for SQS is kept, in the working bucket (its lifecycle expires
+/// them after SQS's own longest retention).
+const OVERFLOW_PREFIX: &str = "queue-overflow/";
+
+/// What stands in a message for a body kept in S3.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Overflow {
+    vellum_overflow: String,
+}
+
 pub struct SqsQueue {
     client: Client,
     prefix: String,
     rt: Handle,
     urls: Mutex<HashMap<String, String>>,
+    overflow: Option<Arc<dyn ObjectStore>>,
+}
+
+/// A message's body as it was sent: one kept in S3 because it did not fit SQS is read back
+/// from `overflow` (the working bucket); any other body is itself.
+pub fn resolve_body(overflow: &dyn ObjectStore, body: &str) -> PortResult<String> {
+    let Some(key) = overflow_key(body) else {
+        return Ok(body.to_string());
+    };
+    let mut text = String::new();
+    overflow
+        .get(&key)?
+        .read_to_string(&mut text)
+        .map_err(|e| PortError::Unavailable(format!("reading the message body {key}: {e}")))?;
+    Ok(text)
+}
+
+fn overflow_key(body: &str) -> Option<String> {
+    if !body.starts_with("{\"vellum_overflow\"") {
+        return None;
+    }
+    serde_json::from_str::<Overflow>(body).ok().map(|o| o.vellum_overflow).filter(|k| k.starts_with(OVERFLOW_PREFIX))
+}
+
+/// Bodies in the batches SQS takes: at most ten, and at most 256 KiB together.
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == BATCH || bytes + body.len() > MAX_BYTES) {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
 }
 
 /// SQS counts visibility and delays in whole seconds: a part of one is rounded up.
@@ -31,7 +84,30 @@ fn whole_seconds(d: Duration) -> i32 {
 
 impl SqsQueue {
     pub fn new(client: Client, prefix: &str, rt: Handle) -> Self {
-        Self { client, prefix: prefix.to_string(), rt, urls: Mutex::new(HashMap::new()) }
+        Self { client, prefix: prefix.to_string(), rt, urls: Mutex::new(HashMap::new()), overflow: None }
+    }
+
+    /// Bodies over SQS's limit are kept in `store` (the working bucket) and the message
+    /// carries their key; without it such a body is refused.
+    pub fn with_overflow(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.overflow = Some(store);
+        self
+    }
+
+    /// A body as it can go on SQS: as it is, or put aside in S3 with a pointer in its place.
+    fn fitting(&self, queue: &str, body: &str) -> PortResult<String> {
+        if body.len() <= MAX_BYTES {
+            return Ok(body.to_string());
+        }
+        let Some(store) = &self.overflow else {
+            return Err(PortError::Refused(format!(
+                "a message for {queue} of {} bytes is over SQS's 256 KiB and no bucket is set for large bodies",
+                body.len()
+            )));
+        };
+        let key = format!("{OVERFLOW_PREFIX}{queue}/{}.json", uuid::Uuid::new_v4());
+        store.put(&key, body.as_bytes())?;
+        Ok(serde_json::to_string(&Overflow { vellum_overflow: key }).expect("a pointer serializes"))
     }
 
     /// What every queue name starts with.
@@ -129,7 +205,8 @@ fn stale_receipt(e: &PortError) -> bool {
 impl Queue for SqsQueue {
     fn send_batch(&self, queue: &str, bodies: &[String]) -> PortResult<()> {
         let url = self.url(queue)?;
-        for chunk in bodies.chunks(BATCH) {
+        let bodies: Vec<String> = bodies.iter().map(|b| self.fitting(queue, b)).collect::<PortResult<_>>()?;
+        for chunk in batches(&bodies) {
             let entries: Vec<SendMessageBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
@@ -243,5 +320,31 @@ impl Queue for SqsQueue {
         };
         Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_to_ten_messages_and_256_kib() {
+        let small: Vec<String> = (0..23).map(|i| i.to_string()).collect();
+        assert_eq!(batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(), [10, 10, 3]);
+        let large: Vec<String> = (0..5).map(|_| "x".repeat(100 * 1024)).collect();
+        assert_eq!(batches(&large).iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
+        let whole: Vec<String> = vec!["x".repeat(MAX_BYTES), "y".into()];
+        assert_eq!(batches(&whole).iter().map(|b| b.len()).collect::<Vec<_>>(), [1, 1]);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_a_pointer_into_the_overflow_prefix_is_followed() {
+        assert_eq!(
+            overflow_key(r#"{"vellum_overflow":"queue-overflow/scan/a.json"}"#).as_deref(),
+            Some("queue-overflow/scan/a.json")
+        );
+        assert_eq!(overflow_key(r#"{"vellum_overflow":"aips/secret"}"#), None);
+        assert_eq!(overflow_key(r#"{"transfer_id":"x"}"#), None);
     }
 }

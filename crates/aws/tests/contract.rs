@@ -60,6 +60,35 @@ mod queue {
     );
 }
 
+/// A body over SQS's 256 KiB goes to S3, the message carries its key, and the handler's
+/// reading gives back the body as sent; small ones in the same batch go as they are.
+#[test]
+fn a_body_too_large_for_sqs_travels_through_s3() {
+    use std::sync::Arc;
+    use vellum_core::ports::{ObjectStore, Queue};
+    let bucket: Arc<dyn ObjectStore> = Arc::new(fresh_bucket());
+    let queues = fresh_queues(5).with_overflow(bucket.clone());
+    let large = format!("{{\"files\":\"{}\"}}", "é".repeat(200 * 1024));
+    queues.send_batch("a", &["small".to_string(), large.clone()]).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(queues.receive("a", 10, std::time::Duration::from_secs(30)).unwrap());
+        if got.len() == 2 {
+            break;
+        }
+    }
+    let bodies: Vec<String> =
+        got.iter().map(|d| vellum_aws::sqs::resolve_body(bucket.as_ref(), &d.body).unwrap()).collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies.contains(&"small".to_string()));
+    assert!(bodies.contains(&large), "the large body comes back whole");
+    assert!(got.iter().all(|d| d.body.len() < 1024), "what SQS carries is small");
+    assert_eq!(bucket.list("queue-overflow/a/").unwrap().len(), 1);
+    let lonely = fresh_queues(5);
+    let refused = lonely.send_batch("a", &["x".repeat(300 * 1024)]).unwrap_err();
+    assert!(refused.to_string().contains("over SQS's 256 KiB"), "{refused}");
+}
+
 /// A notice reaches a subscriber with its space as a message attribute, for filtering.
 #[test]
 fn aip_stored_notices_carry_their_space() {
