@@ -1,7 +1,9 @@
 """Reads a SAM template and checks the rules Vellum's template keeps: every policy statement
 names its actions and resources (no "*" action or resource, no "service:*"), every queue
 that is not a dead-letter queue has one (a redrive policy), every SQS event source reports
-per-message failures, and there is a queue for each of the nine stages.
+per-message failures, there is a queue for each of the nine stages, every function has an
+alarm on its errors, an IAM role's inline policies keep the same rule, the dashboard sits
+behind an HTTP API with a JWT authorizer, and the monitor has a schedule.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -19,25 +21,61 @@ def wildcard(value):
     return isinstance(value, str) and (value == "*" or value.endswith(":*"))
 
 
+def statements_problems(name, statements):
+    problems = []
+    for st in as_list(statements):
+        for action in as_list(st.get("Action", [])):
+            if wildcard(action):
+                problems.append(f"{name}: the action {action!r} is a wildcard")
+        for resource in as_list(st.get("Resource", [])):
+            if wildcard(resource):
+                problems.append(f"{name}: the resource {resource!r} is a wildcard")
+    return problems
+
+
+def refs(value):
+    """Every resource name a Ref or GetAtt in value points at."""
+    found = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                found.add(v[0] if isinstance(v, list) else str(v).split(".")[0])
+            else:
+                found |= refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= refs(v)
+    return found
+
+
 def main(path):
     template = cfn_yaml.load(path)
     resources = template.get("Resources", {})
     problems = []
+    alarmed = set()
+    for res in resources.values():
+        if res.get("Type") == "AWS::CloudWatch::Alarm":
+            props = res.get("Properties") or {}
+            if props.get("MetricName") == "Errors":
+                alarmed |= refs(props.get("Dimensions"))
     for name, res in resources.items():
         kind = res.get("Type")
         props = res.get("Properties", {}) or {}
+        if kind == "AWS::IAM::Role":
+            for policy in as_list(props.get("Policies", [])):
+                problems += statements_problems(name, (policy.get("PolicyDocument") or {}).get("Statement", []))
+            if props.get("ManagedPolicyArns"):
+                problems.append(f"{name}: a managed policy, not one of its own")
         if kind == "AWS::Serverless::Function":
+            if name not in alarmed:
+                problems.append(f"{name}: no alarm on its errors")
             for policy in as_list(props.get("Policies", [])):
                 if not isinstance(policy, dict) or "Statement" not in policy:
                     problems.append(f"{name}: a policy that is not a statement list (a managed or template policy): {policy}")
                     continue
-                for st in as_list(policy["Statement"]):
-                    for action in as_list(st.get("Action", [])):
-                        if wildcard(action):
-                            problems.append(f"{name}: the action {action!r} is a wildcard")
-                    for resource in as_list(st.get("Resource", [])):
-                        if wildcard(resource):
-                            problems.append(f"{name}: the resource {resource!r} is a wildcard")
+                problems += statements_problems(name, policy["Statement"])
             for ev_name, ev in (props.get("Events") or {}).items():
                 if ev.get("Type") == "SQS":
                     types = (ev.get("Properties") or {}).get("FunctionResponseTypes", [])
@@ -52,9 +90,36 @@ def main(path):
     for stage in STAGES:
         if f"-{stage}}}" not in queue_names.replace('"', "") and f"-{stage}" not in queue_names:
             problems.append(f"no queue for the {stage} stage")
+    problems += dashboard_and_monitor_problems(resources)
     for p in problems:
         print(p)
     return 1 if problems else 0
+
+
+def dashboard_and_monitor_problems(resources):
+    problems = []
+    functions = {n: r.get("Properties") or {} for n, r in resources.items() if r.get("Type") == "AWS::Serverless::Function"}
+    dashboard = next((p for p in functions.values() if str(p.get("CodeUri", "")).endswith("dashboard")), None)
+    monitor = next((p for p in functions.values() if str(p.get("CodeUri", "")).endswith("monitor")), None)
+    if dashboard is None:
+        problems.append("no dashboard function")
+    else:
+        apis = set()
+        for ev in (dashboard.get("Events") or {}).values():
+            if ev.get("Type") == "HttpApi":
+                apis |= refs((ev.get("Properties") or {}).get("ApiId"))
+        jwt = False
+        for api in apis:
+            auth = ((resources.get(api) or {}).get("Properties") or {}).get("Auth") or {}
+            default = (auth.get("Authorizers") or {}).get(auth.get("DefaultAuthorizer"), {})
+            jwt = jwt or "JwtConfiguration" in default
+        if not jwt:
+            problems.append("the dashboard is not behind an HTTP API whose default authorizer is a JWT authorizer")
+    if monitor is None or not any(
+        ev.get("Type") in ("Schedule", "ScheduleV2") for ev in (monitor.get("Events") or {}).values()
+    ):
+        problems.append("no monitor function on a schedule")
+    return problems
 
 
 if __name__ == "__main__":

@@ -42,6 +42,32 @@ impl Names {
     }
 }
 
+/// What the dashboard and the monitor read: the state in DynamoDB and the queues, without
+/// the pipeline's scanner, signatures and tools.
+pub struct Records {
+    pub state: Arc<DynamoState>,
+    pub queue: Arc<SqsQueue>,
+}
+
+impl Records {
+    pub fn new(names: &Names, rt: Handle) -> Self {
+        let config = crate::load_config(&rt);
+        let working = S3Store::new(s3_client(&config), &names.working_bucket, rt.clone());
+        Self {
+            state: Arc::new(DynamoState::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                &names.table,
+                rt.clone(),
+                Arc::new(SystemClock),
+            )),
+            queue: Arc::new(
+                SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt)
+                    .with_overflow(Arc::new(working)),
+            ),
+        }
+    }
+}
+
 /// The pipeline wired to S3, SQS, DynamoDB and SNS, and the queues for a runner.
 pub struct AwsApp {
     pub pipeline: Pipeline,

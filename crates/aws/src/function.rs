@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
-use crate::app::{AwsApp, Names};
+use crate::app::{AwsApp, Names, Records};
 
 /// Time kept back from the invocation's deadline: to record a checkpoint, send the
 /// continuation and answer.
@@ -47,6 +47,49 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
             })
             .await?;
             Ok::<SqsBatchResponse, Error>(answer)
+        }
+    }))
+    .await
+}
+
+/// The monitor, on EventBridge's schedule: each dead-lettered message's transfer ends as
+/// FAILED with the reason (the messages stay for an operator to redrive), and what was
+/// found is logged and returned.
+pub async fn run_monitor() -> Result<(), Error> {
+    init_tracing();
+    let names = Names::from_env()?;
+    let handle = tokio::runtime::Handle::current();
+    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?);
+    lambda_runtime::run(service_fn(move |_scheduled: LambdaEvent<serde_json::Value>| {
+        let records = records.clone();
+        async move {
+            let sweep = tokio::task::spawn_blocking(move || {
+                vellum_core::monitor::sweep_dead_letters(records.state.as_ref(), records.queue.as_ref())
+            })
+            .await??;
+            for (stage, count) in &sweep.per_stage {
+                tracing::error!(stage, count, "messages are in a dead-letter queue");
+            }
+            Ok::<_, Error>(serde_json::to_value(&sweep)?)
+        }
+    }))
+    .await
+}
+
+/// The dashboard behind API Gateway's HTTP API: every request through the same router as
+/// `vellum serve`'s.
+pub async fn run_dashboard() -> Result<(), Error> {
+    init_tracing();
+    let names = Names::from_env()?;
+    let handle = tokio::runtime::Handle::current();
+    let records = tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?;
+    let dashboard = Arc::new(vellum_dashboard::Dashboard::new(records.state, records.queue));
+    lambda_http::run(lambda_http::service_fn(move |event: lambda_http::Request| {
+        let dashboard = dashboard.clone();
+        async move {
+            let request = crate::http_edge::request(&event);
+            let answer = tokio::task::spawn_blocking(move || dashboard.handle(&request)).await?;
+            Ok::<_, Error>(crate::http_edge::response(answer))
         }
     }))
     .await

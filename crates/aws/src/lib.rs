@@ -7,6 +7,8 @@ pub mod dynamo;
 pub mod errors;
 #[cfg(feature = "lambda")]
 pub mod function;
+#[cfg(feature = "lambda")]
+pub mod http_edge;
 pub mod lambda;
 pub mod runner;
 pub mod s3;

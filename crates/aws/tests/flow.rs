@@ -225,3 +225,42 @@ fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
         );
     }
 }
+
+/// The monitor's sweep: a stage message in a dead-letter queue ends its transfer as FAILED
+/// with the reason in words, leaves the message for an operator to redrive, and a second
+/// sweep changes nothing.
+#[test]
+fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
+    use vellum_core::messages::{queues, StageMessage};
+    use vellum_core::ports::Queue;
+
+    let app = app();
+    let prefix = format!("vellum-sweep-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let sqs = aws_sdk_sqs::Client::new(&vellum_aws::load_config(runtime().handle()));
+    let queue = vellum_aws::SqsQueue::new(sqs.clone(), &prefix, runtime().handle().clone());
+    for stage in queues::ALL {
+        queue.create(stage, 3).unwrap();
+    }
+    let id = uuid::Uuid::new_v4();
+    let now = vellum_core::ports::Clock::now(&vellum_core::ports::SystemClock);
+    let key = format!("born-digital/swept-{}.zip", id.simple());
+    let transfer = Transfer::new(id, uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), "uploads", &key, now);
+    app.state.create_transfer(&format!("sweep-{id}"), &transfer).unwrap();
+    let url = runtime().block_on(sqs.get_queue_url().queue_name(format!("{prefix}checksum-dlq")).send()).unwrap();
+    let body = serde_json::to_string(&StageMessage { batch: Some(0), ..StageMessage::transfer(id) }).unwrap();
+    runtime().block_on(sqs.send_message().queue_url(url.queue_url().unwrap()).message_body(body).send()).unwrap();
+
+    let sweep = vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), &queue).unwrap();
+    assert_eq!(sweep.per_stage, vec![(queues::CHECKSUM.to_string(), 1)]);
+    assert_eq!(sweep.transfers, 1);
+    let failed = app.state.transfer(id).unwrap().unwrap();
+    assert_eq!(failed.status, TransferStatus::Failed);
+    let reason = failed.failure_reason.unwrap();
+    assert!(reason.contains("\"Assign checksums and file sizes to objects\" microservice failed"), "{reason}");
+    assert!(reason.contains("dead-letter queue") && reason.contains("redrive"), "{reason}");
+
+    let again = vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), &queue).unwrap();
+    assert_eq!(again.per_stage, sweep.per_stage, "the message stays for the operator");
+    assert_eq!(app.state.transfer(id).unwrap().unwrap().failure_reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(queue.dead_letters(queues::CHECKSUM).unwrap().len(), 1);
+}

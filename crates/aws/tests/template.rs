@@ -54,6 +54,42 @@ Resources:
   LonelyQueue:
     Type: AWS::SQS::Queue
     Properties: { QueueName: vellum-extract }
+  OpenApi:
+    Type: AWS::Serverless::HttpApi
+  DashboardFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: provided.al2023
+      Handler: bootstrap
+      CodeUri: functions/dashboard
+      Events:
+        Everyone:
+          Type: HttpApi
+          Properties: { ApiId: !Ref OpenApi }
+      Policies:
+        - Statement:
+            - { Effect: Allow, Action: "dynamodb:Query", Resource: "arn:aws:dynamodb:eu-west-1:1:table/t" }
+  DashboardErrors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      MetricName: Errors
+      Namespace: AWS/Lambda
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      Dimensions: [{ Name: FunctionName, Value: !Ref DashboardFunction }]
+  TaskRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {}
+      ManagedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]
+      Policies:
+        - PolicyName: all
+          PolicyDocument:
+            Statement:
+              - { Effect: Allow, Action: "logs:*", Resource: "*" }
 "#,
     )
     .unwrap();
@@ -65,6 +101,11 @@ Resources:
         "no ReportBatchItemFailures",
         "a queue without a dead-letter queue",
         "no queue for the store stage",
+        "LooseFunction: no alarm on its errors",
+        "TaskRole: the action 'logs:*' is a wildcard",
+        "TaskRole: a managed policy",
+        "the dashboard is not behind an HTTP API whose default authorizer is a JWT authorizer",
+        "no monitor function on a schedule",
     ] {
         assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
     }

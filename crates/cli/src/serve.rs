@@ -1,14 +1,12 @@
 //! `vellum serve`: the local runner as a long-lived service, the uploads folder watched as
-//! the bucket, and a minimal status endpoint.
+//! the bucket, and the dashboard's router answering on `--listen`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::json;
-use vellum_core::messages::queues;
-use vellum_core::ports::{Queue, StateStore, TransferQuery};
+use vellum_dashboard::Dashboard;
 use vellum_local::watcher::Watcher;
 use vellum_local::Runner;
 
@@ -60,22 +58,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
         .context("starting the uploads watcher")?;
-    answer(&server, env.state.as_ref(), env.queue.as_ref());
+    answer(&server, &Dashboard::new(env.state.clone(), env.queue.clone()));
     Ok(())
 }
 
-/// Answers status requests until the server stops.
-fn answer(server: &tiny_http::Server, state: &dyn StateStore, queue: &dyn Queue) {
-    for request in server.incoming_requests() {
-        let (status, body) = route(state, queue, request.url());
-        let response = tiny_http::Response::from_string(body.to_string())
-            .with_status_code(status)
-            .with_header("Content-Type: application/json".parse::<tiny_http::Header>().expect("a valid header"));
+/// Answers requests through the dashboard's router until the server stops.
+fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
+    for mut request in server.incoming_requests() {
+        let mut body = Vec::new();
+        if let Err(e) = request.as_reader().read_to_end(&mut body) {
+            tracing::warn!(error = %e, "could not read a request's body");
+            continue;
+        }
+        let (path, query) = match request.url().split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (request.url().to_string(), None),
+        };
+        let asked = vellum_dashboard::Request {
+            method: request.method().as_str().to_ascii_uppercase(),
+            path,
+            query,
+            headers: request
+                .headers()
+                .iter()
+                .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+                .collect(),
+            body,
+            // No token is verified here: people sign in with a key (the dashboard issue).
+            claims: None,
+        };
+        let answer = dashboard.handle(&asked);
+        let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
+        for (name, value) in &answer.headers {
+            match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                Ok(header) => response.add_header(header),
+                Err(()) => tracing::warn!(name, "a response header could not be written"),
+            }
+        }
         if let Err(e) = request.respond(response) {
-            tracing::warn!(error = %e, "could not answer a status request");
+            tracing::warn!(error = %e, "could not answer a request");
         }
     }
 }
+
+/// How often `serve --aws-endpoint` looks at the dead-letter queues, as the monitor does.
+#[cfg(feature = "aws")]
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 #[cfg(feature = "aws")]
 fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
@@ -89,9 +117,17 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     let budget = Duration::from_secs(args.run.budget_secs);
     let visibility = Duration::from_secs(args.run.visibility_secs.max(1));
     let runner = app.clone();
+    let mut last_sweep = std::time::Instant::now();
     std::thread::Builder::new()
         .name("aws-runner".into())
         .spawn(move || loop {
+            // The monitor function's schedule, here a timer.
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = std::time::Instant::now();
+                if let Err(e) = vellum_core::monitor::sweep_dead_letters(runner.state.as_ref(), runner.queue.as_ref()) {
+                    tracing::warn!(error = %e, "could not look at the dead-letter queues");
+                }
+            }
             match vellum_aws::runner::poll_once(&runner, budget, visibility, Duration::from_secs(1)) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(200)),
                 Ok(_) => {}
@@ -103,51 +139,11 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         })
         .context("starting the runner")?;
     tracing::info!(%endpoint, listen = %args.listen, uploads = %names.uploads_bucket, "serving against AWS");
-    answer(&server, app.state.as_ref(), app.queue.as_ref());
+    answer(&server, &Dashboard::new(app.state.clone(), app.queue.clone()));
     Ok(())
 }
 
 #[cfg(not(feature = "aws"))]
 fn run_aws(_args: &ServeArgs, _endpoint: &str) -> anyhow::Result<()> {
     anyhow::bail!("this vellum was built without AWS support: build it with `cargo build -p vellum-cli --features aws`")
-}
-
-fn route(state: &dyn StateStore, queue: &dyn Queue, url: &str) -> (u16, serde_json::Value) {
-    let path = url.split('?').next().unwrap_or(url).trim_end_matches('/');
-    let answer = match path {
-        "" | "/status" => status(state, queue),
-        p if p.starts_with("/api/transfers/") => transfer(state, &p["/api/transfers/".len()..]),
-        _ => return (404, json!({"error": format!("no route {path}")})),
-    };
-    match answer {
-        Ok(Some(v)) => (200, v),
-        Ok(None) => (404, json!({"error": "no such transfer"})),
-        Err(e) => (500, json!({"error": e.to_string()})),
-    }
-}
-
-fn status(state: &dyn StateStore, queue: &dyn Queue) -> anyhow::Result<Option<serde_json::Value>> {
-    let transfers = state.list_transfers(&TransferQuery { limit: 100, ..Default::default() })?.items;
-    let mut depths = serde_json::Map::new();
-    for q in queues::ALL {
-        depths.insert(
-            q.to_string(),
-            json!({
-                "messages": queue.depth(q)?,
-                "dead_letters": queue.dead_letters(q)?.len(),
-            }),
-        );
-    }
-    Ok(Some(json!({ "transfers": transfers, "queues": depths })))
-}
-
-fn transfer(state: &dyn StateStore, id: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    let Ok(id) = uuid::Uuid::parse_str(id) else {
-        return Ok(None);
-    };
-    let Some(t) = state.transfer(id)? else {
-        return Ok(None);
-    };
-    let jobs = state.jobs(id)?;
-    Ok(Some(json!({ "transfer": t, "jobs": jobs })))
 }

@@ -3,8 +3,8 @@
 
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, TransferStatus};
-use crate::pipeline::{job_spec, Pipeline};
-use crate::ports::{DeadLetter, PortResult};
+use crate::pipeline::job_spec;
+use crate::ports::{DeadLetter, PortResult, Queue, StateStore};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
 pub fn dead_letter_reason(dl: &DeadLetter) -> String {
@@ -20,7 +20,7 @@ pub fn dead_letter_reason(dl: &DeadLetter) -> String {
 
 /// Ends the transfer a dead letter belongs to. Returns false when the message names no
 /// transfer Vellum knows (e.g. an upload event that never created one).
-pub fn fail_dead_lettered(p: &Pipeline, dl: &DeadLetter) -> PortResult<bool> {
+pub fn fail_dead_lettered(state: &dyn StateStore, dl: &DeadLetter) -> PortResult<bool> {
     let transfer_id = match serde_json::from_str::<StageMessage>(&dl.body) {
         Ok(m) => Some(m.transfer_id),
         Err(_) => match serde_json::from_str::<UploadEvent>(&dl.body) {
@@ -35,9 +35,38 @@ pub fn fail_dead_lettered(p: &Pipeline, dl: &DeadLetter) -> PortResult<bool> {
         return Ok(false);
     };
     let reason = dead_letter_reason(dl);
-    if p.state.end_transfer(id, TransferStatus::Failed, &reason)? {
-        p.state.finish_job(id, &dl.queue, JobStatus::Failed)?;
+    if state.end_transfer(id, TransferStatus::Failed, &reason)? {
+        state.finish_job(id, &dl.queue, JobStatus::Failed)?;
         tracing::error!(transfer_id = %id, queue = %dl.queue, %reason, "transfer failed: dead letter");
     }
     Ok(true)
+}
+
+/// What one look at the dead-letter queues found.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterSweep {
+    /// Dead letters per stage, for the stages that have any.
+    pub per_stage: Vec<(String, usize)>,
+    /// Dead letters that named a transfer (now FAILED with the reason, if it was not ended).
+    pub transfers: usize,
+}
+
+/// Looks at every stage's dead-letter queue (without taking the messages: an operator
+/// redrives them) and ends each transfer named there as FAILED with the reason. Safe to
+/// run again: a transfer already ended keeps its first ending.
+pub fn sweep_dead_letters(state: &dyn StateStore, queue: &dyn Queue) -> PortResult<DeadLetterSweep> {
+    let mut sweep = DeadLetterSweep::default();
+    for stage in queues::ALL {
+        let letters = queue.dead_letters(stage)?;
+        if letters.is_empty() {
+            continue;
+        }
+        for dl in &letters {
+            if fail_dead_lettered(state, dl)? {
+                sweep.transfers += 1;
+            }
+        }
+        sweep.per_stage.push((stage.to_string(), letters.len()));
+    }
+    Ok(sweep)
 }
