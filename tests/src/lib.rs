@@ -2,6 +2,8 @@
 //! a temporary folder, a step-by-step driver that can redeliver messages, and the outside
 //! tools (bagit-python) that judge the AIP.
 
+pub mod bad_packages;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -469,6 +471,13 @@ impl Case {
     pub fn raw(entries: &[RawEntry]) -> Self {
         let c = Self::new();
         write_raw_zip(&c.path, entries);
+        c
+    }
+
+    /// An upload of exactly these bytes.
+    pub fn bytes(bytes: &[u8]) -> Self {
+        let c = Self::new();
+        std::fs::write(&c.path, bytes).expect("write the upload");
         c
     }
 

@@ -182,46 +182,27 @@ fn log_text(store: &dyn vellum_core::ports::ObjectStore, key: &str, outcome: &st
 /// and the same log beside the upload, word for word.
 #[test]
 fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
-    use vellum_tests::{write_raw_zip, RawEntry};
     let app = app();
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let dir = tempfile::tempdir().unwrap();
-    let zip_of = |name: &str, entries: &[RawEntry]| {
-        let path = dir.path().join(format!("{name}.zip"));
-        write_raw_zip(&path, entries);
-        std::fs::read(path).unwrap()
-    };
-    let mut stray = vellum_tests::raw_package("PP/PARITY/1");
-    stray.push(RawEntry::file("README.txt", "outside the two folders"));
-    let mut climbing = vellum_tests::raw_package("PP/PARITY/2");
-    climbing.push(RawEntry::file("objects/../../etc/passwd", "root"));
-    let damaged = {
-        let path = dir.path().join("damaged.zip");
-        vellum_tests::write_damaged_zip(&path, "PP/PARITY/3");
-        std::fs::read(path).unwrap()
-    };
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("no-metadata", zip_of("no-metadata", &[RawEntry::file("objects/a.txt", "a")])),
-        ("no-identifier", zip_of("no-identifier", &vellum_tests::raw_package(""))),
-        ("stray", zip_of("stray", &stray)),
-        ("climbing", zip_of("climbing", &climbing)),
-        ("damaged", damaged),
-        ("not-a-zip", b"this is no zip at all, just some text named .zip".to_vec()),
-    ];
-    for (name, bytes) in cases {
-        let key = format!("born-digital/parity-{run}-{name}.zip");
+    for bad in vellum_tests::bad_packages::bad_packages() {
+        // The catalogue's key, made unique on the emulator, which outlives a test.
+        let key = match bad.key.rsplit_once('/') {
+            Some((folder, file)) => format!("{folder}/parity-{run}-{file}"),
+            None => format!("parity-{run}-{}", bad.key),
+        };
         let local = vellum_tests::TestEnv::new(50);
         let path = local.dir.path().join("package.zip");
-        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(&path, &bad.bytes).unwrap();
         let embedded = local.ingest_file(&path, &key);
-        let aws = ingest_bytes(&app, &bytes, &key);
-        assert!(embedded.status != TransferStatus::Complete, "{name} is a bad package");
-        assert_eq!(aws.status, embedded.status, "{name}");
-        assert_eq!(aws.failure_reason, embedded.failure_reason, "{name}");
+        let aws = ingest_bytes(&app, &bad.bytes, &key);
+        assert_eq!(embedded.status, bad.status, "{}: {:?}", bad.name, embedded.failure_reason);
+        assert_eq!(aws.status, embedded.status, "{}", bad.name);
+        assert_eq!(aws.failure_reason, embedded.failure_reason, "{}", bad.name);
         assert_eq!(
             log_text(app.pipeline.uploads.as_ref(), &key, "failed", &aws),
             log_text(local.env.uploads.as_ref(), &key, "failed", &embedded),
-            "{name}: the logs differ"
+            "{}: the logs differ",
+            bad.name
         );
     }
 }
