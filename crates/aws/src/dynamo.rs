@@ -9,6 +9,7 @@
 //! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
 //! | task | `J#<job>` | `TASK#<uuid>` | |
 //! | AIP versions | `V#<space>#<identifier>` | `V` | |
+//! | user, API key, session | `ACCESS` | `U#<name>`, `K#<digest>`, `S#<digest>` | (sessions expire: TTL `expires_at`) |
 //!
 //! Entities are stored field by field (serde's names; maps and lists as DynamoDB maps and
 //! lists; absent options left out). Files and events are put with a condition, so a late
@@ -37,7 +38,7 @@ use vellum_core::ports::{
 
 use crate::errors::port_error;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// How long an upload event's marker is kept (the table's TTL removes it after).
 const MARKER_DAYS: i64 = 90;
@@ -47,11 +48,11 @@ const BY_PATH: &str = "files-by-path";
 const BY_ORDER: &str = "by-order";
 const BY_SUBJECT: &str = "by-subject";
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -89,7 +90,7 @@ fn from_attr(a: &AttributeValue) -> PortResult<Value> {
 }
 
 /// An entity's fields as attributes.
-fn fields<T: Serialize>(entity: &T) -> Item {
+pub(crate) fn fields<T: Serialize>(entity: &T) -> Item {
     match serde_json::to_value(entity).expect("state values serialize") {
         Value::Object(o) => o.iter().filter_map(|(k, v)| Some((k.clone(), to_attr(v)?))).collect(),
         _ => Item::new(),
@@ -97,7 +98,7 @@ fn fields<T: Serialize>(entity: &T) -> Item {
 }
 
 /// An entity read back from its attributes; what does not read back is `Corrupt`.
-fn entity<T: DeserializeOwned>(item: &Item, what: &str) -> PortResult<T> {
+pub(crate) fn entity<T: DeserializeOwned>(item: &Item, what: &str) -> PortResult<T> {
     let mut o = serde_json::Map::new();
     for (k, v) in item {
         o.insert(k.clone(), from_attr(v)?);
@@ -113,7 +114,7 @@ fn num(item: &Item, name: &str) -> PortResult<u64> {
     }
 }
 
-fn text(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn text(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(t)) => Some(t.clone()),
         _ => None,
@@ -125,7 +126,7 @@ fn transfer_pk(id: Uuid) -> String {
 }
 
 /// Fixed width, so that text order is time order.
-fn stamp(t: &vellum_core::model::Timestamp) -> String {
+pub(crate) fn stamp(t: &vellum_core::model::Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -136,7 +137,7 @@ pub struct DynamoState {
     clock: std::sync::Arc<dyn Clock>,
 }
 
-fn failed_condition(e: &PortError) -> bool {
+pub(crate) fn failed_condition(e: &PortError) -> bool {
     matches!(e, PortError::Conflict(_))
 }
 
@@ -145,7 +146,7 @@ impl DynamoState {
         Self { client, table: table.to_string(), rt, clock }
     }
 
-    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub(crate) fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
 
@@ -197,7 +198,7 @@ impl DynamoState {
         Ok(())
     }
 
-    fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+    pub(crate) fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
         let out = self
             .run(
                 self.client
@@ -213,7 +214,7 @@ impl DynamoState {
     }
 
     /// Puts an item unless one with its key exists; false when it did.
-    fn put_new(&self, item: Item) -> PortResult<bool> {
+    pub(crate) fn put_new(&self, item: Item) -> PortResult<bool> {
         let call = self
             .client
             .put_item()
@@ -229,8 +230,15 @@ impl DynamoState {
         }
     }
 
+    /// Deletes an item (there or not).
+    pub(crate) fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
+        let call = self.client.delete_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk));
+        self.run(call.send()).map_err(|e| port_error(&format!("deleting {pk} {sk}"), e))?;
+        Ok(())
+    }
+
     /// An update with a condition; false when the condition failed.
-    fn update(
+    pub(crate) fn update(
         &self,
         pk: &str,
         sk: &str,
@@ -266,7 +274,7 @@ impl DynamoState {
     }
 
     /// Every item of a query, page after page (or one page of at most `limit`).
-    fn query(
+    pub(crate) fn query(
         &self,
         index: Option<&str>,
         key_condition: &str,

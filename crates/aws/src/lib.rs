@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod dynamo;
+mod dynamo_access;
 pub mod errors;
 #[cfg(feature = "lambda")]
 pub mod function;

@@ -159,3 +159,8 @@ mod state_store {
     use super::*;
     vellum_contract::state_store_contract!(|| Box::new(fresh_table()) as Box<dyn vellum_core::ports::StateStore>);
 }
+
+mod access_store {
+    use super::*;
+    vellum_contract::access_store_contract!(|| Box::new(fresh_table()) as Box<dyn vellum_core::ports::AccessStore>);
+}

@@ -3,6 +3,7 @@
 //! for a fresh, empty adapter. The embedded adapters run them today; the AWS adapters run
 //! the same checks against an emulator.
 
+pub mod access_store;
 pub mod object_store;
 pub mod queue;
 pub mod state_store;
@@ -74,6 +75,23 @@ macro_rules! queue_contract {
                 extend_keeps_a_lease,
                 dead_letters_after_max_receives,
                 stale_receipts_are_ignored
+            ]
+        );
+    };
+}
+
+/// Generates one `#[test]` per access-store check; `$make` builds a fresh, empty store.
+#[macro_export]
+macro_rules! access_store_contract {
+    ($make:expr) => {
+        $crate::contract_tests!(
+            access_store,
+            $make,
+            [
+                users_are_added_once_and_listed_by_name,
+                keys_are_found_by_digest_and_revoked_by_id,
+                sessions_are_found_and_removed,
+                removing_a_user_takes_their_keys_and_sessions
             ]
         );
     };

@@ -2,6 +2,7 @@
 //! logic talks to, and the stages themselves. Nothing in here knows about AWS or SQLite;
 //! adapters in other crates implement the ports.
 
+pub mod access;
 pub mod aip;
 pub mod archive;
 pub mod bag_parts;

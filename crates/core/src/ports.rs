@@ -394,6 +394,28 @@ pub struct DeadLetter {
     pub last_error: Option<String>,
 }
 
+/// Users, their API keys and sign-in sessions (see `access.rs`). Secrets are never here,
+/// only their digests.
+pub trait AccessStore: Send + Sync {
+    /// Registers a user; false when one of that name exists (it is left as it is).
+    fn add_user(&self, user: &crate::access::User) -> PortResult<bool>;
+    /// Removes a user, their keys and sessions; false when there was none.
+    fn remove_user(&self, name: &str) -> PortResult<bool>;
+    fn user(&self, name: &str) -> PortResult<Option<crate::access::User>>;
+    /// Every user, by name.
+    fn users(&self) -> PortResult<Vec<crate::access::User>>;
+    fn add_api_key(&self, key: &crate::access::ApiKey) -> PortResult<()>;
+    /// The key with this digest, revoked or not.
+    fn api_key(&self, digest: &str) -> PortResult<Option<crate::access::ApiKey>>;
+    /// Every key (revoked ones too), oldest first.
+    fn api_keys(&self) -> PortResult<Vec<crate::access::ApiKey>>;
+    /// Revokes the key with this id; false when none has it or it was already revoked.
+    fn revoke_api_key(&self, id: &str, at: Timestamp) -> PortResult<bool>;
+    fn add_session(&self, session: &crate::access::Session) -> PortResult<()>;
+    fn session(&self, digest: &str) -> PortResult<Option<crate::access::Session>>;
+    fn remove_session(&self, digest: &str) -> PortResult<()>;
+}
+
 /// Queues, named by stage, with no more than SQS promises: delivery at least once and in
 /// any order; visibility and delays in whole seconds (an adapter whose service takes only
 /// seconds rounds up); a depth that is approximate and may lag; a stale receipt that may

@@ -5,6 +5,7 @@ pub mod embedded;
 pub mod fs_store;
 pub mod notifier;
 pub mod runner;
+pub mod sqlite_access;
 pub mod sqlite_queue;
 pub mod sqlite_state;
 pub mod watcher;

@@ -134,7 +134,7 @@ fn unreadable(column: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(Unreadable(what)))
 }
 
-fn err(e: rusqlite::Error) -> PortError {
+pub(crate) fn err(e: rusqlite::Error) -> PortError {
     match e {
         rusqlite::Error::FromSqlConversionFailure(_, _, inner) => PortError::Corrupt(inner.to_string()),
         rusqlite::Error::InvalidColumnType(i, name, t) => {
@@ -145,16 +145,16 @@ fn err(e: rusqlite::Error) -> PortError {
 }
 
 /// Fixed width (microseconds, `Z`), so that text order is time order.
-fn ts(t: &Timestamp) -> String {
+pub(crate) fn ts(t: &Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
+pub(crate) fn time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
     let s: String = r.get(i)?;
     DateTime::parse_from_rfc3339(&s).map(|d| d.to_utc()).map_err(|e| unreadable(i, format!("{s:?} is not a time: {e}")))
 }
 
-fn opt_time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+pub(crate) fn opt_time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
     match r.get::<_, Option<String>>(i)? {
         None => Ok(None),
         Some(_) => time_at(r, i).map(Some),

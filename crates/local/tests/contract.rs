@@ -30,3 +30,11 @@ mod queue {
             as Box<dyn vellum_core::ports::Queue>
     });
 }
+
+mod access_store {
+    use super::*;
+    vellum_contract::access_store_contract!(|| {
+        Box::new(vellum_local::sqlite_access::SqliteAccessStore::open(&fresh_dir().join("state.db")).unwrap())
+            as Box<dyn vellum_core::ports::AccessStore>
+    });
+}

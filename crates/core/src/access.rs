@@ -1,0 +1,167 @@
+//! Who may use the dashboard and the API: registered users, each with API keys for
+//! machines (Archivematica's `Authorization: ApiKey user:key`), and in embedded mode
+//! sign-in sessions for people. Keys and session tokens are random, shown once, and stored
+//! only as SHA-256 digests: a copy of the store gives no one a way in.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::Timestamp;
+use crate::ports::{AccessStore, Clock, PortError, PortResult};
+
+/// A person or a script's owner, known by name; `email` is how an OIDC token names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: its digest, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The first 12 hex digits of the digest: how an operator names the key to revoke it.
+    pub id: String,
+    pub user: String,
+    /// SHA-256 of the key, hex.
+    pub digest: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A signed-in browser's session (embedded mode), by its token's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub digest: String,
+    pub user: String,
+    pub expires_at: Timestamp,
+}
+
+/// How long a sign-in lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+pub fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh secret: 40 hex digits (160 bits) from two random UUIDs, the shape of
+/// Archivematica's keys.
+fn secret(clock: &dyn Clock) -> String {
+    let mut h = Sha256::new();
+    h.update(clock.new_id().as_bytes());
+    h.update(clock.new_id().as_bytes());
+    hex::encode(h.finalize())[..40].to_string()
+}
+
+/// A user name is what `ApiKey user:key` carries: no colon, no space, not empty.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a user name is 1 to 64 characters".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))) {
+        return Err(format!("a user name has letters, digits, '.', '_', '-' and '@' only, not {c:?}"));
+    }
+    Ok(())
+}
+
+/// Registers a user; false when one of that name exists.
+pub fn add_user(store: &dyn AccessStore, clock: &dyn Clock, name: &str, email: Option<&str>) -> PortResult<bool> {
+    check_user_name(name).map_err(PortError::Refused)?;
+    let email = email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
+    store.add_user(&User { name: name.to_string(), email, created_at: clock.now() })
+}
+
+/// A new key for `user`, returned once; only its digest is kept.
+pub fn create_api_key(store: &dyn AccessStore, clock: &dyn Clock, user: &str) -> PortResult<(ApiKey, String)> {
+    if store.user(user)?.is_none() {
+        return Err(PortError::NotFound(format!("no user {user:?}: add the user first (vellum users add {user})")));
+    }
+    let key = secret(clock);
+    let digest = digest(&key);
+    let record = ApiKey {
+        id: digest[..12].to_string(),
+        user: user.to_string(),
+        digest,
+        created_at: clock.now(),
+        revoked_at: None,
+    };
+    store.add_api_key(&record)?;
+    Ok((record, key))
+}
+
+/// A new sign-in session for a user; the token goes in the cookie, once.
+pub fn start_session(store: &dyn AccessStore, clock: &dyn Clock, user: &str) -> PortResult<(Session, String)> {
+    let token = secret(clock);
+    let session = Session {
+        digest: digest(&token),
+        user: user.to_string(),
+        expires_at: clock.now() + chrono::Duration::hours(SESSION_HOURS),
+    };
+    store.add_session(&session)?;
+    Ok((session, token))
+}
+
+/// What a request offers as proof of who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: ApiKey user:key`, or `username` and `api_key` in the query.
+    ApiKey { user: String, key: String },
+    /// A token's claims, verified by the edge (API Gateway's JWT authorizer).
+    Claims(BTreeMap<String, String>),
+    /// A sign-in session's token, from its cookie.
+    Session(String),
+}
+
+/// The registered user a credential stands for, or None: a wrong or revoked key, an
+/// expired session, a token for someone not registered, a user since removed.
+pub fn authenticate(store: &dyn AccessStore, now: Timestamp, credential: &Credential) -> PortResult<Option<User>> {
+    let name = match credential {
+        Credential::ApiKey { user, key } => match store.api_key(&digest(key))? {
+            Some(k) if k.revoked_at.is_none() && k.user == *user => k.user,
+            _ => return Ok(None),
+        },
+        Credential::Session(token) => match store.session(&digest(token))? {
+            Some(s) if s.expires_at > now => s.user,
+            _ => return Ok(None),
+        },
+        Credential::Claims(claims) => {
+            let named: Vec<String> = ["email", "upn", "preferred_username"]
+                .iter()
+                .filter_map(|c| claims.get(*c))
+                .map(|v| v.trim().to_lowercase())
+                .filter(|v| !v.is_empty())
+                .collect();
+            if named.is_empty() {
+                return Ok(None);
+            }
+            return Ok(store.users()?.into_iter().find(|u| {
+                u.email.as_deref().is_some_and(|e| named.iter().any(|n| n == e))
+                    || named.iter().any(|n| *n == u.name.to_lowercase())
+            }));
+        }
+    };
+    store.user(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_fit_the_api_key_header() {
+        assert!(check_user_name("archivist").is_ok());
+        assert!(check_user_name("a.b-c_d@example.org").is_ok());
+        assert!(check_user_name("a:b").is_err());
+        assert!(check_user_name("a b").is_err());
+        assert!(check_user_name("").is_err());
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

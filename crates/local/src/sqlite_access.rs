@@ -1,0 +1,158 @@
+//! Users, API keys and sign-in sessions in the embedded mode's SQLite database (the same
+//! file as the state), each secret stored as its digest only.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use vellum_core::access::{ApiKey, Session, User};
+use vellum_core::model::Timestamp;
+use vellum_core::ports::{AccessStore, PortResult};
+
+use crate::sqlite_state::{err, open_connection, opt_time_at, time_at, ts};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    email TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    digest TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    user TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_id ON api_keys (id);
+CREATE TABLE IF NOT EXISTS sessions (
+    digest TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+"#;
+
+pub struct SqliteAccessStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteAccessStore {
+    pub fn open(path: &Path) -> PortResult<Self> {
+        let conn = open_connection(path)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(err)
+    }
+}
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)? })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        digest: r.get(0)?,
+        id: r.get(1)?,
+        user: r.get(2)?,
+        created_at: time_at(r, 3)?,
+        revoked_at: opt_time_at(r, 4)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "digest, id, user, created_at, revoked_at";
+
+impl AccessStore for SqliteAccessStore {
+    fn add_user(&self, user: &User) -> PortResult<bool> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO users (name, email, created_at) VALUES (?1, ?2, ?3)",
+                params![user.name, user.email, ts(&user.created_at)],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn remove_user(&self, name: &str) -> PortResult<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM api_keys WHERE user = ?1", params![name])?;
+            tx.execute("DELETE FROM sessions WHERE user = ?1", params![name])?;
+            let removed = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+            tx.commit()?;
+            Ok(removed == 1)
+        })
+    }
+
+    fn user(&self, name: &str) -> PortResult<Option<User>> {
+        self.with(|c| {
+            c.query_row("SELECT name, email, created_at FROM users WHERE name = ?1", params![name], user_row).optional()
+        })
+    }
+
+    fn users(&self) -> PortResult<Vec<User>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT name, email, created_at FROM users ORDER BY name")?;
+            let rows = stmt.query_map([], user_row)?;
+            rows.collect()
+        })
+    }
+
+    fn add_api_key(&self, key: &ApiKey) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                params![key.digest, key.id, key.user, ts(&key.created_at), key.revoked_at.as_ref().map(ts)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn api_key(&self, digest: &str) -> PortResult<Option<ApiKey>> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = ?1"), params![digest], key_row)
+                .optional()
+        })
+    }
+
+    fn api_keys(&self) -> PortResult<Vec<ApiKey>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, digest"))?;
+            let rows = stmt.query_map([], key_row)?;
+            rows.collect()
+        })
+    }
+
+    fn revoke_api_key(&self, id: &str, at: Timestamp) -> PortResult<bool> {
+        self.with(|c| {
+            c.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, ts(&at)])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn add_session(&self, session: &Session) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sessions (digest, user, expires_at) VALUES (?1, ?2, ?3)",
+                params![session.digest, session.user, ts(&session.expires_at)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn session(&self, digest: &str) -> PortResult<Option<Session>> {
+        self.with(|c| {
+            c.query_row("SELECT digest, user, expires_at FROM sessions WHERE digest = ?1", params![digest], |r| {
+                Ok(Session { digest: r.get(0)?, user: r.get(1)?, expires_at: time_at(r, 2)? })
+            })
+            .optional()
+        })
+    }
+
+    fn remove_session(&self, digest: &str) -> PortResult<()> {
+        self.with(|c| c.execute("DELETE FROM sessions WHERE digest = ?1", params![digest]).map(|_| ()))
+    }
+}
