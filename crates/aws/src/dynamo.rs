@@ -2,12 +2,13 @@
 //!
 //! | item | pk | sk | indexed by |
 //! | --- | --- | --- | --- |
-//! | transfer | `T#<id>` | `META` | `transfers-by-time` (gsi1pk `TRANSFERS`, gsi1sk `<created>#<id>`) |
+//! | transfer | `T#<id>` | `META` | `transfers-by-time` (gsi1pk `TRANSFERS`, or `HIDDEN` once hidden; gsi1sk `<created>#<id>`) |
 //! | upload event | `E#<sha256>` | `E` | (expires after 90 days: TTL `expires_at`) |
 //! | job | `T#<id>` | `JOB#<stage>` | (its done batches: a number set) |
 //! | file | `T#<id>` | `F#<uuid>` | `files-by-path` (lsi_path), `by-order` (`B#<batch>#<entry>`) |
 //! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
-//! | task | `J#<job>` | `TASK#<uuid>` | |
+//! | task | `J#<job>` | `TASK#<uuid>` | `transfers-by-time` (gsi1pk `TASK#<uuid>`), to find one by id |
+//! | SIP | `S#<sip uuid>` | `S` | (names its transfer) |
 //! | AIP versions | `V#<space>#<identifier>` | `V` | |
 //! | user, API key, session | `ACCESS` | `U#<name>`, `K#<digest>`, `S#<digest>` | (sessions expire: TTL `expires_at`) |
 //!
@@ -44,6 +45,9 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const MARKER_DAYS: i64 = 90;
 
 const BY_TIME: &str = "transfers-by-time";
+/// The transfer list's partitions of `transfers-by-time`: a hidden transfer moves out.
+const LISTED: &str = "TRANSFERS";
+const HIDDEN: &str = "HIDDEN";
 const BY_PATH: &str = "files-by-path";
 const BY_ORDER: &str = "by-order";
 const BY_SUBJECT: &str = "by-subject";
@@ -289,7 +293,8 @@ impl DynamoState {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(key_condition)
-                .consistent_read(true)
+                // A global index is read eventually; the table and its local indexes consistently.
+                .consistent_read(index != Some(BY_TIME))
                 .set_exclusive_start_key(start.take());
             if let Some(i) = index {
                 call = call.index_name(i);
@@ -393,10 +398,17 @@ impl StateStore for DynamoState {
         let mut item = fields(t);
         item.insert("pk".into(), s(transfer_pk(t.id)));
         item.insert("sk".into(), s("META"));
-        item.insert("gsi1pk".into(), s("TRANSFERS"));
+        item.insert("gsi1pk".into(), s(LISTED));
         item.insert("gsi1sk".into(), s(format!("{}#{}", stamp(&t.created_at), t.id)));
         item.insert("extract_next_entry".into(), n(0));
         item.insert("extract_done".into(), AttributeValue::Bool(false));
+        item.insert("search_text".into(), s(t.search_text()));
+        let sip: Item = [
+            ("pk".to_string(), s(format!("S#{}", t.sip_uuid))),
+            ("sk".to_string(), s("S")),
+            ("transfer_id".to_string(), s(t.id.to_string())),
+        ]
+        .into();
         let marker: Item = [
             ("pk".to_string(), s(format!("E#{idempotency_key}"))),
             ("sk".to_string(), s("E")),
@@ -419,7 +431,8 @@ impl StateStore for DynamoState {
             .client
             .transact_write_items()
             .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(marker)?).build())
-            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(item)?).build());
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(item)?).build())
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(sip)?).build());
         match self.run(call.send()) {
             Ok(_) => return Ok((t.clone(), true)),
             Err(e) => match port_error("creating a transfer", e) {
@@ -445,16 +458,22 @@ impl StateStore for DynamoState {
 
     fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
         let limit = query.limit.max(1);
-        let mut values = vec![(":p", s("TRANSFERS"))];
+        let mut values = vec![(":p", s(if query.hidden { HIDDEN } else { LISTED }))];
         let mut condition = "gsi1pk = :p".to_string();
         if let Some(after) = &query.after {
             condition.push_str(" AND gsi1sk < :after");
             values.push((":after", s(after.clone())));
         }
-        let filter = query.status.map(|st| {
+        let mut filters = Vec::new();
+        if let Some(st) = query.status {
             values.push((":status", serde_name(&st)));
-            "#status = :status"
-        });
+            filters.push("#status = :status");
+        }
+        if let Some(q) = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty()) {
+            values.push((":q", s(q)));
+            filters.push("contains(search_text, :q)");
+        }
+        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
         // The filter's name placeholder goes through a raw query: `status` is a reserved word.
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -468,8 +487,11 @@ impl StateStore for DynamoState {
                 .scan_index_forward(false)
                 .limit((limit + 1) as i32)
                 .set_exclusive_start_key(start.take());
-            if let Some(f) = filter {
-                call = call.filter_expression(f).expression_attribute_names("#status", "status");
+            if let Some(f) = &filter {
+                call = call.filter_expression(f);
+                if query.status.is_some() {
+                    call = call.expression_attribute_names("#status", "status");
+                }
             }
             for (k, v) in &values {
                 call = call.expression_attribute_values(*k, v.clone());
@@ -493,15 +515,96 @@ impl StateStore for DynamoState {
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
         let value = to_attr(&serde_json::to_value(identifiers).expect("identifiers serialize"))
             .unwrap_or(AttributeValue::Null(true));
+        let mut transfer = self.transfer(id)?.ok_or_else(|| PortError::NotFound(format!("transfer {id}")))?;
+        transfer.identifiers = identifiers.clone();
         self.update(
             &transfer_pk(id),
             "META",
-            "SET identifiers = :i, updated_at = :now",
+            "SET identifiers = :i, search_text = :st, updated_at = :now",
             Some("attribute_exists(pk)"),
-            vec![(":i", value), (":now", s(stamp(&self.clock.now())))],
+            vec![(":i", value), (":st", s(transfer.search_text())), (":now", s(stamp(&self.clock.now())))],
             vec![],
         )?;
         Ok(())
+    }
+
+    fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        let Some(pointer) = self.get(&format!("S#{sip_uuid}"), "S")? else {
+            return Ok(None);
+        };
+        let id = text(&pointer, "transfer_id")
+            .and_then(|t| Uuid::parse_str(&t).ok())
+            .ok_or_else(|| PortError::Corrupt(format!("SIP {sip_uuid} names no transfer")))?;
+        self.transfer(id)
+    }
+
+    fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET #hidden = :yes, gsi1pk = :hidden",
+                Some("attribute_exists(pk) AND #status <> :processing AND (attribute_not_exists(#hidden) OR #hidden = :no)"),
+                vec![
+                    (":yes", AttributeValue::Bool(true)),
+                    (":no", AttributeValue::Bool(false)),
+                    (":hidden", s(HIDDEN)),
+                    (":processing", serde_name(&TransferStatus::Processing)),
+                ],
+                vec![("#status", "status"), ("#hidden", "hidden")],
+            )?
+            .is_some())
+    }
+
+    fn reopen_transfer(&self, id: Uuid, stage: &str) -> PortResult<bool> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let update = |sk: &str, expression: &str, condition: &str, values: Vec<(&str, AttributeValue)>| {
+            let mut u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(transfer_pk(id)))
+                .key("sk", s(sk))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_names("#status", "status");
+            if expression.contains("#hidden") {
+                u = u.expression_attribute_names("#hidden", "hidden");
+            }
+            for (k, v) in values {
+                u = u.expression_attribute_values(k, v);
+            }
+            u.build().map_err(|e| PortError::Refused(e.to_string()))
+        };
+        let processing = serde_name(&TransferStatus::Processing);
+        let transfer = update(
+            "META",
+            "SET #status = :st, updated_at = :now, #hidden = :no, gsi1pk = :listed REMOVE failure_reason, completed_at",
+            "#status = :failed",
+            vec![
+                (":st", processing),
+                (":now", s(stamp(&self.clock.now()))),
+                (":no", AttributeValue::Bool(false)),
+                (":listed", s(LISTED)),
+                (":failed", serde_name(&TransferStatus::Failed)),
+            ],
+        )?;
+        let job = update(
+            &format!("JOB#{stage}"),
+            "SET #status = :st REMOVE ended_at",
+            "attribute_exists(pk)",
+            vec![(":st", serde_name(&JobStatus::Processing))],
+        )?;
+        let call = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(transfer).build())
+            .transact_items(TransactWriteItem::builder().update(job).build());
+        match self.run(call.send()) {
+            Ok(_) => Ok(true),
+            Err(e) => match port_error("reopening a transfer", e) {
+                PortError::Conflict(_) => Ok(false),
+                e => Err(e),
+            },
+        }
     }
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
@@ -621,6 +724,11 @@ impl StateStore for DynamoState {
         Ok(tasks)
     }
 
+    fn task(&self, uuid: Uuid) -> PortResult<Option<Task>> {
+        let (items, _) = self.query(Some(BY_TIME), "gsi1pk = :p", vec![(":p", s(format!("TASK#{uuid}")))], Some(1))?;
+        items.first().map(|i| entity(i, "task")).transpose()
+    }
+
     fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>> {
         Ok(self.get(&transfer_pk(transfer_id), &format!("JOB#{stage}"))?.and_then(|i| text(&i, "checkpoint")))
     }
@@ -729,6 +837,9 @@ impl StateStore for DynamoState {
             let mut item = fields(t);
             item.insert("pk".into(), s(format!("J#{}", t.job_uuid)));
             item.insert("sk".into(), s(format!("TASK#{}", t.uuid)));
+            // Found by its id alone (Archivematica's v2beta/task) through the global index.
+            item.insert("gsi1pk".into(), s(format!("TASK#{}", t.uuid)));
+            item.insert("gsi1sk".into(), s("T"));
             self.put_new(item)?;
         }
         self.put_events(events)?;

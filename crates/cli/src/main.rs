@@ -1,5 +1,6 @@
 //! `vellum`: ingest one package end to end, or serve the local runner and dashboard.
 
+mod access;
 mod ingest;
 mod serve;
 
@@ -28,6 +29,12 @@ enum Command {
     /// Run the pipeline as a service: watch DIR/uploads/<prefix>/ for packages as if it were
     /// the uploads bucket, process them, and answer status requests over HTTP.
     Serve(serve::ServeArgs),
+    /// Register, remove and list the people and scripts' owners who may use the dashboard.
+    #[command(subcommand)]
+    Users(access::UsersCommand),
+    /// Create, revoke and list API keys (Archivematica's `Authorization: ApiKey user:key`).
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(access::KeysCommand),
 }
 
 /// Options every command that runs the pipeline shares.
@@ -129,6 +136,14 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             init_tracing(&cli.log_format, "info");
             serve::run(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Users(command) => {
+            init_tracing(&cli.log_format, "warn");
+            access::users(command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::ApiKeys(command) => {
+            init_tracing(&cli.log_format, "warn");
+            access::api_keys(command).map(|()| ExitCode::SUCCESS)
         }
     };
     match result {

@@ -54,7 +54,10 @@ macro_rules! state_store_contract {
                 racing_record_batch,
                 racing_commit_extract_batch,
                 racing_job_checkpoint,
-                racing_assign_aip_version
+                racing_assign_aip_version,
+                transfers_are_found_by_sip_hidden_and_searched,
+                tasks_are_found_by_id,
+                a_failed_transfer_reopens_once
             ]
         );
     };

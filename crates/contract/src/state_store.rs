@@ -494,3 +494,83 @@ pub fn racing_assign_aip_version(make: &Make) {
         transfers.iter().map(|t| s.assign_aip_version(t.id, "born-digital", "PP/RACE").unwrap()).collect();
     assert_eq!(again, first, "asked again, each transfer keeps its version");
 }
+
+/// Archivematica's API finds a transfer by its SIP and a task by its id; the dashboard
+/// hides ended transfers and searches by name or identifier, in any case.
+pub fn transfers_are_found_by_sip_hidden_and_searched(make: &Make) {
+    let s = make();
+    let base = Utc::now();
+    let mut letters = transfer("Letters-Of-Ada");
+    letters.created_at = base;
+    let mut photos = transfer("photos");
+    photos.created_at = base + chrono::Duration::seconds(1);
+    s.create_transfer("k-letters", &letters).unwrap();
+    s.create_transfer("k-photos", &photos).unwrap();
+    s.set_identifiers(
+        photos.id,
+        &vellum_core::model::Identifiers { catalogue_identifier: Some("PP/CRI/9".into()), ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!(s.transfer_by_sip(photos.sip_uuid).unwrap().map(|t| t.id), Some(photos.id));
+    assert_eq!(s.transfer_by_sip(Uuid::new_v4()).unwrap(), None);
+
+    let search = |q: &str| -> Vec<Uuid> {
+        s.list_transfers(&TransferQuery { search: Some(q.into()), limit: 10, ..Default::default() })
+            .unwrap()
+            .items
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(search("of-ada"), [letters.id], "by name, in any case");
+    assert_eq!(search("pp/cri"), [photos.id], "by identifier");
+    assert!(search("nothing like it").is_empty());
+
+    assert!(!s.hide_transfer(letters.id).unwrap(), "a transfer still processing stays listed");
+    s.end_transfer(letters.id, TransferStatus::Rejected, "refused").unwrap();
+    assert!(s.hide_transfer(letters.id).unwrap());
+    assert!(!s.hide_transfer(letters.id).unwrap(), "hidden once");
+    assert!(s.transfer(letters.id).unwrap().unwrap().hidden);
+    let listed = s.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(listed.items.iter().map(|t| t.id).collect::<Vec<_>>(), [photos.id]);
+    let hidden = s.list_transfers(&TransferQuery { hidden: true, limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(hidden.items.iter().map(|t| t.id).collect::<Vec<_>>(), [letters.id]);
+}
+
+pub fn tasks_are_found_by_id(make: &Make) {
+    let s = make();
+    let t = transfer("tasks");
+    s.create_transfer("k", &t).unwrap();
+    let f = file(&t, 1, 0);
+    let start = s.extract_checkpoint(t.id).unwrap();
+    s.commit_extract_batch(t.id, &start, std::slice::from_ref(&f), &[], 1).unwrap();
+    let job = s.start_job(t.id, &SPEC).unwrap();
+    let one = task(&job, &f);
+    s.write_batch_items(t.id, std::slice::from_ref(&one), &[], &[]).unwrap();
+    let found = s.task(one.uuid).unwrap().expect("the task by its id");
+    assert_eq!((found.uuid, found.job_uuid, found.file_uuid, found.exit_code), (one.uuid, job.uuid, f.uuid, 0));
+    assert_eq!(s.task(Uuid::new_v4()).unwrap(), None);
+}
+
+/// A FAILED transfer reopens once, for a new attempt at its failed stage.
+pub fn a_failed_transfer_reopens_once(make: &Make) {
+    let s = make();
+    let t = transfer("retry");
+    s.create_transfer("k", &t).unwrap();
+    s.start_job(t.id, &SPEC).unwrap();
+    assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "a transfer still processing is not reopened");
+    s.finish_job(t.id, "checksum", JobStatus::Failed).unwrap();
+    s.end_transfer(t.id, TransferStatus::Failed, "clamd did not answer").unwrap();
+    s.hide_transfer(t.id).unwrap();
+    assert!(s.reopen_transfer(t.id, "checksum").unwrap());
+    let reopened = s.transfer(t.id).unwrap().unwrap();
+    assert_eq!(reopened.status, TransferStatus::Processing);
+    assert_eq!(reopened.failure_reason, None);
+    assert!(!reopened.hidden, "a reopened transfer is listed again");
+    assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().status, JobStatus::Processing);
+    assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "once");
+    let listed = s.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(listed.items.len(), 1);
+    s.complete_transfer(t.id, &StoredAip { key: "a".into(), version: 1, space: "born-digital".into() }).unwrap();
+    assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "a stored transfer is never reopened");
+}

@@ -115,9 +115,28 @@ pub struct Transfer {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// Hidden from the dashboard's lists once ended (Archivematica's "remove").
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl Transfer {
+    /// What a search by name or identifier looks through, in lower case.
+    pub fn search_text(&self) -> String {
+        let ids = &self.identifiers;
+        [
+            Some(&self.name),
+            ids.catalogue_identifier.as_ref(),
+            ids.collection_reference.as_ref(),
+            ids.accession_number.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
     /// A new transfer of the upload at `bucket`/`key`, PROCESSING, with fresh SIP and AIP
     /// UUIDs; what the upload event and the profile tell is filled in by the caller.
     pub fn new(id: Uuid, sip_uuid: Uuid, aip_uuid: Uuid, bucket: &str, key: &str, now: Timestamp) -> Self {
@@ -142,6 +161,7 @@ impl Transfer {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            hidden: false,
         }
     }
 }

@@ -141,6 +141,10 @@ pub const PAGE_SIZE: usize = 500;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransferQuery {
     pub status: Option<TransferStatus>,
+    /// Only transfers whose name or an identifier holds this (any case).
+    pub search: Option<String>,
+    /// The hidden transfers instead of the visible ones.
+    pub hidden: bool,
     /// Where the previous page ended.
     pub after: Option<String>,
     pub limit: usize,
@@ -187,6 +191,13 @@ pub trait StateStore: Send + Sync {
     /// Newest first (by creation time, then id), filtered by status when asked.
     fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>>;
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()>;
+    /// The transfer whose SIP this is (a transfer and its SIP are one record in Vellum).
+    fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>>;
+    /// Hides an ended transfer from the lists; false when it has not ended or is hidden.
+    fn hide_transfer(&self, id: Uuid) -> PortResult<bool>;
+    /// A FAILED transfer back to PROCESSING for a new attempt at `stage`: its reason
+    /// cleared and the stage's job PROCESSING again. False when it was not FAILED.
+    fn reopen_transfer(&self, id: Uuid, stage: &str) -> PortResult<bool>;
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()>;
     /// Ends a transfer as FAILED or REJECTED with a reason, unless it has already ended;
     /// returns false when it had (the first ending stands).
@@ -201,6 +212,7 @@ pub trait StateStore: Send + Sync {
     /// In the order they started.
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>>;
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>>;
+    fn task(&self, uuid: Uuid) -> PortResult<Option<Task>>;
 
     /// A long-running per-transfer job's checkpoint (opaque text), if it has one.
     fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>>;

@@ -197,6 +197,18 @@ pub struct SqliteStateStore {
     clock: Arc<dyn Clock>,
 }
 
+/// Columns added since the first schema, put into a database made before them.
+fn add_missing_columns(conn: &Connection) -> PortResult<()> {
+    let has_hidden: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('transfers') WHERE name = 'hidden'", [], |r| r.get(0))
+        .map_err(err)?;
+    if !has_hidden {
+        conn.execute_batch("ALTER TABLE transfers ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;").map_err(err)?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);").map_err(err)?;
+    Ok(())
+}
+
 /// More idle connections than this are closed rather than kept.
 const MAX_IDLE: usize = 8;
 
@@ -208,6 +220,7 @@ impl SqliteStateStore {
     pub fn open_with_clock(path: &Path, clock: Arc<dyn Clock>) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        add_missing_columns(&conn)?;
         Ok(Self { path: path.to_path_buf(), idle: Mutex::new(vec![conn]), clock })
     }
 
@@ -260,6 +273,21 @@ const TRANSFER_COLUMNS: &str = "id, name, source_bucket, source_key, profile, id
     current_microservice, sip_uuid, aip_uuid, failure_reason, file_count, batch_count, aip_key, \
     aip_version, created_at, updated_at, completed_at, source_event_time, event_key";
 
+const TASK_COLUMNS: &str = "uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr";
+
+fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        uuid: uuid_at(r, 0)?,
+        job_uuid: uuid_at(r, 1)?,
+        file_uuid: uuid_at(r, 2)?,
+        exit_code: r.get(3)?,
+        started_at: time_at(r, 4)?,
+        ended_at: time_at(r, 5)?,
+        stdout: r.get(6)?,
+        stderr: r.get(7)?,
+    })
+}
+
 fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
     Ok(Transfer {
         id: uuid_at(r, 0)?,
@@ -288,6 +316,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         completed_at: opt_time_at(r, 17)?,
         source_event_time: r.get(18)?,
         event_key: r.get(19)?,
+        hidden: r.get(20)?,
     })
 }
 
@@ -502,7 +531,7 @@ impl StateStore for SqliteStateStore {
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1"),
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden FROM transfers WHERE id = ?1"),
                 [id.to_string()],
                 transfer_row,
             )
@@ -523,12 +552,21 @@ impl StateStore for SqliteStateStore {
         };
         let items = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS} FROM transfers \
+                "SELECT {TRANSFER_COLUMNS}, hidden FROM transfers \
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
+                 AND hidden = ?5 AND (?6 IS NULL OR instr(lower(name || ' ' || identifiers), ?6) > 0) \
                  ORDER BY created_at DESC, id DESC LIMIT ?4"
             ))?;
+            let search = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
             let rows = stmt.query_map(
-                params![query.status.map(|s| s.as_str()), after_time, after_id, (limit + 1) as i64],
+                params![
+                    query.status.map(|s| s.as_str()),
+                    after_time,
+                    after_id,
+                    (limit + 1) as i64,
+                    query.hidden,
+                    search
+                ],
                 transfer_row,
             )?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -568,6 +606,45 @@ impl StateStore for SqliteStateStore {
             )
         })?;
         Ok(n == 1)
+    }
+
+    fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden FROM transfers WHERE sip_uuid = ?1"),
+                [sip_uuid.to_string()],
+                transfer_row,
+            )
+            .optional()
+        })
+    }
+
+    fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
+        let n = self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET hidden = 1 WHERE id = ?1 AND hidden = 0 AND status <> 'PROCESSING'",
+                [id.to_string()],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    fn reopen_transfer(&self, id: Uuid, stage: &str) -> PortResult<bool> {
+        let now = self.now();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE transfers SET status = 'PROCESSING', failure_reason = NULL, completed_at = NULL, \
+                 updated_at = ?2, hidden = 0 WHERE id = ?1 AND status = 'FAILED'",
+                params![id.to_string(), now],
+            )?;
+            if n == 1 {
+                tx.execute(
+                    "UPDATE jobs SET status = 'PROCESSING', ended_at = NULL WHERE transfer_id = ?1 AND stage = ?2",
+                    params![id.to_string(), stage],
+                )?;
+            }
+            Ok(n == 1)
+        })
     }
 
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
@@ -658,23 +735,17 @@ impl StateStore for SqliteStateStore {
 
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr \
-                 FROM tasks WHERE job_uuid = ?1 ORDER BY started_at, uuid",
-            )?;
-            let rows = stmt.query_map([job_uuid.to_string()], |r| {
-                Ok(Task {
-                    uuid: uuid_at(r, 0)?,
-                    job_uuid: uuid_at(r, 1)?,
-                    file_uuid: uuid_at(r, 2)?,
-                    exit_code: r.get(3)?,
-                    started_at: time_at(r, 4)?,
-                    ended_at: time_at(r, 5)?,
-                    stdout: r.get(6)?,
-                    stderr: r.get(7)?,
-                })
-            })?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE job_uuid = ?1 ORDER BY started_at, uuid"))?;
+            let rows = stmt.query_map([job_uuid.to_string()], task_row)?;
             rows.collect()
+        })
+    }
+
+    fn task(&self, uuid: Uuid) -> PortResult<Option<Task>> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE uuid = ?1"), [uuid.to_string()], task_row)
+                .optional()
         })
     }
 
