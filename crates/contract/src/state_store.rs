@@ -374,6 +374,7 @@ fn task(job: &vellum_core::model::Job, f: &File) -> Task {
         uuid: derived_id(job.uuid, &format!("task/{}", f.uuid)),
         job_uuid: job.uuid,
         file_uuid: f.uuid,
+        file_name: f.current_path.clone(),
         exit_code: 0,
         started_at: Utc::now(),
         ended_at: Utc::now(),
@@ -549,6 +550,7 @@ pub fn tasks_are_found_by_id(make: &Make) {
     s.write_batch_items(t.id, std::slice::from_ref(&one), &[], &[]).unwrap();
     let found = s.task(one.uuid).unwrap().expect("the task by its id");
     assert_eq!((found.uuid, found.job_uuid, found.file_uuid, found.exit_code), (one.uuid, job.uuid, f.uuid, 0));
+    assert_eq!(found.file_name, f.current_path);
     assert_eq!(s.task(Uuid::new_v4()).unwrap(), None);
 }
 

@@ -215,6 +215,9 @@ pub struct Task {
     pub uuid: Uuid,
     pub job_uuid: Uuid,
     pub file_uuid: Uuid,
+    /// The file's path in the transfer when the task ran (Archivematica's `file_name`).
+    #[serde(default)]
+    pub file_name: String,
     pub exit_code: i32,
     pub started_at: Timestamp,
     pub ended_at: Timestamp,

@@ -61,6 +61,7 @@ pub fn run_batch(
             uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
             job_uuid: job.uuid,
             file_uuid: file.uuid,
+            file_name: file.current_path.clone(),
             exit_code: outcome.exit_code,
             started_at: started,
             ended_at: p.clock.now(),

@@ -205,6 +205,12 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     if !has_hidden {
         conn.execute_batch("ALTER TABLE transfers ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;").map_err(err)?;
     }
+    let has_file_name: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name = 'file_name'", [], |r| r.get(0))
+        .map_err(err)?;
+    if !has_file_name {
+        conn.execute_batch("ALTER TABLE tasks ADD COLUMN file_name TEXT NOT NULL DEFAULT '';").map_err(err)?;
+    }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);").map_err(err)?;
     Ok(())
 }
@@ -273,7 +279,7 @@ const TRANSFER_COLUMNS: &str = "id, name, source_bucket, source_key, profile, id
     current_microservice, sip_uuid, aip_uuid, failure_reason, file_count, batch_count, aip_key, \
     aip_version, created_at, updated_at, completed_at, source_event_time, event_key";
 
-const TASK_COLUMNS: &str = "uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr";
+const TASK_COLUMNS: &str = "uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr, file_name";
 
 fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -285,6 +291,7 @@ fn task_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         ended_at: time_at(r, 5)?,
         stdout: r.get(6)?,
         stderr: r.get(7)?,
+        file_name: r.get(8)?,
     })
 }
 
@@ -412,8 +419,8 @@ fn insert_files(tx: &Transaction<'_>, transfer_id: &str, batch: u32, files: &[Fi
 
 fn insert_tasks(tx: &Transaction<'_>, tasks: &[Task]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO tasks (uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO tasks (uuid, job_uuid, file_uuid, exit_code, started_at, ended_at, stdout, stderr, file_name) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for t in tasks {
         stmt.execute(params![
@@ -424,7 +431,8 @@ fn insert_tasks(tx: &Transaction<'_>, tasks: &[Task]) -> rusqlite::Result<()> {
             ts(&t.started_at),
             ts(&t.ended_at),
             t.stdout,
-            t.stderr
+            t.stderr,
+            t.file_name
         ])?;
     }
     Ok(())
