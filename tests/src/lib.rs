@@ -95,6 +95,27 @@ impl TestEnv {
         Self::with_options(options)
     }
 
+    /// The dashboard's router on this pipeline, as `vellum serve` builds it (`sign_in`) or
+    /// as the Lambda behind API Gateway's JWT authorizer does.
+    pub fn dashboard(&self, sign_in: bool) -> vellum_dashboard::Dashboard {
+        vellum_dashboard::Dashboard {
+            state: self.env.state.clone(),
+            queue: self.env.queue.clone(),
+            access: self.env.access.clone(),
+            uploads: self.env.uploads.clone(),
+            clock: self.env.pipeline.clock.clone(),
+            config: self.env.pipeline.config.clone(),
+            sign_in,
+        }
+    }
+
+    /// Registers `name` and returns a new API key for them.
+    pub fn api_key(&self, name: &str, email: Option<&str>) -> String {
+        let clock = self.env.pipeline.clock.as_ref();
+        vellum_core::access::add_user(self.env.access.as_ref(), clock, name, email).expect("add a user");
+        vellum_core::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
+    }
+
     pub fn with_options(options: EmbeddedOptions) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let env = Embedded::open(dir.path(), options).expect("open the embedded mode");

@@ -41,6 +41,7 @@ fn upload(t: &TestEnv, key: &str, bytes: &[u8]) -> UploadEvent {
         sequencer: "0001".into(),
         version_id: None,
         size: meta.size,
+        transfer_id: None,
     };
     t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
     event

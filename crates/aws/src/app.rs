@@ -47,13 +47,27 @@ impl Names {
 pub struct Records {
     pub state: Arc<DynamoState>,
     pub queue: Arc<SqsQueue>,
+    pub uploads: Arc<S3Store>,
+    pub profiles: Config,
+}
+
+/// The built-in profiles, with the organisation's repository code from the environment.
+pub fn profiles() -> Config {
+    let mut profiles = Config::builtin();
+    if let Ok(code) = std::env::var("VELLUM_REPOSITORY_CODE") {
+        profiles.organization.repository_code = code;
+    }
+    profiles
 }
 
 impl Records {
     pub fn new(names: &Names, rt: Handle) -> Self {
         let config = crate::load_config(&rt);
-        let working = S3Store::new(s3_client(&config), &names.working_bucket, rt.clone());
+        let s3 = s3_client(&config);
+        let working = S3Store::new(s3.clone(), &names.working_bucket, rt.clone());
         Self {
+            uploads: Arc::new(S3Store::new(s3, &names.uploads_bucket, rt.clone())),
+            profiles: profiles(),
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),
                 &names.table,
@@ -93,10 +107,6 @@ impl AwsApp {
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
         let identifier = vellum_core::pronom::Identifier::builtin()?;
-        let mut profiles = Config::builtin();
-        if let Ok(code) = std::env::var("VELLUM_REPOSITORY_CODE") {
-            profiles.organization.repository_code = code;
-        }
         let pipeline = Pipeline {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
             working,
@@ -109,7 +119,7 @@ impl AwsApp {
             notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
             tools: Arc::new(vellum_host::ProcessTools::new()),
-            config: profiles,
+            config: profiles(),
             settings: Settings::default(),
         };
         Ok(Self { pipeline, queue, state })

@@ -75,11 +75,17 @@ mod tests {
         assert!(request(&event).claims.is_none());
     }
 
-    /// The sample events answered by the dashboard's router, as the function answers them.
+    /// The sample events answered by the dashboard's router, as the function answers them:
+    /// a token's claims admit only a registered user; a wrong key gets Archivematica's 403.
     #[test]
     fn the_router_answers_the_sample_events() {
         let t = vellum_tests::TestEnv::new(50);
-        let dashboard = vellum_dashboard::Dashboard::new(t.env.state.clone(), t.env.queue.clone());
+        let dashboard = t.dashboard(false);
+        let refused = response(dashboard.handle(&request(&sample("apigw-status.json"))));
+        assert_eq!(refused.status(), 403, "a valid token of someone not registered");
+        let body: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
+        assert_eq!(body, serde_json::json!({"message": "API key not valid.", "error": true}));
+        t.api_key("archivist", Some("Archivist@Example.org"));
         let status = response(dashboard.handle(&request(&sample("apigw-status.json"))));
         assert_eq!(status.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(status.body()).unwrap();
@@ -87,5 +93,8 @@ mod tests {
         let missing = response(dashboard.handle(&request(&sample("apigw-transfer.json"))));
         assert_eq!(missing.status(), 404);
         assert_eq!(missing.headers()["content-type"], "application/json");
+        assert!(missing.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        let keyed = response(dashboard.handle(&request(&sample("apigw-api-key.json"))));
+        assert_eq!(keyed.status(), 403, "a key that is not one");
     }
 }

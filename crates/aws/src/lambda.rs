@@ -29,6 +29,7 @@ pub fn upload_events(event: &S3Event) -> Vec<UploadEvent> {
                 sequencer: object.sequencer.clone().unwrap_or_default(),
                 version_id: object.version_id.clone(),
                 size: object.size.unwrap_or(0).max(0) as u64,
+                transfer_id: None,
             })
         })
         .collect()

@@ -58,7 +58,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
         .context("starting the uploads watcher")?;
-    answer(&server, &Dashboard::new(env.state.clone(), env.queue.clone()));
+    tracing::info!("sign in at http://{}/sign-in", args.listen);
+    println!("Vellum is serving. Sign in at http://{}/sign-in", args.listen);
+    let dashboard = Dashboard {
+        state: env.state.clone(),
+        queue: env.queue.clone(),
+        access: env.access.clone(),
+        uploads: env.uploads.clone(),
+        clock: env.pipeline.clock.clone(),
+        config: env.pipeline.config.clone(),
+        sign_in: true,
+    };
+    answer(&server, &dashboard);
     Ok(())
 }
 
@@ -139,7 +150,17 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         })
         .context("starting the runner")?;
     tracing::info!(%endpoint, listen = %args.listen, uploads = %names.uploads_bucket, "serving against AWS");
-    answer(&server, &Dashboard::new(app.state.clone(), app.queue.clone()));
+    println!("Vellum is serving against {endpoint}. Sign in at http://{}/sign-in", args.listen);
+    let dashboard = Dashboard {
+        state: app.state.clone(),
+        queue: app.queue.clone(),
+        access: app.state.clone(),
+        uploads: app.pipeline.uploads.clone(),
+        clock: app.pipeline.clock.clone(),
+        config: app.pipeline.config.clone(),
+        sign_in: true,
+    };
+    answer(&server, &dashboard);
     Ok(())
 }
 

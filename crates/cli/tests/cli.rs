@@ -132,16 +132,30 @@ fn serve(data: &Path) -> Served {
     Served(child, port)
 }
 
-/// GETs a path from a serve's status endpoint and parses the JSON body.
-fn get_json(port: u16, path: &str) -> serde_json::Value {
+/// GETs a path from a serve's dashboard, with an authorization header unless None; the
+/// status line and the JSON body.
+fn get(port: u16, path: &str, authorization: Option<&str>) -> (String, serde_json::Value) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the status endpoint");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).expect("a JSON body")
+    (head.lines().next().unwrap_or_default().to_string(), serde_json::from_str(body).expect("a JSON body"))
+}
+
+/// Registers a user with `vellum users add` and gives them a key with `vellum api-keys
+/// create`, whose last line is the key alone.
+fn registered(data: &Path, name: &str) -> String {
+    let added = vellum().args(["users", "add", name, "--data-dir"]).arg(data).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let created = vellum().args(["api-keys", "create", "--user", name, "--data-dir"]).arg(data).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let out = String::from_utf8(created.stdout).unwrap();
+    let key = out.lines().last().unwrap().to_string();
+    assert!(key.len() == 40 && key.chars().all(|c| c.is_ascii_hexdigit()), "the last line is the key alone: {out}");
+    format!("ApiKey {name}:{key}")
 }
 
 #[test]
@@ -182,10 +196,15 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         std::thread::sleep(Duration::from_millis(100));
     };
     if finished.status == TransferStatus::Complete {
-        let status = get_json(second.1, "/status");
+        let key = registered(data.path(), "tester");
+        let (line, refused) = get(second.1, "/status", None);
+        assert!(line.contains(" 403"), "no key, no status: {line}");
+        assert_eq!(refused["message"], "API key not valid.");
+        let (line, status) = get(second.1, "/status", Some(&key));
+        assert!(line.contains(" 200"), "{line}");
         assert_eq!(status["transfers"][0]["id"], finished.id.to_string());
         assert_eq!(status["transfers"][0]["status"], "COMPLETE");
-        let detail = get_json(second.1, &format!("/api/transfers/{}", finished.id));
+        let (_, detail) = get(second.1, &format!("/api/transfers/{}", finished.id), Some(&key));
         assert_eq!(detail["jobs"].as_array().unwrap().len(), vellum_core::messages::queues::ALL.len(), "{detail}");
     }
     second.kill();

@@ -25,6 +25,7 @@ pub mod ports;
 pub mod profile;
 pub mod pronom;
 pub mod ranged;
+pub mod retry;
 pub mod rights;
 pub mod sanitize;
 pub mod stages;

@@ -39,9 +39,48 @@ pub struct UploadEvent {
     pub sequencer: String,
     pub version_id: Option<String>,
     pub size: u64,
+    /// The id the transfer is to have: set when someone starts a transfer through the API
+    /// and is told its id at once; S3's events carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<Uuid>,
 }
 
 impl UploadEvent {
+    /// The event S3 would send for this object. The sequencer comes from the object's
+    /// modification time and size, so the same upload seen twice is the same event.
+    pub fn for_object(bucket: &str, meta: &crate::ports::ObjectMeta) -> Self {
+        let modified = meta.last_modified.unwrap_or_default();
+        let nanos = modified.timestamp_nanos_opt().unwrap_or_default();
+        Self {
+            bucket: bucket.to_string(),
+            key: meta.key.clone(),
+            event_name: "ObjectCreated:Put".to_string(),
+            event_time: modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            sequencer: format!("{nanos:016X}{:016X}", meta.size),
+            version_id: None,
+            size: meta.size,
+            transfer_id: None,
+        }
+    }
+
+    /// A transfer of an object already in the uploads bucket, started by a person or a
+    /// script: a new event each time (asked twice, it is two transfers), with its id chosen
+    /// now so that the caller can follow it.
+    pub fn started(
+        bucket: &str,
+        meta: &crate::ports::ObjectMeta,
+        transfer_id: Uuid,
+        now: crate::model::Timestamp,
+    ) -> Self {
+        Self {
+            event_name: "ObjectCreated:Started".to_string(),
+            event_time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            sequencer: transfer_id.simple().to_string().to_uppercase(),
+            transfer_id: Some(transfer_id),
+            ..Self::for_object(bucket, meta)
+        }
+    }
+
     /// SHA-256 over what makes an S3 event unique, so a redelivered event is recognised.
     pub fn idempotency_key(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -132,6 +171,7 @@ pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
             sequencer: s(&["s3", "object", "sequencer"]).unwrap_or_default(),
             version_id: s(&["s3", "object", "versionId"]),
             size: r.pointer("/s3/object/size").and_then(|v| v.as_u64()).unwrap_or(0),
+            transfer_id: None,
         });
     }
     Ok(out)

@@ -1,42 +1,119 @@
 //! The dashboard: one router, served twice — by the `dashboard` Lambda behind API Gateway
 //! and by `vellum serve`. Each edge turns its request into a [`Request`] and writes back the
-//! [`Response`]; what is routed, and how, is decided here only.
+//! [`Response`]; what is routed, who may use it and how are decided here only.
+//!
+//! Deny by default: every route but the health check, the sign-in page and the static
+//! files needs a registered user (a valid API key, a verified token of a registered user, or
+//! a sign-in session).
 
+mod archivematica;
+mod auth;
+pub mod html;
 pub mod http;
 mod json_api;
+pub mod routes;
 
 use std::sync::Arc;
 
-use vellum_core::ports::{Queue, StateStore};
+use vellum_core::ports::{AccessStore, Clock, ObjectStore, Queue, StateStore};
+use vellum_core::profile::Config;
 
 pub use crate::http::{Request, Response};
+use crate::routes::Route;
 
-/// What the dashboard reads: the state store and the queues.
+/// What the dashboard reads and changes.
 pub struct Dashboard {
     pub state: Arc<dyn StateStore>,
     pub queue: Arc<dyn Queue>,
+    pub access: Arc<dyn AccessStore>,
+    /// The uploads bucket: a transfer is started from an object already there.
+    pub uploads: Arc<dyn ObjectStore>,
+    pub clock: Arc<dyn Clock>,
+    /// The profiles, shown as Archivematica's processing configurations.
+    pub config: Config,
+    /// Whether people sign in here (embedded mode) rather than through an OIDC provider
+    /// in front (API Gateway's JWT authorizer).
+    pub sign_in: bool,
 }
 
 impl Dashboard {
-    pub fn new(state: Arc<dyn StateStore>, queue: Arc<dyn Queue>) -> Self {
-        Self { state, queue }
-    }
-
     /// Answers one request.
     pub fn handle(&self, request: &Request) -> Response {
-        let path = request.path.split('?').next().unwrap_or_default().trim_end_matches('/');
-        let answer = match (request.method.as_str(), path) {
-            ("GET", "" | "/status") => json_api::status(self),
-            ("GET", p) if p.starts_with("/api/transfers/") => json_api::transfer(self, &p["/api/transfers/".len()..]),
-            _ => return Response::json(404, &serde_json::json!({"error": format!("no route {path}")})),
-        };
-        match answer {
-            Ok(Some(v)) => Response::json(200, &v),
-            Ok(None) => Response::json(404, &serde_json::json!({"error": "no such transfer"})),
-            Err(e) => {
-                tracing::warn!(error = %e, path, "a dashboard request failed");
-                Response::json(500, &serde_json::json!({"error": e.to_string()}))
+        let mut response = self.answer(request);
+        security_headers(&mut response);
+        response
+    }
+
+    fn answer(&self, request: &Request) -> Response {
+        let segments = match routes::segments(&request.path) {
+            Ok(s) => s,
+            Err(routes::BadPath(why)) => {
+                return Response::json(
+                    400,
+                    &serde_json::json!({"message": format!("Not a valid path: {why}."), "error": true}),
+                )
             }
+        };
+        let route = routes::route(&request.method, &segments);
+        if route.is_open() {
+            return self.open(&route, request);
+        }
+        let user = match auth::user(self, request) {
+            Ok(Some(user)) => user,
+            Ok(None) => return auth::refused(self, &route, request),
+            Err(e) => return failed(&e),
+        };
+        let answer = match &route {
+            Route::NotFound => {
+                Ok(Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})))
+            }
+            Route::WrongMethod(allowed) => {
+                Ok(Response::with_type(405, "text/plain; charset=utf-8", "Method not allowed")
+                    .header("Allow", &allowed.join(", ")))
+            }
+            Route::SignOut => Ok(html::sign_out(self, request)),
+            Route::TransferList | Route::TransferPage(_) => html::page(self, &route, request, &user),
+            r if r.is_archivematica() => archivematica::answer(self, r, request, &user),
+            r => json_api::answer(self, r, request, &user),
+        };
+        answer.unwrap_or_else(|e| failed(&e))
+    }
+
+    fn open(&self, route: &Route, request: &Request) -> Response {
+        match route {
+            Route::Health => Response::json(200, &serde_json::json!({"status": "ok"})),
+            Route::Asset(name) => html::asset(name),
+            Route::SignInPage => html::sign_in_page(self, request, None),
+            Route::SignIn => html::sign_in(self, request).unwrap_or_else(|e| failed(&e)),
+            _ => Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})),
+        }
+    }
+}
+
+/// A failure of the stores behind the dashboard: logged, and said plainly.
+fn failed(e: &vellum_core::ports::PortError) -> Response {
+    tracing::warn!(error = %e, "a dashboard request failed");
+    let status = match e {
+        vellum_core::ports::PortError::Unavailable(_) => 503,
+        _ => 500,
+    };
+    Response::json(status, &serde_json::json!({"message": e.to_string(), "error": true}))
+}
+
+/// What every answer carries: no inline script from anywhere, no framing, no sniffing.
+fn security_headers(response: &mut Response) {
+    for (name, value) in [
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ] {
+        if response.header_value(name).is_none() {
+            response.headers.push((name.into(), value.into()));
         }
     }
 }

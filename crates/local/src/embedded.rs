@@ -54,6 +54,8 @@ pub struct Embedded {
     pub aips: Arc<FsObjectStore>,
     pub state: Arc<SqliteStateStore>,
     pub queue: Arc<SqliteQueue>,
+    /// Who may use the dashboard: users, API keys, sessions.
+    pub access: Arc<crate::sqlite_access::SqliteAccessStore>,
 }
 
 impl Embedded {
@@ -68,6 +70,7 @@ impl Embedded {
         let clock = options.clock;
         let state = Arc::new(SqliteStateStore::open_with_clock(&db, clock.clone())?);
         let queue = Arc::new(SqliteQueue::open(&db, options.max_receives)?);
+        let access = Arc::new(crate::sqlite_access::SqliteAccessStore::open(&db)?);
         let pipeline = Pipeline {
             uploads: uploads.clone(),
             working,
@@ -83,6 +86,6 @@ impl Embedded {
             config: options.config,
             settings: options.settings,
         };
-        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, state, queue })
+        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, state, queue, access })
     }
 }

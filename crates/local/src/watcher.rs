@@ -7,20 +7,9 @@ use vellum_core::messages::{queues, UploadEvent};
 use vellum_core::model::starts_a_transfer;
 use vellum_core::ports::{ObjectMeta, ObjectStore, PortResult, Queue};
 
-/// The event S3 would send for this object. The sequencer comes from the object's
-/// modification time and size, so the same upload seen twice is the same event.
+/// The event S3 would send for this object (kept here for the callers that name it so).
 pub fn upload_event(bucket: &str, meta: &ObjectMeta) -> UploadEvent {
-    let modified = meta.last_modified.unwrap_or_default();
-    let nanos = modified.timestamp_nanos_opt().unwrap_or_default();
-    UploadEvent {
-        bucket: bucket.to_string(),
-        key: meta.key.clone(),
-        event_name: "ObjectCreated:Put".to_string(),
-        event_time: modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        sequencer: format!("{nanos:016X}{:016X}", meta.size),
-        version_id: None,
-        size: meta.size,
-    }
+    UploadEvent::for_object(bucket, meta)
 }
 
 #[derive(Default)]

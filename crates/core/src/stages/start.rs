@@ -32,7 +32,14 @@ pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>,
         source_event_time: ev.event_time.clone(),
         event_key: ev.idempotency_key(),
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
-        ..Transfer::new(p.clock.new_id(), p.clock.new_id(), p.clock.new_id(), &ev.bucket, &ev.key, now)
+        ..Transfer::new(
+            ev.transfer_id.unwrap_or_else(|| p.clock.new_id()),
+            p.clock.new_id(),
+            p.clock.new_id(),
+            &ev.bucket,
+            &ev.key,
+            now,
+        )
     };
     let transfer = match p.state.create_transfer(&candidate.event_key, &candidate) {
         Ok((t, _created)) => t,
@@ -211,6 +218,7 @@ mod tests {
             sequencer: "01".into(),
             version_id: None,
             size: 1,
+            transfer_id: None,
         };
         let mut other = ev.clone();
         other.sequencer = "02".into();

@@ -1,0 +1,353 @@
+//! The HTML dashboard: the transfer list and a transfer's page, rendered here with every
+//! value that came from a package escaped; the one script (`static/dashboard.js`) only
+//! refreshes what is shown and sends the buttons' requests. No external CDN, font or
+//! inline script: the Content-Security-Policy forbids them.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+use uuid::Uuid;
+use vellum_core::access::{authenticate, start_session, Credential, User};
+use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::ports::{PortResult, TransferQuery};
+
+use crate::auth::SESSION_COOKIE;
+use crate::http::{percent_encode, Request, Response};
+use crate::json_api;
+use crate::routes::Route;
+use crate::Dashboard;
+
+/// Text made safe inside HTML elements and quoted attributes (the XML escaping serves:
+/// HTML5 reads its five entities).
+pub fn escape(s: &str) -> String {
+    vellum_core::xml::esc(s).into_owned()
+}
+
+pub fn asset(name: &str) -> Response {
+    match name {
+        "dashboard.css" => Response::with_type(200, "text/css; charset=utf-8", include_str!("static/dashboard.css")),
+        "dashboard.js" => {
+            Response::with_type(200, "text/javascript; charset=utf-8", include_str!("static/dashboard.js"))
+        }
+        _ => Response::json(404, &serde_json::json!({"message": "No such file.", "error": true})),
+    }
+}
+
+fn layout(title: &str, user: Option<&User>, body: &str) -> String {
+    let who = match user {
+        Some(u) => format!(
+            "<form method=\"post\" action=\"/sign-out\" class=\"who\"><span>{}</span> <button type=\"submit\">Sign out</button></form>",
+            escape(&u.name)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Vellum</title><link rel=\"stylesheet\" href=\"/static/dashboard.css\">\
+         <script src=\"/static/dashboard.js\" defer></script></head>\
+         <body><header><a href=\"/\" class=\"brand\">Vellum</a><span class=\"tagline\">transfers and their AIPs</span>{who}</header>\
+         <main>{body}</main></body></html>\n",
+        escape(title)
+    )
+}
+
+pub fn not_registered() -> Response {
+    Response::html(
+        403,
+        layout(
+            "Not registered",
+            None,
+            "<h1>You are not registered</h1><p>Your sign-in worked, but Vellum admits only the people \
+             registered in it. Ask an administrator to add you (<code>vellum users add NAME --email EMAIL</code>).</p>",
+        ),
+    )
+}
+
+pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> Response {
+    if !d.sign_in {
+        return Response::html(
+            404,
+            layout(
+                "Sign in",
+                None,
+                "<h1>Sign in</h1><p>People sign in through the organisation's identity provider here.</p>",
+            ),
+        );
+    }
+    let next = safe_next(request.param("next").or_else(|| request.form().get("next").cloned()));
+    let problem = problem.map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in</h1>{problem}<form method=\"post\" action=\"/sign-in\" class=\"sign-in\">\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label>User name <input name=\"user\" autocomplete=\"username\" required></label>\
+         <label>API key <input name=\"key\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"hint\">An administrator gives you a user name and a key: <code>vellum users add NAME</code>, \
+         then <code>vellum api-keys create --user NAME</code>.</p>",
+        escape(&next)
+    );
+    Response::html(if problem.is_empty() { 200 } else { 403 }, layout("Sign in", None, &body))
+}
+
+/// Only a path on this site: never `//elsewhere` or a full URL.
+fn safe_next(next: Option<String>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/".into(),
+    }
+}
+
+pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
+    if !d.sign_in {
+        return Ok(sign_in_page(d, request, None));
+    }
+    let form = request.form();
+    let credential = Credential::ApiKey {
+        user: form.get("user").cloned().unwrap_or_default(),
+        key: form.get("key").cloned().unwrap_or_default(),
+    };
+    let Some(user) = authenticate(d.access.as_ref(), d.clock.now(), &credential)? else {
+        return Ok(sign_in_page(d, request, Some("That user name and key do not match a registered user.")));
+    };
+    let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name)?;
+    let max_age = vellum_core::access::SESSION_HOURS * 3600;
+    Ok(Response::see_other(&safe_next(form.get("next").cloned())).header(
+        "Set-Cookie",
+        &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"),
+    ))
+}
+
+pub fn sign_out(d: &Dashboard, request: &Request) -> Response {
+    if let Some(token) = request.cookie(SESSION_COOKIE) {
+        if let Err(e) = d.access.remove_session(&vellum_core::access::digest(&token)) {
+            tracing::warn!(error = %e, "a session could not be removed");
+        }
+    }
+    Response::see_other("/sign-in")
+        .header("Set-Cookie", &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+}
+
+pub fn page(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {
+    match route {
+        Route::TransferPage(id) => transfer_page(d, *id, request, user),
+        _ => list_page(d, request, user),
+    }
+}
+
+fn status_badge(status: &str) -> String {
+    format!(
+        "<span class=\"status status-{}\" data-field=\"status\">{}</span>",
+        escape(&status.to_lowercase()),
+        escape(status)
+    )
+}
+
+fn progress_cells(progress: &[Value]) -> String {
+    let mut out = String::from("<span class=\"stages\" data-field=\"progress\">");
+    for p in progress {
+        let status = p["status"].as_str().unwrap_or("WAITING");
+        let title = match (p["batches_done"].as_u64(), p["batches"].as_u64()) {
+            (Some(done), Some(all)) => {
+                format!("{}: {status}, {done} of {all} batches", p["microservice"].as_str().unwrap_or(""))
+            }
+            _ => format!("{}: {status}", p["microservice"].as_str().unwrap_or("")),
+        };
+        let _ = write!(
+            out,
+            "<span class=\"stage stage-{}\" title=\"{}\" data-stage=\"{}\"></span>",
+            escape(&status.to_lowercase()),
+            escape(&title),
+            escape(p["stage"].as_str().unwrap_or(""))
+        );
+    }
+    out.push_str("</span>");
+    out
+}
+
+fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> {
+    let params = request.params();
+    let q = params.get("q").cloned().unwrap_or_default();
+    let status = params.get("status").cloned().unwrap_or_default();
+    let cursor = params.get("cursor").cloned().filter(|c| !c.is_empty());
+    let status_filter = TransferStatus::parse(&status.to_uppercase());
+    let page = match d.state.list_transfers(&TransferQuery {
+        status: status_filter,
+        search: Some(q.trim().to_string()).filter(|s| !s.is_empty()),
+        after: cursor.clone(),
+        limit: 25,
+        hidden: false,
+    }) {
+        Err(vellum_core::ports::PortError::Refused(_)) => {
+            return Ok(Response::see_other("/"));
+        }
+        other => other?,
+    };
+    let mut rows = String::new();
+    for t in &page.items {
+        rows.push_str(&row(d, t)?);
+    }
+    if page.items.is_empty() {
+        rows.push_str("<tr><td colspan=\"6\" class=\"empty\">No transfers here yet. Drop a package into the uploads folder (or bucket) under <code>born-digital/</code>.</td></tr>");
+    }
+    let options: String = ["", "PROCESSING", "COMPLETE", "FAILED", "REJECTED"]
+        .iter()
+        .map(|s| {
+            let label = if s.is_empty() { "Any status" } else { s };
+            let selected = if status.eq_ignore_ascii_case(s) { " selected" } else { "" };
+            format!("<option value=\"{s}\"{selected}>{label}</option>")
+        })
+        .collect();
+    let older = match &page.next {
+        Some(n) => format!(
+            "<a class=\"older\" href=\"/?q={}&amp;status={}&amp;cursor={}\">Older transfers →</a>",
+            percent_encode(&q),
+            percent_encode(&status),
+            percent_encode(n)
+        ),
+        None => String::new(),
+    };
+    let newest = if cursor.is_some() { "<a href=\"/\">← Newest</a> ".to_string() } else { String::new() };
+    let body = format!(
+        "<div class=\"bar\"><h1>Transfers</h1>\
+         <form class=\"filters\" method=\"get\" action=\"/\" role=\"search\">\
+         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Name or identifier\" aria-label=\"Search by name or identifier\">\
+         <select name=\"status\" aria-label=\"Status\">{options}</select><button type=\"submit\">Search</button></form>\
+         <button type=\"button\" class=\"action\" data-post=\"/api/transfers/hide-completed\" \
+         data-confirm=\"Hide every ended transfer from this list?\">Hide completed</button></div>\
+         <table class=\"transfers\" data-live=\"list\"><thead><tr><th>Transfer</th><th>Identifier</th><th>Status</th>\
+         <th>Microservice</th><th>Progress</th><th>Updated</th></tr></thead><tbody>{rows}</tbody></table>\
+         <nav class=\"pages\">{newest}{older}</nav>",
+        escape(&q)
+    );
+    Ok(Response::html(200, layout("Transfers", Some(user), &body)))
+}
+
+fn row(d: &Dashboard, t: &Transfer) -> PortResult<String> {
+    let jobs = d.state.jobs(t.id)?;
+    let progress = json_api::progress(&jobs, t);
+    let reason = match &t.failure_reason {
+        Some(r) => format!("<div class=\"reason\">{}</div>", escape(r)),
+        None => String::new(),
+    };
+    Ok(format!(
+        "<tr data-id=\"{id}\"><td><a href=\"/transfers/{id}\">{name}</a>{reason}</td><td>{identifier}</td><td>{status}</td>\
+         <td data-field=\"microservice\">{microservice}</td><td>{progress}</td><td data-field=\"updated\">{updated}</td></tr>",
+        id = t.id,
+        name = escape(&t.name),
+        identifier = escape(&t.identifiers.external_identifier().unwrap_or_default()),
+        status = status_badge(t.status.as_str()),
+        microservice = escape(t.current_microservice.as_deref().unwrap_or("")),
+        progress = progress_cells(&progress),
+        updated = t.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+    ))
+}
+
+fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> PortResult<Response> {
+    let Some(t) = d.state.transfer(id)? else {
+        return Ok(Response::html(
+            404,
+            layout("Not found", Some(user), "<h1>No such transfer</h1><p><a href=\"/\">All transfers</a></p>"),
+        ));
+    };
+    let jobs = d.state.jobs(id)?;
+    let progress = json_api::progress(&jobs, &t);
+    let params = request.params();
+    let mut body = format!(
+        "<p><a href=\"/\">← All transfers</a></p><div class=\"bar\"><h1>{}</h1>{}</div>",
+        escape(&t.name),
+        status_badge(t.status.as_str())
+    );
+    body.push_str("<div data-live=\"transfer\" data-id=\"");
+    body.push_str(&t.id.to_string());
+    body.push_str("\">");
+    if let Some(reason) = &t.failure_reason {
+        let _ = write!(
+            body,
+            "<section class=\"failure\" role=\"alert\"><h2>Why it stopped</h2><p>{}</p></section>",
+            escape(reason)
+        );
+    }
+    let mut actions = String::new();
+    if t.status == TransferStatus::Failed {
+        let _ = write!(actions, "<button type=\"button\" class=\"action\" data-post=\"/api/transfers/{id}/retry\">Retry from the failed microservice</button>");
+    }
+    if t.status != TransferStatus::Processing && !t.hidden {
+        let _ = write!(actions, "<button type=\"button\" class=\"action\" data-post=\"/api/transfers/{id}/hide\">Hide from the list</button>");
+    }
+    if !actions.is_empty() {
+        let _ = write!(body, "<div class=\"actions\">{actions}</div>");
+    }
+    let _ = write!(
+        body,
+        "<dl class=\"facts\"><dt>Identifier</dt><dd>{}</dd><dt>Upload</dt><dd>{}/{}</dd><dt>Transfer</dt><dd>{}</dd>\
+         <dt>SIP</dt><dd>{}</dd><dt>Files</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>AIP</dt><dd>{}</dd></dl>",
+        escape(&t.identifiers.external_identifier().unwrap_or_default()),
+        escape(&t.source_bucket),
+        escape(&t.source_key),
+        t.id,
+        t.sip_uuid,
+        t.file_count,
+        t.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        escape(t.aip_key.as_deref().unwrap_or("not stored yet"))
+    );
+    let _ = write!(body, "<h2>Progress</h2>{}", progress_cells(&progress));
+    body.push_str("<h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Microservice</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Tasks</th></tr></thead><tbody>");
+    for j in &jobs {
+        let tasks = d.state.tasks(j.uuid)?;
+        let failed = tasks.iter().filter(|t| t.exit_code != 0).count();
+        let took = j
+            .ended_at
+            .map(|e| format!("{:.1} s", (e - j.started_at).num_milliseconds() as f64 / 1000.0))
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{took}</td><td>{}{}</td></tr>",
+            escape(&j.microservice_group),
+            escape(&j.name),
+            status_badge(j.status.as_str()),
+            j.started_at.format("%H:%M:%S"),
+            tasks.len(),
+            if failed > 0 { format!(" ({failed} failed)") } else { String::new() }
+        );
+    }
+    body.push_str("</tbody></table>");
+    let files = json_api::files(d, &t, params.get("files").map(String::as_str), 50)?;
+    body.push_str("<h2>Files</h2><table class=\"files\"><thead><tr><th>Name</th><th>Original name</th><th>Size</th><th>SHA-256</th><th>Format</th><th>Virus check</th></tr></thead><tbody>");
+    for f in files["files"].as_array().into_iter().flatten() {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"digest\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(f["name"].as_str().unwrap_or("")),
+            escape(f["original_name"].as_str().unwrap_or("")),
+            f["size"],
+            escape(f["checksums"]["sha256"].as_str().unwrap_or("")),
+            escape(&format!("{} {}", f["puid"].as_str().unwrap_or(""), f["format"].as_str().unwrap_or(""))),
+            escape(f["scan"].as_str().unwrap_or(""))
+        );
+    }
+    body.push_str("</tbody></table>");
+    if let Some(next) = files["next"].as_str() {
+        let _ = write!(body, "<p><a href=\"/transfers/{id}?files={}\">More files →</a></p>", percent_encode(next));
+    }
+    let events = d.state.events(id, params.get("events").map(String::as_str), 100)?;
+    body.push_str("<h2>PREMIS events</h2><table class=\"events\"><thead><tr><th>When</th><th>Event</th><th>File</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>");
+    for e in &events.items {
+        let outcome = json_api::outcome_word(e);
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.date_time.format("%H:%M:%S"),
+            escape(&e.event_type),
+            e.file_uuid.map(|f| f.to_string()).unwrap_or_else(|| "transfer".into()),
+            escape(&outcome),
+            escape(if e.outcome_detail.is_empty() { &e.detail } else { &e.outcome_detail })
+        );
+    }
+    body.push_str("</tbody></table>");
+    if let Some(next) = events.next {
+        let _ = write!(body, "<p><a href=\"/transfers/{id}?events={}\">More events →</a></p>", percent_encode(&next));
+    }
+    body.push_str("</div>");
+    Ok(Response::html(200, layout(&t.name, Some(user), &body)))
+}

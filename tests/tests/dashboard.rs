@@ -1,0 +1,412 @@
+//! The dashboard's router, as `vellum serve` and the dashboard Lambda serve it: who may use
+//! it (deny by default), Vellum's JSON API, Archivematica's API in its own words, and the
+//! HTML pages with every package-supplied name escaped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+use vellum_core::model::TransferStatus;
+use vellum_core::ports::{AccessStore, ObjectStore, PortResult, ScanVerdict, StateStore, VirusScanner};
+use vellum_dashboard::{Dashboard, Request, Response};
+use vellum_tests::{Package, TestEnv};
+
+fn ask(d: &Dashboard, method: &str, path: &str, auth: &str) -> Response {
+    d.handle(&Request::new(method, path).with_header("Authorization", auth))
+}
+
+fn json(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&r.body)))
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// A pipeline with one complete and one refused transfer, and a registered user's key.
+fn with_transfers() -> (TestEnv, String, vellum_core::model::Transfer, vellum_core::model::Transfer) {
+    let t = TestEnv::new(2);
+    let good = t.upload(&Package::catalogued("PP/DASH/1", 3), "born-digital/good.zip");
+    let mut bad = Package::default();
+    bad.add("objects/a.txt", "a");
+    let refused = t.upload(&bad, "born-digital/<script>alert(1)<script>.zip");
+    t.drive(|_, _| false);
+    let key = format!("ApiKey archivist:{}", t.api_key("archivist", Some("archivist@example.org")));
+    let good = t.transfer_for(&good).unwrap();
+    let refused = t.transfer_for(&refused).unwrap();
+    assert_eq!(good.status, TransferStatus::Complete, "{:?}", good.failure_reason);
+    assert_eq!(refused.status, TransferStatus::Rejected);
+    (t, key, good, refused)
+}
+
+#[test]
+fn nobody_gets_in_without_a_registered_user_or_a_valid_key() {
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    let detail = format!("/api/transfers/{}", good.id);
+    let am = format!("/api/transfer/status/{}", good.id);
+    for path in [detail.as_str(), am.as_str(), "/status", "/api/transfers", "/api/openapi.json", "/no/such/route"] {
+        let r = d.handle(&Request::get(path));
+        assert_eq!(r.status, 403, "{path} without credentials");
+        assert_eq!(json(&r), serde_json::json!({"message": "API key not valid.", "error": true}), "{path}");
+        let wrong = ask(&d, "GET", path, "ApiKey archivist:0000000000000000000000000000000000000000");
+        assert_eq!(wrong.status, 403, "{path} with a wrong key");
+    }
+    assert_eq!(ask(&d, "GET", &detail, &key).status, 200);
+    assert_eq!(ask(&d, "GET", "/no/such/route", &key).status, 404, "a route that is not one, once admitted");
+    // The key in the query, as amclient sends it for some calls.
+    let k = key.rsplit(':').next().unwrap();
+    assert_eq!(d.handle(&Request::get(&format!("/api/transfer/completed?username=archivist&api_key={k}"))).status, 200);
+    assert_eq!(d.handle(&Request::get(&format!("/api/transfer/completed?username=someone&api_key={k}"))).status, 403);
+    // A page sends a person to sign in; the health check and the sign-in page are open.
+    let page = d.handle(&Request::get(&format!("/transfers/{}", good.id)));
+    assert_eq!(page.status, 303);
+    assert!(page.header_value("Location").unwrap().starts_with("/sign-in?next=%2Ftransfers%2F"));
+    assert_eq!(d.handle(&Request::get("/health")).status, 200);
+    assert_eq!(d.handle(&Request::get("/sign-in")).status, 200);
+
+    // A revoked key, and a removed user's key, stop working.
+    let id = t.env.access.api_keys().unwrap()[0].id.clone();
+    t.env.access.revoke_api_key(&id, chrono::Utc::now()).unwrap();
+    assert_eq!(ask(&d, "GET", &detail, &key).status, 403, "revoked");
+    let other = format!("ApiKey leaver:{}", t.api_key("leaver", None));
+    assert_eq!(ask(&d, "GET", &detail, &other).status, 200);
+    t.env.access.remove_user("leaver").unwrap();
+    assert_eq!(ask(&d, "GET", &detail, &other).status, 403, "removed");
+}
+
+#[test]
+fn a_valid_token_admits_only_a_registered_user() {
+    let (t, _key, good, _) = with_transfers();
+    let d = t.dashboard(false);
+    let with_claims = |email: &str| {
+        let mut r = Request::get(&format!("/api/transfers/{}", good.id));
+        r.claims = Some([("email".to_string(), email.to_string())].into());
+        d.handle(&r)
+    };
+    assert_eq!(with_claims("ARCHIVIST@example.org").status, 200, "registered, matched in any case");
+    assert_eq!(with_claims("stranger@example.org").status, 403, "a valid token, not registered");
+    let mut page = Request::get("/");
+    page.claims = Some([("upn".to_string(), "stranger@example.org".to_string())].into());
+    let refused = d.handle(&page);
+    assert_eq!(refused.status, 403);
+    assert!(text(&refused).contains("You are not registered"), "people are told why");
+    // A claim sent as a header by the caller is not a claim.
+    let forged = d.handle(&Request::get("/status").with_header("x-jwt-claims", r#"{"email":"archivist@example.org"}"#));
+    assert_eq!(forged.status, 403);
+}
+
+#[test]
+fn path_tricks_are_refused_and_routes_answer_with_or_without_their_slash() {
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    for path in [
+        "/api/transfers/../status",
+        "/api/%2e%2e/status",
+        "/static/..%2fvellum.db",
+        "/static/..%5cvellum.db",
+        "/api/transfer%2Fstatus",
+        "//status",
+    ] {
+        let r = ask(&d, "GET", path, &key);
+        assert_eq!(r.status, 400, "{path}");
+        assert!(!text(&r).contains("transfers\""), "{path} leaks nothing");
+    }
+    for path in [format!("/api/transfer/status/{}", good.id), format!("/api/transfer/status/{}/", good.id)] {
+        assert_eq!(json(&ask(&d, "GET", &path, &key))["status"], "COMPLETE", "{path}");
+    }
+    let wrong = ask(&d, "POST", "/api/transfer/completed", &key);
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header_value("Allow"), Some("GET"));
+}
+
+#[test]
+fn people_sign_in_with_a_key_and_get_a_strict_session_cookie() {
+    let (t, key, _, _) = with_transfers();
+    let d = t.dashboard(true);
+    let k = key.rsplit(':').next().unwrap();
+    let wrong = d.handle(&Request::new("POST", "/sign-in").with_body("user=archivist&key=nope&next=%2F"));
+    assert_eq!(wrong.status, 403);
+    assert!(text(&wrong).contains("do not match a registered user"));
+    let signed = d
+        .handle(&Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={k}&next=%2F%2Fevil.example")));
+    assert_eq!(signed.status, 303);
+    assert_eq!(signed.header_value("Location"), Some("/"), "never sent elsewhere");
+    let cookie = signed.header_value("Set-Cookie").unwrap().to_string();
+    for part in ["vellum_session=", "HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    let token = cookie.split(';').next().unwrap().to_string();
+    let page = d.handle(&Request::get("/").with_header("Cookie", &token));
+    assert_eq!(page.status, 200);
+    assert!(text(&page).contains("good"));
+    let out = d.handle(&Request::new("POST", "/sign-out").with_header("Cookie", &token));
+    assert_eq!(out.status, 303);
+    assert_eq!(d.handle(&Request::get("/").with_header("Cookie", &token)).status, 303, "signed out");
+}
+
+#[test]
+fn the_json_api_lists_searches_pages_and_details_transfers() {
+    let (t, key, good, refused) = with_transfers();
+    let d = t.dashboard(true);
+    let list = json(&ask(&d, "GET", "/api/transfers", &key));
+    let names: Vec<&str> = list["transfers"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(list["next"], Value::Null);
+    let page = json(&ask(&d, "GET", "/api/transfers?limit=1", &key));
+    assert_eq!(page["transfers"].as_array().unwrap().len(), 1);
+    let second = json(&ask(
+        &d,
+        "GET",
+        &format!(
+            "/api/transfers?limit=1&cursor={}",
+            vellum_dashboard::http::percent_encode(page["next"].as_str().unwrap())
+        ),
+        &key,
+    ));
+    assert_ne!(second["transfers"][0]["id"], page["transfers"][0]["id"], "the cursor moves on");
+    let complete = json(&ask(&d, "GET", "/api/transfers?status=complete", &key));
+    assert_eq!(complete["transfers"][0]["id"], good.id.to_string());
+    assert_eq!(complete["transfers"].as_array().unwrap().len(), 1);
+    let searched = json(&ask(&d, "GET", "/api/transfers?q=pp%2Fdash", &key));
+    assert_eq!(searched["transfers"][0]["identifier"], "PP/DASH/1");
+    assert_eq!(searched["transfers"].as_array().unwrap().len(), 1);
+    assert_eq!(ask(&d, "GET", "/api/transfers?status=LOST", &key).status, 400);
+
+    let detail = json(&ask(&d, "GET", &format!("/api/transfers/{}", good.id), &key));
+    assert_eq!(detail["summary"]["sip_uuid"], good.sip_uuid.to_string());
+    let jobs = detail["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 9);
+    let checksum = jobs.iter().find(|j| j["stage"] == "checksum").unwrap();
+    assert_eq!(checksum["tasks"]["total"], 4, "three objects and metadata.csv");
+    assert!(checksum["duration_seconds"].as_f64().is_some());
+    assert!(detail["progress"].as_array().unwrap().iter().all(|p| p["status"] == "COMPLETE"), "{detail}");
+    let why = json(&ask(&d, "GET", &format!("/api/transfers/{}", refused.id), &key));
+    assert!(why["failure_reason"].as_str().unwrap().contains("metadata/metadata.csv is missing"));
+
+    let files = json(&ask(&d, "GET", &format!("/api/transfers/{}/files?limit=2", good.id), &key));
+    assert_eq!(files["files"].as_array().unwrap().len(), 2);
+    let f = &files["files"][0];
+    assert_eq!(f["checksums"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(f["puid"].is_string() || f["puid"].is_null());
+    assert!(f["scan"].as_str().is_some(), "the virus check's verdict: {f}");
+    let rest = json(&ask(
+        &d,
+        "GET",
+        &format!(
+            "/api/transfers/{}/files?cursor={}",
+            good.id,
+            vellum_dashboard::http::percent_encode(files["next"].as_str().unwrap())
+        ),
+        &key,
+    ));
+    assert_eq!(rest["files"].as_array().unwrap().len(), 2);
+    let events = json(&ask(&d, "GET", &format!("/api/transfers/{}/events?limit=500", good.id), &key));
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["event_type"] == "message digest calculation"));
+    let spec: Value = json(&ask(&d, "GET", "/api/openapi.json", &key));
+    assert_eq!(spec["openapi"], "3.0.3");
+    assert!(spec["paths"]["/api/transfers/{id}/retry"].is_object());
+}
+
+#[test]
+fn ended_transfers_are_hidden_one_or_all() {
+    let (t, key, good, refused) = with_transfers();
+    let d = t.dashboard(true);
+    let hide = ask(&d, "POST", &format!("/api/transfers/{}/hide", refused.id), &key);
+    assert_eq!(json(&hide)["hidden"], true);
+    assert_eq!(ask(&d, "POST", &format!("/api/transfers/{}/hide", refused.id), &key).status, 409, "once");
+    let listed = json(&ask(&d, "GET", "/api/transfers", &key));
+    assert_eq!(listed["transfers"].as_array().unwrap().len(), 1);
+    let all = json(&ask(&d, "POST", "/api/transfers/hide-completed", &key));
+    assert_eq!(all["hidden"], serde_json::json!([good.id]));
+    assert!(json(&ask(&d, "GET", "/api/transfers", &key))["transfers"].as_array().unwrap().is_empty());
+    let hidden = json(&ask(&d, "GET", "/api/transfers?hidden=true", &key));
+    assert_eq!(hidden["transfers"].as_array().unwrap().len(), 2);
+}
+
+/// A scanner that finds a virus in everything until told otherwise (a false positive, say,
+/// fixed by new signatures).
+struct Switch(AtomicBool);
+
+impl VirusScanner for Switch {
+    fn version(&self) -> PortResult<String> {
+        Ok("switch 1".into())
+    }
+    fn scan(&self, data: &mut dyn std::io::Read) -> PortResult<ScanVerdict> {
+        std::io::copy(data, &mut std::io::sink())?;
+        Ok(if self.0.load(Ordering::SeqCst) {
+            ScanVerdict::Infected("Test.False-Positive".into())
+        } else {
+            ScanVerdict::Clean
+        })
+    }
+}
+
+#[test]
+fn a_failed_transfer_is_retried_from_its_failed_microservice_without_duplicates() {
+    let switch = Arc::new(Switch(AtomicBool::new(true)));
+    let mut options = vellum_tests::options();
+    options.scanner = Some(switch.clone());
+    options.settings.batch_size = Some(2);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&Package::catalogued("PP/RETRY/1", 5), "born-digital/retry.zip");
+    t.drive(|_, _| false);
+    let failed = t.transfer_for(&event).unwrap();
+    assert_eq!(failed.status, TransferStatus::Failed, "{:?}", failed.failure_reason);
+    let key = format!("ApiKey archivist:{}", t.api_key("archivist", None));
+    let d = t.dashboard(true);
+    assert_eq!(ask(&d, "POST", &format!("/api/transfers/{}/retry", Uuid::nil()), &key).status, 404);
+
+    switch.0.store(false, Ordering::SeqCst);
+    let retried = ask(&d, "POST", &format!("/api/transfers/{}/retry", failed.id), &key);
+    assert_eq!(retried.status, 202, "{}", text(&retried));
+    assert_eq!(json(&retried)["stage"], "scan");
+    let again = ask(&d, "POST", &format!("/api/transfers/{}/retry", failed.id), &key);
+    assert_eq!(again.status, 409, "a transfer already retrying is not retried twice");
+    t.drive(|_, _| false);
+    let done = t.env.state.transfer(failed.id).unwrap().unwrap();
+    assert_eq!(done.status, TransferStatus::Complete, "{:?}", done.failure_reason);
+    let files = t.env.state.all_files(done.id).unwrap();
+    let events = t.env.state.all_events(done.id).unwrap();
+    let digests = events.iter().filter(|e| e.event_type == "message digest calculation").count();
+    assert_eq!(digests, files.len(), "nothing recorded twice");
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.uuid).collect();
+    assert_eq!(ids.len(), events.len());
+    assert_eq!(
+        ask(&d, "POST", &format!("/api/transfers/{}/retry", done.id), &key).status,
+        409,
+        "a stored AIP is not retried"
+    );
+}
+
+#[test]
+fn a_transfer_is_started_from_an_object_already_uploaded() {
+    let t = TestEnv::new(10);
+    let key = format!("ApiKey archivist:{}", t.api_key("archivist", None));
+    let zip = t.dir.path().join("p.zip");
+    Package::catalogued("PP/START/1", 2).write_zip(&zip);
+    t.env.uploads.put("born-digital/started.zip", &std::fs::read(&zip).unwrap()).unwrap();
+    let d = t.dashboard(true);
+    let started = d.handle(
+        &Request::new("POST", "/api/transfers")
+            .with_header("Authorization", &key)
+            .with_body(r#"{"key": "born-digital/started.zip"}"#),
+    );
+    assert_eq!(started.status, 202, "{}", text(&started));
+    let id: Uuid = json(&started)["id"].as_str().unwrap().parse().unwrap();
+    let missing = d.handle(
+        &Request::new("POST", "/api/transfers")
+            .with_header("Authorization", &key)
+            .with_body(r#"{"key": "born-digital/none.zip"}"#),
+    );
+    assert_eq!(missing.status, 404);
+    t.drive(|_, _| false);
+    let transfer = t.env.state.transfer(id).unwrap().expect("the transfer has the id it was given");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+}
+
+#[test]
+fn archivematicas_api_answers_in_its_own_words() {
+    let (t, key, good, refused) = with_transfers();
+    let d = t.dashboard(true);
+    let status = json(&ask(&d, "GET", &format!("/api/transfer/status/{}/", good.id), &key));
+    assert_eq!(status["status"], "COMPLETE");
+    assert_eq!(status["sip_uuid"], good.sip_uuid.to_string());
+    assert_eq!(status["type"], "transfer");
+    assert_eq!(status["name"], "good");
+    assert_eq!(status["directory"], format!("good-{}", good.id));
+    assert_eq!(status["message"], format!("Fetched status for {} successfully.", good.id));
+    for field in ["microservice", "path", "uuid"] {
+        assert!(status[field].is_string(), "{field}: {status}");
+    }
+    let ingest = json(&ask(&d, "GET", &format!("/api/ingest/status/{}", good.sip_uuid), &key));
+    assert_eq!((ingest["status"].as_str(), ingest["type"].as_str()), (Some("COMPLETE"), Some("SIP")));
+    let unknown = ask(&d, "GET", &format!("/api/transfer/status/{}", Uuid::new_v4()), &key);
+    assert_eq!(unknown.status, 400);
+    assert!(json(&unknown)["message"].as_str().unwrap().starts_with("Cannot fetch unitTransfer with UUID"));
+    let rejected = json(&ask(&d, "GET", &format!("/api/transfer/status/{}", refused.id), &key));
+    assert_eq!(rejected["status"], "REJECTED");
+
+    let completed = json(&ask(&d, "GET", "/api/transfer/completed", &key));
+    assert_eq!(completed["results"], serde_json::json!([good.id]));
+    assert_eq!(completed["message"], "Fetched completed transfers successfully.");
+    assert_eq!(json(&ask(&d, "GET", "/api/ingest/completed", &key))["results"], serde_json::json!([good.sip_uuid]));
+    assert_eq!(json(&ask(&d, "GET", "/api/transfer/unapproved", &key))["results"], serde_json::json!([]));
+
+    let jobs = json(&ask(&d, "GET", &format!("/api/v2beta/jobs/{}", good.id), &key));
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 9);
+    for field in ["uuid", "name", "status", "microservice", "link_uuid", "tasks"] {
+        assert!(!jobs[0][field].is_null(), "{field}: {}", jobs[0]);
+    }
+    let scan = jobs.iter().find(|j| j["name"] == "Scan for viruses").unwrap();
+    let only = json(&ask(
+        &d,
+        "GET",
+        &format!("/api/v2beta/jobs/{}?microservice=Microservice:%20Scan%20for%20viruses", good.id),
+        &key,
+    ));
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    let by_name = json(&ask(
+        &d,
+        "GET",
+        &format!("/api/v2beta/jobs/{}?name=Job:%20Scan%20for%20viruses&detailed", good.sip_uuid),
+        &key,
+    ));
+    let task = &by_name[0]["tasks"][0];
+    for field in ["file_uuid", "file_name", "time_created", "time_started", "time_ended", "duration"] {
+        assert!(!task[field].is_null(), "{field}: {task}");
+    }
+    let by_link = json(&ask(
+        &d,
+        "GET",
+        &format!("/api/v2beta/jobs/{}?link_uuid={}", good.id, scan["link_uuid"].as_str().unwrap()),
+        &key,
+    ));
+    assert_eq!(by_link[0]["name"], "Scan for viruses");
+    let one = json(&ask(&d, "GET", &format!("/api/v2beta/task/{}", task["uuid"].as_str().unwrap()), &key));
+    assert_eq!(one["file_name"], task["file_name"]);
+    assert_eq!(ask(&d, "GET", &format!("/api/v2beta/jobs/{}", Uuid::new_v4()), &key).status, 400);
+
+    let configs = json(&ask(&d, "GET", "/api/processing-configuration/", &key));
+    assert!(configs["processing_configurations"].as_array().unwrap().iter().any(|c| c == "born_digital"));
+    let config = |name: &str, accept: &str| {
+        d.handle(
+            &Request::get(&format!("/api/processing-configuration/{name}"))
+                .with_header("Authorization", &key)
+                .with_header("Accept", accept),
+        )
+    };
+    let xml = config("born_digital", "application/xml");
+    assert_eq!(xml.status, 200);
+    let xml_text = text(&xml);
+    let doc = roxmltree::Document::parse(&xml_text).expect("well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "processingMCP");
+    assert_eq!(config("born_digital", "application/json").status, 415);
+    assert_eq!(config("nonesuch", "*/*").status, 404);
+
+    let hidden = ask(&d, "DELETE", &format!("/api/transfer/{}/delete/", good.id), &key);
+    assert_eq!(json(&hidden), serde_json::json!({"removed": true}));
+    assert_eq!(ask(&d, "DELETE", &format!("/api/transfer/{}/delete/", good.id), &key).status, 409);
+    assert_eq!(json(&ask(&d, "GET", "/api/transfer/completed", &key))["results"], serde_json::json!([]));
+}
+
+#[test]
+fn package_names_are_shown_as_text_never_as_markup() {
+    let (t, key, _, refused) = with_transfers();
+    let d = t.dashboard(true);
+    let k = key.rsplit(':').next().unwrap();
+    let signed = d.handle(&Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={k}")));
+    let cookie = signed.header_value("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
+    for path in ["/".to_string(), format!("/transfers/{}", refused.id)] {
+        let page = d.handle(&Request::get(&path).with_header("Cookie", &cookie));
+        let html = text(&page);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;script&gt;"), "{path} shows the name as text");
+        assert!(!html.contains("<script>alert"), "{path} never as markup");
+        let csp = page.header_value("Content-Security-Policy").unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(!html.contains("<script>"), "no inline script at all");
+    }
+}
