@@ -2,7 +2,7 @@
 //! that is killed mid-transfer and started again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use vellum_core::model::TransferStatus;
@@ -10,9 +10,9 @@ use vellum_core::ports::{StateStore, TransferQuery};
 use vellum_local::sqlite_state::SqliteStateStore;
 use vellum_tests::Package;
 
-fn vellum() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vellum"))
-}
+mod common;
+use common::{get, registered, serve, vellum};
+
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/PP-EXAMPLE.zip")
@@ -94,68 +94,6 @@ fn every_command_has_help() {
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running `vellum serve` and its status port, killed however the test ends.
-struct Served(std::process::Child, u16);
-
-impl Served {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn serve(data: &Path) -> Served {
-    let port = free_port();
-    let child = vellum()
-        .args(["serve", "--batch-size", "1", "--budget-secs", "0", "--visibility-secs", "2"])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--scan-interval-ms", "100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vellum serve");
-    Served(child, port)
-}
-
-/// GETs a path from a serve's dashboard, with an authorization header unless None; the
-/// status line and the JSON body.
-fn get(port: u16, path: &str, authorization: Option<&str>) -> (String, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
-    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.lines().next().unwrap_or_default().to_string(), serde_json::from_str(body).expect("a JSON body"))
-}
-
-/// Registers a user with `vellum users add` and gives them a key with `vellum api-keys
-/// create`, whose last line is the key alone.
-fn registered(data: &Path, name: &str) -> String {
-    let added = vellum().args(["users", "add", name, "--data-dir"]).arg(data).output().unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    let created = vellum().args(["api-keys", "create", "--user", name, "--data-dir"]).arg(data).output().unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let out = String::from_utf8(created.stdout).unwrap();
-    let key = out.lines().last().unwrap().to_string();
-    assert!(key.len() == 40 && key.chars().all(|c| c.is_ascii_hexdigit()), "the last line is the key alone: {out}");
-    format!("ApiKey {name}:{key}")
 }
 
 #[test]
