@@ -73,7 +73,8 @@ fn amclient_follows_a_transfer_to_its_aip_and_closes_it() {
     assert_eq!(ingest["uuid"], sip);
 
     let (printed, jobs) = am(served.1, "amuser", &["get-jobs", &key, &id]);
-    let names: Vec<&str> = jobs.as_array().unwrap_or_else(|| panic!("{printed}")).iter().filter_map(|j| j["name"].as_str()).collect();
+    let names: Vec<&str> =
+        jobs.as_array().unwrap_or_else(|| panic!("{printed}")).iter().filter_map(|j| j["name"].as_str()).collect();
     assert_eq!(names.len(), 9, "{printed}");
     assert!(names.contains(&"Scan for viruses"), "{names:?}");
 
@@ -85,7 +86,8 @@ fn amclient_follows_a_transfer_to_its_aip_and_closes_it() {
     assert_eq!(after["results"], serde_json::json!([]), "closed transfers are no longer listed: {printed}");
 
     // A wrong key gets nothing: amclient exits 0 and prints its error.
-    let (printed, refused) = am(served.1, "amuser", &["get-transfer-status", &id, "0000000000000000000000000000000000000000"]);
+    let (printed, refused) =
+        am(served.1, "amuser", &["get-transfer-status", &id, "0000000000000000000000000000000000000000"]);
     assert_ne!(refused["status"], "COMPLETE", "{printed}");
     assert!(!printed.contains(&sip), "nothing about the transfer: {printed}");
 }

@@ -13,7 +13,6 @@ use vellum_tests::Package;
 mod common;
 use common::{get, registered, serve, vellum};
 
-
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/PP-EXAMPLE.zip")
 }

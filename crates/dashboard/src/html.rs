@@ -29,6 +29,7 @@ pub fn asset(name: &str) -> Response {
         "dashboard.js" => {
             Response::with_type(200, "text/javascript; charset=utf-8", include_str!("static/dashboard.js"))
         }
+        "favicon.svg" => Response::with_type(200, "image/svg+xml", include_str!("static/favicon.svg")),
         _ => Response::json(404, &serde_json::json!({"message": "No such file.", "error": true})),
     }
 }
@@ -44,7 +45,7 @@ fn layout(title: &str, user: Option<&User>, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Vellum</title><link rel=\"stylesheet\" href=\"/static/dashboard.css\">\
+         <title>{} · Vellum</title><link rel=\"icon\" href=\"/static/favicon.svg\"><link rel=\"stylesheet\" href=\"/static/dashboard.css\">\
          <script src=\"/static/dashboard.js\" defer></script></head>\
          <body><header><a href=\"/\" class=\"brand\">Vellum</a><span class=\"tagline\">transfers and their AIPs</span>{who}</header>\
          <main>{body}</main></body></html>\n",

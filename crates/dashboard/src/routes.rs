@@ -52,7 +52,7 @@ pub enum Route {
 }
 
 /// The static files, by name.
-pub const ASSETS: &[&str] = &["dashboard.css", "dashboard.js"];
+pub const ASSETS: &[&str] = &["dashboard.css", "dashboard.js", "favicon.svg"];
 
 impl Route {
     /// Routes anyone may reach: nothing in them reads a record.

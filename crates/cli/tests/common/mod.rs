@@ -79,4 +79,3 @@ pub fn registered(data: &Path, name: &str) -> String {
     assert!(key.len() == 40 && key.chars().all(|c| c.is_ascii_hexdigit()), "the last line is the key alone: {out}");
     format!("ApiKey {name}:{key}")
 }
-
