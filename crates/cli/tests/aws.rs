@@ -92,3 +92,57 @@ fn a_runner_killed_mid_transfer_on_aws_finishes_the_same_transfer_when_started_a
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.uuid).collect();
     assert_eq!(ids.len(), events.len(), "no event twice");
 }
+
+/// Users and keys on AWS live in the table: `vellum users add` and `vellum api-keys create
+/// --aws-endpoint` register someone whom `serve --aws-endpoint`'s dashboard then admits —
+/// and stops admitting once the key is revoked.
+#[test]
+fn the_dashboard_on_the_emulator_admits_a_user_registered_with_the_cli() {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").expect("the emulator: eval \"$(infra/local/up)\" (scripts/test does)");
+    let vellum = || Command::new(env!("CARGO_BIN_EXE_vellum"));
+    let user = format!("aws-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let added = vellum().args(["users", "add", &user, "--aws-endpoint", &endpoint]).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let created =
+        vellum().args(["api-keys", "create", "--user", &user, "--aws-endpoint", &endpoint, "--json"]).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let auth = format!("ApiKey {user}:{}", created["key"].as_str().unwrap());
+    let listed = vellum().args(["users", "list", "--aws-endpoint", &endpoint, "--json"]).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|u| u["name"] == user.as_str()), "{listed}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _served = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["serve", "--aws-endpoint", &endpoint, "--clamd", "none", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Served)
+        .unwrap();
+    let ask = |auth: Option<&str>| -> String {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("serve --aws-endpoint never answered: {e}"),
+            }
+        };
+        let header = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        write!(stream, "GET /api/transfer/completed HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let admitted = ask(Some(&auth));
+    assert!(admitted.starts_with("HTTP/1.1 200"), "{admitted}");
+    assert!(admitted.contains("Fetched completed transfers successfully."), "{admitted}");
+    assert!(ask(None).starts_with("HTTP/1.1 403"));
+    let id = created["id"].as_str().unwrap();
+    let revoked = vellum().args(["api-keys", "revoke", id, "--aws-endpoint", &endpoint]).output().unwrap();
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(ask(Some(&auth)).starts_with("HTTP/1.1 403"), "a revoked key is refused");
+}

@@ -216,3 +216,39 @@ fn the_binary_alone_identifies_formats() {
     assert_ne!(out.status.code(), Some(0), "a folder without signature files is an error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no DROID_SignatureFile"));
 }
+
+/// `vellum users` and `vellum api-keys` in a data folder: a key is shown once, listed by id
+/// only, revoked by id; removing a user takes their keys.
+#[test]
+fn users_and_keys_are_managed_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = vellum().args(args).arg("--data-dir").arg(data.path()).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let auth = registered(data.path(), "ann");
+    let key = auth.rsplit(':').next().unwrap();
+    let (ok, _, said) = run(&["users", "add", "ann"]);
+    assert!(!ok && said.contains("exists already"), "{said}");
+    let (ok, _, said) = run(&["users", "add", "a:b"]);
+    assert!(!ok && said.contains("user name"), "{said}");
+    let (ok, _, said) = run(&["api-keys", "create", "--user", "nobody"]);
+    assert!(!ok && said.contains("no user \"nobody\""), "{said}");
+    let (_, listed, _) = run(&["api-keys", "list", "--json"]);
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert!(!listed.contains(key), "the key itself is never listed");
+    let id = keys[0]["id"].as_str().unwrap().to_string();
+    let (ok, said, _) = run(&["api-keys", "revoke", &id]);
+    assert!(ok, "{said}");
+    let (_, listed, _) = run(&["api-keys", "list", "--json"]);
+    assert!(serde_json::from_str::<serde_json::Value>(&listed).unwrap()[0]["revoked_at"].is_string());
+    let (ok, _, said) = run(&["api-keys", "revoke", &id]);
+    assert!(!ok && said.contains("not revoked already"), "{said}");
+    let (ok, _, _) = run(&["users", "remove", "ann"]);
+    assert!(ok);
+    let (_, users, _) = run(&["users", "list", "--json"]);
+    assert_eq!(users.trim(), "[]");
+    let (_, keys, _) = run(&["api-keys", "list", "--json"]);
+    assert_eq!(keys.trim(), "[]", "the user's keys went with them");
+}
