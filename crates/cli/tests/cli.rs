@@ -224,7 +224,11 @@ fn users_and_keys_are_managed_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let out = vellum().args(args).arg("--data-dir").arg(data.path()).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let auth = registered(data.path(), "ann");
     let key = auth.rsplit(':').next().unwrap();
