@@ -48,17 +48,17 @@ pub struct UploadEvent {
 impl UploadEvent {
     /// The event S3 would send for this object. The sequencer comes from the object's
     /// modification time and size, so the same upload seen twice is the same event.
-    pub fn for_object(bucket: &str, meta: &crate::ports::ObjectMeta) -> Self {
-        let modified = meta.last_modified.unwrap_or_default();
+    pub fn for_object(bucket: &str, key: &str, size: u64, last_modified: Option<crate::model::Timestamp>) -> Self {
+        let modified = last_modified.unwrap_or_default();
         let nanos = modified.timestamp_nanos_opt().unwrap_or_default();
         Self {
             bucket: bucket.to_string(),
-            key: meta.key.clone(),
+            key: key.to_string(),
             event_name: "ObjectCreated:Put".to_string(),
             event_time: modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            sequencer: format!("{nanos:016X}{:016X}", meta.size),
+            sequencer: format!("{nanos:016X}{size:016X}"),
             version_id: None,
-            size: meta.size,
+            size,
             transfer_id: None,
         }
     }
@@ -66,18 +66,13 @@ impl UploadEvent {
     /// A transfer of an object already in the uploads bucket, started by a person or a
     /// script: a new event each time (asked twice, it is two transfers), with its id chosen
     /// now so that the caller can follow it.
-    pub fn started(
-        bucket: &str,
-        meta: &crate::ports::ObjectMeta,
-        transfer_id: Uuid,
-        now: crate::model::Timestamp,
-    ) -> Self {
+    pub fn started(bucket: &str, key: &str, size: u64, transfer_id: Uuid, now: crate::model::Timestamp) -> Self {
         Self {
             event_name: "ObjectCreated:Started".to_string(),
             event_time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             sequencer: transfer_id.simple().to_string().to_uppercase(),
             transfer_id: Some(transfer_id),
-            ..Self::for_object(bucket, meta)
+            ..Self::for_object(bucket, key, size, Some(now))
         }
     }
 

@@ -418,3 +418,33 @@ pub struct StoredAip {
     pub version: u32,
     pub space: String,
 }
+
+/// A person or a script's owner, known by name; `email` is how an OIDC token names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: its digest, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The first 12 hex digits of the digest: how an operator names the key to revoke it.
+    pub id: String,
+    pub user: String,
+    /// SHA-256 of the key, hex.
+    pub digest: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A signed-in browser's session (embedded mode), by its token's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub digest: String,
+    pub user: String,
+    pub expires_at: Timestamp,
+}

@@ -286,7 +286,7 @@ pub fn start_key(d: &Dashboard, key: &str, user: &User) -> PortResult<Result<Uui
         return Ok(Err(error(404, format!("there is no {key} in the uploads bucket {}", d.uploads.bucket()))));
     };
     let id = d.clock.new_id();
-    let event = UploadEvent::started(d.uploads.bucket(), &meta, id, d.clock.now());
+    let event = UploadEvent::started(d.uploads.bucket(), &meta.key, meta.size, id, d.clock.now());
     d.queue.send(queues::START, &serde_json::to_string(&event).expect("upload events serialize"))?;
     tracing::info!(user = %user.name, key, transfer_id = %id, "transfer started through the API");
     Ok(Ok(id))

@@ -9,7 +9,7 @@ use vellum_core::ports::{ObjectMeta, ObjectStore, PortResult, Queue};
 
 /// The event S3 would send for this object (kept here for the callers that name it so).
 pub fn upload_event(bucket: &str, meta: &ObjectMeta) -> UploadEvent {
-    UploadEvent::for_object(bucket, meta)
+    UploadEvent::for_object(bucket, &meta.key, meta.size, meta.last_modified)
 }
 
 #[derive(Default)]
