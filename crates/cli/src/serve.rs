@@ -20,6 +20,14 @@ pub struct ServeArgs {
     /// Milliseconds between looks at the uploads folder.
     #[arg(long, default_value_t = 1000)]
     pub scan_interval_ms: u64,
+    /// Seconds a package in the uploads folder must stay unchanged (and not open for
+    /// writing) before it is announced.
+    #[arg(long, default_value_t = 2)]
+    pub settle_secs: u64,
+    /// Seconds a zip or tar that does not end as its format ends waits (a copy from another
+    /// machine, stalled) before intake judges it.
+    #[arg(long, default_value_t = 600)]
+    pub grace_secs: u64,
     /// Run every stage against this AWS endpoint (the emulator `infra/local/up` starts;
     /// its exports name the buckets, table and queues) instead of the data folder: each
     /// queue is polled as Lambda's event-source mappings would, and the same handlers the
@@ -46,10 +54,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let watcher_env = env.clone();
     let interval = Duration::from_millis(args.scan_interval_ms.max(50));
+    let (settle, grace) = (Duration::from_secs(args.settle_secs), Duration::from_secs(args.grace_secs));
     std::thread::Builder::new()
         .name("watcher".into())
         .spawn(move || {
-            let mut watcher = Watcher::default();
+            let mut watcher = Watcher::new(settle, grace);
             loop {
                 if let Err(e) = watcher.scan(watcher_env.uploads.as_ref(), watcher_env.queue.as_ref()) {
                     tracing::warn!(error = %e, "could not scan the uploads folder");

@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod fs_store;
 pub mod notifier;
+pub mod open_files;
 pub mod runner;
 pub mod sqlite_access;
 pub mod sqlite_queue;
