@@ -256,3 +256,64 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     assert_eq!(dead[0].receive_count, 2);
     assert!(t.stored_aips().is_empty());
 }
+
+/// A message dead-lettered half-way through a transfer (two batches done, the third's read
+/// failing) fails the transfer; once the fault is gone, a redrive reopens it and it ends
+/// COMPLETE with every file and event recorded once.
+#[test]
+fn a_redriven_message_finishes_its_transfer_without_duplicates() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = vellum_local::EmbeddedOptions { max_receives: 2, ..vellum_tests::options() };
+    options.settings.batch_size = Some(2);
+    let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
+    let mut pipeline = env.pipeline.clone();
+    let broken = Arc::new(AtomicBool::new(true));
+    let fault = broken.clone();
+    let mut faulty = vellum_tests::Faulty::new(pipeline.working.clone());
+    faulty.fail_get = Box::new(move |key| {
+        (fault.load(Ordering::SeqCst) && key.ends_with("/file-00004.txt"))
+            .then(|| vellum_core::ports::PortError::Unavailable("connection reset by peer".into()))
+    });
+    pipeline.working = Arc::new(faulty);
+    let t = TestEnv { dir, env };
+    let event = t.upload(&Package::catalogued("PP/REDRIVE/1", 6), "born-digital/redrive.zip");
+    let config = vellum_local::RunnerConfig {
+        retry_delay: Duration::from_millis(20),
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let runner = vellum_local::Runner::start(pipeline, t.env.queue.clone(), config);
+    let wait_for = |want: TransferStatus| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(tr) = t.transfer_for(&event).filter(|tr| tr.status == want) {
+                break tr;
+            }
+            assert!(Instant::now() < deadline, "the transfer never became {want:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let failed = wait_for(TransferStatus::Failed);
+    assert!(failed.failure_reason.as_deref().unwrap().contains("connection reset by peer"));
+    let listed = vellum_core::monitor::dead_letters(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].transfer_id, listed[0].stage.as_str()), (Some(failed.id), queues::CHECKSUM));
+    assert_eq!(listed[0].last_error.as_deref(), Some("connection reset by peer"));
+
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let moved = vellum_core::monitor::redrive(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
+    assert_eq!(moved, vec![(queues::CHECKSUM.to_string(), 1)]);
+    let done = wait_for(TransferStatus::Complete);
+    runner.stop();
+    assert_eq!(done.id, failed.id);
+    assert!(t.env.queue.dead_letters(queues::CHECKSUM).unwrap().is_empty());
+    let files = t.env.state.all_files(done.id).unwrap();
+    assert_eq!(files.len(), 7, "six objects and metadata.csv, once each");
+    let events = t.env.state.all_events(done.id).unwrap();
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.uuid).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    let digests = events.iter().filter(|e| e.event_type == "message digest calculation").count();
+    assert_eq!(digests, files.len());
+    assert_eq!(t.stored_aips().len(), 1);
+}

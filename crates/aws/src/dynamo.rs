@@ -674,6 +674,7 @@ impl StateStore for DynamoState {
             started_at: self.clock.now(),
             ended_at: None,
             batches_done: 0,
+            last_error: None,
         };
         let mut item = fields(&job);
         item.insert("pk".into(), s(transfer_pk(transfer_id)));
@@ -697,6 +698,20 @@ impl StateStore for DynamoState {
                 (":processing", serde_name(&JobStatus::Processing)),
             ],
             vec![("#status", "status")],
+        )?;
+        Ok(())
+    }
+
+    fn note_job_error(&self, transfer_id: Uuid, stage: &str, error: &str) -> PortResult<()> {
+        // Kept short: a reason, not a log.
+        let error: String = error.chars().take(2000).collect();
+        self.update(
+            &transfer_pk(transfer_id),
+            &format!("JOB#{stage}"),
+            "SET last_error = :e",
+            Some("attribute_exists(pk)"),
+            vec![(":e", s(error))],
+            vec![],
         )?;
         Ok(())
     }

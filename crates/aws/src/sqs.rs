@@ -302,6 +302,36 @@ impl Queue for SqsQueue {
         Ok(seen.into_values().collect())
     }
 
+    fn redrive(&self, queue: &str) -> PortResult<usize> {
+        // Taken from the dead-letter queue, sent back, then deleted: a crash in between
+        // leaves a copy in both, which the idempotent stages absorb.
+        let dlq = self.dead_letter_url(queue)?;
+        let mut moved = 0;
+        let mut empty = 0;
+        loop {
+            // SQS may answer a short receive empty while messages wait: three empty answers
+            // in a row, a second apart, mean the queue is empty.
+            let messages = self.receive_from(&dlq, BATCH, 60)?;
+            if messages.is_empty() {
+                empty += 1;
+                if empty == 3 {
+                    return Ok(moved);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                continue;
+            }
+            empty = 0;
+            let bodies: Vec<String> = messages.iter().map(|m| m.body().unwrap_or_default().to_string()).collect();
+            self.send_batch(queue, &bodies)?;
+            for m in &messages {
+                let call =
+                    self.client.delete_message().queue_url(&dlq).receipt_handle(m.receipt_handle().unwrap_or_default());
+                self.run(call.send()).map_err(|e| port_error(&format!("deleting a redriven message of {queue}"), e))?;
+            }
+            moved += messages.len();
+        }
+    }
+
     fn depth(&self, queue: &str) -> PortResult<u64> {
         let url = self.url(queue)?;
         let out = self

@@ -1,28 +1,11 @@
 //! `vellum users` and `vellum api-keys`: who may use the dashboard and the API, in the
 //! embedded data folder or (with `--aws-endpoint`) in the stack's table.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use vellum_core::access;
-use vellum_core::ports::{AccessStore, Clock, SystemClock};
+use vellum_core::ports::{Clock, SystemClock};
 
-/// Where the users are: the data folder, or the AWS stack.
-#[derive(Args, Clone, Debug)]
-pub struct Target {
-    /// The data folder of `vellum serve` (its vellum.db holds the users).
-    #[arg(long, default_value = "./vellum-data", env = "VELLUM_DATA_DIR")]
-    pub data_dir: PathBuf,
-    /// The AWS endpoint of a stack (the emulator of `infra/local/up`, or AWS itself with
-    /// `https://dynamodb.<region>.amazonaws.com`); VELLUM_TABLE names the table.
-    #[arg(long)]
-    pub aws_endpoint: Option<String>,
-    /// Print JSON instead of lines.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::target::{open_access as open, print_json, Target};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -68,35 +51,6 @@ pub enum KeysCommand {
         #[command(flatten)]
         target: Target,
     },
-}
-
-fn open(target: &Target) -> anyhow::Result<Arc<dyn AccessStore>> {
-    match &target.aws_endpoint {
-        Some(endpoint) => open_aws(endpoint),
-        None => {
-            std::fs::create_dir_all(&target.data_dir)
-                .with_context(|| format!("creating the data folder {}", target.data_dir.display()))?;
-            Ok(Arc::new(vellum_local::sqlite_access::SqliteAccessStore::open(&target.data_dir.join("vellum.db"))?))
-        }
-    }
-}
-
-#[cfg(feature = "aws")]
-fn open_aws(endpoint: &str) -> anyhow::Result<Arc<dyn AccessStore>> {
-    std::env::set_var("AWS_ENDPOINT_URL", endpoint);
-    // The runtime lives as long as the command: leaked on purpose, the process ends soon.
-    let rt = Box::leak(Box::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?));
-    let names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
-    Ok(vellum_aws::app::Records::new(&names, rt.handle().clone()).state)
-}
-
-#[cfg(not(feature = "aws"))]
-fn open_aws(_endpoint: &str) -> anyhow::Result<Arc<dyn AccessStore>> {
-    anyhow::bail!("this vellum was built without AWS support: build it with `cargo build -p vellum-cli --features aws`")
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
 }
 
 pub fn users(command: UsersCommand) -> anyhow::Result<()> {

@@ -1,8 +1,10 @@
 //! `vellum`: ingest one package end to end, or serve the local runner and dashboard.
 
 mod access;
+mod dlq;
 mod ingest;
 mod serve;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,9 @@ enum Command {
     /// Create, revoke and list API keys (Archivematica's `Authorization: ApiKey user:key`).
     #[command(subcommand, name = "api-keys")]
     ApiKeys(access::KeysCommand),
+    /// Dead-lettered messages: list them, send them back.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 /// Options every command that runs the pipeline shares.
@@ -144,6 +149,10 @@ fn main() -> ExitCode {
         Command::ApiKeys(command) => {
             init_tracing(&cli.log_format, "warn");
             access::api_keys(command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Dlq(command) => {
+            init_tracing(&cli.log_format, "warn");
+            dlq::run(command).map(|()| ExitCode::SUCCESS)
         }
     };
     match result {

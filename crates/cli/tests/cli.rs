@@ -256,3 +256,22 @@ fn users_and_keys_are_managed_from_the_command_line() {
     let (_, keys, _) = run(&["api-keys", "list", "--json"]);
     assert_eq!(keys.trim(), "[]", "the user's keys went with them");
 }
+
+/// `vellum dlq` on a data folder with nothing dead-lettered: it says so, and refuses a stage
+/// that does not exist.
+#[test]
+fn dlq_lists_and_redrives_what_there_is() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| vellum().args(args).arg("--data-dir").arg(data.path()).output().unwrap();
+    let listed = run(&["dlq", "list"]);
+    assert!(listed.status.success());
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "no dead-lettered messages");
+    let json = run(&["dlq", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&json.stdout).trim(), "[]");
+    let redriven = run(&["dlq", "redrive", "--stage", "scan"]);
+    assert!(redriven.status.success());
+    assert_eq!(String::from_utf8_lossy(&redriven.stdout).trim(), "no dead-lettered messages to redrive");
+    let wrong = run(&["dlq", "list", "--stage", "scanning"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no stage \"scanning\""));
+}

@@ -77,7 +77,8 @@ macro_rules! queue_contract {
                 nack_returns_with_delay,
                 extend_keeps_a_lease,
                 dead_letters_after_max_receives,
-                stale_receipts_are_ignored
+                stale_receipts_are_ignored,
+                dead_letters_are_redriven
             ]
         );
     };

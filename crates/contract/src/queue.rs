@@ -131,3 +131,26 @@ pub fn stale_receipts_are_ignored(make: &Make) {
     q.ack("a", &new.receipt).unwrap();
     depth_settles(q.as_ref(), "a", 0);
 }
+
+/// A redrive sends the dead-lettered messages back to their queue, received afresh; the
+/// dead-letter queue is then empty, and another queue's letters stay.
+pub fn dead_letters_are_redriven(make: &Make) {
+    let q = make(1);
+    q.send("a", "first").unwrap();
+    q.send("b", "other").unwrap();
+    for queue in ["a", "b"] {
+        let d = receive_some(q.as_ref(), queue, 1, LONG).remove(0);
+        q.nack(queue, &d.receipt, Duration::ZERO, "broken").unwrap();
+        // The next receive moves it to the dead-letter queue.
+        assert!(q.receive(queue, 1, LONG).unwrap().is_empty());
+    }
+    assert_eq!(q.dead_letters("a").unwrap().len(), 1);
+    assert_eq!(q.redrive("a").unwrap(), 1);
+    assert!(q.dead_letters("a").unwrap().is_empty(), "nothing left dead-lettered");
+    assert_eq!(q.dead_letters("b").unwrap().len(), 1, "another queue's letters stay");
+    let back = receive_some(q.as_ref(), "a", 1, LONG);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, "first");
+    assert_eq!(back[0].receive_count, 1, "received afresh");
+    assert_eq!(q.redrive("a").unwrap(), 0);
+}

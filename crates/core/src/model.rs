@@ -207,6 +207,10 @@ pub struct Job {
     pub ended_at: Option<Timestamp>,
     /// Fan-in counter for per-file stages: batches this job has finished.
     pub batches_done: u32,
+    /// The last transient error a delivery of this stage met (the message was given back):
+    /// what a dead-lettered message's record says when the queue keeps no reason (SQS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// One file's execution inside a job.

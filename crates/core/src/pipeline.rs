@@ -172,6 +172,12 @@ impl Pipeline {
             Ok(Progress::Ignored) => return Outcome::Ignored,
             Err(StageError::Transient(e)) => {
                 warn!(stage, error = %e, "transient error, message will be retried");
+                // Kept on the job for the dead-letter record; a failure here changes nothing.
+                if let Some(id) = transfer_id {
+                    if let Err(note) = self.state.note_job_error(id, stage, &e) {
+                        warn!(stage, error = %note, "the transient error could not be kept on its job");
+                    }
+                }
                 return Outcome::Retry(e);
             }
             Err(StageError::Superseded(e)) => {

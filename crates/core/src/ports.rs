@@ -209,6 +209,8 @@ pub trait StateStore: Send + Sync {
     fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job>;
     fn finish_job(&self, transfer_id: Uuid, stage: &str, status: JobStatus) -> PortResult<()>;
     fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>>;
+    /// Keeps the last transient error of the stage's job (no job yet: nothing is kept).
+    fn note_job_error(&self, transfer_id: Uuid, stage: &str, error: &str) -> PortResult<()>;
     /// In the order they started.
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>>;
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>>;
@@ -448,6 +450,9 @@ pub trait Queue: Send + Sync {
     /// Keep the message hidden for `visibility` more, while work goes on.
     fn extend(&self, queue: &str, receipt: &str, visibility: Duration) -> PortResult<()>;
     fn dead_letters(&self, queue: &str) -> PortResult<Vec<DeadLetter>>;
+    /// Sends every dead-lettered message of `queue` back to it, to be received afresh;
+    /// returns how many.
+    fn redrive(&self, queue: &str) -> PortResult<usize>;
     /// Messages waiting or in flight.
     fn depth(&self, queue: &str) -> PortResult<u64>;
 }

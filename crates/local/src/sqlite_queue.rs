@@ -188,6 +188,25 @@ impl Queue for SqliteQueue {
         Ok(self.dead_letters_after(0)?.into_iter().map(|(_, d)| d).filter(|d| d.queue == queue).collect())
     }
 
+    fn redrive(&self, queue: &str) -> PortResult<usize> {
+        let now = now_ms();
+        let moved = self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "INSERT OR IGNORE INTO queue_messages (message_id, queue, body, visible_at, sent_at) \
+                 SELECT message_id, queue, body, ?2, ?2 FROM dead_letters WHERE queue = ?1",
+                params![queue, now],
+            )?;
+            tx.execute("DELETE FROM dead_letters WHERE queue = ?1", [queue])?;
+            tx.commit()?;
+            Ok(moved)
+        })?;
+        let (lock, cv) = &self.sent;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        cv.notify_all();
+        Ok(moved)
+    }
+
     fn depth(&self, queue: &str) -> PortResult<u64> {
         self.with(|c| {
             c.query_row("SELECT COUNT(*) FROM queue_messages WHERE queue = ?1", [queue], |r| r.get::<_, i64>(0))

@@ -211,6 +211,12 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     if !has_file_name {
         conn.execute_batch("ALTER TABLE tasks ADD COLUMN file_name TEXT NOT NULL DEFAULT '';").map_err(err)?;
     }
+    let has_last_error: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'last_error'", [], |r| r.get(0))
+        .map_err(err)?;
+    if !has_last_error {
+        conn.execute_batch("ALTER TABLE jobs ADD COLUMN last_error TEXT;").map_err(err)?;
+    }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);").map_err(err)?;
     Ok(())
 }
@@ -344,6 +350,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         started_at: time_at(r, 6)?,
         ended_at: opt_time_at(r, 7)?,
         batches_done: u32::try_from(count_at(r, 8)?).map_err(|_| unreadable(8, "a batch count too large".into()))?,
+        last_error: r.get(9)?,
     })
 }
 
@@ -673,7 +680,7 @@ impl StateStore for SqliteStateStore {
         self.write(|tx| {
             let existing = tx
                 .query_row(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
+                    &format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
                     params![tid, spec.stage],
                     job_row,
                 )
@@ -692,6 +699,7 @@ impl StateStore for SqliteStateStore {
                 started_at,
                 ended_at: None,
                 batches_done: 0,
+                last_error: None,
             };
             tx.execute(
                 &format!("INSERT INTO jobs ({JOB_COLUMNS}, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, ?8)"),
@@ -722,10 +730,20 @@ impl StateStore for SqliteStateStore {
         Ok(())
     }
 
+    fn note_job_error(&self, transfer_id: Uuid, stage: &str, error: &str) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET last_error = ?3 WHERE transfer_id = ?1 AND stage = ?2",
+                params![transfer_id.to_string(), stage, error],
+            )
+        })?;
+        Ok(())
+    }
+
     fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
+                &format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
                 params![transfer_id.to_string(), stage],
                 job_row,
             )
@@ -735,7 +753,8 @@ impl StateStore for SqliteStateStore {
 
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
             let rows = stmt.query_map([transfer_id.to_string()], job_row)?;
             rows.collect()
         })
