@@ -48,6 +48,7 @@ pub struct Records {
     pub state: Arc<DynamoState>,
     pub queue: Arc<SqsQueue>,
     pub uploads: Arc<S3Store>,
+    pub aips: Arc<S3Store>,
     pub profiles: Config,
 }
 
@@ -66,7 +67,8 @@ impl Records {
         let s3 = s3_client(&config);
         let working = S3Store::new(s3.clone(), &names.working_bucket, rt.clone());
         Self {
-            uploads: Arc::new(S3Store::new(s3, &names.uploads_bucket, rt.clone())),
+            uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
+            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
             profiles: profiles(),
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),

@@ -1,6 +1,7 @@
 //! `vellum`: ingest one package end to end, or serve the local runner and dashboard.
 
 mod access;
+mod aips;
 mod dlq;
 mod ingest;
 mod serve;
@@ -40,6 +41,9 @@ enum Command {
     /// Dead-lettered messages: list them, send them back.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Stored AIPs: list them, get one (or one original file), verify one.
+    #[command(subcommand)]
+    Aips(aips::AipsCommand),
 }
 
 /// Options every command that runs the pipeline shares.
@@ -153,6 +157,10 @@ fn main() -> ExitCode {
         Command::Dlq(command) => {
             init_tracing(&cli.log_format, "warn");
             dlq::run(command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Aips(command) => {
+            init_tracing(&cli.log_format, "warn");
+            aips::run(command)
         }
     };
     match result {

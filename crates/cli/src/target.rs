@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use vellum_core::ports::{AccessStore, Queue, StateStore};
+use vellum_core::ports::{AccessStore, ObjectStore, Queue, StateStore};
 
 #[derive(Args, Clone, Debug)]
 pub struct Target {
@@ -53,6 +53,18 @@ pub fn open_records(target: &Target) -> anyhow::Result<(Arc<dyn StateStore>, Arc
     }
 }
 
+/// The state and the stored AIPs.
+pub fn open_storage(target: &Target) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
+    match &target.aws_endpoint {
+        Some(endpoint) => aws::storage(endpoint),
+        None => {
+            let state = vellum_local::sqlite_state::SqliteStateStore::open(&database(target)?)?;
+            let aips = vellum_local::fs_store::FsObjectStore::new(target.data_dir.join("aips"), "aips")?;
+            Ok((Arc::new(state), Arc::new(aips)))
+        }
+    }
+}
+
 #[cfg(feature = "aws")]
 mod aws {
     use super::*;
@@ -74,6 +86,11 @@ mod aws {
         let records = records_of(endpoint)?;
         Ok((records.state, records.queue))
     }
+
+    pub fn storage(endpoint: &str) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
+        let records = records_of(endpoint)?;
+        Ok((records.state, records.aips))
+    }
 }
 
 #[cfg(not(feature = "aws"))]
@@ -88,6 +105,10 @@ mod aws {
     }
 
     pub fn records(_endpoint: &str) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn Queue>)> {
+        anyhow::bail!(NO_AWS)
+    }
+
+    pub fn storage(_endpoint: &str) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
         anyhow::bail!(NO_AWS)
     }
 }

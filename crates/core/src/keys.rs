@@ -95,3 +95,47 @@ pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
     let id12: String = transfer.event_key.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
     format!("{}.{word}.{time}.{id12}.log", transfer.source_key)
 }
+
+/// A stored AIP's key, taken apart: `<space>/<identifier>/v<N>/<name>-<aip uuid>.<ext>`
+/// (an identifier may hold slashes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AipKey {
+    pub key: String,
+    pub space: String,
+    pub identifier: String,
+    pub version: u32,
+    /// The bag's name (`<name>-<aip uuid>`), the folder inside the package.
+    pub bag: String,
+    pub aip_uuid: uuid::Uuid,
+}
+
+pub fn parse_aip_key(key: &str) -> Option<AipKey> {
+    let (space, rest) = key.split_once('/')?;
+    let (rest, file) = rest.rsplit_once('/')?;
+    let (identifier, version) = rest.rsplit_once('/')?;
+    let version: u32 = version.strip_prefix('v')?.parse().ok()?;
+    let bag = file.strip_suffix(".tar.gz").or_else(|| file.strip_suffix(".tar"))?;
+    let uuid = bag.get(bag.len().checked_sub(36)?..)?;
+    Some(AipKey {
+        key: key.to_string(),
+        space: space.to_string(),
+        identifier: identifier.to_string(),
+        version,
+        bag: bag.to_string(),
+        aip_uuid: uuid::Uuid::parse_str(uuid).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod aip_key_tests {
+    use super::*;
+
+    #[test]
+    fn stored_aip_keys_come_apart() {
+        let k = parse_aip_key("born-digital/PP/CRI/9/v2/letters-6f1c1a4e-2f5b-4d7e-9a51-3c8e2b7d9f10.tar.gz").unwrap();
+        assert_eq!((k.space.as_str(), k.identifier.as_str(), k.version), ("born-digital", "PP/CRI/9", 2));
+        assert_eq!(k.bag, "letters-6f1c1a4e-2f5b-4d7e-9a51-3c8e2b7d9f10");
+        assert!(parse_aip_key("born-digital/PP/v2/notes.txt").is_none());
+        assert!(parse_aip_key("born-digital/PP/vX/a-6f1c1a4e-2f5b-4d7e-9a51-3c8e2b7d9f10.tar").is_none());
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod aip;
+pub mod aip_check;
 pub mod archive;
 pub mod bag_parts;
 pub mod bagit;
@@ -29,6 +30,7 @@ pub mod retry;
 pub mod rights;
 pub mod sanitize;
 pub mod stages;
+pub mod storage;
 pub mod tar_sparse;
 pub mod tar_stream;
 pub mod techmd;

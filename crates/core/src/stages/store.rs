@@ -7,7 +7,6 @@
 //! AIP back a part at a time with ranged reads, and a checkpoint after each part lets a
 //! 100 GB AIP be verified across as many invocations as it takes.
 
-use std::collections::BTreeMap;
 use std::io::BufReader;
 
 use flate2::read::MultiGzDecoder;
@@ -15,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
 use crate::bag_parts::{BagSummary, BagVerifier, DigestSum};
-use crate::bagit::verify_tar;
 use crate::error::{StageError, StageResult};
 use crate::keys::{aip_key, working_prefix};
 use crate::messages::{queues, AipStored, StageMessage};
@@ -186,8 +184,7 @@ fn failed_verification(p: &Pipeline, transfer: &Transfer, copied: &Copied, probl
     let key = &copied.key;
     let size: u64 = copied.part_sizes.iter().sum();
     let named = if size <= NAMED_DIAGNOSIS_LIMIT {
-        let gzipped = key.ends_with(".tar.gz");
-        match verify_stored(p, transfer, key, gzipped) {
+        match verify_stored(p, transfer, key) {
             Err(StageError::Failed(named)) => Some(named),
             _ => None,
         }
@@ -234,41 +231,13 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
 
 /// Reads the stored AIP back in one go, to name what is wrong with it: the bag must be
 /// valid and every original's digest must match what the checksum stage recorded.
-fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str, gzipped: bool) -> StageResult<crate::bagit::BagReport> {
-    let raw = BufReader::with_capacity(1 << 20, p.aips.get(key)?);
-    let reader: Box<dyn std::io::Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
-    let fail = |problems: Vec<String>| {
+fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::bagit::BagReport> {
+    crate::aip_check::read_back(p.state.as_ref(), p.aips.as_ref(), transfer, key)?.map_err(|problems| {
         StageError::Failed(format!(
             "the stored AIP {key} failed verification and was kept as evidence: {}",
             problems.join("; ")
         ))
-    };
-    let report = verify_tar(reader, &bag_name(transfer)).map_err(fail)?;
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    for f in FilePages::new(p.state.as_ref(), transfer.id) {
-        let f = f?;
-        expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
-    }
-    let mut problems = Vec::new();
-    for (path, want) in &expected {
-        match report.payload.get(path) {
-            None => problems.push(format!("{path} is missing from the stored AIP")),
-            Some(got) if got != want => {
-                problems.push(format!("{path} has sha256 {got} in the stored AIP, but {want} was recorded"))
-            }
-            _ => {}
-        }
-    }
-    for path in report.payload.keys() {
-        if !expected.contains_key(path) && !is_generated_payload(transfer, path) {
-            problems.push(format!("{path} is in the stored AIP but is no file of the transfer"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(report)
-    } else {
-        Err(fail(problems))
-    }
+    })
 }
 
 /// The AIP holds everything now; the working copies go, a page at a time. Best effort: a
