@@ -144,7 +144,11 @@ fn upload(env: &Embedded, package: &Path, key: &str) -> anyhow::Result<vellum_co
 }
 
 /// Follows the transfer until it ends, printing each job as it starts and finishes.
-fn watch(env: &Embedded, idem: &str, event: &vellum_core::messages::UploadEvent) -> anyhow::Result<Transfer> {
+pub(crate) fn watch(
+    env: &Embedded,
+    idem: &str,
+    event: &vellum_core::messages::UploadEvent,
+) -> anyhow::Result<Transfer> {
     let started = Instant::now();
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;

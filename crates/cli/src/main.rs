@@ -3,6 +3,7 @@
 mod access;
 mod aips;
 mod dlq;
+mod e2e;
 mod ingest;
 mod serve;
 mod target;
@@ -41,6 +42,9 @@ enum Command {
     /// Dead-lettered messages: list them, send them back.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// The end-to-end test transfer: a small package of real formats into the testing
+    /// space, checked from outside; exit 0 only when every check passes.
+    E2e(e2e::E2eArgs),
     /// Stored AIPs: list them, get one (or one original file), verify one.
     #[command(subcommand)]
     Aips(aips::AipsCommand),
@@ -157,6 +161,10 @@ fn main() -> ExitCode {
         Command::Dlq(command) => {
             init_tracing(&cli.log_format, "warn");
             dlq::run(command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::E2e(args) => {
+            init_tracing(&cli.log_format, "warn");
+            e2e::run(args)
         }
         Command::Aips(command) => {
             init_tracing(&cli.log_format, "warn");

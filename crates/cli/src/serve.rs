@@ -130,7 +130,9 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     // The SDK takes its endpoint from the standard configuration.
     std::env::set_var("AWS_ENDPOINT_URL", endpoint);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
+    let mut names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
+    // --clamd (or VELLUM_CLAMD) decides here as in embedded mode; `none` scans nothing.
+    names.clamd = (args.run.clamd != "none").then(|| args.run.clamd.clone());
     let app = Arc::new(vellum_aws::app::AwsApp::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)?);
     let server =
         tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

@@ -28,9 +28,14 @@ impl Drop for Served {
 }
 
 fn serve(endpoint: &str) -> Served {
+    serve_scanning(endpoint, "none")
+}
+
+/// `serve --aws-endpoint` scanning with the clamd at `clamd` (or `none`).
+fn serve_scanning(endpoint: &str, clamd: &str) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args(["serve", "--aws-endpoint", endpoint, "--budget-secs", "2", "--visibility-secs", "2", "--clamd", "none"])
+        .args(["serve", "--aws-endpoint", endpoint, "--budget-secs", "2", "--visibility-secs", "2", "--clamd", clamd])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -145,4 +150,31 @@ fn the_dashboard_on_the_emulator_admits_a_user_registered_with_the_cli() {
     let revoked = vellum().args(["api-keys", "revoke", id, "--aws-endpoint", &endpoint]).output().unwrap();
     assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
     assert!(ask(Some(&auth)).starts_with("HTTP/1.1 403"), "a revoked key is refused");
+}
+
+/// `vellum e2e --aws-endpoint` against the emulator while `serve --aws-endpoint` runs the
+/// stages: the test transfer is stored in the testing space and passes every check.
+#[test]
+fn the_end_to_end_test_transfer_passes_on_the_emulator() {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").expect("the emulator: eval \"$(infra/local/up)\" (scripts/test does)");
+    let _served = serve(&endpoint);
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["e2e", "--aws-endpoint", &endpoint, "--timeout-secs", "300", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    // The emulator's serve scans nothing (--clamd none): that one check fails, and says so.
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["every original passed the virus check"], "{report}");
+    assert!(report["aip_key"].as_str().unwrap().starts_with("testing/"), "{report}");
+    assert_eq!(out.status.code(), Some(1), "not every check passed");
 }

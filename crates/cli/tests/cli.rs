@@ -327,3 +327,27 @@ fn stored_aips_are_listed_got_and_verified() {
     assert_eq!(failed["passed"], false);
     assert!(failed["checks"].as_array().unwrap().iter().any(|c| c["passed"] == false));
 }
+
+/// `vellum e2e`: the test transfer stored in the testing space and checked from outside,
+/// a line per check; with scanning off one check fails, and so does the command.
+#[test]
+fn the_end_to_end_test_transfer_checks_what_it_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let out = vellum().args(["e2e", "--json", "--data-dir"]).arg(data.path()).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["passed"], true);
+    assert!(report["identifier"].as_str().unwrap().starts_with("archivematica-dev/TEST"));
+    assert!(report["aip_key"].as_str().unwrap().starts_with("testing/archivematica-dev/TEST"));
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 8, "{report}");
+    assert!(checks.iter().all(|c| c["passed"] == true));
+
+    let unscanned = vellum().args(["e2e", "--clamd", "none", "--data-dir"]).arg(data.path()).output().unwrap();
+    assert_eq!(unscanned.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&unscanned.stdout);
+    assert!(said.contains("FAIL every original passed the virus check: 0 of 3 scanned clean"), "{said}");
+    assert!(said.trim_end().ends_with("e2e: FAIL"), "{said}");
+}
