@@ -538,6 +538,19 @@ impl StateStore for DynamoState {
         self.transfer(id)
     }
 
+    fn flag_stuck(&self, id: Uuid, since: vellum_core::model::Timestamp) -> PortResult<bool> {
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET stuck_since = :since",
+                Some("#status = :processing AND (attribute_not_exists(stuck_since) OR stuck_since <> :since)"),
+                vec![(":since", s(stamp(&since))), (":processing", serde_name(&TransferStatus::Processing))],
+                vec![("#status", "status")],
+            )?
+            .is_some())
+    }
+
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
         Ok(self
             .update(
@@ -675,6 +688,7 @@ impl StateStore for DynamoState {
             ended_at: None,
             batches_done: 0,
             last_error: None,
+            progressed_at: None,
         };
         let mut item = fields(&job);
         item.insert("pk".into(), s(transfer_pk(transfer_id)));
@@ -754,10 +768,11 @@ impl StateStore for DynamoState {
             Some(e) => ("checkpoint = :expected", vec![(":expected", s(e))]),
         };
         values.push((":next", s(next)));
+        values.push((":now", s(stamp(&self.clock.now()))));
         match self.update(
             &transfer_pk(transfer_id),
             &format!("JOB#{stage}"),
-            "SET checkpoint = :next",
+            "SET checkpoint = :next, progressed_at = :now",
             Some(condition),
             values,
             vec![],
@@ -865,9 +880,14 @@ impl StateStore for DynamoState {
         let added = self.update(
             &transfer_pk(transfer_id),
             &format!("JOB#{stage}"),
-            "ADD done_batches :b, batches_done :one",
+            "ADD done_batches :b, batches_done :one SET progressed_at = :now",
             Some("NOT contains(done_batches, :bn)"),
-            vec![(":b", AttributeValue::Ns(vec![batch.to_string()])), (":one", n(1)), (":bn", n(batch))],
+            vec![
+                (":b", AttributeValue::Ns(vec![batch.to_string()])),
+                (":one", n(1)),
+                (":bn", n(batch)),
+                (":now", s(stamp(&self.clock.now()))),
+            ],
             vec![],
         )?;
         let newly_recorded = added.is_some();

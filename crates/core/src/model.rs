@@ -118,6 +118,10 @@ pub struct Transfer {
     /// Hidden from the dashboard's lists once ended (Archivematica's "remove").
     #[serde(default)]
     pub hidden: bool,
+    /// The last progress time at which the monitor flagged this transfer as stuck: it is
+    /// flagged once for each time it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_since: Option<Timestamp>,
 }
 
 impl Transfer {
@@ -162,6 +166,7 @@ impl Transfer {
             updated_at: now,
             completed_at: None,
             hidden: false,
+            stuck_since: None,
         }
     }
 }
@@ -211,6 +216,10 @@ pub struct Job {
     /// what a dead-lettered message's record says when the queue keeps no reason (SQS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the job last moved on (a batch recorded, a checkpoint taken): how the monitor
+    /// tells a long job from a stuck one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressed_at: Option<Timestamp>,
 }
 
 /// One file's execution inside a job.

@@ -135,3 +135,259 @@ pub fn sweep_dead_letters(state: &dyn StateStore, queue: &dyn Queue) -> PortResu
     }
     Ok(sweep)
 }
+
+/// A transfer that has made no progress for a while.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stuck {
+    pub transfer_id: uuid::Uuid,
+    pub name: String,
+    /// The microservice it is in (its latest job's name).
+    pub microservice: String,
+    pub stage: String,
+    /// Its last progress.
+    pub since: crate::model::Timestamp,
+    /// What an operator runs to start it again.
+    pub retry: String,
+}
+
+/// When a transfer last moved on: its own record, or a job starting, ending, recording a
+/// batch or taking a checkpoint.
+fn last_progress(t: &crate::model::Transfer, jobs: &[crate::model::Job]) -> crate::model::Timestamp {
+    jobs.iter()
+        .flat_map(|j| [Some(j.started_at), j.ended_at, j.progressed_at])
+        .flatten()
+        .chain([t.updated_at, t.created_at])
+        .max()
+        .unwrap_or(t.created_at)
+}
+
+/// Transfers PROCESSING with no progress for `after`, each flagged once for each time it
+/// stops (a transfer that moves on and stops again is flagged again). `all` lists those
+/// flagged before too.
+pub fn stuck(
+    state: &dyn StateStore,
+    now: crate::model::Timestamp,
+    after: chrono::Duration,
+    all: bool,
+) -> PortResult<Vec<Stuck>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = state.list_transfers(&crate::ports::TransferQuery {
+            status: Some(TransferStatus::Processing),
+            after: cursor,
+            limit: 200,
+            ..Default::default()
+        })?;
+        for t in &page.items {
+            let jobs = state.jobs(t.id)?;
+            let since = last_progress(t, &jobs);
+            if now - since < after {
+                continue;
+            }
+            let newly = state.flag_stuck(t.id, since)?;
+            if !newly && !all {
+                continue;
+            }
+            let job = jobs.last();
+            let stage = job.map(|j| j.stage.clone()).unwrap_or_else(|| queues::START.to_string());
+            out.push(Stuck {
+                transfer_id: t.id,
+                name: t.name.clone(),
+                microservice: job.map(|j| j.name.clone()).unwrap_or_else(|| job_spec(queues::START).name.to_string()),
+                retry: format!("vellum dlq redrive --stage {stage}   (or, once it has failed: POST /api/transfers/{}/retry)", t.id),
+                stage,
+                since,
+            });
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A stage's dead-letter queue, with the first message's reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterDepth {
+    pub stage: String,
+    pub messages: usize,
+    pub first_reason: Option<String>,
+}
+
+pub fn dead_letter_depths(state: &dyn StateStore, queue: &dyn Queue) -> PortResult<Vec<DeadLetterDepth>> {
+    let letters = dead_letters(state, queue, None)?;
+    let mut out: Vec<DeadLetterDepth> = Vec::new();
+    for l in letters {
+        match out.iter_mut().find(|d| d.stage == l.stage) {
+            Some(d) => d.messages += 1,
+            None => out.push(DeadLetterDepth { stage: l.stage.clone(), messages: 1, first_reason: l.last_error.clone() }),
+        }
+    }
+    Ok(out)
+}
+
+/// One transfer's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReportLine {
+    pub identifier: String,
+    pub name: String,
+    pub transfer_id: uuid::Uuid,
+    pub status: String,
+    pub ended_at: crate::model::Timestamp,
+    /// The reason, on one line (failed transfers only).
+    pub reason: Option<String>,
+}
+
+/// What happened to the transfers that ended in the report's period.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub environment: String,
+    pub from: crate::model::Timestamp,
+    pub to: crate::model::Timestamp,
+    pub stored: Vec<ReportLine>,
+    pub failed: Vec<ReportLine>,
+}
+
+/// The transfers that ended in the `days` before `now` (hidden ones too): stored, and
+/// failed or refused with their reasons.
+pub fn report(state: &dyn StateStore, now: crate::model::Timestamp, days: i64, environment: &str) -> PortResult<Report> {
+    let from = now - chrono::Duration::days(days);
+    let mut stored = Vec::new();
+    let mut failed = Vec::new();
+    for hidden in [false, true] {
+        let mut cursor = None;
+        loop {
+            let page =
+                state.list_transfers(&crate::ports::TransferQuery { hidden, after: cursor, limit: 200, ..Default::default() })?;
+            for t in &page.items {
+                let Some(ended) = t.completed_at.filter(|e| *e >= from && *e <= now) else { continue };
+                let line = ReportLine {
+                    identifier: t.identifiers.external_identifier().unwrap_or_else(|| "(no identifier)".into()),
+                    name: t.name.clone(),
+                    transfer_id: t.id,
+                    status: t.status.as_str().to_string(),
+                    ended_at: ended,
+                    reason: t.failure_reason.as_ref().map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
+                };
+                match t.status {
+                    TransferStatus::Complete => stored.push(line),
+                    TransferStatus::Failed | TransferStatus::Rejected => failed.push(line),
+                    TransferStatus::Processing => {}
+                }
+            }
+            // Newest first: once a page's transfers were all created before the period and
+            // have ended, older pages hold nothing newer... but a transfer created long ago
+            // may end late, so every page is read.
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+    }
+    let order = |a: &ReportLine, b: &ReportLine| (&a.identifier, a.ended_at).cmp(&(&b.identifier, b.ended_at));
+    stored.sort_by(order);
+    failed.sort_by(order);
+    Ok(Report { environment: environment.to_string(), from, to: now, stored, failed })
+}
+
+impl Report {
+    /// The report as text, worded for its environment.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "Vellum {} — transfers that ended {} to {}: {} stored, {} failed or refused.\n",
+            self.environment,
+            self.from.format("%Y-%m-%d"),
+            self.to.format("%Y-%m-%d"),
+            self.stored.len(),
+            self.failed.len()
+        );
+        if self.environment == "staging" {
+            out.push_str("(staging: test packages; nothing here is preserved.)\n");
+        }
+        if !self.stored.is_empty() {
+            out.push_str("Stored:\n");
+            for l in &self.stored {
+                out.push_str(&format!("  {} — {} ({})\n", l.identifier, l.name, l.ended_at.format("%Y-%m-%d")));
+            }
+        }
+        if !self.failed.is_empty() {
+            out.push_str("Failed or refused:\n");
+            for l in &self.failed {
+                out.push_str(&format!(
+                    "  {} — {} {}: {}\n",
+                    l.identifier,
+                    l.name,
+                    l.status,
+                    l.reason.as_deref().unwrap_or("no reason recorded")
+                ));
+            }
+        }
+        out
+    }
+
+    /// As a Slack-style incoming-webhook message.
+    pub fn webhook_body(&self) -> serde_json::Value {
+        serde_json::json!({ "text": self.text() })
+    }
+}
+
+/// An upload removed by the clean-up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CleanedUp {
+    pub transfer_id: uuid::Uuid,
+    pub key: String,
+    pub logs: usize,
+}
+
+/// Deletes the uploads (and the logs beside them) of transfers whose AIP was stored and
+/// verified more than `after_days` ago. Never a failed or refused upload: an upload is
+/// removed only when the newest transfer of its key is COMPLETE and the object is the one
+/// that transfer read (not changed since it started).
+pub fn clean_up(
+    state: &dyn StateStore,
+    uploads: &dyn crate::ports::ObjectStore,
+    now: crate::model::Timestamp,
+    after_days: i64,
+) -> PortResult<Vec<CleanedUp>> {
+    let before = now - chrono::Duration::days(after_days);
+    let mut newest: std::collections::HashMap<String, crate::model::Transfer> = std::collections::HashMap::new();
+    for hidden in [false, true] {
+        let mut cursor = None;
+        loop {
+            let page =
+                state.list_transfers(&crate::ports::TransferQuery { hidden, after: cursor, limit: 200, ..Default::default() })?;
+            for t in page.items {
+                match newest.get(&t.source_key) {
+                    Some(n) if n.created_at >= t.created_at => {}
+                    _ => {
+                        newest.insert(t.source_key.clone(), t);
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in newest.into_values() {
+        if t.status != TransferStatus::Complete || t.completed_at.is_none_or(|c| c > before) {
+            continue;
+        }
+        let Some(meta) = uploads.head(&t.source_key)? else { continue };
+        if meta.last_modified.is_some_and(|m| m > t.created_at) {
+            continue;
+        }
+        let logs = uploads.list(&format!("{}.", t.source_key))?;
+        for log in logs.iter().filter(|l| l.key.ends_with(".log")) {
+            uploads.delete(&log.key)?;
+        }
+        uploads.delete(&t.source_key)?;
+        tracing::info!(key = %t.source_key, transfer_id = %t.id, "upload cleaned up: its AIP is stored and verified");
+        out.push(CleanedUp { transfer_id: t.id, key: t.source_key.clone(), logs: logs.iter().filter(|l| l.key.ends_with(".log")).count() });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}

@@ -193,6 +193,9 @@ pub trait StateStore: Send + Sync {
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()>;
     /// The transfer whose SIP this is (a transfer and its SIP are one record in Vellum).
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>>;
+    /// Marks a PROCESSING transfer as flagged stuck since its last progress `since`; false
+    /// when it was flagged for that same `since` already (or has ended).
+    fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool>;
     /// Hides an ended transfer from the lists; false when it has not ended or is hidden.
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool>;
     /// A FAILED transfer back to PROCESSING for a new attempt at `stage`: its reason

@@ -211,6 +211,16 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     if !has_file_name {
         conn.execute_batch("ALTER TABLE tasks ADD COLUMN file_name TEXT NOT NULL DEFAULT '';").map_err(err)?;
     }
+    for (table, column, kind) in [("jobs", "progressed_at", "TEXT"), ("transfers", "stuck_since", "TEXT")] {
+        let has: bool = conn
+            .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
+                r.get(0)
+            })
+            .map_err(err)?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind};")).map_err(err)?;
+        }
+    }
     let has_last_error: bool = conn
         .query_row("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'last_error'", [], |r| r.get(0))
         .map_err(err)?;
@@ -330,6 +340,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         source_event_time: r.get(18)?,
         event_key: r.get(19)?,
         hidden: r.get(20)?,
+        stuck_since: opt_time_at(r, 21)?,
     })
 }
 
@@ -351,6 +362,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         ended_at: opt_time_at(r, 7)?,
         batches_done: u32::try_from(count_at(r, 8)?).map_err(|_| unreadable(8, "a batch count too large".into()))?,
         last_error: r.get(9)?,
+        progressed_at: opt_time_at(r, 10)?,
     })
 }
 
@@ -546,7 +558,7 @@ impl StateStore for SqliteStateStore {
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden FROM transfers WHERE id = ?1"),
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers WHERE id = ?1"),
                 [id.to_string()],
                 transfer_row,
             )
@@ -567,7 +579,7 @@ impl StateStore for SqliteStateStore {
         };
         let items = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, hidden FROM transfers \
+                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers \
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
                  AND hidden = ?5 AND (?6 IS NULL OR instr(lower(name || ' ' || identifiers), ?6) > 0) \
                  ORDER BY created_at DESC, id DESC LIMIT ?4"
@@ -626,12 +638,23 @@ impl StateStore for SqliteStateStore {
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden FROM transfers WHERE sip_uuid = ?1"),
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers WHERE sip_uuid = ?1"),
                 [sip_uuid.to_string()],
                 transfer_row,
             )
             .optional()
         })
+    }
+
+    fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool> {
+        let since = ts(&since);
+        let n = self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET stuck_since = ?2 WHERE id = ?1 AND status = 'PROCESSING' AND stuck_since IS NOT ?2",
+                params![id.to_string(), since],
+            )
+        })?;
+        Ok(n == 1)
     }
 
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
@@ -680,7 +703,7 @@ impl StateStore for SqliteStateStore {
         self.write(|tx| {
             let existing = tx
                 .query_row(
-                    &format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
+                    &format!("SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
                     params![tid, spec.stage],
                     job_row,
                 )
@@ -700,6 +723,7 @@ impl StateStore for SqliteStateStore {
                 ended_at: None,
                 batches_done: 0,
                 last_error: None,
+                progressed_at: None,
             };
             tx.execute(
                 &format!("INSERT INTO jobs ({JOB_COLUMNS}, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, ?8)"),
@@ -743,7 +767,7 @@ impl StateStore for SqliteStateStore {
     fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
+                &format!("SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
                 params![transfer_id.to_string(), stage],
                 job_row,
             )
@@ -754,7 +778,7 @@ impl StateStore for SqliteStateStore {
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
         self.with(|c| {
             let mut stmt =
-                c.prepare(&format!("SELECT {JOB_COLUMNS}, last_error FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
+                c.prepare(&format!("SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
             let rows = stmt.query_map([transfer_id.to_string()], job_row)?;
             rows.collect()
         })
@@ -789,10 +813,11 @@ impl StateStore for SqliteStateStore {
     }
 
     fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()> {
+        let now = self.now();
         let n = self.with(|c| {
             c.execute(
-                "UPDATE jobs SET checkpoint = ?4 WHERE transfer_id = ?1 AND stage = ?2 AND checkpoint IS ?3",
-                params![transfer_id.to_string(), stage, expected, next],
+                "UPDATE jobs SET checkpoint = ?4, progressed_at = ?5 WHERE transfer_id = ?1 AND stage = ?2 AND checkpoint IS ?3",
+                params![transfer_id.to_string(), stage, expected, next, now],
             )
         })?;
         if n == 1 {
@@ -897,8 +922,8 @@ impl StateStore for SqliteStateStore {
             )? == 1;
             if newly_recorded {
                 tx.execute(
-                    "UPDATE jobs SET batches_done = batches_done + 1 WHERE transfer_id = ?1 AND stage = ?2",
-                    params![tid, stage],
+                    "UPDATE jobs SET batches_done = batches_done + 1, progressed_at = ?3 WHERE transfer_id = ?1 AND stage = ?2",
+                    params![tid, stage, now],
                 )?;
             }
             let done: i64 = tx.query_row(
