@@ -65,7 +65,8 @@ impl World {
     }
 
     fn stored(&self, t: &Transfer) {
-        let aip = StoredAip { key: format!("born-digital/{}/v1/x.tar.gz", t.name), version: 1, space: "born-digital".into() };
+        let aip =
+            StoredAip { key: format!("born-digital/{}/v1/x.tar.gz", t.name), version: 1, space: "born-digital".into() };
         self.state.complete_transfer(t.id, &aip).unwrap();
     }
 }

@@ -52,28 +52,76 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
     .await
 }
 
-/// The monitor, on EventBridge's schedule: each dead-lettered message's transfer ends as
-/// FAILED with the reason (the messages stay for an operator to redrive), and what was
-/// found is logged and returned.
+/// The monitor, on EventBridge's schedules. Every run: each dead-lettered message's
+/// transfer ends FAILED with the reason (the messages stay for an operator to redrive),
+/// stuck transfers are flagged once each, dead-letter depths logged. With `{"action":
+/// "report"}` (the weekly schedule) the report of the last 14 days goes to
+/// `VELLUM_REPORT_TOPIC_ARN`; with `{"action": "clean-up"}` uploads stored more than
+/// `VELLUM_CLEAN_UP_AFTER_DAYS` ago are deleted (never without that setting).
 pub async fn run_monitor() -> Result<(), Error> {
     init_tracing();
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
     let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?);
-    lambda_runtime::run(service_fn(move |_scheduled: LambdaEvent<serde_json::Value>| {
-        let records = records.clone();
+    let config = crate::load_config(&tokio::runtime::Handle::current());
+    let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
+        Arc::new(crate::SnsNotifier::new(aws_sdk_sns::Client::new(&config), &topic, tokio::runtime::Handle::current()))
+    });
+    lambda_runtime::run(service_fn(move |scheduled: LambdaEvent<serde_json::Value>| {
+        let (records, reports) = (records.clone(), reports.clone());
         async move {
-            let sweep = tokio::task::spawn_blocking(move || {
-                vellum_core::monitor::sweep_dead_letters(records.state.as_ref(), records.queue.as_ref())
-            })
-            .await??;
-            for (stage, count) in &sweep.per_stage {
-                tracing::error!(stage, count, "messages are in a dead-letter queue");
-            }
-            Ok::<_, Error>(serde_json::to_value(&sweep)?)
+            let action = scheduled.payload.get("action").and_then(|a| a.as_str()).unwrap_or("check").to_string();
+            let done =
+                tokio::task::spawn_blocking(move || monitor_run(&records, reports.as_deref(), &action)).await??;
+            Ok::<_, Error>(done)
         }
     }))
     .await
+}
+
+fn monitor_run(
+    records: &Records,
+    reports: Option<&crate::SnsNotifier>,
+    action: &str,
+) -> Result<serde_json::Value, vellum_core::ports::PortError> {
+    use vellum_core::monitor;
+    use vellum_core::ports::Clock;
+    let now = vellum_core::ports::SystemClock.now();
+    let (state, queue) = (records.state.as_ref(), records.queue.as_ref());
+    let sweep = monitor::sweep_dead_letters(state, queue)?;
+    let minutes = std::env::var("VELLUM_STUCK_AFTER_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(60);
+    let stuck = monitor::stuck(state, now, chrono::Duration::minutes(minutes), false)?;
+    for s in &stuck {
+        tracing::error!(transfer_id = %s.transfer_id, microservice = %s.microservice, since = %s.since, retry = %s.retry, "a transfer is stuck");
+    }
+    let depths = monitor::dead_letter_depths(state, queue)?;
+    for d in &depths {
+        tracing::error!(stage = %d.stage, messages = d.messages, first = ?d.first_reason, "messages are in a dead-letter queue");
+    }
+    let mut out = serde_json::json!({"action": action, "failed_by_dead_letters": sweep.transfers, "stuck": stuck, "dead_letters": depths});
+    match action {
+        "report" => {
+            let environment = std::env::var("VELLUM_ENVIRONMENT").unwrap_or_else(|_| "prod".into());
+            let report = monitor::report(state, now, 14, &environment)?;
+            match reports {
+                Some(sns) => sns.publish_text(&format!("Vellum {environment}: the last 14 days"), &report.text())?,
+                None => tracing::warn!("VELLUM_REPORT_TOPIC_ARN is not set: the report goes to the log only"),
+            }
+            tracing::info!(report = %report.text(), "the report");
+            out["report"] = serde_json::to_value(&report).unwrap_or_default();
+        }
+        "clean-up" => {
+            let days =
+                std::env::var("VELLUM_CLEAN_UP_AFTER_DAYS").ok().and_then(|d| d.parse::<i64>().ok()).filter(|d| *d > 0);
+            if let Some(days) = days {
+                out["cleaned_up"] =
+                    serde_json::to_value(monitor::clean_up(state, records.uploads.as_ref(), now, days)?)
+                        .unwrap_or_default();
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 /// The dashboard behind API Gateway's HTTP API: every request through the same router as

@@ -19,6 +19,16 @@ impl SnsNotifier {
     pub fn new(client: Client, topic_arn: &str, rt: Handle) -> Self {
         Self { client, topic_arn: topic_arn.to_string(), rt }
     }
+
+    /// A message for people (the monitor's report): a subject and plain text.
+    pub fn publish_text(&self, subject: &str, text: &str) -> PortResult<()> {
+        // SNS takes a subject of up to 100 characters.
+        let subject: String = subject.chars().take(100).collect();
+        self.rt
+            .block_on(self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(text).send())
+            .map_err(|e| port_error("publishing the report", e))?;
+        Ok(())
+    }
 }
 
 impl Notifier for SnsNotifier {

@@ -168,12 +168,7 @@ fn judge(t: &Transfer, state: &dyn StateStore, aips: &dyn ObjectStore) -> anyhow
 }
 
 #[cfg(feature = "aws")]
-fn aws(
-    endpoint: &str,
-    key: &str,
-    bytes: &[u8],
-    timeout: Duration,
-) -> anyhow::Result<Ended> {
+fn aws(endpoint: &str, key: &str, bytes: &[u8], timeout: Duration) -> anyhow::Result<Ended> {
     use std::time::Instant;
     use vellum_core::ports::TransferQuery;
     std::env::set_var("AWS_ENDPOINT_URL", endpoint);
@@ -204,11 +199,6 @@ fn aws(
 }
 
 #[cfg(not(feature = "aws"))]
-fn aws(
-    _endpoint: &str,
-    _key: &str,
-    _bytes: &[u8],
-    _timeout: Duration,
-) -> anyhow::Result<Ended> {
+fn aws(_endpoint: &str, _key: &str, _bytes: &[u8], _timeout: Duration) -> anyhow::Result<Ended> {
     anyhow::bail!("this vellum was built without AWS support: build it with `cargo build -p vellum-cli --features aws`")
 }

@@ -5,6 +5,7 @@ mod aips;
 mod dlq;
 mod e2e;
 mod ingest;
+mod monitor;
 mod serve;
 mod target;
 
@@ -45,6 +46,9 @@ enum Command {
     /// The end-to-end test transfer: a small package of real formats into the testing
     /// space, checked from outside; exit 0 only when every check passes.
     E2e(e2e::E2eArgs),
+    /// The monitor: stuck transfers and dead letters (check), the period report, the
+    /// clean-up of stored uploads.
+    Monitor(monitor::MonitorArgs),
     /// Stored AIPs: list them, get one (or one original file), verify one.
     #[command(subcommand)]
     Aips(aips::AipsCommand),
@@ -165,6 +169,10 @@ fn main() -> ExitCode {
         Command::E2e(args) => {
             init_tracing(&cli.log_format, "warn");
             e2e::run(args)
+        }
+        Command::Monitor(args) => {
+            init_tracing(&cli.log_format, "warn");
+            monitor::run(args)
         }
         Command::Aips(command) => {
             init_tracing(&cli.log_format, "warn");

@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// machine, stalled) before intake judges it.
     #[arg(long, default_value_t = 600)]
     pub grace_secs: u64,
+    /// Minutes without progress after which the monitor flags a transfer as stuck.
+    #[arg(long, default_value_t = 60)]
+    pub stuck_after_mins: i64,
+    /// Delete an upload and its logs this many days after its AIP was stored and verified
+    /// (off unless given; a failed or refused upload is never deleted).
+    #[arg(long)]
+    pub clean_up_after_days: Option<i64>,
     /// Run every stage against this AWS endpoint (the emulator `infra/local/up` starts;
     /// its exports name the buckets, table and queues) instead of the data folder: each
     /// queue is polled as Lambda's event-source mappings would, and the same handlers the
@@ -67,6 +74,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
         .context("starting the uploads watcher")?;
+    spawn_monitor(&args, env.state.clone(), Some(env.uploads.clone()))?;
     tracing::info!("sign in at http://{}/sign-in", args.listen);
     println!("Vellum is serving. Sign in at http://{}/sign-in", args.listen);
     let dashboard = Dashboard {
@@ -121,6 +129,43 @@ fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
     }
 }
 
+/// How often the monitor's timer runs in `serve`.
+const MONITOR_EVERY: Duration = Duration::from_secs(60);
+
+/// The monitor's schedule, as a timer: stuck transfers flagged (once each, in the log), and
+/// the clean-up when it is asked for. Dead letters are the runner's (embedded) or the
+/// sweep's (AWS).
+fn spawn_monitor(
+    args: &ServeArgs,
+    state: std::sync::Arc<dyn vellum_core::ports::StateStore>,
+    uploads: Option<std::sync::Arc<dyn vellum_core::ports::ObjectStore>>,
+) -> anyhow::Result<()> {
+    use vellum_core::ports::Clock;
+    let stuck_after = chrono::Duration::minutes(args.stuck_after_mins.max(1));
+    let clean_up = args.clean_up_after_days;
+    std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || loop {
+            std::thread::sleep(MONITOR_EVERY);
+            let now = vellum_core::ports::SystemClock.now();
+            match vellum_core::monitor::stuck(state.as_ref(), now, stuck_after, false) {
+                Ok(stuck) => {
+                    for s in stuck {
+                        tracing::warn!(transfer_id = %s.transfer_id, microservice = %s.microservice, since = %s.since, retry = %s.retry, "a transfer is stuck");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the monitor could not look for stuck transfers"),
+            }
+            if let (Some(days), Some(uploads)) = (clean_up, uploads.as_ref()) {
+                if let Err(e) = vellum_core::monitor::clean_up(state.as_ref(), uploads.as_ref(), now, days) {
+                    tracing::warn!(error = %e, "the clean-up failed");
+                }
+            }
+        })
+        .context("starting the monitor")?;
+    Ok(())
+}
+
 /// How often `serve --aws-endpoint` looks at the dead-letter queues, as the monitor does.
 #[cfg(feature = "aws")]
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -138,6 +183,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let budget = Duration::from_secs(args.run.budget_secs);
     let visibility = Duration::from_secs(args.run.visibility_secs.max(1));
+    spawn_monitor(args, app.state.clone(), Some(app.pipeline.uploads.clone()))?;
     let runner = app.clone();
     let mut last_sweep = std::time::Instant::now();
     std::thread::Builder::new()

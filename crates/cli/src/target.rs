@@ -53,6 +53,17 @@ pub fn open_records(target: &Target) -> anyhow::Result<(Arc<dyn StateStore>, Arc
     }
 }
 
+/// The uploads bucket (or folder).
+pub fn open_uploads(target: &Target) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    match &target.aws_endpoint {
+        Some(endpoint) => aws::uploads(endpoint),
+        None => Ok(Arc::new(vellum_local::fs_store::FsObjectStore::new(
+            target.data_dir.join("uploads"),
+            vellum_local::embedded::UPLOADS_BUCKET,
+        )?)),
+    }
+}
+
 /// The state and the stored AIPs.
 pub fn open_storage(target: &Target) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
     match &target.aws_endpoint {
@@ -91,6 +102,10 @@ mod aws {
         let records = records_of(endpoint)?;
         Ok((records.state, records.aips))
     }
+
+    pub fn uploads(endpoint: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        Ok(records_of(endpoint)?.uploads)
+    }
 }
 
 #[cfg(not(feature = "aws"))]
@@ -109,6 +124,10 @@ mod aws {
     }
 
     pub fn storage(_endpoint: &str) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
+        anyhow::bail!(NO_AWS)
+    }
+
+    pub fn uploads(_endpoint: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
         anyhow::bail!(NO_AWS)
     }
 }

@@ -351,3 +351,53 @@ fn the_end_to_end_test_transfer_checks_what_it_stored() {
     assert!(said.contains("FAIL every original passed the virus check: 0 of 3 scanned clean"), "{said}");
     assert!(said.trim_end().ends_with("e2e: FAIL"), "{said}");
 }
+
+/// `vellum monitor report --webhook`: the report, posted as a Slack-style message.
+#[test]
+fn the_monitor_report_goes_to_a_webhook() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().unwrap();
+    let (code, _) = ingest_json(&example(), data.path(), &[]);
+    assert_eq!(code, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/hooks/report", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the whole body (Content-Length) is in.
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+                    return (head.to_string(), body.to_string());
+                }
+            }
+            if n == 0 {
+                panic!("the connection closed early");
+            }
+        }
+    });
+    let out = vellum()
+        .args(["monitor", "report", "--environment", "staging", "--webhook", &url, "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (head, body) = server.join().unwrap();
+    assert!(head.starts_with("POST /hooks/report"), "{head}");
+    let message: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(text.starts_with("Vellum staging — transfers that ended"), "{text}");
+    assert!(text.contains("1 stored, 0 failed or refused"), "{text}");
+    assert_eq!(text, String::from_utf8_lossy(&out.stdout), "what is posted is what is printed");
+}

@@ -136,6 +136,32 @@ pub fn sweep_dead_letters(state: &dyn StateStore, queue: &dyn Queue) -> PortResu
     Ok(sweep)
 }
 
+/// Every transfer on record, listed and hidden, page by page.
+fn every_transfer(
+    state: &dyn StateStore,
+    mut each: impl FnMut(crate::model::Transfer) -> PortResult<()>,
+) -> PortResult<()> {
+    for hidden in [false, true] {
+        let mut cursor = None;
+        loop {
+            let page = state.list_transfers(&crate::ports::TransferQuery {
+                hidden,
+                after: cursor,
+                limit: 200,
+                ..Default::default()
+            })?;
+            for t in page.items {
+                each(t)?;
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A transfer that has made no progress for a while.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Stuck {
@@ -195,7 +221,10 @@ pub fn stuck(
                 transfer_id: t.id,
                 name: t.name.clone(),
                 microservice: job.map(|j| j.name.clone()).unwrap_or_else(|| job_spec(queues::START).name.to_string()),
-                retry: format!("vellum dlq redrive --stage {stage}   (or, once it has failed: POST /api/transfers/{}/retry)", t.id),
+                retry: format!(
+                    "vellum dlq redrive --stage {stage}   (or, once it has failed: POST /api/transfers/{}/retry)",
+                    t.id
+                ),
                 stage,
                 since,
             });
@@ -221,7 +250,9 @@ pub fn dead_letter_depths(state: &dyn StateStore, queue: &dyn Queue) -> PortResu
     for l in letters {
         match out.iter_mut().find(|d| d.stage == l.stage) {
             Some(d) => d.messages += 1,
-            None => out.push(DeadLetterDepth { stage: l.stage.clone(), messages: 1, first_reason: l.last_error.clone() }),
+            None => {
+                out.push(DeadLetterDepth { stage: l.stage.clone(), messages: 1, first_reason: l.last_error.clone() })
+            }
         }
     }
     Ok(out)
@@ -251,40 +282,32 @@ pub struct Report {
 
 /// The transfers that ended in the `days` before `now` (hidden ones too): stored, and
 /// failed or refused with their reasons.
-pub fn report(state: &dyn StateStore, now: crate::model::Timestamp, days: i64, environment: &str) -> PortResult<Report> {
+pub fn report(
+    state: &dyn StateStore,
+    now: crate::model::Timestamp,
+    days: i64,
+    environment: &str,
+) -> PortResult<Report> {
     let from = now - chrono::Duration::days(days);
     let mut stored = Vec::new();
     let mut failed = Vec::new();
-    for hidden in [false, true] {
-        let mut cursor = None;
-        loop {
-            let page =
-                state.list_transfers(&crate::ports::TransferQuery { hidden, after: cursor, limit: 200, ..Default::default() })?;
-            for t in &page.items {
-                let Some(ended) = t.completed_at.filter(|e| *e >= from && *e <= now) else { continue };
-                let line = ReportLine {
-                    identifier: t.identifiers.external_identifier().unwrap_or_else(|| "(no identifier)".into()),
-                    name: t.name.clone(),
-                    transfer_id: t.id,
-                    status: t.status.as_str().to_string(),
-                    ended_at: ended,
-                    reason: t.failure_reason.as_ref().map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
-                };
-                match t.status {
-                    TransferStatus::Complete => stored.push(line),
-                    TransferStatus::Failed | TransferStatus::Rejected => failed.push(line),
-                    TransferStatus::Processing => {}
-                }
-            }
-            // Newest first: once a page's transfers were all created before the period and
-            // have ended, older pages hold nothing newer... but a transfer created long ago
-            // may end late, so every page is read.
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
-            }
+    every_transfer(state, |t| {
+        let Some(ended) = t.completed_at.filter(|e| *e >= from && *e <= now) else { return Ok(()) };
+        let line = ReportLine {
+            identifier: t.identifiers.external_identifier().unwrap_or_else(|| "(no identifier)".into()),
+            name: t.name.clone(),
+            transfer_id: t.id,
+            status: t.status.as_str().to_string(),
+            ended_at: ended,
+            reason: t.failure_reason.as_ref().map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
+        };
+        match t.status {
+            TransferStatus::Complete => stored.push(line),
+            TransferStatus::Failed | TransferStatus::Rejected => failed.push(line),
+            TransferStatus::Processing => {}
         }
-    }
+        Ok(())
+    })?;
     let order = |a: &ReportLine, b: &ReportLine| (&a.identifier, a.ended_at).cmp(&(&b.identifier, b.ended_at));
     stored.sort_by(order);
     failed.sort_by(order);
@@ -352,25 +375,15 @@ pub fn clean_up(
 ) -> PortResult<Vec<CleanedUp>> {
     let before = now - chrono::Duration::days(after_days);
     let mut newest: std::collections::HashMap<String, crate::model::Transfer> = std::collections::HashMap::new();
-    for hidden in [false, true] {
-        let mut cursor = None;
-        loop {
-            let page =
-                state.list_transfers(&crate::ports::TransferQuery { hidden, after: cursor, limit: 200, ..Default::default() })?;
-            for t in page.items {
-                match newest.get(&t.source_key) {
-                    Some(n) if n.created_at >= t.created_at => {}
-                    _ => {
-                        newest.insert(t.source_key.clone(), t);
-                    }
-                }
-            }
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
+    every_transfer(state, |t| {
+        match newest.get(&t.source_key) {
+            Some(n) if n.created_at >= t.created_at => {}
+            _ => {
+                newest.insert(t.source_key.clone(), t);
             }
         }
-    }
+        Ok(())
+    })?;
     let mut out = Vec::new();
     for t in newest.into_values() {
         if t.status != TransferStatus::Complete || t.completed_at.is_none_or(|c| c > before) {
@@ -386,7 +399,11 @@ pub fn clean_up(
         }
         uploads.delete(&t.source_key)?;
         tracing::info!(key = %t.source_key, transfer_id = %t.id, "upload cleaned up: its AIP is stored and verified");
-        out.push(CleanedUp { transfer_id: t.id, key: t.source_key.clone(), logs: logs.iter().filter(|l| l.key.ends_with(".log")).count() });
+        out.push(CleanedUp {
+            transfer_id: t.id,
+            key: t.source_key.clone(),
+            logs: logs.iter().filter(|l| l.key.ends_with(".log")).count(),
+        });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)

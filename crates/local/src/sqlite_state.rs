@@ -767,7 +767,9 @@ impl StateStore for SqliteStateStore {
     fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 AND stage = ?2"),
+                &format!(
+                    "SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 AND stage = ?2"
+                ),
                 params![transfer_id.to_string(), stage],
                 job_row,
             )
@@ -777,8 +779,9 @@ impl StateStore for SqliteStateStore {
 
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 ORDER BY seq"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {JOB_COLUMNS}, last_error, progressed_at FROM jobs WHERE transfer_id = ?1 ORDER BY seq"
+            ))?;
             let rows = stmt.query_map([transfer_id.to_string()], job_row)?;
             rows.collect()
         })
