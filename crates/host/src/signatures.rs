@@ -32,8 +32,20 @@ fn read(path: &Path) -> Result<(String, String), String> {
 
 /// Loads the newest signature files of a folder.
 pub fn load_dir(dir: &Path) -> Result<Identifier, String> {
-    let droid = newest(dir, "DROID_SignatureFile")?
-        .ok_or_else(|| format!("no DROID_SignatureFile*.xml in {}", dir.display()))?;
+    if !dir.is_dir() {
+        return Err(format!(
+            "the signature folder {} does not exist: pass --signatures a folder holding DROID_SignatureFile*.xml \
+             (and container-signature-*.xml), or leave it out to use the signature files built in",
+            dir.display()
+        ));
+    }
+    let droid = newest(dir, "DROID_SignatureFile")?.ok_or_else(|| {
+        format!(
+            "no DROID_SignatureFile*.xml in {}: download one from The National Archives (scripts/refresh-signatures) \
+                 or leave --signatures out to use the signature files built in",
+            dir.display()
+        )
+    })?;
     let (droid_name, droid_text) = read(&droid)?;
     let container = newest(dir, "container-signature")?.map(|p| read(&p)).transpose()?;
     Identifier::parse(&droid_name, &droid_text, container.as_ref().map(|(n, t)| (n.as_str(), t.as_str())))

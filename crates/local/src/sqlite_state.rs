@@ -197,8 +197,21 @@ pub struct SqliteStateStore {
     clock: Arc<dyn Clock>,
 }
 
+/// The state database's schema version (SQLite's `user_version`): 1 was the first release's
+/// tables; 2 added hidden transfers, task file names, jobs' last errors and progress, and
+/// the stuck flag. A database of a newer version than this Vellum knows is refused, never
+/// read as if it were older.
+pub const SCHEMA_VERSION: i64 = 2;
+
 /// Columns added since the first schema, put into a database made before them.
 fn add_missing_columns(conn: &Connection) -> PortResult<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(PortError::Corrupt(format!(
+            "this data folder's state is schema version {version}, written by a newer Vellum than this one \
+             (which knows version {SCHEMA_VERSION}): run the newer Vellum, or restore a backup"
+        )));
+    }
     let has_hidden: bool = conn
         .query_row("SELECT COUNT(*) FROM pragma_table_info('transfers') WHERE name = 'hidden'", [], |r| r.get(0))
         .map_err(err)?;
@@ -228,6 +241,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         conn.execute_batch("ALTER TABLE jobs ADD COLUMN last_error TEXT;").map_err(err)?;
     }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);").map_err(err)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
     Ok(())
 }
 
