@@ -171,3 +171,52 @@ fn the_clean_up_removes_only_uploads_whose_aip_is_stored() {
     }
     assert!(monitor::clean_up(&w.state, &w.uploads, now, 30).unwrap().is_empty(), "nothing twice");
 }
+
+/// The fixity audit reads stored AIPs back a few at a time, the longest-waiting first,
+/// records each result as a PREMIS event, and says loudly when one no longer matches.
+#[test]
+fn the_fixity_audit_reads_aips_back_in_bounded_rounds_and_records_each_result() {
+    let t = vellum_tests::TestEnv::new(10);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let event = t.upload(
+            &vellum_tests::Package::catalogued(&format!("PP/AUDIT/{i}"), 2),
+            &format!("born-digital/audit-{i}.zip"),
+        );
+        t.drive(|_, _| false);
+        ids.push(t.transfer_for(&event).unwrap().id);
+    }
+    let agents = vellum_core::model::system_agents("TEST", "Test archive");
+    let now = Utc::now() + Duration::days(100);
+    let every = Duration::days(90);
+    let first = monitor::fixity_audit(t.env.state.as_ref(), t.env.aips.as_ref(), now, every, 2, &agents).unwrap();
+    assert_eq!(first.len(), 2, "bounded by max");
+    assert!(first.iter().all(|a| a.passed), "{first:?}");
+    assert_eq!(first.iter().map(|a| a.transfer_id).collect::<Vec<_>>(), ids[..2], "the longest-waiting first");
+    let second = monitor::fixity_audit(t.env.state.as_ref(), t.env.aips.as_ref(), now, every, 2, &agents).unwrap();
+    assert_eq!(second.iter().map(|a| a.transfer_id).collect::<Vec<_>>(), [ids[2]], "the rest, next round");
+    assert!(monitor::fixity_audit(t.env.state.as_ref(), t.env.aips.as_ref(), now, every, 2, &agents)
+        .unwrap()
+        .is_empty());
+
+    // Ninety days on, the first AIP has been damaged on disk: the audit says so, and keeps it.
+    let damaged = t.env.state.transfer(ids[0]).unwrap().unwrap();
+    let path = t.env.aips.root().join(damaged.aip_key.as_ref().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let later = now + Duration::days(91);
+    let third = monitor::fixity_audit(t.env.state.as_ref(), t.env.aips.as_ref(), later, every, 3, &agents).unwrap();
+    assert_eq!(third.len(), 3);
+    let bad: Vec<_> = third.iter().filter(|a| !a.passed).collect();
+    assert_eq!(bad.len(), 1, "{third:?}");
+    assert_eq!(bad[0].transfer_id, ids[0]);
+    assert!(bad[0].detail.contains("FAIL the bag is valid"), "{}", bad[0].detail);
+    assert!(path.exists(), "nothing is repaired or removed");
+    let events = t.env.state.all_events(ids[0]).unwrap();
+    let audits: Vec<_> =
+        events.iter().filter(|e| e.event_type == "fixity check" && e.detail.contains("fixity audit")).collect();
+    assert_eq!(audits.len(), 2, "one event per audit");
+    assert_eq!(audits.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::Fail).count(), 1);
+}

@@ -551,6 +551,18 @@ impl StateStore for DynamoState {
             .is_some())
     }
 
+    fn set_fixity_checked(&self, id: Uuid, at: vellum_core::model::Timestamp) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET fixity_checked_at = :at",
+            Some("attribute_exists(pk)"),
+            vec![(":at", s(stamp(&at)))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
         Ok(self
             .update(

@@ -57,7 +57,9 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
 /// stuck transfers are flagged once each, dead-letter depths logged. With `{"action":
 /// "report"}` (the weekly schedule) the report of the last 14 days goes to
 /// `VELLUM_REPORT_TOPIC_ARN`; with `{"action": "clean-up"}` uploads stored more than
-/// `VELLUM_CLEAN_UP_AFTER_DAYS` ago are deleted (never without that setting).
+/// `VELLUM_CLEAN_UP_AFTER_DAYS` ago are deleted (never without that setting); with
+/// `{"action": "audit"}` (daily) the fixity audit reads back up to `VELLUM_AUDIT_MAX` AIPs
+/// not checked for `VELLUM_AUDIT_EVERY_DAYS`, and a mismatch goes to the report topic.
 pub async fn run_monitor() -> Result<(), Error> {
     init_tracing();
     let names = Names::from_env()?;
@@ -109,6 +111,24 @@ fn monitor_run(
             }
             tracing::info!(report = %report.text(), "the report");
             out["report"] = serde_json::to_value(&report).unwrap_or_default();
+        }
+        "audit" => {
+            let days = std::env::var("VELLUM_AUDIT_EVERY_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(90);
+            let max = std::env::var("VELLUM_AUDIT_MAX").ok().and_then(|d| d.parse().ok()).unwrap_or(20);
+            let org = &records.profiles.organization;
+            let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
+            let audited =
+                monitor::fixity_audit(state, records.aips.as_ref(), now, chrono::Duration::days(days), max, &agents)?;
+            let failed: Vec<_> = audited.iter().filter(|a| !a.passed).collect();
+            if let (false, Some(sns)) = (failed.is_empty(), reports) {
+                let text = failed
+                    .iter()
+                    .map(|a| format!("{} ({}): {}", a.aip_key, a.transfer_id, a.detail))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                sns.publish_text("Vellum: a stored AIP failed its fixity audit", &text)?;
+            }
+            out["audited"] = serde_json::to_value(&audited).unwrap_or_default();
         }
         "clean-up" => {
             let days =

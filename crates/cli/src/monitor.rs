@@ -47,6 +47,16 @@ pub enum MonitorCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// The fixity audit: read back the stored AIPs not checked for --every-days (at most
+    /// --max this run), record each result as a PREMIS event; exit 1 if one does not match.
+    Audit {
+        #[arg(long, default_value_t = 90)]
+        every_days: i64,
+        #[arg(long, default_value_t = 10)]
+        max: usize,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Delete the uploads (and their logs) of transfers whose AIP was stored and verified
     /// more than --after-days ago. A failed or refused upload is never deleted.
     CleanUp {
@@ -119,6 +129,36 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("vellum: the report was posted to the webhook");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        MonitorCommand::Audit { every_days, max, target } => {
+            let (state, aips) = crate::target::open_storage(&target)?;
+            let org = vellum_core::profile::Config::builtin().organization;
+            let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
+            let audited = monitor::fixity_audit(
+                state.as_ref(),
+                aips.as_ref(),
+                SystemClock.now(),
+                chrono::Duration::days(every_days),
+                max,
+                &agents,
+            )?;
+            let passed = audited.iter().all(|a| a.passed);
+            if target.json {
+                print_json(&audited);
+            } else if audited.is_empty() {
+                println!("no stored AIP is due for its fixity audit");
+            } else {
+                for a in &audited {
+                    println!(
+                        "{} {} ({}): {}",
+                        if a.passed { "PASS" } else { "FAIL" },
+                        a.aip_key,
+                        a.transfer_id,
+                        a.detail
+                    );
+                }
+            }
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         MonitorCommand::CleanUp { after_days, target } => {
             anyhow::ensure!(after_days >= 1, "--after-days is at least 1");

@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// (off unless given; a failed or refused upload is never deleted).
     #[arg(long)]
     pub clean_up_after_days: Option<i64>,
+    /// Read each stored AIP back at least this often (the fixity audit, a few a minute).
+    #[arg(long, default_value_t = 90)]
+    pub audit_every_days: i64,
     /// Run every stage against this AWS endpoint (the emulator `infra/local/up` starts;
     /// its exports name the buckets, table and queues) instead of the data folder: each
     /// queue is polled as Lambda's event-source mappings would, and the same handlers the
@@ -74,7 +77,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
         .context("starting the uploads watcher")?;
-    spawn_monitor(&args, env.state.clone(), Some(env.uploads.clone()))?;
+    let org = &env.pipeline.config.organization;
+    let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
+    spawn_monitor(&args, env.state.clone(), Some(env.uploads.clone()), env.aips.clone(), agents)?;
     tracing::info!("sign in at http://{}/sign-in", args.listen);
     println!("Vellum is serving. Sign in at http://{}/sign-in", args.listen);
     let dashboard = Dashboard {
@@ -139,10 +144,13 @@ fn spawn_monitor(
     args: &ServeArgs,
     state: std::sync::Arc<dyn vellum_core::ports::StateStore>,
     uploads: Option<std::sync::Arc<dyn vellum_core::ports::ObjectStore>>,
+    aips: std::sync::Arc<dyn vellum_core::ports::ObjectStore>,
+    agents: Vec<vellum_core::model::Agent>,
 ) -> anyhow::Result<()> {
     use vellum_core::ports::Clock;
     let stuck_after = chrono::Duration::minutes(args.stuck_after_mins.max(1));
     let clean_up = args.clean_up_after_days;
+    let audit_every = chrono::Duration::days(args.audit_every_days.max(1));
     std::thread::Builder::new()
         .name("monitor".into())
         .spawn(move || loop {
@@ -155,6 +163,9 @@ fn spawn_monitor(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "the monitor could not look for stuck transfers"),
+            }
+            if let Err(e) = vellum_core::monitor::fixity_audit(state.as_ref(), aips.as_ref(), now, audit_every, 3, &agents) {
+                tracing::warn!(error = %e, "the fixity audit could not run");
             }
             if let (Some(days), Some(uploads)) = (clean_up, uploads.as_ref()) {
                 if let Err(e) = vellum_core::monitor::clean_up(state.as_ref(), uploads.as_ref(), now, days) {
@@ -183,7 +194,9 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let budget = Duration::from_secs(args.run.budget_secs);
     let visibility = Duration::from_secs(args.run.visibility_secs.max(1));
-    spawn_monitor(args, app.state.clone(), Some(app.pipeline.uploads.clone()))?;
+    let org = &app.pipeline.config.organization;
+    let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
+    spawn_monitor(args, app.state.clone(), Some(app.pipeline.uploads.clone()), app.pipeline.aips.clone(), agents)?;
     let runner = app.clone();
     let mut last_sweep = std::time::Instant::now();
     std::thread::Builder::new()

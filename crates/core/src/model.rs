@@ -122,6 +122,9 @@ pub struct Transfer {
     /// flagged once for each time it stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stuck_since: Option<Timestamp>,
+    /// When the fixity audit last read the stored AIP back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixity_checked_at: Option<Timestamp>,
 }
 
 impl Transfer {
@@ -167,6 +170,7 @@ impl Transfer {
             completed_at: None,
             hidden: false,
             stuck_since: None,
+            fixity_checked_at: None,
         }
     }
 }
@@ -460,4 +464,22 @@ pub struct Session {
     pub digest: String,
     pub user: String,
     pub expires_at: Timestamp,
+}
+
+/// The agents of what Vellum does by itself: the software and the organization.
+pub fn system_agents(repository_code: &str, organization: &str) -> Vec<Agent> {
+    vec![
+        Agent {
+            identifier_type: "preservation system".into(),
+            identifier_value: crate::SOFTWARE_AGENT.into(),
+            name: "Vellum".into(),
+            agent_type: "software".into(),
+        },
+        Agent {
+            identifier_type: "repository code".into(),
+            identifier_value: repository_code.into(),
+            name: organization.into(),
+            agent_type: "organization".into(),
+        },
+    ]
 }

@@ -288,25 +288,13 @@ impl Pipeline {
     pub(crate) fn agents(&self) -> Vec<crate::model::Agent> {
         use crate::model::Agent;
         let org = &self.config.organization;
-        vec![
-            Agent {
-                identifier_type: "preservation system".into(),
-                identifier_value: crate::SOFTWARE_AGENT.into(),
-                name: "Vellum".into(),
-                agent_type: "software".into(),
-            },
-            Agent {
-                identifier_type: "repository code".into(),
-                identifier_value: org.repository_code.clone(),
-                name: org.name.clone(),
-                agent_type: "organization".into(),
-            },
-            Agent {
-                identifier_type: "Archivematica user pk".into(),
-                identifier_value: self.settings.uploader.clone(),
-                name: format!("username=\"{}\"", self.settings.uploader),
-                agent_type: "Archivematica user".into(),
-            },
-        ]
+        let mut agents = crate::model::system_agents(&org.repository_code, &org.name);
+        agents.push(Agent {
+            identifier_type: "Archivematica user pk".into(),
+            identifier_value: self.settings.uploader.clone(),
+            name: format!("username=\"{}\"", self.settings.uploader),
+            agent_type: "Archivematica user".into(),
+        });
+        agents
     }
 }

@@ -196,6 +196,8 @@ pub trait StateStore: Send + Sync {
     /// Marks a PROCESSING transfer as flagged stuck since its last progress `since`; false
     /// when it was flagged for that same `since` already (or has ended).
     fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool>;
+    /// Records when the fixity audit last read the transfer's stored AIP back.
+    fn set_fixity_checked(&self, id: Uuid, at: Timestamp) -> PortResult<()>;
     /// Hides an ended transfer from the lists; false when it has not ended or is hidden.
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool>;
     /// A FAILED transfer back to PROCESSING for a new attempt at `stage`: its reason

@@ -91,17 +91,34 @@ pub struct Check {
 /// Reads a stored AIP back: its transfer on record, the bag valid with every digest as
 /// recorded, the METS readable.
 pub fn verify(state: &dyn StateStore, aips: &dyn ObjectStore, entry: &StoredAipEntry) -> PortResult<Vec<Check>> {
-    let mut checks = Vec::new();
     let Some(transfer) = transfer_of(state, entry)? else {
-        checks.push(Check {
+        return Ok(vec![Check {
             check: "its transfer is on record".into(),
             passed: false,
             detail: format!("no COMPLETE transfer stored {}", entry.key.key),
+        }]);
+    };
+    verify_transfer(state, aips, &transfer, &entry.key.key)
+}
+
+/// As `verify`, for a transfer already in hand and its AIP's key.
+pub fn verify_transfer(
+    state: &dyn StateStore,
+    aips: &dyn ObjectStore,
+    transfer: &Transfer,
+    key: &str,
+) -> PortResult<Vec<Check>> {
+    let mut checks = Vec::new();
+    if aips.head(key)?.is_none() {
+        checks.push(Check {
+            check: "the AIP is where it was stored".into(),
+            passed: false,
+            detail: format!("{key} is gone"),
         });
         return Ok(checks);
-    };
+    }
     checks.push(Check { check: "its transfer is on record".into(), passed: true, detail: transfer.id.to_string() });
-    checks.push(match read_back(state, aips, &transfer, &entry.key.key)? {
+    checks.push(match read_back(state, aips, transfer, key)? {
         Ok(report) => Check {
             check: "the bag is valid and every digest is as recorded".into(),
             passed: true,
@@ -113,7 +130,7 @@ pub fn verify(state: &dyn StateStore, aips: &dyn ObjectStore, entry: &StoredAipE
             detail: problems.join("; "),
         },
     });
-    checks.push(match mets_files(aips, &transfer, &entry.key.key)? {
+    checks.push(match mets_files(aips, transfer, key)? {
         Ok(n) => Check {
             check: "the METS is readable".into(),
             passed: true,

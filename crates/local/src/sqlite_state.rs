@@ -198,8 +198,8 @@ pub struct SqliteStateStore {
 }
 
 /// The state database's schema version (SQLite's `user_version`): 1 was the first release's
-/// tables; 2 added hidden transfers, task file names, jobs' last errors and progress, and
-/// the stuck flag. A database of a newer version than this Vellum knows is refused, never
+/// tables; 2 added hidden transfers, task file names, jobs' last errors and progress, the
+/// stuck flag and the fixity audit's time. A database of a newer version than this Vellum knows is refused, never
 /// read as if it were older.
 pub const SCHEMA_VERSION: i64 = 2;
 
@@ -224,7 +224,11 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     if !has_file_name {
         conn.execute_batch("ALTER TABLE tasks ADD COLUMN file_name TEXT NOT NULL DEFAULT '';").map_err(err)?;
     }
-    for (table, column, kind) in [("jobs", "progressed_at", "TEXT"), ("transfers", "stuck_since", "TEXT")] {
+    for (table, column, kind) in [
+        ("jobs", "progressed_at", "TEXT"),
+        ("transfers", "stuck_since", "TEXT"),
+        ("transfers", "fixity_checked_at", "TEXT"),
+    ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
                 r.get(0)
@@ -355,6 +359,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         event_key: r.get(19)?,
         hidden: r.get(20)?,
         stuck_since: opt_time_at(r, 21)?,
+        fixity_checked_at: opt_time_at(r, 22)?,
     })
 }
 
@@ -572,7 +577,9 @@ impl StateStore for SqliteStateStore {
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers WHERE id = ?1"),
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE id = ?1"
+                ),
                 [id.to_string()],
                 transfer_row,
             )
@@ -593,7 +600,7 @@ impl StateStore for SqliteStateStore {
         };
         let items = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers \
+                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers \
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
                  AND hidden = ?5 AND (?6 IS NULL OR instr(lower(name || ' ' || identifiers), ?6) > 0) \
                  ORDER BY created_at DESC, id DESC LIMIT ?4"
@@ -652,7 +659,7 @@ impl StateStore for SqliteStateStore {
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since FROM transfers WHERE sip_uuid = ?1"),
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE sip_uuid = ?1"),
                 [sip_uuid.to_string()],
                 transfer_row,
             )
@@ -669,6 +676,13 @@ impl StateStore for SqliteStateStore {
             )
         })?;
         Ok(n == 1)
+    }
+
+    fn set_fixity_checked(&self, id: Uuid, at: Timestamp) -> PortResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE transfers SET fixity_checked_at = ?2 WHERE id = ?1", params![id.to_string(), ts(&at)])
+        })?;
+        Ok(())
     }
 
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
