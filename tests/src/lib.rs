@@ -106,6 +106,8 @@ impl TestEnv {
             clock: self.env.pipeline.clock.clone(),
             config: self.env.pipeline.config.clone(),
             sign_in,
+            aips: self.env.aips.clone(),
+            links: None,
         }
     }
 

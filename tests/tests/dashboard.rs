@@ -410,3 +410,26 @@ fn package_names_are_shown_as_text_never_as_markup() {
         assert!(!html.contains("<script>"), "no inline script at all");
     }
 }
+
+/// The storage read side through the API: the stored AIPs listed, one streamed (embedded
+/// mode), for registered users only.
+#[test]
+fn stored_aips_are_listed_and_downloaded_through_the_api() {
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    assert_eq!(d.handle(&Request::get("/api/aips")).status, 403);
+    let listed = json(&ask(&d, "GET", "/api/aips?identifier=PP%2FDASH%2F1", &key));
+    let aips = listed["aips"].as_array().unwrap();
+    assert_eq!(aips.len(), 1);
+    assert_eq!(aips[0]["key"], good.aip_key.clone().unwrap());
+    let mut download = ask(&d, "GET", "/api/aips/download?identifier=PP%2FDASH%2F1", &key);
+    assert_eq!(download.status, 200);
+    assert!(download.header_value("Content-Disposition").unwrap().starts_with("attachment; filename="));
+    let mut stream = download.stream.take().expect("streamed, not held");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut stream.reader, &mut bytes).unwrap();
+    assert_eq!(bytes.len() as u64, stream.len);
+    assert_eq!(bytes, std::fs::read(t.env.aips.root().join(good.aip_key.unwrap())).unwrap());
+    assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FNONE", &key).status, 404);
+    assert_eq!(ask(&d, "GET", "/api/aips/download", &key).status, 400);
+}

@@ -89,6 +89,8 @@ pub struct AwsApp {
     pub pipeline: Pipeline,
     pub queue: Arc<SqsQueue>,
     pub state: Arc<DynamoState>,
+    /// The AIPs bucket as S3 itself (for download links), beside the pipeline's port.
+    pub aips_store: Arc<S3Store>,
 }
 
 impl AwsApp {
@@ -109,10 +111,11 @@ impl AwsApp {
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
         let identifier = vellum_core::pronom::Identifier::builtin()?;
+        let aips_store = Arc::new(S3Store::new(s3.clone(), &names.aips_bucket, rt.clone()));
         let pipeline = Pipeline {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
             working,
-            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
+            aips: aips_store.clone(),
             state: state.clone(),
             queue: queue.clone(),
             clock,
@@ -124,6 +127,6 @@ impl AwsApp {
             config: profiles(),
             settings: Settings::default(),
         };
-        Ok(Self { pipeline, queue, state })
+        Ok(Self { pipeline, queue, state, aips_store })
     }
 }

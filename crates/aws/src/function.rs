@@ -160,6 +160,8 @@ pub async fn run_dashboard() -> Result<(), Error> {
         clock: Arc::new(vellum_core::ports::SystemClock),
         config: records.profiles,
         sign_in: false,
+        aips: records.aips.clone(),
+        links: Some(records.aips),
     });
     lambda_http::run(lambda_http::service_fn(move |event: lambda_http::Request| {
         let dashboard = dashboard.clone();

@@ -33,8 +33,29 @@ pub fn request(event: &lambda_http::Request) -> Request {
     }
 }
 
+/// What a Lambda may answer: API Gateway takes 6 MB; a larger body is a link's job.
+const MAX_BODY: u64 = 5 << 20;
+
 /// The router's answer as `lambda_http` sends it.
-pub fn response(answer: Response) -> lambda_http::Response<Body> {
+pub fn response(mut answer: Response) -> lambda_http::Response<Body> {
+    if let Some(mut stream) = answer.stream.take() {
+        if stream.len > MAX_BODY {
+            answer = Response::json(
+                502,
+                &serde_json::json!({"message": "the answer is too large for API Gateway: ask for a download link", "error": true}),
+            );
+        } else {
+            let mut body = Vec::with_capacity(stream.len as usize);
+            if let Err(e) = std::io::Read::read_to_end(&mut stream.reader, &mut body) {
+                answer = Response::json(
+                    503,
+                    &serde_json::json!({"message": format!("reading the answer: {e}"), "error": true}),
+                );
+            } else {
+                answer.body = body;
+            }
+        }
+    }
     let mut builder = lambda_http::Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
         builder = builder.header(name.as_str(), value.as_str());

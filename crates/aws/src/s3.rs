@@ -382,3 +382,16 @@ impl ObjectStore for S3Store {
         writer.commit()
     }
 }
+
+/// Links to stored AIPs that expire: S3's presigned GET.
+impl vellum_dashboard::AipLinks for S3Store {
+    fn link(&self, key: &str, expires: std::time::Duration) -> PortResult<String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| PortError::Refused(format!("a link lifetime of {expires:?}: {e}")))?;
+        let request = self
+            .rt
+            .block_on(self.client.get_object().bucket(&self.bucket).key(key).presigned(config))
+            .map_err(|e| port_error(&format!("a download link for {key}"), e))?;
+        Ok(request.uri().to_string())
+    }
+}

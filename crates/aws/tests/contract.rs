@@ -164,3 +164,18 @@ mod access_store {
     use super::*;
     vellum_contract::access_store_contract!(|| Box::new(fresh_table()) as Box<dyn vellum_core::ports::AccessStore>);
 }
+
+/// A download link for a stored object (S3's presigned GET) reads the object without any
+/// other credentials.
+#[test]
+fn a_download_link_reads_the_object() {
+    use vellum_core::ports::ObjectStore;
+    use vellum_dashboard::AipLinks;
+    let bucket = fresh_bucket();
+    bucket.put("born-digital/PP/1/v1/a.tar.gz", b"the AIP's bytes").unwrap();
+    let url = bucket.link("born-digital/PP/1/v1/a.tar.gz", std::time::Duration::from_secs(300)).unwrap();
+    assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"), "{url}");
+    let out = std::process::Command::new("curl").args(["--fail", "--silent", "--show-error", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"the AIP's bytes");
+}

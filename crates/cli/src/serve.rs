@@ -90,6 +90,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock: env.pipeline.clock.clone(),
         config: env.pipeline.config.clone(),
         sign_in: true,
+        aips: env.aips.clone(),
+        links: None,
     };
     answer(&server, &dashboard);
     Ok(())
@@ -120,8 +122,16 @@ fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
             // No token is verified here: people sign in with a key (the dashboard issue).
             claims: None,
         };
-        let answer = dashboard.handle(&asked);
-        let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
+        let mut answer = dashboard.handle(&asked);
+        let (reader, len): (Box<dyn std::io::Read + Send>, usize) = match answer.stream.take() {
+            Some(stream) => (stream.reader, stream.len as usize),
+            None => {
+                let len = answer.body.len();
+                (Box::new(std::io::Cursor::new(std::mem::take(&mut answer.body))), len)
+            }
+        };
+        let mut response =
+            tiny_http::Response::new(tiny_http::StatusCode(answer.status), Vec::new(), reader, Some(len), None);
         for (name, value) in &answer.headers {
             match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                 Ok(header) => response.add_header(header),
@@ -229,6 +239,9 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         clock: app.pipeline.clock.clone(),
         config: app.pipeline.config.clone(),
         sign_in: true,
+        aips: app.pipeline.aips.clone(),
+        // S3's links, as on AWS (the emulator's URL).
+        links: Some(app.aips_store.clone()),
     };
     answer(&server, &dashboard);
     Ok(())

@@ -115,11 +115,28 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-#[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A body too large to hold (a stored AIP), read as it is sent; `body` is then empty.
+    pub stream: Option<Stream>,
+}
+
+pub struct Stream {
+    pub reader: Box<dyn std::io::Read + Send>,
+    pub len: u64,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .field("stream", &self.stream.as_ref().map(|s| s.len))
+            .finish()
+    }
 }
 
 impl Response {
@@ -128,7 +145,7 @@ impl Response {
     }
 
     pub fn with_type(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into(), stream: None }
     }
 
     pub fn html(status: u16, body: String) -> Self {

@@ -6,6 +6,7 @@
 //! files needs a registered user (a valid API key, a verified token of a registered user, or
 //! a sign-in session).
 
+mod aips;
 mod archivematica;
 mod auth;
 pub mod html;
@@ -34,6 +35,16 @@ pub struct Dashboard {
     /// Whether people sign in here (embedded mode) rather than through an OIDC provider
     /// in front (API Gateway's JWT authorizer).
     pub sign_in: bool,
+    /// The stored AIPs, for the storage service's read side.
+    pub aips: Arc<dyn ObjectStore>,
+    /// Download links that expire (S3's presigned URLs); without them (embedded mode) an
+    /// AIP is streamed through the dashboard.
+    pub links: Option<Arc<dyn AipLinks>>,
+}
+
+/// A link to a stored AIP that anyone holding it may use until it expires.
+pub trait AipLinks: Send + Sync {
+    fn link(&self, key: &str, expires: std::time::Duration) -> vellum_core::ports::PortResult<String>;
 }
 
 impl Dashboard {
@@ -74,6 +85,7 @@ impl Dashboard {
             Route::SignOut => Ok(html::sign_out(self, request)),
             Route::TransferList | Route::TransferPage(_) => html::page(self, &route, request, &user),
             r if r.is_archivematica() => archivematica::answer(self, r, request, &user),
+            Route::Aips | Route::AipDownload => aips::answer(self, &route, request, &user),
             r => json_api::answer(self, r, request, &user),
         };
         answer.unwrap_or_else(|e| failed(&e))

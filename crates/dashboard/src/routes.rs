@@ -34,6 +34,8 @@ pub enum Route {
     Retry(Uuid),
     Hide(Uuid),
     HideCompleted,
+    Aips,
+    AipDownload,
     // Archivematica's API.
     AmStatus(Unit, Uuid),
     AmCompleted(Unit),
@@ -150,6 +152,8 @@ pub fn route(method: &str, segments: &[String]) -> Route {
         ["api", "transfers"] if post => Route::StartTransfer,
         ["api", "transfers"] => only(get, Route::Transfers, &["GET", "POST"]),
         ["api", "transfers", "hide-completed"] => only(post, Route::HideCompleted, POST),
+        ["api", "aips"] => only(get, Route::Aips, GET),
+        ["api", "aips", "download"] => only(get, Route::AipDownload, GET),
         ["api", "transfers", t, rest @ ..] => match (id(t), rest) {
             (Some(t), []) => only(get, Route::Transfer(t), GET),
             (Some(t), ["files"]) => only(get, Route::TransferFiles(t), GET),
