@@ -52,6 +52,19 @@ pub struct Records {
     pub profiles: Config,
 }
 
+impl Records {
+    /// The transfer of the upload at `key` (among the newest), once it has ended.
+    pub fn ended_transfer_of(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::model::Transfer>> {
+        use vellum_core::ports::{StateStore, TransferQuery};
+        Ok(self
+            .state
+            .list_transfers(&TransferQuery { limit: 100, ..Default::default() })?
+            .items
+            .into_iter()
+            .find(|t| t.source_key == key && t.status.is_terminal()))
+    }
+}
+
 /// The built-in profiles, with the organisation's repository code from the environment.
 pub fn profiles() -> Config {
     let mut profiles = Config::builtin();

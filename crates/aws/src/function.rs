@@ -52,6 +52,19 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
     .await
 }
 
+/// The records (built once), and the report topic when `VELLUM_REPORT_TOPIC_ARN` names one.
+async fn records_and_reports() -> Result<(Arc<Records>, Option<Arc<crate::SnsNotifier>>), Error> {
+    init_tracing();
+    let names = Names::from_env()?;
+    let handle = tokio::runtime::Handle::current();
+    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?);
+    let config = crate::load_config(&tokio::runtime::Handle::current());
+    let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
+        Arc::new(crate::SnsNotifier::new(aws_sdk_sns::Client::new(&config), &topic, tokio::runtime::Handle::current()))
+    });
+    Ok((records, reports))
+}
+
 /// The monitor, on EventBridge's schedules. Every run: each dead-lettered message's
 /// transfer ends FAILED with the reason (the messages stay for an operator to redrive),
 /// stuck transfers are flagged once each, dead-letter depths logged. With `{"action":
@@ -61,14 +74,7 @@ pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
 /// `{"action": "audit"}` (daily) the fixity audit reads back up to `VELLUM_AUDIT_MAX` AIPs
 /// not checked for `VELLUM_AUDIT_EVERY_DAYS`, and a mismatch goes to the report topic.
 pub async fn run_monitor() -> Result<(), Error> {
-    init_tracing();
-    let names = Names::from_env()?;
-    let handle = tokio::runtime::Handle::current();
-    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?);
-    let config = crate::load_config(&tokio::runtime::Handle::current());
-    let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
-        Arc::new(crate::SnsNotifier::new(aws_sdk_sns::Client::new(&config), &topic, tokio::runtime::Handle::current()))
-    });
+    let (records, reports) = records_and_reports().await?;
     lambda_runtime::run(service_fn(move |scheduled: LambdaEvent<serde_json::Value>| {
         let (records, reports) = (records.clone(), reports.clone());
         async move {
@@ -142,6 +148,67 @@ fn monitor_run(
         _ => {}
     }
     Ok(out)
+}
+
+/// The end-to-end test transfer, on a schedule and after a deploy (invoked by hand): the
+/// test package is uploaded, its transfer followed until it ends (or the invocation's time
+/// runs out), and every check's result logged and returned; a failure goes to the report
+/// topic (`VELLUM_REPORT_TOPIC_ARN`) and fails the invocation, so the Errors alarm sounds.
+pub async fn run_test_transfer() -> Result<(), Error> {
+    let (records, reports) = records_and_reports().await?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (records, reports) = (records.clone(), reports.clone());
+        async move {
+            let budget = budget(&event.context);
+            tokio::task::spawn_blocking(move || test_transfer(&records, reports.as_deref(), budget)).await?
+        }
+    }))
+    .await
+}
+
+/// One end-to-end test transfer, followed for at most `budget`: the report, or why it failed.
+pub fn test_transfer(
+    records: &Records,
+    reports: Option<&crate::SnsNotifier>,
+    budget: Duration,
+) -> Result<serde_json::Value, Error> {
+    use vellum_core::ports::{Clock, ObjectStore};
+    use vellum_core::test_transfer;
+    let started = std::time::Instant::now();
+    let (identifier, key) = test_transfer::names(vellum_core::ports::SystemClock.now());
+    records.uploads.put(&key, &test_transfer::package(&identifier)?)?;
+    tracing::info!(%key, %identifier, "the end-to-end test transfer is uploaded");
+    let transfer = loop {
+        if let Some(t) = records.ended_transfer_of(&key)? {
+            break t;
+        }
+        if started.elapsed() > budget {
+            let why = format!("the end-to-end test transfer {key} did not end within {} s", budget.as_secs());
+            if let Some(sns) = reports {
+                sns.publish_text("Vellum: the end-to-end test transfer did not finish", &why)?;
+            }
+            return Err(why.into());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let checks = test_transfer::judge(&transfer, records.state.as_ref(), records.aips.as_ref())?;
+    for c in &checks {
+        tracing::info!(check = %c.check, passed = c.passed, detail = %c.detail, "end-to-end check");
+    }
+    let passed = checks.iter().all(|c| c.passed);
+    let report = serde_json::json!({"identifier": identifier, "key": key, "transfer_id": transfer.id, "checks": checks, "passed": passed});
+    if !passed {
+        let text = checks
+            .iter()
+            .map(|c| format!("{} {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.check, c.detail))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(sns) = reports {
+            sns.publish_text("Vellum: the end-to-end test transfer FAILED", &text)?;
+        }
+        return Err(format!("the end-to-end test transfer failed: {text}").into());
+    }
+    Ok(report)
 }
 
 /// The dashboard behind API Gateway's HTTP API: every request through the same router as

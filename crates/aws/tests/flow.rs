@@ -245,3 +245,38 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     assert_eq!(app.state.transfer(id).unwrap().unwrap().failure_reason.as_deref(), Some(reason.as_str()));
     assert_eq!(queue.dead_letters(queues::CHECKSUM).unwrap().len(), 1);
 }
+
+/// The start-test-transfer function's work on the emulator, with the stages running beside
+/// it as their functions would: the test transfer is stored in the testing space and every
+/// check passes.
+#[cfg(feature = "lambda")]
+#[test]
+fn the_end_to_end_test_transfer_function_passes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let app = Arc::new(app());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (runner, stopping) = (app.clone(), stop.clone());
+    let stages = std::thread::spawn(move || {
+        while !stopping.load(Ordering::SeqCst) {
+            match vellum_aws::runner::poll_once(
+                &runner,
+                Duration::from_secs(600),
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+            ) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(100)),
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let names = Names::from_env().unwrap();
+    let records = vellum_aws::app::Records::new(&names, runtime().handle().clone());
+    let report = vellum_aws::function::test_transfer(&records, None, Duration::from_secs(240));
+    stop.store(true, Ordering::SeqCst);
+    stages.join().unwrap();
+    let report = report.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(report["identifier"].as_str().unwrap().starts_with("archivematica-dev/TEST"));
+}

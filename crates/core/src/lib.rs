@@ -34,6 +34,7 @@ pub mod storage;
 pub mod tar_sparse;
 pub mod tar_stream;
 pub mod techmd;
+pub mod test_transfer;
 pub mod xml;
 
 pub use error::{StageError, StageResult};

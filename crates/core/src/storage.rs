@@ -48,6 +48,12 @@ pub fn list(aips: &dyn ObjectStore, space: Option<&str>, identifier: Option<&str
     Ok(out)
 }
 
+/// The stored AIP at `key`, if it is there.
+pub fn entry(aips: &dyn ObjectStore, key: &str) -> PortResult<Option<StoredAipEntry>> {
+    let Some(parsed) = parse_aip_key(key) else { return Ok(None) };
+    Ok(aips.head(key)?.map(|m| StoredAipEntry { key: parsed, size: m.size, stored_at: m.last_modified }))
+}
+
 /// One identifier's AIP: the version asked for, or the newest (in any space).
 pub fn find(aips: &dyn ObjectStore, identifier: &str, version: Option<u32>) -> PortResult<Option<StoredAipEntry>> {
     Ok(list(aips, None, Some(identifier))?
