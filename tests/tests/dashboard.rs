@@ -430,6 +430,11 @@ fn stored_aips_are_listed_and_downloaded_through_the_api() {
     std::io::Read::read_to_end(&mut stream.reader, &mut bytes).unwrap();
     assert_eq!(bytes.len() as u64, stream.len);
     assert_eq!(bytes, std::fs::read(t.env.aips.root().join(good.aip_key.unwrap())).unwrap());
+    let file =
+        ask(&d, "GET", "/api/aips/download?identifier=PP%2FDASH%2F1&file=objects%2Ffolder-0%2Ffile-00000.txt", &key);
+    assert_eq!(file.status, 200, "{}", text(&file));
+    assert_eq!(text(&file), "file 0 of PP/DASH/1\n", "one original, out of the AIP");
+    assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FDASH%2F1&file=objects%2Fnone.txt", &key).status, 404);
     assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FNONE", &key).status, 404);
     assert_eq!(ask(&d, "GET", "/api/aips/download", &key).status, 400);
 }

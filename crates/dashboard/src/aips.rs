@@ -14,6 +14,10 @@ use crate::http::{Request, Response, Stream};
 use crate::routes::Route;
 use crate::Dashboard;
 
+/// The largest original taken out of an AIP through the API (held while it is sent);
+/// larger ones with `vellum aips get --file`.
+pub const MAX_FILE: u64 = 256 << 20;
+
 /// How long a download link lives.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
@@ -40,7 +44,36 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
     let Some(entry) = storage::find(d.aips.as_ref(), identifier, version)? else {
         return Ok(error(404, format!("no stored AIP of {identifier:?}")));
     };
-    tracing::info!(user = %user.name, aip = %entry.key.key, "AIP download");
+    tracing::info!(user = %user.name, aip = %entry.key.key, file = ?params.get("file"), "AIP download");
+    if let Some(path) = params.get("file").filter(|f| !f.is_empty()) {
+        if d.links.is_some() {
+            return Ok(error(
+                501,
+                "on AWS a download link is for the whole AIP; take one file out with `vellum aips get IDENTIFIER --file PATH`"
+                    .into(),
+            ));
+        }
+        let mut bytes = CappedWriter { bytes: Vec::new(), over: false };
+        let taken = storage::extract_file(d.aips.as_ref(), &entry, path, &mut bytes);
+        if bytes.over {
+            return Ok(error(
+                413,
+                format!(
+                    "the file is over {} MiB: take it out with `vellum aips get IDENTIFIER --file PATH`",
+                    MAX_FILE >> 20
+                ),
+            ));
+        }
+        return Ok(match taken {
+            Ok(true) => {
+                let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
+                Response::with_type(200, "application/octet-stream", bytes.bytes)
+                    .header("Content-Disposition", &format!("attachment; filename=\"{name}\""))
+            }
+            Ok(false) => error(404, format!("the AIP {} holds no file objects/{path}", entry.key.key)),
+            Err(e) => return Err(e),
+        });
+    }
     if let Some(links) = &d.links {
         let url = links.link(&entry.key.key, LINK_LIFETIME)?;
         return Ok(Response::json(
@@ -53,4 +86,24 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         .header("Content-Disposition", &format!("attachment; filename=\"{file}\""));
     response.stream = Some(Stream { reader: d.aips.get(&entry.key.key)?, len: entry.size });
     Ok(response)
+}
+
+/// Holds a file taken out of an AIP, refusing one over `MAX_FILE`.
+struct CappedWriter {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() as u64 + buf.len() as u64 > MAX_FILE {
+            self.over = true;
+            return Err(std::io::Error::other("over the API's file size"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
