@@ -401,3 +401,50 @@ fn the_monitor_report_goes_to_a_webhook() {
     assert!(text.contains("1 stored, 0 failed or refused"), "{text}");
     assert_eq!(text, String::from_utf8_lossy(&out.stdout), "what is posted is what is printed");
 }
+
+/// The operations guide's known errors are the words Vellum says: each provoked here, and
+/// its message found in docs/operations.md.
+#[test]
+fn the_operations_guide_names_the_errors_as_vellum_says_them() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md")).unwrap();
+    let guide = guide.split_whitespace().collect::<Vec<_>>().join(" ");
+    let data = tempfile::tempdir().unwrap();
+    let said = |args: &[&str]| {
+        let out = vellum().args(args).arg("--data-dir").arg(data.path()).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let clamd = said(&["ingest", example().to_str().unwrap(), "--clamd", "127.0.0.1:1"]);
+    let missing = data.path().join("no-such-folder");
+    let folder = said(&["ingest", example().to_str().unwrap(), "--signatures", missing.to_str().unwrap()]);
+    std::fs::create_dir_all(data.path().join("empty")).unwrap();
+    let empty =
+        said(&["ingest", example().to_str().unwrap(), "--signatures", data.path().join("empty").to_str().unwrap()]);
+    for (message, stable) in [
+        (&clamd, "clamd does not answer at 127.0.0.1:1: start it (scripts/clamd start), point --clamd (or VELLUM_CLAMD) at yours, or pass --clamd none"),
+        (&folder, "does not exist"),
+        (&empty, "no DROID_SignatureFile*.xml in"),
+    ] {
+        assert!(message.contains(stable), "Vellum said: {message}");
+    }
+    for in_guide in [
+        "clamd does not answer at 127.0.0.1:3310: start it (scripts/clamd start), point --clamd (or VELLUM_CLAMD) at yours, or pass --clamd none",
+        "the signature folder … does not exist",
+        "no DROID_SignatureFile*.xml in …",
+        "microservice failed N times in a row and its message was moved to the <stage> dead-letter queue; last error: …. Fix the cause and redrive the message",
+        "written by a newer Vellum",
+    ] {
+        assert!(guide.contains(in_guide), "the guide lacks {in_guide:?}");
+    }
+    // The dead-letter reason's words, as the monitor writes them.
+    let dl = vellum_core::ports::DeadLetter {
+        message_id: "m".into(),
+        queue: "scan".into(),
+        body: String::new(),
+        receive_count: 5,
+        last_error: Some("connection refused".into()),
+    };
+    let reason = vellum_core::monitor::dead_letter_reason(&dl);
+    assert!(reason.contains("microservice failed 5 times in a row and its message was moved to the scan dead-letter queue; last error: connection refused. Fix the cause and redrive the message"), "{reason}");
+}
