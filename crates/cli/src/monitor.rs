@@ -117,15 +117,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", report.text());
             }
             if let Some(url) = webhook {
-                let body = serde_json::to_string(&report.webhook_body())?;
-                let posted = std::process::Command::new("curl")
-                    .args(["--fail", "--silent", "--show-error", "-X", "POST", "-H", "Content-Type: application/json"])
-                    .args(["--data-binary", &body, &url])
-                    .output()
-                    .map_err(|e| anyhow::anyhow!("running curl to post the report: {e}"))?;
-                if !posted.status.success() {
-                    anyhow::bail!("the webhook refused the report: {}", String::from_utf8_lossy(&posted.stderr).trim());
-                }
+                post_report(&url, &report)?;
                 eprintln!("vellum: the report was posted to the webhook");
             }
             Ok(ExitCode::SUCCESS)
@@ -177,4 +169,19 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Posts the report to a Slack-style incoming webhook (with curl, which every machine that
+/// runs Vellum has; the default build carries no TLS client of its own).
+pub fn post_report(url: &str, report: &monitor::Report) -> anyhow::Result<()> {
+    let body = serde_json::to_string(&report.webhook_body())?;
+    let posted = std::process::Command::new("curl")
+        .args(["--fail", "--silent", "--show-error", "-X", "POST", "-H", "Content-Type: application/json"])
+        .args(["--data-binary", &body, url])
+        .output()
+        .map_err(|e| anyhow::anyhow!("running curl to post the report: {e}"))?;
+    if !posted.status.success() {
+        anyhow::bail!("the webhook refused the report: {}", String::from_utf8_lossy(&posted.stderr).trim());
+    }
+    Ok(())
 }

@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Read each stored AIP back at least this often (the fixity audit, a few a minute).
     #[arg(long, default_value_t = 90)]
     pub audit_every_days: i64,
+    /// Post the report of the last 14 days to this Slack-style webhook every 7 days.
+    #[arg(long)]
+    pub report_webhook: Option<String>,
+    /// prod or staging: the weekly report is worded for it.
+    #[arg(long, default_value = "prod", value_parser = ["prod", "staging"])]
+    pub environment: String,
     /// Run every stage against this AWS endpoint (the emulator `infra/local/up` starts;
     /// its exports name the buckets, table and queues) instead of the data folder: each
     /// queue is polled as Lambda's event-source mappings would, and the same handlers the
@@ -144,6 +150,9 @@ fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
     }
 }
 
+/// How often `serve` posts the report.
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How often the monitor's timer runs in `serve`.
 const MONITOR_EVERY: Duration = Duration::from_secs(60);
 
@@ -161,6 +170,8 @@ fn spawn_monitor(
     let stuck_after = chrono::Duration::minutes(args.stuck_after_mins.max(1));
     let clean_up = args.clean_up_after_days;
     let audit_every = chrono::Duration::days(args.audit_every_days.max(1));
+    let (webhook, environment) = (args.report_webhook.clone(), args.environment.clone());
+    let mut last_report = std::time::Instant::now();
     std::thread::Builder::new()
         .name("monitor".into())
         .spawn(move || loop {
@@ -176,6 +187,15 @@ fn spawn_monitor(
             }
             if let Err(e) = vellum_core::monitor::fixity_audit(state.as_ref(), aips.as_ref(), now, audit_every, 3, &agents) {
                 tracing::warn!(error = %e, "the fixity audit could not run");
+            }
+            if let Some(url) = webhook.as_deref().filter(|_| last_report.elapsed() >= WEEK) {
+                last_report = std::time::Instant::now();
+                let posted = vellum_core::monitor::report(state.as_ref(), now, 14, &environment)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|report| crate::monitor::post_report(url, &report));
+                if let Err(e) = posted {
+                    tracing::warn!(error = %e, "the weekly report could not be posted");
+                }
             }
             if let (Some(days), Some(uploads)) = (clean_up, uploads.as_ref()) {
                 if let Err(e) = vellum_core::monitor::clean_up(state.as_ref(), uploads.as_ref(), now, days) {
