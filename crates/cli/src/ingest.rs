@@ -51,20 +51,88 @@ struct Report {
     seconds: f64,
 }
 
+/// A mistake in how `vellum ingest` was called: exit 2, with the fix.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let file_name = args
-        .package
+    match ingest(&args, started) {
+        Ok(report) => finish(&args, report),
+        Err(e) => {
+            let usage = e.downcast_ref::<Usage>().is_some();
+            if args.json {
+                let report = Report {
+                    transfer_id: None,
+                    sip_uuid: None,
+                    aip_uuid: None,
+                    name: None,
+                    status: "ERROR".into(),
+                    aip: None,
+                    aip_key: None,
+                    reason: Some(format!("{e:#}")),
+                    files: 0,
+                    seconds: started.elapsed().as_secs_f64(),
+                };
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(&mut out, &report)?;
+                writeln!(out)?;
+            }
+            eprintln!("vellum: {e:#}");
+            Ok(ExitCode::from(if usage { 2 } else { 1 }))
+        }
+    }
+}
+
+/// Checks what was asked before anything is uploaded; a mistake is a `Usage` error.
+fn check_usage(args: &IngestArgs) -> anyhow::Result<String> {
+    let package = &args.package;
+    if package.is_dir() {
+        return Err(Usage(format!(
+            "{} is a folder: zip the folder's contents, not the folder (cd \"{}\" && zip -r ../package.zip objects metadata), \
+             and ingest the zip",
+            package.display(),
+            package.display()
+        ))
+        .into());
+    }
+    if !package.is_file() {
+        return Err(Usage(format!(
+            "{} does not exist: give the path of the package, a zip (or tar, tar.gz) holding objects/ and metadata/metadata.csv",
+            package.display()
+        ))
+        .into());
+    }
+    let file_name = package
         .file_name()
         .and_then(|n| n.to_str())
-        .with_context(|| format!("{} is not a file name", args.package.display()))?
+        .ok_or_else(|| Usage(format!("{} is not a file name Vellum can read", package.display())))?
         .to_string();
     let key = args.key.clone().unwrap_or_else(|| format!("born-digital/{file_name}"));
-    if !args.package.is_file() {
-        bail!("{} does not exist or is not a file", args.package.display());
+    let profiles = vellum_core::profile::Config::builtin();
+    if profiles.profile_for_key(&key).is_none() {
+        let prefixes: Vec<String> = profiles.profiles.iter().map(|p| p.prefix.clone()).collect();
+        return Err(Usage(format!(
+            "--key {key:?} is under no profile's prefix, so nothing would process it: start it with one of {}",
+            prefixes.join(", ")
+        ))
+        .into());
     }
+    Ok(key)
+}
+
+fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
+    let key = check_usage(args)?;
     if !starts_a_transfer(&key) {
-        let report = Report {
+        return Ok(Report {
             transfer_id: None,
             sip_uuid: None,
             aip_uuid: None,
@@ -73,12 +141,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             aip: None,
             aip_key: None,
             reason: Some(format!(
-                "the key {key:?} does not end in .zip, .tar.gz or .tgz, so an upload there would start nothing"
+                "the key {key:?} does not end in .zip, .tar.gz, .tgz or .tar, so an upload there would start nothing"
             )),
             files: 0,
             seconds: started.elapsed().as_secs_f64(),
-        };
-        return finish(&args, report);
+        });
     }
     let env = args.run.open()?;
     let event = upload(&env, &args.package, &key)?;
@@ -90,10 +157,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     runner.stop();
     let transfer = outcome?;
     let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
-    let report = Report {
+    // A refused package has no SIP and no AIP: none is reported.
+    let refused = transfer.status == TransferStatus::Rejected;
+    Ok(Report {
         transfer_id: Some(transfer.id),
-        sip_uuid: Some(transfer.sip_uuid),
-        aip_uuid: Some(transfer.aip_uuid),
+        sip_uuid: (!refused).then_some(transfer.sip_uuid),
+        aip_uuid: (!refused).then_some(transfer.aip_uuid),
         name: Some(transfer.name.clone()),
         status: transfer.status.as_str().into(),
         aip: aip.map(|p| fs::canonicalize(&p).unwrap_or(p)),
@@ -101,8 +170,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
         seconds: started.elapsed().as_secs_f64(),
-    };
-    finish(&args, report)
+    })
 }
 
 fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {

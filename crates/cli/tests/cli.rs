@@ -58,11 +58,16 @@ fn ingest_stores_the_example_and_reports_it() {
 #[test]
 fn ingest_exit_codes_say_how_a_transfer_ended() {
     let data = tempfile::tempdir().unwrap();
+    // A key under no profile is the caller's mistake, refused before anything is uploaded.
     let (code, report) = ingest_json(&example(), data.path(), &["--key", "somewhere-else/PP-EXAMPLE.zip"]);
-    assert_eq!(code, 3, "{report}");
-    assert_eq!(report["status"], "REJECTED");
-    assert!(report["aip"].is_null());
-    assert!(report["reason"].as_str().unwrap().contains("not a known location"), "{report}");
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["status"], "ERROR");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("born-digital/") && reason.contains("born-digital-accessions/"),
+        "names the prefixes: {reason}"
+    );
+    assert!(!data.path().join("uploads/somewhere-else").exists(), "nothing was uploaded");
 
     let stray = data.path().join("stray.zip");
     let mut p = Package::catalogued("PP/STRAY/1", 2);
@@ -72,6 +77,11 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["status"], "REJECTED");
     assert!(report["reason"].as_str().unwrap().contains("README.txt"), "{report}");
+    assert!(
+        report["sip_uuid"].is_null() && report["aip_uuid"].is_null(),
+        "a refused package has no SIP or AIP: {report}"
+    );
+    assert!(report["transfer_id"].is_string());
 
     let damaged = data.path().join("damaged.zip");
     vellum_tests::write_damaged_zip(&damaged, "PP/DAMAGED/1");
@@ -80,8 +90,15 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     assert_eq!(report["status"], "FAILED");
     assert!(report["reason"].as_str().unwrap().contains("objects/damaged.txt"), "{report}");
 
-    let out = vellum().args(["ingest", "/no/such/package.zip", "--data-dir"]).arg(data.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "a missing package is an internal error");
+    let (code, report) = ingest_json(Path::new("/no/such/package.zip"), data.path(), &[]);
+    assert_eq!(code, 2, "a missing package is a usage error: {report}");
+    assert_eq!(report["status"], "ERROR");
+    assert!(report["reason"].as_str().unwrap().contains("does not exist"), "{report}");
+    let folder = data.path().join("PP-FOLDER");
+    std::fs::create_dir_all(folder.join("objects")).unwrap();
+    let out = vellum().arg("ingest").arg(&folder).arg("--data-dir").arg(data.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a folder is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zip the folder's contents"), "with the fix");
     let out = vellum().args(["ingest", "--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors keep clap's code");
 }
