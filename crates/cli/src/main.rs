@@ -31,8 +31,12 @@ enum Command {
     /// Exit codes: 0 stored (COMPLETE), 3 refused at intake (REJECTED), 4 a later stage
     /// failed (FAILED), 1 an internal error, 2 a usage error.
     Ingest(ingest::IngestArgs),
-    /// Run the pipeline as a service: watch DIR/uploads/<prefix>/ for packages as if it were
-    /// the uploads bucket, process them, and answer status requests over HTTP.
+    /// Run the pipeline as a service: watch DIR/uploads/<prefix>/ (born-digital/,
+    /// born-digital-accessions/ — created at start) for packages as if it were the uploads
+    /// bucket, process them, and serve the dashboard on --listen: the sign-in page (/sign-in),
+    /// the transfer list (/), the JSON API (/api/transfers, /api/aips; described at
+    /// /api/openapi.json), Archivematica's API (/api/transfer/…, /api/ingest/…,
+    /// /api/v2beta/…) and /health.
     Serve(serve::ServeArgs),
     /// Register, remove and list the people and scripts' owners who may use the dashboard.
     #[command(subcommand)]
@@ -135,7 +139,9 @@ impl RunOptions {
 fn init_tracing(format: &str, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if format == "json" {
         builder.json().with_current_span(true).init();
     } else {

@@ -59,6 +59,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         return run_aws(&args, &endpoint);
     }
     let env = Arc::new(args.run.open()?);
+    // The profile folders, there from the start: a person sees where packages go.
+    let mut prefixes = Vec::new();
+    for profile in &env.pipeline.config.profiles {
+        let folder = env.uploads.root().join(profile.prefix.trim_end_matches('/'));
+        std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+        prefixes.push(folder.display().to_string());
+    }
+    println!("Vellum is watching {} for packages (zip, tar, tar.gz).", prefixes.join(" and "));
     let server =
         tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let _runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());

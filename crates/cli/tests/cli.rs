@@ -465,3 +465,35 @@ fn the_operations_guide_names_the_errors_as_vellum_says_them() {
     let reason = vellum_core::monitor::dead_letter_reason(&dl);
     assert!(reason.contains("microservice failed 5 times in a row and its message was moved to the scan dead-letter queue; last error: connection refused. Fix the cause and redrive the message"), "{reason}");
 }
+
+/// `vellum serve` makes the profile folders at start and names them first; logs written
+/// to a pipe carry no colour codes.
+#[test]
+fn serve_names_its_folders_and_logs_plain_text_to_a_pipe() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut child = vellum()
+        .args(["serve", "--clamd", "none", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with("Vellum is watching"), "{first}");
+    for folder in ["uploads/born-digital", "uploads/born-digital-accessions"] {
+        assert!(data.path().join(folder).is_dir(), "{folder} made at start");
+        assert!(first.contains(folder), "{first}");
+    }
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains('\u{1b}'), "no colour codes in a pipe: {logs}");
+    let help = vellum().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for named in ["born-digital-accessions/", "/sign-in", "/api/transfers", "/api/openapi.json", "/health"] {
+        assert!(help.contains(named), "serve --help names {named}");
+    }
+}
