@@ -217,9 +217,7 @@ pub(crate) fn watch(
     idem: &str,
     event: &vellum_core::messages::UploadEvent,
 ) -> anyhow::Result<Transfer> {
-    let started = Instant::now();
-    let mut shown: BTreeMap<String, String> = BTreeMap::new();
-    let mut announced = false;
+    let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let Some(id) = env.state.transfer_for_event(idem)? else {
@@ -229,29 +227,113 @@ pub(crate) fn watch(
             continue;
         };
         let transfer = env.state.transfer(id)?.context("the transfer vanished from the state store")?;
-        if !announced {
-            eprintln!("vellum: transfer {} ({}), profile {}", transfer.id, transfer.name, transfer.profile);
-            announced = true;
-        }
-        for job in env.state.jobs(id)? {
-            let batches = if job.batches_done > 0 && transfer.batch_count > 0 {
-                format!(" ({}/{} batches)", job.batches_done, transfer.batch_count)
-            } else {
-                String::new()
-            };
-            let line = format!("{}{}", job.status.as_str(), batches);
-            if shown.get(&job.stage) != Some(&line) {
-                eprintln!(
-                    "  [{:>6.1}s] {:<34} {:<44} {line}",
-                    started.elapsed().as_secs_f64(),
-                    job.microservice_group,
-                    job.name
-                );
-                shown.insert(job.stage.clone(), line);
-            }
-        }
+        progress.show(&transfer, &env.state.jobs(id)?);
         if transfer.status.is_terminal() {
+            progress.done();
             return Ok(transfer);
         }
+    }
+}
+
+/// How often, at most, a progress line goes to a file or a pipe.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Progress on stderr. At a terminal: one line per stage, redrawn in place, with counts and
+/// rate. To a file or a pipe: a line when a stage starts or ends, and at most one line of
+/// batch counts every few seconds.
+struct Progress {
+    live: bool,
+    started: Instant,
+    announced: bool,
+    /// stage → its status word, as last written.
+    status: BTreeMap<String, String>,
+    /// stage → batches done, as last written.
+    counts: BTreeMap<String, u32>,
+    last_count_line: Option<Instant>,
+    drawn: usize,
+}
+
+impl Progress {
+    fn new(live: bool) -> Self {
+        Self {
+            live,
+            started: Instant::now(),
+            announced: false,
+            status: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            last_count_line: None,
+            drawn: 0,
+        }
+    }
+
+    fn line(&self, job: &vellum_core::model::Job, transfer: &Transfer) -> String {
+        let per_file = queues::PER_FILE.contains(&job.stage.as_str()) && transfer.batch_count > 0;
+        let counts = if per_file {
+            let seconds = (job.ended_at.unwrap_or_else(chrono::Utc::now) - job.started_at).num_milliseconds().max(1)
+                as f64
+                / 1000.0;
+            format!(
+                " {}/{} batches, {:.1} batches/s",
+                job.batches_done,
+                transfer.batch_count,
+                job.batches_done as f64 / seconds
+            )
+        } else {
+            String::new()
+        };
+        format!("  {:<34} {:<44} {}{counts}", job.microservice_group, job.name, job.status.as_str())
+    }
+
+    fn show(&mut self, transfer: &Transfer, jobs: &[vellum_core::model::Job]) {
+        if !self.announced {
+            eprintln!("vellum: transfer {} ({}), profile {}", transfer.id, transfer.name, transfer.profile);
+            self.announced = true;
+        }
+        if self.live {
+            let lines: Vec<String> = jobs.iter().map(|j| self.line(j, transfer)).collect();
+            let mut err = std::io::stderr().lock();
+            if self.drawn > 0 {
+                let _ = write!(err, "\x1b[{}A", self.drawn);
+            }
+            for l in &lines {
+                let _ = writeln!(err, "\x1b[2K{l}");
+            }
+            self.drawn = lines.len();
+            return;
+        }
+        let mut counts_changed = false;
+        for job in jobs {
+            let word = job.status.as_str().to_string();
+            if self.status.get(&job.stage) != Some(&word) {
+                eprintln!(
+                    "  [{:>6.1}s]{}",
+                    self.started.elapsed().as_secs_f64(),
+                    self.line(job, transfer).trim_start_matches(' ')
+                );
+                self.status.insert(job.stage.clone(), word);
+                self.counts.insert(job.stage.clone(), job.batches_done);
+            } else if self.counts.get(&job.stage) != Some(&job.batches_done) {
+                counts_changed = true;
+            }
+        }
+        let due = self.last_count_line.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if counts_changed && due {
+            let running: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.status == vellum_core::model::JobStatus::Processing && j.batches_done > 0)
+                .map(|j| format!("{} {}/{}", j.name, j.batches_done, transfer.batch_count))
+                .collect();
+            if !running.is_empty() {
+                eprintln!("  [{:>6.1}s] progress: {}", self.started.elapsed().as_secs_f64(), running.join("; "));
+            }
+            for job in jobs {
+                self.counts.insert(job.stage.clone(), job.batches_done);
+            }
+            self.last_count_line = Some(Instant::now());
+        }
+    }
+
+    fn done(&mut self) {
+        self.drawn = 0;
     }
 }

@@ -497,3 +497,26 @@ fn serve_names_its_folders_and_logs_plain_text_to_a_pipe() {
         assert!(help.contains(named), "serve --help names {named}");
     }
 }
+
+/// Progress written to a pipe: a line when a stage starts or ends, and batch counts at
+/// most every few seconds — not a line per batch.
+#[test]
+fn progress_to_a_pipe_is_a_line_per_stage_change() {
+    let data = tempfile::tempdir().unwrap();
+    let package = data.path().join("many.zip");
+    Package::catalogued("PP/MANY/1", 120).write_zip(&package);
+    let out = vellum()
+        .arg("ingest")
+        .arg(&package)
+        .args(["--batch-size", "1", "--clamd", "none", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.trim_start().starts_with('[')).collect();
+    // Nine stages start and end (18 lines at most), and a count line every 5 s at most.
+    assert!(lines.len() <= 18 + 10, "{} progress lines for 121 batches:\n{stderr}", lines.len());
+    assert!(lines.iter().any(|l| l.contains("Store the AIP") && l.contains("COMPLETE")), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no terminal codes in a pipe");
+}
