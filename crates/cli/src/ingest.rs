@@ -306,7 +306,7 @@ impl Progress {
             let word = job.status.as_str().to_string();
             if self.status.get(&job.stage) != Some(&word) {
                 eprintln!(
-                    "  [{:>6.1}s]{}",
+                    "  [{:>6.1}s] {}",
                     self.started.elapsed().as_secs_f64(),
                     self.line(job, transfer).trim_start_matches(' ')
                 );
