@@ -520,3 +520,21 @@ fn progress_to_a_pipe_is_a_line_per_stage_change() {
     assert!(lines.iter().any(|l| l.contains("Store the AIP") && l.contains("COMPLETE")), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "no terminal codes in a pipe");
 }
+
+/// A package's name with spaces and accents is sanitized in the AIP's and the bag's name,
+/// like every other name; the AIP still verifies.
+#[test]
+fn the_aip_and_bag_names_are_sanitized() {
+    let data = tempfile::tempdir().unwrap();
+    let package = data.path().join("spaces and accents é.zip");
+    Package::catalogued("PP/NAME/1", 2).write_zip(&package);
+    let (code, report) = ingest_json(&package, data.path(), &[]);
+    assert_eq!(code, 0, "{report}");
+    let key = report["aip_key"].as_str().unwrap();
+    let file = key.rsplit('/').next().unwrap();
+    assert!(file.starts_with("spaces_and_accents_e-"), "{key}");
+    assert!(!key.contains(' '), "{key}");
+    let verified = vellum().args(["aips", "verify", "PP/NAME/1", "--data-dir"]).arg(data.path()).output().unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    assert_eq!(report["name"], "spaces and accents é", "the transfer keeps the name it was given");
+}

@@ -40,7 +40,7 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
         FileUse::Original => file.current_path.clone(),
         FileUse::Metadata => {
             let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
-            format!("objects/metadata/transfers/{}-{}/{rest}", transfer.name, transfer.id)
+            format!("objects/metadata/transfers/{}-{}/{rest}", crate::keys::safe_name(transfer), transfer.id)
         }
         FileUse::SubmissionDocumentation => format!("objects/{}", file.current_path),
     }
@@ -49,7 +49,7 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
 /// The transfer METS's place among the AIP's submission documentation, relative to
 /// `objects/`.
 pub fn transfer_mets_path(transfer: &Transfer) -> String {
-    format!("submissionDocumentation/transfer-{}-{}/METS.xml", transfer.name, transfer.id)
+    format!("submissionDocumentation/transfer-{}-{}/METS.xml", crate::keys::safe_name(transfer), transfer.id)
 }
 
 /// `.tar.gz`, or `.tar` for a profile that stores AIPs uncompressed (gzip level 0).

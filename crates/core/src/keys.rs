@@ -22,9 +22,15 @@ pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")
 }
 
+/// The transfer's name as it may appear in a path (the bag, the AIP's file name, folders in
+/// the AIP): sanitized like every other name, so `spaces accents` becomes `spaces_accents`.
+pub fn safe_name(transfer: &Transfer) -> String {
+    crate::sanitize::sanitize_component(&transfer.name)
+}
+
 /// The bag's top-level folder, and the AIP's name in storage: `<name>-<aip-uuid>`.
 pub fn bag_name(transfer: &Transfer) -> String {
-    format!("{}-{}", transfer.name, transfer.aip_uuid)
+    format!("{}-{}", safe_name(transfer), transfer.aip_uuid)
 }
 
 /// The AIP METS file, relative to the bag's `data/`.

@@ -344,7 +344,7 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     })?;
     let label = match doc.kind {
         MetsKind::Aip => bag_name(doc.transfer),
-        MetsKind::Transfer => format!("{}-{}", doc.transfer.name, doc.transfer.id),
+        MetsKind::Transfer => format!("{}-{}", crate::keys::safe_name(doc.transfer), doc.transfer.id),
     };
     writeln!(
         out,
