@@ -58,7 +58,7 @@ fn a_finder_zip_is_accepted_without_its_mac_metadata_and_clutter() {
     finder_zip(&c.path);
     let key = "born-digital/Finder.zip";
     let t = c.complete(key);
-    let success = c.log(key, "success");
+    let success = c.log(key, "accepted");
     assert!(success.contains("5 entries of Mac metadata (__MACOSX/ and ._ files) left out"), "{success}");
     assert!(success.contains("1 file(s) of desktop clutter"), "{success}");
     let (paths, left_out) = aip_contents(&c, &t);

@@ -205,8 +205,16 @@ fn success_is_logged_beside_the_upload_and_the_upload_tagged() {
     let c = Case::zip(&Package::catalogued("PP/OK/1", 2));
     let key = "born-digital/My Package.zip";
     let t = c.complete(key);
+    let accepted = c.log(key, "accepted");
+    assert!(accepted.contains(&t.id.to_string()) && accepted.contains("checks passed"), "{accepted}");
+    assert!(accepted.contains("Processing has only begun"), "{accepted}");
     let log = c.log(key, "success");
-    assert!(log.contains(&t.id.to_string()) && log.contains("checks passed"), "{log}");
+    assert!(log.contains("Vellum stored born-digital/My Package.zip"), "{log}");
+    assert!(
+        log.contains("under identifier PP/OK/1, version 1") && log.contains(t.aip_key.as_deref().unwrap()),
+        "{log}"
+    );
+    assert!(!log.contains("dashboard"), "the final answer sends no one elsewhere: {log}");
     let tags = c.t.env.uploads.get_tags(key).unwrap();
     assert_eq!(tags.get("TransferId"), Some(&t.id.to_string()));
     assert_eq!(tags.get("ProcessingConfig").map(String::as_str), Some("born_digital"));
@@ -226,6 +234,18 @@ fn the_same_name_uploaded_again_later_is_a_new_transfer_that_collides_with_nothi
     assert_ne!(first.id, second.id);
     assert_eq!((first.aip_version, second.aip_version), (Some(1), Some(2)));
     assert_eq!(c.t.env.uploads.list("born-digital/again.zip.success.").unwrap().len(), 2, "one log per upload");
+}
+
+/// One final answer per upload: a package accepted at intake that fails later gets its
+/// acknowledgement and a failed log, and no success log.
+#[test]
+fn a_transfer_that_fails_after_intake_has_one_answer() {
+    let c = Case::new();
+    vellum_tests::write_damaged_zip(&c.path, "PP/ONE/1");
+    let key = "born-digital/one-answer.zip";
+    c.failed(key, &["objects/damaged.txt"]);
+    assert!(c.log(key, "accepted").contains("Processing has only begun"));
+    assert!(c.t.env.uploads.list(&format!("{key}.success.")).unwrap().is_empty(), "no success log for a failure");
 }
 
 #[test]

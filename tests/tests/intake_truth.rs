@@ -274,7 +274,7 @@ fn empty_folders_are_recorded_as_left_out() {
     p.add("objects/empty/", "").add("objects/nested/deeper/", "");
     let c = Case::zip(&p);
     let t = c.complete("born-digital/empty-folders.zip");
-    let success = c.log("born-digital/empty-folders.zip", "success");
+    let success = c.log("born-digital/empty-folders.zip", "accepted");
     assert!(success.contains("empty folder(s) left out"), "{success}");
     let events = c.t.env.state.transfer_events(t.id).unwrap();
     let left: Vec<&str> =
@@ -325,7 +325,7 @@ fn the_format_comes_from_the_bytes_not_the_extension() {
         std::fs::write(&c.path, tar_gz(entries, gzip)).unwrap();
         let t = c.complete(key);
         assert_eq!(stored(&c, &t, &c.bag(&t), "objects/a.txt"), b"a");
-        let log = c.log(key, "success");
+        let log = c.log(key, "accepted");
         assert!(log.contains(said), "{log}");
     }
     // A zip named .tar.gz.

@@ -57,6 +57,27 @@ pub fn tag_upload(uploads: &dyn ObjectStore, transfer: &Transfer) -> PortResult<
     uploads.put_tags(&transfer.source_key, &tags)
 }
 
+/// The final answer for a stored transfer: where its AIP is, under which identifier and
+/// version, and that it was read back and verified.
+pub fn stored_log(
+    transfer: &Transfer,
+    aip_key: &str,
+    space: &str,
+    identifier: &str,
+    version: u32,
+    files: u64,
+) -> String {
+    format!(
+        "Vellum stored {key}.\nIts AIP is in the {space} space under identifier {identifier}, version {version}: {aip}.\n{files} payload file(s) were read back from storage and every digest matched.\nTransfer {id}, AIP {aip_uuid}.\n",
+        key = escape_controls(&transfer.source_key),
+        space = escape_controls(space),
+        identifier = escape_controls(identifier),
+        aip = escape_controls(aip_key),
+        id = transfer.id,
+        aip_uuid = transfer.aip_uuid,
+    )
+}
+
 /// The log for a transfer that failed after intake.
 pub fn processing_failure_log(transfer: &Transfer, reason: &str) -> String {
     format!(

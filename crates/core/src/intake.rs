@@ -615,9 +615,9 @@ pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String
     out
 }
 
-pub fn success_log(key: &str, transfer_id: &str, profile: &str, accepted: &Accepted) -> String {
+pub fn accepted_log(key: &str, transfer_id: &str, profile: &str, accepted: &Accepted) -> String {
     let mut out = format!(
-        "Vellum accepted {}.\nAll intake checks passed: {} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nFollow it in the dashboard under that id.\n",
+        "Vellum accepted {}.\nAll intake checks passed: {} file(s), processing profile {profile}, identifier {}.\nTransfer id: {transfer_id}\nProcessing has only begun. The final answer comes beside the upload: a .success. log once the AIP is stored and verified, or a .failed. log saying why not.\n",
         escape_controls(key),
         accepted.files(),
         escape_controls(&accepted.identifiers.external_identifier().unwrap_or_else(|| "(none)".into()))

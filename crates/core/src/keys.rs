@@ -82,14 +82,20 @@ pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer,
 /// The outcome of an upload, beside it in the uploads bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogOutcome {
+    /// Intake's acknowledgement: the package passed its checks and processing has begun.
+    Accepted,
+    /// The final answer: the AIP is stored and verified.
     Success,
+    /// The final answer: refused, or failed.
     Failed,
 }
 
-/// `<key>.<success|failed>.<eventTime>.<id12>.log`, where id12 comes from the event's
-/// identity, so a retried event overwrites its own log rather than adding another.
+/// `<key>.<accepted|success|failed>.<eventTime>.<id12>.log`, where id12 comes from the
+/// event's identity, so a retried event overwrites its own log rather than adding another.
+/// An upload gets one final answer: `success` or `failed`.
 pub fn log_key(transfer: &Transfer, outcome: LogOutcome) -> String {
     let word = match outcome {
+        LogOutcome::Accepted => "accepted",
         LogOutcome::Success => "success",
         LogOutcome::Failed => "failed",
     };

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::archive::{detect_kind, kind_note, list_tar_from, ArchiveKind, ListError, Listing, TarListingPart};
 use crate::error::{StageError, StageResult};
 use crate::feedback::{self, LogOutcome};
-use crate::intake::{check_package, failure_log, reason, success_log, Accepted, Problem};
+use crate::intake::{accepted_log, check_package, failure_log, reason, Accepted, Problem};
 use crate::keys::{listing_key, listing_part_key};
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, Transfer};
@@ -113,8 +113,8 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
     feedback::write_log(
         p.uploads.as_ref(),
         &accepted_transfer,
-        LogOutcome::Success,
-        &success_log(key, &transfer.id.to_string(), &profile.name, &accepted),
+        LogOutcome::Accepted,
+        &accepted_log(key, &transfer.id.to_string(), &profile.name, &accepted),
     )?;
     feedback::tag_upload(p.uploads.as_ref(), &accepted_transfer)?;
     p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;

@@ -201,6 +201,7 @@ fn failed_verification(p: &Pipeline, transfer: &Transfer, copied: &Copied, probl
 
 fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummary) -> StageResult<Progress> {
     let Copied { key, space, identifier, version, .. } = copied.clone();
+    let identifier_for_log = identifier.clone();
     p.state.record_events(&[PremisEvent::new(
         transfer.id,
         None,
@@ -222,6 +223,20 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
         origin: "vellum".into(),
         time_sent: p.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })?;
+    // The upload's one final answer, written before the transfer is COMPLETE: a crash in
+    // between writes it again (the same key), never leaves a COMPLETE transfer without it.
+    crate::feedback::write_log(
+        p.uploads.as_ref(),
+        transfer,
+        crate::keys::LogOutcome::Success,
+        &crate::feedback::stored_log(transfer, &key, &space, &identifier_for_log, version, report.payload_files),
+    )?;
+    // A transfer retried after it failed ends with one answer too: the earlier failure's
+    // log goes (its reason stays in the record's PREMIS events and the transfer's history).
+    let failed_log = crate::keys::log_key(transfer, crate::keys::LogOutcome::Failed);
+    if p.uploads.head(&failed_log)?.is_some() {
+        p.uploads.delete(&failed_log)?;
+    }
     p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
     p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
     tracing::info!(aip = %key, "AIP stored and verified");
