@@ -97,7 +97,7 @@ pub fn bad_packages() -> Vec<BadPackage> {
             &["objects/passwords", "links"],
         ),
         BadPackage {
-            log_words: &["WRONG:", "RIGHT:"],
+            log_words: &["filename,dc.identifier,dc.title", "The layout Vellum expects"],
             ..refused(
                 "no metadata",
                 "born-digital/no-metadata.zip",

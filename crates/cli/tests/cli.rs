@@ -538,3 +538,65 @@ fn the_aip_and_bag_names_are_sanitized() {
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
     assert_eq!(report["name"], "spaces and accents é", "the transfer keeps the name it was given");
 }
+
+/// The failed log's advice fits the mistake, as an archivist reads it beside the upload.
+#[test]
+fn the_failed_log_fits_the_mistake() {
+    let data = tempfile::tempdir().unwrap();
+    let log_of = |name: &str, package: &Package| -> String {
+        let path = data.path().join(name);
+        package.write_zip(&path);
+        let (code, report) = ingest_json(&path, data.path(), &[]);
+        assert_eq!(code, 3, "{name}: {report}");
+        let folder = data.path().join("uploads/born-digital");
+        let log = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(&format!("{name}.failed.")))
+            .unwrap_or_else(|| panic!("no failed log for {name}"));
+        std::fs::read_to_string(log).unwrap()
+    };
+    let empty = log_of("empty.zip", &Package::default());
+    assert!(empty.contains("the zip is empty: it holds no files at all"), "{empty}");
+    assert!(!empty.contains("WRONG:"), "no wrapping-folder diagram for an empty zip: {empty}");
+
+    let mut objects_only = Package::default();
+    objects_only.add("objects/letter.txt", "a letter");
+    let missing = log_of("no-metadata.zip", &objects_only);
+    assert!(missing.contains("metadata/metadata.csv is missing"), "{missing}");
+    assert!(
+        missing.contains("filename,dc.identifier,dc.title") && missing.contains("objects/,PP/ABC/1"),
+        "a template: {missing}"
+    );
+    assert!(missing.contains("born_digital"), "for the upload's profile: {missing}");
+    assert!(!missing.contains("WRONG:"), "{missing}");
+
+    let mut loose = Package::default();
+    loose.add("letter.txt", "a letter").add("photo.jpg", "a photo");
+    let top = log_of("top-level.zip", &loose);
+    assert_eq!(top.matches("The layout Vellum expects").count(), 1, "the layout once: {top}");
+    assert!(!top.contains("WRONG:"), "{top}");
+
+    let mut wrapped = Package::default();
+    wrapped.add("PP-1/metadata/metadata.csv", "filename,dc.identifier\nobjects/,PP/1\n").add("PP-1/objects/a.txt", "a");
+    let wrapping = log_of("wrapped.zip", &wrapped);
+    assert!(wrapping.contains("WRONG:") && wrapping.contains("inside the folder \"PP-1\""), "{wrapping}");
+
+    let mut slip = Package::default();
+    slip.add("metadata/metadata.csv", "filename,dc.identifer\nobjects/,PP/1\n").add("objects/a.txt", "a");
+    let typo = log_of("typo.zip", &slip);
+    assert!(typo.contains("\"dc.identifer\"") && typo.contains("did you mean \"dc.identifier\"?"), "{typo}");
+
+    let cut = data.path().join("cut.zip");
+    Package::catalogued("PP/CUT/1", 5).write_zip(&cut);
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let (code, report) = ingest_json(&cut, data.path(), &[]);
+    assert_eq!(code, 3);
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the end of the zip is missing: the upload was cut short, or this is not a zip"),
+        "{reason}"
+    );
+    assert!(!reason.contains("EOCD"), "no jargon: {reason}");
+}

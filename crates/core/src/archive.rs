@@ -379,7 +379,7 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
 fn zip_error_words(e: &zip::result::ZipError) -> String {
     let text = e.to_string();
     if text.contains("end of central directory") || text.contains("EOCD") || text.contains("Invalid zip header") {
-        format!("the end of the zip, where its index is, is missing or damaged: the upload was cut short, or this is not a zip ({text})")
+        "the end of the zip is missing: the upload was cut short, or this is not a zip".to_string()
     } else {
         format!("it is not a readable zip file ({text})")
     }

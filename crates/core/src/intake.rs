@@ -23,11 +23,26 @@ pub struct Problem {
     pub fix: String,
     /// The layout as it should not be, and as it should.
     pub example: Option<(&'static str, &'static str)>,
+    /// A ready text to start from (a metadata.csv for the profile).
+    pub template: Option<String>,
+    /// Whether the log ends with the layout Vellum expects (shown once, however many
+    /// problems ask for it).
+    pub shows_layout: bool,
 }
 
 impl Problem {
     fn new(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { check, message: message.into(), fix: fix.into(), example: None }
+        Self { check, message: message.into(), fix: fix.into(), example: None, template: None, shows_layout: false }
+    }
+
+    fn with_layout(mut self) -> Self {
+        self.shows_layout = true;
+        self
+    }
+
+    fn with_template(mut self, template: String) -> Self {
+        self.template = Some(template);
+        self
     }
 
     fn with_example(mut self, wrong: &'static str, right: &'static str) -> Self {
@@ -237,26 +252,52 @@ fn is_supplied_manifest(name: &str) -> bool {
     crate::fixity::ALGORITHMS.iter().any(|a| name == crate::fixity::supplied_manifest_path(a))
 }
 
-fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<Problem>) {
+/// A metadata.csv to start from, for a profile's kind of package: its columns and one row.
+fn metadata_template(kind: PackageKind) -> String {
+    match kind {
+        PackageKind::Catalogued => CATALOGUED_RIGHT.to_string(),
+        PackageKind::Accession => ACCESSION_RIGHT.to_string(),
+    }
+}
+
+fn check_layout(listing: &Listing, profile: &Profile, problems: &mut Vec<Problem>) {
     let files: Vec<&str> =
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
-    let has_metadata = files.contains(&"metadata/metadata.csv");
-    if !has_metadata {
-        let wrapped = files.iter().find_map(|f| f.strip_suffix("/metadata/metadata.csv"));
-        let message = match wrapped {
-            Some(folder) => format!(
-                "metadata/metadata.csv is not at the top of the zip: everything is inside the folder {folder:?}"
-            ),
-            None => "metadata/metadata.csv is missing".to_string(),
-        };
+    if files.is_empty() {
         problems.push(
             Problem::new(
                 "layout",
-                message,
-                "the zip must hold objects/ and metadata/metadata.csv at its top level: zip the contents of the package folder, not the folder",
+                "the zip is empty: it holds no files at all",
+                "zip the package's objects/ and metadata/ folders (with the files in them) and upload that zip",
             )
-            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+            .with_layout(),
         );
+        return;
+    }
+    let has_metadata = files.contains(&"metadata/metadata.csv");
+    if !has_metadata {
+        match files.iter().find_map(|f| f.strip_suffix("/metadata/metadata.csv")) {
+            Some(folder) => problems.push(
+                Problem::new(
+                    "layout",
+                    format!("metadata/metadata.csv is not at the top of the zip: everything is inside the folder {folder:?}"),
+                    "zip the contents of the package folder, not the folder itself",
+                )
+                .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+            ),
+            None => problems.push(
+                Problem::new(
+                    "layout",
+                    "metadata/metadata.csv is missing",
+                    format!(
+                        "add metadata/metadata.csv beside objects/; for this upload's profile ({}) it has these columns and one row describing objects/",
+                        profile.name
+                    ),
+                )
+                .with_template(metadata_template(profile.kind))
+                .with_layout(),
+            ),
+        }
     }
     if has_metadata && listing.metadata_csv.is_none() {
         problems.push(Problem::new(
@@ -271,7 +312,7 @@ fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<
         .filter(|e| e.kind != EntryKind::Directory)
         .map(|e| e.name.clone())
         .filter(|n| n.starts_with("metadata/") && n != "metadata/metadata.csv" && n != "metadata/rights.csv")
-        .filter(|n| !(supplied_checksums && is_supplied_manifest(n)))
+        .filter(|n| !(profile.supplied_checksums && is_supplied_manifest(n)))
         .collect();
     if !extra_metadata.is_empty() {
         problems.push(
@@ -283,13 +324,13 @@ fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<
                 ),
                 "move the other files into objects/ (if they are to be preserved) or leave them out",
             )
-            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+            .with_layout(),
         );
     }
     if !files.iter().any(|f| f.starts_with("objects/")) {
         problems.push(
             Problem::new("layout", "there is no file under objects/", "put the files to preserve in objects/")
-                .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+                .with_layout(),
         );
     }
     let stray: BTreeSet<String> = listing
@@ -316,7 +357,7 @@ fn check_layout(listing: &Listing, supplied_checksums: bool, problems: &mut Vec<
                 format!("the package has entries outside objects/ and metadata/: {}", some_of(&stray)),
                 "move them into objects/ (if they are to be preserved) or leave them out",
             )
-            .with_example(LAYOUT_WRONG, LAYOUT_RIGHT),
+            .with_layout(),
         );
     }
 }
@@ -419,7 +460,7 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
 fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
     let mut problems = Vec::new();
     check_entries(listing, &profile.limits, &mut problems);
-    check_layout(listing, profile.supplied_checksums, &mut problems);
+    check_layout(listing, profile, &mut problems);
 
     let identifiers = match &listing.metadata_csv {
         Some(bytes) => match parse_metadata_csv(bytes, profile.kind) {
@@ -609,6 +650,19 @@ pub fn failure_log(key: &str, transfer_id: &str, problems: &[Problem]) -> String
             for line in right.lines() {
                 out.push_str(&format!("      {line}\n"));
             }
+        }
+        if let Some(template) = &p.template {
+            out.push_str("\n   metadata/metadata.csv:\n");
+            for line in template.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    let wrapped = problems.iter().any(|p| p.example == Some((LAYOUT_WRONG, LAYOUT_RIGHT)));
+    if problems.iter().any(|p| p.shows_layout) && !wrapped {
+        out.push_str("\nThe layout Vellum expects:\n");
+        for line in LAYOUT_RIGHT.lines() {
+            out.push_str(&format!("   {line}\n"));
         }
     }
     out.push_str("\nWhen it is fixed, upload the package again (a new upload is a new transfer).\n");

@@ -108,6 +108,58 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, String> {
 /// Reads metadata.csv, returning its identifiers or every problem found, each in words an
 /// archivist can act on. Column names are matched without regard to case (Excel
 /// capitalises `Filename`).
+/// The columns Vellum reads: the filename, the accession's two, and Dublin Core's fifteen.
+const KNOWN_COLUMNS: &[&str] = &[
+    "filename",
+    "collection_reference",
+    "accession_number",
+    "dc.title",
+    "dc.creator",
+    "dc.subject",
+    "dc.description",
+    "dc.publisher",
+    "dc.contributor",
+    "dc.date",
+    "dc.type",
+    "dc.format",
+    "dc.identifier",
+    "dc.source",
+    "dc.language",
+    "dc.relation",
+    "dc.coverage",
+    "dc.rights",
+];
+
+/// Edits (insert, delete, replace) from `a` to `b`.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+/// Columns that are almost a known one (a typing slip): each named, with what was meant.
+fn near_misses(headers: &[String]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| !KNOWN_COLUMNS.contains(&h.as_str()) && h.len() > 3)
+        .filter_map(|h| {
+            let (known, d) = KNOWN_COLUMNS.iter().map(|k| (*k, edits(h, k))).min_by_key(|(_, d)| *d)?;
+            (d <= 2).then(|| {
+                format!("metadata/metadata.csv has a column {h:?} that Vellum does not know — did you mean {known:?}?")
+            })
+        })
+        .collect()
+}
+
 pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers, Vec<String>> {
     let (text, delimiter) = decode(bytes).map_err(|e| vec![e])?;
     let mut reader =
@@ -124,7 +176,7 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers
             Err(e) => return Err(vec![format!("metadata/metadata.csv cannot be read as CSV: {e}")]),
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = near_misses(&headers);
     if rows.len() != 1 {
         problems.push(format!(
             "metadata/metadata.csv must have exactly one data row (describing objects/), but it has {}",
@@ -169,6 +221,19 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers
         Ok(ids)
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod near_miss_tests {
+    use super::*;
+
+    #[test]
+    fn slips_are_named_with_what_was_meant() {
+        assert_eq!(edits("dc.identifer", "dc.identifier"), 1);
+        let found = near_misses(&["filename".into(), "dc.identifer".into(), "dc.title".into(), "shelfmark".into()]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("\"dc.identifer\"") && found[0].contains("did you mean \"dc.identifier\"?"));
     }
 }
 

@@ -75,6 +75,8 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
             ),
             fix: "upload it again under one of those prefixes, which choose how Vellum processes it".into(),
             example: None,
+            template: None,
+            shows_layout: false,
         };
         return Err(refuse(p, transfer, &[problem]));
     };
@@ -100,6 +102,8 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
                 message: format!("{key:?} cannot be opened: {}", why.0),
                 fix: "it may be truncated (an interrupted upload) or not an archive at all: make the zip again and upload it".into(),
                 example: None,
+                template: None,
+                shows_layout: false,
             };
             return Err(refuse(p, transfer, &[problem]));
         }
