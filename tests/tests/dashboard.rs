@@ -438,3 +438,19 @@ fn stored_aips_are_listed_and_downloaded_through_the_api() {
     assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FNONE", &key).status, 404);
     assert_eq!(ask(&d, "GET", "/api/aips/download", &key).status, 400);
 }
+
+/// A transfer is found by its own id, its SIP's or its AIP's, and its JSON uses the field
+/// names of `vellum ingest --json`.
+#[test]
+fn a_transfer_is_found_by_any_of_its_ids() {
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    for id in [good.id, good.sip_uuid, good.aip_uuid] {
+        let detail = json(&ask(&d, "GET", &format!("/api/transfers/{id}"), &key));
+        assert_eq!(detail["summary"]["transfer_id"], good.id.to_string(), "by {id}");
+    }
+    let listed = json(&ask(&d, "GET", "/api/transfers", &key));
+    for field in ["transfer_id", "sip_uuid", "aip_uuid", "reason", "name", "status"] {
+        assert!(listed["transfers"][0].get(field).is_some(), "{field}: {listed}");
+    }
+}

@@ -8,7 +8,7 @@
 //! | file | `T#<id>` | `F#<uuid>` | `files-by-path` (lsi_path), `by-order` (`B#<batch>#<entry>`) |
 //! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
 //! | task | `J#<job>` | `TASK#<uuid>` | `transfers-by-time` (gsi1pk `TASK#<uuid>`), to find one by id |
-//! | SIP | `S#<sip uuid>` | `S` | (names its transfer) |
+//! | SIP, AIP | `S#<sip uuid>`, `A#<aip uuid>` | `S`, `A` | (name their transfer) |
 //! | AIP versions | `V#<space>#<identifier>` | `V` | |
 //! | user, API key, session | `ACCESS` | `U#<name>`, `K#<digest>`, `S#<digest>` | (sessions expire: TTL `expires_at`) |
 //!
@@ -319,6 +319,17 @@ impl DynamoState {
         self.get(&transfer_pk(id), "META")
     }
 
+    /// The transfer a pointer item (a SIP's, an AIP's) names.
+    fn transfer_by_pointer(&self, pk: &str, sk: &str) -> PortResult<Option<Transfer>> {
+        let Some(pointer) = self.get(pk, sk)? else {
+            return Ok(None);
+        };
+        let id = text(&pointer, "transfer_id")
+            .and_then(|t| Uuid::parse_str(&t).ok())
+            .ok_or_else(|| PortError::Corrupt(format!("{pk} names no transfer")))?;
+        self.transfer(id)
+    }
+
     /// Reserves `count` event sequence numbers of the transfer; returns the first.
     fn reserve_seq(&self, transfer_id: Uuid, count: usize) -> PortResult<u64> {
         let out = self
@@ -409,6 +420,12 @@ impl StateStore for DynamoState {
             ("transfer_id".to_string(), s(t.id.to_string())),
         ]
         .into();
+        let aip: Item = [
+            ("pk".to_string(), s(format!("A#{}", t.aip_uuid))),
+            ("sk".to_string(), s("A")),
+            ("transfer_id".to_string(), s(t.id.to_string())),
+        ]
+        .into();
         let marker: Item = [
             ("pk".to_string(), s(format!("E#{idempotency_key}"))),
             ("sk".to_string(), s("E")),
@@ -432,7 +449,8 @@ impl StateStore for DynamoState {
             .transact_write_items()
             .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(marker)?).build())
             .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(item)?).build())
-            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(sip)?).build());
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(sip)?).build())
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put(aip)?).build());
         match self.run(call.send()) {
             Ok(_) => return Ok((t.clone(), true)),
             Err(e) => match port_error("creating a transfer", e) {
@@ -529,13 +547,11 @@ impl StateStore for DynamoState {
     }
 
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
-        let Some(pointer) = self.get(&format!("S#{sip_uuid}"), "S")? else {
-            return Ok(None);
-        };
-        let id = text(&pointer, "transfer_id")
-            .and_then(|t| Uuid::parse_str(&t).ok())
-            .ok_or_else(|| PortError::Corrupt(format!("SIP {sip_uuid} names no transfer")))?;
-        self.transfer(id)
+        self.transfer_by_pointer(&format!("S#{sip_uuid}"), "S")
+    }
+
+    fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        self.transfer_by_pointer(&format!("A#{aip_uuid}"), "A")
     }
 
     fn flag_stuck(&self, id: Uuid, since: vellum_core::model::Timestamp) -> PortResult<bool> {

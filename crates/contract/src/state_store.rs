@@ -514,6 +514,8 @@ pub fn transfers_are_found_by_sip_hidden_and_searched(make: &Make) {
     .unwrap();
     assert_eq!(s.transfer_by_sip(photos.sip_uuid).unwrap().map(|t| t.id), Some(photos.id));
     assert_eq!(s.transfer_by_sip(Uuid::new_v4()).unwrap(), None);
+    assert_eq!(s.transfer_by_aip(photos.aip_uuid).unwrap().map(|t| t.id), Some(photos.id));
+    assert_eq!(s.transfer_by_aip(Uuid::new_v4()).unwrap(), None);
 
     let search = |q: &str| -> Vec<Uuid> {
         s.list_transfers(&TransferQuery { search: Some(q.into()), limit: 10, ..Default::default() })

@@ -193,6 +193,8 @@ pub trait StateStore: Send + Sync {
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()>;
     /// The transfer whose SIP this is (a transfer and its SIP are one record in Vellum).
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>>;
+    /// The transfer whose AIP this is.
+    fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>>;
     /// Marks a PROCESSING transfer as flagged stuck since its last progress `since`; false
     /// when it was flagged for that same `since` already (or has ended).
     fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool>;

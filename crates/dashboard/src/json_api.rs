@@ -100,8 +100,12 @@ fn status(d: &Dashboard) -> PortResult<Value> {
 
 /// A transfer as the list shows it.
 pub fn summary(t: &Transfer) -> Value {
+    // The field names of `vellum ingest --json` (transfer_id, reason, …), and `id` too.
     json!({
         "id": t.id,
+        "transfer_id": t.id,
+        "aip_uuid": t.aip_uuid,
+        "reason": t.failure_reason,
         "name": t.name,
         "status": t.status.as_str(),
         "microservice": t.current_microservice,
@@ -183,10 +187,22 @@ pub fn progress(jobs: &[Job], t: &Transfer) -> Vec<Value> {
         .collect()
 }
 
+/// A transfer by its own id, its SIP's or its AIP's.
+pub fn find_any(d: &Dashboard, id: Uuid) -> PortResult<Option<Transfer>> {
+    if let Some(t) = d.state.transfer(id)? {
+        return Ok(Some(t));
+    }
+    if let Some(t) = d.state.transfer_by_sip(id)? {
+        return Ok(Some(t));
+    }
+    d.state.transfer_by_aip(id)
+}
+
 fn detail(d: &Dashboard, id: Uuid) -> PortResult<Option<Value>> {
-    let Some(t) = d.state.transfer(id)? else {
+    let Some(t) = find_any(d, id)? else {
         return Ok(None);
     };
+    let id = t.id;
     let jobs = d.state.jobs(id)?;
     let mut shown = Vec::new();
     for j in &jobs {

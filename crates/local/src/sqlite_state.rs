@@ -244,7 +244,11 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     if !has_last_error {
         conn.execute_batch("ALTER TABLE jobs ADD COLUMN last_error TEXT;").map_err(err)?;
     }
-    conn.execute_batch("CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);").map_err(err)?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS transfers_by_sip ON transfers (sip_uuid);
+         CREATE INDEX IF NOT EXISTS transfers_by_aip ON transfers (aip_uuid);",
+    )
+    .map_err(err)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
     Ok(())
 }
@@ -683,6 +687,17 @@ impl StateStore for SqliteStateStore {
             c.execute("UPDATE transfers SET fixity_checked_at = ?2 WHERE id = ?1", params![id.to_string(), ts(&at)])
         })?;
         Ok(())
+    }
+
+    fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE aip_uuid = ?1"),
+                [aip_uuid.to_string()],
+                transfer_row,
+            )
+            .optional()
+        })
     }
 
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
