@@ -50,6 +50,8 @@ struct ContainerSignature {
 pub(super) struct Containers {
     signatures: Vec<ContainerSignature>,
     triggers: HashMap<String, ContainerKind>,
+    /// Container signatures that could not be compiled, with why.
+    pub(super) skipped: Vec<String>,
 }
 
 /// OLE2 names start with control characters (`\u{1}CompObj`); signatures omit them.
@@ -74,6 +76,7 @@ impl Containers {
             }
         }
         let mut signatures = Vec::new();
+        let mut skipped = Vec::new();
         for cs in doc.descendants().filter(|n| n.has_tag_name("ContainerSignature")) {
             let Some(kind) = kind_of(cs.attribute("ContainerType")) else { continue };
             let Some(id) = cs.attribute("Id").and_then(|v| v.parse::<u64>().ok()) else { continue };
@@ -90,6 +93,7 @@ impl Containers {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(container_signature = id, error = %e, "a container signature could not be compiled and is skipped");
+                            skipped.push(format!("container signature {id}: {e}"));
                             ok = false;
                         }
                     }
@@ -107,7 +111,7 @@ impl Containers {
                 triggers.insert(puid.to_string(), kind);
             }
         }
-        Ok(Self { signatures, triggers })
+        Ok(Self { signatures, triggers, skipped })
     }
 
     /// The container kind an internal match calls for, if any.

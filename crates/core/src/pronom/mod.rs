@@ -161,6 +161,9 @@ pub struct Identifier {
     floating: Option<regex::bytes::RegexSet>,
     /// `DROID_SignatureFile-v109.xml; container-signature-20200121.xml`.
     pub version: String,
+    /// Signatures that could not be compiled (and so match nothing), with why: none, for
+    /// the files Vellum is built with.
+    pub skipped: Vec<String>,
 }
 
 fn attr_u64(n: roxmltree::Node<'_, '_>, name: &str) -> Option<u64> {
@@ -286,6 +289,7 @@ impl Identifier {
         )
         .map_err(|e| format!("{droid_name}: {e}"))?;
         let mut signatures = HashMap::new();
+        let mut skipped = Vec::new();
         for sig in doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))) {
             let Some(id) = attr_u64(sig, "ID") else { continue };
             let mut seqs = Vec::new();
@@ -294,6 +298,7 @@ impl Identifier {
                     Ok(s) => seqs.push(s),
                     Err(e) => {
                         tracing::warn!(signature = id, error = %e, "a PRONOM signature could not be compiled and is skipped");
+                        skipped.push(format!("signature {id}: {e}"));
                         seqs.clear();
                         break;
                     }
@@ -347,7 +352,8 @@ impl Identifier {
             }
             None => container::Containers::default(),
         };
-        Ok(Self { formats, by_puid, signatures, by_extension, containers, floating, version })
+        skipped.extend(containers.skipped.iter().cloned());
+        Ok(Self { formats, by_puid, signatures, by_extension, containers, floating, version, skipped })
     }
 
     pub fn format_count(&self) -> usize {

@@ -1,7 +1,9 @@
 //! DROID's byte-pattern syntax, as it appears in signature files, turned into byte regexes:
 //! hex bytes (`4D5A`), quoted text (`'Word.Document.'`), any byte (`??`), gaps (`{4}`,
-//! `{0-12}`, `{3-*}`, `*`), ranges (`[30:37]`, `['6'-'7']`), negations (`[!00]`,
-//! `[!00:1F]`) and alternatives (`(0D0A|0A)`).
+//! `{0-12}`, `{3-*}`, `*`), ranges of one or more bytes (`[30:37]`, `['6'-'7']`,
+//! `[0000:1000]`, compared as big-endian numbers), bit masks (`[&01]`: these bits all set;
+//! `[~01]`: any of them set), negations of each (`[!00]`, `[!00:1F]`, `[!&01]`) and
+//! alternatives (`(0D0A|0A)`).
 
 use std::fmt::Write;
 
@@ -75,14 +77,45 @@ impl Parser<'_> {
         Ok(text)
     }
 
-    /// One byte value inside brackets: hex or a quoted character.
-    fn range_value(&mut self) -> Result<u8, String> {
+    /// The bytes of one value inside brackets: a quoted string, or hex bytes up to `:`,
+    /// `-` or `]`.
+    fn values(&mut self) -> Result<Vec<u8>, String> {
         if self.peek() == Some(b'\'') {
-            let q = self.quoted()?;
-            q.first().copied().ok_or_else(|| self.err("an empty quoted character"))
-        } else {
-            self.hex_byte()
+            return self.quoted();
         }
+        let mut out = Vec::new();
+        while self.peek().is_some_and(|c| !matches!(c, b':' | b'-' | b']')) {
+            out.push(self.hex_byte()?);
+        }
+        if out.is_empty() {
+            return Err(self.err("a value expected"));
+        }
+        Ok(out)
+    }
+
+    /// What is between `[` (and its `!`) and `]`, as a regex fragment.
+    fn bracket(&mut self, negate: bool) -> Result<String, String> {
+        if let Some(op @ (b'&' | b'~')) = self.peek() {
+            self.i += 1;
+            let mask = self.values()?;
+            return Ok(masked(&mask, op == b'&', negate));
+        }
+        let first = self.values()?;
+        if let Some(b':' | b'-') = self.peek() {
+            self.i += 1;
+            let last = self.values()?;
+            if last.len() != first.len() {
+                return Err(self.err("a range's two ends of different lengths"));
+            }
+            let (lo, hi) = if first <= last { (first, last) } else { (last, first) };
+            return Ok(if negate { outside(&lo, &hi) } else { within(&lo, &hi) });
+        }
+        Ok(match (negate, first.as_slice()) {
+            (false, bytes) => bytes.iter().map(|b| format!("\\x{b:02x}")).collect(),
+            (true, [b]) => format!("[^\\x{b:02x}]"),
+            // [!xxyy…]: not that sequence: any sequence of its length but it.
+            (true, bytes) => outside_value(bytes),
+        })
     }
 
     fn number(&mut self) -> Result<u64, String> {
@@ -142,29 +175,7 @@ impl Parser<'_> {
                     if negate {
                         self.i += 1;
                     }
-                    let first = self.range_value()?;
-                    match self.peek() {
-                        Some(b':') | Some(b'-') => {
-                            self.i += 1;
-                            let last = self.range_value()?;
-                            let (lo, hi) = (first.min(last), first.max(last));
-                            write!(out, "[{}\\x{lo:02x}-\\x{hi:02x}]", if negate { "^" } else { "" }).unwrap();
-                        }
-                        _ => {
-                            // [!xxyy…]: not that sequence. A regex cannot say "not this
-                            // sequence" without look-around; the first byte is negated and
-                            // the rest taken as any bytes, a close over-approximation.
-                            let mut rest = 0;
-                            while self.peek().is_some_and(|c| c != b']') {
-                                self.hex_byte()?;
-                                rest += 1;
-                            }
-                            write!(out, "[{}\\x{first:02x}]", if negate { "^" } else { "" }).unwrap();
-                            if rest > 0 {
-                                write!(out, "(?s:.){{{rest}}}").unwrap();
-                            }
-                        }
-                    }
+                    out.push_str(&self.bracket(negate)?);
                     if self.peek() != Some(b']') {
                         return Err(self.err("']' expected"));
                     }
@@ -197,6 +208,115 @@ impl Parser<'_> {
         }
         Ok(())
     }
+}
+
+/// A class of the bytes for which `keep` holds.
+fn class(keep: impl Fn(u8) -> bool) -> String {
+    let bytes: Vec<u8> = (0..=255u8).filter(|b| keep(*b)).collect();
+    if bytes.is_empty() {
+        // Nothing matches: a class no byte is in.
+        return "[^\\x00-\\xff]".into();
+    }
+    let mut out = String::from("[");
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = bytes[i];
+        while i + 1 < bytes.len() && bytes[i + 1] == bytes[i] + 1 {
+            i += 1;
+        }
+        write!(out, "\\x{start:02x}-\\x{:02x}", bytes[i]).unwrap();
+        i += 1;
+    }
+    out.push(']');
+    out
+}
+
+/// Bytes under a mask: `all` (`&`) — every bit of the mask set in each byte; else (`~`) —
+/// some bit of the mask set in some byte. Negated: the opposite.
+fn masked(mask: &[u8], all: bool, negate: bool) -> String {
+    let each_all = |m: u8| class(move |b| b & m == m);
+    let each_not_all = |m: u8| class(move |b| b & m != m);
+    let each_any = |m: u8| class(move |b| b & m != 0);
+    let each_none = |m: u8| class(move |b| b & m == 0);
+    let any = "(?s:.)";
+    // A condition on every byte is their concatenation; on some byte, an alternation over
+    // which one.
+    let every = |f: &dyn Fn(u8) -> String| mask.iter().map(|m| f(*m)).collect::<String>();
+    let some = |f: &dyn Fn(u8) -> String| {
+        let alts: Vec<String> = (0..mask.len())
+            .map(|k| (0..mask.len()).map(|j| if j == k { f(mask[j]) } else { any.to_string() }).collect())
+            .collect();
+        format!("(?:{})", alts.join("|"))
+    };
+    match (all, negate) {
+        (true, false) => every(&each_all),
+        (true, true) => some(&each_not_all),
+        (false, false) => some(&each_any),
+        (false, true) => every(&each_none),
+    }
+}
+
+fn byte_range(lo: u8, hi: u8) -> String {
+    if lo == hi {
+        format!("\\x{lo:02x}")
+    } else {
+        format!("[\\x{lo:02x}-\\x{hi:02x}]")
+    }
+}
+
+/// Sequences from `lo` to `hi` (equal lengths, `lo <= hi`, big-endian), as a regex.
+fn within(lo: &[u8], hi: &[u8]) -> String {
+    if lo.len() == 1 {
+        return byte_range(lo[0], hi[0]);
+    }
+    let rest = lo.len() - 1;
+    if lo[0] == hi[0] {
+        return format!("\\x{:02x}{}", lo[0], within(&lo[1..], &hi[1..]));
+    }
+    let mut alts = vec![format!("\\x{:02x}{}", lo[0], within(&lo[1..], &vec![0xff; rest]))];
+    if hi[0] - lo[0] > 1 {
+        alts.push(format!("{}(?s:.){{{rest}}}", byte_range(lo[0] + 1, hi[0] - 1)));
+    }
+    alts.push(format!("\\x{:02x}{}", hi[0], within(&vec![0; rest], &hi[1..])));
+    format!("(?:{})", alts.join("|"))
+}
+
+/// `bytes` plus (`up`) or minus one, as a big-endian number; None past the ends.
+fn step(bytes: &[u8], up: bool) -> Option<Vec<u8>> {
+    let mut out = bytes.to_vec();
+    for b in out.iter_mut().rev() {
+        if up && *b < 0xff {
+            *b += 1;
+            return Some(out);
+        }
+        if !up && *b > 0 {
+            *b -= 1;
+            return Some(out);
+        }
+        *b = if up { 0 } else { 0xff };
+    }
+    None
+}
+
+/// Sequences of `lo`'s length outside `lo..=hi`.
+fn outside(lo: &[u8], hi: &[u8]) -> String {
+    let n = lo.len();
+    let mut alts = Vec::new();
+    if let Some(below) = step(lo, false) {
+        alts.push(within(&vec![0; n], &below));
+    }
+    if let Some(above) = step(hi, true) {
+        alts.push(within(&above, &vec![0xff; n]));
+    }
+    if alts.is_empty() {
+        return "[^\\x00-\\xff]".into();
+    }
+    format!("(?:{})", alts.join("|"))
+}
+
+/// Sequences of `bytes`'s length other than `bytes`.
+fn outside_value(bytes: &[u8]) -> String {
+    outside(bytes, bytes)
 }
 
 /// A DROID pattern as a regex fragment (for a bytes regex in `(?-u)` mode).
@@ -234,5 +354,33 @@ mod tests {
         assert!(matches("41{3-*}43", b"A123456C"));
         assert!(!matches("41{3-*}43", b"A12C"));
         assert!(to_regex("4G").is_err());
+    }
+
+    #[test]
+    fn multi_byte_ranges_compare_as_numbers() {
+        for (bytes, inside) in [
+            (&b"\x00\x00"[..], true),
+            (b"\x0f\xff", true),
+            (b"\x10\x00", true),
+            (b"\x10\x01", false),
+            (b"\xff\x00", false),
+        ] {
+            assert_eq!(matches("[0000:1000]", bytes), inside, "{bytes:?}");
+            assert_eq!(matches("[!0000:1000]", bytes), !inside, "{bytes:?}");
+        }
+        assert!(matches("[0105:0302]", b"\x02\x00") && matches("[0105:0302]", b"\x01\x05"));
+        assert!(!matches("[0105:0302]", b"\x01\x04") && !matches("[0105:0302]", b"\x03\x03"));
+    }
+
+    #[test]
+    fn masks_test_bits() {
+        assert!(matches("[&01]", b"\x03") && !matches("[&01]", b"\x02"));
+        assert!(matches("[!&01]00", b"\x02\x00") && !matches("[!&01]00", b"\x01\x00"));
+        assert!(matches("[&01][&01]", b"\x01\xff") && !matches("[&01][&01]", b"\x01\xfe"));
+        assert!(matches("[~0C]", b"\x04") && !matches("[~0C]", b"\x03"));
+        assert!(matches("[!~0C]", b"\x03"));
+        assert!(matches("[&0101]", b"\x01\x01") && !matches("[&0101]", b"\x01\x00"));
+        assert!(matches("[!&0101]", b"\x01\x00"));
+        assert!(matches("[!4142]", b"AC") && !matches("[!4142]", b"AB"), "not that sequence, exactly");
     }
 }
