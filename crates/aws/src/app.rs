@@ -65,24 +65,45 @@ impl Records {
     }
 }
 
-/// The built-in profiles, with the organisation's repository code from the environment.
-pub fn profiles() -> Config {
-    let mut profiles = Config::builtin();
-    if let Ok(code) = std::env::var("VELLUM_REPOSITORY_CODE") {
-        profiles.organization.repository_code = code;
-    }
-    profiles
+/// The configuration: the S3 object `VELLUM_CONFIG` names (`s3://bucket/key`), checked —
+/// an unreadable or unusable one fails the start loudly — or the one built in, with the
+/// organisation's repository code from `VELLUM_REPOSITORY_CODE`.
+pub fn profiles(s3: &aws_sdk_s3::Client, rt: &Handle) -> Result<Config, String> {
+    let named = std::env::var("VELLUM_CONFIG").ok().filter(|c| !c.trim().is_empty());
+    profiles_from(named.as_deref(), s3, rt)
+}
+
+/// The configuration at `uri` (`s3://bucket/key`), or the one built in when there is none.
+pub fn profiles_from(uri: Option<&str>, s3: &aws_sdk_s3::Client, rt: &Handle) -> Result<Config, String> {
+    let Some(uri) = uri else {
+        let mut profiles = Config::builtin();
+        if let Ok(code) = std::env::var("VELLUM_REPOSITORY_CODE") {
+            profiles.organization.repository_code = code;
+        }
+        return Ok(profiles);
+    };
+    let (bucket, key) = uri
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| format!("VELLUM_CONFIG {uri:?} is not s3://bucket/key"))?;
+    let text = rt.block_on(async {
+        let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| format!("reading {uri}: {e}"))?;
+        let bytes = out.body.collect().await.map_err(|e| format!("reading {uri}: {e}"))?.into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{uri} is not UTF-8 text"))
+    })?;
+    Config::load(&text).map_err(|problems| format!("the configuration {uri} is not usable: {}", problems.join("; ")))
 }
 
 impl Records {
-    pub fn new(names: &Names, rt: Handle) -> Self {
+    pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
         let config = crate::load_config(&rt);
         let s3 = s3_client(&config);
+        let profiles = profiles(&s3, &rt)?;
         let working = S3Store::new(s3.clone(), &names.working_bucket, rt.clone());
-        Self {
+        Ok(Self {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
             aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
-            profiles: profiles(),
+            profiles,
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),
                 &names.table,
@@ -93,7 +114,7 @@ impl Records {
                 SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt)
                     .with_overflow(Arc::new(working)),
             ),
-        }
+        })
     }
 }
 
@@ -112,6 +133,7 @@ impl AwsApp {
     pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
         let config = crate::load_config(&rt);
         let s3 = s3_client(&config);
+        let profiles = profiles(&s3, &rt)?;
         let clock = Arc::new(SystemClock);
         let state =
             Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&config), &names.table, rt.clone(), clock.clone()));
@@ -137,7 +159,7 @@ impl AwsApp {
             notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
             fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
             tools: Arc::new(vellum_host::ProcessTools::new()),
-            config: profiles(),
+            config: profiles,
             settings: Settings::default(),
         };
         Ok(Self { pipeline, queue, state, aips_store })

@@ -57,7 +57,7 @@ async fn records_and_reports() -> Result<(Arc<Records>, Option<Arc<crate::SnsNot
     init_tracing();
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
-    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?);
+    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await??);
     let config = crate::load_config(&tokio::runtime::Handle::current());
     let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
         Arc::new(crate::SnsNotifier::new(aws_sdk_sns::Client::new(&config), &topic, tokio::runtime::Handle::current()))
@@ -217,7 +217,7 @@ pub async fn run_dashboard() -> Result<(), Error> {
     init_tracing();
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
-    let records = tokio::task::spawn_blocking(move || Records::new(&names, handle)).await?;
+    let records = tokio::task::spawn_blocking(move || Records::new(&names, handle)).await??;
     // API Gateway's JWT authorizer stands in front: people do not sign in here.
     let dashboard = Arc::new(vellum_dashboard::Dashboard {
         state: records.state.clone(),

@@ -272,7 +272,7 @@ fn the_end_to_end_test_transfer_function_passes() {
         }
     });
     let names = Names::from_env().unwrap();
-    let records = vellum_aws::app::Records::new(&names, runtime().handle().clone());
+    let records = vellum_aws::app::Records::new(&names, runtime().handle().clone()).unwrap();
     let report = vellum_aws::function::test_transfer(&records, None, Duration::from_secs(240));
     stop.store(true, Ordering::SeqCst);
     stages.join().unwrap();

@@ -77,7 +77,7 @@ fn aws(endpoint: &str, key: &str, bytes: &[u8], timeout: Duration) -> anyhow::Re
     std::env::set_var("AWS_ENDPOINT_URL", endpoint);
     let rt = Box::leak(Box::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?));
     let names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
-    let records = vellum_aws::app::Records::new(&names, rt.handle().clone());
+    let records = vellum_aws::app::Records::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)?;
     records.uploads.put(key, bytes)?;
     eprintln!("vellum: uploaded {key} to {}; waiting for the stack to process it", names.uploads_bucket);
     let deadline = Instant::now() + timeout;

@@ -117,7 +117,7 @@ fn check_usage(args: &IngestArgs) -> anyhow::Result<String> {
         .ok_or_else(|| Usage(format!("{} is not a file name Vellum can read", package.display())))?
         .to_string();
     let key = args.key.clone().unwrap_or_else(|| format!("born-digital/{file_name}"));
-    let profiles = vellum_core::profile::Config::builtin();
+    let profiles = crate::load_config(args.run.config.as_deref())?;
     if profiles.profile_for_key(&key).is_none() {
         let prefixes: Vec<String> = profiles.profiles.iter().map(|p| p.prefix.clone()).collect();
         return Err(Usage(format!(

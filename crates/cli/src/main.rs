@@ -2,6 +2,7 @@
 
 mod access;
 mod aips;
+mod config;
 mod dlq;
 mod e2e;
 mod ingest;
@@ -53,6 +54,9 @@ enum Command {
     /// The monitor: stuck transfers and dead letters (check), the period report, the
     /// clean-up of stored uploads.
     Monitor(monitor::MonitorArgs),
+    /// The configuration: show the one a run would use, or check a file.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Stored AIPs: list them, get one (or one original file), verify one.
     #[command(subcommand)]
     Aips(aips::AipsCommand),
@@ -89,11 +93,32 @@ pub struct RunOptions {
     /// signature files built into Vellum.
     #[arg(long, env = "VELLUM_SIGNATURES")]
     pub signatures: Option<String>,
+    /// The configuration file: the organization, the testing space and the processing
+    /// profiles (prefixes, checksums, scanning, limits, storage spaces), as `vellum config
+    /// show` prints them. Default: the configuration built in.
+    #[arg(long, env = "VELLUM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration a run uses: the file given, checked, or the built-in one.
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vellum_core::profile::Config> {
+    let Some(path) = path else {
+        return Ok(vellum_core::profile::Config::builtin());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the configuration {}: {e}", path.display()))?;
+    vellum_core::profile::Config::load(&text).map_err(|problems| {
+        anyhow::anyhow!("the configuration {} is not usable: {}", path.display(), problems.join("; "))
+    })
 }
 
 impl RunOptions {
     pub fn open(&self) -> anyhow::Result<vellum_local::Embedded> {
-        let mut options = vellum_local::EmbeddedOptions { max_receives: self.max_receives, ..Default::default() };
+        let mut options = vellum_local::EmbeddedOptions {
+            max_receives: self.max_receives,
+            config: load_config(self.config.as_deref())?,
+            ..Default::default()
+        };
         options.settings.batch_size = self.batch_size;
         options.scanner = self.scanner()?;
         options.identifier = self.identifier()?;
@@ -179,6 +204,10 @@ fn main() -> ExitCode {
         Command::Monitor(args) => {
             init_tracing(&cli.log_format, "warn");
             monitor::run(args)
+        }
+        Command::Config(command) => {
+            init_tracing(&cli.log_format, "warn");
+            config::run(command)
         }
         Command::Aips(command) => {
             init_tracing(&cli.log_format, "warn");

@@ -86,7 +86,7 @@ mod aws {
         let rt =
             Box::leak(Box::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?));
         let names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
-        Ok(vellum_aws::app::Records::new(&names, rt.handle().clone()))
+        vellum_aws::app::Records::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)
     }
 
     pub fn access(endpoint: &str) -> anyhow::Result<Arc<dyn AccessStore>> {

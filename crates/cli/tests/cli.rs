@@ -600,3 +600,78 @@ fn the_failed_log_fits_the_mistake() {
     );
     assert!(!reason.contains("EOCD"), "no jargon: {reason}");
 }
+
+/// Configuration is data at run time: `vellum config show` prints the one in use, `vellum
+/// config check` names what is wrong with a file, and `--config` changes what a run does
+/// (a new profile, the organization in the bag).
+#[test]
+fn configuration_is_data_at_run_time() {
+    let data = tempfile::tempdir().unwrap();
+    let shown = vellum().args(["config", "show"]).output().unwrap();
+    assert!(shown.status.success());
+    let mut config: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(config["profiles"][0]["prefix"], "born-digital/");
+
+    config["organization"]["name"] = "Test Archive".into();
+    let mut digitised = config["profiles"][0].clone();
+    digitised["name"] = "digitised".into();
+    digitised["prefix"] = "digitised/".into();
+    config["profiles"].as_array_mut().unwrap().push(digitised);
+    let file = data.path().join("vellum.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let checked = vellum().args(["config", "check"]).arg(&file).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("digitised (digitised/)"));
+
+    let (code, report) = ingest_json(
+        &example(),
+        data.path(),
+        &["--config", file.to_str().unwrap(), "--key", "digitised/PP-EXAMPLE.zip"],
+    );
+    assert_eq!(code, 0, "{report}");
+    let aip = std::fs::File::open(report["aip"].as_str().unwrap()).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(aip));
+    let bag_info = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find_map(|mut e| {
+            let path = e.path().unwrap().to_string_lossy().to_string();
+            path.ends_with("/bag-info.txt").then(|| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                text
+            })
+        })
+        .unwrap();
+    assert!(bag_info.contains("Source-Organization: Test Archive"), "{bag_info}");
+
+    let mut bad = config.clone();
+    bad["profiles"][1]["prefix"] = "born-digital/".into();
+    bad["profiles"][0]["checksum_algorithms"] = serde_json::json!(["crc32"]);
+    bad["profiles"][0]["gzip_level"] = 12.into();
+    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
+    let checked = vellum().args(["config", "check"]).arg(&file).output().unwrap();
+    assert_eq!(checked.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    for problem in [
+        "overlaps profile",
+        "\"crc32\" is not md5, sha1, sha256 or sha512",
+        "gzip_level is 0 (a plain tar) to 9, not 12",
+    ] {
+        assert!(said.contains(problem), "{problem}: {said}");
+    }
+    std::fs::write(&file, "{ \"organization\": ").unwrap();
+    let broken = vellum().args(["config", "check"]).arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("line 1, column"), "where it is broken");
+    let refused = vellum()
+        .arg("ingest")
+        .arg(example())
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "a run never uses a half-read configuration");
+}

@@ -110,6 +110,74 @@ impl Config {
         Self::parse(DEFAULT_CONFIG).expect("the built-in profiles file is valid")
     }
 
+    /// A configuration file, read and checked: the configuration, or every problem with it
+    /// (where it is, and what is wrong), so that a deployment never runs a half-read one.
+    pub fn load(text: &str) -> Result<Self, Vec<String>> {
+        let config: Self =
+            serde_json::from_str(text).map_err(|e| vec![format!("line {}, column {}: {e}", e.line(), e.column())])?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// What makes a configuration unusable, each in words.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let plain = |s: &str| !s.is_empty() && s.split('/').all(crate::sanitize::is_safe_component);
+        if self.organization.repository_code.trim().is_empty() {
+            problems
+                .push("organization.repository_code is empty: it names the repository in every PREMIS agent".into());
+        }
+        if self.organization.name.trim().is_empty() {
+            problems.push("organization.name is empty: it is the bag's Source-Organization".into());
+        }
+        if !plain(&self.testing_space.space) {
+            problems.push(format!("testing_space.space {:?} cannot name a storage space", self.testing_space.space));
+        }
+        if self.profiles.is_empty() {
+            problems.push("there is no profile: every upload would be refused".into());
+        }
+        for (i, p) in self.profiles.iter().enumerate() {
+            let at = format!("profile {:?}", p.name);
+            if self.profiles[..i].iter().any(|q| q.name == p.name) {
+                problems.push(format!("{at} is named twice"));
+            }
+            if !p.prefix.ends_with('/') || p.prefix.len() < 2 || !plain(p.prefix.trim_end_matches('/')) {
+                problems.push(format!("{at}: the prefix {:?} must be a folder name ending in \"/\"", p.prefix));
+            }
+            if let Some(q) =
+                self.profiles[..i].iter().find(|q| q.prefix.starts_with(&p.prefix) || p.prefix.starts_with(&q.prefix))
+            {
+                problems
+                    .push(format!("{at}: the prefix {:?} overlaps profile {:?}'s {:?}", p.prefix, q.name, q.prefix));
+            }
+            if !plain(&p.storage_space) {
+                problems.push(format!("{at}: the storage space {:?} cannot name a folder", p.storage_space));
+            }
+            if p.checksum_algorithms.is_empty() {
+                problems.push(format!("{at}: no checksum algorithm (give sha256)"));
+            }
+            for a in &p.checksum_algorithms {
+                if !["md5", "sha1", "sha256", "sha512"].contains(&a.as_str()) {
+                    problems.push(format!("{at}: the checksum algorithm {a:?} is not md5, sha1, sha256 or sha512"));
+                }
+            }
+            if !p.checksum_algorithms.iter().any(|a| a == "sha256") {
+                problems.push(format!("{at}: sha256 is needed (the bag's manifest and the fixity checks use it)"));
+            }
+            if p.gzip_level > 9 {
+                problems.push(format!("{at}: gzip_level is 0 (a plain tar) to 9, not {}", p.gzip_level));
+            }
+            if p.batch_size == 0 {
+                problems.push(format!("{at}: batch_size is at least 1"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
     /// The profile whose prefix the key starts with.
     pub fn profile_for_key(&self, key: &str) -> Option<&Profile> {
         self.profiles.iter().find(|p| key.starts_with(&p.prefix))
