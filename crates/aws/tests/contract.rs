@@ -186,15 +186,15 @@ fn a_download_link_reads_the_object() {
 fn the_configuration_comes_from_an_s3_object() {
     use vellum_core::ports::ObjectStore;
     let bucket = fresh_bucket();
-    let mut config = vellum_core::profile::Config::builtin();
-    config.organization.name = "Test Archive".into();
-    bucket.put("vellum.json", serde_json::to_string(&config).unwrap().as_bytes()).unwrap();
+    let mut profiles = vellum_core::profile::Config::builtin();
+    profiles.organization.name = "Test Archive".into();
+    bucket.put("vellum.json", serde_json::to_string(&profiles).unwrap().as_bytes()).unwrap();
     let s3 = vellum_aws::s3_client(config());
     let uri = format!("s3://{}/vellum.json", vellum_core::ports::ObjectStore::bucket(&bucket));
     let loaded = vellum_aws::app::profiles_from(Some(&uri), &s3, runtime().handle()).unwrap();
     assert_eq!(loaded.organization.name, "Test Archive");
-    config.profiles[0].gzip_level = 12;
-    bucket.put("vellum.json", serde_json::to_string(&config).unwrap().as_bytes()).unwrap();
+    profiles.profiles[0].gzip_level = 12;
+    bucket.put("vellum.json", serde_json::to_string(&profiles).unwrap().as_bytes()).unwrap();
     let refused = vellum_aws::app::profiles_from(Some(&uri), &s3, runtime().handle()).unwrap_err();
     assert!(refused.contains("gzip_level is 0 (a plain tar) to 9, not 12"), "{refused}");
     assert!(vellum_aws::app::profiles_from(Some("not-a-uri"), &s3, runtime().handle()).is_err());
