@@ -22,7 +22,7 @@ use crate::RunOptions;
 
 #[derive(Args)]
 pub struct IngestArgs {
-    /// The transfer package: a zip holding objects/ and metadata/metadata.csv.
+    /// The transfer package: a zip, tar or tar.gz holding objects/ and metadata/metadata.csv.
     pub package: PathBuf,
     /// The key the package would have in the uploads bucket; its prefix chooses the
     /// processing profile. Default: born-digital/<file name>.
