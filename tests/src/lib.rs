@@ -667,3 +667,29 @@ impl ObjectStore for Faulty {
         self
     }
 }
+
+/// A Word 97 document whose FIB flags (bytes 10 and 11 of WordDocument) are as given.
+pub fn word97(flags: [u8; 2]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.doc");
+    {
+        let mut cf = cfb::create(&path).unwrap();
+        let mut compobj = vec![1u8, 0, 0xFE, 0xFF, 3, 0x0A, 0, 0];
+        compobj.extend_from_slice(&[0xFF; 4]);
+        compobj.extend_from_slice(&[0u8; 16]);
+        compobj.extend_from_slice(&[0x20, 0, 0, 0]);
+        compobj.extend_from_slice(b"Microsoft Office Word 97 Document\0");
+        compobj.extend_from_slice(&[0x0A, 0, 0, 0]);
+        compobj.extend_from_slice(b"MSWordDoc\0");
+        compobj.extend_from_slice(&[0x10, 0, 0, 0]);
+        compobj.extend_from_slice(b"Word.Document.8\0");
+        std::io::Write::write_all(&mut cf.create_stream("/\u{1}CompObj").unwrap(), &compobj).unwrap();
+        let mut fib = vec![0xEC, 0xA5, 0xC1, 0x00, 0, 0, 0, 0, 0, 0];
+        fib.extend_from_slice(&flags);
+        fib.extend_from_slice(&[0u8; 20]);
+        std::io::Write::write_all(&mut cf.create_stream("/WordDocument").unwrap(), &fib).unwrap();
+        std::io::Write::write_all(&mut cf.create_stream("/1Table").unwrap(), &[0u8; 16]).unwrap();
+        cf.flush().unwrap();
+    }
+    std::fs::read(path).unwrap()
+}

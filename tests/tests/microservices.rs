@@ -292,22 +292,7 @@ fn ole2_documents_are_identified_by_their_streams() {
     let identifier = vellum_tests::identifier();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.doc");
-    {
-        let mut cf = cfb::create(&path).unwrap();
-        let mut compobj = vec![1u8, 0, 0xFE, 0xFF, 3, 0x0A, 0, 0];
-        compobj.extend_from_slice(&[0xFF; 4]);
-        compobj.extend_from_slice(&[0u8; 16]);
-        compobj.extend_from_slice(&[0x20, 0, 0, 0]);
-        compobj.extend_from_slice(b"Microsoft Office Word 97 Document\0");
-        compobj.extend_from_slice(&[0x0A, 0, 0, 0]);
-        compobj.extend_from_slice(b"MSWordDoc\0");
-        compobj.extend_from_slice(&[0x10, 0, 0, 0]);
-        compobj.extend_from_slice(b"Word.Document.8\0");
-        std::io::Write::write_all(&mut cf.create_stream("/\u{1}CompObj").unwrap(), &compobj).unwrap();
-        std::io::Write::write_all(&mut cf.create_stream("/WordDocument").unwrap(), &[0xEC, 0xA5, 0xC1, 0x00]).unwrap();
-        std::io::Write::write_all(&mut cf.create_stream("/1Table").unwrap(), &[0u8; 16]).unwrap();
-        cf.flush().unwrap();
-    }
+    std::fs::write(&path, vellum_tests::word97([0, 0])).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
     let size = std::fs::metadata(&path).unwrap().len();
     let id = vellum_core::pronom::identify_object(&identifier, &store, "report.doc", size).unwrap();
