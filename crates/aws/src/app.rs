@@ -157,7 +157,7 @@ impl AwsApp {
             scanner,
             identifier: Some(Arc::new(identifier)),
             notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
-            fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
+            fpr: Arc::new(profiles.format_policy()),
             tools: Arc::new(vellum_host::ProcessTools::new()),
             config: profiles,
             settings: Settings::default(),

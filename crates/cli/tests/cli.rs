@@ -611,6 +611,7 @@ fn configuration_is_data_at_run_time() {
     assert!(shown.status.success());
     let mut config: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(config["profiles"][0]["prefix"], "born-digital/");
+    assert!(config["format_policy"].as_array().is_some_and(|r| !r.is_empty()), "the format policy is data too");
 
     config["organization"]["name"] = "Test Archive".into();
     let mut digitised = config["profiles"][0].clone();
@@ -650,6 +651,7 @@ fn configuration_is_data_at_run_time() {
     bad["profiles"][1]["prefix"] = "born-digital/".into();
     bad["profiles"][0]["checksum_algorithms"] = serde_json::json!(["crc32"]);
     bad["profiles"][0]["gzip_level"] = 12.into();
+    bad["format_policy"][0]["args"] = serde_json::json!(["-json"]);
     std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
     let checked = vellum().args(["config", "check"]).arg(&file).output().unwrap();
     assert_eq!(checked.status.code(), Some(1));
@@ -674,4 +676,26 @@ fn configuration_is_data_at_run_time() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1), "a run never uses a half-read configuration");
+}
+
+/// `vellum` runs from anywhere: no project folder, no `.venv`, no signature files beside
+/// it — and no signature is skipped.
+#[test]
+fn vellum_runs_from_anywhere_on_its_own() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let package = elsewhere.path().join("PP-EXAMPLE.zip");
+    std::fs::copy(example(), &package).unwrap();
+    let out = vellum()
+        .current_dir(elsewhere.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args(["ingest", "PP-EXAMPLE.zip", "--clamd", "none", "--json", "--data-dir", "data"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("could not be compiled"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "COMPLETE");
+    assert!(elsewhere.path().join("data/aips").is_dir());
 }

@@ -99,6 +99,10 @@ pub struct Config {
     pub organization: Organization,
     pub testing_space: TestingSpace,
     pub profiles: Vec<Profile>,
+    /// Which outside tool characterizes or validates which formats (`fpr.rs`); absent, the
+    /// rules built in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_policy: Option<Vec<crate::fpr::Rule>>,
 }
 
 impl Config {
@@ -107,7 +111,17 @@ impl Config {
     }
 
     pub fn builtin() -> Self {
-        Self::parse(DEFAULT_CONFIG).expect("the built-in profiles file is valid")
+        let mut config = Self::parse(DEFAULT_CONFIG).expect("the built-in profiles file is valid");
+        config.format_policy = Some(crate::fpr::Rules::builtin().rules);
+        config
+    }
+
+    /// The format policy the configuration gives, or the one built in.
+    pub fn format_policy(&self) -> crate::fpr::Rules {
+        match &self.format_policy {
+            Some(rules) => crate::fpr::Rules { rules: rules.clone() },
+            None => crate::fpr::Rules::builtin(),
+        }
     }
 
     /// A configuration file, read and checked: the configuration, or every problem with it
@@ -169,6 +183,21 @@ impl Config {
             }
             if p.batch_size == 0 {
                 problems.push(format!("{at}: batch_size is at least 1"));
+            }
+        }
+        for r in self.format_policy.iter().flatten() {
+            let at = format!("format policy rule {:?}", r.name);
+            if r.command.trim().is_empty() {
+                problems.push(format!("{at} names no command"));
+            }
+            if !r.args.iter().any(|a| a.contains("{file}")) {
+                problems.push(format!("{at}: no argument holds {{file}}, so the tool would not see the file"));
+            }
+            if r.puids.is_empty() {
+                problems.push(format!("{at} applies to no PUID"));
+            }
+            if r.max_output == 0 || r.timeout_seconds == 0 {
+                problems.push(format!("{at}: max_output and timeout_seconds are at least 1"));
             }
         }
         if problems.is_empty() {

@@ -80,7 +80,7 @@ impl Embedded {
             clock,
             scanner: options.scanner,
             identifier: options.identifier,
-            fpr: Arc::new(vellum_core::fpr::Rules::builtin()),
+            fpr: Arc::new(options.config.format_policy()),
             tools: options.tools,
             notifier: Arc::new(crate::notifier::FolderNotifier::new(data_dir.join("notifications"))),
             config: options.config,
