@@ -699,3 +699,21 @@ fn vellum_runs_from_anywhere_on_its_own() {
     assert_eq!(report["status"], "COMPLETE");
     assert!(elsewhere.path().join("data/aips").is_dir());
 }
+
+/// At a terminal, progress is one line per stage redrawn in place (run under `script`, which
+/// gives the command a terminal).
+#[test]
+fn progress_at_a_terminal_is_redrawn_in_place() {
+    let data = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} ingest {} --clamd none --data-dir {}",
+        env!("CARGO_BIN_EXE_vellum"),
+        example().display(),
+        data.path().display()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("run script");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("\u{1b}[2K") && shown.contains("\u{1b}["), "lines redrawn in place: {shown:?}");
+    assert!(shown.contains("Store the AIP") && shown.contains("batches/s"), "counts and rate: {shown}");
+}
