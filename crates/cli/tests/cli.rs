@@ -89,6 +89,15 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
     assert_eq!(code, 4, "{report}");
     assert_eq!(report["status"], "FAILED");
     assert!(report["reason"].as_str().unwrap().contains("objects/damaged.txt"), "{report}");
+    // One final answer beside the upload: accepted at intake, then failed — no success log.
+    let beside: Vec<String> = std::fs::read_dir(data.path().join("uploads/born-digital"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("damaged.zip."))
+        .collect();
+    assert!(beside.iter().any(|n| n.contains(".accepted.")), "{beside:?}");
+    assert!(beside.iter().any(|n| n.contains(".failed.")), "{beside:?}");
+    assert!(!beside.iter().any(|n| n.contains(".success.")), "no success log for a failure: {beside:?}");
 
     let (code, report) = ingest_json(Path::new("/no/such/package.zip"), data.path(), &[]);
     assert_eq!(code, 2, "a missing package is a usage error: {report}");
