@@ -34,7 +34,7 @@ fn aip_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
 }
 
 fn transfer_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
-    bag.join(format!("data/objects/submissionDocumentation/transfer-{}-{}/METS.xml", transfer.name, transfer.id))
+    bag.join("data/objects").join(vellum_core::aip::transfer_mets_path(transfer))
 }
 
 /// A package that exercises everything the METS carries: renamed files, rights of each
