@@ -48,11 +48,40 @@ pub struct Records {
     pub state: Arc<DynamoState>,
     pub queue: Arc<SqsQueue>,
     pub uploads: Arc<S3Store>,
+    pub working: Arc<S3Store>,
     pub aips: Arc<S3Store>,
     pub profiles: Config,
+    /// The SDK configuration the clients were built from, for any other client.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Records {
+    /// Every client, built once: S3, DynamoDB, SQS (large bodies through the working
+    /// bucket), and the configuration read and checked.
+    pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
+        let config = crate::load_config(&rt);
+        let s3 = s3_client(&config);
+        let profiles = profiles(&s3, &rt)?;
+        let working = Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone()));
+        Ok(Self {
+            uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
+            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
+            profiles,
+            state: Arc::new(DynamoState::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                &names.table,
+                rt.clone(),
+                Arc::new(SystemClock),
+            )),
+            queue: Arc::new(
+                SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt)
+                    .with_overflow(working.clone()),
+            ),
+            working,
+            sdk: config,
+        })
+    }
+
     /// The transfer of the upload at `key` (among the newest), once it has ended.
     pub fn ended_transfer_of(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::model::Transfer>> {
         use vellum_core::ports::{StateStore, TransferQuery};
@@ -94,30 +123,6 @@ pub fn profiles_from(uri: Option<&str>, s3: &aws_sdk_s3::Client, rt: &Handle) ->
     Config::load(&text).map_err(|problems| format!("the configuration {uri} is not usable: {}", problems.join("; ")))
 }
 
-impl Records {
-    pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
-        let config = crate::load_config(&rt);
-        let s3 = s3_client(&config);
-        let profiles = profiles(&s3, &rt)?;
-        let working = S3Store::new(s3.clone(), &names.working_bucket, rt.clone());
-        Ok(Self {
-            uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
-            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
-            profiles,
-            state: Arc::new(DynamoState::new(
-                aws_sdk_dynamodb::Client::new(&config),
-                &names.table,
-                rt.clone(),
-                Arc::new(SystemClock),
-            )),
-            queue: Arc::new(
-                SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt)
-                    .with_overflow(Arc::new(working)),
-            ),
-        })
-    }
-}
-
 /// The pipeline wired to S3, SQS, DynamoDB and SNS, and the queues for a runner.
 pub struct AwsApp {
     pub pipeline: Pipeline,
@@ -131,37 +136,26 @@ impl AwsApp {
     /// Builds every client once. `rt` runs the SDK's futures; the pipeline is then called
     /// from blocking tasks.
     pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
-        let config = crate::load_config(&rt);
-        let s3 = s3_client(&config);
-        let profiles = profiles(&s3, &rt)?;
-        let clock = Arc::new(SystemClock);
-        let state =
-            Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&config), &names.table, rt.clone(), clock.clone()));
-        let working: Arc<dyn vellum_core::ports::ObjectStore> =
-            Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone()));
-        let queue = Arc::new(
-            SqsQueue::new(aws_sdk_sqs::Client::new(&config), &names.queue_prefix, rt.clone())
-                .with_overflow(working.clone()),
-        );
+        let records = Records::new(names, rt.clone())?;
+        let sns = aws_sdk_sns::Client::new(&records.sdk);
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
         let identifier = vellum_core::pronom::Identifier::builtin()?;
-        let aips_store = Arc::new(S3Store::new(s3.clone(), &names.aips_bucket, rt.clone()));
         let pipeline = Pipeline {
-            uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
-            working,
-            aips: aips_store.clone(),
-            state: state.clone(),
-            queue: queue.clone(),
-            clock,
+            uploads: records.uploads,
+            working: records.working,
+            aips: records.aips.clone(),
+            state: records.state.clone(),
+            queue: records.queue.clone(),
+            clock: Arc::new(SystemClock),
             scanner,
             identifier: Some(Arc::new(identifier)),
-            notifier: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), &names.topic_arn, rt)),
-            fpr: Arc::new(profiles.format_policy()),
+            notifier: Arc::new(SnsNotifier::new(sns, &names.topic_arn, rt)),
+            fpr: Arc::new(records.profiles.format_policy()),
             tools: Arc::new(vellum_host::ProcessTools::new()),
-            config: profiles,
+            config: records.profiles,
             settings: Settings::default(),
         };
-        Ok(Self { pipeline, queue, state, aips_store })
+        Ok(Self { pipeline, queue: records.queue, state: records.state, aips_store: records.aips })
     }
 }

@@ -58,9 +58,12 @@ async fn records_and_reports() -> Result<(Arc<Records>, Option<Arc<crate::SnsNot
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
     let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await??);
-    let config = crate::load_config(&tokio::runtime::Handle::current());
     let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
-        Arc::new(crate::SnsNotifier::new(aws_sdk_sns::Client::new(&config), &topic, tokio::runtime::Handle::current()))
+        Arc::new(crate::SnsNotifier::new(
+            aws_sdk_sns::Client::new(&records.sdk),
+            &topic,
+            tokio::runtime::Handle::current(),
+        ))
     });
     Ok((records, reports))
 }

@@ -74,12 +74,9 @@ pub fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "aws")]
 fn aws(endpoint: &str, key: &str, bytes: &[u8], timeout: Duration) -> anyhow::Result<Ended> {
     use std::time::Instant;
-    std::env::set_var("AWS_ENDPOINT_URL", endpoint);
-    let rt = Box::leak(Box::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?));
-    let names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
-    let records = vellum_aws::app::Records::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)?;
+    let records = crate::target::aws_records(endpoint)?;
     records.uploads.put(key, bytes)?;
-    eprintln!("vellum: uploaded {key} to {}; waiting for the stack to process it", names.uploads_bucket);
+    eprintln!("vellum: uploaded {key} to {}; waiting for the stack to process it", records.uploads.bucket());
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(t) = records.ended_transfer_of(key)? {

@@ -176,43 +176,20 @@ fn init_tracing(format: &str, default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A service says what it is doing; a command says only what goes wrong.
+    let level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    init_tracing(&cli.log_format, level);
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Ingest(args) => {
-            init_tracing(&cli.log_format, "warn");
-            ingest::run(args)
-        }
-        Command::Serve(args) => {
-            init_tracing(&cli.log_format, "info");
-            serve::run(args).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Users(command) => {
-            init_tracing(&cli.log_format, "warn");
-            access::users(command).map(|()| ExitCode::SUCCESS)
-        }
-        Command::ApiKeys(command) => {
-            init_tracing(&cli.log_format, "warn");
-            access::api_keys(command).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Dlq(command) => {
-            init_tracing(&cli.log_format, "warn");
-            dlq::run(command).map(|()| ExitCode::SUCCESS)
-        }
-        Command::E2e(args) => {
-            init_tracing(&cli.log_format, "warn");
-            e2e::run(args)
-        }
-        Command::Monitor(args) => {
-            init_tracing(&cli.log_format, "warn");
-            monitor::run(args)
-        }
-        Command::Config(command) => {
-            init_tracing(&cli.log_format, "warn");
-            config::run(command)
-        }
-        Command::Aips(command) => {
-            init_tracing(&cli.log_format, "warn");
-            aips::run(command)
-        }
+        Command::Ingest(args) => ingest::run(args),
+        Command::Serve(args) => done(serve::run(args)),
+        Command::Users(command) => done(access::users(command)),
+        Command::ApiKeys(command) => done(access::api_keys(command)),
+        Command::Dlq(command) => done(dlq::run(command)),
+        Command::E2e(args) => e2e::run(args),
+        Command::Monitor(args) => monitor::run(args),
+        Command::Config(command) => config::run(command),
+        Command::Aips(command) => aips::run(command),
     };
     match result {
         Ok(code) => code,

@@ -76,11 +76,17 @@ pub fn open_storage(target: &Target) -> anyhow::Result<(Arc<dyn StateStore>, Arc
     }
 }
 
+/// The stack's records at `endpoint` (its names from the `VELLUM_*` environment).
+#[cfg(feature = "aws")]
+pub fn aws_records(endpoint: &str) -> anyhow::Result<vellum_aws::app::Records> {
+    aws::records_of(endpoint)
+}
+
 #[cfg(feature = "aws")]
 mod aws {
     use super::*;
 
-    fn records_of(endpoint: &str) -> anyhow::Result<vellum_aws::app::Records> {
+    pub fn records_of(endpoint: &str) -> anyhow::Result<vellum_aws::app::Records> {
         std::env::set_var("AWS_ENDPOINT_URL", endpoint);
         // The runtime lives as long as the command: leaked on purpose, the process ends soon.
         let rt =

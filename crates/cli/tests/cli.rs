@@ -114,7 +114,19 @@ fn ingest_exit_codes_say_how_a_transfer_ended() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["ingest", "--help"], &["serve", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["ingest", "--help"],
+        &["serve", "--help"],
+        &["users", "add", "--help"],
+        &["api-keys", "create", "--help"],
+        &["monitor", "--help"],
+        &["monitor", "report", "--help"],
+        &["dlq", "list", "--help"],
+        &["aips", "verify", "--help"],
+        &["e2e", "--help"],
+        &["config", "check", "--help"],
+    ] {
         let out = vellum().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");

@@ -272,6 +272,20 @@ impl SqliteStateStore {
         ts(&self.clock.now())
     }
 
+    /// The transfer whose `column` (its id, its SIP's or its AIP's) is `id`.
+    fn transfer_where(&self, column: &str, id: Uuid) -> PortResult<Option<Transfer>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE {column} = ?1"
+                ),
+                [id.to_string()],
+                transfer_row,
+            )
+            .optional()
+        })
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match taken {
@@ -579,16 +593,7 @@ impl StateStore for SqliteStateStore {
     }
 
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE id = ?1"
-                ),
-                [id.to_string()],
-                transfer_row,
-            )
-            .optional()
-        })
+        self.transfer_where("id", id)
     }
 
     fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
@@ -661,14 +666,7 @@ impl StateStore for SqliteStateStore {
     }
 
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE sip_uuid = ?1"),
-                [sip_uuid.to_string()],
-                transfer_row,
-            )
-            .optional()
-        })
+        self.transfer_where("sip_uuid", sip_uuid)
     }
 
     fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool> {
@@ -690,14 +688,7 @@ impl StateStore for SqliteStateStore {
     }
 
     fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE aip_uuid = ?1"),
-                [aip_uuid.to_string()],
-                transfer_row,
-            )
-            .optional()
-        })
+        self.transfer_where("aip_uuid", aip_uuid)
     }
 
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
