@@ -49,6 +49,10 @@ struct Report {
     reason: Option<String>,
     files: u64,
     seconds: f64,
+    /// Seconds each stage's workers were busy, added across workers (absent when the
+    /// pipeline never ran).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    stage_busy_seconds: BTreeMap<String, f64>,
 }
 
 /// A mistake in how `vellum ingest` was called: exit 2, with the fix.
@@ -81,6 +85,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     reason: Some(format!("{e:#}")),
                     files: 0,
                     seconds: started.elapsed().as_secs_f64(),
+                    stage_busy_seconds: BTreeMap::new(),
                 };
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer(&mut out, &report)?;
@@ -145,6 +150,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
             )),
             files: 0,
             seconds: started.elapsed().as_secs_f64(),
+            stage_busy_seconds: BTreeMap::new(),
         });
     }
     let env = args.run.open()?;
@@ -154,7 +160,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
     env.queue.send(queues::START, &serde_json::to_string(&event)?)?;
     eprintln!("vellum: uploaded {} as {key}", args.package.display());
     let outcome = watch(&env, &idem, &event);
-    runner.stop();
+    let busy = runner.stop();
     let transfer = outcome?;
     let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
     // A refused package has no SIP and no AIP: none is reported.
@@ -170,6 +176,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
         seconds: started.elapsed().as_secs_f64(),
+        stage_busy_seconds: busy.into_iter().map(|(stage, d)| (stage.to_string(), d.as_secs_f64())).collect(),
     })
 }
 

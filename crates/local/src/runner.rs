@@ -3,11 +3,12 @@
 //! and acknowledge or give back each message by its outcome. A monitor thread turns dead
 //! letters into failed transfers.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::{mpsc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 use vellum_core::messages::queues;
@@ -46,18 +47,35 @@ impl Default for RunnerConfig {
 pub struct Runner {
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
+    busy: Arc<BusyTime>,
+}
+
+/// How long each stage's workers spent handling messages, added across workers: where a
+/// run's time went (the benchmark prints it).
+#[derive(Default)]
+pub struct BusyTime(Mutex<BTreeMap<&'static str, Duration>>);
+
+impl BusyTime {
+    fn add(&self, stage: &'static str, spent: Duration) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(stage).or_default() += spent;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, Duration> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Runner {
     pub fn start(pipeline: Pipeline, queue: Arc<SqliteQueue>, config: RunnerConfig) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(BusyTime::default());
         let mut threads = Vec::new();
         for &q in queues::ALL {
             for n in 0..config.workers_per_stage.max(1) {
-                let (p, qu, c, s) = (pipeline.clone(), queue.clone(), config.clone(), stop.clone());
+                let (p, qu, c, s, b) = (pipeline.clone(), queue.clone(), config.clone(), stop.clone(), busy.clone());
                 let handle = thread::Builder::new()
                     .name(format!("{q}-{n}"))
-                    .spawn(move || worker(q, &p, &qu, &c, &s))
+                    .spawn(move || worker(q, &p, &qu, &c, &s, &b))
                     .expect("spawn a worker thread");
                 threads.push(handle);
             }
@@ -69,19 +87,28 @@ impl Runner {
                 .spawn(move || monitor(&p, &qu, &c, &s))
                 .expect("spawn the monitor thread"),
         );
-        Self { threads, stop }
+        Self { threads, stop, busy }
     }
 
-    /// Lets in-flight messages finish, then joins every worker.
-    pub fn stop(self) {
+    /// Lets in-flight messages finish, then joins every worker; returns each stage's busy
+    /// time.
+    pub fn stop(self) -> BTreeMap<&'static str, Duration> {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
             let _ = t.join();
         }
+        self.busy.snapshot()
     }
 }
 
-fn worker(queue_name: &'static str, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, stop: &AtomicBool) {
+fn worker(
+    queue_name: &'static str,
+    p: &Pipeline,
+    queue: &SqliteQueue,
+    config: &RunnerConfig,
+    stop: &AtomicBool,
+    busy: &BusyTime,
+) {
     let mut seen = queue.sends_seen();
     while !stop.load(Ordering::SeqCst) {
         match queue.receive(queue_name, 1, config.visibility) {
@@ -90,7 +117,9 @@ fn worker(queue_name: &'static str, p: &Pipeline, queue: &SqliteQueue, config: &
             }
             Ok(deliveries) => {
                 for d in deliveries {
+                    let started = Instant::now();
                     process(queue_name, p, queue, config, &d);
+                    busy.add(queue_name, started.elapsed());
                 }
             }
             Err(e) => {

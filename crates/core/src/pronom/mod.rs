@@ -42,6 +42,8 @@ struct ByteSequence {
     /// Literal bytes the sequence must start (BOF) or end (EOF) with at exactly `skip`:
     /// checked before the regex, which most files then never reach.
     literal: Vec<u8>,
+    /// The literal's searcher, built once (a BOF sequence within a leading gap).
+    finder: Option<memchr::memmem::Finder<'static>>,
     regex: Regex,
     /// For floating sequences: the index in the identifier's set of floating patterns.
     var_index: usize,
@@ -80,7 +82,11 @@ impl ByteSequence {
                             (0..=last).any(|at| self.regex.is_match(&rest[at..]))
                         } else {
                             let window = &rest[..(last + self.literal.len()).min(rest.len())];
-                            memchr::memmem::find_iter(window, &self.literal).any(|at| self.regex.is_match(&rest[at..]))
+                            match &self.finder {
+                                Some(finder) => finder.find_iter(window).any(|at| self.regex.is_match(&rest[at..])),
+                                None => memchr::memmem::find_iter(window, &self.literal)
+                                    .any(|at| self.regex.is_match(&rest[at..])),
+                            }
                         }
                     }
                 }
@@ -150,11 +156,59 @@ pub struct Identification {
     pub others: Vec<String>,
 }
 
+/// Which signatures a file can match at all, from a byte or two of it: most signatures start
+/// with a literal at a fixed offset from the beginning or the end, so one byte there rules
+/// out all but a handful, and only those are matched in full.
+#[derive(Debug, Default)]
+struct Prefilter {
+    /// By offset from the beginning: the signatures whose literal starts there with each
+    /// byte value.
+    bof: Vec<(usize, Vec<Vec<usize>>)>,
+    /// By offset from the end (0: the last byte): the signatures whose literal ends there
+    /// with each byte value.
+    eof: Vec<(usize, Vec<Vec<usize>>)>,
+    /// Signatures no single byte decides: always matched in full.
+    always: Vec<usize>,
+}
+
+impl Prefilter {
+    fn build(signatures: &[(u32, Vec<ByteSequence>)]) -> Self {
+        let mut bof: std::collections::BTreeMap<usize, Vec<Vec<usize>>> = Default::default();
+        let mut eof: std::collections::BTreeMap<usize, Vec<Vec<usize>>> = Default::default();
+        let mut always = Vec::new();
+        for (i, (_, seqs)) in signatures.iter().enumerate() {
+            // Every sequence must match: any one with a placed literal decides.
+            let placed = seqs.iter().find(|s| !s.literal.is_empty() && s.anchor != Anchor::Var && s.lead.is_none());
+            match placed {
+                Some(s) if s.anchor == Anchor::Bof => {
+                    bof.entry(s.skip as usize).or_insert_with(|| vec![Vec::new(); 256])[s.literal[0] as usize].push(i)
+                }
+                Some(s) => eof.entry(s.skip as usize).or_insert_with(|| vec![Vec::new(); 256])
+                    [*s.literal.last().expect("not empty") as usize]
+                    .push(i),
+                None => always.push(i),
+            }
+        }
+        Self { bof: bof.into_iter().collect(), eof: eof.into_iter().collect(), always }
+    }
+
+    /// The signatures worth matching in full against this file, in no particular order.
+    fn candidates<'a>(&'a self, head: &'a [u8], tail: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+        let from_bof = self.bof.iter().filter_map(|(at, by)| head.get(*at).map(|&b| &by[b as usize]));
+        let from_eof =
+            self.eof.iter().filter_map(|(at, by)| tail.len().checked_sub(at + 1).map(|i| &by[tail[i] as usize]));
+        from_bof.chain(from_eof).flatten().chain(&self.always).copied()
+    }
+}
+
 #[derive(Debug)]
 pub struct Identifier {
     formats: Vec<Format>,
     by_puid: HashMap<String, usize>,
-    signatures: HashMap<u32, Vec<ByteSequence>>,
+    /// Each internal signature by its ID, with the formats it identifies.
+    signatures: Vec<(u32, Vec<ByteSequence>)>,
+    formats_of: Vec<Vec<usize>>,
+    prefilter: Prefilter,
     by_extension: HashMap<String, Vec<usize>>,
     containers: container::Containers,
     /// Every floating sequence at once, so a file is searched for them in one pass.
@@ -268,7 +322,8 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
         })
         .and_then(|(_, ss)| child(*ss, "Sequence").next().and_then(|n| n.text()).and_then(plain_hex))
         .unwrap_or_default();
-    Ok(ByteSequence { anchor, skip, lead, literal, regex, var_index: 0 })
+    let finder = (!literal.is_empty()).then(|| memchr::memmem::Finder::new(&literal).into_owned());
+    Ok(ByteSequence { anchor, skip, lead, literal, finder, regex, var_index: 0 })
 }
 
 impl Identifier {
@@ -309,7 +364,9 @@ impl Identifier {
             }
         }
         let mut patterns = Vec::new();
-        for seqs in signatures.values_mut() {
+        let mut signatures: Vec<(u32, Vec<ByteSequence>)> = signatures.into_iter().collect();
+        signatures.sort_by_key(|(id, _)| *id);
+        for (_, seqs) in signatures.iter_mut() {
             seqs.sort_by_key(ByteSequence::cost);
             for s in seqs.iter_mut().filter(|s| s.anchor == Anchor::Var) {
                 s.var_index = patterns.len();
@@ -337,6 +394,15 @@ impl Identifier {
             });
         }
         let by_puid = formats.iter().enumerate().map(|(i, f)| (f.puid.clone(), i)).collect();
+        let mut formats_of = vec![Vec::new(); signatures.len()];
+        for (i, f) in formats.iter().enumerate() {
+            for sid in &f.signatures {
+                if let Ok(s) = signatures.binary_search_by_key(sid, |(id, _)| *id) {
+                    formats_of[s].push(i);
+                }
+            }
+        }
+        let prefilter = Prefilter::build(&signatures);
         let mut by_extension: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, f) in formats.iter().enumerate() {
             for e in &f.extensions {
@@ -353,7 +419,18 @@ impl Identifier {
             None => container::Containers::default(),
         };
         skipped.extend(containers.skipped.iter().cloned());
-        Ok(Self { formats, by_puid, signatures, by_extension, containers, floating, version, skipped })
+        Ok(Self {
+            formats,
+            by_puid,
+            signatures,
+            formats_of,
+            prefilter,
+            by_extension,
+            containers,
+            floating,
+            version,
+            skipped,
+        })
     }
 
     pub fn format_count(&self) -> usize {
@@ -369,10 +446,29 @@ impl Identifier {
     fn signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
         let view = FileView::new(head, tail, whole);
         let floating = self.floating.as_ref();
+        let mut matched: Vec<usize> = self
+            .prefilter
+            .candidates(head, tail)
+            .filter(|&s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, floating)))
+            .flat_map(|s| self.formats_of[s].iter().copied())
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
+        self.apply_priorities(matched)
+    }
+
+    /// Every format's every signature matched in full, without the prefilter: what the
+    /// prefilter must agree with.
+    #[cfg(test)]
+    fn signature_matches_unfiltered(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
+        let view = FileView::new(head, tail, whole);
+        let floating = self.floating.as_ref();
         let matched: Vec<usize> = (0..self.formats.len())
             .filter(|&i| {
                 self.formats[i].signatures.iter().any(|sid| {
-                    self.signatures.get(sid).is_some_and(|seqs| seqs.iter().all(|s| s.matches(&view, floating)))
+                    self.signatures
+                        .binary_search_by_key(sid, |(id, _)| *id)
+                        .is_ok_and(|s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, floating)))
                 })
             })
             .collect();
@@ -442,3 +538,56 @@ impl Identifier {
 }
 
 const NS: &str = "http://www.nationalarchives.gov.uk/pronom/SignatureFile";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files that start (or end) with each signature's literal, which the prefilter sends
+    /// to their signatures' buckets, and files that match nothing: the prefiltered match
+    /// must be the full match every time.
+    #[test]
+    fn the_prefilter_rules_out_only_signatures_that_cannot_match() {
+        let id = Identifier::builtin().unwrap();
+        let always = id.prefilter.always.len();
+        assert!(
+            always * 3 < id.signatures.len(),
+            "{always} of {} signatures always matched in full",
+            id.signatures.len()
+        );
+        let mut rnd = 12345u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    rnd = rnd.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (rnd >> 56) as u8
+                })
+                .collect()
+        };
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new(), b"plain text\n".to_vec(), noise(4096)];
+        for (_, seqs) in id.signatures.iter().step_by(3) {
+            for s in seqs.iter().filter(|s| !s.literal.is_empty()) {
+                let mut file = vec![0u8; s.skip as usize];
+                match s.anchor {
+                    Anchor::Eof => {
+                        file = noise(200);
+                        file.extend(&s.literal);
+                        file.extend(vec![0u8; s.skip as usize]);
+                    }
+                    _ => {
+                        file.extend(&s.literal);
+                        file.extend(noise(200));
+                    }
+                }
+                inputs.push(file);
+            }
+        }
+        let mut matched = 0;
+        for file in &inputs {
+            let fast = id.signature_matches(file, file, true);
+            assert_eq!(fast, id.signature_matches_unfiltered(file, file, true), "{:?}", &file[..file.len().min(64)]);
+            matched += usize::from(!fast.is_empty());
+        }
+        assert!(matched * 2 > inputs.len(), "{matched} of {} files matched something", inputs.len());
+    }
+}

@@ -1,14 +1,12 @@
 //! package ("Compress AIP"): the AIP is written as a BagIt 1.0 bag inside a `.tar.gz`,
 //! streamed in sorted order into the working area. A bag too large for one invocation is
-//! written in parts, each a whole gzip member holding whole tar entries, continued in new
+//! written in parts, each whole gzip members holding whole tar entries, continued in new
 //! messages from a checkpoint; the store stage joins the parts (concatenated gzip members
-//! are one valid gzip stream), as an S3 multipart upload joins its parts.
+//! are one valid gzip stream), as an S3 multipart upload joins its parts. Within a part the
+//! members are compressed on every core (`parallel_gzip.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 
 use crate::aip::{
     bag_name, mets_name, payload_path, transfer_mets_path, GeneratedEntry, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG,
@@ -19,6 +17,7 @@ use crate::fixity::{self, sha256_hex};
 use crate::keys::{package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key};
 use crate::messages::{queues, StageMessage};
 use crate::model::{JobStatus, Transfer};
+use crate::parallel_gzip::{self, ParallelGzip};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::FilePages;
 
@@ -172,7 +171,7 @@ fn write_part(
     let sink = if profile.gzip_level == 0 {
         Sink::Plain(writer)
     } else {
-        Sink::Gzip(Box::new(GzEncoder::new(writer, Compression::new(profile.gzip_level.min(9)))))
+        Sink::Gzip(Box::new(ParallelGzip::new(writer, profile.gzip_level, parallel_gzip::threads())))
     };
     let bag = bag_name(transfer);
     let total = entries.len();
@@ -247,7 +246,7 @@ impl Write for Part {
 /// The package's bytes on their way to the object store, gzipped or not.
 enum Sink {
     Plain(BufWriter<Box<dyn crate::ports::ObjectWriter>>),
-    Gzip(Box<GzEncoder<BufWriter<Box<dyn crate::ports::ObjectWriter>>>>),
+    Gzip(Box<ParallelGzip<BufWriter<Box<dyn crate::ports::ObjectWriter>>>>),
 }
 
 impl Write for Sink {

@@ -21,6 +21,7 @@ use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::FilePages;
 use crate::ranged::RangedReader;
+use crate::read_ahead::with_read_ahead;
 
 /// A failed verification names the files at fault only where the stored AIP is small
 /// enough to be read again in one go; past this it says what differs, not where.
@@ -107,12 +108,16 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut ranged = RangedReader::new(p.aips.clone(), &copied.key, offset + len, 4 << 20);
         std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset))?;
         let raw = BufReader::with_capacity(1 << 20, ranged);
-        let reader: Box<dyn std::io::Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
-        let found = &mut cp.found;
-        let read = cp.verifier.read_part(reader, &bag, &mut |path, digest| {
-            if !is_generated_payload(&transfer, path) {
-                found.add(path, digest);
-            }
+        let reader: Box<dyn std::io::Read + Send> =
+            if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+        let (found, verifier) = (&mut cp.found, &mut cp.verifier);
+        // Inflating on one core, digesting on the other.
+        let read = with_read_ahead(reader, |reader| {
+            verifier.read_part(reader, &bag, &mut |path, digest| {
+                if !is_generated_payload(&transfer, path) {
+                    found.add(path, digest);
+                }
+            })
         });
         if let Err(why) = read {
             return Err(failed_verification(p, &transfer, &copied, vec![why]));

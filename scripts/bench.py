@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""The side-by-side benchmark behind `scripts/bench` (run that: it builds Vellum and sets up
+the venv first).
+
+Builds a corpus of real files (scripts/make-corpus.py; tiny text files where the package
+averages under 2 KB a file), packs it as a transfer package, and in one invocation runs:
+
+- Vellum: `vellum ingest` with its defaults, the scanner off;
+- the standard tools in sequence over the same bytes: `unzip`, `sha256sum`, `tar | gzip -1`,
+  and with --with-tools `exiftool -json -n -@ LIST` and `mediainfo` over the files they
+  apply to, each once;
+- with --with-a3m, a3m 0.8.1 (Archivematica's headless core) on the same transfer.
+
+and prints one table: wall time, files/s, MB/s, peak RSS, CPU utilisation, each stage's busy
+time, and the ratios. Timing is wall clock on this machine; compare ratios from one run.
+"""
+import argparse
+import csv
+import importlib.util
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_BYTES = 2048
+IMAGE_EXT = {".png", ".jpg", ".gif", ".bmp", ".tif", ".tiff", ".pdf"}
+MEDIA_EXT = {".wav", ".mp3", ".mp4", ".mov", ".avi", ".flac", ".ogg"}
+
+
+def corpus_module():
+    spec = importlib.util.spec_from_file_location("make_corpus", ROOT / "scripts" / "make-corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_corpus(out: Path, files: int, mb: float) -> None:
+    """Exactly `files` files under out/objects, about `mb` MB in all."""
+    objects = out / "objects"
+    if files and mb * 1e6 / files < TINY_BYTES:
+        # Tiny files: short text records in folders of 1,000, as a scanned-letters
+        # transcription or an e-mail export lays them out.
+        each = max(16, int(mb * 1e6 / files))
+        for i in range(files):
+            folder = objects / f"box-{i // 1000:03d}"
+            if i % 1000 == 0:
+                folder.mkdir(parents=True, exist_ok=True)
+            line = f"Record {i}: transcription of item {i}, page {i % 7 + 1}.\n"
+            text = (line * (each // len(line) + 1))[:each]
+            (folder / f"item-{i:06d}.txt").write_text(text)
+        return
+    make = corpus_module()
+    for sub in ["img", "pdf", "audio", "office", "text", "packed", "fonts"]:
+        (objects / sub).mkdir(parents=True, exist_ok=True)
+    n = 0
+    while sum(1 for p in objects.rglob("*") if p.is_file()) < files:
+        make.images(objects, n)
+        for v in ["1.3", "1.4", "1.5", "1.6", "1.7"]:
+            (objects / f"pdf/doc-{n}-{v}.pdf").write_bytes(make.pdf(v, f"Document {n} in PDF {v}"))
+        make.audio(objects, n)
+        make.documents(objects, n)
+        make.texts(objects, n)
+        make.compressed(objects, n)
+        make.fonts(objects, n)
+        n += 1
+    every = sorted(p for p in objects.rglob("*") if p.is_file())
+    for extra in every[files:]:
+        extra.unlink()
+    # Top up to the size asked with recordings: long WAV files, a few of them replacing
+    # as many text files so the count stays exact.
+    have = sum(p.stat().st_size for p in every[:files])
+    missing = int(mb * 1e6) - have
+    if missing > 1e6:
+        count = max(1, math.ceil(missing / 64e6))
+        texts = sorted(p for p in every[:files] if p.parent.name == "text")[:count]
+        rnd = random.Random(7)
+        block = rnd.randbytes(1 << 20)
+        for i, victim in enumerate(texts):
+            missing += victim.stat().st_size
+            victim.unlink()
+        each = missing // len(texts)
+        for i in range(len(texts)):
+            write_wav(objects / "audio" / f"recording-{i:03d}.wav", each, block, i)
+
+
+def write_wav(path: Path, size: int, block: bytes, seed: int) -> None:
+    data = max(0, size - 44)
+    header = (b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+              + (1).to_bytes(2, "little") + (2).to_bytes(2, "little") + (44100).to_bytes(4, "little")
+              + (44100 * 4).to_bytes(4, "little") + (4).to_bytes(2, "little") + (16).to_bytes(2, "little")
+              + b"data" + data.to_bytes(4, "little"))
+    with open(path, "wb") as f:
+        f.write(header)
+        k = 0
+        while data > 0:
+            chunk = block[(k * 7919 + seed) % 4096:] + block[: (k * 7919 + seed) % 4096]
+            f.write(chunk[:data])
+            data -= min(data, len(chunk))
+            k += 1
+
+
+def build_package(work: Path, files: int, mb: float) -> Path:
+    name = f"BENCH-{files}-{mb:g}"
+    package = work / f"{name}.zip"
+    if package.exists():
+        return package
+    corpus = work / name
+    shutil.rmtree(corpus, ignore_errors=True)
+    build_corpus(corpus, files, mb)
+    (corpus / "metadata").mkdir(exist_ok=True)
+    with open(corpus / "metadata" / "metadata.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["filename", "dc.identifier", "dc.title"])
+        w.writerow(["objects/", name, f"Benchmark corpus, {files} files"])
+    partial = package.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(corpus.rglob("*")):
+            if p.is_file():
+                z.write(p, p.relative_to(corpus).as_posix())
+    partial.rename(package)
+    shutil.rmtree(corpus)
+    return package
+
+
+class Run:
+    def __init__(self, name):
+        self.name = name
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.peak_kb = 0
+        self.stages = {}
+        self.note = ""
+
+    def add(self, wall, usage):
+        self.wall += wall
+        self.cpu += usage.ru_utime + usage.ru_stime
+        self.peak_kb = max(self.peak_kb, usage.ru_maxrss)
+
+
+def timed(argv, run: Run, stdout=subprocess.DEVNULL, stderr=None, env=None, check=True):
+    """Runs one command and adds its wall time, CPU time and peak RSS (the largest process
+    it or its children had) to `run`."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    run.add(time.monotonic() - start, usage)
+    if check and proc.returncode != 0:
+        sys.exit(f"{argv if isinstance(argv, str) else ' '.join(map(str, argv))} exited {proc.returncode}")
+    return proc
+
+
+def run_vellum(vellum: str, package: Path, scratch: Path, with_tools: bool) -> Run:
+    run = Run("vellum ingest")
+    data = scratch / "vellum-data"
+    shutil.rmtree(data, ignore_errors=True)
+    argv = [vellum, "ingest", str(package), "--json", "--clamd", "none", "--data-dir", str(data)]
+    if not with_tools:
+        # The defaults, less the format policy rules: ExifTool and MediaInfo go unused even
+        # where they are installed.
+        config = json.loads(subprocess.run([vellum, "config", "show"], check=True, capture_output=True).stdout)
+        config["format_policy"] = []
+        (scratch / "config.json").write_text(json.dumps(config))
+        argv += ["--config", str(scratch / "config.json")]
+    out = scratch / "vellum.json"
+    with open(out, "w") as f, open(scratch / "vellum.log", "w") as log:
+        proc = timed(argv, run, stdout=f, stderr=log, check=False)
+    report = json.loads(out.read_text() or "{}")
+    if proc.returncode != 0 or report.get("status") != "COMPLETE":
+        sys.exit(f"vellum ingest did not complete: {report}\n{(scratch / 'vellum.log').read_text()[-4000:]}")
+    run.stages = report.get("stage_busy_seconds", {})
+    run.files = report.get("files")
+    aips = list((data / "aips").rglob("*")) if (data / "aips").exists() else []
+    run.note = f"AIP {sum(p.stat().st_size for p in aips if p.is_file()) / 1e6:.0f} MB"
+    shutil.rmtree(data, ignore_errors=True)
+    return run
+
+
+def run_tools(package: Path, scratch: Path, with_tools: bool) -> Run:
+    run = Run("unzip, sha256sum, tar|gzip -1" + (", exiftool, mediainfo" if with_tools else ""))
+    out = scratch / "tools"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    timed(["unzip", "-q", str(package), "-d", str(out / "x")], run)
+    timed(["sh", "-c", f"cd '{out}/x' && find . -type f -print0 | xargs -0 sha256sum > ../sums"], run)
+    timed(["sh", "-c", f"tar -C '{out}/x' -cf - . | gzip -1 > '{out}/aip.tar.gz'"], run)
+    if with_tools:
+        every = sorted(p for p in (out / "x").rglob("*") if p.is_file())
+        images = [str(p) for p in every if p.suffix.lower() in IMAGE_EXT]
+        media = [str(p) for p in every if p.suffix.lower() in MEDIA_EXT]
+        (out / "images.list").write_text("\n".join(images) + "\n")
+        (out / "media.list").write_text("\0".join(media))
+        if images:
+            timed(["sh", "-c", f"exiftool -json -n -@ '{out}/images.list' > /dev/null"], run, check=False)
+        if media:
+            timed(["sh", "-c", f"xargs -0 mediainfo --Output=JSON < '{out}/media.list' > /dev/null"], run)
+    shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+def run_a3m(package: Path, scratch: Path) -> Run:
+    """a3m 0.8.1 in its own venv, with normalization and transcription off."""
+    run = Run("a3m 0.8.1")
+    py312 = shutil.which("python3.12") or shutil.which("python3.13")
+    if not py312:
+        sys.exit("--with-a3m needs Python 3.12 or newer (a3m 0.8.1 requires it): install python3.12 "
+                 "(e.g. `apt-get install python3.12 python3.12-venv` or pyenv) and run again")
+    venv = ROOT / ".tools" / "a3m-venv"
+    if not (venv / "bin" / "a3m").exists():
+        subprocess.run([py312, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "a3m==0.8.1"], check=True)
+    share = scratch / "a3m-share"
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir()
+    transfer = scratch / "a3m-transfer"
+    shutil.rmtree(transfer, ignore_errors=True)
+    with zipfile.ZipFile(package) as z:
+        z.extractall(transfer)
+    env = dict(os.environ, A3M_SHARED_DIRECTORY=str(share), A3M_DB_ENGINE="django.db.backends.sqlite3",
+               A3M_DB_NAME=str(share / "a3m.sqlite"))
+    timed([str(venv / "bin" / "a3m"), "--name", "bench", "--no-input",
+           "--processing-config", "normalize=no", "--processing-config", "transcribe_files=no",
+           f"file://{transfer}"], run, env=env)
+    shutil.rmtree(transfer, ignore_errors=True)
+    return run
+
+
+def fmt_row(run: Run, files: int, size: float, base: Run):
+    return (f"{run.name:<44} {run.wall:>8.1f} {files / run.wall:>9.0f} {size / 1e6 / run.wall:>7.1f} "
+            f"{run.peak_kb / 1024:>9.0f} {100 * run.cpu / run.wall:>6.0f}% {run.wall / base.wall:>7.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--mb", type=float, default=1000)
+    ap.add_argument("--with-tools", action="store_true", help="ExifTool and MediaInfo installed, used by both sides")
+    ap.add_argument("--with-a3m", action="store_true", help="also run a3m 0.8.1 on the same transfer")
+    ap.add_argument("--vellum", default=str(ROOT / "target" / "release" / "vellum"))
+    ap.add_argument("--work", default=str(ROOT / ".bench"), help="where corpora are kept between runs")
+    args = ap.parse_args()
+
+    for tool in ["unzip", "sha256sum", "tar", "gzip"] + (["exiftool", "mediainfo"] if args.with_tools else []):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed: scripts/bench installs it; or `apt-get install` it")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    package = build_package(work, args.files, args.mb)
+    print(f"package {package.name}: {args.files} files, {package.stat().st_size / 1e6:.0f} MB zipped "
+          f"(built or found in {time.monotonic() - t:.0f} s)", flush=True)
+    with zipfile.ZipFile(package) as z:
+        size = sum(i.file_size for i in z.infolist())
+        files = sum(1 for i in z.infolist() if not i.is_dir())
+    scratch = Path(tempfile.mkdtemp(prefix="vellum-bench-", dir=work))
+    try:
+        vellum = run_vellum(args.vellum, package, scratch, args.with_tools)
+        tools = run_tools(package, scratch, args.with_tools)
+        runs = [vellum, tools]
+        if args.with_a3m:
+            runs.append(run_a3m(package, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n{files} files, {size / 1e6:.0f} MB unpacked; {os.cpu_count()} cores; "
+          f"ExifTool and MediaInfo {'installed' if args.with_tools else 'absent'}")
+    print(f"{'':<44} {'wall s':>8} {'files/s':>9} {'MB/s':>7} {'peak MB':>9} {'CPU':>7} {'ratio':>7}")
+    for run in runs:
+        print(fmt_row(run, files, size, tools))
+    if vellum.stages:
+        busy = ", ".join(f"{k} {v:.1f}" for k, v in vellum.stages.items())
+        print(f"Vellum's stages, busy seconds (both cores added): {busy}")
+    print(f"Vellum / tools: {vellum.wall / tools.wall:.2f} (goal ≤ 0.60); peak RSS {vellum.peak_kb / 1024:.0f} MB "
+          f"(goal ≤ 150); {vellum.note}")
+    if args.with_a3m:
+        a3m = runs[2]
+        print(f"a3m / Vellum, files/s: Vellum {a3m.wall / vellum.wall:.0f}× faster (goal ≥ 100×)")
+
+
+if __name__ == "__main__":
+    main()
