@@ -137,7 +137,7 @@ impl Containers {
                 let Some(bytes) = bytes else { return false };
                 let whole = bytes.len() < WINDOW;
                 let view = super::FileView::new(bytes, bytes, whole);
-                rule.signatures.iter().any(|seqs| seqs.iter().all(|s| s.matches(&view, None)))
+                rule.signatures.iter().any(|seqs| seqs.iter().all(|s| s.matches(&view, &super::Sets::default())))
             });
             if all {
                 out.extend(sig.puids.iter().cloned());

@@ -42,11 +42,28 @@ struct ByteSequence {
     /// Literal bytes the sequence must start (BOF) or end (EOF) with at exactly `skip`:
     /// checked before the regex, which most files then never reach.
     literal: Vec<u8>,
-    /// The literal's searcher, built once (a BOF sequence within a leading gap).
-    finder: Option<memchr::memmem::Finder<'static>>,
     regex: Regex,
-    /// For floating sequences: the index in the identifier's set of floating patterns.
-    var_index: usize,
+    /// The longest match the regex can make, when bounded: an anchored sequence is matched
+    /// against only that many bytes from its anchor, not the whole window (an EOF regex
+    /// would otherwise scan the whole tail forward to find its end).
+    reach: Option<usize>,
+    /// An EOF sequence with an unbounded gap before the end: its regex (without the gap) is
+    /// searched for anywhere in the tail.
+    open_ended: bool,
+    /// For floating sequences and BOF sequences with an open gap: the index in the
+    /// identifier's set of such patterns.
+    set_index: Option<usize>,
+}
+
+/// Sequences that scan the whole window, matched all at once so that a file is read once
+/// for all of them instead of once each.
+#[derive(Debug, Default)]
+pub(crate) struct Sets {
+    /// Floating sequences, searched for anywhere in the head and the tail.
+    floating: Option<regex::bytes::RegexSet>,
+    /// BOF sequences of unbounded length (a gap of any size within them), anchored at the
+    /// beginning.
+    open_bof: Option<regex::bytes::RegexSet>,
 }
 
 /// One file as the matcher sees it; floating sequences are searched for all at once, the
@@ -56,60 +73,70 @@ pub(crate) struct FileView<'a> {
     tail: &'a [u8],
     whole: bool,
     var_hits: std::cell::OnceCell<Vec<bool>>,
+    open_bof_hits: std::cell::OnceCell<Vec<bool>>,
 }
 
 impl<'a> FileView<'a> {
     fn new(head: &'a [u8], tail: &'a [u8], whole: bool) -> Self {
-        Self { head, tail, whole, var_hits: std::cell::OnceCell::new() }
+        Self { head, tail, whole, var_hits: std::cell::OnceCell::new(), open_bof_hits: std::cell::OnceCell::new() }
     }
 }
 
 impl ByteSequence {
-    fn matches(&self, view: &FileView<'_>, floating: Option<&regex::bytes::RegexSet>) -> bool {
+    fn matches(&self, view: &FileView<'_>, sets: &Sets) -> bool {
         let skip = self.skip as usize;
         match self.anchor {
             Anchor::Bof => {
                 let Some(rest) = view.head.get(skip..) else { return false };
                 match self.lead {
-                    None => rest.starts_with(&self.literal) && self.regex.is_match(rest),
+                    None if !rest.starts_with(&self.literal) => false,
+                    None => match (&sets.open_bof, self.set_index) {
+                        (Some(set), Some(i)) => view.open_bof_hits.get_or_init(|| hits(set, view.head))[i],
+                        _ => self.regex.is_match(self.near_start(rest)),
+                    },
                     Some(None) => self.regex.is_match(rest),
                     // The leftmost match starts earliest: if it starts too late, all do.
-                    // Each start in range is tried with the anchored regex; the literal, when
-                    // there is one, says which starts are worth trying.
+                    // A match starting in range ends within `reach` of its start.
                     Some(Some(max)) => {
                         let last = (max as usize).min(rest.len());
-                        if self.literal.is_empty() {
-                            (0..=last).any(|at| self.regex.is_match(&rest[at..]))
-                        } else {
-                            let window = &rest[..(last + self.literal.len()).min(rest.len())];
-                            match &self.finder {
-                                Some(finder) => finder.find_iter(window).any(|at| self.regex.is_match(&rest[at..])),
-                                None => memchr::memmem::find_iter(window, &self.literal)
-                                    .any(|at| self.regex.is_match(&rest[at..])),
-                            }
-                        }
+                        let window = match self.reach {
+                            Some(reach) => &rest[..last.saturating_add(reach).min(rest.len())],
+                            None => rest,
+                        };
+                        self.regex.find(window).is_some_and(|m| m.start() <= last)
                     }
                 }
             }
             Anchor::Eof => {
                 let Some(rest) = view.tail.len().checked_sub(skip).map(|end| &view.tail[..end]) else { return false };
-                rest.ends_with(&self.literal) && self.regex.is_match(rest)
+                if self.open_ended {
+                    return self.regex.is_match(rest);
+                }
+                let near_end = match self.reach {
+                    Some(reach) => &rest[rest.len().saturating_sub(reach)..],
+                    None => rest,
+                };
+                rest.ends_with(&self.literal) && self.regex.is_match(near_end)
             }
-            Anchor::Var => match floating {
-                Some(set) => view.var_hits.get_or_init(|| {
-                    let mut hits = vec![false; set.len()];
-                    for i in set.matches(view.head).iter() {
-                        hits[i] = true;
-                    }
+            Anchor::Var => match (&sets.floating, self.set_index) {
+                (Some(set), Some(i)) => view.var_hits.get_or_init(|| {
+                    let mut found = hits(set, view.head);
                     if !view.whole {
-                        for i in set.matches(view.tail).iter() {
-                            hits[i] = true;
+                        for (f, t) in found.iter_mut().zip(hits(set, view.tail)) {
+                            *f |= t;
                         }
                     }
-                    hits
-                })[self.var_index],
-                None => self.regex.is_match(view.head) || (!view.whole && self.regex.is_match(view.tail)),
+                    found
+                })[i],
+                _ => self.regex.is_match(view.head) || (!view.whole && self.regex.is_match(view.tail)),
             },
+        }
+    }
+
+    fn near_start<'h>(&self, rest: &'h [u8]) -> &'h [u8] {
+        match self.reach {
+            Some(reach) => &rest[..reach.min(rest.len())],
+            None => rest,
         }
     }
 
@@ -124,6 +151,17 @@ impl ByteSequence {
         }
     }
 }
+
+fn hits(set: &regex::bytes::RegexSet, haystack: &[u8]) -> Vec<bool> {
+    let mut found = vec![false; set.len()];
+    for i in set.matches(haystack).iter() {
+        found[i] = true;
+    }
+    found
+}
+
+/// The gap `pattern::gap` writes for "any number of bytes".
+const OPEN_GAP: &str = "(?s:.)*?";
 
 /// The bytes of a pattern that is nothing but hex, or None.
 fn plain_hex(text: &str) -> Option<Vec<u8>> {
@@ -211,8 +249,9 @@ pub struct Identifier {
     prefilter: Prefilter,
     by_extension: HashMap<String, Vec<usize>>,
     containers: container::Containers,
-    /// Every floating sequence at once, so a file is searched for them in one pass.
-    floating: Option<regex::bytes::RegexSet>,
+    /// Every floating and open-ended sequence at once, so a file is searched for them in
+    /// one pass.
+    sets: Sets,
     /// `DROID_SignatureFile-v109.xml; container-signature-20200121.xml`.
     pub version: String,
     /// Signatures that could not be compiled (and so match nothing), with why: none, for
@@ -302,9 +341,14 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
         // Position 1 is nearest the end; each gap lies between a subsequence and the end.
         Anchor::Eof => parts.iter().rev().map(|(re, gap)| format!("{re}{gap}")).collect::<String>(),
     };
+    // An EOF sequence that may lie any distance from the end is one found anywhere before
+    // it: searched for, not matched to the end of the window.
+    let open_ended = anchor == Anchor::Eof && body.ends_with(OPEN_GAP);
     let anchored = match anchor {
-        Anchor::Bof if lead == Some(None) => format!("(?-u){body}"),
+        // A leading gap is searched for; the match's start is checked after.
+        Anchor::Bof if lead.is_some() => format!("(?-u){body}"),
         Anchor::Bof => format!("(?-u)\\A{body}"),
+        Anchor::Eof if open_ended => format!("(?-u){}", &body[..body.len() - OPEN_GAP.len()]),
         Anchor::Eof => format!("(?-u){body}\\z"),
         Anchor::Var => format!("(?-u){body}"),
     };
@@ -322,8 +366,13 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
         })
         .and_then(|(_, ss)| child(*ss, "Sequence").next().and_then(|n| n.text()).and_then(plain_hex))
         .unwrap_or_default();
-    let finder = (!literal.is_empty()).then(|| memchr::memmem::Finder::new(&literal).into_owned());
-    Ok(ByteSequence { anchor, skip, lead, literal, finder, regex, var_index: 0 })
+    let reach = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&anchored)
+        .ok()
+        .and_then(|hir| hir.properties().maximum_len());
+    Ok(ByteSequence { anchor, skip, lead, literal, regex, reach, open_ended, set_index: None })
 }
 
 impl Identifier {
@@ -363,22 +412,32 @@ impl Identifier {
                 signatures.insert(id as u32, seqs);
             }
         }
-        let mut patterns = Vec::new();
+        let (mut patterns, mut open_bof) = (Vec::new(), Vec::new());
         let mut signatures: Vec<(u32, Vec<ByteSequence>)> = signatures.into_iter().collect();
         signatures.sort_by_key(|(id, _)| *id);
         for (_, seqs) in signatures.iter_mut() {
             seqs.sort_by_key(ByteSequence::cost);
-            for s in seqs.iter_mut().filter(|s| s.anchor == Anchor::Var) {
-                s.var_index = patterns.len();
-                patterns.push(s.regex.as_str().to_string());
+            for s in seqs.iter_mut() {
+                if s.anchor == Anchor::Var {
+                    s.set_index = Some(patterns.len());
+                    patterns.push(s.regex.as_str().to_string());
+                } else if s.anchor == Anchor::Bof && s.lead.is_none() && s.reach.is_none() {
+                    // Anchored at the beginning of the head, after the sequence's offset.
+                    let body = s.regex.as_str().strip_prefix("(?-u)\\A").expect("a BOF regex is anchored");
+                    s.set_index = Some(open_bof.len());
+                    open_bof.push(format!("(?-u)\\A(?s:.){{{}}}{body}", s.skip));
+                }
             }
         }
-        let floating = regex::bytes::RegexSetBuilder::new(&patterns)
-            .size_limit(256 << 20)
-            .dfa_size_limit(64 << 20)
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "floating signatures are matched one by one"))
-            .ok();
+        let set = |patterns: &[String], what: &str| {
+            regex::bytes::RegexSetBuilder::new(patterns)
+                .size_limit(256 << 20)
+                .dfa_size_limit(64 << 20)
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "{what} signatures are matched one by one"))
+                .ok()
+        };
+        let sets = Sets { floating: set(&patterns, "floating"), open_bof: set(&open_bof, "open-ended") };
         let mut formats = Vec::new();
         for f in doc.descendants().filter(|n| n.has_tag_name((NS, "FileFormat"))) {
             formats.push(Format {
@@ -427,7 +486,7 @@ impl Identifier {
             prefilter,
             by_extension,
             containers,
-            floating,
+            sets,
             version,
             skipped,
         })
@@ -445,11 +504,10 @@ impl Identifier {
     /// Formats whose internal signatures match, with priorities applied.
     fn signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
         let view = FileView::new(head, tail, whole);
-        let floating = self.floating.as_ref();
         let mut matched: Vec<usize> = self
             .prefilter
             .candidates(head, tail)
-            .filter(|&s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, floating)))
+            .filter(|&s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, &self.sets)))
             .flat_map(|s| self.formats_of[s].iter().copied())
             .collect();
         matched.sort_unstable();
@@ -462,13 +520,12 @@ impl Identifier {
     #[cfg(test)]
     fn signature_matches_unfiltered(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
         let view = FileView::new(head, tail, whole);
-        let floating = self.floating.as_ref();
         let matched: Vec<usize> = (0..self.formats.len())
             .filter(|&i| {
                 self.formats[i].signatures.iter().any(|sid| {
                     self.signatures
                         .binary_search_by_key(sid, |(id, _)| *id)
-                        .is_ok_and(|s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, floating)))
+                        .is_ok_and(|s| self.signatures[s].1.iter().all(|seq| seq.matches(&view, &self.sets)))
                 })
             })
             .collect();
