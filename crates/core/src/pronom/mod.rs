@@ -430,9 +430,10 @@ impl Identifier {
             }
         }
         let set = |patterns: &[String], what: &str| {
+            // The lazy DFA's cache is per thread: bounded, it is cleared and rebuilt when full.
             regex::bytes::RegexSetBuilder::new(patterns)
                 .size_limit(256 << 20)
-                .dfa_size_limit(64 << 20)
+                .dfa_size_limit(8 << 20)
                 .build()
                 .map_err(|e| tracing::warn!(error = %e, "{what} signatures are matched one by one"))
                 .ok()
