@@ -364,8 +364,8 @@ fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_th
 
 #[test]
 fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output() {
-    use vellum_core::fpr::{run_rule, Purpose, Rules};
-    use vellum_core::ports::ToolOutput;
+    use vellum_core::fpr::{Purpose, Rules};
+    use vellum_core::ports::{ToolOutput, ToolRunner};
     // `wc` stands in for ExifTool: present everywhere, and its output is known; `sleep`
     // for a tool that hangs on a damaged file.
     let rules = Rules::parse(
@@ -402,11 +402,15 @@ fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output(
     };
     let chosen: Vec<_> = rules.rules_for(Purpose::Characterization, &file, &tools).collect();
     assert_eq!(chosen.len(), 1, "a rule whose command is not installed is left out");
-    let output = run_rule(chosen[0], &tools, &store, "t/objects/a.png").unwrap();
-    assert_eq!(output, ToolOutput::Output("1234".into()), "wc's \"123456 <path>\", cut at max_output");
+    let output = tools.run(&chosen[0].call(), &store, "t/objects/a.png", "objects/a.png").unwrap();
+    assert_eq!(output, ToolOutput::Output("1234".into()), "wc's \"123456 a.png\", cut at max_output");
+    let mut wc = chosen[0].clone();
+    wc.max_output = 100;
+    let output = tools.run(&wc.call(), &store, "t/objects/a.png", "objects/a.png").unwrap();
+    assert_eq!(output, ToolOutput::Output("123456 a.png\n".into()), "the tool is given the file under its own name");
     let hangs: Vec<_> = rules.rules_for(Purpose::Validation, &file, &tools).collect();
     let started = std::time::Instant::now();
-    assert_eq!(run_rule(hangs[0], &tools, &store, "t/objects/a.png").unwrap(), ToolOutput::TimedOut);
+    assert_eq!(tools.run(&hangs[0].call(), &store, "t/objects/a.png", "objects/a.png").unwrap(), ToolOutput::TimedOut);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "the hanging tool was stopped");
     assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "no temporary copy is left behind");
     file.format = None;
@@ -515,4 +519,80 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
     let transfer = ingest(&t, &p, "born-digital/tags.zip");
     assert_eq!(transfer.status, TransferStatus::Rejected);
     assert!(transfer.failure_reason.unwrap().contains("does not match tagmanifest-sha256.txt"));
+}
+
+/// ExifTool as Archivematica users have it installed: one process a batch (counted by a
+/// wrapper that logs each start), its XML recorded as XML in the METS, naming the file, and
+/// a PREMIS event naming ExifTool and its version.
+#[test]
+fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
+    let exiftool = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("exiftool")).find(|p| p.is_file()));
+    let (Some(exiftool), Some(dir)) = (exiftool, corpus()) else {
+        assert!(!tools_required(), "ExifTool is required: scripts/test installs it (libimage-exiftool-perl)");
+        eprintln!("SKIPPED: ExifTool is not installed");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("starts.log");
+    let wrapper = scratch.path().join("exiftool");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), exiftool.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut options = vellum_tests::options();
+    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    rules.retain(|r| r.name == "exiftool");
+    rules[0].command = wrapper.to_string_lossy().into_owned();
+    options.config.format_policy = Some(rules);
+    options.settings.batch_size = Some(50);
+    let t = TestEnv::with_options(options);
+    let mut p = Package::catalogued("PP/EXIF/1", 0);
+    let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
+    for name in ["img/photo-0.png", "img/photo-0.jpg", "img/anim-0.gif", "img/plain-0.tif", "img/grey-1.jpg"] {
+        p.add(&format!("objects/{}", name.replace("img/", "")), read(name));
+    }
+    let transfer = ingest(&t, &p, "born-digital/exif.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let starts = std::fs::read_to_string(&log).unwrap();
+    let batch_runs = starts.lines().filter(|l| l.contains("-stay_open True")).count();
+    assert_eq!(batch_runs, 1, "one ExifTool process for the batch of five images: {starts}");
+    assert_eq!(starts.lines().count(), 2, "and one to ask its version: {starts}");
+    let version = String::from_utf8(Command::new(&exiftool).arg("-ver").output().unwrap().stdout).unwrap();
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
+    for name in ["photo-0.png", "photo-0.jpg", "anim-0.gif", "plain-0.tif", "grey-1.jpg"] {
+        let file = files.iter().find(|f| f.original_path == format!("objects/{name}")).unwrap();
+        let xml = file.characteristics.get("exiftool.xml").unwrap_or_else(|| panic!("{name}: no ExifTool output"));
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{name}: {e}\n{xml}"));
+        assert_eq!(doc.root_element().tag_name().name(), "RDF", "{name}");
+        assert!(xml.contains(&format!("rdf:about='{name}'")), "{name}: ExifTool names the file itself:\n{xml}");
+        assert!(!xml.contains("vellum-tool"), "{name}: no temporary path in the record");
+        assert!(xml.contains("ImageWidth"), "{name}: {xml}");
+        let tool_event = events
+            .iter()
+            .find(|e| e.file_uuid == Some(file.uuid) && e.detail.starts_with("program=\"exiftool\""))
+            .unwrap_or_else(|| panic!("{name}: no ExifTool event"));
+        assert_eq!(tool_event.event_type, "metadata extraction");
+        assert_eq!(tool_event.detail, format!("program=\"exiftool\"; version=\"{}\"", version.trim()));
+        assert_eq!(tool_event.outcome, EventOutcome::Positive);
+    }
+    let aip = t.env.aips.root().join(transfer.aip_key.unwrap());
+    let unpacked = tempfile::tempdir().unwrap();
+    let bag = vellum_tests::unpack_aip(&aip, unpacked.path());
+    let mets_path = std::fs::read_dir(bag.join("data"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("METS."))
+        .unwrap();
+    let mets = std::fs::read_to_string(mets_path).unwrap();
+    assert_eq!(
+        mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(),
+        5,
+        "ExifTool's RDF inside objectCharacteristicsExtension, once an image"
+    );
+    roxmltree::Document::parse(&mets).expect("the METS stays well-formed");
 }

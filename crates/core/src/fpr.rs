@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::File;
-use crate::ports::{ObjectStore, PortResult, ToolCall, ToolOutput, ToolRunner};
+use crate::ports::{ToolCall, ToolRunner};
 
 pub const DEFAULT_RULES: &str = include_str!("../../../config/fpr.json");
 
@@ -35,7 +35,35 @@ pub struct Rule {
     /// Seconds before the tool is killed: one damaged file never holds a batch forever.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// One process for a whole batch, by ExifTool's `-stay_open` protocol.
+    #[serde(default)]
+    pub stay_open: bool,
+    /// What the tool answers with its version (`-ver`, `--Version`): the PREMIS event
+    /// names the program and its version.
+    #[serde(default)]
+    pub version_args: Vec<String>,
+    /// `xml`: the output is an XML document, recorded as XML in the METS (ExifTool's `-X`
+    /// inside `objectCharacteristicsExtension`, as Archivematica records it); `text`: as
+    /// a property's text.
+    #[serde(default)]
+    pub output: RuleOutput,
 }
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOutput {
+    #[default]
+    Text,
+    Xml,
+}
+
+/// The characteristics key an XML output is kept under: the METS writer embeds these as
+/// XML, not text.
+pub fn xml_key(rule_name: &str) -> String {
+    format!("{rule_name}{XML_SUFFIX}")
+}
+
+pub const XML_SUFFIX: &str = ".xml";
 
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
@@ -62,23 +90,56 @@ impl Rules {
     pub fn rules_for<'a>(
         &'a self,
         purpose: Purpose,
-        file: &'a File,
-        tools: &'a dyn ToolRunner,
-    ) -> impl Iterator<Item = &'a Rule> + 'a {
+        file: &File,
+        tools: &dyn ToolRunner,
+    ) -> impl Iterator<Item = &'a Rule> + use<'a> {
         let puid = file.format.as_ref().map(|f| f.puid.as_str());
-        self.rules.iter().filter(move |r| {
-            r.purpose == purpose && puid.is_some_and(|p| r.puids.iter().any(|x| x == p)) && tools.installed(&r.command)
-        })
+        let rules: Vec<&'a Rule> = self
+            .rules
+            .iter()
+            .filter(|r| {
+                r.purpose == purpose
+                    && puid.is_some_and(|p| r.puids.iter().any(|x| x == p))
+                    && tools.installed(&r.command)
+            })
+            .collect();
+        rules.into_iter()
     }
 }
 
-/// Runs a rule's command on the object, through the host's tool runner.
-pub fn run_rule(rule: &Rule, tools: &dyn ToolRunner, store: &dyn ObjectStore, key: &str) -> PortResult<ToolOutput> {
-    let call = ToolCall {
-        command: &rule.command,
-        args: &rule.args,
-        max_output: rule.max_output,
-        timeout: Duration::from_secs(rule.timeout_seconds.max(1)),
-    };
-    tools.run(&call, store, key)
+impl Rule {
+    /// How the host runs this rule's command.
+    pub fn call(&self) -> ToolCall<'_> {
+        ToolCall {
+            command: &self.command,
+            args: &self.args,
+            max_output: self.max_output,
+            timeout: Duration::from_secs(self.timeout_seconds.max(1)),
+            stay_open: self.stay_open,
+        }
+    }
+}
+
+/// A batch's sessions, one per rule that has run, opened when first needed; the tools'
+/// versions, asked once.
+pub struct Sessions<'a> {
+    tools: &'a dyn ToolRunner,
+    open: std::collections::HashMap<String, (Box<dyn crate::ports::ToolSession + 'a>, Option<String>)>,
+}
+
+impl<'a> Sessions<'a> {
+    pub fn new(tools: &'a dyn ToolRunner) -> Self {
+        Self { tools, open: Default::default() }
+    }
+
+    /// The rule's session and its tool's version.
+    pub fn of(&mut self, rule: &'a Rule) -> (&mut dyn crate::ports::ToolSession, Option<&str>) {
+        let tools = self.tools;
+        let (session, version) = self.open.entry(rule.name.clone()).or_insert_with(|| {
+            let version =
+                (!rule.version_args.is_empty()).then(|| tools.version(&rule.command, &rule.version_args)).flatten();
+            (tools.session(rule.call()), version)
+        });
+        (session.as_mut(), version.as_deref())
+    }
 }

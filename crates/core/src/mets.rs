@@ -206,12 +206,20 @@ fn write_amd_sec(
         )?,
     }
     write!(out, "</premis:format>")?;
-    if !file.characteristics.is_empty() {
+    // A tool's XML (ExifTool's RDF, MediaInfo's) goes in as XML, an extension of its own,
+    // as Archivematica records it; everything else as Vellum's properties.
+    let (documents, properties): (Vec<_>, Vec<_>) =
+        file.characteristics.iter().partition(|(k, v)| k.ends_with(crate::fpr::XML_SUFFIX) && embeddable(v).is_some());
+    if !properties.is_empty() {
         write!(out, "<premis:objectCharacteristicsExtension><vellum:characteristics xmlns:vellum=\"urn:vellum:characteristics:1\">")?;
-        for (k, v) in &file.characteristics {
+        for (k, v) in properties {
             write!(out, "<vellum:property name=\"{}\">{}</vellum:property>", esc(k), esc(v))?;
         }
         write!(out, "</vellum:characteristics></premis:objectCharacteristicsExtension>")?;
+    }
+    for (_, document) in documents {
+        let element = embeddable(document).expect("partitioned on it");
+        write!(out, "<premis:objectCharacteristicsExtension>{element}</premis:objectCharacteristicsExtension>")?;
     }
     write!(out, "</premis:objectCharacteristics>")?;
     writeln!(
@@ -474,4 +482,12 @@ fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &Righ
         file.uuid
     )?;
     writeln!(out, "</premis:rightsStatement></mets:xmlData></mets:mdWrap></mets:rightsMD>")
+}
+
+/// A tool's XML output as an element to embed: without its XML declaration, and only if it
+/// is one well-formed element (anything else is recorded as text).
+fn embeddable(document: &str) -> Option<&str> {
+    let parsed = roxmltree::Document::parse(document).ok()?;
+    let root = parsed.root_element();
+    Some(document[root.range()].trim())
 }

@@ -481,8 +481,9 @@ pub trait VirusScanner: Send + Sync {
     fn scan(&self, data: &mut dyn Read) -> PortResult<ScanVerdict>;
 }
 
-/// One call of an outside tool: `{file}` in `args` stands for the path of a copy of the
-/// object the tool is run on.
+/// One call of an outside tool: `{file}` in `args` stands for the name of a copy of the
+/// object the tool is run on, in the folder the tool runs in. The copy has the file's own
+/// name, so what the tool reports about it names the file, the same on every run.
 #[derive(Debug, Clone)]
 pub struct ToolCall<'a> {
     pub command: &'a str,
@@ -491,6 +492,9 @@ pub struct ToolCall<'a> {
     pub max_output: usize,
     /// A tool still running after this long is killed.
     pub timeout: Duration,
+    /// The tool speaks ExifTool's `-stay_open` protocol: one process takes file after file
+    /// (its arguments, then `-execute`, on standard input) instead of one process a file.
+    pub stay_open: bool,
 }
 
 /// What an outside tool gave back.
@@ -504,14 +508,37 @@ pub enum ToolOutput {
     TimedOut,
 }
 
+/// One tool run on file after file (a batch): with `stay_open`, one process for them all.
+pub trait ToolSession {
+    /// Runs the tool on the object; `name` is the file's name in the transfer, which the
+    /// copy the tool reads is given.
+    fn run(&mut self, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput>;
+}
+
 /// Outside tools (ExifTool, MediaInfo) run by the host on a copy of an object: child
 /// processes with a timeout and a temporary file that is always removed. Core never spawns
 /// a process or writes a file itself.
 pub trait ToolRunner: Send + Sync {
     /// Whether the command is installed where this runner runs it.
     fn installed(&self, command: &str) -> bool;
+    /// The installed tool's version, from its own answer to `args` (None: not known).
+    fn version(&self, command: &str, args: &[String]) -> Option<String>;
     /// A tool that cannot be started is an error (transient); one that fails is an answer.
-    fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str) -> PortResult<ToolOutput>;
+    fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput>;
+    /// A session for a batch of files.
+    fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a>;
+}
+
+/// A session that runs the tool once a file: for tools without a batch protocol.
+pub struct OneProcessAFile<'a> {
+    pub runner: &'a dyn ToolRunner,
+    pub call: ToolCall<'a>,
+}
+
+impl ToolSession for OneProcessAFile<'_> {
+    fn run(&mut self, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput> {
+        self.runner.run(&self.call, source, key, name)
+    }
 }
 
 /// A host with no outside tools: every rule that needs one is left out.
@@ -521,8 +548,14 @@ impl ToolRunner for NoTools {
     fn installed(&self, _command: &str) -> bool {
         false
     }
-    fn run(&self, call: &ToolCall<'_>, _source: &dyn ObjectStore, _key: &str) -> PortResult<ToolOutput> {
+    fn version(&self, _command: &str, _args: &[String]) -> Option<String> {
+        None
+    }
+    fn run(&self, call: &ToolCall<'_>, _source: &dyn ObjectStore, _key: &str, _name: &str) -> PortResult<ToolOutput> {
         Ok(ToolOutput::Failed(format!("{} is not installed here", call.command)))
+    }
+    fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
+        Box::new(OneProcessAFile { runner: self, call })
     }
 }
 

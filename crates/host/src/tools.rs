@@ -1,25 +1,33 @@
-//! Outside tools as child processes. Each call copies the object into a temporary file
-//! (removed however the call ends), runs the tool with a timeout, and keeps at most the
-//! call's bound of its output: a tool that hangs on a damaged file is killed, a tool that
-//! writes without end is cut off.
+//! Outside tools as child processes. Each file is copied into a temporary folder under its
+//! own name (removed however the call ends) and the tool runs in that folder, so what it
+//! reports names the file, not a temporary path. A call has a timeout and keeps at most its
+//! bound of output: a tool that hangs on a damaged file is killed, a tool that writes without
+//! end is cut off. ExifTool runs once a batch (`-stay_open`), fed file after file.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vellum_core::ports::{ObjectStore, PortError, PortResult, ToolCall, ToolOutput, ToolRunner};
+use vellum_core::ports::{
+    ObjectStore, OneProcessAFile, PortError, PortResult, ToolCall, ToolOutput, ToolRunner, ToolSession,
+};
 
 /// How much of a failing tool's standard error is kept to say why it failed.
 const STDERR_KEPT: u64 = 2048;
+/// What ExifTool writes after each file's output in `-stay_open` mode.
+const READY: &[u8] = b"{ready}";
 
 pub struct ProcessTools {
     /// Where temporary copies go (the system's temporary folder by default).
     temp_dir: Option<PathBuf>,
     /// Commands found on PATH, resolved once each.
     found: Mutex<HashMap<String, Option<PathBuf>>>,
+    /// Versions, asked once each.
+    versions: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Default for ProcessTools {
@@ -30,7 +38,7 @@ impl Default for ProcessTools {
 
 impl ProcessTools {
     pub fn new() -> Self {
-        Self { temp_dir: None, found: Mutex::new(HashMap::new()) }
+        Self { temp_dir: None, found: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()) }
     }
 
     /// Temporary copies go here instead (a Lambda function's `/tmp`, a test's folder).
@@ -49,6 +57,25 @@ impl ProcessTools {
             })
             .clone()
     }
+
+    fn scratch(&self) -> std::io::Result<tempfile::TempDir> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("vellum-tool-");
+        match &self.temp_dir {
+            Some(dir) => builder.tempdir_in(dir),
+            None => builder.tempdir(),
+        }
+    }
+}
+
+/// Copies the object into `dir` under the last part of `name`; returns how the tool is to
+/// be given it (`./-x.png` for a name a tool would take for an option).
+fn copy_in(dir: &Path, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<String> {
+    let base = name.rsplit('/').next().filter(|b| !b.is_empty() && *b != "." && *b != "..").unwrap_or("file");
+    let mut file = std::fs::File::create(dir.join(base))?;
+    std::io::copy(&mut source.get(key)?, &mut file)?;
+    file.flush()?;
+    Ok(if base.starts_with('-') { format!("./{base}") } else { base.to_string() })
 }
 
 /// Reads a pipe to its end on its own thread, keeping the first `keep` bytes: past the bound
@@ -67,22 +94,28 @@ impl ToolRunner for ProcessTools {
         self.program(command).is_some()
     }
 
-    fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str) -> PortResult<ToolOutput> {
+    fn version(&self, command: &str, args: &[String]) -> Option<String> {
+        let program = self.program(command)?;
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        versions
+            .entry(command.to_string())
+            .or_insert_with(|| {
+                let out = Command::new(program).args(args).stdin(Stdio::null()).output().ok()?;
+                version_in(&String::from_utf8_lossy(&out.stdout))
+            })
+            .clone()
+    }
+
+    fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput> {
         let Some(program) = self.program(call.command) else {
             return Ok(ToolOutput::Failed(format!("{} is not installed", call.command)));
         };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("vellum-tool-");
-        let mut copy = match &self.temp_dir {
-            Some(dir) => builder.tempfile_in(dir)?,
-            None => builder.tempfile()?,
-        };
-        std::io::copy(&mut source.get(key)?, copy.as_file_mut())?;
-        copy.as_file_mut().flush()?;
-        let path = copy.path().to_string_lossy().into_owned();
-        let args: Vec<String> = call.args.iter().map(|a| a.replace("{file}", &path)).collect();
+        let dir = self.scratch()?;
+        let file = copy_in(dir.path(), source, key, name)?;
+        let args: Vec<String> = call.args.iter().map(|a| a.replace("{file}", &file)).collect();
         let mut child = Command::new(&program)
             .args(&args)
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -104,11 +137,11 @@ impl ToolRunner for ProcessTools {
                 let _ = child.wait();
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         };
         let out = out_reader.join().unwrap_or_default();
         let err = err_reader.join().unwrap_or_default();
-        drop(copy);
+        drop(dir);
         let Some(status) = status else {
             tracing::warn!(command = call.command, key, "an outside tool ran past its timeout and was stopped");
             return Ok(ToolOutput::TimedOut);
@@ -118,5 +151,195 @@ impl ToolRunner for ProcessTools {
             return Ok(ToolOutput::Failed(if why.is_empty() { format!("exit status {status}") } else { why }));
         }
         Ok(ToolOutput::Output(String::from_utf8_lossy(&out).into_owned()))
+    }
+
+    fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
+        if call.stay_open {
+            Box::new(StayOpen { tools: self, call, running: None, failed_to_start: None })
+        } else {
+            Box::new(OneProcessAFile { runner: self, call })
+        }
+    }
+}
+
+/// The first thing in a tool's version answer that looks like a version: `12.57`,
+/// `v23.04` (MediaInfo's "MediaInfoLib - v23.04").
+fn version_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| w.trim_start_matches('v'))
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()) && w.contains('.'))
+        .map(str::to_string)
+}
+
+/// One ExifTool process for a batch of files.
+struct StayOpen<'a> {
+    tools: &'a ProcessTools,
+    call: ToolCall<'a>,
+    running: Option<Running>,
+    /// Why the process could not be started: said once, for every file after.
+    failed_to_start: Option<String>,
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    /// Each file's output, up to the `{ready}` line (cut at the call's bound).
+    outputs: Receiver<Vec<u8>>,
+    /// The newest standard error, to say why a file gave no output.
+    errors: Arc<Mutex<Vec<u8>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(tools: &ProcessTools, call: &ToolCall<'_>) -> PortResult<Self> {
+        let program = tools
+            .program(call.command)
+            .ok_or_else(|| PortError::Unavailable(format!("{} is not installed", call.command)))?;
+        let dir = tools.scratch()?;
+        let mut child = Command::new(program)
+            .args(["-stay_open", "True", "-@", "-"])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| PortError::Unavailable(format!("starting {}: {e}", call.command)))?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (send, outputs) = mpsc::channel();
+        let max = call.max_output;
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout);
+            let mut kept = Vec::new();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if line.trim_ascii_end() == READY {
+                    if send.send(std::mem::take(&mut kept)).is_err() {
+                        return;
+                    }
+                } else if kept.len() < max {
+                    let room = max - kept.len();
+                    kept.extend_from_slice(&line[..line.len().min(room)]);
+                }
+            }
+        });
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let kept = errors.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() < STDERR_KEPT as usize {
+                    kept.extend_from_slice(&line);
+                }
+                line.clear();
+            }
+        });
+        Ok(Self { child, stdin, outputs, errors, dir })
+    }
+
+    fn stop(mut self) {
+        let _ = self.stdin.write_all(b"-stay_open\nFalse\n");
+        let _ = self.stdin.flush();
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ToolSession for StayOpen<'_> {
+    fn run(&mut self, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput> {
+        if let Some(why) = &self.failed_to_start {
+            return Ok(ToolOutput::Failed(why.clone()));
+        }
+        if self.running.is_none() {
+            match Running::start(self.tools, &self.call) {
+                Ok(r) => self.running = Some(r),
+                Err(PortError::Unavailable(why)) => {
+                    self.failed_to_start = Some(why.clone());
+                    return Ok(ToolOutput::Failed(why));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let running = self.running.as_mut().expect("started above");
+        let file = copy_in(running.dir.path(), source, key, name)?;
+        running.errors.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut args = String::new();
+        for a in self.call.args {
+            args.push_str(&a.replace("{file}", &file));
+            args.push('\n');
+        }
+        args.push_str("-execute\n");
+        let sent = running.stdin.write_all(args.as_bytes()).and_then(|()| running.stdin.flush());
+        let answer = match sent {
+            Ok(()) => running.outputs.recv_timeout(self.call.timeout),
+            Err(_) => Err(RecvTimeoutError::Disconnected),
+        };
+        let _ = std::fs::remove_file(running.dir.path().join(&file));
+        match answer {
+            Ok(out) if !out.is_empty() => Ok(ToolOutput::Output(String::from_utf8_lossy(&out).into_owned())),
+            Ok(_) => {
+                let err = running.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let why = String::from_utf8_lossy(&err).trim().to_string();
+                Ok(ToolOutput::Failed(if why.is_empty() { "no output".into() } else { why }))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    command = self.call.command,
+                    key,
+                    "an outside tool ran past its timeout and was stopped"
+                );
+                // The process is stuck on this file: a new one takes the next.
+                if let Some(r) = self.running.take() {
+                    let mut child = r.child;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Ok(ToolOutput::TimedOut)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let r = self.running.take().expect("running");
+                let mut child = r.child;
+                let status = child.wait()?;
+                let err = r.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let why = String::from_utf8_lossy(&err).trim().to_string();
+                Ok(ToolOutput::Failed(format!("{} stopped ({status}): {why}", self.call.command)))
+            }
+        }
+    }
+}
+
+impl Drop for StayOpen<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_the_tools_answers() {
+        assert_eq!(version_in("12.57\n").as_deref(), Some("12.57"));
+        assert_eq!(version_in("MediaInfo Command line, \nMediaInfoLib - v23.04\n").as_deref(), Some("23.04"));
+        assert_eq!(version_in("no version here"), None);
     }
 }

@@ -3,7 +3,8 @@
 //! and encryption, WAV channels, rate and duration, text encoding), a well-formedness check
 //! for PNG, JPEG, GIF, PDF, XML, JSON and ZIP recorded as a PREMIS "validation" event, and
 //! the format policy rules (`config/fpr.json`) that run ExifTool or MediaInfo where
-//! installed.
+//! installed: ExifTool as one process a batch, its XML recorded as XML, and a PREMIS event
+//! a tool naming it and its version as the program.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use crate::{fpr, techmd};
 const STAGE: &str = queues::CHARACTERIZE;
 
 pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let mut sessions = fpr::Sessions::new(p.tools.as_ref());
     run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let key = working_key(transfer.id, &file.current_path);
         let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;
@@ -35,30 +37,48 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut out = FileOutcome::default();
         let now = p.clock.now();
         let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
+        let own_properties = traits.len();
         let mut tool_notes = Vec::new();
+        let mut tool_events = Vec::new();
         for rule in p.fpr.rules_for(fpr::Purpose::Characterization, file, p.tools.as_ref()) {
-            match fpr::run_rule(rule, p.tools.as_ref(), p.working.as_ref(), &key)? {
+            let (session, version) = sessions.of(rule);
+            let tool = format!("program=\"{}\"; version=\"{}\"", rule.name, version.unwrap_or("unknown"));
+            let (outcome, note) = match session.run(p.working.as_ref(), &key, &file.current_path)? {
                 ToolOutput::Output(output) => {
-                    traits.insert(rule.name.clone(), output);
+                    let key = match rule.output {
+                        fpr::RuleOutput::Xml => fpr::xml_key(&rule.name),
+                        fpr::RuleOutput::Text => rule.name.clone(),
+                    };
+                    traits.insert(key, output);
+                    (EventOutcome::Positive, format!("{} output recorded", rule.command))
                 }
-                ToolOutput::Failed(why) => tool_notes.push(format!("{} failed: {why}", rule.name)),
-                ToolOutput::TimedOut => tool_notes.push(format!(
-                    "{} was stopped after {} seconds and gave no result",
-                    rule.name, rule.timeout_seconds
-                )),
-            }
+                ToolOutput::Failed(why) => {
+                    tool_notes.push(format!("{} failed: {why}", rule.name));
+                    (EventOutcome::Fail, format!("{} failed: {why}", rule.command))
+                }
+                ToolOutput::TimedOut => {
+                    let why =
+                        format!("{} was stopped after {} seconds and gave no result", rule.name, rule.timeout_seconds);
+                    tool_notes.push(why.clone());
+                    (EventOutcome::Fail, why)
+                }
+            };
+            let mut e = event(p, file, "metadata extraction", tool, outcome, note, now);
+            e.uuid = crate::model::derived_id(file.uuid, &format!("event/metadata extraction/{}", rule.name));
+            tool_events.push(e);
         }
-        if !traits.is_empty() {
+        if own_properties > 0 {
             out.events.push(event(
                 p,
                 file,
                 "metadata extraction",
                 format!("{program}; extracted technical metadata"),
                 EventOutcome::Positive,
-                format!("{} properties", traits.len()),
+                format!("{own_properties} properties"),
                 now,
             ));
         }
+        out.events.extend(tool_events);
         if let Some(validator) = kind.validator() {
             let verdict = if kind == techmd::Kind::Zip {
                 techmd::validate_zip(crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20))

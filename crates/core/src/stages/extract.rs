@@ -1,8 +1,10 @@
 //! extract: the package's entries are streamed into the working area under the names
 //! intake planned, each file gets its UUID, an ingestion (or registration) event and, when
-//! its name had to change, a filename-change event; files are committed in batches. A
-//! package too large for one invocation continues from its checkpoint in a new message;
-//! when every entry is in, the batches fan out to the per-file stages.
+//! its name had to change, a filename-change event; files are committed in batches, and each
+//! batch goes to the per-file stages as soon as it is committed, so that they work while
+//! extraction goes on. A package too large for one invocation continues from its checkpoint
+//! in a new message. When every entry is in, the final batch count is known: the per-file
+//! stages that have already done every batch are finished here (the fan-in learns the count).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
@@ -28,6 +30,11 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     p.begin_job(transfer.id, queues::EXTRACT)?;
     let mut checkpoint = p.state.extract_checkpoint(transfer.id)?;
     if !checkpoint.done {
+        // Each batch is sent right after its commit; a delivery that died between the two
+        // left only the last one unsent. Sent again, it is done again, to the same records.
+        if let Some(last) = checkpoint.batches.checked_sub(1) {
+            p.send(queues::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
+        }
         match extract(p, &transfer, checkpoint, ctx)? {
             Some(done) => checkpoint = done,
             None => {
@@ -36,12 +43,31 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
             }
         }
     }
-    // Re-sent on every delivery after the checkpoint is done: the per-file stages ignore
-    // batches they have recorded, so a message lost between commit and send is recovered.
-    let msgs: Vec<StageMessage> = (0..checkpoint.batches).map(|b| StageMessage::batch(transfer.id, b)).collect();
-    p.send(queues::PER_FILE[0], &msgs)?;
+    // Repeated on every delivery after the checkpoint is done: finishing is idempotent.
+    finish_done_stages(p, transfer.id, checkpoint.batches)?;
     p.state.finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
     Ok(Progress::Done)
+}
+
+/// With the batch count final, finishes each per-file stage that has already done every
+/// batch, and hands the transfer to METS if the last one has. A stage that records its last
+/// batch after this sees the final count itself (the per-file fan-in): between the two, one
+/// of them always sees it, and a second hand-on is harmless.
+fn finish_done_stages(p: &Pipeline, transfer_id: uuid::Uuid, batches: u32) -> StageResult<()> {
+    if batches == 0 {
+        return Ok(());
+    }
+    for &stage in queues::PER_FILE {
+        let done = p.state.job(transfer_id, stage)?.is_some_and(|job| job.batches_done >= batches);
+        if !done {
+            return Ok(());
+        }
+        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
+        if queues::next_per_file(stage).is_none() {
+            p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?;
+        }
+    }
+    Ok(())
 }
 
 /// One entry's bytes and when it was last modified.
@@ -167,7 +193,7 @@ fn extract(
         index = line.index + 1;
         let out_of_time = ctx.should_yield();
         if files.len() >= batch_size || out_of_time {
-            checkpoint = p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+            checkpoint = commit(p, transfer, &checkpoint, &files, &events, index)?;
             files.clear();
             events.clear();
         }
@@ -189,9 +215,25 @@ fn extract(
         }
     }
     if !files.is_empty() || !events.is_empty() {
-        p.state.commit_extract_batch(transfer.id, &checkpoint, &files, &events, index)?;
+        commit(p, transfer, &checkpoint, &files, &events, index)?;
     }
     Ok(Some(p.state.finish_extract(transfer.id)?))
+}
+
+/// Commits a batch and sends it on at once.
+fn commit(
+    p: &Pipeline,
+    transfer: &Transfer,
+    from: &ExtractCheckpoint,
+    files: &[File],
+    events: &[PremisEvent],
+    next_entry: u64,
+) -> StageResult<ExtractCheckpoint> {
+    let checkpoint = p.state.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
+    if checkpoint.batches > from.batches {
+        p.send(queues::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;
+    }
+    Ok(checkpoint)
 }
 
 fn open_zip_entry<'a>(zip: &'a mut zip::ZipArchive<RangedReader>, line: &ListingLine) -> StageResult<Opened<'a>> {
