@@ -521,9 +521,9 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
     assert!(transfer.failure_reason.unwrap().contains("does not match tagmanifest-sha256.txt"));
 }
 
-/// ExifTool as Archivematica users have it installed: one process a batch (counted by a
-/// wrapper that logs each start), its XML recorded as XML in the METS, naming the file, and
-/// a PREMIS event naming ExifTool and its version.
+/// ExifTool as Archivematica users have it installed: one process for batch after batch
+/// (counted by a wrapper that logs each start), its XML recorded as XML in the METS, naming
+/// the file, and a PREMIS event naming ExifTool and its version.
 #[test]
 fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     let exiftool = std::env::var_os("PATH")
@@ -547,7 +547,7 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     rules.retain(|r| r.name == "exiftool");
     rules[0].command = wrapper.to_string_lossy().into_owned();
     options.config.format_policy = Some(rules);
-    options.settings.batch_size = Some(50);
+    options.settings.batch_size = Some(2);
     let t = TestEnv::with_options(options);
     let mut p = Package::catalogued("PP/EXIF/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
@@ -558,7 +558,7 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     let starts = std::fs::read_to_string(&log).unwrap();
     let batch_runs = starts.lines().filter(|l| l.contains("-stay_open True")).count();
-    assert_eq!(batch_runs, 1, "one ExifTool process for the batch of five images: {starts}");
+    assert_eq!(batch_runs, 1, "one ExifTool process for the five images' batches: {starts}");
     assert_eq!(starts.lines().count(), 2, "and one to ask its version: {starts}");
     let version = String::from_utf8(Command::new(&exiftool).arg("-ver").output().unwrap().stdout).unwrap();
     let files = t.env.state.all_files(transfer.id).unwrap();

@@ -83,6 +83,12 @@ pub trait ObjectStore: Send + Sync {
     /// This store as `Any`, so that `compose` can see whether a source is of its own kind.
     fn as_any(&self) -> &dyn std::any::Any;
 
+    /// Where the object is a file on this machine, its path: an outside tool reads it
+    /// there instead of from a copy (a folder as the bucket). None for a remote store.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Makes `key` the concatenation of `parts` of `source` (this store or another), without
     /// the bytes passing through the caller where the service can copy them itself (S3
     /// UploadPartCopy; a file copy in the kernel on disk). Like a writer, nothing is

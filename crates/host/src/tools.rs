@@ -28,7 +28,13 @@ pub struct ProcessTools {
     found: Mutex<HashMap<String, Option<PathBuf>>>,
     /// Versions, asked once each.
     versions: Mutex<HashMap<String, Option<String>>>,
+    /// `-stay_open` processes between batches, by command: a worker's next batch (or a warm
+    /// Lambda's next invocation) takes one instead of starting Perl again.
+    idle: Mutex<HashMap<String, Vec<Running>>>,
 }
+
+/// Idle processes kept per command at most (a worker each, on a two-core machine).
+const IDLE_KEPT: usize = 4;
 
 impl Default for ProcessTools {
     fn default() -> Self {
@@ -38,7 +44,12 @@ impl Default for ProcessTools {
 
 impl ProcessTools {
     pub fn new() -> Self {
-        Self { temp_dir: None, found: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()) }
+        Self {
+            temp_dir: None,
+            found: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Temporary copies go here instead (a Lambda function's `/tmp`, a test's folder).
@@ -68,13 +79,18 @@ impl ProcessTools {
     }
 }
 
-/// Copies the object into `dir` under the last part of `name`; returns how the tool is to
-/// be given it (`./-x.png` for a name a tool would take for an option).
+/// Puts the object into `dir` under the last part of `name`: a link to it where the store
+/// is a folder on this machine, a copy otherwise. Returns how the tool is to be given it
+/// (`./-x.png` for a name a tool would take for an option).
 fn copy_in(dir: &Path, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<String> {
     let base = name.rsplit('/').next().filter(|b| !b.is_empty() && *b != "." && *b != "..").unwrap_or("file");
-    let mut file = std::fs::File::create(dir.join(base))?;
-    std::io::copy(&mut source.get(key)?, &mut file)?;
-    file.flush()?;
+    let target = dir.join(base);
+    let linked = source.local_path(key).is_some_and(|path| std::os::unix::fs::symlink(path, &target).is_ok());
+    if !linked {
+        let mut file = std::fs::File::create(&target)?;
+        std::io::copy(&mut source.get(key)?, &mut file)?;
+        file.flush()?;
+    }
     Ok(if base.starts_with('-') { format!("./{base}") } else { base.to_string() })
 }
 
@@ -155,7 +171,8 @@ impl ToolRunner for ProcessTools {
 
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
         if call.stay_open {
-            Box::new(StayOpen { tools: self, call, running: None, failed_to_start: None })
+            let running = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(call.command).and_then(Vec::pop);
+            Box::new(StayOpen { tools: self, call, running, failed_to_start: None })
         } else {
             Box::new(OneProcessAFile { runner: self, call })
         }
@@ -325,9 +342,26 @@ impl ToolSession for StayOpen<'_> {
 }
 
 impl Drop for StayOpen<'_> {
+    /// The process waits for the next batch, unless enough already do.
     fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop();
+        let Some(mut running) = self.running.take() else { return };
+        if matches!(running.child.try_wait(), Ok(None)) {
+            let mut idle = self.tools.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let kept = idle.entry(self.call.command.to_string()).or_default();
+            if kept.len() < IDLE_KEPT {
+                kept.push(running);
+                return;
+            }
+        }
+        running.stop();
+    }
+}
+
+impl Drop for ProcessTools {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        for running in idle.into_values().flatten() {
+            running.stop();
         }
     }
 }

@@ -197,6 +197,10 @@ impl ObjectStore for FsObjectStore {
 
     /// Parts in another folder-bucket are copied file to file (the kernel's
     /// `copy_file_range` where it can), into a temporary file renamed into place.
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok().filter(|p| p.is_file())
+    }
+
     fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
         let Some(source) = source.as_any().downcast_ref::<FsObjectStore>() else {
             let mut writer = self.writer(key)?;
