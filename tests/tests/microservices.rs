@@ -526,22 +526,10 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
 /// the file, and a PREMIS event naming ExifTool and its version.
 #[test]
 fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
-    let exiftool = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("exiftool")).find(|p| p.is_file()));
-    let (Some(exiftool), Some(dir)) = (exiftool, corpus()) else {
-        assert!(!tools_required(), "ExifTool is required: scripts/test installs it (libimage-exiftool-perl)");
-        eprintln!("SKIPPED: ExifTool is not installed");
+    let scratch = tempfile::tempdir().unwrap();
+    let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("exiftool", scratch.path()), corpus()) else {
         return;
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let log = scratch.path().join("starts.log");
-    let wrapper = scratch.path().join("exiftool");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), exiftool.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut options = vellum_tests::options();
     let mut rules = vellum_core::fpr::Rules::builtin().rules;
     rules.retain(|r| r.name == "exiftool");
@@ -560,7 +548,7 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     let batch_runs = starts.lines().filter(|l| l.contains("-stay_open True")).count();
     assert_eq!(batch_runs, 1, "one ExifTool process for the five images' batches: {starts}");
     assert_eq!(starts.lines().count(), 2, "and one to ask its version: {starts}");
-    let version = String::from_utf8(Command::new(&exiftool).arg("-ver").output().unwrap().stdout).unwrap();
+    let version = String::from_utf8(Command::new(&wrapper).arg("-ver").output().unwrap().stdout).unwrap();
     let files = t.env.state.all_files(transfer.id).unwrap();
     let events = t.env.state.all_events(transfer.id).unwrap();
     for name in ["photo-0.png", "photo-0.jpg", "anim-0.gif", "plain-0.tif", "grey-1.jpg"] {
@@ -595,4 +583,66 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
         "ExifTool's RDF inside objectCharacteristicsExtension, once an image"
     );
     roxmltree::Document::parse(&mets).expect("the METS stays well-formed");
+}
+
+/// A wrapper around an installed tool that logs each start's arguments, or None (skipped,
+/// or failing in CI) where the tool is not installed.
+fn logging_wrapper(tool: &str, scratch: &Path) -> Option<(PathBuf, PathBuf)> {
+    let real = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()));
+    let Some(real) = real else {
+        assert!(!tools_required(), "{tool} is required: scripts/test installs it");
+        eprintln!("SKIPPED: {tool} is not installed");
+        return None;
+    };
+    let log = scratch.join(format!("{tool}.log"));
+    let wrapper = scratch.join(tool);
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    Some((wrapper, log))
+}
+
+/// MediaInfo as Archivematica users have it: one call for a batch's recordings (two where
+/// two share a name), its XML split into one document a file, recorded as XML.
+#[test]
+fn mediainfo_runs_once_a_batch_and_each_file_gets_its_own_document() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("mediainfo", scratch.path()), corpus()) else {
+        return;
+    };
+    let mut options = vellum_tests::options();
+    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    rules.retain(|r| r.name == "mediainfo");
+    rules[0].command = wrapper.to_string_lossy().into_owned();
+    options.config.format_policy = Some(rules);
+    options.settings.batch_size = Some(20);
+    let t = TestEnv::with_options(options);
+    let mut p = Package::catalogued("PP/MEDIA/1", 0);
+    let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
+    p.add("objects/tone.wav", read("audio/tone-0-1-2-8000.wav"));
+    p.add("objects/side b/tone.wav", read("audio/tone-0-2-2-44100.wav"));
+    p.add("objects/voice.wav", read("audio/tone-0-1-1-22050.wav"));
+    let transfer = ingest(&t, &p, "born-digital/media.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    let batch_calls: Vec<&String> = calls.iter().filter(|l| l.starts_with("--Output=XML")).collect();
+    assert_eq!(batch_calls.len(), 2, "one call, and one more for the second tone.wav: {calls:?}");
+    assert_eq!(batch_calls.iter().map(|c| c.matches(".wav").count()).sum::<usize>(), 3);
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    for (path, rate) in
+        [("objects/tone.wav", "8000"), ("objects/side b/tone.wav", "44100"), ("objects/voice.wav", "22050")]
+    {
+        let file = files.iter().find(|f| f.original_path == path).unwrap();
+        let xml = file.characteristics.get("mediainfo.xml").unwrap_or_else(|| panic!("{path}: no MediaInfo output"));
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{path}: {e}\n{xml}"));
+        let media: Vec<_> = doc.descendants().filter(|n| n.tag_name().name() == "media").collect();
+        assert_eq!(media.len(), 1, "{path}: one file's document");
+        assert_eq!(media[0].attribute("ref"), path.rsplit('/').next(), "{path}");
+        let sampling = doc.descendants().find(|n| n.tag_name().name() == "SamplingRate").and_then(|n| n.text());
+        assert_eq!(sampling, Some(rate), "{path}: its own recording's answer");
+    }
 }

@@ -23,6 +23,7 @@ macro_rules! object_store_contract {
                 list_by_prefix,
                 tags,
                 delete,
+                delete_prefix,
                 awkward_keys,
                 large_objects_stream_in_parts,
                 compose_joins_parts

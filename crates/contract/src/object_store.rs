@@ -89,6 +89,17 @@ pub fn delete(make: &Make) {
     s.delete("d/x").expect("deleting what is gone is fine");
 }
 
+pub fn delete_prefix(make: &Make) {
+    let s = make();
+    for key in ["t/1/a", "t/1/b/c", "t/1/b/d/e", "t/10/kept", "t/1-kept"] {
+        s.put(key, b"x").unwrap();
+    }
+    s.delete_prefix("t/1/").unwrap();
+    let left: Vec<String> = s.list("t/").unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(left, vec!["t/1-kept".to_string(), "t/10/kept".to_string()], "only what the prefix holds goes");
+    s.delete_prefix("t/1/").expect("deleting what is gone is fine");
+}
+
 pub fn awkward_keys(make: &Make) {
     let s = make();
     for k in ["born-digital/A B (1).zip", "x/ünïcödé/文件.txt", "x/.hidden", "x/percent%20.txt"] {

@@ -38,6 +38,9 @@ pub struct Rule {
     /// One process for a whole batch, by ExifTool's `-stay_open` protocol.
     #[serde(default)]
     pub stay_open: bool,
+    /// One call for a whole batch's files, its answer split by file (MediaInfo's XML).
+    #[serde(default)]
+    pub per_batch: bool,
     /// What the tool answers with its version (`-ver`, `--Version`): the PREMIS event
     /// names the program and its version.
     #[serde(default)]
@@ -116,6 +119,7 @@ impl Rule {
             max_output: self.max_output,
             timeout: Duration::from_secs(self.timeout_seconds.max(1)),
             stay_open: self.stay_open,
+            per_batch: self.per_batch,
         }
     }
 }
@@ -130,6 +134,28 @@ pub struct Sessions<'a> {
 impl<'a> Sessions<'a> {
     pub fn new(tools: &'a dyn ToolRunner) -> Self {
         Self { tools, open: Default::default() }
+    }
+
+    /// Tells the rules' sessions which files of the batch they apply to, before the first.
+    pub fn prepare(
+        &mut self,
+        rules: &'a Rules,
+        purpose: Purpose,
+        files: &[File],
+        source: &dyn crate::ports::ObjectStore,
+        key_of: impl Fn(&File) -> String,
+    ) -> crate::ports::PortResult<()> {
+        for rule in rules.rules.iter().filter(|r| r.purpose == purpose && r.per_batch) {
+            let objects: Vec<(String, String)> = files
+                .iter()
+                .filter(|f| rules.rules_for(purpose, f, self.tools).any(|r| r.name == rule.name))
+                .map(|f| (key_of(f), f.current_path.clone()))
+                .collect();
+            if !objects.is_empty() {
+                self.of(rule).0.prepare(source, &objects)?;
+            }
+        }
+        Ok(())
     }
 
     /// The rule's session and its tool's version.

@@ -83,6 +83,11 @@ pub trait ObjectStore: Send + Sync {
     /// This store as `Any`, so that `compose` can see whether a source is of its own kind.
     fn as_any(&self) -> &dyn std::any::Any;
 
+    /// Deletes every object whose key starts with `prefix`.
+    fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
+        delete_page_by_page(self, prefix)
+    }
+
     /// Where the object is a file on this machine, its path: an outside tool reads it
     /// there instead of from a copy (a folder as the bucket). None for a remote store.
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
@@ -487,6 +492,20 @@ pub trait VirusScanner: Send + Sync {
     fn scan(&self, data: &mut dyn Read) -> PortResult<ScanVerdict>;
 }
 
+/// Deletes what a prefix holds a listed page at a time, each page from the front (what was
+/// deleted is gone from the listing).
+pub fn delete_page_by_page<S: ObjectStore + ?Sized>(store: &S, prefix: &str) -> PortResult<()> {
+    loop {
+        let page = store.list_page(prefix, None, 1000)?;
+        for o in &page.items {
+            store.delete(&o.key)?;
+        }
+        if page.next.is_none() || page.items.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
 /// One call of an outside tool: `{file}` in `args` stands for the name of a copy of the
 /// object the tool is run on, in the folder the tool runs in. The copy has the file's own
 /// name, so what the tool reports about it names the file, the same on every run.
@@ -501,6 +520,9 @@ pub struct ToolCall<'a> {
     /// The tool speaks ExifTool's `-stay_open` protocol: one process takes file after file
     /// (its arguments, then `-execute`, on standard input) instead of one process a file.
     pub stay_open: bool,
+    /// The tool takes a batch's files in one call, `{file}` standing for all of them, and
+    /// answers with one `<media ref="NAME">` element a file (MediaInfo's XML).
+    pub per_batch: bool,
 }
 
 /// What an outside tool gave back.
@@ -519,6 +541,11 @@ pub trait ToolSession {
     /// Runs the tool on the object; `name` is the file's name in the transfer, which the
     /// copy the tool reads is given.
     fn run(&mut self, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput>;
+    /// The objects (key, name) the session will be asked for next: a `per_batch` tool runs
+    /// once for them all here, and `run` answers from what it said.
+    fn prepare(&mut self, _source: &dyn ObjectStore, _objects: &[(String, String)]) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// Outside tools (ExifTool, MediaInfo) run by the host on a copy of an object: child

@@ -129,38 +129,14 @@ impl ToolRunner for ProcessTools {
         let dir = self.scratch()?;
         let file = copy_in(dir.path(), source, key, name)?;
         let args: Vec<String> = call.args.iter().map(|a| a.replace("{file}", &file)).collect();
-        let mut child = Command::new(&program)
-            .args(&args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| PortError::Unavailable(format!("starting {}: {e}", call.command)))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let max = call.max_output as u64;
-        // Readers on their own threads, so a full pipe never stalls the clock below.
-        let out_reader = drain(stdout, max);
-        let err_reader = drain(stderr, STDERR_KEPT);
-        let deadline = Instant::now() + call.timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
+        let finished = run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)?;
         drop(dir);
-        let Some(status) = status else {
-            tracing::warn!(command = call.command, key, "an outside tool ran past its timeout and was stopped");
-            return Ok(ToolOutput::TimedOut);
+        let (out, err, status) = match finished {
+            Finished::Done { out, err, status } => (out, err, status),
+            Finished::TimedOut => {
+                tracing::warn!(command = call.command, key, "an outside tool ran past its timeout and was stopped");
+                return Ok(ToolOutput::TimedOut);
+            }
         };
         if !status.success() && out.is_empty() {
             let why = String::from_utf8_lossy(&err).trim().to_string();
@@ -173,6 +149,8 @@ impl ToolRunner for ProcessTools {
         if call.stay_open {
             let running = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(call.command).and_then(Vec::pop);
             Box::new(StayOpen { tools: self, call, running, failed_to_start: None })
+        } else if call.per_batch {
+            Box::new(PerBatch { tools: self, call, answers: HashMap::new() })
         } else {
             Box::new(OneProcessAFile { runner: self, call })
         }
@@ -186,6 +164,151 @@ fn version_in(text: &str) -> Option<String> {
         .map(|w| w.trim_start_matches('v'))
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()) && w.contains('.'))
         .map(str::to_string)
+}
+
+/// One MediaInfo call for a batch's files, its XML split into one document a file.
+struct PerBatch<'a> {
+    tools: &'a ProcessTools,
+    call: ToolCall<'a>,
+    /// Each prepared object's answer, by key.
+    answers: HashMap<String, ToolOutput>,
+}
+
+impl PerBatch<'_> {
+    /// One call for objects whose file names differ (the tool's answer names each file).
+    fn call_once(&mut self, source: &dyn ObjectStore, objects: &[&(String, String)]) -> PortResult<()> {
+        let Some(program) = self.tools.program(self.call.command) else {
+            for (key, _) in objects {
+                self.answers.insert(key.clone(), ToolOutput::Failed(format!("{} is not installed", self.call.command)));
+            }
+            return Ok(());
+        };
+        let dir = self.tools.scratch()?;
+        let mut names = Vec::with_capacity(objects.len());
+        for (key, name) in objects {
+            names.push(copy_in(dir.path(), source, key, name)?);
+        }
+        let mut args = Vec::new();
+        for a in self.call.args {
+            if a == "{file}" {
+                args.extend(names.iter().cloned());
+            } else {
+                args.push(a.replace("{file}", ""));
+            }
+        }
+        let n = objects.len() as u32;
+        let run = run_bounded(
+            &program,
+            &args,
+            dir.path(),
+            self.call.max_output.saturating_mul(objects.len()),
+            self.call.timeout * n.max(1),
+        )?;
+        let (out, why) = match run {
+            Finished::TimedOut => {
+                for (key, _) in objects {
+                    self.answers.insert(key.clone(), ToolOutput::TimedOut);
+                }
+                return Ok(());
+            }
+            Finished::Done { out, err, .. } => (out, String::from_utf8_lossy(&err).trim().to_string()),
+        };
+        let mut documents = split_media(&String::from_utf8_lossy(&out));
+        for ((key, _), name) in objects.iter().zip(&names) {
+            let name = name.strip_prefix("./").unwrap_or(name);
+            let answer = match documents.remove(name) {
+                Some(doc) if doc.len() <= self.call.max_output => ToolOutput::Output(doc),
+                Some(_) => ToolOutput::Failed(format!("its answer is over {} bytes", self.call.max_output)),
+                None if why.is_empty() => ToolOutput::Failed("no answer for this file".into()),
+                None => ToolOutput::Failed(why.clone()),
+            };
+            self.answers.insert(key.clone(), answer);
+        }
+        Ok(())
+    }
+}
+
+impl ToolSession for PerBatch<'_> {
+    fn prepare(&mut self, source: &dyn ObjectStore, objects: &[(String, String)]) -> PortResult<()> {
+        // Calls in rounds, so that no two files of one call share a name.
+        let mut left: Vec<&(String, String)> = objects.iter().collect();
+        while !left.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (round, rest): (Vec<_>, Vec<_>) = left
+                .into_iter()
+                .partition(|(_, name)| seen.insert(name.rsplit('/').next().unwrap_or(name).to_string()));
+            self.call_once(source, &round)?;
+            left = rest;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput> {
+        match self.answers.remove(key) {
+            Some(answer) => Ok(answer),
+            None => self.tools.run(&self.call, source, key, name),
+        }
+    }
+}
+
+/// MediaInfo's XML for many files as one document a file: the root element around each
+/// `<media ref="NAME">`, by NAME.
+fn split_media(xml: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return out };
+    let root = doc.root_element();
+    let open_end = xml[root.range()].find('>').map(|i| root.range().start + i + 1);
+    let Some(open_end) = open_end else { return out };
+    let open = &xml[root.range().start..open_end];
+    let close = format!("</{}>", &open[1..].split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or(""));
+    for media in root.children().filter(|n| n.has_tag_name("media") || n.tag_name().name() == "media") {
+        if let Some(name) = media.attribute("ref") {
+            out.insert(name.to_string(), format!("{open}\n{}\n{close}\n", &xml[media.range()]));
+        }
+    }
+    out
+}
+
+/// How a bounded run ended.
+enum Finished {
+    Done { out: Vec<u8>, err: Vec<u8>, status: std::process::ExitStatus },
+    TimedOut,
+}
+
+/// Runs the program in `dir`, keeping at most `max` bytes of its output, killing it after
+/// `timeout`.
+fn run_bounded(program: &Path, args: &[String], dir: &Path, max: usize, timeout: Duration) -> PortResult<Finished> {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| PortError::Unavailable(format!("starting {}: {e}", program.display())))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // Readers on their own threads, so a full pipe never stalls the clock below.
+    let out_reader = drain(stdout, max as u64);
+    let err_reader = drain(stderr, STDERR_KEPT);
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    Ok(match status {
+        Some(status) => Finished::Done { out, err, status },
+        None => Finished::TimedOut,
+    })
 }
 
 /// One ExifTool process for a batch of files.
@@ -369,6 +492,23 @@ impl Drop for ProcessTools {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mediainfo_xml_for_many_files_is_split_into_a_document_a_file() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<MediaInfo xmlns="https://mediaarea.net/mediainfo" version="2.0">
+<creatingLibrary version="23.04">MediaInfoLib</creatingLibrary>
+<media ref="a.wav"><track type="General"><Format>Wave</Format></track></media>
+<media ref="b &amp; c.wav"><track type="General"><Format>Wave</Format></track></media>
+</MediaInfo>"#;
+        let split = split_media(xml);
+        assert_eq!(split.len(), 2);
+        let a = roxmltree::Document::parse(&split["a.wav"]).unwrap();
+        assert_eq!(a.root_element().tag_name().name(), "MediaInfo");
+        assert_eq!(a.root_element().children().filter(|n| n.is_element()).count(), 1);
+        assert!(split["b & c.wav"].contains(r#"ref="b &amp; c.wav""#));
+        assert!(split_media("not xml").is_empty());
+    }
 
     #[test]
     fn versions_are_read_from_the_tools_answers() {

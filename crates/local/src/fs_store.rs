@@ -195,12 +195,24 @@ impl ObjectStore for FsObjectStore {
         self
     }
 
-    /// Parts in another folder-bucket are copied file to file (the kernel's
-    /// `copy_file_range` where it can), into a temporary file renamed into place.
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path_of(key).ok().filter(|p| p.is_file())
     }
 
+    /// A prefix that is a folder goes in one removal, not a listing per page.
+    fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
+        match prefix.strip_suffix('/').map(|folder| self.path_of(folder)) {
+            Some(Ok(dir)) => match fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            _ => vellum_core::ports::delete_page_by_page(self, prefix),
+        }
+    }
+
+    /// Parts in another folder-bucket are copied file to file (the kernel's
+    /// `copy_file_range` where it can), into a temporary file renamed into place.
     fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
         let Some(source) = source.as_any().downcast_ref::<FsObjectStore>() else {
             let mut writer = self.writer(key)?;

@@ -14,13 +14,22 @@ use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
 use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::ports::ToolOutput;
+use crate::ports::{FilePages, ToolOutput};
 use crate::{fpr, techmd};
 
 const STAGE: &str = queues::CHARACTERIZE;
 
 pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut sessions = fpr::Sessions::new(p.tools.as_ref());
+    // Tools that take a batch in one call (MediaInfo) run once, before the first file.
+    if let Some(batch) = msg.batch {
+        let files: Vec<File> = FilePages::of_batch(p.state.as_ref(), msg.transfer_id, batch)
+            .after(msg.resume_after.clone())
+            .collect::<Result<_, _>>()?;
+        sessions.prepare(&p.fpr, fpr::Purpose::Characterization, &files, p.working.as_ref(), |f| {
+            working_key(f.transfer_id, &f.current_path)
+        })?;
+    }
     run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
         let key = working_key(transfer.id, &file.current_path);
         let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;

@@ -260,28 +260,10 @@ fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<cr
     })
 }
 
-/// The AIP holds everything now; the working copies go, a page at a time. Best effort: a
-/// leftover is harmless and the monitor's clean-up finds it.
+/// The AIP holds everything now; the working copies go. Best effort: a leftover is
+/// harmless and the monitor's clean-up finds it.
 fn clean_working_area(p: &Pipeline, transfer: &Transfer) {
-    let prefix = working_prefix(transfer.id);
-    loop {
-        // Each page starts again from the front: what was deleted is gone from the listing.
-        let page = match p.working.list_page(&prefix, None, 1000) {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the working area for clean-up");
-                return;
-            }
-        };
-        let mut deleted = 0;
-        for o in &page.items {
-            match p.working.delete(&o.key) {
-                Ok(()) => deleted += 1,
-                Err(e) => tracing::warn!(key = %o.key, error = %e, "could not clean the working area"),
-            }
-        }
-        if page.next.is_none() || deleted == 0 {
-            return;
-        }
+    if let Err(e) = p.working.delete_prefix(&working_prefix(transfer.id)) {
+        tracing::warn!(error = %e, "could not clean the working area");
     }
 }
