@@ -83,7 +83,8 @@ def build_corpus(out: Path, files: int, mb: float) -> None:
     missing = int(mb * 1e6) - have
     if missing > 1e6:
         count = max(1, math.ceil(missing / 64e6))
-        texts = sorted(p for p in every[:files] if p.parent.name == "text")[:count]
+        # The smallest files give way (text, where there is any).
+        texts = sorted(every[:files], key=lambda p: (p.parent.name != "text", p.stat().st_size, p.name))[:count]
         rnd = random.Random(7)
         block = rnd.randbytes(1 << 20)
         for i, victim in enumerate(texts):
@@ -163,18 +164,23 @@ def timed(argv, run: Run, stdout=subprocess.DEVNULL, stderr=None, env=None, chec
     return proc
 
 
+def config_args(vellum: str, scratch: Path, with_tools: bool) -> list:
+    """The defaults; without tools, less the format policy rules (ExifTool and MediaInfo go
+    unused even where they are installed)."""
+    if with_tools:
+        return []
+    config = json.loads(subprocess.run([vellum, "config", "show"], check=True, capture_output=True).stdout)
+    config["format_policy"] = []
+    (scratch / "config.json").write_text(json.dumps(config))
+    return ["--config", str(scratch / "config.json")]
+
+
 def run_vellum(vellum: str, package: Path, scratch: Path, with_tools: bool) -> Run:
     run = Run("vellum ingest")
     data = scratch / "vellum-data"
     shutil.rmtree(data, ignore_errors=True)
     argv = [vellum, "ingest", str(package), "--json", "--clamd", "none", "--data-dir", str(data)]
-    if not with_tools:
-        # The defaults, less the format policy rules: ExifTool and MediaInfo go unused even
-        # where they are installed.
-        config = json.loads(subprocess.run([vellum, "config", "show"], check=True, capture_output=True).stdout)
-        config["format_policy"] = []
-        (scratch / "config.json").write_text(json.dumps(config))
-        argv += ["--config", str(scratch / "config.json")]
+    argv += config_args(vellum, scratch, with_tools)
     out = scratch / "vellum.json"
     with open(out, "w") as f, open(scratch / "vellum.log", "w") as log:
         proc = timed(argv, run, stdout=f, stderr=log, check=False)
@@ -185,6 +191,57 @@ def run_vellum(vellum: str, package: Path, scratch: Path, with_tools: bool) -> R
     run.files = report.get("files")
     aips = list((data / "aips").rglob("*")) if (data / "aips").exists() else []
     run.note = f"AIP {sum(p.stat().st_size for p in aips if p.is_file()) / 1e6:.0f} MB"
+    shutil.rmtree(data, ignore_errors=True)
+    return run
+
+
+def run_many(vellum: str, package: Path, copies: int, scratch: Path, with_tools: bool) -> Run:
+    """`copies` copies of the package dropped at once into the uploads folder of a running
+    `vellum serve`; the time from the drop to the last one's final answer."""
+    run = Run(f"vellum serve, {copies} packages at once")
+    data = scratch / "serve-data"
+    shutil.rmtree(data, ignore_errors=True)
+    uploads = data / "uploads" / "born-digital"
+    uploads.mkdir(parents=True)
+    staging = data / "staging"
+    staging.mkdir()
+    for i in range(copies):
+        shutil.copy(package, staging / f"{package.stem}-{i:03d}.zip")
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [vellum, "serve", "--data-dir", str(data), "--clamd", "none", "--listen", f"127.0.0.1:{port}",
+            "--settle-secs", "1", "--scan-interval-ms", "200"] + config_args(vellum, scratch, with_tools)
+    os.sync()
+    with open(scratch / "serve.log", "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        start = time.monotonic()
+        for p in sorted(staging.iterdir()):
+            p.rename(uploads / p.name)
+        while True:
+            answers = [p.name for p in uploads.iterdir() if p.name.endswith(".log") and ".accepted." not in p.name]
+            if len(answers) >= copies:
+                break
+            if proc.poll() is not None or time.monotonic() - start > 3600:
+                sys.exit(f"vellum serve stopped or took over an hour: {(scratch / 'serve.log').read_text()[-4000:]}")
+            time.sleep(0.2)
+        run.wall = time.monotonic() - start
+        failed = [a for a in answers if ".failed." in a]
+        if failed:
+            sys.exit(f"{len(failed)} of the packages failed: {failed[:3]}")
+    finally:
+        proc.terminate()
+        _, _, usage = os.wait4(proc.pid, 0)
+    run.cpu = usage.ru_utime + usage.ru_stime
+    run.peak_kb = usage.ru_maxrss
     shutil.rmtree(data, ignore_errors=True)
     return run
 
@@ -211,16 +268,29 @@ def run_tools(package: Path, scratch: Path, with_tools: bool) -> Run:
     return run
 
 
+def python_312() -> str:
+    """A Python 3.12 or newer that runs (a pyenv shim for a version not selected does not)."""
+    candidates = ["python3.13", "python3.12", "python3"]
+    pyenv = Path.home() / ".pyenv" / "versions"
+    if pyenv.is_dir():
+        candidates += [str(p / "bin" / "python3") for p in sorted(pyenv.iterdir(), reverse=True)]
+    for candidate in candidates:
+        found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+        if found and subprocess.run([found, "-c", "import sys; assert sys.version_info >= (3, 12)"],
+                                    capture_output=True).returncode == 0:
+            return found
+    sys.exit("--with-a3m needs Python 3.12 or newer (a3m 0.8.1 requires it): install python3.12 "
+             "(e.g. `apt-get install python3.12 python3.12-venv`, or pyenv) and run again")
+
+
 def run_a3m(package: Path, scratch: Path) -> Run:
-    """a3m 0.8.1 in its own venv, with normalization and transcription off."""
+    """a3m 0.8.1 in its own venv, normalization and transcription off, everything else its
+    defaults. a3m calls outside tools of its own (tree, fido, 7z, ...): a job that fails
+    ends the run with a3m's own report."""
     run = Run("a3m 0.8.1")
-    py312 = shutil.which("python3.12") or shutil.which("python3.13")
-    if not py312:
-        sys.exit("--with-a3m needs Python 3.12 or newer (a3m 0.8.1 requires it): install python3.12 "
-                 "(e.g. `apt-get install python3.12 python3.12-venv` or pyenv) and run again")
     venv = ROOT / ".tools" / "a3m-venv"
     if not (venv / "bin" / "a3m").exists():
-        subprocess.run([py312, "-m", "venv", str(venv)], check=True)
+        subprocess.run([python_312(), "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "a3m==0.8.1"], check=True)
     share = scratch / "a3m-share"
     shutil.rmtree(share, ignore_errors=True)
@@ -229,11 +299,15 @@ def run_a3m(package: Path, scratch: Path) -> Run:
     shutil.rmtree(transfer, ignore_errors=True)
     with zipfile.ZipFile(package) as z:
         z.extractall(transfer)
-    env = dict(os.environ, A3M_SHARED_DIRECTORY=str(share), A3M_DB_ENGINE="django.db.backends.sqlite3",
-               A3M_DB_NAME=str(share / "a3m.sqlite"))
-    timed([str(venv / "bin" / "a3m"), "--name", "bench", "--no-input",
-           "--processing-config", "normalize=no", "--processing-config", "transcribe_files=no",
-           f"file://{transfer}"], run, env=env)
+    # a3m joins paths to the shared directory as text: it must end with a slash.
+    env = dict(os.environ, A3M_SHARED_DIRECTORY=f"{share}/")
+    with open(scratch / "a3m.log", "w") as log:
+        proc = timed([str(venv / "bin" / "a3m"), "--name", "bench", "--no-input",
+                      "--processing-config", "normalize=no", "--processing-config", "transcribe_files=no",
+                      f"file://{transfer}"], run, stdout=log, stderr=log, env=env, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"a3m did not make an AIP (exit {proc.returncode}); its report:\n"
+                 f"{(scratch / 'a3m.log').read_text()[:3000]}")
     shutil.rmtree(transfer, ignore_errors=True)
     return run
 
@@ -249,6 +323,9 @@ def main():
     ap.add_argument("--mb", type=float, default=1000)
     ap.add_argument("--with-tools", action="store_true", help="ExifTool and MediaInfo installed, used by both sides")
     ap.add_argument("--with-a3m", action="store_true", help="also run a3m 0.8.1 on the same transfer")
+    ap.add_argument("--packages", type=int, default=1,
+                    help="with more than one, that many copies of the package dropped at once into `vellum serve`, "
+                         "against one package of as many files in all")
     ap.add_argument("--vellum", default=str(ROOT / "target" / "release" / "vellum"))
     ap.add_argument("--work", default=str(ROOT / ".bench"), help="where corpora are kept between runs")
     args = ap.parse_args()
@@ -266,6 +343,22 @@ def main():
         size = sum(i.file_size for i in z.infolist())
         files = sum(1 for i in z.infolist() if not i.is_dir())
     scratch = Path(tempfile.mkdtemp(prefix="vellum-bench-", dir=work))
+    if args.packages > 1:
+        try:
+            many = run_many(args.vellum, package, args.packages, scratch, args.with_tools)
+            whole = build_package(work, args.files * args.packages, args.mb * args.packages)
+            one = run_vellum(args.vellum, whole, scratch, args.with_tools)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        total = files * args.packages
+        print(f"\n{args.packages} packages of {files} files at once, against one package of {one.files} files; "
+              f"{os.cpu_count()} cores")
+        print(f"{'':<44} {'wall s':>8} {'files/s':>9} {'peak MB':>9} {'CPU':>7}")
+        for run, n in [(many, total), (one, one.files)]:
+            print(f"{run.name:<44} {run.wall:>8.1f} {n / run.wall:>9.0f} {run.peak_kb / 1024:>9.0f} "
+                  f"{100 * run.cpu / run.wall:>6.0f}%")
+        print(f"many / one, files/s: {(total / many.wall) / (one.files / one.wall):.2f} (goal ≥ 0.80)")
+        return
     try:
         vellum = run_vellum(args.vellum, package, scratch, args.with_tools)
         tools = run_tools(package, scratch, args.with_tools)

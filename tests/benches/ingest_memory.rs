@@ -67,7 +67,12 @@ fn run_one(mb: u64) {
     let scratch =
         std::env::var("VELLUM_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(scratch).unwrap();
-    let env = Embedded::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    // The defaults a user of `vellum ingest` gets: identification on, the scanner off.
+    let options = EmbeddedOptions {
+        identifier: Some(std::sync::Arc::new(vellum_core::pronom::Identifier::builtin().unwrap())),
+        ..Default::default()
+    };
+    let env = Embedded::open(dir.path(), options).unwrap();
     let key = "born-digital/big.zip";
     write_package(&env.uploads.path_of(key).unwrap(), mb << 20);
     let meta = env.uploads.head(key).unwrap().unwrap();

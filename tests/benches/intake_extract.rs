@@ -187,6 +187,7 @@ fn intake_of_a_huge_zip(dir: &Path) {
     let size = write_sparse_zip(&path);
     let meta = env.uploads.head(key).unwrap().unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
+    let read_before = bytes_read_by_this_process();
     let started = Instant::now();
     let outcome = env.pipeline.handle(
         queues::START,
@@ -194,18 +195,29 @@ fn intake_of_a_huge_zip(dir: &Path) {
         &StageContext::with_budget(Duration::from_secs(60)),
     );
     let elapsed = started.elapsed();
+    let stage_read = bytes_read_by_this_process() - read_before;
     let listing = vellum_core::archive::list_zip(env.uploads.clone(), key, size).expect("the sparse zip lists");
     let transfer =
         env.state.transfer(env.state.transfer_for_event(&event.idempotency_key()).unwrap().unwrap()).unwrap().unwrap();
     println!("intake of a {:.1} GiB zip ({} entries)", size as f64 / GIB as f64, listing.entries.len());
     println!(
-        "  start stage: {:.1} ms, outcome {:?}, status {}; bytes read to list it: {} ({:.6}% of the package)",
+        "  start stage: {:.1} ms, outcome {:?}, status {}; bytes the timed stage read (the kernel's count, \
+         state store included): {} ({:.6}% of the package); the listing alone reads {}",
         elapsed.as_secs_f64() * 1000.0,
         outcome,
         transfer.status.as_str(),
+        stage_read,
+        stage_read as f64 * 100.0 / size as f64,
         listing.bytes_read,
-        listing.bytes_read as f64 * 100.0 / size as f64
     );
+}
+
+/// Bytes this process has read through read calls so far (`rchar` in /proc/self/io).
+fn bytes_read_by_this_process() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok()))
+        .expect("/proc/self/io (Linux)")
 }
 
 fn extraction_beside_unzip(dir: &Path) {

@@ -14,7 +14,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 /// Bytes of input per gzip member.
-pub const CHUNK: usize = 2 << 20;
+pub const CHUNK: usize = 1 << 20;
 
 /// The number of workers a package uses: one per core.
 pub fn threads() -> usize {
