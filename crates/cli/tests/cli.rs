@@ -159,8 +159,16 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(killed_at.status, TransferStatus::Processing, "killed mid-transfer, not after it");
+    // Batches go to the per-file stages as extraction commits them: the per-file work is
+    // done only when extraction is and every batch is checksummed.
     let checksum_done = state.job(killed_at.id, "checksum").unwrap().unwrap().batches_done;
-    assert!(checksum_done < killed_at.batch_count, "killed before the per-file work was done");
+    let extraction = state.extract_checkpoint(killed_at.id).unwrap();
+    assert!(
+        !extraction.done || checksum_done < extraction.batches,
+        "killed before the per-file work was done ({checksum_done} of {} batches, extraction done: {})",
+        extraction.batches,
+        extraction.done
+    );
 
     let mut second = serve(data.path());
     let finished = loop {
