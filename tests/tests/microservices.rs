@@ -530,13 +530,7 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("exiftool", scratch.path()), corpus()) else {
         return;
     };
-    let mut options = vellum_tests::options();
-    let mut rules = vellum_core::fpr::Rules::builtin().rules;
-    rules.retain(|r| r.name == "exiftool");
-    rules[0].command = wrapper.to_string_lossy().into_owned();
-    options.config.format_policy = Some(rules);
-    options.settings.batch_size = Some(2);
-    let t = TestEnv::with_options(options);
+    let t = with_only_rule("exiftool", &wrapper, 2);
     let mut p = Package::catalogued("PP/EXIF/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
     for name in ["img/photo-0.png", "img/photo-0.jpg", "img/anim-0.gif", "img/plain-0.tif", "img/grey-1.jpg"] {
@@ -585,6 +579,18 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     roxmltree::Document::parse(&mets).expect("the METS stays well-formed");
 }
 
+/// A pipeline whose only format policy rule is the built-in one named `rule`, run by
+/// `command`, in batches of `batch_size`.
+fn with_only_rule(rule: &str, command: &Path, batch_size: u32) -> TestEnv {
+    let mut options = vellum_tests::options();
+    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    rules.retain(|r| r.name == rule);
+    rules[0].command = command.to_string_lossy().into_owned();
+    options.config.format_policy = Some(rules);
+    options.settings.batch_size = Some(batch_size);
+    TestEnv::with_options(options)
+}
+
 /// A wrapper around an installed tool that logs each start's arguments, or None (skipped,
 /// or failing in CI) where the tool is not installed.
 fn logging_wrapper(tool: &str, scratch: &Path) -> Option<(PathBuf, PathBuf)> {
@@ -614,13 +620,7 @@ fn mediainfo_runs_once_a_batch_and_each_file_gets_its_own_document() {
     let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("mediainfo", scratch.path()), corpus()) else {
         return;
     };
-    let mut options = vellum_tests::options();
-    let mut rules = vellum_core::fpr::Rules::builtin().rules;
-    rules.retain(|r| r.name == "mediainfo");
-    rules[0].command = wrapper.to_string_lossy().into_owned();
-    options.config.format_policy = Some(rules);
-    options.settings.batch_size = Some(20);
-    let t = TestEnv::with_options(options);
+    let t = with_only_rule("mediainfo", &wrapper, 20);
     let mut p = Package::catalogued("PP/MEDIA/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
     p.add("objects/tone.wav", read("audio/tone-0-1-2-8000.wav"));
