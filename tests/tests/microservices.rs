@@ -646,3 +646,62 @@ fn mediainfo_runs_once_a_batch_and_each_file_gets_its_own_document() {
         assert_eq!(sampling, Some(rate), "{path}: its own recording's answer");
     }
 }
+
+/// A `-stay_open` tool that hangs on one file is stopped after the rule's timeout, that file
+/// gets no result, and a new process takes the next file: one damaged file never holds a
+/// batch forever.
+#[test]
+fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
+    use vellum_core::ports::{ToolOutput, ToolRunner};
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("starts.log");
+    // Speaks ExifTool's protocol: arguments a line each, `-execute` ends a file's.
+    let tool = scratch.path().join("fake-exiftool");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\necho start >> '{}'\nlast=''\nwhile IFS= read -r line; do\n  case \"$line\" in\n    \
+             -execute) case \"$last\" in *hang*) sleep 30;; esac; echo \"<file name='$last'/>\"; echo '{{ready}}';;\n    \
+             -stay_open|False|True|-@|-) ;;\n    *) last=\"$line\";;\n  esac\ndone\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsObjectStore::new(dir.path(), "w").unwrap();
+    for name in ["a.png", "hang.png", "b.png"] {
+        store.put(&format!("t/{name}"), b"bytes").unwrap();
+    }
+    let tools = vellum_host::ProcessTools::new().in_dir(scratch.path());
+    let rule = vellum_core::fpr::Rule {
+        name: "fake".into(),
+        purpose: vellum_core::fpr::Purpose::Characterization,
+        puids: vec![],
+        command: tool.to_string_lossy().into_owned(),
+        args: vec!["{file}".into()],
+        max_output: 1000,
+        timeout_seconds: 1,
+        stay_open: true,
+        per_batch: false,
+        version_args: vec![],
+        output: vellum_core::fpr::RuleOutput::Xml,
+    };
+    let mut session = tools.session(rule.call());
+    let started = std::time::Instant::now();
+    let answers: Vec<ToolOutput> = ["a.png", "hang.png", "b.png"]
+        .iter()
+        .map(|name| session.run(&store, &format!("t/{name}"), &format!("objects/{name}")).unwrap())
+        .collect();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the hanging file was given up on");
+    assert_eq!(
+        answers,
+        vec![
+            ToolOutput::Output("<file name='a.png'/>\n".into()),
+            ToolOutput::TimedOut,
+            ToolOutput::Output("<file name='b.png'/>\n".into()),
+        ]
+    );
+    drop(session);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
+}
