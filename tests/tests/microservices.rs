@@ -654,39 +654,14 @@ fn mediainfo_runs_once_a_batch_and_each_file_gets_its_own_document() {
 fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     use vellum_core::ports::{ToolOutput, ToolRunner};
     let scratch = tempfile::tempdir().unwrap();
-    let log = scratch.path().join("starts.log");
-    // Speaks ExifTool's protocol: arguments a line each, `-execute` ends a file's.
-    let tool = scratch.path().join("fake-exiftool");
-    std::fs::write(
-        &tool,
-        format!(
-            "#!/bin/sh\necho start >> '{}'\nlast=''\nwhile IFS= read -r line; do\n  case \"$line\" in\n    \
-             -execute) case \"$last\" in *hang*) sleep 30;; esac; echo \"<file name='$last'/>\"; echo '{{ready}}';;\n    \
-             -stay_open|False|True|-@|-) ;;\n    *) last=\"$line\";;\n  esac\ndone\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (tool, log) = fake_stay_open_tool(scratch.path());
     let dir = tempfile::tempdir().unwrap();
     let store = FsObjectStore::new(dir.path(), "w").unwrap();
     for name in ["a.png", "hang.png", "b.png"] {
         store.put(&format!("t/{name}"), b"bytes").unwrap();
     }
     let tools = vellum_host::ProcessTools::new().in_dir(scratch.path());
-    let rule = vellum_core::fpr::Rule {
-        name: "fake".into(),
-        purpose: vellum_core::fpr::Purpose::Characterization,
-        puids: vec![],
-        command: tool.to_string_lossy().into_owned(),
-        args: vec!["{file}".into()],
-        max_output: 1000,
-        timeout_seconds: 1,
-        stay_open: true,
-        per_batch: false,
-        version_args: vec![],
-        output: vellum_core::fpr::RuleOutput::Xml,
-    };
+    let rule = fake_rule(&tool);
     let mut session = tools.session(rule.call());
     let started = std::time::Instant::now();
     let answers: Vec<ToolOutput> = ["a.png", "hang.png", "b.png"]
@@ -704,4 +679,90 @@ fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     );
     drop(session);
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
+}
+
+/// A tool that speaks ExifTool's `-stay_open` protocol (arguments a line each, `-execute`
+/// ends a file's, `-stay_open False` ends it, the end of its input does not), answers
+/// `<file name='NAME'/>`, hangs on a file whose name has "hang" in it, and logs its process
+/// id at each start.
+fn fake_stay_open_tool(dir: &Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("starts.log");
+    let tool = dir.join("fake-exiftool");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\necho $$ >> '{}'\nlast=''\nwhile IFS= read -r line; do\n  case \"$line\" in\n    \
+             -execute) case \"$last\" in *hang*) sleep 30;; esac; echo \"<file name='$last'/>\"; echo '{{ready}}';;\n    \
+             -stay_open) read -r flag; [ \"$flag\" = False ] && exit 0;;\n    \
+             True|-@|-) ;;\n    *) last=\"$line\";;\n  esac\ndone\n\
+             # Like ExifTool, an input that ends is no reason to stop.\nwhile true; do sleep 1; done\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (tool, log)
+}
+
+fn fake_rule(tool: &Path) -> vellum_core::fpr::Rule {
+    vellum_core::fpr::Rule {
+        name: "fake".into(),
+        purpose: vellum_core::fpr::Purpose::Characterization,
+        puids: vec![],
+        command: tool.to_string_lossy().into_owned(),
+        args: vec!["{file}".into()],
+        max_output: 1000,
+        timeout_seconds: 1,
+        stay_open: true,
+        per_batch: false,
+        version_args: vec![],
+        output: vellum_core::fpr::RuleOutput::Xml,
+    }
+}
+
+/// ExifTool in `-stay_open` mode does not end when its input closes: if Vellum is killed
+/// (SIGKILL, a Lambda timeout) the kernel must end it too. This test runs itself as the
+/// parent, kills that parent, and looks for the tool.
+#[test]
+fn a_stay_open_tool_dies_with_a_killed_vellum() {
+    const AS_PARENT: &str = "VELLUM_TEST_STAY_OPEN_PARENT";
+    if let Ok(dir) = std::env::var(AS_PARENT) {
+        let dir = PathBuf::from(dir);
+        let (tool, _) = fake_stay_open_tool(&dir);
+        let store = FsObjectStore::new(dir.join("store"), "w").unwrap();
+        store.put("t/a.png", b"bytes").unwrap();
+        let tools = vellum_host::ProcessTools::new().in_dir(&dir);
+        let rule = fake_rule(&tool);
+        let mut session = vellum_core::ports::ToolRunner::session(&tools, rule.call());
+        session.run(&store, "t/a.png", "objects/a.png").unwrap();
+        std::fs::write(dir.join("ready"), b"").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_stay_open_tool_dies_with_a_killed_vellum", "--nocapture"])
+        .env(AS_PARENT, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.path().join("ready").exists() {
+        assert!(std::time::Instant::now() < deadline, "the parent never ran the tool");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid: u32 = std::fs::read_to_string(dir.path().join("starts.log")).unwrap().trim().parse().unwrap();
+    let alive = || {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    };
+    assert!(alive(), "the tool runs while its parent does");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() {
+        assert!(std::time::Instant::now() < deadline, "the tool (pid {pid}) outlived the killed parent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

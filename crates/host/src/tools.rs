@@ -147,7 +147,17 @@ impl ToolRunner for ProcessTools {
 
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
         if call.stay_open {
-            let running = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(call.command).and_then(Vec::pop);
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = None;
+            while let Some(mut candidate) = idle.get_mut(call.command).and_then(Vec::pop) {
+                // One whose starting thread has ended went with it (the parent-death signal
+                // is per thread): it is not taken.
+                if matches!(candidate.child.try_wait(), Ok(None)) {
+                    running = Some(candidate);
+                    break;
+                }
+            }
+            drop(idle);
             Box::new(StayOpen { tools: self, call, running, failed_to_start: None })
         } else if call.per_batch {
             Box::new(PerBatch { tools: self, call, answers: HashMap::new() })
@@ -311,6 +321,30 @@ fn run_bounded(program: &Path, args: &[String], dir: &Path, max: usize, timeout:
     })
 }
 
+/// ExifTool in `-stay_open` mode does not end when its standard input closes: were Vellum
+/// killed (SIGKILL, a Lambda timeout), it would poll for ever. The kernel ends it with its
+/// parent instead.
+fn dies_with_its_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid, _exit.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the request above.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 /// One ExifTool process for a batch of files.
 struct StayOpen<'a> {
     tools: &'a ProcessTools,
@@ -336,7 +370,9 @@ impl Running {
             .program(call.command)
             .ok_or_else(|| PortError::Unavailable(format!("{} is not installed", call.command)))?;
         let dir = tools.scratch()?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        dies_with_its_parent(&mut command);
+        let mut child = command
             .args(["-stay_open", "True", "-@", "-"])
             .current_dir(dir.path())
             .stdin(Stdio::piped())

@@ -212,7 +212,10 @@ impl ObjectStore for FsObjectStore {
     }
 
     /// Parts in another folder-bucket are copied file to file (the kernel's
-    /// `copy_file_range` where it can), into a temporary file renamed into place.
+    /// `copy_file_range` where it can), into a temporary file renamed into place. One part
+    /// on the same file system is linked instead of copied: the bytes are written once
+    /// (a package part is never written again once committed; the clean-up only removes
+    /// its name).
     fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
         let Some(source) = source.as_any().downcast_ref::<FsObjectStore>() else {
             let mut writer = self.writer(key)?;
@@ -223,6 +226,19 @@ impl ObjectStore for FsObjectStore {
         };
         let dest = self.path_of(key)?;
         let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
+        if let [part] = parts {
+            if fs::hard_link(source.path_of(part)?, &tmp).is_ok() {
+                let writer = FsWriter {
+                    file: fs::File::open(&tmp)?,
+                    sync: self.sync,
+                    tmp,
+                    dest,
+                    key: key.to_string(),
+                    committed: false,
+                };
+                return Box::new(writer).commit();
+            }
+        }
         let mut writer = FsWriter {
             file: fs::File::create(&tmp)?,
             sync: self.sync,
