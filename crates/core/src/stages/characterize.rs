@@ -59,11 +59,11 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                         fpr::RuleOutput::Text => rule.name.clone(),
                     };
                     traits.insert(key, output);
-                    (EventOutcome::Positive, format!("{} output recorded", rule.command))
+                    (EventOutcome::Positive, format!("{} output recorded", rule.name))
                 }
                 ToolOutput::Failed(why) => {
                     tool_notes.push(format!("{} failed: {why}", rule.name));
-                    (EventOutcome::Fail, format!("{} failed: {why}", rule.command))
+                    (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
                 }
                 ToolOutput::TimedOut => {
                     let why =
