@@ -746,3 +746,40 @@ fn progress_at_a_terminal_is_redrawn_in_place() {
     assert!(shown.contains("\u{1b}[2K") && shown.contains("\u{1b}["), "lines redrawn in place: {shown:?}");
     assert!(shown.contains("Store the AIP") && shown.contains("batches/s"), "counts and rate: {shown}");
 }
+
+/// With ExifTool installed (scripts/test installs it), `vellum ingest` run with a data folder
+/// given relative to where it runs records ExifTool's XML for the example's PNG: the tool
+/// runs in a folder of its own, and what it is given must lead back to the file.
+#[test]
+fn characterization_tools_find_the_file_with_a_relative_data_folder() {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    };
+    if !on_path("exiftool") {
+        assert!(!vellum_tests::tools_required(), "ExifTool is required: scripts/test installs it");
+        eprintln!("SKIPPED: ExifTool is not installed");
+        return;
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let out = vellum()
+        .current_dir(cwd.path())
+        .args(["ingest", "--clamd", "none", "--data-dir", "data", "--json"])
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aip = PathBuf::from(report["aip"].as_str().unwrap());
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(aip).unwrap()));
+    let mut mets = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if path.contains("/data/METS.") {
+            std::io::Read::read_to_string(&mut entry, &mut mets).unwrap();
+        }
+    }
+    assert!(!mets.is_empty(), "the AIP has its METS");
+    assert!(!mets.contains("File not found"), "ExifTool found the file");
+    assert_eq!(mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(), 1, "the example's one PNG");
+}

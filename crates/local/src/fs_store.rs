@@ -195,8 +195,9 @@ impl ObjectStore for FsObjectStore {
         self
     }
 
+    /// Absolute, whatever the store's root: a tool given a link to it runs in another folder.
     fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.path_of(key).ok().filter(|p| p.is_file())
+        self.path_of(key).ok().filter(|p| p.is_file()).and_then(|p| p.canonicalize().ok())
     }
 
     /// A prefix that is a folder goes in one removal, not a listing per page.
