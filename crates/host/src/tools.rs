@@ -435,6 +435,17 @@ impl Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the tool last wrote to standard error, trimmed.
+    fn last_error(&self) -> String {
+        let err = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&err).trim().to_string()
+    }
 }
 
 impl ToolSession for StayOpen<'_> {
@@ -470,8 +481,7 @@ impl ToolSession for StayOpen<'_> {
         match answer {
             Ok(out) if !out.is_empty() => Ok(ToolOutput::Output(String::from_utf8_lossy(&out).into_owned())),
             Ok(_) => {
-                let err = running.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let why = String::from_utf8_lossy(&err).trim().to_string();
+                let why = running.last_error();
                 Ok(ToolOutput::Failed(if why.is_empty() { "no output".into() } else { why }))
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -482,19 +492,14 @@ impl ToolSession for StayOpen<'_> {
                 );
                 // The process is stuck on this file: a new one takes the next.
                 if let Some(r) = self.running.take() {
-                    let mut child = r.child;
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    r.kill();
                 }
                 Ok(ToolOutput::TimedOut)
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let r = self.running.take().expect("running");
-                let mut child = r.child;
-                let status = child.wait()?;
-                let err = r.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let why = String::from_utf8_lossy(&err).trim().to_string();
-                Ok(ToolOutput::Failed(format!("{} stopped ({status}): {why}", self.call.command)))
+                let mut r = self.running.take().expect("running");
+                let status = r.child.wait()?;
+                Ok(ToolOutput::Failed(format!("{} stopped ({status}): {}", self.call.command, r.last_error())))
             }
         }
     }
