@@ -332,6 +332,10 @@ pub struct FilePatch {
 pub enum EventOutcome {
     Pass,
     Fail,
+    /// Part of what the check covers was checked and passed; the note names what was not
+    /// (a PDF's page contents, an image over the decoder's limits). Archivematica records
+    /// JHOVE's "well-formed, not valid" the same way.
+    PartialPass,
     /// Used where PREMIS has no pass/fail notion (ingestion, digest calculation).
     Positive,
     /// The check could not be or was not made (a file too large to scan, scanning off).
@@ -344,6 +348,7 @@ impl EventOutcome {
         match self {
             Self::Pass => "Pass",
             Self::Fail => "Fail",
+            Self::PartialPass => "partial pass",
             Self::Positive => "positive",
             Self::NotPerformed => "Not performed",
             Self::None => "",
@@ -354,6 +359,7 @@ impl EventOutcome {
         match s {
             "Pass" => Self::Pass,
             "Fail" => Self::Fail,
+            "partial pass" => Self::PartialPass,
             "positive" => Self::Positive,
             "Not performed" => Self::NotPerformed,
             _ => Self::None,

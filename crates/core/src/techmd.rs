@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek};
 
+use crate::image_check::{self, Verdict};
 use crate::model::File;
+use crate::pdf;
 
 /// Bytes read from the start of a file for characterization.
 pub const HEAD: usize = 256 * 1024;
@@ -20,6 +22,7 @@ pub enum Kind {
     Gif,
     Tiff,
     Bmp,
+    Webp,
     Pdf,
     Wav,
     Zip,
@@ -58,10 +61,16 @@ impl Kind {
             Self::Bmp
         } else if head.starts_with(b"%PDF-") {
             Self::Pdf
+        } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+            Self::Webp
         } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
             Self::Wav
         } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
             Self::Zip
+        } else if let Some(kind) = Self::by_name(file) {
+            // Named as a format it does not start like: validated as what it claims to be, so
+            // the record says it is not one.
+            kind
         } else if puid == "fmt/817" || ext(file) == "json" {
             Self::Json
         } else if puid == "fmt/101" || ext(file) == "xml" || skip_bom_ws(head).starts_with(b"<?xml") {
@@ -73,22 +82,51 @@ impl Kind {
         }
     }
 
-    pub fn needs_full_read(self) -> bool {
-        self == Self::Pdf
+    fn by_name(file: &File) -> Option<Self> {
+        Some(match ext(file).as_str() {
+            "png" => Self::Png,
+            "jpg" | "jpeg" | "jpe" | "jfif" => Self::Jpeg,
+            "gif" => Self::Gif,
+            "tif" | "tiff" => Self::Tiff,
+            "bmp" => Self::Bmp,
+            "webp" => Self::Webp,
+            "pdf" => Self::Pdf,
+            _ => return None,
+        })
     }
 
-    /// The name of the well-formedness check this kind gets, if any.
+    /// The format named in the validation event, if this kind gets one.
     pub fn validator(self) -> Option<&'static str> {
         Some(match self {
             Self::Png => "PNG",
             Self::Jpeg => "JPEG",
             Self::Gif => "GIF",
+            Self::Tiff => "TIFF",
+            Self::Bmp => "BMP",
+            Self::Webp => "WebP",
             Self::Pdf => "PDF",
             Self::Xml => "XML",
             Self::Json => "JSON",
             Self::Zip => "ZIP",
             _ => return None,
         })
+    }
+
+    /// What the validation of this kind does, as the event's detail says it.
+    pub fn validation_method(self) -> &'static str {
+        match self {
+            Self::Png => "every chunk's CRC and every row decoded (png crate, zlib Adler-32 checked)",
+            Self::Jpeg => "markers, tables and every scan's Huffman data decoded to its last block",
+            Self::Gif => "every frame decoded (gif crate)",
+            Self::Tiff => "every strip or tile of every page decoded (tiff crate)",
+            Self::Bmp => "header coherence and every pixel row present",
+            Self::Webp => "every frame decoded (image-webp crate)",
+            Self::Pdf => "cross-reference sections, trailer, catalog and page tree read",
+            Self::Xml => "well-formedness (quick-xml; no schema)",
+            Self::Json => "syntax (serde_json)",
+            Self::Zip => "central directory read and every entry inflated against its CRC-32",
+            _ => "none",
+        }
     }
 }
 
@@ -207,6 +245,7 @@ pub fn characteristics(kind: Kind, head: &[u8], tail: &[u8], size: u64) -> BTree
                 trailer.contains("/Encrypt") || String::from_utf8_lossy(head).contains("/Encrypt"),
             );
         }
+        Kind::Webp => webp(head, &mut m),
         Kind::Wav => wav(head, size, &mut m),
         Kind::Text | Kind::Xml | Kind::Json => {
             if let Some(enc) = text_encoding(&head[..head.len().min(64 * 1024)]) {
@@ -226,16 +265,63 @@ fn tiff(head: &[u8], m: &mut BTreeMap<String, String>) {
     let Some(count) = r16(ifd) else { return };
     for n in 0..count as usize {
         let e = ifd + 2 + n * 12;
-        let (Some(tag), Some(kind)) = (r16(e), r16(e + 2)) else { break };
-        let value = if kind == 3 { r16(e + 8) } else { r32(e + 8) };
-        let Some(value) = value else { break };
+        let (Some(tag), Some(kind), Some(values)) = (r16(e), r16(e + 2), r32(e + 4)) else { break };
+        // SHORT (3) or LONG (4) values sit in the entry when they fit in its 4 bytes, and
+        // elsewhere at the offset the entry holds: BitsPerSample of an RGB image is 3 SHORTs.
+        let width = match kind {
+            3 => 2,
+            4 => 4,
+            _ => continue,
+        };
+        let at = if values as usize * width <= 4 { Some(e + 8) } else { r32(e + 8).map(|o| o as usize) };
+        let read: Vec<u32> = (0..values.min(16) as usize)
+            .map_while(|i| {
+                let at = at? + i * width;
+                if width == 2 {
+                    r16(at)
+                } else {
+                    r32(at)
+                }
+            })
+            .collect();
+        let Some(&first) = read.first() else { continue };
         match tag {
-            256 => put(m, "width", value),
-            257 => put(m, "height", value),
-            258 => put(m, "bit_depth", value),
-            277 => put(m, "samples_per_pixel", value),
+            256 => put(m, "width", first),
+            257 => put(m, "height", first),
+            258 => {
+                // One depth when every sample has it (8 for 8,8,8), else each sample's.
+                if read.iter().all(|&v| v == first) {
+                    put(m, "bit_depth", first);
+                } else {
+                    put(m, "bit_depth", read.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+                }
+            }
+            277 => put(m, "samples_per_pixel", first),
             _ => {}
         }
+    }
+    // The TIFF defaults where a writer leaves the tag out (Pillow does for greyscale).
+    if m.contains_key("width") {
+        m.entry("samples_per_pixel".into()).or_insert_with(|| "1".into());
+        m.entry("bit_depth".into()).or_insert_with(|| "1".into());
+    }
+}
+
+fn webp(head: &[u8], m: &mut BTreeMap<String, String>) {
+    let u24 = |at: usize| Some(u16le(head, at)? | (*head.get(at + 2)? as u32) << 16);
+    let size = match head.get(12..16) {
+        Some(b"VP8X") => u24(24).zip(u24(27)).map(|(w, h)| (w + 1, h + 1)),
+        Some(b"VP8L") if head.get(20) == Some(&0x2f) => {
+            u32le(head, 21).map(|bits| ((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+        }
+        Some(b"VP8 ") if head.get(23..26) == Some(&[0x9d, 0x01, 0x2a]) => {
+            u16le(head, 26).zip(u16le(head, 28)).map(|(w, h)| (w & 0x3fff, h & 0x3fff))
+        }
+        _ => None,
+    };
+    if let Some((w, h)) = size {
+        put(m, "width", w);
+        put(m, "height", h);
     }
 }
 
@@ -263,107 +349,37 @@ fn wav(head: &[u8], size: u64, m: &mut BTreeMap<String, String>) {
     }
 }
 
-/// Facts that need the whole file: a PDF's page count (the largest `/Count` of a
-/// `/Type /Pages` node, as the page tree root holds the total).
-pub fn full_read(kind: Kind, reader: &mut dyn Read, m: &mut BTreeMap<String, String>) -> io::Result<()> {
-    if kind != Kind::Pdf {
-        return Ok(());
-    }
-    let re = regex::bytes::Regex::new(
-        r"(?-u)/Type\s*/Pages\b[^>]{0,200}?/Count\s+(\d+)|/Count\s+(\d+)[^>]{0,200}?/Type\s*/Pages\b",
-    )
-    .expect("a valid regex");
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut pages: Option<u64> = None;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        carry.extend_from_slice(&buf[..n]);
-        for c in re.captures_iter(&carry) {
-            let v = c.get(1).or(c.get(2)).and_then(|g| std::str::from_utf8(g.as_bytes()).ok()?.parse().ok());
-            pages = pages.max(v);
-        }
-        // Keep a little overlap so a dictionary split across reads is still seen.
-        let keep = carry.len().min(512);
-        carry.drain(..carry.len() - keep);
-    }
-    if let Some(p) = pages {
-        put(m, "page_count", p);
-    }
-    Ok(())
-}
-
-/// Well-formedness: Ok, or what is wrong. `reader` yields the whole file.
-pub fn validate(kind: Kind, reader: &mut dyn Read, head: &[u8], tail: &[u8]) -> Result<(), String> {
-    let trimmed_tail = {
-        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-        &tail[..end]
-    };
+/// Validates a file by kind and adds the facts the check learned (a PDF's page count).
+/// `reader` is the whole file, seekable; only `WellFormed` claims validity.
+pub fn validate<R: Read + Seek>(kind: Kind, mut reader: R, size: u64, facts: &mut BTreeMap<String, String>) -> Verdict {
+    let buffered = |r: R| io::BufReader::with_capacity(64 * 1024, r);
+    let json_or_xml = |r: Result<(), String>| r.map_or_else(Verdict::Invalid, |()| Verdict::WellFormed);
     match kind {
-        Kind::Png => validate_png(reader),
-        Kind::Jpeg => {
-            if tail.ends_with(b"\xFF\xD9") || trimmed_tail.ends_with(b"\xFF\xD9") {
-                Ok(())
-            } else {
-                Err("it does not end with the JPEG end-of-image marker (FFD9): it may be truncated".into())
-            }
-        }
-        Kind::Gif => {
-            if head.len() >= 13 && trimmed_tail.last() == Some(&0x3B) {
-                Ok(())
-            } else {
-                Err("it does not end with the GIF trailer (3B): it may be truncated".into())
-            }
-        }
+        Kind::Png => image_check::png(buffered(reader)),
+        Kind::Jpeg => image_check::jpeg(buffered(reader)),
+        Kind::Gif => image_check::gif(buffered(reader)),
+        Kind::Tiff => image_check::tiff(buffered(reader)),
+        Kind::Bmp => image_check::bmp(buffered(reader), size),
+        Kind::Webp => image_check::webp(buffered(reader)),
         Kind::Pdf => {
-            let t = String::from_utf8_lossy(tail);
-            if !t.contains("%%EOF") {
-                Err("there is no %%EOF marker near its end: it may be truncated".into())
-            } else if !t.contains("startxref") {
-                Err("there is no startxref near its end".into())
-            } else {
-                Ok(())
+            let found = pdf::check(buffered(reader), size);
+            if let Some(pages) = found.pages {
+                put(facts, "page_count", pages);
             }
+            if found.encrypted {
+                put(facts, "encrypted", true);
+            }
+            found.verdict
         }
-        Kind::Json => serde_json::from_reader::<_, serde::de::IgnoredAny>(io::BufReader::new(reader))
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Kind::Xml => validate_xml(reader),
-        _ => Ok(()),
+        Kind::Json => json_or_xml(
+            serde_json::from_reader::<_, serde::de::IgnoredAny>(buffered(reader))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ),
+        Kind::Xml => json_or_xml(validate_xml(&mut reader)),
+        Kind::Zip => validate_zip(reader).unwrap_or_else(Verdict::Invalid),
+        _ => Verdict::Limited("no validator for this format".into()),
     }
-}
-
-fn validate_png(reader: &mut dyn Read) -> Result<(), String> {
-    let mut r = io::BufReader::new(reader);
-    let mut sig = [0u8; 8];
-    r.read_exact(&mut sig).map_err(|e| e.to_string())?;
-    let mut saw_end = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    while !saw_end {
-        let mut hdr = [0u8; 8];
-        r.read_exact(&mut hdr).map_err(|_| "it ends before its IEND chunk: it is truncated".to_string())?;
-        let len = u32::from_be_bytes(hdr[..4].try_into().unwrap()) as u64;
-        let kind = [hdr[4], hdr[5], hdr[6], hdr[7]];
-        let mut crc = flate2::Crc::new();
-        crc.update(&kind);
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            r.read_exact(&mut buf[..n]).map_err(|_| "a chunk is cut short: the file is truncated".to_string())?;
-            crc.update(&buf[..n]);
-            left -= n as u64;
-        }
-        let mut want = [0u8; 4];
-        r.read_exact(&mut want).map_err(|_| "a chunk's CRC is missing: the file is truncated".to_string())?;
-        if crc.sum() != u32::from_be_bytes(want) {
-            return Err(format!("the {} chunk's CRC does not match its data", String::from_utf8_lossy(&kind)));
-        }
-        saw_end = &kind == b"IEND";
-    }
-    Ok(())
 }
 
 fn validate_xml(reader: &mut dyn Read) -> Result<(), String> {
@@ -396,18 +412,32 @@ fn validate_xml(reader: &mut dyn Read) -> Result<(), String> {
     }
 }
 
-/// A zip is well-formed when its index reads and every entry inflates to its CRC.
-pub fn validate_zip<R: Read + Seek>(reader: R) -> Result<(), String> {
+/// A zip is well-formed when its index reads and every entry inflates to its CRC; encrypted
+/// entries cannot be inflated, and the verdict says how many were left.
+pub fn validate_zip<R: Read + Seek>(reader: R) -> Result<Verdict, String> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| e.to_string())?;
+    let mut encrypted = 0;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
-        if entry.encrypted() || entry.is_dir() {
+        let mut entry = zip.by_index_raw(i).map_err(|e| format!("entry {i}: {e}"))?;
+        if entry.encrypted() {
+            encrypted += 1;
+            continue;
+        }
+        drop(entry);
+        entry = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        if entry.is_dir() {
             continue;
         }
         let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
         io::copy(&mut entry, &mut io::sink()).map_err(|e| format!("{name}: {e}"))?;
     }
-    Ok(())
+    Ok(if encrypted == 0 {
+        Verdict::WellFormed
+    } else {
+        Verdict::Limited(format!(
+            "the ZIP's index and its other entries were checked; {encrypted} encrypted entries were not inflated"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -423,12 +453,16 @@ mod tests {
         assert_eq!(text_encoding(b"\x00\x01"), None);
     }
 
+    fn verdict(kind: Kind, bytes: &[u8]) -> Verdict {
+        validate(kind, io::Cursor::new(bytes), bytes.len() as u64, &mut BTreeMap::new())
+    }
+
     #[test]
     fn xml_and_json_well_formedness() {
-        assert!(validate(Kind::Xml, &mut &b"<?xml version='1.0'?><a><b/></a>"[..], b"", b"").is_ok());
-        assert!(validate(Kind::Xml, &mut &b"<a><b></a>"[..], b"", b"").is_err());
-        assert!(validate(Kind::Xml, &mut &b"<a/><b/>"[..], b"", b"").is_err());
-        assert!(validate(Kind::Json, &mut &b"{\"a\": [1, 2]}"[..], b"", b"").is_ok());
-        assert!(validate(Kind::Json, &mut &b"{\"a\": [1, 2}"[..], b"", b"").is_err());
+        assert_eq!(verdict(Kind::Xml, b"<?xml version='1.0'?><a><b/></a>"), Verdict::WellFormed);
+        assert!(matches!(verdict(Kind::Xml, b"<a><b></a>"), Verdict::Invalid(_)));
+        assert!(matches!(verdict(Kind::Xml, b"<a/><b/>"), Verdict::Invalid(_)));
+        assert_eq!(verdict(Kind::Json, b"{\"a\": [1, 2]}"), Verdict::WellFormed);
+        assert!(matches!(verdict(Kind::Json, b"{\"a\": [1, 2}"), Verdict::Invalid(_)));
     }
 }

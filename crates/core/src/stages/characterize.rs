@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::StageResult;
+use crate::image_check::Verdict;
 use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
@@ -38,11 +39,6 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
             if tail_start == 0 { head.clone() } else { p.working.get_range(&key, tail_start, techmd::TAIL as u64)? };
         let kind = techmd::Kind::of(file, &head);
         let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
-        // Some facts need the whole file (PDF pages); read it once, streamed, only then.
-        if kind.needs_full_read() {
-            let mut reader = p.working.get(&key)?;
-            techmd::full_read(kind, &mut reader, &mut traits)?;
-        }
         let mut out = FileOutcome::default();
         let now = p.clock.now();
         let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
@@ -89,25 +85,24 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         }
         out.events.extend(tool_events);
         if let Some(validator) = kind.validator() {
-            let verdict = if kind == techmd::Kind::Zip {
-                techmd::validate_zip(crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20))
-            } else {
-                techmd::validate(kind, &mut p.working.get(&key)?, &head, &tail)
-            };
+            let reader = crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
+            // The check adds what it learns on the way (a PDF's page count, from its page tree).
+            let verdict = techmd::validate(kind, reader, file.size, &mut traits);
             let (outcome, note) = match &verdict {
-                Ok(()) => (EventOutcome::Pass, format!("well-formed {validator}")),
-                Err(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
+                Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
+                Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
+                Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
             };
             out.events.push(event(
                 p,
                 file,
                 "validation",
-                format!("{program}; validator=\"{validator} well-formedness\""),
+                format!("{program}; validator=\"{validator}: {}\"", kind.validation_method()),
                 outcome,
                 note.clone(),
                 now,
             ));
-            if verdict.is_err() {
+            if let Verdict::Invalid(_) = verdict {
                 out.stderr = note.clone();
                 if profile.fail_invalid {
                     out.exit_code = 1;

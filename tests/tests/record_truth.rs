@@ -1,0 +1,98 @@
+//! The record tells the truth: what a PREMIS event and a file's characteristics say is held to
+//! files made by real tools (Pillow, ImageMagick, Ghostscript) with known properties, and to
+//! broken copies of them that a check reading only headers and trailers would call valid.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use vellum_core::model::{File, PremisEvent, Transfer, TransferStatus};
+use vellum_core::ports::{FilePages, StateStore};
+use vellum_tests::{project_python, tools_required, Package, TestEnv};
+
+/// Runs scripts/make-truth-files.py into `dir`; None (said aloud) where Pillow is missing.
+fn truth_files(dir: &Path) -> Option<serde_json::Value> {
+    let Some(python) = project_python() else {
+        assert!(!tools_required(), "the project's Python (with Pillow) is required: run scripts/test");
+        eprintln!("SKIPPED: no project Python with Pillow; run scripts/test");
+        return None;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-truth-files.py");
+    let out = Command::new(python).arg(script).arg(dir).output().expect("run make-truth-files.py");
+    assert!(out.status.success(), "make-truth-files.py: {}", String::from_utf8_lossy(&out.stderr));
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let missing = expected["missing_tools"].as_array().unwrap();
+    if !missing.is_empty() {
+        assert!(!tools_required(), "required to build the truth files: {missing:?} (scripts/test installs them)");
+        eprintln!("NOT CHECKED: files of {missing:?}, which are not installed");
+    }
+    Some(expected)
+}
+
+fn ingest(t: &TestEnv, p: &Package, key: &str) -> Transfer {
+    let event = t.upload(p, key);
+    t.drive(|_, _| false);
+    t.transfer_for(&event).expect("a transfer")
+}
+
+fn files_and_events(t: &TestEnv, transfer: &Transfer) -> (Vec<File>, Vec<PremisEvent>) {
+    let files = FilePages::new(t.env.state.as_ref(), transfer.id).collect::<Result<Vec<_>, _>>().unwrap();
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = t.env.state.events(transfer.id, after.as_deref(), 500).unwrap();
+        events.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    (files, events)
+}
+
+fn event_of<'a>(events: &'a [PremisEvent], file: &File, kind: &str) -> Vec<&'a PremisEvent> {
+    events.iter().filter(|e| e.file_uuid == Some(file.uuid) && e.event_type == kind).collect()
+}
+
+#[test]
+fn validation_and_characterization_match_files_made_by_real_tools() {
+    let t = TestEnv::new(50);
+    let made = t.dir.path().join("made");
+    let Some(expected) = truth_files(&made) else { return };
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/TRUTH/1,Files of known truth\n");
+    let cases = expected["files"].as_array().unwrap();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        p.add(&format!("objects/{name}"), std::fs::read(made.join(name)).unwrap());
+    }
+    let transfer = ingest(&t, &p, "born-digital/truth.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let (files, events) = files_and_events(&t, &transfer);
+    let mut wrong = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let file = files.iter().find(|f| f.original_path == format!("objects/{name}")).expect("the file is recorded");
+        let made_by = case["made_by"].as_str().unwrap();
+        let validation = event_of(&events, file, "validation");
+        let outcome = validation.first().map(|e| (e.outcome.as_str(), e.outcome_detail.clone()));
+        let want = case["validation"].as_str().unwrap();
+        if outcome.as_ref().map(|o| o.0) != Some(want) {
+            wrong.push(format!("{name} ({made_by}): validation {outcome:?}, want {want}"));
+        }
+        let props: BTreeMap<String, String> = serde_json::from_value(case["properties"].clone()).unwrap();
+        for (k, v) in &props {
+            if file.characteristics.get(k) != Some(v) {
+                wrong.push(format!("{name} ({made_by}): {k} = {:?}, want {v}", file.characteristics.get(k)));
+            }
+        }
+        for k in case["absent"].as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            if let Some(v) = file.characteristics.get(k) {
+                wrong.push(format!("{name} ({made_by}): {k} = {v}, which the file does not support"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} files recorded wrongly:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+}
