@@ -96,3 +96,59 @@ fn validation_and_characterization_match_files_made_by_real_tools() {
     }
     assert!(wrong.is_empty(), "{} of {} files recorded wrongly:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
 }
+
+#[test]
+fn identification_says_when_it_found_nothing_guessed_or_disagrees_with_the_name() {
+    let t = TestEnv::new(50);
+    let png = tiny_png();
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/IDENT/1,Identification cases\n");
+    p.add("objects/empty.txt", "");
+    p.add("objects/README", "Plain words with no extension to go by.\n");
+    p.add("objects/picture.pdf", png.clone());
+    p.add("objects/picture.png", png);
+    p.add("objects/header-only.pdf", "%PDF-1.7\n");
+    let transfer = ingest(&t, &p, "born-digital/ident.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let (files, events) = files_and_events(&t, &transfer);
+    let said = |name: &str| {
+        let file = files.iter().find(|f| f.original_path == format!("objects/{name}")).unwrap();
+        let e = event_of(&events, file, "format identification");
+        assert_eq!(e.len(), 1, "{name}: one identification event");
+        (e[0].outcome.as_str().to_string(), e[0].outcome_detail.clone())
+    };
+    let (outcome, note) = said("empty.txt");
+    assert_eq!(outcome, "no match", "{note}");
+    assert!(note.contains("empty"), "{note}");
+    let (outcome, note) = said("README");
+    assert_eq!(outcome, "no match", "{note}");
+    assert!(note.contains("no extension"), "{note}");
+    let (outcome, note) = said("picture.pdf");
+    assert_eq!(outcome, "extension mismatch", "{note}");
+    assert!(note.starts_with("fmt/11") && note.contains(".pdf") && note.contains(".png"), "{note}");
+    let (outcome, note) = said("picture.png");
+    assert_eq!((outcome.as_str(), note.as_str()), ("positive", "fmt/11"));
+    let (outcome, note) = said("header-only.pdf");
+    assert_eq!(outcome, "extension only", "{note}");
+    assert!(note.contains("no signature matched"), "{note}");
+}
+
+/// A 1×1 PNG, built byte by byte (signature, IHDR, IDAT, IEND with their CRCs).
+fn tiny_png() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&out[start..]);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &[0, 255, 0, 0]).unwrap();
+    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    chunk(&mut png, b"IEND", b"");
+    png
+}

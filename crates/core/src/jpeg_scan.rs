@@ -276,11 +276,13 @@ fn walk<R: BufRead>(mut r: R) -> Result<Verdict, Fail> {
                 match scan(&mut bits, &seg, f, &dc, &ac, restart) {
                     Ok(None) => {}
                     Ok(Some(limited)) => return Ok(limited),
-                    Err(e) if e == SCAN_ENDS => return Err(format!(
+                    Err(e) if e == SCAN_ENDS => {
+                        return Err(format!(
                         "scan {} ends after {} bytes, before its last block: the picture data is cut short or corrupt",
                         scans + 1,
                         bits.read
-                    )),
+                    ))
+                    }
                     Err(e) => return Err(format!("scan {}: {e}", scans + 1)),
                 }
                 scans += 1;

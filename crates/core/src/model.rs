@@ -336,6 +336,12 @@ pub enum EventOutcome {
     /// (a PDF's page contents, an image over the decoder's limits). Archivematica records
     /// JHOVE's "well-formed, not valid" the same way.
     PartialPass,
+    /// Format identification found no format: no signature matched and the extension names none.
+    NoMatch,
+    /// Format identification guessed from the extension alone: no signature matched.
+    ExtensionOnly,
+    /// Format identification matched a signature that the file's extension disagrees with.
+    ExtensionMismatch,
     /// Used where PREMIS has no pass/fail notion (ingestion, digest calculation).
     Positive,
     /// The check could not be or was not made (a file too large to scan, scanning off).
@@ -349,6 +355,9 @@ impl EventOutcome {
             Self::Pass => "Pass",
             Self::Fail => "Fail",
             Self::PartialPass => "partial pass",
+            Self::NoMatch => "no match",
+            Self::ExtensionOnly => "extension only",
+            Self::ExtensionMismatch => "extension mismatch",
             Self::Positive => "positive",
             Self::NotPerformed => "Not performed",
             Self::None => "",
@@ -360,6 +369,9 @@ impl EventOutcome {
             "Pass" => Self::Pass,
             "Fail" => Self::Fail,
             "partial pass" => Self::PartialPass,
+            "no match" => Self::NoMatch,
+            "extension only" => Self::ExtensionOnly,
+            "extension mismatch" => Self::ExtensionMismatch,
             "positive" => Self::Positive,
             "Not performed" => Self::NotPerformed,
             _ => Self::None,

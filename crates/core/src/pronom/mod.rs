@@ -192,6 +192,9 @@ pub struct Identification {
     pub basis: &'static str,
     /// Every candidate left after priorities, when more than one.
     pub others: Vec<String>,
+    /// For a signature or container match: the extensions the format is known by, when the
+    /// file's own is not among them (siegfried's "extension mismatch").
+    pub extension_mismatch: Option<Vec<String>>,
 }
 
 /// Which signatures a file can match at all, from a byte or two of it: most signatures start
@@ -577,15 +580,19 @@ impl Identifier {
                     format: Some(f),
                     basis: "extension",
                     others: guesses.iter().skip(1).map(|&i| self.formats[i].puid.clone()).collect(),
+                    extension_mismatch: None,
                 };
             }
-            return Identification { format: None, basis: "none", others: Vec::new() };
+            return Identification { format: None, basis: "none", others: Vec::new(), extension_mismatch: None };
         }
         candidates.sort_by_key(|&i| self.formats[i].id);
+        let known_by = &self.formats[candidates[0]].extensions;
         Identification {
             format: Some(self.format_id(candidates[0])),
             basis,
             others: candidates.iter().skip(1).map(|&i| self.formats[i].puid.clone()).collect(),
+            extension_mismatch: (!extension.is_empty() && !known_by.is_empty() && !known_by.contains(&extension))
+                .then(|| known_by.clone()),
         }
     }
 

@@ -26,13 +26,54 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
             }
         };
         let key = working_key(transfer.id, &file.current_path);
-        let found = identify_object(identifier, &p.working, &key, file.size)?;
-        let (outcome_detail, stdout) = match &found.format {
-            Some(f) if f.tentative => {
-                (format!("{} (extension only: tentative)", f.puid), format!("{} {}", f.puid, f.name))
+        let mut found = identify_object(identifier, &p.working, &key, file.size)?;
+        if file.size == 0 {
+            // An empty file has no format, whatever its name says (siegfried: "empty source").
+            found = crate::pronom::Identification {
+                format: None,
+                basis: "none",
+                others: Vec::new(),
+                extension_mismatch: None,
+            };
+        }
+        let extension = file.current_path.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains('/'));
+        // The outcome says how sure the identification is; only a signature or container
+        // match that the name agrees with is "positive".
+        let (outcome, outcome_detail, stdout) = match &found.format {
+            Some(f) if f.tentative => (
+                EventOutcome::ExtensionOnly,
+                format!(
+                    "{}: extension only (no signature matched; .{} is one of this format's extensions)",
+                    f.puid,
+                    extension.unwrap_or_default()
+                ),
+                format!("{} {}", f.puid, f.name),
+            ),
+            Some(f) => match &found.extension_mismatch {
+                Some(known) => (
+                    EventOutcome::ExtensionMismatch,
+                    format!(
+                        "{}: extension mismatch (matched by {}; its extension .{} is not this format's: {})",
+                        f.puid,
+                        found.basis,
+                        extension.unwrap_or_default(),
+                        known.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
+                    ),
+                    format!("{} {}", f.puid, f.name),
+                ),
+                None => (EventOutcome::Positive, f.puid.clone(), format!("{} {}", f.puid, f.name)),
+            },
+            None => {
+                let why = if file.size == 0 {
+                    "the file is empty (0 bytes): there is nothing to identify".to_string()
+                } else {
+                    match extension {
+                        Some(e) => format!("no signature matched and no format is known by the extension .{e}"),
+                        None => "no signature matched and the file has no extension".to_string(),
+                    }
+                };
+                (EventOutcome::NoMatch, format!("UNKNOWN: no match ({why})"), "UNKNOWN".to_string())
             }
-            Some(f) => (f.puid.clone(), format!("{} {}", f.puid, f.name)),
-            None => ("UNKNOWN".to_string(), "UNKNOWN".to_string()),
         };
         let mut detail = format!(
             "program=\"Vellum PRONOM matcher\"; version=\"{}\"; signatures=\"{}\"; basis=\"{}\"",
@@ -43,7 +84,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         if !found.others.is_empty() {
             detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
         }
-        let events = vec![p.file_event(file, "format identification", detail, EventOutcome::Positive, outcome_detail)];
+        let events = vec![p.file_event(file, "format identification", detail, outcome, outcome_detail)];
         let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
         Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
     })
