@@ -338,7 +338,8 @@ fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_th
     assert_eq!(traits("tone.wav").get("duration_seconds").map(String::as_str), Some("0.100"));
     for (name, outcome) in [
         ("photo.png", EventOutcome::Pass),
-        ("doc.pdf", EventOutcome::Pass),
+        // Structure only: the pages' contents are not decoded, and the outcome says so.
+        ("doc.pdf", EventOutcome::PartialPass),
         ("data.json", EventOutcome::Pass),
         ("broken.json", EventOutcome::Fail),
         ("truncated.png", EventOutcome::Fail),
@@ -403,7 +404,11 @@ fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output(
     let chosen: Vec<_> = rules.rules_for(Purpose::Characterization, &file, &tools).collect();
     assert_eq!(chosen.len(), 1, "a rule whose command is not installed is left out");
     let output = tools.run(&chosen[0].call(), &store, "t/objects/a.png", "objects/a.png").unwrap();
-    assert_eq!(output, ToolOutput::Output("1234".into()), "wc's \"123456 a.png\", cut at max_output");
+    assert_eq!(
+        output,
+        ToolOutput::Cut { kept: "1234".into(), total: 13 },
+        "wc's \"123456 a.png\", cut at max_output and said to be"
+    );
     let mut wc = chosen[0].clone();
     wc.max_output = 100;
     let output = tools.run(&wc.call(), &store, "t/objects/a.png", "objects/a.png").unwrap();

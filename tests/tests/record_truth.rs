@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vellum_core::model::{File, PremisEvent, Transfer, TransferStatus};
-use vellum_core::ports::{FilePages, StateStore};
+use vellum_core::ports::StateStore;
 use vellum_tests::{project_python, tools_required, Package, TestEnv};
 
 /// Runs scripts/make-truth-files.py into `dir`; None (said aloud) where Pillow is missing.
@@ -37,18 +37,7 @@ fn ingest(t: &TestEnv, p: &Package, key: &str) -> Transfer {
 }
 
 fn files_and_events(t: &TestEnv, transfer: &Transfer) -> (Vec<File>, Vec<PremisEvent>) {
-    let files = FilePages::new(t.env.state.as_ref(), transfer.id).collect::<Result<Vec<_>, _>>().unwrap();
-    let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let page = t.env.state.events(transfer.id, after.as_deref(), 500).unwrap();
-        events.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    (files, events)
+    (t.env.state.all_files(transfer.id).unwrap(), t.env.state.all_events(transfer.id).unwrap())
 }
 
 fn event_of<'a>(events: &'a [PremisEvent], file: &File, kind: &str) -> Vec<&'a PremisEvent> {
@@ -151,4 +140,40 @@ fn tiny_png() -> Vec<u8> {
     chunk(&mut png, b"IDAT", &z.finish().unwrap());
     chunk(&mut png, b"IEND", b"");
     png
+}
+
+#[test]
+fn cut_tool_output_is_marked_and_its_event_does_not_say_positive() {
+    // `seq` stands in for a tool whose answer runs past the rule's max_output.
+    let mut options = vellum_tests::options();
+    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    rules.retain(|r| r.name == "exiftool");
+    rules[0].command = "seq".into();
+    rules[0].args = vec!["100000".into()];
+    rules[0].stay_open = false;
+    rules[0].max_output = 1000;
+    rules[0].output = vellum_core::fpr::RuleOutput::Xml;
+    options.config.format_policy = Some(rules);
+    let t = TestEnv::with_options(options);
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/CUT/1,Cut output\n");
+    p.add("objects/picture.png", tiny_png());
+    let transfer = ingest(&t, &p, "born-digital/cut.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let (files, events) = files_and_events(&t, &transfer);
+    let file = files.iter().find(|f| f.original_path == "objects/picture.png").unwrap();
+    let extraction: Vec<_> = event_of(&events, file, "metadata extraction")
+        .into_iter()
+        .filter(|e| e.detail.contains("program=\"exiftool\""))
+        .collect();
+    assert_eq!(extraction.len(), 1, "{:#?}", event_of(&events, file, "metadata extraction"));
+    assert_eq!(extraction[0].outcome.as_str(), "partial pass", "{}", extraction[0].outcome_detail);
+    assert!(
+        extraction[0].outcome_detail.contains("588895 bytes") && extraction[0].outcome_detail.contains("first 1000"),
+        "{}",
+        extraction[0].outcome_detail
+    );
+    let kept = file.characteristics.get("exiftool").expect("the cut output is kept as text, not as XML");
+    assert!(kept.ends_with("the rule's max_output)]"), "{kept}");
+    assert!(!file.characteristics.contains_key("exiftool.xml"), "cut XML is not recorded as XML");
 }

@@ -528,8 +528,11 @@ pub struct ToolCall<'a> {
 /// What an outside tool gave back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolOutput {
-    /// What it wrote to standard output (cut at the call's bound).
+    /// What it wrote to standard output, whole.
     Output(String),
+    /// Its output ran past the call's bound: the first `max_output` bytes, and how many it
+    /// wrote in all. Never recorded as if it were the whole answer.
+    Cut { kept: String, total: u64 },
     /// It failed and wrote nothing useful, and why.
     Failed(String),
     /// It ran past its timeout and was killed.

@@ -95,14 +95,26 @@ fn copy_in(dir: &Path, source: &dyn ObjectStore, key: &str, name: &str) -> PortR
 }
 
 /// Reads a pipe to its end on its own thread, keeping the first `keep` bytes: past the bound
-/// the rest is read and dropped, so the tool is never blocked on a full pipe.
-fn drain(mut pipe: impl Read + Send + 'static, keep: u64) -> std::thread::JoinHandle<Vec<u8>> {
+/// the rest is read, counted and dropped, so the tool is never blocked on a full pipe.
+/// Gives the bytes kept and the number written in all.
+fn drain(mut pipe: impl Read + Send + 'static, keep: u64) -> std::thread::JoinHandle<(Vec<u8>, u64)> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let _ = (&mut pipe).take(keep).read_to_end(&mut kept);
-        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-        kept
+        let rest = std::io::copy(&mut pipe, &mut std::io::sink()).unwrap_or(0);
+        let total = kept.len() as u64 + rest;
+        (kept, total)
     })
+}
+
+/// A tool's answer as it is to be recorded: whole, or cut at the bound and said to be.
+fn recorded(out: &[u8], total: u64) -> ToolOutput {
+    let text = String::from_utf8_lossy(out).into_owned();
+    if total > out.len() as u64 {
+        ToolOutput::Cut { kept: text, total }
+    } else {
+        ToolOutput::Output(text)
+    }
 }
 
 impl ToolRunner for ProcessTools {
@@ -131,8 +143,8 @@ impl ToolRunner for ProcessTools {
         let args: Vec<String> = call.args.iter().map(|a| a.replace("{file}", &file)).collect();
         let finished = run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)?;
         drop(dir);
-        let (out, err, status) = match finished {
-            Finished::Done { out, err, status } => (out, err, status),
+        let (out, total, err, status) = match finished {
+            Finished::Done { out, total, err, status } => (out, total, err, status),
             Finished::TimedOut => {
                 tracing::warn!(command = call.command, key, "an outside tool ran past its timeout and was stopped");
                 return Ok(ToolOutput::TimedOut);
@@ -142,7 +154,7 @@ impl ToolRunner for ProcessTools {
             let why = String::from_utf8_lossy(&err).trim().to_string();
             return Ok(ToolOutput::Failed(if why.is_empty() { format!("exit status {status}") } else { why }));
         }
-        Ok(ToolOutput::Output(String::from_utf8_lossy(&out).into_owned()))
+        Ok(recorded(&out, total))
     }
 
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
@@ -228,7 +240,13 @@ impl PerBatch<'_> {
             let name = name.strip_prefix("./").unwrap_or(name);
             let answer = match documents.remove(name) {
                 Some(doc) if doc.len() <= self.call.max_output => ToolOutput::Output(doc),
-                Some(_) => ToolOutput::Failed(format!("its answer is over {} bytes", self.call.max_output)),
+                Some(doc) => {
+                    let mut end = self.call.max_output;
+                    while !doc.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    ToolOutput::Cut { kept: doc[..end].to_string(), total: doc.len() as u64 }
+                }
                 None if why.is_empty() => ToolOutput::Failed("no answer for this file".into()),
                 None => ToolOutput::Failed(why.clone()),
             };
@@ -281,7 +299,13 @@ fn split_media(xml: &str) -> HashMap<String, String> {
 
 /// How a bounded run ended.
 enum Finished {
-    Done { out: Vec<u8>, err: Vec<u8>, status: std::process::ExitStatus },
+    /// `total`: bytes written to standard output in all, of which `out` holds the first.
+    Done {
+        out: Vec<u8>,
+        total: u64,
+        err: Vec<u8>,
+        status: std::process::ExitStatus,
+    },
     TimedOut,
 }
 
@@ -313,10 +337,10 @@ fn run_bounded(program: &Path, args: &[String], dir: &Path, max: usize, timeout:
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
+    let (out, total) = out_reader.join().unwrap_or_default();
+    let (err, _) = err_reader.join().unwrap_or_default();
     Ok(match status {
-        Some(status) => Finished::Done { out, err, status },
+        Some(status) => Finished::Done { out, total, err, status },
         None => Finished::TimedOut,
     })
 }
@@ -358,7 +382,8 @@ struct Running {
     child: Child,
     stdin: ChildStdin,
     /// Each file's output, up to the `{ready}` line (cut at the call's bound).
-    outputs: Receiver<Vec<u8>>,
+    /// Each answer: the bytes kept and how many were written.
+    outputs: Receiver<(Vec<u8>, u64)>,
     /// The newest standard error, to say why a file gave no output.
     errors: Arc<Mutex<Vec<u8>>>,
     dir: tempfile::TempDir,
@@ -388,6 +413,7 @@ impl Running {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout);
             let mut kept = Vec::new();
+            let mut total = 0u64;
             let mut line = Vec::new();
             loop {
                 line.clear();
@@ -396,12 +422,15 @@ impl Running {
                     Ok(_) => {}
                 }
                 if line.trim_ascii_end() == READY {
-                    if send.send(std::mem::take(&mut kept)).is_err() {
+                    if send.send((std::mem::take(&mut kept), std::mem::take(&mut total))).is_err() {
                         return;
                     }
-                } else if kept.len() < max {
-                    let room = max - kept.len();
-                    kept.extend_from_slice(&line[..line.len().min(room)]);
+                } else {
+                    total += line.len() as u64;
+                    if kept.len() < max {
+                        let room = max - kept.len();
+                        kept.extend_from_slice(&line[..line.len().min(room)]);
+                    }
                 }
             }
         });
@@ -479,7 +508,7 @@ impl ToolSession for StayOpen<'_> {
         };
         let _ = std::fs::remove_file(running.dir.path().join(&file));
         match answer {
-            Ok(out) if !out.is_empty() => Ok(ToolOutput::Output(String::from_utf8_lossy(&out).into_owned())),
+            Ok((out, total)) if !out.is_empty() => Ok(recorded(&out, total)),
             Ok(_) => {
                 let why = running.last_error();
                 Ok(ToolOutput::Failed(if why.is_empty() { "no output".into() } else { why }))

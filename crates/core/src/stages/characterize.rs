@@ -57,6 +57,18 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                     traits.insert(key, output);
                     (EventOutcome::Positive, format!("{} output recorded", rule.name))
                 }
+                ToolOutput::Cut { kept, total } => {
+                    // Cut output is not the tool's answer: kept as text (cut XML is not XML),
+                    // marked where it stops, and the event says it is incomplete.
+                    let why = format!(
+                        "{} wrote {total} bytes; the first {} are recorded (the rule's max_output)",
+                        rule.name,
+                        kept.len()
+                    );
+                    traits.insert(rule.name.clone(), format!("{kept}\n[cut by Vellum: {why}]"));
+                    tool_notes.push(format!("{} output cut", rule.name));
+                    (EventOutcome::PartialPass, format!("output cut: {why}"))
+                }
                 ToolOutput::Failed(why) => {
                     tool_notes.push(format!("{} failed: {why}", rule.name));
                     (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
