@@ -61,12 +61,15 @@ fn an_infected_file_fails_the_transfer_naming_file_and_signature() {
 #[test]
 fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decides() {
     let Some(_) = with_clamd() else { return };
-    // clamd's StreamMaxLength is 25M by default (scripts/clamd); zeros zip to nothing.
+    // A second daemon with a 25 MB stream limit (the project's own is at clamd's ceiling);
+    // zeros zip to nothing.
+    let small = SmallClamd::start("25M");
     let mut p = Package::catalogued("PP/BIG/1", 1);
     p.add("objects/disk-image.bin", vec![0u8; 26 << 20]);
     // Zeros compress like a zip bomb: this test's profiles allow it.
     let lenient = || {
         let mut options = vellum_tests::options();
+        options.scanner = Some(Arc::new(vellum_clamd::Clamd::new(&small.addr)));
         for profile in &mut options.config.profiles {
             profile.limits.max_compression_ratio = u64::MAX;
         }
@@ -80,6 +83,7 @@ fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decid
     let e = event_of(&t.env.state.all_events(transfer.id).unwrap(), big.uuid, "virus check").clone();
     assert_eq!(e.outcome, EventOutcome::NotPerformed);
     assert!(e.outcome_detail.contains("stream limit"), "{e:?}");
+    assert_eq!(t.env.state.transfer(transfer.id).unwrap().unwrap().files_not_scanned, Some(1), "counted");
 
     let mut options = lenient();
     for profile in &mut options.config.profiles {
@@ -89,6 +93,56 @@ fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decid
     let transfer = ingest(&strict, &p, "born-digital/big.zip");
     assert_eq!(transfer.status, TransferStatus::Failed);
     assert!(transfer.failure_reason.unwrap().contains("could not be scanned"));
+}
+
+/// The project's clamd takes files up to its ceiling: EICAR 30 MB into a 40 MB file is found
+/// (under a 25 MB default it was stored as "Not performed").
+#[test]
+fn a_virus_deep_in_a_large_file_is_found() {
+    let Some(_) = with_clamd() else { return };
+    let mut big = vec![0u8; 40 << 20];
+    big[30 << 20..(30 << 20) + EICAR.len()].copy_from_slice(EICAR.as_bytes());
+    let mut p = Package::catalogued("PP/DEEP/1", 1);
+    p.add("objects/disk-image.bin", big);
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.limits.max_compression_ratio = u64::MAX;
+    }
+    let t = TestEnv::with_options(options);
+    let transfer = ingest(&t, &p, "born-digital/deep.zip");
+    assert_eq!(transfer.status, TransferStatus::Failed, "{:?}", transfer.failure_reason);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("disk-image.bin") && reason.contains("EICAR"), "{reason}");
+}
+
+/// A clamd of the test's own, on a free port with the stream limit given; stopped on drop.
+struct SmallClamd {
+    addr: String,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SmallClamd {
+    fn start(limit: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out =
+            SmallClamd::script(dir.path(), port).env("VELLUM_CLAMD_STREAM_MAX", limit).arg("start").output().unwrap();
+        assert!(out.status.success(), "a second clamd: {}", String::from_utf8_lossy(&out.stderr));
+        Self { addr: format!("127.0.0.1:{port}"), dir, port }
+    }
+
+    fn script(dir: &Path, port: u16) -> Command {
+        let mut c = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/clamd"));
+        c.env("VELLUM_CLAMD_DIR", dir).env("VELLUM_CLAMD_PORT", port.to_string());
+        c
+    }
+}
+
+impl Drop for SmallClamd {
+    fn drop(&mut self) {
+        let _ = SmallClamd::script(self.dir.path(), self.port).arg("stop").output();
+    }
 }
 
 #[test]

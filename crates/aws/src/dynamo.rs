@@ -567,6 +567,18 @@ impl StateStore for DynamoState {
             .is_some())
     }
 
+    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET files_not_scanned = :n",
+            Some("attribute_exists(pk)"),
+            vec![(":n", AttributeValue::N(count.to_string()))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
     fn set_fixity_checked(&self, id: Uuid, at: vellum_core::model::Timestamp) -> PortResult<()> {
         self.update(
             &transfer_pk(id),

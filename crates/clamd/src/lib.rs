@@ -70,6 +70,12 @@ pub fn parse_verdict(reply: &str) -> Result<ScanVerdict, String> {
     let body = reply.strip_prefix("stream: ").unwrap_or(reply);
     if body == "OK" {
         Ok(ScanVerdict::Clean)
+    } else if let Some(limit) = body.strip_suffix(" FOUND").and_then(|s| s.strip_prefix("Heuristics.Limits.Exceeded")) {
+        // With AlertExceedsMax, a file clamd stopped reading at one of its limits says so:
+        // it was not scanned to its end, which is not "clean" and not "infected".
+        Ok(ScanVerdict::NotScanned(format!(
+            "clamd stopped at one of its limits (Heuristics.Limits.Exceeded{limit}): the file was not scanned to its end"
+        )))
     } else if let Some(sig) = body.strip_suffix(" FOUND") {
         Ok(ScanVerdict::Infected(sig.to_string()))
     } else if body.contains("size limit exceeded") {
@@ -128,6 +134,10 @@ mod tests {
             Ok(ScanVerdict::Infected("Win.Test.EICAR_HDB-1".into()))
         );
         assert!(matches!(parse_verdict("INSTREAM size limit exceeded. ERROR"), Ok(ScanVerdict::NotScanned(_))));
+        match parse_verdict("stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND") {
+            Ok(ScanVerdict::NotScanned(why)) => assert!(why.contains("MaxFileSize"), "{why}"),
+            other => panic!("a limit is not a virus: {other:?}"),
+        }
         assert!(parse_verdict("stream: Can't allocate memory ERROR").is_err());
     }
 

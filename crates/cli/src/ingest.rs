@@ -48,6 +48,9 @@ struct Report {
     aip_key: Option<String>,
     reason: Option<String>,
     files: u64,
+    /// Files whose virus check was not performed (null when the transfer ended before it
+    /// was counted).
+    files_not_scanned: Option<u64>,
     seconds: f64,
     /// Seconds each stage's workers were busy, added across workers (absent when the
     /// pipeline never ran).
@@ -84,6 +87,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     aip_key: None,
                     reason: Some(format!("{e:#}")),
                     files: 0,
+                    files_not_scanned: None,
                     seconds: started.elapsed().as_secs_f64(),
                     stage_busy_seconds: BTreeMap::new(),
                 };
@@ -149,6 +153,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
                 "the key {key:?} does not end in .zip, .tar.gz, .tgz or .tar, so an upload there would start nothing"
             )),
             files: 0,
+            files_not_scanned: None,
             seconds: started.elapsed().as_secs_f64(),
             stage_busy_seconds: BTreeMap::new(),
         });
@@ -175,6 +180,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         aip_key: transfer.aip_key.clone(),
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
+        files_not_scanned: transfer.files_not_scanned,
         seconds: started.elapsed().as_secs_f64(),
         stage_busy_seconds: busy.into_iter().map(|(stage, d)| (stage.to_string(), d.as_secs_f64())).collect(),
     })
@@ -189,8 +195,12 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
     };
     match (&report.aip, &report.reason) {
         (Some(aip), _) => {
+            let not_scanned = match report.files_not_scanned {
+                Some(n) if n > 0 => format!(" ({n} NOT scanned for viruses: see virusScan.log in the AIP)"),
+                _ => String::new(),
+            };
             eprintln!(
-                "vellum: {} — {} files stored and verified in {:.1}s",
+                "vellum: {} — {} files stored and verified{not_scanned} in {:.1}s",
                 report.status, report.files, report.seconds
             );
             if !args.json {

@@ -783,3 +783,36 @@ fn characterization_tools_find_the_file_with_a_relative_data_folder() {
     assert!(!mets.contains("File not found"), "ExifTool found the file");
     assert_eq!(mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(), 1, "the example's one PNG");
 }
+
+#[test]
+fn files_not_scanned_are_counted_in_the_json_the_final_line_and_the_success_log() {
+    let data = tempfile::tempdir().unwrap();
+    let out = vellum()
+        .args(["ingest", "--clamd", "none", "--json", "--data-dir"])
+        .arg(data.path())
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = report["files"].as_u64().unwrap();
+    assert!(files > 0);
+    assert_eq!(report["files_not_scanned"].as_u64(), Some(files), "{report}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap();
+    assert!(last.contains(&format!("({files} NOT scanned for viruses")), "{last}");
+    let success = walk(&data.path().join("uploads"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(".success."))
+        .expect("a success log beside the upload");
+    let log = std::fs::read_to_string(success).unwrap();
+    assert!(log.contains(&format!("{files} file(s) were NOT scanned for viruses")), "{log}");
+
+    // With a scanner, nothing is said of unscanned files, and the count is 0.
+    if let Some(addr) = std::env::var("VELLUM_CLAMD").ok().filter(|_| vellum_tests::scanner().is_some()) {
+        let data = tempfile::tempdir().unwrap();
+        let (code, report) = ingest_json(&example(), data.path(), &["--clamd", &addr]);
+        assert_eq!(code, 0);
+        assert_eq!(report["files_not_scanned"].as_u64(), Some(0), "{report}");
+    }
+}

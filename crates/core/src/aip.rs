@@ -136,12 +136,16 @@ pub const FILE_LOGS: [(&str, &str); 3] = [
 
 /// One stretch of the per-file logs, in the order of `FILE_LOGS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileLogLines(pub [String; 3]);
+pub struct FileLogLines {
+    pub lines: [String; 3],
+    /// Files among them whose virus check was not performed.
+    pub not_scanned: u64,
+}
 
 impl FileLogLines {
     /// Bytes held.
     pub fn len(&self) -> usize {
-        self.0.iter().map(String::len).sum()
+        self.lines.iter().map(String::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,7 +154,7 @@ impl FileLogLines {
 
     /// Adds one file's lines, given its events.
     pub fn add(&mut self, f: &File, events: &[PremisEvent]) {
-        let [identification, renamed, scan] = &mut self.0;
+        let [identification, renamed, scan] = &mut self.lines;
         match &f.format {
             Some(fmt) => identification.push_str(&format!(
                 "{}\t{}\t{}\t{}\n",
@@ -168,7 +172,11 @@ impl FileLogLines {
                 escape_controls(&f.current_path)
             ));
         }
-        for e in events.iter().filter(|e| e.event_type == "virus check") {
+        let checks = events.iter().filter(|e| e.event_type == "virus check");
+        if checks.clone().any(|e| e.outcome == crate::model::EventOutcome::NotPerformed) {
+            self.not_scanned += 1;
+        }
+        for e in checks {
             scan.push_str(&format!("{}\t{}\t{} {}\n", f.current_path, e.outcome.as_str(), e.detail, e.outcome_detail));
         }
     }

@@ -68,7 +68,8 @@ pub fn stored_log(
     files: u64,
 ) -> String {
     format!(
-        "Vellum stored {key}.\nIts AIP is in the {space} space under identifier {identifier}, version {version}: {aip}.\n{files} payload file(s) were read back from storage and every digest matched.\nTransfer {id}, AIP {aip_uuid}.\n",
+        "Vellum stored {key}.\nIts AIP is in the {space} space under identifier {identifier}, version {version}: {aip}.\n{files} payload file(s) were read back from storage and every digest matched.\n{scanned}Transfer {id}, AIP {aip_uuid}.\n",
+        scanned = not_scanned_line(transfer),
         key = escape_controls(&transfer.source_key),
         space = escape_controls(space),
         identifier = escape_controls(identifier),
@@ -76,6 +77,17 @@ pub fn stored_log(
         id = transfer.id,
         aip_uuid = transfer.aip_uuid,
     )
+}
+
+/// What the success log, the final line and the reports say of files not scanned for viruses.
+pub fn not_scanned_line(transfer: &Transfer) -> String {
+    match transfer.files_not_scanned {
+        Some(0) | None => String::new(),
+        Some(n) => format!(
+            "{n} file(s) were NOT scanned for viruses (over the virus scanner's size limit, or scanning is off): \
+             their PREMIS virus check says \"Not performed\" and virusScan.log in the AIP names them.\n"
+        ),
+    }
 }
 
 /// The log for a transfer that failed after intake.

@@ -125,6 +125,10 @@ pub struct Transfer {
     /// When the fixity audit last read the stored AIP back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixity_checked_at: Option<Timestamp>,
+    /// Files whose virus check was not performed (over clamd's limits, scanning off),
+    /// counted when the METS is written; None before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_not_scanned: Option<u64>,
 }
 
 impl Transfer {
@@ -171,6 +175,7 @@ impl Transfer {
             hidden: false,
             stuck_since: None,
             fixity_checked_at: None,
+            files_not_scanned: None,
         }
     }
 }

@@ -211,6 +211,8 @@ pub trait StateStore: Send + Sync {
     fn flag_stuck(&self, id: Uuid, since: Timestamp) -> PortResult<bool>;
     /// Records when the fixity audit last read the transfer's stored AIP back.
     fn set_fixity_checked(&self, id: Uuid, at: Timestamp) -> PortResult<()>;
+    /// Records how many of the transfer's files were not scanned for viruses.
+    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()>;
     /// Hides an ended transfer from the lists; false when it has not ended or is hidden.
     fn hide_transfer(&self, id: Uuid) -> PortResult<bool>;
     /// A FAILED transfer back to PROCESSING for a new attempt at `stage`: its reason

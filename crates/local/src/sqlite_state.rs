@@ -228,6 +228,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         ("jobs", "progressed_at", "TEXT"),
         ("transfers", "stuck_since", "TEXT"),
         ("transfers", "fixity_checked_at", "TEXT"),
+        ("transfers", "files_not_scanned", "INTEGER"),
     ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
@@ -277,7 +278,7 @@ impl SqliteStateStore {
         self.with(|c| {
             c.query_row(
                 &format!(
-                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers WHERE {column} = ?1"
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers WHERE {column} = ?1"
                 ),
                 [id.to_string()],
                 transfer_row,
@@ -378,6 +379,10 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         hidden: r.get(20)?,
         stuck_since: opt_time_at(r, 21)?,
         fixity_checked_at: opt_time_at(r, 22)?,
+        files_not_scanned: match r.get::<_, Option<i64>>(23)? {
+            None => None,
+            Some(n) => Some(u64::try_from(n).map_err(|_| unreadable(23, format!("{n} files not scanned")))?),
+        },
     })
 }
 
@@ -609,7 +614,7 @@ impl StateStore for SqliteStateStore {
         };
         let items = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at FROM transfers \
+                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers \
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
                  AND hidden = ?5 AND (?6 IS NULL OR instr(lower(name || ' ' || identifiers), ?6) > 0) \
                  ORDER BY created_at DESC, id DESC LIMIT ?4"
@@ -678,6 +683,16 @@ impl StateStore for SqliteStateStore {
             )
         })?;
         Ok(n == 1)
+    }
+
+    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET files_not_scanned = ?2 WHERE id = ?1",
+                params![id.to_string(), count as i64],
+            )
+        })?;
+        Ok(())
     }
 
     fn set_fixity_checked(&self, id: Uuid, at: Timestamp) -> PortResult<()> {

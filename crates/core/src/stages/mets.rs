@@ -225,6 +225,7 @@ impl Writer<'_> {
     /// the transfer's own events.
     fn write_logs(&self, pieces: &[String]) -> StageResult<()> {
         let p = self.p;
+        let mut not_scanned = 0;
         for (i, (name, header)) in FILE_LOGS.iter().enumerate() {
             let mut out =
                 BufWriter::with_capacity(256 * 1024, p.working.writer(&working_log_key(self.transfer.id, name))?);
@@ -234,11 +235,16 @@ impl Writer<'_> {
                 p.working.get(piece)?.read_to_end(&mut bytes)?;
                 let lines: FileLogLines = serde_json::from_slice(&bytes)
                     .map_err(|e| StageError::Failed(format!("a piece of the AIP's logs cannot be read back: {e}")))?;
-                out.write_all(lines.0[i].as_bytes())?;
+                out.write_all(lines.lines[i].as_bytes())?;
+                if i == 0 {
+                    not_scanned += lines.not_scanned;
+                }
             }
             out.flush()?;
             out.into_inner().map_err(|e| e.into_error())?.commit()?;
         }
+        // Counted once for the whole transfer, so the success log and the reports can say it.
+        p.state.set_files_not_scanned(self.transfer.id, not_scanned)?;
         if let Some(left_out) = left_out_log(&p.state.transfer_events(self.transfer.id)?) {
             p.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }
