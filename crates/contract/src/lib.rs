@@ -42,6 +42,7 @@ macro_rules! state_store_contract {
             [
                 create_transfer_is_idempotent,
                 first_ending_stands,
+                files_not_scanned_are_recorded,
                 jobs_are_started_once,
                 extraction_checkpoints,
                 record_batch_fans_in_once,

@@ -75,6 +75,17 @@ pub fn create_transfer_is_idempotent(make: &Make) {
     assert!(s.transfer(Uuid::new_v4()).unwrap().is_none());
 }
 
+pub fn files_not_scanned_are_recorded(make: &Make) {
+    let s = make();
+    let t = transfer("a");
+    s.create_transfer("key-1", &t).unwrap();
+    assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_scanned, None, "not counted before the METS");
+    s.set_files_not_scanned(t.id, 0).unwrap();
+    assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_scanned, Some(0), "zero is a count, not nothing");
+    s.set_files_not_scanned(t.id, 12).unwrap();
+    assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_scanned, Some(12));
+}
+
 pub fn first_ending_stands(make: &Make) {
     let s = make();
     let t = transfer("b");
