@@ -29,16 +29,18 @@ pub fn manifest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
     out
 }
 
-/// Parses a manifest into path → digest. Malformed lines are reported.
+/// Parses a manifest into path → digest. Malformed lines are reported. As bagit-python
+/// reads them: `*` before a path is `sha256sum -b`'s binary-mode marker, not part of the
+/// name, and `#` starts a comment line.
 pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
         let (digest, path) =
             line.split_once([' ', '\t']).ok_or_else(|| format!("line {} of a manifest has no path", n + 1))?;
-        let path = path.trim_start_matches([' ', '\t']);
+        let path = path.trim_start_matches([' ', '\t']).trim_start_matches('*');
         if map.insert(decode_path(path), digest.to_ascii_lowercase()).is_some() {
             return Err(format!("the manifest lists {path:?} twice"));
         }
