@@ -122,6 +122,10 @@ if os.access(convert, os.X_OK):
     add("imagemagick-progressive.jpg", magick("imagemagick-progressive.jpg", "-interlace", "JPEG"), im, "Pass",
         {"width": 40, "height": 25, "components": 3})
     add("imagemagick.gif", magick("imagemagick.gif"), im, "Pass", {"width": 40, "height": 25})
+    # A bilevel page as scanners write them (CCITT Group 4): the tiff crate does not decode
+    # it, and the record says so.
+    add("imagemagick-g4.tif", magick("imagemagick-g4.tif", "-monochrome", "-compress", "Group4", **dict(size="200x100", source="plasma:fractal")), im, "partial pass",
+        {"width": 200, "height": 100, "bit_depth": 1, "samples_per_pixel": 1})
     # JPEG coding variants a scan walk must follow: subsampling, restart intervals, CMYK,
     # progressive with subsampling and restarts.
     noise = dict(size="123x77", source="plasma:fractal")

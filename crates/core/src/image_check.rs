@@ -28,6 +28,9 @@ pub const MAX_BUFFER: usize = 48 << 20;
 pub const MAX_PIXELS: u64 = 1 << 30;
 /// What a row-at-a-time decoder may hold (a row, its palette, text chunks).
 const STREAM_LIMIT: usize = 32 << 20;
+/// One TIFF strip or tile: scanners often write a whole page as one strip, so this is
+/// larger (a 64 MiB strip is an 11-megapixel RGB page).
+const TIFF_CHUNK_LIMIT: usize = 64 << 20;
 
 fn too_large(what: &str, width: u64, height: u64, limit: &str) -> Verdict {
     Verdict::Limited(format!(
@@ -40,7 +43,7 @@ pub fn png<R: BufRead + Seek>(reader: R) -> Verdict {
     decoder.ignore_checksums(false);
     let mut reader = match decoder.read_info() {
         Ok(r) => r,
-        Err(e) => return Verdict::Invalid(png_error(e)),
+        Err(e) => return png_verdict(e),
     };
     let (width, height) = (reader.info().width as u64, reader.info().height as u64);
     let frames = reader.info().animation_control.map_or(1, |a| a.num_frames.max(1)) as u64;
@@ -53,25 +56,27 @@ pub fn png<R: BufRead + Seek>(reader: R) -> Verdict {
             match reader.next_row() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(e) => return Verdict::Invalid(png_error(e)),
+                Err(e) => return png_verdict(e),
             }
         }
     }
     match reader.finish() {
         Ok(()) => Verdict::WellFormed,
-        Err(e) => Verdict::Invalid(png_error(e)),
+        Err(e) => png_verdict(e),
     }
 }
 
-fn png_error(e: png::DecodingError) -> String {
+fn png_verdict(e: png::DecodingError) -> Verdict {
     match e {
         png::DecodingError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            "it ends before its last chunk (IEND): it is truncated".into()
+            Verdict::Invalid("it ends before its last chunk (IEND): it is truncated".into())
         }
-        png::DecodingError::LimitsExceeded => {
-            format!("decoding it needs more than {} MiB for one row or its metadata", STREAM_LIMIT >> 20)
-        }
-        e => format!("PNG decoder: {e}"),
+        // Over the decoder's memory limit is not broken: it was not checked to its end.
+        png::DecodingError::LimitsExceeded => Verdict::Limited(format!(
+            "the PNG was read until one row or its metadata needed more than the {} MiB decoding limit",
+            STREAM_LIMIT >> 20
+        )),
+        e => Verdict::Invalid(format!("PNG decoder: {e}")),
     }
 }
 
@@ -100,6 +105,13 @@ pub fn gif<R: Read>(reader: R) -> Verdict {
                 }
             }
             Ok(None) => break,
+            Err(gif::DecodingError::MemoryLimit) => {
+                return Verdict::Limited(format!(
+                    "the GIF's first {frames} frames decoded; frame {} needs more than the {} MiB decoding limit",
+                    frames + 1,
+                    STREAM_LIMIT >> 20
+                ))
+            }
             Err(e) => return Verdict::Invalid(format!("GIF decoder, frame {}: {e}", frames + 1)),
         }
     }
@@ -116,10 +128,13 @@ pub fn jpeg<R: BufRead>(reader: R) -> Verdict {
 
 pub fn tiff<R: Read + Seek>(reader: R) -> Verdict {
     let mut limits = tiff::decoder::Limits::default();
-    limits.decoding_buffer_size = STREAM_LIMIT;
-    limits.intermediate_buffer_size = STREAM_LIMIT;
+    limits.decoding_buffer_size = TIFF_CHUNK_LIMIT;
+    limits.intermediate_buffer_size = TIFF_CHUNK_LIMIT;
     let mut decoder = match tiff::decoder::Decoder::new(reader) {
         Ok(d) => d.with_limits(limits),
+        Err(tiff::TiffError::UnsupportedError(e)) => {
+            return Verdict::Limited(format!("the TIFF uses what the decoder does not support ({e}): not checked"))
+        }
         Err(e) => return Verdict::Invalid(format!("TIFF decoder: {e}")),
     };
     let mut pixels = 0u64;
@@ -149,6 +164,19 @@ pub fn tiff<R: Read + Seek>(reader: R) -> Verdict {
         match result {
             Ok(Some(limited)) => return limited,
             Ok(None) => {}
+            Err(tiff::TiffError::LimitsExceeded) => {
+                return Verdict::Limited(format!(
+                    "the TIFF was decoded up to page {page}, where one strip or tile needs more than the {} MiB decoding limit",
+                    TIFF_CHUNK_LIMIT >> 20
+                ))
+            }
+            // A feature the decoder lacks (CCITT fax, old-style JPEG, …) is not a fault of the file.
+            Err(tiff::TiffError::UnsupportedError(e)) => {
+                return Verdict::Limited(format!(
+                    "the TIFF's directories were read; page {page} uses what the decoder does not support ({e}), \
+                     so its pixels were not checked"
+                ))
+            }
             Err(e) => return Verdict::Invalid(format!("TIFF decoder, page {page}: {e}")),
         }
         if !decoder.more_images() {
