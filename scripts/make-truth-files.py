@@ -3,7 +3,7 @@
 and broken copies of them, for the tests that hold Vellum's validation and characterization to
 the truth. Writes the files and `expected.json` into OUT:
 
-    {"files": [{"name": ..., "made_by": ..., "validation": "Pass" | "Fail" | "partial pass",
+    {"files": [{"name": ..., "made_by": ..., "validation": "Pass" | "Fail" | "partial pass" | null,
                 "properties": {"width": "64", ...}, "absent": ["page_count"]}],
      "missing_tools": [...]}
 
@@ -100,6 +100,17 @@ add("pillow-lossless.webp", pillow(rgb, "WEBP", lossless=True), pil, "Pass", {"w
 pdf_pages = [gradient("RGB", (40, 30)) for _ in range(3)]
 add("pillow-three-pages.pdf", pillow(pdf_pages[0], "PDF", save_all=True, append_images=pdf_pages[1:]), pil,
     "partial pass", {"page_count": 3, "pdf_version": "1.4", "encrypted": "false"})
+
+# Sound, by Python's own wave module: 2 channels, 22,050 Hz, 16 bits, half a second.
+import wave
+buf = io.BytesIO()
+with wave.open(buf, "wb") as w:
+    w.setnchannels(2)
+    w.setsampwidth(2)
+    w.setframerate(22050)
+    w.writeframes(bytes(rng.getrandbits(8) for _ in range(22050 * 2 * 2 // 2)))
+add("python-wave.wav", buf.getvalue(), f"Python {sys.version.split()[0]} wave", None,
+    {"channels": 2, "sample_rate": 22050, "bits_per_sample": 16, "duration_seconds": "0.500"})
 
 # --- Good files, ImageMagick and Ghostscript -----------------------------------------------
 convert = "/usr/bin/convert"  # /usr/local/bin/convert may be a stand-in on these machines

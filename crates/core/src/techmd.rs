@@ -46,7 +46,26 @@ impl Kind {
     /// What a file is, by its magic bytes, its PRONOM identification and its name.
     pub fn of(file: &File, head: &[u8]) -> Self {
         let puid = file.format.as_ref().map(|f| f.puid.as_str()).unwrap_or("");
-        if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        if let Some(kind) = Self::by_magic(head) {
+            kind
+        } else if let Some(kind) = Self::by_name(file) {
+            // Named as a format it does not start like: validated as what it claims to be, so
+            // the record says it is not one.
+            kind
+        } else if puid == "fmt/817" || ext(file) == "json" {
+            Self::Json
+        } else if puid == "fmt/101" || ext(file) == "xml" || skip_bom_ws(head).starts_with(b"<?xml") {
+            Self::Xml
+        } else if !head.is_empty() && text_encoding(head).is_some() {
+            Self::Text
+        } else {
+            Self::Other
+        }
+    }
+
+    /// What the first bytes say the file is, if they say.
+    fn by_magic(head: &[u8]) -> Option<Self> {
+        Some(if head.starts_with(b"\x89PNG\r\n\x1a\n") {
             Self::Png
         } else if head.starts_with(b"\xFF\xD8\xFF") {
             Self::Jpeg
@@ -67,19 +86,9 @@ impl Kind {
             Self::Wav
         } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
             Self::Zip
-        } else if let Some(kind) = Self::by_name(file) {
-            // Named as a format it does not start like: validated as what it claims to be, so
-            // the record says it is not one.
-            kind
-        } else if puid == "fmt/817" || ext(file) == "json" {
-            Self::Json
-        } else if puid == "fmt/101" || ext(file) == "xml" || skip_bom_ws(head).starts_with(b"<?xml") {
-            Self::Xml
-        } else if !head.is_empty() && text_encoding(head).is_some() {
-            Self::Text
         } else {
-            Self::Other
-        }
+            return None;
+        })
     }
 
     fn by_name(file: &File) -> Option<Self> {
@@ -172,6 +181,11 @@ fn put(m: &mut BTreeMap<String, String>, k: &str, v: impl ToString) {
 /// What can be read from the first and last bytes.
 pub fn characteristics(kind: Kind, head: &[u8], tail: &[u8], size: u64) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
+    let binary = !matches!(kind, Kind::Text | Kind::Xml | Kind::Json | Kind::Other);
+    if binary && Kind::by_magic(head) != Some(kind) {
+        // Named as a format it is not: nothing of that format's can be read from it.
+        return m;
+    }
     match kind {
         Kind::Png => {
             if let (Some(w), Some(h)) = (u32be(head, 16), u32be(head, 20)) {
@@ -451,6 +465,43 @@ mod tests {
         assert_eq!(text_encoding(b"caf\xc3"), Some("utf-8"), "a sample cut inside a character");
         assert_eq!(text_encoding(b"caf\xe9 au lait"), None);
         assert_eq!(text_encoding(b"\x00\x01"), None);
+    }
+
+    /// A file named as a format it is not (an empty `.pdf`, `GIF` and nothing more) is read
+    /// without a panic: found by the random-tree intake test once kinds came from names.
+    #[test]
+    fn short_and_misnamed_files_are_read_without_panics() {
+        let kinds = [
+            Kind::Png,
+            Kind::Jpeg,
+            Kind::Gif,
+            Kind::Tiff,
+            Kind::Bmp,
+            Kind::Webp,
+            Kind::Pdf,
+            Kind::Wav,
+            Kind::Zip,
+            Kind::Xml,
+            Kind::Json,
+            Kind::Text,
+            Kind::Other,
+        ];
+        let heads: [&[u8]; 8] = [
+            b"",
+            b"GIF",
+            b"GIF89a",
+            b"%PDF-",
+            b"\x89PNG\r\n\x1a\n",
+            b"\xFF\xD8\xFF",
+            b"II*\0\xff\xff\xff\xff",
+            b"RIFF\0\0\0\0WEBPVP8X",
+        ];
+        for kind in kinds {
+            for head in heads {
+                characteristics(kind, head, head, head.len() as u64);
+                validate(kind, io::Cursor::new(head), head.len() as u64, &mut BTreeMap::new());
+            }
+        }
     }
 
     fn verdict(kind: Kind, bytes: &[u8]) -> Verdict {
