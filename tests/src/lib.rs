@@ -3,6 +3,7 @@
 //! tools (bagit-python) that judge the AIP.
 
 pub mod bad_packages;
+pub mod faults;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -692,4 +693,24 @@ pub fn word97(flags: [u8; 2]) -> Vec<u8> {
         cf.flush().unwrap();
     }
     std::fs::read(path).unwrap()
+}
+
+/// A 1×1 PNG, built byte by byte (signature, IHDR, IDAT, IEND with their CRCs).
+pub fn tiny_png() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&out[start..]);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &[0, 255, 0, 0]).unwrap();
+    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    chunk(&mut png, b"IEND", b"");
+    png
 }

@@ -90,7 +90,7 @@ fn validation_and_characterization_match_files_made_by_real_tools() {
 #[test]
 fn identification_says_when_it_found_nothing_guessed_or_disagrees_with_the_name() {
     let t = TestEnv::new(50);
-    let png = tiny_png();
+    let png = vellum_tests::tiny_png();
     let mut p = Package::default();
     p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/IDENT/1,Identification cases\n");
     p.add("objects/empty.txt", "");
@@ -123,26 +123,6 @@ fn identification_says_when_it_found_nothing_guessed_or_disagrees_with_the_name(
     assert!(note.contains("no signature matched"), "{note}");
 }
 
-/// A 1×1 PNG, built byte by byte (signature, IHDR, IDAT, IEND with their CRCs).
-fn tiny_png() -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = flate2::Crc::new();
-        crc.update(&out[start..]);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    }
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut z, &[0, 255, 0, 0]).unwrap();
-    chunk(&mut png, b"IDAT", &z.finish().unwrap());
-    chunk(&mut png, b"IEND", b"");
-    png
-}
-
 #[test]
 fn cut_tool_output_is_marked_and_its_event_does_not_say_positive() {
     // `seq` stands in for a tool whose answer runs past the rule's max_output.
@@ -158,7 +138,7 @@ fn cut_tool_output_is_marked_and_its_event_does_not_say_positive() {
     let t = TestEnv::with_options(options);
     let mut p = Package::default();
     p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/CUT/1,Cut output\n");
-    p.add("objects/picture.png", tiny_png());
+    p.add("objects/picture.png", vellum_tests::tiny_png());
     let transfer = ingest(&t, &p, "born-digital/cut.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     let (files, events) = files_and_events(&t, &transfer);

@@ -306,6 +306,12 @@ pub fn zip_method_name(method: u16) -> String {
 /// and its data. Two entries whose spans so counted cross share bytes.
 const LOCAL_HEADER_BYTES: u64 = 30;
 
+/// An I/O error that is the store's (it did not answer), not the archive's: the listing is
+/// tried again, the package is not refused for it.
+fn is_store_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<crate::ports::PortError>())
+}
+
 /// Lists a zip from its central directory, reading only the index and the small metadata
 /// files.
 #[allow(deprecated)]
@@ -318,9 +324,10 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
     let mut listing = Listing { kind: Some(ArchiveKind::Zip), ..Default::default() };
     let mut spans = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let entry = zip
-            .by_index_data(i)
-            .map_err(|e| ListError::Unreadable(Unreadable(format!("entry {i} of the zip cannot be read ({e})"))))?;
+        let entry = zip.by_index_data(i).map_err(|e| match e {
+            zip::result::ZipError::Io(io) if is_store_error(&io) => ListError::Io(io),
+            e => ListError::Unreadable(Unreadable(format!("entry {i} of the zip cannot be read ({e})"))),
+        })?;
         let name = normalize_name(&zip_name(entry.name_raw(), || entry.name().ok().map(|n| n.to_string())));
         let kind = if entry.is_symlink() {
             EntryKind::Link
@@ -360,14 +367,18 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
             continue;
         }
         let path = e.name.clone();
-        let entry = zip
-            .by_index(i)
-            .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
+        let entry = zip.by_index(i).map_err(|e| match e {
+            zip::result::ZipError::Io(io) if is_store_error(&io) => ListError::Io(io),
+            e => ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))),
+        })?;
         let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})"))))?;
+        entry.take(limit).read_to_end(&mut bytes).map_err(|e| {
+            if is_store_error(&e) {
+                ListError::Io(e)
+            } else {
+                ListError::Unreadable(Unreadable(format!("{path} cannot be read from the zip ({e})")))
+            }
+        })?;
         listing.keep(&path, bytes);
     }
     listing.resolve();
@@ -538,8 +549,13 @@ pub fn list_tar_from(
     from: Option<&TarPosition>,
     should_yield: &dyn Fn() -> bool,
 ) -> Result<TarListingPart, ListError> {
-    let unreadable =
-        |e: io::Error| ListError::Unreadable(Unreadable(format!("it is not a readable tar archive ({e})")));
+    let unreadable = |e: io::Error| {
+        if is_store_error(&e) {
+            ListError::Io(e)
+        } else {
+            ListError::Unreadable(Unreadable(format!("it is not a readable tar archive ({e})")))
+        }
+    };
     let mut stream =
         TarStream::open(store, key, size, kind == ArchiveKind::TarGz, from).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => unreadable(e),

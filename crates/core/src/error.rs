@@ -24,6 +24,25 @@ pub enum StageError {
 
 pub type StageResult<T> = Result<T, StageError>;
 
+/// Reading a package failed. A store's error carried through `std::io` (a reader over an
+/// object wraps it with `io::Error::other`) keeps its class — S3 throttling mid-read is
+/// retried, not blamed on the package; any other I/O error is the package's own fault
+/// (`damaged` says how).
+pub fn read_failure(e: std::io::Error, damaged: impl FnOnce(std::io::Error) -> String) -> StageError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<PortError>()) {
+        Some(port) => StageError::from(port.clone()),
+        None => StageError::Failed(damaged(e)),
+    }
+}
+
+/// The same for a zip reader's error, whose I/O errors are the reader's.
+pub fn zip_read_failure(e: zip::result::ZipError, damaged: impl FnOnce(String) -> String) -> StageError {
+    match e {
+        zip::result::ZipError::Io(io) => read_failure(io, |io| damaged(io.to_string())),
+        other => StageError::Failed(damaged(other.to_string())),
+    }
+}
+
 /// A port's error keeps its class: only an unavailable service is worth a retry. Something
 /// missing or unreadable will not mend by being asked again, so the transfer fails with
 /// the reason (and its record stays, readable); a lost race is another delivery's work.

@@ -17,7 +17,7 @@ use crate::model::{
 
 /// Errors from adapters, each in its class, kept to the edge: only `Unavailable` is worth
 /// trying again.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PortError {
     /// What was asked for is not there: retrying will not make it appear.
     #[error("not found: {0}")]

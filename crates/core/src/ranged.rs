@@ -16,6 +16,10 @@ pub struct RangedReader {
     chunk: u64,
     /// Bytes fetched so far: lets intake prove it read only the index.
     pub bytes_fetched: u64,
+    /// The store's error, when a read failed: a caller that turns every I/O error into a
+    /// verdict (a validator) asks this, so a store that did not answer is not taken for a
+    /// damaged file.
+    pub store_error: Option<crate::ports::PortError>,
 }
 
 impl RangedReader {
@@ -29,6 +33,7 @@ impl RangedReader {
             buf_start: 0,
             chunk: chunk.max(4096),
             bytes_fetched: 0,
+            store_error: None,
         }
     }
 
@@ -46,7 +51,10 @@ impl Read for RangedReader {
         if self.pos < self.buf_start || self.pos >= buf_end {
             // Large reads skip the buffer: they are the file's bytes, read once.
             let want = (out.len() as u64).max(self.chunk).min(self.size - self.pos);
-            let bytes = self.store.get_range(&self.key, self.pos, want).map_err(|e| io::Error::other(e.to_string()))?;
+            let bytes = self.store.get_range(&self.key, self.pos, want).map_err(|e| {
+                self.store_error = Some(e.clone());
+                io::Error::other(e)
+            })?;
             if bytes.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object is shorter than its reported size"));
             }

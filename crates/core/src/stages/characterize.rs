@@ -97,9 +97,13 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         }
         out.events.extend(tool_events);
         if let Some(validator) = kind.validator() {
-            let reader = crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
+            let mut reader = crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
             // The check adds what it learns on the way (a PDF's page count, from its page tree).
-            let verdict = techmd::validate(kind, reader, file.size, &mut traits);
+            let verdict = techmd::validate(kind, &mut reader, file.size, &mut traits);
+            if let Some(e) = reader.store_error.take() {
+                // The store did not answer: no verdict on the file; the batch is tried again.
+                return Err(e.into());
+            }
             let (outcome, note) = match &verdict {
                 Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
                 Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),

@@ -9,7 +9,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::archive::{detect_kind, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
-use crate::error::{StageError, StageResult};
+use crate::error::{read_failure, zip_read_failure, StageError, StageResult};
 use crate::keys::{listing_key, working_key};
 use crate::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
@@ -127,7 +127,7 @@ fn extract(
             let reader = RangedReader::new(p.uploads.clone(), key, meta.size, READ_CHUNK);
             Some(
                 zip::ZipArchive::new(reader)
-                    .map_err(|e| StageError::Failed(format!("the package can no longer be read as a zip: {e}")))?,
+                    .map_err(|e| zip_read_failure(e, |e| format!("the package can no longer be read as a zip: {e}")))?,
             )
         }
         _ => None,
@@ -136,7 +136,7 @@ fn extract(
         ArchiveKind::Zip => None,
         _ => Some(
             TarStream::open(p.uploads.clone(), key, meta.size, kind == ArchiveKind::TarGz, hint.as_ref())
-                .map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
+                .map_err(|e| read_failure(e, |e| format!("the package can no longer be read as a tar: {e}")))?,
         ),
     };
     let (mut tar_entries, marks) = match tar.as_mut() {
@@ -144,7 +144,7 @@ fn extract(
             Some(
                 t.archive
                     .entries()
-                    .map_err(|e| StageError::Failed(format!("the package can no longer be read as a tar: {e}")))?,
+                    .map_err(|e| read_failure(e, |e| format!("the package can no longer be read as a tar: {e}")))?,
             ),
             Some(&t.marks),
         ),
@@ -160,7 +160,7 @@ fn extract(
             loop {
                 let entry =
                     entries.next().ok_or_else(|| StageError::Failed("the tar ended before its listing did".into()))?;
-                let entry = entry.map_err(|e| StageError::Failed(format!("the package is damaged: {e}")))?;
+                let entry = entry.map_err(|e| read_failure(e, |e| format!("the package is damaged: {e}")))?;
                 tar_end = marks.and_then(|m| m.end_of(&entry)).map(|end| (skipped + 1, end));
                 if skipped == line.index {
                     skipped += 1;
@@ -239,14 +239,14 @@ fn commit(
 fn open_zip_entry<'a>(zip: &'a mut zip::ZipArchive<RangedReader>, line: &ListingLine) -> StageResult<Opened<'a>> {
     let entry = zip
         .by_index(line.index as usize)
-        .map_err(|e| StageError::Failed(format!("the entry {:?} cannot be read: {e}", line.name)))?;
+        .map_err(|e| zip_read_failure(e, |e| format!("the entry {:?} cannot be read: {e}", line.name)))?;
     let modified = entry.last_modified().and_then(zip_time);
     Ok(Opened { reader: Box::new(entry), modified })
 }
 
 /// A tar member's bytes: a PAX sparse member expanded to the file it stands for.
 fn open_tar_entry<'a, R: Read + 'a>(mut entry: tar::Entry<'a, R>, line: &ListingLine) -> StageResult<Opened<'a>> {
-    let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+    let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
     let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
     let member = tar_member(&mut entry).map_err(damaged)?;
     let reader: Box<dyn Read + 'a> = match &member.sparse {
@@ -267,7 +267,7 @@ fn left_out_event(
 ) -> StageResult<PremisEvent> {
     let mut content = None;
     if let Some(mut opened) = opened {
-        let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+        let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
         let (digests, size) = crate::fixity::Digests::for_algorithms(&["sha256"])
             .map_err(|e| StageError::Failed(e.to_string()))?
             .of_reader(&mut opened.reader.by_ref().take(line.size.saturating_add(1)))
@@ -311,7 +311,7 @@ fn extract_file(
 ) -> StageResult<File> {
     let path =
         line.path.clone().ok_or_else(|| StageError::Failed(format!("the listing has no path for {:?}", line.name)))?;
-    let damaged = |e: io::Error| StageError::Failed(format!("the entry {:?} is damaged: {e}", line.name));
+    let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
     let mut out = p.working.writer(&working_key(transfer.id, &path))?;
     // One byte past the declared size is enough to know the entry lies about it.
     let mut reader = opened.reader.take(line.size.saturating_add(1));

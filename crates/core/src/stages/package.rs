@@ -165,6 +165,11 @@ fn write_part(
     ctx: &StageContext,
 ) -> StageResult<bool> {
     let start = checkpoint.next_entry;
+    if start >= entries.len() && !checkpoint.parts.is_empty() {
+        // Every entry is in a part already (the job was not marked complete before a fault):
+        // another part would add a second end-of-archive to the AIP.
+        return Ok(true);
+    }
     let key = package_part_key(transfer.id, start, p.clock.new_id());
     let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
     // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.

@@ -14,7 +14,7 @@ use crate::feedback::{self, LogOutcome};
 use crate::intake::{accepted_log, check_package, failure_log, reason, Accepted, Problem};
 use crate::keys::{listing_key, listing_part_key};
 use crate::messages::{queues, StageMessage, UploadEvent};
-use crate::model::{JobStatus, Transfer};
+use crate::model::{derived_id, JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::profile::Profile;
 use crate::tar_stream::TarPosition;
@@ -28,14 +28,18 @@ pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>,
     }
     let now = p.clock.now();
     let profile = p.config.profile_for_key(&ev.key);
+    // The ids follow from the upload event, so an event handled again — after a crash
+    // before its transfer was written, or a fault — names the same transfer, SIP and AIP.
+    let event_key = ev.idempotency_key();
+    let base = Uuid::new_v5(&crate::model::VELLUM_NAMESPACE, event_key.as_bytes());
     let candidate = Transfer {
         source_event_time: ev.event_time.clone(),
-        event_key: ev.idempotency_key(),
+        event_key,
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
         ..Transfer::new(
-            ev.transfer_id.unwrap_or_else(|| p.clock.new_id()),
-            p.clock.new_id(),
-            p.clock.new_id(),
+            ev.transfer_id.unwrap_or_else(|| derived_id(base, "transfer")),
+            derived_id(base, "sip"),
+            derived_id(base, "aip"),
             &ev.bucket,
             &ev.key,
             now,

@@ -1,0 +1,14 @@
+//! Identification of any bytes with the built-in signatures, containers included (a zip or
+//! OLE2 file's entries are read through the store, as in production).
+#![no_main]
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use vellum_core::pronom::{identify_object, Identifier};
+use vellum_fuzz::{OneObject, KEY};
+
+fuzz_target!(|data: &[u8]| {
+    static SIGNATURES: OnceLock<Arc<Identifier>> = OnceLock::new();
+    let identifier = SIGNATURES.get_or_init(|| Arc::new(Identifier::builtin().expect("the built-in signatures")));
+    let _ = identify_object(identifier, &OneObject::store(data), KEY, data.len() as u64);
+});
