@@ -6,7 +6,8 @@ use vellum_core::sanitize;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let paths: Vec<&str> = text.lines().take(256).collect();
+    // One name once each, as intake lets through (it refuses duplicates before planning).
+    let paths: Vec<&str> = text.lines().take(256).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     for p in &paths {
         for part in p.split('/') {
             let clean = sanitize::sanitize_component(part);

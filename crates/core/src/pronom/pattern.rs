@@ -269,6 +269,11 @@ fn within(lo: &[u8], hi: &[u8]) -> String {
     if lo.len() == 1 {
         return byte_range(lo[0], hi[0]);
     }
+    // Every sequence of the length: said once, or the two branches below would each make
+    // two more, and a long value would grow its regex as 2^n (found by fuzzing).
+    if lo.iter().all(|&b| b == 0) && hi.iter().all(|&b| b == 0xff) {
+        return format!("(?s:.){{{}}}", lo.len());
+    }
     let rest = lo.len() - 1;
     if lo[0] == hi[0] {
         return format!("\\x{:02x}{}", lo[0], within(&lo[1..], &hi[1..]));
@@ -382,5 +387,18 @@ mod tests {
         assert!(matches("[&0101]", b"\x01\x01") && !matches("[&0101]", b"\x01\x00"));
         assert!(matches("[!&0101]", b"\x01\x00"));
         assert!(matches("[!4142]", b"AC") && !matches("[!4142]", b"AB"), "not that sequence, exactly");
+    }
+
+    /// A long negated value once made a gigabyte of regex (fuzzing found it): its regex now
+    /// grows with the square of its length at most.
+    #[test]
+    fn long_ranges_compile_small() {
+        let value = "'FF\u{12}\0\0\0\0\0\0\0!\u{1}b\u{2}E@{\0\08F!'";
+        for pattern in [format!("[!{value}]"), "[!00112233445566778899AABBCCDDEEFF0011223344556677]".into()] {
+            let re = to_regex(&pattern).unwrap_or_default();
+            assert!(re.len() < 200_000, "{pattern}: {} bytes of regex", re.len());
+        }
+        assert!(matches("[!00112233445566778899AABBCCDDEEFF]", &[0x00; 16]));
+        assert!(!matches("[!00112233445566778899AABBCCDDEEFF]", b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"));
     }
 }
