@@ -816,3 +816,110 @@ fn files_not_scanned_are_counted_in_the_json_the_final_line_and_the_success_log(
         assert_eq!(report["files_not_scanned"].as_u64(), Some(0), "{report}");
     }
 }
+
+/// The payload of a stored AIP as its manifest lists it: path → sha256, the transfer's own
+/// METS left out (it records times).
+fn payload_digests(aip: &Path) -> std::collections::BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = vellum_tests::unpack_aip(aip, dir.path());
+    std::fs::read_to_string(bag.join("manifest-sha256.txt"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .filter(|(_, p)| p.starts_with("data/objects/") && !p.contains("submissionDocumentation"))
+        .map(|(d, p)| (without_uuids(p), d.to_string()))
+        .collect()
+}
+
+/// A path with each transfer-named folder's uuid taken out (`killed-<uuid>` → `killed-*`):
+/// another run's upload is another transfer.
+fn without_uuids(path: &str) -> String {
+    path.split('/')
+        .map(|part| match part.len().checked_sub(36).map(|at| part.split_at(at)) {
+            Some((name, id)) if uuid::Uuid::parse_str(id).is_ok() => format!("{name}*"),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `vellum serve` SIGKILLed at many points of a transfer (`VELLUM_KILL_POINTS`, 20 by
+/// default, five a run, at times drawn from a seed): each run, restarted after every kill,
+/// ends COMPLETE with one transfer, every file's events once, and the same payload.
+#[test]
+fn a_runner_killed_at_many_points_finishes_each_time_with_the_same_aip() {
+    let points: usize = std::env::var("VELLUM_KILL_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let per_run = 5;
+    let mut rng: u64 = std::env::var("VELLUM_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let package = tempfile::tempdir().unwrap();
+    let zip = package.path().join("killed.zip");
+    Package::catalogued("PP/KILLED/1", 40).write_zip(&zip);
+    let mut reference = None;
+    let mut killed_in = std::collections::BTreeMap::<String, usize>::new();
+    for run in 0..points.div_ceil(per_run) {
+        let data = tempfile::tempdir().unwrap();
+        let uploads = data.path().join("uploads/born-digital");
+        std::fs::create_dir_all(&uploads).unwrap();
+        let staging = data.path().join("killed.zip");
+        std::fs::copy(&zip, &staging).unwrap();
+        let mut served = serve(data.path());
+        std::fs::rename(&staging, uploads.join("killed.zip")).unwrap();
+        let state = || SqliteStateStore::open(&data.path().join("vellum.db")).unwrap();
+        let current = || state().list_transfers(&TransferQuery { limit: 1, ..Default::default() }).unwrap().items.pop();
+        for _ in 0..per_run {
+            // Once the transfer is under way (the uploads folder waits for a file to settle
+            // first), at a time drawn from the seed.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while current().is_none() {
+                assert!(Instant::now() < deadline, "run {run}: the upload was never picked up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if current().is_some_and(|t| t.status.is_terminal()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(next() % 1200));
+            served.kill();
+            let at = current().map_or("before the transfer".to_string(), |t| {
+                if t.status.is_terminal() {
+                    format!("after it ended ({})", t.status.as_str())
+                } else {
+                    t.current_microservice.unwrap_or_else(|| "start".into())
+                }
+            });
+            *killed_in.entry(at).or_default() += 1;
+            served = serve(data.path());
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let finished = loop {
+            if let Some(t) = current().filter(|t| t.status.is_terminal()) {
+                break t;
+            }
+            assert!(Instant::now() < deadline, "run {run}: the transfer never ended");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        served.kill();
+        assert_eq!(finished.status, TransferStatus::Complete, "run {run}: {:?}", finished.failure_reason);
+        let state = state();
+        assert_eq!(state.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap().items.len(), 1);
+        let files = state.all_files(finished.id).unwrap();
+        vellum_tests::assert_every_file_has_its_events(&state.all_events(finished.id).unwrap(), &files);
+        let aips = walk(&data.path().join("aips"));
+        assert_eq!(aips.len(), 1, "run {run}: one AIP, nothing partial beside it: {aips:?}");
+        let payload = payload_digests(&aips[0]);
+        assert_eq!(payload.len(), 41, "run {run}: the 40 files and metadata.csv");
+        match &reference {
+            None => reference = Some(payload),
+            Some(first) => {
+                let differ: Vec<_> = payload.iter().filter(|(p, d)| first.get(*p) != Some(*d)).collect();
+                assert!(differ.is_empty(), "run {run}: the payload differs from run 0's in {differ:?}");
+            }
+        }
+    }
+    eprintln!("killed in: {killed_in:?}");
+}
