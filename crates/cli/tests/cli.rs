@@ -2,6 +2,7 @@
 //! that is killed mid-transfer and started again.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use std::time::{Duration, Instant};
 
@@ -740,7 +741,7 @@ fn progress_at_a_terminal_is_redrawn_in_place() {
         example().display(),
         data.path().display()
     );
-    let out = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("run script");
+    let out = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("run script");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("\u{1b}[2K") && shown.contains("\u{1b}["), "lines redrawn in place: {shown:?}");
@@ -922,4 +923,65 @@ fn a_runner_killed_at_many_points_finishes_each_time_with_the_same_aip() {
         }
     }
     eprintln!("killed in: {killed_in:?}");
+}
+
+/// Durable before told: traced from outside with strace, the stored AIP's bytes are synced
+/// before its name appears, every folder from its own up to the AIP store's root is synced
+/// after, and the state database's log is synced after that, before `vellum ingest`
+/// answers. (That last sync cannot be told apart from the checkpoint when the process
+/// closes its database; the COMPLETE commit itself runs with synchronous=FULL.)
+#[test]
+fn the_stored_aip_and_its_complete_state_are_synced_before_anyone_is_told() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(!vellum_tests::tools_required(), "strace is required: scripts/test installs it");
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let trace = data.path().join("trace.txt");
+    let out = Command::new("strace")
+        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_vellum"))
+        .args(["ingest", "--clamd", "none", "--json", "--data-dir"])
+        .arg(data.path())
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aip = PathBuf::from(report["aip"].as_str().unwrap());
+    let lines: Vec<String> = std::fs::read_to_string(&trace).unwrap().lines().map(str::to_string).collect();
+    let aip_name = aip.file_name().unwrap().to_string_lossy().into_owned();
+    let renamed = lines
+        .iter()
+        .position(|l| l.contains("rename") && l.contains(&format!("/{aip_name}\"")))
+        .unwrap_or_else(|| panic!("the AIP is renamed into place:\n{}", lines.join("\n")));
+    let tmp = lines[renamed].split('"').nth(1).expect("the temporary name").to_string();
+    assert!(
+        lines[..renamed].iter().any(|l| (l.contains("fdatasync(") || l.contains("fsync(")) && l.contains(&tmp)),
+        "the AIP's bytes are synced before its name appears:\n{}",
+        lines.join("\n")
+    );
+    let aips_root = std::fs::canonicalize(data.path().join("aips")).unwrap();
+    let mut folder = aip.parent().unwrap().to_path_buf();
+    let mut synced_at = renamed;
+    loop {
+        let at = lines[renamed..]
+            .iter()
+            .position(|l| l.contains("fsync(") && l.contains(&format!("<{}>", folder.display())))
+            .unwrap_or_else(|| panic!("{} is synced after the rename:\n{}", folder.display(), lines.join("\n")));
+        synced_at = synced_at.max(renamed + at);
+        if folder == aips_root {
+            break;
+        }
+        folder = folder.parent().unwrap().to_path_buf();
+    }
+    assert!(
+        lines[synced_at..]
+            .iter()
+            .any(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("vellum.db-wal")),
+        "the COMPLETE commit is synced after the AIP:\n{}",
+        lines[synced_at..].join("\n")
+    );
 }

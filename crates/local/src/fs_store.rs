@@ -91,6 +91,9 @@ impl FsObjectStore {
 struct FsWriter {
     file: fs::File,
     sync: bool,
+    /// The store's root: with `sync`, every folder from the object's up to it is synced
+    /// after the rename, so the name survives a crash as the bytes do.
+    root: PathBuf,
     tmp: PathBuf,
     dest: PathBuf,
     key: String,
@@ -123,6 +126,13 @@ impl ObjectWriter for FsWriter {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 && self.tmp.exists() => attempts += 1,
                 Err(e) => return Err(e.into()),
+            }
+        }
+        if self.sync {
+            let mut dir = self.dest.parent();
+            while let Some(d) = dir.filter(|d| d.starts_with(&self.root)) {
+                fs::File::open(d)?.sync_all()?;
+                dir = d.parent();
             }
         }
         self.committed = true;
@@ -170,7 +180,15 @@ impl ObjectStore for FsObjectStore {
         let dest = self.path_of(key)?;
         let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
         let file = fs::File::create(&tmp)?;
-        Ok(Box::new(FsWriter { file, sync: self.sync, tmp, dest, key: key.to_string(), committed: false }))
+        Ok(Box::new(FsWriter {
+            file,
+            sync: self.sync,
+            root: self.root.clone(),
+            tmp,
+            dest,
+            key: key.to_string(),
+            committed: false,
+        }))
     }
 
     fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
@@ -232,6 +250,7 @@ impl ObjectStore for FsObjectStore {
                 let writer = FsWriter {
                     file: fs::File::open(&tmp)?,
                     sync: self.sync,
+                    root: self.root.clone(),
                     tmp,
                     dest,
                     key: key.to_string(),
@@ -243,6 +262,7 @@ impl ObjectStore for FsObjectStore {
         let mut writer = FsWriter {
             file: fs::File::create(&tmp)?,
             sync: self.sync,
+            root: self.root.clone(),
             tmp,
             dest,
             key: key.to_string(),

@@ -737,11 +737,17 @@ impl StateStore for SqliteStateStore {
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
         let now = self.now();
         let n = self.with(|c| {
-            c.execute(
+            // COMPLETE is a promise to whoever reads it next: this commit is synced to disk
+            // (synchronous FULL), where WAL's NORMAL would leave it to the next checkpoint
+            // and a power cut could take it back.
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let n = c.execute(
                 "UPDATE transfers SET status = 'COMPLETE', aip_key = ?2, aip_version = ?3, aip_space = ?4, \
                  updated_at = ?5, completed_at = ?5 WHERE id = ?1 AND status = 'PROCESSING'",
                 params![id.to_string(), aip.key, aip.version as i64, aip.space, now],
-            )
+            );
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            n
         })?;
         Ok(n == 1)
     }

@@ -399,6 +399,9 @@ mod tests {
             assert!(re.len() < 200_000, "{pattern}: {} bytes of regex", re.len());
         }
         assert!(matches("[!00112233445566778899AABBCCDDEEFF]", &[0x00; 16]));
-        assert!(!matches("[!00112233445566778899AABBCCDDEEFF]", b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"));
+        assert!(!matches(
+            "[!00112233445566778899AABBCCDDEEFF]",
+            b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"
+        ));
     }
 }
