@@ -95,6 +95,75 @@ fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decid
     assert!(transfer.failure_reason.unwrap().contains("could not be scanned"));
 }
 
+/// clamd stopped while a transfer is being scanned, and started again: the scan waits (its
+/// messages come back) and the transfer completes with every file scanned once — never
+/// "clean" without a scan, never "not performed" for a daemon that was only away.
+#[test]
+fn clamd_stopped_mid_transfer_and_started_again_the_transfer_waits_then_completes() {
+    let Some(_) = with_clamd() else { return };
+    for attempt in 1..=3 {
+        let daemon = SmallClamd::start("4000M");
+        let mut options = vellum_tests::options();
+        options.scanner = Some(Arc::new(vellum_clamd::Clamd::new(&daemon.addr)));
+        options.max_receives = 12;
+        options.settings.batch_size = Some(1);
+        let t = TestEnv::with_options(options);
+        let event = t.upload(&Package::catalogued("PP/CLAMD/1", 60), "born-digital/clamd.zip");
+        let config = vellum_local::RunnerConfig {
+            retry_delay: std::time::Duration::from_millis(50),
+            idle_poll: std::time::Duration::from_millis(10),
+            ..Default::default()
+        };
+        let runner = vellum_local::Runner::start(t.env.pipeline.clone(), t.env.queue.clone(), config);
+        let scanned = |t: &TestEnv| {
+            t.transfer_for(&event).and_then(|tr| t.env.state.job(tr.id, "scan").unwrap()).map_or(0, |j| j.batches_done)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while scanned(&t) == 0 {
+            assert!(std::time::Instant::now() < deadline, "scanning never started");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        daemon.run("stop", "4000M");
+        let at_stop = scanned(&t);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let transfer = t.transfer_for(&event).unwrap();
+        if at_stop >= 61 || transfer.status != TransferStatus::Processing {
+            runner.stop();
+            eprintln!("attempt {attempt}: the scan finished before clamd stopped; again");
+            continue;
+        }
+        let job = t.env.state.job(transfer.id, "scan").unwrap().unwrap();
+        assert!(job.batches_done < 61, "scanning waits while clamd is away");
+        let events = t.env.state.all_events(transfer.id).unwrap();
+        assert!(
+            events.iter().filter(|e| e.event_type == "virus check").all(|e| e.outcome == EventOutcome::Pass),
+            "nothing is recorded clean or unscanned while the daemon is away"
+        );
+        daemon.run("start", "4000M");
+        let transfer = loop {
+            let tr = t.transfer_for(&event).unwrap();
+            if tr.status.is_terminal() {
+                break tr;
+            }
+            assert!(std::time::Instant::now() < deadline, "the transfer never ended");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        runner.stop();
+        assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+        let files = t.env.state.all_files(transfer.id).unwrap();
+        let events = t.env.state.all_events(transfer.id).unwrap();
+        for f in &files {
+            let checks: Vec<_> =
+                events.iter().filter(|e| e.file_uuid == Some(f.uuid) && e.event_type == "virus check").collect();
+            assert_eq!(checks.len(), 1, "{}: one virus check", f.original_path);
+            assert_eq!(checks[0].outcome, EventOutcome::Pass, "{}", f.original_path);
+        }
+        eprintln!("clamd stopped after {at_stop} of 61 scan batches; all scanned once it was back");
+        return;
+    }
+    panic!("the scan always finished before clamd could be stopped");
+}
+
 /// The project's clamd takes files up to its ceiling: EICAR 30 MB into a 40 MB file is found
 /// (under a 25 MB default it was stored as "Not performed").
 #[test]
@@ -126,10 +195,19 @@ impl SmallClamd {
     fn start(limit: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out =
-            SmallClamd::script(dir.path(), port).env("VELLUM_CLAMD_STREAM_MAX", limit).arg("start").output().unwrap();
-        assert!(out.status.success(), "a second clamd: {}", String::from_utf8_lossy(&out.stderr));
-        Self { addr: format!("127.0.0.1:{port}"), dir, port }
+        let daemon = Self { addr: format!("127.0.0.1:{port}"), dir, port };
+        daemon.run("start", limit);
+        daemon
+    }
+
+    /// `scripts/clamd start` or `stop` on this daemon's folder and port.
+    fn run(&self, what: &str, limit: &str) {
+        let out = SmallClamd::script(self.dir.path(), self.port)
+            .env("VELLUM_CLAMD_STREAM_MAX", limit)
+            .arg(what)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "clamd {what}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn script(dir: &Path, port: u16) -> Command {
