@@ -473,7 +473,7 @@ pub fn drive_with_faults(queue: &dyn Queue, pipeline: &Pipeline, faults: &Faults
     }
     for q in queues::ALL {
         for dl in queue.dead_letters(q).unwrap() {
-            let _ = vellum_core::monitor::fail_dead_lettered(state, &dl);
+            let _ = vellum_core::monitor::fail_dead_lettered(state, pipeline.uploads.as_ref(), &dl);
         }
     }
     invocations

@@ -99,7 +99,7 @@ fn monitor_run(
     use vellum_core::ports::Clock;
     let now = vellum_core::ports::SystemClock.now();
     let (state, queue) = (records.state.as_ref(), records.queue.as_ref());
-    let sweep = monitor::sweep_dead_letters(state, queue)?;
+    let sweep = monitor::sweep_dead_letters(state, records.uploads.as_ref(), queue)?;
     let minutes = std::env::var("VELLUM_STUCK_AFTER_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(60);
     let stuck = monitor::stuck(state, now, chrono::Duration::minutes(minutes), false)?;
     for s in &stuck {

@@ -231,7 +231,8 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     let body = serde_json::to_string(&StageMessage { batch: Some(0), ..StageMessage::transfer(id) }).unwrap();
     runtime().block_on(sqs.send_message().queue_url(url.queue_url().unwrap()).message_body(body).send()).unwrap();
 
-    let sweep = vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), &queue).unwrap();
+    let sweep =
+        vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue).unwrap();
     assert_eq!(sweep.per_stage, vec![(queues::CHECKSUM.to_string(), 1)]);
     assert_eq!(sweep.transfers, 1);
     let failed = app.state.transfer(id).unwrap().unwrap();
@@ -239,8 +240,12 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     let reason = failed.failure_reason.unwrap();
     assert!(reason.contains("\"Assign checksums and file sizes to objects\" microservice failed"), "{reason}");
     assert!(reason.contains("dead-letter queue") && reason.contains("redrive"), "{reason}");
+    let answers: Vec<String> =
+        app.pipeline.uploads.list(&failed.source_key).unwrap().into_iter().map(|m| m.key).collect();
+    assert!(answers.iter().any(|k| k.contains(".failed.")), "the archivist is told, on S3 too: {answers:?}");
 
-    let again = vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), &queue).unwrap();
+    let again =
+        vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue).unwrap();
     assert_eq!(again.per_stage, sweep.per_stage, "the message stays for the operator");
     assert_eq!(app.state.transfer(id).unwrap().unwrap().failure_reason.as_deref(), Some(reason.as_str()));
     assert_eq!(queue.dead_letters(queues::CHECKSUM).unwrap().len(), 1);

@@ -71,7 +71,8 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     match args.command.unwrap_or(MonitorCommand::Check(args.check)) {
         MonitorCommand::Check(check) => {
             let (state, queue) = open_records(&check.target)?;
-            let swept = monitor::sweep_dead_letters(state.as_ref(), queue.as_ref())?;
+            let uploads = crate::target::open_uploads(&check.target)?;
+            let swept = monitor::sweep_dead_letters(state.as_ref(), uploads.as_ref(), queue.as_ref())?;
             let stuck = monitor::stuck(
                 state.as_ref(),
                 SystemClock.now(),

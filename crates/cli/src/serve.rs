@@ -243,7 +243,11 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             // The monitor function's schedule, here a timer.
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = std::time::Instant::now();
-                if let Err(e) = vellum_core::monitor::sweep_dead_letters(runner.state.as_ref(), runner.queue.as_ref()) {
+                if let Err(e) = vellum_core::monitor::sweep_dead_letters(
+                    runner.state.as_ref(),
+                    runner.pipeline.uploads.as_ref(),
+                    runner.queue.as_ref(),
+                ) {
                     tracing::warn!(error = %e, "could not look at the dead-letter queues");
                 }
             }

@@ -4,7 +4,7 @@
 use crate::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{JobStatus, TransferStatus};
 use crate::pipeline::job_spec;
-use crate::ports::{DeadLetter, PortResult, Queue, StateStore};
+use crate::ports::{DeadLetter, ObjectStore, PortResult, Queue, StateStore};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
 pub fn dead_letter_reason(dl: &DeadLetter) -> String {
@@ -82,9 +82,11 @@ pub fn redrive(state: &dyn StateStore, queue: &dyn Queue, stage: Option<&str>) -
     Ok(out)
 }
 
-/// Ends the transfer a dead letter belongs to. Returns false when the message names no
-/// transfer Vellum knows (e.g. an upload event that never created one).
-pub fn fail_dead_lettered(state: &dyn StateStore, dl: &DeadLetter) -> PortResult<bool> {
+/// Ends the transfer a dead letter belongs to, and tells the archivist: the `.failed.` log
+/// beside the upload, written first, so that a transfer ended here always has its answer.
+/// Returns false when the message names no transfer Vellum knows (e.g. an upload event that
+/// never created one).
+pub fn fail_dead_lettered(state: &dyn StateStore, uploads: &dyn ObjectStore, dl: &DeadLetter) -> PortResult<bool> {
     let transfer_id = transfer_of(dl);
     if transfer_id.is_none() {
         if let Ok(ev) = serde_json::from_str::<UploadEvent>(&dl.body) {
@@ -100,6 +102,10 @@ pub fn fail_dead_lettered(state: &dyn StateStore, dl: &DeadLetter) -> PortResult
         dl.last_error = state.job(id, &dl.queue)?.and_then(|j| j.last_error);
     }
     let reason = dead_letter_reason(&dl);
+    if let Some(transfer) = state.transfer(id)?.filter(|t| !t.status.is_terminal()) {
+        let text = crate::feedback::processing_failure_log(&transfer, &reason);
+        crate::feedback::write_log(uploads, &transfer, crate::feedback::LogOutcome::Failed, &text)?;
+    }
     if state.end_transfer(id, TransferStatus::Failed, &reason)? {
         state.finish_job(id, &dl.queue, JobStatus::Failed)?;
         tracing::error!(transfer_id = %id, queue = %dl.queue, %reason, "transfer failed: dead letter");
@@ -119,7 +125,11 @@ pub struct DeadLetterSweep {
 /// Looks at every stage's dead-letter queue (without taking the messages: an operator
 /// redrives them) and ends each transfer named there as FAILED with the reason. Safe to
 /// run again: a transfer already ended keeps its first ending.
-pub fn sweep_dead_letters(state: &dyn StateStore, queue: &dyn Queue) -> PortResult<DeadLetterSweep> {
+pub fn sweep_dead_letters(
+    state: &dyn StateStore,
+    uploads: &dyn ObjectStore,
+    queue: &dyn Queue,
+) -> PortResult<DeadLetterSweep> {
     let mut sweep = DeadLetterSweep::default();
     for stage in queues::ALL {
         let letters = queue.dead_letters(stage)?;
@@ -127,7 +137,7 @@ pub fn sweep_dead_letters(state: &dyn StateStore, queue: &dyn Queue) -> PortResu
             continue;
         }
         for dl in &letters {
-            if fail_dead_lettered(state, dl)? {
+            if fail_dead_lettered(state, uploads, dl)? {
                 sweep.transfers += 1;
             }
         }

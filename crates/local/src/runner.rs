@@ -164,7 +164,7 @@ fn monitor(p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, stop: &Atom
         match queue.dead_letters_after(cursor) {
             Ok(letters) => {
                 for (seq, dl) in letters {
-                    match fail_dead_lettered(p.state.as_ref(), &dl) {
+                    match fail_dead_lettered(p.state.as_ref(), p.uploads.as_ref(), &dl) {
                         Ok(_) => cursor = seq,
                         Err(e) => {
                             warn!(error = %e, "could not record a dead letter; will try again");
