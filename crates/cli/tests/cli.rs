@@ -985,3 +985,29 @@ fn the_stored_aip_and_its_complete_state_are_synced_before_anyone_is_told() {
         lines[synced_at..].join("\n")
     );
 }
+
+/// Fifty packages dropped at once into `vellum serve`, ten bad in different ways, first alone
+/// and then under a hundred concurrent readers of the status API (scripts/load.py): every
+/// package gets its one right answer, nothing is dead-lettered, no read fails. The times and
+/// files/s are printed (this debug build's figures; `scripts/load` measures the release).
+#[test]
+fn fifty_packages_at_once_ten_bad_each_get_their_answer_under_a_hundred_readers() {
+    let Some(python) = vellum_tests::project_python() else {
+        assert!(!vellum_tests::tools_required(), "the project's Python is required: run scripts/test");
+        eprintln!("SKIPPED: no project Python");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/load.py"))
+        .args(["--packages", "50", "--bad", "10", "--files", "20", "--readers", "100", "--vellum"])
+        .arg(env!("CARGO_BIN_EXE_vellum"))
+        .arg("--work")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{said}");
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("every package answered correctly; nothing dead-lettered"), "{said}");
+}
