@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vellum_aws::app::{AwsApp, Names};
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{StateStore, TransferQuery};
+use vellum_core::ports::{Queue, StateStore, TransferQuery};
 use vellum_tests::Package;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -284,4 +284,80 @@ fn the_end_to_end_test_transfer_function_passes() {
     let report = report.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report["passed"], true, "{report}");
     assert!(report["identifier"].as_str().unwrap().starts_with("archivematica-dev/TEST"));
+}
+
+/// The load test on the emulator: packages put into the bucket at once, a fifth of them bad
+/// ones from the catalogue (each wrong in its own way), then the pipeline run until every one
+/// has ended. Each ends as it must, with one answer beside it, and nothing is dead-lettered.
+/// The time and files/s are printed (the emulator's, one process driving every stage). The
+/// emulator takes minutes for fifty, so the test command runs fifteen and `scripts/load
+/// --aws` the fifty (`VELLUM_LOAD_PACKAGES`).
+#[test]
+fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
+    let total: usize = std::env::var("VELLUM_LOAD_PACKAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let (bad_wanted, good) = (total / 5, total - total / 5);
+    let app = app();
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut expected: Vec<(String, TransferStatus)> = Vec::new();
+    let mut seen_kinds = std::collections::HashSet::new();
+    for bad in vellum_tests::bad_packages::bad_packages() {
+        if expected.len() == bad_wanted || !seen_kinds.insert(bad.words.first().copied()) || bad.key.contains("..") {
+            continue;
+        }
+        let key = match bad.key.rsplit_once('/') {
+            Some((folder, file)) => format!("{folder}/load-{run}-{file}"),
+            None => format!("load-{run}-{}", bad.key),
+        };
+        if !vellum_core::model::starts_a_transfer(&key) {
+            continue;
+        }
+        expected.push((key, bad.status));
+        app.pipeline.uploads.put(&expected.last().unwrap().0, &bad.bytes).unwrap();
+    }
+    assert_eq!(expected.len(), bad_wanted, "bad packages of different kinds");
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..good {
+        let key = format!("born-digital/load-{run}-{i:02}.zip");
+        let zip = dir.path().join(format!("{i}.zip"));
+        Package::catalogued(&format!("PP/LOAD/{run}/{i}"), 5).write_zip(&zip);
+        app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+        expected.push((key, TransferStatus::Complete));
+    }
+    let started = std::time::Instant::now();
+    let ended = |app: &AwsApp| {
+        let page = app.state.list_transfers(&TransferQuery { limit: 500, ..Default::default() }).unwrap();
+        expected
+            .iter()
+            .filter(|(key, _)| page.items.iter().any(|t| &t.source_key == key && t.status.is_terminal()))
+            .count()
+    };
+    // Listing every transfer is slow on the emulator: looked at every two seconds at most.
+    let looked = std::cell::Cell::new(std::time::Instant::now());
+    vellum_aws::runner::drive(&app, Duration::from_secs(600), Duration::from_secs(20), || {
+        if looked.get().elapsed() < Duration::from_secs(2) {
+            return false;
+        }
+        looked.set(std::time::Instant::now());
+        ended(&app) == total
+    })
+    .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let mut wrong = Vec::new();
+    for (key, status) in &expected {
+        let t = transfer_of(&app, key).expect("a transfer for every upload");
+        let kind = if *status == TransferStatus::Complete { "success" } else { "failed" };
+        let answers = app.pipeline.uploads.list(&format!("{key}.")).unwrap();
+        let finals: Vec<_> = answers.iter().filter(|m| !m.key.contains(".accepted.")).collect();
+        if t.status != *status || finals.len() != 1 || !finals[0].key.contains(&format!(".{kind}.")) {
+            wrong.push(format!("{key}: {:?} {:?}, answers {:?}", t.status, t.failure_reason, finals));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    for q in vellum_core::messages::queues::ALL {
+        assert!(app.queue.dead_letters(q).unwrap().is_empty(), "nothing dead-lettered in {q}");
+    }
+    eprintln!(
+        "{total} packages ({bad_wanted} bad) on the emulator: {wall:.1} s, {:.1} files/s",
+        (good * 6) as f64 / wall
+    );
 }
