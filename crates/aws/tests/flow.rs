@@ -290,7 +290,7 @@ fn the_end_to_end_test_transfer_function_passes() {
 /// ones from the catalogue (each wrong in its own way), then the pipeline run until every one
 /// has ended. Each ends as it must, with one answer beside it, and nothing is dead-lettered.
 /// The time and files/s are printed (the emulator's, one process driving every stage). The
-/// emulator takes minutes for fifty, so the test command runs fifteen and `scripts/load
+/// emulator takes minutes for fifty, so the test command runs ten and `scripts/load
 /// --aws` the fifty (`VELLUM_LOAD_PACKAGES`).
 #[test]
 fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
