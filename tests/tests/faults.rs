@@ -29,7 +29,7 @@ impl Clock for Pinned {
         chrono::Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap()
     }
     fn new_id(&self) -> Uuid {
-        Uuid::from_u64_pair(0x4641_554c_54, self.0.fetch_add(1, Ordering::SeqCst))
+        Uuid::from_u64_pair(0x0046_4155_4c54, self.0.fetch_add(1, Ordering::SeqCst))
     }
 }
 

@@ -10,15 +10,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
-/// What a validation found. Only `WellFormed` claims the file is valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    WellFormed,
-    /// Part of the file was checked (named); the rest was not, for the reason given.
-    Limited(String),
-    /// What is wrong.
-    Invalid(String),
-}
+use crate::verdict::Verdict;
 
 /// The largest picture buffer a whole-image decoder (WebP) may allocate: 48 MiB, a
 /// 16-megapixel RGB picture. Two workers decoding at once stay inside the memory goal.
@@ -119,11 +111,6 @@ pub fn gif<R: Read>(reader: R) -> Verdict {
         return Verdict::Invalid("it holds no image (no frame before its trailer)".into());
     }
     Verdict::WellFormed
-}
-
-/// JPEG: see `jpeg_scan` (every scan decoded to its last block, no pixels reconstructed).
-pub fn jpeg<R: BufRead>(reader: R) -> Verdict {
-    crate::jpeg_scan::check(reader)
 }
 
 pub fn tiff<R: Read + Seek>(reader: R) -> Verdict {

@@ -9,7 +9,7 @@
 
 use std::io::{self, BufRead};
 
-use crate::image_check::Verdict;
+use crate::verdict::Verdict;
 
 /// Progressive JPEGs keep 8 bytes a block: past this many blocks (a 268-megapixel picture
 /// with three components) the walk stops and says so.

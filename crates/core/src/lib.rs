@@ -40,6 +40,7 @@ pub mod tar_sparse;
 pub mod tar_stream;
 pub mod techmd;
 pub mod test_transfer;
+pub mod verdict;
 pub mod xml;
 
 pub use error::{StageError, StageResult};

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 
-use crate::image_check::Verdict;
+use crate::verdict::Verdict;
 
 /// What the structure check found.
 #[derive(Debug, Clone, PartialEq, Eq)]

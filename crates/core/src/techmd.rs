@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek};
 
-use crate::image_check::{self, Verdict};
+use crate::image_check;
 use crate::model::File;
 use crate::pdf;
+use crate::verdict::Verdict;
 
 /// Bytes read from the start of a file for characterization.
 pub const HEAD: usize = 256 * 1024;
@@ -370,7 +371,7 @@ pub fn validate<R: Read + Seek>(kind: Kind, mut reader: R, size: u64, facts: &mu
     let json_or_xml = |r: Result<(), String>| r.map_or_else(Verdict::Invalid, |()| Verdict::WellFormed);
     match kind {
         Kind::Png => image_check::png(buffered(reader)),
-        Kind::Jpeg => image_check::jpeg(buffered(reader)),
+        Kind::Jpeg => crate::jpeg_scan::check(buffered(reader)),
         Kind::Gif => image_check::gif(buffered(reader)),
         Kind::Tiff => image_check::tiff(buffered(reader)),
         Kind::Bmp => image_check::bmp(buffered(reader), size),

@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 
 use crate::error::StageResult;
-use crate::image_check::Verdict;
 use crate::keys::working_key;
 use crate::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
 use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::{FilePages, ToolOutput};
+use crate::verdict::Verdict;
 use crate::{fpr, techmd};
 
 const STAGE: &str = queues::CHARACTERIZE;
