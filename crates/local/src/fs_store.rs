@@ -28,6 +28,11 @@ impl FsObjectStore {
 
     /// Objects become visible without waiting for the disk: for scratch space whose
     /// loss after a power cut costs a retry, not a record (the working area).
+    /// A writer of `file` (at `tmp`), renamed to `dest` when committed.
+    fn staged(&self, file: fs::File, tmp: PathBuf, dest: PathBuf, key: &str) -> FsWriter {
+        FsWriter { file, sync: self.sync, root: self.root.clone(), tmp, dest, key: key.to_string(), committed: false }
+    }
+
     pub fn without_sync(mut self) -> Self {
         self.sync = false;
         self
@@ -180,15 +185,7 @@ impl ObjectStore for FsObjectStore {
         let dest = self.path_of(key)?;
         let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
         let file = fs::File::create(&tmp)?;
-        Ok(Box::new(FsWriter {
-            file,
-            sync: self.sync,
-            root: self.root.clone(),
-            tmp,
-            dest,
-            key: key.to_string(),
-            committed: false,
-        }))
+        Ok(Box::new(self.staged(file, tmp, dest, key)))
     }
 
     fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
@@ -247,27 +244,11 @@ impl ObjectStore for FsObjectStore {
         let tmp = self.root.join(PRIVATE_DIR).join("tmp").join(uuid::Uuid::new_v4().to_string());
         if let [part] = parts {
             if fs::hard_link(source.path_of(part)?, &tmp).is_ok() {
-                let writer = FsWriter {
-                    file: fs::File::open(&tmp)?,
-                    sync: self.sync,
-                    root: self.root.clone(),
-                    tmp,
-                    dest,
-                    key: key.to_string(),
-                    committed: false,
-                };
+                let writer = self.staged(fs::File::open(&tmp)?, tmp, dest, key);
                 return Box::new(writer).commit();
             }
         }
-        let mut writer = FsWriter {
-            file: fs::File::create(&tmp)?,
-            sync: self.sync,
-            root: self.root.clone(),
-            tmp,
-            dest,
-            key: key.to_string(),
-            committed: false,
-        };
+        let mut writer = self.staged(fs::File::create(&tmp)?, tmp, dest, key);
         for part in parts {
             let mut file = fs::File::open(source.path_of(part)?)?;
             io::copy(&mut file, &mut writer.file)?;
