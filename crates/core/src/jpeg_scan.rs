@@ -513,6 +513,11 @@ fn sequential_block<R: BufRead>(bits: &mut Bits<R>, dc: &Huffman, ac: &Huffman) 
     Ok(())
 }
 
+/// An end-of-band run's length (EOBr: 2^r and r more bits), this block included.
+fn end_of_band_run<R: BufRead>(bits: &mut Bits<R>, r: u8) -> Result<u32, Fail> {
+    Ok((1 << r) + if r > 0 { bits.bits(r)? } else { 0 })
+}
+
 fn ac_first<R: BufRead>(
     bits: &mut Bits<R>,
     ac: &Huffman,
@@ -531,10 +536,8 @@ fn ac_first<R: BufRead>(
         let (r, s) = ((rs >> 4) as usize, rs & 15);
         if s == 0 {
             if r < 15 {
-                *eobrun = (1 << r) - 1;
-                if r > 0 {
-                    *eobrun += bits.bits(r as u8)?;
-                }
+                // This block is the run's first: the rest of the run follows.
+                *eobrun = end_of_band_run(bits, r as u8)? - 1;
                 return Ok(());
             }
             k += 16;
@@ -570,10 +573,7 @@ fn ac_refine<R: BufRead>(
                 }
                 bits.bit()?;
             } else if r != 15 {
-                *eobrun = 1 << r;
-                if r > 0 {
-                    *eobrun += bits.bits(r as u8)?;
-                }
+                *eobrun = end_of_band_run(bits, r as u8)?;
                 break;
             }
             while k <= se {
