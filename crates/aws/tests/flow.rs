@@ -22,7 +22,7 @@ fn app() -> AwsApp {
 }
 
 fn transfer_of(app: &AwsApp, key: &str) -> Option<Transfer> {
-    let page = app.state.list_transfers(&TransferQuery { limit: 50, ..Default::default() }).unwrap();
+    let page = app.state.list_transfers(&TransferQuery { limit: 1000, ..Default::default() }).unwrap();
     page.items.into_iter().find(|t| t.source_key == key)
 }
 
