@@ -370,6 +370,9 @@ impl Queue for FaultyQueue {
     fn dead_letters(&self, queue: &str) -> PortResult<Vec<DeadLetter>> {
         self.inner.dead_letters(queue)
     }
+    fn dead_letter_count(&self, queue: &str) -> PortResult<u64> {
+        self.inner.dead_letter_count(queue)
+    }
     fn redrive(&self, queue: &str) -> PortResult<usize> {
         self.inner.redrive(queue)
     }

@@ -225,6 +225,32 @@ fn ended_transfers_are_hidden_one_or_all() {
     assert_eq!(hidden["transfers"].as_array().unwrap().len(), 2);
 }
 
+/// As served, `/status` and the list are read once a second for every reader; a change made
+/// through the dashboard shows at once, one made by the pipeline within the second.
+#[test]
+fn status_and_the_list_are_read_once_a_second_and_a_change_through_the_dashboard_shows_at_once() {
+    let (t, key, good, refused) = with_transfers();
+    let mut d = t.dashboard(true);
+    d.answers = vellum_dashboard::answer_cache::AnswerCache::new(std::time::Duration::from_secs(2));
+    let names = |r: &Response| json(r)["transfers"].as_array().unwrap().len();
+    assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 2);
+    assert_eq!(names(&ask(&d, "GET", "/status", &key)), 2);
+    // Hidden underneath, as the pipeline or another process would change the state.
+    assert!(t.env.state.hide_transfer(refused.id).unwrap());
+    assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 2, "the second's answer");
+    assert_eq!(names(&ask(&d, "GET", "/status", &key)), 2, "the second's answer");
+    assert_eq!(names(&ask(&d, "GET", "/api/transfers?limit=10", &key)), 1, "another question is read afresh");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 1, "read again after the second");
+    // Through the dashboard: the next read is fresh.
+    assert_eq!(ask(&d, "POST", &format!("/api/transfers/{}/hide", good.id), &key).status, 200);
+    assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 0);
+    assert_eq!(names(&ask(&d, "GET", "/status", &key)), 0);
+    // A refusal is not kept, and a reader without a key is refused, never answered from the cache.
+    assert_eq!(ask(&d, "GET", "/api/transfers?limit=0", &key).status, 400);
+    assert_eq!(ask(&d, "GET", "/status", "ApiKey archivist:wrong").status, 403);
+}
+
 /// A scanner that finds a virus in everything until told otherwise (a false positive, say,
 /// fixed by new signatures).
 struct Switch(AtomicBool);

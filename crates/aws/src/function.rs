@@ -232,6 +232,7 @@ pub async fn run_dashboard() -> Result<(), Error> {
         sign_in: false,
         aips: records.aips.clone(),
         links: Some(records.aips),
+        answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     });
     lambda_http::run(lambda_http::service_fn(move |event: lambda_http::Request| {
         let dashboard = dashboard.clone();

@@ -139,6 +139,26 @@ impl SqsQueue {
         self.url_of(&format!("{}{queue}-dlq", self.prefix))
     }
 
+    /// Messages waiting or in flight in the queue at `url` (SQS's approximate counts).
+    fn approximate_count(&self, url: &str, what: &str) -> PortResult<u64> {
+        let out = self
+            .run(
+                self.client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .map_err(|e| port_error(&format!("reading the depth of {what}"), e))?;
+        let attrs = out.attributes();
+        let count = |name: QueueAttributeName| -> u64 {
+            attrs.and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+
     /// Creates a stage's queue and its dead-letter queue, moving a message there after
     /// `max_receives` receives (the template does this in AWS; tests and the emulator here).
     pub fn create(&self, queue: &str, max_receives: u32) -> PortResult<()> {
@@ -302,6 +322,10 @@ impl Queue for SqsQueue {
         Ok(seen.into_values().collect())
     }
 
+    fn dead_letter_count(&self, queue: &str) -> PortResult<u64> {
+        self.approximate_count(&self.dead_letter_url(queue)?, &format!("{queue}'s dead letters"))
+    }
+
     fn redrive(&self, queue: &str) -> PortResult<usize> {
         // Taken from the dead-letter queue, sent back, then deleted: a crash in between
         // leaves a copy in both, which the idempotent stages absorb.
@@ -333,23 +357,7 @@ impl Queue for SqsQueue {
     }
 
     fn depth(&self, queue: &str) -> PortResult<u64> {
-        let url = self.url(queue)?;
-        let out = self
-            .run(
-                self.client
-                    .get_queue_attributes()
-                    .queue_url(&url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .map_err(|e| port_error(&format!("reading the depth of {queue}"), e))?;
-        let attrs = out.attributes();
-        let count = |name: QueueAttributeName| -> u64 {
-            attrs.and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0)
-        };
-        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
-            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        self.approximate_count(&self.url(queue)?, queue)
     }
 }
 

@@ -67,8 +67,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         prefixes.push(folder.display().to_string());
     }
     println!("Vellum is watching {} for packages (zip, tar, tar.gz).", prefixes.join(" and "));
-    let server =
-        tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let server = listen(&args.listen)?;
     let _runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
     tracing::info!(
         data_dir = %env.data_dir.display(),
@@ -106,13 +105,49 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         sign_in: true,
         aips: env.aips.clone(),
         links: None,
+        answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     };
     answer(&server, &dashboard);
     Ok(())
 }
 
-/// Answers requests through the dashboard's router until the server stops.
+/// How much lower than the pipeline's the dashboard's threads run (nice 10: about a tenth of
+/// a core's share while stages compete for it). Readers of the status page must not slow the
+/// ingest they watch; when the stages wait, the readers have the cores.
+const DASHBOARD_NICENESS: libc::c_int = 10;
+
+/// Lowers the calling thread's priority (Linux's nice is per thread, and threads it starts
+/// inherit it). Failing to is no reason not to serve.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread; no memory is shared.
+    let done = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, DASHBOARD_NICENESS)
+    };
+    if done != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "the dashboard runs at the pipeline's priority");
+    }
+}
+
+/// The HTTP server, its threads (accepting, reading requests) started from a thread of
+/// lowered priority, so that they run at the dashboard's priority too.
+fn listen(address: &str) -> anyhow::Result<tiny_http::Server> {
+    let address = address.to_string();
+    std::thread::Builder::new()
+        .name("dashboard-listen".into())
+        .spawn(move || {
+            lower_priority();
+            tiny_http::Server::http(&address).map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
+        })
+        .context("starting the dashboard's server")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the dashboard's server panicked while starting"))?
+}
+
+/// Answers requests through the dashboard's router until the server stops, at the
+/// dashboard's priority: every pipeline thread has been started by now.
 fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
+    lower_priority();
     for mut request in server.incoming_requests() {
         let mut body = Vec::new();
         if let Err(e) = request.as_reader().read_to_end(&mut body) {
@@ -228,8 +263,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     // --clamd (or VELLUM_CLAMD) decides here as in embedded mode; `none` scans nothing.
     names.clamd = (args.run.clamd != "none").then(|| args.run.clamd.clone());
     let app = Arc::new(vellum_aws::app::AwsApp::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)?);
-    let server =
-        tiny_http::Server::http(&args.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let server = listen(&args.listen)?;
     let budget = Duration::from_secs(args.run.budget_secs);
     let visibility = Duration::from_secs(args.run.visibility_secs.max(1));
     let org = &app.pipeline.config.organization;
@@ -274,6 +308,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         aips: app.pipeline.aips.clone(),
         // S3's links, as on AWS (the emulator's URL).
         links: Some(app.aips_store.clone()),
+        answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     };
     answer(&server, &dashboard);
     Ok(())

@@ -1000,7 +1000,7 @@ fn fifty_packages_at_once_ten_bad_each_get_their_answer_under_a_hundred_readers(
     let work = tempfile::tempdir().unwrap();
     let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/load.py"))
-        .args(["--packages", "50", "--bad", "10", "--files", "20", "--readers", "100", "--vellum"])
+        .args(["--packages", "50", "--bad", "10", "--files", "20", "--readers", "100", "--rounds", "1", "--vellum"])
         .arg(env!("CARGO_BIN_EXE_vellum"))
         .arg("--work")
         .arg(work.path())

@@ -17,17 +17,25 @@ const LONG: Duration = Duration::from_secs(60);
 /// Past a short lease, with room for clocks in whole seconds.
 const AFTER_SHORT: Duration = Duration::from_millis(2200);
 
-/// SQS's depth is approximate: wait (a little) for it to settle on `want`.
-fn depth_settles(q: &dyn Queue, queue: &str, want: u64) {
+/// SQS's counts are approximate: wait (a little) for `count` to settle on `want`.
+fn settles(what: &str, want: u64, count: impl Fn() -> u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let depth = q.depth(queue).unwrap();
-        if depth == want {
+        let got = count();
+        if got == want {
             return;
         }
-        assert!(Instant::now() < deadline, "the depth of {queue} stayed {depth}, not {want}");
+        assert!(Instant::now() < deadline, "{what} stayed {got}, not {want}");
         sleep(Duration::from_millis(200));
     }
+}
+
+fn depth_settles(q: &dyn Queue, queue: &str, want: u64) {
+    settles(&format!("the depth of {queue}"), want, || q.depth(queue).unwrap());
+}
+
+fn dead_letter_count_settles(q: &dyn Queue, queue: &str, want: u64) {
+    settles(&format!("the dead letters of {queue}"), want, || q.dead_letter_count(queue).unwrap());
 }
 
 /// A receive that waits a little: SQS may answer an early receive empty.
@@ -111,6 +119,7 @@ pub fn dead_letters_after_max_receives(make: &Make) {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");
     assert_eq!(dead[0].receive_count, 2);
+    dead_letter_count_settles(q.as_ref(), "a", 1);
     // The last error, where the queue can keep one (SQS keeps no reason with a message).
     if let Some(error) = &dead[0].last_error {
         assert_eq!(error, "failure 2");
@@ -148,6 +157,8 @@ pub fn dead_letters_are_redriven(make: &Make) {
     assert_eq!(q.redrive("a").unwrap(), 1);
     assert!(q.dead_letters("a").unwrap().is_empty(), "nothing left dead-lettered");
     assert_eq!(q.dead_letters("b").unwrap().len(), 1, "another queue's letters stay");
+    dead_letter_count_settles(q.as_ref(), "a", 0);
+    dead_letter_count_settles(q.as_ref(), "b", 1);
     let back = receive_some(q.as_ref(), "a", 1, LONG);
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].body, "first");

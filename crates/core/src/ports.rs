@@ -470,6 +470,9 @@ pub trait Queue: Send + Sync {
     /// Keep the message hidden for `visibility` more, while work goes on.
     fn extend(&self, queue: &str, receipt: &str, visibility: Duration) -> PortResult<()>;
     fn dead_letters(&self, queue: &str) -> PortResult<Vec<DeadLetter>>;
+    /// How many messages of `queue` are dead-lettered (approximate on SQS), without
+    /// looking at them: a status page asks this often.
+    fn dead_letter_count(&self, queue: &str) -> PortResult<u64>;
     /// Sends every dead-lettered message of `queue` back to it, to be received afresh;
     /// returns how many.
     fn redrive(&self, queue: &str) -> PortResult<usize>;

@@ -35,12 +35,9 @@ fn page_size(request: &Request) -> Result<usize, Response> {
 
 pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {
     Ok(match route {
-        Route::Status => Response::json(200, &status(d)?),
+        Route::Status => kept(d, request, || Ok(Ok(status(d)?)))?,
         Route::OpenApi => Response::with_type(200, "application/json", OPENAPI),
-        Route::Transfers => match list(d, request)? {
-            Ok(v) => Response::json(200, &v),
-            Err(r) => r,
-        },
+        Route::Transfers => kept(d, request, || list(d, request))?,
         Route::StartTransfer => start(d, request, user)?,
         Route::Transfer(id) => match detail(d, *id)? {
             Some(v) => Response::json(200, &v),
@@ -85,6 +82,28 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
     })
 }
 
+/// A JSON answer many readers ask for, from the dashboard's answer cache: only a 200 is kept.
+fn kept(
+    d: &Dashboard,
+    request: &Request,
+    read: impl FnOnce() -> PortResult<Result<Value, Response>>,
+) -> PortResult<Response> {
+    let question = match &request.query {
+        Some(q) => format!("{}?{q}", request.path),
+        None => request.path.clone(),
+    };
+    // What is not kept (a refusal, a store's failure) is the answer as it is.
+    let answer = d.answers.answer(&question, || match read() {
+        Ok(Ok(value)) => Ok(serde_json::to_vec(&value).expect("JSON values serialize")),
+        Ok(Err(refusal)) => Err(Ok(refusal)),
+        Err(e) => Err(Err(e)),
+    });
+    match answer {
+        Ok(body) => Ok(Response::with_type(200, "application/json", body)),
+        Err(not_kept) => not_kept,
+    }
+}
+
 /// The newest transfers and every queue's depth.
 fn status(d: &Dashboard) -> PortResult<Value> {
     let transfers = d.state.list_transfers(&TransferQuery { limit: 100, ..Default::default() })?.items;
@@ -92,7 +111,7 @@ fn status(d: &Dashboard) -> PortResult<Value> {
     for q in queues::ALL {
         depths.insert(
             q.to_string(),
-            json!({"messages": d.queue.depth(q)?, "dead_letters": d.queue.dead_letters(q)?.len()}),
+            json!({"messages": d.queue.depth(q)?, "dead_letters": d.queue.dead_letter_count(q)?}),
         );
     }
     Ok(json!({ "transfers": transfers, "queues": depths }))

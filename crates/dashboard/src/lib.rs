@@ -7,6 +7,7 @@
 //! a sign-in session).
 
 mod aips;
+pub mod answer_cache;
 mod archivematica;
 mod auth;
 pub mod html;
@@ -40,6 +41,8 @@ pub struct Dashboard {
     /// Download links that expire (S3's presigned URLs); without them (embedded mode) an
     /// AIP is streamed through the dashboard.
     pub links: Option<Arc<dyn AipLinks>>,
+    /// `/status` and the transfer list, read at most once a second for all readers.
+    pub answers: answer_cache::AnswerCache,
 }
 
 /// A link to a stored AIP that anyone holding it may use until it expires.
@@ -88,6 +91,9 @@ impl Dashboard {
             Route::Aips | Route::AipDownload => aips::answer(self, &route, request, &user),
             r => json_api::answer(self, r, request, &user),
         };
+        if !matches!(request.method.as_str(), "GET" | "HEAD") {
+            self.answers.forget();
+        }
         answer.unwrap_or_else(|e| failed(&e))
     }
 

@@ -188,6 +188,13 @@ impl Queue for SqliteQueue {
         Ok(self.dead_letters_after(0)?.into_iter().map(|(_, d)| d).filter(|d| d.queue == queue).collect())
     }
 
+    fn dead_letter_count(&self, queue: &str) -> PortResult<u64> {
+        self.with(|c| {
+            c.query_row("SELECT COUNT(*) FROM dead_letters WHERE queue = ?1", [queue], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| n as u64)
+    }
+
     fn redrive(&self, queue: &str) -> PortResult<usize> {
         let now = now_ms();
         let moved = self.with(|c| {
