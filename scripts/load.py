@@ -76,25 +76,36 @@ def vellum(binary, *args, data):
 
 
 def readers(port, auth, n, stop, counts):
-    """`n` threads reading /status and /api/transfers until `stop`; counts requests and errors."""
+    """`n` threads reading until `stop`, with no pause, what scripts and dashboards read: the
+    status API, the transfer list (JSON and the dashboard's page) and a transfer in progress
+    (what an open dashboard polls); counts requests and errors."""
     lock = threading.Lock()
+    seen = []
 
     def read():
-        paths = ["/status", "/api/transfers?limit=20"]
         i = 0
         while not stop.is_set():
-            req = urllib.request.Request(f"http://127.0.0.1:{port}{paths[i % 2]}", headers={"Authorization": auth})
+            paths = ["/status", "/api/transfers?limit=20", "/"] + ([f"/api/transfers/{seen[-1]}"] if seen else [])
+            path = paths[i % len(paths)]
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": auth})
             i += 1
             try:
                 with urllib.request.urlopen(req, timeout=30) as r:
-                    r.read()
+                    body = r.read()
                     ok = r.status == 200
-            except (urllib.error.URLError, OSError) as e:
+                if path.startswith("/api/transfers?"):
+                    ids = [t["id"] for t in json.loads(body)["transfers"] if t["status"] == "PROCESSING"]
+                    if ids:
+                        seen.append(ids[0])
+            # Any failure is counted, an answer that is not what it should be too: a reader
+            # never stops quietly.
+            except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
                 ok = False
                 with lock:
                     counts.setdefault("first_error", str(e))
             with lock:
                 counts["requests"] = counts.get("requests", 0) + 1
+                counts["details"] = counts.get("details", 0) + path.startswith("/api/transfers/")
                 counts["errors"] = counts.get("errors", 0) + (0 if ok else 1)
 
     threads = [threading.Thread(target=read, daemon=True) for _ in range(n)]
@@ -218,6 +229,9 @@ def main():
     for n, wall, counts in rows:
         print(f"{n:>8} {wall:>8.1f} {files / wall:>9.0f} {counts.get('requests', 0):>9} {counts.get('errors', 0):>7}"
               f" {counts['serve_cpu']:>13.1f} {counts['readers_cpu']:>14.1f}")
+    details = sum(c.get("details", 0) for _, _, c in rows)
+    print(f"(requests: /status, /api/transfers?limit=20, the dashboard's page / and, {details} in all, a "
+          "transfer in progress as an open dashboard polls it)")
     alone = statistics.median(w for n, w, _ in rows if n == 0)
     read = statistics.median(w for n, w, _ in rows if n != 0)
     print(f"ingest time with {args.readers} readers / without (medians of {args.rounds}): "

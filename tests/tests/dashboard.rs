@@ -235,10 +235,13 @@ fn status_and_the_list_are_read_once_a_second_and_a_change_through_the_dashboard
     let names = |r: &Response| json(r)["transfers"].as_array().unwrap().len();
     assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 2);
     assert_eq!(names(&ask(&d, "GET", "/status", &key)), 2);
+    let page = |d: &Dashboard| text(&ask(d, "GET", "/", &key));
+    assert!(page(&d).contains(&refused.id.to_string()));
     // Hidden underneath, as the pipeline or another process would change the state.
     assert!(t.env.state.hide_transfer(refused.id).unwrap());
     assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 2, "the second's answer");
     assert_eq!(names(&ask(&d, "GET", "/status", &key)), 2, "the second's answer");
+    assert!(page(&d).contains(&refused.id.to_string()), "the list page's second's answer");
     assert_eq!(names(&ask(&d, "GET", "/api/transfers?limit=10", &key)), 1, "another question is read afresh");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 1, "read again after the second");
@@ -246,6 +249,7 @@ fn status_and_the_list_are_read_once_a_second_and_a_change_through_the_dashboard
     assert_eq!(ask(&d, "POST", &format!("/api/transfers/{}/hide", good.id), &key).status, 200);
     assert_eq!(names(&ask(&d, "GET", "/api/transfers", &key)), 0);
     assert_eq!(names(&ask(&d, "GET", "/status", &key)), 0);
+    assert!(!page(&d).contains(&good.id.to_string()) && !page(&d).contains(&refused.id.to_string()));
     // A refusal is not kept, and a reader without a key is refused, never answered from the cache.
     assert_eq!(ask(&d, "GET", "/api/transfers?limit=0", &key).status, 400);
     assert_eq!(ask(&d, "GET", "/status", "ApiKey archivist:wrong").status, 403);

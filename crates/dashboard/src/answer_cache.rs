@@ -53,6 +53,24 @@ impl AnswerCache {
         Ok(body)
     }
 
+    /// As [`AnswerCache::answer`], for a read that may give something other than an answer
+    /// to keep (a refusal, a redirect): that is handed back as it is, not kept.
+    pub fn answer_unless<R, E>(
+        &self,
+        question: &str,
+        read: impl FnOnce() -> Result<Result<Vec<u8>, R>, E>,
+    ) -> Result<Result<Vec<u8>, R>, E> {
+        let answer = self.answer(question, || match read() {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(other)) => Err(Ok(other)),
+            Err(e) => Err(Err(e)),
+        });
+        match answer {
+            Ok(body) => Ok(Ok(body)),
+            Err(not_kept) => not_kept.map(Err),
+        }
+    }
+
     /// Forgets every answer: something was changed through the dashboard.
     pub fn forget(&self) {
         self.lock().clear();

@@ -167,6 +167,17 @@ fn progress_cells(progress: &[Value]) -> String {
 }
 
 fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> {
+    // The list is the same for everyone (only the layout names who is signed in): read once
+    // a second for every reader, as the JSON list is.
+    let question = format!("the list page {}?{}", request.path, request.query.as_deref().unwrap_or(""));
+    Ok(match d.answers.answer_unless(&question, || PortResult::Ok(list_body(d, request)?.map(String::into_bytes)))? {
+        Ok(body) => Response::html(200, layout("Transfers", Some(user), &String::from_utf8_lossy(&body))),
+        Err(elsewhere) => elsewhere,
+    })
+}
+
+/// The list page's content, or where to go instead (a cursor that is not one).
+fn list_body(d: &Dashboard, request: &Request) -> PortResult<Result<String, Response>> {
     let params = request.params();
     let q = params.get("q").cloned().unwrap_or_default();
     let status = params.get("status").cloned().unwrap_or_default();
@@ -179,9 +190,7 @@ fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Respon
         limit: 25,
         hidden: false,
     }) {
-        Err(vellum_core::ports::PortError::Refused(_)) => {
-            return Ok(Response::see_other("/"));
-        }
+        Err(vellum_core::ports::PortError::Refused(_)) => return Ok(Err(Response::see_other("/"))),
         other => other?,
     };
     let mut rows = String::new();
@@ -221,7 +230,7 @@ fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Respon
          <nav class=\"pages\">{newest}{older}</nav>",
         escape(&q)
     );
-    Ok(Response::html(200, layout("Transfers", Some(user), &body)))
+    Ok(Ok(body))
 }
 
 fn row(d: &Dashboard, t: &Transfer) -> PortResult<String> {

@@ -39,10 +39,8 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         Route::OpenApi => Response::with_type(200, "application/json", OPENAPI),
         Route::Transfers => kept(d, request, || list(d, request))?,
         Route::StartTransfer => start(d, request, user)?,
-        Route::Transfer(id) => match detail(d, *id)? {
-            Some(v) => Response::json(200, &v),
-            None => error(404, "no such transfer"),
-        },
+        // What the dashboard's pages poll, every few seconds for each transfer in progress.
+        Route::Transfer(id) => kept(d, request, || Ok(detail(d, *id)?.ok_or_else(|| error(404, "no such transfer"))))?,
         Route::TransferFiles(id) => match (d.state.transfer(*id)?, page_size(request)) {
             (None, _) => error(404, "no such transfer"),
             (_, Err(r)) => r,
@@ -92,16 +90,10 @@ fn kept(
         Some(q) => format!("{}?{q}", request.path),
         None => request.path.clone(),
     };
-    // What is not kept (a refusal, a store's failure) is the answer as it is.
-    let answer = d.answers.answer(&question, || match read() {
-        Ok(Ok(value)) => Ok(serde_json::to_vec(&value).expect("JSON values serialize")),
-        Ok(Err(refusal)) => Err(Ok(refusal)),
-        Err(e) => Err(Err(e)),
-    });
-    match answer {
-        Ok(body) => Ok(Response::with_type(200, "application/json", body)),
-        Err(not_kept) => not_kept,
-    }
+    let answer = d.answers.answer_unless(&question, || {
+        PortResult::Ok(read()?.map(|value| serde_json::to_vec(&value).expect("JSON values serialize")))
+    })?;
+    Ok(answer.map_or_else(|refusal| refusal, |body| Response::with_type(200, "application/json", body)))
 }
 
 /// The newest transfers and every queue's depth.
