@@ -22,6 +22,7 @@ import math
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -291,29 +292,36 @@ def run_tools(package: Path, scratch: Path, with_tools: bool) -> Run:
 
 
 def python_312() -> str:
-    """A Python 3.12 or newer that runs (a pyenv shim for a version not selected does not)."""
-    candidates = ["python3.13", "python3.12", "python3"]
+    """A Python 3.12 that runs (a pyenv shim for a version not selected does not). a3m 0.8.1
+    needs 3.12 or newer, and its lxml (4.9) has wheels up to 3.12 only: on 3.13 pip tries to
+    build it and fails."""
+    candidates = ["python3.12", "python3"]
     pyenv = Path.home() / ".pyenv" / "versions"
     if pyenv.is_dir():
         candidates += [str(p / "bin" / "python3") for p in sorted(pyenv.iterdir(), reverse=True)]
     for candidate in candidates:
         found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
-        if found and subprocess.run([found, "-c", "import sys; assert sys.version_info >= (3, 12)"],
+        if found and subprocess.run([found, "-c", "import sys; assert sys.version_info[:2] == (3, 12)"],
                                     capture_output=True).returncode == 0:
             return found
-    sys.exit("--with-a3m needs Python 3.12 or newer (a3m 0.8.1 requires it): install python3.12 "
-             "(e.g. `apt-get install python3.12 python3.12-venv`, or pyenv) and run again")
+    sys.exit("--with-a3m needs Python 3.12 (a3m 0.8.1 requires 3.12 or newer, and its lxml 4.9 "
+             "installs on 3.12 at most): install python3.12 (e.g. `apt-get install python3.12 "
+             "python3.12-venv`, or `pyenv install 3.12`) and run again")
 
 
 def run_a3m(package: Path, scratch: Path) -> Run:
     """a3m 0.8.1 in its own venv, normalization and transcription off, everything else its
-    defaults. a3m calls outside tools of its own (tree, fido, 7z, ...): a job that fails
-    ends the run with a3m's own report."""
+    defaults. a3m calls outside tools of its own (tree, 7z, atool; ExifTool, MediaInfo and
+    FFprobe to characterize): a failed run ends with a3m's own report."""
     run = Run("a3m 0.8.1")
     venv = ROOT / ".tools" / "a3m-venv"
-    if not (venv / "bin" / "a3m").exists():
+    if not (venv / "bin" / "pip").exists():
         subprocess.run([python_312(), "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "a3m==0.8.1"], check=True)
+    # Every run, so that a venv made before the pin gets it (quick when it is there).
+    # pygfried is pinned to the release a3m 0.8.1 was made with: the newer ones pip picks
+    # (0.21) answer "empty source" for every file inside a3m's job workers, and every
+    # transfer fails at "Identify file format".
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "a3m==0.8.1", "pygfried==0.6.0"], check=True)
     share = scratch / "a3m-share"
     shutil.rmtree(share, ignore_errors=True)
     share.mkdir()
@@ -333,6 +341,15 @@ def run_a3m(package: Path, scratch: Path) -> Run:
         sys.exit(f"a3m did not make an AIP (exit {proc.returncode}); its report:\n"
                  f"{(scratch / 'a3m.log').read_text()[:3000]}")
     shutil.rmtree(transfer, ignore_errors=True)
+    # a3m ends "successfully" with tasks failed on the way (a tool it lacks, its own bugs):
+    # said, from its database, so its figure is read for what it did.
+    db = sqlite3.connect(share / "a3m" / "db.sqlite")
+    failed = db.execute("SELECT j.jobType, COUNT(*) FROM Tasks t JOIN Jobs j ON t.jobuuid = j.jobUUID "
+                        "WHERE t.exitCode != 0 GROUP BY j.jobType ORDER BY 2 DESC").fetchall()
+    tasks = db.execute("SELECT COUNT(*) FROM Tasks").fetchone()[0]
+    db.close()
+    run.note = (f"a3m ran {tasks} tasks; failed: " + "; ".join(f"{job} {n}" for job, n in failed)) if failed \
+        else f"a3m ran {tasks} tasks, none failed"
     return run
 
 
@@ -407,6 +424,7 @@ def main():
     if args.with_a3m:
         a3m = runs[2]
         print(f"a3m / Vellum, files/s: Vellum {a3m.wall / vellum.wall:.0f}× faster (goal ≥ 100×)")
+        print(a3m.note)
 
 
 if __name__ == "__main__":
