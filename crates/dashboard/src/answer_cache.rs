@@ -1,5 +1,6 @@
-//! The answers many readers ask for over and over (`/status`, the transfer list), read from
-//! the stores at most once a second: a hundred dashboards and scripts polling at once then
+//! The answers many readers ask for over and over (`/status`, the transfer list as JSON and
+//! as the page, a transfer's detail that open pages poll), read from the stores at most once
+//! a second: a hundred dashboards and scripts polling at once then
 //! cost the pipeline one read a second, not one each. A change made through the dashboard
 //! forgets them, so a person sees their own change at once; the pipeline's own changes show
 //! within the second.

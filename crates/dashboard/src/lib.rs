@@ -41,7 +41,8 @@ pub struct Dashboard {
     /// Download links that expire (S3's presigned URLs); without them (embedded mode) an
     /// AIP is streamed through the dashboard.
     pub links: Option<Arc<dyn AipLinks>>,
-    /// `/status` and the transfer list, read at most once a second for all readers.
+    /// What many readers poll (`/status`, the list, a transfer's detail), read at most once a
+    /// second for all of them.
     pub answers: answer_cache::AnswerCache,
 }
 
