@@ -9,7 +9,7 @@ use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use vellum_core::ports::{DeadLetter, Delivery, PortError, PortResult, Queue};
 
-use crate::sqlite_state::open_connection;
+use crate::sqlite_state::{open_connection, Connections};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -44,7 +44,9 @@ fn now_ms() -> i64 {
 }
 
 pub struct SqliteQueue {
-    conn: Mutex<Connection>,
+    /// A receive waiting for the database's write lock holds up no other stage's queue
+    /// (one shared connection did: 20,000 tiny files, alternated runs, median 22.9 → 20.1 s).
+    connections: Connections,
     max_receives: u32,
     /// Bumped on every send, so idle consumers in this process wake at once.
     sent: (Mutex<u64>, Condvar),
@@ -56,12 +58,15 @@ impl SqliteQueue {
     pub fn open(path: &Path, max_receives: u32) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { conn: Mutex::new(conn), max_receives: max_receives.max(1), sent: (Mutex::new(0), Condvar::new()) })
+        Ok(Self {
+            connections: Connections::new(path, conn),
+            max_receives: max_receives.max(1),
+            sent: (Mutex::new(0), Condvar::new()),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(err)
+        self.connections.with(f)
     }
 
     /// Waits until something is sent in this process, or `timeout` passes (sends from other
@@ -127,6 +132,14 @@ impl Queue for SqliteQueue {
         let until = now + visibility.as_millis() as i64;
         let max_receives = self.max_receives as i64;
         self.with(|c| {
+            // A look first, without the write lock: most receives of an idle stage find
+            // nothing, and need not queue for the lock to learn it.
+            let ready: bool = c
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2)")?
+                .query_row(params![queue, now], |r| r.get(0))?;
+            if !ready {
+                return Ok(Vec::new());
+            }
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO dead_letters (message_id, queue, body, receive_count, last_error, moved_at) \
