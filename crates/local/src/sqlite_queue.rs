@@ -9,7 +9,7 @@ use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use vellum_core::ports::{DeadLetter, Delivery, PortError, PortResult, Queue};
 
-use crate::sqlite_state::{open_connection, Connections};
+use crate::sqlite_state::open_connection;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -44,9 +44,7 @@ fn now_ms() -> i64 {
 }
 
 pub struct SqliteQueue {
-    /// A receive waiting for the database's write lock holds up no other stage's queue
-    /// (one shared connection did: 20,000 tiny files, alternated runs, median 22.9 → 20.1 s).
-    connections: Connections,
+    conn: Mutex<Connection>,
     max_receives: u32,
     /// Bumped on every send, so idle consumers in this process wake at once.
     sent: (Mutex<u64>, Condvar),
@@ -58,15 +56,12 @@ impl SqliteQueue {
     pub fn open(path: &Path, max_receives: u32) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self {
-            connections: Connections::new(path, conn),
-            max_receives: max_receives.max(1),
-            sent: (Mutex::new(0), Condvar::new()),
-        })
+        Ok(Self { conn: Mutex::new(conn), max_receives: max_receives.max(1), sent: (Mutex::new(0), Condvar::new()) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        self.connections.with(f)
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(err)
     }
 
     /// Waits until something is sent in this process, or `timeout` passes (sends from other
@@ -132,14 +127,6 @@ impl Queue for SqliteQueue {
         let until = now + visibility.as_millis() as i64;
         let max_receives = self.max_receives as i64;
         self.with(|c| {
-            // A look first, without the write lock: most receives of an idle stage find
-            // nothing, and need not queue for the lock to learn it.
-            let ready: bool = c
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2)")?
-                .query_row(params![queue, now], |r| r.get(0))?;
-            if !ready {
-                return Ok(Vec::new());
-            }
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO dead_letters (message_id, queue, body, receive_count, last_error, moved_at) \

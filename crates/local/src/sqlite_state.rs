@@ -191,35 +191,10 @@ pub fn open_connection(path: &Path) -> PortResult<Connection> {
 }
 
 pub struct SqliteStateStore {
-    connections: Connections,
-    clock: Arc<dyn Clock>,
-}
-
-/// Connections to one database: a thread takes an idle one (or opens one) for each
-/// operation, so threads wait for SQLite's locks, not for each other's connection.
-pub(crate) struct Connections {
     path: PathBuf,
+    /// Idle connections; a thread takes one (or opens one) for each operation.
     idle: Mutex<Vec<Connection>>,
-}
-
-impl Connections {
-    pub(crate) fn new(path: &Path, first: Connection) -> Self {
-        Self { path: path.to_path_buf(), idle: Mutex::new(vec![first]) }
-    }
-
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match taken {
-            Some(c) => c,
-            None => open_connection(&self.path)?,
-        };
-        let result = f(&mut conn).map_err(err);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-        result
-    }
+    clock: Arc<dyn Clock>,
 }
 
 /// The state database's schema version (SQLite's `user_version`): 1 was the first release's
@@ -291,7 +266,7 @@ impl SqliteStateStore {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         add_missing_columns(&conn)?;
-        Ok(Self { connections: Connections::new(path, conn), clock })
+        Ok(Self { path: path.to_path_buf(), idle: Mutex::new(vec![conn]), clock })
     }
 
     fn now(&self) -> String {
@@ -313,7 +288,17 @@ impl SqliteStateStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        self.connections.with(f)
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match taken {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&mut conn).map_err(err);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        result
     }
 
     /// A write transaction that takes the write lock at once, so two racing writers queue
