@@ -169,7 +169,7 @@ fn progress_cells(progress: &[Value]) -> String {
 fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> {
     // The list is the same for everyone (only the layout names who is signed in): read once
     // a second for every reader, as the JSON list is.
-    let question = format!("the list page {}?{}", request.path, request.query.as_deref().unwrap_or(""));
+    let question = format!("the list page {}", request.target());
     Ok(match d.answers.answer_unless(&question, || PortResult::Ok(list_body(d, request)?.map(String::into_bytes)))? {
         Ok(body) => Response::html(200, layout("Transfers", Some(user), &String::from_utf8_lossy(&body))),
         Err(elsewhere) => elsewhere,

@@ -44,6 +44,14 @@ impl Request {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// The path with its query, as asked (HTTP's request target).
+    pub fn target(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
     /// The query's parameters, decoded; the first of a repeated name wins.
     pub fn params(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();

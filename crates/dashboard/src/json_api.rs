@@ -86,11 +86,7 @@ fn kept(
     request: &Request,
     read: impl FnOnce() -> PortResult<Result<Value, Response>>,
 ) -> PortResult<Response> {
-    let question = match &request.query {
-        Some(q) => format!("{}?{q}", request.path),
-        None => request.path.clone(),
-    };
-    let answer = d.answers.answer_unless(&question, || {
+    let answer = d.answers.answer_unless(&request.target(), || {
         PortResult::Ok(read()?.map(|value| serde_json::to_vec(&value).expect("JSON values serialize")))
     })?;
     Ok(answer.map_or_else(|refusal| refusal, |body| Response::with_type(200, "application/json", body)))
