@@ -127,6 +127,14 @@ impl Queue for SqliteQueue {
         let until = now + visibility.as_millis() as i64;
         let max_receives = self.max_receives as i64;
         self.with(|c| {
+            // A look first, without the write lock: every send wakes every idle consumer in
+            // the process, and most of them, on other queues, find nothing.
+            let ready: bool = c
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2)")?
+                .query_row(params![queue, now], |r| r.get(0))?;
+            if !ready {
+                return Ok(Vec::new());
+            }
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO dead_letters (message_id, queue, body, receive_count, last_error, moved_at) \

@@ -176,6 +176,24 @@ fn count_at(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
     u64::try_from(n).map_err(|_| unreadable(i, format!("{n} is not a count")))
 }
 
+/// A page of a transfer's files in path order, after a cursor or from the first. Two
+/// statements, not `(?3 IS NULL OR current_path > ?3)`: with the OR, SQLite seeks the index
+/// by transfer only and steps over every earlier file on each page — quadratic; a METS
+/// stage of 100,000 files spent 39 % of its time there (26 s → 13 s without).
+fn files_page_sql(after: bool) -> String {
+    let cursor = if after { "AND current_path > ?3 " } else { "" };
+    format!("SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 {cursor}ORDER BY current_path LIMIT ?2")
+}
+
+/// A page of a batch's files in entry order; no cursor is `i64::MIN` (as `files_page_sql`,
+/// no OR, so that the index is sought to the cursor).
+fn batch_files_page_sql() -> String {
+    format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND batch = ?2 \
+         AND entry_index > ?3 ORDER BY entry_index LIMIT ?4"
+    )
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("state values serialize")
 }
@@ -1007,11 +1025,11 @@ impl StateStore for SqliteStateStore {
     fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         let limit = limit.max(1);
         let items = self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND (?2 IS NULL OR current_path > ?2) \
-                 ORDER BY current_path LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(params![transfer_id.to_string(), after, (limit + 1) as i64], file_row)?;
+            let mut stmt = c.prepare_cached(&files_page_sql(after.is_some()))?;
+            let rows = match after {
+                None => stmt.query_map(params![transfer_id.to_string(), (limit + 1) as i64], file_row)?,
+                Some(after) => stmt.query_map(params![transfer_id.to_string(), (limit + 1) as i64, after], file_row)?,
+            };
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         Ok(page(items, limit, |f: &File| f.current_path.clone()))
@@ -1024,12 +1042,11 @@ impl StateStore for SqliteStateStore {
             Some(a) => Some(a.parse().map_err(|_| PortError::Refused(format!("{a:?} is not a cursor of a batch")))?),
         };
         let items = self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE transfer_id = ?1 AND batch = ?2 \
-                 AND (?3 IS NULL OR entry_index > ?3) ORDER BY entry_index LIMIT ?4"
-            ))?;
-            let rows =
-                stmt.query_map(params![transfer_id.to_string(), batch as i64, after, (limit + 1) as i64], file_row)?;
+            let mut stmt = c.prepare_cached(&batch_files_page_sql())?;
+            let rows = stmt.query_map(
+                params![transfer_id.to_string(), batch as i64, after.unwrap_or(i64::MIN), (limit + 1) as i64],
+                file_row,
+            )?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         Ok(page(items, limit, |f: &File| f.entry_index.to_string()))
@@ -1116,5 +1133,35 @@ impl SqliteStateStore {
             let rows = stmt.query_map(params![first, second], event_row)?;
             rows.collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for a statement, on the schema as a data folder has it.
+    fn plan(sql: &str) -> String {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        add_missing_columns(&conn).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters left unbound: a plan does not depend on their values.
+        let mut rows = stmt.raw_query();
+        let mut details = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            details.push(row.get::<_, String>(3).unwrap());
+        }
+        details.join("; ")
+    }
+
+    #[test]
+    fn file_pages_seek_the_index_to_the_cursor() {
+        let after = plan(&files_page_sql(true));
+        assert!(after.contains("files_by_path (transfer_id=? AND current_path>?)"), "{after}");
+        let first = plan(&files_page_sql(false));
+        assert!(first.contains("files_by_path (transfer_id=?)") && !first.contains("TEMP B-TREE"), "{first}");
+        let batch = plan(&batch_files_page_sql());
+        assert!(batch.contains("files_by_batch (transfer_id=? AND batch=? AND entry_index>?)"), "{batch}");
     }
 }
