@@ -18,10 +18,10 @@ pub fn decode_path(path: &str) -> String {
 }
 
 /// Manifest text for (path, digest) pairs, in the order given.
-pub fn manifest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn manifest<'a, D: AsRef<str>>(entries: impl IntoIterator<Item = (&'a str, D)>) -> String {
     let mut out = String::new();
     for (path, digest) in entries {
-        out.push_str(digest);
+        out.push_str(digest.as_ref());
         out.push_str("  ");
         out.push_str(&encode_path(path));
         out.push('\n');
