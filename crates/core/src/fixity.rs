@@ -14,6 +14,20 @@ use crate::error::{StageError, StageResult};
 /// The algorithms Vellum computes, by their names in profiles and file names.
 pub const ALGORITHMS: &[&str] = &["md5", "sha1", "sha256", "sha512"];
 
+/// How many bytes a digest of `algorithm` has.
+pub fn digest_len(algorithm: &str) -> StageResult<usize> {
+    match algorithm {
+        "md5" => Ok(<Md5 as Digest>::output_size()),
+        "sha1" => Ok(<Sha1 as Digest>::output_size()),
+        "sha256" => Ok(<Sha256 as Digest>::output_size()),
+        "sha512" => Ok(<Sha512 as Digest>::output_size()),
+        other => Err(StageError::Failed(format!(
+            "{other} is not a checksum Vellum computes (it knows {})",
+            ALGORITHMS.join(", ")
+        ))),
+    }
+}
+
 /// Digests of one stream, computed in one pass.
 #[derive(Default)]
 pub struct Digests {
@@ -125,4 +139,18 @@ pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, S
         out.insert(path.to_string(), digest.to_ascii_lowercase());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_lengths_are_those_of_the_digests_computed() {
+        let (digests, _) = Digests::for_algorithms(ALGORITHMS).unwrap().of_reader(&mut &b"vellum"[..]).unwrap();
+        for a in ALGORITHMS {
+            assert_eq!(digest_len(a).unwrap() * 2, digests[*a].len(), "{a}");
+        }
+        assert!(digest_len("crc32").is_err());
+    }
 }

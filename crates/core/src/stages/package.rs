@@ -42,17 +42,6 @@ fn original_key(transfer: &Transfer, path: &str) -> String {
     working_key(transfer.id, path.strip_prefix("data/").unwrap_or(path))
 }
 
-/// The bytes a digest of `algorithm` has.
-fn digest_len(algorithm: &str) -> StageResult<usize> {
-    match algorithm {
-        "md5" => Ok(16),
-        "sha1" => Ok(20),
-        "sha256" => Ok(32),
-        "sha512" => Ok(64),
-        other => Err(StageError::Failed(format!("{other} is not a checksum algorithm Vellum knows"))),
-    }
-}
-
 pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
@@ -93,7 +82,7 @@ fn bag_entries(
     // Each entry keeps its digests as bytes, one after another in the algorithms' order,
     // not the record's map of hex strings: a map node a file was half a kilobyte, 50 MB at
     // 100,000 files, and hex strings in a box another 10 MB.
-    let lengths: Vec<usize> = algorithms.iter().map(|a| digest_len(a)).collect::<StageResult<_>>()?;
+    let lengths: Vec<usize> = algorithms.iter().map(|a| fixity::digest_len(a)).collect::<StageResult<_>>()?;
     let in_order = |digests: &Digests, path: &str| -> StageResult<Box<[u8]>> {
         let mut bytes = Vec::with_capacity(lengths.iter().sum());
         for (a, len) in algorithms.iter().zip(&lengths) {
