@@ -194,6 +194,27 @@ fn batch_files_page_sql() -> String {
     )
 }
 
+/// A page of the transfer list, newest first, with only the filters asked for (as
+/// `files_page_sql`: an `?N IS NULL OR` filter keeps SQLite from seeking an index by it, so
+/// each later page stepped over every newer transfer).
+fn transfer_list_sql(status: bool, after: bool, search: bool) -> String {
+    let mut filters = vec!["hidden = :hidden"];
+    if status {
+        filters.push("status = :status");
+    }
+    if after {
+        filters.push("(created_at, id) < (:after_time, :after_id)");
+    }
+    if search {
+        filters.push("instr(lower(name || ' ' || identifiers), :search) > 0");
+    }
+    format!(
+        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers \
+         WHERE {} ORDER BY created_at DESC, id DESC LIMIT :limit",
+        filters.join(" AND ")
+    )
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("state values serialize")
 }
@@ -630,25 +651,24 @@ impl StateStore for SqliteStateStore {
                 (Some(time.to_string()), Some(id.to_string()))
             }
         };
+        let status = query.status.map(|s| s.as_str());
+        let search = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
+        let fetch = (limit + 1) as i64;
+        let mut values: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":hidden", &query.hidden), (":limit", &fetch)];
+        if let Some(status) = &status {
+            values.push((":status", status));
+        }
+        if let (Some(time), Some(id)) = (&after_time, &after_id) {
+            values.push((":after_time", time));
+            values.push((":after_id", id));
+        }
+        if let Some(search) = &search {
+            values.push((":search", search));
+        }
+        let sql = transfer_list_sql(status.is_some(), after_time.is_some(), search.is_some());
         let items = self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers \
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
-                 AND hidden = ?5 AND (?6 IS NULL OR instr(lower(name || ' ' || identifiers), ?6) > 0) \
-                 ORDER BY created_at DESC, id DESC LIMIT ?4"
-            ))?;
-            let search = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
-            let rows = stmt.query_map(
-                params![
-                    query.status.map(|s| s.as_str()),
-                    after_time,
-                    after_id,
-                    (limit + 1) as i64,
-                    query.hidden,
-                    search
-                ],
-                transfer_row,
-            )?;
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(values.as_slice(), transfer_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         Ok(page(items, limit, |t: &Transfer| format!("{}|{}", ts(&t.created_at), t.id)))
@@ -1163,5 +1183,13 @@ mod tests {
         assert!(first.contains("files_by_path (transfer_id=?)") && !first.contains("TEMP B-TREE"), "{first}");
         let batch = plan(&batch_files_page_sql());
         assert!(batch.contains("files_by_batch (transfer_id=? AND batch=? AND entry_index>?)"), "{batch}");
+    }
+
+    #[test]
+    fn transfer_list_pages_seek_an_index_to_the_cursor() {
+        let after = plan(&transfer_list_sql(false, true, false));
+        assert!(after.contains("transfers_by_time (created_at<?)"), "{after}");
+        let by_status = plan(&transfer_list_sql(true, true, true));
+        assert!(by_status.contains("transfers_by_status (status=? AND created_at<?)"), "{by_status}");
     }
 }
