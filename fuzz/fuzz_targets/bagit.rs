@@ -2,7 +2,7 @@
 //! from a tar stream (bagit.txt, bag-info.txt, manifests, payload digests).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::bagit;
+use vellum_core::record::bagit;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -2,7 +2,9 @@
 //! names the metadata.csv bytes list as if they were files).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::{metadata, profile::PackageKind, rights};
+use vellum_core::config::profile::PackageKind;
+use vellum_core::intake::metadata;
+use vellum_core::record::rights;
 
 fuzz_target!(|data: &[u8]| {
     let _ = metadata::parse_metadata_csv(data, PackageKind::Catalogued);

@@ -2,7 +2,8 @@
 //! or gzipped), and every check of the born-digital profile run on the listing.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::{archive, intake, profile::Config};
+use vellum_core::config::profile::Config;
+use vellum_core::intake::{archive, rules as intake};
 use vellum_fuzz::{OneObject, KEY};
 
 fuzz_target!(|data: &[u8]| {

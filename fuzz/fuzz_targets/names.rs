@@ -2,7 +2,7 @@
 //! under tight limits, and what the plan gives must be safe and unique.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::sanitize;
+use vellum_core::intake::sanitize;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
             let clean = sanitize::sanitize_component(part);
             assert!(sanitize::is_safe_component(&clean) || clean.is_empty(), "{part:?} -> {clean:?}");
         }
-        let _ = vellum_core::intake::unsafe_path_reason(p);
+        let _ = vellum_core::intake::rules::unsafe_path_reason(p);
     }
     if let Ok(planned) = sanitize::plan(&paths, 40, 120) {
         let unique: std::collections::BTreeSet<&String> = planned.iter().collect();

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(pattern) = std::str::from_utf8(data) else { return };
-    if let Ok(re) = vellum_core::pronom::pattern::to_regex(pattern) {
+    if let Ok(re) = vellum_core::analysis::pronom::pattern::to_regex(pattern) {
         let _ = regex::bytes::RegexBuilder::new(&re).size_limit(1 << 22).build();
     }
 });

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use vellum_core::pronom::{identify_object, Identifier};
+use vellum_core::analysis::pronom::{identify_object, Identifier};
 use vellum_fuzz::{OneObject, KEY};
 
 fuzz_target!(|data: &[u8]| {

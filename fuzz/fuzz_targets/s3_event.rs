@@ -1,7 +1,7 @@
 //! An S3 notification as SQS or EventBridge delivers it, and the URL-encoded keys in it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::messages;
+use vellum_core::model::messages;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(json) = std::str::from_utf8(data) else { return };

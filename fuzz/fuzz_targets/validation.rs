@@ -3,7 +3,7 @@
 //! ZIP. A hostile file must end in a verdict, never a panic, a hang or an unbounded allocation.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vellum_core::techmd::{self, Kind};
+use vellum_core::analysis::techmd::{self, Kind};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the kind, so every validator sees every input shape.

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
 use vellum_local::{Embedded, EmbeddedOptions, Runner, RunnerConfig};
 
@@ -69,7 +69,7 @@ fn run_one(mb: u64) {
     let dir = tempfile::tempdir_in(scratch).unwrap();
     // The defaults a user of `vellum ingest` gets: identification on, the scanner off.
     let options = EmbeddedOptions {
-        identifier: Some(std::sync::Arc::new(vellum_core::pronom::Identifier::builtin().unwrap())),
+        identifier: Some(std::sync::Arc::new(vellum_core::analysis::pronom::Identifier::builtin().unwrap())),
         ..Default::default()
     };
     let env = Embedded::open(dir.path(), options).unwrap();

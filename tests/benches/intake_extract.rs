@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum_core::messages::{queues, StageMessage};
+use vellum_core::model::messages::{queues, StageMessage};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};
@@ -58,7 +58,7 @@ fn resumable_gzip_beside_flate2(dir: &Path) {
     };
     let plain = time(&mut flate2::read::MultiGzDecoder::new(std::io::BufReader::new(store.get("data.gz").unwrap())));
     let store: Arc<dyn ObjectStore> = store;
-    let resumable = time(&mut vellum_core::gzip_resume::ResumableGz::open(store, "data.gz", meta.size));
+    let resumable = time(&mut vellum_core::io::gzip_resume::ResumableGz::open(store, "data.gz", meta.size));
     println!(
         "gzip decompression of {} MiB: flate2 {plain:.0} MB/s, resumable (notes points) {resumable:.0} MB/s ({:.2}x)",
         raw >> 20,
@@ -196,7 +196,7 @@ fn intake_of_a_huge_zip(dir: &Path) {
     );
     let elapsed = started.elapsed();
     let stage_read = bytes_read_by_this_process() - read_before;
-    let listing = vellum_core::archive::list_zip(env.uploads.clone(), key, size).expect("the sparse zip lists");
+    let listing = vellum_core::intake::archive::list_zip(env.uploads.clone(), key, size).expect("the sparse zip lists");
     let transfer =
         env.state.transfer(env.state.transfer_for_event(&event.idempotency_key()).unwrap().unwrap()).unwrap().unwrap();
     println!("intake of a {:.1} GiB zip ({} entries)", size as f64 / GIB as f64, listing.entries.len());

@@ -16,10 +16,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
-use vellum_core::messages::{queues, StageMessage};
-use vellum_core::mets::{write_aip_mets, MetsDoc, MetsKind};
+use vellum_core::model::messages::{queues, StageMessage};
 use vellum_core::model::{derived_id, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer};
 use vellum_core::ports::StateStore;
+use vellum_core::record::mets::{write_aip_mets, MetsDoc, MetsKind};
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};
 
@@ -141,7 +141,7 @@ fn after(dir: &Path, id: Uuid) -> u64 {
     let outcome = env.pipeline.handle(queues::METS, &StageMessage::transfer(id).to_json(), &ctx);
     assert_eq!(outcome, vellum_core::Outcome::Succeeded, "the METS stage");
     let transfer = env.state.transfer(id).unwrap().unwrap();
-    let key = vellum_core::keys::working_transfer_mets_key(&transfer);
+    let key = vellum_core::record::keys::working_transfer_mets_key(&transfer);
     env.pipeline.working.head(&key).unwrap().expect("the transfer METS is written").size
 }
 

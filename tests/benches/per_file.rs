@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use vellum_core::fixity::Digests;
+use vellum_core::analysis::fixity::Digests;
 use vellum_core::ports::{ObjectStore, VirusScanner};
 use vellum_local::fs_store::FsObjectStore;
 
@@ -66,11 +66,11 @@ fn main() {
     // Both sides timed with their start-up: fido's includes Python's and loading its
     // signatures, Vellum's compiling the built-in signatures.
     let vellum = timed(|| {
-        let identifier = vellum_core::pronom::Identifier::builtin().unwrap();
+        let identifier = vellum_core::analysis::pronom::Identifier::builtin().unwrap();
         for f in &files {
             let key = f.strip_prefix(&corpus).unwrap().to_string_lossy().into_owned();
             let size = std::fs::metadata(f).unwrap().len();
-            vellum_core::pronom::identify_object(&identifier, &store, &key, size).unwrap();
+            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, size).unwrap();
         }
     });
     let fido = timed(|| {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uuid::Uuid;
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::model::{
     File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
@@ -403,7 +403,7 @@ pub struct FaultyNotifier {
 }
 
 impl Notifier for FaultyNotifier {
-    fn publish(&self, notice: &vellum_core::messages::AipStored) -> PortResult<()> {
+    fn publish(&self, notice: &vellum_core::model::messages::AipStored) -> PortResult<()> {
         self.faults.call("notifier.publish", || self.inner.publish(notice))
     }
 }
@@ -476,7 +476,7 @@ pub fn drive_with_faults(queue: &dyn Queue, pipeline: &Pipeline, faults: &Faults
     }
     for q in queues::ALL {
         for dl in queue.dead_letters(q).unwrap() {
-            let _ = vellum_core::monitor::fail_dead_lettered(state, pipeline.uploads.as_ref(), &dl);
+            let _ = vellum_core::operations::monitor::fail_dead_lettered(state, pipeline.uploads.as_ref(), &dl);
         }
     }
     invocations

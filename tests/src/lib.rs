@@ -11,9 +11,9 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use vellum_core::pronom::Identifier;
+use vellum_core::analysis::pronom::Identifier;
 
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortResult, Queue, StateStore};
 use vellum_core::{Outcome, StageContext};
@@ -117,8 +117,8 @@ impl TestEnv {
     /// Registers `name` and returns a new API key for them.
     pub fn api_key(&self, name: &str, email: Option<&str>) -> String {
         let clock = self.env.pipeline.clock.as_ref();
-        vellum_core::access::add_user(self.env.access.as_ref(), clock, name, email).expect("add a user");
-        vellum_core::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
+        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email).expect("add a user");
+        vellum_core::operations::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
     }
 
     pub fn with_options(options: EmbeddedOptions) -> Self {

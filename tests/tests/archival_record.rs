@@ -34,7 +34,7 @@ fn aip_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
 }
 
 fn transfer_mets(bag: &Path, transfer: &Transfer) -> PathBuf {
-    bag.join("data/objects").join(vellum_core::aip::transfer_mets_path(transfer))
+    bag.join("data/objects").join(vellum_core::record::aip::transfer_mets_path(transfer))
 }
 
 /// A package that exercises everything the METS carries: renamed files, rights of each
@@ -337,7 +337,7 @@ fn a_bag_too_large_for_one_invocation_is_written_in_parts_and_joined_as_one_vali
     let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
     let continued = handled
         .iter()
-        .filter(|(q, _, o)| q == vellum_core::messages::queues::PACKAGE && *o == vellum_core::Outcome::Continued)
+        .filter(|(q, _, o)| q == vellum_core::model::messages::queues::PACKAGE && *o == vellum_core::Outcome::Continued)
         .count();
     assert!(continued >= 10, "packaging continued {continued} times");
     let transfer = t.transfer_for(&event).unwrap();

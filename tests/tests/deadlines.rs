@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use uuid::Uuid;
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{Timestamp, TransferStatus};
 use vellum_core::ports::{Clock, ObjectStore, Queue};
 use vellum_core::Outcome;
@@ -152,7 +152,7 @@ fn long_tar(n: usize, gzip: bool) -> Vec<u8> {
 /// the entry after the last one listed, from a gzip point near it, not from the start.
 #[test]
 fn a_tar_is_listed_in_parts_each_from_where_the_last_stopped() {
-    use vellum_core::archive::{list_tar_from, ArchiveKind, Listing};
+    use vellum_core::intake::archive::{list_tar_from, ArchiveKind, Listing};
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(vellum_local::fs_store::FsObjectStore::new(dir.path(), "u").unwrap());
     for (gzip, kind) in [(false, ArchiveKind::Tar), (true, ArchiveKind::TarGz)] {
@@ -170,7 +170,7 @@ fn a_tar_is_listed_in_parts_each_from_where_the_last_stopped() {
             // Out of time after every entry; the last part may find only the tar's end.
             assert!(part.entries.len() == 1 || part.next.is_none(), "{} entries", part.entries.len());
             if let (Some(next), Some(previous)) = (&part.next, &from) {
-                let previous: &vellum_core::tar_stream::TarPosition = previous;
+                let previous: &vellum_core::io::tar_stream::TarPosition = previous;
                 assert!(next.offset > previous.offset);
                 if let Some(point) = &next.gzip {
                     // The point is near the entry: a part does not inflate from the start.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use uuid::Uuid;
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{Timestamp, TransferStatus};
 use vellum_core::ports::{Clock, ObjectStore, Queue, StateStore};
 use vellum_tests::faults::{drive_with_faults, faulty_pipeline, Faults};

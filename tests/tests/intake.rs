@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{ObjectStore, Queue, StateStore, TransferQuery};
 use vellum_tests::{raw_package, tar_gz, with, Case, Package, RawEntry, TestEnv};
@@ -178,7 +178,7 @@ fn seventy_thousand_entries_are_extracted_through_zip64() {
 
 #[test]
 fn limits_come_from_the_profile_and_are_named() {
-    let limited = |f: &dyn Fn(&mut vellum_core::profile::Limits)| {
+    let limited = |f: &dyn Fn(&mut vellum_core::config::profile::Limits)| {
         let mut options = vellum_tests::options();
         for p in &mut options.config.profiles {
             f(&mut p.limits);
@@ -333,5 +333,5 @@ fn logs_test_events_and_other_keys_start_nothing() {
     );
     let test_event =
         r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T10:00:00Z","Bucket":"vellum-uploads"}"#;
-    assert!(vellum_core::messages::upload_events_from_s3(test_event).unwrap().is_empty());
+    assert!(vellum_core::model::messages::upload_events_from_s3(test_event).unwrap().is_empty());
 }

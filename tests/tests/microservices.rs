@@ -232,12 +232,12 @@ fn an_unreachable_daemon_is_retried_never_skipped() {
     let ctx = vellum_core::StageContext::with_budget(std::time::Duration::from_secs(10));
     let mut scan_outcomes = Vec::new();
     for _ in 0..20 {
-        for q in vellum_core::messages::queues::ALL {
+        for q in vellum_core::model::messages::queues::ALL {
             for d in vellum_core::ports::Queue::receive(t.env.queue.as_ref(), q, 10, std::time::Duration::from_secs(60))
                 .unwrap()
             {
                 let outcome = t.env.pipeline.handle(q, &d.body, &ctx);
-                if *q == vellum_core::messages::queues::SCAN {
+                if *q == vellum_core::model::messages::queues::SCAN {
                     scan_outcomes.push(outcome.clone());
                 }
                 if outcome.acknowledges() {
@@ -282,8 +282,10 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
     let t = TestEnv::with_options(options.clone());
     let mut p = Package::catalogued("PP/SUM/1", 2);
     let first_bytes = p.entries.iter().find(|e| e.name == "objects/folder-0/file-00000.txt").unwrap().bytes.clone();
-    let (md5, _) =
-        vellum_core::fixity::Digests::for_algorithms(&["md5"]).unwrap().of_reader(&mut first_bytes.as_slice()).unwrap();
+    let (md5, _) = vellum_core::analysis::fixity::Digests::for_algorithms(&["md5"])
+        .unwrap()
+        .of_reader(&mut first_bytes.as_slice())
+        .unwrap();
     p.add("metadata/checksum.md5", format!("{}  ../objects/folder-0/file-00000.txt\n", md5["md5"]));
     let transfer = ingest(&t, &p, "born-digital/sums.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
@@ -329,14 +331,17 @@ fn corpus() -> Option<PathBuf> {
 }
 
 /// Vellum's identification of every corpus file, by path relative to the corpus.
-fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::pronom::Identification> {
+fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::analysis::pronom::Identification> {
     let identifier = vellum_tests::identifier();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir, "corpus").unwrap());
     let mut out = BTreeMap::new();
     for path in vellum_tests::files_under(dir) {
         let key = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         let size = std::fs::metadata(&path).unwrap().len();
-        out.insert(key.clone(), vellum_core::pronom::identify_object(&identifier, &store, &key, size).unwrap());
+        out.insert(
+            key.clone(),
+            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, size).unwrap(),
+        );
     }
     out
 }
@@ -404,7 +409,7 @@ fn identification_agrees_with_fido_on_a_corpus_of_real_files() {
 #[test]
 fn an_extension_guess_is_tentative_and_unknown_is_no_error() {
     let identifier = vellum_tests::identifier();
-    let none = &mut vellum_core::pronom::container::NoContainer;
+    let none = &mut vellum_core::analysis::pronom::container::NoContainer;
     let guess = identifier.identify(b"a,b\n1,2\n", b"a,b\n1,2\n", true, "table.csv", none);
     let f = guess.format.unwrap();
     assert!(f.tentative && guess.basis == "extension", "{f:?}");
@@ -427,7 +432,7 @@ fn ole2_documents_are_identified_by_their_streams() {
     std::fs::write(&path, vellum_tests::word97([0, 0])).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
     let size = std::fs::metadata(&path).unwrap().len();
-    let id = vellum_core::pronom::identify_object(&identifier, &store, "report.doc", size).unwrap();
+    let id = vellum_core::analysis::pronom::identify_object(&identifier, &store, "report.doc", size).unwrap();
     assert_eq!(id.basis, "container", "{id:?}");
     assert_eq!(id.format.unwrap().puid, "fmt/40", "Word 97");
 }
@@ -497,7 +502,7 @@ fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_th
 
 #[test]
 fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output() {
-    use vellum_core::fpr::{Purpose, Rules};
+    use vellum_core::config::fpr::{Purpose, Rules};
     use vellum_core::ports::{ToolOutput, ToolRunner};
     // `wc` stands in for ExifTool: present everywhere, and its output is known; `sleep`
     // for a tool that hangs on a damaged file.
@@ -737,7 +742,7 @@ fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
 /// `command`, in batches of `batch_size`.
 fn with_only_rule(rule: &str, command: &Path, batch_size: u32) -> TestEnv {
     let mut options = vellum_tests::options();
-    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    let mut rules = vellum_core::config::fpr::Rules::builtin().rules;
     rules.retain(|r| r.name == rule);
     rules[0].command = command.to_string_lossy().into_owned();
     options.config.format_policy = Some(rules);
@@ -858,10 +863,10 @@ fn fake_stay_open_tool(dir: &Path) -> (PathBuf, PathBuf) {
     (tool, log)
 }
 
-fn fake_rule(tool: &Path) -> vellum_core::fpr::Rule {
-    vellum_core::fpr::Rule {
+fn fake_rule(tool: &Path) -> vellum_core::config::fpr::Rule {
+    vellum_core::config::fpr::Rule {
         name: "fake".into(),
-        purpose: vellum_core::fpr::Purpose::Characterization,
+        purpose: vellum_core::config::fpr::Purpose::Characterization,
         puids: vec![],
         command: tool.to_string_lossy().into_owned(),
         args: vec!["{file}".into()],
@@ -870,7 +875,7 @@ fn fake_rule(tool: &Path) -> vellum_core::fpr::Rule {
         stay_open: true,
         per_batch: false,
         version_args: vec![],
-        output: vellum_core::fpr::RuleOutput::Xml,
+        output: vellum_core::config::fpr::RuleOutput::Xml,
     }
 }
 

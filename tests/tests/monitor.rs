@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 use vellum_core::model::{Identifiers, StoredAip, Transfer, TransferStatus};
-use vellum_core::monitor;
+use vellum_core::operations::monitor;
 use vellum_core::pipeline::job_spec;
 use vellum_core::ports::{Clock, ObjectStore, StateStore};
 use vellum_local::fs_store::FsObjectStore;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum_core::messages::UploadEvent;
+use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectStore, StateStore};
 use vellum_tests::{tools_required, Package, TestEnv};

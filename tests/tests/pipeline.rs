@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
 use vellum_core::Outcome;
@@ -57,7 +57,7 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     assert_eq!(files.len(), entries.len(), "one file record per entry");
     for (name, original) in entries {
         let file = files.iter().find(|f| f.original_path == name).unwrap_or_else(|| panic!("no record of {name}"));
-        let in_aip = bag.join("data").join(vellum_core::aip::payload_path(&transfer, file));
+        let in_aip = bag.join("data").join(vellum_core::record::aip::payload_path(&transfer, file));
         let stored = std::fs::read(&in_aip).unwrap_or_else(|e| panic!("{name} is not in the AIP at {in_aip:?}: {e}"));
         assert!(stored == original, "{name} differs in the AIP");
     }
@@ -296,13 +296,14 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
     };
     let failed = wait_for(TransferStatus::Failed);
     assert!(failed.failure_reason.as_deref().unwrap().contains("connection reset by peer"));
-    let listed = vellum_core::monitor::dead_letters(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
+    let listed =
+        vellum_core::operations::monitor::dead_letters(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].transfer_id, listed[0].stage.as_str()), (Some(failed.id), queues::CHECKSUM));
     assert_eq!(listed[0].last_error.as_deref(), Some("connection reset by peer"));
 
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
-    let moved = vellum_core::monitor::redrive(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
+    let moved = vellum_core::operations::monitor::redrive(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
     assert_eq!(moved, vec![(queues::CHECKSUM.to_string(), 1)]);
     let done = wait_for(TransferStatus::Complete);
     runner.stop();

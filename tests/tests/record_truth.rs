@@ -127,13 +127,13 @@ fn identification_says_when_it_found_nothing_guessed_or_disagrees_with_the_name(
 fn cut_tool_output_is_marked_and_its_event_does_not_say_positive() {
     // `seq` stands in for a tool whose answer runs past the rule's max_output.
     let mut options = vellum_tests::options();
-    let mut rules = vellum_core::fpr::Rules::builtin().rules;
+    let mut rules = vellum_core::config::fpr::Rules::builtin().rules;
     rules.retain(|r| r.name == "exiftool");
     rules[0].command = "seq".into();
     rules[0].args = vec!["100000".into()];
     rules[0].stay_open = false;
     rules[0].max_output = 1000;
-    rules[0].output = vellum_core::fpr::RuleOutput::Xml;
+    rules[0].output = vellum_core::config::fpr::RuleOutput::Xml;
     options.config.format_policy = Some(rules);
     let t = TestEnv::with_options(options);
     let mut p = Package::default();

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use vellum_core::analysis::pronom::{identify_object, Identifier};
 use vellum_core::ports::ObjectStore;
-use vellum_core::pronom::{identify_object, Identifier};
 use vellum_local::fs_store::FsObjectStore;
 
-fn identify(name: &str, bytes: &[u8]) -> vellum_core::pronom::Identification {
+fn identify(name: &str, bytes: &[u8]) -> vellum_core::analysis::pronom::Identification {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), bytes).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::ports::Queue;
 use vellum_local::fs_store::FsObjectStore;
 use vellum_local::sqlite_queue::SqliteQueue;

@@ -401,7 +401,7 @@ fn page<T>(mut items: Vec<T>, limit: usize, more: bool, cursor: impl Fn(&T) -> S
 }
 
 fn job_order(stage: &str) -> usize {
-    vellum_core::messages::queues::ALL.iter().position(|q| *q == stage).unwrap_or(usize::MAX)
+    vellum_core::model::messages::queues::ALL.iter().position(|q| *q == stage).unwrap_or(usize::MAX)
 }
 
 impl StateStore for DynamoState {

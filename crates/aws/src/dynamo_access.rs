@@ -3,8 +3,8 @@
 //! expired one also disappears by itself.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use vellum_core::access::{ApiKey, Session, User};
 use vellum_core::model::Timestamp;
+use vellum_core::operations::access::{ApiKey, Session, User};
 use vellum_core::ports::{AccessStore, PortError, PortResult};
 
 use crate::dynamo::{entity, fields, n, s, stamp, text, DynamoState, Item};

@@ -95,7 +95,7 @@ fn monitor_run(
     reports: Option<&crate::SnsNotifier>,
     action: &str,
 ) -> Result<serde_json::Value, vellum_core::ports::PortError> {
-    use vellum_core::monitor;
+    use vellum_core::operations::monitor;
     use vellum_core::ports::Clock;
     let now = vellum_core::ports::SystemClock.now();
     let (state, queue) = (records.state.as_ref(), records.queue.as_ref());
@@ -175,8 +175,8 @@ pub fn test_transfer(
     reports: Option<&crate::SnsNotifier>,
     budget: Duration,
 ) -> Result<serde_json::Value, Error> {
+    use vellum_core::operations::test_transfer;
     use vellum_core::ports::{Clock, ObjectStore};
-    use vellum_core::test_transfer;
     let started = std::time::Instant::now();
     let (identifier, key) = test_transfer::names(vellum_core::ports::SystemClock.now());
     records.uploads.put(&key, &test_transfer::package(&identifier)?)?;

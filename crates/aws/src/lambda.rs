@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::{Pipeline, StageContext};
 
 /// An S3 notification's records as upload events. S3 sends keys URL-encoded (`+` for a
@@ -22,7 +22,7 @@ pub fn upload_events(event: &S3Event) -> Vec<UploadEvent> {
                 bucket: r.s3.bucket.name.clone()?,
                 key: match &object.url_decoded_key {
                     Some(decoded) => decoded.clone(),
-                    None => vellum_core::messages::decode_s3_key(object.key.as_deref()?).ok()?,
+                    None => vellum_core::model::messages::decode_s3_key(object.key.as_deref()?).ok()?,
                 },
                 event_name: r.event_name.clone().unwrap_or_default(),
                 event_time: r.event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -117,7 +117,7 @@ mod tests {
             for record in &event.records {
                 for body in bodies(queue, record.body.as_deref().unwrap()) {
                     let readable = serde_json::from_str::<UploadEvent>(&body).is_ok()
-                        || serde_json::from_str::<vellum_core::messages::StageMessage>(&body).is_ok();
+                        || serde_json::from_str::<vellum_core::model::messages::StageMessage>(&body).is_ok();
                     assert!(readable, "{queue}: {body}");
                 }
             }

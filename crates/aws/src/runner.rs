@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::ports::Queue;
 
 use crate::app::AwsApp;

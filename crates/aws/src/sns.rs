@@ -4,7 +4,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use tokio::runtime::Handle;
-use vellum_core::messages::AipStored;
+use vellum_core::model::messages::AipStored;
 use vellum_core::ports::{Notifier, PortError, PortResult};
 
 use crate::errors::port_error;

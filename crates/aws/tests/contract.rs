@@ -117,7 +117,7 @@ fn aip_stored_notices_carry_their_space() {
         .clone();
     rt.block_on(sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(arn).send()).unwrap();
     let notifier = vellum_aws::SnsNotifier::new(sns, &topic, rt.handle().clone());
-    let notice = vellum_core::messages::AipStored {
+    let notice = vellum_core::model::messages::AipStored {
         identifier: "PP/NOTE/1".into(),
         space: "born-digital".into(),
         version: 2,
@@ -186,7 +186,7 @@ fn a_download_link_reads_the_object() {
 fn the_configuration_comes_from_an_s3_object() {
     use vellum_core::ports::ObjectStore;
     let bucket = fresh_bucket();
-    let mut profiles = vellum_core::profile::Config::builtin();
+    let mut profiles = vellum_core::config::profile::Config::builtin();
     profiles.organization.name = "Test Archive".into();
     bucket.put("vellum.json", serde_json::to_string(&profiles).unwrap().as_bytes()).unwrap();
     let s3 = vellum_aws::s3_client(config());

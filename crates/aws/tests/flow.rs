@@ -54,7 +54,7 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
     assert_eq!(files.len(), 4, "three objects and metadata.csv");
     assert!(files.iter().all(|f| f.sha256().is_some() && f.format.is_some()), "checksummed and identified");
     let jobs = app.state.jobs(transfer.id).unwrap();
-    assert_eq!(jobs.len(), vellum_core::messages::queues::ALL.len(), "a job per microservice");
+    assert_eq!(jobs.len(), vellum_core::model::messages::queues::ALL.len(), "a job per microservice");
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn a_bad_package_is_refused_with_its_log() {
 #[test]
 fn duplicated_notifications_and_messages_make_one_transfer() {
     use std::collections::HashSet;
-    use vellum_core::messages::queues;
+    use vellum_core::model::messages::queues;
     use vellum_core::ports::Queue;
 
     let app = app();
@@ -212,7 +212,7 @@ fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
 /// sweep changes nothing.
 #[test]
 fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
-    use vellum_core::messages::{queues, StageMessage};
+    use vellum_core::model::messages::{queues, StageMessage};
     use vellum_core::ports::Queue;
 
     let app = app();
@@ -232,7 +232,8 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     runtime().block_on(sqs.send_message().queue_url(url.queue_url().unwrap()).message_body(body).send()).unwrap();
 
     let sweep =
-        vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue).unwrap();
+        vellum_core::operations::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue)
+            .unwrap();
     assert_eq!(sweep.per_stage, vec![(queues::CHECKSUM.to_string(), 1)]);
     assert_eq!(sweep.transfers, 1);
     let failed = app.state.transfer(id).unwrap().unwrap();
@@ -245,7 +246,8 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     assert!(answers.iter().any(|k| k.contains(".failed.")), "the archivist is told, on S3 too: {answers:?}");
 
     let again =
-        vellum_core::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue).unwrap();
+        vellum_core::operations::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue)
+            .unwrap();
     assert_eq!(again.per_stage, sweep.per_stage, "the message stays for the operator");
     assert_eq!(app.state.transfer(id).unwrap().unwrap().failure_reason.as_deref(), Some(reason.as_str()));
     assert_eq!(queue.dead_letters(queues::CHECKSUM).unwrap().len(), 1);
@@ -353,7 +355,7 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    for q in vellum_core::messages::queues::ALL {
+    for q in vellum_core::model::messages::queues::ALL {
         assert!(app.queue.dead_letters(q).unwrap().is_empty(), "nothing dead-lettered in {q}");
     }
     eprintln!(

@@ -2,7 +2,7 @@
 //! embedded data folder or (with `--aws-endpoint`) in the stack's table.
 
 use clap::Subcommand;
-use vellum_core::access;
+use vellum_core::operations::access;
 use vellum_core::ports::{Clock, SystemClock};
 
 use crate::target::{open_access as open, print_json, Target};

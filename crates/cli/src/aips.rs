@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use vellum_core::storage;
+use vellum_core::operations::storage;
 
 use crate::target::{open_storage, print_json, Target};
 

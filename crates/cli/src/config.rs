@@ -28,7 +28,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-            match vellum_core::profile::Config::load(&text) {
+            match vellum_core::config::profile::Config::load(&text) {
                 Ok(config) => {
                     println!(
                         "{}: usable — {} profile(s): {}",

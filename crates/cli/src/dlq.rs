@@ -27,8 +27,8 @@ pub enum DlqCommand {
 
 fn check_stage(stage: &Option<String>) -> anyhow::Result<()> {
     match stage {
-        Some(s) if !vellum_core::messages::queues::ALL.contains(&s.as_str()) => {
-            anyhow::bail!("no stage {s:?}: the stages are {}", vellum_core::messages::queues::ALL.join(", "))
+        Some(s) if !vellum_core::model::messages::queues::ALL.contains(&s.as_str()) => {
+            anyhow::bail!("no stage {s:?}: the stages are {}", vellum_core::model::messages::queues::ALL.join(", "))
         }
         _ => Ok(()),
     }
@@ -39,7 +39,8 @@ pub fn run(command: DlqCommand) -> anyhow::Result<()> {
         DlqCommand::List { stage, target } => {
             check_stage(&stage)?;
             let (state, queue) = open_records(&target)?;
-            let letters = vellum_core::monitor::dead_letters(state.as_ref(), queue.as_ref(), stage.as_deref())?;
+            let letters =
+                vellum_core::operations::monitor::dead_letters(state.as_ref(), queue.as_ref(), stage.as_deref())?;
             if target.json {
                 print_json(&letters);
             } else if letters.is_empty() {
@@ -63,7 +64,7 @@ pub fn run(command: DlqCommand) -> anyhow::Result<()> {
         DlqCommand::Redrive { stage, target } => {
             check_stage(&stage)?;
             let (state, queue) = open_records(&target)?;
-            let moved = vellum_core::monitor::redrive(state.as_ref(), queue.as_ref(), stage.as_deref())?;
+            let moved = vellum_core::operations::monitor::redrive(state.as_ref(), queue.as_ref(), stage.as_deref())?;
             if target.json {
                 print_json(
                     &moved.iter().map(|(s, n)| serde_json::json!({"stage": s, "redriven": n})).collect::<Vec<_>>(),

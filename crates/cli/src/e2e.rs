@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 use vellum_core::model::Transfer;
+use vellum_core::operations::test_transfer;
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
-use vellum_core::test_transfer;
 
 use crate::target::print_json;
 use crate::RunOptions;
@@ -48,7 +48,7 @@ pub fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
             let meta = env.uploads.put(&key, &bytes)?;
             let event = vellum_local::watcher::upload_event(env.uploads.bucket(), &meta);
             let runner = vellum_local::Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
-            env.queue.send(vellum_core::messages::queues::START, &serde_json::to_string(&event)?)?;
+            env.queue.send(vellum_core::model::messages::queues::START, &serde_json::to_string(&event)?)?;
             let outcome = crate::ingest::watch(&env, &event.idempotency_key(), &event);
             runner.stop();
             (outcome?, env.state.clone() as Arc<dyn StateStore>, env.aips.clone() as Arc<dyn ObjectStore>)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use vellum_core::messages::queues;
+use vellum_core::model::messages::queues;
 use vellum_core::model::starts_a_transfer;
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{ObjectStore, Queue, StateStore};
@@ -219,7 +219,7 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
 }
 
 /// Copies the package into the uploads folder under `key`, as an S3 PUT would.
-fn upload(env: &Embedded, package: &Path, key: &str) -> anyhow::Result<vellum_core::messages::UploadEvent> {
+fn upload(env: &Embedded, package: &Path, key: &str) -> anyhow::Result<vellum_core::model::messages::UploadEvent> {
     env.uploads.path_of(key).map_err(|e| anyhow::anyhow!("the key {key:?} cannot be used: {e}"))?;
     let mut source = fs::File::open(package).with_context(|| format!("opening {}", package.display()))?;
     let mut writer = env.uploads.writer(key)?;
@@ -232,7 +232,7 @@ fn upload(env: &Embedded, package: &Path, key: &str) -> anyhow::Result<vellum_co
 pub(crate) fn watch(
     env: &Embedded,
     idem: &str,
-    event: &vellum_core::messages::UploadEvent,
+    event: &vellum_core::model::messages::UploadEvent,
 ) -> anyhow::Result<Transfer> {
     let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     loop {

@@ -101,13 +101,13 @@ pub struct RunOptions {
 }
 
 /// The configuration a run uses: the file given, checked, or the built-in one.
-pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vellum_core::profile::Config> {
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vellum_core::config::profile::Config> {
     let Some(path) = path else {
-        return Ok(vellum_core::profile::Config::builtin());
+        return Ok(vellum_core::config::profile::Config::builtin());
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading the configuration {}: {e}", path.display()))?;
-    vellum_core::profile::Config::load(&text).map_err(|problems| {
+    vellum_core::config::profile::Config::load(&text).map_err(|problems| {
         anyhow::anyhow!("the configuration {} is not usable: {}", path.display(), problems.join("; "))
     })
 }
@@ -140,11 +140,11 @@ impl RunOptions {
         Ok(Some(std::sync::Arc::new(clamd)))
     }
 
-    fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::pronom::Identifier>>> {
+    fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::analysis::pronom::Identifier>>> {
         let identifier = match self.signatures.as_deref() {
             Some("none") => return Ok(None),
             Some(dir) => vellum_host::signatures::load_dir(&PathBuf::from(dir)).map_err(|e| anyhow::anyhow!(e))?,
-            None => vellum_core::pronom::Identifier::builtin().map_err(|e| anyhow::anyhow!(e))?,
+            None => vellum_core::analysis::pronom::Identifier::builtin().map_err(|e| anyhow::anyhow!(e))?,
         };
         tracing::info!(signatures = %identifier.version, formats = identifier.format_count(), "PRONOM signatures loaded");
         Ok(Some(std::sync::Arc::new(identifier)))

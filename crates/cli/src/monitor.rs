@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use vellum_core::monitor;
+use vellum_core::operations::monitor;
 use vellum_core::ports::{Clock, SystemClock};
 
 use crate::target::{open_records, open_uploads, print_json, Target};
@@ -125,7 +125,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
         }
         MonitorCommand::Audit { every_days, max, target } => {
             let (state, aips) = crate::target::open_storage(&target)?;
-            let org = vellum_core::profile::Config::builtin().organization;
+            let org = vellum_core::config::profile::Config::builtin().organization;
             let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
             let audited = monitor::fixity_audit(
                 state.as_ref(),

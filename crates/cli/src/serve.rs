@@ -220,7 +220,7 @@ fn spawn_monitor(
         .spawn(move || loop {
             std::thread::sleep(MONITOR_EVERY);
             let now = vellum_core::ports::SystemClock.now();
-            match vellum_core::monitor::stuck(state.as_ref(), now, stuck_after, false) {
+            match vellum_core::operations::monitor::stuck(state.as_ref(), now, stuck_after, false) {
                 Ok(stuck) => {
                     for s in stuck {
                         tracing::warn!(transfer_id = %s.transfer_id, microservice = %s.microservice, since = %s.since, retry = %s.retry, "a transfer is stuck");
@@ -228,12 +228,12 @@ fn spawn_monitor(
                 }
                 Err(e) => tracing::warn!(error = %e, "the monitor could not look for stuck transfers"),
             }
-            if let Err(e) = vellum_core::monitor::fixity_audit(state.as_ref(), aips.as_ref(), now, audit_every, 3, &agents) {
+            if let Err(e) = vellum_core::operations::monitor::fixity_audit(state.as_ref(), aips.as_ref(), now, audit_every, 3, &agents) {
                 tracing::warn!(error = %e, "the fixity audit could not run");
             }
             if let Some(url) = webhook.as_deref().filter(|_| last_report.elapsed() >= WEEK) {
                 last_report = std::time::Instant::now();
-                let posted = vellum_core::monitor::report(state.as_ref(), now, 14, &environment)
+                let posted = vellum_core::operations::monitor::report(state.as_ref(), now, 14, &environment)
                     .map_err(anyhow::Error::from)
                     .and_then(|report| crate::monitor::post_report(url, &report));
                 if let Err(e) = posted {
@@ -241,7 +241,7 @@ fn spawn_monitor(
                 }
             }
             if let (Some(days), Some(uploads)) = (clean_up, uploads.as_ref()) {
-                if let Err(e) = vellum_core::monitor::clean_up(state.as_ref(), uploads.as_ref(), now, days) {
+                if let Err(e) = vellum_core::operations::monitor::clean_up(state.as_ref(), uploads.as_ref(), now, days) {
                     tracing::warn!(error = %e, "the clean-up failed");
                 }
             }
@@ -277,7 +277,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             // The monitor function's schedule, here a timer.
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = std::time::Instant::now();
-                if let Err(e) = vellum_core::monitor::sweep_dead_letters(
+                if let Err(e) = vellum_core::operations::monitor::sweep_dead_letters(
                     runner.state.as_ref(),
                     runner.pipeline.uploads.as_ref(),
                     runner.queue.as_ref(),

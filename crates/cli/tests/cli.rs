@@ -189,7 +189,11 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         assert_eq!(status["transfers"][0]["id"], finished.id.to_string());
         assert_eq!(status["transfers"][0]["status"], "COMPLETE");
         let (_, detail) = get(second.1, &format!("/api/transfers/{}", finished.id), Some(&key));
-        assert_eq!(detail["jobs"].as_array().unwrap().len(), vellum_core::messages::queues::ALL.len(), "{detail}");
+        assert_eq!(
+            detail["jobs"].as_array().unwrap().len(),
+            vellum_core::model::messages::queues::ALL.len(),
+            "{detail}"
+        );
     }
     second.kill();
     assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
@@ -492,7 +496,7 @@ fn the_operations_guide_names_the_errors_as_vellum_says_them() {
         receive_count: 5,
         last_error: Some("connection refused".into()),
     };
-    let reason = vellum_core::monitor::dead_letter_reason(&dl);
+    let reason = vellum_core::operations::monitor::dead_letter_reason(&dl);
     assert!(reason.contains("microservice failed 5 times in a row and its message was moved to the scan dead-letter queue; last error: connection refused. Fix the cause and redrive the message"), "{reason}");
 }
 

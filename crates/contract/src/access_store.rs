@@ -2,7 +2,7 @@
 //! id, and removing a user taking their keys and sessions with them.
 
 use chrono::{Duration, TimeZone, Utc};
-use vellum_core::access::{ApiKey, Session, User};
+use vellum_core::operations::access::{ApiKey, Session, User};
 use vellum_core::ports::AccessStore;
 
 /// Builds a fresh, empty access store.

@@ -603,7 +603,7 @@ impl ToolRunner for NoTools {
 /// Tells downstream systems (IIIF builders, catalogues) that an AIP is stored. Delivery is
 /// at least once: receivers key on `aip_uuid`.
 pub trait Notifier: Send + Sync {
-    fn publish(&self, notice: &crate::messages::AipStored) -> PortResult<()>;
+    fn publish(&self, notice: &crate::model::messages::AipStored) -> PortResult<()>;
 }
 
 /// Time and ids, injectable so tests can pin them.

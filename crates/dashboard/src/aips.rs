@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use vellum_core::access::User;
+use vellum_core::operations::access::User;
+use vellum_core::operations::storage;
 use vellum_core::ports::PortResult;
-use vellum_core::storage;
 
 use crate::http::{Request, Response, Stream};
 use crate::routes::Route;

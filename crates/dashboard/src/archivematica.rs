@@ -6,8 +6,8 @@
 use base64::Engine;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vellum_core::access::User;
 use vellum_core::model::{Job, Task, Transfer, TransferStatus};
+use vellum_core::operations::access::User;
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::http::{Request, Response};
@@ -216,7 +216,7 @@ fn processing_configuration(d: &Dashboard, name: &str, request: &Request) -> Res
             &json!({"success": false, "error": format!("No such processing config \"{name}\".")}),
         );
     };
-    let esc = |s: &str| vellum_core::xml::esc(s).into_owned();
+    let esc = |s: &str| vellum_core::record::xml::esc(s).into_owned();
     let mut choices = vec![
         ("prefix", profile.prefix.clone()),
         ("storage_space", profile.storage_space.clone()),

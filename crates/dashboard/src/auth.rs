@@ -1,7 +1,7 @@
 //! Who sent a request: an API key (Archivematica's header or query parameters), a token's
 //! claims that the edge verified, or a sign-in session's cookie — and what a refusal says.
 
-use vellum_core::access::{authenticate, Credential, User};
+use vellum_core::operations::access::{authenticate, Credential, User};
 use vellum_core::ports::PortResult;
 
 use crate::http::{percent_encode, Request, Response};

@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 use uuid::Uuid;
-use vellum_core::access::{authenticate, start_session, Credential, User};
 use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::operations::access::{authenticate, start_session, Credential, User};
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::auth::SESSION_COOKIE;
@@ -20,7 +20,7 @@ use crate::Dashboard;
 /// Text made safe inside HTML elements and quoted attributes (the XML escaping serves:
 /// HTML5 reads its five entities).
 pub fn escape(s: &str) -> String {
-    vellum_core::xml::esc(s).into_owned()
+    vellum_core::record::xml::esc(s).into_owned()
 }
 
 pub fn asset(name: &str) -> Response {
@@ -112,7 +112,7 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
         return Ok(sign_in_page(d, request, Some("That user name and key do not match a registered user.")));
     };
     let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name)?;
-    let max_age = vellum_core::access::SESSION_HOURS * 3600;
+    let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
     Ok(Response::see_other(&safe_next(form.get("next").cloned())).header(
         "Set-Cookie",
         &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"),
@@ -121,7 +121,7 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
 
 pub fn sign_out(d: &Dashboard, request: &Request) -> Response {
     if let Some(token) = request.cookie(SESSION_COOKIE) {
-        if let Err(e) = d.access.remove_session(&vellum_core::access::digest(&token)) {
+        if let Err(e) = d.access.remove_session(&vellum_core::operations::access::digest(&token)) {
             tracing::warn!(error = %e, "a session could not be removed");
         }
     }

@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vellum_core::access::User;
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{File, Job, PremisEvent, Transfer, TransferStatus};
+use vellum_core::operations::access::User;
 use vellum_core::pipeline::job_spec;
 use vellum_core::ports::{PortResult, TransferQuery};
 
@@ -57,7 +57,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
                 )
             }
         },
-        Route::Retry(id) => match vellum_core::retry::retry(d.state.as_ref(), d.queue.as_ref(), *id)? {
+        Route::Retry(id) => match vellum_core::operations::retry::retry(d.state.as_ref(), d.queue.as_ref(), *id)? {
             Ok(r) => {
                 tracing::info!(user = %user.name, transfer_id = %id, "retry asked for");
                 Response::json(
@@ -65,7 +65,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
                     &json!({"id": id, "stage": r.stage, "microservice": r.microservice, "messages": r.messages}),
                 )
             }
-            Err(vellum_core::retry::NotRetried::NoSuchTransfer) => error(404, "no such transfer"),
+            Err(vellum_core::operations::retry::NotRetried::NoSuchTransfer) => error(404, "no such transfer"),
             Err(why) => error(409, why.to_string()),
         },
         Route::Hide(id) => match d.state.transfer(*id)? {

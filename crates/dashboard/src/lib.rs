@@ -17,8 +17,8 @@ pub mod routes;
 
 use std::sync::Arc;
 
+use vellum_core::config::profile::Config;
 use vellum_core::ports::{AccessStore, Clock, ObjectStore, Queue, StateStore};
-use vellum_core::profile::Config;
 
 pub use crate::http::{Request, Response};
 use crate::routes::Route;

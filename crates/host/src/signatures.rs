@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vellum_core::pronom::Identifier;
+use vellum_core::analysis::pronom::Identifier;
 
 /// The newest file in `dir` whose name starts with `prefix` and ends `.xml`, by the number
 /// in its name.

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use vellum_core::analysis::pronom::Identifier;
+use vellum_core::config::profile::Config;
 use vellum_core::pipeline::Settings;
 use vellum_core::ports::{Clock, PortResult, SystemClock, ToolRunner, VirusScanner};
-use vellum_core::profile::Config;
-use vellum_core::pronom::Identifier;
 use vellum_core::Pipeline;
 
 use crate::fs_store::FsObjectStore;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use vellum_core::messages::AipStored;
+use vellum_core::model::messages::AipStored;
 use vellum_core::ports::{Notifier, PortResult};
 
 pub struct FolderNotifier {

@@ -11,8 +11,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
-use vellum_core::messages::queues;
-use vellum_core::monitor::fail_dead_lettered;
+use vellum_core::model::messages::queues;
+use vellum_core::operations::monitor::fail_dead_lettered;
 use vellum_core::ports::{Delivery, Queue};
 use vellum_core::{Outcome, Pipeline, StageContext};
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use vellum_core::access::{ApiKey, Session, User};
 use vellum_core::model::Timestamp;
+use vellum_core::operations::access::{ApiKey, Session, User};
 use vellum_core::ports::{AccessStore, PortResult};
 
 use crate::sqlite_state::{err, open_connection, opt_time_at, time_at, ts};

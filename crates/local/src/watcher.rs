@@ -19,7 +19,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vellum_core::messages::{queues, UploadEvent};
+use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::starts_a_transfer;
 use vellum_core::ports::{ObjectMeta, ObjectStore, PortResult, Queue};
 

@@ -8,15 +8,16 @@
 
 use std::collections::BTreeMap;
 
+use crate::analysis::techmd;
+use crate::analysis::verdict::Verdict;
+use crate::config::fpr;
 use crate::error::StageResult;
-use crate::keys::working_key;
-use crate::messages::{queues, StageMessage};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
-use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::{FilePages, ToolOutput};
-use crate::verdict::Verdict;
-use crate::{fpr, techmd};
+use crate::record::keys::working_key;
+use crate::stages::per_file::{run_batch, FileOutcome};
 
 const STAGE: &str = queues::CHARACTERIZE;
 
@@ -97,7 +98,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         }
         out.events.extend(tool_events);
         if let Some(validator) = kind.validator() {
-            let mut reader = crate::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
+            let mut reader = crate::io::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
             // The check adds what it learns on the way (a PDF's page count, from its page tree).
             let verdict = techmd::validate(kind, &mut reader, file.size, &mut traits);
             if let Some(e) = reader.store_error.take() {

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
 use crate::error::{StageError, StageResult};
-use crate::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
-use crate::keys::working_key;
-use crate::messages::{queues, StageMessage};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
-use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::record::keys::working_key;
+use crate::stages::per_file::{run_batch, FileOutcome};
 
 const STAGE: &str = queues::CHECKSUM;
 
@@ -39,8 +39,9 @@ fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
             out.push((a.to_string(), name, parsed));
         }
         let bag_manifest = format!("manifest-{a}.txt");
-        if let Some(text) = read_text(p, &working_key(transfer.id, &crate::intake::bag_tag_path(&bag_manifest)))? {
-            let parsed = crate::bagit::parse_manifest(&text)
+        if let Some(text) = read_text(p, &working_key(transfer.id, &crate::intake::rules::bag_tag_path(&bag_manifest)))?
+        {
+            let parsed = crate::record::bagit::parse_manifest(&text)
                 .map_err(|e| StageError::Failed(format!("the bag's {bag_manifest} cannot be read: {e}")))?;
             out.push((a.to_string(), format!("the bag's {bag_manifest}"), parsed));
         }

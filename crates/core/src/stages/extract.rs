@@ -8,17 +8,17 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::archive::{detect_kind, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
+use crate::config::profile::PackageKind;
 use crate::error::{read_failure, zip_read_failure, StageError, StageResult};
-use crate::keys::{listing_key, working_key};
-use crate::messages::{queues, StageMessage};
+use crate::intake::archive::{detect_kind, tar_member, ArchiveKind, EntryKind, LeftOut, ListError, ListingLine};
+use crate::io::ranged::RangedReader;
+use crate::io::tar_sparse::SparseReader;
+use crate::io::tar_stream::{TarPosition, TarStream};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ExtractCheckpoint;
-use crate::profile::PackageKind;
-use crate::ranged::RangedReader;
-use crate::tar_sparse::SparseReader;
-use crate::tar_stream::{TarPosition, TarStream};
+use crate::record::keys::{listing_key, working_key};
 
 /// Reads of the package during extraction fetch this much at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
@@ -268,7 +268,7 @@ fn left_out_event(
     let mut content = None;
     if let Some(mut opened) = opened {
         let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
-        let (digests, size) = crate::fixity::Digests::for_algorithms(&["sha256"])
+        let (digests, size) = crate::analysis::fixity::Digests::for_algorithms(&["sha256"])
             .map_err(|e| StageError::Failed(e.to_string()))?
             .of_reader(&mut opened.reader.by_ref().take(line.size.saturating_add(1)))
             .map_err(damaged)?;
@@ -283,11 +283,11 @@ fn left_out_event(
     let mut event = PremisEvent::new(
         transfer.id,
         None,
-        crate::aip::LEFT_OUT_EVENT,
+        crate::record::aip::LEFT_OUT_EVENT,
         p.clock.now(),
-        crate::aip::left_out_detail(left_out),
+        crate::record::aip::left_out_detail(left_out),
         EventOutcome::None,
-        crate::aip::left_out_outcome(&line.name, content.as_ref().map(|(n, d)| (*n, d.as_str()))),
+        crate::record::aip::left_out_outcome(&line.name, content.as_ref().map(|(n, d)| (*n, d.as_str()))),
         p.agents(),
     );
     event.uuid = derived_id(transfer.id, &format!("left-out/{}", line.index));
@@ -383,7 +383,7 @@ fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent>
             now,
             format!(
                 "{}: program=\"Vellum\"; version=\"{}\"",
-                if crate::sanitize::was_shortened(&file.original_path) {
+                if crate::intake::sanitize::was_shortened(&file.original_path) {
                     "name shortened to fit the 255-byte limit of file names, prohibited characters removed"
                 } else {
                     "prohibited characters removed"

@@ -2,13 +2,13 @@
 //! bytes (and, for ZIP and OLE2 containers, what is inside), recorded as a PREMIS "format
 //! identification" event with the signature versions; the PUID goes on the file.
 
+use crate::analysis::pronom::identify_object;
 use crate::error::StageResult;
-use crate::keys::working_key;
-use crate::messages::{queues, StageMessage};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{EventOutcome, FilePatch};
-use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::pronom::identify_object;
+use crate::record::keys::working_key;
+use crate::stages::per_file::{run_batch, FileOutcome};
 
 const STAGE: &str = queues::IDENTIFY;
 
@@ -29,7 +29,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut found = identify_object(identifier, &p.working, &key, file.size)?;
         if file.size == 0 {
             // An empty file has no format, whatever its name says (siegfried: "empty source").
-            found = crate::pronom::Identification {
+            found = crate::analysis::pronom::Identification {
                 format: None,
                 basis: "none",
                 others: Vec::new(),

@@ -17,18 +17,18 @@ use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
+use crate::analysis::fixity::Digests;
 use crate::error::{StageError, StageResult};
-use crate::fixity::Digests;
-use crate::keys::{
-    log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
-};
-use crate::messages::{queues, StageMessage};
-use crate::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::{FilePages, StateStore};
-use crate::rights::{rows_by_file, RightsRow};
+use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
+use crate::record::keys::{
+    log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
+};
+use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
+use crate::record::rights::{rows_by_file, RightsRow};
 
 /// Log lines are written out in pieces of about this many bytes.
 const LOG_PIECE_BYTES: usize = 1 << 20;

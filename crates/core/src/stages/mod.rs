@@ -7,6 +7,7 @@ pub mod extract;
 pub mod identify;
 pub mod mets;
 pub mod package;
+pub mod per_file;
 pub mod scan;
 pub mod start;
 pub mod store;

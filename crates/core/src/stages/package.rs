@@ -8,18 +8,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
 
-use crate::aip::{
-    bag_name, mets_name, payload_path, transfer_mets_path, GeneratedEntry, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG,
-};
-use crate::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
+use crate::analysis::fixity::{self, sha256_hex};
 use crate::error::{StageError, StageResult};
-use crate::fixity::{self, sha256_hex};
-use crate::keys::{package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key};
-use crate::messages::{queues, StageMessage};
+use crate::io::parallel_gzip::{self, ParallelGzip};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::{FileUse, JobStatus, Transfer};
-use crate::parallel_gzip::{self, ParallelGzip};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::FilePages;
+use crate::record::aip::{
+    bag_name, mets_name, payload_path, transfer_mets_path, GeneratedEntry, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG,
+};
+use crate::record::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
+use crate::record::keys::{
+    package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
+};
 
 /// Where an entry's bytes come from.
 enum Source {
@@ -190,7 +192,7 @@ fn generated_entries(
 fn write_part(
     p: &Pipeline,
     transfer: &Transfer,
-    profile: &crate::profile::Profile,
+    profile: &crate::config::profile::Profile,
     bagged: crate::model::Timestamp,
     entries: Vec<(String, Source)>,
     (seen, mut checkpoint): (Option<String>, PackageCheckpoint),

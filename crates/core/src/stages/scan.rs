@@ -4,12 +4,12 @@
 //! profile or the run turns scanning off, each file's record says it was not scanned.
 
 use crate::error::StageResult;
-use crate::keys::working_key;
-use crate::messages::{queues, StageMessage};
+use crate::model::messages::{queues, StageMessage};
 use crate::model::EventOutcome;
-use crate::per_file::{run_batch, FileOutcome};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::ScanVerdict;
+use crate::record::keys::working_key;
+use crate::stages::per_file::{run_batch, FileOutcome};
 
 const STAGE: &str = queues::SCAN;
 

@@ -8,16 +8,16 @@ use std::io::Write;
 
 use uuid::Uuid;
 
-use crate::archive::{detect_kind, kind_note, list_tar_from, ArchiveKind, ListError, Listing, TarListingPart};
+use crate::config::profile::Profile;
 use crate::error::{StageError, StageResult};
-use crate::feedback::{self, LogOutcome};
-use crate::intake::{accepted_log, check_package, failure_log, reason, Accepted, Problem};
-use crate::keys::{listing_key, listing_part_key};
-use crate::messages::{queues, StageMessage, UploadEvent};
+use crate::intake::archive::{detect_kind, kind_note, list_tar_from, ArchiveKind, ListError, Listing, TarListingPart};
+use crate::intake::feedback::{self, LogOutcome};
+use crate::intake::rules::{accepted_log, check_package, failure_log, reason, Accepted, Problem};
+use crate::io::tar_stream::TarPosition;
+use crate::model::messages::{queues, StageMessage, UploadEvent};
 use crate::model::{derived_id, JobStatus, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::profile::Profile;
-use crate::tar_stream::TarPosition;
+use crate::record::keys::{listing_key, listing_part_key};
 
 use crate::model::starts_a_transfer;
 
@@ -89,7 +89,7 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
         StageError::Rejected(format!("the upload {key:?} is no longer in the bucket: upload it again"))
     })?;
     let listed = match detect_kind(p.uploads.as_ref(), key, meta.size) {
-        Ok(ArchiveKind::Zip) => crate::archive::list(p.uploads.clone(), key, meta.size).map(Some),
+        Ok(ArchiveKind::Zip) => crate::intake::archive::list(p.uploads.clone(), key, meta.size).map(Some),
         Ok(kind) => list_tar_in_parts(p, transfer, meta.size, kind, ctx),
         Err(e) => Err(e),
     };

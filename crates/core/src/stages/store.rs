@@ -12,16 +12,16 @@ use std::io::BufReader;
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
-use crate::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
-use crate::bag_parts::{BagSummary, BagVerifier, DigestSum};
 use crate::error::{StageError, StageResult};
-use crate::keys::{aip_key, working_prefix};
-use crate::messages::{queues, AipStored, StageMessage};
+use crate::io::ranged::RangedReader;
+use crate::io::read_ahead::with_read_ahead;
+use crate::model::messages::{queues, AipStored, StageMessage};
 use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
 use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::FilePages;
-use crate::ranged::RangedReader;
-use crate::read_ahead::with_read_ahead;
+use crate::record::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
+use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
+use crate::record::keys::{aip_key, working_prefix};
 
 /// A failed verification names the files at fault only where the stored AIP is small
 /// enough to be read again in one go; past this it says what differs, not where.
@@ -136,7 +136,7 @@ fn copy(p: &Pipeline, transfer: &Transfer) -> StageResult<Copied> {
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
         StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
     })?;
-    if let Some(problem) = crate::aip::identifier_storage_problem(&identifier) {
+    if let Some(problem) = crate::record::aip::identifier_storage_problem(&identifier) {
         return Err(StageError::Failed(format!("{problem}: correct metadata.csv")));
     }
     let space = p.config.storage_space(profile, &identifier);
@@ -230,15 +230,22 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
     })?;
     // The upload's one final answer, written before the transfer is COMPLETE: a crash in
     // between writes it again (the same key), never leaves a COMPLETE transfer without it.
-    crate::feedback::write_log(
+    crate::intake::feedback::write_log(
         p.uploads.as_ref(),
         transfer,
-        crate::keys::LogOutcome::Success,
-        &crate::feedback::stored_log(transfer, &key, &space, &identifier_for_log, version, report.payload_files),
+        crate::record::keys::LogOutcome::Success,
+        &crate::intake::feedback::stored_log(
+            transfer,
+            &key,
+            &space,
+            &identifier_for_log,
+            version,
+            report.payload_files,
+        ),
     )?;
     // A transfer retried after it failed ends with one answer too: the earlier failure's
     // log goes (its reason stays in the record's PREMIS events and the transfer's history).
-    let failed_log = crate::keys::log_key(transfer, crate::keys::LogOutcome::Failed);
+    let failed_log = crate::record::keys::log_key(transfer, crate::record::keys::LogOutcome::Failed);
     if p.uploads.head(&failed_log)?.is_some() {
         p.uploads.delete(&failed_log)?;
     }
@@ -251,8 +258,8 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
 
 /// Reads the stored AIP back in one go, to name what is wrong with it: the bag must be
 /// valid and every original's digest must match what the checksum stage recorded.
-fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::bagit::BagReport> {
-    crate::aip_check::read_back(p.state.as_ref(), p.aips.as_ref(), transfer, key)?.map_err(|problems| {
+fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::record::bagit::BagReport> {
+    crate::record::aip_check::read_back(p.state.as_ref(), p.aips.as_ref(), transfer, key)?.map_err(|problems| {
         StageError::Failed(format!(
             "the stored AIP {key} failed verification and was kept as evidence: {}",
             problems.join("; ")

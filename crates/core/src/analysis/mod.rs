@@ -1,0 +1,11 @@
+//! What Vellum finds out about each file: its digests (`fixity`), its format (`pronom`), its
+//! validity and technical metadata (`techmd`, with the decoders and structure walkers it
+//! calls), each judged in the words of a PREMIS outcome (`verdict`).
+
+pub mod fixity;
+pub mod image_check;
+pub mod jpeg_scan;
+pub mod pdf;
+pub mod pronom;
+pub mod techmd;
+pub mod verdict;

@@ -1,0 +1,5 @@
+//! The configuration, as data: the organization and the processing profiles an upload's
+//! prefix chooses (`profile`), and the format policy rules for outside tools (`fpr`).
+
+pub mod fpr;
+pub mod profile;

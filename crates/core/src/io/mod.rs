@@ -1,0 +1,10 @@
+//! Byte streams the stages read and write at any size: ranged reads of an object, reading
+//! ahead on another core, gzip that resumes mid-stream and gzip on every core, tar streams
+//! (sparse members included).
+
+pub mod gzip_resume;
+pub mod parallel_gzip;
+pub mod ranged;
+pub mod read_ahead;
+pub mod tar_sparse;
+pub mod tar_stream;

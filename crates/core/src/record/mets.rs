@@ -1,0 +1,495 @@
+//! The AIP METS: METS 1.12 with PREMIS 3 objects, events and agents, in the structure
+//! Archivematica's AIP METS uses. Written straight to a stream, file by file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+
+use uuid::Uuid;
+
+use crate::intake::metadata::DC_ELEMENTS;
+use crate::model::{Agent, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::record::aip::{bag_name, payload_path};
+use crate::record::rights::RightsRow;
+use crate::record::xml::esc;
+
+const HEADER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<mets:mets xmlns:mets="http://www.loc.gov/METS/" xmlns:premis="http://www.loc.gov/premis/v3" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.loc.gov/METS/ http://www.loc.gov/standards/mets/version1121/mets.xsd""#;
+
+/// For PREMIS elements that take no `version` attribute (rightsStatement).
+const PREMIS_LOCATION: &str =
+    r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd""#;
+
+const PREMIS_SCHEMA: &str = r#"xsi:schemaLocation="http://www.loc.gov/premis/v3 http://www.loc.gov/standards/premis/v3/premis.xsd" version="3.0""#;
+
+fn ts(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Which METS is being written: the AIP's, or the transfer's (kept in the AIP's
+/// submission documentation, as Archivematica keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetsKind {
+    Aip,
+    Transfer,
+}
+
+/// Where the METS writer gets a file's events from.
+pub type EventsOf<'a> = &'a dyn Fn(&File) -> io::Result<Vec<PremisEvent>>;
+
+/// The document's files, walked in document order as often as the writer needs them (the
+/// amdSecs, each fileGrp, the structMap): a state store's pages, never all in memory.
+pub trait FileSource {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl FileSource for [File] {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
+impl FileSource for Vec<File> {
+    fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
+/// What a METS document is written from.
+pub struct MetsDoc<'a> {
+    pub kind: MetsKind,
+    pub transfer: &'a Transfer,
+    /// In the order they are to appear.
+    pub files: &'a dyn FileSource,
+    /// A file's events, asked for one file at a time, so they need not all be in memory.
+    pub events: EventsOf<'a>,
+    /// rights.csv rows, by the original path of the file they are about.
+    pub rights: &'a BTreeMap<String, Vec<RightsRow>>,
+    pub created: Timestamp,
+}
+
+impl MetsDoc<'_> {
+    fn path_of(&self, file: &File) -> String {
+        match self.kind {
+            MetsKind::Aip => payload_path(self.transfer, file),
+            MetsKind::Transfer => file.current_path.clone(),
+        }
+    }
+}
+
+/// Writes the METS for the files (in the order given) with their events and rights, in one
+/// go: the head, an amdSec per file, the tail.
+pub fn write_aip_mets(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    write_head(out, doc)?;
+    let mut n = 0;
+    doc.files.each(&mut |file| {
+        n += 1;
+        write_amd_sec_of(out, doc, n, file)
+    })?;
+    write_tail(out, doc)
+}
+
+/// The document up to the first amdSec: the header and the Dublin Core dmdSec.
+pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    let transfer = doc.transfer;
+    let objid = match doc.kind {
+        MetsKind::Aip => transfer.aip_uuid,
+        MetsKind::Transfer => transfer.id,
+    };
+    writeln!(out, "{HEADER} OBJID=\"{objid}\">")?;
+    write!(
+        out,
+        "<mets:metsHdr CREATEDATE=\"{}\"><mets:agent ROLE=\"CREATOR\" TYPE=\"OTHER\" OTHERTYPE=\"SOFTWARE\"><mets:name>{}</mets:name></mets:agent>",
+        ts(&doc.created),
+        crate::SOFTWARE_AGENT
+    )?;
+    if let Some(accession) = &transfer.identifiers.accession_number {
+        write!(out, "<mets:altRecordID TYPE=\"Accession ID\">{}</mets:altRecordID>", esc(accession))?;
+    }
+    writeln!(out, "</mets:metsHdr>")?;
+    write_dublin_core(out, transfer, doc.created)
+}
+
+/// The amdSec of the `n`th file (from 1): its object, its events, its rights.
+pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: &File) -> io::Result<()> {
+    let events = (doc.events)(file)?;
+    let events: Vec<&PremisEvent> = events.iter().collect();
+    // rights.csv names files as objects/…; in a bag package they sit under data/.
+    let rights = doc
+        .rights
+        .get(&file.original_path)
+        .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
+        .map_or(&[][..], Vec::as_slice);
+    write_amd_sec(out, n, file, &events, rights)
+}
+
+/// The document after the last amdSec: the fileSec, the structMap and the end.
+pub fn write_tail(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    write_file_sec(out, doc)?;
+    write_struct_map(out, doc)?;
+    writeln!(out, "</mets:mets>")
+}
+
+/// Whether a name can be an XML element name as it is.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestamp) -> io::Result<()> {
+    write!(
+        out,
+        "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore xsi:schemaLocation=\"http://purl.org/dc/terms/ https://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd\">",
+        ts(&created)
+    )?;
+    // The fifteen Dublin Core elements as dc:, every other dc.* column as a dcterms: term.
+    let dc = &transfer.identifiers.dublin_core;
+    for term in DC_ELEMENTS {
+        if let Some(v) = dc.get(*term) {
+            write!(out, "<dc:{term}>{}</dc:{term}>", esc(v))?;
+        }
+    }
+    for (term, v) in dc.iter().filter(|(t, _)| !DC_ELEMENTS.contains(&t.as_str())) {
+        let name = if is_xml_name(term) {
+            term.clone()
+        } else {
+            term.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+        };
+        let name = if is_xml_name(&name) { name } else { format!("_{name}") };
+        write!(out, "<dcterms:{name}>{}</dcterms:{name}>", esc(v))?;
+    }
+    writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
+}
+
+fn write_amd_sec(
+    out: &mut dyn Write,
+    n: usize,
+    file: &File,
+    events: &[&PremisEvent],
+    rights: &[RightsRow],
+) -> io::Result<()> {
+    writeln!(out, "<mets:amdSec ID=\"amdSec_{n}\">")?;
+    write!(
+        out,
+        "<mets:techMD ID=\"techMD_{n}\"><mets:mdWrap MDTYPE=\"PREMIS:OBJECT\"><mets:xmlData><premis:object xsi:type=\"premis:file\" {PREMIS_SCHEMA}>"
+    )?;
+    write!(
+        out,
+        "<premis:objectIdentifier><premis:objectIdentifierType>UUID</premis:objectIdentifierType><premis:objectIdentifierValue>{}</premis:objectIdentifierValue></premis:objectIdentifier>",
+        file.uuid
+    )?;
+    write!(out, "<premis:objectCharacteristics><premis:compositionLevel>0</premis:compositionLevel>")?;
+    for (algorithm, digest) in &file.checksums {
+        write!(
+            out,
+            "<premis:fixity><premis:messageDigestAlgorithm>{}</premis:messageDigestAlgorithm><premis:messageDigest>{}</premis:messageDigest></premis:fixity>",
+            esc(algorithm),
+            esc(digest)
+        )?;
+    }
+    write!(out, "<premis:size>{}</premis:size><premis:format>", file.size)?;
+    match &file.format {
+        Some(f) => {
+            write!(out, "<premis:formatDesignation><premis:formatName>{}</premis:formatName>", esc(&f.name))?;
+            if let Some(v) = &f.version {
+                write!(out, "<premis:formatVersion>{}</premis:formatVersion>", esc(v))?;
+            }
+            write!(
+                out,
+                "</premis:formatDesignation><premis:formatRegistry><premis:formatRegistryName>PRONOM</premis:formatRegistryName><premis:formatRegistryKey>{}</premis:formatRegistryKey></premis:formatRegistry>",
+                esc(&f.puid)
+            )?;
+        }
+        None => write!(
+            out,
+            "<premis:formatDesignation><premis:formatName>Unknown</premis:formatName></premis:formatDesignation>"
+        )?,
+    }
+    write!(out, "</premis:format>")?;
+    // A tool's XML (ExifTool's RDF, MediaInfo's) goes in as XML, an extension of its own,
+    // as Archivematica records it; everything else as Vellum's properties.
+    let (documents, properties): (Vec<_>, Vec<_>) = file
+        .characteristics
+        .iter()
+        .partition(|(k, v)| k.ends_with(crate::config::fpr::XML_SUFFIX) && embeddable(v).is_some());
+    if !properties.is_empty() {
+        write!(out, "<premis:objectCharacteristicsExtension><vellum:characteristics xmlns:vellum=\"urn:vellum:characteristics:1\">")?;
+        for (k, v) in properties {
+            write!(out, "<vellum:property name=\"{}\">{}</vellum:property>", esc(k), esc(v))?;
+        }
+        write!(out, "</vellum:characteristics></premis:objectCharacteristicsExtension>")?;
+    }
+    for (_, document) in documents {
+        let element = embeddable(document).expect("partitioned on it");
+        write!(out, "<premis:objectCharacteristicsExtension>{element}</premis:objectCharacteristicsExtension>")?;
+    }
+    write!(out, "</premis:objectCharacteristics>")?;
+    writeln!(
+        out,
+        "<premis:originalName>%transferDirectory%{}</premis:originalName></premis:object></mets:xmlData></mets:mdWrap></mets:techMD>",
+        esc(&file.original_path)
+    )?;
+    for (r, row) in rights.iter().enumerate() {
+        write_rights(out, n, r + 1, file, row)?;
+    }
+    let mut agents: BTreeSet<&Agent> = BTreeSet::new();
+    let mut id = 0;
+    for e in events {
+        id += 1;
+        write_event(out, n, id, e)?;
+        for a in &e.agents {
+            agents.insert(a);
+        }
+    }
+    for a in agents {
+        id += 1;
+        write!(
+            out,
+            "<mets:digiprovMD ID=\"digiprovMD_{n}_{id}\"><mets:mdWrap MDTYPE=\"PREMIS:AGENT\"><mets:xmlData><premis:agent {PREMIS_SCHEMA}>"
+        )?;
+        writeln!(
+            out,
+            "<premis:agentIdentifier><premis:agentIdentifierType>{}</premis:agentIdentifierType><premis:agentIdentifierValue>{}</premis:agentIdentifierValue></premis:agentIdentifier><premis:agentName>{}</premis:agentName><premis:agentType>{}</premis:agentType></premis:agent></mets:xmlData></mets:mdWrap></mets:digiprovMD>",
+            esc(&a.identifier_type),
+            esc(&a.identifier_value),
+            esc(&a.name),
+            esc(&a.agent_type)
+        )?;
+    }
+    writeln!(out, "</mets:amdSec>")
+}
+
+fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io::Result<()> {
+    write!(
+        out,
+        "<mets:digiprovMD ID=\"digiprovMD_{n}_{id}\"><mets:mdWrap MDTYPE=\"PREMIS:EVENT\"><mets:xmlData><premis:event {PREMIS_SCHEMA}>"
+    )?;
+    write!(
+        out,
+        "<premis:eventIdentifier><premis:eventIdentifierType>UUID</premis:eventIdentifierType><premis:eventIdentifierValue>{}</premis:eventIdentifierValue></premis:eventIdentifier><premis:eventType>{}</premis:eventType><premis:eventDateTime>{}</premis:eventDateTime>",
+        e.uuid,
+        esc(&e.event_type),
+        ts(&e.date_time)
+    )?;
+    if !e.detail.is_empty() {
+        write!(
+            out,
+            "<premis:eventDetailInformation><premis:eventDetail>{}</premis:eventDetail></premis:eventDetailInformation>",
+            esc(&e.detail)
+        )?;
+    }
+    write!(
+        out,
+        "<premis:eventOutcomeInformation><premis:eventOutcome>{}</premis:eventOutcome>",
+        esc(e.outcome.as_str())
+    )?;
+    if !e.outcome_detail.is_empty() {
+        write!(
+            out,
+            "<premis:eventOutcomeDetail><premis:eventOutcomeDetailNote>{}</premis:eventOutcomeDetailNote></premis:eventOutcomeDetail>",
+            esc(&e.outcome_detail)
+        )?;
+    }
+    write!(out, "</premis:eventOutcomeInformation>")?;
+    for a in &e.agents {
+        write!(
+            out,
+            "<premis:linkingAgentIdentifier><premis:linkingAgentIdentifierType>{}</premis:linkingAgentIdentifierType><premis:linkingAgentIdentifierValue>{}</premis:linkingAgentIdentifierValue></premis:linkingAgentIdentifier>",
+            esc(&a.identifier_type),
+            esc(&a.identifier_value)
+        )?;
+    }
+    writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
+}
+
+fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    writeln!(out, "<mets:fileSec>")?;
+    // One walk per group: the files are read again rather than held.
+    for file_use in [FileUse::Original, FileUse::SubmissionDocumentation, FileUse::Metadata] {
+        let mut n = 0;
+        let mut opened = false;
+        doc.files.each(&mut |f| {
+            n += 1;
+            if f.file_use != file_use {
+                return Ok(());
+            }
+            if !opened {
+                writeln!(out, "<mets:fileGrp USE=\"{}\">", file_use.as_str())?;
+                opened = true;
+            }
+            writeln!(
+                out,
+                "<mets:file ID=\"file-{id}\" GROUPID=\"Group-{id}\" ADMID=\"amdSec_{n}\"><mets:FLocat xlink:href=\"{href}\" LOCTYPE=\"OTHER\" OTHERLOCTYPE=\"SYSTEM\"/></mets:file>",
+                id = f.uuid,
+                href = esc(&doc.path_of(f))
+            )
+        })?;
+        if opened {
+            writeln!(out, "</mets:fileGrp>")?;
+        }
+    }
+    writeln!(out, "</mets:fileSec>")
+}
+
+/// A directory tree of the payload, so the structMap mirrors it: names and ids only, about
+/// a hundred bytes a file, where a file record is more than a kilobyte.
+#[derive(Default)]
+struct Dir {
+    dirs: BTreeMap<Box<str>, Dir>,
+    files: BTreeMap<Box<str>, Uuid>,
+}
+
+fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
+    let mut root = Dir::default();
+    doc.files.each(&mut |f| {
+        let path = doc.path_of(f);
+        let mut parts: Vec<&str> = path.split('/').collect();
+        let name = parts.pop().unwrap_or_default();
+        let mut dir = &mut root;
+        for p in parts {
+            dir = dir.dirs.entry(p.into()).or_default();
+        }
+        dir.files.insert(name.into(), f.uuid);
+        Ok(())
+    })?;
+    let label = match doc.kind {
+        MetsKind::Aip => bag_name(doc.transfer),
+        MetsKind::Transfer => format!("{}-{}", crate::record::keys::safe_name(doc.transfer), doc.transfer.id),
+    };
+    writeln!(
+        out,
+        "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"dmdSec_1\">",
+        esc(&label)
+    )?;
+    write_dir(out, &root)?;
+    writeln!(out, "</mets:div></mets:structMap>")
+}
+
+fn write_dir(out: &mut dyn Write, dir: &Dir) -> io::Result<()> {
+    for (name, sub) in &dir.dirs {
+        writeln!(out, "<mets:div TYPE=\"Directory\" LABEL=\"{}\">", esc(name))?;
+        write_dir(out, sub)?;
+        writeln!(out, "</mets:div>")?;
+    }
+    for (name, uuid) in &dir.files {
+        writeln!(
+            out,
+            "<mets:div TYPE=\"Item\" LABEL=\"{}\"><mets:fptr FILEID=\"file-{uuid}\"/></mets:div>",
+            esc(name)
+        )?;
+    }
+    Ok(())
+}
+
+/// A rights.csv row as a PREMIS rights statement (PREMIS 3 element order).
+fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &RightsRow) -> io::Result<()> {
+    let get = |k: &str| row.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let basis = get("basis").unwrap_or("other").to_ascii_lowercase();
+    let id = crate::model::derived_id(file.uuid, &format!("rights/{r}"));
+    write!(
+        out,
+        "<mets:rightsMD ID=\"rightsMD_{n}_{r}\"><mets:mdWrap MDTYPE=\"PREMIS:RIGHTS\"><mets:xmlData><premis:rightsStatement {PREMIS_LOCATION}>"
+    )?;
+    write!(
+        out,
+        "<premis:rightsStatementIdentifier><premis:rightsStatementIdentifierType>UUID</premis:rightsStatementIdentifierType><premis:rightsStatementIdentifierValue>{id}</premis:rightsStatementIdentifierValue></premis:rightsStatementIdentifier>"
+    )?;
+    let mut chars = basis.chars();
+    let title: String = chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars).collect();
+    write!(out, "<premis:rightsBasis>{}</premis:rightsBasis>", esc(&title))?;
+    let el = |out: &mut dyn Write, tag: &str, v: Option<&str>| -> io::Result<()> {
+        match v {
+            Some(v) => write!(out, "<premis:{tag}>{}</premis:{tag}>", esc(v)),
+            None => Ok(()),
+        }
+    };
+    let doc_id = |out: &mut dyn Write, prefix: &str| -> io::Result<()> {
+        if let (Some(t), Some(v)) = (get("doc_id_type"), get("doc_id_value")) {
+            write!(out, "<premis:{prefix}DocumentationIdentifier><premis:{prefix}DocumentationIdentifierType>{}</premis:{prefix}DocumentationIdentifierType><premis:{prefix}DocumentationIdentifierValue>{}</premis:{prefix}DocumentationIdentifierValue>", esc(t), esc(v))?;
+            if let Some(role) = get("doc_id_role") {
+                write!(out, "<premis:{prefix}DocumentationRole>{}</premis:{prefix}DocumentationRole>", esc(role))?;
+            }
+            write!(out, "</premis:{prefix}DocumentationIdentifier>")?;
+        }
+        Ok(())
+    };
+    let dates = |out: &mut dyn Write, tag: &str| -> io::Result<()> {
+        if get("start_date").is_some() || get("end_date").is_some() {
+            write!(out, "<premis:{tag}>")?;
+            el(out, "startDate", get("start_date"))?;
+            el(out, "endDate", get("end_date"))?;
+            write!(out, "</premis:{tag}>")?;
+        }
+        Ok(())
+    };
+    match basis.as_str() {
+        "copyright" => {
+            write!(out, "<premis:copyrightInformation>")?;
+            el(out, "copyrightStatus", Some(get("status").unwrap_or("unknown")))?;
+            el(out, "copyrightJurisdiction", Some(get("jurisdiction").unwrap_or("unknown")))?;
+            el(out, "copyrightStatusDeterminationDate", get("determination_date"))?;
+            el(out, "copyrightNote", get("note"))?;
+            doc_id(out, "copyright")?;
+            dates(out, "copyrightApplicableDates")?;
+            write!(out, "</premis:copyrightInformation>")?;
+        }
+        "license" => {
+            write!(out, "<premis:licenseInformation>")?;
+            doc_id(out, "license")?;
+            el(out, "licenseTerms", get("terms"))?;
+            el(out, "licenseNote", get("note"))?;
+            dates(out, "licenseApplicableDates")?;
+            write!(out, "</premis:licenseInformation>")?;
+        }
+        "statute" => {
+            write!(out, "<premis:statuteInformation>")?;
+            el(out, "statuteJurisdiction", Some(get("jurisdiction").unwrap_or("unknown")))?;
+            el(out, "statuteCitation", Some(get("citation").unwrap_or("unknown")))?;
+            el(out, "statuteInformationDeterminationDate", get("determination_date"))?;
+            el(out, "statuteNote", get("note"))?;
+            doc_id(out, "statute")?;
+            dates(out, "statuteApplicableDates")?;
+            write!(out, "</premis:statuteInformation>")?;
+        }
+        _ => {
+            write!(out, "<premis:otherRightsInformation>")?;
+            doc_id(out, "otherRights")?;
+            el(out, "otherRightsBasis", Some(&title))?;
+            dates(out, "otherRightsApplicableDates")?;
+            el(out, "otherRightsNote", get("note"))?;
+            write!(out, "</premis:otherRightsInformation>")?;
+        }
+    }
+    if let Some(act) = get("grant_act") {
+        write!(out, "<premis:rightsGranted>")?;
+        el(out, "act", Some(act))?;
+        if let Some(restriction) = get("grant_restriction") {
+            let mut c = restriction.chars();
+            let word: String =
+                c.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(c.map(|c| c.to_ascii_lowercase())).collect();
+            el(out, "restriction", Some(&word))?;
+        }
+        if get("grant_start_date").is_some() || get("grant_end_date").is_some() {
+            write!(out, "<premis:termOfGrant>")?;
+            el(out, "startDate", get("grant_start_date"))?;
+            el(out, "endDate", get("grant_end_date"))?;
+            write!(out, "</premis:termOfGrant>")?;
+        }
+        el(out, "rightsGrantedNote", get("grant_note"))?;
+        write!(out, "</premis:rightsGranted>")?;
+    }
+    write!(
+        out,
+        "<premis:linkingObjectIdentifier><premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType><premis:linkingObjectIdentifierValue>{}</premis:linkingObjectIdentifierValue></premis:linkingObjectIdentifier>",
+        file.uuid
+    )?;
+    writeln!(out, "</premis:rightsStatement></mets:xmlData></mets:mdWrap></mets:rightsMD>")
+}
+
+/// A tool's XML output as an element to embed: without its XML declaration, and only if it
+/// is one well-formed element (anything else is recorded as text).
+fn embeddable(document: &str) -> Option<&str> {
+    let parsed = roxmltree::Document::parse(document).ok()?;
+    let root = parsed.root_element();
+    Some(document[root.range()].trim())
+}

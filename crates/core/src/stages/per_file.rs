@@ -1,0 +1,122 @@
+//! What every per-file stage shares: take a batch, do one thing to each file, write the
+//! tasks, events and file changes, count the batch done (the commit point), then hand the
+//! batch on (or fan in).
+
+use crate::config::profile::Profile;
+use crate::error::{StageError, StageResult};
+use crate::model::messages::{queues, StageMessage};
+use crate::model::{derived_id, File, FilePatch, JobStatus, PremisEvent, Task, Transfer};
+use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::{FilePages, MAX_TASK_OUTPUT};
+
+/// What a stage did to one file.
+#[derive(Debug, Default)]
+pub struct FileOutcome {
+    pub events: Vec<PremisEvent>,
+    pub patch: Option<FilePatch>,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Set when this file ends the transfer (an infected file, a digest that does not
+    /// match): the batch is recorded first, so the evidence is kept.
+    pub fails_transfer: Option<String>,
+}
+
+impl FileOutcome {
+    /// The check was not made, and the file's record says why.
+    pub fn not_performed(p: &Pipeline, file: &File, event_type: &str, program: &str, why: String) -> Self {
+        let detail = format!("program=\"{program}\"; {why}");
+        let event = p.file_event(file, event_type, detail, crate::model::EventOutcome::NotPerformed, why.clone());
+        Self { events: vec![event], stdout: why, ..Default::default() }
+    }
+}
+
+/// Runs `work` on every file of the message's batch, from where the message resumes. A
+/// batch of large files that runs out of time writes what it has done and continues in a
+/// new message after the last file done; only the end of the batch counts it.
+pub fn run_batch(
+    p: &Pipeline,
+    msg: &StageMessage,
+    stage: &'static str,
+    ctx: &StageContext,
+    mut work: impl FnMut(&Transfer, &Profile, &File) -> StageResult<FileOutcome>,
+) -> StageResult<Progress> {
+    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+        return Ok(Progress::Ignored);
+    };
+    let batch = msg.batch.ok_or_else(|| StageError::Transient(format!("a {stage} message without a batch")))?;
+    let profile = p.profile(&transfer)?;
+    let job = p.begin_job(transfer.id, stage)?;
+    let mut tasks = Vec::new();
+    let mut events = Vec::new();
+    let mut patches = Vec::new();
+    let mut failures = Vec::new();
+    let mut files =
+        FilePages::of_batch(p.state.as_ref(), transfer.id, batch).after(msg.resume_after.clone()).peekable();
+    while let Some(file) = files.next() {
+        let file = file?;
+        let started = p.clock.now();
+        let outcome = work(&transfer, profile, &file)?;
+        tasks.push(Task {
+            uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
+            job_uuid: job.uuid,
+            file_uuid: file.uuid,
+            file_name: file.current_path.clone(),
+            exit_code: outcome.exit_code,
+            started_at: started,
+            ended_at: p.clock.now(),
+            stdout: bounded(outcome.stdout),
+            stderr: bounded(outcome.stderr),
+        });
+        events.extend(outcome.events);
+        patches.extend(outcome.patch);
+        failures.extend(outcome.fails_transfer);
+        if failures.is_empty() && ctx.should_yield() && files.peek().is_some() {
+            p.state.write_batch_items(transfer.id, &tasks, &events, &patches)?;
+            let cursor = file.entry_index.to_string();
+            tracing::info!(batch, after = %cursor, "the batch continues in a new message");
+            p.send(stage, &[msg.continued(cursor)])?;
+            return Ok(Progress::Continued);
+        }
+    }
+    let recorded = p.state.record_batch(transfer.id, stage, batch, &tasks, &events, &patches)?;
+    if !failures.is_empty() {
+        return Err(StageError::Failed(failures.join("; ")));
+    }
+    hand_on(p, transfer.id, stage, batch, recorded.stage_complete)
+}
+
+/// Keeps a task's output within `MAX_TASK_OUTPUT`, saying so when it was cut.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_TASK_OUTPUT {
+        return text;
+    }
+    let mut cut = MAX_TASK_OUTPUT - 64;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let total = text.len();
+    text.truncate(cut);
+    text.push_str(&format!("\n[output cut at {cut} of {total} bytes]"));
+    text
+}
+
+/// Sends a batch to the next per-file stage, and fans in to METS when the last per-file
+/// stage has finished every batch. Repeated on redelivery: the receivers are idempotent.
+fn hand_on(
+    p: &Pipeline,
+    transfer_id: uuid::Uuid,
+    stage: &str,
+    batch: u32,
+    stage_complete: bool,
+) -> StageResult<Progress> {
+    match queues::next_per_file(stage) {
+        Some(next) => p.send(next, &[StageMessage::batch(transfer_id, batch)])?,
+        None if stage_complete => p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?,
+        None => {}
+    }
+    if stage_complete {
+        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
+    }
+    Ok(Progress::Done)
+}
