@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vellum_core::model::messages::queues;
-use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::ports::{ObjectStore, Queue, TransferRegister};
 use vellum_local::{Embedded, EmbeddedOptions, Runner, RunnerConfig};
 
 fn main() {

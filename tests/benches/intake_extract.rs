@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vellum_core::model::messages::{queues, StageMessage};
-use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::ports::{ObjectStore, Queue, TransferRegister};
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};
 

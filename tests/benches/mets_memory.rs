@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 use vellum_core::model::messages::{queues, StageMessage};
 use vellum_core::model::{derived_id, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer};
-use vellum_core::ports::StateStore;
+use vellum_core::ports::{EventLog, FileCatalogue, TransferRegister};
 use vellum_core::record::mets::{write_aip_mets, MetsDoc, MetsKind};
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};

@@ -17,8 +17,9 @@ use vellum_core::model::{
     File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
 use vellum_core::ports::{
-    BatchRecorded, DeadLetter, Delivery, ExtractCheckpoint, JobSpec, Notifier, ObjectMeta, ObjectStore, ObjectWriter,
-    Page, PortError, PortResult, Queue, ScanVerdict, StateStore, TransferQuery, VirusScanner,
+    BatchRecorded, DeadLetter, Delivery, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Notifier,
+    ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult, Queue, ScanVerdict, StateStore,
+    TransferOversight, TransferQuery, TransferRegister, VirusScanner,
 };
 use vellum_core::{Outcome, Pipeline, StageContext};
 
@@ -208,80 +209,114 @@ pub struct FaultyState {
     pub faults: Arc<Faults>,
 }
 
-impl StateStore for FaultyState {
+impl TransferRegister for FaultyState {
     fn create_transfer(&self, key: &str, transfer: &Transfer) -> PortResult<(Transfer, bool)> {
         self.faults.call("state.create_transfer", || self.inner.create_transfer(key, transfer))
     }
+
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>> {
         self.faults.call("state.transfer", || self.inner.transfer(id))
     }
-    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
-        self.faults.call("state.list_transfers", || self.inner.list_transfers(query))
-    }
+
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
         self.faults.call("state.set_identifiers", || self.inner.set_identifiers(id, identifiers))
     }
-    fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
-        self.faults.call("state.transfer_by_sip", || self.inner.transfer_by_sip(sip_uuid))
-    }
-    fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>> {
-        self.faults.call("state.transfer_by_aip", || self.inner.transfer_by_aip(aip_uuid))
-    }
-    fn flag_stuck(&self, id: Uuid, since: vellum_core::model::Timestamp) -> PortResult<bool> {
-        self.faults.call("state.flag_stuck", || self.inner.flag_stuck(id, since))
-    }
-    fn set_fixity_checked(&self, id: Uuid, at: vellum_core::model::Timestamp) -> PortResult<()> {
-        self.faults.call("state.set_fixity_checked", || self.inner.set_fixity_checked(id, at))
-    }
+
     fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
         self.faults.call("state.set_files_not_scanned", || self.inner.set_files_not_scanned(id, count))
     }
-    fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
-        self.faults.call("state.hide_transfer", || self.inner.hide_transfer(id))
-    }
-    fn reopen_transfer(&self, id: Uuid, stage: &str) -> PortResult<bool> {
-        self.faults.call("state.reopen_transfer", || self.inner.reopen_transfer(id, stage))
-    }
+
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
         self.faults.call("state.set_microservice", || self.inner.set_microservice(id, microservice))
     }
+
     fn end_transfer(&self, id: Uuid, status: TransferStatus, reason: &str) -> PortResult<bool> {
         self.faults.call("state.end_transfer", || self.inner.end_transfer(id, status, reason))
     }
+
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
         self.faults.call("state.complete_transfer", || self.inner.complete_transfer(id, aip))
     }
+
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
+        self.faults.call("state.assign_aip_version", || self.inner.assign_aip_version(transfer_id, space, identifier))
+    }
+}
+
+impl TransferOversight for FaultyState {
+    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
+        self.faults.call("state.list_transfers", || self.inner.list_transfers(query))
+    }
+
+    fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        self.faults.call("state.transfer_by_sip", || self.inner.transfer_by_sip(sip_uuid))
+    }
+
+    fn transfer_by_aip(&self, aip_uuid: Uuid) -> PortResult<Option<Transfer>> {
+        self.faults.call("state.transfer_by_aip", || self.inner.transfer_by_aip(aip_uuid))
+    }
+
+    fn flag_stuck(&self, id: Uuid, since: vellum_core::model::Timestamp) -> PortResult<bool> {
+        self.faults.call("state.flag_stuck", || self.inner.flag_stuck(id, since))
+    }
+
+    fn set_fixity_checked(&self, id: Uuid, at: vellum_core::model::Timestamp) -> PortResult<()> {
+        self.faults.call("state.set_fixity_checked", || self.inner.set_fixity_checked(id, at))
+    }
+
+    fn hide_transfer(&self, id: Uuid) -> PortResult<bool> {
+        self.faults.call("state.hide_transfer", || self.inner.hide_transfer(id))
+    }
+
+    fn reopen_transfer(&self, id: Uuid, stage: &str) -> PortResult<bool> {
+        self.faults.call("state.reopen_transfer", || self.inner.reopen_transfer(id, stage))
+    }
+}
+
+impl JobLedger for FaultyState {
     fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job> {
         self.faults.call("state.start_job", || self.inner.start_job(transfer_id, spec))
     }
+
     fn finish_job(&self, transfer_id: Uuid, stage: &str, status: JobStatus) -> PortResult<()> {
         self.faults.call("state.finish_job", || self.inner.finish_job(transfer_id, stage, status))
     }
+
     fn job(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<Job>> {
         self.faults.call("state.job", || self.inner.job(transfer_id, stage))
     }
+
     fn note_job_error(&self, transfer_id: Uuid, stage: &str, error: &str) -> PortResult<()> {
         self.faults.call("state.note_job_error", || self.inner.note_job_error(transfer_id, stage, error))
     }
+
     fn jobs(&self, transfer_id: Uuid) -> PortResult<Vec<Job>> {
         self.faults.call("state.jobs", || self.inner.jobs(transfer_id))
     }
+
     fn tasks(&self, job_uuid: Uuid) -> PortResult<Vec<Task>> {
         self.faults.call("state.tasks", || self.inner.tasks(job_uuid))
     }
+
     fn task(&self, uuid: Uuid) -> PortResult<Option<Task>> {
         self.faults.call("state.task", || self.inner.task(uuid))
     }
+
     fn job_checkpoint(&self, transfer_id: Uuid, stage: &str) -> PortResult<Option<String>> {
         self.faults.call("state.job_checkpoint", || self.inner.job_checkpoint(transfer_id, stage))
     }
+
     fn set_job_checkpoint(&self, transfer_id: Uuid, stage: &str, expected: Option<&str>, next: &str) -> PortResult<()> {
         self.faults
             .call("state.set_job_checkpoint", || self.inner.set_job_checkpoint(transfer_id, stage, expected, next))
     }
+}
+
+impl FileCatalogue for FaultyState {
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         self.faults.call("state.extract_checkpoint", || self.inner.extract_checkpoint(transfer_id))
     }
+
     fn commit_extract_batch(
         &self,
         transfer_id: Uuid,
@@ -294,9 +329,11 @@ impl StateStore for FaultyState {
             self.inner.commit_extract_batch(transfer_id, from, files, events, next_entry)
         })
     }
+
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         self.faults.call("state.finish_extract", || self.inner.finish_extract(transfer_id))
     }
+
     fn write_batch_items(
         &self,
         transfer_id: Uuid,
@@ -307,9 +344,11 @@ impl StateStore for FaultyState {
         self.faults
             .call("state.write_batch_items", || self.inner.write_batch_items(transfer_id, tasks, events, patches))
     }
+
     fn mark_batch_done(&self, transfer_id: Uuid, stage: &str, batch: u32) -> PortResult<BatchRecorded> {
         self.faults.call("state.mark_batch_done", || self.inner.mark_batch_done(transfer_id, stage, batch))
     }
+
     fn record_batch(
         &self,
         transfer_id: Uuid,
@@ -322,26 +361,31 @@ impl StateStore for FaultyState {
         self.faults
             .call("state.record_batch", || self.inner.record_batch(transfer_id, stage, batch, tasks, events, patches))
     }
-    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
-        self.faults.call("state.record_events", || self.inner.record_events(events))
-    }
+
     fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         self.faults.call("state.files", || self.inner.files(transfer_id, after, limit))
     }
+
     fn batch_files(&self, transfer_id: Uuid, batch: u32, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         self.faults.call("state.batch_files", || self.inner.batch_files(transfer_id, batch, after, limit))
     }
+}
+
+impl EventLog for FaultyState {
+    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
+        self.faults.call("state.record_events", || self.inner.record_events(events))
+    }
+
     fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
         self.faults.call("state.events", || self.inner.events(transfer_id, after, limit))
     }
+
     fn file_events(&self, transfer_id: Uuid, file_uuid: Uuid) -> PortResult<Vec<PremisEvent>> {
         self.faults.call("state.file_events", || self.inner.file_events(transfer_id, file_uuid))
     }
+
     fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
         self.faults.call("state.transfer_events", || self.inner.transfer_events(transfer_id))
-    }
-    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
-        self.faults.call("state.assign_aip_version", || self.inner.assign_aip_version(transfer_id, space, identifier))
     }
 }
 

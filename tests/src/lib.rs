@@ -15,7 +15,7 @@ use vellum_core::analysis::pronom::Identifier;
 
 use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, PortResult, Queue, StateStore};
+use vellum_core::ports::{FileCatalogue, ObjectMeta, ObjectStore, ObjectWriter, PortResult, Queue, TransferRegister};
 use vellum_core::{Outcome, StageContext};
 use vellum_local::watcher::upload_event;
 use vellum_local::{Embedded, EmbeddedOptions};

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{ObjectMeta, ObjectWriter, PortResult, StateStore};
+use vellum_core::ports::{EventLog, FileCatalogue, ObjectMeta, ObjectWriter, PortResult};
 use vellum_tests::{bagit_validate, project_python, tools_required, unpack_aip, Package, TestEnv};
 
 /// PREMIS eventTypes of today's vocabulary that Archivematica's schematron (older) does not

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{AccessStore, ObjectStore, PortResult, ScanVerdict, StateStore, VirusScanner};
+use vellum_core::ports::{
+    AccessStore, EventLog, FileCatalogue, ObjectStore, PortResult, ScanVerdict, TransferOversight, TransferRegister,
+    VirusScanner,
+};
 use vellum_dashboard::{Dashboard, Request, Response};
 use vellum_tests::{Package, TestEnv};
 

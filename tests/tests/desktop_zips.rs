@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vellum_core::model::Transfer;
-use vellum_core::ports::StateStore;
+use vellum_core::ports::{EventLog, FileCatalogue};
 use vellum_tests::{project_python, tools_required, Case, Package, RawEntry};
 
 const METADATA: &str = "filename,dc.identifier\nobjects/,PP/DESK/1\n";

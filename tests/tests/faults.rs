@@ -17,7 +17,7 @@ use chrono::TimeZone;
 use uuid::Uuid;
 use vellum_core::model::messages::{queues, UploadEvent};
 use vellum_core::model::{Timestamp, TransferStatus};
-use vellum_core::ports::{Clock, ObjectStore, Queue, StateStore};
+use vellum_core::ports::{Clock, EventLog, FileCatalogue, JobLedger, ObjectStore, Queue};
 use vellum_tests::faults::{drive_with_faults, faulty_pipeline, Faults};
 use vellum_tests::{Package, TestEnv};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use vellum_core::model::messages::queues;
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{ObjectStore, Queue, StateStore, TransferQuery};
+use vellum_core::ports::{EventLog, FileCatalogue, ObjectStore, Queue, TransferOversight, TransferQuery};
 use vellum_tests::{raw_package, tar_gz, with, Case, Package, RawEntry, TestEnv};
 
 /// Every bad package of the catalogue (zip slip, absolute paths and drive letters, links,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::StateStore;
+use vellum_core::ports::{EventLog, FileCatalogue};
 use vellum_tests::{raw_package, tar_gz, tools_required, with, Case, Package, RawEntry};
 
 /// The stored bytes of the file whose original name is `original`.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use vellum_core::model::{EventOutcome, Transfer, TransferStatus};
-use vellum_core::ports::{ObjectStore, StateStore};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, TransferRegister};
 use vellum_local::fs_store::FsObjectStore;
 use vellum_tests::{project_python, tools_required, Package, TestEnv};
 

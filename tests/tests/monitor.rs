@@ -9,7 +9,7 @@ use uuid::Uuid;
 use vellum_core::model::{Identifiers, StoredAip, Transfer, TransferStatus};
 use vellum_core::operations::monitor;
 use vellum_core::pipeline::job_spec;
-use vellum_core::ports::{Clock, ObjectStore, StateStore};
+use vellum_core::ports::{Clock, EventLog, FileCatalogue, JobLedger, ObjectStore, TransferOversight, TransferRegister};
 use vellum_local::fs_store::FsObjectStore;
 use vellum_local::sqlite_state::SqliteStateStore;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{ObjectStore, StateStore};
+use vellum_core::ports::{EventLog, FileCatalogue, ObjectStore};
 use vellum_tests::{tools_required, Package, TestEnv};
 
 /// A small tmpfs mounted over a folder, unmounted on drop; None where mounting is not

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vellum_core::model::messages::queues;
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, Queue, TransferRegister};
 use vellum_core::Outcome;
 use vellum_tests::{bagit_validate, unpack_aip, Package, TestEnv};
 

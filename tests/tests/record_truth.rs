@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vellum_core::model::{File, PremisEvent, Transfer, TransferStatus};
-use vellum_core::ports::StateStore;
+use vellum_core::ports::{EventLog, FileCatalogue};
 use vellum_tests::{project_python, tools_required, Package, TestEnv};
 
 /// Runs scripts/make-truth-files.py into `dir`; None (said aloud) where Pillow is missing.

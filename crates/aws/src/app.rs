@@ -84,7 +84,7 @@ impl Records {
 
     /// The transfer of the upload at `key` (among the newest), once it has ended.
     pub fn ended_transfer_of(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::model::Transfer>> {
-        use vellum_core::ports::{StateStore, TransferQuery};
+        use vellum_core::ports::{TransferOversight, TransferQuery};
         Ok(self
             .state
             .list_transfers(&TransferQuery { limit: 100, ..Default::default() })?

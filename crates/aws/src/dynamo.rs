@@ -34,7 +34,8 @@ use vellum_core::model::{
     File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
 use vellum_core::ports::{
-    BatchRecorded, Clock, ExtractCheckpoint, JobSpec, Page, PortError, PortResult, StateStore, TransferQuery,
+    BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
+    TransferOversight, TransferQuery, TransferRegister,
 };
 
 use crate::errors::port_error;
@@ -404,7 +405,7 @@ fn job_order(stage: &str) -> usize {
     vellum_core::model::messages::queues::ALL.iter().position(|q| *q == stage).unwrap_or(usize::MAX)
 }
 
-impl StateStore for DynamoState {
+impl TransferRegister for DynamoState {
     fn create_transfer(&self, idempotency_key: &str, t: &Transfer) -> PortResult<(Transfer, bool)> {
         let mut item = fields(t);
         item.insert("pk".into(), s(transfer_pk(t.id)));
@@ -474,6 +475,148 @@ impl StateStore for DynamoState {
         self.transfer_item(id)?.map(|i| entity(&i, "transfer")).transpose()
     }
 
+    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+        let value = to_attr(&serde_json::to_value(identifiers).expect("identifiers serialize"))
+            .unwrap_or(AttributeValue::Null(true));
+        let mut transfer = self.transfer(id)?.ok_or_else(|| PortError::NotFound(format!("transfer {id}")))?;
+        transfer.identifiers = identifiers.clone();
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET identifiers = :i, search_text = :st, updated_at = :now",
+            Some("attribute_exists(pk)"),
+            vec![(":i", value), (":st", s(transfer.search_text())), (":now", s(stamp(&self.clock.now())))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
+    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET files_not_scanned = :n",
+            Some("attribute_exists(pk)"),
+            vec![(":n", AttributeValue::N(count.to_string()))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
+    fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET current_microservice = :m, updated_at = :now",
+            Some("#status = :processing"),
+            vec![
+                (":m", s(microservice)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":processing", serde_name(&TransferStatus::Processing)),
+            ],
+            vec![("#status", "status")],
+        )?;
+        Ok(())
+    }
+
+    fn end_transfer(&self, id: Uuid, status: TransferStatus, reason: &str) -> PortResult<bool> {
+        let now = s(stamp(&self.clock.now()));
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET #status = :st, failure_reason = :r, updated_at = :now, completed_at = :now",
+                Some("#status = :processing"),
+                vec![
+                    (":st", serde_name(&status)),
+                    (":r", s(reason)),
+                    (":now", now),
+                    (":processing", serde_name(&TransferStatus::Processing)),
+                ],
+                vec![("#status", "status")],
+            )?
+            .is_some())
+    }
+
+    fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
+        let now = s(stamp(&self.clock.now()));
+        Ok(self
+            .update(
+                &transfer_pk(id),
+                "META",
+                "SET #status = :st, aip_key = :k, aip_version = :v, aip_space = :sp, updated_at = :now, completed_at = :now",
+                Some("#status = :processing"),
+                vec![
+                    (":st", serde_name(&TransferStatus::Complete)),
+                    (":k", s(&aip.key)),
+                    (":v", n(aip.version)),
+                    (":sp", s(&aip.space)),
+                    (":now", now),
+                    (":processing", serde_name(&TransferStatus::Processing)),
+                ],
+                vec![("#status", "status")],
+            )?
+            .is_some())
+    }
+
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
+        let registry = format!("V#{space}#{identifier}");
+        for _ in 0..100 {
+            let transfer = self
+                .transfer_item(transfer_id)?
+                .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
+            if transfer.contains_key("aip_version") {
+                return Ok(num(&transfer, "aip_version")? as u32);
+            }
+            let last = self.get(&registry, "V")?.map(|i| num(&i, "last")).transpose()?.unwrap_or(0);
+            let version = last + 1;
+            // The registry moves from `last` to `version` and the transfer takes it, together.
+            let registry_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&registry))
+                .key("sk", s("V"))
+                .update_expression("SET #last = :v")
+                .condition_expression(if last == 0 { "attribute_not_exists(#last)" } else { "#last = :old" })
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":v", n(version))
+                .set_expression_attribute_values(Some(if last == 0 {
+                    [(":v".to_string(), n(version))].into()
+                } else {
+                    [(":v".to_string(), n(version)), (":old".to_string(), n(last))].into()
+                }))
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let transfer_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(transfer_pk(transfer_id)))
+                .key("sk", s("META"))
+                .update_expression("SET aip_version = :v, aip_space = :sp, aip_identifier = :id")
+                .condition_expression("attribute_not_exists(aip_version)")
+                .set_expression_attribute_values(Some(
+                    [(":v".to_string(), n(version)), (":sp".to_string(), s(space)), (":id".to_string(), s(identifier))]
+                        .into(),
+                ))
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let call = self
+                .client
+                .transact_write_items()
+                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(registry_update).build())
+                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(transfer_update).build());
+            match self.run(call.send()) {
+                Ok(_) => return Ok(version as u32),
+                Err(e) => match port_error("assigning an AIP version", e) {
+                    // Another transfer took that version, or another delivery this transfer's one.
+                    PortError::Conflict(_) => continue,
+                    e => return Err(e),
+                },
+            }
+        }
+        Err(PortError::Unavailable(format!("no AIP version for {identifier} after 100 tries")))
+    }
+}
+
+impl TransferOversight for DynamoState {
     fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
         let limit = query.limit.max(1);
         let mut values = vec![(":p", s(if query.hidden { HIDDEN } else { LISTED }))];
@@ -530,22 +673,6 @@ impl StateStore for DynamoState {
         Ok(Page { items: paged.items.into_iter().map(|(_, t)| t).collect(), next: paged.next })
     }
 
-    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
-        let value = to_attr(&serde_json::to_value(identifiers).expect("identifiers serialize"))
-            .unwrap_or(AttributeValue::Null(true));
-        let mut transfer = self.transfer(id)?.ok_or_else(|| PortError::NotFound(format!("transfer {id}")))?;
-        transfer.identifiers = identifiers.clone();
-        self.update(
-            &transfer_pk(id),
-            "META",
-            "SET identifiers = :i, search_text = :st, updated_at = :now",
-            Some("attribute_exists(pk)"),
-            vec![(":i", value), (":st", s(transfer.search_text())), (":now", s(stamp(&self.clock.now())))],
-            vec![],
-        )?;
-        Ok(())
-    }
-
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
         self.transfer_by_pointer(&format!("S#{sip_uuid}"), "S")
     }
@@ -565,18 +692,6 @@ impl StateStore for DynamoState {
                 vec![("#status", "status")],
             )?
             .is_some())
-    }
-
-    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
-        self.update(
-            &transfer_pk(id),
-            "META",
-            "SET files_not_scanned = :n",
-            Some("attribute_exists(pk)"),
-            vec![(":n", AttributeValue::N(count.to_string()))],
-            vec![],
-        )?;
-        Ok(())
     }
 
     fn set_fixity_checked(&self, id: Uuid, at: vellum_core::model::Timestamp) -> PortResult<()> {
@@ -659,63 +774,9 @@ impl StateStore for DynamoState {
             },
         }
     }
+}
 
-    fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
-        self.update(
-            &transfer_pk(id),
-            "META",
-            "SET current_microservice = :m, updated_at = :now",
-            Some("#status = :processing"),
-            vec![
-                (":m", s(microservice)),
-                (":now", s(stamp(&self.clock.now()))),
-                (":processing", serde_name(&TransferStatus::Processing)),
-            ],
-            vec![("#status", "status")],
-        )?;
-        Ok(())
-    }
-
-    fn end_transfer(&self, id: Uuid, status: TransferStatus, reason: &str) -> PortResult<bool> {
-        let now = s(stamp(&self.clock.now()));
-        Ok(self
-            .update(
-                &transfer_pk(id),
-                "META",
-                "SET #status = :st, failure_reason = :r, updated_at = :now, completed_at = :now",
-                Some("#status = :processing"),
-                vec![
-                    (":st", serde_name(&status)),
-                    (":r", s(reason)),
-                    (":now", now),
-                    (":processing", serde_name(&TransferStatus::Processing)),
-                ],
-                vec![("#status", "status")],
-            )?
-            .is_some())
-    }
-
-    fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
-        let now = s(stamp(&self.clock.now()));
-        Ok(self
-            .update(
-                &transfer_pk(id),
-                "META",
-                "SET #status = :st, aip_key = :k, aip_version = :v, aip_space = :sp, updated_at = :now, completed_at = :now",
-                Some("#status = :processing"),
-                vec![
-                    (":st", serde_name(&TransferStatus::Complete)),
-                    (":k", s(&aip.key)),
-                    (":v", n(aip.version)),
-                    (":sp", s(&aip.space)),
-                    (":now", now),
-                    (":processing", serde_name(&TransferStatus::Processing)),
-                ],
-                vec![("#status", "status")],
-            )?
-            .is_some())
-    }
-
+impl JobLedger for DynamoState {
     fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job> {
         let job = Job {
             uuid: vellum_core::model::derived_id(transfer_id, &format!("job/{}", spec.stage)),
@@ -821,7 +882,9 @@ impl StateStore for DynamoState {
             None => Err(PortError::Conflict(format!("the {stage} checkpoint of {transfer_id} moved"))),
         }
     }
+}
 
+impl FileCatalogue for DynamoState {
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         let item =
             self.transfer_item(transfer_id)?.ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
@@ -943,10 +1006,6 @@ impl StateStore for DynamoState {
         Ok(BatchRecorded { newly_recorded, stage_complete: checkpoint.done && done >= checkpoint.batches as u64 })
     }
 
-    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
-        self.put_events(events)
-    }
-
     fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         let limit = limit.max(1);
         let mut values = vec![(":pk", s(transfer_pk(transfer_id)))];
@@ -981,6 +1040,12 @@ impl StateStore for DynamoState {
         let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
         Ok(page(files, limit, more, |f| f.entry_index.to_string()))
     }
+}
+
+impl EventLog for DynamoState {
+    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
+        self.put_events(events)
+    }
 
     fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
         let limit = limit.max(1);
@@ -1008,62 +1073,6 @@ impl StateStore for DynamoState {
 
     fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
         self.events_of(transfer_id, "T")
-    }
-
-    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
-        let registry = format!("V#{space}#{identifier}");
-        for _ in 0..100 {
-            let transfer = self
-                .transfer_item(transfer_id)?
-                .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
-            if transfer.contains_key("aip_version") {
-                return Ok(num(&transfer, "aip_version")? as u32);
-            }
-            let last = self.get(&registry, "V")?.map(|i| num(&i, "last")).transpose()?.unwrap_or(0);
-            let version = last + 1;
-            // The registry moves from `last` to `version` and the transfer takes it, together.
-            let registry_update = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(&registry))
-                .key("sk", s("V"))
-                .update_expression("SET #last = :v")
-                .condition_expression(if last == 0 { "attribute_not_exists(#last)" } else { "#last = :old" })
-                .expression_attribute_names("#last", "last")
-                .expression_attribute_values(":v", n(version))
-                .set_expression_attribute_values(Some(if last == 0 {
-                    [(":v".to_string(), n(version))].into()
-                } else {
-                    [(":v".to_string(), n(version)), (":old".to_string(), n(last))].into()
-                }))
-                .build()
-                .map_err(|e| PortError::Refused(e.to_string()))?;
-            let transfer_update = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(transfer_pk(transfer_id)))
-                .key("sk", s("META"))
-                .update_expression("SET aip_version = :v, aip_space = :sp, aip_identifier = :id")
-                .condition_expression("attribute_not_exists(aip_version)")
-                .set_expression_attribute_values(Some(
-                    [(":v".to_string(), n(version)), (":sp".to_string(), s(space)), (":id".to_string(), s(identifier))]
-                        .into(),
-                ))
-                .build()
-                .map_err(|e| PortError::Refused(e.to_string()))?;
-            let call = self
-                .client
-                .transact_write_items()
-                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(registry_update).build())
-                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(transfer_update).build());
-            match self.run(call.send()) {
-                Ok(_) => return Ok(version as u32),
-                Err(e) => match port_error("assigning an AIP version", e) {
-                    // Another transfer took that version, or another delivery this transfer's one.
-                    PortError::Conflict(_) => continue,
-                    e => return Err(e),
-                },
-            }
-        }
-        Err(PortError::Unavailable(format!("no AIP version for {identifier} after 100 tries")))
     }
 }
 

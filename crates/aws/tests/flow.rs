@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use vellum_aws::app::{AwsApp, Names};
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{Queue, StateStore, TransferQuery};
+use vellum_core::ports::{
+    EventLog, FileCatalogue, JobLedger, Queue, TransferOversight, TransferQuery, TransferRegister,
+};
 use vellum_tests::Package;
 
 fn runtime() -> &'static tokio::runtime::Runtime {

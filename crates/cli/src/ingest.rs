@@ -14,7 +14,7 @@ use serde::Serialize;
 use vellum_core::model::messages::queues;
 use vellum_core::model::starts_a_transfer;
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{ObjectStore, Queue, StateStore};
+use vellum_core::ports::{JobLedger, ObjectStore, Queue, TransferRegister};
 use vellum_local::watcher::upload_event;
 use vellum_local::{Embedded, Runner};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vellum_aws::app::{AwsApp, Names};
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{StateStore, TransferQuery};
+use vellum_core::ports::{EventLog, JobLedger, TransferOversight, TransferQuery, TransferRegister};
 use vellum_tests::Package;
 
 fn runtime() -> &'static tokio::runtime::Runtime {

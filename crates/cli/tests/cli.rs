@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{StateStore, TransferQuery};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, TransferOversight, TransferQuery, TransferRegister};
 use vellum_local::sqlite_state::SqliteStateStore;
 use vellum_tests::Package;
 

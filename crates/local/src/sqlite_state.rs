@@ -17,8 +17,8 @@ use vellum_core::model::{
     Transfer, TransferStatus,
 };
 use vellum_core::ports::{
-    BatchRecorded, Clock, ExtractCheckpoint, JobSpec, Page, PortError, PortResult, StateStore, SystemClock,
-    TransferQuery, MAX_TRANSACTION_ITEMS,
+    BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
+    SystemClock, TransferOversight, TransferQuery, TransferRegister, MAX_TRANSACTION_ITEMS,
 };
 
 const SCHEMA: &str = r#"
@@ -588,7 +588,7 @@ fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Pa
     Page { items, next }
 }
 
-impl StateStore for SqliteStateStore {
+impl TransferRegister for SqliteStateStore {
     fn create_transfer(&self, idempotency_key: &str, t: &Transfer) -> PortResult<(Transfer, bool)> {
         let existing = self.write(|tx| {
             let prior: Option<String> = tx
@@ -640,40 +640,6 @@ impl StateStore for SqliteStateStore {
         self.transfer_where("id", id)
     }
 
-    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
-        let limit = query.limit.max(1);
-        let (after_time, after_id) = match &query.after {
-            None => (None, None),
-            Some(cursor) => {
-                let (time, id) = cursor
-                    .split_once('|')
-                    .ok_or_else(|| PortError::Refused(format!("{cursor:?} is not a cursor of the transfer list")))?;
-                (Some(time.to_string()), Some(id.to_string()))
-            }
-        };
-        let status = query.status.map(|s| s.as_str());
-        let search = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
-        let fetch = (limit + 1) as i64;
-        let mut values: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":hidden", &query.hidden), (":limit", &fetch)];
-        if let Some(status) = &status {
-            values.push((":status", status));
-        }
-        if let (Some(time), Some(id)) = (&after_time, &after_id) {
-            values.push((":after_time", time));
-            values.push((":after_id", id));
-        }
-        if let Some(search) = &search {
-            values.push((":search", search));
-        }
-        let sql = transfer_list_sql(status.is_some(), after_time.is_some(), search.is_some());
-        let items = self.with(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(values.as_slice(), transfer_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        Ok(page(items, limit, |t: &Transfer| format!("{}|{}", ts(&t.created_at), t.id)))
-    }
-
     fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
         let now = self.now();
         self.with(|c| {
@@ -708,6 +674,95 @@ impl StateStore for SqliteStateStore {
         Ok(n == 1)
     }
 
+    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET files_not_scanned = ?2 WHERE id = ?1",
+                params![id.to_string(), count as i64],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
+        let now = self.now();
+        let n = self.with(|c| {
+            // COMPLETE is a promise to whoever reads it next: this commit is synced to disk
+            // (synchronous FULL), where WAL's NORMAL would leave it to the next checkpoint
+            // and a power cut could take it back.
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let n = c.execute(
+                "UPDATE transfers SET status = 'COMPLETE', aip_key = ?2, aip_version = ?3, aip_space = ?4, \
+                 updated_at = ?5, completed_at = ?5 WHERE id = ?1 AND status = 'PROCESSING'",
+                params![id.to_string(), aip.key, aip.version as i64, aip.space, now],
+            );
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            n
+        })?;
+        Ok(n == 1)
+    }
+
+    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
+        let tid = transfer_id.to_string();
+        let version = self.write(|tx| {
+            let assigned: Option<i64> = tx
+                .query_row("SELECT aip_version FROM transfers WHERE id = ?1", [&tid], |r| r.get(0))
+                .optional()?
+                .flatten();
+            if let Some(v) = assigned {
+                return Ok(v);
+            }
+            let highest: Option<i64> = tx.query_row(
+                "SELECT MAX(aip_version) FROM transfers WHERE aip_space = ?1 AND aip_identifier = ?2",
+                params![space, identifier],
+                |r| r.get(0),
+            )?;
+            let version = highest.unwrap_or(0) + 1;
+            tx.execute(
+                "UPDATE transfers SET aip_version = ?2, aip_space = ?3, aip_identifier = ?4 WHERE id = ?1",
+                params![tid, version, space, identifier],
+            )?;
+            Ok(version)
+        })?;
+        u32::try_from(version).map_err(|_| PortError::Corrupt(format!("{version} is not an AIP version")))
+    }
+}
+
+impl TransferOversight for SqliteStateStore {
+    fn list_transfers(&self, query: &TransferQuery) -> PortResult<Page<Transfer>> {
+        let limit = query.limit.max(1);
+        let (after_time, after_id) = match &query.after {
+            None => (None, None),
+            Some(cursor) => {
+                let (time, id) = cursor
+                    .split_once('|')
+                    .ok_or_else(|| PortError::Refused(format!("{cursor:?} is not a cursor of the transfer list")))?;
+                (Some(time.to_string()), Some(id.to_string()))
+            }
+        };
+        let status = query.status.map(|s| s.as_str());
+        let search = query.search.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
+        let fetch = (limit + 1) as i64;
+        let mut values: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":hidden", &query.hidden), (":limit", &fetch)];
+        if let Some(status) = &status {
+            values.push((":status", status));
+        }
+        if let (Some(time), Some(id)) = (&after_time, &after_id) {
+            values.push((":after_time", time));
+            values.push((":after_id", id));
+        }
+        if let Some(search) = &search {
+            values.push((":search", search));
+        }
+        let sql = transfer_list_sql(status.is_some(), after_time.is_some(), search.is_some());
+        let items = self.with(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(values.as_slice(), transfer_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page(items, limit, |t: &Transfer| format!("{}|{}", ts(&t.created_at), t.id)))
+    }
+
     fn transfer_by_sip(&self, sip_uuid: Uuid) -> PortResult<Option<Transfer>> {
         self.transfer_where("sip_uuid", sip_uuid)
     }
@@ -721,16 +776,6 @@ impl StateStore for SqliteStateStore {
             )
         })?;
         Ok(n == 1)
-    }
-
-    fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET files_not_scanned = ?2 WHERE id = ?1",
-                params![id.to_string(), count as i64],
-            )
-        })?;
-        Ok(())
     }
 
     fn set_fixity_checked(&self, id: Uuid, at: Timestamp) -> PortResult<()> {
@@ -771,25 +816,9 @@ impl StateStore for SqliteStateStore {
             Ok(n == 1)
         })
     }
+}
 
-    fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
-        let now = self.now();
-        let n = self.with(|c| {
-            // COMPLETE is a promise to whoever reads it next: this commit is synced to disk
-            // (synchronous FULL), where WAL's NORMAL would leave it to the next checkpoint
-            // and a power cut could take it back.
-            c.pragma_update(None, "synchronous", "FULL")?;
-            let n = c.execute(
-                "UPDATE transfers SET status = 'COMPLETE', aip_key = ?2, aip_version = ?3, aip_space = ?4, \
-                 updated_at = ?5, completed_at = ?5 WHERE id = ?1 AND status = 'PROCESSING'",
-                params![id.to_string(), aip.key, aip.version as i64, aip.space, now],
-            );
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            n
-        })?;
-        Ok(n == 1)
-    }
-
+impl JobLedger for SqliteStateStore {
     fn start_job(&self, transfer_id: Uuid, spec: &JobSpec<'_>) -> PortResult<Job> {
         let tid = transfer_id.to_string();
         let started_at = self.clock.now();
@@ -922,7 +951,9 @@ impl StateStore for SqliteStateStore {
             Err(PortError::Conflict(format!("the {stage} checkpoint of {transfer_id} moved")))
         }
     }
+}
 
+impl FileCatalogue for SqliteStateStore {
     fn extract_checkpoint(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         self.with(|c| read_checkpoint(c, transfer_id))?
             .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))
@@ -1035,13 +1066,6 @@ impl StateStore for SqliteStateStore {
         })
     }
 
-    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
-        for chunk in chunked(events) {
-            self.write(|tx| insert_events(tx, chunk))?;
-        }
-        Ok(())
-    }
-
     fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         let limit = limit.max(1);
         let (transfer, fetch) = (transfer_id.to_string(), (limit + 1) as i64);
@@ -1073,6 +1097,15 @@ impl StateStore for SqliteStateStore {
         })?;
         Ok(page(items, limit, |f: &File| f.entry_index.to_string()))
     }
+}
+
+impl EventLog for SqliteStateStore {
+    fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
+        for chunk in chunked(events) {
+            self.write(|tx| insert_events(tx, chunk))?;
+        }
+        Ok(())
+    }
 
     fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
         let limit = limit.max(1);
@@ -1099,31 +1132,6 @@ impl StateStore for SqliteStateStore {
 
     fn transfer_events(&self, transfer_id: Uuid) -> PortResult<Vec<PremisEvent>> {
         self.query_events("transfer_id = ?1 AND file_uuid IS NULL AND ?2 IS NULL", &transfer_id.to_string(), None)
-    }
-
-    fn assign_aip_version(&self, transfer_id: Uuid, space: &str, identifier: &str) -> PortResult<u32> {
-        let tid = transfer_id.to_string();
-        let version = self.write(|tx| {
-            let assigned: Option<i64> = tx
-                .query_row("SELECT aip_version FROM transfers WHERE id = ?1", [&tid], |r| r.get(0))
-                .optional()?
-                .flatten();
-            if let Some(v) = assigned {
-                return Ok(v);
-            }
-            let highest: Option<i64> = tx.query_row(
-                "SELECT MAX(aip_version) FROM transfers WHERE aip_space = ?1 AND aip_identifier = ?2",
-                params![space, identifier],
-                |r| r.get(0),
-            )?;
-            let version = highest.unwrap_or(0) + 1;
-            tx.execute(
-                "UPDATE transfers SET aip_version = ?2, aip_space = ?3, aip_identifier = ?4 WHERE id = ?1",
-                params![tid, version, space, identifier],
-            )?;
-            Ok(version)
-        })?;
-        u32::try_from(version).map_err(|_| PortError::Corrupt(format!("{version} is not an AIP version")))
     }
 }
 

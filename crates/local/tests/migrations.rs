@@ -3,7 +3,7 @@
 //! and is marked schema 2; a database from a newer release is refused, not misread.
 
 use uuid::Uuid;
-use vellum_core::ports::{PortError, StateStore};
+use vellum_core::ports::{JobLedger, PortError, TransferRegister};
 use vellum_local::sqlite_state::{SqliteStateStore, SCHEMA_VERSION};
 
 fn version(path: &std::path::Path) -> i64 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::TimeZone;
 use uuid::Uuid;
 use vellum_core::model::Timestamp;
-use vellum_core::ports::{Clock, JobSpec, PortError, StateStore, TransferQuery};
+use vellum_core::ports::{Clock, JobLedger, JobSpec, PortError, TransferOversight, TransferQuery, TransferRegister};
 use vellum_local::sqlite_state::SqliteStateStore;
 
 struct Fixed(Timestamp);
