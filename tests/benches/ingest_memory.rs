@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::ports::{ObjectStore, Queue, TransferRegister};
 use vellum_local::{Embedded, EmbeddedOptions, Runner, RunnerConfig};
 
@@ -69,7 +69,7 @@ fn run_one(mb: u64) {
     let dir = tempfile::tempdir_in(scratch).unwrap();
     // The defaults a user of `vellum ingest` gets: identification on, the scanner off.
     let options = EmbeddedOptions {
-        identifier: Some(std::sync::Arc::new(vellum_core::analysis::pronom::Identifier::builtin().unwrap())),
+        identifier: Some(std::sync::Arc::new(vellum_core::analysis::pronom::FormatIdentifier::builtin().unwrap())),
         ..Default::default()
     };
     let env = Embedded::open(dir.path(), options).unwrap();
@@ -79,7 +79,7 @@ fn run_one(mb: u64) {
     let event = vellum_local::watcher::upload_event("uploads", &meta);
     let started = Instant::now();
     let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), RunnerConfig::default());
-    env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+    env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
     let transfer = wait(&env, &event.idempotency_key());
     runner.stop();
     let seconds = started.elapsed().as_secs_f64();

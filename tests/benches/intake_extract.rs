@@ -13,7 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum_core::model::messages::{queues, StageMessage};
+use vellum_core::model::messages::StageMessage;
+use vellum_core::model::Stage;
 use vellum_core::ports::{ObjectStore, Queue, TransferRegister};
 use vellum_core::StageContext;
 use vellum_local::{Embedded, EmbeddedOptions};
@@ -190,7 +191,7 @@ fn intake_of_a_huge_zip(dir: &Path) {
     let read_before = bytes_read_by_this_process();
     let started = Instant::now();
     let outcome = env.pipeline.handle(
-        queues::START,
+        Stage::Start,
         &serde_json::to_string(&event).unwrap(),
         &StageContext::with_budget(Duration::from_secs(60)),
     );
@@ -270,14 +271,14 @@ fn extraction_beside_unzip(dir: &Path) {
     let meta = env.uploads.head(key).unwrap().unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
     let ctx = StageContext::with_budget(Duration::from_secs(3600));
-    env.pipeline.handle(queues::START, &serde_json::to_string(&event).unwrap(), &ctx);
+    env.pipeline.handle(Stage::Start, &serde_json::to_string(&event).unwrap(), &ctx);
     let id = env.state.transfer_for_event(&event.idempotency_key()).unwrap().unwrap();
     let started = Instant::now();
-    let outcome = env.pipeline.handle(queues::EXTRACT, &StageMessage::transfer(id).to_json(), &ctx);
+    let outcome = env.pipeline.handle(Stage::Extract, &StageMessage::transfer(id).to_json(), &ctx);
     let vellum = started.elapsed().as_secs_f64();
     let transfer = env.state.transfer(id).unwrap().unwrap();
     assert_eq!(transfer.file_count as usize, files + 1, "{outcome:?} {:?}", transfer.failure_reason);
-    let _ = env.queue.depth(queues::CHECKSUM);
+    let _ = env.queue.depth(Stage::Checksum.name());
     println!(
         "  vellum extract: {vellum:.2} s, {:.1} MB/s, {:.0} files/s (includes UUIDs, events and batch commits)",
         mb / vellum,

@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
-use vellum_core::model::messages::{queues, StageMessage};
+use vellum_core::model::messages::StageMessage;
+use vellum_core::model::Stage;
 use vellum_core::model::{derived_id, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer};
 use vellum_core::ports::{EventLog, FileCatalogue, TransferRegister};
 use vellum_core::record::mets::{write_aip_mets, MetsDoc, MetsKind};
@@ -138,7 +139,7 @@ fn before(dir: &Path, id: Uuid) -> u64 {
 fn after(dir: &Path, id: Uuid) -> u64 {
     let env = open(dir);
     let ctx = StageContext::with_budget(Duration::from_secs(3600));
-    let outcome = env.pipeline.handle(queues::METS, &StageMessage::transfer(id).to_json(), &ctx);
+    let outcome = env.pipeline.handle(Stage::Mets, &StageMessage::transfer(id).to_json(), &ctx);
     assert_eq!(outcome, vellum_core::Outcome::Succeeded, "the METS stage");
     let transfer = env.state.transfer(id).unwrap().unwrap();
     let key = vellum_core::record::keys::working_transfer_mets_key(&transfer);

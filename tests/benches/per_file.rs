@@ -66,7 +66,7 @@ fn main() {
     // Both sides timed with their start-up: fido's includes Python's and loading its
     // signatures, Vellum's compiling the built-in signatures.
     let vellum = timed(|| {
-        let identifier = vellum_core::analysis::pronom::Identifier::builtin().unwrap();
+        let identifier = vellum_core::analysis::pronom::FormatIdentifier::builtin().unwrap();
         for f in &files {
             let key = f.strip_prefix(&corpus).unwrap().to_string_lossy().into_owned();
             let size = std::fs::metadata(f).unwrap().len();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uuid::Uuid;
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::model::{
     File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
@@ -480,14 +480,14 @@ pub fn drive_with_faults(queue: &dyn Queue, pipeline: &Pipeline, faults: &Faults
     let mut invocations = 0;
     let handle = |q: &str, body: &str| {
         faults.arm();
-        let outcome = pipeline.handle(q, body, &ctx);
+        let outcome = pipeline.handle_queue(q, body, &ctx);
         faults.disarm();
         outcome
     };
     for _round in 0..100_000 {
         let mut pool: Vec<(&str, Delivery)> = std::mem::take(&mut held);
-        for q in queues::ALL {
-            pool.extend(queue.receive(q, 10, Duration::from_secs(600)).unwrap().into_iter().map(|d| (*q, d)));
+        for q in Stage::ALL.map(Stage::name) {
+            pool.extend(queue.receive(q, 10, Duration::from_secs(600)).unwrap().into_iter().map(|d| (q, d)));
         }
         if pool.is_empty() {
             break;
@@ -518,7 +518,7 @@ pub fn drive_with_faults(queue: &dyn Queue, pipeline: &Pipeline, faults: &Faults
             }
         }
     }
-    for q in queues::ALL {
+    for q in Stage::ALL.map(Stage::name) {
         for dl in queue.dead_letters(q).unwrap() {
             let _ = vellum_core::operations::monitor::fail_dead_lettered(state, pipeline.uploads.as_ref(), &dl);
         }

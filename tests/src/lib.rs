@@ -11,9 +11,10 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use vellum_core::analysis::pronom::Identifier;
+use vellum_core::analysis::pronom::FormatIdentifier;
 
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{FileCatalogue, ObjectMeta, ObjectStore, ObjectWriter, PortResult, Queue, TransferRegister};
 use vellum_core::{Outcome, StageContext};
@@ -134,7 +135,7 @@ impl TestEnv {
         let bytes = std::fs::read(&zip).expect("read the zip");
         let meta = self.env.uploads.put(key, &bytes).expect("upload");
         let event = upload_event(self.env.uploads.bucket(), &meta);
-        self.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+        self.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
         event
     }
 
@@ -142,7 +143,7 @@ impl TestEnv {
     pub fn upload_bytes(&self, bytes: &[u8], key: &str) -> UploadEvent {
         let meta = self.env.uploads.put(key, bytes).expect("upload");
         let event = upload_event(self.env.uploads.bucket(), &meta);
-        self.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+        self.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
         event
     }
 
@@ -161,7 +162,7 @@ impl TestEnv {
             for q in stages {
                 for d in self.env.queue.receive(q, 10, Duration::from_secs(600)).unwrap() {
                     any = true;
-                    let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
+                    let outcome = self.env.pipeline.handle_queue(q, &d.body, &ctx);
                     assert!(outcome.acknowledges(), "{q}: {outcome:?}");
                     self.env.queue.ack(q, &d.receipt).unwrap();
                 }
@@ -203,16 +204,16 @@ impl TestEnv {
         let mut handled = Vec::new();
         loop {
             let mut any = false;
-            for q in queues::ALL {
+            for q in Stage::ALL.map(Stage::name) {
                 for d in self.env.queue.receive(q, 10, Duration::from_secs(600)).unwrap() {
                     any = true;
                     let ctx = StageContext::with_budget(budget(q));
-                    let outcome = self.env.pipeline.handle(q, &d.body, &ctx);
+                    let outcome = self.env.pipeline.handle_queue(q, &d.body, &ctx);
                     assert!(outcome.acknowledges(), "{q} message {} was not handled: {outcome:?}", d.body);
                     self.env.queue.ack(q, &d.receipt).unwrap();
                     handled.push((q.to_string(), d.body.clone(), outcome));
                     if redeliver(q, &d.body) {
-                        let again = self.env.pipeline.handle(q, &d.body, &ctx);
+                        let again = self.env.pipeline.handle_queue(q, &d.body, &ctx);
                         assert!(again.acknowledges(), "{q} message {} redelivered: {again:?}", d.body);
                         handled.push((q.to_string(), d.body.clone(), again));
                     }
@@ -260,9 +261,9 @@ pub fn signatures_dir() -> Option<PathBuf> {
 
 /// The PRONOM identifier Vellum is built with, compiled once per test process (~2,000
 /// signatures).
-pub fn identifier() -> Arc<Identifier> {
-    static LOADED: OnceLock<Arc<Identifier>> = OnceLock::new();
-    LOADED.get_or_init(|| Arc::new(Identifier::builtin().expect("the built-in signatures load"))).clone()
+pub fn identifier() -> Arc<FormatIdentifier> {
+    static LOADED: OnceLock<Arc<FormatIdentifier>> = OnceLock::new();
+    LOADED.get_or_init(|| Arc::new(FormatIdentifier::builtin().expect("the built-in signatures load"))).clone()
 }
 
 /// The project's Python, where the test command installed bagit-python and friends.

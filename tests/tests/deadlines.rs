@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use uuid::Uuid;
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::model::{Timestamp, TransferStatus};
 use vellum_core::ports::{Clock, ObjectStore, Queue};
 use vellum_core::Outcome;
@@ -43,7 +44,7 @@ fn upload(t: &TestEnv, key: &str, bytes: &[u8]) -> UploadEvent {
         size: meta.size,
         transfer_id: None,
     };
-    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+    t.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
     event
 }
 
@@ -102,13 +103,19 @@ fn every_stage_continues_within_a_deadline_and_the_aip_is_the_same_as_in_one_go(
         // No time anywhere: extraction commits a batch an entry, and every later stage
         // that works on the whole transfer continues.
         let (no_time, continued) = ingest(|_| Duration::ZERO, gzip_level);
-        for stage in [queues::EXTRACT, queues::METS, queues::PACKAGE, queues::STORE] {
+        for stage in [Stage::Extract.name(), Stage::Mets.name(), Stage::Package.name(), Stage::Store.name()] {
             assert!(continued.get(stage).copied().unwrap_or(0) >= 2, "{stage} continued: {continued:?}");
         }
         // Whole batches from extraction, then no time: the per-file stages continue too.
         let (whole_batches, continued) =
-            ingest(|stage| if stage == queues::EXTRACT { ENOUGH } else { Duration::ZERO }, gzip_level);
-        for stage in [queues::CHECKSUM, queues::SCAN, queues::IDENTIFY, queues::CHARACTERIZE, queues::METS] {
+            ingest(|stage| if stage == Stage::Extract.name() { ENOUGH } else { Duration::ZERO }, gzip_level);
+        for stage in [
+            Stage::Checksum.name(),
+            Stage::Scan.name(),
+            Stage::Identify.name(),
+            Stage::Characterize.name(),
+            Stage::Mets.name(),
+        ] {
             assert!(continued.get(stage).copied().unwrap_or(0) >= 2, "{stage} continued: {continued:?}");
         }
         assert!(one_go.len() > 10_000);
@@ -214,7 +221,7 @@ fn a_long_tar_is_listed_and_extracted_in_parts_and_its_aip_is_the_same() {
             assert_eq!(transfer.status, TransferStatus::Complete, "{key}: {:?}", transfer.failure_reason);
             let continued =
                 |stage: &str| handled.iter().filter(|(q, _, o)| q == stage && *o == Outcome::Continued).count();
-            let counts = (continued(queues::START), continued(queues::EXTRACT));
+            let counts = (continued(Stage::Start.name()), continued(Stage::Extract.name()));
             (std::fs::read(t.env.aips.root().join(transfer.aip_key.unwrap())).unwrap(), counts)
         };
         let (one_go, counts) = run(Duration::from_secs(600));

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use uuid::Uuid;
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::model::{Timestamp, TransferStatus};
 use vellum_core::ports::{Clock, EventLog, FileCatalogue, JobLedger, ObjectStore, Queue};
 use vellum_tests::faults::{drive_with_faults, faulty_pipeline, Faults};
@@ -80,7 +81,7 @@ fn run(faults: Option<Arc<Faults>>, max_receives: u32) -> Run {
         size: meta.size,
         transfer_id: None,
     };
-    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+    t.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
     match &faults {
         Some(f) => {
             drive_with_faults(t.env.queue.as_ref(), &faulty_pipeline(&t.env.pipeline, f), f, t.env.state.as_ref());

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, ObjectStore, Queue, TransferOversight, TransferQuery};
 use vellum_tests::{raw_package, tar_gz, with, Case, Package, RawEntry, TestEnv};
@@ -166,14 +166,14 @@ fn seventy_thousand_entries_are_extracted_through_zip64() {
     }
     let bytes = std::fs::read(&c.path).unwrap();
     let event = c.t.upload_bytes(&bytes, "born-digital/many.zip");
-    c.t.drive_stages(&[queues::START, queues::EXTRACT]);
+    c.t.drive_stages(&[Stage::Start.name(), Stage::Extract.name()]);
     let t = c.t.transfer_for(&event).unwrap();
     assert_eq!(t.status, TransferStatus::Processing, "{:?}", t.failure_reason);
     assert_eq!(t.file_count, 70_001);
     assert_eq!(t.batch_count, 70_001u32.div_ceil(50));
     let cp = c.t.env.state.extract_checkpoint(t.id).unwrap();
     assert!(cp.done && cp.next_entry == 70_001, "{cp:?}");
-    assert_eq!(c.t.env.queue.depth(queues::CHECKSUM).unwrap(), t.batch_count as u64, "every batch fanned out");
+    assert_eq!(c.t.env.queue.depth(Stage::Checksum.name()).unwrap(), t.batch_count as u64, "every batch fanned out");
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn a_tar_gz_continues_across_invocations() {
     let event = t.upload_bytes(&tar_gz(&refs, true), "born-digital/continued.tgz");
     let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
     let continued =
-        handled.iter().filter(|(q, _, o)| q == queues::EXTRACT && *o == vellum_core::Outcome::Continued).count();
+        handled.iter().filter(|(q, _, o)| q == Stage::Extract.name() && *o == vellum_core::Outcome::Continued).count();
     assert!(continued >= 10, "{continued}");
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
@@ -320,7 +320,7 @@ fn logs_test_events_and_other_keys_start_nothing() {
         let mut event = event;
         event.key = key.to_string();
         let outcome = t.env.pipeline.handle(
-            queues::START,
+            Stage::Start,
             &serde_json::to_string(&event).unwrap(),
             &vellum_core::StageContext::with_budget(std::time::Duration::from_secs(10)),
         );

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use vellum_core::model::Stage;
 
 use vellum_core::model::{EventOutcome, Transfer, TransferStatus};
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, TransferRegister};
@@ -232,12 +233,12 @@ fn an_unreachable_daemon_is_retried_never_skipped() {
     let ctx = vellum_core::StageContext::with_budget(std::time::Duration::from_secs(10));
     let mut scan_outcomes = Vec::new();
     for _ in 0..20 {
-        for q in vellum_core::model::messages::queues::ALL {
+        for q in Stage::ALL.map(Stage::name) {
             for d in vellum_core::ports::Queue::receive(t.env.queue.as_ref(), q, 10, std::time::Duration::from_secs(60))
                 .unwrap()
             {
-                let outcome = t.env.pipeline.handle(q, &d.body, &ctx);
-                if *q == vellum_core::model::messages::queues::SCAN {
+                let outcome = t.env.pipeline.handle_queue(q, &d.body, &ctx);
+                if q == Stage::Scan.name() {
                     scan_outcomes.push(outcome.clone());
                 }
                 if outcome.acknowledges() {

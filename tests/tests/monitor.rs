@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
-use vellum_core::model::{Identifiers, StoredAip, Transfer, TransferStatus};
+use vellum_core::model::{Identifiers, Stage, StoredAip, Transfer, TransferStatus};
 use vellum_core::operations::monitor;
-use vellum_core::pipeline::job_spec;
-use vellum_core::ports::{Clock, EventLog, FileCatalogue, JobLedger, ObjectStore, TransferOversight, TransferRegister};
+use vellum_core::ports::{
+    Clock, EventLog, FileCatalogue, JobLedger, JobSpec, ObjectStore, TransferOversight, TransferRegister,
+};
 use vellum_local::fs_store::FsObjectStore;
 use vellum_local::sqlite_state::SqliteStateStore;
 
@@ -75,7 +76,7 @@ impl World {
 fn a_stuck_transfer_is_flagged_once_for_each_time_it_stops() {
     let w = world();
     let t = w.transfer("born-digital/slow.zip", "PP/SLOW/1");
-    w.state.start_job(t.id, &job_spec("checksum")).unwrap();
+    w.state.start_job(t.id, &JobSpec::of(Stage::Checksum)).unwrap();
     let hour = Duration::hours(1);
     w.clock.set(at(1, 9) + Duration::minutes(30));
     assert!(monitor::stuck(&w.state, w.clock.now(), hour, false).unwrap().is_empty(), "30 minutes is not stuck");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, Queue, TransferRegister};
 use vellum_core::Outcome;
@@ -38,7 +38,7 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     let bytes = std::fs::read(example_zip()).unwrap();
     let meta = t.env.uploads.put("born-digital/PP-EXAMPLE.zip", &bytes).unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
-    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+    t.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
     t.drive(|_, _| false);
 
     let transfer = t.transfer_for(&event).expect("a transfer");
@@ -100,16 +100,16 @@ fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
     }
     assert!(per_file.values().all(|&n| n == 1), "an event was recorded twice: {per_file:?}");
     vellum_tests::assert_every_file_has_its_events(&events, &stored);
-    let checksum = t.env.state.job(transfer_id, queues::CHECKSUM).unwrap().unwrap();
+    let checksum = t.env.state.job(transfer_id, Stage::Checksum.name()).unwrap().unwrap();
     assert_eq!(checksum.batches_done, transfer.batch_count, "no batch counted twice");
     assert_eq!(t.env.state.tasks(checksum.uuid).unwrap().len(), files);
     let jobs = t.env.state.jobs(transfer_id).unwrap();
-    assert_eq!(jobs.len(), queues::ALL.len(), "one job per stage: {jobs:?}");
+    assert_eq!(jobs.len(), Stage::ALL.len(), "one job per stage: {jobs:?}");
 }
 
 #[test]
 fn redelivering_any_stage_message_changes_nothing() {
-    for &stage in queues::ALL {
+    for stage in Stage::ALL.map(Stage::name) {
         let t = TestEnv::new(3);
         let event = t.upload(&Package::catalogued("PP/RE/1", 10), "born-digital/redelivery.zip");
         // Every message of this stage is delivered twice in a row.
@@ -138,7 +138,7 @@ fn a_package_too_large_for_one_invocation_is_extracted_in_continuations() {
     let event = t.upload(&Package::catalogued("PP/BIG/1", 25), "born-digital/continued.zip");
     // No time at all: every extract invocation does one entry, checkpoints and continues.
     let handled = t.drive_with_budget(Duration::ZERO, |_, _| false);
-    let continued = handled.iter().filter(|(q, _, o)| q == queues::EXTRACT && *o == Outcome::Continued).count();
+    let continued = handled.iter().filter(|(q, _, o)| q == Stage::Extract.name() && *o == Outcome::Continued).count();
     assert!(continued >= 20, "extraction continued {continued} times");
     let transfer = t.transfer_for(&event).unwrap();
     assert_recorded_once(&t, transfer.id, 26);
@@ -205,7 +205,7 @@ fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
     let t = TestEnv::new(10);
     let meta = t.env.uploads.put("born-digital/fake.zip", b"this is not a zip").unwrap();
     let event = vellum_local::watcher::upload_event("uploads", &meta);
-    t.env.queue.send(queues::START, &serde_json::to_string(&event).unwrap()).unwrap();
+    t.env.queue.send(Stage::Start.name(), &serde_json::to_string(&event).unwrap()).unwrap();
     t.drive(|_, _| false);
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Rejected);
@@ -251,7 +251,7 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
         "{reason}"
     );
     assert!(reason.contains("SlowDown"), "the last error is kept: {reason}");
-    let dead = t.env.queue.dead_letters(queues::CHECKSUM).unwrap();
+    let dead = t.env.queue.dead_letters(Stage::Checksum.name()).unwrap();
     assert_eq!(dead.len(), 1, "the message is kept in the dead-letter queue");
     assert_eq!(dead[0].receive_count, 2);
     assert!(t.stored_aips().is_empty());
@@ -299,16 +299,16 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
     let listed =
         vellum_core::operations::monitor::dead_letters(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].transfer_id, listed[0].stage.as_str()), (Some(failed.id), queues::CHECKSUM));
+    assert_eq!((listed[0].transfer_id, listed[0].stage.as_str()), (Some(failed.id), Stage::Checksum.name()));
     assert_eq!(listed[0].last_error.as_deref(), Some("connection reset by peer"));
 
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
     let moved = vellum_core::operations::monitor::redrive(t.env.state.as_ref(), t.env.queue.as_ref(), None).unwrap();
-    assert_eq!(moved, vec![(queues::CHECKSUM.to_string(), 1)]);
+    assert_eq!(moved, vec![(Stage::Checksum.name().to_string(), 1)]);
     let done = wait_for(TransferStatus::Complete);
     runner.stop();
     assert_eq!(done.id, failed.id);
-    assert!(t.env.queue.dead_letters(queues::CHECKSUM).unwrap().is_empty());
+    assert!(t.env.queue.dead_letters(Stage::Checksum.name()).unwrap().is_empty());
     let files = t.env.state.all_files(done.id).unwrap();
     assert_eq!(files.len(), 7, "six objects and metadata.csv, once each");
     let events = t.env.state.all_events(done.id).unwrap();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use vellum_core::analysis::pronom::{identify_object, Identifier};
+use vellum_core::analysis::pronom::{identify_object, FormatIdentifier};
 use vellum_core::ports::ObjectStore;
 use vellum_local::fs_store::FsObjectStore;
 
@@ -12,12 +12,12 @@ fn identify(name: &str, bytes: &[u8]) -> vellum_core::analysis::pronom::Identifi
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), bytes).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
-    identify_object(&Identifier::builtin().unwrap(), &store, name, bytes.len() as u64).unwrap()
+    identify_object(&FormatIdentifier::builtin().unwrap(), &store, name, bytes.len() as u64).unwrap()
 }
 
 #[test]
 fn no_shipped_signature_is_skipped() {
-    let identifier = Identifier::builtin().unwrap();
+    let identifier = FormatIdentifier::builtin().unwrap();
     assert!(identifier.skipped.is_empty(), "skipped: {:?}", identifier.skipped);
 }
 

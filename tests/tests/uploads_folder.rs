@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::ports::Queue;
 use vellum_local::fs_store::FsObjectStore;
 use vellum_local::sqlite_queue::SqliteQueue;
@@ -36,7 +37,7 @@ impl Folder {
             sent += watcher.scan(&self.uploads, &self.queue).unwrap();
             std::thread::sleep(SETTLE);
         }
-        let got = self.queue.receive(queues::START, 10, Duration::from_secs(60)).unwrap();
+        let got = self.queue.receive(Stage::Start.name(), 10, Duration::from_secs(60)).unwrap();
         assert_eq!(got.len(), sent);
         got.iter().map(|d| serde_json::from_str::<UploadEvent>(&d.body).unwrap().key).collect()
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use vellum_core::config::profile::Config;
-use vellum_core::pipeline::Settings;
+use vellum_core::config::Settings;
 use vellum_core::ports::{SystemClock, VirusScanner};
 use vellum_core::Pipeline;
 
@@ -140,7 +140,7 @@ impl AwsApp {
         let sns = aws_sdk_sns::Client::new(&records.sdk);
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
-        let identifier = vellum_core::analysis::pronom::Identifier::builtin()?;
+        let identifier = vellum_core::analysis::pronom::FormatIdentifier::builtin()?;
         let pipeline = Pipeline {
             uploads: records.uploads,
             working: records.working,

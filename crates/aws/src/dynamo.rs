@@ -19,6 +19,7 @@
 //! list (a global index).
 
 use std::collections::HashMap;
+use vellum_core::model::Stage;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -402,7 +403,7 @@ fn page<T>(mut items: Vec<T>, limit: usize, more: bool, cursor: impl Fn(&T) -> S
 }
 
 fn job_order(stage: &str) -> usize {
-    vellum_core::model::messages::queues::ALL.iter().position(|q| *q == stage).unwrap_or(usize::MAX)
+    Stage::ALL.iter().position(|q| q.name() == stage).unwrap_or(usize::MAX)
 }
 
 impl TransferRegister for DynamoState {

@@ -36,7 +36,7 @@ fn budget(context: &lambda_runtime::Context) -> Duration {
 }
 
 /// A stage's function: SQS batches from its queue, failures reported per message.
-pub async fn run_stage(stage: &'static str) -> Result<(), Error> {
+pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
     let app = app().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();

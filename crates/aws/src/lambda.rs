@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::{Pipeline, StageContext};
 
 /// An S3 notification's records as upload events. S3 sends keys URL-encoded (`+` for a
@@ -52,7 +53,7 @@ pub fn parse_s3_event(body: &str) -> Option<S3Event> {
 /// The bodies one SQS message stands for on `queue`: on the start queue, an S3 notification
 /// (S3 → SQS) holds upload events; anything else is a stage message as it is.
 fn bodies(queue: &str, body: &str) -> Vec<String> {
-    if queue == queues::START {
+    if queue == Stage::Start.name() {
         if body.contains("\"s3:TestEvent\"") {
             return Vec::new();
         }
@@ -68,7 +69,8 @@ fn bodies(queue: &str, body: &str) -> Vec<String> {
 
 /// A stage's SQS batch: every message handled within the invocation's time; those to
 /// retry are named in the answer, so SQS gives back only them.
-pub fn handle_sqs(p: &Pipeline, queue: &str, event: &SqsEvent, budget: Duration) -> SqsBatchResponse {
+pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration) -> SqsBatchResponse {
+    let queue = stage.name();
     let ctx = StageContext::with_budget(budget);
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
@@ -76,7 +78,7 @@ pub fn handle_sqs(p: &Pipeline, queue: &str, event: &SqsEvent, budget: Duration)
         let failed = match crate::sqs::resolve_body(p.working.as_ref(), record.body.as_deref().unwrap_or_default()) {
             Ok(body) => bodies(queue, &body)
                 .iter()
-                .map(|body| p.handle(queue, body, &ctx))
+                .map(|body| p.handle(stage, body, &ctx))
                 .any(|outcome| !outcome.acknowledges()),
             Err(e) => {
                 tracing::warn!(queue, error = %e, "a message's body could not be read back; retried");
@@ -110,8 +112,8 @@ mod tests {
         let uploads = upload_events(&s3);
         assert_eq!(uploads[0].key, "born-digital/PP ABC (draft)/Café.zip");
         assert_eq!(uploads[0].version_id.as_deref(), Some("096fKKXTRTtl3on89fVO.nfljtsv6qko"));
-        assert!(bodies(queues::START, &sample("s3-test-event.json")).is_empty());
-        for queue in queues::ALL {
+        assert!(bodies(Stage::Start.name(), &sample("s3-test-event.json")).is_empty());
+        for queue in Stage::ALL.map(Stage::name) {
             let event: SqsEvent = serde_json::from_str(&sample(&format!("sqs-{queue}.json"))).unwrap();
             assert!(!event.records.is_empty(), "{queue}");
             for record in &event.records {
@@ -126,14 +128,14 @@ mod tests {
 
     #[test]
     fn notification_keys_are_decoded() {
-        let found = bodies(queues::START, NOTIFICATION);
+        let found = bodies(Stage::Start.name(), NOTIFICATION);
         assert_eq!(found.len(), 1);
         let upload: UploadEvent = serde_json::from_str(&found[0]).unwrap();
         assert_eq!(upload.key, "born-digital/A Bé.zip");
         assert_eq!(upload.bucket, "vellum-local-uploads");
         assert_eq!(upload.event_time, "2026-11-27T19:41:56.426Z");
         assert!(
-            bodies(queues::START, r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).is_empty(),
+            bodies(Stage::Start.name(), r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).is_empty(),
             "a test event starts nothing"
         );
     }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::ports::Queue;
 
 use crate::app::AwsApp;
@@ -18,7 +18,8 @@ pub const VISIBILITY: Duration = Duration::from_secs(120);
 /// returns how many messages were handled.
 pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_after: Duration) -> Result<usize, String> {
     let mut handled = 0;
-    for queue in queues::ALL {
+    for stage in Stage::ALL {
+        let queue = stage.name();
         let deliveries = app.queue.receive(queue, 10, visibility).map_err(|e| e.to_string())?;
         if deliveries.is_empty() {
             continue;
@@ -31,7 +32,7 @@ pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_aft
             m.body = Some(d.body.clone());
             event.records.push(m);
         }
-        let response = handle_sqs(&app.pipeline, queue, &event, budget);
+        let response = handle_sqs(&app.pipeline, stage, &event, budget);
         for d in &deliveries {
             let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id);
             let settled = if failed {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use vellum_aws::app::{AwsApp, Names};
-use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::model::{Stage, Transfer, TransferStatus};
 use vellum_core::ports::{
     EventLog, FileCatalogue, JobLedger, Queue, TransferOversight, TransferQuery, TransferRegister,
 };
@@ -56,7 +56,7 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
     assert_eq!(files.len(), 4, "three objects and metadata.csv");
     assert!(files.iter().all(|f| f.sha256().is_some() && f.format.is_some()), "checksummed and identified");
     let jobs = app.state.jobs(transfer.id).unwrap();
-    assert_eq!(jobs.len(), vellum_core::model::messages::queues::ALL.len(), "a job per microservice");
+    assert_eq!(jobs.len(), Stage::ALL.len(), "a job per microservice");
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_bad_package_is_refused_with_its_log() {
 #[test]
 fn duplicated_notifications_and_messages_make_one_transfer() {
     use std::collections::HashSet;
-    use vellum_core::model::messages::queues;
+    use vellum_core::model::Stage;
     use vellum_core::ports::Queue;
 
     let app = app();
@@ -98,13 +98,14 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
     while !transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal()) {
         assert!(std::time::Instant::now() < deadline, "the transfer never ended");
         let mut any = false;
-        for queue in queues::ALL {
+        for stage in Stage::ALL {
+            let queue = stage.name();
             let deliveries = app.queue.receive(queue, 10, Duration::from_secs(60)).unwrap();
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
             for d in &deliveries {
                 any = true;
                 // Each message once more: twice for stage messages, three times for the upload's.
-                let copies = if *queue == queues::START && d.body.contains(&identifier_key(&key)) { 2 } else { 1 };
+                let copies = if stage == Stage::Start && d.body.contains(&identifier_key(&key)) { 2 } else { 1 };
                 if copied.insert(d.body.clone()) {
                     for _ in 0..copies {
                         app.queue.send(queue, &d.body).unwrap();
@@ -115,7 +116,7 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
                 m.body = Some(d.body.clone());
                 event.records.push(m);
             }
-            let answer = vellum_aws::lambda::handle_sqs(&app.pipeline, queue, &event, Duration::from_secs(600));
+            let answer = vellum_aws::lambda::handle_sqs(&app.pipeline, stage, &event, Duration::from_secs(600));
             for d in &deliveries {
                 if !answer.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id) {
                     app.queue.ack(queue, &d.receipt).unwrap();
@@ -214,14 +215,15 @@ fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
 /// sweep changes nothing.
 #[test]
 fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
-    use vellum_core::model::messages::{queues, StageMessage};
+    use vellum_core::model::messages::StageMessage;
+    use vellum_core::model::Stage;
     use vellum_core::ports::Queue;
 
     let app = app();
     let prefix = format!("vellum-sweep-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sqs = aws_sdk_sqs::Client::new(&vellum_aws::load_config(runtime().handle()));
     let queue = vellum_aws::SqsQueue::new(sqs.clone(), &prefix, runtime().handle().clone());
-    for stage in queues::ALL {
+    for stage in Stage::ALL.map(Stage::name) {
         queue.create(stage, 3).unwrap();
     }
     let id = uuid::Uuid::new_v4();
@@ -236,7 +238,7 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     let sweep =
         vellum_core::operations::monitor::sweep_dead_letters(app.state.as_ref(), app.pipeline.uploads.as_ref(), &queue)
             .unwrap();
-    assert_eq!(sweep.per_stage, vec![(queues::CHECKSUM.to_string(), 1)]);
+    assert_eq!(sweep.per_stage, vec![(Stage::Checksum.name().to_string(), 1)]);
     assert_eq!(sweep.transfers, 1);
     let failed = app.state.transfer(id).unwrap().unwrap();
     assert_eq!(failed.status, TransferStatus::Failed);
@@ -252,7 +254,7 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
             .unwrap();
     assert_eq!(again.per_stage, sweep.per_stage, "the message stays for the operator");
     assert_eq!(app.state.transfer(id).unwrap().unwrap().failure_reason.as_deref(), Some(reason.as_str()));
-    assert_eq!(queue.dead_letters(queues::CHECKSUM).unwrap().len(), 1);
+    assert_eq!(queue.dead_letters(Stage::Checksum.name()).unwrap().len(), 1);
 }
 
 /// The start-test-transfer function's work on the emulator, with the stages running beside
@@ -357,7 +359,7 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    for q in vellum_core::model::messages::queues::ALL {
+    for q in Stage::ALL.map(Stage::name) {
         assert!(app.queue.dead_letters(q).unwrap().is_empty(), "nothing dead-lettered in {q}");
     }
     eprintln!(

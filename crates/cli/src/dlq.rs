@@ -1,6 +1,7 @@
 //! `vellum dlq`: the messages a stage gave up on, and sending them back.
 
 use clap::Subcommand;
+use vellum_core::model::Stage;
 
 use crate::target::{open_records, print_json, Target};
 
@@ -25,22 +26,22 @@ pub enum DlqCommand {
     },
 }
 
-fn check_stage(stage: &Option<String>) -> anyhow::Result<()> {
+fn check_stage(stage: &Option<String>) -> anyhow::Result<Option<Stage>> {
     match stage {
-        Some(s) if !vellum_core::model::messages::queues::ALL.contains(&s.as_str()) => {
-            anyhow::bail!("no stage {s:?}: the stages are {}", vellum_core::model::messages::queues::ALL.join(", "))
-        }
-        _ => Ok(()),
+        None => Ok(None),
+        Some(s) => match s.parse() {
+            Ok(stage) => Ok(Some(stage)),
+            Err(_) => anyhow::bail!("no stage {s:?}: the stages are {}", Stage::ALL.map(Stage::name).join(", ")),
+        },
     }
 }
 
 pub fn run(command: DlqCommand) -> anyhow::Result<()> {
     match command {
         DlqCommand::List { stage, target } => {
-            check_stage(&stage)?;
+            let stage = check_stage(&stage)?;
             let (state, queue) = open_records(&target)?;
-            let letters =
-                vellum_core::operations::monitor::dead_letters(state.as_ref(), queue.as_ref(), stage.as_deref())?;
+            let letters = vellum_core::operations::monitor::dead_letters(state.as_ref(), queue.as_ref(), stage)?;
             if target.json {
                 print_json(&letters);
             } else if letters.is_empty() {
@@ -62,9 +63,9 @@ pub fn run(command: DlqCommand) -> anyhow::Result<()> {
             }
         }
         DlqCommand::Redrive { stage, target } => {
-            check_stage(&stage)?;
+            let stage = check_stage(&stage)?;
             let (state, queue) = open_records(&target)?;
-            let moved = vellum_core::operations::monitor::redrive(state.as_ref(), queue.as_ref(), stage.as_deref())?;
+            let moved = vellum_core::operations::monitor::redrive(state.as_ref(), queue.as_ref(), stage)?;
             if target.json {
                 print_json(
                     &moved.iter().map(|(s, n)| serde_json::json!({"stage": s, "redriven": n})).collect::<Vec<_>>(),

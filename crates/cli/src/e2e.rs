@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use vellum_core::model::Stage;
 
 use clap::Args;
 use vellum_core::model::Transfer;
@@ -48,7 +49,7 @@ pub fn run(args: E2eArgs) -> anyhow::Result<ExitCode> {
             let meta = env.uploads.put(&key, &bytes)?;
             let event = vellum_local::watcher::upload_event(env.uploads.bucket(), &meta);
             let runner = vellum_local::Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
-            env.queue.send(vellum_core::model::messages::queues::START, &serde_json::to_string(&event)?)?;
+            env.queue.send(Stage::Start.name(), &serde_json::to_string(&event)?)?;
             let outcome = crate::ingest::watch(&env, &event.idempotency_key(), &event);
             runner.stop();
             (outcome?, env.state.clone() as Arc<dyn StateStore>, env.aips.clone() as Arc<dyn ObjectStore>)

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use vellum_core::model::messages::queues;
 use vellum_core::model::starts_a_transfer;
+use vellum_core::model::Stage;
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{JobLedger, ObjectStore, Queue, TransferRegister};
 use vellum_local::watcher::upload_event;
@@ -162,7 +162,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
     let event = upload(&env, &args.package, &key)?;
     let idem = event.idempotency_key();
     let runner = Runner::start(env.pipeline.clone(), env.queue.clone(), args.run.runner_config());
-    env.queue.send(queues::START, &serde_json::to_string(&event)?)?;
+    env.queue.send(Stage::Start.name(), &serde_json::to_string(&event)?)?;
     eprintln!("vellum: uploaded {} as {key}", args.package.display());
     let outcome = watch(&env, &idem, &event);
     let busy = runner.stop();
@@ -238,7 +238,7 @@ pub(crate) fn watch(
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let Some(id) = env.state.transfer_for_event(idem)? else {
-            if env.queue.dead_letters(queues::START)?.iter().any(|d| d.body.contains(&event.sequencer)) {
+            if env.queue.dead_letters(Stage::Start.name())?.iter().any(|d| d.body.contains(&event.sequencer)) {
                 bail!("the start microservice kept failing and its message was dead-lettered (see the log)");
             }
             continue;
@@ -284,7 +284,7 @@ impl Progress {
     }
 
     fn line(&self, job: &vellum_core::model::Job, transfer: &Transfer) -> String {
-        let per_file = queues::PER_FILE.contains(&job.stage.as_str()) && transfer.batch_count > 0;
+        let per_file = job.stage.parse::<Stage>().is_ok_and(Stage::is_per_file) && transfer.batch_count > 0;
         let counts = if per_file {
             let seconds = (job.ended_at.unwrap_or_else(chrono::Utc::now) - job.started_at).num_milliseconds().max(1)
                 as f64

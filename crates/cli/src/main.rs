@@ -140,11 +140,11 @@ impl RunOptions {
         Ok(Some(std::sync::Arc::new(clamd)))
     }
 
-    fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::analysis::pronom::Identifier>>> {
+    fn identifier(&self) -> anyhow::Result<Option<std::sync::Arc<vellum_core::analysis::pronom::FormatIdentifier>>> {
         let identifier = match self.signatures.as_deref() {
             Some("none") => return Ok(None),
             Some(dir) => vellum_host::signatures::load_dir(&PathBuf::from(dir)).map_err(|e| anyhow::anyhow!(e))?,
-            None => vellum_core::analysis::pronom::Identifier::builtin().map_err(|e| anyhow::anyhow!(e))?,
+            None => vellum_core::analysis::pronom::FormatIdentifier::builtin().map_err(|e| anyhow::anyhow!(e))?,
         };
         tracing::info!(signatures = %identifier.version, formats = identifier.format_count(), "PRONOM signatures loaded");
         Ok(Some(std::sync::Arc::new(identifier)))

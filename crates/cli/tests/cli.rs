@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use vellum_core::model::Stage;
 
 use std::time::{Duration, Instant};
 
@@ -189,11 +190,7 @@ fn a_runner_killed_mid_transfer_finishes_the_transfer_when_started_again() {
         assert_eq!(status["transfers"][0]["id"], finished.id.to_string());
         assert_eq!(status["transfers"][0]["status"], "COMPLETE");
         let (_, detail) = get(second.1, &format!("/api/transfers/{}", finished.id), Some(&key));
-        assert_eq!(
-            detail["jobs"].as_array().unwrap().len(),
-            vellum_core::model::messages::queues::ALL.len(),
-            "{detail}"
-        );
+        assert_eq!(detail["jobs"].as_array().unwrap().len(), Stage::ALL.len(), "{detail}");
     }
     second.kill();
     assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);

@@ -22,7 +22,8 @@ pub mod record;
 pub mod stages;
 
 pub use error::{StageError, StageResult};
-pub use pipeline::{Outcome, Pipeline, StageContext};
+pub use pipeline::{Outcome, Pipeline};
+pub use stages::StageContext;
 
 /// The software agent recorded on every PREMIS event Vellum writes.
 pub const SOFTWARE_AGENT: &str = concat!("Vellum-", env!("CARGO_PKG_VERSION"));

@@ -4,10 +4,10 @@
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
+use vellum_core::model::Stage;
 use vellum_core::model::{File, Job, PremisEvent, Transfer, TransferStatus};
 use vellum_core::operations::access::User;
-use vellum_core::pipeline::job_spec;
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::http::{Request, Response};
@@ -96,10 +96,10 @@ fn kept(
 fn status(d: &Dashboard) -> PortResult<Value> {
     let transfers = d.state.list_transfers(&TransferQuery { limit: 100, ..Default::default() })?.items;
     let mut depths = serde_json::Map::new();
-    for q in queues::ALL {
+    for q in Stage::ALL {
         depths.insert(
             q.to_string(),
-            json!({"messages": d.queue.depth(q)?, "dead_letters": d.queue.dead_letter_count(q)?}),
+            json!({"messages": d.queue.depth(q.name())?, "dead_letters": d.queue.dead_letter_count(q.name())?}),
         );
     }
     Ok(json!({ "transfers": transfers, "queues": depths }))
@@ -160,7 +160,7 @@ fn list(d: &Dashboard, request: &Request) -> PortResult<Result<Value, Response>>
 
 /// A job with its timing and, for the per-file stages, how far it is.
 pub fn job_json(j: &Job, t: &Transfer, tasks: Option<(usize, usize)>) -> Value {
-    let per_file = queues::PER_FILE.contains(&j.stage.as_str());
+    let per_file = j.stage.parse::<Stage>().is_ok_and(Stage::is_per_file);
     json!({
         "uuid": j.uuid,
         "stage": j.stage,
@@ -178,14 +178,14 @@ pub fn job_json(j: &Job, t: &Transfer, tasks: Option<(usize, usize)>) -> Value {
 
 /// Every stage in order, with the job that ran it (if it has run).
 pub fn progress(jobs: &[Job], t: &Transfer) -> Vec<Value> {
-    queues::ALL
-        .iter()
+    Stage::ALL
+        .into_iter()
         .map(|stage| {
-            let job = jobs.iter().find(|j| j.stage == *stage);
-            let per_file = queues::PER_FILE.contains(stage);
+            let job = jobs.iter().find(|j| j.stage == stage.name());
+            let per_file = stage.is_per_file();
             json!({
-                "stage": stage,
-                "microservice": job_spec(stage).name,
+                "stage": stage.name(),
+                "microservice": stage.job_name(),
                 "status": job.map(|j| j.status.as_str()).unwrap_or("WAITING"),
                 "batches_done": if per_file { job.map(|j| j.batches_done) } else { None },
                 "batches": if per_file { Some(t.batch_count) } else { None },
@@ -310,7 +310,7 @@ pub fn start_key(d: &Dashboard, key: &str, user: &User) -> PortResult<Result<Uui
     };
     let id = d.clock.new_id();
     let event = UploadEvent::started(d.uploads.bucket(), &meta.key, meta.size, id, d.clock.now());
-    d.queue.send(queues::START, &serde_json::to_string(&event).expect("upload events serialize"))?;
+    d.queue.send(Stage::Start.name(), &serde_json::to_string(&event).expect("upload events serialize"))?;
     tracing::info!(user = %user.name, key, transfer_id = %id, "transfer started through the API");
     Ok(Ok(id))
 }

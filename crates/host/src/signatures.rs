@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vellum_core::analysis::pronom::Identifier;
+use vellum_core::analysis::pronom::FormatIdentifier;
 
 /// The newest file in `dir` whose name starts with `prefix` and ends `.xml`, by the number
 /// in its name.
@@ -31,7 +31,7 @@ fn read(path: &Path) -> Result<(String, String), String> {
 }
 
 /// Loads the newest signature files of a folder.
-pub fn load_dir(dir: &Path) -> Result<Identifier, String> {
+pub fn load_dir(dir: &Path) -> Result<FormatIdentifier, String> {
     if !dir.is_dir() {
         return Err(format!(
             "the signature folder {} does not exist: pass --signatures a folder holding DROID_SignatureFile*.xml \
@@ -48,5 +48,5 @@ pub fn load_dir(dir: &Path) -> Result<Identifier, String> {
     })?;
     let (droid_name, droid_text) = read(&droid)?;
     let container = newest(dir, "container-signature")?.map(|p| read(&p)).transpose()?;
-    Identifier::parse(&droid_name, &droid_text, container.as_ref().map(|(n, t)| (n.as_str(), t.as_str())))
+    FormatIdentifier::parse(&droid_name, &droid_text, container.as_ref().map(|(n, t)| (n.as_str(), t.as_str())))
 }

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vellum_core::analysis::pronom::Identifier;
+use vellum_core::analysis::pronom::FormatIdentifier;
 use vellum_core::config::profile::Config;
-use vellum_core::pipeline::Settings;
+use vellum_core::config::Settings;
 use vellum_core::ports::{Clock, PortResult, SystemClock, ToolRunner, VirusScanner};
 use vellum_core::Pipeline;
 
@@ -26,7 +26,7 @@ pub struct EmbeddedOptions {
     /// The virus scanner (clamd), or None to record files as not scanned.
     pub scanner: Option<Arc<dyn VirusScanner>>,
     /// The PRONOM identifier, or None to record identification as not performed.
-    pub identifier: Option<Arc<Identifier>>,
+    pub identifier: Option<Arc<FormatIdentifier>>,
     /// Where outside characterization tools run: child processes on this machine.
     pub tools: Arc<dyn ToolRunner>,
     /// Time and ids, for the pipeline and the state store alike (tests pin them).

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
-use vellum_core::model::messages::queues;
+use vellum_core::model::Stage;
 use vellum_core::operations::monitor::fail_dead_lettered;
 use vellum_core::ports::{Delivery, Queue};
 use vellum_core::{Outcome, Pipeline, StageContext};
@@ -70,7 +70,7 @@ impl Runner {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(BusyTime::default());
         let mut threads = Vec::new();
-        for &q in queues::ALL {
+        for q in Stage::ALL {
             for n in 0..config.workers_per_stage.max(1) {
                 let (p, qu, c, s, b) = (pipeline.clone(), queue.clone(), config.clone(), stop.clone(), busy.clone());
                 let handle = thread::Builder::new()
@@ -101,14 +101,8 @@ impl Runner {
     }
 }
 
-fn worker(
-    queue_name: &'static str,
-    p: &Pipeline,
-    queue: &SqliteQueue,
-    config: &RunnerConfig,
-    stop: &AtomicBool,
-    busy: &BusyTime,
-) {
+fn worker(stage: Stage, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, stop: &AtomicBool, busy: &BusyTime) {
+    let queue_name = stage.name();
     let mut seen = queue.sends_seen();
     while !stop.load(Ordering::SeqCst) {
         match queue.receive(queue_name, 1, config.visibility) {
@@ -118,7 +112,7 @@ fn worker(
             Ok(deliveries) => {
                 for d in deliveries {
                     let started = Instant::now();
-                    process(queue_name, p, queue, config, &d);
+                    process(stage, p, queue, config, &d);
                     busy.add(queue_name, started.elapsed());
                 }
             }
@@ -130,7 +124,8 @@ fn worker(
     }
 }
 
-fn process(queue_name: &str, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, d: &Delivery) {
+fn process(stage: Stage, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, d: &Delivery) {
+    let queue_name = stage.name();
     let ctx = StageContext::with_budget(config.budget);
     let outcome = thread::scope(|scope| {
         let (done, beat) = mpsc::channel::<()>();
@@ -141,7 +136,7 @@ fn process(queue_name: &str, p: &Pipeline, queue: &SqliteQueue, config: &RunnerC
                 }
             }
         });
-        let outcome = p.handle(queue_name, &d.body, &ctx);
+        let outcome = p.handle(stage, &d.body, &ctx);
         drop(done);
         outcome
     });

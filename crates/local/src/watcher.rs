@@ -19,8 +19,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vellum_core::model::messages::{queues, UploadEvent};
+use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::starts_a_transfer;
+use vellum_core::model::Stage;
 use vellum_core::ports::{ObjectMeta, ObjectStore, PortResult, Queue};
 
 use crate::fs_store::FsObjectStore;
@@ -129,7 +130,7 @@ impl Watcher {
                 continue;
             }
             let ev = upload_event(uploads.bucket(), &meta);
-            queue.send(queues::START, &serde_json::to_string(&ev).expect("events serialize"))?;
+            queue.send(Stage::Start.name(), &serde_json::to_string(&ev).expect("events serialize"))?;
             seen.announced = true;
             sent += 1;
         }

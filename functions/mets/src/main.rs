@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vellum_aws::function::run_stage(vellum_core::model::messages::queues::METS).await
+    vellum_aws::function::run_stage(vellum_core::model::Stage::Mets).await
 }

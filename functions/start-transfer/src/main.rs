@@ -4,5 +4,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vellum_aws::function::run_stage(vellum_core::model::messages::queues::START).await
+    vellum_aws::function::run_stage(vellum_core::model::Stage::Start).await
 }

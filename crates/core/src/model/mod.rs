@@ -1,6 +1,9 @@
 //! The domain model, named as Archivematica names it so archivists recognise it.
 
 pub mod messages;
+pub mod stage;
+
+pub use stage::{Stage, UnknownStage};
 
 use std::collections::BTreeMap;
 
@@ -489,6 +492,53 @@ pub struct Session {
     pub digest: String,
     pub user: String,
     pub expires_at: Timestamp,
+}
+
+/// Who records Vellum's PREMIS events, built once for a message's run: the software, the
+/// organization and the user. Each event takes its time from the clock when it is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventStamp {
+    agents: Vec<Agent>,
+}
+
+impl EventStamp {
+    pub fn new(repository_code: &str, organization: &str, uploader: &str) -> Self {
+        let mut agents = system_agents(repository_code, organization);
+        agents.push(Agent {
+            identifier_type: "Archivematica user pk".into(),
+            identifier_value: uploader.to_string(),
+            name: format!("username=\"{uploader}\""),
+            agent_type: "Archivematica user".into(),
+        });
+        Self { agents }
+    }
+
+    /// The agents of every event: the software, the organization, the user.
+    pub fn agents(&self) -> Vec<Agent> {
+        self.agents.clone()
+    }
+
+    /// A PREMIS event about one file, at `at`.
+    pub fn file_event(
+        &self,
+        file: &File,
+        event_type: &str,
+        at: Timestamp,
+        detail: String,
+        outcome: EventOutcome,
+        outcome_detail: String,
+    ) -> PremisEvent {
+        PremisEvent::new(
+            file.transfer_id,
+            Some(file.uuid),
+            event_type,
+            at,
+            detail,
+            outcome,
+            outcome_detail,
+            self.agents(),
+        )
+    }
 }
 
 /// The agents of what Vellum does by itself: the software and the organization.

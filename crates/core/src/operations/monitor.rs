@@ -1,14 +1,14 @@
 //! The monitor's duties that are domain logic: a message that went to a dead-letter queue
 //! ends its transfer as FAILED, with the reason, so nothing is stuck without a word.
 
-use crate::model::messages::{queues, StageMessage, UploadEvent};
+use crate::model::messages::{StageMessage, UploadEvent};
+use crate::model::Stage;
 use crate::model::{JobStatus, TransferStatus};
-use crate::pipeline::job_spec;
 use crate::ports::{DeadLetter, ObjectStore, PortResult, Queue, StateStore};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
 pub fn dead_letter_reason(dl: &DeadLetter) -> String {
-    let job = if queues::ALL.contains(&dl.queue.as_str()) { job_spec(&dl.queue).name } else { dl.queue.as_str() };
+    let job = dl.queue.parse::<Stage>().map_or(dl.queue.as_str(), |stage| stage.job_name());
     format!(
         "the \"{job}\" microservice failed {} times in a row and its message was moved to the {} dead-letter queue; \
          last error: {}. Fix the cause and redrive the message to finish the transfer",
@@ -37,9 +37,14 @@ pub struct DeadLetterView {
 }
 
 /// Every dead-lettered message (of one stage, or all), with what the records know of it.
-pub fn dead_letters(state: &dyn StateStore, queue: &dyn Queue, stage: Option<&str>) -> PortResult<Vec<DeadLetterView>> {
+pub fn dead_letters(
+    state: &dyn StateStore,
+    queue: &dyn Queue,
+    stage: Option<Stage>,
+) -> PortResult<Vec<DeadLetterView>> {
     let mut out = Vec::new();
-    for q in queues::ALL.iter().filter(|q| stage.is_none_or(|s| s == **q)) {
+    for q in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)) {
+        let q = q.name();
         for dl in queue.dead_letters(q)? {
             let transfer_id = transfer_of(&dl);
             let last_error = match (&dl.last_error, transfer_id) {
@@ -64,9 +69,10 @@ pub fn dead_letters(state: &dyn StateStore, queue: &dyn Queue, stage: Option<&st
 /// the monitor ended FAILED because of the message (its job at that stage FAILED) is
 /// reopened first, so the stage finishes the work; what was done before is found, not
 /// written twice. Returns the messages sent back per stage.
-pub fn redrive(state: &dyn StateStore, queue: &dyn Queue, stage: Option<&str>) -> PortResult<Vec<(String, usize)>> {
+pub fn redrive(state: &dyn StateStore, queue: &dyn Queue, stage: Option<Stage>) -> PortResult<Vec<(String, usize)>> {
     let mut out = Vec::new();
-    for q in queues::ALL.iter().filter(|q| stage.is_none_or(|s| s == **q)) {
+    for q in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)) {
+        let q = q.name();
         let letters = queue.dead_letters(q)?;
         if letters.is_empty() {
             continue;
@@ -131,8 +137,8 @@ pub fn sweep_dead_letters(
     queue: &dyn Queue,
 ) -> PortResult<DeadLetterSweep> {
     let mut sweep = DeadLetterSweep::default();
-    for stage in queues::ALL {
-        let letters = queue.dead_letters(stage)?;
+    for stage in Stage::ALL {
+        let letters = queue.dead_letters(stage.name())?;
         if letters.is_empty() {
             continue;
         }
@@ -226,11 +232,11 @@ pub fn stuck(
                 continue;
             }
             let job = jobs.last();
-            let stage = job.map(|j| j.stage.clone()).unwrap_or_else(|| queues::START.to_string());
+            let stage = job.map(|j| j.stage.clone()).unwrap_or_else(|| Stage::Start.name().to_string());
             out.push(Stuck {
                 transfer_id: t.id,
                 name: t.name.clone(),
-                microservice: job.map(|j| j.name.clone()).unwrap_or_else(|| job_spec(queues::START).name.to_string()),
+                microservice: job.map(|j| j.name.clone()).unwrap_or_else(|| Stage::Start.job_name().to_string()),
                 retry: format!(
                     "vellum dlq redrive --stage {stage}   (or, once it has failed: POST /api/transfers/{}/retry)",
                     t.id

@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
 use crate::model::{JobStatus, TransferStatus};
-use crate::pipeline::job_spec;
-use crate::ports::{PortResult, Queue, StateStore};
+use crate::model::{Stage, UnknownStage};
+use crate::ports::{PortError, PortResult, Queue, StateStore};
 
 /// A retry under way: the microservice it starts again from, and how many messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +55,15 @@ pub fn retry(state: &dyn StateStore, queue: &dyn Queue, id: Uuid) -> PortResult<
     let Some(job) = state.jobs(id)?.into_iter().rev().find(|j| j.status == JobStatus::Failed) else {
         return Ok(Err(NotRetried::NoFailedJob));
     };
-    if job.stage == queues::START {
+    let stage: Stage = job.stage.parse().map_err(|e: UnknownStage| PortError::Corrupt(e.to_string()))?;
+    if stage == Stage::Start {
         return Ok(Err(NotRetried::AtIntake));
     }
     if !state.reopen_transfer(id, &job.stage)? {
         // Another retry reopened it first: that one sends the messages.
         return Ok(Err(NotRetried::NotFailed(TransferStatus::Processing)));
     }
-    let messages: Vec<StageMessage> = if queues::PER_FILE.contains(&job.stage.as_str()) {
+    let messages: Vec<StageMessage> = if stage.is_per_file() {
         (0..transfer.batch_count.max(1)).map(|b| StageMessage::batch(id, b)).collect()
     } else {
         vec![StageMessage::transfer(id)]
@@ -71,5 +72,5 @@ pub fn retry(state: &dyn StateStore, queue: &dyn Queue, id: Uuid) -> PortResult<
         queue.send_batch(&job.stage, &chunk.iter().map(StageMessage::to_json).collect::<Vec<_>>())?;
     }
     tracing::info!(transfer_id = %id, stage = %job.stage, messages = messages.len(), "transfer retried");
-    Ok(Ok(Retried { microservice: job_spec(&job.stage).name.to_string(), stage: job.stage, messages: messages.len() }))
+    Ok(Ok(Retried { microservice: stage.job_name().to_string(), stage: job.stage, messages: messages.len() }))
 }

@@ -4,7 +4,8 @@ use uuid::Uuid;
 
 use super::{Page, PortResult, PAGE_SIZE};
 use crate::model::{
-    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp, Transfer, TransferStatus,
+    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, Stage, StoredAip, Task, Timestamp, Transfer,
+    TransferStatus,
 };
 
 /// Which transfers a listing wants: newest first, optionally of one status.
@@ -45,6 +46,13 @@ pub struct JobSpec<'a> {
     pub stage: &'a str,
     pub microservice_group: &'a str,
     pub name: &'a str,
+}
+
+impl JobSpec<'static> {
+    /// The job of one of Vellum's stages, under Archivematica's names.
+    pub fn of(stage: Stage) -> Self {
+        Self { stage: stage.name(), microservice_group: stage.microservice_group(), name: stage.job_name() }
+    }
 }
 
 /// The state store, by role: it speaks in domain operations, each safe to repeat. An operation that

@@ -4,7 +4,7 @@ use crate::config::profile::Profile;
 use crate::error::{StageError, StageResult};
 use crate::intake::feedback::escape_controls;
 use crate::model::{File, FileUse, PremisEvent, Transfer};
-use crate::ports::StateStore;
+use crate::ports::JobLedger;
 pub use crate::record::keys::{bag_name, mets_name};
 
 /// The longest identifier that still leaves room in a storage key (S3 allows 1,024 bytes)
@@ -203,8 +203,8 @@ pub struct GeneratedEntry {
 
 impl PackageCheckpoint {
     /// The checkpoint as stored (for the compare-and-swap) and as read.
-    pub fn load(state: &dyn StateStore, transfer_id: uuid::Uuid) -> StageResult<(Option<String>, Self)> {
-        let text = state.job_checkpoint(transfer_id, crate::model::messages::queues::PACKAGE)?;
+    pub fn load(jobs: &dyn JobLedger, transfer_id: uuid::Uuid) -> StageResult<(Option<String>, Self)> {
+        let text = jobs.job_checkpoint(transfer_id, crate::model::Stage::Package.name())?;
         let cp = match &text {
             Some(t) => serde_json::from_str(t).map_err(|e| {
                 StageError::Failed(format!(

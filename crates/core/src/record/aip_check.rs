@@ -10,7 +10,7 @@ use std::io::{BufReader, Read};
 use flate2::read::MultiGzDecoder;
 
 use crate::model::Transfer;
-use crate::ports::{FilePages, ObjectStore, PortResult, StateStore};
+use crate::ports::{FileCatalogue, FilePages, ObjectStore, PortResult};
 use crate::record::aip::{bag_name, is_generated_payload, mets_name, payload_path};
 use crate::record::bagit::{verify_tar, BagReport};
 
@@ -21,7 +21,7 @@ fn open(aips: &dyn ObjectStore, key: &str) -> PortResult<Box<dyn Read>> {
 
 /// Reads the AIP at `key` once: the bag report, or every problem found.
 pub fn read_back(
-    state: &dyn StateStore,
+    files: &dyn FileCatalogue,
     aips: &dyn ObjectStore,
     transfer: &Transfer,
     key: &str,
@@ -31,7 +31,7 @@ pub fn read_back(
         Err(problems) => return Ok(Err(problems)),
     };
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    for f in FilePages::new(state, transfer.id) {
+    for f in FilePages::new(files, transfer.id) {
         let f = f?;
         expected.insert(format!("data/{}", payload_path(transfer, &f)), f.sha256().unwrap_or_default().to_string());
     }

@@ -6,33 +6,57 @@
 //! installed: ExifTool as one process a batch, its XML recorded as XML, and a PREMIS event
 //! a tool naming it and its version as the program.
 
+use crate::config::fpr::Rules;
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
+use crate::ports::ToolRunner;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::analysis::techmd;
 use crate::analysis::verdict::Verdict;
 use crate::config::fpr;
 use crate::error::StageResult;
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
 use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
-use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::{FilePages, ToolOutput};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-const STAGE: &str = queues::CHARACTERIZE;
+/// The characterize stage and what it uses: the files of its batch, the working area, the format policy rules and the outside tools.
+pub struct Characterize<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub working: &'a Arc<dyn ObjectStore>,
+    pub fpr: &'a Arc<Rules>,
+    pub tools: &'a Arc<dyn ToolRunner>,
+}
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+impl Microservice for Characterize<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Characterize
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
+
+const STAGE: Stage = Stage::Characterize;
+
+pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut sessions = fpr::Sessions::new(p.tools.as_ref());
     // Tools that take a batch in one call (MediaInfo) run once, before the first file.
     if let Some(batch) = msg.batch {
-        let files: Vec<File> = FilePages::of_batch(p.state.as_ref(), msg.transfer_id, batch)
+        let files: Vec<File> = FilePages::of_batch(p.files, msg.transfer_id, batch)
             .after(msg.resume_after.clone())
             .collect::<Result<_, _>>()?;
-        sessions.prepare(&p.fpr, fpr::Purpose::Characterization, &files, p.working.as_ref(), |f| {
+        sessions.prepare(p.fpr, fpr::Purpose::Characterization, &files, p.working.as_ref(), |f| {
             working_key(f.transfer_id, &f.current_path)
         })?;
     }
-    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
+    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
         let key = working_key(transfer.id, &file.current_path);
         let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;
         let tail_start = file.size.saturating_sub(techmd::TAIL as u64);
@@ -41,7 +65,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let kind = techmd::Kind::of(file, &head);
         let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
         let mut out = FileOutcome::default();
-        let now = p.clock.now();
+        let now = p.flow.clock.now();
         let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
         let own_properties = traits.len();
         let mut tool_notes = Vec::new();
@@ -138,7 +162,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
 }
 
 fn event(
-    p: &Pipeline,
+    p: &Characterize<'_>,
     file: &File,
     kind: &str,
     detail: String,
@@ -146,5 +170,5 @@ fn event(
     note: String,
     now: crate::model::Timestamp,
 ) -> PremisEvent {
-    PremisEvent::new(file.transfer_id, Some(file.uuid), kind, now, detail, outcome, note, p.agents())
+    PremisEvent::new(file.transfer_id, Some(file.uuid), kind, now, detail, outcome, note, p.flow.agents())
 }

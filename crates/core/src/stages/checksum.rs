@@ -3,23 +3,43 @@
 //! "message digest calculation" event recorded per algorithm, and digests the package
 //! supplied (`metadata/checksum.<algorithm>`) verified with a "fixity check".
 
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
 use crate::error::{StageError, StageResult};
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
 use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-const STAGE: &str = queues::CHECKSUM;
+/// The checksum stage and what it uses: the files of its batch and the working area.
+pub struct Checksum<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub working: &'a Arc<dyn ObjectStore>,
+}
+
+impl Microservice for Checksum<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Checksum
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
+
+const STAGE: Stage = Stage::Checksum;
 
 /// Digests the package supplied: (algorithm, where they came from, path → digest).
 type Supplied = Vec<(String, String, BTreeMap<String, String>)>;
 
-fn read_text(p: &Pipeline, key: &str) -> StageResult<Option<String>> {
+fn read_text(p: &Checksum<'_>, key: &str) -> StageResult<Option<String>> {
     if p.working.head(key)?.is_none() {
         return Ok(None);
     }
@@ -29,7 +49,7 @@ fn read_text(p: &Pipeline, key: &str) -> StageResult<Option<String>> {
 }
 
 /// `metadata/checksum.<algorithm>` files, and a bag package's `manifest-<algorithm>.txt`.
-fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
+fn load_supplied(p: &Checksum<'_>, transfer: &Transfer) -> StageResult<Supplied> {
     let mut out = Supplied::new();
     for a in ALGORITHMS {
         let name = supplied_manifest_path(a);
@@ -49,9 +69,9 @@ fn load_supplied(p: &Pipeline, transfer: &Transfer) -> StageResult<Supplied> {
     Ok(out)
 }
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+pub fn run(p: &Checksum<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut supplied: Option<Supplied> = None;
-    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
+    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
         let supplied = match &supplied {
             Some(s) => s,
             None => supplied.insert(load_supplied(p, transfer)?),
@@ -92,7 +112,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
 }
 
 fn event(
-    p: &Pipeline,
+    p: &Checksum<'_>,
     file: &File,
     kind: &str,
     detail: &str,
@@ -104,11 +124,11 @@ fn event(
         file.transfer_id,
         Some(file.uuid),
         kind,
-        p.clock.now(),
+        p.flow.clock.now(),
         format!("program=\"Vellum\"; version=\"{}\"; {detail}", crate::SOFTWARE_AGENT),
         outcome,
         outcome_detail,
-        p.agents(),
+        p.flow.agents(),
     );
     // One event per algorithm: the id names it, so a redelivery writes the same rows.
     e.uuid = crate::model::derived_id(file.uuid, &format!("event/{kind}/{algorithm}"));
@@ -117,7 +137,7 @@ fn event(
 
 /// Compares the digests just computed with those the package supplied for this file.
 fn verify_supplied(
-    p: &Pipeline,
+    p: &Checksum<'_>,
     file: &File,
     digests: &BTreeMap<String, String>,
     supplied: &Supplied,

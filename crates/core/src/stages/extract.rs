@@ -6,7 +6,10 @@
 //! in a new message. When every entry is in, the final batch count is known: the per-file
 //! stages that have already done every batch are finished here (the fan-in learns the count).
 
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::Arc;
 
 use crate::config::profile::PackageKind;
 use crate::error::{read_failure, zip_read_failure, StageError, StageResult};
@@ -14,38 +17,56 @@ use crate::intake::archive::{detect_kind, tar_member, ArchiveKind, EntryKind, Le
 use crate::io::ranged::RangedReader;
 use crate::io::tar_sparse::SparseReader;
 use crate::io::tar_stream::{TarPosition, TarStream};
-use crate::model::messages::{queues, StageMessage};
-use crate::model::{derived_id, EventOutcome, File, FileUse, JobStatus, PremisEvent, Timestamp, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
+use crate::model::{derived_id, EventOutcome, File, FileUse, PremisEvent, Timestamp, Transfer};
 use crate::ports::ExtractCheckpoint;
 use crate::record::keys::{listing_key, working_key};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+
+/// The extract stage and what it uses: the upload it reads, the working area, and the file catalogue it commits to.
+pub struct Extract<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub uploads: &'a Arc<dyn ObjectStore>,
+    pub working: &'a Arc<dyn ObjectStore>,
+}
+
+impl Microservice for Extract<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Extract
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
 
 /// Reads of the package during extraction fetch this much at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+pub fn run(p: &Extract<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    p.begin_job(transfer.id, queues::EXTRACT)?;
-    let mut checkpoint = p.state.extract_checkpoint(transfer.id)?;
+    p.flow.begin_job(transfer.id, Stage::Extract)?;
+    let mut checkpoint = p.files.extract_checkpoint(transfer.id)?;
     if !checkpoint.done {
         // Each batch is sent right after its commit; a delivery that died between the two
         // left only the last one unsent. Sent again, it is done again, to the same records.
         if let Some(last) = checkpoint.batches.checked_sub(1) {
-            p.send(queues::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
+            p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
         }
         match extract(p, &transfer, checkpoint, ctx)? {
             Some(done) => checkpoint = done,
             None => {
-                p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
+                p.flow.send(Stage::Extract, &[StageMessage::transfer(transfer.id)])?;
                 return Ok(Progress::Continued);
             }
         }
     }
     // Repeated on every delivery after the checkpoint is done: finishing is idempotent.
     finish_done_stages(p, transfer.id, checkpoint.batches)?;
-    p.state.finish_job(transfer.id, queues::EXTRACT, JobStatus::Completed)?;
+    p.flow.finish_job(transfer.id, Stage::Extract)?;
     Ok(Progress::Done)
 }
 
@@ -53,18 +74,18 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
 /// batch, and hands the transfer to METS if the last one has. A stage that records its last
 /// batch after this sees the final count itself (the per-file fan-in): between the two, one
 /// of them always sees it, and a second hand-on is harmless.
-fn finish_done_stages(p: &Pipeline, transfer_id: uuid::Uuid, batches: u32) -> StageResult<()> {
+fn finish_done_stages(p: &Extract<'_>, transfer_id: uuid::Uuid, batches: u32) -> StageResult<()> {
     if batches == 0 {
         return Ok(());
     }
-    for &stage in queues::PER_FILE {
-        let done = p.state.job(transfer_id, stage)?.is_some_and(|job| job.batches_done >= batches);
+    for stage in Stage::PER_FILE {
+        let done = p.flow.jobs.job(transfer_id, stage.name())?.is_some_and(|job| job.batches_done >= batches);
         if !done {
             return Ok(());
         }
-        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
-        if queues::next_per_file(stage).is_none() {
-            p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?;
+        p.flow.finish_job(transfer_id, stage)?;
+        if stage.next_per_file().is_none() {
+            p.flow.send(Stage::Mets, &[StageMessage::transfer(transfer_id)])?;
         }
     }
     Ok(())
@@ -79,13 +100,13 @@ struct Opened<'a> {
 /// Extracts from the checkpoint on; returns the final checkpoint, or None when out of time
 /// (the checkpoint is saved and a continuation is due).
 fn extract(
-    p: &Pipeline,
+    p: &Extract<'_>,
     transfer: &Transfer,
     mut checkpoint: ExtractCheckpoint,
     ctx: &StageContext,
 ) -> StageResult<Option<ExtractCheckpoint>> {
-    let profile = p.profile(transfer)?;
-    let batch_size = p.batch_size(profile) as usize;
+    let profile = p.flow.profile(transfer)?;
+    let batch_size = p.flow.batch_size(profile) as usize;
     let key = &transfer.source_key;
     let gone = || {
         StageError::Failed(format!("the upload {key:?} disappeared from the bucket during extraction: upload it again"))
@@ -112,7 +133,7 @@ fn extract(
     // checkpoint, never lead it), reading past only what came after it.
     let hint_text = match kind {
         ArchiveKind::Zip => None,
-        _ => p.state.job_checkpoint(transfer.id, queues::EXTRACT)?,
+        _ => p.flow.jobs.job_checkpoint(transfer.id, Stage::Extract.name())?,
     };
     let hint: Option<TarPosition> = hint_text
         .as_deref()
@@ -202,7 +223,7 @@ fn extract(
             if let Some(position) = marks.zip(tar_end).and_then(|(m, (entry, end))| m.position(entry, end)) {
                 let json = serde_json::to_string(&position).expect("a position serializes");
                 // Only a hint: a delivery that lost the race leaves the other's in place.
-                match p.state.set_job_checkpoint(transfer.id, queues::EXTRACT, hint_text.as_deref(), &json) {
+                match p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Extract.name(), hint_text.as_deref(), &json) {
                     Ok(()) | Err(crate::ports::PortError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -217,21 +238,21 @@ fn extract(
     if !files.is_empty() || !events.is_empty() {
         commit(p, transfer, &checkpoint, &files, &events, index)?;
     }
-    Ok(Some(p.state.finish_extract(transfer.id)?))
+    Ok(Some(p.files.finish_extract(transfer.id)?))
 }
 
 /// Commits a batch and sends it on at once.
 fn commit(
-    p: &Pipeline,
+    p: &Extract<'_>,
     transfer: &Transfer,
     from: &ExtractCheckpoint,
     files: &[File],
     events: &[PremisEvent],
     next_entry: u64,
 ) -> StageResult<ExtractCheckpoint> {
-    let checkpoint = p.state.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
+    let checkpoint = p.files.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
     if checkpoint.batches > from.batches {
-        p.send(queues::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;
+        p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;
     }
     Ok(checkpoint)
 }
@@ -259,7 +280,7 @@ fn open_tar_entry<'a, R: Read + 'a>(mut entry: tar::Entry<'a, R>, line: &Listing
 /// The PREMIS event on the transfer for an entry that is recorded but not kept: what it
 /// was, its size and digest (read here, since it is never extracted), and why.
 fn left_out_event(
-    p: &Pipeline,
+    p: &Extract<'_>,
     transfer: &Transfer,
     line: &ListingLine,
     left_out: LeftOut,
@@ -284,11 +305,11 @@ fn left_out_event(
         transfer.id,
         None,
         crate::record::aip::LEFT_OUT_EVENT,
-        p.clock.now(),
+        p.flow.clock.now(),
         crate::record::aip::left_out_detail(left_out),
         EventOutcome::None,
         crate::record::aip::left_out_outcome(&line.name, content.as_ref().map(|(n, d)| (*n, d.as_str()))),
-        p.agents(),
+        p.flow.agents(),
     );
     event.uuid = derived_id(transfer.id, &format!("left-out/{}", line.index));
     Ok(event)
@@ -303,7 +324,7 @@ fn zip_time(dt: zip::DateTime) -> Option<Timestamp> {
 /// Copies the entry's bytes to the working area. Reading errors are the package's (damaged,
 /// failed CRC, lying size): permanent. Writing errors are the store's: transient.
 fn extract_file(
-    p: &Pipeline,
+    p: &Extract<'_>,
     transfer: &Transfer,
     line: &ListingLine,
     opened: Opened<'_>,
@@ -359,8 +380,8 @@ fn extract_file(
 }
 
 /// Archivematica's events for a file taking its place in the transfer.
-fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent> {
-    let now = p.clock.now();
+fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEvent> {
+    let now = p.flow.clock.now();
     let first = match kind {
         PackageKind::Catalogued => "ingestion",
         PackageKind::Accession => "registration",
@@ -373,7 +394,7 @@ fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent>
         String::new(),
         EventOutcome::None,
         String::new(),
-        p.agents(),
+        p.flow.agents(),
     )];
     if file.original_path != file.current_path {
         events.push(PremisEvent::new(
@@ -395,7 +416,7 @@ fn file_events(p: &Pipeline, kind: PackageKind, file: &File) -> Vec<PremisEvent>
                 "Original name=\"%transferDirectory%{}\"; new name=\"%transferDirectory%{}\"",
                 file.original_path, file.current_path
             ),
-            p.agents(),
+            p.flow.agents(),
         ));
     }
     events

@@ -3,17 +3,39 @@
 //! identification" event with the signature versions; the PUID goes on the file.
 
 use crate::analysis::pronom::identify_object;
+use crate::analysis::pronom::FormatIdentifier;
 use crate::error::StageResult;
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
 use crate::model::{EventOutcome, FilePatch};
-use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+use std::sync::Arc;
 
-const STAGE: &str = queues::IDENTIFY;
+/// The identify stage and what it uses: the files of its batch, the working area and the PRONOM format identifier.
+pub struct Identify<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub working: &'a Arc<dyn ObjectStore>,
+    pub identifier: &'a Option<Arc<FormatIdentifier>>,
+}
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
+impl Microservice for Identify<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Identify
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
+
+const STAGE: Stage = Stage::Identify;
+
+pub fn run(p: &Identify<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
         let identifier = match (&p.identifier, profile.format_identification) {
             (Some(i), true) => i,
             (_, enabled) => {
@@ -22,11 +44,11 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 } else {
                     format!("the processing profile {} turns format identification off", profile.name)
                 };
-                return Ok(FileOutcome::not_performed(p, file, "format identification", "Vellum", why));
+                return Ok(FileOutcome::not_performed(&p.flow, file, "format identification", "Vellum", why));
             }
         };
         let key = working_key(transfer.id, &file.current_path);
-        let mut found = identify_object(identifier, &p.working, &key, file.size)?;
+        let mut found = identify_object(identifier, p.working, &key, file.size)?;
         if file.size == 0 {
             // An empty file has no format, whatever its name says (siegfried: "empty source").
             found = crate::analysis::pronom::Identification {
@@ -84,7 +106,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         if !found.others.is_empty() {
             detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
         }
-        let events = vec![p.file_event(file, "format identification", detail, outcome, outcome_detail)];
+        let events = vec![p.flow.file_event(file, "format identification", detail, outcome, outcome_detail)];
         let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
         Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
     })

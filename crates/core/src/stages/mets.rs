@@ -11,37 +11,61 @@
 //! recorded by a compare-and-swap on the job's checkpoint, and the object store joins the
 //! pieces into the document (a server-side copy), byte for byte what one go would write.
 
+use crate::analysis::pronom::FormatIdentifier;
+use crate::ports::EventLog;
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::fixity::Digests;
 use crate::error::{StageError, StageResult};
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
 use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::ports::{FilePages, StateStore};
+use crate::ports::FilePages;
 use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
 use crate::record::keys::{
     log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
 use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
 use crate::record::rights::{rows_by_file, RightsRow};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+
+/// The mets stage and what it uses: the file catalogue, the event log, the working area and the format identifier.
+pub struct Mets<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub events: &'a dyn EventLog,
+    pub working: &'a Arc<dyn ObjectStore>,
+    pub identifier: &'a Option<Arc<FormatIdentifier>>,
+}
+
+impl Microservice for Mets<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Mets
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
 
 /// Log lines are written out in pieces of about this many bytes.
 const LOG_PIECE_BYTES: usize = 1 << 20;
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+pub fn run(p: &Mets<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let job = p.begin_job(transfer.id, queues::METS)?;
+    let job = p.flow.begin_job(transfer.id, Stage::Mets)?;
     if job.status != JobStatus::Completed {
         let writer = Writer { p, transfer: &transfer, created: job.started_at, rights: load_rights(p, &transfer)? };
         loop {
-            let text = p.state.job_checkpoint(transfer.id, queues::METS)?;
+            let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
             let checkpoint = match &text {
                 Some(t) => serde_json::from_str::<Checkpoint>(t).map_err(|e| {
                     StageError::Failed(format!("the METS checkpoint cannot be read back ({e}); write the METS again"))
@@ -53,20 +77,20 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
             }
             let next = writer.step(checkpoint, ctx)?;
             let json = serde_json::to_string(&next).expect("a checkpoint serializes");
-            p.state.set_job_checkpoint(transfer.id, queues::METS, text.as_deref(), &json)?;
+            p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Mets.name(), text.as_deref(), &json)?;
             if !next.finished() && ctx.should_yield() {
                 tracing::info!(
                     document = next.document,
                     amd_secs = next.written,
                     "the METS continues in a new message"
                 );
-                p.send(queues::METS, &[StageMessage::transfer(transfer.id)])?;
+                p.flow.send(Stage::Mets, &[StageMessage::transfer(transfer.id)])?;
                 return Ok(Progress::Continued);
             }
         }
-        p.state.finish_job(transfer.id, queues::METS, JobStatus::Completed)?;
+        p.flow.finish_job(transfer.id, Stage::Mets)?;
     }
-    p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
+    p.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
@@ -102,7 +126,7 @@ struct Documentation {
 }
 
 struct Writer<'a> {
-    p: &'a Pipeline,
+    p: &'a Mets<'a>,
     transfer: &'a Transfer,
     /// Dated by the job, not the clock: every piece, and a duplicate message writing at
     /// the same time, writes the same bytes.
@@ -113,14 +137,14 @@ struct Writer<'a> {
 /// The files of a METS: the state store's, in path order, and for the AIP the transfer
 /// METS last.
 struct StateFiles<'a> {
-    state: &'a dyn StateStore,
+    files: &'a dyn FileCatalogue,
     transfer_id: uuid::Uuid,
     last: Option<File>,
 }
 
 impl FileSource for StateFiles<'_> {
     fn each(&self, f: &mut dyn FnMut(&File) -> io::Result<()>) -> io::Result<()> {
-        for file in FilePages::new(self.state, self.transfer_id) {
+        for file in FilePages::new(self.files, self.transfer_id) {
             f(&file.map_err(|e| io::Error::other(e.to_string()))?)?;
         }
         self.last.as_ref().map_or(Ok(()), f)
@@ -140,11 +164,11 @@ impl Writer<'_> {
             MetsKind::Transfer => None,
             MetsKind::Aip => Some(self.documentation_file(cp.documentation.as_ref())?),
         };
-        let files = StateFiles { state: p.state.as_ref(), transfer_id: self.transfer.id, last };
+        let files = StateFiles { files: p.files, transfer_id: self.transfer.id, last };
         // The events of the file just written, kept for its log lines.
         let fetched: RefCell<Vec<PremisEvent>> = RefCell::new(Vec::new());
         let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
-            let events = p.state.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?;
+            let events = p.events.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?;
             fetched.replace(events.clone());
             Ok(events)
         };
@@ -158,7 +182,7 @@ impl Writer<'_> {
             created: self.created,
         };
 
-        let piece = mets_piece_key(self.transfer.id, name, cp.pieces.len() as u32, p.clock.new_id());
+        let piece = mets_piece_key(self.transfer.id, name, cp.pieces.len() as u32, p.flow.clock.new_id());
         let mut out = BufWriter::with_capacity(256 * 1024, p.working.writer(&piece)?);
         if cp.pieces.is_empty() {
             write_head(&mut out, &doc)?;
@@ -166,7 +190,7 @@ impl Writer<'_> {
         let mut complete = true;
         let mut n = cp.written;
         let mut after = cp.after.clone();
-        for file in FilePages::new(p.state.as_ref(), self.transfer.id).after(cp.after.clone()) {
+        for file in FilePages::new(p.files, self.transfer.id).after(cp.after.clone()) {
             // At least one amdSec a piece, so that every invocation makes progress.
             if n > cp.written && ctx.should_yield() {
                 complete = false;
@@ -216,7 +240,7 @@ impl Writer<'_> {
     }
 
     fn write_log_piece(&self, n: usize, lines: &FileLogLines) -> StageResult<String> {
-        let key = log_piece_key(self.transfer.id, n, self.p.clock.new_id());
+        let key = log_piece_key(self.transfer.id, n, self.p.flow.clock.new_id());
         self.p.working.put(&key, &serde_json::to_vec(lines).expect("log lines serialize"))?;
         Ok(key)
     }
@@ -244,8 +268,8 @@ impl Writer<'_> {
             out.into_inner().map_err(|e| e.into_error())?.commit()?;
         }
         // Counted once for the whole transfer, so the success log and the reports can say it.
-        p.state.set_files_not_scanned(self.transfer.id, not_scanned)?;
-        if let Some(left_out) = left_out_log(&p.state.transfer_events(self.transfer.id)?) {
+        p.flow.register.set_files_not_scanned(self.transfer.id, not_scanned)?;
+        if let Some(left_out) = left_out_log(&p.events.transfer_events(self.transfer.id)?) {
             p.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }
         Ok(())
@@ -253,7 +277,7 @@ impl Writer<'_> {
 
     /// The transfer METS is a file of the AIP: it gets digests and a creation event.
     fn record_documentation(&self, key: &str) -> StageResult<Documentation> {
-        let profile = self.p.profile(self.transfer)?;
+        let profile = self.p.flow.profile(self.transfer)?;
         let (checksums, size) =
             Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.p.working.get(key)?)?;
         let documentation = Documentation { size, checksums };
@@ -266,9 +290,9 @@ impl Writer<'_> {
             format!("program=\"Vellum\"; version=\"{}\"; the transfer METS", crate::SOFTWARE_AGENT),
             EventOutcome::None,
             String::new(),
-            self.p.agents(),
+            self.p.flow.agents(),
         );
-        self.p.state.record_events(std::slice::from_ref(&creation))?;
+        self.p.events.record_events(std::slice::from_ref(&creation))?;
         Ok(documentation)
     }
 
@@ -301,7 +325,7 @@ impl Writer<'_> {
 }
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
-fn load_rights(p: &Pipeline, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
+fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
     let key = working_key(transfer.id, "metadata/rights.csv");
     if p.working.head(&key)?.is_none() {
         return Ok(BTreeMap::new());

@@ -5,15 +5,18 @@
 //! are one valid gzip stream), as an S3 multipart upload joins its parts. Within a part the
 //! members are compressed on every core (`parallel_gzip.rs`).
 
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
+use std::sync::Arc;
 
 use crate::analysis::fixity::{self, sha256_hex};
 use crate::error::{StageError, StageResult};
 use crate::io::parallel_gzip::{self, ParallelGzip};
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
 use crate::model::{FileUse, JobStatus, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
 use crate::ports::FilePages;
 use crate::record::aip::{
     bag_name, mets_name, payload_path, transfer_mets_path, GeneratedEntry, PackageCheckpoint, FILE_LOGS, LEFT_OUT_LOG,
@@ -22,6 +25,23 @@ use crate::record::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::record::keys::{
     package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+
+/// The package stage and what it uses: the file catalogue and the working area.
+pub struct Package<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub working: &'a Arc<dyn ObjectStore>,
+}
+
+impl Microservice for Package<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Package
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
 
 /// Where an entry's bytes come from.
 enum Source {
@@ -44,22 +64,22 @@ fn original_key(transfer: &Transfer, path: &str) -> String {
     working_key(transfer.id, path.strip_prefix("data/").unwrap_or(path))
 }
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+pub fn run(p: &Package<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let job = p.begin_job(transfer.id, queues::PACKAGE)?;
+    let job = p.flow.begin_job(transfer.id, Stage::Package)?;
     if job.status != JobStatus::Completed {
-        let profile = p.profile(&transfer)?;
-        let (seen, mut checkpoint) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
+        let profile = p.flow.profile(&transfer)?;
+        let (seen, mut checkpoint) = PackageCheckpoint::load(p.flow.jobs, transfer.id)?;
         let entries = bag_entries(p, &transfer, job.started_at, &mut checkpoint)?;
         if !write_part(p, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
-            p.send(queues::PACKAGE, &[StageMessage::transfer(transfer.id)])?;
+            p.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
             return Ok(Progress::Continued);
         }
-        p.state.finish_job(transfer.id, queues::PACKAGE, JobStatus::Completed)?;
+        p.flow.finish_job(transfer.id, Stage::Package)?;
     }
-    p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
+    p.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
@@ -68,12 +88,12 @@ type Digests = BTreeMap<String, String>;
 /// The bag's entries, sorted: tag files and payload. Everything is fixed by the state store
 /// and `bagged` (the job's start), so every invocation sees the same list.
 fn bag_entries(
-    p: &Pipeline,
+    p: &Package<'_>,
     transfer: &Transfer,
     bagged: crate::model::Timestamp,
     checkpoint: &mut PackageCheckpoint,
 ) -> StageResult<Vec<(String, Source)>> {
-    let profile = p.profile(transfer)?;
+    let profile = p.flow.profile(transfer)?;
     let algorithms: BTreeSet<String> =
         profile.checksum_algorithms.iter().cloned().chain(std::iter::once("sha256".to_string())).collect();
     let algorithms: Vec<String> = algorithms.into_iter().collect();
@@ -98,7 +118,7 @@ fn bag_entries(
         Ok(bytes.into_boxed_slice())
     };
     let mut payload: Vec<(String, Box<[u8]>, Source)> = Vec::new();
-    for f in FilePages::new(p.state.as_ref(), transfer.id) {
+    for f in FilePages::new(p.files, transfer.id) {
         let f = f?;
         let digests = in_order(&f.checksums, &f.original_path)?;
         let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
@@ -133,7 +153,7 @@ fn bag_entries(
         ("External-Identifier", external),
         ("Internal-Sender-Identifier", transfer.aip_uuid.to_string()),
         ("Payload-Oxum", format!("{payload_bytes}.{}", payload.len())),
-        ("Source-Organization", p.config.organization.name.clone()),
+        ("Source-Organization", p.flow.config.organization.name.clone()),
     ]);
     let mut tag_files = vec![("bag-info.txt".to_string(), info), ("bagit.txt".to_string(), BAGIT_TXT.to_string())];
     let mut offset = 0;
@@ -160,7 +180,7 @@ fn bag_entries(
 /// The files Vellum wrote for the bag (the two METS, the logs), read and digested: once per
 /// AIP, on the first invocation, then kept in the checkpoint.
 fn generated_entries(
-    p: &Pipeline,
+    p: &Package<'_>,
     transfer: &Transfer,
     digest_of: &dyn Fn(&mut dyn Read) -> StageResult<Digests>,
 ) -> StageResult<Vec<GeneratedEntry>> {
@@ -190,7 +210,7 @@ fn generated_entries(
 /// Writes the next part of the bag, from the checkpoint until the entries or the time run
 /// out; returns whether the bag is complete.
 fn write_part(
-    p: &Pipeline,
+    p: &Package<'_>,
     transfer: &Transfer,
     profile: &crate::config::profile::Profile,
     bagged: crate::model::Timestamp,
@@ -204,7 +224,7 @@ fn write_part(
         // another part would add a second end-of-archive to the AIP.
         return Ok(true);
     }
-    let key = package_part_key(transfer.id, start, p.clock.new_id());
+    let key = package_part_key(transfer.id, start, p.flow.clock.new_id());
     let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
     // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.
     let sink = if profile.gzip_level == 0 {
@@ -255,7 +275,7 @@ fn write_part(
     checkpoint.next_entry = next;
     checkpoint.parts.push(key);
     let text = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
-    p.state.set_job_checkpoint(transfer.id, queues::PACKAGE, seen.as_deref(), &text)?;
+    p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Package.name(), seen.as_deref(), &text)?;
     if !done {
         tracing::info!(
             next_entry = next,

@@ -4,10 +4,11 @@
 
 use crate::config::profile::Profile;
 use crate::error::{StageError, StageResult};
-use crate::model::messages::{queues, StageMessage};
-use crate::model::{derived_id, File, FilePatch, JobStatus, PremisEvent, Task, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
-use crate::ports::{FilePages, MAX_TASK_OUTPUT};
+use crate::model::messages::StageMessage;
+use crate::model::Stage;
+use crate::model::{derived_id, File, FilePatch, PremisEvent, Task, Transfer};
+use crate::ports::{FileCatalogue, FilePages, MAX_TASK_OUTPUT};
+use crate::stages::{Flow, Progress, StageContext};
 
 /// What a stage did to one file.
 #[derive(Debug, Default)]
@@ -24,9 +25,9 @@ pub struct FileOutcome {
 
 impl FileOutcome {
     /// The check was not made, and the file's record says why.
-    pub fn not_performed(p: &Pipeline, file: &File, event_type: &str, program: &str, why: String) -> Self {
+    pub fn not_performed(flow: &Flow, file: &File, event_type: &str, program: &str, why: String) -> Self {
         let detail = format!("program=\"{program}\"; {why}");
-        let event = p.file_event(file, event_type, detail, crate::model::EventOutcome::NotPerformed, why.clone());
+        let event = flow.file_event(file, event_type, detail, crate::model::EventOutcome::NotPerformed, why.clone());
         Self { events: vec![event], stdout: why, ..Default::default() }
     }
 }
@@ -35,27 +36,27 @@ impl FileOutcome {
 /// batch of large files that runs out of time writes what it has done and continues in a
 /// new message after the last file done; only the end of the batch counts it.
 pub fn run_batch(
-    p: &Pipeline,
+    flow: &Flow,
+    catalogue: &dyn FileCatalogue,
     msg: &StageMessage,
-    stage: &'static str,
+    stage: Stage,
     ctx: &StageContext,
     mut work: impl FnMut(&Transfer, &Profile, &File) -> StageResult<FileOutcome>,
 ) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+    let Some(transfer) = flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
     let batch = msg.batch.ok_or_else(|| StageError::Transient(format!("a {stage} message without a batch")))?;
-    let profile = p.profile(&transfer)?;
-    let job = p.begin_job(transfer.id, stage)?;
+    let profile = flow.profile(&transfer)?;
+    let job = flow.begin_job(transfer.id, stage)?;
     let mut tasks = Vec::new();
     let mut events = Vec::new();
     let mut patches = Vec::new();
     let mut failures = Vec::new();
-    let mut files =
-        FilePages::of_batch(p.state.as_ref(), transfer.id, batch).after(msg.resume_after.clone()).peekable();
+    let mut files = FilePages::of_batch(catalogue, transfer.id, batch).after(msg.resume_after.clone()).peekable();
     while let Some(file) = files.next() {
         let file = file?;
-        let started = p.clock.now();
+        let started = flow.clock.now();
         let outcome = work(&transfer, profile, &file)?;
         tasks.push(Task {
             uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
@@ -64,7 +65,7 @@ pub fn run_batch(
             file_name: file.current_path.clone(),
             exit_code: outcome.exit_code,
             started_at: started,
-            ended_at: p.clock.now(),
+            ended_at: flow.clock.now(),
             stdout: bounded(outcome.stdout),
             stderr: bounded(outcome.stderr),
         });
@@ -72,18 +73,18 @@ pub fn run_batch(
         patches.extend(outcome.patch);
         failures.extend(outcome.fails_transfer);
         if failures.is_empty() && ctx.should_yield() && files.peek().is_some() {
-            p.state.write_batch_items(transfer.id, &tasks, &events, &patches)?;
+            catalogue.write_batch_items(transfer.id, &tasks, &events, &patches)?;
             let cursor = file.entry_index.to_string();
             tracing::info!(batch, after = %cursor, "the batch continues in a new message");
-            p.send(stage, &[msg.continued(cursor)])?;
+            flow.send(stage, &[msg.continued(cursor)])?;
             return Ok(Progress::Continued);
         }
     }
-    let recorded = p.state.record_batch(transfer.id, stage, batch, &tasks, &events, &patches)?;
+    let recorded = catalogue.record_batch(transfer.id, stage.name(), batch, &tasks, &events, &patches)?;
     if !failures.is_empty() {
         return Err(StageError::Failed(failures.join("; ")));
     }
-    hand_on(p, transfer.id, stage, batch, recorded.stage_complete)
+    hand_on(flow, transfer.id, stage, batch, recorded.stage_complete)
 }
 
 /// Keeps a task's output within `MAX_TASK_OUTPUT`, saying so when it was cut.
@@ -104,19 +105,19 @@ fn bounded(mut text: String) -> String {
 /// Sends a batch to the next per-file stage, and fans in to METS when the last per-file
 /// stage has finished every batch. Repeated on redelivery: the receivers are idempotent.
 fn hand_on(
-    p: &Pipeline,
+    flow: &Flow,
     transfer_id: uuid::Uuid,
-    stage: &str,
+    stage: Stage,
     batch: u32,
     stage_complete: bool,
 ) -> StageResult<Progress> {
-    match queues::next_per_file(stage) {
-        Some(next) => p.send(next, &[StageMessage::batch(transfer_id, batch)])?,
-        None if stage_complete => p.send(queues::METS, &[StageMessage::transfer(transfer_id)])?,
+    match stage.next_per_file() {
+        Some(next) => flow.send(next, &[StageMessage::batch(transfer_id, batch)])?,
+        None if stage_complete => flow.send(Stage::Mets, &[StageMessage::transfer(transfer_id)])?,
         None => {}
     }
     if stage_complete {
-        p.state.finish_job(transfer_id, stage, JobStatus::Completed)?;
+        flow.finish_job(transfer_id, stage)?;
     }
     Ok(Progress::Done)
 }

@@ -4,18 +4,40 @@
 //! profile or the run turns scanning off, each file's record says it was not scanned.
 
 use crate::error::StageResult;
-use crate::model::messages::{queues, StageMessage};
+use crate::model::messages::StageMessage;
 use crate::model::EventOutcome;
-use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::model::Stage;
+use crate::ports::FileCatalogue;
+use crate::ports::ObjectStore;
 use crate::ports::ScanVerdict;
+use crate::ports::VirusScanner;
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+use std::sync::Arc;
 
-const STAGE: &str = queues::SCAN;
+/// The scan stage and what it uses: the files of its batch, the working area and the virus scanner.
+pub struct Scan<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub working: &'a Arc<dyn ObjectStore>,
+    pub scanner: &'a Option<Arc<dyn VirusScanner>>,
+}
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+impl Microservice for Scan<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Scan
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
+
+const STAGE: Stage = Stage::Scan;
+
+pub fn run(p: &Scan<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     let mut version: Option<String> = None;
-    run_batch(p, msg, STAGE, ctx, |transfer, profile, file| {
+    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
         let scanner = match (&p.scanner, profile.virus_scan) {
             (Some(s), true) => s,
             (_, enabled) => {
@@ -24,7 +46,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 } else {
                     format!("the processing profile {} turns virus scanning off", profile.name)
                 };
-                return Ok(FileOutcome::not_performed(p, file, "virus check", "ClamAV", why));
+                return Ok(FileOutcome::not_performed(&p.flow, file, "virus check", "ClamAV", why));
             }
         };
         let version = match &version {
@@ -35,12 +57,12 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
         Ok(match scanner.scan(&mut reader)? {
             ScanVerdict::Clean => FileOutcome {
-                events: vec![p.file_event(file, "virus check", detail, EventOutcome::Pass, String::new())],
+                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::Pass, String::new())],
                 stdout: "OK".into(),
                 ..Default::default()
             },
             ScanVerdict::Infected(signature) => FileOutcome {
-                events: vec![p.file_event(file, "virus check", detail, EventOutcome::Fail, signature.clone())],
+                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::Fail, signature.clone())],
                 exit_code: 1,
                 stdout: format!("{signature} FOUND"),
                 fails_transfer: Some(format!(
@@ -50,7 +72,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 ..Default::default()
             },
             ScanVerdict::NotScanned(why) => FileOutcome {
-                events: vec![p.file_event(file, "virus check", detail, EventOutcome::NotPerformed, why.clone())],
+                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::NotPerformed, why.clone())],
                 exit_code: if profile.fail_unscanned { 1 } else { 0 },
                 stderr: why.clone(),
                 fails_transfer: profile

@@ -4,7 +4,9 @@
 //! new messages from where the last invocation stopped (a tar position; for a gzipped tar
 //! a deflate point), never from the start.
 
+use crate::ports::ObjectStore;
 use std::io::Write;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -14,20 +16,45 @@ use crate::intake::archive::{detect_kind, kind_note, list_tar_from, ArchiveKind,
 use crate::intake::feedback::{self, LogOutcome};
 use crate::intake::rules::{accepted_log, check_package, failure_log, reason, Accepted, Problem};
 use crate::io::tar_stream::TarPosition;
-use crate::model::messages::{queues, StageMessage, UploadEvent};
-use crate::model::{derived_id, JobStatus, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::model::messages::{StageMessage, UploadEvent};
+use crate::model::Stage;
+use crate::model::{derived_id, Transfer};
 use crate::record::keys::{listing_key, listing_part_key};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
 
 use crate::model::starts_a_transfer;
 
-pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, StageResult<Progress>) {
+/// The start stage and what it uses: the upload it checks and the working area its listing goes to.
+pub struct Start<'a> {
+    pub flow: Flow<'a>,
+    pub uploads: &'a Arc<dyn ObjectStore>,
+    pub working: &'a Arc<dyn ObjectStore>,
+}
+
+impl Microservice for Start<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Start
+    }
+    /// Intake's own continuation of a long tar's listing.
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        resume(self, msg, ctx)
+    }
+}
+
+impl Start<'_> {
+    /// An upload event: the transfer it starts (or found started), and how intake went.
+    pub fn start_transfer(&self, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, StageResult<Progress>) {
+        run(self, ev, ctx)
+    }
+}
+
+fn run(p: &Start<'_>, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, StageResult<Progress>) {
     if !starts_a_transfer(&ev.key) {
         tracing::info!(key = %ev.key, "ignored: not a transfer package");
         return (None, Ok(Progress::Ignored));
     }
-    let now = p.clock.now();
-    let profile = p.config.profile_for_key(&ev.key);
+    let now = p.flow.clock.now();
+    let profile = p.flow.config.profile_for_key(&ev.key);
     // The ids follow from the upload event, so an event handled again — after a crash
     // before its transfer was written, or a fault — names the same transfer, SIP and AIP.
     let event_key = ev.idempotency_key();
@@ -45,7 +72,7 @@ pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>,
             now,
         )
     };
-    let transfer = match p.state.create_transfer(&candidate.event_key, &candidate) {
+    let transfer = match p.flow.register.create_transfer(&candidate.event_key, &candidate) {
         Ok((t, _created)) => t,
         Err(e) => return (None, Err(e.into())),
     };
@@ -58,18 +85,18 @@ pub fn run(p: &Pipeline, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>,
 }
 
 /// A continuation: the listing of a long tar goes on.
-pub fn resume(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+fn resume(p: &Start<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    let profile = p.config.profile_for_key(&transfer.source_key);
+    let profile = p.flow.config.profile_for_key(&transfer.source_key);
     begin(p, &transfer, profile, ctx)
 }
 
-fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &StageContext) -> StageResult<Progress> {
-    p.begin_job(transfer.id, queues::START)?;
+fn begin(p: &Start<'_>, transfer: &Transfer, profile: Option<&Profile>, ctx: &StageContext) -> StageResult<Progress> {
+    p.flow.begin_job(transfer.id, Stage::Start)?;
     let Some(profile) = profile else {
-        let known: Vec<&str> = p.config.profiles.iter().map(|p| p.prefix.as_str()).collect();
+        let known: Vec<&str> = p.flow.config.profiles.iter().map(|p| p.prefix.as_str()).collect();
         let problem = Problem {
             check: "location",
             message: format!(
@@ -96,7 +123,7 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
     let listing = match listed {
         Ok(Some(l)) => l,
         Ok(None) => {
-            p.send(queues::START, &[StageMessage::transfer(transfer.id)])?;
+            p.flow.send(Stage::Start, &[StageMessage::transfer(transfer.id)])?;
             return Ok(Progress::Continued);
         }
         Err(ListError::Io(e)) => return Err(StageError::Transient(format!("reading {key}: {e}"))),
@@ -115,7 +142,7 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
     tracing::info!(entries = listing.entries.len(), bytes_read = listing.bytes_read, "package listed");
     let accepted = check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
     write_listing(p, transfer, &accepted)?;
-    p.state.set_identifiers(transfer.id, &accepted.identifiers)?;
+    p.flow.register.set_identifiers(transfer.id, &accepted.identifiers)?;
     let mut accepted_transfer = transfer.clone();
     accepted_transfer.identifiers = accepted.identifiers.clone();
     feedback::write_log(
@@ -125,8 +152,8 @@ fn begin(p: &Pipeline, transfer: &Transfer, profile: Option<&Profile>, ctx: &Sta
         &accepted_log(key, &transfer.id.to_string(), &profile.name, &accepted),
     )?;
     feedback::tag_upload(p.uploads.as_ref(), &accepted_transfer)?;
-    p.state.finish_job(transfer.id, queues::START, JobStatus::Completed)?;
-    p.send(queues::EXTRACT, &[StageMessage::transfer(transfer.id)])?;
+    p.flow.finish_job(transfer.id, Stage::Start)?;
+    p.flow.send(Stage::Extract, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
 }
 
@@ -140,7 +167,7 @@ struct ListingCheckpoint {
 /// Lists a tar from where the last invocation stopped until it ends (the whole listing) or
 /// time is up (None: the part is saved and a continuation is due).
 fn list_tar_in_parts(
-    p: &Pipeline,
+    p: &Start<'_>,
     transfer: &Transfer,
     size: u64,
     kind: ArchiveKind,
@@ -148,7 +175,7 @@ fn list_tar_in_parts(
 ) -> Result<Option<Listing>, ListError> {
     let io = |e: crate::ports::PortError| ListError::Io(std::io::Error::other(e.to_string()));
     let key = &transfer.source_key;
-    let text = p.state.job_checkpoint(transfer.id, queues::START).map_err(io)?;
+    let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Start.name()).map_err(io)?;
     let mut cp: ListingCheckpoint = match &text {
         Some(t) => serde_json::from_str(t)
             .map_err(|e| ListError::Io(std::io::Error::other(format!("the listing checkpoint is unreadable: {e}"))))?,
@@ -156,13 +183,13 @@ fn list_tar_in_parts(
     };
     if text.is_none() || cp.next.is_some() {
         let part = list_tar_from(p.uploads.clone(), key, size, kind, cp.next.as_ref(), &|| ctx.should_yield())?;
-        let part_key = listing_part_key(transfer.id, cp.parts.len(), p.clock.new_id());
+        let part_key = listing_part_key(transfer.id, cp.parts.len(), p.flow.clock.new_id());
         p.working.put(&part_key, &serde_json::to_vec(&part).expect("a listing part serializes")).map_err(io)?;
         cp.parts.push(part_key);
         cp.next = part.next;
         let json = serde_json::to_string(&cp).expect("a checkpoint serializes");
         // A lost race is another delivery's work; it carries the listing on.
-        p.state.set_job_checkpoint(transfer.id, queues::START, text.as_deref(), &json).map_err(io)?;
+        p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Start.name(), text.as_deref(), &json).map_err(io)?;
         if let Some(next) = &cp.next {
             tracing::info!(next_entry = next.entry, offset = next.offset, "listing the tar continues in a new message");
             return Ok(None);
@@ -183,7 +210,7 @@ fn list_tar_in_parts(
 
 /// Writes the failed log beside the upload and turns the problems into the rejection. A
 /// log that cannot be written makes the whole message retry, so no refusal goes unsaid.
-fn refuse(p: &Pipeline, transfer: &Transfer, problems: &[Problem]) -> StageError {
+fn refuse(p: &Start<'_>, transfer: &Transfer, problems: &[Problem]) -> StageError {
     let text = failure_log(&transfer.source_key, &transfer.id.to_string(), problems);
     match feedback::write_log(p.uploads.as_ref(), transfer, LogOutcome::Failed, &text) {
         Ok(()) => StageError::Rejected(reason(problems)),
@@ -191,7 +218,7 @@ fn refuse(p: &Pipeline, transfer: &Transfer, problems: &[Problem]) -> StageError
     }
 }
 
-fn write_listing(p: &Pipeline, transfer: &Transfer, accepted: &Accepted) -> StageResult<()> {
+fn write_listing(p: &Start<'_>, transfer: &Transfer, accepted: &Accepted) -> StageResult<()> {
     let mut out = std::io::BufWriter::new(p.working.writer(&listing_key(transfer.id))?);
     for line in &accepted.lines {
         serde_json::to_writer(&mut out, line).map_err(|e| StageError::Transient(e.to_string()))?;

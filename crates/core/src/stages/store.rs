@@ -7,7 +7,12 @@
 //! AIP back a part at a time with ranged reads, and a checkpoint after each part lets a
 //! 100 GB AIP be verified across as many invocations as it takes.
 
+use crate::ports::EventLog;
+use crate::ports::FileCatalogue;
+use crate::ports::Notifier;
+use crate::ports::ObjectStore;
 use std::io::BufReader;
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
@@ -15,13 +20,34 @@ use serde::{Deserialize, Serialize};
 use crate::error::{StageError, StageResult};
 use crate::io::ranged::RangedReader;
 use crate::io::read_ahead::with_read_ahead;
-use crate::model::messages::{queues, AipStored, StageMessage};
-use crate::model::{EventOutcome, JobStatus, PremisEvent, StoredAip, Transfer};
-use crate::pipeline::{Pipeline, Progress, StageContext};
+use crate::model::messages::{AipStored, StageMessage};
+use crate::model::Stage;
+use crate::model::{EventOutcome, PremisEvent, StoredAip, Transfer};
 use crate::ports::FilePages;
 use crate::record::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
 use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
 use crate::record::keys::{aip_key, working_prefix};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+
+/// The store stage and what it uses: the file catalogue, the event log, the upload, the working area, the AIP store and the notifier.
+pub struct Store<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub events: &'a dyn EventLog,
+    pub uploads: &'a Arc<dyn ObjectStore>,
+    pub working: &'a Arc<dyn ObjectStore>,
+    pub aips: &'a Arc<dyn ObjectStore>,
+    pub notifier: &'a Arc<dyn Notifier>,
+}
+
+impl Microservice for Store<'_> {
+    fn stage(&self) -> Stage {
+        Stage::Store
+    }
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        run(self, msg, ctx)
+    }
+}
 
 /// A failed verification names the files at fault only where the stored AIP is small
 /// enough to be read again in one go; past this it says what differs, not where.
@@ -51,12 +77,12 @@ struct Copied {
     part_sizes: Vec<u64>,
 }
 
-pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.active_transfer(msg.transfer_id)? else {
+pub fn run(p: &Store<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
         return Ok(Progress::Ignored);
     };
-    p.begin_job(transfer.id, queues::STORE)?;
-    let text = p.state.job_checkpoint(transfer.id, queues::STORE)?;
+    p.flow.begin_job(transfer.id, Stage::Store)?;
+    let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Store.name())?;
     let mut cp: StoreCheckpoint = match &text {
         Some(t) => serde_json::from_str(t).map_err(|e| {
             StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
@@ -66,7 +92,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     let mut seen = text;
     let mut save = |cp: &StoreCheckpoint| -> StageResult<()> {
         let json = serde_json::to_string(cp).expect("a checkpoint serializes");
-        p.state.set_job_checkpoint(transfer.id, queues::STORE, seen.as_deref(), &json)?;
+        p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Store.name(), seen.as_deref(), &json)?;
         seen = Some(json);
         Ok(())
     };
@@ -81,14 +107,14 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
     };
     if cp.recorded.is_none() {
         let mut recorded = DigestSum::default();
-        for f in FilePages::new(p.state.as_ref(), transfer.id) {
+        for f in FilePages::new(p.files, transfer.id) {
             let f = f?;
             recorded.add(&format!("data/{}", payload_path(&transfer, &f)), f.sha256().unwrap_or_default());
         }
         cp.recorded = Some(recorded);
         save(&cp)?;
     }
-    let profile = p.profile(&transfer)?;
+    let profile = p.flow.profile(&transfer)?;
     let gzipped = package_extension(profile) == "tar.gz";
     let bag = bag_name(&transfer);
     let started = cp.next_part;
@@ -100,7 +126,7 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 parts = copied.part_sizes.len(),
                 "verification continues in a new message"
             );
-            p.send(queues::STORE, &[StageMessage::transfer(transfer.id)])?;
+            p.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
             return Ok(Progress::Continued);
         }
         let offset: u64 = copied.part_sizes[..cp.next_part].iter().sum();
@@ -131,18 +157,18 @@ pub fn run(p: &Pipeline, msg: &StageMessage, ctx: &StageContext) -> StageResult<
 
 /// Copies the package's parts into the AIP's place, by the store's own copy; a redelivered
 /// message finds the copy already made.
-fn copy(p: &Pipeline, transfer: &Transfer) -> StageResult<Copied> {
-    let profile = p.profile(transfer)?;
+fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
+    let profile = p.flow.profile(transfer)?;
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
         StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
     })?;
     if let Some(problem) = crate::record::aip::identifier_storage_problem(&identifier) {
         return Err(StageError::Failed(format!("{problem}: correct metadata.csv")));
     }
-    let space = p.config.storage_space(profile, &identifier);
-    let version = p.state.assign_aip_version(transfer.id, &space, &identifier)?;
+    let space = p.flow.config.storage_space(profile, &identifier);
+    let version = p.flow.register.assign_aip_version(transfer.id, &space, &identifier)?;
     let key = aip_key(&space, &identifier, version, transfer, package_extension(profile));
-    let (_, packaged) = PackageCheckpoint::load(p.state.as_ref(), transfer.id)?;
+    let (_, packaged) = PackageCheckpoint::load(p.flow.jobs, transfer.id)?;
     if packaged.parts.is_empty() {
         return Err(StageError::Transient("the package has no parts yet".into()));
     }
@@ -163,7 +189,7 @@ fn copy(p: &Pipeline, transfer: &Transfer) -> StageResult<Copied> {
 
 /// The bag is valid and holds exactly the files the state store recorded, with their
 /// digests.
-fn verified(p: &Pipeline, transfer: &Transfer, copied: &Copied, cp: &StoreCheckpoint) -> StageResult<BagSummary> {
+fn verified(p: &Store<'_>, transfer: &Transfer, copied: &Copied, cp: &StoreCheckpoint) -> StageResult<BagSummary> {
     let (summary, mut problems) = match cp.verifier.clone().finish() {
         Ok(summary) => (Some(summary), Vec::new()),
         Err(problems) => (None, problems),
@@ -185,7 +211,7 @@ fn verified(p: &Pipeline, transfer: &Transfer, copied: &Copied, cp: &StoreCheckp
 
 /// Ends the transfer over a stored AIP that failed verification (kept as evidence), naming
 /// the files at fault where the AIP is small enough to read again.
-fn failed_verification(p: &Pipeline, transfer: &Transfer, copied: &Copied, problems: Vec<String>) -> StageError {
+fn failed_verification(p: &Store<'_>, transfer: &Transfer, copied: &Copied, problems: Vec<String>) -> StageError {
     let key = &copied.key;
     let size: u64 = copied.part_sizes.iter().sum();
     let named = if size <= NAMED_DIAGNOSIS_LIMIT {
@@ -204,18 +230,18 @@ fn failed_verification(p: &Pipeline, transfer: &Transfer, copied: &Copied, probl
     })
 }
 
-fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummary) -> StageResult<Progress> {
+fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSummary) -> StageResult<Progress> {
     let Copied { key, space, identifier, version, .. } = copied.clone();
     let identifier_for_log = identifier.clone();
-    p.state.record_events(&[PremisEvent::new(
+    p.events.record_events(&[PremisEvent::new(
         transfer.id,
         None,
         "fixity check",
-        p.clock.now(),
+        p.flow.clock.now(),
         format!("program=\"Vellum\"; version=\"{}\"; stored AIP {key} read back and verified", crate::SOFTWARE_AGENT),
         EventOutcome::Pass,
         format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
-        p.agents(),
+        p.flow.agents(),
     )])?;
     // Published before the transfer is marked complete: a crash in between publishes again
     // (receivers key on the AIP UUID) rather than never.
@@ -226,7 +252,7 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
         aip_uuid: transfer.aip_uuid,
         transfer_id: transfer.id,
         origin: "vellum".into(),
-        time_sent: p.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        time_sent: p.flow.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })?;
     // The upload's one final answer, written before the transfer is COMPLETE: a crash in
     // between writes it again (the same key), never leaves a COMPLETE transfer without it.
@@ -249,8 +275,8 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
     if p.uploads.head(&failed_log)?.is_some() {
         p.uploads.delete(&failed_log)?;
     }
-    p.state.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
-    p.state.finish_job(transfer.id, queues::STORE, JobStatus::Completed)?;
+    p.flow.register.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
+    p.flow.finish_job(transfer.id, Stage::Store)?;
     tracing::info!(aip = %key, "AIP stored and verified");
     clean_working_area(p, transfer);
     Ok(Progress::Done)
@@ -258,8 +284,8 @@ fn finish(p: &Pipeline, transfer: &Transfer, copied: &Copied, report: &BagSummar
 
 /// Reads the stored AIP back in one go, to name what is wrong with it: the bag must be
 /// valid and every original's digest must match what the checksum stage recorded.
-fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<crate::record::bagit::BagReport> {
-    crate::record::aip_check::read_back(p.state.as_ref(), p.aips.as_ref(), transfer, key)?.map_err(|problems| {
+fn verify_stored(p: &Store<'_>, transfer: &Transfer, key: &str) -> StageResult<crate::record::bagit::BagReport> {
+    crate::record::aip_check::read_back(p.files, p.aips.as_ref(), transfer, key)?.map_err(|problems| {
         StageError::Failed(format!(
             "the stored AIP {key} failed verification and was kept as evidence: {}",
             problems.join("; ")
@@ -269,7 +295,7 @@ fn verify_stored(p: &Pipeline, transfer: &Transfer, key: &str) -> StageResult<cr
 
 /// The AIP holds everything now; the working copies go. Best effort: a leftover is
 /// harmless and the monitor's clean-up finds it.
-fn clean_working_area(p: &Pipeline, transfer: &Transfer) {
+fn clean_working_area(p: &Store<'_>, transfer: &Transfer) {
     if let Err(e) = p.working.delete_prefix(&working_prefix(transfer.id)) {
         tracing::warn!(error = %e, "could not clean the working area");
     }

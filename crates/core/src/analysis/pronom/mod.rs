@@ -243,7 +243,7 @@ impl Prefilter {
 }
 
 #[derive(Debug)]
-pub struct Identifier {
+pub struct FormatIdentifier {
     formats: Vec<Format>,
     by_puid: HashMap<String, usize>,
     /// Each internal signature by its ID, with the formats it identifies.
@@ -378,7 +378,7 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
     Ok(ByteSequence { anchor, skip, lead, literal, regex, reach, open_ended, set_index: None })
 }
 
-impl Identifier {
+impl FormatIdentifier {
     /// The signature files built into Vellum (see `builtin.rs`), so that identification
     /// needs nothing but the binary.
     pub fn builtin() -> Result<Self, String> {
@@ -613,7 +613,7 @@ mod tests {
     /// must be the full match every time.
     #[test]
     fn the_prefilter_rules_out_only_signatures_that_cannot_match() {
-        let id = Identifier::builtin().unwrap();
+        let id = FormatIdentifier::builtin().unwrap();
         let always = id.prefilter.always.len();
         assert!(
             always * 3 < id.signatures.len(),

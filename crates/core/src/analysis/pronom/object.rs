@@ -5,7 +5,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::container::normalize_ole2_name;
-use super::{ContainerKind, ContainerSource, Identification, Identifier, WINDOW};
+use super::{ContainerKind, ContainerSource, FormatIdentifier, Identification, WINDOW};
 use crate::io::ranged::RangedReader;
 use crate::ports::{ObjectStore, PortError};
 
@@ -74,7 +74,7 @@ impl ContainerSource for WorkingContainer {
 /// Identifies one object of a store: its first and last bytes, and its contents when it is
 /// a container.
 pub fn identify_object(
-    identifier: &Identifier,
+    identifier: &FormatIdentifier,
     store: &Arc<dyn ObjectStore>,
     key: &str,
     size: u64,
