@@ -50,7 +50,7 @@ pub fn refused(d: &Dashboard, route: &Route, request: &Request) -> Response {
             let next = if request.path.starts_with('/') { request.path.as_str() } else { "/" };
             return Response::see_other(&format!("/sign-in?next={}", percent_encode(next)));
         }
-        return crate::html::not_registered();
+        return crate::pages::layout::not_registered();
     }
     refused_api()
 }

@@ -6,13 +6,11 @@
 //! files needs a registered user (a valid API key, a verified token of a registered user, or
 //! a sign-in session).
 
-mod aips;
 pub mod answer_cache;
-mod archivematica;
+mod api;
 mod auth;
-pub mod html;
 pub mod http;
-mod json_api;
+pub mod pages;
 pub mod routes;
 
 use std::sync::Arc;
@@ -86,11 +84,11 @@ impl Dashboard {
                 Ok(Response::with_type(405, "text/plain; charset=utf-8", "Method not allowed")
                     .header("Allow", &allowed.join(", ")))
             }
-            Route::SignOut => Ok(html::sign_out(self, request)),
-            Route::TransferList | Route::TransferPage(_) => html::page(self, &route, request, &user),
-            r if r.is_archivematica() => archivematica::answer(self, r, request, &user),
-            Route::Aips | Route::AipDownload => aips::answer(self, &route, request, &user),
-            r => json_api::answer(self, r, request, &user),
+            Route::SignOut => Ok(pages::sign_out(self, request)),
+            Route::TransferList | Route::TransferPage(_) => pages::page(self, &route, request, &user),
+            r if r.is_archivematica() => api::archivematica::answer(self, r, request, &user),
+            Route::Aips | Route::AipDownload => api::aips::answer(self, &route, request, &user),
+            r => api::json::answer(self, r, request, &user),
         };
         if !matches!(request.method.as_str(), "GET" | "HEAD") {
             self.answers.forget();
@@ -101,9 +99,9 @@ impl Dashboard {
     fn open(&self, route: &Route, request: &Request) -> Response {
         match route {
             Route::Health => Response::json(200, &serde_json::json!({"status": "ok"})),
-            Route::Asset(name) => html::asset(name),
-            Route::SignInPage => html::sign_in_page(self, request, None),
-            Route::SignIn => html::sign_in(self, request).unwrap_or_else(|e| failed(&e)),
+            Route::Asset(name) => pages::asset(name),
+            Route::SignInPage => pages::sign_in_page(self, request, None),
+            Route::SignIn => pages::sign_in(self, request).unwrap_or_else(|e| failed(&e)),
             _ => Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})),
         }
     }

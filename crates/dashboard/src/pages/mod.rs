@@ -3,6 +3,8 @@
 //! refreshes what is shown and sends the buttons' requests. No external CDN, font or
 //! inline script: the Content-Security-Policy forbids them.
 
+pub mod layout;
+
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -12,58 +14,12 @@ use vellum_core::operations::access::{authenticate, start_session, Credential, U
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::auth::SESSION_COOKIE;
+pub use layout::{asset, escape, not_registered};
+use layout::layout;
 use crate::http::{percent_encode, Request, Response};
-use crate::json_api;
+use crate::api::json as json_api;
 use crate::routes::Route;
 use crate::Dashboard;
-
-/// Text made safe inside HTML elements and quoted attributes (the XML escaping serves:
-/// HTML5 reads its five entities).
-pub fn escape(s: &str) -> String {
-    vellum_core::record::xml::esc(s).into_owned()
-}
-
-pub fn asset(name: &str) -> Response {
-    match name {
-        "dashboard.css" => Response::with_type(200, "text/css; charset=utf-8", include_str!("static/dashboard.css")),
-        "dashboard.js" => {
-            Response::with_type(200, "text/javascript; charset=utf-8", include_str!("static/dashboard.js"))
-        }
-        "favicon.svg" => Response::with_type(200, "image/svg+xml", include_str!("static/favicon.svg")),
-        _ => Response::json(404, &serde_json::json!({"message": "No such file.", "error": true})),
-    }
-}
-
-fn layout(title: &str, user: Option<&User>, body: &str) -> String {
-    let who = match user {
-        Some(u) => format!(
-            "<form method=\"post\" action=\"/sign-out\" class=\"who\"><span>{}</span> <button type=\"submit\">Sign out</button></form>",
-            escape(&u.name)
-        ),
-        None => String::new(),
-    };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Vellum</title><link rel=\"icon\" href=\"/static/favicon.svg\"><link rel=\"stylesheet\" href=\"/static/dashboard.css\">\
-         <script src=\"/static/dashboard.js\" defer></script></head>\
-         <body><header><a href=\"/\" class=\"brand\">Vellum</a><span class=\"tagline\">transfers and their AIPs</span>{who}</header>\
-         <main>{body}</main></body></html>\n",
-        escape(title)
-    )
-}
-
-pub fn not_registered() -> Response {
-    Response::html(
-        403,
-        layout(
-            "Not registered",
-            None,
-            "<h1>You are not registered</h1><p>Your sign-in worked, but Vellum admits only the people \
-             registered in it. Ask an administrator to add you (<code>vellum users add NAME --email EMAIL</code>).</p>",
-        ),
-    )
-}
 
 pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> Response {
     if !d.sign_in {

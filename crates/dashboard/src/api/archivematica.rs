@@ -267,7 +267,7 @@ fn package(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response
         _ => path.as_str(),
     };
     let key = key.trim_start_matches('/');
-    Ok(match crate::json_api::start_key(d, key, user)? {
+    Ok(match crate::api::json::start_key(d, key, user)? {
         Ok(id) => Response::json(202, &json!({"id": id})),
         Err(refused) => {
             let why = refused.json_body()["message"].as_str().unwrap_or("").to_string();
