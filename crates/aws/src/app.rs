@@ -140,7 +140,7 @@ impl AwsApp {
         let sns = aws_sdk_sns::Client::new(&records.sdk);
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
-        let identifier = vellum_core::analysis::pronom::FormatIdentifier::builtin()?;
+        let identifier = vellum_core::analysis::pronom::FormatIdentifier::builtin().map_err(|e| e.to_string())?;
         let pipeline = Pipeline {
             uploads: records.uploads,
             working: records.working,

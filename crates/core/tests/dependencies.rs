@@ -14,6 +14,10 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The stages, by their modules' names.
+const STAGES: &[&str] =
+    &["start", "extract", "checksum", "scan", "identify", "characterize", "mets", "package", "store"];
+
 #[test]
 fn only_the_pipeline_names_a_stage() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -22,20 +26,28 @@ fn only_the_pipeline_names_a_stage() {
     let mut offenders = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
-        if rel == "pipeline.rs" || rel == "lib.rs" || rel == "stages/mod.rs" {
+        if rel == "pipeline/mod.rs" || rel == "lib.rs" || rel == "stages/mod.rs" {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            if code.contains("crate::stages")
-                || (rel.starts_with("stages/") && code.contains("super::") && code.trim() != "use super::*;")
-            {
+            // A stage's own module may be named only by the pipeline; the stage floor's
+            // shared parts (`stages::{Flow, …}`, `stages::per_file`) are for the stages.
+            let names_a_stage = STAGES
+                .iter()
+                .any(|s| code.contains(&format!("crate::stages::{s}")) || code.contains(&format!("super::{s}::")));
+            let stage_imports_pipeline = rel.starts_with("stages/") && code.contains("crate::pipeline");
+            if names_a_stage || stage_imports_pipeline {
                 offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
             }
         }
     }
-    assert!(offenders.is_empty(), "modules that import a stage:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "modules that import a stage, or stages that import the pipeline:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]

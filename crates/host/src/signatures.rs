@@ -49,4 +49,5 @@ pub fn load_dir(dir: &Path) -> Result<FormatIdentifier, String> {
     let (droid_name, droid_text) = read(&droid)?;
     let container = newest(dir, "container-signature")?.map(|p| read(&p)).transpose()?;
     FormatIdentifier::parse(&droid_name, &droid_text, container.as_ref().map(|(n, t)| (n.as_str(), t.as_str())))
+        .map_err(|e| e.to_string())
 }

@@ -119,22 +119,33 @@ pub fn supplied_manifest_path(algorithm: &str) -> String {
     format!("metadata/checksum.{algorithm}")
 }
 
+/// A checksum file (a package's own, or a bag's manifest) with a line that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("line {line} has no path after the digest")]
+    NoPath { line: usize },
+    #[error("line {line} has {digest:?} where a hexadecimal digest belongs")]
+    NotHex { line: usize, digest: String },
+    #[error("line {line} of a manifest has no path")]
+    NoPathInBag { line: usize },
+    #[error("the manifest lists {path:?} twice")]
+    Twice { path: String },
+}
+
 /// Reads a supplied checksum file (`<digest>  <path>` per line, as md5sum and friends
 /// write, paths relative to the package or, as Archivematica writes them, to `metadata/`).
-pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, ManifestError> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let (digest, path) = line
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("line {} has no path after the digest", n + 1))?;
+        let (digest, path) = line.split_once(char::is_whitespace).ok_or(ManifestError::NoPath { line: n + 1 })?;
         let path = path.trim_start().trim_start_matches('*');
         let path = path.strip_prefix("../").or_else(|| path.strip_prefix("./")).unwrap_or(path);
         if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.is_empty() {
-            return Err(format!("line {} has {digest:?} where a hexadecimal digest belongs", n + 1));
+            return Err(ManifestError::NotHex { line: n + 1, digest: digest.to_string() });
         }
         out.insert(path.to_string(), digest.to_ascii_lowercase());
     }

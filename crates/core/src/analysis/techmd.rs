@@ -397,6 +397,8 @@ pub fn validate<R: Read + Seek>(kind: Kind, mut reader: R, size: u64, facts: &mu
     }
 }
 
+/// Well-formed, or why not: the reason is the validation event's outcome detail, a finding
+/// about the file rather than a fault of Vellum's.
 fn validate_xml(reader: &mut dyn Read) -> Result<(), String> {
     let mut xml = quick_xml::Reader::from_reader(io::BufReader::new(reader));
     xml.config_mut().check_end_names = true;
@@ -428,7 +430,8 @@ fn validate_xml(reader: &mut dyn Read) -> Result<(), String> {
 }
 
 /// A zip is well-formed when its index reads and every entry inflates to its CRC; encrypted
-/// entries cannot be inflated, and the verdict says how many were left.
+/// entries cannot be inflated, and the verdict says how many were left. The error is the
+/// index that cannot be read, in the words the validation event records.
 pub fn validate_zip<R: Read + Seek>(reader: R) -> Result<Verdict, String> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| e.to_string())?;
     let mut encrypted = 0;

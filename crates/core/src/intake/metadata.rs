@@ -44,13 +44,39 @@ fn column_name(header: &str) -> String {
     header.to_string()
 }
 
+/// Why metadata.csv's bytes cannot be read as text without guessing, with how to save it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UnreadableText {
+    #[error(
+        "metadata/metadata.csv is not UTF-8 text (it was probably saved as Latin-1 or Windows-1252): open it and \
+         save it again as \"CSV UTF-8\""
+    )]
+    NotUtf8,
+    #[error(
+        "metadata/metadata.csv looks like UTF-16 text without a byte-order mark, which cannot be read without \
+         guessing: save it again as \"CSV UTF-8\""
+    )]
+    Utf16WithoutMark,
+    #[error("metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\"")]
+    OddUtf16,
+    #[error("metadata/metadata.csv is damaged UTF-16 text: save it again as \"CSV UTF-8\"")]
+    DamagedUtf16,
+    #[error("metadata/metadata.csv's first line {0:?} declares a separator Vellum cannot use")]
+    Separator(String),
+    #[error(
+        "metadata/metadata.csv is separated by semicolons, not commas (as a spreadsheet set to a European locale \
+         saves it): save it as \"CSV UTF-8 (comma delimited)\", or make its first line sep=;"
+    )]
+    Semicolons,
+}
+
 /// metadata.csv as spreadsheets save it, made plain: its text (UTF-8, or UTF-16 with a
 /// byte-order mark, as Excel's "Unicode Text" is) and its separator (a comma; the one an
 /// Excel `sep=` first line declares; a tab when the header has tabs and no comma).
 /// Anything that cannot be read without doubt is refused with its real cause.
-fn decode(bytes: &[u8]) -> Result<(String, u8), String> {
+fn decode(bytes: &[u8]) -> Result<(String, u8), UnreadableText> {
     let text = if let Some(rest) = bytes.strip_prefix(BOM) {
-        std::str::from_utf8(rest).map(str::to_string).map_err(|_| not_utf8())?
+        std::str::from_utf8(rest).map(str::to_string).map_err(|_| UnreadableText::NotUtf8)?
     } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         utf16(rest, u16::from_le_bytes)?
     } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
@@ -58,12 +84,8 @@ fn decode(bytes: &[u8]) -> Result<(String, u8), String> {
     } else {
         match std::str::from_utf8(bytes) {
             Ok(t) if !t.contains('\0') => t.to_string(),
-            _ if bytes.len() >= 4 && (bytes[1] == 0 || bytes[0] == 0) => {
-                return Err("metadata/metadata.csv looks like UTF-16 text without a byte-order mark, which cannot be \
-                     read without guessing: save it again as \"CSV UTF-8\""
-                    .into())
-            }
-            _ => return Err(not_utf8()),
+            _ if bytes.len() >= 4 && (bytes[1] == 0 || bytes[0] == 0) => return Err(UnreadableText::Utf16WithoutMark),
+            _ => return Err(UnreadableText::NotUtf8),
         }
     };
     let first = text.lines().next().unwrap_or("");
@@ -71,7 +93,7 @@ fn decode(bytes: &[u8]) -> Result<(String, u8), String> {
         let rest = text[first.len()..].trim_start_matches(['\r', '\n']).to_string();
         return match sep.as_bytes() {
             [b] => Ok((rest, *b)),
-            _ => Err(format!("metadata/metadata.csv's first line {first:?} declares a separator Vellum cannot use")),
+            _ => Err(UnreadableText::Separator(first.to_string())),
         };
     }
     if first.contains(',') {
@@ -79,30 +101,18 @@ fn decode(bytes: &[u8]) -> Result<(String, u8), String> {
     } else if first.contains('\t') {
         Ok((text, b'\t'))
     } else if first.contains(';') {
-        Err("metadata/metadata.csv is separated by semicolons, not commas (as a spreadsheet set to a European \
-             locale saves it): save it as \"CSV UTF-8 (comma delimited)\", or make its first line sep=;"
-            .into())
+        Err(UnreadableText::Semicolons)
     } else {
         Ok((text, b','))
     }
 }
 
-fn not_utf8() -> String {
-    "metadata/metadata.csv is not UTF-8 text (it was probably saved as Latin-1 or Windows-1252): open it and \
-     save it again as \"CSV UTF-8\""
-        .to_string()
-}
-
-fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, String> {
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, UnreadableText> {
     if !bytes.len().is_multiple_of(2) {
-        return Err(
-            "metadata/metadata.csv says it is UTF-16 but has an odd number of bytes: save it again as \"CSV UTF-8\""
-                .into(),
-        );
+        return Err(UnreadableText::OddUtf16);
     }
     let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
-    String::from_utf16(&units)
-        .map_err(|_| "metadata/metadata.csv is damaged UTF-16 text: save it again as \"CSV UTF-8\"".into())
+    String::from_utf16(&units).map_err(|_| UnreadableText::DamagedUtf16)
 }
 
 /// Reads metadata.csv, returning its identifiers or every problem found, each in words an
@@ -161,7 +171,7 @@ fn near_misses(headers: &[String]) -> Vec<String> {
 }
 
 pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers, Vec<String>> {
-    let (text, delimiter) = decode(bytes).map_err(|e| vec![e])?;
+    let (text, delimiter) = decode(bytes).map_err(|e| vec![e.to_string()])?;
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {

@@ -368,9 +368,10 @@ fn check_supplied_manifests(listing: &Listing, problems: &mut Vec<Problem>) {
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     for (algorithm, bytes) in &listing.supplied_manifests {
         let name = crate::analysis::fixity::supplied_manifest_path(algorithm);
-        let parsed = std::str::from_utf8(bytes)
-            .map_err(|_| "it is not UTF-8 text".to_string())
-            .and_then(crate::analysis::fixity::parse_supplied_manifest);
+        let parsed = match std::str::from_utf8(bytes) {
+            Ok(text) => crate::analysis::fixity::parse_supplied_manifest(text).map_err(|e| e.to_string()),
+            Err(_) => Err("it is not UTF-8 text".to_string()),
+        };
         match parsed {
             Err(e) => problems.push(Problem::new(
                 "checksums",

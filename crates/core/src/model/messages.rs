@@ -139,15 +139,31 @@ impl StageMessage {
     }
 }
 
+/// An S3 event notification that cannot be read as one.
+#[derive(Debug, thiserror::Error)]
+pub enum S3EventError {
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    /// A field every notification record has is missing (`Records`, a key, a bucket).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A key whose `%XX` escape is broken, or that does not decode to UTF-8.
+    #[error("the key {key:?} {why}")]
+    BadKey { key: String, why: &'static str },
+}
+
 /// Reads an S3 event notification (as S3 sends it to a queue or a function) into upload
 /// events. A test event (`s3:TestEvent`) holds none. Keys arrive URL-encoded, with `+` for
 /// a space, and are decoded here once.
-pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, S3EventError> {
+    let v: serde_json::Value = serde_json::from_str(json)?;
     if v.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
-    let records = v.get("Records").and_then(|r| r.as_array()).ok_or("an S3 notification has a Records array")?;
+    let records = v
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .ok_or(S3EventError::Missing("an S3 notification has a Records array"))?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let s = |path: &[&str]| -> Option<String> {
@@ -157,9 +173,9 @@ pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
             }
             cur.as_str().map(str::to_string)
         };
-        let raw_key = s(&["s3", "object", "key"]).ok_or("a record without s3.object.key")?;
+        let raw_key = s(&["s3", "object", "key"]).ok_or(S3EventError::Missing("a record without s3.object.key"))?;
         out.push(UploadEvent {
-            bucket: s(&["s3", "bucket", "name"]).ok_or("a record without s3.bucket.name")?,
+            bucket: s(&["s3", "bucket", "name"]).ok_or(S3EventError::Missing("a record without s3.bucket.name"))?,
             key: decode_s3_key(&raw_key)?,
             event_name: s(&["eventName"]).unwrap_or_default(),
             event_time: s(&["eventTime"]).unwrap_or_default(),
@@ -173,7 +189,8 @@ pub fn upload_events_from_s3(json: &str) -> Result<Vec<UploadEvent>, String> {
 }
 
 /// S3's form encoding of keys in notifications: `+` is a space, `%XX` a byte.
-pub fn decode_s3_key(raw: &str) -> Result<String, String> {
+pub fn decode_s3_key(raw: &str) -> Result<String, S3EventError> {
+    let broken = || S3EventError::BadKey { key: raw.to_string(), why: "has a broken escape" };
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -181,15 +198,15 @@ pub fn decode_s3_key(raw: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = raw.get(i + 1..i + 3).ok_or_else(|| format!("a broken escape in the key {raw:?}"))?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("a broken escape in the key {raw:?}"))?);
+                let hex = raw.get(i + 1..i + 3).ok_or_else(broken)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| broken())?);
                 i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| format!("the key {raw:?} does not decode to UTF-8"))
+    String::from_utf8(out).map_err(|_| S3EventError::BadKey { key: raw.to_string(), why: "does not decode to UTF-8" })
 }
 
 #[cfg(test)]

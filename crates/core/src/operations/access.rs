@@ -27,20 +27,29 @@ fn secret(clock: &dyn Clock) -> String {
     hex::encode(h.finalize())[..40].to_string()
 }
 
+/// A user name Vellum cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadUserName {
+    #[error("a user name is 1 to 64 characters")]
+    Length,
+    #[error("a user name has letters, digits, '.', '_', '-' and '@' only, not {0:?}")]
+    Character(char),
+}
+
 /// A user name is what `ApiKey user:key` carries: no colon, no space, not empty.
-pub fn check_user_name(name: &str) -> Result<(), String> {
+pub fn check_user_name(name: &str) -> Result<(), BadUserName> {
     if name.is_empty() || name.len() > 64 {
-        return Err("a user name is 1 to 64 characters".into());
+        return Err(BadUserName::Length);
     }
     if let Some(c) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))) {
-        return Err(format!("a user name has letters, digits, '.', '_', '-' and '@' only, not {c:?}"));
+        return Err(BadUserName::Character(c));
     }
     Ok(())
 }
 
 /// Registers a user; false when one of that name exists.
 pub fn add_user(store: &dyn AccessStore, clock: &dyn Clock, name: &str, email: Option<&str>) -> PortResult<bool> {
-    check_user_name(name).map_err(PortError::Refused)?;
+    check_user_name(name).map_err(|e| PortError::Refused(e.to_string()))?;
     let email = email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
     store.add_user(&User { name: name.to_string(), email, created_at: clock.now() })
 }

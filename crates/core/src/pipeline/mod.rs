@@ -11,7 +11,7 @@ use crate::analysis::pronom::FormatIdentifier;
 use crate::config::fpr::Rules;
 use crate::config::profile::Config;
 use crate::config::Settings;
-use crate::error::StageError;
+use crate::error::{ErrorClass, StageError};
 use crate::intake::feedback;
 use crate::model::messages::{StageMessage, UploadEvent};
 use crate::model::{EventStamp, JobStatus, Stage, TransferStatus};
@@ -153,26 +153,30 @@ impl Pipeline {
     /// The edge of the core: a stage's result becomes an outcome, and a permanent failure
     /// ends the transfer with its reason, exactly once.
     fn settle(&self, transfer_id: Option<Uuid>, stage: Stage, result: Result<Progress, StageError>) -> Outcome {
-        let (status, reason) = match result {
+        let error = match result {
             Ok(Progress::Done) => return Outcome::Succeeded,
             Ok(Progress::Continued) => return Outcome::Continued,
             Ok(Progress::Ignored) => return Outcome::Ignored,
-            Err(StageError::Transient(e)) => {
-                warn!(stage = stage.name(), error = %e, "transient error, message will be retried");
+            Err(error) => error,
+        };
+        let reason = error.to_string();
+        let status = match error.class() {
+            ErrorClass::Retry => {
+                warn!(stage = stage.name(), error = %reason, "transient error, message will be retried");
                 // Kept on the job for the dead-letter record; a failure here changes nothing.
                 if let Some(id) = transfer_id {
-                    if let Err(note) = self.state.note_job_error(id, stage.name(), &e) {
+                    if let Err(note) = self.state.note_job_error(id, stage.name(), &reason) {
                         warn!(stage = stage.name(), error = %note, "the transient error could not be kept on its job");
                     }
                 }
-                return Outcome::Retry(e);
+                return Outcome::Retry(reason);
             }
-            Err(StageError::Superseded(e)) => {
-                info!(stage = stage.name(), detail = %e, "another delivery carries this work on");
+            ErrorClass::Superseded => {
+                info!(stage = stage.name(), detail = %reason, "another delivery carries this work on");
                 return Outcome::Ignored;
             }
-            Err(StageError::Rejected(r)) => (TransferStatus::Rejected, r),
-            Err(StageError::Failed(r)) => (TransferStatus::Failed, r),
+            ErrorClass::Refuse => TransferStatus::Rejected,
+            ErrorClass::Fail => TransferStatus::Failed,
         };
         let Some(id) = transfer_id else {
             return Outcome::FailedForGood(reason);

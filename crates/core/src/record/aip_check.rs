@@ -54,7 +54,8 @@ pub fn read_back(
 }
 
 /// Reads the AIP's METS as XML, streaming (a METS of 100,000 files is hundreds of MB):
-/// the number of files its file section lists, or why it cannot be read.
+/// the number of files its file section lists, or why it cannot be read (a finding in the
+/// report's words; only the store's error is an error).
 pub fn mets_files(aips: &dyn ObjectStore, transfer: &Transfer, key: &str) -> PortResult<Result<usize, String>> {
     let want = format!("{}/data/{}", bag_name(transfer), mets_name(transfer));
     let mut archive = tar::Archive::new(open(aips, key)?);

@@ -91,7 +91,8 @@ impl<R: Read> Read for Hashing<R> {
 
 impl BagVerifier {
     /// Reads one part's tar entries (`<bag>/...`). `on_payload` is told each payload path
-    /// (`data/...`) and its sha256 as read. An error is a part that cannot be read at all.
+    /// (`data/...`) and its sha256 as read. An error is a part that cannot be read at all:
+    /// a finding about the bag, in the words the verification report gives, not a fault.
     pub fn read_part(
         &mut self,
         reader: impl Read,

@@ -6,6 +6,8 @@ use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
+use crate::analysis::fixity::ManifestError;
+
 pub const BAGIT_TXT: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
 
 /// A path as a manifest writes it: CR, LF and % are percent-encoded (RFC 8493 §2.1.3).
@@ -32,17 +34,16 @@ pub fn manifest<'a, D: AsRef<str>>(entries: impl IntoIterator<Item = (&'a str, D
 /// Parses a manifest into path → digest. Malformed lines are reported. As bagit-python
 /// reads them: `*` before a path is `sha256sum -b`'s binary-mode marker, not part of the
 /// name, and `#` starts a comment line.
-pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, ManifestError> {
     let mut map = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let (digest, path) =
-            line.split_once([' ', '\t']).ok_or_else(|| format!("line {} of a manifest has no path", n + 1))?;
+        let (digest, path) = line.split_once([' ', '\t']).ok_or(ManifestError::NoPathInBag { line: n + 1 })?;
         let path = path.trim_start_matches([' ', '\t']).trim_start_matches('*');
         if map.insert(decode_path(path), digest.to_ascii_lowercase()).is_some() {
-            return Err(format!("the manifest lists {path:?} twice"));
+            return Err(ManifestError::Twice { path: path.to_string() });
         }
     }
     Ok(map)

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{StageError, StageResult};
+use crate::error::{ErrorClass, StageError, StageResult};
 use crate::io::ranged::RangedReader;
 use crate::io::read_ahead::with_read_ahead;
 use crate::model::messages::{AipStored, StageMessage};
@@ -216,7 +216,7 @@ fn failed_verification(p: &Store<'_>, transfer: &Transfer, copied: &Copied, prob
     let size: u64 = copied.part_sizes.iter().sum();
     let named = if size <= NAMED_DIAGNOSIS_LIMIT {
         match verify_stored(p, transfer, key) {
-            Err(StageError::Failed(named)) => Some(named),
+            Err(e) if e.class() == ErrorClass::Fail => Some(e.to_string()),
             _ => None,
         }
     } else {

@@ -13,13 +13,13 @@ use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::operations::access::{authenticate, start_session, Credential, User};
 use vellum_core::ports::{PortResult, TransferQuery};
 
-use crate::auth::SESSION_COOKIE;
-pub use layout::{asset, escape, not_registered};
-use layout::layout;
-use crate::http::{percent_encode, Request, Response};
 use crate::api::json as json_api;
+use crate::auth::SESSION_COOKIE;
+use crate::http::{percent_encode, Request, Response};
 use crate::routes::Route;
 use crate::Dashboard;
+use layout::layout;
+pub use layout::{asset, escape, not_registered};
 
 pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> Response {
     if !d.sign_in {

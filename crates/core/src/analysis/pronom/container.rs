@@ -1,6 +1,8 @@
 //! Container signatures: formats recognised by what is inside a ZIP (OOXML, ODF, EPUB, …)
 //! or an OLE2 compound file (Word 97, Excel, PowerPoint, …).
 
+use super::error::SignatureError;
+
 use std::collections::HashMap;
 
 use super::{byte_sequence, child, ByteSequence, WINDOW};
@@ -60,8 +62,9 @@ pub fn normalize_ole2_name(name: &str) -> String {
 }
 
 impl Containers {
-    pub(super) fn parse(name: &str, text: &str) -> Result<Self, String> {
-        let doc = roxmltree::Document::parse(text).map_err(|e| format!("{name}: {e}"))?;
+    pub(super) fn parse(name: &str, text: &str) -> Result<Self, SignatureError> {
+        let doc = roxmltree::Document::parse(text)
+            .map_err(|source| SignatureError::Xml { file: name.to_string(), source })?;
         let kind_of = |s: Option<&str>| match s {
             Some("OLE2") => Some(ContainerKind::Ole2),
             Some("ZIP") => Some(ContainerKind::Zip),
@@ -86,7 +89,7 @@ impl Containers {
                 let path = child(f, "Path").next().and_then(|p| p.text()).unwrap_or("").trim().to_string();
                 let mut sigs = Vec::new();
                 for sig in f.descendants().filter(|n| n.has_tag_name("InternalSignature")) {
-                    let seqs: Result<Vec<ByteSequence>, String> =
+                    let seqs: Result<Vec<ByteSequence>, SignatureError> =
                         child(sig, "ByteSequence").map(byte_sequence).collect();
                     match seqs {
                         Ok(seqs) if !seqs.is_empty() => sigs.push(seqs),

@@ -6,6 +6,10 @@
 //! Like DROID and fido, signatures are matched against a window of the file: its first and
 //! last [`WINDOW`] bytes (the whole file when it is small).
 
+mod error;
+
+pub use error::SignatureError;
+
 mod builtin;
 pub mod container;
 pub mod object;
@@ -275,8 +279,8 @@ fn child<'a, 'i>(
 }
 
 /// The regex of one SubSequence: left fragments, the sequence, right fragments.
-fn subsequence_regex(ss: roxmltree::Node<'_, '_>) -> Result<String, String> {
-    let seq = child(ss, "Sequence").next().and_then(|s| s.text()).ok_or("a SubSequence without a Sequence")?;
+fn subsequence_regex(ss: roxmltree::Node<'_, '_>) -> Result<String, SignatureError> {
+    let seq = child(ss, "Sequence").next().and_then(|s| s.text()).ok_or(SignatureError::NoSequence)?;
     let mut out = String::new();
     for (side, tag) in [(0, "LeftFragment"), (1, "RightFragment")] {
         let mut by_pos: std::collections::BTreeMap<u64, Vec<(String, u64, Option<u64>)>> = Default::default();
@@ -308,7 +312,7 @@ fn subsequence_regex(ss: roxmltree::Node<'_, '_>) -> Result<String, String> {
 }
 
 /// A ByteSequence element (of the signature file or a container signature) compiled.
-fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
+fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, SignatureError> {
     let anchor = match bs.attribute("Reference") {
         Some("BOFoffset") => Anchor::Bof,
         Some("EOFoffset") => Anchor::Eof,
@@ -355,7 +359,7 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
         Anchor::Eof => format!("(?-u){body}\\z"),
         Anchor::Var => format!("(?-u){body}"),
     };
-    let regex = regex::bytes::RegexBuilder::new(&anchored).size_limit(64 << 20).build().map_err(|e| format!("{e}"))?;
+    let regex = regex::bytes::RegexBuilder::new(&anchored).size_limit(64 << 20).build()?;
     // A first subsequence with no fragments on its anchored side and a plain-hex sequence
     // gives a literal to look for first (at `skip` exactly, or within a leading gap).
     let literal = subs
@@ -381,7 +385,7 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, String> {
 impl FormatIdentifier {
     /// The signature files built into Vellum (see `builtin.rs`), so that identification
     /// needs nothing but the binary.
-    pub fn builtin() -> Result<Self, String> {
+    pub fn builtin() -> Result<Self, SignatureError> {
         let (droid_name, droid) = builtin::droid()?;
         let (container_name, container) = builtin::container()?;
         Self::parse(droid_name, &droid, Some((container_name, &container)))
@@ -389,12 +393,12 @@ impl FormatIdentifier {
 
     /// Compiles a DROID signature file and (optionally) a container signature file, each
     /// given by its file name (recorded as the signatures' version) and its text.
-    pub fn parse(droid_name: &str, droid_xml: &str, container: Option<(&str, &str)>) -> Result<Self, String> {
+    pub fn parse(droid_name: &str, droid_xml: &str, container: Option<(&str, &str)>) -> Result<Self, SignatureError> {
         let doc = roxmltree::Document::parse_with_options(
             droid_xml,
             roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
         )
-        .map_err(|e| format!("{droid_name}: {e}"))?;
+        .map_err(|source| SignatureError::Xml { file: droid_name.to_string(), source })?;
         let mut signatures = HashMap::new();
         let mut skipped = Vec::new();
         for sig in doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))) {

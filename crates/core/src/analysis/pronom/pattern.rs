@@ -5,6 +5,8 @@
 //! `[~01]`: any of them set), negations of each (`[!00]`, `[!00:1F]`, `[!&01]`) and
 //! alternatives (`(0D0A|0A)`).
 
+use super::error::SignatureError;
+
 use std::fmt::Write;
 
 /// Gaps longer than this become unbounded: signatures are matched within a window of the
@@ -48,11 +50,11 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn err(&self, what: &str) -> String {
-        format!("{what} at {} in {:?}", self.i, String::from_utf8_lossy(self.s))
+    fn err(&self, what: &'static str) -> SignatureError {
+        SignatureError::Pattern { what, at: self.i, pattern: String::from_utf8_lossy(self.s).into_owned() }
     }
 
-    fn hex_byte(&mut self) -> Result<u8, String> {
+    fn hex_byte(&mut self) -> Result<u8, SignatureError> {
         self.skip_ws();
         let hi = self.s.get(self.i).copied().and_then(hex_val).ok_or_else(|| self.err("a hex digit expected"))?;
         self.i += 1;
@@ -63,7 +65,7 @@ impl Parser<'_> {
         Ok(hi << 4 | lo)
     }
 
-    fn quoted(&mut self) -> Result<Vec<u8>, String> {
+    fn quoted(&mut self) -> Result<Vec<u8>, SignatureError> {
         self.i += 1; // opening quote
         let start = self.i;
         while self.i < self.s.len() && self.s[self.i] != b'\'' {
@@ -79,7 +81,7 @@ impl Parser<'_> {
 
     /// The bytes of one value inside brackets: a quoted string, or hex bytes up to `:`,
     /// `-` or `]`.
-    fn values(&mut self) -> Result<Vec<u8>, String> {
+    fn values(&mut self) -> Result<Vec<u8>, SignatureError> {
         if self.peek() == Some(b'\'') {
             return self.quoted();
         }
@@ -94,7 +96,7 @@ impl Parser<'_> {
     }
 
     /// What is between `[` (and its `!`) and `]`, as a regex fragment.
-    fn bracket(&mut self, negate: bool) -> Result<String, String> {
+    fn bracket(&mut self, negate: bool) -> Result<String, SignatureError> {
         if let Some(op @ (b'&' | b'~')) = self.peek() {
             self.i += 1;
             let mask = self.values()?;
@@ -118,7 +120,7 @@ impl Parser<'_> {
         })
     }
 
-    fn number(&mut self) -> Result<u64, String> {
+    fn number(&mut self) -> Result<u64, SignatureError> {
         self.skip_ws();
         let start = self.i;
         while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
@@ -128,7 +130,7 @@ impl Parser<'_> {
     }
 
     /// The sequence up to `)` or `|` (inside alternatives) or the end.
-    fn sequence(&mut self, out: &mut String) -> Result<(), String> {
+    fn sequence(&mut self, out: &mut String) -> Result<(), SignatureError> {
         while let Some(c) = self.peek() {
             match c {
                 b')' | b'|' => return Ok(()),
@@ -325,7 +327,7 @@ fn outside_value(bytes: &[u8]) -> String {
 }
 
 /// A DROID pattern as a regex fragment (for a bytes regex in `(?-u)` mode).
-pub fn to_regex(pattern: &str) -> Result<String, String> {
+pub fn to_regex(pattern: &str) -> Result<String, SignatureError> {
     let mut p = Parser { s: pattern.as_bytes(), i: 0 };
     let mut out = String::new();
     p.sequence(&mut out)?;
