@@ -21,7 +21,7 @@ fn timed(f: impl FnOnce()) -> f64 {
 }
 
 fn main() {
-    let python = vellum_tests::project_python().expect("the project's venv: run scripts/setup");
+    let python = vellum_tests::project_python();
     let copies = std::env::var("VELLUM_BENCH_COPIES").unwrap_or_else(|_| "40".into());
     let scratch = std::env::var("VELLUM_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(scratch).unwrap();

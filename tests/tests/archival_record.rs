@@ -10,7 +10,7 @@ use vellum_core::model::Stage;
 
 use vellum_core::model::{Transfer, TransferStatus};
 use vellum_core::ports::{EventLog, FileCatalogue, ObjectMeta, ObjectWriter, PortResult};
-use vellum_tests::{bagit_validate, project_python, tools_required, unpack_aip, Package, TestEnv};
+use vellum_tests::{bagit_validate, project_python, unpack_aip, Package, TestEnv};
 
 /// PREMIS eventTypes of today's vocabulary that Archivematica's schematron (older) does not
 /// know. Each is listed in docs/mets.md; any other schematron failure fails the test.
@@ -78,12 +78,9 @@ fn validate(python: &Path, files: &[PathBuf]) -> Vec<serde_json::Value> {
 }
 
 #[test]
+#[ignore = "needs the project's Python with bagit-python and the METS/PREMIS schemas; scripts/test runs it"]
 fn every_mets_is_valid_against_the_schemas_and_passes_the_schematron_but_for_newer_vocabulary() {
-    let Some(python) = project_python() else {
-        assert!(!tools_required(), "validation needs the project's venv (scripts/setup)");
-        eprintln!("SKIPPED: no project Python");
-        return;
-    };
+    let python = project_python();
     let t = TestEnv::new(4);
     let mut mets = Vec::new();
     let catalogued = ingest(&t, &rich_package("PP/RICH/1"), "born-digital/rich package.zip");
@@ -195,6 +192,7 @@ fn an_accession_carries_its_accession_id() {
 }
 
 #[test]
+#[ignore = "needs the project's Python with bagit-python and the METS/PREMIS schemas; scripts/test runs it"]
 fn the_bag_has_a_manifest_per_algorithm_its_logs_and_the_same_payload_for_the_same_package() {
     let mut options = vellum_tests::options();
     for profile in &mut options.config.profiles {
@@ -205,9 +203,7 @@ fn the_bag_has_a_manifest_per_algorithm_its_logs_and_the_same_payload_for_the_sa
     let first = ingest(&t, &package, "born-digital/bag.zip");
     let second = ingest(&t, &package, "born-digital/bag.zip");
     let (a, b) = (unpacked(&t, &first), unpacked(&t, &second));
-    if let Some(result) = bagit_validate(&a) {
-        result.expect("bagit-python accepts a bag with md5, sha256 and sha512 manifests");
-    }
+    bagit_validate(&a).expect("bagit-python accepts a bag with md5, sha256 and sha512 manifests");
     for name in ["manifest-md5.txt", "manifest-sha256.txt", "manifest-sha512.txt", "tagmanifest-sha256.txt"] {
         assert!(a.join(name).is_file(), "{name}");
     }
@@ -329,6 +325,7 @@ fn each_stored_aip_is_announced_under_its_space_and_test_identifiers_go_to_testi
 }
 
 #[test]
+#[ignore = "needs the project's Python with bagit-python and the METS/PREMIS schemas; scripts/test runs it"]
 fn a_bag_too_large_for_one_invocation_is_written_in_parts_and_joined_as_one_valid_aip() {
     let t = TestEnv::new(4);
     let mut p = Package::catalogued("PP/PARTS/1", 12);
@@ -345,9 +342,7 @@ fn a_bag_too_large_for_one_invocation_is_written_in_parts_and_joined_as_one_vali
     let members = aip.windows(3).filter(|w| w == &[0x1f, 0x8b, 0x08]).count();
     assert!(members > 10, "the AIP is {members} concatenated gzip members");
     let bag = unpacked(&t, &transfer);
-    if let Some(result) = bagit_validate(&bag) {
-        result.expect("bagit-python accepts the joined AIP");
-    }
+    bagit_validate(&bag).expect("bagit-python accepts the joined AIP");
     assert_eq!(
         std::fs::read_to_string(bag.join("data/objects/a_longer_name_that_needs_the_gnu_long-name_extension_in_a_tar_header__being_over_a_hundred_bytes_long.txt")).unwrap(),
         "long"

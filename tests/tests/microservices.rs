@@ -10,7 +10,7 @@ use vellum_core::model::Stage;
 use vellum_core::model::{EventOutcome, Transfer, TransferStatus};
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, TransferRegister};
 use vellum_local::fs_store::FsObjectStore;
-use vellum_tests::{project_python, tools_required, Package, TestEnv};
+use vellum_tests::{project_python, Package, TestEnv};
 
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
@@ -31,17 +31,17 @@ fn event_of<'a>(
         .unwrap_or_else(|| panic!("no {kind} event"))
 }
 
-fn with_clamd() -> Option<TestEnv> {
-    if vellum_tests::scanner().is_none() {
-        eprintln!("SKIPPED: no clamd (VELLUM_CLAMD); run through scripts/test");
-        return None;
-    }
-    Some(TestEnv::new(10))
+/// A test environment with a running clamd (scripts/test starts one); without it the test
+/// fails, so a test that calls this is ignored for a bare `cargo test`.
+fn with_clamd() -> TestEnv {
+    assert!(vellum_tests::scanner().is_some(), "this test needs clamd (VELLUM_CLAMD): run it through scripts/test");
+    TestEnv::new(10)
 }
 
 #[test]
+#[ignore = "needs clamd; scripts/test runs it"]
 fn an_infected_file_fails_the_transfer_naming_file_and_signature() {
-    let Some(t) = with_clamd() else { return };
+    let t = with_clamd();
     let mut p = Package::catalogued("PP/VIRUS/1", 3);
     p.add("objects/attachments/invoice.com", EICAR);
     let transfer = ingest(&t, &p, "born-digital/virus.zip");
@@ -60,8 +60,9 @@ fn an_infected_file_fails_the_transfer_naming_file_and_signature() {
 }
 
 #[test]
+#[ignore = "needs clamd; scripts/test runs it"]
 fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decides() {
-    let Some(_) = with_clamd() else { return };
+    let _ = with_clamd();
     // A second daemon with a 25 MB stream limit (the project's own is at clamd's ceiling);
     // zeros zip to nothing.
     let small = SmallClamd::start("25M");
@@ -100,8 +101,9 @@ fn a_file_over_the_stream_limit_is_recorded_as_not_scanned_and_the_profile_decid
 /// messages come back) and the transfer completes with every file scanned once — never
 /// "clean" without a scan, never "not performed" for a daemon that was only away.
 #[test]
+#[ignore = "needs clamd; scripts/test runs it"]
 fn clamd_stopped_mid_transfer_and_started_again_the_transfer_waits_then_completes() {
-    let Some(_) = with_clamd() else { return };
+    let _ = with_clamd();
     for attempt in 1..=3 {
         let daemon = SmallClamd::start("4000M");
         let mut options = vellum_tests::options();
@@ -168,8 +170,9 @@ fn clamd_stopped_mid_transfer_and_started_again_the_transfer_waits_then_complete
 /// The project's clamd takes files up to its ceiling: EICAR 30 MB into a 40 MB file is found
 /// (under a 25 MB default it was stored as "Not performed").
 #[test]
+#[ignore = "needs clamd; scripts/test runs it"]
 fn a_virus_deep_in_a_large_file_is_found() {
-    let Some(_) = with_clamd() else { return };
+    let _ = with_clamd();
     let mut big = vec![0u8; 40 << 20];
     big[30 << 20..(30 << 20) + EICAR.len()].copy_from_slice(EICAR.as_bytes());
     let mut p = Package::catalogued("PP/DEEP/1", 1);
@@ -318,15 +321,14 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
 }
 
 /// The corpus of real files, written once per test process by scripts/make-corpus.py.
-fn corpus() -> Option<PathBuf> {
-    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+fn corpus() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let python = project_python()?;
         let dir = std::env::temp_dir().join(format!("vellum-corpus-{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-corpus.py");
-        let out = Command::new(&python).arg(script).arg(&dir).output().ok()?;
+        let out = Command::new(project_python()).arg(script).arg(&dir).output().expect("run make-corpus.py");
         assert!(out.status.success(), "make-corpus.py: {}", String::from_utf8_lossy(&out.stderr));
-        Some(dir)
+        dir
     })
     .clone()
 }
@@ -348,12 +350,9 @@ fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::analysis::pron
 }
 
 #[test]
+#[ignore = "needs the project's Python with opf-fido, Pillow and bagit-python; scripts/test runs it"]
 fn identification_agrees_with_fido_on_a_corpus_of_real_files() {
-    let (Some(dir), Some(python)) = (corpus(), project_python()) else {
-        assert!(!tools_required(), "the corpus needs the project's Python with Pillow and opf-fido");
-        eprintln!("SKIPPED: no project Python (run scripts/test)");
-        return;
-    };
+    let (dir, python) = (corpus(), project_python());
     let out = Command::new(&python)
         .args([
             "-m",
@@ -439,11 +438,9 @@ fn ole2_documents_are_identified_by_their_streams() {
 }
 
 #[test]
+#[ignore = "needs the project's Python with Pillow (the corpus); scripts/test runs it"]
 fn characterization_and_validation_are_recorded_and_only_fail_the_transfer_if_the_profile_says() {
-    let Some(dir) = corpus() else {
-        assert!(!tools_required());
-        return;
-    };
+    let dir = corpus();
     let mut p = Package::catalogued("PP/CHAR/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
     p.add("objects/photo.png", read("img/photo-0.png"));
@@ -596,6 +593,7 @@ fn bag_package(tamper: &Tamper) -> Package {
 }
 
 #[test]
+#[ignore = "needs the project's Python with opf-fido, Pillow and bagit-python; scripts/test runs it"]
 fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
     let t = TestEnv::new(10);
     let transfer = ingest(&t, &bag_package(&|_, _, _| {}), "born-digital/bag.zip");
@@ -620,15 +618,14 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
     // Manifests as `sha256sum -b` writes them (`*` marks binary mode) are the same bag, as
     // bagit-python reads it.
     let starred = bag_package(&|_, manifest, _| *manifest = manifest.replace("  data/", " *data/"));
-    if let Some(python) = project_python() {
+    {
         let dir = tempfile::tempdir().unwrap();
         for e in &starred.entries {
             let path = dir.path().join(&e.name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, &e.bytes).unwrap();
         }
-        let out = Command::new(python).args(["-m", "bagit", "--validate"]).arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "bagit-python: {}", String::from_utf8_lossy(&out.stderr));
+        vellum_tests::bagit_validate(dir.path()).expect("bagit-python accepts the starred bag");
     }
     let t = TestEnv::new(10);
     let transfer = ingest(&t, &starred, "born-digital/starred.zip");
@@ -685,11 +682,10 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
 /// (counted by a wrapper that logs each start), its XML recorded as XML in the METS, naming
 /// the file, and a PREMIS event naming ExifTool and its version.
 #[test]
+#[ignore = "needs ExifTool and the project's Python with Pillow (the corpus); scripts/test runs it"]
 fn exiftool_runs_once_a_batch_and_its_xml_is_recorded_as_xml_in_the_mets() {
     let scratch = tempfile::tempdir().unwrap();
-    let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("exiftool", scratch.path()), corpus()) else {
-        return;
-    };
+    let ((wrapper, log), dir) = (logging_wrapper("exiftool", scratch.path()), corpus());
     let t = with_only_rule("exiftool", &wrapper, 2);
     let mut p = Package::catalogued("PP/EXIF/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
@@ -753,14 +749,10 @@ fn with_only_rule(rule: &str, command: &Path, batch_size: u32) -> TestEnv {
 
 /// A wrapper around an installed tool that logs each start's arguments, or None (skipped,
 /// or failing in CI) where the tool is not installed.
-fn logging_wrapper(tool: &str, scratch: &Path) -> Option<(PathBuf, PathBuf)> {
+fn logging_wrapper(tool: &str, scratch: &Path) -> (PathBuf, PathBuf) {
     let real = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()));
-    let Some(real) = real else {
-        assert!(!tools_required(), "{tool} is required: scripts/test installs it");
-        eprintln!("SKIPPED: {tool} is not installed");
-        return None;
-    };
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("this test needs {tool}: run it through scripts/test, which installs it"));
     let log = scratch.join(format!("{tool}.log"));
     let wrapper = scratch.join(tool);
     std::fs::write(
@@ -769,17 +761,16 @@ fn logging_wrapper(tool: &str, scratch: &Path) -> Option<(PathBuf, PathBuf)> {
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    Some((wrapper, log))
+    (wrapper, log)
 }
 
 /// MediaInfo as Archivematica users have it: one call for a batch's recordings (two where
 /// two share a name), its XML split into one document a file, recorded as XML.
 #[test]
+#[ignore = "needs MediaInfo and the project's Python with Pillow (the corpus); scripts/test runs it"]
 fn mediainfo_runs_once_a_batch_and_each_file_gets_its_own_document() {
     let scratch = tempfile::tempdir().unwrap();
-    let (Some((wrapper, log)), Some(dir)) = (logging_wrapper("mediainfo", scratch.path()), corpus()) else {
-        return;
-    };
+    let ((wrapper, log), dir) = (logging_wrapper("mediainfo", scratch.path()), corpus());
     let t = with_only_rule("mediainfo", &wrapper, 20);
     let mut p = Package::catalogued("PP/MEDIA/1", 0);
     let read = |rel: &str| std::fs::read(dir.join(rel)).unwrap();

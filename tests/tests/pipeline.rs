@@ -33,6 +33,7 @@ fn zip_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[ignore = "needs bagit-python; scripts/test runs it"]
 fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     let t = TestEnv::new(3);
     let bytes = std::fs::read(example_zip()).unwrap();
@@ -48,9 +49,7 @@ fn the_example_package_becomes_a_valid_aip_with_every_file_intact() {
     let unpacked = tempfile::tempdir().unwrap();
     let bag = unpack_aip(&t.env.aips.root().join(&key), unpacked.path());
     assert_eq!(bag.file_name().unwrap().to_string_lossy(), format!("PP-EXAMPLE-{}", transfer.aip_uuid));
-    if let Some(result) = bagit_validate(&bag) {
-        result.expect("bagit-python accepts the AIP");
-    }
+    bagit_validate(&bag).expect("bagit-python accepts the AIP");
     // Every entry is in the AIP, byte for byte, under its sanitized name.
     let files = t.env.state.all_files(transfer.id).unwrap();
     let entries = zip_entries(&example_zip());

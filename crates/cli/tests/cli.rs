@@ -753,15 +753,12 @@ fn progress_at_a_terminal_is_redrawn_in_place() {
 /// given relative to where it runs records ExifTool's XML for the example's PNG: the tool
 /// runs in a folder of its own, and what it is given must lead back to the file.
 #[test]
+#[ignore = "needs ExifTool; scripts/test runs it"]
 fn characterization_tools_find_the_file_with_a_relative_data_folder() {
     let on_path = |tool: &str| {
         std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
     };
-    if !on_path("exiftool") {
-        assert!(!vellum_tests::tools_required(), "ExifTool is required: scripts/test installs it");
-        eprintln!("SKIPPED: ExifTool is not installed");
-        return;
-    }
+    assert!(on_path("exiftool"), "this test needs ExifTool: run it through scripts/test, which installs it");
     let cwd = tempfile::tempdir().unwrap();
     let out = vellum()
         .current_dir(cwd.path())
@@ -809,14 +806,18 @@ fn files_not_scanned_are_counted_in_the_json_the_final_line_and_the_success_log(
         .expect("a success log beside the upload");
     let log = std::fs::read_to_string(success).unwrap();
     assert!(log.contains(&format!("{files} file(s) were NOT scanned for viruses")), "{log}");
+}
 
-    // With a scanner, nothing is said of unscanned files, and the count is 0.
-    if let Some(addr) = std::env::var("VELLUM_CLAMD").ok().filter(|_| vellum_tests::scanner().is_some()) {
-        let data = tempfile::tempdir().unwrap();
-        let (code, report) = ingest_json(&example(), data.path(), &["--clamd", &addr]);
-        assert_eq!(code, 0);
-        assert_eq!(report["files_not_scanned"].as_u64(), Some(0), "{report}");
-    }
+/// With a scanner, nothing is said of unscanned files, and the count is 0.
+#[test]
+#[ignore = "needs clamd; scripts/test runs it"]
+fn with_a_scanner_no_file_is_counted_as_not_scanned() {
+    let addr = std::env::var("VELLUM_CLAMD").unwrap_or_else(|_| "127.0.0.1:3310".into());
+    assert!(vellum_tests::scanner().is_some(), "this test needs clamd at {addr}: run it through scripts/test");
+    let data = tempfile::tempdir().unwrap();
+    let (code, report) = ingest_json(&example(), data.path(), &["--clamd", &addr]);
+    assert_eq!(code, 0);
+    assert_eq!(report["files_not_scanned"].as_u64(), Some(0), "{report}");
 }
 
 /// The payload of a stored AIP as its manifest lists it: path → sha256, the transfer's own
@@ -932,12 +933,12 @@ fn a_runner_killed_at_many_points_finishes_each_time_with_the_same_aip() {
 /// answers. (That last sync cannot be told apart from the checkpoint when the process
 /// closes its database; the COMPLETE commit itself runs with synchronous=FULL.)
 #[test]
+#[ignore = "needs strace; scripts/test runs it"]
 fn the_stored_aip_and_its_complete_state_are_synced_before_anyone_is_told() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        assert!(!vellum_tests::tools_required(), "strace is required: scripts/test installs it");
-        eprintln!("SKIPPED: strace is not installed");
-        return;
-    }
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "this test needs strace: run it through scripts/test, which installs it"
+    );
     let data = tempfile::tempdir().unwrap();
     let trace = data.path().join("trace.txt");
     let out = Command::new("strace")
@@ -992,12 +993,9 @@ fn the_stored_aip_and_its_complete_state_are_synced_before_anyone_is_told() {
 /// package gets its one right answer, nothing is dead-lettered, no read fails. The times and
 /// files/s are printed (this debug build's figures; `scripts/load` measures the release).
 #[test]
+#[ignore = "needs the project's Python (scripts/load.py); scripts/test runs it"]
 fn fifty_packages_at_once_ten_bad_each_get_their_answer_under_a_hundred_readers() {
-    let Some(python) = vellum_tests::project_python() else {
-        assert!(!vellum_tests::tools_required(), "the project's Python is required: run scripts/test");
-        eprintln!("SKIPPED: no project Python");
-        return;
-    };
+    let python = vellum_tests::project_python();
     let work = tempfile::tempdir().unwrap();
     let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/load.py"))
