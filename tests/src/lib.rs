@@ -5,7 +5,7 @@
 pub mod bad_packages;
 pub mod faults;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -16,7 +16,7 @@ use vellum_core::analysis::pronom::FormatIdentifier;
 use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::Stage;
 use vellum_core::model::{Transfer, TransferStatus};
-use vellum_core::ports::{FileCatalogue, ObjectMeta, ObjectStore, ObjectWriter, PortResult, Queue, TransferRegister};
+use vellum_core::ports::{FileCatalogue, ObjectStore, Queue, TransferRegister};
 use vellum_core::{Outcome, StageContext};
 use vellum_local::watcher::upload_event;
 use vellum_local::{Embedded, EmbeddedOptions};
@@ -610,66 +610,6 @@ pub fn tar_gz(entries: &[(&str, &[u8], tar::EntryType)], gzip: bool) -> Vec<u8> 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     gz.finish().unwrap()
-}
-
-/// What a `Faulty` store does to a read: the error to give instead, if any.
-pub type FailGet = Box<dyn Fn(&str) -> Option<vellum_core::ports::PortError> + Send + Sync>;
-/// What a `Faulty` store does to a writer.
-pub type WrapWriter = Box<dyn Fn(Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> + Send + Sync>;
-
-/// A store that passes everything to another, except that a test may make reads fail
-/// (`fail_get` returns the error for a key) or wrap every writer (`wrap_writer`).
-pub struct Faulty {
-    pub inner: Arc<dyn ObjectStore>,
-    pub fail_get: FailGet,
-    pub wrap_writer: WrapWriter,
-}
-
-impl Faulty {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner, fail_get: Box::new(|_| None), wrap_writer: Box::new(|w| w) }
-    }
-}
-
-impl ObjectStore for Faulty {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn head(&self, key: &str) -> PortResult<Option<ObjectMeta>> {
-        self.inner.head(key)
-    }
-    fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
-        match (self.fail_get)(key) {
-            Some(e) => Err(e),
-            None => self.inner.get(key),
-        }
-    }
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
-    fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
-        Ok((self.wrap_writer)(self.inner.writer(key)?))
-    }
-    fn list_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> PortResult<vellum_core::ports::Page<ObjectMeta>> {
-        self.inner.list_page(prefix, after, limit)
-    }
-    fn put_tags(&self, key: &str, tags: &std::collections::BTreeMap<String, String>) -> PortResult<()> {
-        self.inner.put_tags(key, tags)
-    }
-    fn get_tags(&self, key: &str) -> PortResult<std::collections::BTreeMap<String, String>> {
-        self.inner.get_tags(key)
-    }
-    fn delete(&self, key: &str) -> PortResult<()> {
-        self.inner.delete(key)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// A Word 97 document whose FIB flags (bytes 10 and 11 of WordDocument) are as given.

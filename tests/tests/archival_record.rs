@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use vellum_contract::faults::{Faulty, Scripted};
 use vellum_core::model::Stage;
 
 use vellum_core::model::{Transfer, TransferStatus};
@@ -284,9 +285,8 @@ fn a_stored_aip_that_fails_verification_fails_the_transfer_and_is_kept_as_eviden
     let mut t = TestEnv::with_options(options);
     // The AIP store, damaging every AIP it is given: one byte of each is changed. A plain
     // tar (gzip level 0), so the damage lands in a file's bytes, not gzip's.
-    let mut damaging = vellum_tests::Faulty::new(t.env.pipeline.aips.clone());
-    damaging.wrap_writer = Box::new(|inner| Box::new(DamagingWriter { inner, at: 5000, seen: 0 }));
-    t.env.pipeline.aips = Arc::new(damaging);
+    let damaging = Scripted::wrapping_writers(|inner| Box::new(DamagingWriter { inner, at: 5000, seen: 0 }));
+    t.env.pipeline.aips = Arc::new(Faulty::new(t.env.pipeline.aips.clone(), Arc::new(damaging)));
     let mut p = Package::catalogued("PP/DAMAGE/1", 0);
     p.add("objects/big.txt", "0123456789\n".repeat(2000));
     let event = t.upload(&p, "born-digital/damage.zip");

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use vellum_contract::faults::{Faulty, Scripted};
 use vellum_core::model::Stage;
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, Queue, TransferRegister};
@@ -219,12 +220,11 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     let mut pipeline = env.pipeline.clone();
     // The working area, failing every read of an extracted file: a transient fault that
     // never clears.
-    let mut unreadable = vellum_tests::Faulty::new(pipeline.working.clone());
-    unreadable.fail_get = Box::new(|key| {
+    let unreadable = Scripted::failing_reads(|key| {
         key.contains("/objects/")
             .then(|| vellum_core::ports::PortError::Unavailable("SlowDown: please reduce your request rate".into()))
     });
-    pipeline.working = Arc::new(unreadable);
+    pipeline.working = Arc::new(Faulty::new(pipeline.working.clone(), Arc::new(unreadable)));
     let t = TestEnv { dir, env };
     let event = t.upload(&Package::catalogued("PP/DLQ/1", 2), "born-digital/dlq.zip");
     let config = vellum_local::RunnerConfig {
@@ -269,12 +269,11 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
     let mut pipeline = env.pipeline.clone();
     let broken = Arc::new(AtomicBool::new(true));
     let fault = broken.clone();
-    let mut faulty = vellum_tests::Faulty::new(pipeline.working.clone());
-    faulty.fail_get = Box::new(move |key| {
+    let faulty = Scripted::failing_reads(move |key| {
         (fault.load(Ordering::SeqCst) && key.ends_with("/file-00004.txt"))
             .then(|| vellum_core::ports::PortError::Unavailable("connection reset by peer".into()))
     });
-    pipeline.working = Arc::new(faulty);
+    pipeline.working = Arc::new(Faulty::new(pipeline.working.clone(), Arc::new(faulty)));
     let t = TestEnv { dir, env };
     let event = t.upload(&Package::catalogued("PP/REDRIVE/1", 6), "born-digital/redrive.zip");
     let config = vellum_local::RunnerConfig {

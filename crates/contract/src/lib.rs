@@ -1,9 +1,12 @@
 //! The contract every adapter of a port keeps. Each check is a function over the port's
 //! trait; an adapter crate runs them all with the `*_contract!` macros, handing in a factory
-//! for a fresh, empty adapter. The embedded adapters run them today; the AWS adapters run
-//! the same checks against an emulator.
+//! for a fresh, empty adapter. The embedded adapters run them, and the AWS adapters run the
+//! same checks against an emulator. The state store's checks are grouped by its roles;
+//! `faults` is the one fault injector for every port, which the chaos tests drive and the
+//! state store's contract runs every adapter under.
 
 pub mod access_store;
+pub mod faults;
 pub mod object_store;
 pub mod queue;
 pub mod state_store;
@@ -32,36 +35,81 @@ macro_rules! object_store_contract {
     };
 }
 
-/// Generates one `#[test]` per state-store check; `$make` builds a fresh, empty store.
+/// Generates the state store's checks, a module per role (`transfer_register`,
+/// `transfer_oversight`, `job_ledger`, `file_catalogue`, `event_log`) and one for the whole
+/// store under the fault injector (`under_faults`); `$make` builds a fresh, empty store.
 #[macro_export]
 macro_rules! state_store_contract {
     ($make:expr) => {
-        $crate::contract_tests!(
-            state_store,
-            $make,
-            [
-                create_transfer_is_idempotent,
-                first_ending_stands,
-                files_not_scanned_are_recorded,
-                jobs_are_started_once,
-                extraction_checkpoints,
-                record_batch_fans_in_once,
-                events_are_written_once,
-                aip_versions,
-                job_checkpoints_are_compare_and_swap,
-                reads_are_paged,
-                transfers_are_listed_newest_first,
-                large_batches_commit_whole,
-                racing_create_transfer,
-                racing_record_batch,
-                racing_commit_extract_batch,
-                racing_job_checkpoint,
-                racing_assign_aip_version,
-                transfers_are_found_by_sip_hidden_and_searched,
-                tasks_are_found_by_id,
-                a_failed_transfer_reopens_once
-            ]
-        );
+        mod transfer_register {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(
+                state_store,
+                $make,
+                [
+                    create_transfer_is_idempotent,
+                    first_ending_stands,
+                    files_not_scanned_are_recorded,
+                    aip_versions,
+                    racing_create_transfer,
+                    racing_assign_aip_version
+                ]
+            );
+        }
+        mod transfer_oversight {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(
+                state_store,
+                $make,
+                [
+                    transfers_are_listed_newest_first,
+                    transfers_are_found_by_sip_hidden_and_searched,
+                    a_failed_transfer_reopens_once
+                ]
+            );
+        }
+        mod job_ledger {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(
+                state_store,
+                $make,
+                [
+                    jobs_are_started_once,
+                    job_checkpoints_are_compare_and_swap,
+                    tasks_are_found_by_id,
+                    racing_job_checkpoint
+                ]
+            );
+        }
+        mod file_catalogue {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(
+                state_store,
+                $make,
+                [
+                    extraction_checkpoints,
+                    record_batch_fans_in_once,
+                    reads_are_paged,
+                    large_batches_commit_whole,
+                    racing_record_batch,
+                    racing_commit_extract_batch
+                ]
+            );
+        }
+        mod event_log {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(state_store, $make, [events_are_written_once]);
+        }
+        mod under_faults {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::contract_tests!(state_store, $make, [writes_whose_answers_are_lost_are_repeated_safely]);
+        }
     };
 }
 

@@ -1,12 +1,17 @@
 //! The state store's contract.
 
 use chrono::Utc;
+use std::sync::Arc;
 use uuid::Uuid;
 use vellum_core::model::{
     derived_id, EventOutcome, File, FilePatch, FileUse, JobStatus, PremisEvent, StoredAip, Task, Transfer,
     TransferStatus,
 };
+
+use vellum_core::model::Stage;
 use vellum_core::ports::{ExtractCheckpoint, FilePages, JobSpec, PortError, StateStore, TransferQuery};
+
+use crate::faults::{Faulty, LoseFirstAnswers};
 
 pub type Make = dyn Fn() -> Box<dyn StateStore>;
 
@@ -588,4 +593,61 @@ pub fn a_failed_transfer_reopens_once(make: &Make) {
     assert_eq!(listed.items.len(), 1);
     s.complete_transfer(t.id, &StoredAip { key: "a".into(), version: 1, space: "born-digital".into() }).unwrap();
     assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "a stored transfer is never reopened");
+}
+
+/// Every write at a commit point whose answer is lost after it went through (the one fault
+/// injector, wrapped around the adapter), asked again as a redelivered message would ask,
+/// leaves the state as one write leaves it: nothing counted twice, the first ending
+/// standing, a moved checkpoint refusing the stale retry.
+pub fn writes_whose_answers_are_lost_are_repeated_safely(make: &Make) {
+    let inner: Arc<dyn StateStore> = Arc::from(make());
+    let lose = Arc::new(LoseFirstAnswers::default());
+    let s: Box<dyn StateStore> = Box::new(Faulty::new(inner.clone(), lose.clone()));
+    let t = transfer("lost");
+    assert!(s.create_transfer("k", &t).is_err(), "the first answer is lost");
+    let (again, created) = s.create_transfer("k", &t).unwrap();
+    assert!(!created && again.id == t.id, "the transfer was made once");
+
+    let start = s.extract_checkpoint(t.id).unwrap();
+    let files: Vec<File> = (0..2).map(|i| file(&t, i, 0)).collect();
+    let events: Vec<PremisEvent> = files.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+    assert!(s.commit_extract_batch(t.id, &start, &files, &events, 2).is_err());
+    let stale = s.commit_extract_batch(t.id, &start, &files, &events, 2);
+    assert!(matches!(stale, Err(PortError::Conflict(_))), "the retry learns the batch is in: {stale:?}");
+    assert_eq!(
+        s.extract_checkpoint(t.id).unwrap(),
+        ExtractCheckpoint { next_entry: 2, batches: 1, files: 2, done: false }
+    );
+    assert!(s.finish_extract(t.id).is_err());
+    assert!(s.finish_extract(t.id).unwrap().done);
+
+    assert!(s.start_job(t.id, &JobSpec::of(Stage::Checksum)).is_err());
+    let job = s.start_job(t.id, &JobSpec::of(Stage::Checksum)).unwrap();
+    assert_eq!(s.jobs(t.id).unwrap().len(), 1, "one job");
+    let tasks: Vec<Task> = files.iter().map(|f| task(&job, f)).collect();
+    let digests: Vec<PremisEvent> =
+        files.iter().map(|f| event(&t, Some(f.uuid), "message digest calculation")).collect();
+    assert!(s.record_batch(t.id, "checksum", 0, &tasks, &digests, &[]).is_err());
+    let recorded = s.record_batch(t.id, "checksum", 0, &tasks, &digests, &[]).unwrap();
+    assert!(recorded.stage_complete, "the batch counts, once");
+    assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, 1);
+    assert_eq!(s.tasks(job.uuid).unwrap().len(), 2);
+
+    let whole = [event(&t, None, "fixity check")];
+    assert!(s.record_events(&whole).is_err());
+    s.record_events(&whole).unwrap();
+    assert_eq!(s.all_events(t.id).unwrap().len(), 5, "2 ingestions, 2 digests, 1 fixity check, each once");
+
+    assert!(s.set_job_checkpoint(t.id, "checksum", None, "one").is_err());
+    let stale = s.set_job_checkpoint(t.id, "checksum", None, "one");
+    assert!(matches!(stale, Err(PortError::Conflict(_))), "{stale:?}");
+    assert_eq!(s.job_checkpoint(t.id, "checksum").unwrap().as_deref(), Some("one"));
+
+    assert!(s.assign_aip_version(t.id, "born-digital", "PP/LOST/1").is_err());
+    assert_eq!(s.assign_aip_version(t.id, "born-digital", "PP/LOST/1").unwrap(), 1, "the version taken first");
+
+    assert!(s.end_transfer(t.id, TransferStatus::Failed, "first").is_err());
+    assert!(!s.end_transfer(t.id, TransferStatus::Failed, "second").unwrap(), "the first ending stands");
+    assert_eq!(inner.transfer(t.id).unwrap().unwrap().failure_reason.as_deref(), Some("first"));
+    assert!(lose.lost().len() >= 9, "every write above lost its first answer: {:?}", lose.lost());
 }
