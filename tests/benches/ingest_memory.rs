@@ -69,7 +69,9 @@ fn run_one(mb: u64) {
     let dir = tempfile::tempdir_in(scratch).unwrap();
     // The defaults a user of `vellum ingest` gets: identification on, the scanner off.
     let options = EmbeddedOptions {
-        identifier: Some(std::sync::Arc::new(vellum_core::analysis::pronom::FormatIdentifier::builtin().unwrap())),
+        format_identifier: Some(std::sync::Arc::new(
+            vellum_core::analysis::pronom::FormatIdentifier::builtin().unwrap(),
+        )),
         ..Default::default()
     };
     let env = Embedded::open(dir.path(), options).unwrap();

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 use vellum_core::model::messages::StageMessage;
 use vellum_core::model::Stage;
-use vellum_core::model::{derived_id, EventOutcome, File, FileUse, FormatId, Identifiers, PremisEvent, Transfer};
+use vellum_core::model::{
+    derived_id, CatalogueIdentifiers, EventOutcome, File, FileUse, FormatId, PremisEvent, Transfer,
+};
 use vellum_core::ports::{EventLog, FileCatalogue, TransferRegister};
 use vellum_core::record::mets::{write_aip_mets, MetsDoc, MetsKind};
 use vellum_core::StageContext;
@@ -54,7 +56,7 @@ fn fill(dir: &Path, n: usize) -> Uuid {
     let env = open(dir);
     let now = chrono::Utc::now();
     let transfer = Transfer {
-        identifiers: Identifiers { catalogue_identifier: Some("PP/BENCH/1".into()), ..Default::default() },
+        identifiers: CatalogueIdentifiers { catalogue_identifier: Some("PP/BENCH/1".into()), ..Default::default() },
         profile: "born_digital".into(),
         ..Transfer::new(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), "uploads", "born-digital/bench.zip", now)
     };

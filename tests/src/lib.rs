@@ -235,7 +235,7 @@ impl TestEnv {
 /// signatures. Where one is missing the stages record "not performed" — and in CI, or with
 /// VELLUM_REQUIRE_TOOLS set, a missing tool fails the test instead.
 pub fn options() -> EmbeddedOptions {
-    EmbeddedOptions { scanner: scanner(), identifier: Some(identifier()), ..Default::default() }
+    EmbeddedOptions { scanner: scanner(), format_identifier: Some(identifier()), ..Default::default() }
 }
 
 /// clamd at `VELLUM_CLAMD`, or at the CLI's default address when that answers.

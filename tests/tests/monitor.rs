@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
-use vellum_core::model::{Identifiers, Stage, StoredAip, Transfer, TransferStatus};
+use vellum_core::model::{CatalogueIdentifiers, Stage, StoredAip, Transfer, TransferStatus};
 use vellum_core::operations::monitor;
 use vellum_core::ports::{
     Clock, EventLog, FileCatalogue, JobLedger, JobSpec, ObjectStore, TransferOversight, TransferRegister,
@@ -60,7 +60,10 @@ impl World {
         };
         self.state.create_transfer(&t.event_key, &t).unwrap();
         self.state
-            .set_identifiers(t.id, &Identifiers { catalogue_identifier: Some(identifier.into()), ..Default::default() })
+            .set_identifiers(
+                t.id,
+                &CatalogueIdentifiers { catalogue_identifier: Some(identifier.into()), ..Default::default() },
+            )
             .unwrap();
         t
     }

@@ -149,7 +149,7 @@ impl AwsApp {
             queue: records.queue.clone(),
             clock: Arc::new(SystemClock),
             scanner,
-            identifier: Some(Arc::new(identifier)),
+            format_identifier: Some(Arc::new(identifier)),
             notifier: Arc::new(SnsNotifier::new(sns, &names.topic_arn, rt)),
             fpr: Arc::new(records.profiles.format_policy()),
             tools: Arc::new(vellum_host::ProcessTools::new()),

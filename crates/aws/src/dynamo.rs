@@ -32,7 +32,7 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 use vellum_core::model::{
-    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
+    CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
@@ -476,7 +476,7 @@ impl TransferRegister for DynamoState {
         self.transfer_item(id)?.map(|i| entity(&i, "transfer")).transpose()
     }
 
-    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+    fn set_identifiers(&self, id: Uuid, identifiers: &CatalogueIdentifiers) -> PortResult<()> {
         let value = to_attr(&serde_json::to_value(identifiers).expect("identifiers serialize"))
             .unwrap_or(AttributeValue::Null(true));
         let mut transfer = self.transfer(id)?.ok_or_else(|| PortError::NotFound(format!("transfer {id}")))?;

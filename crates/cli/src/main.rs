@@ -121,7 +121,7 @@ impl RunOptions {
         };
         options.settings.batch_size = self.batch_size;
         options.scanner = self.scanner()?;
-        options.identifier = self.identifier()?;
+        options.format_identifier = self.identifier()?;
         Ok(vellum_local::Embedded::open(&self.data_dir, options)?)
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use vellum_core::model::{
-    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
+    CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
 };
 use vellum_core::ports::{
     BatchRecorded, DeadLetter, Delivery, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Notifier,
@@ -351,7 +351,7 @@ impl TransferRegister for Faulty<dyn StateStore> {
         self.call("state.transfer", || self.inner.transfer(id))
     }
 
-    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+    fn set_identifiers(&self, id: Uuid, identifiers: &CatalogueIdentifiers) -> PortResult<()> {
         self.call("state.set_identifiers", || self.inner.set_identifiers(id, identifiers))
     }
 

@@ -525,7 +525,10 @@ pub fn transfers_are_found_by_sip_hidden_and_searched(make: &Make) {
     s.create_transfer("k-photos", &photos).unwrap();
     s.set_identifiers(
         photos.id,
-        &vellum_core::model::Identifiers { catalogue_identifier: Some("PP/CRI/9".into()), ..Default::default() },
+        &vellum_core::model::CatalogueIdentifiers {
+            catalogue_identifier: Some("PP/CRI/9".into()),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert_eq!(s.transfer_by_sip(photos.sip_uuid).unwrap().map(|t| t.id), Some(photos.id));

@@ -26,7 +26,7 @@ pub struct EmbeddedOptions {
     /// The virus scanner (clamd), or None to record files as not scanned.
     pub scanner: Option<Arc<dyn VirusScanner>>,
     /// The PRONOM identifier, or None to record identification as not performed.
-    pub identifier: Option<Arc<FormatIdentifier>>,
+    pub format_identifier: Option<Arc<FormatIdentifier>>,
     /// Where outside characterization tools run: child processes on this machine.
     pub tools: Arc<dyn ToolRunner>,
     /// Time and ids, for the pipeline and the state store alike (tests pin them).
@@ -40,7 +40,7 @@ impl Default for EmbeddedOptions {
             settings: Settings::default(),
             max_receives: 5,
             scanner: None,
-            identifier: None,
+            format_identifier: None,
             tools: Arc::new(vellum_host::ProcessTools::new()),
             clock: Arc::new(SystemClock),
         }
@@ -79,7 +79,7 @@ impl Embedded {
             queue: queue.clone(),
             clock,
             scanner: options.scanner,
-            identifier: options.identifier,
+            format_identifier: options.format_identifier,
             fpr: Arc::new(options.config.format_policy()),
             tools: options.tools,
             notifier: Arc::new(crate::notifier::FolderNotifier::new(data_dir.join("notifications"))),

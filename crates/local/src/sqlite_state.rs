@@ -13,8 +13,8 @@ use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 use vellum_core::model::{
-    EventOutcome, File, FilePatch, FileUse, Identifiers, Job, JobStatus, PremisEvent, StoredAip, Task, Timestamp,
-    Transfer, TransferStatus,
+    CatalogueIdentifiers, EventOutcome, File, FilePatch, FileUse, Job, JobStatus, PremisEvent, StoredAip, Task,
+    Timestamp, Transfer, TransferStatus,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
@@ -394,7 +394,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         source_bucket: r.get(2)?,
         source_key: r.get(3)?,
         profile: r.get(4)?,
-        identifiers: json_at::<Identifiers>(r, 5)?,
+        identifiers: json_at::<CatalogueIdentifiers>(r, 5)?,
         status: {
             let s: String = r.get(6)?;
             TransferStatus::parse(&s).ok_or_else(|| unreadable(6, format!("{s:?} is not a transfer status")))?
@@ -640,7 +640,7 @@ impl TransferRegister for SqliteStateStore {
         self.transfer_where("id", id)
     }
 
-    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()> {
+    fn set_identifiers(&self, id: Uuid, identifiers: &CatalogueIdentifiers) -> PortResult<()> {
         let now = self.now();
         self.with(|c| {
             c.execute(

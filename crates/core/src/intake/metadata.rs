@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::profile::PackageKind;
-use crate::model::Identifiers;
+use crate::model::CatalogueIdentifiers;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -170,7 +170,7 @@ fn near_misses(headers: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers, Vec<String>> {
+pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueIdentifiers, Vec<String>> {
     let (text, delimiter) = decode(bytes).map_err(|e| vec![e.to_string()])?;
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
@@ -203,7 +203,7 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<Identifiers
         }
     }
     let non_empty = |col: &str| row.get(col).filter(|v| !v.is_empty()).map(|v| v.to_string());
-    let ids = Identifiers {
+    let ids = CatalogueIdentifiers {
         catalogue_identifier: non_empty("dc.identifier"),
         collection_reference: non_empty("collection_reference"),
         accession_number: non_empty("accession_number"),

@@ -9,7 +9,7 @@ use crate::intake::archive::{zip_method_name, zip_method_readable, EntryKind, Le
 use crate::intake::feedback::escape_controls;
 use crate::intake::metadata::parse_metadata_csv;
 use crate::intake::sanitize::{plan, PlanError, MAX_NAME_BYTES};
-use crate::model::Identifiers;
+use crate::model::CatalogueIdentifiers;
 use crate::record::rights::check_rights_csv;
 
 /// One failed check.
@@ -395,7 +395,7 @@ fn check_supplied_manifests(listing: &Listing, problems: &mut Vec<Problem>) {
 /// The result of intake: identifiers, and the listing extraction follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    pub identifiers: Identifiers,
+    pub identifiers: CatalogueIdentifiers,
     /// Every entry that is extracted, or recorded as left out, in archive order.
     pub lines: Vec<ListingLine>,
     /// What the archivist is told besides: what was left out, what the upload was read as.

@@ -51,7 +51,7 @@ impl TransferStatus {
 
 /// Catalogue identifiers taken from metadata.csv.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identifiers {
+pub struct CatalogueIdentifiers {
     /// `dc.identifier` for catalogued packages.
     pub catalogue_identifier: Option<String>,
     pub collection_reference: Option<String>,
@@ -61,7 +61,7 @@ pub struct Identifiers {
     pub dublin_core: BTreeMap<String, String>,
 }
 
-impl Identifiers {
+impl CatalogueIdentifiers {
     /// The identifier the AIP is filed under: the catalogue identifier, else the accession.
     pub fn external_identifier(&self) -> Option<String> {
         if let Some(id) = self.catalogue_identifier.as_deref().filter(|s| !s.is_empty()) {
@@ -106,7 +106,7 @@ pub struct Transfer {
     /// version): a retried event writes the same log object, not a second one.
     pub event_key: String,
     pub profile: String,
-    pub identifiers: Identifiers,
+    pub identifiers: CatalogueIdentifiers,
     pub status: TransferStatus,
     pub current_microservice: Option<String>,
     pub sip_uuid: Uuid,
@@ -164,7 +164,7 @@ impl Transfer {
             source_event_time: String::new(),
             event_key: String::new(),
             profile: String::new(),
-            identifiers: Identifiers::default(),
+            identifiers: CatalogueIdentifiers::default(),
             status: TransferStatus::Processing,
             current_microservice: None,
             sip_uuid,

@@ -55,7 +55,7 @@ pub struct Pipeline {
     /// The virus scanner, or None when scanning is turned off for this run.
     pub scanner: Option<Arc<dyn VirusScanner>>,
     /// The PRONOM identifier, loaded once from the signature files.
-    pub identifier: Option<Arc<FormatIdentifier>>,
+    pub format_identifier: Option<Arc<FormatIdentifier>>,
     /// Where "AIP stored" notices go (SNS in AWS, a folder in embedded mode).
     pub notifier: Arc<dyn Notifier>,
     /// The format policy rules (outside characterization tools).
@@ -132,11 +132,15 @@ impl Pipeline {
             Stage::Extract => Box::new(stages::Extract { flow, files, uploads: &self.uploads, working }),
             Stage::Checksum => Box::new(stages::Checksum { flow, files, working }),
             Stage::Scan => Box::new(stages::Scan { flow, files, working, scanner: &self.scanner }),
-            Stage::Identify => Box::new(stages::Identify { flow, files, working, identifier: &self.identifier }),
+            Stage::Identify => {
+                Box::new(stages::Identify { flow, files, working, format_identifier: &self.format_identifier })
+            }
             Stage::Characterize => {
                 Box::new(stages::Characterize { flow, files, working, fpr: &self.fpr, tools: &self.tools })
             }
-            Stage::Mets => Box::new(stages::Mets { flow, files, events, working, identifier: &self.identifier }),
+            Stage::Mets => {
+                Box::new(stages::Mets { flow, files, events, working, format_identifier: &self.format_identifier })
+            }
             Stage::Package => Box::new(stages::Package { flow, files, working }),
             Stage::Store => Box::new(stages::Store {
                 flow,

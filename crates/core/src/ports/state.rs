@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{Page, PortResult, PAGE_SIZE};
 use crate::model::{
-    File, FilePatch, Identifiers, Job, JobStatus, PremisEvent, Stage, StoredAip, Task, Timestamp, Transfer,
+    CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, Stage, StoredAip, Task, Timestamp, Transfer,
     TransferStatus,
 };
 
@@ -70,7 +70,7 @@ pub trait TransferRegister: Send + Sync {
 
     fn transfer(&self, id: Uuid) -> PortResult<Option<Transfer>>;
 
-    fn set_identifiers(&self, id: Uuid, identifiers: &Identifiers) -> PortResult<()>;
+    fn set_identifiers(&self, id: Uuid, identifiers: &CatalogueIdentifiers) -> PortResult<()>;
 
     /// Records how many of the transfer's files were not scanned for viruses.
     fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()>;

@@ -20,7 +20,7 @@ pub struct Identify<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
     pub working: &'a Arc<dyn ObjectStore>,
-    pub identifier: &'a Option<Arc<FormatIdentifier>>,
+    pub format_identifier: &'a Option<Arc<FormatIdentifier>>,
 }
 
 impl Microservice for Identify<'_> {
@@ -36,7 +36,7 @@ const STAGE: Stage = Stage::Identify;
 
 pub fn run(p: &Identify<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
     run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
-        let identifier = match (&p.identifier, profile.format_identification) {
+        let identifier = match (&p.format_identifier, profile.format_identification) {
             (Some(i), true) => i,
             (_, enabled) => {
                 let why = if enabled {

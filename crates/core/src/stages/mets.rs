@@ -42,7 +42,7 @@ pub struct Mets<'a> {
     pub files: &'a dyn FileCatalogue,
     pub events: &'a dyn EventLog,
     pub working: &'a Arc<dyn ObjectStore>,
-    pub identifier: &'a Option<Arc<FormatIdentifier>>,
+    pub format_identifier: &'a Option<Arc<FormatIdentifier>>,
 }
 
 impl Microservice for Mets<'_> {
@@ -312,7 +312,7 @@ impl Writer<'_> {
             current_path: path,
             size: documentation.size,
             checksums: documentation.checksums.clone(),
-            format: self.p.identifier.as_ref().and_then(|i| i.format_by_puid("fmt/101")).or(Some(FormatId {
+            format: self.p.format_identifier.as_ref().and_then(|i| i.format_by_puid("fmt/101")).or(Some(FormatId {
                 puid: "fmt/101".into(),
                 name: "Extensible Markup Language".into(),
                 version: Some("1.0".into()),
