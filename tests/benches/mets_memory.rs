@@ -97,7 +97,7 @@ fn fill(dir: &Path, n: usize) -> Uuid {
                     PremisEvent::new(
                         transfer.id,
                         Some(f.uuid),
-                        kind,
+                        kind.parse().unwrap(),
                         now,
                         "program=\"Vellum\"".into(),
                         EventOutcome::Pass,

@@ -97,7 +97,7 @@ fn run(faults: Option<Arc<Faults>>, max_receives: u32) -> Run {
     let mut events = BTreeMap::new();
     for e in state.all_events(transfer.id).unwrap() {
         let on = e.file_uuid.map_or("transfer".to_string(), |u| path_of.get(&u).cloned().unwrap_or(u.to_string()));
-        *events.entry((on, e.event_type.clone())).or_insert(0) += 1;
+        *events.entry((on, e.event_type.to_string())).or_insert(0) += 1;
     }
     let mut tasks = BTreeMap::new();
     for job in state.jobs(transfer.id).unwrap() {

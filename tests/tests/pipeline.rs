@@ -96,7 +96,7 @@ fn assert_recorded_once(t: &TestEnv, transfer_id: uuid::Uuid, files: usize) {
     let events = t.env.state.all_events(transfer_id).unwrap();
     let mut per_file: BTreeMap<(Option<uuid::Uuid>, String), usize> = BTreeMap::new();
     for e in &events {
-        *per_file.entry((e.file_uuid, e.event_type.clone())).or_default() += 1;
+        *per_file.entry((e.file_uuid, e.event_type.to_string())).or_default() += 1;
     }
     assert!(per_file.values().all(|&n| n == 1), "an event was recorded twice: {per_file:?}");
     vellum_tests::assert_every_file_has_its_events(&events, &stored);

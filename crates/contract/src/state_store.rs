@@ -49,6 +49,7 @@ fn file(t: &Transfer, index: u64, batch: u32) -> File {
 }
 
 fn event(t: &Transfer, f: Option<Uuid>, kind: &str) -> PremisEvent {
+    let kind = kind.parse().expect("an event type of Vellum's vocabulary");
     PremisEvent::new(t.id, f, kind, Utc::now(), String::new(), EventOutcome::None, String::new(), vec![])
 }
 

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 use vellum_core::model::{
     CatalogueIdentifiers, EventOutcome, File, FilePatch, FileUse, Job, JobStatus, PremisEvent, StoredAip, Task,
-    Timestamp, Transfer, TransferStatus,
+    Timestamp, Transfer, TransferStatus, UnknownWord,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
@@ -164,6 +164,12 @@ pub(crate) fn opt_time_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Time
 fn uuid_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     let s: String = r.get(i)?;
     Uuid::parse_str(&s).map_err(|e| unreadable(i, format!("{s:?} is not a UUID: {e}")))
+}
+
+/// A word of Vellum's vocabulary (an event type, an outcome), or the row is unreadable.
+fn word_at<T>(r: &Row<'_>, i: usize, parse: impl Fn(&str) -> Result<T, UnknownWord>) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    parse(&s).map_err(|e| unreadable(i, e.to_string()))
 }
 
 fn json_at<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
@@ -483,7 +489,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[PremisEvent]) -> rusqlite::Resu
             e.uuid.to_string(),
             e.transfer_id.to_string(),
             e.file_uuid.map(|u| u.to_string()),
-            e.event_type,
+            e.event_type.as_str(),
             ts(&e.date_time),
             e.detail,
             e.outcome.as_str(),
@@ -1146,10 +1152,10 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<PremisEvent> {
             None => None,
             Some(_) => Some(uuid_at(r, 2)?),
         },
-        event_type: r.get(3)?,
+        event_type: word_at(r, 3, |s| s.parse())?,
         date_time: time_at(r, 4)?,
         detail: r.get(5)?,
-        outcome: EventOutcome::parse(&r.get::<_, String>(6)?),
+        outcome: word_at(r, 6, EventOutcome::parse)?,
         outcome_detail: r.get(7)?,
         agents: json_at(r, 8)?,
     })

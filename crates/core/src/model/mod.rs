@@ -1,8 +1,10 @@
 //! The domain model, named as Archivematica names it so archivists recognise it.
 
+pub mod event;
 pub mod messages;
 pub mod stage;
 
+pub use event::{EventOutcome, EventType, UnknownWord};
 pub use stage::{Stage, UnknownStage};
 
 use std::collections::BTreeMap;
@@ -338,57 +340,6 @@ pub struct FilePatch {
     pub characteristics: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventOutcome {
-    Pass,
-    Fail,
-    /// Part of what the check covers was checked and passed; the note names what was not
-    /// (a PDF's page contents, an image over the decoder's limits). Archivematica records
-    /// JHOVE's "well-formed, not valid" the same way.
-    PartialPass,
-    /// Format identification found no format: no signature matched and the extension names none.
-    NoMatch,
-    /// Format identification guessed from the extension alone: no signature matched.
-    ExtensionOnly,
-    /// Format identification matched a signature that the file's extension disagrees with.
-    ExtensionMismatch,
-    /// Used where PREMIS has no pass/fail notion (ingestion, digest calculation).
-    Positive,
-    /// The check could not be or was not made (a file too large to scan, scanning off).
-    NotPerformed,
-    None,
-}
-
-impl EventOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "Pass",
-            Self::Fail => "Fail",
-            Self::PartialPass => "partial pass",
-            Self::NoMatch => "no match",
-            Self::ExtensionOnly => "extension only",
-            Self::ExtensionMismatch => "extension mismatch",
-            Self::Positive => "positive",
-            Self::NotPerformed => "Not performed",
-            Self::None => "",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "Pass" => Self::Pass,
-            "Fail" => Self::Fail,
-            "partial pass" => Self::PartialPass,
-            "no match" => Self::NoMatch,
-            "extension only" => Self::ExtensionOnly,
-            "extension mismatch" => Self::ExtensionMismatch,
-            "positive" => Self::Positive,
-            "Not performed" => Self::NotPerformed,
-            _ => Self::None,
-        }
-    }
-}
-
 /// Who took part in an event, as PREMIS agents.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Agent {
@@ -409,7 +360,7 @@ pub struct PremisEvent {
     pub transfer_id: Uuid,
     pub file_uuid: Option<Uuid>,
     /// PREMIS eventType, e.g. `ingestion`, `message digest calculation`.
-    pub event_type: String,
+    pub event_type: EventType,
     pub date_time: Timestamp,
     pub detail: String,
     pub outcome: EventOutcome,
@@ -434,7 +385,7 @@ impl PremisEvent {
     pub fn new(
         transfer_id: Uuid,
         file_uuid: Option<Uuid>,
-        event_type: &str,
+        event_type: EventType,
         date_time: Timestamp,
         detail: String,
         outcome: EventOutcome,
@@ -446,7 +397,7 @@ impl PremisEvent {
             uuid: derived_id(subject, &format!("event/{event_type}")),
             transfer_id,
             file_uuid,
-            event_type: event_type.to_string(),
+            event_type,
             date_time,
             detail,
             outcome,
@@ -522,7 +473,7 @@ impl EventStamp {
     pub fn file_event(
         &self,
         file: &File,
-        event_type: &str,
+        event_type: EventType,
         at: Timestamp,
         detail: String,
         outcome: EventOutcome,

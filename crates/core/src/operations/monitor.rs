@@ -3,7 +3,7 @@
 
 use crate::model::messages::{StageMessage, UploadEvent};
 use crate::model::Stage;
-use crate::model::{JobStatus, TransferStatus};
+use crate::model::{EventType, JobStatus, TransferStatus};
 use crate::ports::{DeadLetter, ObjectStore, PortResult, Queue, StateStore};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
@@ -471,7 +471,7 @@ pub fn fixity_audit(
         let mut event = crate::model::PremisEvent::new(
             t.id,
             None,
-            "fixity check",
+            EventType::FixityCheck,
             now,
             format!("program=\"Vellum\"; version=\"{}\"; fixity audit of the stored AIP {key}", crate::SOFTWARE_AGENT),
             if passed { crate::model::EventOutcome::Pass } else { crate::model::EventOutcome::Fail },

@@ -3,7 +3,7 @@
 use crate::config::profile::Profile;
 use crate::error::{StageError, StageResult};
 use crate::intake::feedback::escape_controls;
-use crate::model::{File, FileUse, PremisEvent, Transfer};
+use crate::model::{EventType, File, FileUse, PremisEvent, Transfer};
 use crate::ports::JobLedger;
 pub use crate::record::keys::{bag_name, mets_name};
 
@@ -76,7 +76,7 @@ pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
 }
 
 /// The PREMIS eventType of an entry left out of the AIP (desktop clutter, an empty folder).
-pub const LEFT_OUT_EVENT: &str = "deletion";
+pub const LEFT_OUT_EVENT: EventType = EventType::Deletion;
 
 /// A left-out event's detail: why the entry is not kept.
 pub fn left_out_detail(left_out: crate::intake::archive::LeftOut) -> String {

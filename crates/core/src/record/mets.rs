@@ -268,7 +268,7 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
         out,
         "<premis:eventIdentifier><premis:eventIdentifierType>UUID</premis:eventIdentifierType><premis:eventIdentifierValue>{}</premis:eventIdentifierValue></premis:eventIdentifier><premis:eventType>{}</premis:eventType><premis:eventDateTime>{}</premis:eventDateTime>",
         e.uuid,
-        esc(&e.event_type),
+        esc(e.event_type.as_str()),
         ts(&e.date_time)
     )?;
     if !e.detail.is_empty() {

@@ -19,7 +19,7 @@ use crate::config::fpr;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, File, FilePatch, PremisEvent};
+use crate::model::{EventOutcome, EventType, File, FilePatch, PremisEvent};
 use crate::ports::{FilePages, ToolOutput};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
@@ -105,7 +105,7 @@ pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> Stag
                     (EventOutcome::Fail, why)
                 }
             };
-            let mut e = event(p, file, "metadata extraction", tool, outcome, note, now);
+            let mut e = event(p, file, EventType::MetadataExtraction, tool, outcome, note, now);
             e.uuid = crate::model::derived_id(file.uuid, &format!("event/metadata extraction/{}", rule.name));
             tool_events.push(e);
         }
@@ -113,7 +113,7 @@ pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> Stag
             out.events.push(event(
                 p,
                 file,
-                "metadata extraction",
+                EventType::MetadataExtraction,
                 format!("{program}; extracted technical metadata"),
                 EventOutcome::Positive,
                 format!("{own_properties} properties"),
@@ -137,7 +137,7 @@ pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> Stag
             out.events.push(event(
                 p,
                 file,
-                "validation",
+                EventType::Validation,
                 format!("{program}; validator=\"{validator}: {}\"", kind.validation_method()),
                 outcome,
                 note.clone(),
@@ -164,7 +164,7 @@ pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> Stag
 fn event(
     p: &Characterize<'_>,
     file: &File,
-    kind: &str,
+    kind: EventType,
     detail: String,
     outcome: EventOutcome,
     note: String,

@@ -13,7 +13,7 @@ use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, D
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, File, FilePatch, FileUse, PremisEvent, Transfer};
+use crate::model::{EventOutcome, EventType, File, FilePatch, FileUse, PremisEvent, Transfer};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -96,7 +96,7 @@ pub fn run(p: &Checksum<'_>, msg: &StageMessage, ctx: &StageContext) -> StageRes
             out.events.push(event(
                 p,
                 file,
-                "message digest calculation",
+                EventType::MessageDigestCalculation,
                 &format!("algorithm=\"{algorithm}\""),
                 EventOutcome::None,
                 digest.clone(),
@@ -114,7 +114,7 @@ pub fn run(p: &Checksum<'_>, msg: &StageMessage, ctx: &StageContext) -> StageRes
 fn event(
     p: &Checksum<'_>,
     file: &File,
-    kind: &str,
+    kind: EventType,
     detail: &str,
     outcome: EventOutcome,
     outcome_detail: String,
@@ -150,7 +150,7 @@ fn verify_supplied(
         let mut e = event(
             p,
             file,
-            "fixity check",
+            EventType::FixityCheck,
             &format!("algorithm=\"{algorithm}\"; checked against {source}"),
             if pass { EventOutcome::Pass } else { EventOutcome::Fail },
             if pass {

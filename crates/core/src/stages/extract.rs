@@ -19,7 +19,7 @@ use crate::io::tar_sparse::SparseReader;
 use crate::io::tar_stream::{TarPosition, TarStream};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{derived_id, EventOutcome, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::model::{derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer};
 use crate::ports::ExtractCheckpoint;
 use crate::record::keys::{listing_key, working_key};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -383,8 +383,8 @@ fn extract_file(
 fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEvent> {
     let now = p.flow.clock.now();
     let first = match kind {
-        PackageKind::Catalogued => "ingestion",
-        PackageKind::Accession => "registration",
+        PackageKind::Catalogued => EventType::Ingestion,
+        PackageKind::Accession => EventType::Registration,
     };
     let mut events = vec![PremisEvent::new(
         file.transfer_id,
@@ -400,7 +400,7 @@ fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEve
         events.push(PremisEvent::new(
             file.transfer_id,
             Some(file.uuid),
-            "filename change",
+            EventType::FilenameChange,
             now,
             format!(
                 "{}: program=\"Vellum\"; version=\"{}\"",

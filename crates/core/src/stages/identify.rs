@@ -7,7 +7,7 @@ use crate::analysis::pronom::FormatIdentifier;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, FilePatch};
+use crate::model::{EventOutcome, EventType, FilePatch};
 use crate::ports::FileCatalogue;
 use crate::ports::ObjectStore;
 use crate::record::keys::working_key;
@@ -44,7 +44,7 @@ pub fn run(p: &Identify<'_>, msg: &StageMessage, ctx: &StageContext) -> StageRes
                 } else {
                     format!("the processing profile {} turns format identification off", profile.name)
                 };
-                return Ok(FileOutcome::not_performed(&p.flow, file, "format identification", "Vellum", why));
+                return Ok(FileOutcome::not_performed(&p.flow, file, EventType::FormatIdentification, "Vellum", why));
             }
         };
         let key = working_key(transfer.id, &file.current_path);
@@ -106,7 +106,7 @@ pub fn run(p: &Identify<'_>, msg: &StageMessage, ctx: &StageContext) -> StageRes
         if !found.others.is_empty() {
             detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
         }
-        let events = vec![p.flow.file_event(file, "format identification", detail, outcome, outcome_detail)];
+        let events = vec![p.flow.file_event(file, EventType::FormatIdentification, detail, outcome, outcome_detail)];
         let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
         Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
     })

@@ -26,7 +26,9 @@ use crate::analysis::fixity::Digests;
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{derived_id, EventOutcome, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer};
+use crate::model::{
+    derived_id, EventOutcome, EventType, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer,
+};
 use crate::ports::FilePages;
 use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
 use crate::record::keys::{
@@ -285,7 +287,7 @@ impl Writer<'_> {
         let creation = PremisEvent::new(
             self.transfer.id,
             Some(file.uuid),
-            "creation",
+            EventType::Creation,
             self.created,
             format!("program=\"Vellum\"; version=\"{}\"; the transfer METS", crate::SOFTWARE_AGENT),
             EventOutcome::None,

@@ -27,7 +27,7 @@ use crate::config::profile::{Config, Profile};
 use crate::config::Settings;
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
-use crate::model::{Agent, EventOutcome, EventStamp, File, Job, JobStatus, PremisEvent, Stage, Transfer};
+use crate::model::{Agent, EventOutcome, EventStamp, EventType, File, Job, JobStatus, PremisEvent, Stage, Transfer};
 use crate::ports::{Clock, JobLedger, JobSpec, Queue, TransferRegister};
 
 pub use characterize::Characterize;
@@ -126,7 +126,7 @@ impl Flow<'_> {
     pub fn file_event(
         &self,
         file: &File,
-        event_type: &str,
+        event_type: EventType,
         detail: String,
         outcome: EventOutcome,
         outcome_detail: String,

@@ -6,7 +6,7 @@ use crate::config::profile::Profile;
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{derived_id, File, FilePatch, PremisEvent, Task, Transfer};
+use crate::model::{derived_id, EventType, File, FilePatch, PremisEvent, Task, Transfer};
 use crate::ports::{FileCatalogue, FilePages, MAX_TASK_OUTPUT};
 use crate::stages::{Flow, Progress, StageContext};
 
@@ -25,7 +25,7 @@ pub struct FileOutcome {
 
 impl FileOutcome {
     /// The check was not made, and the file's record says why.
-    pub fn not_performed(flow: &Flow, file: &File, event_type: &str, program: &str, why: String) -> Self {
+    pub fn not_performed(flow: &Flow, file: &File, event_type: EventType, program: &str, why: String) -> Self {
         let detail = format!("program=\"{program}\"; {why}");
         let event = flow.file_event(file, event_type, detail, crate::model::EventOutcome::NotPerformed, why.clone());
         Self { events: vec![event], stdout: why, ..Default::default() }

@@ -5,8 +5,8 @@
 
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
-use crate::model::EventOutcome;
 use crate::model::Stage;
+use crate::model::{EventOutcome, EventType};
 use crate::ports::FileCatalogue;
 use crate::ports::ObjectStore;
 use crate::ports::ScanVerdict;
@@ -46,7 +46,7 @@ pub fn run(p: &Scan<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 } else {
                     format!("the processing profile {} turns virus scanning off", profile.name)
                 };
-                return Ok(FileOutcome::not_performed(&p.flow, file, "virus check", "ClamAV", why));
+                return Ok(FileOutcome::not_performed(&p.flow, file, EventType::VirusCheck, "ClamAV", why));
             }
         };
         let version = match &version {
@@ -57,12 +57,18 @@ pub fn run(p: &Scan<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<
         let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
         Ok(match scanner.scan(&mut reader)? {
             ScanVerdict::Clean => FileOutcome {
-                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::Pass, String::new())],
+                events: vec![p.flow.file_event(file, EventType::VirusCheck, detail, EventOutcome::Pass, String::new())],
                 stdout: "OK".into(),
                 ..Default::default()
             },
             ScanVerdict::Infected(signature) => FileOutcome {
-                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::Fail, signature.clone())],
+                events: vec![p.flow.file_event(
+                    file,
+                    EventType::VirusCheck,
+                    detail,
+                    EventOutcome::Fail,
+                    signature.clone(),
+                )],
                 exit_code: 1,
                 stdout: format!("{signature} FOUND"),
                 fails_transfer: Some(format!(
@@ -72,7 +78,13 @@ pub fn run(p: &Scan<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<
                 ..Default::default()
             },
             ScanVerdict::NotScanned(why) => FileOutcome {
-                events: vec![p.flow.file_event(file, "virus check", detail, EventOutcome::NotPerformed, why.clone())],
+                events: vec![p.flow.file_event(
+                    file,
+                    EventType::VirusCheck,
+                    detail,
+                    EventOutcome::NotPerformed,
+                    why.clone(),
+                )],
                 exit_code: if profile.fail_unscanned { 1 } else { 0 },
                 stderr: why.clone(),
                 fails_transfer: profile

@@ -304,7 +304,7 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.date_time.format("%H:%M:%S"),
-            escape(&e.event_type),
+            escape(e.event_type.as_str()),
             e.file_uuid.map(|f| f.to_string()).unwrap_or_else(|| "transfer".into()),
             escape(&outcome),
             escape(if e.outcome_detail.is_empty() { &e.detail } else { &e.outcome_detail })
