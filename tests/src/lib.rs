@@ -231,6 +231,11 @@ impl TestEnv {
     }
 }
 
+/// How many of the messages a drive handled were `stage`'s that continued in a new message.
+pub fn continued(handled: &[(String, String, Outcome)], stage: Stage) -> usize {
+    handled.iter().filter(|(q, _, o)| q == stage.name() && *o == Outcome::Continued).count()
+}
+
 /// Embedded options with the outside tools this machine has: clamd and the PRONOM
 /// signatures. Where one is missing the stages record "not performed" — and in CI, or with
 /// VELLUM_REQUIRE_TOOLS set, a missing tool fails the test instead.

@@ -333,8 +333,7 @@ fn a_bag_too_large_for_one_invocation_is_written_in_parts_and_joined_as_one_vali
     let event = t.upload(&p, "born-digital/parts.zip");
     // No time at all: every package invocation writes one entry and continues.
     let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
-    let continued =
-        handled.iter().filter(|(q, _, o)| q == Stage::Package.name() && *o == vellum_core::Outcome::Continued).count();
+    let continued = vellum_tests::continued(&handled, Stage::Package);
     assert!(continued >= 10, "packaging continued {continued} times");
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);

@@ -300,8 +300,7 @@ fn a_tar_gz_continues_across_invocations() {
     let t = TestEnv::new(5);
     let event = t.upload_bytes(&tar_gz(&refs, true), "born-digital/continued.tgz");
     let handled = t.drive_with_budget(std::time::Duration::ZERO, |_, _| false);
-    let continued =
-        handled.iter().filter(|(q, _, o)| q == Stage::Extract.name() && *o == vellum_core::Outcome::Continued).count();
+    let continued = vellum_tests::continued(&handled, Stage::Extract);
     assert!(continued >= 10, "{continued}");
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);

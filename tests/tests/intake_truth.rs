@@ -34,8 +34,9 @@ fn gnu_tar() -> &'static str {
 fn sparse_tar_members_are_stored_as_the_files_they_stand_for() {
     let tar = gnu_tar();
     let src = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(src.path().join("objects")).unwrap();
-    std::fs::create_dir_all(src.path().join("metadata")).unwrap();
+    for folder in ["objects", "metadata"] {
+        std::fs::create_dir_all(src.path().join(folder)).unwrap();
+    }
     std::fs::write(src.path().join("metadata/metadata.csv"), "filename,dc.identifier\nobjects/,PP/SPARSE/1\n").unwrap();
     // 8 MiB with data in three places and holes between: a disk image, say.
     let mut image = vec![0u8; 8 << 20];

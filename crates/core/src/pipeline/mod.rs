@@ -108,6 +108,7 @@ impl Pipeline {
 
     fn flow<'a>(&'a self, stamp: &'a EventStamp) -> Flow<'a> {
         Flow {
+            working: &self.working,
             register: self.state.as_ref(),
             jobs: self.state.as_ref(),
             queue: self.queue.as_ref(),
@@ -119,35 +120,27 @@ impl Pipeline {
     }
 
     fn start<'a>(&'a self, flow: Flow<'a>) -> stages::Start<'a> {
-        stages::Start { flow, uploads: &self.uploads, working: &self.working }
+        stages::Start { flow, uploads: &self.uploads }
     }
 
     /// The stage, with the ports it uses.
     fn microservice<'a>(&'a self, stage: Stage, flow: Flow<'a>) -> Box<dyn Microservice + 'a> {
         let files = self.state.as_ref();
         let events = self.state.as_ref();
-        let working = &self.working;
         match stage {
             Stage::Start => Box::new(self.start(flow)),
-            Stage::Extract => Box::new(stages::Extract { flow, files, uploads: &self.uploads, working }),
-            Stage::Checksum => Box::new(stages::Checksum { flow, files, working }),
-            Stage::Scan => Box::new(stages::Scan { flow, files, working, scanner: &self.scanner }),
-            Stage::Identify => {
-                Box::new(stages::Identify { flow, files, working, format_identifier: &self.format_identifier })
-            }
-            Stage::Characterize => {
-                Box::new(stages::Characterize { flow, files, working, fpr: &self.fpr, tools: &self.tools })
-            }
-            Stage::Mets => {
-                Box::new(stages::Mets { flow, files, events, working, format_identifier: &self.format_identifier })
-            }
-            Stage::Package => Box::new(stages::Package { flow, files, working }),
+            Stage::Extract => Box::new(stages::Extract { flow, files, uploads: &self.uploads }),
+            Stage::Checksum => Box::new(stages::Checksum { flow, files }),
+            Stage::Scan => Box::new(stages::Scan { flow, files, scanner: &self.scanner }),
+            Stage::Identify => Box::new(stages::Identify { flow, files, format_identifier: &self.format_identifier }),
+            Stage::Characterize => Box::new(stages::Characterize { flow, files, fpr: &self.fpr, tools: &self.tools }),
+            Stage::Mets => Box::new(stages::Mets { flow, files, events, format_identifier: &self.format_identifier }),
+            Stage::Package => Box::new(stages::Package { flow, files }),
             Stage::Store => Box::new(stages::Store {
                 flow,
                 files,
                 events,
                 uploads: &self.uploads,
-                working,
                 aips: &self.aips,
                 notifier: &self.notifier,
             }),

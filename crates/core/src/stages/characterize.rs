@@ -8,7 +8,6 @@
 
 use crate::config::fpr::Rules;
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use crate::ports::ToolRunner;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,141 +24,140 @@ use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The characterize stage and what it uses: the files of its batch, the working area, the format policy rules and the outside tools.
+/// The characterize stage and what it uses beside its `Flow`: the files of its batch, the
+/// format policy rules and the outside tools.
 pub struct Characterize<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
-    pub working: &'a Arc<dyn ObjectStore>,
     pub fpr: &'a Arc<Rules>,
     pub tools: &'a Arc<dyn ToolRunner>,
 }
 
 impl Microservice for Characterize<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Characterize
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let mut sessions = fpr::Sessions::new(self.tools.as_ref());
+        // Tools that take a batch in one call (MediaInfo) run once, before the first file.
+        if let Some(batch) = msg.batch {
+            let files: Vec<File> = FilePages::of_batch(self.files, msg.transfer_id, batch)
+                .after(msg.resume_after.clone())
+                .collect::<Result<_, _>>()?;
+            sessions.prepare(self.fpr, fpr::Purpose::Characterization, &files, self.flow.working.as_ref(), |f| {
+                working_key(f.transfer_id, &f.current_path)
+            })?;
+        }
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+            let key = working_key(transfer.id, &file.current_path);
+            let head = self.flow.working.get_range(&key, 0, techmd::HEAD as u64)?;
+            let tail_start = file.size.saturating_sub(techmd::TAIL as u64);
+            let tail = if tail_start == 0 {
+                head.clone()
+            } else {
+                self.flow.working.get_range(&key, tail_start, techmd::TAIL as u64)?
+            };
+            let kind = techmd::Kind::of(file, &head);
+            let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
+            let mut out = FileOutcome::default();
+            let now = self.flow.clock.now();
+            let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
+            let own_properties = traits.len();
+            let mut tool_notes = Vec::new();
+            let mut tool_events = Vec::new();
+            for rule in self.fpr.rules_for(fpr::Purpose::Characterization, file, self.tools.as_ref()) {
+                let (session, version) = sessions.of(rule);
+                let tool = format!("program=\"{}\"; version=\"{}\"", rule.name, version.unwrap_or("unknown"));
+                let (outcome, note) = match session.run(self.flow.working.as_ref(), &key, &file.current_path)? {
+                    ToolOutput::Output(output) => {
+                        let key = match rule.output {
+                            fpr::RuleOutput::Xml => fpr::xml_key(&rule.name),
+                            fpr::RuleOutput::Text => rule.name.clone(),
+                        };
+                        traits.insert(key, output);
+                        (EventOutcome::Positive, format!("{} output recorded", rule.name))
+                    }
+                    ToolOutput::Cut { kept, total } => {
+                        // Cut output is not the tool's answer: kept as text (cut XML is not XML),
+                        // marked where it stops, and the event says it is incomplete.
+                        let why = format!(
+                            "{} wrote {total} bytes; the first {} are recorded (the rule's max_output)",
+                            rule.name,
+                            kept.len()
+                        );
+                        traits.insert(rule.name.clone(), format!("{kept}\n[cut by Vellum: {why}]"));
+                        tool_notes.push(format!("{} output cut", rule.name));
+                        (EventOutcome::PartialPass, format!("output cut: {why}"))
+                    }
+                    ToolOutput::Failed(why) => {
+                        tool_notes.push(format!("{} failed: {why}", rule.name));
+                        (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
+                    }
+                    ToolOutput::TimedOut => {
+                        let why = format!(
+                            "{} was stopped after {} seconds and gave no result",
+                            rule.name, rule.timeout_seconds
+                        );
+                        tool_notes.push(why.clone());
+                        (EventOutcome::Fail, why)
+                    }
+                };
+                let mut e = event(self, file, EventType::MetadataExtraction, tool, outcome, note, now);
+                e.uuid = crate::model::derived_id(file.uuid, &format!("event/metadata extraction/{}", rule.name));
+                tool_events.push(e);
+            }
+            if own_properties > 0 {
+                out.events.push(event(
+                    self,
+                    file,
+                    EventType::MetadataExtraction,
+                    format!("{program}; extracted technical metadata"),
+                    EventOutcome::Positive,
+                    format!("{own_properties} properties"),
+                    now,
+                ));
+            }
+            out.events.extend(tool_events);
+            if let Some(validator) = kind.validator() {
+                let mut reader =
+                    crate::io::ranged::RangedReader::new(self.flow.working.clone(), &key, file.size, 1 << 20);
+                // The check adds what it learns on the way (a PDF's page count, from its page tree).
+                let verdict = techmd::validate(kind, &mut reader, file.size, &mut traits);
+                if let Some(e) = reader.store_error.take() {
+                    // The store did not answer: no verdict on the file; the batch is tried again.
+                    return Err(e.into());
+                }
+                let (outcome, note) = match &verdict {
+                    Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
+                    Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
+                    Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
+                };
+                out.events.push(event(
+                    self,
+                    file,
+                    EventType::Validation,
+                    format!("{program}; validator=\"{validator}: {}\"", kind.validation_method()),
+                    outcome,
+                    note.clone(),
+                    now,
+                ));
+                if let Verdict::Invalid(_) = verdict {
+                    out.stderr = note.clone();
+                    if profile.fail_invalid {
+                        out.exit_code = 1;
+                        out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
+                    }
+                }
+            }
+            if !tool_notes.is_empty() {
+                let notes = tool_notes.join("; ");
+                out.stderr = if out.stderr.is_empty() { notes } else { format!("{}; {notes}", out.stderr) };
+            }
+            out.stdout = traits.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            out.patch = Some(FilePatch { uuid: file.uuid, characteristics: traits, ..Default::default() });
+            Ok(out)
+        })
     }
 }
 
 const STAGE: Stage = Stage::Characterize;
-
-pub fn run(p: &Characterize<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let mut sessions = fpr::Sessions::new(p.tools.as_ref());
-    // Tools that take a batch in one call (MediaInfo) run once, before the first file.
-    if let Some(batch) = msg.batch {
-        let files: Vec<File> = FilePages::of_batch(p.files, msg.transfer_id, batch)
-            .after(msg.resume_after.clone())
-            .collect::<Result<_, _>>()?;
-        sessions.prepare(p.fpr, fpr::Purpose::Characterization, &files, p.working.as_ref(), |f| {
-            working_key(f.transfer_id, &f.current_path)
-        })?;
-    }
-    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
-        let key = working_key(transfer.id, &file.current_path);
-        let head = p.working.get_range(&key, 0, techmd::HEAD as u64)?;
-        let tail_start = file.size.saturating_sub(techmd::TAIL as u64);
-        let tail =
-            if tail_start == 0 { head.clone() } else { p.working.get_range(&key, tail_start, techmd::TAIL as u64)? };
-        let kind = techmd::Kind::of(file, &head);
-        let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
-        let mut out = FileOutcome::default();
-        let now = p.flow.clock.now();
-        let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
-        let own_properties = traits.len();
-        let mut tool_notes = Vec::new();
-        let mut tool_events = Vec::new();
-        for rule in p.fpr.rules_for(fpr::Purpose::Characterization, file, p.tools.as_ref()) {
-            let (session, version) = sessions.of(rule);
-            let tool = format!("program=\"{}\"; version=\"{}\"", rule.name, version.unwrap_or("unknown"));
-            let (outcome, note) = match session.run(p.working.as_ref(), &key, &file.current_path)? {
-                ToolOutput::Output(output) => {
-                    let key = match rule.output {
-                        fpr::RuleOutput::Xml => fpr::xml_key(&rule.name),
-                        fpr::RuleOutput::Text => rule.name.clone(),
-                    };
-                    traits.insert(key, output);
-                    (EventOutcome::Positive, format!("{} output recorded", rule.name))
-                }
-                ToolOutput::Cut { kept, total } => {
-                    // Cut output is not the tool's answer: kept as text (cut XML is not XML),
-                    // marked where it stops, and the event says it is incomplete.
-                    let why = format!(
-                        "{} wrote {total} bytes; the first {} are recorded (the rule's max_output)",
-                        rule.name,
-                        kept.len()
-                    );
-                    traits.insert(rule.name.clone(), format!("{kept}\n[cut by Vellum: {why}]"));
-                    tool_notes.push(format!("{} output cut", rule.name));
-                    (EventOutcome::PartialPass, format!("output cut: {why}"))
-                }
-                ToolOutput::Failed(why) => {
-                    tool_notes.push(format!("{} failed: {why}", rule.name));
-                    (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
-                }
-                ToolOutput::TimedOut => {
-                    let why =
-                        format!("{} was stopped after {} seconds and gave no result", rule.name, rule.timeout_seconds);
-                    tool_notes.push(why.clone());
-                    (EventOutcome::Fail, why)
-                }
-            };
-            let mut e = event(p, file, EventType::MetadataExtraction, tool, outcome, note, now);
-            e.uuid = crate::model::derived_id(file.uuid, &format!("event/metadata extraction/{}", rule.name));
-            tool_events.push(e);
-        }
-        if own_properties > 0 {
-            out.events.push(event(
-                p,
-                file,
-                EventType::MetadataExtraction,
-                format!("{program}; extracted technical metadata"),
-                EventOutcome::Positive,
-                format!("{own_properties} properties"),
-                now,
-            ));
-        }
-        out.events.extend(tool_events);
-        if let Some(validator) = kind.validator() {
-            let mut reader = crate::io::ranged::RangedReader::new(p.working.clone(), &key, file.size, 1 << 20);
-            // The check adds what it learns on the way (a PDF's page count, from its page tree).
-            let verdict = techmd::validate(kind, &mut reader, file.size, &mut traits);
-            if let Some(e) = reader.store_error.take() {
-                // The store did not answer: no verdict on the file; the batch is tried again.
-                return Err(e.into());
-            }
-            let (outcome, note) = match &verdict {
-                Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
-                Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
-                Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
-            };
-            out.events.push(event(
-                p,
-                file,
-                EventType::Validation,
-                format!("{program}; validator=\"{validator}: {}\"", kind.validation_method()),
-                outcome,
-                note.clone(),
-                now,
-            ));
-            if let Verdict::Invalid(_) = verdict {
-                out.stderr = note.clone();
-                if profile.fail_invalid {
-                    out.exit_code = 1;
-                    out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
-                }
-            }
-        }
-        if !tool_notes.is_empty() {
-            let notes = tool_notes.join("; ");
-            out.stderr = if out.stderr.is_empty() { notes } else { format!("{}; {notes}", out.stderr) };
-        }
-        out.stdout = traits.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        out.patch = Some(FilePatch { uuid: file.uuid, characteristics: traits, ..Default::default() });
-        Ok(out)
-    })
-}
 
 fn event(
     p: &Characterize<'_>,

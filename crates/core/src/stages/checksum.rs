@@ -4,10 +4,8 @@
 //! supplied (`metadata/checksum.<algorithm>`) verified with a "fixity check".
 
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::sync::Arc;
 
 use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
 use crate::error::{StageError, StageResult};
@@ -18,19 +16,54 @@ use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The checksum stage and what it uses: the files of its batch and the working area.
+/// The checksum stage and what it uses beside its `Flow`: the files of its batch.
 pub struct Checksum<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
-    pub working: &'a Arc<dyn ObjectStore>,
 }
 
 impl Microservice for Checksum<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Checksum
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let mut supplied: Option<Supplied> = None;
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+            let supplied = match &supplied {
+                Some(s) => s,
+                None => supplied.insert(load_supplied(self, transfer)?),
+            };
+            let algorithms: BTreeSet<&str> = profile
+                .checksum_algorithms
+                .iter()
+                .map(String::as_str)
+                .chain(supplied.iter().map(|(a, _, _)| a.as_str()))
+                .collect();
+            let algorithms: Vec<&str> = algorithms.into_iter().collect();
+            let mut reader = self.flow.working.get(&working_key(transfer.id, &file.current_path))?;
+            let (digests, size) = Digests::for_algorithms(&algorithms)?.of_reader(&mut reader)?;
+            if size != file.size {
+                return Err(StageError::Failed(format!(
+                    "{} has {size} bytes in the working area but {} were extracted: the working copy was changed during processing",
+                    file.original_path, file.size
+                )));
+            }
+            let mut out =
+                FileOutcome { stdout: digests.get("sha256").cloned().unwrap_or_default(), ..Default::default() };
+            for (algorithm, digest) in &digests {
+                out.events.push(event(
+                    self,
+                    file,
+                    EventType::MessageDigestCalculation,
+                    &format!("algorithm=\"{algorithm}\""),
+                    EventOutcome::None,
+                    digest.clone(),
+                    algorithm,
+                ));
+            }
+            if file.file_use != FileUse::SubmissionDocumentation {
+                verify_supplied(self, file, &digests, supplied, &mut out);
+            }
+            out.patch = Some(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), ..Default::default() });
+            Ok(out)
+        })
     }
 }
 
@@ -40,11 +73,11 @@ const STAGE: Stage = Stage::Checksum;
 type Supplied = Vec<(String, String, BTreeMap<String, String>)>;
 
 fn read_text(p: &Checksum<'_>, key: &str) -> StageResult<Option<String>> {
-    if p.working.head(key)?.is_none() {
+    if p.flow.working.head(key)?.is_none() {
         return Ok(None);
     }
     let mut text = String::new();
-    p.working.get(key)?.read_to_string(&mut text)?;
+    p.flow.working.get(key)?.read_to_string(&mut text)?;
     Ok(Some(text))
 }
 
@@ -67,48 +100,6 @@ fn load_supplied(p: &Checksum<'_>, transfer: &Transfer) -> StageResult<Supplied>
         }
     }
     Ok(out)
-}
-
-pub fn run(p: &Checksum<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let mut supplied: Option<Supplied> = None;
-    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
-        let supplied = match &supplied {
-            Some(s) => s,
-            None => supplied.insert(load_supplied(p, transfer)?),
-        };
-        let algorithms: BTreeSet<&str> = profile
-            .checksum_algorithms
-            .iter()
-            .map(String::as_str)
-            .chain(supplied.iter().map(|(a, _, _)| a.as_str()))
-            .collect();
-        let algorithms: Vec<&str> = algorithms.into_iter().collect();
-        let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
-        let (digests, size) = Digests::for_algorithms(&algorithms)?.of_reader(&mut reader)?;
-        if size != file.size {
-            return Err(StageError::Failed(format!(
-                "{} has {size} bytes in the working area but {} were extracted: the working copy was changed during processing",
-                file.original_path, file.size
-            )));
-        }
-        let mut out = FileOutcome { stdout: digests.get("sha256").cloned().unwrap_or_default(), ..Default::default() };
-        for (algorithm, digest) in &digests {
-            out.events.push(event(
-                p,
-                file,
-                EventType::MessageDigestCalculation,
-                &format!("algorithm=\"{algorithm}\""),
-                EventOutcome::None,
-                digest.clone(),
-                algorithm,
-            ));
-        }
-        if file.file_use != FileUse::SubmissionDocumentation {
-            verify_supplied(p, file, &digests, supplied, &mut out);
-        }
-        out.patch = Some(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), ..Default::default() });
-        Ok(out)
-    })
 }
 
 fn event(

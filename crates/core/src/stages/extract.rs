@@ -24,51 +24,43 @@ use crate::ports::ExtractCheckpoint;
 use crate::record::keys::{listing_key, working_key};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The extract stage and what it uses: the upload it reads, the working area, and the file catalogue it commits to.
+/// The extract stage and what it uses beside its `Flow`: the upload it reads and the file
+/// catalogue it commits to.
 pub struct Extract<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
     pub uploads: &'a Arc<dyn ObjectStore>,
-    pub working: &'a Arc<dyn ObjectStore>,
 }
 
 impl Microservice for Extract<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Extract
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let Some((transfer, _)) = self.flow.take_up(msg.transfer_id, Stage::Extract)? else {
+            return Ok(Progress::Ignored);
+        };
+        let mut checkpoint = self.files.extract_checkpoint(transfer.id)?;
+        if !checkpoint.done {
+            // Each batch is sent right after its commit; a delivery that died between the two
+            // left only the last one unsent. Sent again, it is done again, to the same records.
+            if let Some(last) = checkpoint.batches.checked_sub(1) {
+                self.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
+            }
+            match extract(self, &transfer, checkpoint, ctx)? {
+                Some(done) => checkpoint = done,
+                None => {
+                    self.flow.send(Stage::Extract, &[StageMessage::transfer(transfer.id)])?;
+                    return Ok(Progress::Continued);
+                }
+            }
+        }
+        // Repeated on every delivery after the checkpoint is done: finishing is idempotent.
+        finish_done_stages(self, transfer.id, checkpoint.batches)?;
+        self.flow.finish_job(transfer.id, Stage::Extract)?;
+        Ok(Progress::Done)
     }
 }
 
 /// Reads of the package during extraction fetch this much at a time.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
-
-pub fn run(p: &Extract<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    p.flow.begin_job(transfer.id, Stage::Extract)?;
-    let mut checkpoint = p.files.extract_checkpoint(transfer.id)?;
-    if !checkpoint.done {
-        // Each batch is sent right after its commit; a delivery that died between the two
-        // left only the last one unsent. Sent again, it is done again, to the same records.
-        if let Some(last) = checkpoint.batches.checked_sub(1) {
-            p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
-        }
-        match extract(p, &transfer, checkpoint, ctx)? {
-            Some(done) => checkpoint = done,
-            None => {
-                p.flow.send(Stage::Extract, &[StageMessage::transfer(transfer.id)])?;
-                return Ok(Progress::Continued);
-            }
-        }
-    }
-    // Repeated on every delivery after the checkpoint is done: finishing is idempotent.
-    finish_done_stages(p, transfer.id, checkpoint.batches)?;
-    p.flow.finish_job(transfer.id, Stage::Extract)?;
-    Ok(Progress::Done)
-}
 
 /// With the batch count final, finishes each per-file stage that has already done every
 /// batch, and hands the transfer to METS if the last one has. A stage that records its last
@@ -117,7 +109,7 @@ fn extract(
         ListError::Io(e) => StageError::Transient(format!("reading {key}: {e}")),
         ListError::Unreadable(why) => StageError::Failed(format!("{key:?} can no longer be read: {}", why.0)),
     })?;
-    let mut lines = BufReader::new(p.working.get(&listing_key(transfer.id))?).lines();
+    let mut lines = BufReader::new(p.flow.working.get(&listing_key(transfer.id))?).lines();
     let mut next_line = || -> StageResult<Option<ListingLine>> {
         match lines.next() {
             None => Ok(None),
@@ -333,7 +325,7 @@ fn extract_file(
     let path =
         line.path.clone().ok_or_else(|| StageError::Failed(format!("the listing has no path for {:?}", line.name)))?;
     let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
-    let mut out = p.working.writer(&working_key(transfer.id, &path))?;
+    let mut out = p.flow.working.writer(&working_key(transfer.id, &path))?;
     // One byte past the declared size is enough to know the entry lies about it.
     let mut reader = opened.reader.take(line.size.saturating_add(1));
     let mut buf = vec![0u8; 256 * 1024];

@@ -9,105 +9,104 @@ use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{EventOutcome, EventType, FilePatch};
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 use std::sync::Arc;
 
-/// The identify stage and what it uses: the files of its batch, the working area and the PRONOM format identifier.
+/// The identify stage and what it uses beside its `Flow`: the files of its batch and the
+/// PRONOM format identifier.
 pub struct Identify<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
-    pub working: &'a Arc<dyn ObjectStore>,
     pub format_identifier: &'a Option<Arc<FormatIdentifier>>,
 }
 
 impl Microservice for Identify<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Identify
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+            let identifier = match (&self.format_identifier, profile.format_identification) {
+                (Some(i), true) => i,
+                (_, enabled) => {
+                    let why = if enabled {
+                        "no PRONOM signature files are configured for this run".to_string()
+                    } else {
+                        format!("the processing profile {} turns format identification off", profile.name)
+                    };
+                    return Ok(FileOutcome::not_performed(
+                        &self.flow,
+                        file,
+                        EventType::FormatIdentification,
+                        "Vellum",
+                        why,
+                    ));
+                }
+            };
+            let key = working_key(transfer.id, &file.current_path);
+            let mut found = identify_object(identifier, self.flow.working, &key, file.size)?;
+            if file.size == 0 {
+                // An empty file has no format, whatever its name says (siegfried: "empty source").
+                found = crate::analysis::pronom::Identification {
+                    format: None,
+                    basis: "none",
+                    others: Vec::new(),
+                    extension_mismatch: None,
+                };
+            }
+            let extension = file.current_path.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains('/'));
+            // The outcome says how sure the identification is; only a signature or container
+            // match that the name agrees with is "positive".
+            let (outcome, outcome_detail, stdout) = match &found.format {
+                Some(f) if f.tentative => (
+                    EventOutcome::ExtensionOnly,
+                    format!(
+                        "{}: extension only (no signature matched; .{} is one of this format's extensions)",
+                        f.puid,
+                        extension.unwrap_or_default()
+                    ),
+                    format!("{} {}", f.puid, f.name),
+                ),
+                Some(f) => match &found.extension_mismatch {
+                    Some(known) => (
+                        EventOutcome::ExtensionMismatch,
+                        format!(
+                            "{}: extension mismatch (matched by {}; its extension .{} is not this format's: {})",
+                            f.puid,
+                            found.basis,
+                            extension.unwrap_or_default(),
+                            known.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
+                        ),
+                        format!("{} {}", f.puid, f.name),
+                    ),
+                    None => (EventOutcome::Positive, f.puid.clone(), format!("{} {}", f.puid, f.name)),
+                },
+                None => {
+                    let why = if file.size == 0 {
+                        "the file is empty (0 bytes): there is nothing to identify".to_string()
+                    } else {
+                        match extension {
+                            Some(e) => format!("no signature matched and no format is known by the extension .{e}"),
+                            None => "no signature matched and the file has no extension".to_string(),
+                        }
+                    };
+                    (EventOutcome::NoMatch, format!("UNKNOWN: no match ({why})"), "UNKNOWN".to_string())
+                }
+            };
+            let mut detail = format!(
+                "program=\"Vellum PRONOM matcher\"; version=\"{}\"; signatures=\"{}\"; basis=\"{}\"",
+                crate::SOFTWARE_AGENT,
+                identifier.version,
+                found.basis
+            );
+            if !found.others.is_empty() {
+                detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
+            }
+            let events =
+                vec![self.flow.file_event(file, EventType::FormatIdentification, detail, outcome, outcome_detail)];
+            let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
+            Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
+        })
     }
 }
 
 const STAGE: Stage = Stage::Identify;
-
-pub fn run(p: &Identify<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
-        let identifier = match (&p.format_identifier, profile.format_identification) {
-            (Some(i), true) => i,
-            (_, enabled) => {
-                let why = if enabled {
-                    "no PRONOM signature files are configured for this run".to_string()
-                } else {
-                    format!("the processing profile {} turns format identification off", profile.name)
-                };
-                return Ok(FileOutcome::not_performed(&p.flow, file, EventType::FormatIdentification, "Vellum", why));
-            }
-        };
-        let key = working_key(transfer.id, &file.current_path);
-        let mut found = identify_object(identifier, p.working, &key, file.size)?;
-        if file.size == 0 {
-            // An empty file has no format, whatever its name says (siegfried: "empty source").
-            found = crate::analysis::pronom::Identification {
-                format: None,
-                basis: "none",
-                others: Vec::new(),
-                extension_mismatch: None,
-            };
-        }
-        let extension = file.current_path.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains('/'));
-        // The outcome says how sure the identification is; only a signature or container
-        // match that the name agrees with is "positive".
-        let (outcome, outcome_detail, stdout) = match &found.format {
-            Some(f) if f.tentative => (
-                EventOutcome::ExtensionOnly,
-                format!(
-                    "{}: extension only (no signature matched; .{} is one of this format's extensions)",
-                    f.puid,
-                    extension.unwrap_or_default()
-                ),
-                format!("{} {}", f.puid, f.name),
-            ),
-            Some(f) => match &found.extension_mismatch {
-                Some(known) => (
-                    EventOutcome::ExtensionMismatch,
-                    format!(
-                        "{}: extension mismatch (matched by {}; its extension .{} is not this format's: {})",
-                        f.puid,
-                        found.basis,
-                        extension.unwrap_or_default(),
-                        known.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
-                    ),
-                    format!("{} {}", f.puid, f.name),
-                ),
-                None => (EventOutcome::Positive, f.puid.clone(), format!("{} {}", f.puid, f.name)),
-            },
-            None => {
-                let why = if file.size == 0 {
-                    "the file is empty (0 bytes): there is nothing to identify".to_string()
-                } else {
-                    match extension {
-                        Some(e) => format!("no signature matched and no format is known by the extension .{e}"),
-                        None => "no signature matched and the file has no extension".to_string(),
-                    }
-                };
-                (EventOutcome::NoMatch, format!("UNKNOWN: no match ({why})"), "UNKNOWN".to_string())
-            }
-        };
-        let mut detail = format!(
-            "program=\"Vellum PRONOM matcher\"; version=\"{}\"; signatures=\"{}\"; basis=\"{}\"",
-            crate::SOFTWARE_AGENT,
-            identifier.version,
-            found.basis
-        );
-        if !found.others.is_empty() {
-            detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
-        }
-        let events = vec![p.flow.file_event(file, EventType::FormatIdentification, detail, outcome, outcome_detail)];
-        let patch = FilePatch { uuid: file.uuid, format: found.format.clone(), ..Default::default() };
-        Ok(FileOutcome { events, patch: Some(patch), stdout, ..Default::default() })
-    })
-}

@@ -14,7 +14,6 @@
 use crate::analysis::pronom::FormatIdentifier;
 use crate::ports::EventLog;
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
@@ -38,63 +37,58 @@ use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, 
 use crate::record::rights::{rows_by_file, RightsRow};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The mets stage and what it uses: the file catalogue, the event log, the working area and the format identifier.
+/// The mets stage and what it uses beside its `Flow`: the file catalogue, the event log and
+/// the format identifier (for the METS's own format).
 pub struct Mets<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
     pub events: &'a dyn EventLog,
-    pub working: &'a Arc<dyn ObjectStore>,
     pub format_identifier: &'a Option<Arc<FormatIdentifier>>,
 }
 
 impl Microservice for Mets<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Mets
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let Some((transfer, job)) = self.flow.take_up(msg.transfer_id, Stage::Mets)? else {
+            return Ok(Progress::Ignored);
+        };
+        if job.status != JobStatus::Completed {
+            let writer =
+                Writer { p: self, transfer: &transfer, created: job.started_at, rights: load_rights(self, &transfer)? };
+            loop {
+                let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
+                let checkpoint = match &text {
+                    Some(t) => serde_json::from_str::<Checkpoint>(t).map_err(|e| {
+                        StageError::Failed(format!(
+                            "the METS checkpoint cannot be read back ({e}); write the METS again"
+                        ))
+                    })?,
+                    None => Checkpoint::default(),
+                };
+                if checkpoint.finished() {
+                    break;
+                }
+                let next = writer.step(checkpoint, ctx)?;
+                let json = serde_json::to_string(&next).expect("a checkpoint serializes");
+                self.flow.jobs.set_job_checkpoint(transfer.id, Stage::Mets.name(), text.as_deref(), &json)?;
+                if !next.finished() && ctx.should_yield() {
+                    tracing::info!(
+                        document = next.document,
+                        amd_secs = next.written,
+                        "the METS continues in a new message"
+                    );
+                    self.flow.send(Stage::Mets, &[StageMessage::transfer(transfer.id)])?;
+                    return Ok(Progress::Continued);
+                }
+            }
+            self.flow.finish_job(transfer.id, Stage::Mets)?;
+        }
+        self.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
+        Ok(Progress::Done)
     }
 }
 
 /// Log lines are written out in pieces of about this many bytes.
 const LOG_PIECE_BYTES: usize = 1 << 20;
-
-pub fn run(p: &Mets<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    let job = p.flow.begin_job(transfer.id, Stage::Mets)?;
-    if job.status != JobStatus::Completed {
-        let writer = Writer { p, transfer: &transfer, created: job.started_at, rights: load_rights(p, &transfer)? };
-        loop {
-            let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
-            let checkpoint = match &text {
-                Some(t) => serde_json::from_str::<Checkpoint>(t).map_err(|e| {
-                    StageError::Failed(format!("the METS checkpoint cannot be read back ({e}); write the METS again"))
-                })?,
-                None => Checkpoint::default(),
-            };
-            if checkpoint.finished() {
-                break;
-            }
-            let next = writer.step(checkpoint, ctx)?;
-            let json = serde_json::to_string(&next).expect("a checkpoint serializes");
-            p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Mets.name(), text.as_deref(), &json)?;
-            if !next.finished() && ctx.should_yield() {
-                tracing::info!(
-                    document = next.document,
-                    amd_secs = next.written,
-                    "the METS continues in a new message"
-                );
-                p.flow.send(Stage::Mets, &[StageMessage::transfer(transfer.id)])?;
-                return Ok(Progress::Continued);
-            }
-        }
-        p.flow.finish_job(transfer.id, Stage::Mets)?;
-    }
-    p.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
-    Ok(Progress::Done)
-}
 
 /// How far the METS stage has come.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,7 +179,7 @@ impl Writer<'_> {
         };
 
         let piece = mets_piece_key(self.transfer.id, name, cp.pieces.len() as u32, p.flow.clock.new_id());
-        let mut out = BufWriter::with_capacity(256 * 1024, p.working.writer(&piece)?);
+        let mut out = BufWriter::with_capacity(256 * 1024, p.flow.working.writer(&piece)?);
         if cp.pieces.is_empty() {
             write_head(&mut out, &doc)?;
         }
@@ -229,7 +223,7 @@ impl Writer<'_> {
         }
         // The pieces stay until the working area is cleaned: a duplicate delivery may be
         // joining them at this moment.
-        p.working.compose(&key, p.working.as_ref(), &cp.pieces)?;
+        p.flow.working.compose(&key, p.flow.working.as_ref(), &cp.pieces)?;
         match kind {
             MetsKind::Transfer => cp.documentation = Some(self.record_documentation(&key)?),
             MetsKind::Aip => self.write_logs(&cp.log_pieces)?,
@@ -243,7 +237,7 @@ impl Writer<'_> {
 
     fn write_log_piece(&self, n: usize, lines: &FileLogLines) -> StageResult<String> {
         let key = log_piece_key(self.transfer.id, n, self.p.flow.clock.new_id());
-        self.p.working.put(&key, &serde_json::to_vec(lines).expect("log lines serialize"))?;
+        self.p.flow.working.put(&key, &serde_json::to_vec(lines).expect("log lines serialize"))?;
         Ok(key)
     }
 
@@ -254,11 +248,11 @@ impl Writer<'_> {
         let mut not_scanned = 0;
         for (i, (name, header)) in FILE_LOGS.iter().enumerate() {
             let mut out =
-                BufWriter::with_capacity(256 * 1024, p.working.writer(&working_log_key(self.transfer.id, name))?);
+                BufWriter::with_capacity(256 * 1024, p.flow.working.writer(&working_log_key(self.transfer.id, name))?);
             out.write_all(header.as_bytes())?;
             for piece in pieces {
                 let mut bytes = Vec::new();
-                p.working.get(piece)?.read_to_end(&mut bytes)?;
+                p.flow.working.get(piece)?.read_to_end(&mut bytes)?;
                 let lines: FileLogLines = serde_json::from_slice(&bytes)
                     .map_err(|e| StageError::Failed(format!("a piece of the AIP's logs cannot be read back: {e}")))?;
                 out.write_all(lines.lines[i].as_bytes())?;
@@ -272,7 +266,7 @@ impl Writer<'_> {
         // Counted once for the whole transfer, so the success log and the reports can say it.
         p.flow.register.set_files_not_scanned(self.transfer.id, not_scanned)?;
         if let Some(left_out) = left_out_log(&p.events.transfer_events(self.transfer.id)?) {
-            p.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
+            p.flow.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }
         Ok(())
     }
@@ -281,7 +275,7 @@ impl Writer<'_> {
     fn record_documentation(&self, key: &str) -> StageResult<Documentation> {
         let profile = self.p.flow.profile(self.transfer)?;
         let (checksums, size) =
-            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.p.working.get(key)?)?;
+            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.p.flow.working.get(key)?)?;
         let documentation = Documentation { size, checksums };
         let file = self.documentation_file(Some(&documentation))?;
         let creation = PremisEvent::new(
@@ -329,10 +323,10 @@ impl Writer<'_> {
 /// rights.csv, where the package has one: its working copy is read, not its file record.
 fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
     let key = working_key(transfer.id, "metadata/rights.csv");
-    if p.working.head(&key)?.is_none() {
+    if p.flow.working.head(&key)?.is_none() {
         return Ok(BTreeMap::new());
     }
     let mut bytes = Vec::new();
-    p.working.get(&key)?.read_to_end(&mut bytes)?;
+    p.flow.working.get(&key)?.read_to_end(&mut bytes)?;
     Ok(rows_by_file(&bytes))
 }

@@ -19,6 +19,7 @@ pub mod scan;
 pub mod start;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -28,7 +29,7 @@ use crate::config::Settings;
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::{Agent, EventOutcome, EventStamp, EventType, File, Job, JobStatus, PremisEvent, Stage, Transfer};
-use crate::ports::{Clock, JobLedger, JobSpec, Queue, TransferRegister};
+use crate::ports::{Clock, JobLedger, JobSpec, ObjectStore, Queue, TransferRegister};
 
 pub use characterize::Characterize;
 pub use checksum::Checksum;
@@ -42,7 +43,6 @@ pub use store::Store;
 
 /// One microservice: the pipeline hands it a message and it does its one job.
 pub trait Microservice {
-    fn stage(&self) -> Stage;
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress>;
 }
 
@@ -71,10 +71,13 @@ impl StageContext {
     }
 }
 
-/// What every stage uses to do its job's bookkeeping: find its transfer, start and finish
-/// its job, send the next stage its messages, stamp its events.
+/// What every stage uses: the working area, and what it does its job's bookkeeping with —
+/// find its transfer, start and finish its job, send the next stage its messages, stamp its
+/// events.
 #[derive(Clone, Copy)]
 pub struct Flow<'a> {
+    /// Extracted files, METS and AIPs in the making: every stage's workspace.
+    pub working: &'a Arc<dyn ObjectStore>,
     pub register: &'a dyn TransferRegister,
     pub jobs: &'a dyn JobLedger,
     pub queue: &'a dyn Queue,
@@ -92,6 +95,17 @@ impl Flow<'_> {
             Some(_) => Ok(None),
             None => Err(StageError::Transient(format!("transfer {id} is not in the state store"))),
         }
+    }
+
+    /// The transfer a message names and the stage's job on it, started (or found), when
+    /// the transfer is still being processed; None when it has ended and the message has
+    /// nothing left to do.
+    pub fn take_up(&self, transfer_id: Uuid, stage: Stage) -> StageResult<Option<(Transfer, Job)>> {
+        let Some(transfer) = self.active_transfer(transfer_id)? else {
+            return Ok(None);
+        };
+        let job = self.begin_job(transfer.id, stage)?;
+        Ok(Some((transfer, job)))
     }
 
     pub fn profile(&self, transfer: &Transfer) -> StageResult<&Profile> {

@@ -6,10 +6,8 @@
 //! members are compressed on every core (`parallel_gzip.rs`).
 
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Read, Write};
-use std::sync::Arc;
 
 use crate::analysis::fixity::{self, sha256_hex};
 use crate::error::{StageError, StageResult};
@@ -27,19 +25,29 @@ use crate::record::keys::{
 };
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The package stage and what it uses: the file catalogue and the working area.
+/// The package stage and what it uses beside its `Flow`: the file catalogue.
 pub struct Package<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
-    pub working: &'a Arc<dyn ObjectStore>,
 }
 
 impl Microservice for Package<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Package
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let Some((transfer, job)) = self.flow.take_up(msg.transfer_id, Stage::Package)? else {
+            return Ok(Progress::Ignored);
+        };
+        if job.status != JobStatus::Completed {
+            let profile = self.flow.profile(&transfer)?;
+            let (seen, mut checkpoint) = PackageCheckpoint::load(self.flow.jobs, transfer.id)?;
+            let entries = bag_entries(self, &transfer, job.started_at, &mut checkpoint)?;
+            if !write_part(self, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
+                self.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
+                return Ok(Progress::Continued);
+            }
+            self.flow.finish_job(transfer.id, Stage::Package)?;
+        }
+        self.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
+        Ok(Progress::Done)
     }
 }
 
@@ -62,25 +70,6 @@ enum Source {
 /// The working-area key of an original file at `path` in the bag.
 fn original_key(transfer: &Transfer, path: &str) -> String {
     working_key(transfer.id, path.strip_prefix("data/").unwrap_or(path))
-}
-
-pub fn run(p: &Package<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    let job = p.flow.begin_job(transfer.id, Stage::Package)?;
-    if job.status != JobStatus::Completed {
-        let profile = p.flow.profile(&transfer)?;
-        let (seen, mut checkpoint) = PackageCheckpoint::load(p.flow.jobs, transfer.id)?;
-        let entries = bag_entries(p, &transfer, job.started_at, &mut checkpoint)?;
-        if !write_part(p, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
-            p.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
-            return Ok(Progress::Continued);
-        }
-        p.flow.finish_job(transfer.id, Stage::Package)?;
-    }
-    p.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
-    Ok(Progress::Done)
 }
 
 type Digests = BTreeMap<String, String>;
@@ -191,17 +180,18 @@ fn generated_entries(
     // The logs the METS stage wrote; the left-out log only where something was left out.
     for name in FILE_LOGS.iter().map(|(name, _)| *name).chain(std::iter::once(LEFT_OUT_LOG)) {
         let key = working_log_key(transfer.id, name);
-        if name != LEFT_OUT_LOG || p.working.head(&key)?.is_some() {
+        if name != LEFT_OUT_LOG || p.flow.working.head(&key)?.is_some() {
             generated.push((format!("data/logs/{name}"), key));
         }
     }
     let mut out = Vec::with_capacity(generated.len());
     for (path, key) in generated {
         let meta = p
+            .flow
             .working
             .head(&key)?
             .ok_or_else(|| StageError::Transient(format!("{key} is not in the working area yet")))?;
-        let digests = digest_of(&mut p.working.get(&key)?)?;
+        let digests = digest_of(&mut p.flow.working.get(&key)?)?;
         out.push(GeneratedEntry { path, key, size: meta.size, digests });
     }
     Ok(out)
@@ -225,7 +215,7 @@ fn write_part(
         return Ok(true);
     }
     let key = package_part_key(transfer.id, start, p.flow.clock.new_id());
-    let writer = BufWriter::with_capacity(1 << 20, p.working.writer(&key)?);
+    let writer = BufWriter::with_capacity(1 << 20, p.flow.working.writer(&key)?);
     // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.
     let sink = if profile.gzip_level == 0 {
         Sink::Plain(writer)
@@ -254,7 +244,7 @@ fn write_part(
         if let Some((key, size, mtime)) = working {
             header.set_size(size);
             header.set_mtime(mtime);
-            let mut counted = Counted { inner: p.working.get(&key)?.take(size), n: 0 };
+            let mut counted = Counted { inner: p.flow.working.get(&key)?.take(size), n: 0 };
             tar.append_data(&mut header, &full, &mut counted)?;
             if counted.n != size {
                 return Err(StageError::Failed(format!(

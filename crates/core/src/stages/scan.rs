@@ -8,7 +8,6 @@ use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{EventOutcome, EventType};
 use crate::ports::FileCatalogue;
-use crate::ports::ObjectStore;
 use crate::ports::ScanVerdict;
 use crate::ports::VirusScanner;
 use crate::record::keys::working_key;
@@ -16,82 +15,64 @@ use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 use std::sync::Arc;
 
-/// The scan stage and what it uses: the files of its batch, the working area and the virus scanner.
+/// The scan stage and what it uses beside its `Flow`: the files of its batch and the virus
+/// scanner.
 pub struct Scan<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
-    pub working: &'a Arc<dyn ObjectStore>,
     pub scanner: &'a Option<Arc<dyn VirusScanner>>,
 }
 
 impl Microservice for Scan<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Scan
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let mut version: Option<String> = None;
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+            let scanner = match (&self.scanner, profile.virus_scan) {
+                (Some(s), true) => s,
+                (_, enabled) => {
+                    let why = if enabled {
+                        "virus scanning was turned off for this run (--clamd none)".to_string()
+                    } else {
+                        format!("the processing profile {} turns virus scanning off", profile.name)
+                    };
+                    return Ok(FileOutcome::not_performed(&self.flow, file, EventType::VirusCheck, "ClamAV", why));
+                }
+            };
+            let version = match &version {
+                Some(v) => v.clone(),
+                None => version.insert(scanner.version()?).clone(),
+            };
+            let detail = format!("program=\"ClamAV (clamd)\"; version=\"{version}\"");
+            let mut reader = self.flow.working.get(&working_key(transfer.id, &file.current_path))?;
+            let check = |outcome, note| vec![self.flow.file_event(file, EventType::VirusCheck, detail, outcome, note)];
+            Ok(match scanner.scan(&mut reader)? {
+                ScanVerdict::Clean => FileOutcome {
+                    events: check(EventOutcome::Pass, String::new()),
+                    stdout: "OK".into(),
+                    ..Default::default()
+                },
+                ScanVerdict::Infected(signature) => FileOutcome {
+                    events: check(EventOutcome::Fail, signature.clone()),
+                    exit_code: 1,
+                    stdout: format!("{signature} FOUND"),
+                    fails_transfer: Some(format!(
+                        "{} is infected with {signature}: the transfer was stopped and nothing was stored",
+                        file.original_path
+                    )),
+                    ..Default::default()
+                },
+                ScanVerdict::NotScanned(why) => FileOutcome {
+                    events: check(EventOutcome::NotPerformed, why.clone()),
+                    exit_code: if profile.fail_unscanned { 1 } else { 0 },
+                    stderr: why.clone(),
+                    fails_transfer: profile
+                        .fail_unscanned
+                        .then(|| format!("{} could not be scanned for viruses: {why}", file.original_path)),
+                    ..Default::default()
+                },
+            })
+        })
     }
 }
 
 const STAGE: Stage = Stage::Scan;
-
-pub fn run(p: &Scan<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let mut version: Option<String> = None;
-    run_batch(&p.flow, p.files, msg, STAGE, ctx, |transfer, profile, file| {
-        let scanner = match (&p.scanner, profile.virus_scan) {
-            (Some(s), true) => s,
-            (_, enabled) => {
-                let why = if enabled {
-                    "virus scanning was turned off for this run (--clamd none)".to_string()
-                } else {
-                    format!("the processing profile {} turns virus scanning off", profile.name)
-                };
-                return Ok(FileOutcome::not_performed(&p.flow, file, EventType::VirusCheck, "ClamAV", why));
-            }
-        };
-        let version = match &version {
-            Some(v) => v.clone(),
-            None => version.insert(scanner.version()?).clone(),
-        };
-        let detail = format!("program=\"ClamAV (clamd)\"; version=\"{version}\"");
-        let mut reader = p.working.get(&working_key(transfer.id, &file.current_path))?;
-        Ok(match scanner.scan(&mut reader)? {
-            ScanVerdict::Clean => FileOutcome {
-                events: vec![p.flow.file_event(file, EventType::VirusCheck, detail, EventOutcome::Pass, String::new())],
-                stdout: "OK".into(),
-                ..Default::default()
-            },
-            ScanVerdict::Infected(signature) => FileOutcome {
-                events: vec![p.flow.file_event(
-                    file,
-                    EventType::VirusCheck,
-                    detail,
-                    EventOutcome::Fail,
-                    signature.clone(),
-                )],
-                exit_code: 1,
-                stdout: format!("{signature} FOUND"),
-                fails_transfer: Some(format!(
-                    "{} is infected with {signature}: the transfer was stopped and nothing was stored",
-                    file.original_path
-                )),
-                ..Default::default()
-            },
-            ScanVerdict::NotScanned(why) => FileOutcome {
-                events: vec![p.flow.file_event(
-                    file,
-                    EventType::VirusCheck,
-                    detail,
-                    EventOutcome::NotPerformed,
-                    why.clone(),
-                )],
-                exit_code: if profile.fail_unscanned { 1 } else { 0 },
-                stderr: why.clone(),
-                fails_transfer: profile
-                    .fail_unscanned
-                    .then(|| format!("{} could not be scanned for viruses: {why}", file.original_path)),
-                ..Default::default()
-            },
-        })
-    })
-}

@@ -24,20 +24,20 @@ use crate::stages::{Flow, Microservice, Progress, StageContext};
 
 use crate::model::starts_a_transfer;
 
-/// The start stage and what it uses: the upload it checks and the working area its listing goes to.
+/// The start stage (intake) and what it uses beside its `Flow`: the upload it checks.
 pub struct Start<'a> {
     pub flow: Flow<'a>,
     pub uploads: &'a Arc<dyn ObjectStore>,
-    pub working: &'a Arc<dyn ObjectStore>,
 }
 
 impl Microservice for Start<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Start
-    }
-    /// Intake's own continuation of a long tar's listing.
+    /// Intake's own continuation: the listing of a long tar goes on.
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        resume(self, msg, ctx)
+        let Some(transfer) = self.flow.active_transfer(msg.transfer_id)? else {
+            return Ok(Progress::Ignored);
+        };
+        let profile = self.flow.config.profile_for_key(&transfer.source_key);
+        begin(self, &transfer, profile, ctx)
     }
 }
 
@@ -82,15 +82,6 @@ fn run(p: &Start<'_>, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, St
         return (Some(transfer.id), Ok(Progress::Ignored));
     }
     (Some(transfer.id), begin(p, &transfer, profile, ctx))
-}
-
-/// A continuation: the listing of a long tar goes on.
-fn resume(p: &Start<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    let profile = p.flow.config.profile_for_key(&transfer.source_key);
-    begin(p, &transfer, profile, ctx)
 }
 
 fn begin(p: &Start<'_>, transfer: &Transfer, profile: Option<&Profile>, ctx: &StageContext) -> StageResult<Progress> {
@@ -184,7 +175,7 @@ fn list_tar_in_parts(
     if text.is_none() || cp.next.is_some() {
         let part = list_tar_from(p.uploads.clone(), key, size, kind, cp.next.as_ref(), &|| ctx.should_yield())?;
         let part_key = listing_part_key(transfer.id, cp.parts.len(), p.flow.clock.new_id());
-        p.working.put(&part_key, &serde_json::to_vec(&part).expect("a listing part serializes")).map_err(io)?;
+        p.flow.working.put(&part_key, &serde_json::to_vec(&part).expect("a listing part serializes")).map_err(io)?;
         cp.parts.push(part_key);
         cp.next = part.next;
         let json = serde_json::to_string(&cp).expect("a checkpoint serializes");
@@ -198,7 +189,8 @@ fn list_tar_in_parts(
     let mut parts = Vec::with_capacity(cp.parts.len());
     for part_key in &cp.parts {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut p.working.get(part_key).map_err(io)?, &mut bytes).map_err(ListError::Io)?;
+        std::io::Read::read_to_end(&mut p.flow.working.get(part_key).map_err(io)?, &mut bytes)
+            .map_err(ListError::Io)?;
         let part: TarListingPart = serde_json::from_slice(&bytes)
             .map_err(|e| ListError::Io(std::io::Error::other(format!("a listing part is unreadable: {e}"))))?;
         parts.push(part);
@@ -219,7 +211,7 @@ fn refuse(p: &Start<'_>, transfer: &Transfer, problems: &[Problem]) -> StageErro
 }
 
 fn write_listing(p: &Start<'_>, transfer: &Transfer, accepted: &Accepted) -> StageResult<()> {
-    let mut out = std::io::BufWriter::new(p.working.writer(&listing_key(transfer.id))?);
+    let mut out = std::io::BufWriter::new(p.flow.working.writer(&listing_key(transfer.id))?);
     for line in &accepted.lines {
         serde_json::to_writer(&mut out, line).map_err(|e| StageError::Transient(e.to_string()))?;
         out.write_all(b"\n")?;

@@ -29,23 +29,93 @@ use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
 use crate::record::keys::{aip_key, working_prefix};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The store stage and what it uses: the file catalogue, the event log, the upload, the working area, the AIP store and the notifier.
+/// The store stage and what it uses beside its `Flow`: the file catalogue, the event log, the
+/// upload (for its log), the AIP store and the notifier.
 pub struct Store<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
     pub events: &'a dyn EventLog,
     pub uploads: &'a Arc<dyn ObjectStore>,
-    pub working: &'a Arc<dyn ObjectStore>,
     pub aips: &'a Arc<dyn ObjectStore>,
     pub notifier: &'a Arc<dyn Notifier>,
 }
 
 impl Microservice for Store<'_> {
-    fn stage(&self) -> Stage {
-        Stage::Store
-    }
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run(self, msg, ctx)
+        let Some((transfer, _)) = self.flow.take_up(msg.transfer_id, Stage::Store)? else {
+            return Ok(Progress::Ignored);
+        };
+        let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Store.name())?;
+        let mut cp: StoreCheckpoint = match &text {
+            Some(t) => serde_json::from_str(t).map_err(|e| {
+                StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
+            })?,
+            None => StoreCheckpoint::default(),
+        };
+        let mut seen = text;
+        let mut save = |cp: &StoreCheckpoint| -> StageResult<()> {
+            let json = serde_json::to_string(cp).expect("a checkpoint serializes");
+            self.flow.jobs.set_job_checkpoint(transfer.id, Stage::Store.name(), seen.as_deref(), &json)?;
+            seen = Some(json);
+            Ok(())
+        };
+        let copied = match cp.stored.clone() {
+            Some(c) => c,
+            None => {
+                let c = copy(self, &transfer)?;
+                cp.stored = Some(c.clone());
+                save(&cp)?;
+                c
+            }
+        };
+        if cp.recorded.is_none() {
+            let mut recorded = DigestSum::default();
+            for f in FilePages::new(self.files, transfer.id) {
+                let f = f?;
+                recorded.add(&format!("data/{}", payload_path(&transfer, &f)), f.sha256().unwrap_or_default());
+            }
+            cp.recorded = Some(recorded);
+            save(&cp)?;
+        }
+        let profile = self.flow.profile(&transfer)?;
+        let gzipped = package_extension(profile) == "tar.gz";
+        let bag = bag_name(&transfer);
+        let started = cp.next_part;
+        while cp.next_part < copied.part_sizes.len() {
+            // At least one part an invocation, so that every one makes progress.
+            if cp.next_part > started && ctx.should_yield() {
+                tracing::info!(
+                    part = cp.next_part,
+                    parts = copied.part_sizes.len(),
+                    "verification continues in a new message"
+                );
+                self.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
+                return Ok(Progress::Continued);
+            }
+            let offset: u64 = copied.part_sizes[..cp.next_part].iter().sum();
+            let len = copied.part_sizes[cp.next_part];
+            let mut ranged = RangedReader::new(self.aips.clone(), &copied.key, offset + len, 4 << 20);
+            std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset))?;
+            let raw = BufReader::with_capacity(1 << 20, ranged);
+            let reader: Box<dyn std::io::Read + Send> =
+                if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+            let (found, verifier) = (&mut cp.found, &mut cp.verifier);
+            // Inflating on one core, digesting on the other.
+            let read = with_read_ahead(reader, |reader| {
+                verifier.read_part(reader, &bag, &mut |path, digest| {
+                    if !is_generated_payload(&transfer, path) {
+                        found.add(path, digest);
+                    }
+                })
+            });
+            if let Err(why) = read {
+                return Err(failed_verification(self, &transfer, &copied, vec![why]));
+            }
+            cp.next_part += 1;
+            save(&cp)?;
+        }
+        let summary = verified(self, &transfer, &copied, &cp)?;
+        finish(self, &transfer, &copied, &summary)
     }
 }
 
@@ -77,84 +147,6 @@ struct Copied {
     part_sizes: Vec<u64>,
 }
 
-pub fn run(p: &Store<'_>, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-    let Some(transfer) = p.flow.active_transfer(msg.transfer_id)? else {
-        return Ok(Progress::Ignored);
-    };
-    p.flow.begin_job(transfer.id, Stage::Store)?;
-    let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Store.name())?;
-    let mut cp: StoreCheckpoint = match &text {
-        Some(t) => serde_json::from_str(t).map_err(|e| {
-            StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
-        })?,
-        None => StoreCheckpoint::default(),
-    };
-    let mut seen = text;
-    let mut save = |cp: &StoreCheckpoint| -> StageResult<()> {
-        let json = serde_json::to_string(cp).expect("a checkpoint serializes");
-        p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Store.name(), seen.as_deref(), &json)?;
-        seen = Some(json);
-        Ok(())
-    };
-    let copied = match cp.stored.clone() {
-        Some(c) => c,
-        None => {
-            let c = copy(p, &transfer)?;
-            cp.stored = Some(c.clone());
-            save(&cp)?;
-            c
-        }
-    };
-    if cp.recorded.is_none() {
-        let mut recorded = DigestSum::default();
-        for f in FilePages::new(p.files, transfer.id) {
-            let f = f?;
-            recorded.add(&format!("data/{}", payload_path(&transfer, &f)), f.sha256().unwrap_or_default());
-        }
-        cp.recorded = Some(recorded);
-        save(&cp)?;
-    }
-    let profile = p.flow.profile(&transfer)?;
-    let gzipped = package_extension(profile) == "tar.gz";
-    let bag = bag_name(&transfer);
-    let started = cp.next_part;
-    while cp.next_part < copied.part_sizes.len() {
-        // At least one part an invocation, so that every one makes progress.
-        if cp.next_part > started && ctx.should_yield() {
-            tracing::info!(
-                part = cp.next_part,
-                parts = copied.part_sizes.len(),
-                "verification continues in a new message"
-            );
-            p.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
-            return Ok(Progress::Continued);
-        }
-        let offset: u64 = copied.part_sizes[..cp.next_part].iter().sum();
-        let len = copied.part_sizes[cp.next_part];
-        let mut ranged = RangedReader::new(p.aips.clone(), &copied.key, offset + len, 4 << 20);
-        std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset))?;
-        let raw = BufReader::with_capacity(1 << 20, ranged);
-        let reader: Box<dyn std::io::Read + Send> =
-            if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
-        let (found, verifier) = (&mut cp.found, &mut cp.verifier);
-        // Inflating on one core, digesting on the other.
-        let read = with_read_ahead(reader, |reader| {
-            verifier.read_part(reader, &bag, &mut |path, digest| {
-                if !is_generated_payload(&transfer, path) {
-                    found.add(path, digest);
-                }
-            })
-        });
-        if let Err(why) = read {
-            return Err(failed_verification(p, &transfer, &copied, vec![why]));
-        }
-        cp.next_part += 1;
-        save(&cp)?;
-    }
-    let summary = verified(p, &transfer, &copied, &cp)?;
-    finish(p, &transfer, &copied, &summary)
-}
-
 /// Copies the package's parts into the AIP's place, by the store's own copy; a redelivered
 /// message finds the copy already made.
 fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
@@ -174,12 +166,12 @@ fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
     }
     let mut part_sizes = Vec::with_capacity(packaged.parts.len());
     for part in &packaged.parts {
-        let meta = p.working.head(part)?;
+        let meta = p.flow.working.head(part)?;
         part_sizes.push(meta.ok_or_else(|| StageError::Transient(format!("the package part {part} is missing")))?.size);
     }
     let size: u64 = part_sizes.iter().sum();
     if p.aips.head(&key)?.map(|m| m.size) != Some(size) {
-        let stored = p.aips.compose(&key, p.working.as_ref(), &packaged.parts)?;
+        let stored = p.aips.compose(&key, p.flow.working.as_ref(), &packaged.parts)?;
         if stored.size != size {
             return Err(StageError::Transient(format!("the copy of {key} has {} bytes, not {size}", stored.size)));
         }
@@ -296,7 +288,7 @@ fn verify_stored(p: &Store<'_>, transfer: &Transfer, key: &str) -> StageResult<c
 /// The AIP holds everything now; the working copies go. Best effort: a leftover is
 /// harmless and the monitor's clean-up finds it.
 fn clean_working_area(p: &Store<'_>, transfer: &Transfer) {
-    if let Err(e) = p.working.delete_prefix(&working_prefix(transfer.id)) {
+    if let Err(e) = p.flow.working.delete_prefix(&working_prefix(transfer.id)) {
         tracing::warn!(error = %e, "could not clean the working area");
     }
 }
