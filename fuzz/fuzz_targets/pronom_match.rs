@@ -8,7 +8,7 @@ use vellum_core::analysis::pronom::{identify_object, FormatIdentifier};
 use vellum_fuzz::{OneObject, KEY};
 
 fuzz_target!(|data: &[u8]| {
-    static SIGNATURES: OnceLock<Arc<Identifier>> = OnceLock::new();
+    static SIGNATURES: OnceLock<Arc<FormatIdentifier>> = OnceLock::new();
     let identifier = SIGNATURES.get_or_init(|| Arc::new(FormatIdentifier::builtin().expect("the built-in signatures")));
     let _ = identify_object(identifier, &OneObject::store(data), KEY, data.len() as u64);
 });
