@@ -316,3 +316,22 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
     assert_eq!(digests, files.len());
     assert_eq!(t.stored_aips().len(), 1);
 }
+
+/// A message on a queue that is no stage's, or a body no stage can read, is never
+/// acknowledged and never panics: it comes back with the reason until the queue
+/// dead-letters it.
+#[test]
+fn a_message_no_stage_can_take_is_given_back_with_the_reason() {
+    let t = TestEnv::new(10);
+    let ctx = vellum_core::StageContext::with_budget(Duration::from_secs(60));
+    let unknown = t.env.pipeline.handle_queue("normalize", "{}", &ctx);
+    match &unknown {
+        Outcome::Retry(why) => assert!(why.contains("no stage") && why.contains("\"normalize\""), "{why}"),
+        other => panic!("an unknown queue's message was {other:?}"),
+    }
+    assert!(!unknown.acknowledges());
+    for stage in Stage::ALL {
+        let unreadable = t.env.pipeline.handle(stage, "not a message", &ctx);
+        assert!(matches!(&unreadable, Outcome::Retry(why) if why.contains(stage.name())), "{stage}: {unreadable:?}");
+    }
+}
