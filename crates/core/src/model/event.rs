@@ -100,6 +100,17 @@ impl PartialEq<str> for EventType {
     }
 }
 
+/// How an event's detail names the program that acted and its version, as Archivematica
+/// writes it: `program="ClamAV (clamd)"; version="…"`.
+pub fn program_detail(program: &str, version: &str) -> String {
+    format!("program=\"{program}\"; version=\"{version}\"")
+}
+
+/// Vellum itself as the program that acted.
+pub fn by_vellum() -> String {
+    program_detail("Vellum", crate::SOFTWARE_AGENT)
+}
+
 /// A stored word that names no event type or outcome: state that cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{word:?} is not {what}")]

@@ -4,7 +4,7 @@ pub mod event;
 pub mod messages;
 pub mod stage;
 
-pub use event::{EventOutcome, EventType, UnknownWord};
+pub use event::{by_vellum, program_detail, EventOutcome, EventType, UnknownWord};
 pub use stage::{Stage, UnknownStage};
 
 use std::collections::BTreeMap;

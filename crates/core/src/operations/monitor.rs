@@ -3,7 +3,7 @@
 
 use crate::model::messages::{StageMessage, UploadEvent};
 use crate::model::Stage;
-use crate::model::{EventType, JobStatus, TransferStatus};
+use crate::model::{by_vellum, EventType, JobStatus, TransferStatus};
 use crate::ports::{DeadLetter, ObjectStore, PortResult, Queue, StateStore};
 
 /// The sentence a transfer's record keeps when its message was dead-lettered.
@@ -473,7 +473,7 @@ pub fn fixity_audit(
             None,
             EventType::FixityCheck,
             now,
-            format!("program=\"Vellum\"; version=\"{}\"; fixity audit of the stored AIP {key}", crate::SOFTWARE_AGENT),
+            format!("{}; fixity audit of the stored AIP {key}", by_vellum()),
             if passed { crate::model::EventOutcome::Pass } else { crate::model::EventOutcome::Fail },
             detail.clone(),
             agents.to_vec(),

@@ -18,7 +18,7 @@ use crate::config::fpr;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, EventType, File, FilePatch, PremisEvent};
+use crate::model::{by_vellum, program_detail, EventOutcome, EventType, File, FilePatch, PremisEvent};
 use crate::ports::{FilePages, ToolOutput};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
@@ -58,13 +58,13 @@ impl Microservice for Characterize<'_> {
             let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
             let mut out = FileOutcome::default();
             let now = self.flow.clock.now();
-            let program = format!("program=\"Vellum\"; version=\"{}\"", crate::SOFTWARE_AGENT);
+            let program = by_vellum();
             let own_properties = traits.len();
             let mut tool_notes = Vec::new();
             let mut tool_events = Vec::new();
             for rule in self.fpr.rules_for(fpr::Purpose::Characterization, file, self.tools.as_ref()) {
                 let (session, version) = sessions.of(rule);
-                let tool = format!("program=\"{}\"; version=\"{}\"", rule.name, version.unwrap_or("unknown"));
+                let tool = program_detail(&rule.name, version.unwrap_or("unknown"));
                 let (outcome, note) = match session.run(self.flow.working.as_ref(), &key, &file.current_path)? {
                     ToolOutput::Output(output) => {
                         let key = match rule.output {

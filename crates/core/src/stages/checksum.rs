@@ -11,7 +11,7 @@ use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, D
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, EventType, File, FilePatch, FileUse, PremisEvent, Transfer};
+use crate::model::{by_vellum, EventOutcome, EventType, File, FilePatch, FileUse, PremisEvent, Transfer};
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -116,7 +116,7 @@ fn event(
         Some(file.uuid),
         kind,
         p.flow.clock.now(),
-        format!("program=\"Vellum\"; version=\"{}\"; {detail}", crate::SOFTWARE_AGENT),
+        format!("{}; {detail}", by_vellum()),
         outcome,
         outcome_detail,
         p.flow.agents(),

@@ -19,7 +19,7 @@ use crate::io::tar_sparse::SparseReader;
 use crate::io::tar_stream::{TarPosition, TarStream};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::model::{by_vellum, derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer};
 use crate::ports::ExtractCheckpoint;
 use crate::record::keys::{listing_key, working_key};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -395,13 +395,13 @@ fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEve
             EventType::FilenameChange,
             now,
             format!(
-                "{}: program=\"Vellum\"; version=\"{}\"",
+                "{}: {}",
                 if crate::intake::sanitize::was_shortened(&file.original_path) {
                     "name shortened to fit the 255-byte limit of file names, prohibited characters removed"
                 } else {
                     "prohibited characters removed"
                 },
-                crate::SOFTWARE_AGENT
+                by_vellum()
             ),
             EventOutcome::None,
             format!(

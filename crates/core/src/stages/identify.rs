@@ -7,7 +7,7 @@ use crate::analysis::pronom::FormatIdentifier;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, EventType, FilePatch};
+use crate::model::{program_detail, EventOutcome, EventType, FilePatch};
 use crate::ports::FileCatalogue;
 use crate::record::keys::working_key;
 use crate::stages::per_file::{run_batch, FileOutcome};
@@ -93,8 +93,8 @@ impl Microservice for Identify<'_> {
                 }
             };
             let mut detail = format!(
-                "program=\"Vellum PRONOM matcher\"; version=\"{}\"; signatures=\"{}\"; basis=\"{}\"",
-                crate::SOFTWARE_AGENT,
+                "{}; signatures=\"{}\"; basis=\"{}\"",
+                program_detail("Vellum PRONOM matcher", crate::SOFTWARE_AGENT),
                 identifier.version,
                 found.basis
             );

@@ -26,7 +26,8 @@ use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{
-    derived_id, EventOutcome, EventType, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp, Transfer,
+    by_vellum, derived_id, EventOutcome, EventType, File, FileUse, FormatId, JobStatus, PremisEvent, Timestamp,
+    Transfer,
 };
 use crate::ports::FilePages;
 use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
@@ -283,7 +284,7 @@ impl Writer<'_> {
             Some(file.uuid),
             EventType::Creation,
             self.created,
-            format!("program=\"Vellum\"; version=\"{}\"; the transfer METS", crate::SOFTWARE_AGENT),
+            format!("{}; the transfer METS", by_vellum()),
             EventOutcome::None,
             String::new(),
             self.p.flow.agents(),

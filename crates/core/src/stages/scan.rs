@@ -6,7 +6,7 @@
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{EventOutcome, EventType};
+use crate::model::{program_detail, EventOutcome, EventType};
 use crate::ports::FileCatalogue;
 use crate::ports::ScanVerdict;
 use crate::ports::VirusScanner;
@@ -42,7 +42,7 @@ impl Microservice for Scan<'_> {
                 Some(v) => v.clone(),
                 None => version.insert(scanner.version()?).clone(),
             };
-            let detail = format!("program=\"ClamAV (clamd)\"; version=\"{version}\"");
+            let detail = program_detail("ClamAV (clamd)", &version);
             let mut reader = self.flow.working.get(&working_key(transfer.id, &file.current_path))?;
             let check = |outcome, note| vec![self.flow.file_event(file, EventType::VirusCheck, detail, outcome, note)];
             Ok(match scanner.scan(&mut reader)? {

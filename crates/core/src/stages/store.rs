@@ -22,7 +22,7 @@ use crate::io::ranged::RangedReader;
 use crate::io::read_ahead::with_read_ahead;
 use crate::model::messages::{AipStored, StageMessage};
 use crate::model::Stage;
-use crate::model::{EventOutcome, EventType, PremisEvent, StoredAip, Transfer};
+use crate::model::{by_vellum, EventOutcome, EventType, PremisEvent, StoredAip, Transfer};
 use crate::ports::FilePages;
 use crate::record::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
 use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
@@ -230,7 +230,7 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
         None,
         EventType::FixityCheck,
         p.flow.clock.now(),
-        format!("program=\"Vellum\"; version=\"{}\"; stored AIP {key} read back and verified", crate::SOFTWARE_AGENT),
+        format!("{}; stored AIP {key} read back and verified", by_vellum()),
         EventOutcome::Pass,
         format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
         p.flow.agents(),
