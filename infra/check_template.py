@@ -3,7 +3,12 @@ names its actions and resources (no "*" action or resource, no "service:*"), eve
 that is not a dead-letter queue has one (a redrive policy), every SQS event source reports
 per-message failures, there is a queue for each of the nine stages, every function has an
 alarm on its errors, an IAM role's inline policies keep the same rule, the dashboard sits
-behind an HTTP API with a JWT authorizer, and the monitor has a schedule.
+behind an HTTP API with a JWT authorizer, and the monitor has a schedule. What is preserved
+outlives the stack: every bucket that does not expire its objects, and every table, is
+retained on delete and replace; the AIP bucket is versioned and under Object Lock; every
+bucket refuses requests without TLS. Flow control: every SQS event source has a maximum
+concurrency, every function it drives allows its own continuation loop (RecursiveLoop), and
+every dead-letter queue has an alarm. Every function logs to a log group with a retention.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -91,6 +96,8 @@ def main(path):
         if f"-{stage}}}" not in queue_names.replace('"', "") and f"-{stage}" not in queue_names:
             problems.append(f"no queue for the {stage} stage")
     problems += dashboard_and_monitor_problems(resources)
+    problems += preservation_problems(template, resources)
+    problems += flow_control_problems(resources)
     for p in problems:
         print(p)
     return 1 if problems else 0
@@ -119,6 +126,74 @@ def dashboard_and_monitor_problems(resources):
         ev.get("Type") in ("Schedule", "ScheduleV2") for ev in (monitor.get("Events") or {}).values()
     ):
         problems.append("no monitor function on a schedule")
+    return problems
+
+
+def preservation_problems(template, resources):
+    problems = []
+    tls_only = set()
+    for res in resources.values():
+        if res.get("Type") != "AWS::S3::BucketPolicy":
+            continue
+        props = res.get("Properties") or {}
+        for st in as_list((props.get("PolicyDocument") or {}).get("Statement", [])):
+            secure = ((st.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")
+            if st.get("Effect") == "Deny" and str(secure).lower() == "false" and "s3:*" in as_list(st.get("Action")):
+                tls_only |= refs(props.get("Bucket"))
+    env = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    aip_buckets = refs((env.get("Variables") or {}).get("VELLUM_AIPS_BUCKET"))
+    for name, res in resources.items():
+        kind = res.get("Type")
+        props = res.get("Properties") or {}
+        if kind == "AWS::S3::Bucket":
+            expires = any(
+                "ExpirationInDays" in rule for rule in (props.get("LifecycleConfiguration") or {}).get("Rules", [])
+            )
+            if not expires and (res.get("DeletionPolicy") != "Retain" or res.get("UpdateReplacePolicy") != "Retain"):
+                problems.append(f"{name}: preserved bytes not retained (DeletionPolicy and UpdateReplacePolicy: Retain)")
+            if name not in tls_only:
+                problems.append(f"{name}: no bucket policy refusing requests without TLS")
+            if name in aip_buckets:
+                if (props.get("VersioningConfiguration") or {}).get("Status") != "Enabled":
+                    problems.append(f"{name}: the AIP bucket is not versioned")
+                if props.get("ObjectLockEnabled") is not True or not props.get("ObjectLockConfiguration"):
+                    problems.append(f"{name}: the AIP bucket is not under Object Lock")
+        if kind == "AWS::DynamoDB::Table":
+            if res.get("DeletionPolicy") != "Retain" or res.get("UpdateReplacePolicy") != "Retain":
+                problems.append(f"{name}: the table is not retained (DeletionPolicy and UpdateReplacePolicy: Retain)")
+    if not aip_buckets:
+        problems.append("no AIP bucket named by VELLUM_AIPS_BUCKET")
+    return problems
+
+
+def flow_control_problems(resources):
+    problems = []
+    alarmed_queues = set()
+    retained_logs = {
+        n for n, r in resources.items()
+        if r.get("Type") == "AWS::Logs::LogGroup" and (r.get("Properties") or {}).get("RetentionInDays")
+    }
+    for res in resources.values():
+        if res.get("Type") == "AWS::CloudWatch::Alarm":
+            alarmed_queues |= refs((res.get("Properties") or {}).get("Dimensions"))
+    for name, res in resources.items():
+        props = res.get("Properties") or {}
+        if res.get("Type") == "AWS::Serverless::Function":
+            if not refs((props.get("LoggingConfig") or {}).get("LogGroup")) & retained_logs:
+                problems.append(f"{name}: no log group with a retention")
+            queued = False
+            for ev_name, ev in (props.get("Events") or {}).items():
+                if ev.get("Type") == "SQS":
+                    queued = True
+                    scaling = (ev.get("Properties") or {}).get("ScalingConfig") or {}
+                    if "MaximumConcurrency" not in scaling:
+                        problems.append(f"{name}.{ev_name}: no maximum concurrency")
+            if queued and props.get("RecursiveLoop") != "Allow":
+                problems.append(f"{name}: continues through its own queue without RecursiveLoop: Allow")
+        if res.get("Type") == "AWS::SQS::Queue":
+            qname = str(props.get("QueueName", name))
+            if ("DeadLetter" in name or "dlq" in qname) and name not in alarmed_queues:
+                problems.append(f"{name}: a dead-letter queue without an alarm")
     return problems
 
 

@@ -20,6 +20,7 @@ fn run(args: &[&str]) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "needs the project's Python with cfn-lint; scripts/test runs it"]
 fn cfn_lint_finds_nothing_in_the_template() {
     let cfn_lint = Path::new(&python()).with_file_name("cfn-lint");
     let out = Command::new(&cfn_lint).arg("template.yaml").current_dir(root()).output().expect("run cfn-lint");
@@ -28,7 +29,8 @@ fn cfn_lint_finds_nothing_in_the_template() {
 }
 
 #[test]
-fn the_template_keeps_least_privilege_and_a_dead_letter_queue_for_every_queue() {
+#[ignore = "needs the project's Python with cfn-lint; scripts/test runs it"]
+fn the_template_keeps_least_privilege_flow_control_and_what_is_preserved() {
     let (ok, said) = run(&["infra/check_template.py", "template.yaml"]);
     assert!(ok, "{said}");
     // The checker finds what it is for.
@@ -54,6 +56,13 @@ Resources:
   LonelyQueue:
     Type: AWS::SQS::Queue
     Properties: { QueueName: vellum-extract }
+  LonelyDeadLetterQueue:
+    Type: AWS::SQS::Queue
+    Properties: { QueueName: vellum-extract-dlq }
+  LooseBucket:
+    Type: AWS::S3::Bucket
+  LooseTable:
+    Type: AWS::DynamoDB::Table
   OpenApi:
     Type: AWS::Serverless::HttpApi
   DashboardFunction:
@@ -106,6 +115,14 @@ Resources:
         "TaskRole: a managed policy",
         "the dashboard is not behind an HTTP API whose default authorizer is a JWT authorizer",
         "no monitor function on a schedule",
+        "LooseFunction.Queue: no maximum concurrency",
+        "LooseFunction: continues through its own queue without RecursiveLoop: Allow",
+        "LooseFunction: no log group with a retention",
+        "LonelyDeadLetterQueue: a dead-letter queue without an alarm",
+        "LooseBucket: preserved bytes not retained",
+        "LooseBucket: no bucket policy refusing requests without TLS",
+        "LooseTable: the table is not retained",
+        "no AIP bucket named by VELLUM_AIPS_BUCKET",
     ] {
         assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
     }
