@@ -8,6 +8,7 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::Stage;
+use vellum_core::pipeline::retry_backoff;
 use vellum_core::{Pipeline, StageContext};
 
 /// An S3 notification's records as upload events. S3 sends keys URL-encoded (`+` for a
@@ -67,8 +68,13 @@ fn bodies(queue: &str, body: &str) -> Vec<String> {
     vec![body.to_string()]
 }
 
+/// The first wait of a message that asked for a retry; each receive doubles it
+/// (`retry_backoff`): 30 s, 1, 2, 4 minutes, then the dead-letter queue.
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+
 /// A stage's SQS batch: every message handled within the invocation's time; those to
-/// retry are named in the answer, so SQS gives back only them.
+/// retry are named in the answer, so SQS gives back only them, each after its backoff (its
+/// visibility changed, instead of the queue's whole visibility timeout).
 pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration) -> SqsBatchResponse {
     let queue = stage.name();
     let ctx = StageContext::with_budget(budget);
@@ -86,6 +92,14 @@ pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration
             }
         };
         if failed {
+            if let Some(receipt) = record.receipt_handle.as_deref() {
+                let count = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+                let wait = retry_backoff(FIRST_RETRY, count);
+                if let Err(e) = p.queue.nack(queue, receipt, wait, "the stage asked for a retry") {
+                    // The message still comes back, after the queue's visibility timeout.
+                    tracing::warn!(queue, error = %e, "a retried message's backoff could not be set");
+                }
+            }
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);

@@ -143,7 +143,7 @@ fn process(stage: Stage, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfi
     debug!(queue = queue_name, ?outcome, receive_count = d.receive_count, "handled");
     let result = match &outcome {
         Outcome::Retry(error) => {
-            let backoff = config.retry_delay * 2u32.saturating_pow(d.receive_count.saturating_sub(1).min(6));
+            let backoff = vellum_core::pipeline::retry_backoff(config.retry_delay, d.receive_count);
             queue.nack(queue_name, &d.receipt, backoff, error)
         }
         _ => queue.ack(queue_name, &d.receipt),

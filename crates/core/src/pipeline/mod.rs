@@ -3,6 +3,7 @@
 //! trait, and turns its result into an outcome for the edge (Lambda or the local runner).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -31,6 +32,14 @@ pub enum Outcome {
     FailedForGood(String),
     /// A transient error: give the message back so it is delivered again.
     Retry(String),
+}
+
+/// How long a message that asked for a retry waits before it is delivered again: `first`,
+/// doubled on each receive, at most 64 times `first`. A transient error that clears in
+/// seconds is tried again soon; one that does not clear reaches the dead-letter queue within
+/// minutes, not after the hours a whole visibility timeout would take each time.
+pub fn retry_backoff(first: Duration, receive_count: u32) -> Duration {
+    first * 2u32.saturating_pow(receive_count.saturating_sub(1).min(6))
 }
 
 impl Outcome {
@@ -206,5 +215,21 @@ impl Pipeline {
         }
         let text = feedback::processing_failure_log(&transfer, reason);
         feedback::write_log(self.uploads.as_ref(), &transfer, feedback::LogOutcome::Failed, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_stop_growing() {
+        let first = Duration::from_secs(30);
+        let waits: Vec<u64> = (1..=5).map(|n| retry_backoff(first, n).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480]);
+        assert_eq!(retry_backoff(first, 0), first, "a count SQS did not give is the first receive");
+        assert_eq!(retry_backoff(first, 40), first * 64);
+        // Five receives, four waits: a message that keeps failing is dead-lettered in 7.5 minutes.
+        assert_eq!(waits[..4].iter().sum::<u64>(), 450);
     }
 }
