@@ -8,7 +8,8 @@ outlives the stack: every bucket that does not expire its objects, and every tab
 retained on delete and replace; the AIP bucket is versioned and under Object Lock; every
 bucket refuses requests without TLS. Flow control: every SQS event source has a maximum
 concurrency, every function it drives allows its own continuation loop (RecursiveLoop), and
-every dead-letter queue has an alarm. Every function logs to a log group with a retention.
+every dead-letter queue has an alarm, every stage queue an alarm on the age of its oldest
+message, and every function one on its throttles. Every function logs to a log group with a retention.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -60,11 +61,14 @@ def main(path):
     resources = template.get("Resources", {})
     problems = []
     alarmed = set()
+    throttle_alarmed = set()
     for res in resources.values():
         if res.get("Type") == "AWS::CloudWatch::Alarm":
             props = res.get("Properties") or {}
             if props.get("MetricName") == "Errors":
                 alarmed |= refs(props.get("Dimensions"))
+            if props.get("MetricName") == "Throttles":
+                throttle_alarmed |= refs(props.get("Dimensions"))
     for name, res in resources.items():
         kind = res.get("Type")
         props = res.get("Properties", {}) or {}
@@ -76,6 +80,8 @@ def main(path):
         if kind == "AWS::Serverless::Function":
             if name not in alarmed:
                 problems.append(f"{name}: no alarm on its errors")
+            if name not in throttle_alarmed:
+                problems.append(f"{name}: no alarm on its throttles")
             for policy in as_list(props.get("Policies", [])):
                 if not isinstance(policy, dict) or "Statement" not in policy:
                     problems.append(f"{name}: a policy that is not a statement list (a managed or template policy): {policy}")
@@ -169,13 +175,17 @@ def preservation_problems(template, resources):
 def flow_control_problems(resources):
     problems = []
     alarmed_queues = set()
+    aged_queues = set()
     retained_logs = {
         n for n, r in resources.items()
         if r.get("Type") == "AWS::Logs::LogGroup" and (r.get("Properties") or {}).get("RetentionInDays")
     }
     for res in resources.values():
         if res.get("Type") == "AWS::CloudWatch::Alarm":
-            alarmed_queues |= refs((res.get("Properties") or {}).get("Dimensions"))
+            props = res.get("Properties") or {}
+            alarmed_queues |= refs(props.get("Dimensions"))
+            if props.get("MetricName") == "ApproximateAgeOfOldestMessage":
+                aged_queues |= refs(props.get("Dimensions"))
     for name, res in resources.items():
         props = res.get("Properties") or {}
         if res.get("Type") == "AWS::Serverless::Function":
@@ -194,6 +204,8 @@ def flow_control_problems(resources):
             qname = str(props.get("QueueName", name))
             if ("DeadLetter" in name or "dlq" in qname) and name not in alarmed_queues:
                 problems.append(f"{name}: a dead-letter queue without an alarm")
+            if "deadLetterTargetArn" in (props.get("RedrivePolicy") or {}) and name not in aged_queues:
+                problems.append(f"{name}: no alarm on the age of its oldest message")
     return problems
 
 

@@ -59,6 +59,11 @@ Resources:
   LonelyDeadLetterQueue:
     Type: AWS::SQS::Queue
     Properties: { QueueName: vellum-extract-dlq }
+  AgelessQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: vellum-scan
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt LonelyDeadLetterQueue.Arn, maxReceiveCount: 5 }
   LooseBucket:
     Type: AWS::S3::Bucket
   LooseTable:
@@ -123,6 +128,8 @@ Resources:
         "LooseBucket: no bucket policy refusing requests without TLS",
         "LooseTable: the table is not retained",
         "no AIP bucket named by VELLUM_AIPS_BUCKET",
+        "LooseFunction: no alarm on its throttles",
+        "AgelessQueue: no alarm on the age of its oldest message",
     ] {
         assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
     }
