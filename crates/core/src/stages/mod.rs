@@ -2,8 +2,8 @@
 //! happened, and sends the next stage its messages. All are safe to run twice.
 //!
 //! A stage is a struct holding only the ports it uses (borrowed from the pipeline for one
-//! message) and implements [`Microservice`]; [`Flow`] is what every stage shares: the
-//! transfer's register, the job ledger, the queue, the clock, the configuration, and the
+//! message) and implements [`Microservice`]; [`Flow`] is what every stage shares: the working
+//! area, the transfer's register, the job ledger, the queue, the clock, the configuration, and the
 //! stamp put on every PREMIS event. Per-file stages run their batches through
 //! [`per_file::run_batch`]. Nothing here imports the pipeline: it knows the stages, not the
 //! other way round.
