@@ -38,10 +38,15 @@ pub enum Fault {
 pub trait Injector: Send + Sync {
     fn fault(&self, what: &str, key: Option<&str>) -> Option<Fault>;
 
-    /// Wraps an object store's writer (to damage or slow what is written); None leaves
-    /// writers as they are, and a store's own server-side copy (`compose`) in use.
-    fn wrap_writer(&self, _key: &str, _writer: &mut Option<Box<dyn ObjectWriter>>) -> bool {
+    /// Whether this injector wraps an object store's writers: then a `compose` goes through
+    /// the wrapped writer too, instead of the store's own server-side copy.
+    fn wraps_writers(&self) -> bool {
         false
+    }
+
+    /// Wraps an object store's writer (to damage or slow what is written).
+    fn wrap_writer(&self, writer: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
+        writer
     }
 }
 
@@ -113,12 +118,14 @@ impl Injector for Scripted {
     fn fault(&self, what: &str, key: Option<&str>) -> Option<Fault> {
         self.fail.as_ref().and_then(|fail| fail(what, key))
     }
-    fn wrap_writer(&self, _key: &str, writer: &mut Option<Box<dyn ObjectWriter>>) -> bool {
-        let Some(wrap) = &self.wrap else { return false };
-        if let Some(inner) = writer.take() {
-            *writer = Some(wrap(inner));
+    fn wraps_writers(&self) -> bool {
+        self.wrap.is_some()
+    }
+    fn wrap_writer(&self, writer: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
+        match &self.wrap {
+            Some(wrap) => wrap(writer),
+            None => writer,
         }
-        true
     }
 }
 
@@ -137,17 +144,34 @@ impl LoseFirstAnswers {
     }
 }
 
+/// The state store's writes: what `LoseFirstAnswers` loses the first answer of.
+const STATE_WRITES: &[&str] = &[
+    "state.create_transfer",
+    "state.set_identifiers",
+    "state.set_microservice",
+    "state.set_files_not_scanned",
+    "state.end_transfer",
+    "state.complete_transfer",
+    "state.assign_aip_version",
+    "state.hide_transfer",
+    "state.reopen_transfer",
+    "state.flag_stuck",
+    "state.set_fixity_checked",
+    "state.start_job",
+    "state.finish_job",
+    "state.note_job_error",
+    "state.set_job_checkpoint",
+    "state.commit_extract_batch",
+    "state.finish_extract",
+    "state.write_batch_items",
+    "state.mark_batch_done",
+    "state.record_batch",
+    "state.record_events",
+];
+
 impl Injector for LoseFirstAnswers {
     fn fault(&self, what: &str, _key: Option<&str>) -> Option<Fault> {
-        let read = ["transfer", "job", "jobs", "task", "tasks", "files", "batch_files", "events", "file_events"]
-            .iter()
-            .any(|r| what.strip_prefix("state.") == Some(r))
-            || what.contains("checkpoint") && !what.contains("set_") && !what.contains("commit_")
-            || what.starts_with("state.list_")
-            || what.starts_with("state.transfer_")
-            || what.ends_with(".get")
-            || what.ends_with(".head");
-        if read || !self.lost.lock().unwrap().insert(what.to_string()) {
+        if !STATE_WRITES.contains(&what) || !self.lost.lock().unwrap().insert(what.to_string()) {
             return None;
         }
         Some(Fault::LoseAnswer(PortError::Unavailable(format!("the answer of {what} was lost"))))
@@ -279,9 +303,7 @@ impl ObjectStore for Faulty<dyn ObjectStore> {
         self.call_on("store.get_range", Some(key), || self.inner.get_range(key, offset, len))
     }
     fn writer(&self, key: &str) -> PortResult<Box<dyn ObjectWriter>> {
-        let mut inner = Some(self.call_on("store.writer", Some(key), || self.inner.writer(key))?);
-        self.injector.wrap_writer(key, &mut inner);
-        let inner = inner.expect("a wrapped writer");
+        let inner = self.injector.wrap_writer(self.call_on("store.writer", Some(key), || self.inner.writer(key))?);
         Ok(Box::new(FaultyWriter { inner, injector: self.injector.clone() }))
     }
     fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
@@ -304,7 +326,7 @@ impl ObjectStore for Faulty<dyn ObjectStore> {
     }
     fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
         self.call_on("store.compose", Some(key), || {
-            if self.injector.wrap_writer(key, &mut None) {
+            if self.injector.wraps_writers() {
                 // A wrapped writer must see the bytes the service's own copy would write.
                 let mut writer = self.writer(key)?;
                 for part in parts {
