@@ -16,14 +16,25 @@ ddb = boto3.client("dynamodb")
 sns = boto3.client("sns")
 region = s3.meta.region_name
 
-for name in ["uploads", "working", "aips"]:
+for name in ["uploads", "working", "aips", "aips-replica"]:
     bucket = PREFIX + name
+    locked = name.startswith("aips")
     try:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        # The AIP buckets under Object Lock, as the template makes them (versioned by it).
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": region},
+            ObjectLockEnabledForBucket=locked,
+        )
     except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         pass
-    if name in ("uploads", "aips"):
+    if name == "uploads":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if locked:
+        s3.put_object_lock_configuration(
+            Bucket=bucket,
+            ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}},
+        )
 
 urls = {}
 for stage in STAGES:
@@ -89,5 +100,16 @@ if table not in ddb.list_tables()["TableNames"]:
     )
     ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
+# Users, API keys and sessions: a table of their own, which only the dashboard's role reaches.
+access = PREFIX + "access"
+if access not in ddb.list_tables()["TableNames"]:
+    ddb.create_table(
+        TableName=access,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["pk", "sk"]],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    ddb.update_time_to_live(TableName=access, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
 sns.create_topic(Name=PREFIX + "aip-stored")
-print(f"provisioned: 3 buckets, {len(STAGES)} queues with dead-letter queues, table {table}, topic {PREFIX}aip-stored")
+print(f"provisioned: 4 buckets, {len(STAGES)} queues with dead-letter queues, tables {table} and {access}, topic {PREFIX}aip-stored")

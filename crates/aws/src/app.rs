@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
+use vellum_core::analysis::pronom::FormatIdentifier;
 use vellum_core::config::profile::Config;
 use vellum_core::config::Settings;
 use vellum_core::ports::{SystemClock, VirusScanner};
@@ -18,6 +19,8 @@ pub struct Names {
     pub working_bucket: String,
     pub aips_bucket: String,
     pub table: String,
+    /// Users, API keys and sessions: a table only the dashboard's role reaches.
+    pub access_table: String,
     pub queue_prefix: String,
     pub topic_arn: String,
     /// clamd's HOST:PORT, or None when scanning is off.
@@ -35,6 +38,7 @@ impl Names {
             working_bucket: var("VELLUM_WORKING_BUCKET")?,
             aips_bucket: var("VELLUM_AIPS_BUCKET")?,
             table: var("VELLUM_TABLE")?,
+            access_table: var("VELLUM_ACCESS_TABLE")?,
             queue_prefix: var("VELLUM_QUEUE_PREFIX")?,
             topic_arn: var("VELLUM_TOPIC_ARN")?,
             clamd: std::env::var("VELLUM_CLAMD").ok().filter(|c| !c.is_empty() && c != "none"),
@@ -46,6 +50,8 @@ impl Names {
 /// the pipeline's scanner, signatures and tools.
 pub struct Records {
     pub state: Arc<DynamoState>,
+    /// Users, API keys and sessions (the access table).
+    pub access: Arc<DynamoState>,
     pub queue: Arc<SqsQueue>,
     pub uploads: Arc<S3Store>,
     pub working: Arc<S3Store>,
@@ -60,6 +66,11 @@ impl Records {
     /// bucket), and the configuration read and checked.
     pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
         let config = crate::load_config(&rt);
+        Self::with_config(names, rt, config)
+    }
+
+    /// The same, acting with `config`'s credentials (a function's, see `roles`).
+    pub fn with_config(names: &Names, rt: Handle, config: aws_config::SdkConfig) -> Result<Self, String> {
         let s3 = s3_client(&config);
         let profiles = profiles(&s3, &rt)?;
         let working = Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone()));
@@ -70,6 +81,12 @@ impl Records {
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),
                 &names.table,
+                rt.clone(),
+                Arc::new(SystemClock),
+            )),
+            access: Arc::new(DynamoState::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                &names.access_table,
                 rt.clone(),
                 Arc::new(SystemClock),
             )),
@@ -136,11 +153,26 @@ impl AwsApp {
     /// Builds every client once. `rt` runs the SDK's futures; the pipeline is then called
     /// from blocking tasks.
     pub fn new(names: &Names, rt: Handle) -> Result<Self, String> {
-        let records = Records::new(names, rt.clone())?;
+        let config = crate::load_config(&rt);
+        Self::with_config(names, rt, config, Arc::new(Self::format_identifier()?))
+    }
+
+    /// PRONOM's signatures compiled (once: every stage's pipeline can share them).
+    pub fn format_identifier() -> Result<FormatIdentifier, String> {
+        FormatIdentifier::builtin().map_err(|e| e.to_string())
+    }
+
+    /// The pipeline acting with `config`'s credentials (a function's, see `roles`).
+    pub fn with_config(
+        names: &Names,
+        rt: Handle,
+        config: aws_config::SdkConfig,
+        identifier: Arc<FormatIdentifier>,
+    ) -> Result<Self, String> {
+        let records = Records::with_config(names, rt.clone(), config)?;
         let sns = aws_sdk_sns::Client::new(&records.sdk);
         let scanner: Option<Arc<dyn VirusScanner>> =
             names.clamd.as_deref().map(|addr| Arc::new(vellum_clamd::Clamd::new(addr)) as Arc<dyn VirusScanner>);
-        let identifier = vellum_core::analysis::pronom::FormatIdentifier::builtin().map_err(|e| e.to_string())?;
         let pipeline = Pipeline {
             uploads: records.uploads,
             working: records.working,
@@ -149,7 +181,7 @@ impl AwsApp {
             queue: records.queue.clone(),
             clock: Arc::new(SystemClock),
             scanner,
-            format_identifier: Some(Arc::new(identifier)),
+            format_identifier: Some(identifier),
             notifier: Arc::new(SnsNotifier::new(sns, &names.topic_arn, rt)),
             fpr: Arc::new(records.profiles.format_policy()),
             tools: Arc::new(vellum_host::ProcessTools::new()),

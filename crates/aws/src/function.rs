@@ -20,13 +20,30 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(true).try_init();
 }
 
-/// The adapters, built once: SDK clients, the signatures compiled, the pipeline wired.
-async fn app() -> Result<Arc<AwsApp>, Error> {
+/// The adapters, built once: SDK clients acting as `stage`'s function, the signatures
+/// compiled, the pipeline wired.
+async fn app(stage: vellum_core::model::Stage) -> Result<Arc<AwsApp>, Error> {
     init_tracing();
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
-    let app = tokio::task::spawn_blocking(move || AwsApp::new(&names, handle)).await??;
+    let app = tokio::task::spawn_blocking(move || {
+        let config = crate::roles::config_as(&handle, crate::roles::function_of(stage))?;
+        AwsApp::with_config(&names, handle, config, Arc::new(AwsApp::format_identifier()?))
+    })
+    .await??;
     Ok(Arc::new(app))
+}
+
+/// The records, built once, acting as `function`.
+async fn records_as(function: &'static str) -> Result<Records, Error> {
+    let names = Names::from_env()?;
+    let handle = tokio::runtime::Handle::current();
+    let records = tokio::task::spawn_blocking(move || {
+        let config = crate::roles::config_as(&handle, function)?;
+        Records::with_config(&names, handle, config)
+    })
+    .await??;
+    Ok(records)
 }
 
 /// What is left of the invocation, less the margin.
@@ -37,7 +54,7 @@ fn budget(context: &lambda_runtime::Context) -> Duration {
 
 /// A stage's function: SQS batches from its queue, failures reported per message.
 pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
-    let app = app().await?;
+    let app = app(stage).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
         async move {
@@ -52,12 +69,11 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
     .await
 }
 
-/// The records (built once), and the report topic when `VELLUM_REPORT_TOPIC_ARN` names one.
-async fn records_and_reports() -> Result<(Arc<Records>, Option<Arc<crate::SnsNotifier>>), Error> {
+/// The records (built once, acting as `function`), and the report topic when
+/// `VELLUM_REPORT_TOPIC_ARN` names one.
+async fn records_and_reports(function: &'static str) -> Result<(Arc<Records>, Option<Arc<crate::SnsNotifier>>), Error> {
     init_tracing();
-    let names = Names::from_env()?;
-    let handle = tokio::runtime::Handle::current();
-    let records = Arc::new(tokio::task::spawn_blocking(move || Records::new(&names, handle)).await??);
+    let records = Arc::new(records_as(function).await?);
     let reports = std::env::var("VELLUM_REPORT_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|topic| {
         Arc::new(crate::SnsNotifier::new(
             aws_sdk_sns::Client::new(&records.sdk),
@@ -77,7 +93,7 @@ async fn records_and_reports() -> Result<(Arc<Records>, Option<Arc<crate::SnsNot
 /// `{"action": "audit"}` (daily) the fixity audit reads back up to `VELLUM_AUDIT_MAX` AIPs
 /// not checked for `VELLUM_AUDIT_EVERY_DAYS`, and a mismatch goes to the report topic.
 pub async fn run_monitor() -> Result<(), Error> {
-    let (records, reports) = records_and_reports().await?;
+    let (records, reports) = records_and_reports(crate::roles::MONITOR).await?;
     lambda_runtime::run(service_fn(move |scheduled: LambdaEvent<serde_json::Value>| {
         let (records, reports) = (records.clone(), reports.clone());
         async move {
@@ -158,7 +174,7 @@ fn monitor_run(
 /// runs out), and every check's result logged and returned; a failure goes to the report
 /// topic (`VELLUM_REPORT_TOPIC_ARN`) and fails the invocation, so the Errors alarm sounds.
 pub async fn run_test_transfer() -> Result<(), Error> {
-    let (records, reports) = records_and_reports().await?;
+    let (records, reports) = records_and_reports(crate::roles::TEST_TRANSFER).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (records, reports) = (records.clone(), reports.clone());
         async move {
@@ -218,14 +234,12 @@ pub fn test_transfer(
 /// `vellum serve`'s.
 pub async fn run_dashboard() -> Result<(), Error> {
     init_tracing();
-    let names = Names::from_env()?;
-    let handle = tokio::runtime::Handle::current();
-    let records = tokio::task::spawn_blocking(move || Records::new(&names, handle)).await??;
+    let records = records_as(crate::roles::DASHBOARD).await?;
     // API Gateway's JWT authorizer stands in front: people do not sign in here.
     let dashboard = Arc::new(vellum_dashboard::Dashboard {
         state: records.state.clone(),
         queue: records.queue,
-        access: records.state,
+        access: records.access,
         uploads: records.uploads,
         clock: Arc::new(vellum_core::ports::SystemClock),
         config: records.profiles,

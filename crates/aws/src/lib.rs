@@ -11,6 +11,7 @@ pub mod function;
 #[cfg(feature = "lambda")]
 pub mod http_edge;
 pub mod lambda;
+pub mod roles;
 pub mod runner;
 pub mod s3;
 pub mod sns;

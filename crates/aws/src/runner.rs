@@ -1,24 +1,71 @@
 //! The local runner against an AWS emulator: it polls each stage's queue as Lambda's
 //! event-source mapping would, hands the batch to the same handler a function uses, deletes
-//! what succeeded and gives back what must be retried.
+//! what succeeded and gives back what must be retried. Each stage acts as its own function:
+//! with `VELLUM_LOCAL_ROLES` set, with that function's keys (receiving, deleting and giving
+//! back included, as the event-source mapping does with the function's role).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use vellum_core::model::Stage;
 use vellum_core::ports::Queue;
 
-use crate::app::AwsApp;
+use crate::app::{AwsApp, Names};
 use crate::lambda::handle_sqs;
+use crate::roles::{function_of, LocalRoles};
 
 /// How long a received message stays hidden while its batch is handled, unless told.
 pub const VISIBILITY: Duration = Duration::from_secs(120);
 
+/// A pipeline per stage function, each with its function's credentials.
+pub struct Fleet {
+    apps: Vec<(Stage, Arc<AwsApp>)>,
+}
+
+impl Fleet {
+    /// Each stage as its function: with its keys from `VELLUM_LOCAL_ROLES` when that is set,
+    /// else every stage with the environment's credentials.
+    pub fn from_env(names: &Names, rt: tokio::runtime::Handle) -> Result<Self, String> {
+        Self::with_roles(names, rt, LocalRoles::from_env()?.as_ref())
+    }
+
+    /// Each stage with its function's keys from `roles` (None: the environment's for all).
+    pub fn with_roles(names: &Names, rt: tokio::runtime::Handle, roles: Option<&LocalRoles>) -> Result<Self, String> {
+        let base = crate::load_config(&rt);
+        let identifier = Arc::new(AwsApp::format_identifier()?);
+        let apps = match roles {
+            None => {
+                let app = Arc::new(AwsApp::with_config(names, rt, base, identifier)?);
+                Stage::ALL.iter().map(|stage| (*stage, app.clone())).collect()
+            }
+            Some(roles) => Stage::ALL
+                .iter()
+                .map(|stage| {
+                    let config = roles.config_for(&base, function_of(*stage))?;
+                    Ok((*stage, Arc::new(AwsApp::with_config(names, rt.clone(), config, identifier.clone())?)))
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        Ok(Self { apps })
+    }
+
+    /// The pipeline of `stage`'s function.
+    pub fn app(&self, stage: Stage) -> &AwsApp {
+        &self.apps.iter().find(|(s, _)| *s == stage).expect("every stage has its function").1
+    }
+}
+
 /// One pass over every queue, each message hidden for `visibility` while it is handled;
 /// returns how many messages were handled.
-pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_after: Duration) -> Result<usize, String> {
+pub fn poll_once(
+    fleet: &Fleet,
+    budget: Duration,
+    visibility: Duration,
+    retry_after: Duration,
+) -> Result<usize, String> {
     let mut handled = 0;
-    for stage in Stage::ALL {
+    for (stage, app) in &fleet.apps {
         let queue = stage.name();
         let deliveries = app.queue.receive(queue, 10, visibility).map_err(|e| e.to_string())?;
         if deliveries.is_empty() {
@@ -32,7 +79,7 @@ pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_aft
             m.body = Some(d.body.clone());
             event.records.push(m);
         }
-        let response = handle_sqs(&app.pipeline, stage, &event, budget);
+        let response = handle_sqs(&app.pipeline, *stage, &event, budget);
         for d in &deliveries {
             let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id);
             let settled = if failed {
@@ -48,13 +95,13 @@ pub fn poll_once(app: &AwsApp, budget: Duration, visibility: Duration, retry_aft
 }
 
 /// Polls until `done` says so, or nothing arrives for `idle`.
-pub fn drive(app: &AwsApp, budget: Duration, idle: Duration, done: impl Fn() -> bool) -> Result<(), String> {
+pub fn drive(fleet: &Fleet, budget: Duration, idle: Duration, done: impl Fn() -> bool) -> Result<(), String> {
     let mut quiet_since = Instant::now();
     loop {
         if done() {
             return Ok(());
         }
-        if poll_once(app, budget, VISIBILITY, Duration::from_secs(1))? > 0 {
+        if poll_once(fleet, budget, VISIBILITY, Duration::from_secs(1))? > 0 {
             quiet_since = Instant::now();
         } else if quiet_since.elapsed() > idle {
             return Ok(());

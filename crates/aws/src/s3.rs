@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Tag, Tagging};
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
@@ -71,6 +71,13 @@ impl S3Store {
                         .bucket(&self.bucket)
                         .key(key)
                         .copy_source(copy_source(&source.bucket, only))
+                        // S3 keeps the copy's SHA-256; a bucket under Object Lock with a
+                        // default retention takes a write only with a checksum named.
+                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                        .customize()
+                        .mutate_request(|r| {
+                            r.headers_mut().insert("x-amz-sdk-checksum-algorithm", "SHA256");
+                        })
                         .send(),
                 )
                 .map_err(|e| port_error(&format!("copying {only} to {key}"), e))?;
@@ -80,7 +87,14 @@ impl S3Store {
             }
         }
         let upload = self
-            .run(self.client.create_multipart_upload().bucket(&self.bucket).key(key).send())
+            .run(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .send(),
+            )
             .map_err(|e| port_error(&format!("starting the copy to {key}"), e))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_string();
         let abort = || {
@@ -112,8 +126,11 @@ impl S3Store {
                         return Err(port_error(&format!("copying {part} into {key}"), e));
                     }
                 };
-                let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_string();
-                completed.push(CompletedPart::builder().part_number(number).e_tag(etag).build());
+                let result = out.copy_part_result();
+                let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_string();
+                let sha256 = result.and_then(|r| r.checksum_sha256()).map(str::to_string);
+                completed
+                    .push(CompletedPart::builder().part_number(number).e_tag(etag).set_checksum_sha256(sha256).build());
                 number += 1;
                 offset += len.max(1);
             }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use vellum_aws::app::{AwsApp, Names};
+use vellum_aws::runner::Fleet;
 use vellum_core::model::{Stage, Transfer, TransferStatus};
 use vellum_core::ports::{
     EventLog, FileCatalogue, JobLedger, Queue, TransferOversight, TransferQuery, TransferRegister,
@@ -23,6 +24,16 @@ fn app() -> AwsApp {
     AwsApp::new(&names, runtime().handle().clone()).expect("the pipeline on the emulator")
 }
 
+/// Each stage as its own function, with its function's keys (`VELLUM_LOCAL_ROLES`): the
+/// emulator refuses what the function's role does not allow.
+fn fleet() -> &'static Fleet {
+    static FLEET: OnceLock<Fleet> = OnceLock::new();
+    FLEET.get_or_init(|| {
+        let names = Names::from_env().expect("the emulator's names");
+        Fleet::from_env(&names, runtime().handle().clone()).expect("every stage's function")
+    })
+}
+
 fn transfer_of(app: &AwsApp, key: &str) -> Option<Transfer> {
     let page = app.state.list_transfers(&TransferQuery { limit: 1000, ..Default::default() }).unwrap();
     page.items.into_iter().find(|t| t.source_key == key)
@@ -33,7 +44,7 @@ fn ingest(app: &AwsApp, package: &Package, key: &str) -> Transfer {
     let zip = dir.path().join("package.zip");
     package.write_zip(&zip);
     app.pipeline.uploads.put(key, &std::fs::read(&zip).unwrap()).unwrap();
-    vellum_aws::runner::drive(app, Duration::from_secs(600), Duration::from_secs(20), || {
+    vellum_aws::runner::drive(fleet(), Duration::from_secs(600), Duration::from_secs(20), || {
         transfer_of(app, key).is_some_and(|t| t.status.is_terminal())
     })
     .unwrap();
@@ -100,7 +111,8 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
         let mut any = false;
         for stage in Stage::ALL {
             let queue = stage.name();
-            let deliveries = app.queue.receive(queue, 10, Duration::from_secs(60)).unwrap();
+            let function = fleet().app(stage);
+            let deliveries = function.queue.receive(queue, 10, Duration::from_secs(60)).unwrap();
             let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
             for d in &deliveries {
                 any = true;
@@ -116,10 +128,10 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
                 m.body = Some(d.body.clone());
                 event.records.push(m);
             }
-            let answer = vellum_aws::lambda::handle_sqs(&app.pipeline, stage, &event, Duration::from_secs(600));
+            let answer = vellum_aws::lambda::handle_sqs(&function.pipeline, stage, &event, Duration::from_secs(600));
             for d in &deliveries {
                 if !answer.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id) {
-                    app.queue.ack(queue, &d.receipt).unwrap();
+                    function.queue.ack(queue, &d.receipt).unwrap();
                 }
             }
         }
@@ -128,7 +140,7 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
         }
     }
     // What is still queued (the last copies) is handled too: it must change nothing.
-    vellum_aws::runner::drive(&app, Duration::from_secs(600), Duration::from_secs(3), || false).unwrap();
+    vellum_aws::runner::drive(fleet(), Duration::from_secs(600), Duration::from_secs(3), || false).unwrap();
     let transfer = transfer_of(&app, &key).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     let all = app.state.list_transfers(&TransferQuery { limit: 200, ..Default::default() }).unwrap().items;
@@ -165,7 +177,7 @@ fn a_package_outside_the_profile_prefixes_is_refused_with_its_log() {
 /// Puts the bytes under `key` and drives the pipeline until its transfer ends.
 fn ingest_bytes(app: &AwsApp, bytes: &[u8], key: &str) -> Transfer {
     app.pipeline.uploads.put(key, bytes).unwrap();
-    vellum_aws::runner::drive(app, Duration::from_secs(600), Duration::from_secs(20), || {
+    vellum_aws::runner::drive(fleet(), Duration::from_secs(600), Duration::from_secs(20), || {
         transfer_of(app, key).is_some_and(|t| t.status.is_terminal())
     })
     .unwrap();
@@ -265,13 +277,12 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
 fn the_end_to_end_test_transfer_function_passes() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let app = Arc::new(app());
     let stop = Arc::new(AtomicBool::new(false));
-    let (runner, stopping) = (app.clone(), stop.clone());
+    let stopping = stop.clone();
     let stages = std::thread::spawn(move || {
         while !stopping.load(Ordering::SeqCst) {
             match vellum_aws::runner::poll_once(
-                &runner,
+                fleet(),
                 Duration::from_secs(600),
                 Duration::from_secs(60),
                 Duration::from_secs(1),
@@ -283,7 +294,8 @@ fn the_end_to_end_test_transfer_function_passes() {
         }
     });
     let names = Names::from_env().unwrap();
-    let records = vellum_aws::app::Records::new(&names, runtime().handle().clone()).unwrap();
+    let config = vellum_aws::roles::config_as(runtime().handle(), vellum_aws::roles::TEST_TRANSFER).unwrap();
+    let records = vellum_aws::app::Records::with_config(&names, runtime().handle().clone(), config).unwrap();
     let report = vellum_aws::function::test_transfer(&records, None, Duration::from_secs(240));
     stop.store(true, Ordering::SeqCst);
     stages.join().unwrap();
@@ -339,7 +351,7 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
     };
     // Listing every transfer is slow on the emulator: looked at every two seconds at most.
     let looked = std::cell::Cell::new(std::time::Instant::now());
-    vellum_aws::runner::drive(&app, Duration::from_secs(600), Duration::from_secs(20), || {
+    vellum_aws::runner::drive(fleet(), Duration::from_secs(600), Duration::from_secs(20), || {
         if looked.get().elapsed() < Duration::from_secs(2) {
             return false;
         }

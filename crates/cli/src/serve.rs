@@ -262,14 +262,22 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     let mut names = vellum_aws::app::Names::from_env().map_err(anyhow::Error::msg)?;
     // --clamd (or VELLUM_CLAMD) decides here as in embedded mode; `none` scans nothing.
     names.clamd = (args.run.clamd != "none").then(|| args.run.clamd.clone());
-    let app = Arc::new(vellum_aws::app::AwsApp::new(&names, rt.handle().clone()).map_err(anyhow::Error::msg)?);
+    // Each function acts with its own credentials (VELLUM_LOCAL_ROLES), as on Lambda.
+    let handle = rt.handle().clone();
+    let fleet = Arc::new(vellum_aws::runner::Fleet::from_env(&names, handle.clone()).map_err(anyhow::Error::msg)?);
+    let records_as = |function: &str| -> anyhow::Result<vellum_aws::app::Records> {
+        let config = vellum_aws::roles::config_as(&handle, function).map_err(anyhow::Error::msg)?;
+        vellum_aws::app::Records::with_config(&names, handle.clone(), config).map_err(anyhow::Error::msg)
+    };
+    let monitor = Arc::new(records_as(vellum_aws::roles::MONITOR)?);
+    let people = records_as(vellum_aws::roles::DASHBOARD)?;
     let server = listen(&args.listen)?;
     let budget = Duration::from_secs(args.run.budget_secs);
     let visibility = Duration::from_secs(args.run.visibility_secs.max(1));
-    let org = &app.pipeline.config.organization;
+    let org = &people.profiles.organization;
     let agents = vellum_core::model::system_agents(&org.repository_code, &org.name);
-    spawn_monitor(args, app.state.clone(), Some(app.pipeline.uploads.clone()), app.pipeline.aips.clone(), agents)?;
-    let runner = app.clone();
+    spawn_monitor(args, monitor.state.clone(), Some(monitor.uploads.clone()), monitor.aips.clone(), agents)?;
+    let runner = fleet.clone();
     let mut last_sweep = std::time::Instant::now();
     std::thread::Builder::new()
         .name("aws-runner".into())
@@ -278,9 +286,9 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = std::time::Instant::now();
                 if let Err(e) = vellum_core::operations::monitor::sweep_dead_letters(
-                    runner.state.as_ref(),
-                    runner.pipeline.uploads.as_ref(),
-                    runner.queue.as_ref(),
+                    monitor.state.as_ref(),
+                    monitor.uploads.as_ref(),
+                    monitor.queue.as_ref(),
                 ) {
                     tracing::warn!(error = %e, "could not look at the dead-letter queues");
                 }
@@ -298,16 +306,16 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     tracing::info!(%endpoint, listen = %args.listen, uploads = %names.uploads_bucket, "serving against AWS");
     println!("Vellum is serving against {endpoint}. Sign in at http://{}/sign-in", args.listen);
     let dashboard = Dashboard {
-        state: app.state.clone(),
-        queue: app.queue.clone(),
-        access: app.state.clone(),
-        uploads: app.pipeline.uploads.clone(),
-        clock: app.pipeline.clock.clone(),
-        config: app.pipeline.config.clone(),
+        state: people.state.clone(),
+        queue: people.queue.clone(),
+        access: people.access.clone(),
+        uploads: people.uploads.clone(),
+        clock: Arc::new(vellum_core::ports::SystemClock),
+        config: people.profiles.clone(),
         sign_in: true,
-        aips: app.pipeline.aips.clone(),
+        aips: people.aips.clone(),
         // S3's links, as on AWS (the emulator's URL).
-        links: Some(app.aips_store.clone()),
+        links: Some(people.aips.clone()),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     };
     answer(&server, &dashboard);

@@ -96,7 +96,7 @@ mod aws {
     }
 
     pub fn access(endpoint: &str) -> anyhow::Result<Arc<dyn AccessStore>> {
-        Ok(records_of(endpoint)?.state)
+        Ok(records_of(endpoint)?.access)
     }
 
     pub fn records(endpoint: &str) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn Queue>)> {
