@@ -19,6 +19,7 @@ region = s3.meta.region_name
 for name in ["uploads", "working", "aips", "aips-replica"]:
     bucket = PREFIX + name
     locked = name.startswith("aips")
+    created = True
     try:
         # The AIP buckets under Object Lock, as the template makes them (versioned by it).
         s3.create_bucket(
@@ -27,10 +28,10 @@ for name in ["uploads", "working", "aips", "aips-replica"]:
             ObjectLockEnabledForBucket=locked,
         )
     except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
+        created = False
     if name == "uploads":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    if locked:
+    if locked and created:
         s3.put_object_lock_configuration(
             Bucket=bucket,
             ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}},

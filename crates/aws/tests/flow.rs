@@ -379,3 +379,54 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
         (good * 6) as f64 / wall
     );
 }
+
+/// IAM on the emulator is enforced, not assumed: with a copy of the template whose checksum
+/// function may no longer send to the scan queue, each function under that copy's policies,
+/// a package does not become an AIP, and its transfer's reason names the refused action.
+#[test]
+fn a_permission_taken_from_a_role_stops_the_flow_naming_the_action() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    let granted = "Resource: [!GetAtt ChecksumQueue.Arn, !GetAtt ScanQueue.Arn]";
+    assert_eq!(template.matches(granted).count(), 1, "the checksum function's sending statement");
+    let dir = tempfile::tempdir().unwrap();
+    let narrowed = dir.path().join("template.yaml");
+    std::fs::write(&narrowed, template.replace(granted, "Resource: [!GetAtt ChecksumQueue.Arn]")).unwrap();
+    let roles = dir.path().join("roles.json");
+    let python = std::env::var("VELLUM_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+    let suffix = format!("-narrowed-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let made = std::process::Command::new(&python)
+        .arg(root.join("infra/local/iam.py"))
+        .arg("--template")
+        .arg(&narrowed)
+        .arg(format!("--suffix={suffix}"))
+        .arg("--out")
+        .arg(&roles)
+        .output()
+        .expect("run infra/local/iam.py");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let names = Names::from_env().unwrap();
+    let roles = vellum_aws::roles::LocalRoles::load(roles.to_str().unwrap()).unwrap();
+    let narrowed = Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap();
+
+    let app = app();
+    let key = format!("born-digital/narrowed-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let zip = dir.path().join("package.zip");
+    Package::catalogued(&format!("PP/NARROW/{}", &suffix[10..]), 2).write_zip(&zip);
+    app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+    vellum_aws::runner::drive(&narrowed, Duration::from_secs(600), Duration::from_secs(10), || {
+        transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal())
+    })
+    .unwrap();
+    let transfer = transfer_of(&app, &key).expect("the upload made a transfer");
+    assert_ne!(transfer.status, TransferStatus::Complete, "a role without its permission cannot make an AIP");
+    let reason = transfer.failure_reason.unwrap_or_default();
+    // The statement taken away allowed sqs:GetQueueUrl and sqs:SendMessage: the first asked is refused.
+    assert!(
+        reason.contains("ChecksumFunction")
+            && reason.contains("not authorized to perform: sqs:")
+            && reason.contains("vellum-local-scan"),
+        "{reason}"
+    );
+    assert!(app.state.job(transfer.id, Stage::Scan.name()).unwrap().is_none(), "scan never began");
+}

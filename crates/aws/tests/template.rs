@@ -134,3 +134,70 @@ Resources:
         assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
     }
 }
+
+/// Least privilege, written from the code: each function's role (as CloudFormation resolves
+/// template.yaml, beside AWS's managed policies) allows exactly the calls `infra/calls.json`
+/// lists for it, no more and no fewer. The emulator flows, IAM enforced, show the list is
+/// enough; this shows nothing beyond it is granted.
+#[test]
+#[ignore = "needs the project's Python with cfn-lint; scripts/test runs it"]
+fn each_role_allows_exactly_the_calls_its_function_makes() {
+    use std::collections::BTreeSet;
+    let (ok, said) = run(&["infra/local/iam.py", "--show-policies"]);
+    assert!(ok, "{said}");
+    let policies: serde_json::Value = serde_json::from_str(&said).expect("the resolved policies as JSON");
+    let calls: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("infra/calls.json")).unwrap()).unwrap();
+    let calls = calls["functions"].as_object().expect("functions");
+    let policies = policies.as_object().unwrap();
+    assert_eq!(
+        policies.keys().collect::<BTreeSet<_>>(),
+        calls.keys().collect::<BTreeSet<_>>(),
+        "a calls list for every function"
+    );
+    let managed = ["logs:", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
+    let mut wrong = Vec::new();
+    for (function, policy) in policies {
+        let mut granted = BTreeSet::new();
+        for statement in policy["Statement"].as_array().unwrap() {
+            let list = |v: &serde_json::Value| match v {
+                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>(),
+                v => vec![v.as_str().unwrap().to_string()],
+            };
+            assert_eq!(statement["Effect"], "Allow", "{function}: only Allow statements");
+            for action in list(&statement["Action"]) {
+                for resource in list(&statement["Resource"]) {
+                    // AWS's managed policies (logs, the SQS poller): not ours to narrow.
+                    if resource == "*" && managed.iter().any(|m| action.starts_with(m)) {
+                        continue;
+                    }
+                    granted.insert(format!("{action} {resource}"));
+                }
+            }
+        }
+        let listed: BTreeSet<String> =
+            calls[function].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        for extra in granted.difference(&listed) {
+            wrong.push(format!("{function} is granted {extra}, which its code does not call"));
+        }
+        for missing in listed.difference(&granted) {
+            wrong.push(format!("{function} calls {missing}, which its role does not allow"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // What no role but the named may do.
+    let granted_to = |needle: &str| -> Vec<String> {
+        calls.iter().filter(|(_, c)| c.to_string().contains(needle)).map(|(f, _)| f.clone()).collect()
+    };
+    assert_eq!(
+        granted_to("s3:PutObject arn:aws:s3:::vellum-local-aips/"),
+        vec!["StoreFunction"],
+        "only store writes AIPs"
+    );
+    assert!(granted_to("s3:DeleteObject arn:aws:s3:::vellum-local-aips").is_empty(), "nobody deletes an AIP");
+    assert_eq!(
+        granted_to("table/vellum-local-access"),
+        vec!["DashboardFunction"],
+        "only the dashboard reaches users and keys"
+    );
+}
