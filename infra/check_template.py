@@ -6,7 +6,8 @@ alarm on its errors, an IAM role's inline policies keep the same rule, the dashb
 behind an HTTP API with a JWT authorizer, and the monitor has a schedule. What is preserved
 outlives the stack: every bucket that does not expire its objects, and every table, is
 retained on delete and replace; the AIP bucket is versioned and under Object Lock; every
-bucket refuses requests without TLS. Flow control: every SQS event source has a maximum
+bucket refuses requests without TLS; the AIPs and their second copy (VELLUM_REPLICA_BUCKET)
+are versioned, under Object Lock and encrypted with a customer-managed KMS key that rotates. Flow control: every SQS event source has a maximum
 concurrency, every function it drives allows its own continuation loop (RecursiveLoop), and
 every dead-letter queue has an alarm, every stage queue an alarm on the age of its oldest
 message, and every function one on its throttles. Every function logs to a log group with a retention.
@@ -147,7 +148,10 @@ def preservation_problems(template, resources):
             if st.get("Effect") == "Deny" and str(secure).lower() == "false" and "s3:*" in as_list(st.get("Action")):
                 tls_only |= refs(props.get("Bucket"))
     env = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-    aip_buckets = refs((env.get("Variables") or {}).get("VELLUM_AIPS_BUCKET"))
+    variables = env.get("Variables") or {}
+    aip_buckets = refs(variables.get("VELLUM_AIPS_BUCKET")) | refs(variables.get("VELLUM_REPLICA_BUCKET"))
+    if not refs(variables.get("VELLUM_REPLICA_BUCKET")):
+        problems.append("no second storage location for the AIPs (VELLUM_REPLICA_BUCKET names no bucket)")
     for name, res in resources.items():
         kind = res.get("Type")
         props = res.get("Properties") or {}
@@ -164,6 +168,20 @@ def preservation_problems(template, resources):
                     problems.append(f"{name}: the AIP bucket is not versioned")
                 if props.get("ObjectLockEnabled") is not True or not props.get("ObjectLockConfiguration"):
                     problems.append(f"{name}: the AIP bucket is not under Object Lock")
+                rules = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+                keys = set()
+                for rule in rules:
+                    default = rule.get("ServerSideEncryptionByDefault") or {}
+                    if default.get("SSEAlgorithm") == "aws:kms":
+                        keys |= refs(default.get("KMSMasterKeyID"))
+                rotated = [
+                    k
+                    for k in keys
+                    if (resources.get(k) or {}).get("Type") == "AWS::KMS::Key"
+                    and ((resources[k].get("Properties") or {}).get("EnableKeyRotation") is True)
+                ]
+                if not rotated:
+                    problems.append(f"{name}: the AIP bucket is not encrypted with a customer-managed KMS key that rotates")
         if kind == "AWS::DynamoDB::Table":
             if res.get("DeletionPolicy") != "Retain" or res.get("UpdateReplacePolicy") != "Retain":
                 problems.append(f"{name}: the table is not retained (DeletionPolicy and UpdateReplacePolicy: Retain)")

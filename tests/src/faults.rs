@@ -21,6 +21,7 @@ pub fn faulty_pipeline(p: &Pipeline, faults: &Arc<Faults>) -> Pipeline {
     faulty.uploads = store(&p.uploads);
     faulty.working = store(&p.working);
     faulty.aips = store(&p.aips);
+    faulty.replica = p.replica.as_ref().map(store);
     faulty.state = Arc::new(Faulty::new(p.state.clone(), injector.clone()));
     faulty.queue = Arc::new(Faulty::new(p.queue.clone(), injector.clone()));
     faulty.scanner = p.scanner.as_ref().map(|s| Arc::new(Faulty::new(s.clone(), injector.clone())) as _);

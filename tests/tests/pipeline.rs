@@ -335,3 +335,94 @@ fn a_message_no_stage_can_take_is_given_back_with_the_reason() {
         assert!(matches!(&unreadable, Outcome::Retry(why) if why.contains(stage.name())), "{stage}: {unreadable:?}");
     }
 }
+
+/// A second storage location configured as data: every AIP is copied there and read back
+/// before its transfer is COMPLETE, the record says where both copies were verified, and the
+/// notice and the archivist's answer name the replica.
+#[test]
+fn with_a_replica_configured_every_aip_is_stored_twice_and_verified_in_both() {
+    let mut options = vellum_tests::options();
+    options.config.replica = Some(vellum_core::config::profile::ReplicaLocation { folder: "second-disk".into() });
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&Package::catalogued("PP/TWICE/1", 4), "born-digital/twice.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).expect("a transfer");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let key = transfer.aip_key.clone().unwrap();
+    let primary = std::fs::read(t.env.aips.root().join(&key)).unwrap();
+    let second = std::fs::read(t.dir.path().join("second-disk").join(&key)).expect("the replica is stored");
+    assert_eq!(primary, second, "the replica is the AIP, byte for byte");
+    let events = t.env.state.all_events(transfer.id).unwrap();
+    let verified: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "fixity check" && e.detail.contains("read back and verified in"))
+        .map(|e| e.detail.rsplit(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(verified, vec!["aips".to_string(), "replica".to_string()], "both copies verified, in the record");
+    let notice = t.dir.path().join("notifications/born-digital").join(format!("{}.json", transfer.aip_uuid));
+    let notice: serde_json::Value = serde_json::from_slice(&std::fs::read(notice).unwrap()).unwrap();
+    assert_eq!(notice["replica"], "replica", "{notice}");
+    let answer = t.env.uploads.list("born-digital/twice.zip.success.").unwrap();
+    let mut text = String::new();
+    t.env.uploads.get(&answer[0].key).unwrap().read_to_string(&mut text).unwrap();
+    assert!(text.contains("A second copy is stored in replica"), "{text}");
+}
+
+/// A second location that gives back other bytes than it was given (here every range read
+/// from it has its first byte changed): the transfer is not COMPLETE, and its reason says
+/// the replica failed verification; the AIP in its storage space is kept.
+#[test]
+fn a_replica_that_does_not_read_back_right_fails_the_transfer() {
+    struct Flipping(Arc<vellum_local::fs_store::FsObjectStore>);
+    impl ObjectStore for Flipping {
+        fn bucket(&self) -> &str {
+            "bad-disk"
+        }
+        fn head(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
+            self.0.head(key)
+        }
+        fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
+            self.0.get(key)
+        }
+        fn get_range(&self, key: &str, offset: u64, len: u64) -> vellum_core::ports::PortResult<Vec<u8>> {
+            let mut bytes = self.0.get_range(key, offset, len)?;
+            if let Some(b) = bytes.first_mut() {
+                *b ^= 0xff;
+            }
+            Ok(bytes)
+        }
+        fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
+            self.0.writer(key)
+        }
+        fn list_page(
+            &self,
+            prefix: &str,
+            after: Option<&str>,
+            limit: usize,
+        ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
+            self.0.list_page(prefix, after, limit)
+        }
+        fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
+            self.0.put_tags(key, tags)
+        }
+        fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
+            self.0.get_tags(key)
+        }
+        fn delete(&self, key: &str) -> vellum_core::ports::PortResult<()> {
+            self.0.delete(key)
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+    let mut t = TestEnv::new(50);
+    let disk = vellum_local::fs_store::FsObjectStore::new(t.dir.path().join("bad-disk"), "bad-disk").unwrap();
+    t.env.pipeline.replica = Some(Arc::new(Flipping(Arc::new(disk))));
+    let event = t.upload(&Package::catalogued("PP/BADDISK/1", 2), "born-digital/bad-disk.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).expect("a transfer");
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap_or_default();
+    assert!(reason.contains("the replica of the AIP") && reason.contains("bad-disk"), "{reason}");
+    assert!(reason.contains("failed verification"), "{reason}");
+}

@@ -21,6 +21,8 @@ pub struct Names {
     pub table: String,
     /// Users, API keys and sessions: a table only the dashboard's role reaches.
     pub access_table: String,
+    /// The second storage location of every AIP (None: one location).
+    pub replica_bucket: Option<String>,
     pub queue_prefix: String,
     pub topic_arn: String,
     /// clamd's HOST:PORT, or None when scanning is off.
@@ -39,6 +41,7 @@ impl Names {
             aips_bucket: var("VELLUM_AIPS_BUCKET")?,
             table: var("VELLUM_TABLE")?,
             access_table: var("VELLUM_ACCESS_TABLE")?,
+            replica_bucket: std::env::var("VELLUM_REPLICA_BUCKET").ok().filter(|b| !b.trim().is_empty()),
             queue_prefix: var("VELLUM_QUEUE_PREFIX")?,
             topic_arn: var("VELLUM_TOPIC_ARN")?,
             clamd: std::env::var("VELLUM_CLAMD").ok().filter(|c| !c.is_empty() && c != "none"),
@@ -56,6 +59,8 @@ pub struct Records {
     pub uploads: Arc<S3Store>,
     pub working: Arc<S3Store>,
     pub aips: Arc<S3Store>,
+    /// The AIPs' second location, where one is named.
+    pub replica: Option<Arc<S3Store>>,
     pub profiles: Config,
     /// The SDK configuration the clients were built from, for any other client.
     pub sdk: aws_config::SdkConfig,
@@ -76,7 +81,8 @@ impl Records {
         let working = Arc::new(S3Store::new(s3.clone(), &names.working_bucket, rt.clone()));
         Ok(Self {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
-            aips: Arc::new(S3Store::new(s3, &names.aips_bucket, rt.clone())),
+            aips: Arc::new(S3Store::new(s3.clone(), &names.aips_bucket, rt.clone())),
+            replica: names.replica_bucket.as_ref().map(|b| Arc::new(S3Store::new(s3, b, rt.clone()))),
             profiles,
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),
@@ -177,6 +183,7 @@ impl AwsApp {
             uploads: records.uploads,
             working: records.working,
             aips: records.aips.clone(),
+            replica: records.replica.clone().map(|r| r as Arc<dyn vellum_core::ports::ObjectStore>),
             state: records.state.clone(),
             queue: records.queue.clone(),
             clock: Arc::new(SystemClock),

@@ -61,6 +61,17 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
     let aip_key = transfer.aip_key.clone().unwrap();
     assert!(aip_key.starts_with(&format!("born-digital/{identifier}/v1/")), "{aip_key}");
     assert!(app.pipeline.aips.head(&aip_key).unwrap().is_some_and(|m| m.size > 1000), "the AIP is in the AIPs bucket");
+    let replica = app.pipeline.replica.as_ref().expect("the emulator names a replica bucket (VELLUM_REPLICA_BUCKET)");
+    assert_eq!(
+        replica.head(&aip_key).unwrap().map(|m| m.size),
+        app.pipeline.aips.head(&aip_key).unwrap().map(|m| m.size),
+        "the second copy is in the replica bucket"
+    );
+    let events = app.state.all_events(transfer.id).unwrap();
+    assert!(
+        events.iter().any(|e| e.detail.ends_with("read back and verified in vellum-local-aips-replica")),
+        "the replica's read-back is in the record"
+    );
     let logs = app.pipeline.uploads.list(&format!("{key}.success.")).unwrap();
     assert_eq!(logs.len(), 1, "one success log beside the upload");
     let files = app.state.all_files(transfer.id).unwrap();

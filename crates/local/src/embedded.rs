@@ -71,10 +71,16 @@ impl Embedded {
         let state = Arc::new(SqliteStateStore::open_with_clock(&db, clock.clone())?);
         let queue = Arc::new(SqliteQueue::open(&db, options.max_receives)?);
         let access = Arc::new(crate::sqlite_access::SqliteAccessStore::open(&db)?);
+        let replica = match &options.config.replica {
+            Some(location) => Some(Arc::new(FsObjectStore::new(data_dir.join(&location.folder), "replica")?)
+                as Arc<dyn vellum_core::ports::ObjectStore>),
+            None => None,
+        };
         let pipeline = Pipeline {
             uploads: uploads.clone(),
             working,
             aips: aips.clone(),
+            replica,
             state: state.clone(),
             queue: queue.clone(),
             clock,

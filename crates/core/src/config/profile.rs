@@ -103,6 +103,18 @@ pub struct Config {
     /// rules built in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_policy: Option<Vec<crate::config::fpr::Rule>>,
+    /// A second storage location for every AIP, in embedded mode (on AWS the template's
+    /// replica bucket, `VELLUM_REPLICA_BUCKET`): absent, one location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaLocation>,
+}
+
+/// Where embedded mode keeps the second copy of every AIP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaLocation {
+    /// A folder: absolute, or relative to the data folder. Put it on another disk.
+    pub folder: String,
 }
 
 impl Config {

@@ -105,6 +105,9 @@ pub struct AipStored {
     pub origin: String,
     #[serde(rename = "timeSent")]
     pub time_sent: String,
+    /// The second storage location the AIP was copied to and verified in, if one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// Work for any stage after start.

@@ -58,6 +58,9 @@ pub struct Pipeline {
     pub working: Arc<dyn ObjectStore>,
     /// Stored AIPs.
     pub aips: Arc<dyn ObjectStore>,
+    /// A second storage location every AIP is copied to and verified in before its
+    /// transfer is COMPLETE (None: one location).
+    pub replica: Option<Arc<dyn ObjectStore>>,
     pub state: Arc<dyn StateStore>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
@@ -151,6 +154,7 @@ impl Pipeline {
                 events,
                 uploads: &self.uploads,
                 aips: &self.aips,
+                replica: &self.replica,
                 notifier: &self.notifier,
             }),
         }

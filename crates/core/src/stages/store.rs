@@ -6,6 +6,11 @@
 //! copy on disk): the bytes do not pass through the function. Verification reads the stored
 //! AIP back a part at a time with ranged reads, and a checkpoint after each part lets a
 //! 100 GB AIP be verified across as many invocations as it takes.
+//!
+//! Where a second storage location is configured (the replica), the AIP is copied there too
+//! and read back and verified the same way — every file's sha256 against the record — before
+//! the transfer is COMPLETE: a transfer is never complete with one copy verified and the
+//! other not.
 
 use crate::ports::EventLog;
 use crate::ports::FileCatalogue;
@@ -37,6 +42,8 @@ pub struct Store<'a> {
     pub events: &'a dyn EventLog,
     pub uploads: &'a Arc<dyn ObjectStore>,
     pub aips: &'a Arc<dyn ObjectStore>,
+    /// The second storage location, where one is configured.
+    pub replica: &'a Option<Arc<dyn ObjectStore>>,
     pub notifier: &'a Arc<dyn Notifier>,
 }
 
@@ -78,45 +85,123 @@ impl Microservice for Store<'_> {
             save(&cp)?;
         }
         let profile = self.flow.profile(&transfer)?;
-        let gzipped = package_extension(profile) == "tar.gz";
-        let bag = bag_name(&transfer);
-        let started = cp.next_part;
-        while cp.next_part < copied.part_sizes.len() {
+        let reading = Reading { gzipped: package_extension(profile) == "tar.gz", bag: bag_name(&transfer) };
+        let mut parts_read = 0;
+        while cp.primary.next_part < copied.part_sizes.len() {
             // At least one part an invocation, so that every one makes progress.
-            if cp.next_part > started && ctx.should_yield() {
-                tracing::info!(
-                    part = cp.next_part,
-                    parts = copied.part_sizes.len(),
-                    "verification continues in a new message"
-                );
-                self.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
-                return Ok(Progress::Continued);
+            if parts_read > 0 && ctx.should_yield() {
+                return self.continue_later(&transfer, cp.primary.next_part, copied.part_sizes.len());
             }
-            let offset: u64 = copied.part_sizes[..cp.next_part].iter().sum();
-            let len = copied.part_sizes[cp.next_part];
-            let mut ranged = RangedReader::new(self.aips.clone(), &copied.key, offset + len, 4 << 20);
-            std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset))?;
-            let raw = BufReader::with_capacity(1 << 20, ranged);
-            let reader: Box<dyn std::io::Read + Send> =
-                if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
-            let (found, verifier) = (&mut cp.found, &mut cp.verifier);
-            // Inflating on one core, digesting on the other.
-            let read = with_read_ahead(reader, |reader| {
-                verifier.read_part(reader, &bag, &mut |path, digest| {
-                    if !is_generated_payload(&transfer, path) {
-                        found.add(path, digest);
-                    }
-                })
-            });
-            if let Err(why) = read {
+            if let Err(why) = read_part(&reading, &transfer, self.aips, &copied, &mut cp.primary) {
                 return Err(failed_verification(self, &transfer, &copied, vec![why]));
             }
-            cp.next_part += 1;
+            parts_read += 1;
             save(&cp)?;
         }
         let summary = verified(self, &transfer, &copied, &cp)?;
+        if let Some(replica) = self.replica {
+            if cp.replica.is_none() {
+                replicate(replica, self.flow.working.as_ref(), &copied)?;
+                cp.replica = Some(ReadBack::default());
+                save(&cp)?;
+            }
+            let parts = copied.part_sizes.len();
+            while let Some(read) = cp.replica.as_mut().filter(|r| r.next_part < parts) {
+                if parts_read > 0 && ctx.should_yield() {
+                    return self.continue_later(&transfer, read.next_part, copied.part_sizes.len());
+                }
+                if let Err(why) = read_part(&reading, &transfer, replica, &copied, read) {
+                    return Err(failed_replica(replica.as_ref(), &copied, vec![why]));
+                }
+                parts_read += 1;
+                save(&cp)?;
+            }
+            let read = cp.replica.clone().unwrap_or_default();
+            let recorded = cp.recorded.clone().unwrap_or_default();
+            let mut problems = read.verifier.finish().err().unwrap_or_default();
+            if read.found != recorded {
+                problems.push(format!(
+                    "its {} files' sha256 digests do not match the {} recorded",
+                    read.found.count, recorded.count
+                ));
+            }
+            if !problems.is_empty() {
+                return Err(failed_replica(replica.as_ref(), &copied, problems));
+            }
+        }
         finish(self, &transfer, &copied, &summary)
     }
+}
+
+/// How the package's parts are read back.
+struct Reading {
+    gzipped: bool,
+    bag: String,
+}
+
+impl Store<'_> {
+    /// The rest of the read-back in a new message, past the invocation's deadline.
+    fn continue_later(&self, transfer: &Transfer, part: usize, parts: usize) -> StageResult<Progress> {
+        tracing::info!(part, parts, "verification continues in a new message");
+        self.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
+        Ok(Progress::Continued)
+    }
+}
+
+/// Reads one part of the stored AIP back from `store`, digesting every file in it.
+fn read_part(
+    reading: &Reading,
+    transfer: &Transfer,
+    store: &Arc<dyn ObjectStore>,
+    copied: &Copied,
+    read: &mut ReadBack,
+) -> Result<(), String> {
+    let offset: u64 = copied.part_sizes[..read.next_part].iter().sum();
+    let len = copied.part_sizes[read.next_part];
+    let mut ranged = RangedReader::new(store.clone(), &copied.key, offset + len, 4 << 20);
+    std::io::Seek::seek(&mut ranged, std::io::SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+    let raw = BufReader::with_capacity(1 << 20, ranged);
+    let reader: Box<dyn std::io::Read + Send> =
+        if reading.gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+    let (found, verifier) = (&mut read.found, &mut read.verifier);
+    // Inflating on one core, digesting on the other.
+    with_read_ahead(reader, |reader| {
+        verifier.read_part(reader, &reading.bag, &mut |path, digest| {
+            if !is_generated_payload(transfer, path) {
+                found.add(path, digest);
+            }
+        })
+    })?;
+    read.next_part += 1;
+    Ok(())
+}
+
+/// Copies the package's parts into the second location, by its own copy; a redelivered
+/// message finds the copy made.
+fn replicate(replica: &Arc<dyn ObjectStore>, working: &dyn ObjectStore, copied: &Copied) -> StageResult<()> {
+    let size: u64 = copied.part_sizes.iter().sum();
+    if replica.head(&copied.key)?.map(|m| m.size) != Some(size) {
+        let stored = replica.compose(&copied.key, working, &copied.parts)?;
+        if stored.size != size {
+            return Err(StageError::Transient(format!(
+                "the replica of {} in {} has {} bytes, not {size}",
+                copied.key,
+                replica.bucket(),
+                stored.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The replica failed its read-back: kept as evidence, the transfer not complete.
+fn failed_replica(replica: &dyn ObjectStore, copied: &Copied, problems: Vec<String>) -> StageError {
+    StageError::Failed(format!(
+        "the replica of the AIP {} in {} failed verification and was kept as evidence: {}",
+        copied.key,
+        replica.bucket(),
+        problems.join("; ")
+    ))
 }
 
 /// A failed verification names the files at fault only where the stored AIP is small
@@ -130,6 +215,17 @@ struct StoreCheckpoint {
     stored: Option<Copied>,
     /// (path, sha256) of every file the state store recorded, as the bag should hold them.
     recorded: Option<DigestSum>,
+    /// The read-back of the AIP in its storage space.
+    #[serde(flatten)]
+    primary: ReadBack,
+    /// The read-back of the replica, once it is copied (a second location configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replica: Option<ReadBack>,
+}
+
+/// How far one copy of the AIP has been read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ReadBack {
     /// The next package part to read back.
     next_part: usize,
     verifier: BagVerifier,
@@ -145,6 +241,9 @@ struct Copied {
     version: u32,
     /// Each part's size, in order: where each begins in the stored AIP.
     part_sizes: Vec<u64>,
+    /// The package's parts in the working area (for the replica's copy).
+    #[serde(default)]
+    parts: Vec<String>,
 }
 
 /// Copies the package's parts into the AIP's place, by the store's own copy; a redelivered
@@ -176,23 +275,23 @@ fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
             return Err(StageError::Transient(format!("the copy of {key} has {} bytes, not {size}", stored.size)));
         }
     }
-    Ok(Copied { key, space, identifier, version, part_sizes })
+    Ok(Copied { key, space, identifier, version, part_sizes, parts: packaged.parts.clone() })
 }
 
 /// The bag is valid and holds exactly the files the state store recorded, with their
 /// digests.
 fn verified(p: &Store<'_>, transfer: &Transfer, copied: &Copied, cp: &StoreCheckpoint) -> StageResult<BagSummary> {
-    let (summary, mut problems) = match cp.verifier.clone().finish() {
+    let (summary, mut problems) = match cp.primary.verifier.clone().finish() {
         Ok(summary) => (Some(summary), Vec::new()),
         Err(problems) => (None, problems),
     };
     let recorded = cp.recorded.clone().unwrap_or_default();
-    if cp.found.count != recorded.count {
+    if cp.primary.found.count != recorded.count {
         problems.push(format!(
             "the stored AIP holds {} of the transfer's files, but {} were recorded",
-            cp.found.count, recorded.count
+            cp.primary.found.count, recorded.count
         ));
-    } else if cp.found != recorded {
+    } else if cp.primary.found != recorded {
         problems.push("the stored AIP's files do not match the sha256 digests recorded for them".into());
     }
     match summary {
@@ -225,16 +324,27 @@ fn failed_verification(p: &Store<'_>, transfer: &Transfer, copied: &Copied, prob
 fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSummary) -> StageResult<Progress> {
     let Copied { key, space, identifier, version, .. } = copied.clone();
     let identifier_for_log = identifier.clone();
-    p.events.record_events(&[PremisEvent::new(
-        transfer.id,
-        None,
-        EventType::FixityCheck,
-        p.flow.clock.now(),
-        format!("{}; stored AIP {key} read back and verified", by_vellum()),
-        EventOutcome::Pass,
-        format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
-        p.flow.agents(),
-    )])?;
+    let verified_here = |location: &str| {
+        PremisEvent::new(
+            transfer.id,
+            None,
+            EventType::FixityCheck,
+            p.flow.clock.now(),
+            format!("{}; stored AIP {key} read back and verified in {location}", by_vellum()),
+            EventOutcome::Pass,
+            format!("{} payload files, {} bytes, every sha256 matches", report.payload_files, report.payload_bytes),
+            p.flow.agents(),
+        )
+    };
+    let replica = p.replica.as_ref().map(|r| r.bucket().to_string());
+    let mut verified = vec![verified_here(p.aips.bucket())];
+    verified.extend(replica.as_deref().map(|location| {
+        // An event of its own: one subject's events are otherwise one a type.
+        let mut event = verified_here(location);
+        event.uuid = crate::model::derived_id(transfer.id, "event/fixity check/replica");
+        event
+    }));
+    p.events.record_events(&verified)?;
     // Published before the transfer is marked complete: a crash in between publishes again
     // (receivers key on the AIP UUID) rather than never.
     p.notifier.publish(&AipStored {
@@ -245,21 +355,20 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
         transfer_id: transfer.id,
         origin: "vellum".into(),
         time_sent: p.flow.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        replica: replica.clone(),
     })?;
     // The upload's one final answer, written before the transfer is COMPLETE: a crash in
     // between writes it again (the same key), never leaves a COMPLETE transfer without it.
+    let mut answer =
+        crate::intake::feedback::stored_log(transfer, &key, &space, &identifier_for_log, version, report.payload_files);
+    if let Some(location) = &replica {
+        answer.push_str(&format!("A second copy is stored in {location}, read back and verified the same way.\n"));
+    }
     crate::intake::feedback::write_log(
         p.uploads.as_ref(),
         transfer,
         crate::record::keys::LogOutcome::Success,
-        &crate::intake::feedback::stored_log(
-            transfer,
-            &key,
-            &space,
-            &identifier_for_log,
-            version,
-            report.payload_files,
-        ),
+        &answer,
     )?;
     // A transfer retried after it failed ends with one answer too: the earlier failure's
     // log goes (its reason stays in the record's PREMIS events and the transfer's history).
