@@ -125,6 +125,7 @@ fn aip_stored_notices_carry_their_space() {
         transfer_id: uuid::Uuid::new_v4(),
         origin: "vellum".into(),
         time_sent: "2026-11-27T10:00:00.000Z".into(),
+        replica: Some("vellum-local-aips-replica".into()),
     };
     notifier.publish(&notice).unwrap();
     let mut got = Vec::new();
