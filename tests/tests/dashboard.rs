@@ -297,6 +297,11 @@ fn a_failed_transfer_is_retried_from_its_failed_microservice_without_duplicates(
     assert_eq!(json(&retried)["stage"], "scan");
     let again = ask(&d, "POST", &format!("/api/transfers/{}/retry", failed.id), &key);
     assert_eq!(again.status, 409, "a transfer already retrying is not retried twice");
+    // The dashboard only asked, on the start queue: it sent nothing to a stage's queue.
+    let scan = vellum_core::model::Stage::Scan.name();
+    assert!(vellum_core::ports::Queue::receive(t.env.queue.as_ref(), scan, 10, std::time::Duration::ZERO)
+        .unwrap()
+        .is_empty());
     t.drive(|_, _| false);
     let done = t.env.state.transfer(failed.id).unwrap().unwrap();
     assert_eq!(done.status, TransferStatus::Complete, "{:?}", done.failure_reason);

@@ -200,4 +200,16 @@ fn each_role_allows_exactly_the_calls_its_function_makes() {
         vec!["DashboardFunction"],
         "only the dashboard reaches users and keys"
     );
+    let dashboard: Vec<String> =
+        calls["DashboardFunction"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let sends: Vec<&String> = dashboard.iter().filter(|c| c.starts_with("sqs:SendMessage ")).collect();
+    assert_eq!(
+        sends,
+        vec!["sqs:SendMessage arn:aws:sqs:eu-west-1:123456789012:vellum-local-start"],
+        "the dashboard sends to the start queue only"
+    );
+    assert!(
+        !dashboard.iter().any(|c| c.starts_with("s3:DeleteObject") || c.starts_with("s3:PutObject")),
+        "the dashboard writes no object"
+    );
 }

@@ -1,6 +1,11 @@
 //! A FAILED transfer tried again from the microservice that failed: the transfer is
 //! reopened and that stage's messages are sent again. Every stage is idempotent, so what was
 //! already recorded (files, events, tasks, batches) is found and not written twice.
+//!
+//! Who asks (the dashboard, the command line) only reopens the transfer and puts a resend
+//! request on the start queue; the start function sends the stage's messages. So the
+//! dashboard's role needs no permission to send to any stage's queue but the start queue,
+//! which takes uploads too.
 
 use uuid::Uuid;
 
@@ -68,9 +73,46 @@ pub fn retry(state: &dyn StateStore, queue: &dyn Queue, id: Uuid) -> PortResult<
     } else {
         vec![StageMessage::transfer(id)]
     };
-    for chunk in messages.chunks(10) {
-        queue.send_batch(&job.stage, &chunk.iter().map(StageMessage::to_json).collect::<Vec<_>>())?;
-    }
+    let request = Resend { resend: ResendOf { transfer_id: id, stage: job.stage.clone() } };
+    queue.send(Stage::Start.name(), &serde_json::to_string(&request).expect("a resend request serializes"))?;
     tracing::info!(transfer_id = %id, stage = %job.stage, messages = messages.len(), "transfer retried");
     Ok(Ok(Retried { microservice: stage.job_name().to_string(), stage: job.stage, messages: messages.len() }))
+}
+
+/// A request, on the start queue, to send a reopened transfer's stage messages again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resend {
+    pub resend: ResendOf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendOf {
+    pub transfer_id: Uuid,
+    pub stage: String,
+}
+
+/// The start function's half of a retry: the stage's messages, sent only while the transfer
+/// is PROCESSING with that stage's job reopened (a late or repeated request sends them
+/// again, which the stages take in their stride; one for a transfer that has moved on, or
+/// was never reopened, sends nothing). True when messages were sent.
+pub fn resend(state: &dyn StateStore, queue: &dyn Queue, of: &ResendOf) -> PortResult<bool> {
+    let stage: Stage = of.stage.parse().map_err(|e: UnknownStage| PortError::Refused(e.to_string()))?;
+    let Some(transfer) = state.transfer(of.transfer_id)? else {
+        return Ok(false);
+    };
+    let reopened = state.job(of.transfer_id, stage.name())?.is_some_and(|j| j.status == JobStatus::Processing);
+    if transfer.status != TransferStatus::Processing || !reopened || stage == Stage::Start {
+        return Ok(false);
+    }
+    let messages: Vec<StageMessage> = if stage.is_per_file() {
+        (0..transfer.batch_count.max(1)).map(|b| StageMessage::batch(of.transfer_id, b)).collect()
+    } else {
+        vec![StageMessage::transfer(of.transfer_id)]
+    };
+    for chunk in messages.chunks(10) {
+        queue.send_batch(stage.name(), &chunk.iter().map(StageMessage::to_json).collect::<Vec<_>>())?;
+    }
+    Ok(true)
 }

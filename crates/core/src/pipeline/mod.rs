@@ -85,6 +85,15 @@ impl Pipeline {
         let stamp = self.stamp();
         let flow = self.flow(&stamp);
         if stage == Stage::Start {
+            if let Ok(request) = serde_json::from_str::<crate::operations::retry::Resend>(body) {
+                let of = &request.resend;
+                let sent = crate::operations::retry::resend(self.state.as_ref(), self.queue.as_ref(), of);
+                return match sent {
+                    Ok(true) => Outcome::Succeeded,
+                    Ok(false) => Outcome::Ignored,
+                    Err(e) => Outcome::Retry(format!("resending the {} messages of {}: {e}", of.stage, of.transfer_id)),
+                };
+            }
             if let Ok(event) = serde_json::from_str::<UploadEvent>(body) {
                 let (transfer_id, result) = self.start(flow).start_transfer(&event, ctx);
                 return self.settle(transfer_id, stage, result);
