@@ -7,7 +7,8 @@ behind an HTTP API with a JWT authorizer, and the monitor has a schedule. What i
 outlives the stack: every bucket that does not expire its objects, and every table, is
 retained on delete and replace; the AIP bucket is versioned and under Object Lock; every
 bucket refuses requests without TLS; the AIPs and their second copy (VELLUM_REPLICA_BUCKET)
-are versioned, under Object Lock and encrypted with a customer-managed KMS key that rotates. Flow control: every SQS event source has a maximum
+are versioned, under Object Lock and encrypted with a customer-managed KMS key that rotates;
+no table has a local secondary index. Flow control: every SQS event source has a maximum
 concurrency, every function it drives allows its own continuation loop (RecursiveLoop), and
 every dead-letter queue has an alarm, every stage queue an alarm on the age of its oldest
 message, and every function one on its throttles. Every function logs to a log group with a retention.
@@ -183,6 +184,8 @@ def preservation_problems(template, resources):
                 if not rotated:
                     problems.append(f"{name}: the AIP bucket is not encrypted with a customer-managed KMS key that rotates")
         if kind == "AWS::DynamoDB::Table":
+            if props.get("LocalSecondaryIndexes"):
+                problems.append(f"{name}: a local secondary index caps each partition's items at 10 GB")
             if res.get("DeletionPolicy") != "Retain" or res.get("UpdateReplacePolicy") != "Retain":
                 problems.append(f"{name}: the table is not retained (DeletionPolicy and UpdateReplacePolicy: Retain)")
     if not aip_buckets:

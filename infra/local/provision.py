@@ -73,7 +73,7 @@ if table not in ddb.list_tables()["TableNames"]:
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": a, "AttributeType": "S"}
-            for a in ["pk", "sk", "gsi1pk", "gsi1sk", "lsi_path", "lsi_order", "lsi_subject"]
+            for a in ["pk", "sk", "gsi1pk", "gsi1sk"]
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         GlobalSecondaryIndexes=[
@@ -85,18 +85,6 @@ if table not in ddb.list_tables()["TableNames"]:
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
-        ],
-        # Files in path order, files of a batch and events in order, events of one subject.
-        LocalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": sort, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, sort in [("files-by-path", "lsi_path"), ("by-order", "lsi_order"), ("by-subject", "lsi_subject")]
         ],
     )
     ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})

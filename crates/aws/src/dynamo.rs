@@ -5,8 +5,11 @@
 //! | transfer | `T#<id>` | `META` | `transfers-by-time` (gsi1pk `TRANSFERS`, or `HIDDEN` once hidden; gsi1sk `<created>#<id>`) |
 //! | upload event | `E#<sha256>` | `E` | (expires after 90 days: TTL `expires_at`) |
 //! | job | `T#<id>` | `JOB#<stage>` | (its done batches: a number set) |
-//! | file | `T#<id>` | `F#<uuid>` | `files-by-path` (lsi_path), `by-order` (`B#<batch>#<entry>`) |
-//! | event | `T#<id>` | `EV#<uuid>` | `by-order` (`E#<seq>`), `by-subject` (`<file or T>#<seq>`) |
+//! | file | `T#<id>` | `F#<uuid>` | |
+//! | file in batch order | `T#<id>` | `B#<batch>#<entry>` | (a pointer: `file` = its uuid) |
+//! | file in path order | `T#<id>` | `P#<path>` | (a pointer; a path over 1,000 bytes is cut there and `#<uuid>` added) |
+//! | event | `T#<id>` | `EV#<uuid>` | (the record, with its `seq`: what makes it written once) |
+//! | event in order, of a subject | `T#<id>` | `E#<seq>`, `S#<file or T>#<seq>` | (copies of the record: events never change) |
 //! | task | `J#<job>` | `TASK#<uuid>` | `transfers-by-time` (gsi1pk `TASK#<uuid>`), to find one by id |
 //! | SIP, AIP | `S#<sip uuid>`, `A#<aip uuid>` | `S`, `A` | (name their transfer) |
 //! | AIP versions | `V#<space>#<identifier>` | `V` | |
@@ -17,13 +20,19 @@
 //! duplicate never overwrites a record a later stage changed; each operation's commit point
 //! is the conditional update `ports.rs` names. Reads are consistent, except the transfer
 //! list (a global index).
+//!
+//! No local secondary index: orders are sort keys of the table itself (pointers to files,
+//! copies of events, written after the record and rewritten from it by a repeated delivery,
+//! 25 to a BatchWriteItem), so no item collection has a size limit and DynamoDB may split one
+//! transfer's partition by sort key when it is hot. Files listed in an order are read back
+//! with consistent BatchGetItem, 100 at a time.
 
 use std::collections::HashMap;
 use vellum_core::model::Stage;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
+    KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -50,9 +59,12 @@ const BY_TIME: &str = "transfers-by-time";
 /// The transfer list's partitions of `transfers-by-time`: a hidden transfer moves out.
 const LISTED: &str = "TRANSFERS";
 const HIDDEN: &str = "HIDDEN";
-const BY_PATH: &str = "files-by-path";
-const BY_ORDER: &str = "by-order";
-const BY_SUBJECT: &str = "by-subject";
+/// A path longer than this many bytes is cut in its pointer's sort key (DynamoDB's limit
+/// is 1,024).
+const PATH_KEY_BYTES: usize = 1000;
+/// DynamoDB's limits on one BatchWriteItem and one BatchGetItem.
+const BATCH_WRITE_ITEMS: usize = 25;
+const BATCH_GET_ITEMS: usize = 100;
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -170,22 +182,11 @@ impl DynamoState {
             KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key")
         };
         let all = Projection::builder().projection_type(ProjectionType::All).build();
-        let lsi = |index: &str, sort: &str| {
-            LocalSecondaryIndex::builder()
-                .index_name(index)
-                .key_schema(key("pk", KeyType::Hash))
-                .key_schema(key(sort, KeyType::Range))
-                .projection(all.clone())
-                .build()
-                .expect("an index")
-        };
         let call = client
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(
-                ["pk", "sk", "gsi1pk", "gsi1sk", "lsi_path", "lsi_order", "lsi_subject"].map(attr).to_vec(),
-            ))
+            .set_attribute_definitions(Some(["pk", "sk", "gsi1pk", "gsi1sk"].map(attr).to_vec()))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(
@@ -193,13 +194,10 @@ impl DynamoState {
                     .index_name(BY_TIME)
                     .key_schema(key("gsi1pk", KeyType::Hash))
                     .key_schema(key("gsi1sk", KeyType::Range))
-                    .projection(all.clone())
+                    .projection(all)
                     .build()
                     .expect("an index"),
-            )
-            .local_secondary_indexes(lsi(BY_PATH, "lsi_path"))
-            .local_secondary_indexes(lsi(BY_ORDER, "lsi_order"))
-            .local_secondary_indexes(lsi(BY_SUBJECT, "lsi_subject"));
+            );
         rt.block_on(call.send()).map_err(|e| port_error(&format!("creating the table {table}"), e))?;
         Ok(())
     }
@@ -234,6 +232,91 @@ impl DynamoState {
                 e => Err(e),
             },
         }
+    }
+
+    /// Puts `items` without conditions, 25 a request, again for whatever DynamoDB leaves
+    /// unprocessed (throttled): for pointers and copies, which a repeat rewrites the same.
+    pub(crate) fn put_all(&self, items: Vec<Item>) -> PortResult<()> {
+        for chunk in items.chunks(BATCH_WRITE_ITEMS) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                    put.map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| PortError::Refused(e.to_string()))
+                })
+                .collect::<PortResult<_>>()?;
+            for attempt in 0..8u32 {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+                }
+                let call = self.client.batch_write_item().request_items(&self.table, requests.clone());
+                let out = self.run(call.send()).map_err(|e| port_error("writing items", e))?;
+                requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(PortError::Unavailable(format!("{} items stayed unwritten (throttled)", requests.len())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The items at `keys` (pk, sk), read consistently, 100 a request, in the order of
+    /// `keys`; one not there is an error (a pointer to nothing).
+    pub(crate) fn get_all(&self, keys: &[(String, String)]) -> PortResult<Vec<Item>> {
+        let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_ITEMS) {
+            let mut wanted: Vec<Item> =
+                chunk.iter().map(|(pk, sk)| Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])).collect();
+            for attempt in 0..8u32 {
+                if wanted.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Refused(e.to_string()))?;
+                let call = self.client.batch_get_item().request_items(&self.table, request);
+                let out = self.run(call.send()).map_err(|e| port_error("reading items", e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let key = (text(&item, "pk").unwrap_or_default(), text(&item, "sk").unwrap_or_default());
+                    found.insert(key, item);
+                }
+                wanted =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            }
+            if !wanted.is_empty() {
+                return Err(PortError::Unavailable(format!("{} items stayed unread (throttled)", wanted.len())));
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                found
+                    .remove(k)
+                    .ok_or_else(|| PortError::Corrupt(format!("{} {} is pointed at but not there", k.0, k.1)))
+            })
+            .collect()
+    }
+
+    /// The files the pointers of a query name, in the pointers' order.
+    fn files_pointed_at(&self, transfer_id: Uuid, pointers: &[Item]) -> PortResult<Vec<File>> {
+        let pk = transfer_pk(transfer_id);
+        let keys: Vec<(String, String)> = pointers
+            .iter()
+            .map(|p| {
+                text(p, "file")
+                    .map(|uuid| (pk.clone(), format!("F#{uuid}")))
+                    .ok_or_else(|| PortError::Corrupt(format!("a file pointer of {pk} names no file")))
+            })
+            .collect::<PortResult<_>>()?;
+        self.get_all(&keys)?.iter().map(|i| entity(i, "file")).collect()
     }
 
     /// Deletes an item (there or not).
@@ -354,27 +437,33 @@ impl DynamoState {
         }
         for (transfer_id, events) in by_transfer {
             let first = self.reserve_seq(transfer_id, events.len())?;
+            let pk = transfer_pk(transfer_id);
+            let mut copies = Vec::with_capacity(events.len() * 2);
             for (i, e) in events.into_iter().enumerate() {
-                let seq = first + i as u64;
                 let mut item = fields(e);
-                item.insert("pk".into(), s(transfer_pk(transfer_id)));
+                item.insert("pk".into(), s(&pk));
                 item.insert("sk".into(), s(format!("EV#{}", e.uuid)));
-                item.insert("seq".into(), n(seq));
-                item.insert("lsi_order".into(), s(format!("E#{seq:012}")));
-                let subject = e.file_uuid.map_or_else(|| "T".to_string(), |f| f.to_string());
-                item.insert("lsi_subject".into(), s(format!("{subject}#{seq:012}")));
-                // An event is never rewritten: a duplicate leaves the first in place.
-                self.put_new(item)?;
+                item.insert("seq".into(), n(first + i as u64));
+                // An event is never rewritten: a duplicate leaves the first in place, and
+                // its copies are written again from it (a delivery may have stopped between).
+                let record = if self.put_new(item.clone())? {
+                    item
+                } else {
+                    self.get(&pk, &format!("EV#{}", e.uuid))?
+                        .ok_or_else(|| PortError::Corrupt(format!("the event {} vanished", e.uuid)))?
+                };
+                copies.extend(event_copies(&record)?);
             }
+            self.put_all(copies)?;
         }
         Ok(())
     }
 
     fn events_of(&self, transfer_id: Uuid, subject: &str) -> PortResult<Vec<PremisEvent>> {
         let (items, _) = self.query(
-            Some(BY_SUBJECT),
-            "pk = :pk AND begins_with(lsi_subject, :s)",
-            vec![(":pk", s(transfer_pk(transfer_id))), (":s", s(format!("{subject}#")))],
+            None,
+            "pk = :pk AND begins_with(sk, :s)",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":s", s(format!("S#{subject}#")))],
             None,
         )?;
         items.iter().map(|i| entity(i, "event")).collect()
@@ -904,16 +993,22 @@ impl FileCatalogue for DynamoState {
         if current != *from || current.done {
             return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
         }
+        let pk = transfer_pk(transfer_id);
+        let mut pointers = Vec::with_capacity(files.len() * 2);
         for f in files {
             let mut item = fields(f);
             item.insert("batch".into(), n(from.batches));
-            item.insert("pk".into(), s(transfer_pk(transfer_id)));
+            item.insert("pk".into(), s(&pk));
             item.insert("sk".into(), s(format!("F#{}", f.uuid)));
-            item.insert("lsi_path".into(), s(&f.current_path));
-            item.insert("lsi_order".into(), s(format!("B#{:010}#{:020}", from.batches, f.entry_index)));
             // Never over a record a later stage may have patched.
             self.put_new(item)?;
+            let pointer = |sk: String| {
+                Item::from([("pk".into(), s(&pk)), ("sk".into(), s(sk)), ("file".into(), s(f.uuid.to_string()))])
+            };
+            pointers.push(pointer(format!("B#{:010}#{:020}", from.batches, f.entry_index)));
+            pointers.push(pointer(format!("P#{}", path_key(f))));
         }
+        self.put_all(pointers)?;
         self.put_events(events)?;
         let next = ExtractCheckpoint {
             next_entry,
@@ -1009,17 +1104,20 @@ impl FileCatalogue for DynamoState {
 
     fn files(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
         let limit = limit.max(1);
-        let mut values = vec![(":pk", s(transfer_pk(transfer_id)))];
-        let condition = match after {
-            Some(a) => {
-                values.push((":after", s(a)));
-                "pk = :pk AND lsi_path > :after"
-            }
-            None => "pk = :pk",
-        };
-        let (items, more) = self.query(Some(BY_PATH), condition, values, Some(limit + 1))?;
-        let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
-        Ok(page(files, limit, more, |f| f.current_path.clone()))
+        // The pointers after the cursor (a pointer's key past "P#"); what sorts after them
+        // (other kinds of item) ends the list.
+        let (items, more) = self.query(
+            None,
+            "pk = :pk AND sk > :after",
+            vec![(":pk", s(transfer_pk(transfer_id))), (":after", s(format!("P#{}", after.unwrap_or_default())))],
+            Some(limit + 1),
+        )?;
+        let all = items.len();
+        let pointers: Vec<Item> =
+            items.into_iter().take_while(|i| text(i, "sk").is_some_and(|sk| sk.starts_with("P#"))).collect();
+        let more = more && pointers.len() == all;
+        let files = self.files_pointed_at(transfer_id, &pointers)?;
+        Ok(page(files, limit, more, path_key))
     }
 
     fn batch_files(&self, transfer_id: Uuid, batch: u32, after: Option<&str>, limit: usize) -> PortResult<Page<File>> {
@@ -1033,12 +1131,12 @@ impl FileCatalogue for DynamoState {
             }
         };
         let (items, more) = self.query(
-            Some(BY_ORDER),
-            "pk = :pk AND lsi_order BETWEEN :from AND :to",
+            None,
+            "pk = :pk AND sk BETWEEN :from AND :to",
             vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(from)), (":to", s(format!("B#{batch:010}#~")))],
             Some(limit + 1),
         )?;
-        let files: Vec<File> = items.iter().map(|i| entity(i, "file")).collect::<PortResult<_>>()?;
+        let files = self.files_pointed_at(transfer_id, &items)?;
         Ok(page(files, limit, more, |f| f.entry_index.to_string()))
     }
 }
@@ -1057,8 +1155,8 @@ impl EventLog for DynamoState {
             }
         };
         let (items, more) = self.query(
-            Some(BY_ORDER),
-            "pk = :pk AND lsi_order BETWEEN :from AND :to",
+            None,
+            "pk = :pk AND sk BETWEEN :from AND :to",
             vec![(":pk", s(transfer_pk(transfer_id))), (":from", s(format!("E#{from:012}"))), (":to", s("E#~"))],
             Some(limit + 1),
         )?;
@@ -1123,6 +1221,34 @@ impl DynamoState {
         }
         Ok(())
     }
+}
+
+/// The key of a file's pointer in path order, past "P#": its path, or a long path cut at
+/// `PATH_KEY_BYTES` (on a character's edge) with its uuid after, so keys stay unique.
+fn path_key(f: &File) -> String {
+    let path = &f.current_path;
+    if path.len() <= PATH_KEY_BYTES {
+        return path.clone();
+    }
+    let mut cut = PATH_KEY_BYTES;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}#{}", &path[..cut], f.uuid)
+}
+
+/// An event record's copies in the transfer's order and in its subject's.
+fn event_copies(record: &Item) -> PortResult<[Item; 2]> {
+    let seq = num(record, "seq")?;
+    let subject = text(record, "file_uuid").unwrap_or_else(|| "T".to_string());
+    let pk = text(record, "pk").unwrap_or_default();
+    let copy = |sk: String| {
+        let mut item = record.clone();
+        item.insert("pk".into(), s(&pk));
+        item.insert("sk".into(), s(sk));
+        item
+    };
+    Ok([copy(format!("E#{seq:012}")), copy(format!("S#{subject}#{seq:012}"))])
 }
 
 /// A value as serde names it, the way it is stored.
