@@ -11,7 +11,8 @@ are versioned, under Object Lock and encrypted with a customer-managed KMS key t
 no table has a local secondary index. Flow control: every SQS event source has a maximum
 concurrency, every function it drives allows its own continuation loop (RecursiveLoop), and
 every dead-letter queue has an alarm, every stage queue an alarm on the age of its oldest
-message, and every function one on its throttles. Every function logs to a log group with a retention.
+message, every function one on its throttles, and every SQS-driven function one on the
+messages it gives back (the handler's BatchItemFailures metric). Every function logs to a log group with a retention.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -201,10 +202,15 @@ def flow_control_problems(resources):
         n for n, r in resources.items()
         if r.get("Type") == "AWS::Logs::LogGroup" and (r.get("Properties") or {}).get("RetentionInDays")
     }
+    retried_stages = set()
     for res in resources.values():
         if res.get("Type") == "AWS::CloudWatch::Alarm":
             props = res.get("Properties") or {}
             alarmed_queues |= refs(props.get("Dimensions"))
+            if props.get("MetricName") == "BatchItemFailures":
+                for d in as_list(props.get("Dimensions") or []):
+                    if isinstance(d, dict) and d.get("Name") == "Stage":
+                        retried_stages.add(str(d.get("Value")))
             if props.get("MetricName") == "ApproximateAgeOfOldestMessage":
                 aged_queues |= refs(props.get("Dimensions"))
     for name, res in resources.items():
@@ -219,6 +225,10 @@ def flow_control_problems(resources):
                     scaling = (ev.get("Properties") or {}).get("ScalingConfig") or {}
                     if "MaximumConcurrency" not in scaling:
                         problems.append(f"{name}.{ev_name}: no maximum concurrency")
+                    # The handler's metric of messages given back (lambda.rs), by stage.
+                    stage = "".join(refs((ev.get("Properties") or {}).get("Queue"))).lower().removesuffix("queue")
+                    if stage not in retried_stages:
+                        problems.append(f"{name}.{ev_name}: no alarm on its batch-item failures (Vellum/BatchItemFailures)")
             if queued and props.get("RecursiveLoop") != "Allow":
                 problems.append(f"{name}: continues through its own queue without RecursiveLoop: Allow")
         if res.get("Type") == "AWS::SQS::Queue":

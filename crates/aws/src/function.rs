@@ -63,6 +63,9 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
                 crate::lambda::handle_sqs(&app.pipeline, stage, &event.payload, budget)
             })
             .await?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            // Straight to standard output: CloudWatch reads the metric from the line itself.
+            println!("{}", crate::lambda::batch_item_failures_metric(stage, &answer, now));
             Ok::<SqsBatchResponse, Error>(answer)
         }
     }))

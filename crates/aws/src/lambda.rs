@@ -108,9 +108,53 @@ pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration
     response
 }
 
+/// The namespace of the metrics Vellum's functions emit.
+pub const METRICS_NAMESPACE: &str = "Vellum";
+
+/// How many of a batch's messages the handler gave back, as a CloudWatch metric in the
+/// embedded metric format: one JSON line on standard output, which CloudWatch Logs turns
+/// into the metric `Vellum/BatchItemFailures` with the dimension `Stage` (no API call, no
+/// permission). Lambda's own `Errors` metric does not count these: the invocation succeeded.
+pub fn batch_item_failures_metric(stage: Stage, response: &SqsBatchResponse, now_millis: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_millis,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Stage"]],
+                "Metrics": [{"Name": "BatchItemFailures", "Unit": "Count"}],
+            }],
+        },
+        "Stage": stage.name(),
+        "BatchItemFailures": response.batch_item_failures.len(),
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metric line is CloudWatch's embedded metric format: the namespace, the dimension
+    /// and the count where CloudWatch reads them.
+    #[test]
+    fn batch_item_failures_are_a_metric_in_the_embedded_format() {
+        let mut response = SqsBatchResponse::default();
+        for id in ["a", "b"] {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.into();
+            response.batch_item_failures.push(failure);
+        }
+        let line: serde_json::Value =
+            serde_json::from_str(&batch_item_failures_metric(Stage::Scan, &response, 1_700_000_000_000)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Vellum");
+        assert_eq!(directive["Dimensions"][0][0], "Stage");
+        assert_eq!(directive["Metrics"][0]["Name"], "BatchItemFailures");
+        assert_eq!(line["Stage"], "scan");
+        assert_eq!(line["BatchItemFailures"], 2);
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
 
     /// As moto's S3 sends it to a queue: the key URL-encoded, `/` included.
     const NOTIFICATION: &str = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-west-1", "eventTime": "2026-11-27T19:41:56.426Z", "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "configurationId": "c", "bucket": {"name": "vellum-local-uploads", "arn": "arn:aws:s3:::vellum-local-uploads"}, "object": {"key": "born-digital%2FA+B%C3%A9.zip", "size": 1, "eTag": "9dd4"}}}]}"#;

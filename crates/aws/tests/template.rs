@@ -39,6 +39,11 @@ fn the_template_keeps_least_privilege_flow_control_and_what_is_preserved() {
     std::fs::write(
         &bad,
         r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Environment:
+      Variables:
+        VELLUM_AIPS_BUCKET: !Ref LooseBucket
 Resources:
   LooseFunction:
     Type: AWS::Serverless::Function
@@ -68,6 +73,11 @@ Resources:
     Type: AWS::S3::Bucket
   LooseTable:
     Type: AWS::DynamoDB::Table
+    Properties:
+      LocalSecondaryIndexes:
+        - IndexName: by-path
+          KeySchema: [{ AttributeName: pk, KeyType: HASH }, { AttributeName: path, KeyType: RANGE }]
+          Projection: { ProjectionType: ALL }
   OpenApi:
     Type: AWS::Serverless::HttpApi
   DashboardFunction:
@@ -127,7 +137,12 @@ Resources:
         "LooseBucket: preserved bytes not retained",
         "LooseBucket: no bucket policy refusing requests without TLS",
         "LooseTable: the table is not retained",
-        "no AIP bucket named by VELLUM_AIPS_BUCKET",
+        "LooseBucket: the AIP bucket is not versioned",
+        "LooseBucket: the AIP bucket is not under Object Lock",
+        "LooseBucket: the AIP bucket is not encrypted with a customer-managed KMS key that rotates",
+        "no second storage location for the AIPs",
+        "LooseTable: a local secondary index caps each partition's items at 10 GB",
+        "LooseFunction.Queue: no alarm on its batch-item failures",
         "LooseFunction: no alarm on its throttles",
         "AgelessQueue: no alarm on the age of its oldest message",
     ] {
