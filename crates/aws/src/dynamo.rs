@@ -32,7 +32,8 @@ use vellum_core::model::Stage;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType, WriteRequest,
+    KeysAndAttributes, Projection, ProjectionType, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -65,6 +66,50 @@ const PATH_KEY_BYTES: usize = 1000;
 /// DynamoDB's limits on one BatchWriteItem and one BatchGetItem.
 const BATCH_WRITE_ITEMS: usize = 25;
 const BATCH_GET_ITEMS: usize = 100;
+/// DynamoDB's limits on one TransactWriteItems: 100 items, 4 MB (kept well under).
+const TRANSACTION_ITEMS: usize = 100;
+const TRANSACTION_BYTES: usize = 3_000_000;
+
+/// An item's size as DynamoDB counts it, near enough: names and values.
+fn item_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::M(m) => m.iter().map(|(k, v)| k.len() + value(v)).sum::<usize>() + 3,
+            AttributeValue::L(l) => l.iter().map(value).sum::<usize>() + 3,
+            AttributeValue::Ss(s) | AttributeValue::Ns(s) => s.iter().map(String::len).sum(),
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// `items` in runs that fit one transaction each.
+fn transaction_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == TRANSACTION_ITEMS || bytes + n > TRANSACTION_BYTES) {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+/// One file's patch as an update: its expression, values and names.
+struct PatchUpdate {
+    sk: String,
+    expression: String,
+    values: Vec<(String, AttributeValue)>,
+    names: Vec<(String, String)>,
+}
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -232,6 +277,40 @@ impl DynamoState {
                 e => Err(e),
             },
         }
+    }
+
+    /// Puts each item unless one with its key exists, up to 100 in one transaction; a run in
+    /// which one exists already (a repeated delivery) is put item by item. Says which were new.
+    pub(crate) fn put_all_new(&self, items: &[Item]) -> PortResult<Vec<bool>> {
+        let mut new = Vec::with_capacity(items.len());
+        for chunk in transaction_chunks(items, item_size) {
+            if chunk.len() > 1 {
+                let mut call = self.client.transact_write_items();
+                for item in chunk {
+                    let put = aws_sdk_dynamodb::types::Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| PortError::Refused(e.to_string()))?;
+                    call = call.transact_items(TransactWriteItem::builder().put(put).build());
+                }
+                match self.run(call.send()) {
+                    Ok(_) => {
+                        new.extend(std::iter::repeat_n(true, chunk.len()));
+                        continue;
+                    }
+                    Err(e) => match port_error("writing items", e) {
+                        e if failed_condition(&e) => {}
+                        e => return Err(e),
+                    },
+                }
+            }
+            for item in chunk {
+                new.push(self.put_new(item.clone())?);
+            }
+        }
+        Ok(new)
     }
 
     /// Puts `items` without conditions, 25 a request, again for whatever DynamoDB leaves
@@ -438,16 +517,24 @@ impl DynamoState {
         for (transfer_id, events) in by_transfer {
             let first = self.reserve_seq(transfer_id, events.len())?;
             let pk = transfer_pk(transfer_id);
+            let records: Vec<Item> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let mut item = fields(*e);
+                    item.insert("pk".into(), s(&pk));
+                    item.insert("sk".into(), s(format!("EV#{}", e.uuid)));
+                    item.insert("seq".into(), n(first + i as u64));
+                    item
+                })
+                .collect();
+            let new = self.put_all_new(&records)?;
             let mut copies = Vec::with_capacity(events.len() * 2);
-            for (i, e) in events.into_iter().enumerate() {
-                let mut item = fields(e);
-                item.insert("pk".into(), s(&pk));
-                item.insert("sk".into(), s(format!("EV#{}", e.uuid)));
-                item.insert("seq".into(), n(first + i as u64));
+            for ((e, record), new) in events.iter().zip(records).zip(new) {
                 // An event is never rewritten: a duplicate leaves the first in place, and
                 // its copies are written again from it (a delivery may have stopped between).
-                let record = if self.put_new(item.clone())? {
-                    item
+                let record = if new {
+                    record
                 } else {
                     self.get(&pk, &format!("EV#{}", e.uuid))?
                         .ok_or_else(|| PortError::Corrupt(format!("the event {} vanished", e.uuid)))?
@@ -994,14 +1081,20 @@ impl FileCatalogue for DynamoState {
             return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
         }
         let pk = transfer_pk(transfer_id);
+        let records: Vec<Item> = files
+            .iter()
+            .map(|f| {
+                let mut item = fields(f);
+                item.insert("batch".into(), n(from.batches));
+                item.insert("pk".into(), s(&pk));
+                item.insert("sk".into(), s(format!("F#{}", f.uuid)));
+                item
+            })
+            .collect();
+        // Never over a record a later stage may have patched.
+        self.put_all_new(&records)?;
         let mut pointers = Vec::with_capacity(files.len() * 2);
         for f in files {
-            let mut item = fields(f);
-            item.insert("batch".into(), n(from.batches));
-            item.insert("pk".into(), s(&pk));
-            item.insert("sk".into(), s(format!("F#{}", f.uuid)));
-            // Never over a record a later stage may have patched.
-            self.put_new(item)?;
             let pointer = |sk: String| {
                 Item::from([("pk".into(), s(&pk)), ("sk".into(), s(sk)), ("file".into(), s(f.uuid.to_string()))])
             };
@@ -1062,15 +1155,19 @@ impl FileCatalogue for DynamoState {
         events: &[PremisEvent],
         patches: &[FilePatch],
     ) -> PortResult<()> {
-        for t in tasks {
-            let mut item = fields(t);
-            item.insert("pk".into(), s(format!("J#{}", t.job_uuid)));
-            item.insert("sk".into(), s(format!("TASK#{}", t.uuid)));
-            // Found by its id alone (Archivematica's v2beta/task) through the global index.
-            item.insert("gsi1pk".into(), s(format!("TASK#{}", t.uuid)));
-            item.insert("gsi1sk".into(), s("T"));
-            self.put_new(item)?;
-        }
+        let tasks: Vec<Item> = tasks
+            .iter()
+            .map(|t| {
+                let mut item = fields(t);
+                item.insert("pk".into(), s(format!("J#{}", t.job_uuid)));
+                item.insert("sk".into(), s(format!("TASK#{}", t.uuid)));
+                // Found by its id alone (Archivematica's v2beta/task) through the global index.
+                item.insert("gsi1pk".into(), s(format!("TASK#{}", t.uuid)));
+                item.insert("gsi1sk".into(), s("T"));
+                item
+            })
+            .collect();
+        self.put_all_new(&tasks)?;
         self.put_events(events)?;
         self.apply_patches(transfer_id, patches)
     }
@@ -1179,48 +1276,85 @@ impl DynamoState {
     /// A patch sets what it carries, key by key inside the maps, so applying it twice
     /// changes nothing.
     fn apply_patches(&self, transfer_id: Uuid, patches: &[FilePatch]) -> PortResult<()> {
-        for p in patches {
-            let mut sets = Vec::new();
-            let mut values: Vec<(String, AttributeValue)> = Vec::new();
-            let mut names: Vec<(String, String)> = Vec::new();
-            for (i, (k, v)) in p.checksums.iter().enumerate() {
-                sets.push(format!("checksums.#c{i} = :c{i}"));
-                names.push((format!("#c{i}"), k.clone()));
-                values.push((format!(":c{i}"), s(v)));
+        let updates: Vec<PatchUpdate> = patches.iter().filter_map(patch_update).collect();
+        let pk = transfer_pk(transfer_id);
+        let size = |u: &PatchUpdate| {
+            u.values.iter().map(|(k, v)| k.len() + item_size(&Item::from([(k.clone(), v.clone())]))).sum::<usize>()
+                + u.expression.len()
+        };
+        for chunk in transaction_chunks(&updates, size) {
+            if chunk.len() > 1 {
+                let mut call = self.client.transact_write_items();
+                for u in chunk {
+                    let update = aws_sdk_dynamodb::types::Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(&pk))
+                        .key("sk", s(&u.sk))
+                        .update_expression(&u.expression)
+                        .condition_expression("attribute_exists(pk)")
+                        .set_expression_attribute_values(Some(u.values.iter().cloned().collect()))
+                        .set_expression_attribute_names(Some(u.names.iter().cloned().collect()))
+                        .build()
+                        .map_err(|e| PortError::Refused(e.to_string()))?;
+                    call = call.transact_items(TransactWriteItem::builder().update(update).build());
+                }
+                match self.run(call.send()) {
+                    Ok(_) => continue,
+                    Err(e) => match port_error("patching files", e) {
+                        // A file not there (or a race): item by item, as below.
+                        e if failed_condition(&e) => {}
+                        e => return Err(e),
+                    },
+                }
             }
-            for (i, (k, v)) in p.characteristics.iter().enumerate() {
-                sets.push(format!("characteristics.#t{i} = :t{i}"));
-                names.push((format!("#t{i}"), k.clone()));
-                values.push((format!(":t{i}"), s(v)));
+            for u in chunk {
+                self.update(
+                    &pk,
+                    &u.sk,
+                    &u.expression,
+                    Some("attribute_exists(pk)"),
+                    u.values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+                    u.names.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                )?;
             }
-            if let Some(f) = &p.format {
-                sets.push("#format = :format".into());
-                names.push(("#format".into(), "format".into()));
-                values.push((
-                    ":format".into(),
-                    to_attr(&serde_json::to_value(f).expect("formats serialize")).unwrap_or(AttributeValue::Null(true)),
-                ));
-            }
-            if let Some(size) = p.size {
-                sets.push("#size = :size".into());
-                names.push(("#size".into(), "size".into()));
-                values.push((":size".into(), n(size)));
-            }
-            if sets.is_empty() {
-                continue;
-            }
-            let expression = format!("SET {}", sets.join(", "));
-            self.update(
-                &transfer_pk(transfer_id),
-                &format!("F#{}", p.uuid),
-                &expression,
-                Some("attribute_exists(pk)"),
-                values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
-                names.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            )?;
         }
         Ok(())
     }
+}
+
+/// A patch as the update that sets what it carries, key by key inside the maps, so applying
+/// it twice changes nothing; None when it carries nothing.
+fn patch_update(p: &FilePatch) -> Option<PatchUpdate> {
+    let mut sets = Vec::new();
+    let mut values: Vec<(String, AttributeValue)> = Vec::new();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for (i, (k, v)) in p.checksums.iter().enumerate() {
+        sets.push(format!("checksums.#c{i} = :c{i}"));
+        names.push((format!("#c{i}"), k.clone()));
+        values.push((format!(":c{i}"), s(v)));
+    }
+    for (i, (k, v)) in p.characteristics.iter().enumerate() {
+        sets.push(format!("characteristics.#t{i} = :t{i}"));
+        names.push((format!("#t{i}"), k.clone()));
+        values.push((format!(":t{i}"), s(v)));
+    }
+    if let Some(f) = &p.format {
+        sets.push("#format = :format".into());
+        names.push(("#format".into(), "format".into()));
+        values.push((
+            ":format".into(),
+            to_attr(&serde_json::to_value(f).expect("formats serialize")).unwrap_or(AttributeValue::Null(true)),
+        ));
+    }
+    if let Some(size) = p.size {
+        sets.push("#size = :size".into());
+        names.push(("#size".into(), "size".into()));
+        values.push((":size".into(), n(size)));
+    }
+    if sets.is_empty() {
+        return None;
+    }
+    Some(PatchUpdate { sk: format!("F#{}", p.uuid), expression: format!("SET {}", sets.join(", ")), values, names })
 }
 
 /// The key of a file's pointer in path order, past "P#": its path, or a long path cut at
@@ -1241,10 +1375,8 @@ fn path_key(f: &File) -> String {
 fn event_copies(record: &Item) -> PortResult<[Item; 2]> {
     let seq = num(record, "seq")?;
     let subject = text(record, "file_uuid").unwrap_or_else(|| "T".to_string());
-    let pk = text(record, "pk").unwrap_or_default();
     let copy = |sk: String| {
         let mut item = record.clone();
-        item.insert("pk".into(), s(&pk));
         item.insert("sk".into(), s(sk));
         item
     };
