@@ -22,11 +22,14 @@ moto 5 checks signatures and identity policies, but not quite as AWS does. Here:
   - SNS Publish is checked against its topic's ARN, not "*"; SQS GetQueueUrl against the
     queue it names; SQS's batch operations against the single message's action
     (SendMessageBatch needs sqs:SendMessage).
-  - A refusal says which action on which resource, as AWS's own messages do, and is logged.
+  - A refusal says which action on which resource, as AWS's own messages do, and is logged;
+    so is every request ("IAM request: <user> <service>:<operation>"), which is how
+    crates/aws/tests/requests.rs counts what each function asks of AWS.
 Conditions in policies are not evaluated (moto's evaluation of them is incomplete): Vellum's
 policies use none; least privilege rests on actions and resources.
 """
 
+import copy
 import json
 import re
 import sys
@@ -36,6 +39,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
+import moto.dynamodb.exceptions as _ddb_errors
+import moto.dynamodb.models as _dynamodb_models
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.responses import DynamoHandler
 from moto.iam.access_control import IAMRequest, S3IAMRequest
 from moto.s3.exceptions import S3ClientError
@@ -56,6 +62,83 @@ def _one_at_a_time(self):  # type: ignore[no-untyped-def]
 DynamoHandler.call_action = _one_at_a_time  # type: ignore[method-assign]
 
 
+def _transact_write_items(self, transact_items):  # type: ignore[no-untyped-def]
+    """moto's TransactWriteItems (5.2), backing up each item it changes instead of deep-copying
+    the whole table once for every item of the transaction (which, on a table the tests have
+    filled, took gigabytes and minutes: moto was killed for memory). Rolled back item by item
+    in reverse; atomic because every DynamoDB request here runs under one lock."""
+    if len(transact_items) > 100:
+        raise _ddb_errors.TooManyTransactionsException()
+    changed = []  # (table, key, the item before, or None)
+    targets = set()
+
+    def roll_back():  # type: ignore[no-untyped-def]
+        for table_name, key, before in reversed(changed):
+            if before is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, before)
+
+    errors = []
+    for item in transact_items:
+        original_item = None
+        if len(list(item.keys())) > 1:
+            raise _ddb_errors.TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition = op.get("ConditionExpression")
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                attrs = op["Item"]
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise _ddb_errors.MultipleTransactionsException()
+            targets.add(target)
+            current = self.get_item(table_name, key)
+            if condition is not None:
+                if not get_filter_expression(condition, names, values).expr(current):
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        original_item = current.to_json()["Attributes"]
+                    raise _ddb_errors.ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                before = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+                changed.append((table_name, key, before))
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"], condition_expression=condition,
+                              expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, condition_expression=condition,
+                                 expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Update":
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"],
+                                 condition_expression=condition, expression_attribute_names=names,
+                                 expression_attribute_values=values)
+            errors.append((None, None, None))
+        except (_ddb_errors.MultipleTransactionsException, _ddb_errors.MockValidationException):
+            roll_back()
+            raise
+        except _ddb_errors.ConditionalCheckFailed as e:
+            errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+        except Exception as e:  # noqa: BLE001 (as moto: any other failure cancels the transaction)
+            errors.append((type(e).__name__, str(e), original_item))
+    if any(code is not None for code, _, _ in errors):
+        roll_back()
+        raise _ddb_errors.TransactionCanceledException(errors)
+
+
+_dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+
+
 def _enforced():
     if ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT:
         return True
@@ -67,8 +150,9 @@ def _refused(principal, action, resource):
     print(f"IAM refused: {principal} {action} {resource}", file=sys.stderr, flush=True)
 
 
-def _check(handler, request_cls, action, resource, signature=True):
-    """One action on one resource, with the request's credentials."""
+def _check(handler, request_cls, action, resource, signature=True, operation=None):
+    """One action on one resource, with the request's credentials. With `operation` (the
+    request's first check), the request itself is logged too: requests are counted by it."""
     uri = urlparse(handler.uri)
     path = handler.raw_path + ("?" + uri.query if uri.query else "")
     request = request_cls(
@@ -82,6 +166,8 @@ def _check(handler, request_cls, action, resource, signature=True):
     )
     if signature:
         request.check_signature()
+    if operation:
+        print(f"IAM request: {request._access_key.arn} {operation}", file=sys.stderr, flush=True)
     try:
         request.check_action_permitted(resource)
         print(f"IAM allowed: {request._access_key.arn} {request._action} {resource}", file=sys.stderr, flush=True)
@@ -175,7 +261,7 @@ def _s3_authorize(self, bucket_name=None, key_name=None):  # type: ignore[no-unt
         self.headers = dict(received)
         self.headers["Authorization"] = f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=x"
         try:
-            _check(self, S3IAMRequest, action, resource, signature=False)
+            _check(self, S3IAMRequest, action, resource, signature=False, operation=f"s3:{operation}")
         finally:
             self.headers = received
         return
@@ -189,7 +275,7 @@ def _s3_authorize(self, bucket_name=None, key_name=None):  # type: ignore[no-unt
         keys = re.findall(r"<Key>(.*?)</Key>", body)
         checks = [("DeleteObject", f"arn:aws:s3:::{bucket_name}/{k}") for k in keys] or checks
     for i, (act, res) in enumerate(checks):
-        _check(self, S3IAMRequest, act, res, signature=i == 0)
+        _check(self, S3IAMRequest, act, res, signature=i == 0, operation=f"s3:{operation}" if i == 0 else None)
 
 
 S3Response._authenticate_and_authorize_s3_action = _s3_authorize  # type: ignore[method-assign]
@@ -226,8 +312,9 @@ def _dynamodb_checks(handler):
 def _dynamodb_authorize(self, resource="*"):  # type: ignore[no-untyped-def]
     if not _enforced():
         return
+    operation = f"dynamodb:{self._get_action()}"
     for i, (action, res) in enumerate(_dynamodb_checks(self)):
-        _check(self, IAMRequest, action, res, signature=i == 0)
+        _check(self, IAMRequest, action, res, signature=i == 0, operation=operation if i == 0 else None)
 
 
 DynamoHandler._authenticate_and_authorize_normal_action = _dynamodb_authorize  # type: ignore[method-assign]
@@ -248,9 +335,8 @@ def _normal_authorize(self, resource="*"):  # type: ignore[no-untyped-def]
     if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
         return
     operation = self._get_action()
-    if isinstance(self, SQSResponse):
-        operation = SQS_ACTIONS.get(operation, operation)
-    _check(self, IAMRequest, operation, resource)
+    action = SQS_ACTIONS.get(operation, operation) if isinstance(self, SQSResponse) else operation
+    _check(self, IAMRequest, action, resource, operation=f"{self.service_name}:{operation}")
 
 
 ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _normal_authorize  # type: ignore[method-assign]

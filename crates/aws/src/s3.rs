@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging,
+};
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
@@ -234,8 +236,13 @@ impl ObjectWriter for S3Writer {
         match &self.upload_id {
             None => {
                 let body = std::mem::take(&mut self.buffer);
+                let size = body.len() as u64;
                 s.run(s.client.put_object().bucket(&s.bucket).key(&self.key).body(ByteStream::from(body)).send())
                     .map_err(|e| port_error(&format!("writing {}", self.key), e))?;
+                self.committed = true;
+                // S3 has it once PutObject answers (strong read-after-write consistency): no
+                // HeadObject after every small write, which was a request a file.
+                return Ok(ObjectMeta { key: self.key.clone(), size, last_modified: None });
             }
             Some(_) => {
                 if !self.buffer.is_empty() {
@@ -373,6 +380,41 @@ impl ObjectStore for S3Store {
         self.run(self.client.delete_object().bucket(&self.bucket).key(key).send())
             .map_err(|e| port_error(&format!("deleting {key}"), e))?;
         Ok(())
+    }
+
+    /// A thousand keys a request (DeleteObjects), not one: a transfer's working area holds a
+    /// copy of every file.
+    fn delete_prefix(&self, prefix: &str) -> PortResult<()> {
+        loop {
+            let page = self.list_page(prefix, None, 1000)?;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            let objects: Vec<ObjectIdentifier> = page
+                .items
+                .iter()
+                .map(|m| ObjectIdentifier::builder().key(&m.key).build())
+                .collect::<Result<_, _>>()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let out = self
+                .run(self.client.delete_objects().bucket(&self.bucket).delete(delete).send())
+                .map_err(|e| port_error(&format!("deleting under {prefix}"), e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(PortError::Unavailable(format!(
+                    "deleting {} under {prefix}: {}",
+                    e.key().unwrap_or_default(),
+                    e.message().unwrap_or_default()
+                )));
+            }
+            if page.next.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
