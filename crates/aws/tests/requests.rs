@@ -76,6 +76,10 @@ fn requests_per_file_agree_with_the_models_inputs() {
         *counted.entry(function.to_string()).or_default().entry(operation.to_string()).or_default() += 1.0 / files;
     }
     assert!(counted.contains_key("StoreFunction"), "no request of this test's users was logged in {log:?}");
+    let items = item_sizes(transfer.id);
+    for kind in ["file", "event", "job", "transfer"] {
+        assert!(items.get(kind).is_some_and(|(count, _)| *count > 0.0), "no {kind} item measured: {items:?}");
+    }
     let path = root.join("infra/requests-per-file.json");
     if std::env::var("VELLUM_RECORD_REQUESTS").is_ok() {
         let rounded: BTreeMap<_, BTreeMap<_, f64>> = counted
@@ -87,6 +91,10 @@ fn requests_per_file_agree_with_the_models_inputs() {
             "files": files,
             "batch_size": 128,
             "per_file": rounded,
+            "items": items.iter().map(|(kind, (count, bytes))| (kind.clone(), serde_json::json!({
+                "per_file": (count / files * 1000.0).round() / 1000.0,
+                "mean_bytes": bytes.round(),
+            }))).collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
         return;
@@ -116,4 +124,57 @@ fn requests_per_file_agree_with_the_models_inputs() {
         "the model's inputs are out of date (VELLUM_RECORD_REQUESTS=1 rewrites them):\n{}",
         wrong.join("\n")
     );
+}
+
+/// The transfer's items in the table, by kind: how many, and their mean size as DynamoDB
+/// counts it (names and values), read with the operator's keys.
+fn item_sizes(transfer_id: uuid::Uuid) -> BTreeMap<String, (f64, f64)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn size(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::M(m) => m.iter().map(|(k, v)| k.len() + size(v) + 1).sum::<usize>() + 3,
+            AttributeValue::L(l) => l.iter().map(|v| size(v) + 1).sum::<usize>() + 3,
+            AttributeValue::Ss(s) | AttributeValue::Ns(s) => s.iter().map(String::len).sum(),
+            _ => 1,
+        }
+    }
+    let client = aws_sdk_dynamodb::Client::new(&vellum_aws::load_config(runtime().handle()));
+    let table = std::env::var("VELLUM_TABLE").unwrap();
+    let mut sizes: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let call = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("T#{transfer_id}")))
+            .set_exclusive_start_key(start.take());
+        let out = runtime().block_on(call.send()).unwrap();
+        for item in out.items() {
+            let sk = match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.clone(),
+                _ => continue,
+            };
+            let kind = match sk.split('#').next().unwrap_or_default() {
+                "F" => "file",
+                "B" | "P" => "file pointer",
+                "EV" => "event",
+                "E" | "S" => "event copy",
+                "JOB" => "job",
+                "META" => "transfer",
+                other => other,
+            };
+            let bytes: usize = item.iter().map(|(k, v)| k.len() + size(v)).sum();
+            let entry = sizes.entry(kind.to_string()).or_default();
+            entry.1 = (entry.1 * entry.0 + bytes as f64) / (entry.0 + 1.0);
+            entry.0 += 1.0;
+        }
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return sizes,
+        }
+    }
 }

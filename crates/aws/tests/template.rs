@@ -228,3 +228,46 @@ fn each_role_allows_exactly_the_calls_its_function_makes() {
         "the dashboard writes no object"
     );
 }
+
+/// Deployable as teams deploy: `sam build && sam deploy --config-env staging|prod`, each
+/// environment's parameters the template's own, every required one given, within what the
+/// template allows, the same in samconfig.toml and infra/params; and a wrong one is caught.
+#[test]
+#[ignore = "needs the project's Python with cfn-lint; scripts/test runs it"]
+fn each_environment_deploys_with_the_templates_parameters() {
+    let (ok, said) = run(&["infra/check_deploy_config.py", "template.yaml", "samconfig.toml", "infra/params"]);
+    assert!(ok, "{said}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(root().join("samconfig.toml")).unwrap();
+    let broken = config.replace("\"Environment=staging\",", "\"Environment=test\",\n  \"StageConcurrenty=5\",");
+    std::fs::write(dir.path().join("samconfig.toml"), broken).unwrap();
+    let params = dir.path().join("params");
+    std::fs::create_dir(&params).unwrap();
+    std::fs::copy(root().join("infra/params/prod.json"), params.join("prod.json")).unwrap();
+    let (ok, said) = run(&[
+        "infra/check_deploy_config.py",
+        "template.yaml",
+        dir.path().join("samconfig.toml").to_str().unwrap(),
+        params.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    for problem in [
+        "staging: Environment=test is not one of",
+        "staging: StageConcurrenty is not a parameter of the template",
+        "staging: no ",
+    ] {
+        assert!(said.contains(problem), "{problem:?} not in:\n{said}");
+    }
+}
+
+/// The AWS model runs on the measured inputs and gives both scenarios' critical paths and
+/// the cost per 1,000 files.
+#[test]
+#[ignore = "needs the project's Python; scripts/test runs it"]
+fn the_aws_model_gives_the_critical_paths_and_the_cost() {
+    let (ok, said) = run(&["scripts/aws-model"]);
+    assert!(ok, "{said}");
+    assert!(said.contains("100,000 files, 1 GB: critical path"), "{said}");
+    assert!(said.contains("1,000,000 files, 1,000 GB: critical path"), "{said}");
+    assert!(said.contains("cost per 1,000 files"), "{said}");
+}
