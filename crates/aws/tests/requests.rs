@@ -42,6 +42,11 @@ fn requests_per_file_agree_with_the_models_inputs() {
         .expect("run infra/local/iam.py");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let names = Names::from_env().unwrap();
+    // Counted as deployed: every file scanned (the scan function reads each one).
+    assert!(
+        names.clamd.is_some(),
+        "these counts are of a run with a virus scanner: VELLUM_CLAMD (scripts/test starts clamd)"
+    );
     let roles = vellum_aws::roles::LocalRoles::load(roles.to_str().unwrap()).unwrap();
     let fleet = Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap();
     let app = AwsApp::new(&names, runtime().handle().clone()).unwrap();
