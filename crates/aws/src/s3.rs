@@ -23,6 +23,8 @@ pub const PART_SIZE: usize = 8 << 20;
 const MAX_SINGLE_COPY: u64 = 5 << 30;
 /// `UploadPartCopy` wants every part but the last to be at least 5 MiB.
 const MIN_COPY_PART: u64 = 5 << 20;
+/// How many part copies run at once.
+const COPY_CONCURRENCY: usize = 8;
 
 #[derive(Clone)]
 pub struct S3Store {
@@ -103,38 +105,55 @@ impl S3Store {
             let _ = self
                 .run(self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
         };
-        let mut completed = Vec::new();
-        let mut number = 1;
+        // Every range to copy, in order: each part of the package in ranges of at most 5 GiB.
+        let mut ranges: Vec<(i32, &String, Option<String>)> = Vec::new();
         for (part, size) in parts.iter().zip(&sizes) {
-            // Each part of the package is copied in ranges of at most 5 GiB.
             let mut offset = 0;
             while offset < *size || (*size == 0 && offset == 0) {
                 let len = (size - offset).min(MAX_SINGLE_COPY);
-                let mut call = self
-                    .client
-                    .upload_part_copy()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .copy_source(copy_source(&source.bucket, part));
-                if *size > 0 {
-                    call = call.copy_source_range(format!("bytes={offset}-{}", offset + len - 1));
-                }
-                let out = match self.run(call.send()) {
-                    Ok(out) => out,
-                    Err(e) => {
+                let range = (*size > 0).then(|| format!("bytes={offset}-{}", offset + len - 1));
+                ranges.push((ranges.len() as i32 + 1, part, range));
+                offset += len.max(1);
+            }
+        }
+        // Copied COPY_CONCURRENCY at a time: S3 copies each inside itself, so the time is
+        // that of the slowest of a wave, not of every part one after another.
+        let mut completed = Vec::with_capacity(ranges.len());
+        for wave in ranges.chunks(COPY_CONCURRENCY) {
+            let calls: Vec<_> = wave
+                .iter()
+                .map(|(number, part, range)| {
+                    let call = self
+                        .client
+                        .upload_part_copy()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .part_number(*number)
+                        .copy_source(copy_source(&source.bucket, part))
+                        .set_copy_source_range(range.clone());
+                    self.rt.spawn(call.send())
+                })
+                .collect();
+            for ((number, part, _), call) in wave.iter().zip(calls) {
+                let answer = self.run(call).map_err(|e| PortError::Unavailable(format!("copying {part}: {e}")));
+                let out = match answer {
+                    Ok(Ok(out)) => out,
+                    Ok(Err(e)) => {
                         abort();
                         return Err(port_error(&format!("copying {part} into {key}"), e));
+                    }
+                    Err(e) => {
+                        abort();
+                        return Err(e);
                     }
                 };
                 let result = out.copy_part_result();
                 let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_string();
                 let sha256 = result.and_then(|r| r.checksum_sha256()).map(str::to_string);
-                completed
-                    .push(CompletedPart::builder().part_number(number).e_tag(etag).set_checksum_sha256(sha256).build());
-                number += 1;
-                offset += len.max(1);
+                completed.push(
+                    CompletedPart::builder().part_number(*number).e_tag(etag).set_checksum_sha256(sha256).build(),
+                );
             }
         }
         let done = self.run(

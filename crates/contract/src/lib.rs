@@ -29,7 +29,8 @@ macro_rules! object_store_contract {
                 delete_prefix,
                 awkward_keys,
                 large_objects_stream_in_parts,
-                compose_joins_parts
+                compose_joins_parts,
+                compose_joins_many_parts_in_order
             ]
         );
     };
