@@ -13,6 +13,8 @@ use vellum_core::ports::{
 };
 use vellum_tests::Package;
 
+mod support;
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
@@ -396,28 +398,15 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
 /// a package does not become an AIP, and its transfer's reason names the refused action.
 #[test]
 fn a_permission_taken_from_a_role_stops_the_flow_naming_the_action() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    let template = std::fs::read_to_string(support::root().join("template.yaml")).unwrap();
     let granted = "Resource: [!GetAtt ChecksumQueue.Arn, !GetAtt ScanQueue.Arn]";
     assert_eq!(template.matches(granted).count(), 1, "the checksum function's sending statement");
     let dir = tempfile::tempdir().unwrap();
     let narrowed = dir.path().join("template.yaml");
     std::fs::write(&narrowed, template.replace(granted, "Resource: [!GetAtt ChecksumQueue.Arn]")).unwrap();
-    let roles = dir.path().join("roles.json");
-    let python = std::env::var("VELLUM_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
     let suffix = format!("-narrowed-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let made = std::process::Command::new(&python)
-        .arg(root.join("infra/local/iam.py"))
-        .arg("--template")
-        .arg(&narrowed)
-        .arg(format!("--suffix={suffix}"))
-        .arg("--out")
-        .arg(&roles)
-        .output()
-        .expect("run infra/local/iam.py");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let roles = support::users_of_their_own(Some(&narrowed), &suffix);
     let names = Names::from_env().unwrap();
-    let roles = vellum_aws::roles::LocalRoles::load(roles.to_str().unwrap()).unwrap();
     let narrowed = Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap();
 
     let app = app();

@@ -14,6 +14,8 @@ use vellum_core::model::TransferStatus;
 use vellum_core::ports::{TransferOversight, TransferQuery};
 use vellum_tests::Package;
 
+mod support;
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
@@ -24,30 +26,19 @@ const FILES: usize = 300;
 
 #[test]
 fn requests_per_file_agree_with_the_models_inputs() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = support::root();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the emulator: eval \"$(infra/local/up)\"");
     let port = endpoint.rsplit(':').next().unwrap().trim_end_matches('/');
     let log = root.join(format!(".vellum-local/moto-{port}.log"));
-    let python = std::env::var("VELLUM_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
     let dir = tempfile::tempdir().unwrap();
-    let roles = dir.path().join("roles.json");
     let suffix = format!("-counted-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let made = std::process::Command::new(&python)
-        .arg(root.join("infra/local/iam.py"))
-        .arg(format!("--suffix={suffix}"))
-        .arg("--out")
-        .arg(&roles)
-        .current_dir(&root)
-        .output()
-        .expect("run infra/local/iam.py");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let roles = support::users_of_their_own(None, &suffix);
     let names = Names::from_env().unwrap();
     // Counted as deployed: every file scanned (the scan function reads each one).
     assert!(
         names.clamd.is_some(),
         "these counts are of a run with a virus scanner: VELLUM_CLAMD (scripts/test starts clamd)"
     );
-    let roles = vellum_aws::roles::LocalRoles::load(roles.to_str().unwrap()).unwrap();
     let fleet = Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap();
     let app = AwsApp::new(&names, runtime().handle().clone()).unwrap();
 
