@@ -72,17 +72,19 @@ const TRANSACTION_BYTES: usize = 3_000_000;
 
 /// An item's size as DynamoDB counts it, near enough: names and values.
 fn item_size(item: &Item) -> usize {
-    fn value(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
-            AttributeValue::B(b) => b.as_ref().len(),
-            AttributeValue::M(m) => m.iter().map(|(k, v)| k.len() + value(v)).sum::<usize>() + 3,
-            AttributeValue::L(l) => l.iter().map(value).sum::<usize>() + 3,
-            AttributeValue::Ss(s) | AttributeValue::Ns(s) => s.iter().map(String::len).sum(),
-            _ => 1,
-        }
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// One attribute value's size, near enough.
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::M(m) => m.iter().map(|(k, v)| k.len() + value_size(v)).sum::<usize>() + 3,
+        AttributeValue::L(l) => l.iter().map(value_size).sum::<usize>() + 3,
+        AttributeValue::Ss(s) | AttributeValue::Ns(s) => s.iter().map(String::len).sum(),
+        _ => 1,
     }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
 /// `items` in runs that fit one transaction each.
@@ -1278,10 +1280,8 @@ impl DynamoState {
     fn apply_patches(&self, transfer_id: Uuid, patches: &[FilePatch]) -> PortResult<()> {
         let updates: Vec<PatchUpdate> = patches.iter().filter_map(patch_update).collect();
         let pk = transfer_pk(transfer_id);
-        let size = |u: &PatchUpdate| {
-            u.values.iter().map(|(k, v)| k.len() + item_size(&Item::from([(k.clone(), v.clone())]))).sum::<usize>()
-                + u.expression.len()
-        };
+        let size =
+            |u: &PatchUpdate| u.values.iter().map(|(k, v)| k.len() + value_size(v)).sum::<usize>() + u.expression.len();
         for chunk in transaction_chunks(&updates, size) {
             if chunk.len() > 1 {
                 let mut call = self.client.transact_write_items();

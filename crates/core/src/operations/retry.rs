@@ -10,7 +10,7 @@
 use uuid::Uuid;
 
 use crate::model::messages::StageMessage;
-use crate::model::{JobStatus, TransferStatus};
+use crate::model::{JobStatus, Transfer, TransferStatus};
 use crate::model::{Stage, UnknownStage};
 use crate::ports::{PortError, PortResult, Queue, StateStore};
 
@@ -68,11 +68,7 @@ pub fn retry(state: &dyn StateStore, queue: &dyn Queue, id: Uuid) -> PortResult<
         // Another retry reopened it first: that one sends the messages.
         return Ok(Err(NotRetried::NotFailed(TransferStatus::Processing)));
     }
-    let messages: Vec<StageMessage> = if stage.is_per_file() {
-        (0..transfer.batch_count.max(1)).map(|b| StageMessage::batch(id, b)).collect()
-    } else {
-        vec![StageMessage::transfer(id)]
-    };
+    let messages = stage_messages(&transfer, stage);
     let request = Resend { resend: ResendOf { transfer_id: id, stage: job.stage.clone() } };
     queue.send(Stage::Start.name(), &serde_json::to_string(&request).expect("a resend request serializes"))?;
     tracing::info!(transfer_id = %id, stage = %job.stage, messages = messages.len(), "transfer retried");
@@ -106,13 +102,18 @@ pub fn resend(state: &dyn StateStore, queue: &dyn Queue, of: &ResendOf) -> PortR
     if transfer.status != TransferStatus::Processing || !reopened || stage == Stage::Start {
         return Ok(false);
     }
-    let messages: Vec<StageMessage> = if stage.is_per_file() {
-        (0..transfer.batch_count.max(1)).map(|b| StageMessage::batch(of.transfer_id, b)).collect()
-    } else {
-        vec![StageMessage::transfer(of.transfer_id)]
-    };
-    for chunk in messages.chunks(10) {
+    for chunk in stage_messages(&transfer, stage).chunks(10) {
         queue.send_batch(stage.name(), &chunk.iter().map(StageMessage::to_json).collect::<Vec<_>>())?;
     }
     Ok(true)
+}
+
+/// The messages that start `stage` of `transfer` again: a message a batch for a per-file
+/// stage, one for the transfer otherwise.
+fn stage_messages(transfer: &Transfer, stage: Stage) -> Vec<StageMessage> {
+    if stage.is_per_file() {
+        (0..transfer.batch_count.max(1)).map(|b| StageMessage::batch(transfer.id, b)).collect()
+    } else {
+        vec![StageMessage::transfer(transfer.id)]
+    }
 }
