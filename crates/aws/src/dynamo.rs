@@ -1082,29 +1082,7 @@ impl FileCatalogue for DynamoState {
         if current != *from || current.done {
             return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
         }
-        let pk = transfer_pk(transfer_id);
-        let records: Vec<Item> = files
-            .iter()
-            .map(|f| {
-                let mut item = fields(f);
-                item.insert("batch".into(), n(from.batches));
-                item.insert("pk".into(), s(&pk));
-                item.insert("sk".into(), s(format!("F#{}", f.uuid)));
-                item
-            })
-            .collect();
-        // Never over a record a later stage may have patched.
-        self.put_all_new(&records)?;
-        let mut pointers = Vec::with_capacity(files.len() * 2);
-        for f in files {
-            let pointer = |sk: String| {
-                Item::from([("pk".into(), s(&pk)), ("sk".into(), s(sk)), ("file".into(), s(f.uuid.to_string()))])
-            };
-            pointers.push(pointer(format!("B#{:010}#{:020}", from.batches, f.entry_index)));
-            pointers.push(pointer(format!("P#{}", path_key(f))));
-        }
-        self.put_all(pointers)?;
-        self.put_events(events)?;
+        self.write_extracted_batch(transfer_id, from.batches, files, events)?;
         let next = ExtractCheckpoint {
             next_entry,
             batches: from.batches + u32::from(!files.is_empty()),
@@ -1148,6 +1126,70 @@ impl FileCatalogue for DynamoState {
             )?
             .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))?;
         Self::checkpoint_of(&item)
+    }
+
+    fn plan_extract(
+        &self,
+        transfer_id: Uuid,
+        from: &ExtractCheckpoint,
+        planned: &ExtractCheckpoint,
+    ) -> PortResult<ExtractCheckpoint> {
+        let moved = self.update(
+            &transfer_pk(transfer_id),
+            "META",
+            "SET extract_next_entry = :ne, batch_count = :nb, file_count = :nf, extract_done = :yes, updated_at = :now",
+            Some("extract_next_entry = :fe AND batch_count = :fb AND file_count = :ff AND extract_done = :no"),
+            vec![
+                (":ne", n(planned.next_entry)),
+                (":nb", n(planned.batches)),
+                (":nf", n(planned.files)),
+                (":yes", AttributeValue::Bool(true)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":fe", n(from.next_entry)),
+                (":fb", n(from.batches)),
+                (":ff", n(from.files)),
+                (":no", AttributeValue::Bool(false)),
+            ],
+            vec![],
+        )?;
+        match moved {
+            Some(_) => Ok(ExtractCheckpoint { done: true, ..*planned }),
+            None => {
+                Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
+            }
+        }
+    }
+
+    fn write_extracted_batch(
+        &self,
+        transfer_id: Uuid,
+        batch: u32,
+        files: &[File],
+        events: &[PremisEvent],
+    ) -> PortResult<()> {
+        let pk = transfer_pk(transfer_id);
+        let records: Vec<Item> = files
+            .iter()
+            .map(|f| {
+                let mut item = fields(f);
+                item.insert("batch".into(), n(batch));
+                item.insert("pk".into(), s(&pk));
+                item.insert("sk".into(), s(format!("F#{}", f.uuid)));
+                item
+            })
+            .collect();
+        // Never over a record a later stage may have patched.
+        self.put_all_new(&records)?;
+        let mut pointers = Vec::with_capacity(files.len() * 2);
+        for f in files {
+            let pointer = |sk: String| {
+                Item::from([("pk".into(), s(&pk)), ("sk".into(), s(sk)), ("file".into(), s(f.uuid.to_string()))])
+            };
+            pointers.push(pointer(format!("B#{:010}#{:020}", batch, f.entry_index)));
+            pointers.push(pointer(format!("P#{}", path_key(f))));
+        }
+        self.put_all(pointers)?;
+        self.put_events(events)
     }
 
     fn write_batch_items(

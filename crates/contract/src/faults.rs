@@ -163,6 +163,8 @@ const STATE_WRITES: &[&str] = &[
     "state.set_job_checkpoint",
     "state.commit_extract_batch",
     "state.finish_extract",
+    "state.plan_extract",
+    "state.write_extracted_batch",
     "state.write_batch_items",
     "state.mark_batch_done",
     "state.record_batch",
@@ -486,6 +488,25 @@ impl FileCatalogue for Faulty<dyn StateStore> {
 
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint> {
         self.call("state.finish_extract", || self.inner.finish_extract(transfer_id))
+    }
+
+    fn plan_extract(
+        &self,
+        transfer_id: Uuid,
+        from: &ExtractCheckpoint,
+        planned: &ExtractCheckpoint,
+    ) -> PortResult<ExtractCheckpoint> {
+        self.call("state.plan_extract", || self.inner.plan_extract(transfer_id, from, planned))
+    }
+
+    fn write_extracted_batch(
+        &self,
+        transfer_id: Uuid,
+        batch: u32,
+        files: &[File],
+        events: &[PremisEvent],
+    ) -> PortResult<()> {
+        self.call("state.write_extracted_batch", || self.inner.write_extracted_batch(transfer_id, batch, files, events))
     }
 
     fn write_batch_items(

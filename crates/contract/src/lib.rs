@@ -93,6 +93,7 @@ macro_rules! state_store_contract {
                 $make,
                 [
                     extraction_checkpoints,
+                    planned_extraction,
                     record_batch_fans_in_once,
                     reads_are_paged,
                     large_batches_commit_whole,

@@ -161,6 +161,41 @@ pub fn extraction_checkpoints(make: &Make) {
     assert_eq!((stored.file_count, stored.batch_count), (4, 2));
 }
 
+/// A package extracted in ranges: its counts are fixed first (done, so the per-file fan-in
+/// knows them), its batches written in any order and any number of times, each counted once
+/// on the extract job.
+pub fn planned_extraction(make: &Make) {
+    let s = make();
+    let t = transfer("p");
+    s.create_transfer("k", &t).unwrap();
+    let start = s.extract_checkpoint(t.id).unwrap();
+    let planned = ExtractCheckpoint { next_entry: 9, batches: 3, files: 6, done: true };
+    assert_eq!(s.plan_extract(t.id, &start, &planned).unwrap(), planned);
+    let again = s.plan_extract(t.id, &start, &planned);
+    assert!(matches!(again, Err(PortError::Conflict(_))), "a plan is fixed once: {again:?}");
+    let late = s.commit_extract_batch(t.id, &planned, &[file(&t, 0, 0)], &[], 1);
+    assert!(matches!(late, Err(PortError::Conflict(_))), "no sequential batch after a plan: {late:?}");
+    let stored = s.transfer(t.id).unwrap().unwrap();
+    assert_eq!((stored.file_count, stored.batch_count), (6, 3));
+    s.start_job(t.id, &JobSpec::of(Stage::Extract)).unwrap();
+    let batch = |b: u32| -> (Vec<File>, Vec<PremisEvent>) {
+        let files: Vec<File> = (0..2).map(|i| file(&t, b as u64 * 3 + i, b)).collect();
+        let events = files.iter().map(|f| event(&t, Some(f.uuid), "ingestion")).collect();
+        (files, events)
+    };
+    for b in [2u32, 0, 2, 1] {
+        let (files, events) = batch(b);
+        s.write_extracted_batch(t.id, b, &files, &events).unwrap();
+        let recorded = s.mark_batch_done(t.id, "extract", b).unwrap();
+        assert_eq!(recorded.stage_complete, b == 1, "the last of the three batches completes extraction");
+    }
+    assert_eq!(s.job(t.id, "extract").unwrap().unwrap().batches_done, 3);
+    assert_eq!(s.all_files(t.id).unwrap().len(), 6, "a batch written twice is written once");
+    assert_eq!(s.all_events(t.id).unwrap().len(), 6);
+    let second = s.batch_files(t.id, 2, None, 10).unwrap().items;
+    assert_eq!(second.iter().map(|f| f.entry_index).collect::<Vec<_>>(), [6, 7]);
+}
+
 pub fn record_batch_fans_in_once(make: &Make) {
     let s = make();
     let t = transfer("f");
@@ -637,6 +672,18 @@ pub fn writes_whose_answers_are_lost_are_repeated_safely(make: &Make) {
     assert_eq!(s.job(t.id, "checksum").unwrap().unwrap().batches_done, 1);
     assert_eq!(s.tasks(job.uuid).unwrap().len(), 2);
 
+    let p = transfer("lost plan");
+    s.create_transfer("kp", &p).unwrap();
+    let planned = ExtractCheckpoint { next_entry: 2, batches: 1, files: 2, done: true };
+    assert!(s.plan_extract(p.id, &ExtractCheckpoint::default(), &planned).is_err());
+    let stale = s.plan_extract(p.id, &ExtractCheckpoint::default(), &planned);
+    assert!(matches!(stale, Err(PortError::Conflict(_))), "the retry learns the plan is fixed: {stale:?}");
+    assert_eq!(s.extract_checkpoint(p.id).unwrap(), planned);
+    let planned_files: Vec<File> = (0..2).map(|i| file(&p, i, 0)).collect();
+    assert!(s.write_extracted_batch(p.id, 0, &planned_files, &[]).is_err());
+    s.write_extracted_batch(p.id, 0, &planned_files, &[]).unwrap();
+    assert_eq!(s.all_files(p.id).unwrap().len(), 2, "each file once");
+
     let whole = [event(&t, None, "fixity check")];
     assert!(s.record_events(&whole).is_err());
     s.record_events(&whole).unwrap();
@@ -653,5 +700,5 @@ pub fn writes_whose_answers_are_lost_are_repeated_safely(make: &Make) {
     assert!(s.end_transfer(t.id, TransferStatus::Failed, "first").is_err());
     assert!(!s.end_transfer(t.id, TransferStatus::Failed, "second").unwrap(), "the first ending stands");
     assert_eq!(inner.transfer(t.id).unwrap().unwrap().failure_reason.as_deref(), Some("first"));
-    assert!(lose.lost().len() >= 9, "every write above lost its first answer: {:?}", lose.lost());
+    assert!(lose.lost().len() >= 11, "every write above lost its first answer: {:?}", lose.lost());
 }

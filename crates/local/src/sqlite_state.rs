@@ -979,12 +979,7 @@ impl FileCatalogue for SqliteStateStore {
             return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
         }
         // The items: invisible to every answer until the checkpoint below counts them.
-        for chunk in chunked(files) {
-            self.write(|tx| insert_files(tx, &tid, from.batches, chunk))?;
-        }
-        for chunk in chunked(events) {
-            self.write(|tx| insert_events(tx, chunk))?;
-        }
+        self.write_extracted_batch(transfer_id, from.batches, files, events)?;
         // The commit point: the checkpoint moves only if it is still where this batch began.
         let next = ExtractCheckpoint {
             next_entry,
@@ -1022,6 +1017,53 @@ impl FileCatalogue for SqliteStateStore {
             read_checkpoint(c, transfer_id)
         })?
         .ok_or_else(|| PortError::NotFound(format!("transfer {transfer_id}")))
+    }
+
+    fn plan_extract(
+        &self,
+        transfer_id: Uuid,
+        from: &ExtractCheckpoint,
+        planned: &ExtractCheckpoint,
+    ) -> PortResult<ExtractCheckpoint> {
+        let now = self.now();
+        let moved = self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, extract_done = 1, updated_at = ?5 \
+                 WHERE id = ?1 AND extract_next_entry = ?6 AND batch_count = ?7 AND file_count = ?8 AND extract_done = 0",
+                params![
+                    transfer_id.to_string(),
+                    planned.next_entry as i64,
+                    planned.batches as i64,
+                    planned.files as i64,
+                    now,
+                    from.next_entry as i64,
+                    from.batches as i64,
+                    from.files as i64
+                ],
+            )
+        })?;
+        if moved == 1 {
+            Ok(ExtractCheckpoint { done: true, ..*planned })
+        } else {
+            Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
+        }
+    }
+
+    fn write_extracted_batch(
+        &self,
+        transfer_id: Uuid,
+        batch: u32,
+        files: &[File],
+        events: &[PremisEvent],
+    ) -> PortResult<()> {
+        let tid = transfer_id.to_string();
+        for chunk in chunked(files) {
+            self.write(|tx| insert_files(tx, &tid, batch, chunk))?;
+        }
+        for chunk in chunked(events) {
+            self.write(|tx| insert_events(tx, chunk))?;
+        }
+        Ok(())
     }
 
     fn write_batch_items(

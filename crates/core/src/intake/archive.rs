@@ -12,6 +12,7 @@ use crate::io::ranged::RangedReader;
 use crate::io::tar_sparse::pax_sparse;
 pub use crate::io::tar_sparse::PaxSparse;
 use crate::io::tar_stream::{TarPosition, TarStream};
+use crate::io::zip_entry::ZipAt;
 use crate::ports::ObjectStore;
 
 /// metadata.csv and rights.csv are small: anything larger is not one.
@@ -104,6 +105,10 @@ pub struct ListedEntry {
     /// The zip compression method (0 for stored, and for tar members).
     #[serde(default)]
     pub method: u16,
+    /// Where a zip entry lies, when it can be opened there alone (not encrypted; stored or
+    /// deflated): what lets extraction spread a zip over many invocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<ZipAt>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -218,6 +223,9 @@ pub struct ListingLine {
     /// Set for entries that are recorded but not extracted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_out: Option<LeftOut>,
+    /// Where a zip entry lies (see `ListedEntry::at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<ZipAt>,
 }
 
 /// Why a package could not be listed: it is not an archive of its kind, or it is damaged.
@@ -350,6 +358,12 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
             compressed_size: entry.compressed_size(),
             encrypted: entry.encrypted(),
             method: entry.compression().to_u16(),
+            at: (!entry.encrypted() && ZipAt::readable(entry.compression().to_u16())).then(|| ZipAt {
+                header: entry.header_start(),
+                compressed: entry.compressed_size(),
+                method: entry.compression().to_u16(),
+                crc32: entry.crc32(),
+            }),
         });
     }
     listing.overlapping = overlapping(&mut spans).into_iter().map(|i| listing.entries[i].name.clone()).collect();
@@ -582,6 +596,7 @@ pub fn list_tar_from(
             compressed_size: entry.size(),
             encrypted: false,
             method: 0,
+            at: None,
         });
         if should_yield() {
             // Read past the entry's data now, so that the position found is near its end.

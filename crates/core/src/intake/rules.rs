@@ -577,6 +577,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                     size: e.size,
                     path: paths.get(e.name.as_str()).cloned(),
                     left_out: clutter(e).then_some(LeftOut::Clutter),
+                    at: e.at,
                 })
                 .collect();
             let empty = mark_empty_folders(&mut lines);
@@ -742,6 +743,7 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
                     size: e.size,
                     path: Some(bag_tag_path(&e.name)),
                     left_out: None,
+                    at: e.at,
                 });
             }
             accepted.lines.sort_by_key(|l| l.index);

@@ -168,6 +168,30 @@ pub trait FileCatalogue: Send + Sync {
     /// Marks extraction done; the batch and file counts become final.
     fn finish_extract(&self, transfer_id: Uuid) -> PortResult<ExtractCheckpoint>;
 
+    /// Fixes a package's batches before its files are in, for extraction in ranges: the
+    /// checkpoint moves from `from` to `planned` (done, with the final entry, batch and file
+    /// counts) if it is still `from`, else `Conflict`. From then on the per-file fan-in
+    /// knows the count while the ranges are extracted, each batch written by
+    /// `write_extracted_batch`.
+    fn plan_extract(
+        &self,
+        transfer_id: Uuid,
+        from: &ExtractCheckpoint,
+        planned: &ExtractCheckpoint,
+    ) -> PortResult<ExtractCheckpoint>;
+
+    /// Writes one planned batch's files (as batch `batch`) and events, idempotently and in
+    /// writes of at most `MAX_TRANSACTION_ITEMS`, never over a file record a later stage has
+    /// patched; moves no checkpoint (the batch's commit point is `mark_batch_done` on the
+    /// extract job).
+    fn write_extracted_batch(
+        &self,
+        transfer_id: Uuid,
+        batch: u32,
+        files: &[File],
+        events: &[PremisEvent],
+    ) -> PortResult<()>;
+
     /// Writes a per-file stage's results for some files of a batch: tasks, events and file
     /// patches, idempotently (derived ids; a patch sets values, so applying it twice changes
     /// nothing), in writes of at most `MAX_TRANSACTION_ITEMS`. A stage that runs out of time
