@@ -363,6 +363,7 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
                 compressed: entry.compressed_size(),
                 method: entry.compression().to_u16(),
                 crc32: entry.crc32(),
+                dos_time: entry.last_modified().map(|t| [t.datepart(), t.timepart()]),
             }),
         });
     }

@@ -20,6 +20,9 @@ pub struct ZipAt {
     #[serde(rename = "m")]
     pub method: u16,
     pub crc32: u32,
+    /// Its last modification, as MS-DOS date and time parts.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub dos_time: Option<[u16; 2]>,
 }
 
 impl ZipAt {
@@ -106,6 +109,7 @@ mod tests {
                     compressed: e.compressed_size(),
                     method: e.compression().to_u16(),
                     crc32: e.crc32(),
+                    dos_time: None,
                 }
             })
             .collect()

@@ -22,6 +22,11 @@ pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")
 }
 
+/// How extraction spreads a large zip over ranges (see `stages::extract::plan`).
+pub fn extract_plan_key(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/extract-plan.json")
+}
+
 /// The transfer's name as it may appear in a path (the bag, the AIP's file name, folders in
 /// the AIP): sanitized like every other name, so `spaces accents` becomes `spaces_accents`.
 pub fn safe_name(transfer: &Transfer) -> String {
