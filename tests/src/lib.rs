@@ -68,6 +68,20 @@ impl Package {
     }
 }
 
+impl Package {
+    /// The zip as a writer that cannot seek writes it (a stream): sizes and CRCs in data
+    /// descriptors after each entry's data, zeros in its local header.
+    pub fn streamed_zip(&self) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for e in &self.entries {
+            zip.start_file(e.name.as_str(), options).expect("start a zip entry");
+            zip.write_all(&e.bytes).expect("write a zip entry");
+        }
+        zip.finish().expect("finish the zip").into_inner()
+    }
+}
+
 /// A valid package whose stored entry `objects/damaged.txt` has one byte changed after
 /// zipping, so its CRC no longer matches: intake (which reads only the index) accepts it,
 /// extraction finds the damage.

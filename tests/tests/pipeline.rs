@@ -144,6 +144,112 @@ fn a_package_too_large_for_one_invocation_is_extracted_in_continuations() {
     assert_recorded_once(&t, transfer.id, 26);
 }
 
+/// What a transfer's files are, stage by stage: path, name on record, digest, format and
+/// the kinds of events each has, in the order they were written.
+fn file_record(t: &TestEnv, transfer_id: uuid::Uuid) -> BTreeMap<String, (String, String, Vec<String>)> {
+    let events = t.env.state.all_events(transfer_id).unwrap();
+    t.env
+        .state
+        .all_files(transfer_id)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let kinds =
+                events.iter().filter(|e| e.file_uuid == Some(f.uuid)).map(|e| e.event_type.to_string()).collect();
+            (f.current_path.clone(), (f.original_path.clone(), f.sha256().unwrap_or_default().to_string(), kinds))
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_zip_is_extracted_in_ranges_each_once_with_the_record_of_one_line() {
+    let package = Package::catalogued("PP/FAN/1", 40);
+    // Batches of 2: 41 files make 21 batches, and ranges of 8 batches make three ranges.
+    let t = TestEnv::new(2);
+    let event = t.upload(&package, "born-digital/fan-out.zip");
+    // Every extract message is delivered twice.
+    let handled = t.drive(|q, _| q == Stage::Extract.name());
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_recorded_once(&t, transfer.id, 41);
+    assert_eq!(transfer.batch_count, 21);
+    let ranges: Vec<u32> = handled
+        .iter()
+        .filter(|(q, _, _)| q == Stage::Extract.name())
+        .filter_map(|(_, body, _)| {
+            serde_json::from_str::<vellum_core::model::messages::StageMessage>(body).unwrap().batch
+        })
+        .collect();
+    // One message per range, each delivered twice; the plan's message, delivered twice,
+    // sends them twice.
+    assert_eq!(ranges, [0, 0, 8, 8, 16, 16, 0, 0, 8, 8, 16, 16]);
+    let extract = t.env.state.job(transfer.id, Stage::Extract.name()).unwrap().unwrap();
+    assert_eq!(extract.batches_done, 21, "each batch counted once on the extract job");
+    assert_eq!(extract.status, vellum_core::model::JobStatus::Completed);
+
+    // The same package in one line (one batch, one range): the same files, digests and events.
+    let one_line = TestEnv::new(64);
+    let event = one_line.upload(&package, "born-digital/fan-out.zip");
+    let handled = one_line.drive(|_, _| false);
+    assert!(handled.iter().all(|(q, body, _)| q != Stage::Extract.name() || !body.contains("\"batch\"")));
+    let sequential = one_line.transfer_for(&event).unwrap();
+    assert_eq!(sequential.status, TransferStatus::Complete, "{:?}", sequential.failure_reason);
+    assert_eq!(file_record(&t, transfer.id), file_record(&one_line, sequential.id));
+}
+
+#[test]
+fn a_range_out_of_time_goes_on_from_its_next_batch() {
+    let t = TestEnv::new(2);
+    let event = t.upload(&Package::catalogued("PP/FAN/2", 40), "born-digital/fan-out.zip");
+    // No time at extract: each range's invocation does one batch and continues.
+    let handled = t.drive_with_budgets(
+        |q| if q == Stage::Extract.name() { Duration::ZERO } else { Duration::from_secs(600) },
+        |_, _| false,
+    );
+    // 21 batches in 3 ranges: every batch but a range's last hands on to a continuation.
+    assert_eq!(vellum_tests::continued(&handled, Stage::Extract), 1 + 18, "the plan's message and 18 continuations");
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_recorded_once(&t, transfer.id, 41);
+}
+
+#[test]
+fn a_streamed_zip_is_extracted_in_ranges() {
+    // Sizes and CRCs in data descriptors, after the data: the central directory says where
+    // each entry lies and what it holds, and a range reads it from there.
+    let t = TestEnv::new(2);
+    let bytes = Package::catalogued("PP/FAN/3", 40).streamed_zip();
+    let event = t.upload_bytes(&bytes, "born-digital/streamed.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_recorded_once(&t, transfer.id, 41);
+    assert_eq!(t.env.state.job(transfer.id, Stage::Extract.name()).unwrap().unwrap().batches_done, 21);
+}
+
+#[test]
+fn a_damaged_entry_in_a_range_fails_the_transfer_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.zip");
+    let mut package = Package::catalogued("PP/FAN/4", 40);
+    let content = "0123456789-this-content-is-damaged-after-zipping-".repeat(20);
+    package.add("objects/damaged.txt", content.clone());
+    package.write_zip_with(&path, zip::CompressionMethod::Stored);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(content.len()).position(|w| w == content.as_bytes()).unwrap() + 100;
+    bytes[at] ^= 0x20;
+    let t = TestEnv::new(2);
+    let event = t.upload_bytes(&bytes, "born-digital/damaged.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap();
+    assert!(reason.contains("objects/damaged.txt") && reason.contains("CRC-32"), "{reason}");
+    assert!(t.stored_aips().is_empty());
+    assert_eq!(
+        std::fs::read(t.dir.path().join("uploads/born-digital/damaged.zip")).unwrap(),
+        bytes,
+        "the upload is untouched"
+    );
+}
+
 #[test]
 fn bad_packages_end_with_a_reason_and_the_upload_untouched() {
     let cases: Vec<(&str, Package, TransferStatus, &str)> = vec![

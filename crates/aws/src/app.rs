@@ -147,6 +147,7 @@ pub fn profiles_from(uri: Option<&str>, s3: &aws_sdk_s3::Client, rt: &Handle) ->
 }
 
 /// The pipeline wired to S3, SQS, DynamoDB and SNS, and the queues for a runner.
+#[derive(Clone)]
 pub struct AwsApp {
     pub pipeline: Pipeline,
     pub queue: Arc<SqsQueue>,

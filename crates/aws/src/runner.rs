@@ -50,6 +50,20 @@ impl Fleet {
         Ok(Self { apps })
     }
 
+    /// Every function with these settings (tests: small batches).
+    pub fn with_settings(self, settings: &vellum_core::config::Settings) -> Self {
+        let apps = self
+            .apps
+            .into_iter()
+            .map(|(stage, app)| {
+                let mut app = (*app).clone();
+                app.pipeline.settings = settings.clone();
+                (stage, Arc::new(app))
+            })
+            .collect();
+        Self { apps }
+    }
+
     /// The pipeline of `stage`'s function.
     pub fn app(&self, stage: Stage) -> &AwsApp {
         &self.apps.iter().find(|(s, _)| *s == stage).expect("every stage has its function").1

@@ -84,6 +84,33 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
 }
 
 #[test]
+fn a_large_zip_is_extracted_in_ranges_each_range_by_its_own_invocation() {
+    let app = app();
+    let key = format!("born-digital/ranges-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let identifier = format!("PP/RANGES/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    // Batches of 2: 41 files in 21 batches, three ranges of at most 8 batches.
+    let names = Names::from_env().unwrap();
+    let small = vellum_core::config::Settings { batch_size: Some(2), ..Default::default() };
+    let fleet = Fleet::from_env(&names, runtime().handle().clone()).unwrap().with_settings(&small);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("package.zip");
+    Package::catalogued(&identifier, 40).write_zip(&zip);
+    app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+    vellum_aws::runner::drive(&fleet, Duration::from_secs(600), Duration::from_secs(20), || {
+        transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal())
+    })
+    .unwrap();
+    let transfer = transfer_of(&app, &key).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert_eq!((transfer.file_count, transfer.batch_count), (41, 21));
+    let extract = app.state.job(transfer.id, Stage::Extract.name()).unwrap().unwrap();
+    assert_eq!(extract.batches_done, 21, "every batch extracted by a range and counted once");
+    let files = app.state.all_files(transfer.id).unwrap();
+    assert_eq!(files.len(), 41);
+    assert!(files.iter().all(|f| f.sha256().is_some()), "every file went on to the per-file stages");
+}
+
+#[test]
 fn a_bad_package_is_refused_with_its_log() {
     let app = app();
     let key = format!("born-digital/stray-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);

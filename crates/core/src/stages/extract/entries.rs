@@ -22,7 +22,6 @@ pub(super) struct Opened<'a> {
     pub modified: Option<Timestamp>,
 }
 
-
 /// Adds what one line brings to its batch: a file and its events, or the event of an entry
 /// left out; a folder brings nothing. `open` is called only for an entry whose bytes are read.
 #[allow(clippy::too_many_arguments)]
@@ -51,13 +50,17 @@ pub(super) fn take_in<'r>(
 
 /// A zip entry opened where the listing says it lies, with no central directory read.
 pub(super) fn open_located<'a>(zip: &'a mut RangedReader, at: &ZipAt, line: &ListingLine) -> StageResult<Opened<'a>> {
-    let reader = open_at(zip, at)
-        .map_err(|e| read_failure(e, |e| format!("the entry {:?} cannot be read: {e}", line.name)))?;
-    let modified = at.dos_time.and_then(|[date, time]| zip::DateTime::try_from_msdos(date, time).ok()).and_then(zip_time);
+    let reader =
+        open_at(zip, at).map_err(|e| read_failure(e, |e| format!("the entry {:?} cannot be read: {e}", line.name)))?;
+    let modified =
+        at.dos_time.and_then(|[date, time]| zip::DateTime::try_from_msdos(date, time).ok()).and_then(zip_time);
     Ok(Opened { reader, modified })
 }
 
-pub(super) fn open_zip_entry<'a>(zip: &'a mut zip::ZipArchive<RangedReader>, line: &ListingLine) -> StageResult<Opened<'a>> {
+pub(super) fn open_zip_entry<'a>(
+    zip: &'a mut zip::ZipArchive<RangedReader>,
+    line: &ListingLine,
+) -> StageResult<Opened<'a>> {
     let entry = zip
         .by_index(line.index as usize)
         .map_err(|e| zip_read_failure(e, |e| format!("the entry {:?} cannot be read: {e}", line.name)))?;
@@ -66,7 +69,10 @@ pub(super) fn open_zip_entry<'a>(zip: &'a mut zip::ZipArchive<RangedReader>, lin
 }
 
 /// A tar member's bytes: a PAX sparse member expanded to the file it stands for.
-pub(super) fn open_tar_entry<'a, R: Read + 'a>(mut entry: tar::Entry<'a, R>, line: &ListingLine) -> StageResult<Opened<'a>> {
+pub(super) fn open_tar_entry<'a, R: Read + 'a>(
+    mut entry: tar::Entry<'a, R>,
+    line: &ListingLine,
+) -> StageResult<Opened<'a>> {
     let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
     let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
     let member = tar_member(&mut entry).map_err(damaged)?;

@@ -113,4 +113,3 @@ fn commit(
     }
     Ok(checkpoint)
 }
-

@@ -78,8 +78,9 @@ impl ExtractPlan {
             if line.is_empty() {
                 continue;
             }
-            let line: ListingLine = serde_json::from_slice(&line)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("the package listing is unreadable: {e}")))?;
+            let line: ListingLine = serde_json::from_slice(&line).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("the package listing is unreadable: {e}"))
+            })?;
             if offset == 0 {
                 current.entry = line.index;
             }
@@ -124,7 +125,12 @@ impl ExtractPlan {
 
     /// Extraction's checkpoint once the plan is fixed: done, with its final counts.
     pub fn checkpoint(&self) -> ExtractCheckpoint {
-        ExtractCheckpoint { next_entry: self.entries, batches: self.batches.len() as u32, files: self.files, done: true }
+        ExtractCheckpoint {
+            next_entry: self.entries,
+            batches: self.batches.len() as u32,
+            files: self.files,
+            done: true,
+        }
     }
 
     /// The batch after the last one of the range that holds `batch`.
@@ -147,7 +153,8 @@ mod tests {
     use crate::io::zip_entry::ZipAt;
 
     fn line(index: u64, kind: EntryKind, size: u64, located: bool) -> String {
-        let at = located.then_some(ZipAt { header: index * 100, compressed: size, method: 0, crc32: 0, dos_time: None });
+        let at =
+            located.then_some(ZipAt { header: index * 100, compressed: size, method: 0, crc32: 0, dos_time: None });
         let l = ListingLine {
             index,
             name: format!("objects/{index}"),

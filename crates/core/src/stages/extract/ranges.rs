@@ -64,8 +64,10 @@ pub(super) fn saved_plan(p: &Extract<'_>, transfer: &Transfer) -> StageResult<Op
         .map_err(|e| StageError::Transient(format!("the extraction plan of {} is unreadable: {e}", transfer.id)))
 }
 
-/// Sends a message for each range (again, when a delivery died before all were sent: a
-/// range extracted twice writes the same records).
+/// Sends a message for each range. A transfer message delivered again after the plan was
+/// fixed (its first delivery died before it was acknowledged, or the transfer was retried
+/// from extract) sends them all again: a range extracted twice writes the same records and
+/// counts its batches once, and a retry needs every range that had not finished.
 pub(super) fn send_ranges(p: &Extract<'_>, transfer: &Transfer, plan: &ExtractPlan) -> StageResult<Progress> {
     let msgs: Vec<StageMessage> = plan.ranges.iter().map(|&first| StageMessage::batch(transfer.id, first)).collect();
     p.flow.send(Stage::Extract, &msgs)?;
@@ -92,7 +94,6 @@ pub(super) fn extract_range(
     })?;
     let mut zip = RangedReader::new(p.uploads.clone(), key, meta.size, READ_CHUNK);
     let end = plan.range_end(first);
-    let mut progress = Progress::Continued;
     for batch in first..end {
         let (offset, len) = plan.lines_of(batch).expect("the batch is in the plan");
         let text = p.flow.working.get_range(&listing_key(transfer.id), offset, len)?;
@@ -116,7 +117,6 @@ pub(super) fn extract_range(
         // before its batch goes on, so no later stage can end before extraction.
         if p.files.mark_batch_done(transfer.id, Stage::Extract.name(), batch)?.stage_complete {
             p.flow.finish_job(transfer.id, Stage::Extract)?;
-            progress = Progress::Done;
         }
         p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, batch)])?;
         if batch + 1 < end && ctx.should_yield() {
@@ -125,5 +125,5 @@ pub(super) fn extract_range(
             return Ok(Progress::Continued);
         }
     }
-    Ok(progress)
+    Ok(Progress::Done)
 }

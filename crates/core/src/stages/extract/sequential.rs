@@ -9,10 +9,10 @@ use crate::error::{read_failure, zip_read_failure, StageError, StageResult};
 use crate::intake::archive::{detect_kind, ArchiveKind, ListError, ListingLine};
 use crate::io::ranged::RangedReader;
 use crate::io::tar_stream::{TarPosition, TarStream};
+use crate::model::Stage;
 use crate::model::{File, PremisEvent, Transfer};
 use crate::ports::ExtractCheckpoint;
 use crate::record::keys::listing_key;
-use crate::model::Stage;
 use crate::stages::StageContext;
 
 use super::entries::{open_tar_entry, open_zip_entry, take_in};
@@ -147,4 +147,3 @@ pub(super) fn extract(
     }
     Ok(Some(p.files.finish_extract(transfer.id)?))
 }
-
