@@ -474,56 +474,123 @@ fn with_a_replica_configured_every_aip_is_stored_twice_and_verified_in_both() {
     assert!(text.contains("A second copy is stored in replica"), "{text}");
 }
 
+/// A folder as a bucket that misbehaves as asked: every range read from it with its first
+/// byte changed, or a copy into it that takes one step per part, stopping after each as a
+/// deadline would stop it.
+struct Disk {
+    inner: Arc<vellum_local::fs_store::FsObjectStore>,
+    flip_ranges: bool,
+    copy_in_steps: bool,
+}
+
+impl ObjectStore for Disk {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    fn head(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
+        self.inner.head(key)
+    }
+    fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> vellum_core::ports::PortResult<Vec<u8>> {
+        let mut bytes = self.inner.get_range(key, offset, len)?;
+        if let Some(b) = bytes.first_mut().filter(|_| self.flip_ranges) {
+            *b ^= 0xff;
+        }
+        Ok(bytes)
+    }
+    fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
+        self.inner.writer(key)
+    }
+    fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
+        self.inner.list_page(prefix, after, limit)
+    }
+    fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
+        self.inner.put_tags(key, tags)
+    }
+    fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
+        self.inner.get_tags(key)
+    }
+    fn delete(&self, key: &str) -> vellum_core::ports::PortResult<()> {
+        self.inner.delete(key)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn compose(
+        &self,
+        key: &str,
+        source: &dyn ObjectStore,
+        parts: &[String],
+    ) -> vellum_core::ports::PortResult<vellum_core::ports::ObjectMeta> {
+        self.inner.compose(key, source, parts)
+    }
+    fn compose_within(
+        &self,
+        key: &str,
+        source: &dyn ObjectStore,
+        parts: &[String],
+        progress: &mut vellum_core::ports::ComposeProgress,
+        _out_of_time: &dyn Fn() -> bool,
+    ) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
+        if self.copy_in_steps && progress.pieces.len() < parts.len() {
+            let number = progress.pieces.len() as u32 + 1;
+            progress.pieces.push(vellum_core::ports::ComposedPiece {
+                number,
+                etag: format!("step {number}"),
+                sha256: None,
+            });
+            return Ok(None);
+        }
+        self.inner.compose(key, source, parts).map(Some)
+    }
+}
+
+fn disk(t: &TestEnv, folder: &str) -> Arc<vellum_local::fs_store::FsObjectStore> {
+    Arc::new(vellum_local::fs_store::FsObjectStore::new(t.dir.path().join(folder), folder).unwrap())
+}
+
+/// An AIP copy that the deadline cuts, into its storage space and into the replica, goes on
+/// from the store job's checkpoint in a new message, and the transfer completes.
+#[test]
+fn a_copy_cut_by_the_deadline_goes_on_from_the_checkpoint() {
+    let mut t = TestEnv::new(50);
+    let aips = t.env.aips.clone();
+    t.env.pipeline.aips = Arc::new(Disk { inner: aips, flip_ranges: false, copy_in_steps: true });
+    let second = disk(&t, "second-disk");
+    t.env.pipeline.replica = Some(Arc::new(Disk { inner: second, flip_ranges: false, copy_in_steps: true }));
+    let event = t.upload(&Package::catalogued("PP/STEPS/1", 3), "born-digital/steps.zip");
+    let handled = t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).expect("a transfer");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let parts =
+        vellum_core::record::aip::PackageCheckpoint::load(t.env.state.as_ref(), transfer.id).unwrap().1.parts.len();
+    assert_eq!(
+        vellum_tests::continued(&handled, Stage::Store),
+        2 * parts,
+        "a step per part, for each of the two copies"
+    );
+    let key = transfer.aip_key.clone().unwrap();
+    assert_eq!(
+        std::fs::read(t.env.aips.root().join(&key)).unwrap(),
+        std::fs::read(t.dir.path().join("second-disk").join(&key)).unwrap()
+    );
+}
+
 /// A second location that gives back other bytes than it was given (here every range read
 /// from it has its first byte changed): the transfer is not COMPLETE, and its reason says
 /// the replica failed verification; the AIP in its storage space is kept.
 #[test]
 fn a_replica_that_does_not_read_back_right_fails_the_transfer() {
-    struct Flipping(Arc<vellum_local::fs_store::FsObjectStore>);
-    impl ObjectStore for Flipping {
-        fn bucket(&self) -> &str {
-            "bad-disk"
-        }
-        fn head(&self, key: &str) -> vellum_core::ports::PortResult<Option<vellum_core::ports::ObjectMeta>> {
-            self.0.head(key)
-        }
-        fn get(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn Read + Send>> {
-            self.0.get(key)
-        }
-        fn get_range(&self, key: &str, offset: u64, len: u64) -> vellum_core::ports::PortResult<Vec<u8>> {
-            let mut bytes = self.0.get_range(key, offset, len)?;
-            if let Some(b) = bytes.first_mut() {
-                *b ^= 0xff;
-            }
-            Ok(bytes)
-        }
-        fn writer(&self, key: &str) -> vellum_core::ports::PortResult<Box<dyn vellum_core::ports::ObjectWriter>> {
-            self.0.writer(key)
-        }
-        fn list_page(
-            &self,
-            prefix: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> vellum_core::ports::PortResult<vellum_core::ports::Page<vellum_core::ports::ObjectMeta>> {
-            self.0.list_page(prefix, after, limit)
-        }
-        fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> vellum_core::ports::PortResult<()> {
-            self.0.put_tags(key, tags)
-        }
-        fn get_tags(&self, key: &str) -> vellum_core::ports::PortResult<BTreeMap<String, String>> {
-            self.0.get_tags(key)
-        }
-        fn delete(&self, key: &str) -> vellum_core::ports::PortResult<()> {
-            self.0.delete(key)
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-    }
     let mut t = TestEnv::new(50);
-    let disk = vellum_local::fs_store::FsObjectStore::new(t.dir.path().join("bad-disk"), "bad-disk").unwrap();
-    t.env.pipeline.replica = Some(Arc::new(Flipping(Arc::new(disk))));
+    let bad = disk(&t, "bad-disk");
+    t.env.pipeline.replica = Some(Arc::new(Disk { inner: bad, flip_ranges: true, copy_in_steps: false }));
     let event = t.upload(&Package::catalogued("PP/BADDISK/1", 2), "born-digital/bad-disk.zip");
     t.drive(|_, _| false);
     let transfer = t.transfer_for(&event).expect("a transfer");

@@ -13,12 +13,22 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
-use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
+use vellum_core::ports::{
+    ComposeProgress, ComposedPiece, ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult,
+};
 
 use crate::errors::port_error;
 
 /// Every part but the last of a multipart upload is at least this big (S3's minimum is 5 MiB).
 pub const PART_SIZE: usize = 8 << 20;
+
+/// The size of a streamed upload's part `number` (from 1): 8 MiB for the first thousand
+/// parts, doubling each thousand after up to 64 MiB, so S3's 10,000 parts hold about
+/// 490 GiB (more than one invocation can write before its deadline) while a part in memory
+/// never passes 64 MiB. 8 MiB parts alone would stop at 78 GiB.
+pub fn part_size(number: usize) -> usize {
+    PART_SIZE << (number.saturating_sub(1) / 1000).min(3)
+}
 /// S3 copies up to 5 GiB in one `CopyObject`.
 const MAX_SINGLE_COPY: u64 = 5 << 30;
 /// `UploadPartCopy` wants every part but the last to be at least 5 MiB.
@@ -60,8 +70,17 @@ impl S3Store {
         self.rt.block_on(f)
     }
 
-    /// Copies `parts` of `source` (another bucket of this account) into `key` inside S3.
-    fn copy_in(&self, key: &str, source: &S3Store, parts: &[String]) -> PortResult<ObjectMeta> {
+    /// Copies `parts` of `source` (another bucket of this account) into `key` inside S3,
+    /// going on from `progress` and stopping between waves of part copies when
+    /// `out_of_time()` says so (None).
+    fn copy_in(
+        &self,
+        key: &str,
+        source: &S3Store,
+        parts: &[String],
+        progress: &mut ComposeProgress,
+        out_of_time: &dyn Fn() -> bool,
+    ) -> PortResult<Option<ObjectMeta>> {
         let mut sizes = Vec::with_capacity(parts.len());
         for part in parts {
             let meta = source.head(part)?.ok_or_else(|| PortError::NotFound(format!("{}/{part}", source.bucket)))?;
@@ -87,25 +106,39 @@ impl S3Store {
                 .map_err(|e| port_error(&format!("copying {only} to {key}"), e))?;
                 return self
                     .head(key)?
+                    .map(Some)
                     .ok_or_else(|| PortError::Unavailable(format!("{key} is not there after its copy")));
             }
         }
-        let upload = self
-            .run(
-                self.client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                    .send(),
-            )
-            .map_err(|e| port_error(&format!("starting the copy to {key}"), e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
-        let abort = || {
-            let _ = self
-                .run(self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
+        // An upload this call started is aborted if the call fails; one it went on with is
+        // kept for the next attempt (the bucket's lifecycle rule ends one left for good).
+        let started_here = progress.upload.is_none();
+        if started_here {
+            let upload = self
+                .run(
+                    self.client
+                        .create_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                        .send(),
+                )
+                .map_err(|e| port_error(&format!("starting the copy to {key}"), e))?;
+            progress.upload = Some(upload.upload_id().unwrap_or_default().to_string());
+            progress.pieces.clear();
+        }
+        let upload_id = progress.upload.clone().unwrap_or_default();
+        let fail = |progress: &mut ComposeProgress, e: PortError| -> PortResult<Option<ObjectMeta>> {
+            if started_here {
+                let _ = self.run(
+                    self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send(),
+                );
+                *progress = ComposeProgress::default();
+            }
+            Err(e)
         };
-        // Every range to copy, in order: each part of the package in ranges of at most 5 GiB.
+        // Every range to copy, in order: each part of the package in ranges of at most
+        // 5 GiB, so 5 TB is about 1,000 pieces of S3's 10,000.
         let mut ranges: Vec<(i32, &String, Option<String>)> = Vec::new();
         for (part, size) in parts.iter().zip(&sizes) {
             let mut offset = 0;
@@ -116,10 +149,14 @@ impl S3Store {
                 offset += len.max(1);
             }
         }
+        let done: std::collections::BTreeSet<u32> = progress.pieces.iter().map(|p| p.number).collect();
+        let todo: Vec<_> = ranges.iter().filter(|(number, _, _)| !done.contains(&(*number as u32))).collect();
         // Copied COPY_CONCURRENCY at a time: S3 copies each inside itself, so the time is
         // that of the slowest of a wave, not of every part one after another.
-        let mut completed = Vec::with_capacity(ranges.len());
-        for wave in ranges.chunks(COPY_CONCURRENCY) {
+        for (i, wave) in todo.chunks(COPY_CONCURRENCY).enumerate() {
+            if i > 0 && out_of_time() {
+                return Ok(None);
+            }
             let calls: Vec<_> = wave
                 .iter()
                 .map(|(number, part, range)| {
@@ -139,23 +176,29 @@ impl S3Store {
                 let answer = self.run(call).map_err(|e| PortError::Unavailable(format!("copying {part}: {e}")));
                 let out = match answer {
                     Ok(Ok(out)) => out,
-                    Ok(Err(e)) => {
-                        abort();
-                        return Err(port_error(&format!("copying {part} into {key}"), e));
-                    }
-                    Err(e) => {
-                        abort();
-                        return Err(e);
-                    }
+                    Ok(Err(e)) => return fail(progress, port_error(&format!("copying {part} into {key}"), e)),
+                    Err(e) => return fail(progress, e),
                 };
                 let result = out.copy_part_result();
-                let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_string();
-                let sha256 = result.and_then(|r| r.checksum_sha256()).map(str::to_string);
-                completed.push(
-                    CompletedPart::builder().part_number(*number).e_tag(etag).set_checksum_sha256(sha256).build(),
-                );
+                progress.pieces.push(ComposedPiece {
+                    number: *number as u32,
+                    etag: result.and_then(|r| r.e_tag()).unwrap_or_default().to_string(),
+                    sha256: result.and_then(|r| r.checksum_sha256()).map(str::to_string),
+                });
             }
         }
+        let mut pieces = progress.pieces.clone();
+        pieces.sort_by_key(|p| p.number);
+        let completed: Vec<CompletedPart> = pieces
+            .into_iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .e_tag(p.etag)
+                    .set_checksum_sha256(p.sha256)
+                    .build()
+            })
+            .collect();
         let done = self.run(
             self.client
                 .complete_multipart_upload()
@@ -166,10 +209,16 @@ impl S3Store {
                 .send(),
         );
         if let Err(e) = done {
-            abort();
-            return Err(port_error(&format!("finishing the copy to {key}"), e));
+            let e = port_error(&format!("finishing the copy to {key}"), e);
+            if !started_here {
+                // The upload went (aborted by the lifecycle rule, or completed by a delivery
+                // that lost its answer): the next attempt starts the copy afresh.
+                *progress = ComposeProgress::default();
+            }
+            return fail(progress, e);
         }
-        self.head(key)?.ok_or_else(|| PortError::Unavailable(format!("{key} is not there after its copy")))
+        *progress = ComposeProgress::default();
+        self.head(key)?.map(Some).ok_or_else(|| PortError::Unavailable(format!("{key} is not there after its copy")))
     }
 }
 
@@ -230,16 +279,17 @@ impl S3Writer {
             )
             .map_err(|e| io::Error::other(port_error(&format!("uploading part {number} of {}", self.key), e)))?;
         self.parts.push(CompletedPart::builder().part_number(number).e_tag(out.e_tag().unwrap_or_default()).build());
-        self.buffer = Vec::with_capacity(PART_SIZE);
+        self.buffer = Vec::with_capacity(part_size(self.parts.len() + 1));
         Ok(())
     }
 }
 
 impl Write for S3Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(PART_SIZE - self.buffer.len());
+        let size = part_size(self.parts.len() + 1);
+        let n = buf.len().min(size - self.buffer.len());
         self.buffer.extend_from_slice(&buf[..n]);
-        if self.buffer.len() == PART_SIZE {
+        if self.buffer.len() == size {
             self.upload_part()?;
         }
         Ok(n)
@@ -441,6 +491,18 @@ impl ObjectStore for S3Store {
     }
 
     fn compose(&self, key: &str, source: &dyn ObjectStore, parts: &[String]) -> PortResult<ObjectMeta> {
+        let composed = self.compose_within(key, source, parts, &mut ComposeProgress::default(), &|| false)?;
+        composed.ok_or_else(|| PortError::Unavailable(format!("the copy to {key} stopped with time left")))
+    }
+
+    fn compose_within(
+        &self,
+        key: &str,
+        source: &dyn ObjectStore,
+        parts: &[String],
+        progress: &mut ComposeProgress,
+        out_of_time: &dyn Fn() -> bool,
+    ) -> PortResult<Option<ObjectMeta>> {
         if let Some(s3) = source.as_any().downcast_ref::<S3Store>() {
             // UploadPartCopy needs every part but the last to be at least 5 MiB; smaller
             // parts (a small package, a short METS piece) come through the function.
@@ -450,14 +512,14 @@ impl ObjectStore for S3Store {
             }
             let copyable = sizes.iter().rev().skip(1).all(|s| *s >= MIN_COPY_PART);
             if copyable {
-                return self.copy_in(key, s3, parts);
+                return self.copy_in(key, s3, parts, progress, out_of_time);
             }
         }
         let mut writer = self.writer(key)?;
         for part in parts {
             io::copy(&mut source.get(part)?, &mut writer)?;
         }
-        writer.commit()
+        writer.commit().map(Some)
     }
 }
 
@@ -471,5 +533,22 @@ impl vellum_dashboard::AipLinks for S3Store {
             .block_on(self.client.get_object().bucket(&self.bucket).key(key).presigned(config))
             .map_err(|e| port_error(&format!("a download link for {key}"), e))?;
         Ok(request.uri().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_parts_hold_more_than_an_invocation_writes_and_none_is_large() {
+        let total: u64 = (1..=10_000).map(|n| part_size(n) as u64).sum();
+        assert!(total > 480 << 30, "{} GiB", total >> 30);
+        assert_eq!(part_size(1), 8 << 20);
+        assert_eq!(part_size(1000), 8 << 20);
+        assert_eq!(part_size(1001), 16 << 20);
+        assert!((1..=10_000).all(|n| part_size(n) <= 64 << 20 && part_size(n) >= 5 << 20));
+        // A 5 TB AIP is copied in pieces of at most 5 GiB: within S3's 10,000.
+        assert!((5u64 << 40).div_ceil(MAX_SINGLE_COPY) <= 10_000);
     }
 }

@@ -40,6 +40,16 @@ fn fresh_bucket() -> S3Store {
 mod object_store {
     use super::*;
     vellum_contract::object_store_contract!(|| Box::new(fresh_bucket()) as Box<dyn vellum_core::ports::ObjectStore>);
+
+    /// S3's copy really stops between its waves of part copies and goes on from the
+    /// checkpoint: eleven pieces, eight at a time, take two calls.
+    #[test]
+    fn an_aip_copy_cut_by_its_deadline_goes_on_in_the_next_invocation() {
+        let calls = vellum_contract::object_store::compose_within_goes_on_where_it_stopped(&|| {
+            Box::new(fresh_bucket()) as Box<dyn vellum_core::ports::ObjectStore>
+        });
+        assert_eq!(calls, 2);
+    }
 }
 
 /// A new queue "a" and "b", each with its dead-letter queue, under a fresh prefix.

@@ -30,7 +30,8 @@ macro_rules! object_store_contract {
                 awkward_keys,
                 large_objects_stream_in_parts,
                 compose_joins_parts,
-                compose_joins_many_parts_in_order
+                compose_joins_many_parts_in_order,
+                compose_within_goes_on_where_it_stopped
             ]
         );
     };

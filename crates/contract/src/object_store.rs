@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use vellum_core::ports::{ObjectStore, PortError};
+use vellum_core::ports::{ComposeProgress, ObjectStore, PortError};
 
 pub type Make = dyn Fn() -> Box<dyn ObjectStore>;
 
@@ -144,6 +144,39 @@ pub fn compose_joins_many_parts_in_order(make: &Make) {
     let meta = s.compose("joined/many", s.as_ref(), &parts).unwrap();
     assert_eq!(meta.size, want.len() as u64);
     assert!(read_all(s.as_ref(), "joined/many") == want, "eleven parts joined in order");
+}
+
+/// `compose_within`, cut by a deadline after every step and handed back its progress (as a
+/// checkpoint would keep it, written and read back), goes on where it stopped and joins the
+/// parts as `compose` does. Returns how many calls it took.
+pub fn compose_within_goes_on_where_it_stopped(make: &Make) -> usize {
+    let s = make();
+    let mut want = Vec::new();
+    let mut parts = Vec::new();
+    for i in 0..11u8 {
+        let len = if i == 10 { 999 } else { 5 * 1024 * 1024 };
+        let body: Vec<u8> = (0..len).map(|j| (j as u8).wrapping_mul(17).wrapping_add(i)).collect();
+        let key = format!("steps/{i:02}");
+        s.put(&key, &body).unwrap();
+        want.extend_from_slice(&body);
+        parts.push(key);
+    }
+    let mut kept = serde_json::to_string(&ComposeProgress::default()).unwrap();
+    let mut calls = 0;
+    let meta = loop {
+        calls += 1;
+        assert!(calls <= 12, "the copy goes on, a step at a time");
+        let mut progress: ComposeProgress = serde_json::from_str(&kept).unwrap();
+        let answer = s.compose_within("joined/steps", s.as_ref(), &parts, &mut progress, &|| true).unwrap();
+        if let Some(meta) = answer {
+            break meta;
+        }
+        assert!(s.head("joined/steps").unwrap().is_none(), "nothing is visible before the copy is whole");
+        kept = serde_json::to_string(&progress).unwrap();
+    };
+    assert_eq!(meta.size, want.len() as u64);
+    assert!(read_all(s.as_ref(), "joined/steps") == want, "eleven parts joined in order across {calls} calls");
+    calls
 }
 
 /// `compose` joins parts, small and large, into one object, in order; the parts stay.

@@ -22,7 +22,7 @@ mod tools;
 pub use access::AccessStore;
 pub use clock::{Clock, SystemClock};
 pub use notifier::Notifier;
-pub use objects::{delete_page_by_page, ObjectMeta, ObjectStore, ObjectWriter};
+pub use objects::{delete_page_by_page, ComposeProgress, ComposedPiece, ObjectMeta, ObjectStore, ObjectWriter};
 pub use queue::{DeadLetter, Delivery, Queue};
 pub use scanner::{ScanVerdict, VirusScanner};
 pub use state::{

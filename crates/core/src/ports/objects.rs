@@ -6,6 +6,27 @@ use std::io::{Read, Write};
 use super::{Page, PortResult};
 use crate::model::Timestamp;
 
+/// How far a copy made by `compose_within` has come, kept by the caller between
+/// invocations (in a job's checkpoint) and handed back to go on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ComposeProgress {
+    /// The store's handle on the copy under way (S3's multipart upload id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// The pieces copied so far.
+    #[serde(default)]
+    pub pieces: Vec<ComposedPiece>,
+}
+
+/// One piece of a copy under way: its number and what the store said of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ComposedPiece {
+    pub number: u32,
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub key: String,
@@ -60,6 +81,21 @@ pub trait ObjectStore: Send + Sync {
             std::io::copy(&mut source.get(part)?, &mut writer)?;
         }
         writer.commit()
+    }
+
+    /// `compose`, in steps a deadline can cut: between pieces, when `out_of_time()` says
+    /// so, the copy stops and answers None with `progress` saying how far it came; called
+    /// again with that progress it goes on from there. A store whose copy is quick (a file
+    /// on disk) composes at once, as the default does.
+    fn compose_within(
+        &self,
+        key: &str,
+        source: &dyn ObjectStore,
+        parts: &[String],
+        _progress: &mut ComposeProgress,
+        _out_of_time: &dyn Fn() -> bool,
+    ) -> PortResult<Option<ObjectMeta>> {
+        self.compose(key, source, parts).map(Some)
     }
 
     /// Every key under a prefix, page after page: for tests and small prefixes.

@@ -3,7 +3,9 @@
 //! transfer COMPLETE.
 //!
 //! The copy is the object store's own (S3 UploadPartCopy of the package's parts; a file
-//! copy on disk): the bytes do not pass through the function. Verification reads the stored
+//! copy on disk): the bytes do not pass through the function. A copy too long for one
+//! invocation (a 5 TB AIP is about 1,000 pieces of 5 GiB) stops at the deadline and goes on
+//! in a new message from the progress kept in the checkpoint. Verification reads the stored
 //! AIP back a part at a time with ranged reads, and a checkpoint after each part lets a
 //! 100 GB AIP be verified across as many invocations as it takes.
 //!
@@ -12,6 +14,7 @@
 //! the transfer is COMPLETE: a transfer is never complete with one copy verified and the
 //! other not.
 
+use crate::ports::ComposeProgress;
 use crate::ports::EventLog;
 use crate::ports::FileCatalogue;
 use crate::ports::Notifier;
@@ -69,10 +72,20 @@ impl Microservice for Store<'_> {
         let copied = match cp.stored.clone() {
             Some(c) => c,
             None => {
-                let c = copy(self, &transfer)?;
-                cp.stored = Some(c.clone());
-                save(&cp)?;
-                c
+                let mut progress = cp.copying.clone().unwrap_or_default();
+                match copy(self, &transfer, &mut progress, ctx)? {
+                    Some(c) => {
+                        cp.copying = None;
+                        cp.stored = Some(c.clone());
+                        save(&cp)?;
+                        c
+                    }
+                    None => {
+                        cp.copying = Some(progress);
+                        save(&cp)?;
+                        return self.copy_later(&transfer, "the AIP's copy into its storage space");
+                    }
+                }
             }
         };
         if cp.recorded.is_none() {
@@ -101,9 +114,16 @@ impl Microservice for Store<'_> {
         let summary = verified(self, &transfer, &copied, &cp)?;
         if let Some(replica) = self.replica {
             if cp.replica.is_none() {
-                replicate(replica, self.flow.working.as_ref(), &copied)?;
-                cp.replica = Some(ReadBack::default());
-                save(&cp)?;
+                let mut progress = cp.replica_copying.clone().unwrap_or_default();
+                if replicate(replica, self.flow.working.as_ref(), &copied, &mut progress, ctx)? {
+                    cp.replica_copying = None;
+                    cp.replica = Some(ReadBack::default());
+                    save(&cp)?;
+                } else {
+                    cp.replica_copying = Some(progress);
+                    save(&cp)?;
+                    return self.copy_later(&transfer, "the AIP's copy into the second location");
+                }
             }
             let parts = copied.part_sizes.len();
             while let Some(read) = cp.replica.as_mut().filter(|r| r.next_part < parts) {
@@ -140,6 +160,14 @@ struct Reading {
 }
 
 impl Store<'_> {
+    /// The rest of a copy in a new message, past the invocation's deadline: the copy's
+    /// progress is in the checkpoint.
+    fn copy_later(&self, transfer: &Transfer, what: &str) -> StageResult<Progress> {
+        tracing::info!("{what} continues in a new message");
+        self.flow.send(Stage::Store, &[StageMessage::transfer(transfer.id)])?;
+        Ok(Progress::Continued)
+    }
+
     /// The rest of the read-back in a new message, past the invocation's deadline.
     fn continue_later(&self, transfer: &Transfer, part: usize, parts: usize) -> StageResult<Progress> {
         tracing::info!(part, parts, "verification continues in a new message");
@@ -178,10 +206,19 @@ fn read_part(
 
 /// Copies the package's parts into the second location, by its own copy; a redelivered
 /// message finds the copy made.
-fn replicate(replica: &Arc<dyn ObjectStore>, working: &dyn ObjectStore, copied: &Copied) -> StageResult<()> {
+fn replicate(
+    replica: &Arc<dyn ObjectStore>,
+    working: &dyn ObjectStore,
+    copied: &Copied,
+    progress: &mut ComposeProgress,
+    ctx: &StageContext,
+) -> StageResult<bool> {
     let size: u64 = copied.part_sizes.iter().sum();
     if replica.head(&copied.key)?.map(|m| m.size) != Some(size) {
-        let stored = replica.compose(&copied.key, working, &copied.parts)?;
+        let out_of_time = || ctx.should_yield();
+        let Some(stored) = replica.compose_within(&copied.key, working, &copied.parts, progress, &out_of_time)? else {
+            return Ok(false);
+        };
         if stored.size != size {
             return Err(StageError::Transient(format!(
                 "the replica of {} in {} has {} bytes, not {size}",
@@ -191,7 +228,7 @@ fn replicate(replica: &Arc<dyn ObjectStore>, working: &dyn ObjectStore, copied: 
             )));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The replica failed its read-back: kept as evidence, the transfer not complete.
@@ -221,6 +258,12 @@ struct StoreCheckpoint {
     /// The read-back of the replica, once it is copied (a second location configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replica: Option<ReadBack>,
+    /// The copy into the AIP's place, while it is under way across invocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    copying: Option<ComposeProgress>,
+    /// The copy into the second location, while it is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replica_copying: Option<ComposeProgress>,
 }
 
 /// How far one copy of the AIP has been read back.
@@ -246,9 +289,15 @@ struct Copied {
     parts: Vec<String>,
 }
 
-/// Copies the package's parts into the AIP's place, by the store's own copy; a redelivered
-/// message finds the copy already made.
-fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
+/// Copies the package's parts into the AIP's place, by the store's own copy, going on from
+/// `progress`; None when the deadline cut it (the progress says how far it came). A
+/// redelivered message finds the copy already made.
+fn copy(
+    p: &Store<'_>,
+    transfer: &Transfer,
+    progress: &mut ComposeProgress,
+    ctx: &StageContext,
+) -> StageResult<Option<Copied>> {
     let profile = p.flow.profile(transfer)?;
     let identifier = transfer.identifiers.external_identifier().ok_or_else(|| {
         StageError::Failed("the transfer has no catalogue identifier or accession number to file the AIP under".into())
@@ -270,12 +319,16 @@ fn copy(p: &Store<'_>, transfer: &Transfer) -> StageResult<Copied> {
     }
     let size: u64 = part_sizes.iter().sum();
     if p.aips.head(&key)?.map(|m| m.size) != Some(size) {
-        let stored = p.aips.compose(&key, p.flow.working.as_ref(), &packaged.parts)?;
+        let out_of_time = || ctx.should_yield();
+        let working = p.flow.working.as_ref();
+        let Some(stored) = p.aips.compose_within(&key, working, &packaged.parts, progress, &out_of_time)? else {
+            return Ok(None);
+        };
         if stored.size != size {
             return Err(StageError::Transient(format!("the copy of {key} has {} bytes, not {size}", stored.size)));
         }
     }
-    Ok(Copied { key, space, identifier, version, part_sizes, parts: packaged.parts.clone() })
+    Ok(Some(Copied { key, space, identifier, version, part_sizes, parts: packaged.parts.clone() }))
 }
 
 /// The bag is valid and holds exactly the files the state store recorded, with their
