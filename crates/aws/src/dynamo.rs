@@ -558,6 +558,30 @@ impl DynamoState {
         items.iter().map(|i| entity(i, "event")).collect()
     }
 
+    /// Moves extraction's checkpoint from `from` (not done) to `to`, if it is still there:
+    /// the commit point of a batch or a plan. False when another delivery moved it.
+    fn move_checkpoint(&self, transfer_id: Uuid, from: &ExtractCheckpoint, to: &ExtractCheckpoint) -> PortResult<bool> {
+        let moved = self.update(
+            &transfer_pk(transfer_id),
+            "META",
+            "SET extract_next_entry = :ne, batch_count = :nb, file_count = :nf, extract_done = :done, updated_at = :now",
+            Some("extract_next_entry = :fe AND batch_count = :fb AND file_count = :ff AND extract_done = :no"),
+            vec![
+                (":ne", n(to.next_entry)),
+                (":nb", n(to.batches)),
+                (":nf", n(to.files)),
+                (":done", AttributeValue::Bool(to.done)),
+                (":now", s(stamp(&self.clock.now()))),
+                (":fe", n(from.next_entry)),
+                (":fb", n(from.batches)),
+                (":ff", n(from.files)),
+                (":no", AttributeValue::Bool(false)),
+            ],
+            vec![],
+        )?;
+        Ok(moved.is_some())
+    }
+
     fn checkpoint_of(item: &Item) -> PortResult<ExtractCheckpoint> {
         Ok(ExtractCheckpoint {
             next_entry: num(item, "extract_next_entry")?,
@@ -1089,28 +1113,10 @@ impl FileCatalogue for DynamoState {
             files: from.files + files.len() as u64,
             done: false,
         };
-        let moved = self.update(
-            &transfer_pk(transfer_id),
-            "META",
-            "SET extract_next_entry = :ne, batch_count = :nb, file_count = :nf, updated_at = :now",
-            Some("extract_next_entry = :fe AND batch_count = :fb AND file_count = :ff AND extract_done = :no"),
-            vec![
-                (":ne", n(next.next_entry)),
-                (":nb", n(next.batches)),
-                (":nf", n(next.files)),
-                (":now", s(stamp(&self.clock.now()))),
-                (":fe", n(from.next_entry)),
-                (":fb", n(from.batches)),
-                (":ff", n(from.files)),
-                (":no", AttributeValue::Bool(false)),
-            ],
-            vec![],
-        )?;
-        match moved {
-            Some(_) => Ok(next),
-            None => Err(PortError::Conflict(format!(
-                "extraction checkpoint moved from {from:?} while this batch was written"
-            ))),
+        if self.move_checkpoint(transfer_id, from, &next)? {
+            Ok(next)
+        } else {
+            Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} while this batch was written")))
         }
     }
 
@@ -1134,29 +1140,11 @@ impl FileCatalogue for DynamoState {
         from: &ExtractCheckpoint,
         planned: &ExtractCheckpoint,
     ) -> PortResult<ExtractCheckpoint> {
-        let moved = self.update(
-            &transfer_pk(transfer_id),
-            "META",
-            "SET extract_next_entry = :ne, batch_count = :nb, file_count = :nf, extract_done = :yes, updated_at = :now",
-            Some("extract_next_entry = :fe AND batch_count = :fb AND file_count = :ff AND extract_done = :no"),
-            vec![
-                (":ne", n(planned.next_entry)),
-                (":nb", n(planned.batches)),
-                (":nf", n(planned.files)),
-                (":yes", AttributeValue::Bool(true)),
-                (":now", s(stamp(&self.clock.now()))),
-                (":fe", n(from.next_entry)),
-                (":fb", n(from.batches)),
-                (":ff", n(from.files)),
-                (":no", AttributeValue::Bool(false)),
-            ],
-            vec![],
-        )?;
-        match moved {
-            Some(_) => Ok(ExtractCheckpoint { done: true, ..*planned }),
-            None => {
-                Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
-            }
+        let planned = ExtractCheckpoint { done: true, ..*planned };
+        if self.move_checkpoint(transfer_id, from, &planned)? {
+            Ok(planned)
+        } else {
+            Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
         }
     }
 

@@ -126,21 +126,27 @@ pub fn large_objects_stream_in_parts(make: &Make) {
     assert_eq!(s.get_range("big/object.bin", at as u64, 20).unwrap(), &body[at..at + 20]);
 }
 
-/// `compose` of more parts than are copied at once (S3 copies them in waves, concurrently):
-/// every part in its place.
-pub fn compose_joins_many_parts_in_order(make: &Make) {
-    let s = make();
+/// Eleven parts under `prefix`, each at S3's smallest part copy (5 MiB) but the last, each
+/// part's bytes its own; and what they make joined.
+fn eleven_parts(s: &dyn ObjectStore, prefix: &str) -> (Vec<String>, Vec<u8>) {
     let mut want = Vec::new();
     let mut parts = Vec::new();
     for i in 0..11u8 {
-        // Each at S3's smallest part copy (5 MiB) but the last; each part's bytes its own.
         let len = if i == 10 { 1000 } else { 5 * 1024 * 1024 };
         let body: Vec<u8> = (0..len).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i)).collect();
-        let key = format!("many/{i:02}");
+        let key = format!("{prefix}/{i:02}");
         s.put(&key, &body).unwrap();
         want.extend_from_slice(&body);
         parts.push(key);
     }
+    (parts, want)
+}
+
+/// `compose` of more parts than are copied at once (S3 copies them in waves, concurrently):
+/// every part in its place.
+pub fn compose_joins_many_parts_in_order(make: &Make) {
+    let s = make();
+    let (parts, want) = eleven_parts(s.as_ref(), "many");
     let meta = s.compose("joined/many", s.as_ref(), &parts).unwrap();
     assert_eq!(meta.size, want.len() as u64);
     assert!(read_all(s.as_ref(), "joined/many") == want, "eleven parts joined in order");
@@ -151,16 +157,7 @@ pub fn compose_joins_many_parts_in_order(make: &Make) {
 /// parts as `compose` does. Returns how many calls it took.
 pub fn compose_within_goes_on_where_it_stopped(make: &Make) -> usize {
     let s = make();
-    let mut want = Vec::new();
-    let mut parts = Vec::new();
-    for i in 0..11u8 {
-        let len = if i == 10 { 999 } else { 5 * 1024 * 1024 };
-        let body: Vec<u8> = (0..len).map(|j| (j as u8).wrapping_mul(17).wrapping_add(i)).collect();
-        let key = format!("steps/{i:02}");
-        s.put(&key, &body).unwrap();
-        want.extend_from_slice(&body);
-        parts.push(key);
-    }
+    let (parts, want) = eleven_parts(s.as_ref(), "steps");
     let mut kept = serde_json::to_string(&ComposeProgress::default()).unwrap();
     let mut calls = 0;
     let meta = loop {

@@ -303,6 +303,31 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
 const MAX_IDLE: usize = 8;
 
 impl SqliteStateStore {
+    /// Moves extraction's checkpoint from `from` (not done) to `to`, if it is still there:
+    /// the commit point of a batch or a plan. False when another delivery moved it.
+    fn move_checkpoint(&self, transfer_id: Uuid, from: &ExtractCheckpoint, to: &ExtractCheckpoint) -> PortResult<bool> {
+        let now = self.now();
+        let moved = self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, extract_done = ?5, \
+                 updated_at = ?6 \
+                 WHERE id = ?1 AND extract_next_entry = ?7 AND batch_count = ?8 AND file_count = ?9 AND extract_done = 0",
+                params![
+                    transfer_id.to_string(),
+                    to.next_entry as i64,
+                    to.batches as i64,
+                    to.files as i64,
+                    i64::from(to.done),
+                    now,
+                    from.next_entry as i64,
+                    from.batches as i64,
+                    from.files as i64
+                ],
+            )
+        })?;
+        Ok(moved == 1)
+    }
+
     pub fn open(path: &Path) -> PortResult<Self> {
         Self::open_with_clock(path, Arc::new(SystemClock))
     }
@@ -973,7 +998,6 @@ impl FileCatalogue for SqliteStateStore {
         events: &[PremisEvent],
         next_entry: u64,
     ) -> PortResult<ExtractCheckpoint> {
-        let tid = transfer_id.to_string();
         let current = self.extract_checkpoint(transfer_id)?;
         if current != *from || current.done {
             return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
@@ -987,24 +1011,7 @@ impl FileCatalogue for SqliteStateStore {
             files: from.files + files.len() as u64,
             done: false,
         };
-        let now = self.now();
-        let moved = self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, updated_at = ?5 \
-                 WHERE id = ?1 AND extract_next_entry = ?6 AND batch_count = ?7 AND file_count = ?8 AND extract_done = 0",
-                params![
-                    tid,
-                    next.next_entry as i64,
-                    next.batches as i64,
-                    next.files as i64,
-                    now,
-                    from.next_entry as i64,
-                    from.batches as i64,
-                    from.files as i64
-                ],
-            )
-        })?;
-        if moved == 1 {
+        if self.move_checkpoint(transfer_id, from, &next)? {
             Ok(next)
         } else {
             Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} while this batch was written")))
@@ -1025,25 +1032,9 @@ impl FileCatalogue for SqliteStateStore {
         from: &ExtractCheckpoint,
         planned: &ExtractCheckpoint,
     ) -> PortResult<ExtractCheckpoint> {
-        let now = self.now();
-        let moved = self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, extract_done = 1, updated_at = ?5 \
-                 WHERE id = ?1 AND extract_next_entry = ?6 AND batch_count = ?7 AND file_count = ?8 AND extract_done = 0",
-                params![
-                    transfer_id.to_string(),
-                    planned.next_entry as i64,
-                    planned.batches as i64,
-                    planned.files as i64,
-                    now,
-                    from.next_entry as i64,
-                    from.batches as i64,
-                    from.files as i64
-                ],
-            )
-        })?;
-        if moved == 1 {
-            Ok(ExtractCheckpoint { done: true, ..*planned })
+        let planned = ExtractCheckpoint { done: true, ..*planned };
+        if self.move_checkpoint(transfer_id, from, &planned)? {
+            Ok(planned)
         } else {
             Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
         }
