@@ -1,7 +1,8 @@
 """Checks samconfig.toml and infra/params/<env>.json against template.yaml: each environment
 sets only the template's parameters, every parameter without a default, values the template
-allows (AllowedValues, AllowedPattern, MinValue/MaxValue), the same in both files, and
-builds in source (the makefile builder: no beta features).
+allows (AllowedValues, AllowedPattern, MinValue/MaxValue), the same in both files, an
+image repository for the container-image functions, and builds in source (the makefile
+builder: no beta features).
 
 usage: check_deploy_config.py TEMPLATE SAMCONFIG PARAMS_DIR   (exit 1 and a line per problem)"""
 import json
@@ -24,7 +25,15 @@ def main(template_path, samconfig_path, params_dir):
     envs = [e for e, v in config.items() if e != "default" and isinstance(v, dict) and "deploy" in v]
     if sorted(envs) != ["prod", "staging"]:
         problems.append(f"samconfig.toml: environments {envs}, not staging and prod")
+    images = any(
+        (r.get("Properties") or {}).get("PackageType") == "Image"
+        for r in template.get("Resources", {}).values()
+        if r.get("Type") == "AWS::Serverless::Function"
+    )
     for env in envs:
+        deploy = config[env]["deploy"]["parameters"]
+        if images and not (deploy.get("resolve_image_repos") or deploy.get("image_repositories")):
+            problems.append(f"{env}: a function is a container image, and sam deploy is given no repository for it (resolve_image_repos = true)")
         given = {}
         for kv in config[env]["deploy"]["parameters"].get("parameter_overrides", []):
             key, _, value = kv.partition("=")

@@ -13,6 +13,9 @@ concurrency, every function it drives allows its own continuation loop (Recursiv
 every dead-letter queue has an alarm, every stage queue an alarm on the age of its oldest
 message, every function one on its throttles, and every SQS-driven function one on the
 messages it gives back (the handler's BatchItemFailures metric). Every function logs to a log group with a retention.
+Every function is built as the template says: a zip function by its Makefile (runtime and
+handler its own), the characterize function as a container image whose Dockerfile installs
+ExifTool and MediaInfo at pinned versions and runs each once while it builds.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -107,6 +110,7 @@ def main(path):
     problems += dashboard_and_monitor_problems(resources)
     problems += preservation_problems(template, resources)
     problems += flow_control_problems(resources)
+    problems += build_problems(path, resources)
     for p in problems:
         print(p)
     return 1 if problems else 0
@@ -237,6 +241,49 @@ def flow_control_problems(resources):
                 problems.append(f"{name}: a dead-letter queue without an alarm")
             if "deadLetterTargetArn" in (props.get("RedrivePolicy") or {}) and name not in aged_queues:
                 problems.append(f"{name}: no alarm on the age of its oldest message")
+    return problems
+
+
+
+def build_problems(path, resources):
+    """Each function as it is built: a zip by its Makefile, or an image by its Dockerfile."""
+    import os
+    import re
+
+    top = os.path.dirname(os.path.abspath(path))
+    problems = []
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties") or {}
+        meta = res.get("Metadata") or {}
+        if props.get("PackageType") == "Image":
+            dockerfile = os.path.join(top, str(meta.get("DockerContext", ".")), str(meta.get("Dockerfile", "")))
+            try:
+                text = open(dockerfile).read()
+            except OSError:
+                problems.append(f"{name}: an image function without its Dockerfile ({dockerfile})")
+                continue
+            if name == "CharacterizeFunction":
+                for tool, version, check in [
+                    ("ExifTool", "EXIFTOOL_VERSION", "exiftool -ver"),
+                    ("MediaInfo", "MEDIAINFO_VERSION", "mediainfo --Version"),
+                ]:
+                    if not re.search(rf"^ARG {version}=\S+$", text, re.M):
+                        problems.append(f"{name}: the image does not pin {tool} ({version})")
+                    if check not in text:
+                        problems.append(f"{name}: the image's build does not run {tool} once ({check!r})")
+        else:
+            if props.get("Runtime") != "provided.al2023" or props.get("Handler") != "bootstrap":
+                problems.append(f"{name}: a zip function without its own provided.al2023 runtime and bootstrap handler")
+            makefile = os.path.join(top, str(props.get("CodeUri", "")), "Makefile")
+            if meta.get("BuildMethod") != "makefile" or not os.path.exists(makefile):
+                problems.append(f"{name}: not built by its Makefile (BuildMethod: makefile, {makefile})")
+            elif f"build-{name}:" not in open(makefile).read():
+                problems.append(f"{name}: its Makefile has no build-{name} target")
+    characterize = resources.get("CharacterizeFunction") or {}
+    if (characterize.get("Properties") or {}).get("PackageType") != "Image":
+        problems.append("CharacterizeFunction: not a container image, so ExifTool and MediaInfo are not beside it")
     return problems
 
 

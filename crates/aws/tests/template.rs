@@ -80,6 +80,11 @@ Resources:
           Projection: { ProjectionType: ALL }
   OpenApi:
     Type: AWS::Serverless::HttpApi
+  CharacterizeFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { Dockerfile: Dockerfile.bare, DockerContext: . }
+    Properties:
+      PackageType: Image
   DashboardFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -117,6 +122,8 @@ Resources:
 "#,
     )
     .unwrap();
+    // An image without the characterization tools.
+    std::fs::write(dir.path().join("Dockerfile.bare"), "FROM public.ecr.aws/lambda/provided:al2023-arm64\n").unwrap();
     let (ok, said) = run(&["infra/check_template.py", bad.to_str().unwrap()]);
     assert!(!ok, "a loose template passes: {said}");
     for problem in [
@@ -145,6 +152,9 @@ Resources:
         "LooseFunction.Queue: no alarm on its batch-item failures",
         "LooseFunction: no alarm on its throttles",
         "AgelessQueue: no alarm on the age of its oldest message",
+        "LooseFunction: not built by its Makefile",
+        "CharacterizeFunction: the image does not pin ExifTool",
+        "CharacterizeFunction: the image's build does not run MediaInfo once",
     ] {
         assert!(said.contains(problem), "{problem:?} not found in:\n{said}");
     }
