@@ -281,3 +281,25 @@ fn the_aws_model_gives_the_critical_paths_and_the_cost() {
     assert!(said.contains("1,000,000 files, 1,000 GB: critical path"), "{said}");
     assert!(said.contains("cost per 1,000 files"), "{said}");
 }
+
+/// The characterize image installs ExifTool and MediaInfo at the versions the test suite runs:
+/// the Dockerfile's pins are the versions Debian offers this machine, which scripts/test
+/// installs and the characterization tests run. When Debian moves one, this fails and says
+/// which pin to move.
+#[test]
+fn the_characterize_image_pins_the_tools_the_tests_run() {
+    let dockerfile = std::fs::read_to_string(root().join("functions/characterize/Dockerfile")).unwrap();
+    for (arg, package) in [("EXIFTOOL_VERSION", "libimage-exiftool-perl"), ("MEDIAINFO_VERSION", "mediainfo")] {
+        let pinned = dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("ARG {arg}=")))
+            .unwrap_or_else(|| panic!("the Dockerfile pins {arg}"));
+        let policy = Command::new("apt-cache").args(["policy", package]).output().expect("apt-cache (Debian)");
+        let text = String::from_utf8_lossy(&policy.stdout);
+        let offered = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Candidate: "))
+            .unwrap_or_else(|| panic!("Debian offers no {package}: {text}"));
+        assert_eq!(pinned, offered, "{arg}: the image pins {package} {pinned}, the tests run {offered}: move the pin");
+    }
+}
