@@ -4,6 +4,7 @@
 //! directory.
 
 pub mod gzip_resume;
+pub mod open_ahead;
 pub mod parallel_gzip;
 pub mod ranged;
 pub mod read_ahead;

@@ -11,6 +11,7 @@ use std::io::{self, BufWriter, Read, Write};
 
 use crate::analysis::fixity::{self, sha256_hex};
 use crate::error::{StageError, StageResult};
+use crate::io::open_ahead::each_opened;
 use crate::io::parallel_gzip::{self, ParallelGzip};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
@@ -197,6 +198,10 @@ fn generated_entries(
     Ok(out)
 }
 
+/// How many of the working area's files are opened ahead of the one being packaged, where
+/// it is remote (each open waits for S3's first byte).
+const OPEN_AHEAD: usize = 16;
+
 /// Writes the next part of the bag, from the checkpoint until the entries or the time run
 /// out; returns whether the bag is complete.
 fn write_part(
@@ -225,39 +230,51 @@ fn write_part(
     let bag = bag_name(transfer);
     let total = entries.len();
     let mut tar = tar::Builder::new(Part { sink, discard: false });
+    let remaining: Vec<(String, Source)> = entries.into_iter().skip(start).collect();
+    let wanted: Vec<Option<(String, u64)>> = remaining
+        .iter()
+        .map(|(path, source)| match source {
+            Source::Bytes(_) => None,
+            Source::Working { key, size, .. } => Some((key.clone(), *size)),
+            Source::Original { size, .. } => Some((original_key(transfer, path), *size)),
+        })
+        .collect();
+    // A remote store's files are opened ahead, several at once; files on this disk are not
+    // worth a thread each.
+    let remote = wanted.iter().flatten().next().is_some_and(|(key, _)| p.flow.working.local_path(key).is_none());
+    let ahead = if remote { OPEN_AHEAD } else { 1 };
     let mut next = start;
-    for (path, source) in entries.into_iter().skip(start) {
+    each_opened(p.flow.working.as_ref(), &wanted, ahead, |i, opened| -> StageResult<bool> {
+        let (path, source) = &remaining[i];
         let full = format!("{bag}/{path}");
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
-        let working = match source {
+        match source {
             Source::Bytes(bytes) => {
                 header.set_size(bytes.len() as u64);
                 header.set_mtime(bagged.timestamp().max(0) as u64);
                 tar.append_data(&mut header, &full, bytes.as_slice())?;
-                None
             }
-            Source::Working { key, size, mtime } => Some((key, size, mtime)),
-            Source::Original { size, mtime } => Some((original_key(transfer, &path), size, mtime)),
-        };
-        if let Some((key, size, mtime)) = working {
-            header.set_size(size);
-            header.set_mtime(mtime);
-            let mut counted = Counted { inner: p.flow.working.get(&key)?.take(size), n: 0 };
-            tar.append_data(&mut header, &full, &mut counted)?;
-            if counted.n != size {
-                return Err(StageError::Failed(format!(
-                    "{key} had {} bytes when packaged but {size} were recorded",
-                    counted.n
-                )));
+            Source::Working { size, mtime, .. } | Source::Original { size, mtime } => {
+                let opened =
+                    opened.ok_or_else(|| StageError::Failed(format!("{path}: its bytes were never opened")))?;
+                header.set_size(*size);
+                header.set_mtime(*mtime);
+                let mut counted = Counted { inner: opened?.into_reader().take(*size), n: 0 };
+                tar.append_data(&mut header, &full, &mut counted)?;
+                if counted.n != *size {
+                    let key = wanted[i].as_ref().map_or("", |(key, _)| key.as_str());
+                    return Err(StageError::Failed(format!(
+                        "{key} had {} bytes when packaged but {size} were recorded",
+                        counted.n
+                    )));
+                }
             }
         }
         next += 1;
-        if ctx.should_yield() && next < total {
-            break;
-        }
-    }
+        Ok(!(ctx.should_yield() && next < total))
+    })?;
     let done = next == total;
     // Only the last part ends the tar: the end-of-archive blocks of the others are dropped.
     tar.get_mut().discard = !done;
