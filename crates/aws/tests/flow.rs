@@ -26,13 +26,22 @@ fn app() -> AwsApp {
     AwsApp::new(&names, runtime().handle().clone()).expect("the pipeline on the emulator")
 }
 
+/// Batches of 2 in every flow test: the fleets of tests running at once take each other's
+/// messages, so they share one setting. A package of more than 16 files is spread over
+/// extraction ranges, as one of more than 1,024 is with the profile's 128.
+fn small_batches() -> vellum_core::config::Settings {
+    vellum_core::config::Settings { batch_size: Some(2), ..Default::default() }
+}
+
 /// Each stage as its own function, with its function's keys (`VELLUM_LOCAL_ROLES`): the
 /// emulator refuses what the function's role does not allow.
 fn fleet() -> &'static Fleet {
     static FLEET: OnceLock<Fleet> = OnceLock::new();
     FLEET.get_or_init(|| {
         let names = Names::from_env().expect("the emulator's names");
-        Fleet::from_env(&names, runtime().handle().clone()).expect("every stage's function")
+        Fleet::from_env(&names, runtime().handle().clone())
+            .expect("every stage's function")
+            .with_settings(&small_batches())
     })
 }
 
@@ -89,14 +98,11 @@ fn a_large_zip_is_extracted_in_ranges_each_range_by_its_own_invocation() {
     let key = format!("born-digital/ranges-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let identifier = format!("PP/RANGES/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     // Batches of 2: 41 files in 21 batches, three ranges of at most 8 batches.
-    let names = Names::from_env().unwrap();
-    let small = vellum_core::config::Settings { batch_size: Some(2), ..Default::default() };
-    let fleet = Fleet::from_env(&names, runtime().handle().clone()).unwrap().with_settings(&small);
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("package.zip");
     Package::catalogued(&identifier, 40).write_zip(&zip);
     app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
-    vellum_aws::runner::drive(&fleet, Duration::from_secs(600), Duration::from_secs(20), || {
+    vellum_aws::runner::drive(fleet(), Duration::from_secs(600), Duration::from_secs(20), || {
         transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal())
     })
     .unwrap();
@@ -434,7 +440,8 @@ fn a_permission_taken_from_a_role_stops_the_flow_naming_the_action() {
     let suffix = format!("-narrowed-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let roles = support::users_of_their_own(Some(&narrowed), &suffix);
     let names = Names::from_env().unwrap();
-    let narrowed = Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap();
+    let narrowed =
+        Fleet::with_roles(&names, runtime().handle().clone(), Some(&roles)).unwrap().with_settings(&small_batches());
 
     let app = app();
     let key = format!("born-digital/narrowed-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -2,8 +2,9 @@
 //! the transfer METS (kept as submission documentation) and the AIP METS are written from
 //! the state store's files, events and the package's rights.csv.
 //!
-//! The files come a page at a time in path order, and a file's events one file at a time,
-//! so memory does not grow with the transfer. The walk that writes the AIP METS also
+//! The files come a page at a time in path order, and their events a chunk of files at a
+//! time (read sixteen at once where the ledger is remote), so memory does not grow with
+//! the transfer. The walk that writes the AIP METS also
 //! writes the AIP's per-file logs (format identification, name changes, virus scan): each
 //! file's events are read once. A METS too long for one invocation is written
 //! in pieces: the head and as many amdSecs as time allows, then more amdSecs, and last the
@@ -15,7 +16,7 @@ use crate::analysis::pronom::FormatIdentifier;
 use crate::ports::EventLog;
 use crate::ports::FileCatalogue;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::Arc;
 
@@ -32,7 +33,8 @@ use crate::model::{
 use crate::ports::FilePages;
 use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
 use crate::record::keys::{
-    log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
+    listing_key, log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key,
+    working_transfer_mets_key,
 };
 use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
 use crate::record::rights::{rows_by_file, RightsRow};
@@ -86,6 +88,32 @@ impl Microservice for Mets<'_> {
         self.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
         Ok(Progress::Done)
     }
+}
+
+/// Files whose events are read ahead together, and how many of those reads run at once.
+const EVENTS_CHUNK: usize = 256;
+const EVENTS_AHEAD: usize = 16;
+
+/// The events of each of `files`, read EVENTS_AHEAD at a time.
+fn events_ahead(
+    events: &dyn EventLog,
+    transfer_id: uuid::Uuid,
+    files: &[File],
+) -> StageResult<HashMap<uuid::Uuid, Vec<PremisEvent>>> {
+    let mut out = HashMap::with_capacity(files.len());
+    for wave in files.chunks(EVENTS_AHEAD) {
+        let read: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                wave.iter().map(|f| scope.spawn(move || (f.uuid, events.file_events(transfer_id, f.uuid)))).collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        for answer in read {
+            let (uuid, events) =
+                answer.map_err(|_| StageError::Transient("a read of a file's events panicked".into()))?;
+            out.insert(uuid, events?);
+        }
+    }
+    Ok(out)
 }
 
 /// Log lines are written out in pieces of about this many bytes.
@@ -164,11 +192,19 @@ impl Writer<'_> {
         let files = StateFiles { files: p.files, transfer_id: self.transfer.id, last };
         // The events of the file just written, kept for its log lines.
         let fetched: RefCell<Vec<PremisEvent>> = RefCell::new(Vec::new());
+        // The events of the files about to be written, read ahead several at once.
+        let ahead: RefCell<HashMap<uuid::Uuid, Vec<PremisEvent>>> = RefCell::new(HashMap::new());
         let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
-            let events = p.events.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?;
+            let events = match ahead.borrow_mut().remove(&f.uuid) {
+                Some(events) => events,
+                None => p.events.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?,
+            };
             fetched.replace(events.clone());
             Ok(events)
         };
+        // Where the working area is remote so is the ledger, and each file's query waits on
+        // the network: they go EVENTS_AHEAD at a time. On this machine's SQLite they do not.
+        let remote = p.flow.working.local_path(&listing_key(self.transfer.id)).is_none();
         let mut log_lines = FileLogLines::default();
         let doc = MetsDoc {
             kind,
@@ -187,13 +223,27 @@ impl Writer<'_> {
         let mut complete = true;
         let mut n = cp.written;
         let mut after = cp.after.clone();
-        for file in FilePages::new(p.files, self.transfer.id).after(cp.after.clone()) {
+        let mut pages = FilePages::new(p.files, self.transfer.id).after(cp.after.clone());
+        let mut chunk: Vec<File> = Vec::new();
+        loop {
+            if chunk.is_empty() {
+                for file in pages.by_ref().take(EVENTS_CHUNK) {
+                    chunk.push(file?);
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                if remote {
+                    ahead.replace(events_ahead(p.events, self.transfer.id, &chunk)?);
+                }
+                chunk.reverse();
+            }
             // At least one amdSec a piece, so that every invocation makes progress.
             if n > cp.written && ctx.should_yield() {
                 complete = false;
                 break;
             }
-            let file = file?;
+            let file = chunk.pop().expect("a file in the chunk");
             n += 1;
             write_amd_sec_of(&mut out, &doc, n, &file)?;
             if kind == MetsKind::Aip {
