@@ -190,6 +190,10 @@ pub struct PackageCheckpoint {
     pub parts: Vec<String>,
     #[serde(default)]
     pub generated: Vec<GeneratedEntry>,
+    /// Set when the bag is written as slices by many invocations at once: how many. The
+    /// parts are then every slice's, fixed by the plan, each there once its slice is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slices: Option<u32>,
 }
 
 /// A file of the bag that Vellum wrote (a METS, a log): where it is, its size and digests.

@@ -79,6 +79,16 @@ pub fn package_part_key(transfer_id: Uuid, first_entry: usize, writer: Uuid) -> 
     format!("{transfer_id}/aip/parts/{first_entry:09}-{writer}")
 }
 
+/// The bag's entries one slice of the package writes, listed by the plan.
+pub fn package_slice_key(transfer_id: Uuid, slice: u32) -> String {
+    format!("{transfer_id}/aip/slices/{slice:06}.jsonl")
+}
+
+/// A tag file of the bag (bagit.txt, a manifest), written once by the package's plan.
+pub fn package_tag_key(transfer_id: Uuid, name: &str) -> String {
+    format!("{transfer_id}/aip/tags/{name}")
+}
+
 /// A stored AIP in its space.
 pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
     format!("{space}/{identifier}/v{version}/{}.{extension}", bag_name(transfer))

@@ -4,6 +4,11 @@
 //! messages from a checkpoint; the store stage joins the parts (concatenated gzip members
 //! are one valid gzip stream), as an S3 multipart upload joins its parts. Within a part the
 //! members are compressed on every core (`parallel_gzip.rs`).
+//!
+//! A transfer of more than eight batches is written in slices instead, by many invocations
+//! at once, each slice one part (`slices.rs`); the joined parts are the same tar.
+
+mod slices;
 
 use crate::ports::FileCatalogue;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,10 +42,25 @@ impl Microservice for Package<'_> {
         let Some((transfer, job)) = self.flow.take_up(msg.transfer_id, Stage::Package)? else {
             return Ok(Progress::Ignored);
         };
+        if let Some(slice) = msg.batch {
+            return slices::write_slice(self, &transfer, job.status, job.started_at, slice, ctx);
+        }
         if job.status != JobStatus::Completed {
             let profile = self.flow.profile(&transfer)?;
             let (seen, mut checkpoint) = PackageCheckpoint::load(self.flow.jobs, transfer.id)?;
+            if let Some(count) = checkpoint.slices {
+                // The plan is fixed; its slices' messages may not all have been sent.
+                return slices::send_slices(self, &transfer, count);
+            }
             let entries = bag_entries(self, &transfer, job.started_at, &mut checkpoint)?;
+            let fresh = checkpoint.parts.is_empty() && checkpoint.next_entry == 0;
+            if fresh && slices::slice_count(transfer.batch_count) >= 2 {
+                let planned =
+                    slices::plan(self, &transfer, job.started_at, &entries, (seen.clone(), checkpoint.clone()))?;
+                if let Some(count) = planned.and_then(|cp| cp.slices) {
+                    return slices::send_slices(self, &transfer, count);
+                }
+            }
             if !write_part(self, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
                 self.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
                 return Ok(Progress::Continued);
@@ -220,7 +240,43 @@ fn write_part(
         return Ok(true);
     }
     let key = package_part_key(transfer.id, start, p.flow.clock.new_id());
-    let writer = BufWriter::with_capacity(1 << 20, p.flow.working.writer(&key)?);
+    let total = entries.len();
+    let remaining: Vec<(String, Source)> = entries.into_iter().skip(start).collect();
+    let mut keep_going = |written: usize| !(ctx.should_yield() && start + written < total);
+    let written =
+        write_entries(p, transfer, profile, bagged, &key, &remaining, &mut keep_going, |n| start + n == total)?;
+    let next = start + written;
+    let done = next == total;
+    checkpoint.next_entry = next;
+    checkpoint.parts.push(key);
+    let text = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
+    p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Package.name(), seen.as_deref(), &text)?;
+    if !done {
+        tracing::info!(
+            next_entry = next,
+            total,
+            parts = checkpoint.parts.len(),
+            "packaging continues in a new message"
+        );
+    }
+    Ok(done)
+}
+
+/// Writes `entries` as one part of the bag at `key`, while `keep_going(written so far)`
+/// says so; the part ends the tar when `ends_tar(written)` says it is the last. Returns how
+/// many entries it holds.
+#[allow(clippy::too_many_arguments)]
+fn write_entries(
+    p: &Package<'_>,
+    transfer: &Transfer,
+    profile: &crate::config::profile::Profile,
+    bagged: crate::model::Timestamp,
+    key: &str,
+    entries: &[(String, Source)],
+    keep_going: &mut dyn FnMut(usize) -> bool,
+    ends_tar: impl FnOnce(usize) -> bool,
+) -> StageResult<usize> {
+    let writer = BufWriter::with_capacity(1 << 20, p.flow.working.writer(key)?);
     // Level 0 stores a plain tar; any other level gzips it, one gzip member per part.
     let sink = if profile.gzip_level == 0 {
         Sink::Plain(writer)
@@ -228,10 +284,8 @@ fn write_part(
         Sink::Gzip(Box::new(ParallelGzip::new(writer, profile.gzip_level, parallel_gzip::threads())))
     };
     let bag = bag_name(transfer);
-    let total = entries.len();
     let mut tar = tar::Builder::new(Part { sink, discard: false });
-    let remaining: Vec<(String, Source)> = entries.into_iter().skip(start).collect();
-    let wanted: Vec<Option<(String, u64)>> = remaining
+    let wanted: Vec<Option<(String, u64)>> = entries
         .iter()
         .map(|(path, source)| match source {
             Source::Bytes(_) => None,
@@ -243,9 +297,9 @@ fn write_part(
     // worth a thread each.
     let remote = wanted.iter().flatten().next().is_some_and(|(key, _)| p.flow.working.local_path(key).is_none());
     let ahead = if remote { OPEN_AHEAD } else { 1 };
-    let mut next = start;
+    let mut written = 0;
     each_opened(p.flow.working.as_ref(), &wanted, ahead, |i, opened| -> StageResult<bool> {
-        let (path, source) = &remaining[i];
+        let (path, source) = &entries[i];
         let full = format!("{bag}/{path}");
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
@@ -272,26 +326,13 @@ fn write_part(
                 }
             }
         }
-        next += 1;
-        Ok(!(ctx.should_yield() && next < total))
+        written += 1;
+        Ok(written < entries.len() && keep_going(written))
     })?;
-    let done = next == total;
     // Only the last part ends the tar: the end-of-archive blocks of the others are dropped.
-    tar.get_mut().discard = !done;
+    tar.get_mut().discard = !ends_tar(written);
     tar.into_inner()?.sink.commit()?;
-    checkpoint.next_entry = next;
-    checkpoint.parts.push(key);
-    let text = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
-    p.flow.jobs.set_job_checkpoint(transfer.id, Stage::Package.name(), seen.as_deref(), &text)?;
-    if !done {
-        tracing::info!(
-            next_entry = next,
-            total,
-            parts = checkpoint.parts.len(),
-            "packaging continues in a new message"
-        );
-    }
-    Ok(done)
+    Ok(written)
 }
 
 /// One part's writer for the tar builder; it can be told to drop what is written.
