@@ -93,7 +93,7 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
 }
 
 #[test]
-fn a_large_zip_is_extracted_in_ranges_each_range_by_its_own_invocation() {
+fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_invocation() {
     let app = app();
     let key = format!("born-digital/ranges-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let identifier = format!("PP/RANGES/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
@@ -114,6 +114,10 @@ fn a_large_zip_is_extracted_in_ranges_each_range_by_its_own_invocation() {
     let files = app.state.all_files(transfer.id).unwrap();
     assert_eq!(files.len(), 41);
     assert!(files.iter().all(|f| f.sha256().is_some()), "every file went on to the per-file stages");
+    // And the package was written in three slices, each by its own invocation.
+    let (_, packaged) = vellum_core::record::aip::PackageCheckpoint::load(app.state.as_ref(), transfer.id).unwrap();
+    assert_eq!((packaged.slices, packaged.parts.len()), (Some(3), 3));
+    assert_eq!(app.state.job(transfer.id, Stage::Package.name()).unwrap().unwrap().batches_done, 21);
 }
 
 #[test]
