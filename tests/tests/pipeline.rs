@@ -218,8 +218,8 @@ fn a_package_of_many_batches_is_written_in_slices_each_once() {
     let package = Package::catalogued("PP/SLICES/1", 40);
     let t = TestEnv::new(2);
     let event = t.upload(&package, "born-digital/slices.zip");
-    // Every package message is delivered twice.
-    let handled = t.drive(|q, _| q == Stage::Package.name());
+    // Every package and store message is delivered twice.
+    let handled = t.drive(|q, _| q == Stage::Package.name() || q == Stage::Store.name());
     let transfer = t.transfer_for(&event).unwrap();
     assert_recorded_once(&t, transfer.id, 41);
     let slices: Vec<u32> = handled
@@ -232,6 +232,19 @@ fn a_package_of_many_batches_is_written_in_slices_each_once() {
     assert_eq!(slices, [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2], "a message a slice, twice; the plan's twice");
     let job = t.env.state.job(transfer.id, Stage::Package.name()).unwrap().unwrap();
     assert_eq!(job.batches_done, 21, "each slice counts its batches once");
+    // And the stored AIP was read back a part an invocation.
+    let read_back: Vec<u32> = handled
+        .iter()
+        .filter(|(q, _, _)| q == Stage::Store.name())
+        .filter_map(|(_, body, _)| {
+            serde_json::from_str::<vellum_core::model::messages::StageMessage>(body).unwrap().batch
+        })
+        .collect();
+    assert_eq!(
+        read_back,
+        [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2],
+        "a message a part, twice; sent twice by the transfer's"
+    );
     let (_, packaged) = vellum_core::record::aip::PackageCheckpoint::load(t.env.state.as_ref(), transfer.id).unwrap();
     assert_eq!((packaged.slices, packaged.parts.len()), (Some(3), 3));
     // The joined parts are one bag: every original byte for byte, the manifests true.
@@ -244,6 +257,43 @@ fn a_package_of_many_batches_is_written_in_slices_each_once() {
         let original = &package.entries.iter().find(|e| e.name == f.original_path).unwrap().bytes;
         assert!(&stored == original, "{} differs in the AIP", f.original_path);
     }
+}
+
+/// A package written in slices, stored twice: each part of each copy read back by an
+/// invocation of its own, both copies verified in the record; a second location that
+/// gives back other bytes fails the transfer, naming the part.
+#[test]
+fn an_aip_in_slices_is_read_back_a_part_an_invocation_in_both_copies() {
+    let mut options = vellum_tests::options();
+    options.settings.batch_size = Some(2);
+    options.config.replica = Some(vellum_core::config::profile::ReplicaLocation { folder: "second-disk".into() });
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&Package::catalogued("PP/SLICES/3", 40), "born-digital/slices.zip");
+    let handled = t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let parts = handled.iter().filter(|(q, body, _)| q == Stage::Store.name() && body.contains("\"batch\"")).count();
+    assert_eq!(parts, 3, "a read-back a part");
+    let verified: Vec<String> = t
+        .env
+        .state
+        .all_events(transfer.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "fixity check" && e.detail.contains("read back and verified in"))
+        .map(|e| e.detail.rsplit(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(verified, ["aips", "replica"], "both copies verified, in the record");
+
+    let mut t = TestEnv::new(2);
+    let bad = disk(&t, "bad-disk");
+    t.env.pipeline.replica = Some(Arc::new(Disk { inner: bad, flip_ranges: true, copy_in_steps: false }));
+    let event = t.upload(&Package::catalogued("PP/SLICES/4", 40), "born-digital/slices.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Failed);
+    let reason = transfer.failure_reason.unwrap_or_default();
+    assert!(reason.contains("the replica of the AIP") && reason.contains("part "), "{reason}");
 }
 
 #[test]

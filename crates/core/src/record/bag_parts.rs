@@ -32,6 +32,21 @@ impl DigestSum {
         h.update([0]);
         h.update(digest.to_ascii_lowercase().as_bytes());
         let term: [u8; 32] = h.finalize().into();
+        self.add_number(&term);
+        self.count += 1;
+    }
+
+    /// Adds another sum's pairs: the sum of the union, read in any order or anywhere.
+    pub fn merge(&mut self, other: &DigestSum) {
+        if !other.sum.is_empty() {
+            let mut term = [0u8; 32];
+            hex::decode_to_slice(&other.sum, &mut term).expect("a sum is 64 hex digits");
+            self.add_number(&term);
+        }
+        self.count += other.count;
+    }
+
+    fn add_number(&mut self, term: &[u8; 32]) {
         let mut sum = [0u8; 32];
         if !self.sum.is_empty() {
             hex::decode_to_slice(&self.sum, &mut sum).expect("a sum is 64 hex digits");
@@ -43,7 +58,6 @@ impl DigestSum {
             carry = total >> 8;
         }
         self.sum = hex::encode(sum);
-        self.count += 1;
     }
 }
 
@@ -169,6 +183,26 @@ impl BagVerifier {
         Ok(())
     }
 
+    /// Takes in what another verifier read of other parts of the same bag (parts read by
+    /// invocations of their own): afterwards this one stands as if it had read them too.
+    pub fn merge(&mut self, other: BagVerifier) {
+        self.payload_bytes += other.payload_bytes;
+        self.payload.merge(&other.payload);
+        if let Some(manifest) = other.manifest {
+            if self.manifest.is_some() {
+                self.problem(format!("{MANIFEST} is in the bag twice"));
+            }
+            self.manifest = Some(manifest);
+        }
+        self.tag_digests.extend(other.tag_digests);
+        self.bagit_version |= other.bagit_version;
+        self.oxum = other.oxum.or(self.oxum.take());
+        self.tagmanifest = other.tagmanifest.or(self.tagmanifest.take());
+        for p in other.problems {
+            self.problem(p);
+        }
+    }
+
     fn problem(&mut self, p: String) {
         // Enough to act on; a broken bag could otherwise fill a checkpoint.
         if self.problems.len() < 20 {
@@ -235,5 +269,60 @@ mod tests {
         c.add("data/y", "01");
         assert_ne!(a, c, "the same digests on other paths");
         assert_eq!(a.count, 2);
+        let (mut x, mut y) = (DigestSum::default(), DigestSum::default());
+        x.add("data/x", "01");
+        y.add("data/y", "02");
+        x.merge(&y);
+        assert_eq!(x, a, "a merged sum is the sum of the union");
+    }
+
+    /// A bag of three parts read by one verifier, and by three merged: the same verdict, and
+    /// a damaged part found either way.
+    #[test]
+    fn parts_read_apart_and_merged_verify_as_one_reading() {
+        let payload: Vec<(String, Vec<u8>)> =
+            (0..6).map(|i| (format!("data/objects/f{i}.txt"), format!("file {i}\n").into_bytes())).collect();
+        let manifest: String = payload
+            .iter()
+            .map(|(p, b)| format!("{}  {p}\n", crate::analysis::fixity::sha256_hex(&mut &b[..]).unwrap()))
+            .collect();
+        let bagit = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".to_vec();
+        let info = format!("Payload-Oxum: {}.6\n", payload.iter().map(|(_, b)| b.len()).sum::<usize>()).into_bytes();
+        let tar_of = |entries: &[(String, Vec<u8>)]| -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            for (path, bytes) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, format!("bag/{path}"), &bytes[..]).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let parts = [
+            tar_of(&[("bag-info.txt".into(), info), ("bagit.txt".into(), bagit)]),
+            tar_of(&payload[..3]),
+            tar_of(&[payload[3..].to_vec(), vec![("manifest-sha256.txt".to_string(), manifest.into_bytes())]].concat()),
+        ];
+        let mut one = BagVerifier::default();
+        let mut merged = BagVerifier::default();
+        for part in &parts {
+            one.read_part(&part[..], "bag", &mut |_, _| {}).unwrap();
+            let mut apart = BagVerifier::default();
+            apart.read_part(&part[..], "bag", &mut |_, _| {}).unwrap();
+            merged.merge(apart);
+        }
+        assert_eq!(merged, one);
+        assert!(merged.finish().is_ok());
+        let mut damaged = parts[1].clone();
+        let at = damaged.windows(6).position(|w| w == b"file 1").unwrap();
+        damaged[at] = b'F';
+        let mut merged = BagVerifier::default();
+        for part in [&parts[0], &damaged, &parts[2]] {
+            let mut apart = BagVerifier::default();
+            apart.read_part(&part[..], "bag", &mut |_, _| {}).unwrap();
+            merged.merge(apart);
+        }
+        let problems = merged.finish().unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("do not match")), "{problems:?}");
     }
 }

@@ -89,6 +89,16 @@ pub fn package_tag_key(transfer_id: Uuid, name: &str) -> String {
     format!("{transfer_id}/aip/tags/{name}")
 }
 
+/// What reading one part of the stored AIP back found (in both copies).
+pub fn verified_part_key(transfer_id: Uuid, part: usize) -> String {
+    format!("{transfer_id}/aip/verified/{part:06}.json")
+}
+
+/// Where every part's read-back result is.
+pub fn verified_parts_prefix(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/aip/verified/")
+}
+
 /// A stored AIP in its space.
 pub fn aip_key(space: &str, identifier: &str, version: u32, transfer: &Transfer, extension: &str) -> String {
     format!("{space}/{identifier}/v{version}/{}.{extension}", bag_name(transfer))

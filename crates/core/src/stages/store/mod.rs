@@ -37,6 +37,8 @@ use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
 use crate::record::keys::{aip_key, working_prefix};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
+mod parts;
+
 /// The store stage and what it uses beside its `Flow`: the file catalogue, the event log, the
 /// upload (for its log), the AIP store and the notifier.
 pub struct Store<'a> {
@@ -52,16 +54,16 @@ pub struct Store<'a> {
 
 impl Microservice for Store<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        let Some((transfer, _)) = self.flow.take_up(msg.transfer_id, Stage::Store)? else {
+        let Some((transfer, job)) = self.flow.take_up(msg.transfer_id, Stage::Store)? else {
             return Ok(Progress::Ignored);
         };
-        let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Store.name())?;
-        let mut cp: StoreCheckpoint = match &text {
-            Some(t) => serde_json::from_str(t).map_err(|e| {
-                StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
-            })?,
-            None => StoreCheckpoint::default(),
-        };
+        if let Some(part) = msg.batch {
+            if job.status != crate::model::JobStatus::Processing {
+                return Ok(Progress::Ignored);
+            }
+            return parts::verify_part(self, &transfer, part as usize);
+        }
+        let (text, mut cp) = load_checkpoint(self, &transfer)?;
         let mut seen = text;
         let mut save = |cp: &StoreCheckpoint| -> StageResult<()> {
             let json = serde_json::to_string(cp).expect("a checkpoint serializes");
@@ -97,6 +99,33 @@ impl Microservice for Store<'_> {
             cp.recorded = Some(recorded);
             save(&cp)?;
         }
+        if copied.sliced && cp.primary.next_part < copied.part_sizes.len() {
+            // A package written in slices is read back a part an invocation, both copies at
+            // once; the part that finds every part read sends the transfer on to here.
+            if let (Some(replica), None) = (self.replica, &cp.replica) {
+                let done = self.copy_replica(replica, &copied, &mut cp, ctx)?;
+                save(&cp)?;
+                if !done {
+                    return self.copy_later(&transfer, "the AIP's copy into the second location");
+                }
+            }
+            match parts::gather(self, &transfer, &copied)? {
+                parts::Gathered::All(both) => {
+                    let (primary, replica) = *both;
+                    cp.primary = primary;
+                    if cp.replica.is_some() {
+                        cp.replica = Some(replica);
+                    }
+                    save(&cp)?;
+                }
+                // The first time every part; after that (a message delivered again, a retry)
+                // the parts whose result is missing, again: a part read twice saves the same.
+                parts::Gathered::Missing(missing) => {
+                    parts::send_parts(self, &transfer, &missing)?;
+                    return Ok(Progress::Continued);
+                }
+            }
+        }
         let profile = self.flow.profile(&transfer)?;
         let reading = Reading { gzipped: package_extension(profile) == "tar.gz", bag: bag_name(&transfer) };
         let mut parts_read = 0;
@@ -114,14 +143,9 @@ impl Microservice for Store<'_> {
         let summary = verified(self, &transfer, &copied, &cp)?;
         if let Some(replica) = self.replica {
             if cp.replica.is_none() {
-                let mut progress = cp.replica_copying.clone().unwrap_or_default();
-                if replicate(replica, self.flow.working.as_ref(), &copied, &mut progress, ctx)? {
-                    cp.replica_copying = None;
-                    cp.replica = Some(ReadBack::default());
-                    save(&cp)?;
-                } else {
-                    cp.replica_copying = Some(progress);
-                    save(&cp)?;
+                let done = self.copy_replica(replica, &copied, &mut cp, ctx)?;
+                save(&cp)?;
+                if !done {
                     return self.copy_later(&transfer, "the AIP's copy into the second location");
                 }
             }
@@ -159,7 +183,39 @@ struct Reading {
     bag: String,
 }
 
+/// The store job's checkpoint, as stored (for the compare-and-swap) and as read.
+fn load_checkpoint(p: &Store<'_>, transfer: &Transfer) -> StageResult<(Option<String>, StoreCheckpoint)> {
+    let text = p.flow.jobs.job_checkpoint(transfer.id, Stage::Store.name())?;
+    let cp = match &text {
+        Some(t) => serde_json::from_str(t).map_err(|e| {
+            StageError::Failed(format!("the storing checkpoint cannot be read back ({e}); store the AIP again"))
+        })?,
+        None => StoreCheckpoint::default(),
+    };
+    Ok((text, cp))
+}
+
 impl Store<'_> {
+    /// Copies the AIP into the second location, going on from the checkpoint's progress;
+    /// false when the deadline cut the copy. The caller saves the checkpoint.
+    fn copy_replica(
+        &self,
+        replica: &Arc<dyn ObjectStore>,
+        copied: &Copied,
+        cp: &mut StoreCheckpoint,
+        ctx: &StageContext,
+    ) -> StageResult<bool> {
+        let mut progress = cp.replica_copying.clone().unwrap_or_default();
+        if replicate(replica, self.flow.working.as_ref(), copied, &mut progress, ctx)? {
+            cp.replica_copying = None;
+            cp.replica = Some(ReadBack::default());
+            Ok(true)
+        } else {
+            cp.replica_copying = Some(progress);
+            Ok(false)
+        }
+    }
+
     /// The rest of a copy in a new message, past the invocation's deadline: the copy's
     /// progress is in the checkpoint.
     fn copy_later(&self, transfer: &Transfer, what: &str) -> StageResult<Progress> {
@@ -287,6 +343,10 @@ struct Copied {
     /// The package's parts in the working area (for the replica's copy).
     #[serde(default)]
     parts: Vec<String>,
+    /// Whether the package was written in slices: then each part is read back by an
+    /// invocation of its own.
+    #[serde(default)]
+    sliced: bool,
 }
 
 /// Copies the package's parts into the AIP's place, by the store's own copy, going on from
@@ -328,7 +388,8 @@ fn copy(
             return Err(StageError::Transient(format!("the copy of {key} has {} bytes, not {size}", stored.size)));
         }
     }
-    Ok(Some(Copied { key, space, identifier, version, part_sizes, parts: packaged.parts.clone() }))
+    let sliced = packaged.slices.is_some();
+    Ok(Some(Copied { key, space, identifier, version, part_sizes, parts: packaged.parts.clone(), sliced }))
 }
 
 /// The bag is valid and holds exactly the files the state store recorded, with their
