@@ -46,7 +46,7 @@ mod object_store {
     #[test]
     fn an_aip_copy_cut_by_its_deadline_goes_on_in_the_next_invocation() {
         let calls = vellum_contract::object_store::compose_within_goes_on_where_it_stopped(&|| {
-            Box::new(fresh_bucket()) as Box<dyn vellum_core::ports::ObjectStore>
+            Box::new(fresh_bucket().with_copy_concurrency(8)) as Box<dyn vellum_core::ports::ObjectStore>
         });
         assert_eq!(calls, 2);
     }
