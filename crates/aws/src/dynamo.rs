@@ -345,36 +345,57 @@ impl DynamoState {
         Ok(())
     }
 
+    /// One BatchGetItem of at most 100 keys, its unprocessed keys asked again with backoff.
+    fn get_chunk(&self, chunk: &[(String, String)]) -> PortResult<Vec<Item>> {
+        let mut out_items = Vec::with_capacity(chunk.len());
+        let mut wanted: Vec<Item> =
+            chunk.iter().map(|(pk, sk)| Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])).collect();
+        for attempt in 0..8u32 {
+            if wanted.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(wanted.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::Refused(e.to_string()))?;
+            let call = self.client.batch_get_item().request_items(&self.table, request);
+            let out = self.run(call.send()).map_err(|e| port_error("reading items", e))?;
+            out_items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            wanted = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        if !wanted.is_empty() {
+            return Err(PortError::Unavailable(format!("{} items stayed unread (throttled)", wanted.len())));
+        }
+        Ok(out_items)
+    }
+
     /// The items at `keys` (pk, sk), read consistently, 100 a request, in the order of
     /// `keys`; one not there is an error (a pointer to nothing).
     pub(crate) fn get_all(&self, keys: &[(String, String)]) -> PortResult<Vec<Item>> {
         let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET_ITEMS) {
-            let mut wanted: Vec<Item> =
-                chunk.iter().map(|(pk, sk)| Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])).collect();
-            for attempt in 0..8u32 {
-                if wanted.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(wanted.clone()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Refused(e.to_string()))?;
-                let call = self.client.batch_get_item().request_items(&self.table, request);
-                let out = self.run(call.send()).map_err(|e| port_error("reading items", e))?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let key = (text(&item, "pk").unwrap_or_default(), text(&item, "sk").unwrap_or_default());
-                    found.insert(key, item);
-                }
-                wanted =
-                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-            }
-            if !wanted.is_empty() {
-                return Err(PortError::Unavailable(format!("{} items stayed unread (throttled)", wanted.len())));
+        // The chunks of a page at once: one round trip a page, not one a hundred items.
+        let read: Vec<PortResult<Vec<Item>>> = if keys.len() <= BATCH_GET_ITEMS {
+            vec![self.get_chunk(keys)]
+        } else {
+            std::thread::scope(|scope| {
+                let calls: Vec<_> =
+                    keys.chunks(BATCH_GET_ITEMS).map(|chunk| scope.spawn(move || self.get_chunk(chunk))).collect();
+                calls
+                    .into_iter()
+                    .map(|c| {
+                        c.join().unwrap_or_else(|_| Err(PortError::Unavailable("a read of items panicked".into())))
+                    })
+                    .collect()
+            })
+        };
+        for items in read {
+            for item in items? {
+                let key = (text(&item, "pk").unwrap_or_default(), text(&item, "sk").unwrap_or_default());
+                found.insert(key, item);
             }
         }
         keys.iter()

@@ -45,6 +45,19 @@ fn fleet() -> &'static Fleet {
     })
 }
 
+/// The fleets of tests running at once take each other's messages: every test drives its
+/// own under a shared hold, and the one whose fleet lacks a permission drives alone, so no
+/// other fleet finishes its transfer for it.
+static DRIVING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn driving_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    DRIVING.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn driving_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    DRIVING.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn transfer_of(app: &AwsApp, key: &str) -> Option<Transfer> {
     let page = app.state.list_transfers(&TransferQuery { limit: 1000, ..Default::default() }).unwrap();
     page.items.into_iter().find(|t| t.source_key == key)
@@ -64,6 +77,7 @@ fn ingest(app: &AwsApp, package: &Package, key: &str) -> Transfer {
 
 #[test]
 fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
+    let _driving = driving_shared();
     let app = app();
     let key = format!("born-digital/flow-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let identifier = format!("PP/FLOW/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
@@ -94,6 +108,7 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
 
 #[test]
 fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_invocation() {
+    let _driving = driving_shared();
     let app = app();
     let key = format!("born-digital/ranges-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let identifier = format!("PP/RANGES/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
@@ -122,6 +137,7 @@ fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_inv
 
 #[test]
 fn a_bad_package_is_refused_with_its_log() {
+    let _driving = driving_shared();
     let app = app();
     let key = format!("born-digital/stray-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut package = Package::catalogued("PP/STRAY/1", 1);
@@ -142,6 +158,7 @@ fn a_bad_package_is_refused_with_its_log() {
 /// set of events.
 #[test]
 fn duplicated_notifications_and_messages_make_one_transfer() {
+    let _driving = driving_shared();
     use std::collections::HashSet;
     use vellum_core::model::Stage;
     use vellum_core::ports::Queue;
@@ -215,6 +232,7 @@ fn identifier_key(key: &str) -> String {
 /// S3 notifies the start queue of every package, and intake says why it starts nothing.
 #[test]
 fn a_package_outside_the_profile_prefixes_is_refused_with_its_log() {
+    let _driving = driving_shared();
     let app = app();
     let key = format!("somewhere-else/lost-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let transfer = ingest(&app, &Package::catalogued("PP/LOST/1", 1), &key);
@@ -247,6 +265,7 @@ fn log_text(store: &dyn vellum_core::ports::ObjectStore, key: &str, outcome: &st
 /// and the same log beside the upload, word for word.
 #[test]
 fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
+    let _driving = driving_shared();
     let app = app();
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     for bad in vellum_tests::bad_packages::bad_packages() {
@@ -277,6 +296,7 @@ fn bad_packages_end_as_in_embedded_mode_with_the_same_logs() {
 /// sweep changes nothing.
 #[test]
 fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
+    let _driving = driving_shared();
     use vellum_core::model::messages::StageMessage;
     use vellum_core::model::Stage;
     use vellum_core::ports::Queue;
@@ -325,6 +345,7 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
 #[cfg(feature = "lambda")]
 #[test]
 fn the_end_to_end_test_transfer_function_passes() {
+    let _driving = driving_shared();
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let stop = Arc::new(AtomicBool::new(false));
@@ -362,6 +383,7 @@ fn the_end_to_end_test_transfer_function_passes() {
 /// --aws` the fifty (`VELLUM_LOAD_PACKAGES`).
 #[test]
 fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
+    let _driving = driving_shared();
     let total: usize = std::env::var("VELLUM_LOAD_PACKAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let (bad_wanted, good) = (total / 5, total - total / 5);
     let app = app();
@@ -435,6 +457,7 @@ fn packages_at_once_a_fifth_bad_each_get_their_answer_on_the_emulator() {
 /// a package does not become an AIP, and its transfer's reason names the refused action.
 #[test]
 fn a_permission_taken_from_a_role_stops_the_flow_naming_the_action() {
+    let _driving = driving_alone();
     let template = std::fs::read_to_string(support::root().join("template.yaml")).unwrap();
     let granted = "Resource: [!GetAtt ChecksumQueue.Arn, !GetAtt ScanQueue.Arn]";
     assert_eq!(template.matches(granted).count(), 1, "the checksum function's sending statement");

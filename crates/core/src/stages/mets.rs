@@ -3,7 +3,7 @@
 //! the state store's files, events and the package's rights.csv.
 //!
 //! The files come a page at a time in path order, and their events a chunk of files at a
-//! time (read sixteen at once where the ledger is remote), so memory does not grow with
+//! time (read 32 at once where the ledger is remote), so memory does not grow with
 //! the transfer. The walk that writes the AIP METS also
 //! writes the AIP's per-file logs (format identification, name changes, virus scan): each
 //! file's events are read once. A METS too long for one invocation is written
@@ -92,7 +92,7 @@ impl Microservice for Mets<'_> {
 
 /// Files whose events are read ahead together, and how many of those reads run at once.
 const EVENTS_CHUNK: usize = 256;
-const EVENTS_AHEAD: usize = 16;
+const EVENTS_AHEAD: usize = 32;
 
 /// The events of each of `files`, read EVENTS_AHEAD at a time.
 fn events_ahead(
