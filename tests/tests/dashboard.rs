@@ -136,6 +136,17 @@ fn people_sign_in_with_a_key_and_get_a_strict_session_cookie() {
         .handle(&Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={k}&next=%2F%2Fevil.example")));
     assert_eq!(signed.status, 303);
     assert_eq!(signed.header_value("Location"), Some("/"), "never sent elsewhere");
+    // Nor off-site by what browsers drop or bend, nor into a second header.
+    for next in ["%2F%09%2Fevil.example", "%2F%5C%2Fevil.example", "%2F%0D%0ASet-Cookie%3A%20x%3D1", "%2F%20%2Fx"] {
+        let answer =
+            d.handle(&Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={k}&next={next}")));
+        assert_eq!(answer.header_value("Location"), Some("/"), "next={next}");
+    }
+    let onward = d.handle(
+        &Request::new("POST", "/sign-in")
+            .with_body(format!("user=archivist&key={k}&next=%2Ftransfers%3Fstatus%3DFAILED")),
+    );
+    assert_eq!(onward.header_value("Location"), Some("/transfers?status=FAILED"), "a path of this site is kept");
     let cookie = signed.header_value("Set-Cookie").unwrap().to_string();
     for part in ["vellum_session=", "HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
         assert!(cookie.contains(part), "{part} in {cookie}");
@@ -475,6 +486,13 @@ fn stored_aips_are_listed_and_downloaded_through_the_api() {
     assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FDASH%2F1&file=objects%2Fnone.txt", &key).status, 404);
     assert_eq!(ask(&d, "GET", "/api/aips/download?identifier=PP%2FNONE", &key).status, 404);
     assert_eq!(ask(&d, "GET", "/api/aips/download", &key).status, 400);
+    // A storage space is named, never a path: one not configured is refused, and lists nothing.
+    for space in ["%2Fusr", "..%2F..", "nowhere"] {
+        let answer = ask(&d, "GET", &format!("/api/aips?space={space}"), &key);
+        assert_eq!(answer.status, 400, "space={space}");
+        assert!(text(&answer).contains("there is no storage space"), "{}", text(&answer));
+    }
+    assert_eq!(json(&ask(&d, "GET", "/api/aips?space=born-digital", &key))["aips"].as_array().unwrap().len(), 1);
 }
 
 /// A transfer is found by its own id, its SIP's or its AIP's, and its JSON uses the field

@@ -66,6 +66,10 @@ pub fn list_by_prefix(make: &Make) {
     assert_eq!(keys, ["t/1/a", "t/10", "t/2/b", "t1"]);
     assert_eq!(s.list("").unwrap().len(), 5);
     assert_eq!(s.list("t/1").unwrap().len(), 2, "a prefix need not end at a folder");
+    // A prefix that is a path out of the store is the prefix of no key.
+    for outside in ["/etc/", "/usr", "../", "t/../../", "/"] {
+        assert!(s.list(outside).unwrap().is_empty(), "{outside:?} lists nothing");
+    }
 }
 
 pub fn tags(make: &Make) {

@@ -191,7 +191,16 @@ impl ObjectStore for FsObjectStore {
     fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> PortResult<Page<ObjectMeta>> {
         // Walk only the deepest folder the prefix names, then filter.
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-        let start = if dir_part.is_empty() { self.root.clone() } else { self.root.join(dir_part) };
+        // A prefix names folders inside the store, as a key does: one that is an absolute
+        // path or steps up out of it is the prefix of no key, and lists nothing.
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            match self.path_of(dir_part) {
+                Ok(path) => path,
+                Err(_) => return Ok(Page { items: Vec::new(), next: None }),
+            }
+        };
         let mut out = Vec::new();
         self.walk(&start, dir_part, &mut out)?;
         out.retain(|m| m.key.starts_with(prefix) && after.is_none_or(|a| m.key.as_str() > a));

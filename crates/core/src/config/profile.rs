@@ -228,6 +228,15 @@ impl Config {
         self.profiles.iter().find(|p| p.name == name)
     }
 
+    /// Every storage space an AIP can be stored in: each profile's, and the testing space.
+    pub fn storage_spaces(&self) -> Vec<String> {
+        let mut spaces: Vec<String> = self.profiles.iter().map(|p| p.storage_space.clone()).collect();
+        spaces.push(self.testing_space.space.clone());
+        spaces.sort();
+        spaces.dedup();
+        spaces
+    }
+
     /// The storage space an AIP goes to: test identifiers go to the testing space.
     pub fn storage_space(&self, profile: &Profile, identifier: &str) -> String {
         if identifier.starts_with(&self.testing_space.identifier_prefix) {

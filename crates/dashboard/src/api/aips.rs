@@ -29,8 +29,18 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
     let params = request.params();
     let identifier = params.get("identifier").filter(|i| !i.is_empty());
     if *route == Route::Aips {
-        let entries =
-            storage::list(d.aips.as_ref(), params.get("space").map(String::as_str), identifier.map(String::as_str))?;
+        // A space is one of the configured spaces, by name: never a path.
+        let space = params.get("space").filter(|s| !s.is_empty());
+        if let Some(space) = space {
+            let spaces = d.config.storage_spaces();
+            if !spaces.contains(space) {
+                return Ok(error(
+                    400,
+                    format!("there is no storage space {space:?}; the spaces are {}", spaces.join(", ")),
+                ));
+            }
+        }
+        let entries = storage::list(d.aips.as_ref(), space.map(String::as_str), identifier.map(String::as_str))?;
         return Ok(Response::json(200, &json!({ "aips": entries })));
     }
     let Some(identifier) = identifier else {

@@ -48,9 +48,16 @@ pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> 
 }
 
 /// Only a path on this site: never `//elsewhere` or a full URL.
+/// Where a sign-in goes on to: a path on this site, or the front page. Control characters
+/// (a header split), white space and backslashes (which browsers drop or read as `/`, so
+/// `/\t/evil.example` is `//evil.example`) never pass.
 fn safe_next(next: Option<String>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
+        {
+            n
+        }
         _ => "/".into(),
     }
 }
