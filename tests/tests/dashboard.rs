@@ -155,7 +155,29 @@ fn people_sign_in_with_a_key_and_get_a_strict_session_cookie() {
     let page = d.handle(&Request::get("/").with_header("Cookie", &token));
     assert_eq!(page.status, 200);
     assert!(text(&page).contains("good"));
-    let out = d.handle(&Request::new("POST", "/sign-out").with_header("Cookie", &token));
+    let from_here =
+        |r: Request| r.with_header("Host", "vellum.example").with_header("Origin", "https://vellum.example");
+    // A change with the cookie: only from this site's pages, and through the API only as JSON.
+    let retry = format!("/api/transfers/{}/retry", uuid::Uuid::new_v4());
+    let asked = |r: Request| d.handle(&r.with_header("Cookie", &token));
+    for (request, why) in [
+        (Request::new("POST", &retry).with_header("Host", "vellum.example"), "no Origin"),
+        (
+            Request::new("POST", &retry)
+                .with_header("Host", "vellum.example")
+                .with_header("Origin", "https://evil.example")
+                .with_header("Content-Type", "application/json"),
+            "another site",
+        ),
+        (from_here(Request::new("POST", &retry)).with_header("Content-Type", "text/plain"), "text/plain"),
+        (Request::new("POST", "/sign-out").with_header("Host", "vellum.example"), "a sign-out from nowhere"),
+    ] {
+        let answer = asked(request);
+        assert_eq!(answer.status, 403, "{why}: {}", text(&answer));
+    }
+    let same_site = asked(from_here(Request::new("POST", &retry)).with_header("Content-Type", "application/json"));
+    assert_ne!(same_site.status, 403, "from this site, as JSON, the change is asked: {}", text(&same_site));
+    let out = d.handle(&from_here(Request::new("POST", "/sign-out")).with_header("Cookie", &token));
     assert_eq!(out.status, 303);
     assert_eq!(d.handle(&Request::get("/").with_header("Cookie", &token)).status, 303, "signed out");
 }

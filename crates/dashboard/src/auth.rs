@@ -54,3 +54,32 @@ pub fn refused(d: &Dashboard, route: &Route, request: &Request) -> Response {
     }
     refused_api()
 }
+
+/// A change asked by a browser with its session cookie must come from this site: its
+/// `Origin` (or, without one, its `Referer`) names the host the request was sent to, and a
+/// change through the JSON API says it sends JSON (a form or `text/plain` body, which any
+/// page may post to another site, does not). SameSite cookies alone leave older browsers and
+/// sibling subdomains; keys in headers are not sent by browsers on their own, so requests
+/// with a key are not asked. None when the request may go on.
+pub fn cross_site(route: &Route, request: &Request) -> Option<Response> {
+    if matches!(request.method.as_str(), "GET" | "HEAD") || !matches!(credential(request), Some(Credential::Session(_)))
+    {
+        return None;
+    }
+    let refuse = |why: &str| Some(Response::json(403, &serde_json::json!({"message": why, "error": true})));
+    let host = request.header("host").map(|h| h.trim().to_ascii_lowercase());
+    let from = request.header("origin").or_else(|| request.header("referer"));
+    let from_host = from
+        .and_then(|f| f.split_once("://"))
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default().to_ascii_lowercase());
+    match (host, from_host) {
+        (Some(host), Some(from)) if host == from => {}
+        _ => return refuse("a change made with a sign-in must come from this site's own pages (its Origin)"),
+    }
+    let json =
+        request.header("content-type").is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("application/json"));
+    if *route != Route::SignOut && !json {
+        return refuse("a change made with a sign-in is sent as JSON (Content-Type: application/json)");
+    }
+    None
+}

@@ -76,6 +76,10 @@ impl Dashboard {
             Ok(None) => return auth::refused(self, &route, request),
             Err(e) => return failed(&e),
         };
+        if let Some(refusal) = auth::cross_site(&route, request) {
+            tracing::warn!(user = %user.name, path = %request.path, "a cross-site change refused");
+            return refusal;
+        }
         let answer = match &route {
             Route::NotFound => {
                 Ok(Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})))
@@ -126,7 +130,9 @@ fn security_headers(response: &mut Response) {
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
+        // Same-origin only: a change from these pages then carries its real Origin (with
+        // no-referrer browsers send `Origin: null`, which the cross-site rule refuses).
+        ("Referrer-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
     ] {
         if response.header_value(name).is_none() {

@@ -58,7 +58,12 @@ function actions() {
     button.addEventListener("click", async () => {
       if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
       button.disabled = true;
-      const answer = await fetch(button.dataset.post, { method: "POST", credentials: "same-origin" });
+      const answer = await fetch(button.dataset.post, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: "{}",
+      });
       if (!answer.ok) {
         const said = await answer.json().catch(() => ({}));
         window.alert(said.message || "The request failed (" + answer.status + ").");
