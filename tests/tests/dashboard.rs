@@ -532,3 +532,31 @@ fn a_transfer_is_found_by_any_of_its_ids() {
         assert!(listed["transfers"][0].get(field).is_some(), "{field}: {listed}");
     }
 }
+
+/// Whatever a client puts in a query — a cursor, a limit, a status, an id — a bad value is
+/// answered 4xx with a JSON error saying which, never 5xx. (A files cursor is a path: any
+/// text is one, and the files after it are the answer.)
+#[test]
+fn bad_query_values_are_answered_4xx_never_5xx() {
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    for path in [
+        "/api/transfers?cursor=garbage".to_string(),
+        "/api/transfers?cursor=%00%FF".to_string(),
+        "/api/transfers?limit=-1".to_string(),
+        "/api/transfers?limit=many".to_string(),
+        "/api/transfers?limit=99999999999999999999".to_string(),
+        "/api/transfers?status=NOPE".to_string(),
+        format!("/api/transfers/{}/events?cursor=garbage", good.id),
+        format!("/api/transfers/{}/files?limit=0", good.id),
+        "/api/transfers/not-a-uuid".to_string(),
+        "/api/transfer/status/not-a-uuid".to_string(),
+        "/api/aips/download?identifier=PP%2FDASH%2F1&version=-3".to_string(),
+    ] {
+        let answer = ask(&d, "GET", &path, &key);
+        assert!((400..500).contains(&answer.status), "{path}: {} {}", answer.status, text(&answer));
+        let said = json(&answer);
+        assert_eq!(said["error"], true, "{path}: {said}");
+    }
+}
+

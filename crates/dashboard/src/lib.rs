@@ -111,12 +111,18 @@ impl Dashboard {
     }
 }
 
-/// A failure of the stores behind the dashboard: logged, and said plainly.
+/// A failure of the stores behind the dashboard: logged, and said plainly. What the
+/// request asked wrongly (a value the store refuses, a thing not there, a change another
+/// made first) is the client's 4xx; only the stores' own trouble is 5xx.
 fn failed(e: &vellum_core::ports::PortError) -> Response {
+    use vellum_core::ports::PortError;
     tracing::warn!(error = %e, "a dashboard request failed");
     let status = match e {
-        vellum_core::ports::PortError::Unavailable(_) => 503,
-        _ => 500,
+        PortError::Refused(_) => 400,
+        PortError::NotFound(_) => 404,
+        PortError::Conflict(_) => 409,
+        PortError::Unavailable(_) => 503,
+        PortError::Corrupt(_) => 500,
     };
     Response::json(status, &serde_json::json!({"message": e.to_string(), "error": true}))
 }
