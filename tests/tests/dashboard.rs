@@ -466,6 +466,9 @@ fn archivematicas_api_answers_in_its_own_words() {
 #[test]
 fn package_names_are_shown_as_text_never_as_markup() {
     let (t, key, _, refused) = with_transfers();
+    // A name that would read backwards: shown with its override written out.
+    t.upload_bytes(b"not a zip", "born-digital/report\u{202E}txt.exe.zip");
+    t.drive(|_, _| false);
     let d = t.dashboard(true);
     let k = key.rsplit(':').next().unwrap();
     let signed = d.handle(&Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={k}")));
@@ -480,6 +483,9 @@ fn package_names_are_shown_as_text_never_as_markup() {
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
         assert!(!html.contains("<script>"), "no inline script at all");
     }
+    let list = text(&d.handle(&Request::get("/").with_header("Cookie", &cookie)));
+    assert!(list.contains("report[U+202E]txt.exe"), "the override is shown, not obeyed");
+    assert!(!list.contains('\u{202E}'));
 }
 
 /// The storage read side through the API: the stored AIPs listed, one streamed (embedded
@@ -559,4 +565,3 @@ fn bad_query_values_are_answered_4xx_never_5xx() {
         assert_eq!(said["error"], true, "{path}: {said}");
     }
 }
-

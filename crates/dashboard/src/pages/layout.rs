@@ -6,9 +6,31 @@ use vellum_core::operations::access::User;
 use crate::http::Response;
 
 /// Text made safe inside HTML elements and quoted attributes (the XML escaping serves:
-/// HTML5 reads its five entities).
+/// HTML5 reads its five entities), with every control and bidirectional-override character
+/// shown as its code point: a name with U+202E would otherwise read backwards on the page
+/// (`txt.exe` shown as `exe.txt`), and a control character is invisible.
 pub fn escape(s: &str) -> String {
-    vellum_core::record::xml::esc(s).into_owned()
+    vellum_core::record::xml::esc(&visible(s)).into_owned()
+}
+
+/// The text with its invisible and direction-changing characters written out (`[U+202E]`).
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hidden(c) {
+            out.push_str(&format!("[U+{:04X}]", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 pub fn asset(name: &str) -> Response {
@@ -51,4 +73,17 @@ pub fn not_registered() -> Response {
              registered in it. Ask an administrator to add you (<code>vellum users add NAME --email EMAIL</code>).</p>",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_overrides_and_controls_are_shown_not_obeyed() {
+        assert_eq!(escape("report\u{202E}txt.exe"), "report[U+202E]txt.exe");
+        assert_eq!(escape("a\u{2067}b\u{0007}<c>"), "a[U+2067]b[U+0007]&lt;c&gt;");
+        assert_eq!(escape("two\nlines"), "two\nlines", "a line break is text, shown as such");
+        assert!(matches!(visible("plain é"), std::borrow::Cow::Borrowed(_)));
+    }
 }
