@@ -183,6 +183,51 @@ fn people_sign_in_with_a_key_and_get_a_strict_session_cookie() {
 }
 
 #[test]
+fn a_session_ends_when_its_key_is_revoked_or_its_user_removed() {
+    let (t, key, _, _) = with_transfers();
+    let d = t.dashboard(true);
+    let sign_in = |user: &str, k: &str| {
+        let answer = d.handle(&Request::new("POST", "/sign-in").with_body(format!("user={user}&key={k}")));
+        assert_eq!(answer.status, 303, "{}", text(&answer));
+        answer.header_value("Set-Cookie").unwrap().split(';').next().unwrap().to_string()
+    };
+    let access = t.env.access.as_ref();
+    let first = sign_in("archivist", key.rsplit(':').next().unwrap());
+    let second_key =
+        vellum_core::operations::access::create_api_key(access, t.env.pipeline.clock.as_ref(), "archivist").unwrap();
+    let second = sign_in("archivist", &second_key.1);
+    let page = |cookie: &str| d.handle(&Request::get("/").with_header("Cookie", cookie)).status;
+    let api = |cookie: &str| d.handle(&Request::get("/api/transfers").with_header("Cookie", cookie)).status;
+    assert_eq!((page(&first), api(&first)), (200, 200));
+    assert_eq!((page(&second), api(&second)), (200, 200));
+
+    // Revoking the first key ends the session it opened at once, and only that one.
+    let first_id = access.api_keys().unwrap().into_iter().find(|k| k.id != second_key.0.id).unwrap().id;
+    assert!(access.revoke_api_key(&first_id, t.env.pipeline.clock.now()).unwrap());
+    assert_eq!(page(&first), 303, "the page sends the person to sign in again");
+    assert_eq!(api(&first), 403, "as Archivematica answers a bad credential");
+    assert_eq!((page(&second), api(&second)), (200, 200), "the other key's session goes on");
+
+    // Removing the user ends the rest.
+    assert!(access.remove_user("archivist").unwrap());
+    assert_eq!((page(&second), api(&second)), (303, 403));
+
+    // Expired sessions are purged when the next one starts.
+    vellum_core::operations::access::add_user(access, t.env.pipeline.clock.as_ref(), "keeper", None).unwrap();
+    let stale = vellum_core::model::Session {
+        digest: "0".repeat(64),
+        user: "keeper".into(),
+        expires_at: t.env.pipeline.clock.now() - chrono::Duration::minutes(1),
+        key_digest: None,
+    };
+    access.add_session(&stale).unwrap();
+    let keeper_key =
+        vellum_core::operations::access::create_api_key(access, t.env.pipeline.clock.as_ref(), "keeper").unwrap();
+    sign_in("keeper", &keeper_key.1);
+    assert!(access.session(&stale.digest).unwrap().is_none(), "the expired session is gone");
+}
+
+#[test]
 fn the_json_api_lists_searches_pages_and_details_transfers() {
     let (t, key, good, refused) = with_transfers();
     let d = t.dashboard(true);

@@ -26,6 +26,9 @@ fn session_item(session: &Session) -> Item {
     item.insert("session_expires".into(), s(stamp(&session.expires_at)));
     // The table's TTL attribute: epoch seconds.
     item.insert("expires_at".into(), n(session.expires_at.timestamp()));
+    if let Some(key) = &session.key_digest {
+        item.insert("key_digest".into(), s(key));
+    }
     item
 }
 
@@ -38,6 +41,7 @@ fn session_of(item: &Item) -> PortResult<Session> {
         expires_at: chrono::DateTime::parse_from_rfc3339(&expires)
             .map_err(|e| PortError::Corrupt(format!("a session's expiry {expires:?}: {e}")))?
             .to_utc(),
+        key_digest: text(item, "key_digest"),
     })
 }
 
@@ -123,6 +127,18 @@ impl AccessStore for DynamoState {
 
     fn remove_session(&self, digest: &str) -> PortResult<()> {
         self.delete(PK, &format!("S#{digest}"))
+    }
+
+    fn purge_sessions(&self, now: Timestamp) -> PortResult<u64> {
+        // The table's TTL removes them too, within a day or two; this is at once.
+        let mut purged = 0;
+        for item in self.access_items("S#")? {
+            if session_of(&item)?.expires_at < now {
+                self.delete(PK, &text(&item, "sk").unwrap_or_default())?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 }
 

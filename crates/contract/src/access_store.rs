@@ -51,13 +51,25 @@ pub fn keys_are_found_by_digest_and_revoked_by_id(make: &Make) {
 pub fn sessions_are_found_and_removed(make: &Make) {
     let s = make();
     s.add_user(&user("archivist", None)).unwrap();
-    let session =
-        Session { digest: "d1".repeat(32), user: "archivist".into(), expires_at: at(9) + Duration::hours(12) };
+    let session = Session {
+        digest: "d1".repeat(32),
+        user: "archivist".into(),
+        expires_at: at(9) + Duration::hours(12),
+        key_digest: Some("k".repeat(64)),
+    };
     s.add_session(&session).unwrap();
     assert_eq!(s.session(&session.digest).unwrap(), Some(session.clone()));
     s.remove_session(&session.digest).unwrap();
     assert_eq!(s.session(&session.digest).unwrap(), None);
     s.remove_session(&session.digest).unwrap();
+    // Expired sessions are purged; one still running stays.
+    let old = Session { digest: "e1".repeat(32), expires_at: at(5), ..session.clone() };
+    let running = Session { digest: "e2".repeat(32), expires_at: at(23) + Duration::hours(7), ..session.clone() };
+    s.add_session(&old).unwrap();
+    s.add_session(&running).unwrap();
+    assert_eq!(s.purge_sessions(at(10)).unwrap(), 1);
+    assert_eq!(s.session(&old.digest).unwrap(), None);
+    assert_eq!(s.session(&running.digest).unwrap(), Some(running));
 }
 
 pub fn removing_a_user_takes_their_keys_and_sessions(make: &Make) {
@@ -66,7 +78,7 @@ pub fn removing_a_user_takes_their_keys_and_sessions(make: &Make) {
     s.add_user(&user("stayer", None)).unwrap();
     s.add_api_key(&key("dddddddddddddddd4444", "leaver", 10)).unwrap();
     s.add_api_key(&key("eeeeeeeeeeeeeeee5555", "stayer", 10)).unwrap();
-    let session = Session { digest: "f".repeat(64), user: "leaver".into(), expires_at: at(20) };
+    let session = Session { digest: "f".repeat(64), user: "leaver".into(), expires_at: at(20), key_digest: None };
     s.add_session(&session).unwrap();
     assert!(s.remove_user("leaver").unwrap());
     assert!(!s.remove_user("leaver").unwrap());

@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 "#;
 
+/// A session's key, in a database made before sessions were bound to keys.
+const SESSION_KEY_COLUMN: &str = "ALTER TABLE sessions ADD COLUMN key_digest TEXT";
+
 pub struct SqliteAccessStore {
     conn: Mutex<Connection>,
 }
@@ -40,6 +43,13 @@ impl SqliteAccessStore {
     pub fn open(path: &Path) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        let has_key: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'key_digest'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(err)?;
+        if !has_key {
+            conn.execute_batch(SESSION_KEY_COLUMN).map_err(err)?;
+        }
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -136,8 +146,8 @@ impl AccessStore for SqliteAccessStore {
     fn add_session(&self, session: &Session) -> PortResult<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO sessions (digest, user, expires_at) VALUES (?1, ?2, ?3)",
-                params![session.digest, session.user, ts(&session.expires_at)],
+                "INSERT INTO sessions (digest, user, expires_at, key_digest) VALUES (?1, ?2, ?3, ?4)",
+                params![session.digest, session.user, ts(&session.expires_at), session.key_digest],
             )
             .map(|_| ())
         })
@@ -145,14 +155,54 @@ impl AccessStore for SqliteAccessStore {
 
     fn session(&self, digest: &str) -> PortResult<Option<Session>> {
         self.with(|c| {
-            c.query_row("SELECT digest, user, expires_at FROM sessions WHERE digest = ?1", params![digest], |r| {
-                Ok(Session { digest: r.get(0)?, user: r.get(1)?, expires_at: time_at(r, 2)? })
-            })
+            c.query_row(
+                "SELECT digest, user, expires_at, key_digest FROM sessions WHERE digest = ?1",
+                params![digest],
+                |r| {
+                    Ok(Session {
+                        digest: r.get(0)?,
+                        user: r.get(1)?,
+                        expires_at: time_at(r, 2)?,
+                        key_digest: r.get(3)?,
+                    })
+                },
+            )
             .optional()
         })
     }
 
     fn remove_session(&self, digest: &str) -> PortResult<()> {
         self.with(|c| c.execute("DELETE FROM sessions WHERE digest = ?1", params![digest]).map(|_| ()))
+    }
+
+    fn purge_sessions(&self, now: Timestamp) -> PortResult<u64> {
+        // Times are stored in one fixed-width UTC form: as text they sort as times.
+        self.with(|c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", params![ts(&now)]).map(|n| n as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_bound_sessions_gains_the_key_column_and_keeps_its_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE sessions (digest TEXT PRIMARY KEY, user TEXT NOT NULL, expires_at TEXT NOT NULL);
+             INSERT INTO sessions VALUES ('d', 'archivist', '2099-01-01T00:00:00.000000Z');",
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteAccessStore::open(&path).unwrap();
+        let kept = store.session("d").unwrap().expect("the old session is still there");
+        assert_eq!((kept.user.as_str(), kept.key_digest), ("archivist", None));
+        let bound = Session { digest: "e".into(), key_digest: Some("k".into()), ..kept };
+        store.add_session(&bound).unwrap();
+        assert_eq!(store.session("e").unwrap(), Some(bound));
+        drop(store);
+        SqliteAccessStore::open(&path).expect("opened again, the column is not added twice");
     }
 }

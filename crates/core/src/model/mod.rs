@@ -443,6 +443,9 @@ pub struct Session {
     pub digest: String,
     pub user: String,
     pub expires_at: Timestamp,
+    /// The digest of the API key the session was opened with: revoking that key ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_digest: Option<String>,
 }
 
 /// Who records Vellum's PREMIS events, built once for a message's run: the software, the

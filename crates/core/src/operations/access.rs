@@ -72,13 +72,24 @@ pub fn create_api_key(store: &dyn AccessStore, clock: &dyn Clock, user: &str) ->
     Ok((record, key))
 }
 
-/// A new sign-in session for a user; the token goes in the cookie, once.
-pub fn start_session(store: &dyn AccessStore, clock: &dyn Clock, user: &str) -> PortResult<(Session, String)> {
+/// A new sign-in session for a user, bound to the API key it was opened with (revoking the
+/// key ends it); the token goes in the cookie, once. Sessions already expired go.
+pub fn start_session(
+    store: &dyn AccessStore,
+    clock: &dyn Clock,
+    user: &str,
+    key: Option<&str>,
+) -> PortResult<(Session, String)> {
+    let purged = store.purge_sessions(clock.now())?;
+    if purged > 0 {
+        tracing::info!(purged, "expired sign-in sessions removed");
+    }
     let token = secret(clock);
     let session = Session {
         digest: digest(&token),
         user: user.to_string(),
         expires_at: clock.now() + chrono::Duration::hours(SESSION_HOURS),
+        key_digest: key.map(digest),
     };
     store.add_session(&session)?;
     Ok((session, token))
@@ -104,7 +115,16 @@ pub fn authenticate(store: &dyn AccessStore, now: Timestamp, credential: &Creden
             _ => return Ok(None),
         },
         Credential::Session(token) => match store.session(&digest(token))? {
-            Some(s) if s.expires_at > now => s.user,
+            Some(s) if s.expires_at > now => {
+                // A session opened with a key lives only as long as the key does.
+                if let Some(key) = &s.key_digest {
+                    match store.api_key(key)? {
+                        Some(k) if k.revoked_at.is_none() && k.user == s.user => {}
+                        _ => return Ok(None),
+                    }
+                }
+                s.user
+            }
             _ => return Ok(None),
         },
         Credential::Claims(claims) => {

@@ -23,4 +23,6 @@ pub trait AccessStore: Send + Sync {
     fn add_session(&self, session: &crate::model::Session) -> PortResult<()>;
     fn session(&self, digest: &str) -> PortResult<Option<crate::model::Session>>;
     fn remove_session(&self, digest: &str) -> PortResult<()>;
+    /// Removes every session that expired before `now`; how many.
+    fn purge_sessions(&self, now: Timestamp) -> PortResult<u64>;
 }

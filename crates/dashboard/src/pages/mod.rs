@@ -74,7 +74,11 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
     let Some(user) = authenticate(d.access.as_ref(), d.clock.now(), &credential)? else {
         return Ok(sign_in_page(d, request, Some("That user name and key do not match a registered user.")));
     };
-    let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name)?;
+    let key = match &credential {
+        Credential::ApiKey { key, .. } => Some(key.as_str()),
+        _ => None,
+    };
+    let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name, key)?;
     let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
     Ok(Response::see_other(&safe_next(form.get("next").cloned())).header(
         "Set-Cookie",

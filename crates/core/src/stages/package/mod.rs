@@ -54,7 +54,7 @@ impl Microservice for Package<'_> {
             }
             let entries = bag_entries(self, &transfer, job.started_at, &mut checkpoint)?;
             let fresh = checkpoint.parts.is_empty() && checkpoint.next_entry == 0;
-            if fresh && slices::slice_count(transfer.batch_count) >= 2 {
+            if fresh && slices::worth_slicing(&transfer, self.flow.batch_size(profile)) {
                 let planned =
                     slices::plan(self, &transfer, job.started_at, &entries, (seen.clone(), checkpoint.clone()))?;
                 if let Some(count) = planned.and_then(|cp| cp.slices) {

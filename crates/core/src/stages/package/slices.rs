@@ -47,6 +47,12 @@ pub(super) fn slice_count(batches: u32) -> u32 {
     batches.div_ceil(BATCHES_A_SLICE)
 }
 
+/// Whether a transfer is written in slices: more files than eight full batches hold (a
+/// transfer of many small batches — extraction cut short again and again — is not large).
+pub(super) fn worth_slicing(transfer: &Transfer, batch_size: u32) -> bool {
+    slice_count(transfer.batch_count) >= 2 && transfer.file_count > u64::from(BATCHES_A_SLICE) * u64::from(batch_size)
+}
+
 /// The entries of slice `i` of `slices` among `total`: an equal share, in order.
 fn bounds(i: u32, slices: u32, total: usize) -> (usize, usize) {
     let at = |i: u32| (i as u64 * total as u64 / slices as u64) as usize;
