@@ -151,6 +151,13 @@ fn people_sign_in_with_a_key_and_get_a_strict_session_cookie() {
     for part in ["vellum_session=", "HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
         assert!(cookie.contains(part), "{part} in {cookie}");
     }
+    assert!(!cookie.contains("Secure"), "over plain HTTP a Secure cookie would never come back: {cookie}");
+    let behind_tls = d.handle(
+        &Request::new("POST", "/sign-in")
+            .with_header("X-Forwarded-Proto", "https")
+            .with_body(format!("user=archivist&key={k}")),
+    );
+    assert!(behind_tls.header_value("Set-Cookie").unwrap().contains("; Secure"), "over TLS, Secure");
     let token = cookie.split(';').next().unwrap().to_string();
     let page = d.handle(&Request::get("/").with_header("Cookie", &token));
     assert_eq!(page.status, 200);

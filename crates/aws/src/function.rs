@@ -251,12 +251,13 @@ pub async fn run_dashboard() -> Result<(), Error> {
         links: Some(records.aips),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     });
+    // The router `vellum serve` serves, with the limits that hold behind API Gateway.
+    let router = vellum_dashboard::server::router(dashboard, vellum_dashboard::server::Limits::behind_api_gateway());
     lambda_http::run(lambda_http::service_fn(move |event: lambda_http::Request| {
-        let dashboard = dashboard.clone();
+        let router = router.clone();
         async move {
-            let request = crate::http_edge::request(&event);
-            let answer = tokio::task::spawn_blocking(move || dashboard.handle(&request)).await?;
-            Ok::<_, Error>(crate::http_edge::response(answer))
+            use tower::ServiceExt;
+            router.oneshot(crate::http_edge::request(event)).await
         }
     }))
     .await

@@ -107,8 +107,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         links: None,
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     };
-    answer(&server, &dashboard);
-    Ok(())
+    answer(server, dashboard)
 }
 
 /// How much lower than the pipeline's the dashboard's threads run (nice 10: about a tenth of
@@ -129,71 +128,26 @@ fn lower_priority() {
     }
 }
 
-/// The HTTP server, its threads (accepting, reading requests) started from a thread of
-/// lowered priority, so that they run at the dashboard's priority too.
-fn listen(address: &str) -> anyhow::Result<tiny_http::Server> {
-    let address = address.to_string();
-    std::thread::Builder::new()
-        .name("dashboard-listen".into())
-        .spawn(move || {
-            lower_priority();
-            tiny_http::Server::http(&address).map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
-        })
-        .context("starting the dashboard's server")?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the dashboard's server panicked while starting"))?
+/// Binds the dashboard's address now, so that a taken port is said before anything starts.
+fn listen(address: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
 }
 
-/// Answers requests through the dashboard's router until the server stops, at the
-/// dashboard's priority: every pipeline thread has been started by now.
-fn answer(server: &tiny_http::Server, dashboard: &Dashboard) {
-    lower_priority();
-    for mut request in server.incoming_requests() {
-        let mut body = Vec::new();
-        if let Err(e) = request.as_reader().read_to_end(&mut body) {
-            tracing::warn!(error = %e, "could not read a request's body");
-            continue;
-        }
-        let (path, query) = match request.url().split_once('?') {
-            Some((p, q)) => (p.to_string(), Some(q.to_string())),
-            None => (request.url().to_string(), None),
-        };
-        let asked = vellum_dashboard::Request {
-            method: request.method().as_str().to_ascii_uppercase(),
-            path,
-            query,
-            headers: request
-                .headers()
-                .iter()
-                .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
-                .collect(),
-            body,
-            // No token is verified here: people sign in with a key (the dashboard issue).
-            claims: None,
-        };
-        let mut answer = dashboard.handle(&asked);
-        let (reader, len): (Box<dyn std::io::Read + Send>, usize) = match answer.stream.take() {
-            Some(stream) => (stream.reader, stream.len as usize),
-            None => {
-                let len = answer.body.len();
-                (Box::new(std::io::Cursor::new(std::mem::take(&mut answer.body))), len)
-            }
-        };
-        let mut response =
-            tiny_http::Response::new(tiny_http::StatusCode(answer.status), Vec::new(), reader, Some(len), None);
-        for (name, value) in &answer.headers {
-            match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                Ok(header) => response.add_header(header),
-                Err(()) => tracing::warn!(name, "a response header could not be written"),
-            }
-        }
-        if let Err(e) = request.respond(response) {
-            tracing::warn!(error = %e, "could not answer a request");
-        }
-    }
+/// Serves the dashboard until the process ends: the stack both worlds share
+/// (`vellum_dashboard::server`), on its own two threads at the dashboard's lower priority.
+fn answer(server: std::net::TcpListener, dashboard: Dashboard) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("dashboard")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+        .context("starting the dashboard's server")?;
+    let limits = vellum_dashboard::server::Limits::default();
+    let router = vellum_dashboard::server::router(Arc::new(dashboard), limits.clone());
+    rt.block_on(vellum_dashboard::server::listen::serve(server, router, limits)).context("serving the dashboard")
 }
 
-/// How often `serve` posts the report.
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often the monitor's timer runs in `serve`.
@@ -318,8 +272,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         links: Some(people.aips.clone()),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
     };
-    answer(&server, &dashboard);
-    Ok(())
+    answer(server, dashboard)
 }
 
 #[cfg(not(feature = "aws"))]

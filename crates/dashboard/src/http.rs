@@ -14,6 +14,9 @@ pub struct Request {
     /// A verified token's claims: set only by an edge that checked the token itself (API
     /// Gateway's JWT authorizer); never read from the request's own headers.
     pub claims: Option<BTreeMap<String, String>>,
+    /// Where the request came from (the socket's address, or the source IP API Gateway saw),
+    /// for throttling and the audit log; None when not known.
+    pub peer: Option<String>,
 }
 
 impl Request {

@@ -12,6 +12,7 @@ mod auth;
 pub mod http;
 pub mod pages;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -128,7 +129,7 @@ fn failed(e: &vellum_core::ports::PortError) -> Response {
 }
 
 /// What every answer carries: no inline script from anywhere, no framing, no sniffing.
-fn security_headers(response: &mut Response) {
+pub(crate) fn security_headers(response: &mut Response) {
     for (name, value) in [
         (
             "Content-Security-Policy",

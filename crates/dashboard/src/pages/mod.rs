@@ -82,7 +82,7 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
     let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
     Ok(Response::see_other(&safe_next(form.get("next").cloned())).header(
         "Set-Cookie",
-        &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"),
+        &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}", secure(request)),
     ))
 }
 
@@ -94,6 +94,20 @@ pub fn sign_out(d: &Dashboard, request: &Request) -> Response {
     }
     Response::see_other("/sign-in")
         .header("Set-Cookie", &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+}
+
+/// `; Secure` when the request came over TLS: a reverse proxy in front that says so
+/// (`X-Forwarded-Proto: https`, as API Gateway says too). A client that says it falsely only
+/// makes its own cookie stricter.
+fn secure(request: &Request) -> &'static str {
+    let over_tls = request
+        .header("X-Forwarded-Proto")
+        .is_some_and(|p| p.split(',').next().is_some_and(|first| first.trim().eq_ignore_ascii_case("https")));
+    if over_tls {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 pub fn page(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {

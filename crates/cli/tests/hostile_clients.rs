@@ -1,0 +1,202 @@
+//! `vellum serve` probed from outside as a hostile or careless client would: connections
+//! that send half a request, a body shorter than they said, an upgrade, or nothing at all,
+//! held open while others are answered; bodies far over the limits; oversize headers; many
+//! kept-alive clients at once.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{registered, serve, wait_until_up};
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+}
+
+/// Sends `raw` and reads one answer on a connection the server closes (Connection: close).
+fn exchange(port: u16, raw: &[u8]) -> String {
+    let mut stream = connect(port);
+    let _ = stream.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status(answer: &str) -> u16 {
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+fn get(port: u16, path: &str, auth: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let answer = exchange(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    (status(&answer), started.elapsed())
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn slow_half_sent_and_idle_clients_never_delay_the_others() {
+    let data = tempfile::tempdir().unwrap();
+    let key = registered(data.path(), "archivist");
+    let served = serve(data.path());
+    wait_until_up(&served);
+    let port = served.1;
+    let mut held = Vec::new();
+    for i in 0..20 {
+        // Half a request line and header; a body shorter than its Content-Length (to the
+        // sign-in form and, with a key, to the API); an upgrade; nothing at all.
+        let mut half = connect(port);
+        half.write_all(b"GET /status HTTP/1.1\r\nHost: local").unwrap();
+        let mut short = connect(port);
+        let target = if i % 2 == 0 { "/sign-in".to_string() } else { "/api/transfers/start".to_string() };
+        write!(
+            short,
+            "POST {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {key}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"a\""
+        )
+        .unwrap();
+        let mut upgrade = connect(port);
+        upgrade
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap();
+        held.extend([half, short, upgrade, connect(port)]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let (health, took) = get(port, "/health", "none");
+        assert_eq!(health, 200);
+        assert!(took < Duration::from_secs(2), "/health took {took:?} with {} clients held open", held.len());
+        let (api, took) = get(port, "/api/transfers", &key);
+        assert_eq!(api, 200);
+        assert!(took < Duration::from_secs(2), "an API call took {took:?} with {} clients held open", held.len());
+        println!("with {} clients held open, /health and /api/transfers answered in {took:?}", held.len());
+    }
+    // The body that never comes is answered 408 once its time is up, not waited on for ever.
+    let mut short = connect(port);
+    write!(short, "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nuser=").unwrap();
+    let mut answer = String::new();
+    let _ = short.read_to_string(&mut answer);
+    assert_eq!(status(&answer), 408, "{answer}");
+    drop(held);
+}
+
+#[test]
+fn bodies_over_the_limit_are_refused_before_they_are_read() {
+    let data = tempfile::tempdir().unwrap();
+    let served = serve(data.path());
+    wait_until_up(&served);
+    let (port, pid) = (served.1, served.0.id());
+    // 100 MB said up front: refused at once, whoever sends it.
+    let started = Instant::now();
+    let mut stream = connect(port);
+    write!(
+        stream,
+        "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        100 << 20
+    )
+    .unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..100 {
+        if stream.write_all(&chunk).is_err() {
+            break; // the server stopped reading: what this test wants
+        }
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert_eq!(status(&answer), 413, "{answer}");
+    assert!(answer.contains("larger than this route takes"), "{answer}");
+    println!("100 MB refused in {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // 100 MB chunked, its size unsaid: refused as soon as it passes the limit.
+    let mut stream = connect(port);
+    stream
+        .write_all(b"POST /api/transfers/start HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let piece = format!("{:x}\r\n{}\r\n", 1 << 20, "b".repeat(1 << 20));
+    for _ in 0..100 {
+        if stream.write_all(piece.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(matches!(status(&answer), 403 | 413), "refused: {answer}");
+    let rss = resident_kib(pid);
+    println!("vellum serve's resident memory after 200 MB of refused bodies: {} MiB", rss / 1024);
+    assert!(rss < 150 * 1024, "{rss} KiB resident");
+}
+
+#[test]
+fn oversize_headers_and_request_lines_are_answered_4xx() {
+    let data = tempfile::tempdir().unwrap();
+    let served = serve(data.path());
+    wait_until_up(&served);
+    let port = served.1;
+    let header = format!(
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "x".repeat(64 << 10)
+    );
+    assert_eq!(status(&exchange(port, header.as_bytes())), 431);
+    let line = format!("GET /health?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "q".repeat(64 << 10));
+    let answered = status(&exchange(port, line.as_bytes()));
+    assert!((400..500).contains(&answered), "a 64 KiB request line: {answered}");
+    let length = "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Length: lots\r\nConnection: close\r\n\r\n";
+    assert_eq!(status(&exchange(port, length.as_bytes())), 400);
+    // And the server is still there.
+    assert_eq!(get(port, "/health", "none").0, 200);
+}
+
+#[test]
+fn sixty_four_kept_alive_clients_are_all_answered() {
+    let data = tempfile::tempdir().unwrap();
+    let key = registered(data.path(), "archivist");
+    let served = serve(data.path());
+    wait_until_up(&served);
+    let port = served.1;
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let key = key.clone();
+            std::thread::spawn(move || {
+                let mut stream = connect(port);
+                let mut answered = 0;
+                for i in 0..5 {
+                    let path = if i % 2 == 0 { "/api/transfers" } else { "/health" };
+                    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {key}\r\n\r\n").unwrap();
+                    answered += read_one_answer(&mut stream);
+                }
+                answered
+            })
+        })
+        .collect();
+    let answered: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(answered, 64 * 5, "every request on every kept-alive connection");
+}
+
+/// Reads one answer off a kept-alive connection (by its Content-Length); 1 for a 200.
+fn read_one_answer(stream: &mut TcpStream) -> u32 {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("an answer on the kept-alive connection");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a Content-Length");
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    u32::from(status(&head) == 200)
+}
