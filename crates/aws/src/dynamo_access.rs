@@ -133,8 +133,9 @@ impl AccessStore for DynamoState {
         // The table's TTL removes them too, within a day or two; this is at once.
         let mut purged = 0;
         for item in self.access_items("S#")? {
-            if session_of(&item)?.expires_at < now {
-                self.delete(PK, &text(&item, "sk").unwrap_or_default())?;
+            let session = session_of(&item)?;
+            if session.expires_at < now {
+                self.remove_session(&session.digest)?;
                 purged += 1;
             }
         }

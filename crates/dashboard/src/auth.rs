@@ -40,7 +40,7 @@ pub fn user(d: &Dashboard, request: &Request) -> PortResult<Option<User>> {
 
 /// Archivematica's refusal, word for word.
 pub fn refused_api() -> Response {
-    Response::json(403, &serde_json::json!({"message": "API key not valid.", "error": true}))
+    Response::error(403, "API key not valid.")
 }
 
 /// A refusal in the form the route's caller reads.
@@ -66,7 +66,7 @@ pub fn cross_site(route: &Route, request: &Request) -> Option<Response> {
     {
         return None;
     }
-    let refuse = |why: &str| Some(Response::json(403, &serde_json::json!({"message": why, "error": true})));
+    let refuse = |why: &str| Some(Response::error(403, why));
     let host = request.header("host").map(|h| h.trim().to_ascii_lowercase());
     let from = request.header("origin").or_else(|| request.header("referer"));
     let from_host = from

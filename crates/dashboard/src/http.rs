@@ -155,6 +155,11 @@ impl Response {
         Self::with_type(status, "application/json", serde_json::to_vec(value).expect("JSON values serialize"))
     }
 
+    /// An error as every JSON answer gives one: `{"message": ..., "error": true}`.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::json(status, &serde_json::json!({"message": message.into(), "error": true}))
+    }
+
     pub fn with_type(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Self { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into(), stream: None }
     }

@@ -61,12 +61,7 @@ impl Dashboard {
     fn answer(&self, request: &Request) -> Response {
         let segments = match routes::segments(&request.path) {
             Ok(s) => s,
-            Err(routes::BadPath(why)) => {
-                return Response::json(
-                    400,
-                    &serde_json::json!({"message": format!("Not a valid path: {why}."), "error": true}),
-                )
-            }
+            Err(routes::BadPath(why)) => return Response::error(400, format!("Not a valid path: {why}.")),
         };
         let route = routes::route(&request.method, &segments);
         if route.is_open() {
@@ -82,9 +77,7 @@ impl Dashboard {
             return refusal;
         }
         let answer = match &route {
-            Route::NotFound => {
-                Ok(Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})))
-            }
+            Route::NotFound => Ok(Response::error(404, "No such route.")),
             Route::WrongMethod(allowed) => {
                 Ok(Response::with_type(405, "text/plain; charset=utf-8", "Method not allowed")
                     .header("Allow", &allowed.join(", ")))
@@ -107,7 +100,7 @@ impl Dashboard {
             Route::Asset(name) => pages::asset(name),
             Route::SignInPage => pages::sign_in_page(self, request, None),
             Route::SignIn => pages::sign_in(self, request).unwrap_or_else(|e| failed(&e)),
-            _ => Response::json(404, &serde_json::json!({"message": "No such route.", "error": true})),
+            _ => Response::error(404, "No such route."),
         }
     }
 }
@@ -125,7 +118,7 @@ fn failed(e: &vellum_core::ports::PortError) -> Response {
         PortError::Unavailable(_) => 503,
         PortError::Corrupt(_) => 500,
     };
-    Response::json(status, &serde_json::json!({"message": e.to_string(), "error": true}))
+    Response::error(status, e.to_string())
 }
 
 /// What every answer carries: no inline script from anywhere, no framing, no sniffing.

@@ -21,10 +21,6 @@ pub const MAX_FILE: u64 = 256 << 20;
 /// How long a download link lives.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-fn error(status: u16, message: String) -> Response {
-    Response::json(status, &json!({"message": message, "error": true}))
-}
-
 pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {
     let params = request.params();
     let identifier = params.get("identifier").filter(|i| !i.is_empty());
@@ -34,7 +30,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         if let Some(space) = space {
             let spaces = d.config.storage_spaces();
             if !spaces.contains(space) {
-                return Ok(error(
+                return Ok(Response::error(
                     400,
                     format!("there is no storage space {space:?}; the spaces are {}", spaces.join(", ")),
                 ));
@@ -44,29 +40,29 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         return Ok(Response::json(200, &json!({ "aips": entries })));
     }
     let Some(identifier) = identifier else {
-        return Ok(error(400, "name the AIP: ?identifier=<identifier>[&version=<n>]".into()));
+        return Ok(Response::error(400, "name the AIP: ?identifier=<identifier>[&version=<n>]"));
     };
     let version = match params.get("version").map(|v| v.parse::<u32>()) {
         None => None,
         Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return Ok(error(400, "version is a number".into())),
+        Some(Err(_)) => return Ok(Response::error(400, "version is a number")),
     };
     let Some(entry) = storage::find(d.aips.as_ref(), identifier, version)? else {
-        return Ok(error(404, format!("no stored AIP of {identifier:?}")));
+        return Ok(Response::error(404, format!("no stored AIP of {identifier:?}")));
     };
     tracing::info!(user = %user.name, aip = %entry.key.key, file = ?params.get("file"), "AIP download");
     if let Some(path) = params.get("file").filter(|f| !f.is_empty()) {
         if d.links.is_some() {
-            return Ok(error(
+            return Ok(Response::error(
                 501,
                 "on AWS a download link is for the whole AIP; take one file out with `vellum aips get IDENTIFIER --file PATH`"
-                    .into(),
+                    ,
             ));
         }
         let mut bytes = CappedWriter { bytes: Vec::new(), over: false };
         let taken = storage::extract_file(d.aips.as_ref(), &entry, path, &mut bytes);
         if bytes.over {
-            return Ok(error(
+            return Ok(Response::error(
                 413,
                 format!(
                     "the file is over {} MiB: take it out with `vellum aips get IDENTIFIER --file PATH`",
@@ -80,7 +76,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
                 Response::with_type(200, "application/octet-stream", bytes.bytes)
                     .header("Content-Disposition", &format!("attachment; filename=\"{name}\""))
             }
-            Ok(false) => error(404, format!("the AIP {} holds no file objects/{path}", entry.key.key)),
+            Ok(false) => Response::error(404, format!("the AIP {} holds no file objects/{path}", entry.key.key)),
             Err(e) => return Err(e),
         });
     }

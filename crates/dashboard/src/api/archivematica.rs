@@ -43,10 +43,6 @@ fn find_any(d: &Dashboard, id: Uuid) -> PortResult<Option<Transfer>> {
     }
 }
 
-fn error(status: u16, message: String) -> Response {
-    Response::json(status, &json!({"error": true, "message": message}))
-}
-
 pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {
     let mut response = match route {
         Route::AmStatus(unit, id) => status(d, *unit, *id)?,
@@ -79,7 +75,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         Route::AmJobs(id) => jobs(d, *id, request)?,
         Route::AmTask(id) => match d.state.task(*id)? {
             Some(task) => Response::json(200, &task_json(&task, true)),
-            None => error(400, format!("Task with UUID {id} does not exist")),
+            None => Response::error(400, format!("Task with UUID {id} does not exist")),
         },
         Route::AmProcessingConfigurations => {
             let mut names: Vec<&str> = d.config.profiles.iter().map(|p| p.name.as_str()).collect();
@@ -88,7 +84,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         }
         Route::AmProcessingConfiguration(name) => processing_configuration(d, name, request),
         Route::AmPackage => package(d, request, user)?,
-        _ => error(404, "No such route.".into()),
+        _ => Response::error(404, "No such route."),
     };
     response.headers.push(("X-Archivematica-Version".into(), format!("vellum-{}", env!("CARGO_PKG_VERSION"))));
     Ok(response)
@@ -174,11 +170,11 @@ fn strip<'a>(value: &'a str, prefix: &str) -> &'a str {
 
 fn jobs(d: &Dashboard, id: Uuid, request: &Request) -> PortResult<Response> {
     let Some(t) = find_any(d, id)? else {
-        return Ok(error(400, format!("No jobs found for unit: {id}")));
+        return Ok(Response::error(400, format!("No jobs found for unit: {id}")));
     };
     let all: Vec<Job> = d.state.jobs(t.id)?;
     if all.is_empty() {
-        return Ok(error(400, format!("No jobs found for unit: {id}")));
+        return Ok(Response::error(400, format!("No jobs found for unit: {id}")));
     }
     let params = request.params();
     let microservice = params.get("microservice").map(|m| strip(m, "Microservice:").to_string());
@@ -260,7 +256,7 @@ fn package(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response
         .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
         .and_then(|b| String::from_utf8(b).ok());
     let Some(path) = path else {
-        return Ok(error(400, "Parameter \"path\" cannot be decoded.".into()));
+        return Ok(Response::error(400, "Parameter \"path\" cannot be decoded."));
     };
     let key = match path.split_once(':') {
         Some((location, rest)) if Uuid::parse_str(location).is_ok() => rest,
@@ -271,7 +267,7 @@ fn package(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response
         Ok(id) => Response::json(202, &json!({"id": id})),
         Err(refused) => {
             let why = refused.json_body()["message"].as_str().unwrap_or("").to_string();
-            error(400, format!("Package cannot be created: {why}"))
+            Response::error(400, format!("Package cannot be created: {why}"))
         }
     })
 }

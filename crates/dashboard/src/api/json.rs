@@ -19,16 +19,12 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-fn error(status: u16, message: impl Into<String>) -> Response {
-    Response::json(status, &json!({"message": message.into(), "error": true}))
-}
-
 fn page_size(request: &Request) -> Result<usize, Response> {
     match request.param("limit") {
         None => Ok(DEFAULT_PAGE),
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(error(400, format!("limit is a number from 1 to {MAX_PAGE}, not {l:?}"))),
+            _ => Err(Response::error(400, format!("limit is a number from 1 to {MAX_PAGE}, not {l:?}"))),
         },
     }
 }
@@ -40,14 +36,16 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
         Route::Transfers => kept(d, request, || list(d, request))?,
         Route::StartTransfer => start(d, request, user)?,
         // What the dashboard's pages poll, every few seconds for each transfer in progress.
-        Route::Transfer(id) => kept(d, request, || Ok(detail(d, *id)?.ok_or_else(|| error(404, "no such transfer"))))?,
+        Route::Transfer(id) => {
+            kept(d, request, || Ok(detail(d, *id)?.ok_or_else(|| Response::error(404, "no such transfer"))))?
+        }
         Route::TransferFiles(id) => match (d.state.transfer(*id)?, page_size(request)) {
-            (None, _) => error(404, "no such transfer"),
+            (None, _) => Response::error(404, "no such transfer"),
             (_, Err(r)) => r,
             (Some(t), Ok(limit)) => Response::json(200, &files(d, &t, request.param("cursor").as_deref(), limit)?),
         },
         Route::TransferEvents(id) => match (d.state.transfer(*id)?, page_size(request)) {
-            (None, _) => error(404, "no such transfer"),
+            (None, _) => Response::error(404, "no such transfer"),
             (_, Err(r)) => r,
             (Some(t), Ok(limit)) => {
                 let page = d.state.events(t.id, request.param("cursor").as_deref(), limit)?;
@@ -65,18 +63,18 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
                     &json!({"id": id, "stage": r.stage, "microservice": r.microservice, "messages": r.messages}),
                 )
             }
-            Err(vellum_core::operations::retry::NotRetried::NoSuchTransfer) => error(404, "no such transfer"),
-            Err(why) => error(409, why.to_string()),
+            Err(vellum_core::operations::retry::NotRetried::NoSuchTransfer) => Response::error(404, "no such transfer"),
+            Err(why) => Response::error(409, why.to_string()),
         },
         Route::Hide(id) => match d.state.transfer(*id)? {
-            None => error(404, "no such transfer"),
+            None => Response::error(404, "no such transfer"),
             Some(_) => {
                 let hidden = d.state.hide_transfer(*id)?;
                 Response::json(if hidden { 200 } else { 409 }, &json!({"hidden": hidden}))
             }
         },
         Route::HideCompleted => Response::json(200, &json!({"hidden": hide_ended(d)?})),
-        _ => error(404, "no such route"),
+        _ => Response::error(404, "no such route"),
     })
 }
 
@@ -140,7 +138,10 @@ fn list(d: &Dashboard, request: &Request) -> PortResult<Result<Value, Response>>
         Some(s) => match TransferStatus::parse(&s.to_uppercase()) {
             Some(st) => Some(st),
             None => {
-                return Ok(Err(error(400, format!("status is PROCESSING, COMPLETE, FAILED or REJECTED, not {s:?}"))))
+                return Ok(Err(Response::error(
+                    400,
+                    format!("status is PROCESSING, COMPLETE, FAILED or REJECTED, not {s:?}"),
+                )))
             }
         },
     };
@@ -152,7 +153,7 @@ fn list(d: &Dashboard, request: &Request) -> PortResult<Result<Value, Response>>
         limit,
     };
     let page = match d.state.list_transfers(&query) {
-        Err(vellum_core::ports::PortError::Refused(why)) => return Ok(Err(error(400, why))),
+        Err(vellum_core::ports::PortError::Refused(why)) => return Ok(Err(Response::error(400, why))),
         other => other?,
     };
     Ok(Ok(json!({"transfers": page.items.iter().map(summary).collect::<Vec<_>>(), "next": page.next})))
@@ -292,10 +293,10 @@ pub fn hide_ended(d: &Dashboard) -> PortResult<Vec<Uuid>> {
 fn start(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> {
     let body: Value = match serde_json::from_slice(&request.body) {
         Ok(v) => v,
-        Err(e) => return Ok(error(400, format!("the body is not JSON: {e}"))),
+        Err(e) => return Ok(Response::error(400, format!("the body is not JSON: {e}"))),
     };
     let Some(key) = body.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()) else {
-        return Ok(error(400, "the body names the upload: {\"key\": \"born-digital/<package>.zip\"}"));
+        return Ok(Response::error(400, "the body names the upload: {\"key\": \"born-digital/<package>.zip\"}"));
     };
     start_key(d, key, user).map(|r| match r {
         Ok(id) => Response::json(202, &json!({"id": id})),
@@ -306,7 +307,10 @@ fn start(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> 
 /// Sends the start queue an upload event for `key`; the new transfer's id, or the refusal.
 pub fn start_key(d: &Dashboard, key: &str, user: &User) -> PortResult<Result<Uuid, Response>> {
     let Some(meta) = d.uploads.head(key)? else {
-        return Ok(Err(error(404, format!("there is no {key} in the uploads bucket {}", d.uploads.bucket()))));
+        return Ok(Err(Response::error(
+            404,
+            format!("there is no {key} in the uploads bucket {}", d.uploads.bucket()),
+        )));
     };
     let id = d.clock.new_id();
     let event = UploadEvent::started(d.uploads.bucket(), &meta.key, meta.size, id, d.clock.now());

@@ -40,7 +40,7 @@ pub fn asset(name: &str) -> Response {
             Response::with_type(200, "text/javascript; charset=utf-8", include_str!("static/dashboard.js"))
         }
         "favicon.svg" => Response::with_type(200, "image/svg+xml", include_str!("static/favicon.svg")),
-        _ => Response::json(404, &serde_json::json!({"message": "No such file.", "error": true})),
+        _ => Response::error(404, "No such file."),
     }
 }
 

@@ -13,11 +13,6 @@ use http_body_util::{BodyExt, Limited};
 use super::{Peer, RawPath, VerifiedClaims};
 use crate::{Request, Response};
 
-/// A refusal of the transport's own: a JSON error, as every API error is.
-pub(super) fn error(status: u16, message: &str) -> Response {
-    Response::json(status, &serde_json::json!({"message": message, "error": true}))
-}
-
 /// The request read whole, or the refusal to answer it with: 413 for a body over `limit`
 /// (at once when its `Content-Length` says so), 408 for one too slow to arrive.
 pub(super) async fn request(request: HttpRequest, limit: usize) -> Result<Request, Response> {
@@ -26,15 +21,15 @@ pub(super) async fn request(request: HttpRequest, limit: usize) -> Result<Reques
     match declared {
         Some(Ok(Ok(n))) if n > limit as u64 => return Err(too_large(limit)),
         Some(Ok(Ok(_))) | None => {}
-        Some(_) => return Err(error(400, "The Content-Length header is not a number.")),
+        Some(_) => return Err(Response::error(400, "The Content-Length header is not a number.")),
     }
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(e) if caused_by::<http_body_util::LengthLimitError>(e.as_ref()) => return Err(too_large(limit)),
         Err(e) if caused_by::<tower_http::timeout::TimeoutError>(e.as_ref()) => {
-            return Err(error(408, "The request's body did not arrive in time."))
+            return Err(Response::error(408, "The request's body did not arrive in time."))
         }
-        Err(e) => return Err(error(400, &format!("The request's body could not be read: {e}."))),
+        Err(e) => return Err(Response::error(400, format!("The request's body could not be read: {e}."))),
     };
     let path = match parts.extensions.get::<RawPath>() {
         Some(RawPath(raw)) if !raw.is_empty() => raw.clone(),
@@ -68,7 +63,7 @@ fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 's
 }
 
 fn too_large(limit: usize) -> Response {
-    error(413, &format!("The request's body is larger than this route takes ({limit} bytes)."))
+    Response::error(413, format!("The request's body is larger than this route takes ({limit} bytes)."))
 }
 
 /// The router's answer as HTTP. A streamed answer larger than `streamed_answer` (API
@@ -78,7 +73,7 @@ pub(super) fn response(mut answer: Response, streamed_answer: Option<u64>) -> Ht
     if let Some(stream) = answer.stream.take() {
         if streamed_answer.is_some_and(|most| stream.len > most) {
             return response(
-                error(502, "The answer is too large to send through the gateway: ask for a download link."),
+                Response::error(502, "The answer is too large to send through the gateway: ask for a download link."),
                 None,
             );
         }

@@ -111,14 +111,14 @@ async fn answer(State(app): State<Arc<App>>, request: HttpRequest) -> HttpRespon
         Err(refusal) => return convert::response(refusal, None),
     };
     let Ok(_turn) = app.turns.acquire().await else {
-        return convert::response(convert::error(503, "The dashboard is shutting down."), None);
+        return convert::response(crate::Response::error(503, "The dashboard is shutting down."), None);
     };
     let dashboard = app.dashboard.clone();
     match tokio::task::spawn_blocking(move || dashboard.handle(&asked)).await {
         Ok(answer) => convert::response(answer, app.limits.streamed_answer),
         Err(e) => {
             tracing::error!(error = %e, "a dashboard request panicked");
-            convert::response(convert::error(500, "The request could not be answered."), None)
+            convert::response(crate::Response::error(500, "The request could not be answered."), None)
         }
     }
 }
