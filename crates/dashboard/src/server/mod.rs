@@ -59,9 +59,10 @@ impl Limits {
         Self { streamed_answer: Some(5 << 20), ..Self::default() }
     }
 
-    /// The body limit of a request to this path.
-    fn body_for(&self, path: &str) -> usize {
-        if path.trim_end_matches('/') == "/sign-in" {
+    /// The body limit of a request, by the route the dashboard's own table finds for it.
+    fn body_for(&self, method: &str, path: &str) -> usize {
+        let route = crate::routes::segments(path).map(|s| crate::routes::route(method, &s));
+        if matches!(route, Ok(crate::routes::Route::SignIn)) {
             self.sign_in_body
         } else {
             self.body
@@ -105,7 +106,7 @@ pub fn router(dashboard: Arc<Dashboard>, limits: Limits) -> axum::Router {
 }
 
 async fn answer(State(app): State<Arc<App>>, request: HttpRequest) -> HttpResponse {
-    let limit = app.limits.body_for(request.uri().path());
+    let limit = app.limits.body_for(request.method().as_str(), request.uri().path());
     let asked = match convert::request(request, limit).await {
         Ok(asked) => asked,
         Err(refusal) => return convert::response(refusal, None),
