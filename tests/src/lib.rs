@@ -132,7 +132,8 @@ impl TestEnv {
     /// Registers `name` and returns a new API key for them.
     pub fn api_key(&self, name: &str, email: Option<&str>) -> String {
         let clock = self.env.pipeline.clock.as_ref();
-        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email).expect("add a user");
+        let role = vellum_core::model::Role::Operator;
+        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email, role).expect("add a user");
         vellum_core::operations::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
     }
 

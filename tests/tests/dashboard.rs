@@ -220,7 +220,7 @@ fn a_session_ends_when_its_key_is_revoked_or_its_user_removed() {
     assert_eq!((page(&second), api(&second)), (303, 403));
 
     // Expired sessions are purged when the next one starts.
-    vellum_core::operations::access::add_user(access, t.env.pipeline.clock.as_ref(), "keeper", None).unwrap();
+    vellum_core::operations::access::add_user(access, t.env.pipeline.clock.as_ref(), "keeper", None, vellum_core::model::Role::Viewer).unwrap();
     let stale = vellum_core::model::Session {
         digest: "0".repeat(64),
         user: "keeper".into(),

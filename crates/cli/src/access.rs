@@ -15,6 +15,9 @@ pub enum UsersCommand {
         name: String,
         #[arg(long)]
         email: Option<String>,
+        /// viewer (reads), operator (starts, retries, hides, redrives, approves) or admin.
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "operator", "admin"])]
+        role: String,
         #[command(flatten)]
         target: Target,
     },
@@ -56,12 +59,13 @@ pub enum KeysCommand {
 pub fn users(command: UsersCommand) -> anyhow::Result<()> {
     let clock = SystemClock;
     match command {
-        UsersCommand::Add { name, email, target } => {
+        UsersCommand::Add { name, email, role, target } => {
             let store = open(&target)?;
-            if !access::add_user(store.as_ref(), &clock, &name, email.as_deref())? {
+            let role = access::Role::parse(&role).ok_or_else(|| anyhow::anyhow!("no role {role:?}"))?;
+            if !access::add_user(store.as_ref(), &clock, &name, email.as_deref(), role)? {
                 anyhow::bail!("a user named {name:?} exists already");
             }
-            println!("added user {name}");
+            println!("added user {name} ({})", role.name());
         }
         UsersCommand::Remove { name, target } => {
             if !open(&target)?.remove_user(&name)? {
@@ -75,7 +79,13 @@ pub fn users(command: UsersCommand) -> anyhow::Result<()> {
                 print_json(&users);
             } else {
                 for u in users {
-                    println!("{}\t{}\t{}", u.name, u.email.as_deref().unwrap_or("-"), u.created_at.to_rfc3339());
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        u.name,
+                        u.role.name(),
+                        u.email.as_deref().unwrap_or("-"),
+                        u.created_at.to_rfc3339()
+                    );
                 }
             }
         }

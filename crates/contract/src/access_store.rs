@@ -13,7 +13,7 @@ fn at(hour: u32) -> chrono::DateTime<Utc> {
 }
 
 fn user(name: &str, email: Option<&str>) -> User {
-    User { name: name.into(), email: email.map(str::to_string), created_at: at(9) }
+    User { name: name.into(), email: email.map(str::to_string), created_at: at(9), role: vellum_core::model::Role::Viewer }
 }
 
 fn key(digest: &str, user: &str, hour: u32) -> ApiKey {

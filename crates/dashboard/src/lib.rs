@@ -76,6 +76,9 @@ impl Dashboard {
             tracing::warn!(user = %user.name, path = %request.path, "a cross-site change refused");
             return refusal;
         }
+        if let Some(refusal) = auth::beyond_role(&route, request, &user) {
+            return refusal;
+        }
         let answer = match &route {
             Route::NotFound => Ok(Response::error(404, "No such route.")),
             Route::WrongMethod(allowed) => {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use vellum_core::model::Timestamp;
-use vellum_core::operations::access::{ApiKey, Session, User};
+use vellum_core::operations::access::{ApiKey, Role, Session, User};
 use vellum_core::ports::{AccessStore, PortResult};
 
 use crate::sqlite_state::{err, open_connection, opt_time_at, time_at, ts};
@@ -32,8 +32,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 "#;
 
-/// A session's key, in a database made before sessions were bound to keys.
-const SESSION_KEY_COLUMN: &str = "ALTER TABLE sessions ADD COLUMN key_digest TEXT";
+/// Columns added since the first schema: (table, column, how it is added). A row from before
+/// has NULL there (a session bound to no key; a user of the role before roles).
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("sessions", "key_digest", "ALTER TABLE sessions ADD COLUMN key_digest TEXT"),
+    ("users", "role", "ALTER TABLE users ADD COLUMN role TEXT"),
+];
 
 pub struct SqliteAccessStore {
     conn: Mutex<Connection>,
@@ -43,12 +47,14 @@ impl SqliteAccessStore {
     pub fn open(path: &Path) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        let has_key: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'key_digest'")
-            .and_then(|mut q| q.exists([]))
-            .map_err(err)?;
-        if !has_key {
-            conn.execute_batch(SESSION_KEY_COLUMN).map_err(err)?;
+        for (table, column, add) in ADDED_COLUMNS {
+            let there: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")
+                .and_then(|mut q| q.exists(params![table, column]))
+                .map_err(err)?;
+            if !there {
+                conn.execute_batch(add).map_err(err)?;
+            }
         }
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -60,7 +66,13 @@ impl SqliteAccessStore {
 }
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
-    Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)? })
+    let role = match r.get::<_, Option<String>>(3)? {
+        None => Role::before_roles(),
+        Some(name) => Role::parse(&name).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, format!("no role {name:?}").into())
+        })?,
+    };
+    Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)?, role })
 }
 
 fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
@@ -79,8 +91,8 @@ impl AccessStore for SqliteAccessStore {
     fn add_user(&self, user: &User) -> PortResult<bool> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO users (name, email, created_at) VALUES (?1, ?2, ?3)",
-                params![user.name, user.email, ts(&user.created_at)],
+                "INSERT OR IGNORE INTO users (name, email, created_at, role) VALUES (?1, ?2, ?3, ?4)",
+                params![user.name, user.email, ts(&user.created_at), user.role.name()],
             )
             .map(|n| n == 1)
         })
@@ -99,13 +111,13 @@ impl AccessStore for SqliteAccessStore {
 
     fn user(&self, name: &str) -> PortResult<Option<User>> {
         self.with(|c| {
-            c.query_row("SELECT name, email, created_at FROM users WHERE name = ?1", params![name], user_row).optional()
+            c.query_row("SELECT name, email, created_at, role FROM users WHERE name = ?1", params![name], user_row).optional()
         })
     }
 
     fn users(&self) -> PortResult<Vec<User>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT name, email, created_at FROM users ORDER BY name")?;
+            let mut stmt = c.prepare("SELECT name, email, created_at, role FROM users ORDER BY name")?;
             let rows = stmt.query_map([], user_row)?;
             rows.collect()
         })

@@ -70,7 +70,7 @@ pub fn get(port: u16, path: &str, authorization: Option<&str>) -> (String, serde
 /// Registers a user with `vellum users add` and gives them a key with `vellum api-keys
 /// create`, whose last line is the key alone.
 pub fn registered(data: &Path, name: &str) -> String {
-    let added = vellum().args(["users", "add", name, "--data-dir"]).arg(data).output().unwrap();
+    let added = vellum().args(["users", "add", name, "--role", "operator", "--data-dir"]).arg(data).output().unwrap();
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let created = vellum().args(["api-keys", "create", "--user", name, "--data-dir"]).arg(data).output().unwrap();
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));

@@ -422,6 +422,43 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub created_at: Timestamp,
+    /// What they may do; a user registered before roles existed could do everything the
+    /// dashboard offered, and keeps that as `operator`.
+    #[serde(default = "Role::before_roles")]
+    pub role: Role,
+}
+
+/// What a user may do, each role including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads: transfers, jobs, files, AIPs, the status.
+    Viewer,
+    /// Changes the work: starts, retries, hides, redrives, approves.
+    Operator,
+    /// Users and keys besides.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The role of a user stored before roles existed.
+    pub fn before_roles() -> Role {
+        Role::Operator
+    }
 }
 
 /// An API key as stored: its digest, never the key.

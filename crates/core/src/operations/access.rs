@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::model::Timestamp;
-pub use crate::model::{ApiKey, Session, User};
+pub use crate::model::{ApiKey, Role, Session, User};
 use crate::ports::{AccessStore, Clock, PortError, PortResult};
 
 /// How long a sign-in lasts.
@@ -48,10 +48,16 @@ pub fn check_user_name(name: &str) -> Result<(), BadUserName> {
 }
 
 /// Registers a user; false when one of that name exists.
-pub fn add_user(store: &dyn AccessStore, clock: &dyn Clock, name: &str, email: Option<&str>) -> PortResult<bool> {
+pub fn add_user(
+    store: &dyn AccessStore,
+    clock: &dyn Clock,
+    name: &str,
+    email: Option<&str>,
+    role: Role,
+) -> PortResult<bool> {
     check_user_name(name).map_err(|e| PortError::Refused(e.to_string()))?;
     let email = email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
-    store.add_user(&User { name: name.to_string(), email, created_at: clock.now() })
+    store.add_user(&User { name: name.to_string(), email, created_at: clock.now(), role })
 }
 
 /// A new key for `user`, returned once; only its digest is kept.
