@@ -129,11 +129,16 @@ impl TestEnv {
         }
     }
 
-    /// Registers `name` and returns a new API key for them.
+    /// Registers `name` as an operator and returns a new API key for them.
     pub fn api_key(&self, name: &str, email: Option<&str>) -> String {
+        self.api_key_as(name, email, vellum_core::model::Role::Operator)
+    }
+
+    /// Registers `name` in `role` and returns a new API key for them.
+    pub fn api_key_as(&self, name: &str, email: Option<&str>, role: vellum_core::model::Role) -> String {
         let clock = self.env.pipeline.clock.as_ref();
-        let role = vellum_core::model::Role::Operator;
-        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email, role).expect("add a user");
+        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email, role)
+            .expect("add a user");
         vellum_core::operations::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
     }
 

@@ -220,7 +220,14 @@ fn a_session_ends_when_its_key_is_revoked_or_its_user_removed() {
     assert_eq!((page(&second), api(&second)), (303, 403));
 
     // Expired sessions are purged when the next one starts.
-    vellum_core::operations::access::add_user(access, t.env.pipeline.clock.as_ref(), "keeper", None, vellum_core::model::Role::Viewer).unwrap();
+    vellum_core::operations::access::add_user(
+        access,
+        t.env.pipeline.clock.as_ref(),
+        "keeper",
+        None,
+        vellum_core::model::Role::Viewer,
+    )
+    .unwrap();
     let stale = vellum_core::model::Session {
         digest: "0".repeat(64),
         user: "keeper".into(),
@@ -232,6 +239,76 @@ fn a_session_ends_when_its_key_is_revoked_or_its_user_removed() {
         vellum_core::operations::access::create_api_key(access, t.env.pipeline.clock.as_ref(), "keeper").unwrap();
     sign_in("keeper", &keeper_key.1);
     assert!(access.session(&stale.digest).unwrap().is_none(), "the expired session is gone");
+}
+
+/// Roles: a viewer reads everything and changes nothing, in Vellum's API, Archivematica's
+/// and the pages (which offer them no buttons); an operator changes the work; only an admin
+/// reads who may use the dashboard, and never a key there.
+#[test]
+fn roles_decide_who_may_change_what_on_every_route() {
+    use vellum_core::model::Role;
+    let (t, operator, good, refused) = with_transfers();
+    let viewer = format!("ApiKey reader:{}", t.api_key_as("reader", None, Role::Viewer));
+    let admin_key = t.api_key_as("boss", None, Role::Admin);
+    let admin = format!("ApiKey boss:{admin_key}");
+    let d = t.dashboard(true);
+    let transfer = format!("/api/transfers/{}", good.id);
+    let page = format!("/transfers/{}", good.id);
+    for path in
+        [transfer.as_str(), "/api/transfers", "/status", "/api/transfer/completed", "/api/aips", page.as_str(), "/"]
+    {
+        assert_eq!(ask(&d, "GET", path, &viewer).status, 200, "a viewer reads {path}");
+    }
+    let changes = [
+        ("POST", format!("/api/transfers/{}/retry", refused.id)),
+        ("POST", format!("/api/transfers/{}/hide", good.id)),
+        ("POST", "/api/transfers/hide-completed".to_string()),
+        ("POST", "/api/transfers".to_string()),
+        ("DELETE", format!("/api/transfer/{}/delete/", good.id)),
+        ("DELETE", "/api/ingest/delete/".to_string()),
+        ("POST", "/api/v2beta/package".to_string()),
+    ];
+    for (method, path) in &changes {
+        let r = ask(&d, method, path, &viewer);
+        assert_eq!(r.status, 403, "a viewer may not {method} {path}");
+        let why = json(&r)["message"].as_str().unwrap().to_string();
+        assert!(why.contains("reader is a viewer") && why.contains("operator role"), "{why}");
+    }
+    assert!(!t.env.state.transfer(good.id).unwrap().unwrap().hidden, "nothing was hidden by the viewer");
+    // Routes that are not routes still say so to a viewer.
+    assert_eq!(ask(&d, "POST", "/api/no-such", &viewer).status, 404);
+    assert_eq!(ask(&d, "POST", &transfer, &viewer).status, 405);
+    // The pages offer a viewer no buttons; an operator gets them.
+    let html = |auth: &str, path: &str| text(&ask(&d, "GET", path, auth));
+    assert!(!html(&viewer, "/").contains("data-post"), "{}", html(&viewer, "/"));
+    assert!(html(&operator, "/").contains("/api/transfers/hide-completed"));
+    assert!(!html(&viewer, &page).contains("data-post"));
+    assert!(html(&operator, &page).contains(&format!("/api/transfers/{}/hide", good.id)));
+
+    // An operator changes the work; only an admin reads the users.
+    let hidden = ask(&d, "POST", &format!("/api/transfers/{}/hide", good.id), &operator);
+    assert_eq!(hidden.status, 200, "{}", text(&hidden));
+    assert_eq!(ask(&d, "DELETE", &format!("/api/transfer/{}/delete/", refused.id), &admin).status, 200);
+    for who in [&viewer, &operator] {
+        assert_eq!(ask(&d, "GET", "/api/users", who).status, 403);
+    }
+    let users = ask(&d, "GET", "/api/users", &admin);
+    assert_eq!(users.status, 200, "{}", text(&users));
+    let listed = json(&users);
+    let roles: Vec<(String, String)> = listed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["name"].as_str().unwrap().to_string(), u["role"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("archivist", "operator"), ("boss", "admin"), ("reader", "viewer")]
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+    );
+    assert_eq!(listed["users"][1]["api_keys"].as_array().unwrap().len(), 1);
+    let digest = t.env.access.api_keys().unwrap().into_iter().find(|k| k.user == "boss").unwrap().digest;
+    assert!(!text(&users).contains(&admin_key) && !text(&users).contains(&digest), "no key and no digest listed");
 }
 
 #[test]

@@ -284,6 +284,23 @@ fn users_and_keys_are_managed_from_the_command_line() {
     assert!(!ok && said.contains("exists already"), "{said}");
     let (ok, _, said) = run(&["users", "add", "a:b"]);
     assert!(!ok && said.contains("user name"), "{said}");
+    let (ok, _, said) = run(&["users", "add", "bea", "--role", "superuser"]);
+    assert!(!ok && said.contains("viewer, operator, admin"), "{said}");
+    let (ok, said, _) = run(&["users", "add", "bea"]);
+    assert!(ok && said.contains("bea (viewer)"), "a new user reads only unless given a role: {said}");
+    let (ok, said, _) = run(&["users", "add", "cy", "--role", "admin"]);
+    assert!(ok && said.contains("cy (admin)"), "{said}");
+    let (_, listed, _) = run(&["users", "list", "--json"]);
+    let roles: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{}={}", u["name"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, ["ann=operator", "bea=viewer", "cy=admin"]);
+    run(&["users", "remove", "bea"]);
+    run(&["users", "remove", "cy"]);
     let (ok, _, said) = run(&["api-keys", "create", "--user", "nobody"]);
     assert!(!ok && said.contains("no user \"nobody\""), "{said}");
     let (_, listed, _) = run(&["api-keys", "list", "--json"]);

@@ -1,7 +1,7 @@
 //! Who sent a request: an API key (Archivematica's header or query parameters), a token's
 //! claims that the edge verified, or a sign-in session's cookie — and what a refusal says.
 
-use vellum_core::operations::access::{authenticate, Credential, Role, User};
+use vellum_core::operations::access::{authenticate, Credential, User};
 use vellum_core::ports::PortResult;
 
 use crate::http::{percent_encode, Request, Response};
@@ -84,30 +84,20 @@ pub fn cross_site(route: &Route, request: &Request) -> Option<Response> {
     None
 }
 
-/// The role a route needs: reading is a viewer's; any change (start, retry, hide, redrive,
-/// approve, Archivematica's too) an operator's; signing out anyone's. Users and keys are
-/// changed with `vellum users`/`vellum api-keys`, which an admin runs against the store.
-pub fn needed_role(route: &Route, request: &Request) -> Role {
-    if matches!(request.method.as_str(), "GET" | "HEAD") || *route == Route::SignOut {
-        Role::Viewer
-    } else {
-        Role::Operator
-    }
-}
-
 /// A refusal when the user's role does not reach what the route needs; None when it does.
 pub fn beyond_role(route: &Route, request: &Request, user: &User) -> Option<Response> {
-    let needed = needed_role(route, request);
+    let needed = route.needs();
     if user.role >= needed {
         return None;
     }
     tracing::warn!(
+        audit = "refused",
         user = %user.name,
         role = user.role.name(),
         needed = needed.name(),
         method = %request.method,
-        path = %request.path,
-        "a change beyond the user's role refused"
+        path = %crate::pages::layout::visible(&request.path),
+        "a request beyond the user's role refused"
     );
     let message = format!(
         "{} is a {} and may not do this: it needs the {} role (vellum users add --role).",
@@ -115,5 +105,5 @@ pub fn beyond_role(route: &Route, request: &Request, user: &User) -> Option<Resp
         user.role.name(),
         needed.name()
     );
-    Some(Response::json(403, &serde_json::json!({"message": message, "error": true})))
+    Some(Response::error(403, message))
 }

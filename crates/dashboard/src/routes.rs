@@ -4,6 +4,7 @@
 //! route answers with and without its trailing slash.
 
 use uuid::Uuid;
+use vellum_core::model::Role;
 
 /// The two kinds of unit Archivematica's API speaks of: a transfer and its SIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub enum Route {
     HideCompleted,
     Aips,
     AipDownload,
+    /// Who may use the dashboard, and their keys (ids only): an admin's.
+    Users,
     // Archivematica's API.
     AmStatus(Unit, Uuid),
     AmCompleted(Unit),
@@ -78,6 +81,24 @@ impl Route {
                 | Route::AmProcessingConfiguration(_)
                 | Route::AmPackage
         )
+    }
+
+    /// The role a route needs. Reading is a viewer's; what changes the work (start, retry,
+    /// hide, Archivematica's hide and package) an operator's; who may use it an admin's.
+    /// A route that is not one needs nothing beyond being signed in, so it still answers
+    /// 404 or 405.
+    pub fn needs(&self) -> Role {
+        match self {
+            Route::StartTransfer
+            | Route::Retry(_)
+            | Route::Hide(_)
+            | Route::HideCompleted
+            | Route::AmHide(..)
+            | Route::AmHideCompleted(_)
+            | Route::AmPackage => Role::Operator,
+            Route::Users => Role::Admin,
+            _ => Role::Viewer,
+        }
     }
 
     /// Routes people's browsers ask for: a refusal sends them to sign in.
@@ -153,6 +174,7 @@ pub fn route(method: &str, segments: &[String]) -> Route {
         ["api", "transfers"] => only(get, Route::Transfers, &["GET", "POST"]),
         ["api", "transfers", "hide-completed"] => only(post, Route::HideCompleted, POST),
         ["api", "aips"] => only(get, Route::Aips, GET),
+        ["api", "users"] => only(get, Route::Users, GET),
         ["api", "aips", "download"] => only(get, Route::AipDownload, GET),
         ["api", "transfers", t, rest @ ..] => match (id(t), rest) {
             (Some(t), []) => only(get, Route::Transfer(t), GET),

@@ -69,7 +69,11 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     let role = match r.get::<_, Option<String>>(3)? {
         None => Role::before_roles(),
         Some(name) => Role::parse(&name).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, format!("no role {name:?}").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("no role {name:?}").into(),
+            )
         })?,
     };
     Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)?, role })
@@ -111,7 +115,8 @@ impl AccessStore for SqliteAccessStore {
 
     fn user(&self, name: &str) -> PortResult<Option<User>> {
         self.with(|c| {
-            c.query_row("SELECT name, email, created_at, role FROM users WHERE name = ?1", params![name], user_row).optional()
+            c.query_row("SELECT name, email, created_at, role FROM users WHERE name = ?1", params![name], user_row)
+                .optional()
         })
     }
 
@@ -216,5 +221,25 @@ mod tests {
         assert_eq!(store.session("e").unwrap(), Some(bound));
         drop(store);
         SqliteAccessStore::open(&path).expect("opened again, the column is not added twice");
+    }
+
+    /// A user registered before roles could do everything the dashboard offered: they stay
+    /// an operator, not an admin and not a viewer who suddenly cannot retry.
+    #[test]
+    fn a_user_from_before_roles_is_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE users (name TEXT PRIMARY KEY, email TEXT, created_at TEXT NOT NULL);
+             INSERT INTO users VALUES ('archivist', NULL, '2025-01-01T00:00:00.000000Z');",
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteAccessStore::open(&path).unwrap();
+        assert_eq!(store.user("archivist").unwrap().unwrap().role, Role::Operator);
+        store.with(|c| c.execute("UPDATE users SET role = 'superuser'", [])).unwrap();
+        let unreadable = store.user("archivist").expect_err("a role it does not know is not read as another");
+        assert!(unreadable.to_string().contains("superuser"), "{unreadable}");
     }
 }

@@ -74,6 +74,7 @@ pub fn answer(d: &Dashboard, route: &Route, request: &Request, user: &User) -> P
             }
         },
         Route::HideCompleted => Response::json(200, &json!({"hidden": hide_ended(d)?})),
+        Route::Users => Response::json(200, &users(d)?),
         _ => Response::error(404, "no such route"),
     })
 }
@@ -91,6 +92,26 @@ fn kept(
 }
 
 /// The newest transfers and every queue's depth.
+/// Who may use the dashboard, with their role and their keys by id (never a digest).
+fn users(d: &Dashboard) -> PortResult<Value> {
+    let keys = d.access.api_keys()?;
+    let users = d.access.users()?;
+    let key_json = |user: &str| -> Vec<Value> {
+        keys.iter()
+            .filter(|k| k.user == user)
+            .map(|k| json!({"id": k.id, "created_at": k.created_at, "revoked_at": k.revoked_at}))
+            .collect()
+    };
+    let users: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            json!({"name": u.name, "role": u.role.name(), "email": u.email,
+                   "created_at": u.created_at, "api_keys": key_json(&u.name)})
+        })
+        .collect();
+    Ok(json!({ "users": users }))
+}
+
 fn status(d: &Dashboard) -> PortResult<Value> {
     let transfers = d.state.list_transfers(&TransferQuery { limit: 100, ..Default::default() })?.items;
     let mut depths = serde_json::Map::new();

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 use uuid::Uuid;
-use vellum_core::model::{Transfer, TransferStatus};
+use vellum_core::model::{Role, Transfer, TransferStatus};
 use vellum_core::operations::access::{authenticate, start_session, Credential, User};
 use vellum_core::ports::{PortResult, TransferQuery};
 
@@ -148,17 +148,23 @@ fn progress_cells(progress: &[Value]) -> String {
 }
 
 fn list_page(d: &Dashboard, request: &Request, user: &User) -> PortResult<Response> {
-    // The list is the same for everyone (only the layout names who is signed in): read once
-    // a second for every reader, as the JSON list is.
-    let question = format!("the list page {}", request.target());
-    Ok(match d.answers.answer_unless(&question, || PortResult::Ok(list_body(d, request)?.map(String::into_bytes)))? {
-        Ok(body) => Response::html(200, layout("Transfers", Some(user), &String::from_utf8_lossy(&body))),
-        Err(elsewhere) => elsewhere,
-    })
+    // The list is the same for everyone of a role (only the layout names who is signed in):
+    // read once a second for every reader, as the JSON list is.
+    let question = format!("the list page for a {} {}", user.role.name(), request.target());
+    let operator = user.role >= Role::Operator;
+    Ok(
+        match d
+            .answers
+            .answer_unless(&question, || PortResult::Ok(list_body(d, request, operator)?.map(String::into_bytes)))?
+        {
+            Ok(body) => Response::html(200, layout("Transfers", Some(user), &String::from_utf8_lossy(&body))),
+            Err(elsewhere) => elsewhere,
+        },
+    )
 }
 
 /// The list page's content, or where to go instead (a cursor that is not one).
-fn list_body(d: &Dashboard, request: &Request) -> PortResult<Result<String, Response>> {
+fn list_body(d: &Dashboard, request: &Request, operator: bool) -> PortResult<Result<String, Response>> {
     let params = request.params();
     let q = params.get("q").cloned().unwrap_or_default();
     let status = params.get("status").cloned().unwrap_or_default();
@@ -199,13 +205,19 @@ fn list_body(d: &Dashboard, request: &Request) -> PortResult<Result<String, Resp
         None => String::new(),
     };
     let newest = if cursor.is_some() { "<a href=\"/\">← Newest</a> ".to_string() } else { String::new() };
+    // A viewer is not offered what they may not do.
+    let hide_all = if operator {
+        "<button type=\"button\" class=\"action\" data-post=\"/api/transfers/hide-completed\" \
+         data-confirm=\"Hide every ended transfer from this list?\">Hide completed</button>"
+    } else {
+        ""
+    };
     let body = format!(
         "<div class=\"bar\"><h1>Transfers</h1>\
          <form class=\"filters\" method=\"get\" action=\"/\" role=\"search\">\
          <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Name or identifier\" aria-label=\"Search by name or identifier\">\
          <select name=\"status\" aria-label=\"Status\">{options}</select><button type=\"submit\">Search</button></form>\
-         <button type=\"button\" class=\"action\" data-post=\"/api/transfers/hide-completed\" \
-         data-confirm=\"Hide every ended transfer from this list?\">Hide completed</button></div>\
+         {hide_all}</div>\
          <table class=\"transfers\" data-live=\"list\"><thead><tr><th>Transfer</th><th>Identifier</th><th>Status</th>\
          <th>Microservice</th><th>Progress</th><th>Updated</th></tr></thead><tbody>{rows}</tbody></table>\
          <nav class=\"pages\">{newest}{older}</nav>",
@@ -260,10 +272,11 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
         );
     }
     let mut actions = String::new();
-    if t.status == TransferStatus::Failed {
+    let operator = user.role >= Role::Operator;
+    if operator && t.status == TransferStatus::Failed {
         let _ = write!(actions, "<button type=\"button\" class=\"action\" data-post=\"/api/transfers/{id}/retry\">Retry from the failed microservice</button>");
     }
-    if t.status != TransferStatus::Processing && !t.hidden {
+    if operator && t.status != TransferStatus::Processing && !t.hidden {
         let _ = write!(actions, "<button type=\"button\" class=\"action\" data-post=\"/api/transfers/{id}/hide\">Hide from the list</button>");
     }
     if !actions.is_empty() {
