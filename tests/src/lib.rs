@@ -126,6 +126,7 @@ impl TestEnv {
             links: None,
             // Tests read back at once what they changed underneath the dashboard.
             answers: vellum_dashboard::answer_cache::AnswerCache::new(std::time::Duration::ZERO),
+            throttle: vellum_dashboard::throttle::Throttle::default(),
         }
     }
 

@@ -46,7 +46,12 @@ fn with_transfers() -> (TestEnv, String, vellum_core::model::Transfer, vellum_co
 #[test]
 fn nobody_gets_in_without_a_registered_user_or_a_valid_key() {
     let (t, key, good, _) = with_transfers();
-    let d = t.dashboard(true);
+    let mut d = t.dashboard(true);
+    // Every refusal here, not the holding back of guesses (its own test below).
+    d.throttle = vellum_dashboard::throttle::Throttle::new(vellum_dashboard::throttle::ThrottleLimits {
+        free_per_user: 100,
+        ..Default::default()
+    });
     let detail = format!("/api/transfers/{}", good.id);
     let am = format!("/api/transfer/status/{}", good.id);
     for path in [detail.as_str(), am.as_str(), "/status", "/api/transfers", "/api/openapi.json", "/no/such/route"] {
@@ -309,6 +314,64 @@ fn roles_decide_who_may_change_what_on_every_route() {
     assert_eq!(listed["users"][1]["api_keys"].as_array().unwrap().len(), 1);
     let digest = t.env.access.api_keys().unwrap().into_iter().find(|k| k.user == "boss").unwrap().digest;
     assert!(!text(&users).contains(&admin_key) && !text(&users).contains(&digest), "no key and no digest listed");
+}
+
+/// Guessing keys is held back per address and per user: past a few free failures, 429 with
+/// `Retry-After` (the key not even looked at), in Vellum's API, Archivematica's and the
+/// sign-in form alike; the right key gets in after the wait, and at once from an address
+/// that never failed; `/status` counts what was refused.
+#[test]
+fn wrong_keys_are_held_back_per_address_and_per_user_and_the_right_key_gets_in_after_a_wait() {
+    use std::time::Duration;
+    use vellum_dashboard::throttle::{Throttle, ThrottleLimits};
+    let (t, key, _, _) = with_transfers();
+    let mut d = t.dashboard(true);
+    let hold = Duration::from_millis(600);
+    d.throttle = Throttle::new(ThrottleLimits {
+        free_per_user: 3,
+        free_per_address: 6,
+        first_hold: hold,
+        longest_hold: hold,
+        ..ThrottleLimits::default()
+    });
+    let from = |address: &str, auth: &str, path: &str| {
+        let mut r = Request::get(path).with_header("Authorization", auth);
+        r.peer = Some(address.to_string());
+        d.handle(&r)
+    };
+    let wrong = "ApiKey archivist:0123456789abcdef0123456789abcdef";
+    for path in ["/api/transfers", "/api/transfer/completed", "/api/transfers", "/status"] {
+        assert_eq!(from("10.0.0.7", wrong, path).status, 403, "free failures are answered as before");
+    }
+    for path in ["/api/transfers", "/api/transfer/completed"] {
+        let held = from("10.0.0.7", &key, path);
+        assert_eq!(held.status, 429, "held back, even with the right key: {}", text(&held));
+        assert_eq!(held.header_value("Retry-After"), Some("1"));
+        assert!(json(&held)["message"].as_str().unwrap().contains("try again in 1 s"));
+    }
+    let mut sign_in =
+        Request::new("POST", "/sign-in").with_body(format!("user=archivist&key={}", key.rsplit(':').next().unwrap()));
+    sign_in.peer = Some("10.0.0.7".into());
+    let page = d.handle(&sign_in);
+    assert_eq!(page.status, 429, "the sign-in form is held back too");
+    assert_eq!(page.header_value("Retry-After"), Some("1"));
+    assert!(text(&page).contains("Too many failed sign-ins lately"), "{}", text(&page));
+    // The user, from an address that never failed, gets in, and that forgets the user's
+    // failures (the address keeps its own).
+    assert_eq!(from("10.0.0.8", &key, "/api/transfers").status, 200);
+
+    std::thread::sleep(hold + Duration::from_millis(50));
+    assert_eq!(from("10.0.0.7", &key, "/api/transfers").status, 200, "after the wait the right key gets in");
+    assert_eq!(d.handle(&sign_in).status, 303, "and signs in");
+
+    // Names guessed from one address hold the address for every name, the right one too.
+    for n in 0..7 {
+        assert_eq!(from("10.0.0.9", &format!("ApiKey guess{n}:{}", "0".repeat(32)), "/status").status, 403);
+    }
+    assert_eq!(from("10.0.0.9", &key, "/api/transfers").status, 429);
+    let status = json(&from("10.0.0.8", &key, "/status"));
+    assert_eq!(status["access"]["wrong_credentials"], 11, "{status}");
+    assert_eq!(status["access"]["throttled"], 4, "{status}");
 }
 
 #[test]

@@ -48,8 +48,7 @@ async fn records_as(function: &'static str) -> Result<Records, Error> {
 
 /// What is left of the invocation, less the margin.
 fn budget(context: &lambda_runtime::Context) -> Duration {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    Duration::from_millis(context.deadline.saturating_sub(now)).saturating_sub(MARGIN)
+    Duration::from_millis(context.deadline.saturating_sub(now_millis())).saturating_sub(MARGIN)
 }
 
 /// A stage's function: SQS batches from its queue, failures reported per message.
@@ -63,7 +62,7 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
                 crate::lambda::handle_sqs(&app.pipeline, stage, &event.payload, budget)
             })
             .await?;
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            let now = now_millis();
             // Straight to standard output: CloudWatch reads the metric from the line itself.
             println!("{}", crate::lambda::batch_item_failures_metric(stage, &answer, now));
             Ok::<SqsBatchResponse, Error>(answer)
@@ -235,6 +234,10 @@ pub fn test_transfer(
 
 /// The dashboard behind API Gateway's HTTP API: every request through the same router as
 /// `vellum serve`'s.
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
 pub async fn run_dashboard() -> Result<(), Error> {
     init_tracing();
     let records = records_as(crate::roles::DASHBOARD).await?;
@@ -250,14 +253,21 @@ pub async fn run_dashboard() -> Result<(), Error> {
         aips: records.aips.clone(),
         links: Some(records.aips),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
+        throttle: vellum_dashboard::throttle::Throttle::default(),
     });
     // The router `vellum serve` serves, with the limits that hold behind API Gateway.
-    let router = vellum_dashboard::server::router(dashboard, vellum_dashboard::server::Limits::behind_api_gateway());
+    let router =
+        vellum_dashboard::server::router(dashboard.clone(), vellum_dashboard::server::Limits::behind_api_gateway());
     lambda_http::run(lambda_http::service_fn(move |event: lambda_http::Request| {
-        let router = router.clone();
+        let (router, dashboard) = (router.clone(), dashboard.clone());
         async move {
             use tower::ServiceExt;
-            router.oneshot(crate::http_edge::request(event)).await
+            let answer = router.oneshot(crate::http_edge::request(event)).await;
+            let refused = dashboard.throttle.unreported();
+            if refused != Default::default() {
+                println!("{}", crate::lambda::refused_credentials_metric(refused, now_millis()));
+            }
+            answer
         }
     }))
     .await

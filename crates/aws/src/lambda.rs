@@ -111,24 +111,45 @@ pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration
 /// The namespace of the metrics Vellum's functions emit.
 pub const METRICS_NAMESPACE: &str = "Vellum";
 
-/// How many of a batch's messages the handler gave back, as a CloudWatch metric in the
-/// embedded metric format: one JSON line on standard output, which CloudWatch Logs turns
-/// into the metric `Vellum/BatchItemFailures` with the dimension `Stage` (no API call, no
-/// permission). Lambda's own `Errors` metric does not count these: the invocation succeeded.
-pub fn batch_item_failures_metric(stage: Stage, response: &SqsBatchResponse, now_millis: u64) -> String {
-    serde_json::json!({
+/// One line of CloudWatch's embedded metric format: written to standard output, CloudWatch
+/// Logs turns it into metrics in the `Vellum` namespace (no API call, no permission).
+fn metric_line(dimension: (&str, &str), metrics: &[(&str, u64)], now_millis: u64) -> String {
+    let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": now_millis,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Stage"]],
-                "Metrics": [{"Name": "BatchItemFailures", "Unit": "Count"}],
+                "Dimensions": [[dimension.0]],
+                "Metrics": metrics.iter().map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
             }],
         },
-        "Stage": stage.name(),
-        "BatchItemFailures": response.batch_item_failures.len(),
-    })
-    .to_string()
+        dimension.0: dimension.1,
+    });
+    for (name, value) in metrics {
+        line[*name] = serde_json::json!(value);
+    }
+    line.to_string()
+}
+
+/// How many of a batch's messages the handler gave back: the metric
+/// `Vellum/BatchItemFailures` with the dimension `Stage`. Lambda's own `Errors` metric does
+/// not count these: the invocation succeeded.
+pub fn batch_item_failures_metric(stage: Stage, response: &SqsBatchResponse, now_millis: u64) -> String {
+    metric_line(
+        ("Stage", stage.name()),
+        &[("BatchItemFailures", response.batch_item_failures.len() as u64)],
+        now_millis,
+    )
+}
+
+/// The dashboard's wrong keys and held-back requests since its last line:
+/// `Vellum/RefusedCredentials` and `Vellum/ThrottledRequests`, dimension `Function`.
+pub fn refused_credentials_metric(refused: vellum_dashboard::throttle::Refusals, now_millis: u64) -> String {
+    metric_line(
+        ("Function", "dashboard"),
+        &[("RefusedCredentials", refused.wrong_credentials), ("ThrottledRequests", refused.throttled)],
+        now_millis,
+    )
 }
 
 #[cfg(test)]
@@ -154,6 +175,19 @@ mod tests {
         assert_eq!(line["Stage"], "scan");
         assert_eq!(line["BatchItemFailures"], 2);
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
+
+    #[test]
+    fn refused_credentials_are_metrics_in_the_embedded_format() {
+        let refused = vellum_dashboard::throttle::Refusals { wrong_credentials: 7, throttled: 3 };
+        let line: serde_json::Value = serde_json::from_str(&refused_credentials_metric(refused, 5)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"][0][0], "Function");
+        let names: Vec<&str> =
+            directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["RefusedCredentials", "ThrottledRequests"]);
+        assert_eq!((line["RefusedCredentials"].as_u64(), line["ThrottledRequests"].as_u64()), (Some(7), Some(3)));
+        assert_eq!(line["Function"], "dashboard");
     }
 
     /// As moto's S3 sends it to a queue: the key URL-encoded, `/` included.

@@ -106,6 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         aips: env.aips.clone(),
         links: None,
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
+        throttle: vellum_dashboard::throttle::Throttle::default(),
     };
     answer(server, dashboard)
 }
@@ -271,6 +272,7 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         // S3's links, as on AWS (the emulator's URL).
         links: Some(people.aips.clone()),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
+        throttle: vellum_dashboard::throttle::Throttle::default(),
     };
     answer(server, dashboard)
 }

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{registered, serve, wait_until_up};
+use common::{registered, serve, serve_logging_to, wait_until_up};
 
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
@@ -217,4 +217,49 @@ fn read_one_answer(stream: &mut TcpStream) -> u32 {
     let mut body = vec![0; length];
     stream.read_exact(&mut body).unwrap();
     u32::from(status(&head) == 200)
+}
+
+/// Guessing keys against `vellum serve`: past a few wrong keys from one address, 429 with
+/// `Retry-After` (the right key too), and after that wait the right key gets in. Each wrong
+/// key is an audit line in the log — who, from where, which route — and never the key.
+#[test]
+fn repeated_wrong_keys_are_held_back_and_the_right_key_gets_in_after_a_short_wait() {
+    let data = tempfile::tempdir().unwrap();
+    let key = registered(data.path(), "archivist");
+    let log_path = data.path().join("serve.log");
+    let served = serve_logging_to(data.path(), std::fs::File::create(&log_path).unwrap());
+    wait_until_up(&served);
+    let guessed = "c0ffee00c0ffee00c0ffee00c0ffee00";
+    let wrong = format!("ApiKey archivist:{guessed}");
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        answers.push(get(served.1, "/api/transfers", &wrong).0);
+    }
+    // Five failures are free; the sixth is answered as wrong and holds the user back.
+    assert_eq!(&answers[..6], [403; 6], "{answers:?}");
+    assert_eq!(&answers[6..], [429; 2], "then held back: {answers:?}");
+    let held = exchange(
+        served.1,
+        format!("GET /api/transfers HTTP/1.1\r\nHost: localhost\r\nAuthorization: {key}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(status(&held), 429, "the right key waits too, from a guessing address");
+    let retry_after: u64 = held
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: ").or_else(|| l.strip_prefix("Retry-After: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {held}"));
+    assert!((1..=30).contains(&retry_after), "a short wait: {retry_after} s");
+    std::thread::sleep(Duration::from_secs(retry_after) + Duration::from_millis(200));
+    assert_eq!(get(served.1, "/api/transfers", &key).0, 200, "after the wait, the right key gets in");
+    drop(served);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("audit")).collect();
+    assert!(audit.iter().filter(|l| l.contains("wrong key")).count() >= 5, "{log}");
+    assert!(audit.iter().any(|l| l.contains("held back")), "{log}");
+    let line = audit.iter().find(|l| l.contains("wrong key")).unwrap();
+    for part in ["archivist", "127.0.0.1", "/api/transfers"] {
+        assert!(line.contains(part), "who, from where, which route: {line}");
+    }
+    assert!(!log.contains(guessed) && !log.contains(key.rsplit(':').next().unwrap()), "never a key: {log}");
 }

@@ -5,6 +5,7 @@ use vellum_core::operations::access::{authenticate, Credential, User};
 use vellum_core::ports::PortResult;
 
 use crate::http::{percent_encode, Request, Response};
+use crate::pages::layout::visible;
 use crate::routes::Route;
 use crate::Dashboard;
 
@@ -30,12 +31,61 @@ pub fn credential(request: &Request) -> Option<Credential> {
     request.cookie(SESSION_COOKIE).map(Credential::Session)
 }
 
-/// The registered user behind the request, if any.
-pub fn user(d: &Dashboard, request: &Request) -> PortResult<Option<User>> {
-    match credential(request) {
-        Some(c) => authenticate(d.access.as_ref(), d.clock.now(), &c),
-        None => Ok(None),
+/// Whether a request's credential lets it in.
+pub enum Admission {
+    Admitted(User),
+    /// No credential, or one that stands for nobody registered.
+    Refused,
+    /// Too many failures from this address (or for this user): wait this long.
+    HeldBack(std::time::Duration),
+}
+
+/// The registered user behind `credential`, with guessing held back: an API key is not
+/// looked at while its address (or its user, from an address that failed) is held back, and
+/// a wrong one is counted and written to the audit log — who, from where, which route,
+/// never the key.
+pub fn admit(d: &Dashboard, request: &Request, credential: Option<&Credential>) -> PortResult<Admission> {
+    let Some(credential) = credential else { return Ok(Admission::Refused) };
+    let peer = request.peer.as_deref();
+    let route = visible(&request.path);
+    let route = route.as_ref();
+    let name = match credential {
+        Credential::ApiKey { user, .. } => Some(visible(user).into_owned()),
+        _ => None,
+    };
+    if let Some(name) = &name {
+        if let Some(wait) = d.throttle.hold(peer, name) {
+            tracing::warn!(audit = "held back", user = %name, peer = peer.unwrap_or("-"), route, wait_ms = wait.as_millis() as u64,
+                "a key refused unread: too many failures lately");
+            return Ok(Admission::HeldBack(wait));
+        }
     }
+    Ok(match (authenticate(d.access.as_ref(), d.clock.now(), credential)?, name) {
+        (Some(user), Some(_)) => {
+            d.throttle.succeeded(&user.name);
+            Admission::Admitted(user)
+        }
+        (Some(user), None) => Admission::Admitted(user),
+        (None, Some(name)) => {
+            d.throttle.failed(peer, &name);
+            tracing::warn!(audit = "wrong key", user = %name, peer = peer.unwrap_or("-"), route,
+                "a wrong, revoked or unknown key refused");
+            Admission::Refused
+        }
+        (None, None) => Admission::Refused,
+    })
+}
+
+/// Whole seconds to wait, rounded up, as `Retry-After` says them.
+pub fn retry_after(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// Archivematica's and Vellum's answer to a request held back: 429, and when to come back.
+pub fn held_back(wait: std::time::Duration) -> Response {
+    let seconds = retry_after(wait);
+    Response::error(429, format!("Too many wrong keys lately: try again in {seconds} s."))
+        .header("Retry-After", &seconds.to_string())
 }
 
 /// Archivematica's refusal, word for word.
@@ -96,7 +146,7 @@ pub fn beyond_role(route: &Route, request: &Request, user: &User) -> Option<Resp
         role = user.role.name(),
         needed = needed.name(),
         method = %request.method,
-        path = %crate::pages::layout::visible(&request.path),
+        path = %visible(&request.path),
         "a request beyond the user's role refused"
     );
     let message = format!(

@@ -13,6 +13,7 @@ pub mod http;
 pub mod pages;
 pub mod routes;
 pub mod server;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub struct Dashboard {
     /// What many readers poll (`/status`, the list, a transfer's detail), read at most once a
     /// second for all of them.
     pub answers: answer_cache::AnswerCache,
+    /// Failed sign-ins and wrong keys, counted to hold guessing back.
+    pub throttle: throttle::Throttle,
 }
 
 /// A link to a stored AIP that anyone holding it may use until it expires.
@@ -67,9 +70,11 @@ impl Dashboard {
         if route.is_open() {
             return self.open(&route, request);
         }
-        let user = match auth::user(self, request) {
-            Ok(Some(user)) => user,
-            Ok(None) => return auth::refused(self, &route, request),
+        let credential = auth::credential(request);
+        let user = match auth::admit(self, request, credential.as_ref()) {
+            Ok(auth::Admission::Admitted(user)) => user,
+            Ok(auth::Admission::Refused) => return auth::refused(self, &route, request),
+            Ok(auth::Admission::HeldBack(wait)) => return auth::held_back(wait),
             Err(e) => return failed(&e),
         };
         if let Some(refusal) = auth::cross_site(&route, request) {

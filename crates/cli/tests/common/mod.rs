@@ -30,6 +30,11 @@ impl Drop for Served {
 }
 
 pub fn serve(data: &Path) -> Served {
+    serve_logging_to(data, Stdio::null())
+}
+
+/// `vellum serve` as [`serve`] starts it, its log written to `log`.
+pub fn serve_logging_to(data: &Path, log: impl Into<Stdio>) -> Served {
     let port = free_port();
     let child = vellum()
         .args(["serve", "--batch-size", "1", "--budget-secs", "0", "--visibility-secs", "2"])
@@ -39,7 +44,7 @@ pub fn serve(data: &Path) -> Served {
         .arg(data)
         .args(["--scan-interval-ms", "100"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start vellum serve");
     Served(child, port)

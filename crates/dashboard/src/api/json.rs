@@ -121,7 +121,10 @@ fn status(d: &Dashboard) -> PortResult<Value> {
             json!({"messages": d.queue.depth(q.name())?, "dead_letters": d.queue.dead_letter_count(q.name())?}),
         );
     }
-    Ok(json!({ "transfers": transfers, "queues": depths }))
+    let refused = d.throttle.refusals();
+    // Since this process started: on AWS the metric `Vellum/RefusedCredentials` sums them.
+    let access = json!({"wrong_credentials": refused.wrong_credentials, "throttled": refused.throttled});
+    Ok(json!({ "transfers": transfers, "queues": depths, "access": access }))
 }
 
 /// A transfer as the list shows it.

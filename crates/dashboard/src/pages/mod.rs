@@ -10,11 +10,11 @@ use std::fmt::Write;
 use serde_json::Value;
 use uuid::Uuid;
 use vellum_core::model::{Role, Transfer, TransferStatus};
-use vellum_core::operations::access::{authenticate, start_session, Credential, User};
+use vellum_core::operations::access::{start_session, Credential, User};
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::api::json as json_api;
-use crate::auth::SESSION_COOKIE;
+use crate::auth::{Admission, SESSION_COOKIE};
 use crate::http::{percent_encode, Request, Response};
 use crate::routes::Route;
 use crate::Dashboard;
@@ -71,8 +71,18 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
         user: form.get("user").cloned().unwrap_or_default(),
         key: form.get("key").cloned().unwrap_or_default(),
     };
-    let Some(user) = authenticate(d.access.as_ref(), d.clock.now(), &credential)? else {
-        return Ok(sign_in_page(d, request, Some("That user name and key do not match a registered user.")));
+    let user = match crate::auth::admit(d, request, Some(&credential))? {
+        Admission::Admitted(user) => user,
+        Admission::Refused => {
+            return Ok(sign_in_page(d, request, Some("That user name and key do not match a registered user.")))
+        }
+        Admission::HeldBack(wait) => {
+            let seconds = crate::auth::retry_after(wait);
+            let why = format!("Too many failed sign-ins lately: try again in {seconds} s.");
+            let mut page = sign_in_page(d, request, Some(&why));
+            page.status = 429;
+            return Ok(page.header("Retry-After", &seconds.to_string()));
+        }
     };
     let key = match &credential {
         Credential::ApiKey { key, .. } => Some(key.as_str()),
