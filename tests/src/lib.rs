@@ -138,7 +138,7 @@ impl TestEnv {
     /// Registers `name` in `role` and returns a new API key for them.
     pub fn api_key_as(&self, name: &str, email: Option<&str>, role: vellum_core::model::Role) -> String {
         let clock = self.env.pipeline.clock.as_ref();
-        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email, role)
+        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, email, role, None)
             .expect("add a user");
         vellum_core::operations::access::create_api_key(self.env.access.as_ref(), clock, name).expect("create a key").1
     }

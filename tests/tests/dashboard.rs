@@ -84,24 +84,43 @@ fn nobody_gets_in_without_a_registered_user_or_a_valid_key() {
     assert_eq!(ask(&d, "GET", &detail, &other).status, 403, "removed");
 }
 
+/// A verified token admits the registered user whose identity is its issuer and subject
+/// (Azure AD's `oid` before `sub`), never one whose email it merely carries.
 #[test]
 fn a_valid_token_admits_only_a_registered_user() {
     let (t, _key, good, _) = with_transfers();
+    let issuer = "https://login.microsoftonline.com/tenant-1/v2.0";
+    vellum_core::operations::access::add_user(
+        t.env.access.as_ref(),
+        t.env.pipeline.clock.as_ref(),
+        "curator",
+        Some("curator@example.org"),
+        vellum_core::model::Role::Viewer,
+        Some(&format!("{issuer}|oid-1234")),
+    )
+    .unwrap();
     let d = t.dashboard(false);
-    let with_claims = |email: &str| {
+    let with_claims = |claims: &[(&str, &str)]| {
         let mut r = Request::get(&format!("/api/transfers/{}", good.id));
-        r.claims = Some([("email".to_string(), email.to_string())].into());
+        r.claims = Some(claims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
         d.handle(&r)
     };
-    assert_eq!(with_claims("ARCHIVIST@example.org").status, 200, "registered, matched in any case");
-    assert_eq!(with_claims("stranger@example.org").status, 403, "a valid token, not registered");
+    assert_eq!(with_claims(&[("iss", issuer), ("oid", "oid-1234"), ("sub", "pairwise-x")]).status, 200);
+    assert_eq!(with_claims(&[("iss", issuer), ("sub", "oid-1234")]).status, 200, "sub where there is no oid");
+    assert_eq!(
+        with_claims(&[("iss", issuer), ("oid", "oid-9999"), ("email", "curator@example.org")]).status,
+        403,
+        "an email names nobody: a directory can give it to someone else"
+    );
+    assert_eq!(with_claims(&[("iss", "https://elsewhere.example"), ("oid", "oid-1234")]).status, 403, "another issuer");
+    assert_eq!(with_claims(&[("email", "archivist@example.org")]).status, 403, "no issuer, no subject");
     let mut page = Request::get("/");
-    page.claims = Some([("upn".to_string(), "stranger@example.org".to_string())].into());
+    page.claims = Some([("iss".to_string(), issuer.to_string()), ("sub".to_string(), "stranger".to_string())].into());
     let refused = d.handle(&page);
     assert_eq!(refused.status, 403);
     assert!(text(&refused).contains("You are not registered"), "people are told why");
     // A claim sent as a header by the caller is not a claim.
-    let forged = d.handle(&Request::get("/status").with_header("x-jwt-claims", r#"{"email":"archivist@example.org"}"#));
+    let forged = d.handle(&Request::get("/status").with_header("x-jwt-claims", r#"{"iss":"x","sub":"y"}"#));
     assert_eq!(forged.status, 403);
 }
 
@@ -231,6 +250,7 @@ fn a_session_ends_when_its_key_is_revoked_or_its_user_removed() {
         "keeper",
         None,
         vellum_core::model::Role::Viewer,
+        None,
     )
     .unwrap();
     let stale = vellum_core::model::Session {

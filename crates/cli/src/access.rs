@@ -18,6 +18,10 @@ pub enum UsersCommand {
         /// viewer (reads), operator (starts, retries, hides, redrives, approves) or admin.
         #[arg(long, default_value = "viewer", value_parser = ["viewer", "operator", "admin"])]
         role: String,
+        /// Who they are to the OIDC provider, `ISSUER|SUBJECT` (the token's `iss`, and its
+        /// `oid` on Azure AD, else its `sub`): how a browser sign-in or a token finds them.
+        #[arg(long, value_name = "ISSUER|SUBJECT")]
+        identity: Option<String>,
         #[command(flatten)]
         target: Target,
     },
@@ -59,10 +63,10 @@ pub enum KeysCommand {
 pub fn users(command: UsersCommand) -> anyhow::Result<()> {
     let clock = SystemClock;
     match command {
-        UsersCommand::Add { name, email, role, target } => {
+        UsersCommand::Add { name, email, role, identity, target } => {
             let store = open(&target)?;
             let role = access::Role::parse(&role).ok_or_else(|| anyhow::anyhow!("no role {role:?}"))?;
-            if !access::add_user(store.as_ref(), &clock, &name, email.as_deref(), role)? {
+            if !access::add_user(store.as_ref(), &clock, &name, email.as_deref(), role, identity.as_deref())? {
                 anyhow::bail!("a user named {name:?} exists already");
             }
             println!("added user {name} ({})", role.name());

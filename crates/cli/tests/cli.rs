@@ -288,7 +288,9 @@ fn users_and_keys_are_managed_from_the_command_line() {
     assert!(!ok && said.contains("viewer, operator, admin"), "{said}");
     let (ok, said, _) = run(&["users", "add", "bea"]);
     assert!(ok && said.contains("bea (viewer)"), "a new user reads only unless given a role: {said}");
-    let (ok, said, _) = run(&["users", "add", "cy", "--role", "admin"]);
+    let (ok, _, said) = run(&["users", "add", "dee", "--identity", "dee@example.org"]);
+    assert!(!ok && said.contains("ISSUER|SUBJECT"), "an email is not an identity: {said}");
+    let (ok, said, _) = run(&["users", "add", "cy", "--role", "admin", "--identity", "https://idp.example|cy-1"]);
     assert!(ok && said.contains("cy (admin)"), "{said}");
     let (_, listed, _) = run(&["users", "list", "--json"]);
     let roles: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed)
@@ -299,6 +301,7 @@ fn users_and_keys_are_managed_from_the_command_line() {
         .map(|u| format!("{}={}", u["name"].as_str().unwrap(), u["role"].as_str().unwrap()))
         .collect();
     assert_eq!(roles, ["ann=operator", "bea=viewer", "cy=admin"]);
+    assert!(listed.contains("https://idp.example|cy-1"), "{listed}");
     run(&["users", "remove", "bea"]);
     run(&["users", "remove", "cy"]);
     let (ok, _, said) = run(&["api-keys", "create", "--user", "nobody"]);

@@ -18,6 +18,7 @@ fn user(name: &str, email: Option<&str>) -> User {
         email: email.map(str::to_string),
         created_at: at(9),
         role: vellum_core::model::Role::Viewer,
+        identity: None,
     }
 }
 
@@ -28,12 +29,15 @@ fn key(digest: &str, user: &str, hour: u32) -> ApiKey {
 pub fn users_are_added_once_and_listed_by_name(make: &Make) {
     let s = make();
     assert!(s.add_user(&user("zoe", Some("zoe@example.org"))).unwrap());
-    assert!(s.add_user(&User { role: vellum_core::model::Role::Admin, ..user("archivist", None) }).unwrap());
+    let admin = vellum_core::model::Role::Admin;
+    let identity = Some("https://login.example/tenant/v2.0|00000000-aaaa".to_string());
+    assert!(s.add_user(&User { role: admin, identity: identity.clone(), ..user("archivist", None) }).unwrap());
     assert!(!s.add_user(&user("zoe", Some("other@example.org"))).unwrap(), "a second add changes nothing");
     assert_eq!(s.user("zoe").unwrap().unwrap().email.as_deref(), Some("zoe@example.org"));
     assert_eq!(s.user("nobody").unwrap(), None);
     let roles: Vec<_> = s.users().unwrap().into_iter().map(|u| u.role.name()).collect();
     assert_eq!(roles, ["admin", "viewer"], "each user's role is kept");
+    assert_eq!(s.user("archivist").unwrap().unwrap().identity, identity, "and their identity");
     let names: Vec<String> = s.users().unwrap().into_iter().map(|u| u.name).collect();
     assert_eq!(names, ["archivist", "zoe"]);
 }

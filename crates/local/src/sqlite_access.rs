@@ -34,9 +34,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 /// Columns added since the first schema: (table, column, how it is added). A row from before
 /// has NULL there (a session bound to no key; a user of the role before roles).
-const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     ("sessions", "key_digest", "ALTER TABLE sessions ADD COLUMN key_digest TEXT"),
     ("users", "role", "ALTER TABLE users ADD COLUMN role TEXT"),
+    ("users", "identity", "ALTER TABLE users ADD COLUMN identity TEXT"),
 ];
 
 pub struct SqliteAccessStore {
@@ -76,7 +77,7 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
             )
         })?,
     };
-    Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)?, role })
+    Ok(User { name: r.get(0)?, email: r.get(1)?, created_at: time_at(r, 2)?, role, identity: r.get(4)? })
 }
 
 fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
@@ -95,8 +96,8 @@ impl AccessStore for SqliteAccessStore {
     fn add_user(&self, user: &User) -> PortResult<bool> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO users (name, email, created_at, role) VALUES (?1, ?2, ?3, ?4)",
-                params![user.name, user.email, ts(&user.created_at), user.role.name()],
+                "INSERT OR IGNORE INTO users (name, email, created_at, role, identity) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.name, user.email, ts(&user.created_at), user.role.name(), user.identity],
             )
             .map(|n| n == 1)
         })
@@ -115,14 +116,18 @@ impl AccessStore for SqliteAccessStore {
 
     fn user(&self, name: &str) -> PortResult<Option<User>> {
         self.with(|c| {
-            c.query_row("SELECT name, email, created_at, role FROM users WHERE name = ?1", params![name], user_row)
-                .optional()
+            c.query_row(
+                "SELECT name, email, created_at, role, identity FROM users WHERE name = ?1",
+                params![name],
+                user_row,
+            )
+            .optional()
         })
     }
 
     fn users(&self) -> PortResult<Vec<User>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT name, email, created_at, role FROM users ORDER BY name")?;
+            let mut stmt = c.prepare("SELECT name, email, created_at, role, identity FROM users ORDER BY name")?;
             let rows = stmt.query_map([], user_row)?;
             rows.collect()
         })

@@ -415,7 +415,7 @@ pub struct StoredAip {
     pub space: String,
 }
 
-/// A person or a script's owner, known by name; `email` is how an OIDC token names them.
+/// A person or a script's owner, known by name, and to an OIDC provider by `identity`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
@@ -426,6 +426,10 @@ pub struct User {
     /// dashboard offered, and keeps that as `operator`.
     #[serde(default = "Role::before_roles")]
     pub role: Role,
+    /// Who they are to an OpenID Connect provider: `ISSUER|SUBJECT` (Azure AD's `oid` as
+    /// the subject), which a directory never reuses, unlike an email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// What a user may do, each role including the ones before it.

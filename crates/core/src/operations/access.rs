@@ -54,10 +54,17 @@ pub fn add_user(
     name: &str,
     email: Option<&str>,
     role: Role,
+    identity: Option<&str>,
 ) -> PortResult<bool> {
     check_user_name(name).map_err(|e| PortError::Refused(e.to_string()))?;
     let email = email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
-    store.add_user(&User { name: name.to_string(), email, created_at: clock.now(), role })
+    let identity = identity.map(str::trim).filter(|i| !i.is_empty()).map(str::to_string);
+    if let Some(i) = &identity {
+        if !i.contains('|') {
+            return Err(PortError::Refused(format!("an identity is ISSUER|SUBJECT, not {i:?}")));
+        }
+    }
+    store.add_user(&User { name: name.to_string(), email, created_at: clock.now(), role, identity })
 }
 
 /// A new key for `user`, returned once; only its digest is kept.
@@ -112,6 +119,15 @@ pub enum Credential {
     Session(String),
 }
 
+/// Who a verified token says its bearer is: `ISSUER|SUBJECT`, the subject being Azure AD's
+/// `oid` where there is one (the same person in every application of the tenant), else
+/// `sub`. Never the email, which a directory can change or give to someone else.
+pub fn identity_of(claims: &BTreeMap<String, String>) -> Option<String> {
+    let issuer = claims.get("iss").map(|i| i.trim()).filter(|i| !i.is_empty())?;
+    let subject = ["oid", "sub"].iter().filter_map(|c| claims.get(*c)).map(|s| s.trim()).find(|s| !s.is_empty())?;
+    Some(format!("{issuer}|{subject}"))
+}
+
 /// The registered user a credential stands for, or None: a wrong or revoked key, an
 /// expired session, a token for someone not registered, a user since removed.
 pub fn authenticate(store: &dyn AccessStore, now: Timestamp, credential: &Credential) -> PortResult<Option<User>> {
@@ -134,19 +150,8 @@ pub fn authenticate(store: &dyn AccessStore, now: Timestamp, credential: &Creden
             _ => return Ok(None),
         },
         Credential::Claims(claims) => {
-            let named: Vec<String> = ["email", "upn", "preferred_username"]
-                .iter()
-                .filter_map(|c| claims.get(*c))
-                .map(|v| v.trim().to_lowercase())
-                .filter(|v| !v.is_empty())
-                .collect();
-            if named.is_empty() {
-                return Ok(None);
-            }
-            return Ok(store.users()?.into_iter().find(|u| {
-                u.email.as_deref().is_some_and(|e| named.iter().any(|n| n == e))
-                    || named.iter().any(|n| *n == u.name.to_lowercase())
-            }));
+            let Some(identity) = identity_of(claims) else { return Ok(None) };
+            return Ok(store.users()?.into_iter().find(|u| u.identity.as_deref() == Some(identity.as_str())));
         }
     };
     store.user(&name)
