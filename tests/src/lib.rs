@@ -127,6 +127,8 @@ impl TestEnv {
             // Tests read back at once what they changed underneath the dashboard.
             answers: vellum_dashboard::answer_cache::AnswerCache::new(std::time::Duration::ZERO),
             throttle: vellum_dashboard::throttle::Throttle::default(),
+            oidc: vellum_dashboard::oidc::OidcSettings::from_env()
+                .map(|s| std::sync::Arc::new(vellum_dashboard::oidc::Oidc::new(s))),
         }
     }
 

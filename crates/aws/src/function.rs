@@ -254,6 +254,8 @@ pub async fn run_dashboard() -> Result<(), Error> {
         links: Some(records.aips),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
+        oidc: vellum_dashboard::oidc::OidcSettings::from_env()
+            .map(|s| std::sync::Arc::new(vellum_dashboard::oidc::Oidc::new(s))),
     });
     // The router `vellum serve` serves, with the limits that hold behind API Gateway.
     let router =

@@ -107,6 +107,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         links: None,
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
+        oidc: vellum_dashboard::oidc::OidcSettings::from_env()
+            .map(|s| std::sync::Arc::new(vellum_dashboard::oidc::Oidc::new(s))),
     };
     answer(server, dashboard)
 }
@@ -273,6 +275,8 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         links: Some(people.aips.clone()),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
+        oidc: vellum_dashboard::oidc::OidcSettings::from_env()
+            .map(|s| std::sync::Arc::new(vellum_dashboard::oidc::Oidc::new(s))),
     };
     answer(server, dashboard)
 }

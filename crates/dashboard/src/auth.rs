@@ -31,6 +31,32 @@ pub fn credential(request: &Request) -> Option<Credential> {
     request.cookie(SESSION_COOKIE).map(Credential::Session)
 }
 
+/// The request's credential, with a bearer token checked here when the OIDC provider is set
+/// and no edge checked it: the routes a browser shares with machines pass API Gateway
+/// without its JWT authorizer (a cookie cannot pass it), so their tokens are checked by the
+/// dashboard, against the same issuer's published keys and for the same audience. A token
+/// that fails is a credential that stands for nobody.
+pub fn credential_checked(d: &Dashboard, request: &Request) -> Option<Credential> {
+    if request.claims.is_none() {
+        if let (Some(oidc), Some(token)) = (&d.oidc, bearer(request)) {
+            let audience = oidc.settings().client_id.clone();
+            return Some(Credential::Claims(match oidc.verify(token, &audience, None) {
+                Ok(claims) => claims,
+                Err(why) => {
+                    tracing::warn!(audit = "bad token", peer = request.peer.as_deref().unwrap_or("-"), why = %why, "a bearer token refused");
+                    Default::default()
+                }
+            }));
+        }
+    }
+    credential(request)
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let (scheme, token) = request.header("authorization")?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
 /// Whether a request's credential lets it in.
 pub enum Admission {
     Admitted(User),
@@ -96,6 +122,10 @@ pub fn refused_api() -> Response {
 /// A refusal in the form the route's caller reads.
 pub fn refused(d: &Dashboard, route: &Route, request: &Request) -> Response {
     if route.is_page() {
+        if d.oidc.is_some() {
+            let next = if request.path.starts_with('/') { request.path.as_str() } else { "/" };
+            return Response::see_other(&format!("/sign-in/oidc?next={}", percent_encode(next)));
+        }
         if d.sign_in {
             let next = if request.path.starts_with('/') { request.path.as_str() } else { "/" };
             return Response::see_other(&format!("/sign-in?next={}", percent_encode(next)));

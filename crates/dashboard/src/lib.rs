@@ -10,6 +10,7 @@ pub mod answer_cache;
 mod api;
 mod auth;
 pub mod http;
+pub mod oidc;
 pub mod pages;
 pub mod routes;
 pub mod server;
@@ -46,6 +47,8 @@ pub struct Dashboard {
     pub answers: answer_cache::AnswerCache,
     /// Failed sign-ins and wrong keys, counted to hold guessing back.
     pub throttle: throttle::Throttle,
+    /// The OIDC provider people sign in through, when one is set (`VELLUM_OIDC_*`).
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// A link to a stored AIP that anyone holding it may use until it expires.
@@ -70,7 +73,7 @@ impl Dashboard {
         if route.is_open() {
             return self.open(&route, request);
         }
-        let credential = auth::credential(request);
+        let credential = auth::credential_checked(self, request);
         let user = match auth::admit(self, request, credential.as_ref()) {
             Ok(auth::Admission::Admitted(user)) => user,
             Ok(auth::Admission::Refused) => return auth::refused(self, &route, request),
@@ -108,6 +111,8 @@ impl Dashboard {
             Route::Asset(name) => pages::asset(name),
             Route::SignInPage => pages::sign_in_page(self, request, None),
             Route::SignIn => pages::sign_in(self, request).unwrap_or_else(|e| failed(&e)),
+            Route::OidcStart => pages::oidc_start(self, request),
+            Route::OidcCallback => pages::oidc_callback(self, request).unwrap_or_else(|e| failed(&e)),
             _ => Response::error(404, "No such route."),
         }
     }

@@ -19,6 +19,9 @@ pub enum Route {
     Health,
     SignInPage,
     SignIn,
+    /// The first leg of a sign-in through the OIDC provider, and its return.
+    OidcStart,
+    OidcCallback,
     Asset(&'static str),
     // People.
     SignOut,
@@ -62,7 +65,15 @@ pub const ASSETS: &[&str] = &["dashboard.css", "dashboard.js", "favicon.svg"];
 impl Route {
     /// Routes anyone may reach: nothing in them reads a record.
     pub fn is_open(&self) -> bool {
-        matches!(self, Route::Health | Route::SignInPage | Route::SignIn | Route::Asset(_))
+        matches!(
+            self,
+            Route::Health
+                | Route::SignInPage
+                | Route::SignIn
+                | Route::OidcStart
+                | Route::OidcCallback
+                | Route::Asset(_)
+        )
     }
 
     /// Routes of Archivematica's API, which answer a refusal in its words.
@@ -158,6 +169,8 @@ pub fn route(method: &str, segments: &[String]) -> Route {
         [] => only(get, Route::TransferList, GET),
         ["health"] => only(get, Route::Health, GET),
         ["sign-in"] if post => Route::SignIn,
+        ["sign-in", "oidc"] => only(get, Route::OidcStart, GET),
+        ["sign-in", "callback"] => only(get, Route::OidcCallback, GET),
         ["sign-in"] => only(get, Route::SignInPage, &["GET", "POST"]),
         ["sign-out"] => only(post, Route::SignOut, POST),
         ["static", name] => match ASSETS.iter().find(|a| *a == name) {

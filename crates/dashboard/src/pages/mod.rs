@@ -10,7 +10,7 @@ use std::fmt::Write;
 use serde_json::Value;
 use uuid::Uuid;
 use vellum_core::model::{Role, Transfer, TransferStatus};
-use vellum_core::operations::access::{start_session, Credential, User};
+use vellum_core::operations::access::{authenticate, start_session, Credential, User};
 use vellum_core::ports::{PortResult, TransferQuery};
 
 use crate::api::json as json_api;
@@ -22,6 +22,16 @@ use layout::layout;
 pub use layout::{asset, escape, not_registered};
 
 pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> Response {
+    if d.oidc.is_some() && !d.sign_in {
+        let next = safe_next(request.param("next"));
+        let problem =
+            problem.map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default();
+        let body = format!(
+            "<h1>Sign in</h1>{problem}<p><a class=\"action\" href=\"/sign-in/oidc?next={}\">Sign in with your organisation's account</a></p>",
+            escape(&percent_encode(&next))
+        );
+        return Response::html(200, layout("Sign in", None, &body));
+    }
     if !d.sign_in {
         return Response::html(
             404,
@@ -94,6 +104,93 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
         "Set-Cookie",
         &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}", secure(request)),
     ))
+}
+
+/// Where the provider sends people back: as configured, else this site's own callback.
+fn oidc_redirect_uri(oidc: &crate::oidc::Oidc, request: &Request) -> String {
+    if let Some(uri) = &oidc.settings().redirect_uri {
+        return uri.clone();
+    }
+    let scheme = if secure(request).is_empty() { "http" } else { "https" };
+    let host = request.header("host").unwrap_or("localhost");
+    format!("{scheme}://{host}/sign-in/callback")
+}
+
+/// The first leg of a sign-in through the OIDC provider: off to the provider, with the
+/// pending sign-in in a cookie that only `/sign-in` sees, for ten minutes.
+pub fn oidc_start(d: &Dashboard, request: &Request) -> Response {
+    let Some(oidc) = &d.oidc else { return Response::error(404, "No OIDC provider is set for this dashboard.") };
+    let next = safe_next(request.param("next"));
+    match oidc.start(&oidc_redirect_uri(oidc, request), &next) {
+        Ok(started) => Response::see_other(&started.location).header(
+            "Set-Cookie",
+            &format!(
+                "{}={}; Path=/sign-in; HttpOnly; SameSite=Lax; Max-Age=600{}",
+                crate::oidc::PENDING_COOKIE,
+                started.cookie_value,
+                secure(request)
+            ),
+        ),
+        Err(why) => {
+            tracing::warn!(error = %why, "an OIDC sign-in could not begin");
+            Response::html(
+                503,
+                layout("Sign in", None, &format!("<h1>Sign in</h1><p class=\"problem\">{}</p>", escape(&why.0))),
+            )
+        }
+    }
+}
+
+/// The provider's return: the code exchanged and the ID token checked, the person found by
+/// the token's issuer and subject, and a session begun as a key's would be.
+pub fn oidc_callback(d: &Dashboard, request: &Request) -> PortResult<Response> {
+    let Some(oidc) = &d.oidc else { return Ok(Response::error(404, "No OIDC provider is set for this dashboard.")) };
+    let refused = |why: &str| {
+        tracing::warn!(
+            audit = "oidc sign-in refused",
+            peer = request.peer.as_deref().unwrap_or("-"),
+            why,
+            "an OIDC sign-in refused"
+        );
+        Response::html(
+            403,
+            layout(
+                "Sign in",
+                None,
+                &format!("<h1>Sign in</h1><p class=\"problem\" role=\"alert\">{}</p>", escape(why)),
+            ),
+        )
+    };
+    if let Some(error) = request.param("error") {
+        return Ok(refused(&format!("The identity provider said: {error}")));
+    }
+    let (Some(code), Some(state), Some(pending)) =
+        (request.param("code"), request.param("state"), request.cookie(crate::oidc::PENDING_COOKIE))
+    else {
+        return Ok(refused("This sign-in was not begun here: start again."));
+    };
+    let (claims, next) = match oidc.finish(&oidc_redirect_uri(oidc, request), &code, &state, &pending) {
+        Ok(done) => done,
+        Err(why) => return Ok(refused(&why.0)),
+    };
+    let Some(user) = authenticate(d.access.as_ref(), d.clock.now(), &Credential::Claims(claims.clone()))? else {
+        let who = vellum_core::operations::access::identity_of(&claims).unwrap_or_default();
+        return Ok(refused(&format!(
+            "You ({who}) are not registered here. Ask an administrator: vellum users add NAME --identity '{who}'."
+        )));
+    };
+    let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name, None)?;
+    tracing::info!(audit = "signed in", user = %user.name, peer = request.peer.as_deref().unwrap_or("-"), "an OIDC sign-in");
+    let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
+    Ok(Response::see_other(&safe_next(Some(next)))
+        .header(
+            "Set-Cookie",
+            &format!(
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+                secure(request)
+            ),
+        )
+        .header("Set-Cookie", &format!("{}=; Path=/sign-in; HttpOnly; Max-Age=0", crate::oidc::PENDING_COOKIE)))
 }
 
 pub fn sign_out(d: &Dashboard, request: &Request) -> Response {
