@@ -77,7 +77,7 @@ mod tests {
     }
 
     /// The sample events answered by the router the function serves: a token's claims admit
-    /// only a registered user; a wrong key gets Archivematica's 403.
+    /// only the user registered with its issuer and subject; a wrong key gets Archivematica's 403.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_router_answers_the_sample_events() {
         let t = vellum_tests::TestEnv::new(50);
@@ -88,7 +88,20 @@ mod tests {
         let (status, _, body) = ask(&router, "apigw-status.json").await;
         assert_eq!(status, 403, "a valid token of someone not registered");
         assert_eq!(body, serde_json::json!({"message": "API key not valid.", "error": true}));
-        t.api_key("archivist", Some("Archivist@Example.org"));
+        // Found by the token's issuer and Azure's object id, not by the email it carries.
+        t.api_key("archivist", Some("archivist@example.org"));
+        let (status, _, _) = ask(&router, "apigw-status.json").await;
+        assert_eq!(status, 403, "an email names nobody");
+        let identity = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0|11111111-2222-3333-4444-555555555555";
+        vellum_core::operations::access::add_user(
+            t.env.access.as_ref(),
+            t.env.pipeline.clock.as_ref(),
+            "curator",
+            None,
+            vellum_core::model::Role::Viewer,
+            Some(identity),
+        )
+        .unwrap();
         let (status, _, body) = ask(&router, "apigw-status.json").await;
         assert_eq!(status, 200);
         assert!(body["transfers"].is_array() && body["queues"]["store"]["messages"] == 0, "{body}");
