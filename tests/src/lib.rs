@@ -137,6 +137,13 @@ impl TestEnv {
         self.api_key_as(name, email, vellum_core::model::Role::Operator)
     }
 
+    /// Registers `name` in `role` as the OIDC provider knows them (`ISSUER|SUBJECT`), with no key.
+    pub fn register_identity(&self, name: &str, role: vellum_core::model::Role, identity: &str) {
+        let clock = self.env.pipeline.clock.as_ref();
+        vellum_core::operations::access::add_user(self.env.access.as_ref(), clock, name, None, role, Some(identity))
+            .expect("add a user");
+    }
+
     /// Registers `name` in `role` and returns a new API key for them.
     pub fn api_key_as(&self, name: &str, email: Option<&str>, role: vellum_core::model::Role) -> String {
         let clock = self.env.pipeline.clock.as_ref();

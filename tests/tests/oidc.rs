@@ -173,15 +173,7 @@ fn a_person_signs_in_through_the_oidc_provider_with_pkce_and_is_found_by_issuer_
     let provider = start_provider("vellum-dashboard");
     let t = TestEnv::new(2);
     let identity = format!("{}|oid-42", provider.issuer);
-    vellum_core::operations::access::add_user(
-        t.env.access.as_ref(),
-        t.env.pipeline.clock.as_ref(),
-        "curator",
-        None,
-        vellum_core::model::Role::Viewer,
-        Some(&identity),
-    )
-    .unwrap();
+    t.register_identity("curator", vellum_core::model::Role::Viewer, &identity);
     let mut d = t.dashboard(false);
     d.oidc = Some(Arc::new(Oidc::new(OidcSettings {
         issuer: provider.issuer.clone(),

@@ -93,15 +93,7 @@ mod tests {
         let (status, _, _) = ask(&router, "apigw-status.json").await;
         assert_eq!(status, 403, "an email names nobody");
         let identity = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0|11111111-2222-3333-4444-555555555555";
-        vellum_core::operations::access::add_user(
-            t.env.access.as_ref(),
-            t.env.pipeline.clock.as_ref(),
-            "curator",
-            None,
-            vellum_core::model::Role::Viewer,
-            Some(identity),
-        )
-        .unwrap();
+        t.register_identity("curator", vellum_core::model::Role::Viewer, identity);
         let (status, _, body) = ask(&router, "apigw-status.json").await;
         assert_eq!(status, 200);
         assert!(body["transfers"].is_array() && body["queues"]["store"]["messages"] == 0, "{body}");

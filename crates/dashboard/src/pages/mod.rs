@@ -21,11 +21,26 @@ use crate::Dashboard;
 use layout::layout;
 pub use layout::{asset, escape, not_registered};
 
+/// Why a sign-in did not happen, as the page says it.
+fn problem_html(problem: Option<&str>) -> String {
+    problem.map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default()
+}
+
+/// A sign-in page that says only why the sign-in stopped.
+fn sign_in_problem(status: u16, why: &str) -> Response {
+    Response::html(status, layout("Sign in", None, &format!("<h1>Sign in</h1>{}", problem_html(Some(why)))))
+}
+
+/// The session cookie a sign-in sets, whichever way it was made.
+fn session_cookie(token: &str, request: &Request) -> String {
+    let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}", secure(request))
+}
+
 pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> Response {
     if d.oidc.is_some() && !d.sign_in {
         let next = safe_next(request.param("next"));
-        let problem =
-            problem.map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default();
+        let problem = problem_html(problem);
         let body = format!(
             "<h1>Sign in</h1>{problem}<p><a class=\"action\" href=\"/sign-in/oidc?next={}\">Sign in with your organisation's account</a></p>",
             escape(&percent_encode(&next))
@@ -43,7 +58,7 @@ pub fn sign_in_page(d: &Dashboard, request: &Request, problem: Option<&str>) -> 
         );
     }
     let next = safe_next(request.param("next").or_else(|| request.form().get("next").cloned()));
-    let problem = problem.map(|p| format!("<p class=\"problem\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default();
+    let problem = problem_html(problem);
     let body = format!(
         "<h1>Sign in</h1>{problem}<form method=\"post\" action=\"/sign-in\" class=\"sign-in\">\
          <input type=\"hidden\" name=\"next\" value=\"{}\">\
@@ -99,11 +114,8 @@ pub fn sign_in(d: &Dashboard, request: &Request) -> PortResult<Response> {
         _ => None,
     };
     let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name, key)?;
-    let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
-    Ok(Response::see_other(&safe_next(form.get("next").cloned())).header(
-        "Set-Cookie",
-        &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}", secure(request)),
-    ))
+    Ok(Response::see_other(&safe_next(form.get("next").cloned()))
+        .header("Set-Cookie", &session_cookie(&token, request)))
 }
 
 /// Where the provider sends people back: as configured, else this site's own callback.
@@ -111,7 +123,7 @@ fn oidc_redirect_uri(oidc: &crate::oidc::Oidc, request: &Request) -> String {
     if let Some(uri) = &oidc.settings().redirect_uri {
         return uri.clone();
     }
-    let scheme = if secure(request).is_empty() { "http" } else { "https" };
+    let scheme = if over_tls(request) { "https" } else { "http" };
     let host = request.header("host").unwrap_or("localhost");
     format!("{scheme}://{host}/sign-in/callback")
 }
@@ -133,10 +145,7 @@ pub fn oidc_start(d: &Dashboard, request: &Request) -> Response {
         ),
         Err(why) => {
             tracing::warn!(error = %why, "an OIDC sign-in could not begin");
-            Response::html(
-                503,
-                layout("Sign in", None, &format!("<h1>Sign in</h1><p class=\"problem\">{}</p>", escape(&why.0))),
-            )
+            sign_in_problem(503, &why.0)
         }
     }
 }
@@ -152,14 +161,7 @@ pub fn oidc_callback(d: &Dashboard, request: &Request) -> PortResult<Response> {
             why,
             "an OIDC sign-in refused"
         );
-        Response::html(
-            403,
-            layout(
-                "Sign in",
-                None,
-                &format!("<h1>Sign in</h1><p class=\"problem\" role=\"alert\">{}</p>", escape(why)),
-            ),
-        )
+        sign_in_problem(403, why)
     };
     if let Some(error) = request.param("error") {
         return Ok(refused(&format!("The identity provider said: {error}")));
@@ -181,15 +183,8 @@ pub fn oidc_callback(d: &Dashboard, request: &Request) -> PortResult<Response> {
     };
     let (_session, token) = start_session(d.access.as_ref(), d.clock.as_ref(), &user.name, None)?;
     tracing::info!(audit = "signed in", user = %user.name, peer = request.peer.as_deref().unwrap_or("-"), "an OIDC sign-in");
-    let max_age = vellum_core::operations::access::SESSION_HOURS * 3600;
     Ok(Response::see_other(&safe_next(Some(next)))
-        .header(
-            "Set-Cookie",
-            &format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-                secure(request)
-            ),
-        )
+        .header("Set-Cookie", &session_cookie(&token, request))
         .header("Set-Cookie", &format!("{}=; Path=/sign-in; HttpOnly; Max-Age=0", crate::oidc::PENDING_COOKIE)))
 }
 
@@ -207,14 +202,18 @@ pub fn sign_out(d: &Dashboard, request: &Request) -> Response {
 /// (`X-Forwarded-Proto: https`, as API Gateway says too). A client that says it falsely only
 /// makes its own cookie stricter.
 fn secure(request: &Request) -> &'static str {
-    let over_tls = request
-        .header("X-Forwarded-Proto")
-        .is_some_and(|p| p.split(',').next().is_some_and(|first| first.trim().eq_ignore_ascii_case("https")));
-    if over_tls {
+    if over_tls(request) {
         "; Secure"
     } else {
         ""
     }
+}
+
+/// Whether the request came over TLS, as a reverse proxy in front (or API Gateway) says.
+fn over_tls(request: &Request) -> bool {
+    request
+        .header("X-Forwarded-Proto")
+        .is_some_and(|p| p.split(',').next().is_some_and(|first| first.trim().eq_ignore_ascii_case("https")))
 }
 
 pub fn page(d: &Dashboard, route: &Route, request: &Request, user: &User) -> PortResult<Response> {
