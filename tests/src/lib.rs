@@ -4,6 +4,7 @@
 
 pub mod bad_packages;
 pub mod faults;
+pub mod oidc_provider;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -263,3 +263,67 @@ fn repeated_wrong_keys_are_held_back_and_the_right_key_gets_in_after_a_short_wai
     }
     assert!(!log.contains(guessed) && !log.contains(key.rsplit(':').next().unwrap()), "never a key: {log}");
 }
+
+/// A browser's session against `vellum serve`, from outside: a change from another site's
+/// page, or sent as a form or plain text (which any page may post across sites), is refused;
+/// revoking the key that opened the session ends it at once, on the API and on pages.
+#[test]
+fn a_session_refuses_cross_site_changes_and_ends_when_its_key_is_revoked() {
+    let data = tempfile::tempdir().unwrap();
+    let key = registered(data.path(), "archivist");
+    let secret = key.rsplit(':').next().unwrap();
+    let served = serve(data.path());
+    wait_until_up(&served);
+    let form = format!("user=archivist&key={secret}&next=%2F");
+    let signed_in = exchange(
+        served.1,
+        format!(
+            "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&signed_in), 303, "{signed_in}");
+    let session = signed_in
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.trim()))
+        .and_then(|v| v.split(';').next())
+        .filter(|c| c.starts_with("vellum_session="))
+        .unwrap_or_else(|| panic!("no session cookie: {signed_in}"))
+        .to_string();
+    let with_session = |method: &str, path: &str, extra: &str, body: &str| {
+        status(&exchange(
+            served.1,
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {session}\r\n{extra}\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        ))
+    };
+    let retry = "/api/transfers/6f1c1a4e-2f5b-4d7e-9a51-3c8e2b7d9f10/retry";
+    let change = |origin: &str, content_type: &str| {
+        with_session("POST", retry, &format!("Origin: {origin}\r\nContent-Type: {content_type}\r\n"), "{}")
+    };
+    assert_eq!(change("http://attacker.example", "application/json"), 403, "another site's page");
+    assert_eq!(change("http://localhost", "text/plain"), 403, "plain text, which needs no preflight");
+    assert_eq!(change("http://localhost", "application/x-www-form-urlencoded"), 403, "a form");
+    assert_eq!(
+        with_session("POST", retry, "Content-Type: application/json\r\n", "{}"),
+        403,
+        "no Origin and no Referer"
+    );
+    assert_eq!(change("http://localhost", "application/json"), 404, "this site's own page reaches the route");
+    assert_eq!(with_session("GET", "/api/transfers", "", ""), 200);
+    assert_eq!(with_session("GET", "/", "", ""), 200);
+
+    let listed = common::vellum().args(["api-keys", "list", "--json", "--data-dir"]).arg(data.path()).output().unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = keys[0]["id"].as_str().unwrap();
+    let revoked = common::vellum().args(["api-keys", "revoke", id, "--data-dir"]).arg(data.path()).output().unwrap();
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(with_session("GET", "/api/transfers", "", ""), 403, "the API refuses the session at once");
+    assert_eq!(with_session("GET", "/", "", ""), 303, "a page sends the person to sign in again");
+}
