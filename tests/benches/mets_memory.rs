@@ -88,6 +88,7 @@ fn fill(dir: &Path, n: usize) -> Uuid {
                 }),
                 modified: None,
                 characteristics: BTreeMap::from([("text_encoding".to_string(), "ascii".to_string())]),
+                source: None,
             })
             .collect();
         let events: Vec<PremisEvent> = files

@@ -535,6 +535,7 @@ fn format_policy_rules_run_installed_tools_on_their_formats_with_bounded_output(
         }),
         modified: None,
         characteristics: Default::default(),
+        source: None,
     };
     let chosen: Vec<_> = rules.rules_for(Purpose::Characterization, &file, &tools).collect();
     assert_eq!(chosen.len(), 1, "a rule whose command is not installed is left out");
@@ -868,6 +869,8 @@ fn fake_rule(tool: &Path) -> vellum_core::config::fpr::Rule {
         per_batch: false,
         version_args: vec![],
         output: vellum_core::config::fpr::RuleOutput::Xml,
+        output_extension: None,
+        output_format: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub fn function_of(stage: Stage) -> &'static str {
         Stage::Scan => "ScanFunction",
         Stage::Identify => "IdentifyFunction",
         Stage::Characterize => "CharacterizeFunction",
+        Stage::Normalize => "NormalizeFunction",
         Stage::Mets => "MetsFunction",
         Stage::Package => "PackageFunction",
         Stage::Store => "StoreFunction",

@@ -282,14 +282,22 @@ fn the_aws_model_gives_the_critical_paths_and_the_cost() {
     assert!(said.contains("cost per 1,000 files"), "{said}");
 }
 
-/// The characterize image installs ExifTool and MediaInfo at the versions the test suite runs:
+/// The characterize image installs ExifTool and MediaInfo, the normalize image ImageMagick,
+/// FFmpeg and Ghostscript, at the versions the test suite runs:
 /// the Dockerfile's pins are the versions Debian offers this machine, which scripts/test
 /// installs and the characterization tests run. When Debian moves one, this fails and says
 /// which pin to move.
 #[test]
-fn the_characterize_image_pins_the_tools_the_tests_run() {
-    let dockerfile = std::fs::read_to_string(root().join("functions/characterize/Dockerfile")).unwrap();
-    for (arg, package) in [("EXIFTOOL_VERSION", "libimage-exiftool-perl"), ("MEDIAINFO_VERSION", "mediainfo")] {
+fn the_tool_images_pin_the_tools_the_tests_run() {
+    let pins = [
+        ("characterize", "EXIFTOOL_VERSION", "libimage-exiftool-perl"),
+        ("characterize", "MEDIAINFO_VERSION", "mediainfo"),
+        ("normalize", "IMAGEMAGICK_VERSION", "imagemagick"),
+        ("normalize", "FFMPEG_VERSION", "ffmpeg"),
+        ("normalize", "GHOSTSCRIPT_VERSION", "ghostscript"),
+    ];
+    for (function, arg, package) in pins {
+        let dockerfile = std::fs::read_to_string(root().join(format!("functions/{function}/Dockerfile"))).unwrap();
         let pinned = dockerfile
             .lines()
             .find_map(|l| l.strip_prefix(&format!("ARG {arg}=")))

@@ -14,7 +14,8 @@ pub enum ConfigCommand {
         #[arg(long, env = "VELLUM_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Check a configuration file: every problem, in words; exit 1 when there is one.
+    /// Check a configuration file (profiles, or format policy rules like config/fpr.json):
+    /// every problem, in words; exit 1 when there is one.
     Check { file: PathBuf },
 }
 
@@ -28,6 +29,11 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            // A rules file is an object with "rules"; anything else is read as profiles.
+            let is_rules = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("rules").is_some());
+            if is_rules {
+                return Ok(check_rules(&file, &text));
+            }
             match vellum_core::config::profile::Config::load(&text) {
                 Ok(config) => {
                     println!(
@@ -53,4 +59,28 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// A format policy rules file: each rule's problems, or what it holds by purpose.
+fn check_rules(file: &std::path::Path, text: &str) -> ExitCode {
+    let problems = match vellum_core::config::fpr::Rules::parse(text) {
+        Ok(rules) => match rules.problems() {
+            problems if problems.is_empty() => {
+                let mut by_purpose = std::collections::BTreeMap::<&str, usize>::new();
+                for rule in &rules.rules {
+                    *by_purpose.entry(rule.purpose.as_str()).or_default() += 1;
+                }
+                let counts: Vec<String> = by_purpose.iter().map(|(p, n)| format!("{n} {p}")).collect();
+                println!("{}: usable — {} rule(s): {}", file.display(), rules.rules.len(), counts.join(", "));
+                return ExitCode::SUCCESS;
+            }
+            problems => problems,
+        },
+        Err(e) => vec![format!("not a rules file: {e}")],
+    };
+    println!("{}: not usable:", file.display());
+    for p in problems {
+        println!("  - {p}");
+    }
+    ExitCode::from(1)
 }

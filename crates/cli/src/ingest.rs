@@ -51,6 +51,12 @@ struct Report {
     /// Files whose virus check was not performed (null when the transfer ended before it
     /// was counted).
     files_not_scanned: Option<u64>,
+    /// Originals whose preservation copy could not be made (their `normalization` event
+    /// failed, with the tool's words).
+    files_not_normalized: u64,
+    /// Their paths, for the closing line.
+    #[serde(skip)]
+    not_normalized: Vec<String>,
     seconds: f64,
     /// Seconds each stage's workers were busy, added across workers (absent when the
     /// pipeline never ran).
@@ -88,6 +94,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     reason: Some(format!("{e:#}")),
                     files: 0,
                     files_not_scanned: None,
+                    files_not_normalized: 0,
+                    not_normalized: Vec::new(),
                     seconds: started.elapsed().as_secs_f64(),
                     stage_busy_seconds: BTreeMap::new(),
                 };
@@ -154,6 +162,8 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
             )),
             files: 0,
             files_not_scanned: None,
+            files_not_normalized: 0,
+            not_normalized: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
             stage_busy_seconds: BTreeMap::new(),
         });
@@ -168,6 +178,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
     let busy = runner.stop();
     let transfer = outcome?;
     let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
+    let not_normalized = not_normalized_paths(&env, transfer.id)?;
     // A refused package has no SIP and no AIP: none is reported.
     let refused = transfer.status == TransferStatus::Rejected;
     Ok(Report {
@@ -181,6 +192,8 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
         files_not_scanned: transfer.files_not_scanned,
+        files_not_normalized: not_normalized.len() as u64,
+        not_normalized,
         seconds: started.elapsed().as_secs_f64(),
         stage_busy_seconds: busy.into_iter().map(|(stage, d)| (stage.to_string(), d.as_secs_f64())).collect(),
     })
@@ -203,6 +216,13 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
                 "vellum: {} — {} files stored and verified{not_scanned} in {:.1}s",
                 report.status, report.files, report.seconds
             );
+            if !report.not_normalized.is_empty() {
+                eprintln!(
+                    "vellum: no preservation copy could be made of {} file(s) (their normalization events say why): {}",
+                    report.files_not_normalized,
+                    report.not_normalized.join(", ")
+                );
+            }
             if !args.json {
                 println!("AIP stored at {}", aip.display());
             }
@@ -353,4 +373,21 @@ impl Progress {
     fn done(&mut self) {
         self.drawn = 0;
     }
+}
+
+/// The paths of the originals no preservation copy could be made of.
+fn not_normalized_paths(env: &vellum_local::Embedded, transfer_id: uuid::Uuid) -> anyhow::Result<Vec<String>> {
+    use vellum_core::ports::FilePages;
+    let failed = vellum_core::operations::normalization::not_normalized(env.state.as_ref(), transfer_id)?;
+    if failed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut paths = Vec::new();
+    for file in FilePages::new(env.state.as_ref(), transfer_id) {
+        let file = file?;
+        if failed.binary_search(&file.uuid).is_ok() {
+            paths.push(file.current_path);
+        }
+    }
+    Ok(paths)
 }

@@ -99,7 +99,8 @@ macro_rules! state_store_contract {
                     reads_are_paged,
                     large_batches_commit_whole,
                     racing_record_batch,
-                    racing_commit_extract_batch
+                    racing_commit_extract_batch,
+                    a_made_file_joins_its_batch_and_keeps_its_source
                 ]
             );
         }

@@ -45,6 +45,7 @@ fn file(t: &Transfer, index: u64, batch: u32) -> File {
         format: None,
         modified: None,
         characteristics: Default::default(),
+        source: None,
     }
 }
 
@@ -701,4 +702,32 @@ pub fn writes_whose_answers_are_lost_are_repeated_safely(make: &Make) {
     assert!(!s.end_transfer(t.id, TransferStatus::Failed, "second").unwrap(), "the first ending stands");
     assert_eq!(inner.transfer(t.id).unwrap().unwrap().failure_reason.as_deref(), Some("first"));
     assert!(lose.lost().len() >= 11, "every write above lost its first answer: {:?}", lose.lost());
+}
+
+/// A file a stage makes (a preservation copy) joins its original's batch after the batch's
+/// originals, keeps the original it names as its source, and is written once however often
+/// its batch is delivered; the original's batch listing still holds the original.
+pub fn a_made_file_joins_its_batch_and_keeps_its_source(make: &Make) {
+    let s = make();
+    let t = transfer("m");
+    s.create_transfer("key-m", &t).unwrap();
+    let cp = s.extract_checkpoint(t.id).unwrap();
+    let original = file(&t, 3, 0);
+    s.commit_extract_batch(t.id, &cp, std::slice::from_ref(&original), &[], 1).unwrap();
+    let copy = File {
+        uuid: vellum_core::model::preservation_copy_id(original.uuid),
+        entry_index: (1 << 62) + original.entry_index,
+        file_use: FileUse::Preservation,
+        original_path: "objects/3-copy.tif".into(),
+        current_path: "objects/3-copy.tif".into(),
+        source: Some(original.uuid),
+        ..original.clone()
+    };
+    for _ in 0..2 {
+        s.write_extracted_batch(t.id, 0, std::slice::from_ref(&copy), &[]).unwrap();
+    }
+    let batch = s.batch_files(t.id, 0, None, 10).unwrap().items;
+    assert_eq!(batch.iter().map(|f| f.uuid).collect::<Vec<_>>(), [original.uuid, copy.uuid], "the copy after");
+    assert_eq!(batch[1], copy, "read back as written: use, path and source");
+    assert_eq!(batch[0].source, None);
 }

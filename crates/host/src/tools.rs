@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vellum_core::ports::{
-    ObjectStore, OneProcessAFile, PortError, PortResult, ToolCall, ToolOutput, ToolRunner, ToolSession,
+    Conversion, ObjectStore, OneProcessAFile, PortError, PortResult, ToolCall, ToolOutput, ToolRunner, ToolSession,
 };
 
 /// How much of a failing tool's standard error is kept to say why it failed.
@@ -155,6 +155,53 @@ impl ToolRunner for ProcessTools {
             return Ok(ToolOutput::Failed(if why.is_empty() { format!("exit status {status}") } else { why }));
         }
         Ok(recorded(&out, total))
+    }
+
+    fn convert(
+        &self,
+        call: &ToolCall<'_>,
+        source: &dyn ObjectStore,
+        key: &str,
+        name: &str,
+        output_name: &str,
+        destination: &dyn ObjectStore,
+        destination_key: &str,
+    ) -> PortResult<Conversion> {
+        let Some(program) = self.program(call.command) else {
+            return Ok(Conversion::Failed(format!("{} is not installed", call.command)));
+        };
+        let dir = self.scratch()?;
+        let file = copy_in(dir.path(), source, key, name)?;
+        // A TIFF made of a TIFF named like the output would overwrite its own input.
+        let output = if file.trim_start_matches("./") == output_name {
+            format!("vellum-{output_name}")
+        } else {
+            output_name.to_string()
+        };
+        let args: Vec<String> =
+            call.args.iter().map(|a| a.replace("{file}", &file).replace("{output}", &output)).collect();
+        let (out, err, status) = match run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)? {
+            Finished::Done { out, err, status, .. } => (out, err, status),
+            Finished::TimedOut => {
+                tracing::warn!(command = call.command, key, "a conversion ran past its timeout and was stopped");
+                return Ok(Conversion::TimedOut);
+            }
+        };
+        let said = [String::from_utf8_lossy(&err).trim(), String::from_utf8_lossy(&out).trim()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let made = dir.path().join(&output);
+        let size = std::fs::metadata(&made).map(|m| m.len()).unwrap_or(0);
+        if !status.success() || size == 0 {
+            let what = if status.success() { "wrote no file".to_string() } else { format!("ended with {status}") };
+            return Ok(Conversion::Failed(if said.is_empty() { what } else { format!("{what}: {said}") }));
+        }
+        let mut writer = destination.writer(destination_key)?;
+        std::io::copy(&mut std::fs::File::open(&made)?, &mut writer)?;
+        writer.commit()?;
+        Ok(Conversion::Made { size, said })
     }
 
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {

@@ -274,6 +274,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         ("transfers", "stuck_since", "TEXT"),
         ("transfers", "fixity_checked_at", "TEXT"),
         ("transfers", "files_not_scanned", "INTEGER"),
+        ("files", "source", "TEXT"),
     ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
@@ -479,7 +480,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<Job> {
 }
 
 const FILE_COLUMNS: &str = "uuid, transfer_id, batch, entry_index, file_use, original_path, \
-    current_path, size, checksums, format, modified, characteristics";
+    current_path, size, checksums, format, modified, characteristics, source";
 
 fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
     Ok(File {
@@ -501,6 +502,10 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<File> {
         },
         modified: opt_time_at(r, 10)?,
         characteristics: json_at(r, 11)?,
+        source: match r.get::<_, Option<String>>(12)? {
+            None => None,
+            Some(_) => Some(uuid_at(r, 12)?),
+        },
     })
 }
 
@@ -527,7 +532,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[PremisEvent]) -> rusqlite::Resu
 
 fn insert_files(tx: &Transaction<'_>, transfer_id: &str, batch: u32, files: &[File]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
     for f in files {
         stmt.execute(params![
@@ -543,6 +548,7 @@ fn insert_files(tx: &Transaction<'_>, transfer_id: &str, batch: u32, files: &[Fi
             f.format.as_ref().map(json),
             f.modified.as_ref().map(ts),
             json(&f.characteristics),
+            f.source.map(|u| u.to_string()),
         ])?;
     }
     Ok(())

@@ -458,6 +458,45 @@ pub fn validate_zip<R: Read + Seek>(reader: R) -> Result<Verdict, String> {
     })
 }
 
+/// What Vellum reads of a stored file itself: its properties, how many of them came before
+/// any check, and its validator's verdict where its kind has one.
+pub struct Examined {
+    pub kind: Kind,
+    pub traits: BTreeMap<String, String>,
+    /// Properties read from the head and tail (a validator may add more, such as a PDF's
+    /// page count from its page tree).
+    pub own_properties: usize,
+    pub verdict: Option<Verdict>,
+}
+
+/// Reads the file's head and tail from the store for its properties, then validates it
+/// where its kind has a validator, reading only what the check needs. A store that does not
+/// answer is an error, never a verdict on the file.
+pub fn examine(
+    store: &std::sync::Arc<dyn crate::ports::ObjectStore>,
+    key: &str,
+    file: &File,
+) -> crate::ports::PortResult<Examined> {
+    let head = store.get_range(key, 0, HEAD as u64)?;
+    let tail_start = file.size.saturating_sub(TAIL as u64);
+    let tail = if tail_start == 0 { head.clone() } else { store.get_range(key, tail_start, TAIL as u64)? };
+    let kind = Kind::of(file, &head);
+    let mut traits = characteristics(kind, &head, &tail, file.size);
+    let own_properties = traits.len();
+    let verdict = match kind.validator() {
+        Some(_) => {
+            let mut reader = crate::io::ranged::RangedReader::new(store.clone(), key, file.size, 1 << 20);
+            let verdict = validate(kind, &mut reader, file.size, &mut traits);
+            if let Some(e) = reader.store_error.take() {
+                return Err(e);
+            }
+            Some(verdict)
+        }
+        None => None,
+    };
+    Ok(Examined { kind, traits, own_properties, verdict })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

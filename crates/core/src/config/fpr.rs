@@ -1,7 +1,8 @@
 //! The format policy rules, in the style of Archivematica's format policy registry: which
-//! outside tool characterizes (or validates) which PRONOM formats. A rule applies only where
-//! the host has its command installed; the host runs it (the `ToolRunner` port), with the
-//! rule's output bound and timeout.
+//! outside tool characterizes (or validates) which PRONOM formats, and which one makes a
+//! preservation copy (or an access copy, a thumbnail) of which, in what format. A rule
+//! applies only where the host has its command installed; the host runs it (the
+//! `ToolRunner` port), with the rule's output bound and timeout.
 
 use std::time::Duration;
 
@@ -12,11 +13,40 @@ use crate::ports::{ToolCall, ToolRunner};
 
 pub const DEFAULT_RULES: &str = include_str!("../../../../config/fpr.json");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     Characterization,
     Validation,
+    /// A preservation copy, kept in the AIP beside its original.
+    Preservation,
+    /// An access copy, for the DIP.
+    Access,
+    /// A small JPEG, for the DIP.
+    Thumbnail,
+    /// The files inside a package (an archive) unpacked.
+    Extraction,
+    /// The text in an image or a scan (OCR).
+    Transcription,
+}
+
+impl Purpose {
+    /// Whether the rule's tool writes a file (`{output}`) rather than an answer.
+    pub fn makes_a_file(self) -> bool {
+        matches!(self, Purpose::Preservation | Purpose::Access | Purpose::Thumbnail | Purpose::Transcription)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Characterization => "characterization",
+            Purpose::Validation => "validation",
+            Purpose::Preservation => "preservation",
+            Purpose::Access => "access",
+            Purpose::Thumbnail => "thumbnail",
+            Purpose::Extraction => "extraction",
+            Purpose::Transcription => "transcription",
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -29,8 +59,12 @@ pub struct Rule {
     pub purpose: Purpose,
     pub puids: Vec<String>,
     pub command: String,
-    /// `{file}` stands for the file's path.
+    /// `{file}` stands for the file's path; `{output}`, in a rule that makes a file, for the
+    /// file the tool is to write.
     pub args: Vec<String>,
+    /// For a characterization rule, the most output recorded; for one that makes a file,
+    /// the most of the tool's own words kept.
+    #[serde(default = "default_max_output")]
     pub max_output: usize,
     /// Seconds before the tool is killed: one damaged file never holds a batch forever.
     #[serde(default = "default_timeout")]
@@ -50,6 +84,16 @@ pub struct Rule {
     /// a property's text.
     #[serde(default)]
     pub output: RuleOutput,
+    /// What a rule that makes a file makes: the extension its file is named with (`tif`)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_extension: Option<String>,
+    /// …and the PRONOM format it is expected to be (`fmt/353`), as the registry says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+}
+
+fn default_max_output() -> usize {
+    65536
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +132,78 @@ impl Rules {
         Self::parse(DEFAULT_RULES).expect("the built-in rules file is valid")
     }
 
+    /// Every problem with the rules, in words (empty when they are usable): what `vellum
+    /// config check` says of a rules file.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        let mut chosen: std::collections::BTreeMap<(Purpose, &str), &str> = Default::default();
+        for rule in &self.rules {
+            let name = &rule.name;
+            if !names.insert(name.as_str()) {
+                problems.push(format!("two rules are called {name:?}: a rule's name is what its events name"));
+            }
+            if rule.command.trim().is_empty() {
+                problems.push(format!("rule {name:?} names no command"));
+            }
+            if rule.puids.is_empty() {
+                problems.push(format!("rule {name:?} names no PRONOM formats (puids)"));
+            }
+            for puid in &rule.puids {
+                if !is_puid(puid) {
+                    problems.push(format!("rule {name:?}: {puid:?} is not a PUID (fmt/N or x-fmt/N)"));
+                }
+                if rule.purpose.makes_a_file() {
+                    if let Some(other) = chosen.insert((rule.purpose, puid.as_str()), name.as_str()) {
+                        problems.push(format!(
+                            "rules {other:?} and {name:?} both make the {} copy of {puid}: one rule a format and purpose",
+                            rule.purpose.as_str()
+                        ));
+                    }
+                }
+            }
+            if !rule.per_batch && !rule.args.iter().any(|a| a.contains("{file}")) {
+                problems
+                    .push(format!("rule {name:?}: no argument holds {{file}}, so the tool is never given the file"));
+            }
+            if rule.timeout_seconds == 0 || rule.max_output == 0 {
+                problems.push(format!("rule {name:?}: max_output and timeout_seconds are at least 1"));
+            }
+            if rule.purpose.makes_a_file() {
+                if !rule.args.iter().any(|a| a.contains("{output}")) {
+                    problems.push(format!(
+                        "rule {name:?} makes a {} copy, but no argument holds {{output}}, the file it is to write",
+                        rule.purpose.as_str()
+                    ));
+                }
+                match rule.output_extension.as_deref() {
+                    Some(e) if !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric()) => {}
+                    Some(e) => problems
+                        .push(format!("rule {name:?}: output_extension {e:?} is not a plain extension (tif, mkv)")),
+                    None => problems.push(format!("rule {name:?} makes a file but names no output_extension")),
+                }
+                match rule.output_format.as_deref() {
+                    Some(p) if is_puid(p) => {}
+                    Some(p) => problems.push(format!("rule {name:?}: output_format {p:?} is not a PUID")),
+                    None => problems.push(format!("rule {name:?} makes a file but names no output_format (its PUID)")),
+                }
+                if rule.version_args.is_empty() {
+                    problems.push(format!(
+                        "rule {name:?} makes a file but has no version_args: its events must name the tool's version"
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The one rule that makes the `purpose` copy of this file's format, if the file has a
+    /// format and the rules name one (whether its tool is installed or not).
+    pub fn maker_for(&self, purpose: Purpose, file: &File) -> Option<&Rule> {
+        let puid = file.format.as_ref()?.puid.as_str();
+        self.rules.iter().find(|r| r.purpose == purpose && r.puids.iter().any(|p| p == puid))
+    }
+
     /// The rules for this purpose that apply to the file's format and whose command the
     /// host has.
     pub fn rules_for<'a>(
@@ -122,6 +238,12 @@ impl Rule {
             per_batch: self.per_batch,
         }
     }
+}
+
+/// `fmt/353`, `x-fmt/111`.
+fn is_puid(s: &str) -> bool {
+    let number = s.strip_prefix("fmt/").or_else(|| s.strip_prefix("x-fmt/"));
+    number.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A batch's sessions, one per rule that has run, opened when first needed; the tools'
@@ -167,5 +289,69 @@ impl<'a> Sessions<'a> {
             (tools.session(rule.call()), version)
         });
         (session.as_mut(), version.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_rules_are_usable_and_name_a_preservation_copy_for_each_kind() {
+        let rules = Rules::builtin();
+        assert_eq!(rules.problems(), Vec::<String>::new());
+        let file = |puid: &str| File {
+            uuid: uuid::Uuid::nil(),
+            transfer_id: uuid::Uuid::nil(),
+            batch: 0,
+            entry_index: 0,
+            file_use: crate::model::FileUse::Original,
+            original_path: "objects/a".into(),
+            current_path: "objects/a".into(),
+            size: 1,
+            checksums: Default::default(),
+            format: Some(crate::model::FormatId {
+                puid: puid.into(),
+                name: String::new(),
+                version: None,
+                tentative: false,
+            }),
+            modified: None,
+            characteristics: Default::default(),
+            source: None,
+        };
+        for (puid, made) in
+            [("fmt/43", "fmt/353"), ("fmt/134", "fmt/141"), ("fmt/199", "fmt/569"), ("fmt/18", "fmt/476")]
+        {
+            let rule = rules.maker_for(Purpose::Preservation, &file(puid)).unwrap_or_else(|| panic!("{puid}"));
+            assert_eq!(rule.output_format.as_deref(), Some(made), "{puid}");
+        }
+        for fit in ["fmt/353", "fmt/141", "x-fmt/111", "fmt/476"] {
+            assert!(rules.maker_for(Purpose::Preservation, &file(fit)).is_none(), "{fit} is fit as it is");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_makes_a_file_must_say_what_and_where() {
+        let mut rules = Rules::builtin();
+        let mut bad = rules.rules.iter().find(|r| r.purpose == Purpose::Preservation).unwrap().clone();
+        bad.name = "to-tiff-again".into();
+        bad.args = vec!["{file}".into()];
+        bad.output_extension = Some("t.if".into());
+        bad.output_format = Some("tiff".into());
+        bad.version_args.clear();
+        bad.puids.push("fmt/x".into());
+        rules.rules.push(bad);
+        let said = rules.problems().join("\n");
+        for problem in [
+            "both make the preservation copy of fmt/41",
+            "no argument holds {output}",
+            "\"t.if\" is not a plain extension",
+            "output_format \"tiff\" is not a PUID",
+            "has no version_args",
+            "\"fmt/x\" is not a PUID",
+        ] {
+            assert!(said.contains(problem), "{problem}: {said}");
+        }
     }
 }

@@ -35,6 +35,10 @@ pub struct Profile {
     /// Whether a file that fails validation fails the transfer.
     #[serde(default)]
     pub fail_invalid: bool,
+    /// Whether originals whose format the rules name (`config/fpr.json`, purpose
+    /// `preservation`) get a preservation copy in the AIP.
+    #[serde(default)]
+    pub normalize_for_preservation: bool,
     #[serde(default)]
     pub limits: Limits,
     /// Desktop clutter left out of `objects/`, by name: a file so named, or anything in a
@@ -197,20 +201,9 @@ impl Config {
                 problems.push(format!("{at}: batch_size is at least 1"));
             }
         }
-        for r in self.format_policy.iter().flatten() {
-            let at = format!("format policy rule {:?}", r.name);
-            if r.command.trim().is_empty() {
-                problems.push(format!("{at} names no command"));
-            }
-            if !r.args.iter().any(|a| a.contains("{file}")) {
-                problems.push(format!("{at}: no argument holds {{file}}, so the tool would not see the file"));
-            }
-            if r.puids.is_empty() {
-                problems.push(format!("{at} applies to no PUID"));
-            }
-            if r.max_output == 0 || r.timeout_seconds == 0 {
-                problems.push(format!("{at}: max_output and timeout_seconds are at least 1"));
-            }
+        if let Some(rules) = &self.format_policy {
+            let rules = crate::config::fpr::Rules { rules: rules.clone() };
+            problems.extend(rules.problems().into_iter().map(|p| format!("format policy: {p}")));
         }
         if problems.is_empty() {
             Ok(())

@@ -37,10 +37,13 @@ pub enum EventType {
     /// Something left out of the AIP (desktop clutter, an empty folder), recorded.
     #[serde(rename = "deletion")]
     Deletion,
+    /// A preservation copy made of an original, recorded on the original.
+    #[serde(rename = "normalization")]
+    Normalization,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Ingestion,
         EventType::Registration,
         EventType::MessageDigestCalculation,
@@ -52,6 +55,7 @@ impl EventType {
         EventType::FilenameChange,
         EventType::Creation,
         EventType::Deletion,
+        EventType::Normalization,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl EventType {
             EventType::FilenameChange => "filename change",
             EventType::Creation => "creation",
             EventType::Deletion => "deletion",
+            EventType::Normalization => "normalization",
         }
     }
 }

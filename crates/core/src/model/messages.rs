@@ -4,31 +4,6 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The queue that feeds each stage.
-pub mod queues {
-    pub const START: &str = "start";
-    pub const EXTRACT: &str = "extract";
-    pub const CHECKSUM: &str = "checksum";
-    pub const SCAN: &str = "scan";
-    pub const IDENTIFY: &str = "identify";
-    pub const CHARACTERIZE: &str = "characterize";
-    pub const METS: &str = "mets";
-    pub const PACKAGE: &str = "package";
-    pub const STORE: &str = "store";
-    /// In pipeline order.
-    pub const ALL: &[&str] = &[START, EXTRACT, CHECKSUM, SCAN, IDENTIFY, CHARACTERIZE, METS, PACKAGE, STORE];
-
-    /// The per-file stages, in order. Batches travel through them one by one; the last
-    /// one fans in to the per-transfer stages.
-    pub const PER_FILE: &[&str] = &[CHECKSUM, SCAN, IDENTIFY, CHARACTERIZE];
-
-    /// Where a batch goes after `stage`, or None after the last per-file stage.
-    pub fn next_per_file(stage: &str) -> Option<&'static str> {
-        let i = PER_FILE.iter().position(|s| *s == stage)?;
-        PER_FILE.get(i + 1).copied()
-    }
-}
-
 /// An object landing in the uploads bucket, as S3 reports it (decoded key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadEvent {

@@ -265,6 +265,9 @@ pub enum FileUse {
     Metadata,
     /// Documentation Vellum adds: the transfer METS.
     SubmissionDocumentation,
+    /// A preservation copy normalization made of an original (`File::source`), beside it
+    /// under `objects/`.
+    Preservation,
 }
 
 impl FileUse {
@@ -273,6 +276,7 @@ impl FileUse {
             Self::Original => "original",
             Self::Metadata => "metadata",
             Self::SubmissionDocumentation => "submissionDocumentation",
+            Self::Preservation => "preservation",
         }
     }
 
@@ -281,6 +285,7 @@ impl FileUse {
             "original" => Some(Self::Original),
             "metadata" => Some(Self::Metadata),
             "submissionDocumentation" => Some(Self::SubmissionDocumentation),
+            "preservation" => Some(Self::Preservation),
             _ => None,
         }
     }
@@ -320,6 +325,9 @@ pub struct File {
     /// Technical metadata from characterization (`width`, `pdf_version`, …).
     #[serde(default)]
     pub characteristics: BTreeMap<String, String>,
+    /// The original a preservation copy was made from (PREMIS: derivation, has source).
+    #[serde(default)]
+    pub source: Option<Uuid>,
 }
 
 impl File {
@@ -370,6 +378,12 @@ pub struct PremisEvent {
 
 /// The namespace for every id Vellum derives (events, files, tasks): stable across retries.
 pub const VELLUM_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_8b4d_4f0a_9e57_2d1c_0b9a_7e31);
+
+/// A preservation copy's id, derived from its original's: a redelivered batch makes the
+/// same copy under the same name, and the original's record can name its copy.
+pub fn preservation_copy_id(original: Uuid) -> Uuid {
+    derived_id(original, "preservation copy")
+}
 
 /// An id derived from a parent id and a label: the same inputs give the same id, so a
 /// message that is delivered twice writes the same rows twice, which the stores ignore.

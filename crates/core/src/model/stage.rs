@@ -13,6 +13,7 @@ pub enum Stage {
     Scan,
     Identify,
     Characterize,
+    Normalize,
     Mets,
     Package,
     Store,
@@ -20,13 +21,14 @@ pub enum Stage {
 
 impl Stage {
     /// In pipeline order.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Start,
         Stage::Extract,
         Stage::Checksum,
         Stage::Scan,
         Stage::Identify,
         Stage::Characterize,
+        Stage::Normalize,
         Stage::Mets,
         Stage::Package,
         Stage::Store,
@@ -34,7 +36,8 @@ impl Stage {
 
     /// The per-file stages, in order. Batches travel through them one by one; the last one
     /// fans in to the per-transfer stages.
-    pub const PER_FILE: [Stage; 4] = [Stage::Checksum, Stage::Scan, Stage::Identify, Stage::Characterize];
+    pub const PER_FILE: [Stage; 5] =
+        [Stage::Checksum, Stage::Scan, Stage::Identify, Stage::Characterize, Stage::Normalize];
 
     /// The stage's name: its queue's, and the key its job is kept under.
     pub const fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Stage {
             Stage::Scan => "scan",
             Stage::Identify => "identify",
             Stage::Characterize => "characterize",
+            Stage::Normalize => "normalize",
             Stage::Mets => "mets",
             Stage::Package => "package",
             Stage::Store => "store",
@@ -60,6 +64,7 @@ impl Stage {
             Stage::Scan => "Scan for viruses",
             Stage::Identify => "Identify file format",
             Stage::Characterize => "Characterize and extract metadata",
+            Stage::Normalize => "Normalize",
             Stage::Mets => "Generate AIP METS",
             Stage::Package => "Prepare AIP",
             Stage::Store => "Store AIP",
@@ -75,6 +80,7 @@ impl Stage {
             Stage::Scan => "Scan for viruses",
             Stage::Identify => "Identify file format",
             Stage::Characterize => "Characterize and extract metadata",
+            Stage::Normalize => "Normalize for preservation",
             Stage::Mets => "Generate METS.xml document",
             Stage::Package => "Compress AIP",
             Stage::Store => "Store the AIP",
@@ -102,7 +108,7 @@ impl fmt::Display for Stage {
 /// A name that is no stage's: a message on a queue nothing listens on, or a job record
 /// written by another version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no stage is called {0:?} (the stages are start, extract, checksum, scan, identify, characterize, mets, package, store)")]
+#[error("no stage is called {0:?} (the stages are start, extract, checksum, scan, identify, characterize, normalize, mets, package, store)")]
 pub struct UnknownStage(pub String);
 
 impl FromStr for Stage {
@@ -122,13 +128,14 @@ mod tests {
         for stage in Stage::ALL {
             assert_eq!(stage.name().parse::<Stage>(), Ok(stage));
         }
-        assert_eq!("normalize".parse::<Stage>(), Err(UnknownStage("normalize".into())));
+        assert_eq!("transcribe".parse::<Stage>(), Err(UnknownStage("transcribe".into())));
     }
 
     #[test]
     fn batches_travel_the_per_file_stages_in_order() {
         assert_eq!(Stage::Checksum.next_per_file(), Some(Stage::Scan));
-        assert_eq!(Stage::Characterize.next_per_file(), None);
+        assert_eq!(Stage::Characterize.next_per_file(), Some(Stage::Normalize));
+        assert_eq!(Stage::Normalize.next_per_file(), None);
         assert_eq!(Stage::Mets.next_per_file(), None);
         assert!(!Stage::Extract.is_per_file());
     }

@@ -155,6 +155,13 @@ impl Pipeline {
             Stage::Scan => Box::new(stages::Scan { flow, files, scanner: &self.scanner }),
             Stage::Identify => Box::new(stages::Identify { flow, files, format_identifier: &self.format_identifier }),
             Stage::Characterize => Box::new(stages::Characterize { flow, files, fpr: &self.fpr, tools: &self.tools }),
+            Stage::Normalize => Box::new(stages::Normalize {
+                flow,
+                files,
+                fpr: &self.fpr,
+                tools: &self.tools,
+                format_identifier: &self.format_identifier,
+            }),
             Stage::Mets => Box::new(stages::Mets { flow, files, events, format_identifier: &self.format_identifier }),
             Stage::Package => Box::new(stages::Package { flow, files }),
             Stage::Store => Box::new(stages::Store {

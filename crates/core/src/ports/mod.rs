@@ -29,7 +29,7 @@ pub use state::{
     BatchRecorded, EventLog, ExtractCheckpoint, FileCatalogue, FilePages, JobLedger, JobSpec, StateStore,
     TransferOversight, TransferQuery, TransferRegister,
 };
-pub use tools::{NoTools, OneProcessAFile, ToolCall, ToolOutput, ToolRunner, ToolSession};
+pub use tools::{Conversion, NoTools, OneProcessAFile, ToolCall, ToolOutput, ToolRunner, ToolSession};
 
 /// Errors from adapters, each in its class, kept to the edge: only `Unavailable` is worth
 /// trying again.

@@ -37,6 +37,18 @@ pub enum ToolOutput {
     TimedOut,
 }
 
+/// What a tool that makes a file (a preservation copy) made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversion {
+    /// It wrote its file, now at the destination key: the file's size, and what the tool
+    /// said on the way (its standard error, bounded).
+    Made { size: u64, said: String },
+    /// It failed, or wrote no file (or an empty one), and why, in its own words.
+    Failed(String),
+    /// It ran past its timeout and was killed; nothing was kept.
+    TimedOut,
+}
+
 /// One tool run on file after file (a batch): with `stay_open`, one process for them all.
 pub trait ToolSession {
     /// Runs the tool on the object; `name` is the file's name in the transfer, which the
@@ -61,6 +73,20 @@ pub trait ToolRunner: Send + Sync {
     fn run(&self, call: &ToolCall<'_>, source: &dyn ObjectStore, key: &str, name: &str) -> PortResult<ToolOutput>;
     /// A session for a batch of files.
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a>;
+    /// Runs a tool that makes a file: `{file}` in the call's arguments stands for the
+    /// object's copy (named as `name`), `{output}` for `output_name` beside it, which the
+    /// tool writes and which is then put at `destination_key` in `destination`.
+    #[allow(clippy::too_many_arguments)]
+    fn convert(
+        &self,
+        call: &ToolCall<'_>,
+        source: &dyn ObjectStore,
+        key: &str,
+        name: &str,
+        output_name: &str,
+        destination: &dyn ObjectStore,
+        destination_key: &str,
+    ) -> PortResult<Conversion>;
 }
 
 /// A session that runs the tool once a file: for tools without a batch protocol.
@@ -90,5 +116,17 @@ impl ToolRunner for NoTools {
     }
     fn session<'a>(&'a self, call: ToolCall<'a>) -> Box<dyn ToolSession + 'a> {
         Box::new(OneProcessAFile { runner: self, call })
+    }
+    fn convert(
+        &self,
+        call: &ToolCall<'_>,
+        _source: &dyn ObjectStore,
+        _key: &str,
+        _name: &str,
+        _output_name: &str,
+        _destination: &dyn ObjectStore,
+        _destination_key: &str,
+    ) -> PortResult<Conversion> {
+        Ok(Conversion::Failed(format!("{} is not installed here", call.command)))
     }
 }

@@ -7,7 +7,9 @@ use std::io::{self, Write};
 use uuid::Uuid;
 
 use crate::intake::metadata::DC_ELEMENTS;
-use crate::model::{Agent, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::model::{
+    preservation_copy_id, Agent, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer,
+};
 use crate::record::aip::{bag_name, payload_path};
 use crate::record::rights::RightsRow;
 use crate::record::xml::esc;
@@ -224,11 +226,16 @@ fn write_amd_sec(
         write!(out, "<premis:objectCharacteristicsExtension>{element}</premis:objectCharacteristicsExtension>")?;
     }
     write!(out, "</premis:objectCharacteristics>")?;
-    writeln!(
-        out,
-        "<premis:originalName>%transferDirectory%{}</premis:originalName></premis:object></mets:xmlData></mets:mdWrap></mets:techMD>",
-        esc(&file.original_path)
-    )?;
+    writeln!(out, "<premis:originalName>%transferDirectory%{}</premis:originalName>", esc(&file.original_path))?;
+    // Derivation, both ways: a preservation copy names its original; an original names the
+    // copy its normalization made.
+    if let Some(source) = file.source {
+        write_relationship(out, "has source", source, None)?;
+    }
+    for e in events.iter().filter(|e| made_a_copy(e)) {
+        write_relationship(out, "is source of", preservation_copy_id(file.uuid), Some(e.uuid))?;
+    }
+    writeln!(out, "</premis:object></mets:xmlData></mets:mdWrap></mets:techMD>")?;
     for (r, row) in rights.iter().enumerate() {
         write_rights(out, n, r + 1, file, row)?;
     }
@@ -257,6 +264,25 @@ fn write_amd_sec(
         )?;
     }
     writeln!(out, "</mets:amdSec>")
+}
+
+/// Whether the event is a normalization that made a preservation copy.
+fn made_a_copy(e: &PremisEvent) -> bool {
+    e.event_type == EventType::Normalization && e.outcome == EventOutcome::Positive && e.file_uuid.is_some()
+}
+
+fn write_relationship(out: &mut dyn Write, sub_type: &str, related: Uuid, event: Option<Uuid>) -> io::Result<()> {
+    write!(
+        out,
+        "<premis:relationship><premis:relationshipType>derivation</premis:relationshipType><premis:relationshipSubType>{sub_type}</premis:relationshipSubType><premis:relatedObjectIdentifier><premis:relatedObjectIdentifierType>UUID</premis:relatedObjectIdentifierType><premis:relatedObjectIdentifierValue>{related}</premis:relatedObjectIdentifierValue></premis:relatedObjectIdentifier>"
+    )?;
+    if let Some(event) = event {
+        write!(
+            out,
+            "<premis:relatedEventIdentifier><premis:relatedEventIdentifierType>UUID</premis:relatedEventIdentifierType><premis:relatedEventIdentifierValue>{event}</premis:relatedEventIdentifierValue></premis:relatedEventIdentifier>"
+        )?;
+    }
+    write!(out, "</premis:relationship>")
 }
 
 fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io::Result<()> {
@@ -299,13 +325,21 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
             esc(&a.identifier_value)
         )?;
     }
+    if let (true, Some(original)) = (made_a_copy(e), e.file_uuid) {
+        for (object, role) in [(original, "source"), (preservation_copy_id(original), "outcome")] {
+            write!(
+                out,
+                "<premis:linkingObjectIdentifier><premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType><premis:linkingObjectIdentifierValue>{object}</premis:linkingObjectIdentifierValue><premis:linkingObjectRole>{role}</premis:linkingObjectRole></premis:linkingObjectIdentifier>"
+            )?;
+        }
+    }
     writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
 }
 
 fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
     // One walk per group: the files are read again rather than held.
-    for file_use in [FileUse::Original, FileUse::SubmissionDocumentation, FileUse::Metadata] {
+    for file_use in [FileUse::Original, FileUse::Preservation, FileUse::SubmissionDocumentation, FileUse::Metadata] {
         let mut n = 0;
         let mut opened = false;
         doc.files.each(&mut |f| {

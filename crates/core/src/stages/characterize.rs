@@ -9,7 +9,6 @@
 use crate::config::fpr::Rules;
 use crate::ports::FileCatalogue;
 use crate::ports::ToolRunner;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::analysis::techmd;
@@ -47,19 +46,13 @@ impl Microservice for Characterize<'_> {
         }
         run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
             let key = working_key(transfer.id, &file.current_path);
-            let head = self.flow.working.get_range(&key, 0, techmd::HEAD as u64)?;
-            let tail_start = file.size.saturating_sub(techmd::TAIL as u64);
-            let tail = if tail_start == 0 {
-                head.clone()
-            } else {
-                self.flow.working.get_range(&key, tail_start, techmd::TAIL as u64)?
-            };
-            let kind = techmd::Kind::of(file, &head);
-            let mut traits: BTreeMap<String, String> = techmd::characteristics(kind, &head, &tail, file.size);
+            // The store's answer is awaited before any tool: a validator's verdict on a file
+            // the store did not give is no verdict (the batch is tried again).
+            let techmd::Examined { kind, mut traits, own_properties, verdict } =
+                techmd::examine(self.flow.working, &key, file)?;
             let mut out = FileOutcome::default();
             let now = self.flow.clock.now();
             let program = by_vellum();
-            let own_properties = traits.len();
             let mut tool_notes = Vec::new();
             let mut tool_events = Vec::new();
             for rule in self.fpr.rules_for(fpr::Purpose::Characterization, file, self.tools.as_ref()) {
@@ -115,15 +108,7 @@ impl Microservice for Characterize<'_> {
                 ));
             }
             out.events.extend(tool_events);
-            if let Some(validator) = kind.validator() {
-                let mut reader =
-                    crate::io::ranged::RangedReader::new(self.flow.working.clone(), &key, file.size, 1 << 20);
-                // The check adds what it learns on the way (a PDF's page count, from its page tree).
-                let verdict = techmd::validate(kind, &mut reader, file.size, &mut traits);
-                if let Some(e) = reader.store_error.take() {
-                    // The store did not answer: no verdict on the file; the batch is tried again.
-                    return Err(e.into());
-                }
+            if let (Some(validator), Some(verdict)) = (kind.validator(), verdict) {
                 let (outcome, note) = match &verdict {
                     Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
                     Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),

@@ -367,6 +367,7 @@ impl Writer<'_> {
             })),
             modified: Some(self.created),
             characteristics: Default::default(),
+            source: None,
         })
     }
 }

@@ -21,6 +21,8 @@ pub struct FileOutcome {
     /// Set when this file ends the transfer (an infected file, a digest that does not
     /// match): the batch is recorded first, so the evidence is kept.
     pub fails_transfer: Option<String>,
+    /// Files the stage made (a preservation copy), joining the batch after its originals.
+    pub new_files: Vec<File>,
 }
 
 impl FileOutcome {
@@ -53,6 +55,7 @@ pub fn run_batch(
     let mut events = Vec::new();
     let mut patches = Vec::new();
     let mut failures = Vec::new();
+    let mut made = Vec::new();
     let mut files = FilePages::of_batch(catalogue, transfer.id, batch).after(msg.resume_after.clone()).peekable();
     while let Some(file) = files.next() {
         let file = file?;
@@ -72,13 +75,19 @@ pub fn run_batch(
         events.extend(outcome.events);
         patches.extend(outcome.patch);
         failures.extend(outcome.fails_transfer);
+        made.extend(outcome.new_files);
         if failures.is_empty() && ctx.should_yield() && files.peek().is_some() {
+            // The files made first: an event about a file is never kept without the file.
+            catalogue.write_extracted_batch(transfer.id, batch, &made, &[])?;
             catalogue.write_batch_items(transfer.id, &tasks, &events, &patches)?;
             let cursor = file.entry_index.to_string();
             tracing::info!(batch, after = %cursor, "the batch continues in a new message");
             flow.send(stage, &[msg.continued(cursor)])?;
             return Ok(Progress::Continued);
         }
+    }
+    if !made.is_empty() {
+        catalogue.write_extracted_batch(transfer.id, batch, &made, &[])?;
     }
     let recorded = catalogue.record_batch(transfer.id, stage.name(), batch, &tasks, &events, &patches)?;
     if !failures.is_empty() {

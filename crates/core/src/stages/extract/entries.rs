@@ -182,6 +182,7 @@ fn extract_file(
         format: None,
         modified: opened.modified,
         characteristics: Default::default(),
+        source: None,
     })
 }
 

@@ -1,0 +1,226 @@
+//! normalize ("Normalize", "Normalize for preservation"): a preservation copy of each
+//! original whose format the rules (`config/fpr.json`, purpose `preservation`) name, made by
+//! the rule's tool and put beside its original under `objects/`, named as Archivematica
+//! names it (`<stem>-<uuid>.<ext>`). The copy is a file of the transfer like any other: its
+//! digests, format identification and Vellum's own checks are PREMIS events on it, and it
+//! names its original as its source. The original gets a `normalization` event naming the
+//! tool and its version. A copy that cannot be made leaves the original as it is, recorded
+//! with the tool's words; a tool that hangs is stopped once and not run again in the batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::analysis::fixity::Digests;
+use crate::analysis::pronom::{identify_object, FormatIdentifier};
+use crate::analysis::techmd;
+use crate::analysis::verdict::Verdict;
+use crate::config::fpr::{Purpose, Rule, Rules};
+use crate::config::profile::Profile;
+use crate::error::StageResult;
+use crate::model::messages::StageMessage;
+use crate::model::{
+    by_vellum, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, Stage, Transfer,
+};
+use crate::ports::{Conversion, FileCatalogue, ToolRunner};
+use crate::record::keys::working_key;
+use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::{Flow, Microservice, Progress, StageContext};
+
+/// The normalize stage and what it uses beside its `Flow`: the files of its batch, the
+/// format policy rules, the tools that make the copies, and the identifier the copies are
+/// identified with.
+pub struct Normalize<'a> {
+    pub flow: Flow<'a>,
+    pub files: &'a dyn FileCatalogue,
+    pub fpr: &'a Arc<Rules>,
+    pub tools: &'a Arc<dyn ToolRunner>,
+    pub format_identifier: &'a Option<Arc<FormatIdentifier>>,
+}
+
+const STAGE: Stage = Stage::Normalize;
+
+/// Where a preservation copy goes: beside its original, `<stem>-<uuid>.<ext>`.
+pub fn preservation_copy_path(original: &File, copy: uuid::Uuid, extension: &str) -> String {
+    let (folder, name) = match original.current_path.rsplit_once('/') {
+        Some((folder, name)) => (format!("{folder}/"), name),
+        None => (String::new(), original.current_path.as_str()),
+    };
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    format!("{folder}{stem}-{copy}.{extension}")
+}
+
+impl Microservice for Normalize<'_> {
+    fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        // Rules whose tool ran past its timeout in this batch: not waited for again.
+        let mut hung: BTreeMap<String, String> = BTreeMap::new();
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+            if !profile.normalize_for_preservation || file.file_use != FileUse::Original {
+                return Ok(FileOutcome::default());
+            }
+            let Some(rule) = self.fpr.maker_for(Purpose::Preservation, file) else {
+                let puid = file.format.as_ref().map_or("no identified format", |f| f.puid.as_str());
+                return Ok(FileOutcome {
+                    stdout: format!("no preservation rule for {puid}: the original is kept as it is"),
+                    ..Default::default()
+                });
+            };
+            self.normalize(transfer, profile, file, rule, &mut hung)
+        })
+    }
+}
+
+impl Normalize<'_> {
+    fn normalize(
+        &self,
+        transfer: &Transfer,
+        profile: &Profile,
+        original: &File,
+        rule: &Rule,
+        hung: &mut BTreeMap<String, String>,
+    ) -> StageResult<FileOutcome> {
+        let extension = rule.output_extension.as_deref().unwrap_or("bin");
+        let copy_id = preservation_copy_id(original.uuid);
+        let copy_path = preservation_copy_path(original, copy_id, extension);
+        let copy_key = working_key(transfer.id, &copy_path);
+        let version = self.tools.version(&rule.command, &rule.version_args);
+        let program =
+            program_detail(&format!("{} ({})", rule.name, rule.command), version.as_deref().unwrap_or("unknown"));
+        let made = if let Some(earlier) = hung.get(&rule.name) {
+            Conversion::Failed(format!(
+                "not run: {} was stopped after {} seconds on {earlier} earlier in this batch",
+                rule.command, rule.timeout_seconds
+            ))
+        } else if !self.tools.installed(&rule.command) {
+            Conversion::Failed(format!("{} is not installed where Vellum runs", rule.command))
+        } else {
+            self.tools.convert(
+                &rule.call(),
+                self.flow.working.as_ref(),
+                &working_key(transfer.id, &original.current_path),
+                &original.current_path,
+                &format!("preservation.{extension}"),
+                self.flow.working.as_ref(),
+                &copy_key,
+            )?
+        };
+        let (size, said) = match made {
+            Conversion::Made { size, said } => (size, said),
+            Conversion::Failed(why) => return Ok(self.not_normalized(original, &program, rule, why)),
+            Conversion::TimedOut => {
+                hung.insert(rule.name.clone(), original.current_path.clone());
+                let why =
+                    format!("{} was stopped after {} seconds and made nothing", rule.command, rule.timeout_seconds);
+                return Ok(self.not_normalized(original, &program, rule, why));
+            }
+        };
+        let mut copy = File {
+            uuid: copy_id,
+            transfer_id: transfer.id,
+            batch: original.batch,
+            // After every original of the batch, in the same order as theirs.
+            entry_index: COPY_ENTRIES + original.entry_index,
+            file_use: FileUse::Preservation,
+            original_path: copy_path.clone(),
+            current_path: copy_path.clone(),
+            size,
+            checksums: BTreeMap::new(),
+            format: None,
+            modified: Some(self.flow.clock.now()),
+            characteristics: BTreeMap::new(),
+            source: Some(original.uuid),
+        };
+        let mut events = vec![self.flow.file_event(
+            original,
+            EventType::Normalization,
+            format!("{program}; purpose=\"preservation\""),
+            EventOutcome::Positive,
+            format!("{copy_path} ({})", rule.output_format.as_deref().unwrap_or("")),
+        )];
+        let (checksums, read) =
+            Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.flow.working.get(&copy_key)?)?;
+        copy.checksums = checksums;
+        copy.size = read;
+        events.push(self.flow.file_event(
+            &copy,
+            EventType::Creation,
+            format!("{program}; a preservation copy of {}", original.current_path),
+            EventOutcome::Positive,
+            String::new(),
+        ));
+        events.push(self.flow.file_event(
+            &copy,
+            EventType::MessageDigestCalculation,
+            by_vellum(),
+            EventOutcome::Positive,
+            copy.checksums.iter().map(|(a, d)| format!("{a}:{d}")).collect::<Vec<_>>().join(" "),
+        ));
+        if let (Some(identifier), true) = (self.format_identifier, profile.format_identification) {
+            let found = identify_object(identifier, self.flow.working, &copy_key, copy.size)?;
+            let expected = rule.output_format.as_deref();
+            let (outcome, note) = match &found.format {
+                Some(f) if Some(f.puid.as_str()) == expected || expected.is_none() => {
+                    (EventOutcome::Positive, f.puid.clone())
+                }
+                Some(f) => {
+                    (EventOutcome::Positive, format!("{} (the rule expected {})", f.puid, expected.unwrap_or_default()))
+                }
+                None => (EventOutcome::NoMatch, "UNKNOWN: no signature matched the copy".to_string()),
+            };
+            copy.format = found.format.clone();
+            events.push(self.flow.file_event(
+                &copy,
+                EventType::FormatIdentification,
+                format!(
+                    "{}; signatures=\"{}\"; basis=\"{}\"",
+                    program_detail("Vellum PRONOM matcher", crate::SOFTWARE_AGENT),
+                    identifier.version,
+                    found.basis
+                ),
+                outcome,
+                note,
+            ));
+        }
+        let examined = techmd::examine(self.flow.working, &copy_key, &copy)?;
+        if let (Some(validator), Some(verdict)) = (examined.kind.validator(), &examined.verdict) {
+            let (outcome, note) = match verdict {
+                Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
+                Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
+                Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
+            };
+            events.push(self.flow.file_event(
+                &copy,
+                EventType::Validation,
+                format!("{}; validator=\"{validator}: {}\"", by_vellum(), examined.kind.validation_method()),
+                outcome,
+                note,
+            ));
+        }
+        copy.characteristics = examined.traits;
+        Ok(FileOutcome {
+            events,
+            stdout: format!("{} -> {copy_path}", original.current_path),
+            stderr: said,
+            new_files: vec![copy],
+            ..Default::default()
+        })
+    }
+
+    /// The original stays as it is; its record says why no copy was made.
+    fn not_normalized(&self, original: &File, program: &str, rule: &Rule, why: String) -> FileOutcome {
+        let event = self.flow.file_event(
+            original,
+            EventType::Normalization,
+            format!("{program}; purpose=\"preservation\""),
+            EventOutcome::Fail,
+            why.clone(),
+        );
+        FileOutcome { events: vec![event], exit_code: 1, stderr: format!("{}: {why}", rule.name), ..Default::default() }
+    }
+}
+
+/// Copies are listed in their batch after its originals: their entry index is this plus
+/// their original's (an archive has far fewer entries).
+pub const COPY_ENTRIES: u64 = 1 << 62;

@@ -1,0 +1,319 @@
+//! Normalization for preservation, end to end in embedded mode with the field's own tools
+//! (ImageMagick, FFmpeg, Ghostscript): each original whose format the rules name gets a
+//! preservation copy of the rule's kind beside it in the AIP, identified and digested, linked
+//! to its original in the METS both ways; formats already fit get none; a file no tool can
+//! convert is recorded with the tool's words, and the transfer still completes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vellum_core::config::fpr::{Purpose, Rule};
+use vellum_core::model::TransferStatus;
+use vellum_core::ports::{EventLog, FileCatalogue};
+use vellum_tests::{bagit_validate, project_python, unpack_aip, Package, TestEnv};
+
+/// Runs a tool that makes a test file in `dir`, and gives back the file's bytes.
+fn made(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
+    assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+/// What ffprobe says a media file's streams are encoded with.
+fn codecs(path: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (FFmpeg)");
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+#[ignore = "needs ImageMagick, FFmpeg, Ghostscript and the project's Python; scripts/test runs it"]
+fn originals_get_preservation_copies_linked_both_ways_and_a_failed_conversion_is_recorded() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let originals: BTreeMap<&str, Vec<u8>> = BTreeMap::from([
+        (
+            "objects/photos/photo.jpg",
+            made(w, "photo.jpg", "convert", &["-size", "64x48", "gradient:red-blue", "photo.jpg"]),
+        ),
+        ("objects/scan.png", made(w, "scan.png", "convert", &["-size", "32x32", "xc:green", "scan.png"])),
+        (
+            "objects/report.pdf",
+            made(
+                w,
+                "report.pdf",
+                "gs",
+                &[
+                    "-q",
+                    "-sDEVICE=pdfwrite",
+                    "-o",
+                    "report.pdf",
+                    "-c",
+                    "/Helvetica findfont 12 scalefont setfont 72 720 moveto (Report) show showpage",
+                ],
+            ),
+        ),
+        (
+            "objects/sound/tone.mp3",
+            made(
+                w,
+                "tone.mp3",
+                "ffmpeg",
+                &["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "tone.mp3"],
+            ),
+        ),
+        (
+            "objects/clip.mp4",
+            made(
+                w,
+                "clip.mp4",
+                "ffmpeg",
+                &[
+                    "-v",
+                    "error",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=duration=1:size=64x48:rate=5",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "clip.mp4",
+                ],
+            ),
+        ),
+        (
+            "objects/sound/fit.wav",
+            made(
+                w,
+                "fit.wav",
+                "ffmpeg",
+                &["-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=1", "fit.wav"],
+            ),
+        ),
+        ("objects/notes.txt", b"Notes on the papers.\n".to_vec()),
+        // A GIF's signature over nothing a decoder can read: no tool can convert it.
+        ("objects/broken.gif", b"GIF89a\x10\x00\x10\x00 no picture follows this header;".to_vec()),
+    ]);
+    let mut package = Package::default();
+    package.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/NORM/1,Normalized papers\n");
+    for (name, bytes) in &originals {
+        package.add(name, bytes.clone());
+    }
+
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.normalize_for_preservation = true;
+    }
+    options.settings.batch_size = Some(3);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/normalized.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+
+    let dest = t.dir.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    let bag = unpack_aip(&t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
+    bagit_validate(&bag).expect("the AIP is a valid bag");
+    for (name, bytes) in &originals {
+        assert_eq!(&std::fs::read(bag.join("data").join(name)).unwrap(), bytes, "{name} is kept byte for byte");
+    }
+
+    // A copy beside each original the rules name, <stem>-<uuid>.<ext>, of the rule's kind.
+    let state = t.env.state.as_ref();
+    let files = state.all_files(transfer.id).unwrap();
+    let copies: BTreeMap<String, &vellum_core::model::File> = files
+        .iter()
+        .filter(|f| f.file_use == vellum_core::model::FileUse::Preservation)
+        .map(|f| {
+            let source = files.iter().find(|o| Some(o.uuid) == f.source).expect("a copy names its original");
+            (source.current_path.clone(), f)
+        })
+        .collect();
+    let copied: Vec<&str> = copies.keys().map(String::as_str).collect();
+    assert_eq!(
+        copied,
+        [
+            "objects/clip.mp4",
+            "objects/photos/photo.jpg",
+            "objects/report.pdf",
+            "objects/scan.png",
+            "objects/sound/tone.mp3"
+        ],
+        "a copy for each format the rules name, none for WAV, text or the broken GIF"
+    );
+    let copy_path = |original: &str| -> PathBuf {
+        let copy = copies[original];
+        let stem = Path::new(original).file_stem().unwrap().to_str().unwrap();
+        assert!(
+            copy.current_path.starts_with(&format!(
+                "{}/{stem}-{}.",
+                Path::new(original).parent().unwrap().display(),
+                copy.uuid
+            )),
+            "named as Archivematica names it: {}",
+            copy.current_path
+        );
+        bag.join("data").join(&copy.current_path)
+    };
+    for image in ["objects/photos/photo.jpg", "objects/scan.png"] {
+        let tiff = std::fs::read(copy_path(image)).unwrap();
+        assert!(tiff.starts_with(b"II*\0") || tiff.starts_with(b"MM\0*"), "{image}: a TIFF");
+        assert_eq!(copies[image].format.as_ref().map(|f| f.puid.as_str()), Some("fmt/353"), "identified as TIFF");
+        let identify = Command::new("identify").args(["-format", "%C"]).arg(copy_path(image)).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&identify.stdout), "None", "{image}: uncompressed");
+    }
+    let pdfa = std::fs::read(copy_path("objects/report.pdf")).unwrap();
+    assert!(pdfa.starts_with(b"%PDF-"), "a PDF");
+    assert!(String::from_utf8_lossy(&pdfa).contains("pdfaid:part"), "declaring PDF/A in its XMP");
+    assert_eq!(codecs(&copy_path("objects/sound/tone.mp3")), ["pcm_s16le"], "the MP3 as PCM WAV");
+    assert!(copy_path("objects/sound/tone.mp3").extension().is_some_and(|e| e == "wav"));
+    assert_eq!(codecs(&copy_path("objects/clip.mp4")), ["ffv1"], "the MP4's video as FFV1");
+    assert!(
+        std::fs::read(copy_path("objects/clip.mp4")).unwrap().starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+        "in Matroska"
+    );
+    for copy in copies.values() {
+        let bytes = std::fs::read(bag.join("data").join(&copy.current_path)).unwrap();
+        assert_eq!(copy.sha256(), Some(vellum_tests::sha256_hex(&bytes).as_str()), "its digest is its bytes'");
+    }
+
+    // The record: normalization events on the originals, the failure said with the tool's words.
+    let events = state.all_events(transfer.id).unwrap();
+    let normalization = |path: &str| {
+        let file = files.iter().find(|f| f.current_path == path).unwrap();
+        events.iter().find(|e| e.file_uuid == Some(file.uuid) && e.event_type == "normalization").cloned()
+    };
+    for original in copies.keys() {
+        let e = normalization(original).unwrap_or_else(|| panic!("{original} has a normalization event"));
+        assert_eq!(e.outcome, vellum_core::model::EventOutcome::Positive);
+        assert!(e.detail.contains("version=\"") && !e.detail.contains("version=\"unknown\""), "{}", e.detail);
+    }
+    let failed = normalization("objects/broken.gif").expect("the broken GIF's attempt is recorded");
+    assert_eq!(failed.outcome, vellum_core::model::EventOutcome::Fail);
+    assert!(failed.outcome_detail.contains("convert"), "the tool's words: {}", failed.outcome_detail);
+    assert!(normalization("objects/sound/fit.wav").is_none() && normalization("objects/notes.txt").is_none());
+
+    // The METS: a preservation fileGrp, derivation both ways, the event linking both.
+    let mets_path = bag.join(format!("data/METS.{}.xml", transfer.aip_uuid));
+    let mets = std::fs::read_to_string(&mets_path).unwrap();
+    let doc = roxmltree::Document::parse(&mets).unwrap();
+    let group = doc
+        .descendants()
+        .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("preservation"))
+        .expect("a preservation fileGrp");
+    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 5);
+    for (original, copy) in &copies {
+        let source = files.iter().find(|f| &f.current_path == original).unwrap();
+        assert!(
+            mets.contains(&format!("<premis:relationshipSubType>has source</premis:relationshipSubType><premis:relatedObjectIdentifier><premis:relatedObjectIdentifierType>UUID</premis:relatedObjectIdentifierType><premis:relatedObjectIdentifierValue>{}</premis:relatedObjectIdentifierValue>", source.uuid)),
+            "{original}'s copy names it as its source"
+        );
+        assert!(
+            mets.contains(&format!("<premis:relationshipSubType>is source of</premis:relationshipSubType><premis:relatedObjectIdentifier><premis:relatedObjectIdentifierType>UUID</premis:relatedObjectIdentifierType><premis:relatedObjectIdentifierValue>{}</premis:relatedObjectIdentifierValue>", copy.uuid)),
+            "{original} names its copy"
+        );
+        assert!(
+            mets.contains(&format!("<premis:linkingObjectIdentifierValue>{}</premis:linkingObjectIdentifierValue><premis:linkingObjectRole>outcome</premis:linkingObjectRole>", copy.uuid)),
+            "{original}'s normalization event links its copy"
+        );
+    }
+    let python = project_python();
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-mets.py"))
+        .arg(
+            std::env::var("VELLUM_SCHEMAS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/schemas")),
+        )
+        .arg(&mets_path)
+        .output()
+        .expect("run validate-mets.py");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["xsd_errors"], serde_json::json!([]), "the METS is valid METS/PREMIS");
+}
+
+/// A conversion tool that hangs is stopped at its rule's timeout once; the batch's other
+/// files are not held behind it again, each recorded as not normalized with the reason, and
+/// the transfer completes.
+#[test]
+#[ignore = "needs ImageMagick to make the PNGs; scripts/test runs it"]
+fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
+    let work = tempfile::tempdir().unwrap();
+    let hanging = work.path().join("hanging-convert");
+    std::fs::write(&hanging, "#!/bin/sh\n[ \"$1\" = -version ] && { echo 'Version: 1.0'; exit 0; }\nexec sleep 60\n")
+        .unwrap();
+    std::fs::set_permissions(&hanging, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut package = Package::default();
+    package.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/HANG/1,Hanging tool\n");
+    for (i, colour) in ["red", "green", "blue"].iter().enumerate() {
+        let name = format!("p{i}.png");
+        package.add(
+            &format!("objects/{name}"),
+            made(work.path(), &name, "convert", &["-size", "8x8", &format!("xc:{colour}"), &name]),
+        );
+    }
+    let mut options = vellum_tests::options();
+    let mut rules: Vec<_> =
+        options.config.format_policy().rules.into_iter().filter(|r| r.purpose != Purpose::Preservation).collect();
+    rules.push(Rule {
+        name: "hangs".into(),
+        purpose: Purpose::Preservation,
+        puids: vec!["fmt/11".into(), "fmt/12".into(), "fmt/13".into()],
+        command: hanging.to_string_lossy().into_owned(),
+        args: vec!["{file}".into(), "{output}".into()],
+        max_output: 1000,
+        timeout_seconds: 2,
+        stay_open: false,
+        per_batch: false,
+        version_args: vec!["-version".into()],
+        output: Default::default(),
+        output_extension: Some("tif".into()),
+        output_format: Some("fmt/353".into()),
+    });
+    options.config.format_policy = Some(rules);
+    for profile in &mut options.config.profiles {
+        profile.normalize_for_preservation = true;
+    }
+    options.settings.batch_size = Some(8);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/hanging.zip");
+    let started = std::time::Instant::now();
+    t.drive(|_, _| false);
+    let took = started.elapsed();
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let events = t.env.state.all_events(transfer.id).unwrap();
+    let mut failed: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == "normalization")
+        .inspect(|e| assert_eq!(e.outcome, vellum_core::model::EventOutcome::Fail))
+        .map(|e| e.outcome_detail.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert_eq!(
+        failed.iter().filter(|d| d.contains("was stopped after 2 seconds and made nothing")).count(),
+        1,
+        "{failed:?}"
+    );
+    assert_eq!(
+        failed.iter().filter(|d| d.starts_with("not run:") && d.contains("earlier in this batch")).count(),
+        2,
+        "{failed:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
+    assert_eq!(
+        vellum_core::operations::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(),
+        3
+    );
+}
