@@ -16,7 +16,7 @@ ddb = boto3.client("dynamodb")
 sns = boto3.client("sns")
 region = s3.meta.region_name
 
-for name in ["uploads", "working", "aips", "aips-replica"]:
+for name in ["uploads", "working", "aips", "aips-replica", "dips"]:
     bucket = PREFIX + name
     locked = name.startswith("aips")
     created = True

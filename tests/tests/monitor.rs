@@ -69,8 +69,12 @@ impl World {
     }
 
     fn stored(&self, t: &Transfer) {
-        let aip =
-            StoredAip { key: format!("born-digital/{}/v1/x.tar.gz", t.name), version: 1, space: "born-digital".into() };
+        let aip = StoredAip {
+            key: format!("born-digital/{}/v1/x.tar.gz", t.name),
+            version: 1,
+            space: "born-digital".into(),
+            dip: None,
+        };
         self.state.complete_transfer(t.id, &aip).unwrap();
     }
 }

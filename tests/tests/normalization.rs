@@ -1,8 +1,9 @@
-//! Normalization for preservation, end to end in embedded mode with the field's own tools
-//! (ImageMagick, FFmpeg, Ghostscript): each original whose format the rules name gets a
-//! preservation copy of the rule's kind beside it in the AIP, identified and digested, linked
-//! to its original in the METS both ways; formats already fit get none; a file no tool can
-//! convert is recorded with the tool's words, and the transfer still completes.
+//! Normalization, end to end in embedded mode with the field's own tools (ImageMagick,
+//! FFmpeg, Ghostscript): each original whose format the rules name gets a preservation copy
+//! of the rule's kind beside it in the AIP, identified and digested, linked to its original
+//! in the METS both ways; formats already fit get none; access copies and thumbnails make a
+//! DIP in Archivematica's layout beside the AIP; a file no tool can convert is recorded with
+//! the tool's words, and the transfer still completes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ fn codecs(path: &Path) -> Vec<String> {
 
 #[test]
 #[ignore = "needs ImageMagick, FFmpeg, Ghostscript and the project's Python; scripts/test runs it"]
-fn originals_get_preservation_copies_linked_both_ways_and_a_failed_conversion_is_recorded() {
+fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_failures_recorded() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let originals: BTreeMap<&str, Vec<u8>> = BTreeMap::from([
@@ -111,6 +112,9 @@ fn originals_get_preservation_copies_linked_both_ways_and_a_failed_conversion_is
     let mut options = vellum_tests::options();
     for profile in &mut options.config.profiles {
         profile.normalize_for_preservation = true;
+        profile.normalize_for_access = true;
+        profile.thumbnails = true;
+        profile.store_dip = true;
     }
     options.settings.batch_size = Some(3);
     let t = TestEnv::with_options(options);
@@ -194,13 +198,22 @@ fn originals_get_preservation_copies_linked_both_ways_and_a_failed_conversion_is
     };
     for original in copies.keys() {
         let e = normalization(original).unwrap_or_else(|| panic!("{original} has a normalization event"));
+        assert!(e.detail.contains("purpose=\"preservation\""), "{}", e.detail);
         assert_eq!(e.outcome, vellum_core::model::EventOutcome::Positive);
         assert!(e.detail.contains("version=\"") && !e.detail.contains("version=\"unknown\""), "{}", e.detail);
     }
-    let failed = normalization("objects/broken.gif").expect("the broken GIF's attempt is recorded");
+    let failed = events
+        .iter()
+        .find(|e| {
+            e.event_type == "normalization"
+                && e.detail.contains("purpose=\"preservation\"")
+                && e.file_uuid == Some(files.iter().find(|f| f.current_path == "objects/broken.gif").unwrap().uuid)
+        })
+        .cloned()
+        .expect("the broken GIF's attempt is recorded");
     assert_eq!(failed.outcome, vellum_core::model::EventOutcome::Fail);
     assert!(failed.outcome_detail.contains("convert"), "the tool's words: {}", failed.outcome_detail);
-    assert!(normalization("objects/sound/fit.wav").is_none() && normalization("objects/notes.txt").is_none());
+    assert!(normalization("objects/notes.txt").is_none(), "no rule for plain text");
 
     // The METS: a preservation fileGrp, derivation both ways, the event linking both.
     let mets_path = bag.join(format!("data/METS.{}.xml", transfer.aip_uuid));
@@ -226,6 +239,57 @@ fn originals_get_preservation_copies_linked_both_ways_and_a_failed_conversion_is
             "{original}'s normalization event links its copy"
         );
     }
+    // The DIP: an access copy of each image, sound, video and PDF, a thumbnail of each image
+    // and video, and the METS, named as Archivematica names them.
+    let dip = t.env.dips.root().join(transfer.dip_key.as_deref().expect("a DIP stored with the AIP"));
+    assert_eq!(dip.file_name().unwrap().to_str().unwrap(), format!("normalized-{}", transfer.sip_uuid));
+    let uuid_of = |path: &str| files.iter().find(|f| f.current_path == path).unwrap().uuid;
+    let access = |path: &str, ext: &str| {
+        let stem = Path::new(path).file_stem().unwrap().to_str().unwrap();
+        std::fs::read(dip.join(format!("objects/{}-{stem}.{ext}", uuid_of(path))))
+            .unwrap_or_else(|e| panic!("{path}'s access copy: {e}"))
+    };
+    for image in ["objects/photos/photo.jpg", "objects/scan.png"] {
+        assert!(access(image, "jpg").starts_with(&[0xFF, 0xD8, 0xFF]), "{image}: a JPEG access copy");
+    }
+    assert_eq!(access("objects/report.pdf", "pdf"), originals["objects/report.pdf"], "a PDF is its own access copy");
+    assert_eq!(access("objects/sound/tone.mp3", "mp3"), originals["objects/sound/tone.mp3"]);
+    let fit = dip.join(format!("objects/{}-fit.mp3", uuid_of("objects/sound/fit.wav")));
+    assert_eq!(codecs(&fit), ["mp3"], "a WAV's access copy is an MP3");
+    assert_eq!(access("objects/clip.mp4", "mp4"), originals["objects/clip.mp4"]);
+    for shown in ["objects/photos/photo.jpg", "objects/scan.png", "objects/clip.mp4"] {
+        let thumbnail = std::fs::read(dip.join(format!("thumbnails/{}.jpg", uuid_of(shown)))).unwrap();
+        assert!(thumbnail.starts_with(&[0xFF, 0xD8, 0xFF]), "{shown}: a JPEG thumbnail");
+    }
+    let mut thumbnails: Vec<_> =
+        std::fs::read_dir(dip.join("thumbnails")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    thumbnails.sort();
+    assert_eq!(thumbnails.len(), 3, "none for sound, text or PDF: {thumbnails:?}");
+    assert_eq!(
+        std::fs::read(dip.join(format!("METS.{}.xml", transfer.sip_uuid))).unwrap(),
+        std::fs::read(&mets_path).unwrap(),
+        "the DIP carries the AIP's METS"
+    );
+    assert!(
+        !dip.join("objects").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("notes")),
+        "no access copy of plain text"
+    );
+    let failed_purposes: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == "normalization" && e.outcome == vellum_core::model::EventOutcome::Fail)
+        .map(|e| e.detail.rsplit("purpose=").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        failed_purposes.len(),
+        3,
+        "the broken GIF: preservation, access and thumbnail each recorded: {failed_purposes:?}"
+    );
+    assert_eq!(
+        vellum_core::operations::normalization::not_normalized(state, transfer.id).unwrap().len(),
+        1,
+        "one file"
+    );
+
     let python = project_python();
     let out = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-mets.py"))

@@ -23,6 +23,8 @@ pub struct Names {
     pub access_table: String,
     /// The second storage location of every AIP (None: one location).
     pub replica_bucket: Option<String>,
+    /// Where DIPs are stored (None: no DIP location).
+    pub dips_bucket: Option<String>,
     pub queue_prefix: String,
     pub topic_arn: String,
     /// clamd's HOST:PORT, or None when scanning is off.
@@ -42,6 +44,7 @@ impl Names {
             table: var("VELLUM_TABLE")?,
             access_table: var("VELLUM_ACCESS_TABLE")?,
             replica_bucket: std::env::var("VELLUM_REPLICA_BUCKET").ok().filter(|b| !b.trim().is_empty()),
+            dips_bucket: std::env::var("VELLUM_DIPS_BUCKET").ok().filter(|b| !b.trim().is_empty()),
             queue_prefix: var("VELLUM_QUEUE_PREFIX")?,
             topic_arn: var("VELLUM_TOPIC_ARN")?,
             clamd: std::env::var("VELLUM_CLAMD").ok().filter(|c| !c.is_empty() && c != "none"),
@@ -61,6 +64,8 @@ pub struct Records {
     pub aips: Arc<S3Store>,
     /// The AIPs' second location, where one is named.
     pub replica: Option<Arc<S3Store>>,
+    /// The DIPs' location, where one is named.
+    pub dips: Option<Arc<S3Store>>,
     pub profiles: Config,
     /// The SDK configuration the clients were built from, for any other client.
     pub sdk: aws_config::SdkConfig,
@@ -82,7 +87,8 @@ impl Records {
         Ok(Self {
             uploads: Arc::new(S3Store::new(s3.clone(), &names.uploads_bucket, rt.clone())),
             aips: Arc::new(S3Store::new(s3.clone(), &names.aips_bucket, rt.clone())),
-            replica: names.replica_bucket.as_ref().map(|b| Arc::new(S3Store::new(s3, b, rt.clone()))),
+            replica: names.replica_bucket.as_ref().map(|b| Arc::new(S3Store::new(s3.clone(), b, rt.clone()))),
+            dips: names.dips_bucket.as_ref().map(|b| Arc::new(S3Store::new(s3, b, rt.clone()))),
             profiles,
             state: Arc::new(DynamoState::new(
                 aws_sdk_dynamodb::Client::new(&config),
@@ -185,6 +191,7 @@ impl AwsApp {
             working: records.working,
             aips: records.aips.clone(),
             replica: records.replica.clone().map(|r| r as Arc<dyn vellum_core::ports::ObjectStore>),
+            dips: records.dips.clone().map(|r| r as Arc<dyn vellum_core::ports::ObjectStore>),
             state: records.state.clone(),
             queue: records.queue.clone(),
             clock: Arc::new(SystemClock),

@@ -764,22 +764,21 @@ impl TransferRegister for DynamoState {
 
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
         let now = s(stamp(&self.clock.now()));
+        let mut set = "SET #status = :st, aip_key = :k, aip_version = :v, aip_space = :sp, updated_at = :now, completed_at = :now".to_string();
+        let mut values = vec![
+            (":st", serde_name(&TransferStatus::Complete)),
+            (":k", s(&aip.key)),
+            (":v", n(aip.version)),
+            (":sp", s(&aip.space)),
+            (":now", now),
+            (":processing", serde_name(&TransferStatus::Processing)),
+        ];
+        if let Some(dip) = &aip.dip {
+            set.push_str(", dip_key = :dip");
+            values.push((":dip", s(dip)));
+        }
         Ok(self
-            .update(
-                &transfer_pk(id),
-                "META",
-                "SET #status = :st, aip_key = :k, aip_version = :v, aip_space = :sp, updated_at = :now, completed_at = :now",
-                Some("#status = :processing"),
-                vec![
-                    (":st", serde_name(&TransferStatus::Complete)),
-                    (":k", s(&aip.key)),
-                    (":v", n(aip.version)),
-                    (":sp", s(&aip.space)),
-                    (":now", now),
-                    (":processing", serde_name(&TransferStatus::Processing)),
-                ],
-                vec![("#status", "status")],
-            )?
+            .update(&transfer_pk(id), "META", &set, Some("#status = :processing"), values, vec![("#status", "status")])?
             .is_some())
     }
 

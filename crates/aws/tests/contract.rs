@@ -136,6 +136,7 @@ fn aip_stored_notices_carry_their_space() {
         origin: "vellum".into(),
         time_sent: "2026-11-27T10:00:00.000Z".into(),
         replica: Some("vellum-local-aips-replica".into()),
+        dip: Some("PP-NOTE-1-0b1d7d55-0000-4000-8000-000000000000/".into()),
     };
     notifier.publish(&notice).unwrap();
     let mut got = Vec::new();

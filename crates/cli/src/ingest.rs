@@ -46,6 +46,9 @@ struct Report {
     /// The stored AIP file, or null.
     aip: Option<PathBuf>,
     aip_key: Option<String>,
+    /// The stored DIP's folder, or null (the profile stores none, or the transfer ended
+    /// before it).
+    dip: Option<PathBuf>,
     reason: Option<String>,
     files: u64,
     /// Files whose virus check was not performed (null when the transfer ended before it
@@ -91,6 +94,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     status: "ERROR".into(),
                     aip: None,
                     aip_key: None,
+                    dip: None,
                     reason: Some(format!("{e:#}")),
                     files: 0,
                     files_not_scanned: None,
@@ -157,6 +161,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
             status: TransferStatus::Rejected.as_str().into(),
             aip: None,
             aip_key: None,
+            dip: None,
             reason: Some(format!(
                 "the key {key:?} does not end in .zip, .tar.gz, .tgz or .tar, so an upload there would start nothing"
             )),
@@ -189,6 +194,10 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         status: transfer.status.as_str().into(),
         aip: aip.map(|p| fs::canonicalize(&p).unwrap_or(p)),
         aip_key: transfer.aip_key.clone(),
+        dip: transfer.dip_key.as_ref().map(|k| {
+            let p = env.dips.root().join(k);
+            fs::canonicalize(&p).unwrap_or(p)
+        }),
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
         files_not_scanned: transfer.files_not_scanned,

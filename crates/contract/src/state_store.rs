@@ -100,7 +100,7 @@ pub fn first_ending_stands(make: &Make) {
     s.set_microservice(t.id, "Scan for viruses").unwrap();
     assert!(s.end_transfer(t.id, TransferStatus::Failed, "first reason").unwrap());
     assert!(!s.end_transfer(t.id, TransferStatus::Rejected, "second reason").unwrap());
-    let aip = StoredAip { key: "k".into(), version: 1, space: "s".into() };
+    let aip = StoredAip { key: "k".into(), version: 1, space: "s".into(), dip: Some("name-sip/".into()) };
     assert!(!s.complete_transfer(t.id, &aip).unwrap(), "an ended transfer is not completed");
     let stored = s.transfer(t.id).unwrap().unwrap();
     assert_eq!(stored.status, TransferStatus::Failed);
@@ -113,6 +113,7 @@ pub fn first_ending_stands(make: &Make) {
     let stored = s.transfer(t2.id).unwrap().unwrap();
     assert_eq!(stored.status, TransferStatus::Complete);
     assert_eq!(stored.aip_key.as_deref(), Some("k"));
+    assert_eq!(stored.dip_key.as_deref(), Some("name-sip/"), "the DIP stored with it");
     assert!(stored.completed_at.is_some());
 }
 
@@ -631,7 +632,8 @@ pub fn a_failed_transfer_reopens_once(make: &Make) {
     assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "once");
     let listed = s.list_transfers(&TransferQuery { limit: 10, ..Default::default() }).unwrap();
     assert_eq!(listed.items.len(), 1);
-    s.complete_transfer(t.id, &StoredAip { key: "a".into(), version: 1, space: "born-digital".into() }).unwrap();
+    s.complete_transfer(t.id, &StoredAip { key: "a".into(), version: 1, space: "born-digital".into(), dip: None })
+        .unwrap();
     assert!(!s.reopen_transfer(t.id, "checksum").unwrap(), "a stored transfer is never reopened");
 }
 

@@ -52,6 +52,8 @@ pub struct Embedded {
     pub pipeline: Pipeline,
     pub uploads: Arc<FsObjectStore>,
     pub aips: Arc<FsObjectStore>,
+    /// Stored DIPs, a folder each.
+    pub dips: Arc<FsObjectStore>,
     pub state: Arc<SqliteStateStore>,
     pub queue: Arc<SqliteQueue>,
     /// Who may use the dashboard: users, API keys, sessions.
@@ -66,6 +68,7 @@ impl Embedded {
         let uploads = Arc::new(FsObjectStore::new(data_dir.join("uploads"), UPLOADS_BUCKET)?);
         let working = Arc::new(FsObjectStore::new(data_dir.join("working"), "working")?.without_sync());
         let aips = Arc::new(FsObjectStore::new(data_dir.join("aips"), "aips")?);
+        let dips = Arc::new(FsObjectStore::new(data_dir.join("dips"), "dips")?);
         let db = data_dir.join("vellum.db");
         let clock = options.clock;
         let state = Arc::new(SqliteStateStore::open_with_clock(&db, clock.clone())?);
@@ -81,6 +84,7 @@ impl Embedded {
             working,
             aips: aips.clone(),
             replica,
+            dips: Some(dips.clone() as Arc<dyn vellum_core::ports::ObjectStore>),
             state: state.clone(),
             queue: queue.clone(),
             clock,
@@ -92,6 +96,6 @@ impl Embedded {
             config: options.config,
             settings: options.settings,
         };
-        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, state, queue, access })
+        Ok(Self { data_dir: data_dir.to_path_buf(), pipeline, uploads, aips, dips, state, queue, access })
     }
 }

@@ -215,7 +215,7 @@ fn transfer_list_sql(status: bool, after: bool, search: bool) -> String {
         filters.push("instr(lower(name || ' ' || identifiers), :search) > 0");
     }
     format!(
-        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers \
+        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key FROM transfers \
          WHERE {} ORDER BY created_at DESC, id DESC LIMIT :limit",
         filters.join(" AND ")
     )
@@ -275,6 +275,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         ("transfers", "fixity_checked_at", "TEXT"),
         ("transfers", "files_not_scanned", "INTEGER"),
         ("files", "source", "TEXT"),
+        ("transfers", "dip_key", "TEXT"),
     ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
@@ -349,7 +350,7 @@ impl SqliteStateStore {
         self.with(|c| {
             c.query_row(
                 &format!(
-                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned FROM transfers WHERE {column} = ?1"
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key FROM transfers WHERE {column} = ?1"
                 ),
                 [id.to_string()],
                 transfer_row,
@@ -454,6 +455,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
             None => None,
             Some(n) => Some(u64::try_from(n).map_err(|_| unreadable(23, format!("{n} files not scanned")))?),
         },
+        dip_key: r.get(24)?,
     })
 }
 
@@ -730,8 +732,8 @@ impl TransferRegister for SqliteStateStore {
             c.pragma_update(None, "synchronous", "FULL")?;
             let n = c.execute(
                 "UPDATE transfers SET status = 'COMPLETE', aip_key = ?2, aip_version = ?3, aip_space = ?4, \
-                 updated_at = ?5, completed_at = ?5 WHERE id = ?1 AND status = 'PROCESSING'",
-                params![id.to_string(), aip.key, aip.version as i64, aip.space, now],
+                 dip_key = ?6, updated_at = ?5, completed_at = ?5 WHERE id = ?1 AND status = 'PROCESSING'",
+                params![id.to_string(), aip.key, aip.version as i64, aip.space, now, aip.dip],
             );
             c.pragma_update(None, "synchronous", "NORMAL")?;
             n

@@ -39,6 +39,15 @@ pub struct Profile {
     /// `preservation`) get a preservation copy in the AIP.
     #[serde(default)]
     pub normalize_for_preservation: bool,
+    /// Whether originals get an access copy (purpose `access`) for the DIP.
+    #[serde(default)]
+    pub normalize_for_access: bool,
+    /// Whether images and videos get a JPEG thumbnail (purpose `thumbnail`) for the DIP.
+    #[serde(default)]
+    pub thumbnails: bool,
+    /// Whether a DIP (access copies, thumbnails, the METS) is stored beside every AIP.
+    #[serde(default)]
+    pub store_dip: bool,
     #[serde(default)]
     pub limits: Limits,
     /// Desktop clutter left out of `objects/`, by name: a file so named, or anything in a
@@ -46,6 +55,19 @@ pub struct Profile {
     /// keeps everything.
     #[serde(default = "default_clutter")]
     pub clutter: Vec<String>,
+}
+
+impl Profile {
+    /// Whether the profile has copies made for this purpose.
+    pub fn makes(&self, purpose: crate::config::fpr::Purpose) -> bool {
+        use crate::config::fpr::Purpose;
+        match purpose {
+            Purpose::Preservation => self.normalize_for_preservation,
+            Purpose::Access => self.normalize_for_access,
+            Purpose::Thumbnail => self.thumbnails,
+            Purpose::Characterization | Purpose::Validation | Purpose::Extraction | Purpose::Transcription => false,
+        }
+    }
 }
 
 /// What Finder, Explorer and their kin leave in folders without being asked.

@@ -83,6 +83,9 @@ pub struct AipStored {
     /// The second storage location the AIP was copied to and verified in, if one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+    /// The DIP stored with the AIP (its folder in the DIP location), if the profile stores one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dip: Option<String>,
 }
 
 /// Work for any stage after start.

@@ -118,6 +118,9 @@ pub struct Transfer {
     pub batch_count: u32,
     /// Where the stored AIP is, once stored.
     pub aip_key: Option<String>,
+    /// Where the stored DIP is (a folder of the DIP location), when the profile stores one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dip_key: Option<String>,
     pub aip_version: Option<u32>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -175,6 +178,7 @@ impl Transfer {
             file_count: 0,
             batch_count: 0,
             aip_key: None,
+            dip_key: None,
             aip_version: None,
             created_at: now,
             updated_at: now,
@@ -427,6 +431,8 @@ pub struct StoredAip {
     pub key: String,
     pub version: u32,
     pub space: String,
+    /// The DIP stored with it, if the profile stores one.
+    pub dip: Option<String>,
 }
 
 /// A person or a script's owner, known by name, and to an OIDC provider by `identity`.

@@ -61,6 +61,8 @@ pub struct Pipeline {
     /// A second storage location every AIP is copied to and verified in before its
     /// transfer is COMPLETE (None: one location).
     pub replica: Option<Arc<dyn ObjectStore>>,
+    /// Where DIPs are stored (None: this deployment has no DIP location).
+    pub dips: Option<Arc<dyn ObjectStore>>,
     pub state: Arc<dyn StateStore>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
@@ -171,6 +173,7 @@ impl Pipeline {
                 uploads: &self.uploads,
                 aips: &self.aips,
                 replica: &self.replica,
+                dips: &self.dips,
                 notifier: &self.notifier,
             }),
         }

@@ -17,6 +17,23 @@ pub fn working_key(transfer_id: Uuid, current_path: &str) -> String {
     format!("{transfer_id}/{current_path}")
 }
 
+/// An access copy or a thumbnail waiting in the working area for its DIP, at `path` as the
+/// DIP lays it out (`objects/…`, `thumbnails/…`).
+pub fn dip_key(transfer_id: Uuid, path: &str) -> String {
+    format!("{}{path}", dip_prefix(transfer_id))
+}
+
+/// Where the transfer's DIP is put together in the working area.
+pub fn dip_prefix(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/dip/")
+}
+
+/// A DIP's folder in the DIP location, as Archivematica names it: the transfer's name and
+/// the SIP's UUID.
+pub fn dip_name(transfer: &Transfer) -> String {
+    format!("{}-{}", safe_name(transfer), transfer.sip_uuid)
+}
+
 /// The listing intake made of the package, which extraction follows.
 pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")

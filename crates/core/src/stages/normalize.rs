@@ -19,10 +19,11 @@ use crate::config::profile::Profile;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::{
-    by_vellum, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, Stage, Transfer,
+    by_vellum, derived_id, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, Stage,
+    Transfer,
 };
 use crate::ports::{Conversion, FileCatalogue, ToolRunner};
-use crate::record::keys::working_key;
+use crate::record::keys::{dip_key, working_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -57,23 +58,109 @@ impl Microservice for Normalize<'_> {
         // Rules whose tool ran past its timeout in this batch: not waited for again.
         let mut hung: BTreeMap<String, String> = BTreeMap::new();
         run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
-            if !profile.normalize_for_preservation || file.file_use != FileUse::Original {
+            if file.file_use != FileUse::Original {
                 return Ok(FileOutcome::default());
             }
-            let Some(rule) = self.fpr.maker_for(Purpose::Preservation, file) else {
-                let puid = file.format.as_ref().map_or("no identified format", |f| f.puid.as_str());
-                return Ok(FileOutcome {
-                    stdout: format!("no preservation rule for {puid}: the original is kept as it is"),
-                    ..Default::default()
-                });
-            };
-            self.normalize(transfer, profile, file, rule, &mut hung)
+            let mut out = FileOutcome::default();
+            let mut said = Vec::new();
+            for purpose in [Purpose::Preservation, Purpose::Access, Purpose::Thumbnail] {
+                if !profile.makes(purpose) {
+                    continue;
+                }
+                let Some(rule) = self.fpr.maker_for(purpose, file) else {
+                    let puid = file.format.as_ref().map_or("no identified format", |f| f.puid.as_str());
+                    said.push(format!("no {} rule for {puid}", purpose.as_str()));
+                    continue;
+                };
+                let made = match purpose {
+                    Purpose::Preservation => self.preserve(transfer, profile, file, rule, &mut hung)?,
+                    _ => self.for_the_dip(transfer, file, purpose, rule, &mut hung)?,
+                };
+                out.events.extend(made.events);
+                out.new_files.extend(made.new_files);
+                out.exit_code = out.exit_code.max(made.exit_code);
+                said.extend([made.stdout].into_iter().filter(|s| !s.is_empty()));
+                if !made.stderr.is_empty() {
+                    out.stderr =
+                        if out.stderr.is_empty() { made.stderr } else { format!("{}; {}", out.stderr, made.stderr) };
+                }
+            }
+            out.stdout = said.join("; ");
+            Ok(out)
         })
     }
 }
 
 impl Normalize<'_> {
-    fn normalize(
+    /// The rule's tool run on the original, its file put at `key`: the file's size and what
+    /// the tool said, or why nothing was made. A tool that hung on an earlier file of the
+    /// batch is not run again.
+    fn make(
+        &self,
+        transfer: &Transfer,
+        original: &File,
+        rule: &Rule,
+        key: &str,
+        hung: &mut BTreeMap<String, String>,
+    ) -> StageResult<Result<(u64, String), String>> {
+        if let Some(earlier) = hung.get(&rule.name) {
+            return Ok(Err(format!(
+                "not run: {} was stopped after {} seconds on {earlier} earlier in this batch",
+                rule.command, rule.timeout_seconds
+            )));
+        }
+        if !self.tools.installed(&rule.command) {
+            return Ok(Err(format!("{} is not installed where Vellum runs", rule.command)));
+        }
+        let extension = rule.output_extension.as_deref().unwrap_or("bin");
+        let made = self.tools.convert(
+            &rule.call(),
+            self.flow.working.as_ref(),
+            &working_key(transfer.id, &original.current_path),
+            &original.current_path,
+            &format!("{}.{extension}", rule.purpose.as_str()),
+            self.flow.working.as_ref(),
+            key,
+        )?;
+        Ok(match made {
+            Conversion::Made { size, said } => Ok((size, said)),
+            Conversion::Failed(why) => Err(why),
+            Conversion::TimedOut => {
+                hung.insert(rule.name.clone(), original.current_path.clone());
+                Err(format!("{} was stopped after {} seconds and made nothing", rule.command, rule.timeout_seconds))
+            }
+        })
+    }
+
+    /// The program the events name: the rule, its command and the command's version.
+    fn program(&self, rule: &Rule) -> String {
+        let version = self.tools.version(&rule.command, &rule.version_args);
+        program_detail(&format!("{} ({})", rule.name, rule.command), version.as_deref().unwrap_or("unknown"))
+    }
+
+    /// An access copy or a thumbnail, for the DIP: kept in the working area until the DIP is
+    /// stored; not a file of the AIP.
+    fn for_the_dip(
+        &self,
+        transfer: &Transfer,
+        original: &File,
+        purpose: Purpose,
+        rule: &Rule,
+        hung: &mut BTreeMap<String, String>,
+    ) -> StageResult<FileOutcome> {
+        let extension = rule.output_extension.as_deref().unwrap_or("bin");
+        let path = dip_path(original, purpose, extension);
+        match self.make(transfer, original, rule, &dip_key(transfer.id, &path), hung)? {
+            Ok((_, said)) => Ok(FileOutcome {
+                stdout: format!("{} copy {path}", purpose.as_str()),
+                stderr: said,
+                ..Default::default()
+            }),
+            Err(why) => Ok(self.not_normalized(original, &self.program(rule), rule, why)),
+        }
+    }
+
+    fn preserve(
         &self,
         transfer: &Transfer,
         profile: &Profile,
@@ -85,36 +172,10 @@ impl Normalize<'_> {
         let copy_id = preservation_copy_id(original.uuid);
         let copy_path = preservation_copy_path(original, copy_id, extension);
         let copy_key = working_key(transfer.id, &copy_path);
-        let version = self.tools.version(&rule.command, &rule.version_args);
-        let program =
-            program_detail(&format!("{} ({})", rule.name, rule.command), version.as_deref().unwrap_or("unknown"));
-        let made = if let Some(earlier) = hung.get(&rule.name) {
-            Conversion::Failed(format!(
-                "not run: {} was stopped after {} seconds on {earlier} earlier in this batch",
-                rule.command, rule.timeout_seconds
-            ))
-        } else if !self.tools.installed(&rule.command) {
-            Conversion::Failed(format!("{} is not installed where Vellum runs", rule.command))
-        } else {
-            self.tools.convert(
-                &rule.call(),
-                self.flow.working.as_ref(),
-                &working_key(transfer.id, &original.current_path),
-                &original.current_path,
-                &format!("preservation.{extension}"),
-                self.flow.working.as_ref(),
-                &copy_key,
-            )?
-        };
-        let (size, said) = match made {
-            Conversion::Made { size, said } => (size, said),
-            Conversion::Failed(why) => return Ok(self.not_normalized(original, &program, rule, why)),
-            Conversion::TimedOut => {
-                hung.insert(rule.name.clone(), original.current_path.clone());
-                let why =
-                    format!("{} was stopped after {} seconds and made nothing", rule.command, rule.timeout_seconds);
-                return Ok(self.not_normalized(original, &program, rule, why));
-            }
+        let program = self.program(rule);
+        let (size, said) = match self.make(transfer, original, rule, &copy_key, hung)? {
+            Ok(made) => made,
+            Err(why) => return Ok(self.not_normalized(original, &program, rule, why)),
         };
         let mut copy = File {
             uuid: copy_id,
@@ -210,13 +271,17 @@ impl Normalize<'_> {
 
     /// The original stays as it is; its record says why no copy was made.
     fn not_normalized(&self, original: &File, program: &str, rule: &Rule, why: String) -> FileOutcome {
-        let event = self.flow.file_event(
+        let mut event = self.flow.file_event(
             original,
             EventType::Normalization,
-            format!("{program}; purpose=\"preservation\""),
+            format!("{program}; purpose=\"{}\"", rule.purpose.as_str()),
             EventOutcome::Fail,
             why.clone(),
         );
+        // One normalization event a purpose: the preservation one keeps the plain id.
+        if rule.purpose != Purpose::Preservation {
+            event.uuid = derived_id(original.uuid, &format!("event/normalization/{}", rule.purpose.as_str()));
+        }
         FileOutcome { events: vec![event], exit_code: 1, stderr: format!("{}: {why}", rule.name), ..Default::default() }
     }
 }
@@ -224,3 +289,19 @@ impl Normalize<'_> {
 /// Copies are listed in their batch after its originals: their entry index is this plus
 /// their original's (an archive has far fewer entries).
 pub const COPY_ENTRIES: u64 = 1 << 62;
+
+/// Where an access copy or a thumbnail goes in the DIP, as Archivematica lays a DIP out:
+/// `objects/<file-uuid>-<stem>.<ext>`, `thumbnails/<file-uuid>.jpg`.
+pub fn dip_path(original: &File, purpose: Purpose, extension: &str) -> String {
+    match purpose {
+        Purpose::Thumbnail => format!("thumbnails/{}.{extension}", original.uuid),
+        _ => {
+            let name = original.current_path.rsplit('/').next().unwrap_or(&original.current_path);
+            let stem = match name.rsplit_once('.') {
+                Some((stem, _)) if !stem.is_empty() => stem,
+                _ => name,
+            };
+            format!("objects/{}-{stem}.{extension}", original.uuid)
+        }
+    }
+}

@@ -145,6 +145,7 @@ pub fn summary(t: &Transfer) -> Value {
         "file_count": t.file_count,
         "failure_reason": t.failure_reason,
         "aip_key": t.aip_key,
+        "dip": t.dip_key,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
         "completed_at": t.completed_at,

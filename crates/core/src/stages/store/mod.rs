@@ -34,7 +34,7 @@ use crate::model::{by_vellum, EventOutcome, EventType, PremisEvent, StoredAip, T
 use crate::ports::FilePages;
 use crate::record::aip::{bag_name, is_generated_payload, package_extension, payload_path, PackageCheckpoint};
 use crate::record::bag_parts::{BagSummary, BagVerifier, DigestSum};
-use crate::record::keys::{aip_key, working_prefix};
+use crate::record::keys::{aip_key, dip_name, dip_prefix, working_mets_key, working_prefix};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
 mod parts;
@@ -49,6 +49,8 @@ pub struct Store<'a> {
     pub aips: &'a Arc<dyn ObjectStore>,
     /// The second storage location, where one is configured.
     pub replica: &'a Option<Arc<dyn ObjectStore>>,
+    /// Where DIPs are stored, where the deployment has a DIP location.
+    pub dips: &'a Option<Arc<dyn ObjectStore>>,
     pub notifier: &'a Arc<dyn Notifier>,
 }
 
@@ -459,6 +461,7 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
         event
     }));
     p.events.record_events(&verified)?;
+    let dip = store_dip(p, transfer)?;
     // Published before the transfer is marked complete: a crash in between publishes again
     // (receivers key on the AIP UUID) rather than never.
     p.notifier.publish(&AipStored {
@@ -470,6 +473,7 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
         origin: "vellum".into(),
         time_sent: p.flow.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         replica: replica.clone(),
+        dip: dip.clone(),
     })?;
     // The upload's one final answer, written before the transfer is COMPLETE: a crash in
     // between writes it again (the same key), never leaves a COMPLETE transfer without it.
@@ -477,6 +481,12 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
         crate::intake::feedback::stored_log(transfer, &key, &space, &identifier_for_log, version, report.payload_files);
     if let Some(location) = &replica {
         answer.push_str(&format!("A second copy is stored in {location}, read back and verified the same way.\n"));
+    }
+    if let (Some(dip), Some(dips)) = (&dip, p.dips) {
+        answer.push_str(&format!(
+            "Its DIP (access copies, thumbnails and the METS) is stored in {} as {dip}.\n",
+            dips.bucket()
+        ));
     }
     crate::intake::feedback::write_log(
         p.uploads.as_ref(),
@@ -490,11 +500,38 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
     if p.uploads.head(&failed_log)?.is_some() {
         p.uploads.delete(&failed_log)?;
     }
-    p.flow.register.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space })?;
+    p.flow.register.complete_transfer(transfer.id, &StoredAip { key: key.clone(), version, space, dip })?;
     p.flow.finish_job(transfer.id, Stage::Store)?;
     tracing::info!(aip = %key, "AIP stored and verified");
     clean_working_area(p, transfer);
     Ok(Progress::Done)
+}
+
+/// The DIP, as Archivematica lays one out, `<name>-<sip-uuid>/`: the access copies and
+/// thumbnails normalization left in the working area, and the AIP's METS as
+/// `METS.<sip-uuid>.xml`. Copied again whole when a message is delivered again (the same
+/// keys). None when the profile stores no DIP.
+fn store_dip(p: &Store<'_>, transfer: &Transfer) -> StageResult<Option<String>> {
+    let profile = p.flow.profile(transfer)?;
+    if !profile.store_dip {
+        return Ok(None);
+    }
+    let dips = p.dips.as_ref().ok_or_else(|| {
+        StageError::Failed(format!(
+            "the processing profile {} stores a DIP, but this deployment has no DIP location (VELLUM_DIPS_BUCKET)",
+            profile.name
+        ))
+    })?;
+    let folder = format!("{}/", dip_name(transfer));
+    let prefix = dip_prefix(transfer.id);
+    for object in p.flow.working.list(&prefix)? {
+        let path = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+        dips.compose(&format!("{folder}{path}"), p.flow.working.as_ref(), std::slice::from_ref(&object.key))?;
+    }
+    let mets = working_mets_key(transfer);
+    dips.compose(&format!("{folder}METS.{}.xml", transfer.sip_uuid), p.flow.working.as_ref(), &[mets])?;
+    tracing::info!(dip = %folder, "DIP stored");
+    Ok(Some(folder))
 }
 
 /// Reads the stored AIP back in one go, to name what is wrong with it: the bag must be
