@@ -47,6 +47,27 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         ("objects/scan.png", made(w, "scan.png", "convert", &["-size", "32x32", "xc:green", "scan.png"])),
         (
+            "objects/letter.png",
+            made(
+                w,
+                "letter.png",
+                "convert",
+                &[
+                    "-size",
+                    "600x120",
+                    "xc:white",
+                    "-fill",
+                    "black",
+                    "-pointsize",
+                    "48",
+                    "-annotate",
+                    "+20+80",
+                    "Wellcome letters",
+                    "letter.png",
+                ],
+            ),
+        ),
+        (
             "objects/report.pdf",
             made(
                 w,
@@ -115,6 +136,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         profile.normalize_for_access = true;
         profile.thumbnails = true;
         profile.store_dip = true;
+        profile.transcribe = true;
     }
     options.settings.batch_size = Some(3);
     let t = TestEnv::with_options(options);
@@ -147,6 +169,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         copied,
         [
             "objects/clip.mp4",
+            "objects/letter.png",
             "objects/photos/photo.jpg",
             "objects/report.pdf",
             "objects/scan.png",
@@ -223,7 +246,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         .descendants()
         .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("preservation"))
         .expect("a preservation fileGrp");
-    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 5);
+    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 6);
     for (original, copy) in &copies {
         let source = files.iter().find(|f| &f.current_path == original).unwrap();
         assert!(
@@ -264,7 +287,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let mut thumbnails: Vec<_> =
         std::fs::read_dir(dip.join("thumbnails")).unwrap().map(|e| e.unwrap().file_name()).collect();
     thumbnails.sort();
-    assert_eq!(thumbnails.len(), 3, "none for sound, text or PDF: {thumbnails:?}");
+    assert_eq!(thumbnails.len(), 4, "none for sound, text or PDF: {thumbnails:?}");
     assert_eq!(
         std::fs::read(dip.join(format!("METS.{}.xml", transfer.sip_uuid))).unwrap(),
         std::fs::read(&mets_path).unwrap(),
@@ -289,6 +312,30 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         1,
         "one file"
     );
+
+    // OCR: the letter's words in its transcription, kept where Archivematica keeps them, a
+    // transcription event on each image, and the text files in their own fileGrp.
+    let letter = uuid_of("objects/letter.png");
+    let ocr_path = format!("objects/metadata/OCRfiles/letter.png-{letter}.txt");
+    let text =
+        std::fs::read_to_string(bag.join("data").join(&ocr_path)).expect("the letter's transcription in the AIP");
+    assert!(text.contains("Wellcome letters"), "the OCR text holds the image's words: {text:?}");
+    let ocr_file = files.iter().find(|f| f.current_path == ocr_path).expect("the transcription is a file of the AIP");
+    assert_eq!(ocr_file.source, Some(letter));
+    assert_eq!(ocr_file.sha256(), Some(vellum_tests::sha256_hex(text.as_bytes()).as_str()));
+    for image in ["objects/letter.png", "objects/photos/photo.jpg", "objects/scan.png"] {
+        let e = events
+            .iter()
+            .find(|e| e.file_uuid == Some(uuid_of(image)) && e.event_type == "transcription")
+            .unwrap_or_else(|| panic!("{image} has a transcription event"));
+        assert_eq!(e.outcome, vellum_core::model::EventOutcome::Positive, "{image}: {}", e.outcome_detail);
+        assert!(e.detail.contains("tesseract") && !e.detail.contains("version=\"unknown\""), "{}", e.detail);
+    }
+    let ocr_group = doc
+        .descendants()
+        .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("text/ocr"))
+        .expect("a text/ocr fileGrp");
+    assert_eq!(ocr_group.children().filter(|n| n.has_tag_name("file")).count(), 3, "one a readable image");
 
     let python = project_python();
     let out = Command::new(python)

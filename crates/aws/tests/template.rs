@@ -283,7 +283,7 @@ fn the_aws_model_gives_the_critical_paths_and_the_cost() {
 }
 
 /// The characterize image installs ExifTool and MediaInfo, the normalize image ImageMagick,
-/// FFmpeg and Ghostscript, at the versions the test suite runs:
+/// FFmpeg, Ghostscript and Tesseract, at the versions the test suite runs:
 /// the Dockerfile's pins are the versions Debian offers this machine, which scripts/test
 /// installs and the characterization tests run. When Debian moves one, this fails and says
 /// which pin to move.
@@ -295,6 +295,7 @@ fn the_tool_images_pin_the_tools_the_tests_run() {
         ("normalize", "IMAGEMAGICK_VERSION", "imagemagick"),
         ("normalize", "FFMPEG_VERSION", "ffmpeg"),
         ("normalize", "GHOSTSCRIPT_VERSION", "ghostscript"),
+        ("normalize", "TESSERACT_VERSION", "tesseract-ocr"),
     ];
     for (function, arg, package) in pins {
         let dockerfile = std::fs::read_to_string(root().join(format!("functions/{function}/Dockerfile"))).unwrap();

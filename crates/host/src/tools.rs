@@ -178,8 +178,12 @@ impl ToolRunner for ProcessTools {
         } else {
             output_name.to_string()
         };
-        let args: Vec<String> =
-            call.args.iter().map(|a| a.replace("{file}", &file).replace("{output}", &output)).collect();
+        let base = output.rsplit_once('.').map_or(output.as_str(), |(base, _)| base);
+        let args: Vec<String> = call
+            .args
+            .iter()
+            .map(|a| a.replace("{file}", &file).replace("{output_base}", base).replace("{output}", &output))
+            .collect();
         let (out, err, status) = match run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)? {
             Finished::Done { out, err, status, .. } => (out, err, status),
             Finished::TimedOut => {
@@ -193,11 +197,11 @@ impl ToolRunner for ProcessTools {
             .collect::<Vec<_>>()
             .join("\n");
         let made = dir.path().join(&output);
-        let size = std::fs::metadata(&made).map(|m| m.len()).unwrap_or(0);
-        if !status.success() || size == 0 {
+        let size = std::fs::metadata(&made).ok().filter(|m| m.is_file()).map(|m| m.len());
+        let Some(size) = size.filter(|_| status.success()) else {
             let what = if status.success() { "wrote no file".to_string() } else { format!("ended with {status}") };
             return Ok(Conversion::Failed(if said.is_empty() { what } else { format!("{what}: {said}") }));
-        }
+        };
         let mut writer = destination.writer(destination_key)?;
         std::io::copy(&mut std::fs::File::open(&made)?, &mut writer)?;
         writer.commit()?;

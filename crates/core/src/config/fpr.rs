@@ -60,7 +60,8 @@ pub struct Rule {
     pub puids: Vec<String>,
     pub command: String,
     /// `{file}` stands for the file's path; `{output}`, in a rule that makes a file, for the
-    /// file the tool is to write.
+    /// file the tool is to write (`{output_base}` for its name without the extension, for a
+    /// tool that adds the extension itself, as Tesseract does).
     pub args: Vec<String>,
     /// For a characterization rule, the most output recorded; for one that makes a file,
     /// the most of the tool's own words kept.
@@ -170,7 +171,7 @@ impl Rules {
                 problems.push(format!("rule {name:?}: max_output and timeout_seconds are at least 1"));
             }
             if rule.purpose.makes_a_file() {
-                if !rule.args.iter().any(|a| a.contains("{output}")) {
+                if !rule.args.iter().any(|a| a.contains("{output}") || a.contains("{output_base}")) {
                     problems.push(format!(
                         "rule {name:?} makes a {} copy, but no argument holds {{output}}, the file it is to write",
                         rule.purpose.as_str()

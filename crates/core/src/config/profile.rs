@@ -48,6 +48,9 @@ pub struct Profile {
     /// Whether a DIP (access copies, thumbnails, the METS) is stored beside every AIP.
     #[serde(default)]
     pub store_dip: bool,
+    /// Whether images get their text read by OCR (purpose `transcription`), kept in the AIP.
+    #[serde(default)]
+    pub transcribe: bool,
     #[serde(default)]
     pub limits: Limits,
     /// Desktop clutter left out of `objects/`, by name: a file so named, or anything in a
@@ -65,7 +68,8 @@ impl Profile {
             Purpose::Preservation => self.normalize_for_preservation,
             Purpose::Access => self.normalize_for_access,
             Purpose::Thumbnail => self.thumbnails,
-            Purpose::Characterization | Purpose::Validation | Purpose::Extraction | Purpose::Transcription => false,
+            Purpose::Transcription => self.transcribe,
+            Purpose::Characterization | Purpose::Validation | Purpose::Extraction => false,
         }
     }
 }

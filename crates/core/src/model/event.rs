@@ -40,10 +40,13 @@ pub enum EventType {
     /// A preservation copy made of an original, recorded on the original.
     #[serde(rename = "normalization")]
     Normalization,
+    /// The text in an original read by OCR, recorded on the original.
+    #[serde(rename = "transcription")]
+    Transcription,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::Ingestion,
         EventType::Registration,
         EventType::MessageDigestCalculation,
@@ -56,6 +59,7 @@ impl EventType {
         EventType::Creation,
         EventType::Deletion,
         EventType::Normalization,
+        EventType::Transcription,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -72,6 +76,7 @@ impl EventType {
             EventType::Creation => "creation",
             EventType::Deletion => "deletion",
             EventType::Normalization => "normalization",
+            EventType::Transcription => "transcription",
         }
     }
 }

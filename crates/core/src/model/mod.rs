@@ -272,6 +272,9 @@ pub enum FileUse {
     /// A preservation copy normalization made of an original (`File::source`), beside it
     /// under `objects/`.
     Preservation,
+    /// The text OCR read in an original (`File::source`), under
+    /// `objects/metadata/OCRfiles/`.
+    Transcription,
 }
 
 impl FileUse {
@@ -281,6 +284,7 @@ impl FileUse {
             Self::Metadata => "metadata",
             Self::SubmissionDocumentation => "submissionDocumentation",
             Self::Preservation => "preservation",
+            Self::Transcription => "text/ocr",
         }
     }
 
@@ -290,6 +294,7 @@ impl FileUse {
             "metadata" => Some(Self::Metadata),
             "submissionDocumentation" => Some(Self::SubmissionDocumentation),
             "preservation" => Some(Self::Preservation),
+            "text/ocr" => Some(Self::Transcription),
             _ => None,
         }
     }
@@ -329,7 +334,8 @@ pub struct File {
     /// Technical metadata from characterization (`width`, `pdf_version`, …).
     #[serde(default)]
     pub characteristics: BTreeMap<String, String>,
-    /// The original a preservation copy was made from (PREMIS: derivation, has source).
+    /// The original a preservation copy (PREMIS: derivation, has source) or a transcription
+    /// was made from.
     #[serde(default)]
     pub source: Option<Uuid>,
 }

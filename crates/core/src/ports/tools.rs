@@ -40,10 +40,10 @@ pub enum ToolOutput {
 /// What a tool that makes a file (a preservation copy) made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conversion {
-    /// It wrote its file, now at the destination key: the file's size, and what the tool
-    /// said on the way (its standard error, bounded).
+    /// It wrote its file (perhaps empty: OCR of a picture without words), now at the
+    /// destination key: the file's size, and what the tool said on the way (bounded).
     Made { size: u64, said: String },
-    /// It failed, or wrote no file (or an empty one), and why, in its own words.
+    /// It failed, or wrote no file, and why, in its own words.
     Failed(String),
     /// It ran past its timeout and was killed; nothing was kept.
     TimedOut,

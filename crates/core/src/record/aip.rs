@@ -38,7 +38,7 @@ pub fn identifier_storage_problem(identifier: &str) -> Option<String> {
 pub fn payload_path(transfer: &Transfer, file: &File) -> String {
     match file.file_use {
         // A preservation copy sits beside its original.
-        FileUse::Original | FileUse::Preservation => file.current_path.clone(),
+        FileUse::Original | FileUse::Preservation | FileUse::Transcription => file.current_path.clone(),
         FileUse::Metadata => {
             let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
             format!("objects/metadata/transfers/{}-{}/{rest}", crate::record::keys::safe_name(transfer), transfer.id)

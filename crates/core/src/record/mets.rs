@@ -229,7 +229,7 @@ fn write_amd_sec(
     writeln!(out, "<premis:originalName>%transferDirectory%{}</premis:originalName>", esc(&file.original_path))?;
     // Derivation, both ways: a preservation copy names its original; an original names the
     // copy its normalization made.
-    if let Some(source) = file.source {
+    if let (Some(source), FileUse::Preservation) = (file.source, file.file_use) {
         write_relationship(out, "has source", source, None)?;
     }
     for e in events.iter().filter(|e| made_a_copy(e)) {
@@ -339,7 +339,13 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io:
 fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     writeln!(out, "<mets:fileSec>")?;
     // One walk per group: the files are read again rather than held.
-    for file_use in [FileUse::Original, FileUse::Preservation, FileUse::SubmissionDocumentation, FileUse::Metadata] {
+    for file_use in [
+        FileUse::Original,
+        FileUse::Preservation,
+        FileUse::SubmissionDocumentation,
+        FileUse::Metadata,
+        FileUse::Transcription,
+    ] {
         let mut n = 0;
         let mut opened = false;
         doc.files.each(&mut |f| {

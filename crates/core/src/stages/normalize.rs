@@ -63,7 +63,7 @@ impl Microservice for Normalize<'_> {
             }
             let mut out = FileOutcome::default();
             let mut said = Vec::new();
-            for purpose in [Purpose::Preservation, Purpose::Access, Purpose::Thumbnail] {
+            for purpose in [Purpose::Preservation, Purpose::Access, Purpose::Thumbnail, Purpose::Transcription] {
                 if !profile.makes(purpose) {
                     continue;
                 }
@@ -73,7 +73,9 @@ impl Microservice for Normalize<'_> {
                     continue;
                 };
                 let made = match purpose {
-                    Purpose::Preservation => self.preserve(transfer, profile, file, rule, &mut hung)?,
+                    Purpose::Preservation | Purpose::Transcription => {
+                        self.keep_in_aip(transfer, profile, file, rule, &mut hung)?
+                    }
                     _ => self.for_the_dip(transfer, file, purpose, rule, &mut hung)?,
                 };
                 out.events.extend(made.events);
@@ -123,6 +125,10 @@ impl Normalize<'_> {
             key,
         )?;
         Ok(match made {
+            // An empty transcription is an answer (no words); an empty copy is not a copy.
+            Conversion::Made { size: 0, said } if rule.purpose != Purpose::Transcription => {
+                Err(if said.is_empty() { "made an empty file".into() } else { format!("made an empty file: {said}") })
+            }
             Conversion::Made { size, said } => Ok((size, said)),
             Conversion::Failed(why) => Err(why),
             Conversion::TimedOut => {
@@ -160,7 +166,10 @@ impl Normalize<'_> {
         }
     }
 
-    fn preserve(
+    /// A file made of the original that the AIP keeps — a preservation copy beside it, or a
+    /// transcription under `objects/metadata/OCRfiles/` — digested, identified and checked
+    /// like any file, with the event that made it on the original and its creation on itself.
+    fn keep_in_aip(
         &self,
         transfer: &Transfer,
         profile: &Profile,
@@ -169,8 +178,23 @@ impl Normalize<'_> {
         hung: &mut BTreeMap<String, String>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
-        let copy_id = preservation_copy_id(original.uuid);
-        let copy_path = preservation_copy_path(original, copy_id, extension);
+        let (copy_id, copy_path, file_use, event_type, what) = match rule.purpose {
+            Purpose::Transcription => {
+                let id = derived_id(original.uuid, "transcription");
+                (
+                    id,
+                    transcription_path(original, extension),
+                    FileUse::Transcription,
+                    EventType::Transcription,
+                    "the text",
+                )
+            }
+            _ => {
+                let id = preservation_copy_id(original.uuid);
+                let path = preservation_copy_path(original, id, extension);
+                (id, path, FileUse::Preservation, EventType::Normalization, "a preservation copy")
+            }
+        };
         let copy_key = working_key(transfer.id, &copy_path);
         let program = self.program(rule);
         let (size, said) = match self.make(transfer, original, rule, &copy_key, hung)? {
@@ -182,8 +206,11 @@ impl Normalize<'_> {
             transfer_id: transfer.id,
             batch: original.batch,
             // After every original of the batch, in the same order as theirs.
-            entry_index: COPY_ENTRIES + original.entry_index,
-            file_use: FileUse::Preservation,
+            entry_index: match file_use {
+                FileUse::Transcription => TRANSCRIPTION_ENTRIES,
+                _ => COPY_ENTRIES,
+            } + original.entry_index,
+            file_use,
             original_path: copy_path.clone(),
             current_path: copy_path.clone(),
             size,
@@ -195,10 +222,13 @@ impl Normalize<'_> {
         };
         let mut events = vec![self.flow.file_event(
             original,
-            EventType::Normalization,
-            format!("{program}; purpose=\"preservation\""),
+            event_type,
+            format!("{program}; purpose=\"{}\"", rule.purpose.as_str()),
             EventOutcome::Positive,
-            format!("{copy_path} ({})", rule.output_format.as_deref().unwrap_or("")),
+            match (file_use, size) {
+                (FileUse::Transcription, 0) => format!("{copy_path}: no text found"),
+                _ => format!("{copy_path} ({})", rule.output_format.as_deref().unwrap_or("")),
+            },
         )];
         let (checksums, read) =
             Digests::for_algorithms(&profile.checksum_algorithms)?.of_reader(&mut self.flow.working.get(&copy_key)?)?;
@@ -207,7 +237,7 @@ impl Normalize<'_> {
         events.push(self.flow.file_event(
             &copy,
             EventType::Creation,
-            format!("{program}; a preservation copy of {}", original.current_path),
+            format!("{program}; {what} of {}", original.current_path),
             EventOutcome::Positive,
             String::new(),
         ));
@@ -271,15 +301,19 @@ impl Normalize<'_> {
 
     /// The original stays as it is; its record says why no copy was made.
     fn not_normalized(&self, original: &File, program: &str, rule: &Rule, why: String) -> FileOutcome {
+        let event_type = match rule.purpose {
+            Purpose::Transcription => EventType::Transcription,
+            _ => EventType::Normalization,
+        };
         let mut event = self.flow.file_event(
             original,
-            EventType::Normalization,
+            event_type,
             format!("{program}; purpose=\"{}\"", rule.purpose.as_str()),
             EventOutcome::Fail,
             why.clone(),
         );
         // One normalization event a purpose: the preservation one keeps the plain id.
-        if rule.purpose != Purpose::Preservation {
+        if matches!(rule.purpose, Purpose::Access | Purpose::Thumbnail) {
             event.uuid = derived_id(original.uuid, &format!("event/normalization/{}", rule.purpose.as_str()));
         }
         FileOutcome { events: vec![event], exit_code: 1, stderr: format!("{}: {why}", rule.name), ..Default::default() }
@@ -289,6 +323,9 @@ impl Normalize<'_> {
 /// Copies are listed in their batch after its originals: their entry index is this plus
 /// their original's (an archive has far fewer entries).
 pub const COPY_ENTRIES: u64 = 1 << 62;
+
+/// Transcriptions are listed after the copies, the same way.
+pub const TRANSCRIPTION_ENTRIES: u64 = (1 << 62) + (1 << 61);
 
 /// Where an access copy or a thumbnail goes in the DIP, as Archivematica lays a DIP out:
 /// `objects/<file-uuid>-<stem>.<ext>`, `thumbnails/<file-uuid>.jpg`.
@@ -304,4 +341,11 @@ pub fn dip_path(original: &File, purpose: Purpose, extension: &str) -> String {
             format!("objects/{}-{stem}.{extension}", original.uuid)
         }
     }
+}
+
+/// Where an original's transcription goes, as Archivematica keeps OCR output:
+/// `objects/metadata/OCRfiles/<name>-<file-uuid>.txt`.
+pub fn transcription_path(original: &File, extension: &str) -> String {
+    let name = original.current_path.rsplit('/').next().unwrap_or(&original.current_path);
+    format!("objects/metadata/OCRfiles/{name}-{}.{extension}", original.uuid)
 }
