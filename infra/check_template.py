@@ -14,15 +14,16 @@ every dead-letter queue has an alarm, every stage queue an alarm on the age of i
 message, every function one on its throttles, and every SQS-driven function one on the
 messages it gives back (the handler's BatchItemFailures metric). Every function logs to a log group with a retention.
 Every function is built as the template says: a zip function by its Makefile (runtime and
-handler its own), the characterize function as a container image whose Dockerfile installs
-ExifTool and MediaInfo at pinned versions and runs each once while it builds.
+handler its own), the characterize and normalize functions as container images whose
+Dockerfiles install their tools (ExifTool and MediaInfo; ImageMagick, FFmpeg, Ghostscript and
+Tesseract) at pinned versions and run each once while they build.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
 
 from cfnlint.decode import cfn_yaml
 
-STAGES = ["start", "extract", "checksum", "scan", "identify", "characterize", "mets", "package", "store"]
+STAGES = ["start", "extract", "checksum", "scan", "identify", "characterize", "normalize", "mets", "package", "store"]
 
 
 def as_list(v):
@@ -264,11 +265,20 @@ def build_problems(path, resources):
             except OSError:
                 problems.append(f"{name}: an image function without its Dockerfile ({dockerfile})")
                 continue
-            if name == "CharacterizeFunction":
-                for tool, version, check in [
+            tools = {
+                "CharacterizeFunction": [
                     ("ExifTool", "EXIFTOOL_VERSION", "exiftool -ver"),
                     ("MediaInfo", "MEDIAINFO_VERSION", "mediainfo --Version"),
-                ]:
+                ],
+                "NormalizeFunction": [
+                    ("ImageMagick", "IMAGEMAGICK_VERSION", "convert -version"),
+                    ("FFmpeg", "FFMPEG_VERSION", "ffmpeg -version"),
+                    ("Ghostscript", "GHOSTSCRIPT_VERSION", "gs --version"),
+                    ("Tesseract", "TESSERACT_VERSION", "tesseract --version"),
+                ],
+            }
+            if name in tools:
+                for tool, version, check in tools[name]:
                     if not re.search(rf"^ARG {version}=\S+$", text, re.M):
                         problems.append(f"{name}: the image does not pin {tool} ({version})")
                     if check not in text:
@@ -281,9 +291,10 @@ def build_problems(path, resources):
                 problems.append(f"{name}: not built by its Makefile (BuildMethod: makefile, {makefile})")
             elif f"build-{name}:" not in open(makefile).read():
                 problems.append(f"{name}: its Makefile has no build-{name} target")
-    characterize = resources.get("CharacterizeFunction") or {}
-    if (characterize.get("Properties") or {}).get("PackageType") != "Image":
-        problems.append("CharacterizeFunction: not a container image, so ExifTool and MediaInfo are not beside it")
+    for name, tools in [("CharacterizeFunction", "ExifTool and MediaInfo"), ("NormalizeFunction", "ImageMagick, FFmpeg, Ghostscript and Tesseract")]:
+        function = resources.get(name) or {}
+        if (function.get("Properties") or {}).get("PackageType") != "Image":
+            problems.append(f"{name}: not a container image, so {tools} are not beside it")
     return problems
 
 

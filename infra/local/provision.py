@@ -5,7 +5,7 @@ import json
 import boto3
 
 PREFIX = "vellum-local-"
-STAGES = ["start", "extract", "checksum", "scan", "identify", "characterize", "mets", "package", "store"]
+STAGES = ["start", "extract", "checksum", "scan", "identify", "characterize", "normalize", "mets", "package", "store"]
 MAX_RECEIVES = 5
 # Six times the longest function timeout (15 minutes), as the template sets it.
 VISIBILITY = str(6 * 900)
@@ -101,4 +101,4 @@ if access not in ddb.list_tables()["TableNames"]:
     ddb.update_time_to_live(TableName=access, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
 sns.create_topic(Name=PREFIX + "aip-stored")
-print(f"provisioned: 4 buckets, {len(STAGES)} queues with dead-letter queues, tables {table} and {access}, topic {PREFIX}aip-stored")
+print(f"provisioned: 5 buckets, {len(STAGES)} queues with dead-letter queues, tables {table} and {access}, topic {PREFIX}aip-stored")

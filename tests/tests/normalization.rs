@@ -11,7 +11,7 @@ use std::process::Command;
 
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{EventLog, FileCatalogue};
+use vellum_core::ports::{EventLog, FileCatalogue, ObjectStore};
 use vellum_tests::{bagit_validate, project_python, unpack_aip, Package, TestEnv};
 
 /// Runs a tool that makes a test file in `dir`, and gives back the file's bytes.
@@ -307,11 +307,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         3,
         "the broken GIF: preservation, access and thumbnail each recorded: {failed_purposes:?}"
     );
-    assert_eq!(
-        vellum_core::operations::normalization::not_normalized(state, transfer.id).unwrap().len(),
-        1,
-        "one file"
-    );
+    assert_eq!(vellum_core::record::normalization::not_normalized(state, transfer.id).unwrap().len(), 1, "one file");
 
     // OCR: the letter's words in its transcription, kept where Archivematica keeps them, a
     // transcription event on each image, and the text files in their own fileGrp.
@@ -336,6 +332,26 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("text/ocr"))
         .expect("a text/ocr fileGrp");
     assert_eq!(ocr_group.children().filter(|n| n.has_tag_name("file")).count(), 3, "one a readable image");
+
+    // The archivist's answer beside the upload says which files got no copy, and where the DIP is.
+    let logs = t.env.uploads.list("born-digital/normalized.zip.success.").unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut t.env.uploads.get(&logs[0].key).unwrap(), &mut log).unwrap();
+    assert!(log.contains("No copy could be made of 1 file(s)") && log.contains("objects/broken.gif"), "{log}");
+    assert!(log.contains(&format!("normalized-{}/", transfer.sip_uuid)), "{log}");
+
+    // The dashboard: the DIP in the transfer's API record and on its page.
+    let key = format!("ApiKey archivist:{}", t.api_key("archivist", None));
+    let d = t.dashboard(false);
+    let ask = |path: &str, accept: &str| {
+        d.handle(&vellum_dashboard::Request::get(path).with_header("Authorization", &key).with_header("Accept", accept))
+    };
+    let record: serde_json::Value =
+        serde_json::from_slice(&ask(&format!("/api/transfers/{}", transfer.id), "application/json").body).unwrap();
+    assert_eq!(record["summary"]["dip"].as_str(), transfer.dip_key.as_deref(), "{record}");
+    let page = ask(&format!("/transfers/{}", transfer.id), "text/html");
+    assert!(String::from_utf8_lossy(&page.body)
+        .contains(&format!("<dt>DIP</dt><dd>normalized-{}/</dd>", transfer.sip_uuid)));
 
     let python = project_python();
     let out = Command::new(python)
@@ -423,8 +439,5 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
         "{failed:?}"
     );
     assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
-    assert_eq!(
-        vellum_core::operations::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(),
-        3
-    );
+    assert_eq!(vellum_core::record::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(), 3);
 }

@@ -543,9 +543,9 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
 fn a_message_no_stage_can_take_is_given_back_with_the_reason() {
     let t = TestEnv::new(10);
     let ctx = vellum_core::StageContext::with_budget(Duration::from_secs(60));
-    let unknown = t.env.pipeline.handle_queue("normalize", "{}", &ctx);
+    let unknown = t.env.pipeline.handle_queue("transcribe", "{}", &ctx);
     match &unknown {
-        Outcome::Retry(why) => assert!(why.contains("no stage") && why.contains("\"normalize\""), "{why}"),
+        Outcome::Retry(why) => assert!(why.contains("no stage") && why.contains("\"transcribe\""), "{why}"),
         other => panic!("an unknown queue's message was {other:?}"),
     }
     assert!(!unknown.acknowledges());

@@ -64,6 +64,20 @@ impl Fleet {
         Self { apps }
     }
 
+    /// Every function with its processing profiles changed (tests: a profile's switches).
+    pub fn with_profiles(self, change: impl Fn(&mut vellum_core::config::profile::Profile)) -> Self {
+        let apps = self
+            .apps
+            .into_iter()
+            .map(|(stage, app)| {
+                let mut app = (*app).clone();
+                app.pipeline.config.profiles.iter_mut().for_each(&change);
+                (stage, Arc::new(app))
+            })
+            .collect();
+        Self { apps }
+    }
+
     /// The pipeline of `stage`'s function.
     pub fn app(&self, stage: Stage) -> &AwsApp {
         &self.apps.iter().find(|(s, _)| *s == stage).expect("every stage has its function").1

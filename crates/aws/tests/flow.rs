@@ -106,6 +106,98 @@ fn a_package_put_into_the_bucket_becomes_a_stored_verified_aip() {
     assert_eq!(jobs.len(), Stage::ALL.len(), "a job per microservice");
 }
 
+/// Normalization on AWS's shape: every stage its own function with its own keys, the
+/// normalize function making a preservation copy into the AIP and an access copy, a
+/// thumbnail and OCR text, the store function putting the DIP into the DIPs bucket.
+#[test]
+fn a_package_of_images_becomes_an_aip_with_preservation_copies_and_a_dip_in_the_dips_bucket() {
+    // Alone: another fleet, with the switches off, must not take this transfer's messages.
+    let _driving = driving_alone();
+    let app = app();
+    let normalizing = Fleet::from_env(&Names::from_env().unwrap(), runtime().handle().clone())
+        .expect("every stage's function")
+        .with_settings(&small_batches())
+        .with_profiles(|p| {
+            p.normalize_for_preservation = true;
+            p.normalize_for_access = true;
+            p.thumbnails = true;
+            p.store_dip = true;
+            p.transcribe = true;
+        });
+    let key = format!("born-digital/dip-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let identifier = format!("PP/DIP/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let work = tempfile::tempdir().unwrap();
+    let png = work.path().join("plan.png");
+    let made = std::process::Command::new("convert")
+        .args([
+            "-size",
+            "300x80",
+            "xc:white",
+            "-fill",
+            "black",
+            "-pointsize",
+            "40",
+            "-annotate",
+            "+10+55",
+            "Ground plan",
+        ])
+        .arg(&png)
+        .status()
+        .expect("ImageMagick (scripts/test installs it)");
+    assert!(made.success());
+    let mut package = Package::catalogued(&identifier, 1);
+    package.add("objects/plans/plan.png", std::fs::read(&png).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("package.zip");
+    package.write_zip(&zip);
+    app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+    vellum_aws::runner::drive(&normalizing, Duration::from_secs(600), Duration::from_secs(20), || {
+        transfer_of(&app, &key).is_some_and(|t| t.status.is_terminal())
+    })
+    .unwrap();
+    let transfer = transfer_of(&app, &key).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = app.state.all_files(transfer.id).unwrap();
+    let plan = files.iter().find(|f| f.current_path == "objects/plans/plan.png").unwrap();
+    let copy = files
+        .iter()
+        .find(|f| f.file_use == vellum_core::model::FileUse::Preservation)
+        .expect("a preservation copy of the PNG");
+    assert_eq!((copy.source, copy.format.as_ref().map(|f| f.puid.as_str())), (Some(plan.uuid), Some("fmt/353")));
+    assert!(copy.current_path.starts_with("objects/plans/plan-") && copy.current_path.ends_with(".tif"));
+    let ocr = files.iter().find(|f| f.file_use == vellum_core::model::FileUse::Transcription).expect("OCR text");
+    // The AIP holds the copy and the text beside the originals.
+    let stored = app.pipeline.aips.get(transfer.aip_key.as_deref().unwrap()).unwrap();
+    let mut names = Vec::new();
+    let mut text = String::new();
+    for entry in tar::Archive::new(flate2::read::MultiGzDecoder::new(stored)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(&ocr.current_path) {
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        }
+        names.push(name);
+    }
+    assert!(names.iter().any(|n| n.ends_with(&format!("data/{}", copy.current_path))), "{names:?}");
+    assert!(text.contains("Ground plan"), "the OCR text in the AIP: {text:?}");
+    // The DIP in the DIPs bucket, in Archivematica's layout.
+    let dips = app.pipeline.dips.as_ref().expect("the emulator names a DIPs bucket (VELLUM_DIPS_BUCKET)");
+    let folder = transfer.dip_key.clone().expect("a DIP stored with the AIP");
+    let mut listed: Vec<String> =
+        dips.list(&folder).unwrap().into_iter().map(|m| m.key[folder.len()..].to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            format!("METS.{}.xml", transfer.sip_uuid),
+            format!("objects/{}-plan.jpg", plan.uuid),
+            format!("thumbnails/{}.jpg", plan.uuid),
+        ]
+    );
+    let access = dips.get_range(&format!("{folder}objects/{}-plan.jpg", plan.uuid), 0, 3).unwrap();
+    assert_eq!(access, [0xFF, 0xD8, 0xFF], "a JPEG access copy");
+}
+
 #[test]
 fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_invocation() {
     let _driving = driving_shared();

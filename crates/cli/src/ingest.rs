@@ -183,7 +183,8 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
     let busy = runner.stop();
     let transfer = outcome?;
     let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
-    let not_normalized = not_normalized_paths(&env, transfer.id)?;
+    let not_normalized =
+        vellum_core::record::normalization::not_normalized_paths(env.state.as_ref(), env.state.as_ref(), transfer.id)?;
     // A refused package has no SIP and no AIP: none is reported.
     let refused = transfer.status == TransferStatus::Rejected;
     Ok(Report {
@@ -382,21 +383,4 @@ impl Progress {
     fn done(&mut self) {
         self.drawn = 0;
     }
-}
-
-/// The paths of the originals no preservation copy could be made of.
-fn not_normalized_paths(env: &vellum_local::Embedded, transfer_id: uuid::Uuid) -> anyhow::Result<Vec<String>> {
-    use vellum_core::ports::FilePages;
-    let failed = vellum_core::operations::normalization::not_normalized(env.state.as_ref(), transfer_id)?;
-    if failed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut paths = Vec::new();
-    for file in FilePages::new(env.state.as_ref(), transfer_id) {
-        let file = file?;
-        if failed.binary_search(&file.uuid).is_ok() {
-            paths.push(file.current_path);
-        }
-    }
-    Ok(paths)
 }

@@ -391,7 +391,7 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
     let _ = write!(
         body,
         "<dl class=\"facts\"><dt>Identifier</dt><dd>{}</dd><dt>Upload</dt><dd>{}/{}</dd><dt>Transfer</dt><dd>{}</dd>\
-         <dt>SIP</dt><dd>{}</dd><dt>Files</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>AIP</dt><dd>{}</dd></dl>",
+         <dt>SIP</dt><dd>{}</dd><dt>Files</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>AIP</dt><dd>{}</dd>{}</dl>",
         escape(&t.identifiers.external_identifier().unwrap_or_default()),
         escape(&t.source_bucket),
         escape(&t.source_key),
@@ -399,7 +399,8 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
         t.sip_uuid,
         t.file_count,
         t.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        escape(t.aip_key.as_deref().unwrap_or("not stored yet"))
+        escape(t.aip_key.as_deref().unwrap_or("not stored yet")),
+        t.dip_key.as_deref().map(|dip| format!("<dt>DIP</dt><dd>{}</dd>", escape(dip))).unwrap_or_default()
     );
     let _ = write!(body, "<h2>Progress</h2>{}", progress_cells(&progress));
     body.push_str("<h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Microservice</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Tasks</th></tr></thead><tbody>");

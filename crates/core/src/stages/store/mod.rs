@@ -482,6 +482,14 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
     if let Some(location) = &replica {
         answer.push_str(&format!("A second copy is stored in {location}, read back and verified the same way.\n"));
     }
+    let not_normalized = crate::record::normalization::not_normalized_paths(p.events, p.files, transfer.id)?;
+    if !not_normalized.is_empty() {
+        answer.push_str(&format!(
+            "No copy could be made of {} file(s), kept as they are (the normalization events in the METS say why): {}\n",
+            not_normalized.len(),
+            not_normalized.join(", ")
+        ));
+    }
     if let (Some(dip), Some(dips)) = (&dip, p.dips) {
         answer.push_str(&format!(
             "Its DIP (access copies, thumbnails and the METS) is stored in {} as {dip}.\n",
