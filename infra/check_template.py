@@ -16,7 +16,7 @@ messages it gives back (the handler's BatchItemFailures metric). Every function 
 Every function is built as the template says: a zip function by its Makefile (runtime and
 handler its own), the characterize and normalize functions as container images whose
 Dockerfiles install their tools (ExifTool and MediaInfo; ImageMagick, FFmpeg, Ghostscript and
-Tesseract) at pinned versions and run each once while they build.
+Tesseract, MediaConch) at pinned versions and run each once while they build.
 
 usage: check_template.py TEMPLATE   (exit 1 and a line per problem when a rule is broken)"""
 import sys
@@ -275,6 +275,7 @@ def build_problems(path, resources):
                     ("FFmpeg", "FFMPEG_VERSION", "ffmpeg -version"),
                     ("Ghostscript", "GHOSTSCRIPT_VERSION", "gs --version"),
                     ("Tesseract", "TESSERACT_VERSION", "tesseract --version"),
+                    ("MediaConch", "MEDIACONCH_VERSION", "mediaconch --version"),
                 ],
             }
             if name in tools:
@@ -291,7 +292,7 @@ def build_problems(path, resources):
                 problems.append(f"{name}: not built by its Makefile (BuildMethod: makefile, {makefile})")
             elif f"build-{name}:" not in open(makefile).read():
                 problems.append(f"{name}: its Makefile has no build-{name} target")
-    for name, tools in [("CharacterizeFunction", "ExifTool and MediaInfo"), ("NormalizeFunction", "ImageMagick, FFmpeg, Ghostscript and Tesseract")]:
+    for name, tools in [("CharacterizeFunction", "ExifTool and MediaInfo"), ("NormalizeFunction", "ImageMagick, FFmpeg, Ghostscript, Tesseract and MediaConch")]:
         function = resources.get(name) or {}
         if (function.get("Properties") or {}).get("PackageType") != "Image":
             problems.append(f"{name}: not a container image, so {tools} are not beside it")

@@ -871,6 +871,7 @@ fn fake_rule(tool: &Path) -> vellum_core::config::fpr::Rule {
         output: vellum_core::config::fpr::RuleOutput::Xml,
         output_extension: None,
         output_format: None,
+        policy: None,
     }
 }
 

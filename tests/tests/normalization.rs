@@ -213,6 +213,23 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         assert_eq!(copy.sha256(), Some(vellum_tests::sha256_hex(&bytes).as_str()), "its digest is its bytes'");
     }
 
+    // The video's copy checked against the FFV1/Matroska policy by MediaConch.
+    let clip_copy = copies["objects/clip.mp4"];
+    let policy_check = state
+        .all_events(transfer.id)
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            e.file_uuid == Some(clip_copy.uuid) && e.event_type == "validation" && e.detail.contains("mediaconch")
+        })
+        .expect("a MediaConch validation event on the Matroska copy");
+    assert_eq!(policy_check.outcome, vellum_core::model::EventOutcome::Pass, "{}", policy_check.outcome_detail);
+    assert!(
+        policy_check.detail.contains("policy=\"ffv1-mkv-preservation.xml\"")
+            && !policy_check.detail.contains("version=\"unknown\"")
+    );
+    assert!(policy_check.outcome_detail.starts_with("pass!"), "MediaConch's report: {}", policy_check.outcome_detail);
+
     // The record: normalization events on the originals, the failure said with the tool's words.
     let events = state.all_events(transfer.id).unwrap();
     let normalization = |path: &str| {
@@ -406,6 +423,7 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
         output: Default::default(),
         output_extension: Some("tif".into()),
         output_format: Some("fmt/353".into()),
+        policy: None,
     });
     options.config.format_policy = Some(rules);
     for profile in &mut options.config.profiles {
@@ -440,4 +458,45 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
     );
     assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
     assert_eq!(vellum_core::record::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(), 3);
+}
+
+/// The policy as data fails what is not a preservation copy of the rule's kind: a Matroska
+/// file of FFV1 version 1 with neither slice CRCs nor intra-only frames.
+#[test]
+#[ignore = "needs FFmpeg and MediaConch; scripts/test runs it"]
+fn the_mediaconch_policy_fails_a_matroska_file_that_is_not_ffv1_version_3_with_slice_crcs() {
+    use vellum_core::ports::{ToolOutput, ToolRunner};
+    let work = tempfile::tempdir().unwrap();
+    let bad = made(
+        work.path(),
+        "old.mkv",
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=64x48:rate=5",
+            "-c:v",
+            "ffv1",
+            "-level",
+            "1",
+            "old.mkv",
+        ],
+    );
+    let store = vellum_local::fs_store::FsObjectStore::new(work.path().join("store"), "w").unwrap();
+    store.put("t/old.mkv", &bad).unwrap();
+    let rules = vellum_core::config::fpr::Rules::builtin();
+    let rule = rules.rules.iter().find(|r| r.name == "mediaconch-ffv1-policy").expect("the policy rule");
+    let tools = vellum_host::ProcessTools::new().in_dir(work.path());
+    match tools.run(&rule.call(), &store, "t/old.mkv", "objects/old.mkv").unwrap() {
+        ToolOutput::Output(report) => {
+            assert!(report.starts_with("fail!"), "{report}");
+            for broken in ["FFV1 version 3", "Every slice carries a CRC", "Every frame is a keyframe"] {
+                assert!(report.contains(&format!("[fail:{broken}]")), "{broken}: {report}");
+            }
+        }
+        other => panic!("MediaConch gave {other:?}"),
+    }
 }

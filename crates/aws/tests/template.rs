@@ -296,6 +296,7 @@ fn the_tool_images_pin_the_tools_the_tests_run() {
         ("normalize", "FFMPEG_VERSION", "ffmpeg"),
         ("normalize", "GHOSTSCRIPT_VERSION", "ghostscript"),
         ("normalize", "TESSERACT_VERSION", "tesseract-ocr"),
+        ("normalize", "MEDIACONCH_VERSION", "mediaconch"),
     ];
     for (function, arg, package) in pins {
         let dockerfile = std::fs::read_to_string(root().join(format!("functions/{function}/Dockerfile"))).unwrap();

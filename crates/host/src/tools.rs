@@ -94,6 +94,22 @@ fn copy_in(dir: &Path, source: &dyn ObjectStore, key: &str, name: &str) -> PortR
     Ok(if base.starts_with('-') { format!("./{base}") } else { base.to_string() })
 }
 
+/// Writes the call's inputs (a policy) into the tool's folder, under names of Vellum's
+/// choosing that no object's copy takes, and puts the first one's name for `{policy}`.
+fn with_inputs(dir: &Path, call: &ToolCall<'_>, args: Vec<String>) -> PortResult<Vec<String>> {
+    let mut names = Vec::new();
+    for (i, (name, text)) in call.inputs.iter().enumerate() {
+        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+        let file = format!("vellum-input-{i}-{safe}");
+        std::fs::write(dir.join(&file), text)?;
+        names.push(file);
+    }
+    Ok(match names.first() {
+        Some(policy) => args.into_iter().map(|a| a.replace("{policy}", policy)).collect(),
+        None => args,
+    })
+}
+
 /// Reads a pipe to its end on its own thread, keeping the first `keep` bytes: past the bound
 /// the rest is read, counted and dropped, so the tool is never blocked on a full pipe.
 /// Gives the bytes kept and the number written in all.
@@ -140,7 +156,7 @@ impl ToolRunner for ProcessTools {
         };
         let dir = self.scratch()?;
         let file = copy_in(dir.path(), source, key, name)?;
-        let args: Vec<String> = call.args.iter().map(|a| a.replace("{file}", &file)).collect();
+        let args = with_inputs(dir.path(), call, call.args.iter().map(|a| a.replace("{file}", &file)).collect())?;
         let finished = run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)?;
         drop(dir);
         let (out, total, err, status) = match finished {
@@ -179,11 +195,12 @@ impl ToolRunner for ProcessTools {
             output_name.to_string()
         };
         let base = output.rsplit_once('.').map_or(output.as_str(), |(base, _)| base);
-        let args: Vec<String> = call
+        let args = call
             .args
             .iter()
             .map(|a| a.replace("{file}", &file).replace("{output_base}", base).replace("{output}", &output))
             .collect();
+        let args = with_inputs(dir.path(), call, args)?;
         let (out, err, status) = match run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)? {
             Finished::Done { out, err, status, .. } => (out, err, status),
             Finished::TimedOut => {

@@ -91,6 +91,19 @@ pub struct Rule {
     /// …and the PRONOM format it is expected to be (`fmt/353`), as the registry says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_format: Option<String>,
+    /// A policy the tool checks the file against (`config/policies/<name>`, built in),
+    /// given to it as `{policy}`: a MediaConch policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// The policies rules may name, as data in `config/policies/`, built in.
+const POLICIES: &[(&str, &str)] =
+    &[("ffv1-mkv-preservation.xml", include_str!("../../../../config/policies/ffv1-mkv-preservation.xml"))];
+
+/// A built-in policy's text, by its file name.
+pub fn policy(name: &str) -> Option<&'static str> {
+    POLICIES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }
 
 fn default_max_output() -> usize {
@@ -167,6 +180,20 @@ impl Rules {
                 problems
                     .push(format!("rule {name:?}: no argument holds {{file}}, so the tool is never given the file"));
             }
+            let names_policy = rule.args.iter().any(|a| a.contains("{policy}"));
+            match rule.policy.as_deref() {
+                Some(p) if policy(p).is_none() => problems.push(format!(
+                    "rule {name:?} names the policy {p:?}, which is not one of config/policies/ ({})",
+                    POLICIES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                )),
+                Some(_) if !names_policy => {
+                    problems.push(format!("rule {name:?} has a policy but no argument holds {{policy}}"))
+                }
+                None if names_policy => {
+                    problems.push(format!("rule {name:?}: an argument holds {{policy}} but the rule names no policy"))
+                }
+                _ => {}
+            }
             if rule.timeout_seconds == 0 || rule.max_output == 0 {
                 problems.push(format!("rule {name:?}: max_output and timeout_seconds are at least 1"));
             }
@@ -237,6 +264,12 @@ impl Rule {
             timeout: Duration::from_secs(self.timeout_seconds.max(1)),
             stay_open: self.stay_open,
             per_batch: self.per_batch,
+            inputs: self
+                .policy
+                .as_deref()
+                .and_then(|p| policy(p).map(|text| (p.to_string(), text)))
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -343,6 +376,13 @@ mod tests {
         bad.version_args.clear();
         bad.puids.push("fmt/x".into());
         rules.rules.push(bad);
+        let mut checker = rules.rules.iter().find(|r| r.policy.is_some()).unwrap().clone();
+        checker.name = "no-such-policy".into();
+        checker.policy = Some("absent.xml".into());
+        rules.rules.push(checker.clone());
+        checker.name = "policy-unnamed".into();
+        checker.policy = None;
+        rules.rules.push(checker);
         let said = rules.problems().join("\n");
         for problem in [
             "both make the preservation copy of fmt/41",
@@ -351,6 +391,8 @@ mod tests {
             "output_format \"tiff\" is not a PUID",
             "has no version_args",
             "\"fmt/x\" is not a PUID",
+            "names the policy \"absent.xml\", which is not one of config/policies/",
+            "\"policy-unnamed\": an argument holds {policy} but the rule names no policy",
         ] {
             assert!(said.contains(problem), "{problem}: {said}");
         }

@@ -21,6 +21,10 @@ pub struct ToolCall<'a> {
     /// The tool takes a batch's files in one call, `{file}` standing for all of them, and
     /// answers with one `<media ref="NAME">` element a file (MediaInfo's XML).
     pub per_batch: bool,
+    /// Files the tool reads beside the object (a MediaConch policy), by name and contents,
+    /// put in the folder it runs in; `{policy}` in `args` stands for the first one's name.
+    /// For a tool run once a file (`run`, `convert`).
+    pub inputs: Vec<(String, &'static str)>,
 }
 
 /// What an outside tool gave back.

@@ -19,10 +19,10 @@ use crate::config::profile::Profile;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::{
-    by_vellum, derived_id, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, Stage,
-    Transfer,
+    by_vellum, derived_id, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, PremisEvent,
+    Stage, Transfer,
 };
-use crate::ports::{Conversion, FileCatalogue, ToolRunner};
+use crate::ports::{Conversion, FileCatalogue, ToolOutput, ToolRunner};
 use crate::record::keys::{dip_key, working_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -290,6 +290,7 @@ impl Normalize<'_> {
             ));
         }
         copy.characteristics = examined.traits;
+        events.extend(self.policy_checks(&copy, &copy_key)?);
         Ok(FileOutcome {
             events,
             stdout: format!("{} -> {copy_path}", original.current_path),
@@ -297,6 +298,46 @@ impl Normalize<'_> {
             new_files: vec![copy],
             ..Default::default()
         })
+    }
+
+    /// The copy checked against the policies the rules hold for its format (MediaConch on
+    /// FFV1 in Matroska), each a `validation` event on the copy with the tool's report.
+    fn policy_checks(&self, copy: &File, key: &str) -> StageResult<Vec<PremisEvent>> {
+        let mut events = Vec::new();
+        for rule in self.fpr.rules_for(Purpose::Validation, copy, self.tools.as_ref()) {
+            let program = self.program(rule);
+            let (outcome, note) =
+                match self.tools.run(&rule.call(), self.flow.working.as_ref(), key, &copy.current_path)? {
+                    ToolOutput::Output(report) => {
+                        let report = report.trim().to_string();
+                        if report.starts_with("pass!") {
+                            (EventOutcome::Pass, report)
+                        } else {
+                            (EventOutcome::Fail, report)
+                        }
+                    }
+                    ToolOutput::Cut { kept, total } => {
+                        (EventOutcome::Fail, format!("a report of {total} bytes, cut: {kept}"))
+                    }
+                    ToolOutput::Failed(why) => (EventOutcome::Fail, format!("{} failed: {why}", rule.command)),
+                    ToolOutput::TimedOut => (
+                        EventOutcome::Fail,
+                        format!("{} was stopped after {} seconds", rule.command, rule.timeout_seconds),
+                    ),
+                };
+            let policy = rule.policy.as_deref().unwrap_or_default();
+            let mut event = self.flow.file_event(
+                copy,
+                EventType::Validation,
+                format!("{program}; policy=\"{policy}\""),
+                outcome,
+                note,
+            );
+            // Beside Vellum's own validation of the copy: one event a rule.
+            event.uuid = derived_id(copy.uuid, &format!("event/validation/{}", rule.name));
+            events.push(event);
+        }
+        Ok(events)
     }
 
     /// The original stays as it is; its record says why no copy was made.
