@@ -125,6 +125,8 @@ impl TestEnv {
             sign_in,
             aips: self.env.aips.clone(),
             links: None,
+            dips: Some(self.env.dips.clone()),
+            dip_links: None,
             // Tests read back at once what they changed underneath the dashboard.
             answers: vellum_dashboard::answer_cache::AnswerCache::new(std::time::Duration::ZERO),
             throttle: vellum_dashboard::throttle::Throttle::default(),

@@ -366,9 +366,24 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let record: serde_json::Value =
         serde_json::from_slice(&ask(&format!("/api/transfers/{}", transfer.id), "application/json").body).unwrap();
     assert_eq!(record["summary"]["dip"].as_str(), transfer.dip_key.as_deref(), "{record}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&ask(&format!("/api/transfers/{}/dip", transfer.id), "application/json").body).unwrap();
+    let paths: Vec<&str> = listed["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&format!("METS.{}.xml", transfer.sip_uuid).as_str()), "{listed}");
+    let thumbnail = format!("thumbnails/{}.jpg", uuid_of("objects/scan.png"));
+    let mut download = ask(&format!("/api/transfers/{}/dip?file={thumbnail}", transfer.id), "application/json");
+    assert_eq!(download.status, 200);
+    let mut stream = download.stream.take().expect("the file streamed");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut stream.reader, &mut bytes).unwrap();
+    assert_eq!(bytes, std::fs::read(dip.join(&thumbnail)).unwrap(), "the DIP's file, downloaded");
+    let refused = ask(&format!("/api/transfers/{}/dip?file=../../vellum.db", transfer.id), "application/json");
+    assert_eq!(refused.status, 404, "only a file the DIP lists");
     let page = ask(&format!("/transfers/{}", transfer.id), "text/html");
-    assert!(String::from_utf8_lossy(&page.body)
-        .contains(&format!("<dt>DIP</dt><dd>normalized-{}/</dd>", transfer.sip_uuid)));
+    assert!(String::from_utf8_lossy(&page.body).contains(&format!(
+        "<dt>DIP</dt><dd><a href=\"/api/transfers/{}/dip\">normalized-{}/</a></dd>",
+        transfer.id, transfer.sip_uuid
+    )));
 
     let python = project_python();
     let out = Command::new(python)

@@ -252,6 +252,8 @@ pub async fn run_dashboard() -> Result<(), Error> {
         sign_in: false,
         aips: records.aips.clone(),
         links: Some(records.aips),
+        dips: records.dips.clone().map(|d| d as Arc<dyn vellum_core::ports::ObjectStore>),
+        dip_links: records.dips.map(|d| d as Arc<dyn vellum_dashboard::AipLinks>),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
         oidc: vellum_dashboard::oidc::OidcSettings::from_env()

@@ -105,6 +105,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         sign_in: true,
         aips: env.aips.clone(),
         links: None,
+        dips: Some(env.dips.clone()),
+        dip_links: None,
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
         oidc: vellum_dashboard::oidc::OidcSettings::from_env()
@@ -273,6 +275,8 @@ fn run_aws(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         aips: people.aips.clone(),
         // S3's links, as on AWS (the emulator's URL).
         links: Some(people.aips.clone()),
+        dips: people.dips.clone().map(|d| d as Arc<dyn vellum_core::ports::ObjectStore>),
+        dip_links: people.dips.clone().map(|d| d as Arc<dyn vellum_dashboard::AipLinks>),
         answers: vellum_dashboard::answer_cache::AnswerCache::for_serving(),
         throttle: vellum_dashboard::throttle::Throttle::default(),
         oidc: vellum_dashboard::oidc::OidcSettings::from_env()

@@ -42,6 +42,10 @@ pub struct Dashboard {
     /// Download links that expire (S3's presigned URLs); without them (embedded mode) an
     /// AIP is streamed through the dashboard.
     pub links: Option<Arc<dyn AipLinks>>,
+    /// The stored DIPs, where the deployment has a DIP location, and links to their files
+    /// (on AWS; in embedded mode a DIP's file is streamed).
+    pub dips: Option<Arc<dyn ObjectStore>>,
+    pub dip_links: Option<Arc<dyn AipLinks>>,
     /// What many readers poll (`/status`, the list, a transfer's detail), read at most once a
     /// second for all of them.
     pub answers: answer_cache::AnswerCache,
@@ -97,6 +101,7 @@ impl Dashboard {
             Route::TransferList | Route::TransferPage(_) => pages::page(self, &route, request, &user),
             r if r.is_archivematica() => api::archivematica::answer(self, r, request, &user),
             Route::Aips | Route::AipDownload => api::aips::answer(self, &route, request, &user),
+            Route::TransferDip(id) => api::aips::dip(self, *id, request, &user),
             r => api::json::answer(self, r, request, &user),
         };
         if !matches!(request.method.as_str(), "GET" | "HEAD") {

@@ -35,6 +35,8 @@ pub enum Route {
     Transfer(Uuid),
     TransferFiles(Uuid),
     TransferEvents(Uuid),
+    /// A transfer's stored DIP: its files, or one of them (`?file=`).
+    TransferDip(Uuid),
     Retry(Uuid),
     Hide(Uuid),
     HideCompleted,
@@ -193,6 +195,7 @@ pub fn route(method: &str, segments: &[String]) -> Route {
             (Some(t), []) => only(get, Route::Transfer(t), GET),
             (Some(t), ["files"]) => only(get, Route::TransferFiles(t), GET),
             (Some(t), ["events"]) => only(get, Route::TransferEvents(t), GET),
+            (Some(t), ["dip"]) => only(get, Route::TransferDip(t), GET),
             (Some(t), ["retry"]) => only(post, Route::Retry(t), POST),
             (Some(t), ["hide"]) => only(post, Route::Hide(t), POST),
             _ => Route::NotFound,

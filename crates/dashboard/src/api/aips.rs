@@ -1,7 +1,8 @@
 //! The storage service's read side through the API, for registered users: the stored AIPs
-//! (`GET /api/aips?space=&identifier=`), and one AIP to download
+//! (`GET /api/aips?space=&identifier=`), one AIP to download
 //! (`GET /api/aips/download?identifier=&version=`) — on AWS a link that expires, in
-//! embedded mode the AIP streamed.
+//! embedded mode the AIP streamed — and a transfer's DIP, its files listed or one of them
+//! downloaded (`GET /api/transfers/{id}/dip[?file=objects/…]`) the same way.
 
 use std::time::Duration;
 
@@ -112,4 +113,44 @@ impl std::io::Write for CappedWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A transfer's stored DIP: its files (path and size), or one of them by its path in the
+/// DIP — only a path the listing holds, never one put together from the request.
+pub fn dip(d: &Dashboard, id: uuid::Uuid, request: &Request, user: &User) -> PortResult<Response> {
+    let Some(transfer) = d.state.transfer(id)? else {
+        return Ok(Response::error(404, "no such transfer"));
+    };
+    let (Some(folder), Some(dips)) = (transfer.dip_key.as_deref(), d.dips.as_ref()) else {
+        return Ok(Response::error(404, "this transfer has no stored DIP"));
+    };
+    let listed = dips.list(folder)?;
+    let files: Vec<(&str, u64)> =
+        listed.iter().map(|m| (m.key.strip_prefix(folder).unwrap_or(&m.key), m.size)).collect();
+    let Some(wanted) = request.param("file").filter(|f| !f.is_empty()) else {
+        return Ok(Response::json(
+            200,
+            &json!({
+                "dip": folder,
+                "files": files.iter().map(|(path, size)| json!({"path": path, "size": size})).collect::<Vec<_>>(),
+            }),
+        ));
+    };
+    let Some((path, size)) = files.iter().find(|(path, _)| *path == wanted) else {
+        return Ok(Response::error(404, format!("the DIP {folder} holds no file {wanted}")));
+    };
+    let key = format!("{folder}{path}");
+    tracing::info!(user = %user.name, dip = %folder, file = %path, "DIP download");
+    if let Some(links) = &d.dip_links {
+        let url = links.link(&key, LINK_LIFETIME)?;
+        return Ok(Response::json(
+            200,
+            &json!({"file": path, "url": url, "expires_in_seconds": LINK_LIFETIME.as_secs()}),
+        ));
+    }
+    let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
+    let mut response = Response::with_type(200, "application/octet-stream", Vec::new())
+        .header("Content-Disposition", &format!("attachment; filename=\"{name}\""));
+    response.stream = Some(Stream { reader: dips.get(&key)?, len: *size });
+    Ok(response)
 }

@@ -400,7 +400,10 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
         t.file_count,
         t.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         escape(t.aip_key.as_deref().unwrap_or("not stored yet")),
-        t.dip_key.as_deref().map(|dip| format!("<dt>DIP</dt><dd>{}</dd>", escape(dip))).unwrap_or_default()
+        t.dip_key
+            .as_deref()
+            .map(|dip| format!("<dt>DIP</dt><dd><a href=\"/api/transfers/{}/dip\">{}</a></dd>", t.id, escape(dip)))
+            .unwrap_or_default()
     );
     let _ = write!(body, "<h2>Progress</h2>{}", progress_cells(&progress));
     body.push_str("<h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Microservice</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Tasks</th></tr></thead><tbody>");
