@@ -366,6 +366,8 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let record: serde_json::Value =
         serde_json::from_slice(&ask(&format!("/api/transfers/{}", transfer.id), "application/json").body).unwrap();
     assert_eq!(record["summary"]["dip"].as_str(), transfer.dip_key.as_deref(), "{record}");
+    assert_eq!(transfer.files_not_normalized, Some(1), "counted by the METS stage");
+    assert_eq!(record["summary"]["files_not_normalized"], 1, "{record}");
     let listed: serde_json::Value =
         serde_json::from_slice(&ask(&format!("/api/transfers/{}/dip", transfer.id), "application/json").body).unwrap();
     let paths: Vec<&str> = listed["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
@@ -380,6 +382,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let refused = ask(&format!("/api/transfers/{}/dip?file=../../vellum.db", transfer.id), "application/json");
     assert_eq!(refused.status, 404, "only a file the DIP lists");
     let page = ask(&format!("/transfers/{}", transfer.id), "text/html");
+    assert!(String::from_utf8_lossy(&page.body).contains("<dt>Not normalized</dt><dd>1 file(s)"));
     assert!(String::from_utf8_lossy(&page.body).contains(&format!(
         "<dt>DIP</dt><dd><a href=\"/api/transfers/{}/dip\">normalized-{}/</a></dd>",
         transfer.id, transfer.sip_uuid
@@ -473,6 +476,7 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
     );
     assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
     assert_eq!(vellum_core::record::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(), 3);
+    assert_eq!(transfer.files_not_normalized, Some(3));
 }
 
 /// The policy as data fails what is not a preservation copy of the rule's kind: a Matroska

@@ -727,6 +727,18 @@ impl TransferRegister for DynamoState {
         Ok(())
     }
 
+    fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET files_not_normalized = :n",
+            Some("attribute_exists(pk)"),
+            vec![(":n", AttributeValue::N(count.to_string()))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {
         self.update(
             &transfer_pk(id),

@@ -54,9 +54,9 @@ struct Report {
     /// Files whose virus check was not performed (null when the transfer ended before it
     /// was counted).
     files_not_scanned: Option<u64>,
-    /// Originals whose preservation copy could not be made (their `normalization` event
-    /// failed, with the tool's words).
-    files_not_normalized: u64,
+    /// Originals a copy could not be made of (their `normalization` event failed, with the
+    /// tool's words); null when the transfer ended before they were counted.
+    files_not_normalized: Option<u64>,
     /// Their paths, for the closing line.
     #[serde(skip)]
     not_normalized: Vec<String>,
@@ -98,7 +98,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     reason: Some(format!("{e:#}")),
                     files: 0,
                     files_not_scanned: None,
-                    files_not_normalized: 0,
+                    files_not_normalized: None,
                     not_normalized: Vec::new(),
                     seconds: started.elapsed().as_secs_f64(),
                     stage_busy_seconds: BTreeMap::new(),
@@ -167,7 +167,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
             )),
             files: 0,
             files_not_scanned: None,
-            files_not_normalized: 0,
+            files_not_normalized: None,
             not_normalized: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
             stage_busy_seconds: BTreeMap::new(),
@@ -183,8 +183,15 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
     let busy = runner.stop();
     let transfer = outcome?;
     let aip = transfer.aip_key.as_ref().map(|k| env.aips.root().join(k));
-    let not_normalized =
-        vellum_core::record::normalization::not_normalized_paths(env.state.as_ref(), env.state.as_ref(), transfer.id)?;
+    // Named one by one only when there are any: reading them costs a read of every event.
+    let not_normalized = match transfer.files_not_normalized {
+        Some(n) if n > 0 => vellum_core::record::normalization::not_normalized_paths(
+            env.state.as_ref(),
+            env.state.as_ref(),
+            transfer.id,
+        )?,
+        _ => Vec::new(),
+    };
     // A refused package has no SIP and no AIP: none is reported.
     let refused = transfer.status == TransferStatus::Rejected;
     Ok(Report {
@@ -202,7 +209,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         reason: transfer.failure_reason.clone(),
         files: transfer.file_count,
         files_not_scanned: transfer.files_not_scanned,
-        files_not_normalized: not_normalized.len() as u64,
+        files_not_normalized: transfer.files_not_normalized,
         not_normalized,
         seconds: started.elapsed().as_secs_f64(),
         stage_busy_seconds: busy.into_iter().map(|(stage, d)| (stage.to_string(), d.as_secs_f64())).collect(),
@@ -229,7 +236,7 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
             if !report.not_normalized.is_empty() {
                 eprintln!(
                     "vellum: no preservation copy could be made of {} file(s) (their normalization events say why): {}",
-                    report.files_not_normalized,
+                    report.not_normalized.len(),
                     report.not_normalized.join(", ")
                 );
             }

@@ -150,6 +150,7 @@ const STATE_WRITES: &[&str] = &[
     "state.set_identifiers",
     "state.set_microservice",
     "state.set_files_not_scanned",
+    "state.set_files_not_normalized",
     "state.end_transfer",
     "state.complete_transfer",
     "state.assign_aip_version",
@@ -381,6 +382,10 @@ impl TransferRegister for Faulty<dyn StateStore> {
 
     fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
         self.call("state.set_files_not_scanned", || self.inner.set_files_not_scanned(id, count))
+    }
+
+    fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.call("state.set_files_not_normalized", || self.inner.set_files_not_normalized(id, count))
     }
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {

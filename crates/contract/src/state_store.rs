@@ -91,6 +91,10 @@ pub fn files_not_scanned_are_recorded(make: &Make) {
     assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_scanned, Some(0), "zero is a count, not nothing");
     s.set_files_not_scanned(t.id, 12).unwrap();
     assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_scanned, Some(12));
+    assert_eq!(s.transfer(t.id).unwrap().unwrap().files_not_normalized, None, "not counted before the METS");
+    s.set_files_not_normalized(t.id, 3).unwrap();
+    let counted = s.transfer(t.id).unwrap().unwrap();
+    assert_eq!((counted.files_not_scanned, counted.files_not_normalized), (Some(12), Some(3)), "each its own count");
 }
 
 pub fn first_ending_stands(make: &Make) {

@@ -215,7 +215,7 @@ fn transfer_list_sql(status: bool, after: bool, search: bool) -> String {
         filters.push("instr(lower(name || ' ' || identifiers), :search) > 0");
     }
     format!(
-        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key FROM transfers \
+        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized FROM transfers \
          WHERE {} ORDER BY created_at DESC, id DESC LIMIT :limit",
         filters.join(" AND ")
     )
@@ -276,6 +276,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         ("transfers", "files_not_scanned", "INTEGER"),
         ("files", "source", "TEXT"),
         ("transfers", "dip_key", "TEXT"),
+        ("transfers", "files_not_normalized", "INTEGER"),
     ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
@@ -350,7 +351,7 @@ impl SqliteStateStore {
         self.with(|c| {
             c.query_row(
                 &format!(
-                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key FROM transfers WHERE {column} = ?1"
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized FROM transfers WHERE {column} = ?1"
                 ),
                 [id.to_string()],
                 transfer_row,
@@ -456,6 +457,10 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
             Some(n) => Some(u64::try_from(n).map_err(|_| unreadable(23, format!("{n} files not scanned")))?),
         },
         dip_key: r.get(24)?,
+        files_not_normalized: match r.get::<_, Option<i64>>(25)? {
+            None => None,
+            Some(n) => Some(u64::try_from(n).map_err(|_| unreadable(25, format!("{n} files not normalized")))?),
+        },
     })
 }
 
@@ -717,6 +722,16 @@ impl TransferRegister for SqliteStateStore {
         self.with(|c| {
             c.execute(
                 "UPDATE transfers SET files_not_scanned = ?2 WHERE id = ?1",
+                params![id.to_string(), count as i64],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET files_not_normalized = ?2 WHERE id = ?1",
                 params![id.to_string(), count as i64],
             )
         })?;

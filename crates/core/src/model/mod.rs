@@ -139,6 +139,10 @@ pub struct Transfer {
     /// counted when the METS is written; None before then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_not_scanned: Option<u64>,
+    /// Originals a copy (preservation, access, thumbnail) could not be made of, counted by
+    /// the METS stage (None before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_not_normalized: Option<u64>,
 }
 
 impl Transfer {
@@ -187,6 +191,7 @@ impl Transfer {
             stuck_since: None,
             fixity_checked_at: None,
             files_not_scanned: None,
+            files_not_normalized: None,
         }
     }
 }

@@ -74,6 +74,9 @@ pub trait TransferRegister: Send + Sync {
 
     /// Records how many of the transfer's files were not scanned for viruses.
     fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()>;
+    /// Records how many originals a copy could not be made of (counted once, by the METS
+    /// stage).
+    fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()>;
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()>;
 

@@ -141,6 +141,9 @@ pub struct FileLogLines {
     pub lines: [String; 3],
     /// Files among them whose virus check was not performed.
     pub not_scanned: u64,
+    /// Files among them a copy could not be made of (a failed `normalization` event).
+    #[serde(default)]
+    pub not_normalized: u64,
 }
 
 impl FileLogLines {
@@ -172,6 +175,9 @@ impl FileLogLines {
                 escape_controls(&f.original_path),
                 escape_controls(&f.current_path)
             ));
+        }
+        if events.iter().any(crate::record::normalization::failed) {
+            self.not_normalized += 1;
         }
         let checks = events.iter().filter(|e| e.event_type == "virus check");
         if checks.clone().any(|e| e.outcome == crate::model::EventOutcome::NotPerformed) {

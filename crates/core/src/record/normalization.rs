@@ -6,26 +6,26 @@ use uuid::Uuid;
 use crate::model::{EventOutcome, EventType};
 use crate::ports::{EventLog, FileCatalogue, FilePages, PortResult, PAGE_SIZE};
 
+/// Whether the event says a copy (preservation, access, thumbnail) could not be made.
+pub fn failed(event: &crate::model::PremisEvent) -> bool {
+    event.event_type == EventType::Normalization && event.outcome == EventOutcome::Fail
+}
+
 /// The transfer's originals whose `normalization` event failed, by file id.
 pub fn not_normalized(events: &dyn EventLog, transfer_id: Uuid) -> PortResult<Vec<Uuid>> {
-    let mut failed = Vec::new();
+    let mut not_made = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = events.events(transfer_id, after.as_deref(), PAGE_SIZE)?;
-        failed.extend(
-            page.items
-                .iter()
-                .filter(|e| e.event_type == EventType::Normalization && e.outcome == EventOutcome::Fail)
-                .filter_map(|e| e.file_uuid),
-        );
+        not_made.extend(page.items.iter().filter(|e| failed(e)).filter_map(|e| e.file_uuid));
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    failed.sort();
-    failed.dedup();
-    Ok(failed)
+    not_made.sort();
+    not_made.dedup();
+    Ok(not_made)
 }
 
 /// Their paths, in path order (the files read a page at a time, only when there are any).

@@ -297,6 +297,7 @@ impl Writer<'_> {
     fn write_logs(&self, pieces: &[String]) -> StageResult<()> {
         let p = self.p;
         let mut not_scanned = 0;
+        let mut not_normalized = 0;
         for (i, (name, header)) in FILE_LOGS.iter().enumerate() {
             let mut out =
                 BufWriter::with_capacity(256 * 1024, p.flow.working.writer(&working_log_key(self.transfer.id, name))?);
@@ -309,6 +310,7 @@ impl Writer<'_> {
                 out.write_all(lines.lines[i].as_bytes())?;
                 if i == 0 {
                     not_scanned += lines.not_scanned;
+                    not_normalized += lines.not_normalized;
                 }
             }
             out.flush()?;
@@ -316,6 +318,7 @@ impl Writer<'_> {
         }
         // Counted once for the whole transfer, so the success log and the reports can say it.
         p.flow.register.set_files_not_scanned(self.transfer.id, not_scanned)?;
+        p.flow.register.set_files_not_normalized(self.transfer.id, not_normalized)?;
         if let Some(left_out) = left_out_log(&p.events.transfer_events(self.transfer.id)?) {
             p.flow.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }

@@ -146,6 +146,7 @@ pub fn summary(t: &Transfer) -> Value {
         "failure_reason": t.failure_reason,
         "aip_key": t.aip_key,
         "dip": t.dip_key,
+        "files_not_normalized": t.files_not_normalized,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
         "completed_at": t.completed_at,

@@ -403,7 +403,13 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
         t.dip_key
             .as_deref()
             .map(|dip| format!("<dt>DIP</dt><dd><a href=\"/api/transfers/{}/dip\">{}</a></dd>", t.id, escape(dip)))
-            .unwrap_or_default()
+            .into_iter()
+            .chain(t.files_not_normalized.filter(|n| *n > 0).map(|n| {
+                format!(
+                    "<dt>Not normalized</dt><dd>{n} file(s): no copy could be made (their normalization events say why)</dd>"
+                )
+            }))
+            .collect::<String>()
     );
     let _ = write!(body, "<h2>Progress</h2>{}", progress_cells(&progress));
     body.push_str("<h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Microservice</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Tasks</th></tr></thead><tbody>");

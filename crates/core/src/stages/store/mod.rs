@@ -482,7 +482,11 @@ fn finish(p: &Store<'_>, transfer: &Transfer, copied: &Copied, report: &BagSumma
     if let Some(location) = &replica {
         answer.push_str(&format!("A second copy is stored in {location}, read back and verified the same way.\n"));
     }
-    let not_normalized = crate::record::normalization::not_normalized_paths(p.events, p.files, transfer.id)?;
+    // Named one by one only when the METS stage counted any: the names cost a read of every event.
+    let not_normalized = match transfer.files_not_normalized {
+        Some(n) if n > 0 => crate::record::normalization::not_normalized_paths(p.events, p.files, transfer.id)?,
+        _ => Vec::new(),
+    };
     if !not_normalized.is_empty() {
         answer.push_str(&format!(
             "No copy could be made of {} file(s), kept as they are (the normalization events in the METS say why): {}\n",
