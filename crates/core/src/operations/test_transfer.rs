@@ -68,7 +68,11 @@ pub fn judge(t: &Transfer, state: &dyn StateStore, aips: &dyn ObjectStore) -> Po
     checks.push(check("the AIP is in the testing space", aip_key.starts_with("testing/"), aip_key.clone()));
     let files = state.all_files(t.id)?;
     let events = state.all_events(t.id)?;
-    let originals: Vec<_> = files.iter().filter(|f| f.current_path.starts_with("objects/")).collect();
+    // The package's own files: not the copies and the text normalization made of them.
+    let originals: Vec<_> = files
+        .iter()
+        .filter(|f| f.file_use == crate::model::FileUse::Original && f.current_path.starts_with("objects/"))
+        .collect();
     let unidentified: Vec<&str> =
         originals.iter().filter(|f| f.format.is_none()).map(|f| f.current_path.as_str()).collect();
     checks.push(check(
