@@ -11,7 +11,7 @@ use std::process::Command;
 
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{EventLog, FileCatalogue, ObjectStore};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore};
 use vellum_tests::{bagit_validate, project_python, unpack_aip, Package, TestEnv};
 
 /// Runs a tool that makes a test file in `dir`, and gives back the file's bytes.
@@ -518,4 +518,47 @@ fn the_mediaconch_policy_fails_a_matroska_file_that_is_not_ffv1_version_3_with_s
         }
         other => panic!("MediaConch gave {other:?}"),
     }
+}
+
+/// Every normalize message delivered twice: the copies recorded by the first delivery are
+/// kept, not made again (a tool run twice need not write the same bytes), so the bag's
+/// digests are the record's; one copy an original, each event once, one task a file.
+#[test]
+#[ignore = "needs ImageMagick, Ghostscript and the project's Python; scripts/test runs it"]
+fn a_normalize_message_delivered_twice_keeps_the_first_copies_and_the_bag_valid() {
+    let work = tempfile::tempdir().unwrap();
+    let mut package = Package::default();
+    package.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/TWICE/1,Twice\n");
+    package.add("objects/a.png", made(work.path(), "a.png", "convert", &["-size", "16x16", "xc:red", "a.png"]));
+    package.add(
+        "objects/b.pdf",
+        made(work.path(), "b.pdf", "gs", &["-q", "-sDEVICE=pdfwrite", "-o", "b.pdf", "-c", "showpage"]),
+    );
+    let mut options = vellum_tests::options();
+    options.settings.batch_size = Some(8);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/twice.zip");
+    // A second apart: Ghostscript writes the time into a PDF/A, so a copy made again would
+    // not be the bytes the record holds.
+    t.drive(|queue, _| {
+        let again = queue == "normalize";
+        if again {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        again
+    });
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let dest = t.dir.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    let bag = unpack_aip(&t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
+    bagit_validate(&bag).expect("every digest in the bag is the record's");
+    let state = t.env.state.as_ref();
+    let files = state.all_files(transfer.id).unwrap();
+    assert_eq!(files.iter().filter(|f| f.file_use == vellum_core::model::FileUse::Preservation).count(), 2);
+    let events = state.all_events(transfer.id).unwrap();
+    let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.uuid).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    let job = state.job(transfer.id, "normalize").unwrap().unwrap();
+    assert_eq!(state.tasks(job.uuid).unwrap().len(), 2, "a task an original, none for the copies");
 }

@@ -7,7 +7,7 @@
 //! tool and its version. A copy that cannot be made leaves the original as it is, recorded
 //! with the tool's words; a tool that hangs is stopped once and not run again in the batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::analysis::fixity::Digests;
@@ -22,7 +22,7 @@ use crate::model::{
     by_vellum, derived_id, preservation_copy_id, program_detail, EventOutcome, EventType, File, FileUse, PremisEvent,
     Stage, Transfer,
 };
-use crate::ports::{Conversion, FileCatalogue, ToolOutput, ToolRunner};
+use crate::ports::{Conversion, FileCatalogue, FilePages, ToolOutput, ToolRunner};
 use crate::record::keys::{dip_key, working_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
@@ -50,16 +50,34 @@ pub fn preservation_copy_path(original: &File, copy: uuid::Uuid, extension: &str
         Some((stem, _)) if !stem.is_empty() => stem,
         _ => name,
     };
-    format!("{folder}{stem}-{copy}.{extension}")
+    format!("{folder}{}-{copy}.{extension}", fitted(stem, 38 + extension.len()))
+}
+
+/// A name part cut (at a character) so that, with `beside` bytes more, it makes a name a
+/// file system takes: the copy of an original with a 250-byte name still has a name.
+fn fitted(part: &str, beside: usize) -> &str {
+    let mut end = crate::intake::sanitize::MAX_NAME_BYTES.saturating_sub(beside).min(part.len());
+    while !part.is_char_boundary(end) {
+        end -= 1;
+    }
+    &part[..end]
 }
 
 impl Microservice for Normalize<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
         // Rules whose tool ran past its timeout in this batch: not waited for again.
         let mut hung: BTreeMap<String, String> = BTreeMap::new();
+        // What an earlier delivery of this batch made and recorded: kept, not made again (a
+        // tool run twice need not write the same bytes, and the record holds the first's).
+        let made_before: BTreeSet<uuid::Uuid> = match msg.batch {
+            Some(batch) => FilePages::of_batch(self.files, msg.transfer_id, batch)
+                .filter_map(|f| f.map(|f| f.source.map(|_| f.uuid)).transpose())
+                .collect::<Result<_, _>>()?,
+            None => BTreeSet::new(),
+        };
         run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
-            if file.file_use != FileUse::Original {
-                return Ok(FileOutcome::default());
+            if file.file_use != FileUse::Original || file.source.is_some() {
+                return Ok(FileOutcome { not_a_task: true, ..Default::default() });
             }
             let mut out = FileOutcome::default();
             let mut said = Vec::new();
@@ -74,7 +92,7 @@ impl Microservice for Normalize<'_> {
                 };
                 let made = match purpose {
                     Purpose::Preservation | Purpose::Transcription => {
-                        self.keep_in_aip(transfer, profile, file, rule, &mut hung)?
+                        self.keep_in_aip(transfer, profile, file, rule, &mut hung, &made_before)?
                     }
                     _ => self.for_the_dip(transfer, file, purpose, rule, &mut hung)?,
                 };
@@ -176,6 +194,7 @@ impl Normalize<'_> {
         original: &File,
         rule: &Rule,
         hung: &mut BTreeMap<String, String>,
+        made_before: &BTreeSet<uuid::Uuid>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
         let (copy_id, copy_path, file_use, event_type, what) = match rule.purpose {
@@ -197,9 +216,17 @@ impl Normalize<'_> {
         };
         let copy_key = working_key(transfer.id, &copy_path);
         let program = self.program(rule);
-        let (size, said) = match self.make(transfer, original, rule, &copy_key, hung)? {
-            Ok(made) => made,
-            Err(why) => return Ok(self.not_normalized(original, &program, rule, why)),
+        let earlier = match made_before.contains(&copy_id) {
+            true => self.flow.working.head(&copy_key)?,
+            false => None,
+        };
+        let (size, said) = match earlier {
+            // Its events are written again from the same bytes: the same ids, the same words.
+            Some(object) => (object.size, String::new()),
+            None => match self.make(transfer, original, rule, &copy_key, hung)? {
+                Ok(made) => made,
+                Err(why) => return Ok(self.not_normalized(original, &program, rule, why)),
+            },
         };
         let mut copy = File {
             uuid: copy_id,
@@ -379,7 +406,7 @@ pub fn dip_path(original: &File, purpose: Purpose, extension: &str) -> String {
                 Some((stem, _)) if !stem.is_empty() => stem,
                 _ => name,
             };
-            format!("objects/{}-{stem}.{extension}", original.uuid)
+            format!("objects/{}-{}.{extension}", original.uuid, fitted(stem, 38 + extension.len()))
         }
     }
 }
@@ -388,5 +415,49 @@ pub fn dip_path(original: &File, purpose: Purpose, extension: &str) -> String {
 /// `objects/metadata/OCRfiles/<name>-<file-uuid>.txt`.
 pub fn transcription_path(original: &File, extension: &str) -> String {
     let name = original.current_path.rsplit('/').next().unwrap_or(&original.current_path);
-    format!("objects/metadata/OCRfiles/{name}-{}.{extension}", original.uuid)
+    format!("objects/metadata/OCRfiles/{}-{}.{extension}", fitted(name, 38 + extension.len()), original.uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn original(path: &str) -> File {
+        File {
+            uuid: uuid::Uuid::nil(),
+            transfer_id: uuid::Uuid::nil(),
+            batch: 0,
+            entry_index: 0,
+            file_use: FileUse::Original,
+            original_path: path.into(),
+            current_path: path.into(),
+            size: 1,
+            checksums: Default::default(),
+            format: None,
+            modified: None,
+            characteristics: Default::default(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn copies_are_named_as_archivematica_names_them_and_fit_a_file_system() {
+        let id = uuid::Uuid::nil();
+        let f = original("objects/letters/1901.letter.jpg");
+        assert_eq!(preservation_copy_path(&f, id, "tif"), format!("objects/letters/1901.letter-{id}.tif"));
+        assert_eq!(dip_path(&f, Purpose::Access, "jpg"), format!("objects/{id}-1901.letter.jpg"));
+        assert_eq!(dip_path(&f, Purpose::Thumbnail, "jpg"), format!("thumbnails/{id}.jpg"));
+        assert_eq!(transcription_path(&f, "txt"), format!("objects/metadata/OCRfiles/1901.letter.jpg-{id}.txt"));
+        // A 250-byte name of two-byte letters: every name made of it is cut at a letter.
+        let long = original(&format!("objects/{}.png", "é".repeat(123)));
+        for made in [
+            preservation_copy_path(&long, id, "tif"),
+            dip_path(&long, Purpose::Access, "jpg"),
+            transcription_path(&long, "txt"),
+        ] {
+            let name = made.rsplit('/').next().unwrap();
+            assert!(name.len() <= crate::intake::sanitize::MAX_NAME_BYTES, "{} bytes: {name}", name.len());
+            assert!(name.contains(&id.to_string()), "{name}");
+        }
+    }
 }

@@ -23,6 +23,8 @@ pub struct FileOutcome {
     pub fails_transfer: Option<String>,
     /// Files the stage made (a preservation copy), joining the batch after its originals.
     pub new_files: Vec<File>,
+    /// The stage does nothing to this file (a copy another delivery made): no task.
+    pub not_a_task: bool,
 }
 
 impl FileOutcome {
@@ -61,6 +63,9 @@ pub fn run_batch(
         let file = file?;
         let started = flow.clock.now();
         let outcome = work(&transfer, profile, &file)?;
+        if outcome.not_a_task {
+            continue;
+        }
         tasks.push(Task {
             uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
             job_uuid: job.uuid,
