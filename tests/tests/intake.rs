@@ -127,7 +127,7 @@ fn awkward_names_are_sanitized_recorded_and_nothing_is_lost() {
 
 #[test]
 #[ignore = "needs bagit-python; scripts/test runs it"]
-fn a_nested_zip_is_kept_as_a_file() {
+fn a_nested_zip_is_kept_whole_and_unpacked_beside_itself() {
     let inner_path = std::env::temp_dir().join(format!("inner-{}.zip", std::process::id()));
     Package::catalogued("INNER/1", 3).write_zip(&inner_path);
     let inner = std::fs::read(&inner_path).unwrap();
@@ -136,8 +136,8 @@ fn a_nested_zip_is_kept_as_a_file() {
     p.add("objects/inner.zip", inner.clone());
     let c = Case::zip(&p);
     let t = c.complete("born-digital/nested.zip");
-    assert_eq!(t.file_count, 3, "metadata.csv, one file and the inner zip, not its contents");
-    assert_eq!(std::fs::read(c.bag(&t).join("data/objects/inner.zip")).unwrap(), inner);
+    assert_eq!(t.file_count, 7, "metadata.csv, one file, the inner zip and the four files it holds");
+    assert_eq!(std::fs::read(c.bag(&t).join("data/objects/inner.zip")).unwrap(), inner, "the container kept");
 }
 
 #[test]

@@ -51,6 +51,12 @@ pub struct Profile {
     /// Whether images get their text read by OCR (purpose `transcription`), kept in the AIP.
     #[serde(default)]
     pub transcribe: bool,
+    /// Whether packages inside the transfer (`.zip`, `.tar`, `.tar.gz`) are unpacked beside
+    /// themselves, and how deep packages inside those are unpacked in turn.
+    #[serde(default)]
+    pub extract_packages: bool,
+    #[serde(default = "default_package_depth")]
+    pub package_depth: u32,
     #[serde(default)]
     pub limits: Limits,
     /// Desktop clutter left out of `objects/`, by name: a file so named, or anything in a
@@ -58,6 +64,10 @@ pub struct Profile {
     /// keeps everything.
     #[serde(default = "default_clutter")]
     pub clutter: Vec<String>,
+}
+
+fn default_package_depth() -> u32 {
+    3
 }
 
 impl Profile {

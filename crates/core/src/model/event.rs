@@ -43,10 +43,13 @@ pub enum EventType {
     /// The text in an original read by OCR, recorded on the original.
     #[serde(rename = "transcription")]
     Transcription,
+    /// A file taken out of a package inside the transfer (or a package kept whole, and why).
+    #[serde(rename = "unpacking")]
+    Unpacking,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Ingestion,
         EventType::Registration,
         EventType::MessageDigestCalculation,
@@ -60,6 +63,7 @@ impl EventType {
         EventType::Deletion,
         EventType::Normalization,
         EventType::Transcription,
+        EventType::Unpacking,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl EventType {
             EventType::Deletion => "deletion",
             EventType::Normalization => "normalization",
             EventType::Transcription => "transcription",
+            EventType::Unpacking => "unpacking",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! and the per-file stages that have already done every batch are finished here.
 
 mod entries;
+mod packages;
 mod plan;
 mod ranges;
 mod sequential;
@@ -107,7 +108,9 @@ fn commit(
     events: &[PremisEvent],
     next_entry: u64,
 ) -> StageResult<ExtractCheckpoint> {
-    let checkpoint = p.files.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
+    let (mut files, mut events) = (files.to_vec(), events.to_vec());
+    packages::unpack(p, transfer, p.flow.profile(transfer)?, &mut files, &mut events)?;
+    let checkpoint = p.files.commit_extract_batch(transfer.id, from, &files, &events, next_entry)?;
     if checkpoint.batches > from.batches {
         p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;
     }

@@ -112,6 +112,7 @@ pub(super) fn extract_range(
             };
             take_in(p, transfer, profile.kind, &line, batch, open, &mut files, &mut events)?;
         }
+        super::packages::unpack(p, transfer, profile, &mut files, &mut events)?;
         p.files.write_extracted_batch(transfer.id, batch, &files, &events)?;
         // The batch's commit point; the one that completes the count finishes the job
         // before its batch goes on, so no later stage can end before extraction.

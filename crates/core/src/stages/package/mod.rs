@@ -133,7 +133,9 @@ fn bag_entries(
         let digests = in_order(&f.checksums, &f.original_path)?;
         let mtime = f.modified.map_or(0, |t| t.timestamp().max(0) as u64);
         let path = format!("data/{}", payload_path(transfer, &f));
-        let source = if f.file_use == FileUse::Original {
+        // The package's own entries are read from the upload; what was unpacked from a
+        // package inside it (its `source`), from the working area.
+        let source = if f.file_use == FileUse::Original && f.source.is_none() {
             Source::Original { size: f.size, mtime }
         } else {
             Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime }

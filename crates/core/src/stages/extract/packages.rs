@@ -1,0 +1,360 @@
+//! Packages inside packages ("Extract packages"): an archive among a batch's originals — a
+//! `.zip`, `.tar`, `.tar.gz` or `.tgz` whose bytes are what its name says (a `.docx` or an
+//! `.epub` is a zip too, and is kept whole) — is unpacked beside itself into a folder
+//! named after it and its UUID (`objects/mail.zip` → `objects/mail-<uuid>/`), under intake's
+//! rules: only regular files, no path that leaves the folder, names sanitized, and the
+//! profile's limits on entries, bytes and compression ratio. Each file taken out joins the
+//! batch as an original (its `source` names its container) with an `unpacking` event naming
+//! the container, and goes through every per-file stage; archives inside are unpacked in turn
+//! to the profile's depth. The container is kept. An archive that breaks a rule, or cannot be
+//! read, is kept as it is and gets an `unpacking` event saying why.
+
+use std::io::{self, Read, Write};
+
+use crate::config::profile::Profile;
+use crate::error::StageResult;
+use crate::intake::sanitize::{sanitize_component, MAX_NAME_BYTES};
+use crate::io::ranged::RangedReader;
+use crate::model::{by_vellum, derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Transfer};
+use crate::record::keys::working_key;
+
+use super::Extract;
+
+/// Extracted files are listed in their batch after its entries: their entry index is this
+/// with bits of their UUID (copies and transcriptions add 2^62 and more).
+const MEMBER_ENTRIES: u64 = 1 << 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Zip,
+    Tar,
+    TarGz,
+}
+
+/// What the archive is, by its name and its first bytes (for a gzip, the first bytes of what
+/// it holds): both must say it. Formats are identified only after extraction, so the name
+/// decides which zips are packages.
+fn kind_of(name: &str, head: &[u8]) -> Option<Kind> {
+    let name = name.to_ascii_lowercase();
+    let is_tar = |block: &[u8]| block.len() >= 262 && &block[257..262] == b"ustar";
+    if name.ends_with(".zip") && head.starts_with(b"PK\x03\x04") {
+        Some(Kind::Zip)
+    } else if (name.ends_with(".tar.gz") || name.ends_with(".tgz")) && head.starts_with(&[0x1f, 0x8b]) {
+        let mut block = Vec::new();
+        let _ = flate2::read::MultiGzDecoder::new(head).take(512).read_to_end(&mut block);
+        is_tar(&block).then_some(Kind::TarGz)
+    } else if name.ends_with(".tar") && is_tar(head) {
+        Some(Kind::Tar)
+    } else {
+        None
+    }
+}
+
+/// Why an archive was kept as it is.
+struct Kept(String);
+
+/// Unpacks the archives among `files` (and the archives inside them, to the profile's depth),
+/// adding what they hold to `files` and `events`.
+pub(super) fn unpack(
+    p: &Extract<'_>,
+    transfer: &Transfer,
+    profile: &Profile,
+    files: &mut Vec<File>,
+    events: &mut Vec<PremisEvent>,
+) -> StageResult<()> {
+    if !profile.extract_packages {
+        return Ok(());
+    }
+    let mut todo: Vec<(File, u32)> =
+        files.iter().filter(|f| f.file_use == FileUse::Original).cloned().map(|f| (f, 1)).collect();
+    while let Some((container, depth)) = todo.pop() {
+        let key = working_key(transfer.id, &container.current_path);
+        let head = p.flow.working.get_range(&key, 0, 64 * 1024)?;
+        let Some(kind) = kind_of(&container.current_path, &head) else { continue };
+        let mut members = Vec::new();
+        let result = match kind {
+            Kind::Zip => unzip(p, transfer, profile, &container, &mut members),
+            Kind::Tar | Kind::TarGz => untar(p, transfer, profile, &container, kind == Kind::TarGz, &mut members),
+        };
+        match result {
+            Ok(()) => {
+                for member in members {
+                    events.extend(member_events(p, &container, &member));
+                    if depth < profile.package_depth {
+                        todo.push((member.clone(), depth + 1));
+                    }
+                    files.push(member);
+                }
+            }
+            Err(Outcome::Kept(Kept(why))) => {
+                // What was written of it stays in the working area unlisted: the clean-up
+                // after store takes it with the rest.
+                events.push(container_event(p, &container, EventOutcome::Fail, why));
+            }
+            Err(Outcome::Store(e)) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// How unpacking an archive ended, when it did not: kept as it is, or the store failed.
+enum Outcome {
+    Kept(Kept),
+    Store(crate::ports::PortError),
+}
+
+impl From<crate::ports::PortError> for Outcome {
+    fn from(e: crate::ports::PortError) -> Self {
+        Outcome::Store(e)
+    }
+}
+
+fn kept(why: impl Into<String>) -> Outcome {
+    Outcome::Kept(Kept(why.into()))
+}
+
+/// The folder an archive is unpacked into: beside it, its name without the extension and
+/// its UUID, so it never meets a folder of the package.
+fn folder_of(container: &File) -> String {
+    let (parent, name) = match container.current_path.rsplit_once('/') {
+        Some((parent, name)) => (format!("{parent}/"), name),
+        None => (String::new(), container.current_path.as_str()),
+    };
+    let stem = name.strip_suffix(".tar.gz").or_else(|| name.rsplit_once('.').map(|(s, _)| s)).unwrap_or(name);
+    let mut end = MAX_NAME_BYTES.saturating_sub(37).min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{parent}{}-{}", &stem[..end], container.uuid)
+}
+
+/// A member's path inside the folder: each part sanitized as intake sanitizes names; None
+/// for a path that would leave the folder or names nothing.
+fn member_path(folder: &str, name: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for part in name.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            part => parts.push(sanitize_component(part)),
+        }
+    }
+    if parts.is_empty() || parts.iter().any(|p| p.is_empty() || p.len() > MAX_NAME_BYTES) {
+        return None;
+    }
+    Some(format!("{folder}/{}", parts.join("/")))
+}
+
+/// What the profile allows one archive to hold.
+struct Budget<'a> {
+    profile: &'a Profile,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Budget<'_> {
+    fn take(&mut self, name: &str, size: u64, compressed: Option<u64>) -> Result<(), Outcome> {
+        let limits = &self.profile.limits;
+        self.entries += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        if self.entries > limits.max_entries {
+            return Err(kept(format!("it holds more than {} entries, the profile's limit", limits.max_entries)));
+        }
+        if self.bytes > limits.max_total_bytes {
+            return Err(kept(format!("it unpacks to more than {} bytes, the profile's limit", limits.max_total_bytes)));
+        }
+        if let Some(compressed) = compressed {
+            if size > limits.ratio_checked_above && size / compressed.max(1) > limits.max_compression_ratio {
+                return Err(kept(format!(
+                    "{name:?} unpacks {size} bytes from {compressed}, over the profile's ratio of {} (a zip bomb?)",
+                    limits.max_compression_ratio
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies one member's bytes (no more than it declares) into the working area as a file of
+/// the transfer.
+fn take_out(
+    p: &Extract<'_>,
+    transfer: &Transfer,
+    container: &File,
+    path: String,
+    reader: &mut dyn Read,
+    declared: u64,
+    modified: Option<crate::model::Timestamp>,
+) -> Result<File, Outcome> {
+    let mut out = p.flow.working.writer(&working_key(transfer.id, &path))?;
+    let written = io::copy(&mut reader.take(declared.saturating_add(1)), &mut WriteOut(&mut *out))
+        .map_err(|e| kept(format!("{path:?} cannot be read from it: {e}")))?;
+    if written != declared {
+        return Err(kept(format!("{path:?} holds {written} bytes, not the {declared} it declares")));
+    }
+    out.commit()?;
+    let uuid = derived_id(container.uuid, &format!("member/{path}"));
+    let bits = u64::from_be_bytes(uuid.as_bytes()[..8].try_into().expect("eight bytes")) & (MEMBER_ENTRIES - 1);
+    Ok(File {
+        uuid,
+        transfer_id: transfer.id,
+        batch: container.batch,
+        entry_index: MEMBER_ENTRIES | bits,
+        file_use: FileUse::Original,
+        original_path: path.clone(),
+        current_path: path,
+        size: written,
+        checksums: Default::default(),
+        format: None,
+        modified,
+        characteristics: Default::default(),
+        source: Some(container.uuid),
+    })
+}
+
+/// A store's writer as `io::Write` for `io::copy`.
+struct WriteOut<'a>(&'a mut dyn crate::ports::ObjectWriter);
+
+impl Write for WriteOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn unzip(
+    p: &Extract<'_>,
+    transfer: &Transfer,
+    profile: &Profile,
+    container: &File,
+    members: &mut Vec<File>,
+) -> Result<(), Outcome> {
+    let key = working_key(transfer.id, &container.current_path);
+    let reader = RangedReader::new(p.flow.working.clone(), &key, container.size, 1 << 20);
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| kept(format!("it cannot be read as a zip: {e}")))?;
+    let folder = folder_of(container);
+    let mut budget = Budget { profile, entries: 0, bytes: 0 };
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| kept(format!("its entry {i} cannot be read: {e}")))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = match entry.name() {
+            Ok(name) => name.to_string(),
+            Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
+        };
+        if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
+            return Err(kept(format!("{name:?} is a symbolic link")));
+        }
+        let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
+        budget.take(&name, entry.size(), Some(entry.compressed_size()))?;
+        let modified = entry.last_modified().and_then(|dt| {
+            chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
+                .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
+                .map(|n| n.and_utc())
+        });
+        let size = entry.size();
+        members.push(take_out(p, transfer, container, path, &mut entry, size, modified)?);
+    }
+    Ok(())
+}
+
+fn untar(
+    p: &Extract<'_>,
+    transfer: &Transfer,
+    profile: &Profile,
+    container: &File,
+    gzipped: bool,
+    members: &mut Vec<File>,
+) -> Result<(), Outcome> {
+    let key = working_key(transfer.id, &container.current_path);
+    let stream = p.flow.working.get(&key)?;
+    let stream: Box<dyn Read> = if gzipped { Box::new(flate2::read::MultiGzDecoder::new(stream)) } else { stream };
+    let mut tar = tar::Archive::new(stream);
+    let folder = folder_of(container);
+    let mut budget = Budget { profile, entries: 0, bytes: 0 };
+    let unreadable = |e: io::Error| kept(format!("it cannot be read as a tar: {e}"));
+    for entry in tar.entries().map_err(unreadable)? {
+        let mut entry = entry.map_err(unreadable)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => continue,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            other => return Err(kept(format!("{name:?} is not a file or folder ({other:?})"))),
+        }
+        let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
+        let size = entry.size();
+        // A tar's members are not compressed one by one: the whole stream's ratio is the
+        // gzip's, bounded by the byte limit.
+        budget.take(&name, size, None)?;
+        let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
+        members.push(take_out(p, transfer, container, path, &mut entry, size, modified)?);
+    }
+    Ok(())
+}
+
+/// The events of a file taken out of an archive: its unpacking, naming the container.
+fn member_events(p: &Extract<'_>, container: &File, member: &File) -> Vec<PremisEvent> {
+    vec![PremisEvent::new(
+        member.transfer_id,
+        Some(member.uuid),
+        EventType::Unpacking,
+        p.flow.clock.now(),
+        format!("{}; unpacked from {}", by_vellum(), container.current_path),
+        EventOutcome::Positive,
+        format!("container=\"%transferDirectory%{}\"; container UUID={}", container.current_path, container.uuid),
+        p.flow.agents(),
+    )]
+}
+
+/// The container's event when it is kept as it is.
+fn container_event(p: &Extract<'_>, container: &File, outcome: EventOutcome, why: String) -> PremisEvent {
+    PremisEvent::new(
+        container.transfer_id,
+        Some(container.uuid),
+        EventType::Unpacking,
+        p.flow.clock.now(),
+        format!("{}; the package was not unpacked and is kept as it is", by_vellum()),
+        outcome,
+        why,
+        p.flow.agents(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_never_leaves_its_folder_and_its_name_is_sanitized() {
+        assert_eq!(member_path("objects/a-u", "letters/1901.txt").as_deref(), Some("objects/a-u/letters/1901.txt"));
+        assert_eq!(member_path("objects/a-u", "./x//y.txt").as_deref(), Some("objects/a-u/x/y.txt"));
+        assert_eq!(member_path("objects/a-u", "..\\..\\etc\\passwd"), None);
+        assert_eq!(member_path("objects/a-u", "../x"), None);
+        assert_eq!(member_path("objects/a-u", "/"), None);
+        let odd = member_path("objects/a-u", "r\u{e9}sum\u{e9}: draft?.txt").unwrap();
+        assert!(!odd.contains(':') && !odd.contains('?'), "{odd}");
+    }
+
+    #[test]
+    fn only_a_zip_or_tar_by_name_and_by_bytes_is_a_package() {
+        let mut tar_head = vec![0u8; 512];
+        tar_head[257..262].copy_from_slice(b"ustar");
+        assert_eq!(kind_of("objects/mail.ZIP", b"PK\x03\x04rest"), Some(Kind::Zip));
+        assert_eq!(kind_of("objects/report.docx", b"PK\x03\x04rest"), None, "a document, kept whole");
+        assert_eq!(kind_of("objects/fake.zip", b"%PDF-1.4"), None, "named a zip, not one");
+        assert_eq!(kind_of("objects/backup.tar", &tar_head), Some(Kind::Tar));
+        let mut gz = Vec::new();
+        let mut enc = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+        enc.write_all(&tar_head).unwrap();
+        enc.finish().unwrap();
+        assert_eq!(kind_of("objects/backup.tgz", &gz), Some(Kind::TarGz));
+        let mut plain = Vec::new();
+        let mut enc = flate2::write::GzEncoder::new(&mut plain, flate2::Compression::fast());
+        enc.write_all(b"just a csv").unwrap();
+        enc.finish().unwrap();
+        assert_eq!(kind_of("objects/data.tar.gz", &plain), None, "a gzip that holds no tar");
+    }
+}
