@@ -121,6 +121,19 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
             ),
         ),
         ("objects/notes.txt", b"Notes on the papers.\n".to_vec()),
+        ("objects/anim.gif", made(w, "anim.gif", "convert", &["-size", "40x30", "xc:blue", "anim.gif"])),
+        (
+            "objects/scans/page.tif",
+            made(w, "page.tif", "convert", &["-size", "40x30", "xc:white", "-compress", "None", "page.tif"]),
+        ),
+        ("objects/bundle.zip", {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let mut zip = zip::ZipWriter::new(&mut out);
+            zip.start_file("inside.txt", zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut zip, b"a letter in a zip\n").unwrap();
+            zip.finish().unwrap();
+            out.into_inner()
+        }),
         // A GIF's signature over nothing a decoder can read: no tool can convert it.
         ("objects/broken.gif", b"GIF89a\x10\x00\x10\x00 no picture follows this header;".to_vec()),
     ]);
@@ -168,6 +181,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     assert_eq!(
         copied,
         [
+            "objects/anim.gif",
             "objects/clip.mp4",
             "objects/letter.png",
             "objects/photos/photo.jpg",
@@ -175,7 +189,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
             "objects/scan.png",
             "objects/sound/tone.mp3"
         ],
-        "a copy for each format the rules name, none for WAV, text or the broken GIF"
+        "a copy for each format the rules name, none for TIFF, WAV, text, the zip or the broken GIF"
     );
     let copy_path = |original: &str| -> PathBuf {
         let copy = copies[original];
@@ -263,7 +277,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         .descendants()
         .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("preservation"))
         .expect("a preservation fileGrp");
-    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 6);
+    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 7);
     for (original, copy) in &copies {
         let source = files.iter().find(|f| &f.current_path == original).unwrap();
         assert!(
@@ -304,7 +318,11 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let mut thumbnails: Vec<_> =
         std::fs::read_dir(dip.join("thumbnails")).unwrap().map(|e| e.unwrap().file_name()).collect();
     thumbnails.sort();
-    assert_eq!(thumbnails.len(), 4, "none for sound, text or PDF: {thumbnails:?}");
+    assert_eq!(thumbnails.len(), 6, "one for each image and video, none for sound, text or PDF: {thumbnails:?}");
+    assert!(
+        dip.join(format!("objects/{}-page.jpg", uuid_of("objects/scans/page.tif"))).exists(),
+        "a TIFF's access copy"
+    );
     assert_eq!(
         std::fs::read(dip.join(format!("METS.{}.xml", transfer.sip_uuid))).unwrap(),
         std::fs::read(&mets_path).unwrap(),
@@ -344,11 +362,19 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         assert_eq!(e.outcome, vellum_core::model::EventOutcome::Positive, "{image}: {}", e.outcome_detail);
         assert!(e.detail.contains("tesseract") && !e.detail.contains("version=\"unknown\""), "{}", e.detail);
     }
+    // The zip inside, unpacked into the AIP.
+    let bundle = uuid_of("objects/bundle.zip");
+    let inside = files.iter().find(|f| f.source == Some(bundle)).expect("the zip's file, unpacked");
+    assert_eq!(std::fs::read(bag.join("data").join(&inside.current_path)).unwrap(), b"a letter in a zip\n");
     let ocr_group = doc
         .descendants()
         .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("text/ocr"))
         .expect("a text/ocr fileGrp");
-    assert_eq!(ocr_group.children().filter(|n| n.has_tag_name("file")).count(), 3, "one a readable image");
+    assert_eq!(
+        ocr_group.children().filter(|n| n.has_tag_name("file")).count(),
+        5,
+        "one a readable image, words or none"
+    );
 
     // The archivist's answer beside the upload says which files got no copy, and where the DIP is.
     let logs = t.env.uploads.list("born-digital/normalized.zip.success.").unwrap();
