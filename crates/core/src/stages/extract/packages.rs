@@ -31,6 +31,12 @@ enum Kind {
     TarGz,
 }
 
+/// Whether the name is a package's: `.zip`, `.tar`, `.tar.gz`, `.tgz`, in any case.
+fn named_as_package(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [".zip", ".tar", ".tar.gz", ".tgz"].iter().any(|e| name.ends_with(e))
+}
+
 /// What the archive is, by its name and its first bytes (for a gzip, the first bytes of what
 /// it holds): both must say it. Formats are identified only after extraction, so the name
 /// decides which zips are packages.
@@ -68,6 +74,10 @@ pub(super) fn unpack(
     let mut todo: Vec<(File, u32)> =
         files.iter().filter(|f| f.file_use == FileUse::Original).cloned().map(|f| (f, 1)).collect();
     while let Some((container, depth)) = todo.pop() {
+        // By name first: only a file named as a package is read (one request, not one a file).
+        if !named_as_package(&container.current_path) {
+            continue;
+        }
         let key = working_key(transfer.id, &container.current_path);
         let head = p.flow.working.get_range(&key, 0, 64 * 1024)?;
         let Some(kind) = kind_of(&container.current_path, &head) else { continue };
