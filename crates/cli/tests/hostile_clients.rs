@@ -327,3 +327,53 @@ fn a_session_refuses_cross_site_changes_and_ends_when_its_key_is_revoked() {
     assert_eq!(with_session("GET", "/api/transfers", "", ""), 403, "the API refuses the session at once");
     assert_eq!(with_session("GET", "/", "", ""), 303, "a page sends the person to sign in again");
 }
+
+/// Inputs from outside against `vellum serve`: `next` sends a signed-in person only to a path
+/// of this site and puts no line into a header; a storage space is a configured one's name,
+/// never a path; a bad cursor, limit, transfer id or key is a 4xx, never a 5xx.
+#[test]
+fn redirects_stay_on_site_spaces_are_names_and_bad_values_are_4xx() {
+    let data = tempfile::tempdir().unwrap();
+    let key = registered(data.path(), "archivist");
+    let secret = key.rsplit(':').next().unwrap();
+    let served = serve(data.path());
+    wait_until_up(&served);
+    for next in ["https%3A%2F%2Fattacker.example%2F", "%2F%2Fattacker.example", "%2Fok%0D%0ASet-Cookie%3A%20x%3D1"] {
+        let form = format!("user=archivist&key={secret}&next={next}");
+        let answer = exchange(
+            served.1,
+            format!(
+                "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                form.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status(&answer), 303, "{answer}");
+        let head = answer.split("\r\n\r\n").next().unwrap();
+        let location = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim()))
+            .unwrap_or_else(|| panic!("no Location: {head}"));
+        assert!(location.starts_with('/') && !location.starts_with("//"), "next={next}: sent to {location:?}");
+        assert!(
+            !head.lines().any(|l| l.to_ascii_lowercase().starts_with("x=1") || l.contains("Set-Cookie: x=1")),
+            "{head}"
+        );
+    }
+    for (path, why) in [
+        ("/api/aips?space=/usr", "a space that is a path"),
+        ("/api/aips?space=..%2F..", "a space that climbs"),
+        ("/api/transfers?cursor=%00%FF-not-a-cursor", "a cursor of nothing"),
+        ("/api/transfers?limit=-1", "a negative limit"),
+        ("/api/transfers?limit=lots", "a limit that is no number"),
+        ("/api/transfers/not-a-uuid", "a transfer id that is no UUID"),
+    ] {
+        let (code, _) = get(served.1, path, &key);
+        assert!((400..500).contains(&code), "{why}: {path} answered {code}");
+    }
+    for auth in ["ApiKey archivist", "ApiKey :", "Bearer", "ApiKey archivist:\u{7f}"] {
+        let (code, _) = get(served.1, "/api/transfers", auth);
+        assert!((400..500).contains(&code), "a malformed key {auth:?} answered {code}");
+    }
+}
