@@ -719,23 +719,11 @@ impl TransferRegister for SqliteStateStore {
     }
 
     fn set_files_not_scanned(&self, id: Uuid, count: u64) -> PortResult<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET files_not_scanned = ?2 WHERE id = ?1",
-                params![id.to_string(), count as i64],
-            )
-        })?;
-        Ok(())
+        self.set_count(id, "files_not_scanned", count)
     }
 
     fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET files_not_normalized = ?2 WHERE id = ?1",
-                params![id.to_string(), count as i64],
-            )
-        })?;
-        Ok(())
+        self.set_count(id, "files_not_normalized", count)
     }
 
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {
@@ -1218,6 +1206,17 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<PremisEvent> {
 }
 
 impl SqliteStateStore {
+    /// Sets one of the transfer's counts (`column` is one of this file's own names).
+    fn set_count(&self, id: Uuid, column: &'static str, count: u64) -> PortResult<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("UPDATE transfers SET {column} = ?2 WHERE id = ?1"),
+                params![id.to_string(), count as i64],
+            )
+        })?;
+        Ok(())
+    }
+
     fn query_events(&self, condition: &str, first: &str, second: Option<&str>) -> PortResult<Vec<PremisEvent>> {
         self.with(|c| {
             let mut stmt =

@@ -116,7 +116,7 @@ impl std::io::Write for CappedWriter {
 }
 
 /// A transfer's stored DIP: its files (path and size), or one of them by its path in the
-/// DIP — only a path the listing holds, never one put together from the request.
+/// DIP — a path of plain parts under the DIP's folder, never one that climbs out of it.
 pub fn dip(d: &Dashboard, id: uuid::Uuid, request: &Request, user: &User) -> PortResult<Response> {
     let Some(transfer) = d.state.transfer(id)? else {
         return Ok(Response::error(404, "no such transfer"));
@@ -124,21 +124,23 @@ pub fn dip(d: &Dashboard, id: uuid::Uuid, request: &Request, user: &User) -> Por
     let (Some(folder), Some(dips)) = (transfer.dip_key.as_deref(), d.dips.as_ref()) else {
         return Ok(Response::error(404, "this transfer has no stored DIP"));
     };
-    let listed = dips.list(folder)?;
-    let files: Vec<(&str, u64)> =
-        listed.iter().map(|m| (m.key.strip_prefix(folder).unwrap_or(&m.key), m.size)).collect();
     let Some(wanted) = request.param("file").filter(|f| !f.is_empty()) else {
-        return Ok(Response::json(
-            200,
-            &json!({
-                "dip": folder,
-                "files": files.iter().map(|(path, size)| json!({"path": path, "size": size})).collect::<Vec<_>>(),
-            }),
-        ));
+        let listed = dips.list(folder)?;
+        let files: Vec<_> = listed
+            .iter()
+            .map(|m| json!({"path": m.key.strip_prefix(folder).unwrap_or(&m.key), "size": m.size}))
+            .collect();
+        return Ok(Response::json(200, &json!({"dip": folder, "files": files})));
     };
-    let Some((path, size)) = files.iter().find(|(path, _)| *path == wanted) else {
+    // One file looked up by its key, not the whole DIP listed: a path of plain parts only.
+    let plain = wanted.split('/').all(|part| {
+        !part.is_empty() && part != "." && part != ".." && !part.contains(|c: char| c == '\\' || c.is_control())
+    });
+    let found = if plain { dips.head(&format!("{folder}{wanted}"))? } else { None };
+    let Some(object) = found else {
         return Ok(Response::error(404, format!("the DIP {folder} holds no file {wanted}")));
     };
+    let (path, size) = (wanted.as_str(), object.size);
     let key = format!("{folder}{path}");
     tracing::info!(user = %user.name, dip = %folder, file = %path, "DIP download");
     if let Some(links) = &d.dip_links {
@@ -151,6 +153,6 @@ pub fn dip(d: &Dashboard, id: uuid::Uuid, request: &Request, user: &User) -> Por
     let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
     let mut response = Response::with_type(200, "application/octet-stream", Vec::new())
         .header("Content-Disposition", &format!("attachment; filename=\"{name}\""));
-    response.stream = Some(Stream { reader: dips.get(&key)?, len: *size });
+    response.stream = Some(Stream { reader: dips.get(&key)?, len: size });
     Ok(response)
 }

@@ -99,18 +99,17 @@ fn finish_done_stages(p: &Extract<'_>, transfer_id: uuid::Uuid, batches: u32) ->
     Ok(())
 }
 
-/// Commits a batch and sends it on at once.
+/// Commits a batch (with what the packages among its files hold) and sends it on at once.
 fn commit(
     p: &Extract<'_>,
     transfer: &Transfer,
     from: &ExtractCheckpoint,
-    files: &[File],
-    events: &[PremisEvent],
+    files: &mut Vec<File>,
+    events: &mut Vec<PremisEvent>,
     next_entry: u64,
 ) -> StageResult<ExtractCheckpoint> {
-    let (mut files, mut events) = (files.to_vec(), events.to_vec());
-    packages::unpack(p, transfer, p.flow.profile(transfer)?, &mut files, &mut events)?;
-    let checkpoint = p.files.commit_extract_batch(transfer.id, from, &files, &events, next_entry)?;
+    packages::unpack(p, transfer, p.flow.profile(transfer)?, files, events)?;
+    let checkpoint = p.files.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
     if checkpoint.batches > from.batches {
         p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;
     }

@@ -121,7 +121,7 @@ pub(super) fn extract(
         index = line.index + 1;
         let out_of_time = ctx.should_yield();
         if files.len() >= batch_size || out_of_time {
-            checkpoint = commit(p, transfer, &checkpoint, &files, &events, index)?;
+            checkpoint = commit(p, transfer, &checkpoint, &mut files, &mut events, index)?;
             files.clear();
             events.clear();
         }
@@ -143,7 +143,7 @@ pub(super) fn extract(
         }
     }
     if !files.is_empty() || !events.is_empty() {
-        commit(p, transfer, &checkpoint, &files, &events, index)?;
+        commit(p, transfer, &checkpoint, &mut files, &mut events, index)?;
     }
     Ok(Some(p.files.finish_extract(transfer.id)?))
 }
