@@ -872,6 +872,8 @@ fn fake_rule(tool: &Path) -> vellum_core::config::fpr::Rule {
         output_extension: None,
         output_format: None,
         policy: None,
+        before: Vec::new(),
+        long_above_bytes: None,
     }
 }
 

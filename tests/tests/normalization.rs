@@ -25,6 +25,53 @@ fn made(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()
 }
 
+/// A scan as a scanner's software writes one: a PDF page that is only a JPEG image, no
+/// text of its own.
+fn scanned_pdf(jpeg: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    let mut object = |pdf: &mut Vec<u8>, head: String, stream: Option<&[u8]>| {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{head}\n", offsets.len()).as_bytes());
+        if let Some(bytes) = stream {
+            pdf.extend_from_slice(b"stream\n");
+            pdf.extend_from_slice(bytes);
+            pdf.extend_from_slice(b"\nendstream\n");
+        }
+        pdf.extend_from_slice(b"endobj\n");
+    };
+    let draw = format!("q {width} 0 0 {height} 0 0 cm /Im0 Do Q");
+    object(&mut pdf, "<< /Type /Catalog /Pages 2 0 R >>".into(), None);
+    object(&mut pdf, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(), None);
+    object(
+        &mut pdf,
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] \
+             /Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>"
+        ),
+        None,
+    );
+    object(
+        &mut pdf,
+        format!(
+            "<< /Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceGray \
+             /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>",
+            jpeg.len()
+        ),
+        Some(jpeg),
+    );
+    object(&mut pdf, format!("<< /Length {} >>", draw.len()), Some(draw.as_bytes()));
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes());
+    for offset in &offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", offsets.len() + 1).as_bytes(),
+    );
+    pdf
+}
+
 /// What ffprobe says a media file's streams are encoded with.
 fn codecs(path: &Path) -> Vec<String> {
     let out = Command::new("ffprobe")
@@ -121,6 +168,29 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
             ),
         ),
         ("objects/notes.txt", b"Notes on the papers.\n".to_vec()),
+        ("objects/scans/minutes.pdf", {
+            let page = made(
+                w,
+                "minutes.jpg",
+                "convert",
+                &[
+                    "-size",
+                    "900x200",
+                    "xc:white",
+                    "-fill",
+                    "black",
+                    "-pointsize",
+                    "64",
+                    "-annotate",
+                    "+30+120",
+                    "Committee minutes",
+                    "-colorspace",
+                    "Gray",
+                    "minutes.jpg",
+                ],
+            );
+            scanned_pdf(&page, 900, 200)
+        }),
         ("objects/anim.gif", made(w, "anim.gif", "convert", &["-size", "40x30", "xc:blue", "anim.gif"])),
         (
             "objects/scans/page.tif",
@@ -187,6 +257,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
             "objects/photos/photo.jpg",
             "objects/report.pdf",
             "objects/scan.png",
+            "objects/scans/minutes.pdf",
             "objects/sound/tone.mp3"
         ],
         "a copy for each format the rules name, none for TIFF, WAV, text, the zip or the broken GIF"
@@ -277,7 +348,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         .descendants()
         .find(|n| n.has_tag_name("fileGrp") && n.attribute("USE") == Some("preservation"))
         .expect("a preservation fileGrp");
-    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 7);
+    assert_eq!(group.children().filter(|n| n.has_tag_name("file")).count(), 8);
     for (original, copy) in &copies {
         let source = files.iter().find(|f| &f.current_path == original).unwrap();
         assert!(
@@ -354,7 +425,13 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let ocr_file = files.iter().find(|f| f.current_path == ocr_path).expect("the transcription is a file of the AIP");
     assert_eq!(ocr_file.source, Some(letter));
     assert_eq!(ocr_file.sha256(), Some(vellum_tests::sha256_hex(text.as_bytes()).as_str()));
-    for image in ["objects/letter.png", "objects/photos/photo.jpg", "objects/scan.png"] {
+    // A scanned PDF, a page that is only a picture: rendered by Ghostscript, then read.
+    let minutes = uuid_of("objects/scans/minutes.pdf");
+    let scanned =
+        std::fs::read_to_string(bag.join("data").join(format!("objects/metadata/OCRfiles/minutes.pdf-{minutes}.txt")))
+            .expect("the scanned PDF's transcription in the AIP");
+    assert!(scanned.contains("Committee minutes"), "the OCR text holds the scan's words: {scanned:?}");
+    for image in ["objects/letter.png", "objects/photos/photo.jpg", "objects/scan.png", "objects/scans/minutes.pdf"] {
         let e = events
             .iter()
             .find(|e| e.file_uuid == Some(uuid_of(image)) && e.event_type == "transcription")
@@ -372,8 +449,8 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         .expect("a text/ocr fileGrp");
     assert_eq!(
         ocr_group.children().filter(|n| n.has_tag_name("file")).count(),
-        5,
-        "one a readable image, words or none"
+        7,
+        "one a readable image or PDF, words or none"
     );
 
     // The archivist's answer beside the upload says which files got no copy, and where the DIP is.
@@ -468,6 +545,8 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
         output_extension: Some("tif".into()),
         output_format: Some("fmt/353".into()),
         policy: None,
+        before: Vec::new(),
+        long_above_bytes: None,
     });
     options.config.format_policy = Some(rules);
     for profile in &mut options.config.profiles {

@@ -116,3 +116,124 @@ fn a_zip_inside_is_unpacked_beside_itself_and_its_files_reach_the_aip_with_unpac
     assert_eq!(std::fs::read(data.join(&b.current_path)).unwrap(), b"deeper letter\n");
     assert_eq!(std::fs::read(data.join("objects/report.docx")).unwrap(), document);
 }
+
+/// 7-Zip's own archives, made by 7-Zip: solid, in folders, an empty file among them.
+fn seven_zip(dir: &std::path::Path, name: &str, switches: &[&str], files: &[(&str, &[u8])]) -> Vec<u8> {
+    let src = dir.join(format!("{name}-src"));
+    for (path, bytes) in files {
+        let at = src.join(path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, bytes).unwrap();
+    }
+    let out = dir.join(name);
+    let made = std::process::Command::new("7zz")
+        .args(["a", "-t7z", "-bso0", "-bsp0"])
+        .args(switches)
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .output()
+        .expect("this test needs 7-Zip (7zz): run it through scripts/test, which installs it");
+    assert!(made.status.success(), "7zz: {}", String::from_utf8_lossy(&made.stderr));
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn a_7z_inside_is_unpacked_and_one_with_a_link_or_a_password_is_kept_whole_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let solid = seven_zip(
+        dir.path(),
+        "letters.7z",
+        &["-ms=on", "-mx=9"],
+        &[("1901/a.txt", b"a letter of 1901\n"), ("1902/b.txt", b"a letter of 1902\n"), ("empty.txt", b"")],
+    );
+    let locked = seven_zip(dir.path(), "locked.7z", &["-psecret", "-mhe=on"], &[("c.txt", b"secret\n")]);
+    let linked = {
+        let src = dir.path().join("linked-src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("real.txt"), b"real\n").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link.txt")).unwrap();
+        let out = dir.path().join("linked.7z");
+        let made = std::process::Command::new("7zz")
+            .args(["a", "-t7z", "-bso0", "-bsp0", "-snl"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&src)
+            .output()
+            .expect("7zz");
+        assert!(made.status.success(), "7zz: {}", String::from_utf8_lossy(&made.stderr));
+        std::fs::read(out).unwrap()
+    };
+    let mut package = Package::default();
+    package
+        .add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/SEVEN/1,7-Zip inside\n")
+        .add("objects/letters.7z", solid.clone())
+        .add("objects/locked.7z", locked.clone())
+        .add("objects/linked.7z", linked.clone());
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.extract_packages = true;
+    }
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/seven.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let state = t.env.state.as_ref();
+    let files = state.all_files(transfer.id).unwrap();
+    let events = state.all_events(transfer.id).unwrap();
+    let by_path = |path: &str| files.iter().find(|f| f.current_path == path);
+    let container = by_path("objects/letters.7z").expect("the container is kept");
+    let folder = format!("objects/letters-{}", container.uuid);
+    for (path, bytes) in
+        [("1901/a.txt", &b"a letter of 1901\n"[..]), ("1902/b.txt", b"a letter of 1902\n"), ("empty.txt", b"")]
+    {
+        let member = by_path(&format!("{folder}/{path}")).unwrap_or_else(|| panic!("{path} unpacked: {files:#?}"));
+        assert_eq!((member.source, member.size), (Some(container.uuid), bytes.len() as u64));
+        assert!(
+            events.iter().any(|e| e.file_uuid == Some(member.uuid) && e.event_type == "unpacking"),
+            "{path}: an unpacking event"
+        );
+        assert!(member.sha256().is_some(), "{path} went through the per-file stages");
+    }
+    for (name, why) in [("objects/locked.7z", "encrypted"), ("objects/linked.7z", "symbolic link")] {
+        let kept = by_path(name).unwrap();
+        let refused = events
+            .iter()
+            .find(|e| e.file_uuid == Some(kept.uuid) && e.event_type == "unpacking")
+            .unwrap_or_else(|| panic!("{name}: the refusal recorded"));
+        assert_eq!(refused.outcome, EventOutcome::Fail, "{name}");
+        assert!(refused.outcome_detail.contains(why), "{name}: {}", refused.outcome_detail);
+        assert!(!files.iter().any(|f| f.source == Some(kept.uuid)), "{name}: nothing of it taken out");
+    }
+    // The unpacked letters and the containers, byte for byte, in the AIP.
+    let dest = t.dir.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    let bag = unpack_aip(&t.env.aips.root().join(transfer.aip_key.as_ref().unwrap()), &dest);
+    let data = bag.join("data");
+    assert_eq!(std::fs::read(data.join("objects/letters.7z")).unwrap(), solid);
+    assert_eq!(std::fs::read(data.join(format!("{folder}/1902/b.txt"))).unwrap(), b"a letter of 1902\n");
+}
+
+#[test]
+fn the_rules_choose_which_package_formats_are_unpacked() {
+    let mut package = Package::default();
+    package
+        .add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/RULES/1,Rules decide\n")
+        .add("objects/kept.zip", zip_of(&[("a.txt", b"stays inside\n")]))
+        .add("objects/backup.tgz", tgz_of(&[("old/c.txt", b"from a tar\n")]));
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.extract_packages = true;
+    }
+    let rules = options.config.format_policy().rules.into_iter().filter(|r| r.name != "unpack-zip").collect();
+    options.config.format_policy = Some(rules);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/rules.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    assert!(!files.iter().any(|f| f.current_path.ends_with("/a.txt")), "no extraction rule names ZIP: kept whole");
+    assert!(files.iter().any(|f| f.current_path.ends_with("/old/c.txt")), "the tar is still unpacked");
+}

@@ -29,6 +29,9 @@ pub struct Names {
     pub topic_arn: String,
     /// clamd's HOST:PORT, or None when scanning is off.
     pub clamd: Option<String>,
+    /// Whether a runner without Lambda's time limit takes the long-job queues
+    /// (`VELLUM_LONG_JOBS=fargate`): then a function hands its long jobs to them.
+    pub long_jobs_elsewhere: bool,
 }
 
 fn var(name: &str) -> Result<String, String> {
@@ -48,6 +51,7 @@ impl Names {
             queue_prefix: var("VELLUM_QUEUE_PREFIX")?,
             topic_arn: var("VELLUM_TOPIC_ARN")?,
             clamd: std::env::var("VELLUM_CLAMD").ok().filter(|c| !c.is_empty() && c != "none"),
+            long_jobs_elsewhere: std::env::var("VELLUM_LONG_JOBS").is_ok_and(|w| w == "fargate"),
         })
     }
 }
@@ -160,6 +164,10 @@ pub struct AwsApp {
     pub state: Arc<DynamoState>,
     /// The AIPs bucket as S3 itself (for download links), beside the pipeline's port.
     pub aips_store: Arc<S3Store>,
+    /// Where a function's long jobs (a long video's conversion) go: to the stage's long-job
+    /// queue when a Fargate task takes it, else not run (recorded), never into the Lambda's
+    /// time limit.
+    pub long_jobs: vellum_core::LongJobs,
 }
 
 impl AwsApp {
@@ -203,6 +211,16 @@ impl AwsApp {
             config: records.profiles,
             settings: Settings::default(),
         };
-        Ok(Self { pipeline, queue: records.queue, state: records.state, aips_store: records.aips })
+        Ok(Self {
+            pipeline,
+            queue: records.queue,
+            state: records.state,
+            aips_store: records.aips,
+            long_jobs: if names.long_jobs_elsewhere {
+                vellum_core::LongJobs::HandOff
+            } else {
+                vellum_core::LongJobs::NotRun
+            },
+        })
     }
 }

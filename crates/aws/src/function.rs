@@ -57,9 +57,9 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
         async move {
-            let budget = budget(&event.context);
+            let ctx = vellum_core::StageContext::with_budget(budget(&event.context)).with_long_jobs(app.long_jobs);
             let answer = tokio::task::spawn_blocking(move || {
-                crate::lambda::handle_sqs(&app.pipeline, stage, &event.payload, budget)
+                crate::lambda::handle_sqs(&app.pipeline, stage, &event.payload, ctx)
             })
             .await?;
             let now = now_millis();
@@ -69,6 +69,13 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
         }
     }))
     .await
+}
+
+/// A stage's long-job worker, run as a Fargate task from the stage's function's image
+/// (`VELLUM_WORKER=long-jobs`): takes the stage's long-job queue until it is stopped.
+pub async fn run_long_jobs(stage: vellum_core::model::Stage) -> Result<(), Error> {
+    let app = app(stage).await?;
+    tokio::task::spawn_blocking(move || crate::long_jobs::serve(&app, stage, Duration::from_secs(5))).await?
 }
 
 /// The records (built once, acting as `function`), and the report topic when

@@ -75,9 +75,8 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(30);
 /// A stage's SQS batch: every message handled within the invocation's time; those to
 /// retry are named in the answer, so SQS gives back only them, each after its backoff (its
 /// visibility changed, instead of the queue's whole visibility timeout).
-pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, budget: Duration) -> SqsBatchResponse {
+pub fn handle_sqs(p: &Pipeline, stage: Stage, event: &SqsEvent, ctx: StageContext) -> SqsBatchResponse {
     let queue = stage.name();
-    let ctx = StageContext::with_budget(budget);
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();

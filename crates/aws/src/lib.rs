@@ -11,6 +11,7 @@ pub mod function;
 #[cfg(feature = "lambda")]
 pub mod http_edge;
 pub mod lambda;
+pub mod long_jobs;
 pub mod roles;
 pub mod runner;
 pub mod s3;

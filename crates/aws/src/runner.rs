@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use vellum_core::model::Stage;
 use vellum_core::ports::Queue;
+use vellum_core::StageContext;
 
 use crate::app::{AwsApp, Names};
 use crate::lambda::handle_sqs;
@@ -21,6 +22,8 @@ pub const VISIBILITY: Duration = Duration::from_secs(120);
 /// A pipeline per stage function, each with its function's credentials.
 pub struct Fleet {
     apps: Vec<(Stage, Arc<AwsApp>)>,
+    /// Whether this fleet also runs the stages' long-job workers (the Fargate tasks).
+    long_job_workers: bool,
 }
 
 impl Fleet {
@@ -47,7 +50,7 @@ impl Fleet {
                 })
                 .collect::<Result<_, String>>()?,
         };
-        Ok(Self { apps })
+        Ok(Self { apps, long_job_workers: true })
     }
 
     /// Every function with these settings (tests: small batches).
@@ -61,7 +64,7 @@ impl Fleet {
                 (stage, Arc::new(app))
             })
             .collect();
-        Self { apps }
+        Self { apps, ..self }
     }
 
     /// Every function with its processing profiles changed (tests: a profile's switches).
@@ -75,7 +78,43 @@ impl Fleet {
                 (stage, Arc::new(app))
             })
             .collect();
-        Self { apps }
+        Self { apps, ..self }
+    }
+
+    /// Every function with its format policy rules changed (tests: a rule's long-job size).
+    pub fn with_rules(self, change: impl Fn(&mut vellum_core::config::fpr::Rules)) -> Self {
+        let apps = self
+            .apps
+            .into_iter()
+            .map(|(stage, app)| {
+                let mut app = (*app).clone();
+                let mut rules = (*app.pipeline.fpr).clone();
+                change(&mut rules);
+                app.pipeline.fpr = Arc::new(rules);
+                (stage, Arc::new(app))
+            })
+            .collect();
+        Self { apps, ..self }
+    }
+
+    /// Every function sending its long jobs where `long_jobs` says (`HandOff`: as with
+    /// `VELLUM_LONG_JOBS=fargate`).
+    pub fn with_long_jobs(self, long_jobs: vellum_core::LongJobs) -> Self {
+        let apps = self
+            .apps
+            .into_iter()
+            .map(|(stage, app)| {
+                let mut app = (*app).clone();
+                app.long_jobs = long_jobs;
+                (stage, Arc::new(app))
+            })
+            .collect();
+        Self { apps, ..self }
+    }
+
+    /// Without the long-job workers: what is handed to them waits in their queues.
+    pub fn without_long_job_workers(self) -> Self {
+        Self { long_job_workers: false, ..self }
     }
 
     /// The pipeline of `stage`'s function.
@@ -107,7 +146,8 @@ pub fn poll_once(
             m.body = Some(d.body.clone());
             event.records.push(m);
         }
-        let response = handle_sqs(&app.pipeline, *stage, &event, budget);
+        let ctx = StageContext::with_budget(budget).with_long_jobs(app.long_jobs);
+        let response = handle_sqs(&app.pipeline, *stage, &event, ctx);
         for d in &deliveries {
             let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id);
             let settled = if failed {
@@ -118,6 +158,13 @@ pub fn poll_once(
             settled.map_err(|e| e.to_string())?;
         }
         handled += deliveries.len();
+    }
+    if fleet.long_job_workers {
+        for (stage, app) in fleet.apps.iter().filter(|(s, _)| s.long_jobs_queue().is_some()) {
+            while crate::long_jobs::take_one(app, *stage).map_err(|e| e.to_string())?.is_some() {
+                handled += 1;
+            }
+        }
     }
     Ok(handled)
 }

@@ -287,7 +287,12 @@ fn duplicated_notifications_and_messages_make_one_transfer() {
                 m.body = Some(d.body.clone());
                 event.records.push(m);
             }
-            let answer = vellum_aws::lambda::handle_sqs(&function.pipeline, stage, &event, Duration::from_secs(600));
+            let answer = vellum_aws::lambda::handle_sqs(
+                &function.pipeline,
+                stage,
+                &event,
+                vellum_core::StageContext::with_budget(Duration::from_secs(600)),
+            );
             for d in &deliveries {
                 if !answer.batch_item_failures.iter().any(|f| f.item_identifier == d.message_id) {
                     function.queue.ack(queue, &d.receipt).unwrap();

@@ -23,7 +23,7 @@ pub mod stages;
 
 pub use error::{StageError, StageResult};
 pub use pipeline::{Outcome, Pipeline};
-pub use stages::StageContext;
+pub use stages::{LongJobs, StageContext};
 
 /// The software agent recorded on every PREMIS event Vellum writes.
 pub const SOFTWARE_AGENT: &str = concat!("Vellum-", env!("CARGO_PKG_VERSION"));

@@ -110,6 +110,15 @@ fn with_inputs(dir: &Path, call: &ToolCall<'_>, args: Vec<String>) -> PortResult
     })
 }
 
+/// What a tool said, on standard error then standard output.
+fn words(err: &[u8], out: &[u8]) -> String {
+    [String::from_utf8_lossy(err).trim(), String::from_utf8_lossy(out).trim()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Reads a pipe to its end on its own thread, keeping the first `keep` bytes: past the bound
 /// the rest is read, counted and dropped, so the tool is never blocked on a full pipe.
 /// Gives the bytes kept and the number written in all.
@@ -195,24 +204,50 @@ impl ToolRunner for ProcessTools {
             output_name.to_string()
         };
         let base = output.rsplit_once('.').map_or(output.as_str(), |(base, _)| base);
-        let args = call
-            .args
-            .iter()
-            .map(|a| a.replace("{file}", &file).replace("{output_base}", base).replace("{output}", &output))
-            .collect();
-        let args = with_inputs(dir.path(), call, args)?;
-        let (out, err, status) = match run_bounded(&program, &args, dir.path(), call.max_output, call.timeout)? {
+        let fill = |args: &[String]| -> Vec<String> {
+            args.iter()
+                .map(|a| {
+                    a.replace("{file}", &file)
+                        .replace("{output_base}", base)
+                        .replace("{output}", &output)
+                        .replace("{work}", "vellum-work")
+                })
+                .collect()
+        };
+        // The steps before the tool share its timeout: a scan rendered slowly leaves the
+        // reader less time, never more.
+        let deadline = std::time::Instant::now() + call.timeout;
+        for (command, args) in &call.before {
+            let Some(step) = self.program(command) else {
+                return Ok(Conversion::Failed(format!("{command} is not installed")));
+            };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let args = with_inputs(dir.path(), call, fill(args))?;
+            match run_bounded(&step, &args, dir.path(), call.max_output, left)? {
+                Finished::Done { status, .. } if status.success() => {}
+                Finished::Done { err, out, status, .. } => {
+                    let said = words(&err, &out);
+                    return Ok(Conversion::Failed(format!(
+                        "{command}, run before {}, ended with {status}: {said}",
+                        call.command
+                    )));
+                }
+                Finished::TimedOut => {
+                    tracing::warn!(command, key, "a step before a conversion ran past its timeout and was stopped");
+                    return Ok(Conversion::TimedOut);
+                }
+            }
+        }
+        let args = with_inputs(dir.path(), call, fill(call.args))?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (out, err, status) = match run_bounded(&program, &args, dir.path(), call.max_output, left)? {
             Finished::Done { out, err, status, .. } => (out, err, status),
             Finished::TimedOut => {
                 tracing::warn!(command = call.command, key, "a conversion ran past its timeout and was stopped");
                 return Ok(Conversion::TimedOut);
             }
         };
-        let said = [String::from_utf8_lossy(&err).trim(), String::from_utf8_lossy(&out).trim()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let said = words(&err, &out);
         let made = dir.path().join(&output);
         let size = std::fs::metadata(&made).ok().filter(|m| m.is_file()).map(|m| m.len());
         let Some(size) = size.filter(|_| status.success()) else {

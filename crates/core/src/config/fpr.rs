@@ -95,7 +95,30 @@ pub struct Rule {
     /// given to it as `{policy}`: a MediaConch policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Commands run first, in order, in the same folder and within the same timeout, for a
+    /// tool that cannot read the file itself: a scanned PDF rendered to page images
+    /// (`{work}` names their scratch files) before Tesseract reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Step>,
+    /// A file larger than this is a long job for the rule's tool: where the runner has a
+    /// time limit (a Lambda's 15 minutes), it is handed to a runner without one (a Fargate
+    /// task fed by the stage's long-job queue). None: never long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_above_bytes: Option<u64>,
 }
+
+/// A command a rule runs before its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+/// An extraction rule's command: Vellum's own unpacking (`stages::extract`).
+pub const BUILT_IN: &str = "built-in";
+
+/// The package formats Vellum unpacks: ZIP, tar, gzipped tar, 7z.
+pub const UNPACKABLE: &[&str] = &["x-fmt/263", "x-fmt/265", "x-fmt/266", "fmt/484"];
 
 /// The policies rules may name, as data in `config/policies/`, built in.
 const POLICIES: &[(&str, &str)] =
@@ -176,7 +199,33 @@ impl Rules {
                     }
                 }
             }
-            if !rule.per_batch && !rule.args.iter().any(|a| a.contains("{file}")) {
+            for step in &rule.before {
+                if step.command.trim().is_empty() {
+                    problems.push(format!("rule {name:?}: a step before it names no command"));
+                }
+                if !rule.purpose.makes_a_file() || rule.per_batch || rule.stay_open {
+                    problems.push(format!(
+                        "rule {name:?}: steps before a tool are for a rule that makes a file, run once a file"
+                    ));
+                }
+            }
+            if rule.purpose == Purpose::Extraction {
+                if rule.command != BUILT_IN {
+                    problems.push(format!(
+                        "rule {name:?}: Vellum unpacks packages itself; an extraction rule's command is {BUILT_IN:?}, \
+                         not an outside tool"
+                    ));
+                }
+                for puid in rule.puids.iter().filter(|p| !UNPACKABLE.contains(&p.as_str())) {
+                    problems.push(format!(
+                        "rule {name:?}: Vellum cannot unpack {puid}; it unpacks {}",
+                        UNPACKABLE.join(", ")
+                    ));
+                }
+                continue;
+            }
+            let all_args = || rule.args.iter().chain(rule.before.iter().flat_map(|s| &s.args));
+            if !rule.per_batch && !all_args().any(|a| a.contains("{file}")) {
                 problems
                     .push(format!("rule {name:?}: no argument holds {{file}}, so the tool is never given the file"));
             }
@@ -225,6 +274,12 @@ impl Rules {
         problems
     }
 
+    /// Whether an `extraction` rule names this package format (Vellum unpacks the formats
+    /// of `stages::extract`'s list itself; the rules choose which of them are unpacked).
+    pub fn unpacks(&self, puid: &str) -> bool {
+        self.rules.iter().any(|r| r.purpose == Purpose::Extraction && r.puids.iter().any(|p| p == puid))
+    }
+
     /// The one rule that makes the `purpose` copy of this file's format, if the file has a
     /// format and the rules name one (whether its tool is installed or not).
     pub fn maker_for(&self, purpose: Purpose, file: &File) -> Option<&Rule> {
@@ -247,7 +302,7 @@ impl Rules {
             .filter(|r| {
                 r.purpose == purpose
                     && puid.is_some_and(|p| r.puids.iter().any(|x| x == p))
-                    && tools.installed(&r.command)
+                    && r.commands().all(|c| tools.installed(c))
             })
             .collect();
         rules.into_iter()
@@ -270,7 +325,13 @@ impl Rule {
                 .and_then(|p| policy(p).map(|text| (p.to_string(), text)))
                 .into_iter()
                 .collect(),
+            before: self.before.iter().map(|s| (s.command.as_str(), s.args.as_slice())).collect(),
         }
+    }
+
+    /// Every command the rule runs: those before it, then its own.
+    pub fn commands(&self) -> impl Iterator<Item = &str> {
+        self.before.iter().map(|s| s.command.as_str()).chain(std::iter::once(self.command.as_str()))
     }
 }
 
@@ -363,6 +424,12 @@ mod tests {
         for fit in ["fmt/353", "fmt/141", "x-fmt/111", "fmt/476"] {
             assert!(rules.maker_for(Purpose::Preservation, &file(fit)).is_none(), "{fit} is fit as it is");
         }
+        // A scanned PDF is rendered to pages before Tesseract reads them.
+        let ocr = rules.maker_for(Purpose::Transcription, &file("fmt/18")).expect("PDFs are transcribed");
+        assert_eq!(ocr.commands().collect::<Vec<_>>(), ["gs", "tesseract"]);
+        for package in crate::config::fpr::UNPACKABLE {
+            assert!(rules.unpacks(package), "{package} is unpacked by the built-in rules");
+        }
     }
 
     #[test]
@@ -383,8 +450,20 @@ mod tests {
         checker.name = "policy-unnamed".into();
         checker.policy = None;
         rules.rules.push(checker);
+        let mut unpacker = rules.rules.iter().find(|r| r.purpose == Purpose::Extraction).unwrap().clone();
+        unpacker.name = "unar".into();
+        unpacker.command = "unar".into();
+        unpacker.puids = vec!["fmt/411".into()];
+        rules.rules.push(unpacker);
+        let mut reader = rules.rules.iter().find(|r| r.purpose == Purpose::Characterization).unwrap().clone();
+        reader.name = "with-a-step".into();
+        reader.before = vec![Step { command: "gs".into(), args: vec!["{file}".into()] }];
+        rules.rules.push(reader);
         let said = rules.problems().join("\n");
         for problem in [
+            "an extraction rule's command is \"built-in\", not an outside tool",
+            "Vellum cannot unpack fmt/411",
+            "\"with-a-step\": steps before a tool are for a rule that makes a file",
             "both make the preservation copy of fmt/41",
             "no argument holds {output}",
             "\"t.if\" is not a plain extension",

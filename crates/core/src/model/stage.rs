@@ -87,6 +87,26 @@ impl Stage {
         }
     }
 
+    /// The queue this stage's long jobs are handed to (normalize's: a long video's
+    /// conversion, too long for a Lambda), whose consumer runs the same stage without a
+    /// time limit.
+    pub const fn long_jobs_queue(self) -> Option<&'static str> {
+        match self {
+            Stage::Normalize => Some("normalize-long"),
+            _ => None,
+        }
+    }
+
+    /// Every queue that feeds this stage: its own, then its long-job queue if it has one.
+    pub fn queues(self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.name()).chain(self.long_jobs_queue())
+    }
+
+    /// The stage a queue feeds.
+    pub fn of_queue(queue: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.queues().any(|q| q == queue))
+    }
+
     pub fn is_per_file(self) -> bool {
         Self::PER_FILE.contains(&self)
     }

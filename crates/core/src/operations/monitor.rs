@@ -36,6 +36,11 @@ pub struct DeadLetterView {
     pub last_error: Option<String>,
 }
 
+/// Each queue of a stage, with its stage: its own and its long-job queue.
+fn stage_queues(stage: Stage) -> impl Iterator<Item = (Stage, &'static str)> {
+    stage.queues().map(move |q| (stage, q))
+}
+
 /// Every dead-lettered message (of one stage, or all), with what the records know of it.
 pub fn dead_letters(
     state: &dyn StateStore,
@@ -43,13 +48,12 @@ pub fn dead_letters(
     stage: Option<Stage>,
 ) -> PortResult<Vec<DeadLetterView>> {
     let mut out = Vec::new();
-    for q in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)) {
-        let q = q.name();
+    for (stage, q) in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)).flat_map(stage_queues) {
         for dl in queue.dead_letters(q)? {
             let transfer_id = transfer_of(&dl);
             let last_error = match (&dl.last_error, transfer_id) {
                 (Some(e), _) => Some(e.clone()),
-                (None, Some(id)) => state.job(id, q)?.and_then(|j| j.last_error),
+                (None, Some(id)) => state.job(id, stage.name())?.and_then(|j| j.last_error),
                 (None, None) => None,
             };
             out.push(DeadLetterView {
@@ -71,15 +75,14 @@ pub fn dead_letters(
 /// written twice. Returns the messages sent back per stage.
 pub fn redrive(state: &dyn StateStore, queue: &dyn Queue, stage: Option<Stage>) -> PortResult<Vec<(String, usize)>> {
     let mut out = Vec::new();
-    for q in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)) {
-        let q = q.name();
+    for (stage, q) in Stage::ALL.into_iter().filter(|q| stage.is_none_or(|s| s == *q)).flat_map(stage_queues) {
         let letters = queue.dead_letters(q)?;
         if letters.is_empty() {
             continue;
         }
         for id in letters.iter().filter_map(transfer_of) {
-            let failed_here = state.job(id, q)?.is_some_and(|j| j.status == JobStatus::Failed);
-            if failed_here && state.reopen_transfer(id, q)? {
+            let failed_here = state.job(id, stage.name())?.is_some_and(|j| j.status == JobStatus::Failed);
+            if failed_here && state.reopen_transfer(id, stage.name())? {
                 tracing::info!(transfer_id = %id, stage = q, "transfer reopened for a redriven message");
             }
         }
@@ -103,9 +106,13 @@ pub fn fail_dead_lettered(state: &dyn StateStore, uploads: &dyn ObjectStore, dl:
         return Ok(false);
     };
     // The queue may keep no reason (SQS): the job's last transient error stands in.
+    let job: &str = match Stage::of_queue(&dl.queue) {
+        Some(stage) => stage.name(),
+        None => &dl.queue,
+    };
     let mut dl = dl.clone();
     if dl.last_error.is_none() {
-        dl.last_error = state.job(id, &dl.queue)?.and_then(|j| j.last_error);
+        dl.last_error = state.job(id, job)?.and_then(|j| j.last_error);
     }
     let reason = dead_letter_reason(&dl);
     if let Some(transfer) = state.transfer(id)?.filter(|t| !t.status.is_terminal()) {
@@ -113,7 +120,7 @@ pub fn fail_dead_lettered(state: &dyn StateStore, uploads: &dyn ObjectStore, dl:
         crate::intake::feedback::write_log(uploads, &transfer, crate::intake::feedback::LogOutcome::Failed, &text)?;
     }
     if state.end_transfer(id, TransferStatus::Failed, &reason)? {
-        state.finish_job(id, &dl.queue, JobStatus::Failed)?;
+        state.finish_job(id, job, JobStatus::Failed)?;
         tracing::error!(transfer_id = %id, queue = %dl.queue, %reason, "transfer failed: dead letter");
     }
     Ok(true)
@@ -137,8 +144,8 @@ pub fn sweep_dead_letters(
     queue: &dyn Queue,
 ) -> PortResult<DeadLetterSweep> {
     let mut sweep = DeadLetterSweep::default();
-    for stage in Stage::ALL {
-        let letters = queue.dead_letters(stage.name())?;
+    for (_, q) in Stage::ALL.into_iter().flat_map(stage_queues) {
+        let letters = queue.dead_letters(q)?;
         if letters.is_empty() {
             continue;
         }
@@ -147,7 +154,7 @@ pub fn sweep_dead_letters(
                 sweep.transfers += 1;
             }
         }
-        sweep.per_stage.push((stage.to_string(), letters.len()));
+        sweep.per_stage.push((q.to_string(), letters.len()));
     }
     Ok(sweep)
 }

@@ -117,6 +117,10 @@ impl Pipeline {
     /// stage's is an error that is never acknowledged, so the message is dead-lettered with
     /// the reason (it is not this version's to read).
     pub fn handle_queue(&self, queue: &str, body: &str, ctx: &StageContext) -> Outcome {
+        if let Some(stage) = Stage::of_queue(queue).filter(|s| s.long_jobs_queue() == Some(queue)) {
+            // Its consumer is the runner long jobs are handed to: it keeps them.
+            return self.handle(stage, body, &ctx.with_long_jobs(crate::stages::LongJobs::RunHere));
+        }
         match queue.parse::<Stage>() {
             Ok(stage) => self.handle(stage, body, ctx),
             Err(unknown) => Outcome::Retry(format!("no stage listens on this queue: {unknown}")),
@@ -152,7 +156,7 @@ impl Pipeline {
         let events = self.state.as_ref();
         match stage {
             Stage::Start => Box::new(self.start(flow)),
-            Stage::Extract => Box::new(stages::Extract { flow, files, uploads: &self.uploads }),
+            Stage::Extract => Box::new(stages::Extract { flow, files, uploads: &self.uploads, fpr: &self.fpr }),
             Stage::Checksum => Box::new(stages::Checksum { flow, files }),
             Stage::Scan => Box::new(stages::Scan { flow, files, scanner: &self.scanner }),
             Stage::Identify => Box::new(stages::Identify { flow, files, format_identifier: &self.format_identifier }),

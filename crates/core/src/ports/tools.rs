@@ -25,6 +25,9 @@ pub struct ToolCall<'a> {
     /// put in the folder it runs in; `{policy}` in `args` stands for the first one's name.
     /// For a tool run once a file (`run`, `convert`).
     pub inputs: Vec<(String, &'static str)>,
+    /// Commands run before this one, in the same folder, with the same placeholders and
+    /// within the same timeout (`convert` only).
+    pub before: Vec<(&'a str, &'a [String])>,
 }
 
 /// What an outside tool gave back.

@@ -61,11 +61,32 @@ pub enum Progress {
 #[derive(Debug, Clone, Copy)]
 pub struct StageContext {
     pub deadline: Instant,
+    /// What this runner does with work too long for it (a long video's conversion).
+    pub long_jobs: LongJobs,
+}
+
+/// Where a stage's long jobs (by the rules: a file larger than a rule's `long_above_bytes`)
+/// run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongJobs {
+    /// Here: this runner has no time limit to fear (embedded mode, the long-job worker).
+    RunHere,
+    /// Handed, with the whole message, to the stage's long-job queue, whose worker (a
+    /// Fargate task on AWS) runs the same stage without Lambda's time limit.
+    HandOff,
+    /// Not run: a Lambda with no long-job worker deployed records the file as not
+    /// normalized, saying why, rather than run into its time limit on every retry.
+    NotRun,
 }
 
 impl StageContext {
     pub fn with_budget(budget: Duration) -> Self {
-        Self { deadline: Instant::now() + budget }
+        Self { deadline: Instant::now() + budget, long_jobs: LongJobs::RunHere }
+    }
+
+    /// As this context, its long jobs going where `long_jobs` says.
+    pub fn with_long_jobs(self, long_jobs: LongJobs) -> Self {
+        Self { long_jobs, ..self }
     }
 
     pub fn should_yield(&self) -> bool {

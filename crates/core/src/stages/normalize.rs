@@ -25,7 +25,7 @@ use crate::model::{
 use crate::ports::{Conversion, FileCatalogue, FilePages, ToolOutput, ToolRunner};
 use crate::record::keys::{dip_key, working_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
-use crate::stages::{Flow, Microservice, Progress, StageContext};
+use crate::stages::{Flow, LongJobs, Microservice, Progress, StageContext};
 
 /// The normalize stage and what it uses beside its `Flow`: the files of its batch, the
 /// format policy rules, the tools that make the copies, and the identifier the copies are
@@ -39,6 +39,18 @@ pub struct Normalize<'a> {
 }
 
 const STAGE: Stage = Stage::Normalize;
+
+/// What a batch's tries taught: rules whose tool ran past its timeout (not waited for
+/// again), and where this runner's long jobs go.
+struct Tried {
+    hung: BTreeMap<String, String>,
+    long_jobs: LongJobs,
+}
+
+/// Whether the rule calls converting this file a long job.
+fn is_long(rule: &Rule, file: &File) -> bool {
+    rule.long_above_bytes.is_some_and(|limit| file.size > limit)
+}
 
 /// Where a preservation copy goes: beside its original, `<stem>-<uuid>.<ext>`.
 pub fn preservation_copy_path(original: &File, copy: uuid::Uuid, extension: &str) -> String {
@@ -65,8 +77,19 @@ fn fitted(part: &str, beside: usize) -> &str {
 
 impl Microservice for Normalize<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
+        if ctx.long_jobs == LongJobs::HandOff {
+            if let Some(long) = self.long_job_in(msg)? {
+                let body = serde_json::to_string(msg).map_err(|e| crate::error::StageError::Failed(e.to_string()))?;
+                // Its consumer (a Fargate task on AWS) runs this stage on the same message.
+                let queue = STAGE.long_jobs_queue().expect("normalize has a long-job queue");
+                self.flow.queue.send(queue, &body)?;
+                tracing::info!(transfer = %msg.transfer_id, batch = ?msg.batch, file = %long,
+                    "a long job: the batch is handed to the long-job queue");
+                return Ok(Progress::Continued);
+            }
+        }
         // Rules whose tool ran past its timeout in this batch: not waited for again.
-        let mut hung: BTreeMap<String, String> = BTreeMap::new();
+        let mut tried = Tried { hung: BTreeMap::new(), long_jobs: ctx.long_jobs };
         // What an earlier delivery of this batch made and recorded: kept, not made again (a
         // tool run twice need not write the same bytes, and the record holds the first's).
         let made_before: BTreeSet<uuid::Uuid> = match msg.batch {
@@ -92,9 +115,9 @@ impl Microservice for Normalize<'_> {
                 };
                 let made = match purpose {
                     Purpose::Preservation | Purpose::Transcription => {
-                        self.keep_in_aip(transfer, profile, file, rule, &mut hung, &made_before)?
+                        self.keep_in_aip(transfer, profile, file, rule, &mut tried, &made_before)?
                     }
-                    _ => self.for_the_dip(transfer, file, purpose, rule, &mut hung)?,
+                    _ => self.for_the_dip(transfer, file, purpose, rule, &mut tried)?,
                 };
                 out.events.extend(made.events);
                 out.new_files.extend(made.new_files);
@@ -112,6 +135,30 @@ impl Microservice for Normalize<'_> {
 }
 
 impl Normalize<'_> {
+    /// The first original of the batch that one of the rules the profile runs calls a long
+    /// job (by its size), if any.
+    fn long_job_in(&self, msg: &StageMessage) -> StageResult<Option<String>> {
+        let (Some(batch), Some(transfer)) = (msg.batch, self.flow.active_transfer(msg.transfer_id)?) else {
+            return Ok(None);
+        };
+        let profile = self.flow.profile(&transfer)?;
+        for file in FilePages::of_batch(self.files, transfer.id, batch) {
+            let file = file?;
+            if file.file_use != FileUse::Original || file.source.is_some() {
+                continue;
+            }
+            let long = [Purpose::Preservation, Purpose::Access, Purpose::Thumbnail, Purpose::Transcription]
+                .into_iter()
+                .filter(|p| profile.makes(*p))
+                .filter_map(|p| self.fpr.maker_for(p, &file))
+                .any(|rule| is_long(rule, &file));
+            if long {
+                return Ok(Some(file.current_path));
+            }
+        }
+        Ok(None)
+    }
+
     /// The rule's tool run on the original, its file put at `key`: the file's size and what
     /// the tool said, or why nothing was made. A tool that hung on an earlier file of the
     /// batch is not run again.
@@ -121,16 +168,25 @@ impl Normalize<'_> {
         original: &File,
         rule: &Rule,
         key: &str,
-        hung: &mut BTreeMap<String, String>,
+        tried: &mut Tried,
     ) -> StageResult<Result<(u64, String), String>> {
-        if let Some(earlier) = hung.get(&rule.name) {
+        if tried.long_jobs == LongJobs::NotRun && is_long(rule, original) {
+            return Ok(Err(format!(
+                "not run: {} bytes is a long job for {} (over {} bytes), and this runner (a Lambda) has no \
+                 long-job worker to hand it to (template parameters LongJobsImageUri and LongJobsSubnetIds)",
+                original.size,
+                rule.command,
+                rule.long_above_bytes.unwrap_or_default()
+            )));
+        }
+        if let Some(earlier) = tried.hung.get(&rule.name) {
             return Ok(Err(format!(
                 "not run: {} was stopped after {} seconds on {earlier} earlier in this batch",
                 rule.command, rule.timeout_seconds
             )));
         }
-        if !self.tools.installed(&rule.command) {
-            return Ok(Err(format!("{} is not installed where Vellum runs", rule.command)));
+        if let Some(missing) = rule.commands().find(|c| !self.tools.installed(c)) {
+            return Ok(Err(format!("{missing} is not installed where Vellum runs")));
         }
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
         let made = self.tools.convert(
@@ -150,7 +206,7 @@ impl Normalize<'_> {
             Conversion::Made { size, said } => Ok((size, said)),
             Conversion::Failed(why) => Err(why),
             Conversion::TimedOut => {
-                hung.insert(rule.name.clone(), original.current_path.clone());
+                tried.hung.insert(rule.name.clone(), original.current_path.clone());
                 Err(format!("{} was stopped after {} seconds and made nothing", rule.command, rule.timeout_seconds))
             }
         })
@@ -170,11 +226,11 @@ impl Normalize<'_> {
         original: &File,
         purpose: Purpose,
         rule: &Rule,
-        hung: &mut BTreeMap<String, String>,
+        tried: &mut Tried,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
         let path = dip_path(original, purpose, extension);
-        match self.make(transfer, original, rule, &dip_key(transfer.id, &path), hung)? {
+        match self.make(transfer, original, rule, &dip_key(transfer.id, &path), tried)? {
             Ok((_, said)) => Ok(FileOutcome {
                 stdout: format!("{} copy {path}", purpose.as_str()),
                 stderr: said,
@@ -193,7 +249,7 @@ impl Normalize<'_> {
         profile: &Profile,
         original: &File,
         rule: &Rule,
-        hung: &mut BTreeMap<String, String>,
+        tried: &mut Tried,
         made_before: &BTreeSet<uuid::Uuid>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
@@ -223,7 +279,7 @@ impl Normalize<'_> {
         let (size, said) = match earlier {
             // Its events are written again from the same bytes: the same ids, the same words.
             Some(object) => (object.size, String::new()),
-            None => match self.make(transfer, original, rule, &copy_key, hung)? {
+            None => match self.make(transfer, original, rule, &copy_key, tried)? {
                 Ok(made) => made,
                 Err(why) => return Ok(self.not_normalized(original, &program, rule, why)),
             },

@@ -24,12 +24,13 @@ use crate::model::{File, JobStatus, PremisEvent, Stage, Transfer};
 use crate::ports::{ExtractCheckpoint, FileCatalogue, ObjectStore};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
-/// The extract stage and what it uses beside its `Flow`: the upload it reads and the file
-/// catalogue it commits to.
+/// The extract stage and what it uses beside its `Flow`: the upload it reads, the file
+/// catalogue it commits to, and the rules that say which packages inside it are unpacked.
 pub struct Extract<'a> {
     pub flow: Flow<'a>,
     pub files: &'a dyn FileCatalogue,
     pub uploads: &'a Arc<dyn ObjectStore>,
+    pub fpr: &'a crate::config::fpr::Rules,
 }
 
 impl Microservice for Extract<'_> {

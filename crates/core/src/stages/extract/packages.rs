@@ -1,5 +1,5 @@
 //! Packages inside packages ("Extract packages"): an archive among a batch's originals — a
-//! `.zip`, `.tar`, `.tar.gz` or `.tgz` whose bytes are what its name says (a `.docx` or an
+//! `.zip`, `.tar`, `.tar.gz`, `.tgz` or `.7z` whose bytes are what its name says (a `.docx` or an
 //! `.epub` is a zip too, and is kept whole) — is unpacked beside itself into a folder
 //! named after it and its UUID (`objects/mail.zip` → `objects/mail-<uuid>/`), under intake's
 //! rules: only regular files, no path that leaves the folder, names sanitized, and the
@@ -29,13 +29,33 @@ enum Kind {
     Zip,
     Tar,
     TarGz,
+    SevenZip,
 }
 
-/// Whether the name is a package's: `.zip`, `.tar`, `.tar.gz`, `.tgz`, in any case.
+impl Kind {
+    /// The PRONOM format an `extraction` rule names to have this kind unpacked.
+    fn puid(self) -> &'static str {
+        match self {
+            Kind::Zip => "x-fmt/263",
+            Kind::Tar => "x-fmt/265",
+            Kind::TarGz => "x-fmt/266",
+            Kind::SevenZip => "fmt/484",
+        }
+    }
+}
+
+/// Whether the name is a package's: `.zip`, `.tar`, `.tar.gz`, `.tgz`, `.7z`, in any case.
 fn named_as_package(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    [".zip", ".tar", ".tar.gz", ".tgz"].iter().any(|e| name.ends_with(e))
+    [".zip", ".tar", ".tar.gz", ".tgz", ".7z"].iter().any(|e| name.ends_with(e))
 }
+
+/// A 7z archive's signature header starts with these six bytes.
+const SEVEN_ZIP_MAGIC: &[u8] = b"7z\xBC\xAF\x27\x1C";
+
+/// What a 7z decoder may hold in memory (dictionary, header buffers): 7-Zip's "ultra" level
+/// uses 64 MiB; an archive that asks for more is kept as it is, not unpacked.
+const SEVEN_ZIP_MEMORY_KIB: usize = 256 * 1024;
 
 /// What the archive is, by its name and its first bytes (for a gzip, the first bytes of what
 /// it holds): both must say it. Formats are identified only after extraction, so the name
@@ -51,6 +71,8 @@ fn kind_of(name: &str, head: &[u8]) -> Option<Kind> {
         is_tar(&block).then_some(Kind::TarGz)
     } else if name.ends_with(".tar") && is_tar(head) {
         Some(Kind::Tar)
+    } else if name.ends_with(".7z") && head.starts_with(SEVEN_ZIP_MAGIC) {
+        Some(Kind::SevenZip)
     } else {
         None
     }
@@ -81,10 +103,14 @@ pub(super) fn unpack(
         let key = working_key(transfer.id, &container.current_path);
         let head = p.flow.working.get_range(&key, 0, 64 * 1024)?;
         let Some(kind) = kind_of(&container.current_path, &head) else { continue };
+        if !p.fpr.unpacks(kind.puid()) {
+            continue;
+        }
         let mut members = Vec::new();
         let result = match kind {
             Kind::Zip => unzip(p, transfer, profile, &container, &mut members),
             Kind::Tar | Kind::TarGz => untar(p, transfer, profile, &container, kind == Kind::TarGz, &mut members),
+            Kind::SevenZip => un7z(p, transfer, profile, &container, &mut members),
         };
         match result {
             Ok(()) => {
@@ -130,7 +156,12 @@ fn folder_of(container: &File) -> String {
         Some((parent, name)) => (format!("{parent}/"), name),
         None => (String::new(), container.current_path.as_str()),
     };
-    let stem = name.strip_suffix(".tar.gz").or_else(|| name.rsplit_once('.').map(|(s, _)| s)).unwrap_or(name);
+    let lower = name.to_ascii_lowercase();
+    let stem = lower
+        .ends_with(".tar.gz")
+        .then(|| &name[..name.len() - 7])
+        .or_else(|| name.rsplit_once('.').map(|(s, _)| s))
+        .unwrap_or(name);
     let mut end = MAX_NAME_BYTES.saturating_sub(37).min(stem.len());
     while !stem.is_char_boundary(end) {
         end -= 1;
@@ -303,6 +334,97 @@ fn untar(
         members.push(take_out(p, transfer, container, path, &mut entry, size, modified)?);
     }
     Ok(())
+}
+
+fn un7z(
+    p: &Extract<'_>,
+    transfer: &Transfer,
+    profile: &Profile,
+    container: &File,
+    members: &mut Vec<File>,
+) -> Result<(), Outcome> {
+    use sevenz_rust2::{ArchiveReader, EntryDecision, Error, Password};
+    let key = working_key(transfer.id, &container.current_path);
+    let reader = RangedReader::new(p.flow.working.clone(), &key, container.size, 1 << 20);
+    let said = |e: Error| match e {
+        // Built without AES, the reader names the cipher as a method it lacks.
+        Error::PasswordRequired | Error::MaybeBadPassword(_) => "it is encrypted (no password is known)".to_string(),
+        Error::UnsupportedCompressionMethod(m) if m.starts_with("AES") => {
+            format!("it is encrypted ({m}; no password is known)")
+        }
+        Error::MaxMemLimited { .. } => {
+            format!("its decoder would need more than {} MiB of memory", SEVEN_ZIP_MEMORY_KIB / 1024)
+        }
+        e => format!("it cannot be read as a 7z archive: {e}"),
+    };
+    let mut archive = ArchiveReader::new_with_memory_limit(reader, Password::empty(), SEVEN_ZIP_MEMORY_KIB)
+        .map_err(|e| kept(said(e)))?;
+    // One thread: a transfer's batches already keep the cores busy.
+    archive.set_thread_count(1);
+    let folder = folder_of(container);
+    // Every entry's declared size and path is checked before a byte is unpacked: a 7z lists
+    // them all in its header, and the decoder gives no entry more than it declares.
+    let mut budget = Budget { profile, entries: 0, bytes: 0 };
+    let mut paths = std::collections::HashMap::new();
+    for (i, entry) in archive.archive().files.iter().enumerate() {
+        if entry.is_directory || entry.is_anti_item {
+            continue;
+        }
+        if is_7z_link(entry) {
+            return Err(kept(format!("{:?} is a symbolic link", entry.name)));
+        }
+        let path = member_path(&folder, &entry.name)
+            .ok_or_else(|| kept(format!("{:?} would leave its folder", entry.name)))?;
+        budget.take(&entry.name, entry.size, None)?;
+        paths.insert(i, path);
+    }
+    // The decoder gives the entries with bytes in the archive's order, block by block, then the
+    // empty ones in order.
+    let listed = &archive.archive().files;
+    let mut order: Vec<usize> = (0..listed.len()).filter(|&i| listed[i].has_stream).collect();
+    order.extend((0..listed.len()).filter(|&i| !listed[i].has_stream));
+    let mut order = order.into_iter();
+    let mut failed = None;
+    let result = archive.for_each_entries_with_decision(|entry, data| {
+        let Some(path) = order.next().and_then(|i| paths.remove(&i)) else { return Ok(EntryDecision::Continue) };
+        if !path.ends_with(&*sanitize_last(&entry.name)) {
+            failed = Some(kept(format!("its entries are not in the order its header lists ({:?})", entry.name)));
+            return Ok(EntryDecision::Stop);
+        }
+        let modified = entry
+            .has_last_modified_date
+            .then(|| chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::from(entry.last_modified_date)));
+        match take_out(p, transfer, container, path, data, entry.size, modified) {
+            Ok(member) => {
+                members.push(member);
+                Ok(EntryDecision::Continue)
+            }
+            Err(e) => {
+                failed = Some(e);
+                Ok(EntryDecision::Stop)
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    result.map_err(|e| kept(said(e)))
+}
+
+/// The sanitized last part of an entry's name, to tell that a decoded entry is the one listed.
+fn sanitize_last(name: &str) -> String {
+    name.rsplit(['/', '\\']).find(|p| !p.is_empty()).map(sanitize_component).unwrap_or_default()
+}
+
+/// Whether a 7z entry is a link: 7-Zip keeps a Unix mode in the attributes' high half (with
+/// the 0x8000 flag), and marks Windows links as reparse points.
+fn is_7z_link(entry: &sevenz_rust2::ArchiveEntry) -> bool {
+    const UNIX_EXTENSION: u32 = 0x8000;
+    const REPARSE_POINT: u32 = 0x400;
+    let attributes = entry.windows_attributes;
+    entry.has_windows_attributes
+        && (attributes & REPARSE_POINT != 0
+            || (attributes & UNIX_EXTENSION != 0 && (attributes >> 16) & 0o170000 == 0o120000))
 }
 
 /// The events of a file taken out of an archive: its unpacking, naming the container.
