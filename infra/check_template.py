@@ -1,5 +1,6 @@
 """Reads a SAM template and checks the rules Vellum's template keeps: every policy statement
-names its actions and resources (no "*" action or resource, no "service:*"), every queue
+names its actions and resources (no "*" action or resource, no "service:*"; "*" only for
+an action AWS grants on nothing narrower, ECR's pull token), every queue
 that is not a dead-letter queue has one (a redrive policy), every SQS event source reports
 per-message failures, there is a queue for each of the nine stages, every function has an
 alarm on its errors, an IAM role's inline policies keep the same rule, the dashboard sits
@@ -34,14 +35,21 @@ def wildcard(value):
     return isinstance(value, str) and (value == "*" or value.endswith(":*"))
 
 
+# Actions AWS grants on no narrower resource than "*" (ECR's pull token): a statement of
+# only these may name it.
+STAR_ONLY = {"ecr:GetAuthorizationToken"}
+
+
 def statements_problems(name, statements):
     problems = []
     for st in as_list(statements):
-        for action in as_list(st.get("Action", [])):
+        actions = as_list(st.get("Action", []))
+        for action in actions:
             if wildcard(action):
                 problems.append(f"{name}: the action {action!r} is a wildcard")
+        star_only = bool(actions) and all(a in STAR_ONLY for a in actions)
         for resource in as_list(st.get("Resource", [])):
-            if wildcard(resource):
+            if wildcard(resource) and not (star_only and resource == "*"):
                 problems.append(f"{name}: the resource {resource!r} is a wildcard")
     return problems
 

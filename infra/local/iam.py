@@ -177,11 +177,26 @@ class Stack:
         return out
 
     def functions(self):
-        return {n: r for n, r in self.resources.items() if r["Type"] == "AWS::Serverless::Function"}
+        """The functions, and the roles of the code that runs as a task (the long-job worker),
+        marked in the template with `Metadata: {vellum: {local-user: true}}`."""
+        return {
+            n: r
+            for n, r in self.resources.items()
+            if r["Type"] == "AWS::Serverless::Function"
+            or (r["Type"] == "AWS::IAM::Role" and ((r.get("Metadata") or {}).get("vellum") or {}).get("local-user"))
+        }
 
     def policy_of(self, logical):
-        """The statements of the function's role, as CloudFormation would resolve them."""
-        props = self.functions()[logical]["Properties"]
+        """The statements of the function's (or the task's) role, as CloudFormation would
+        resolve them."""
+        resource = self.functions()[logical]
+        props = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::Role":
+            statements = []
+            for policy in props.get("Policies", []):
+                st = self.value(policy["PolicyDocument"])["Statement"]
+                statements.extend(st if isinstance(st, list) else [st])
+            return {"Version": "2012-10-17", "Statement": statements}
         statements = [BASIC_EXECUTION]
         if any(e.get("Type") == "SQS" for e in props.get("Events", {}).values()):
             statements.append(SQS_QUEUE_EXECUTION)

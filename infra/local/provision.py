@@ -37,14 +37,18 @@ for name in ["uploads", "working", "aips", "aips-replica", "dips"]:
             ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}},
         )
 
+# Each stage's queue, and the long-job queue the normalize function hands long jobs to
+# (hidden for 12 hours while one runs, as the template makes it).
+QUEUES = {**{stage: VISIBILITY for stage in STAGES}, "normalize-long": str(12 * 3600)}
+
 urls = {}
-for stage in STAGES:
+for stage, visibility in QUEUES.items():
     dlq = sqs.create_queue(QueueName=f"{PREFIX}{stage}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     urls[stage] = sqs.create_queue(
         QueueName=f"{PREFIX}{stage}",
         Attributes={
-            "VisibilityTimeout": VISIBILITY,
+            "VisibilityTimeout": visibility,
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
         },
     )["QueueUrl"]
@@ -101,4 +105,4 @@ if access not in ddb.list_tables()["TableNames"]:
     ddb.update_time_to_live(TableName=access, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
 sns.create_topic(Name=PREFIX + "aip-stored")
-print(f"provisioned: 5 buckets, {len(STAGES)} queues with dead-letter queues, tables {table} and {access}, topic {PREFIX}aip-stored")
+print(f"provisioned: 5 buckets, {len(QUEUES)} queues with dead-letter queues, tables {table} and {access}, topic {PREFIX}aip-stored")

@@ -74,7 +74,15 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
 /// A stage's long-job worker, run as a Fargate task from the stage's function's image
 /// (`VELLUM_WORKER=long-jobs`): takes the stage's long-job queue until it is stopped.
 pub async fn run_long_jobs(stage: vellum_core::model::Stage) -> Result<(), Error> {
-    let app = app(stage).await?;
+    init_tracing();
+    let role = crate::roles::long_jobs_role_of(stage).ok_or_else(|| format!("the {stage} stage has no long jobs"))?;
+    let names = Names::from_env()?;
+    let handle = tokio::runtime::Handle::current();
+    let app = tokio::task::spawn_blocking(move || {
+        let config = crate::roles::config_as(&handle, role)?;
+        AwsApp::with_config(&names, handle, config, Arc::new(AwsApp::format_identifier()?))
+    })
+    .await??;
     tokio::task::spawn_blocking(move || crate::long_jobs::serve(&app, stage, Duration::from_secs(5))).await?
 }
 

@@ -25,6 +25,14 @@ pub fn function_of(stage: Stage) -> &'static str {
     }
 }
 
+/// The role a stage's long-job worker (a Fargate task) runs with, if the stage has one.
+pub fn long_jobs_role_of(stage: Stage) -> Option<&'static str> {
+    match stage {
+        Stage::Normalize => Some("NormalizeLongJobsRole"),
+        _ => None,
+    }
+}
+
 pub const DASHBOARD: &str = "DashboardFunction";
 pub const MONITOR: &str = "MonitorFunction";
 pub const TEST_TRANSFER: &str = "StartTestTransferFunction";

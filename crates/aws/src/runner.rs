@@ -14,15 +14,19 @@ use vellum_core::StageContext;
 
 use crate::app::{AwsApp, Names};
 use crate::lambda::handle_sqs;
-use crate::roles::{function_of, LocalRoles};
+use crate::roles::{function_of, long_jobs_role_of, LocalRoles};
 
 /// How long a received message stays hidden while its batch is handled, unless told.
 pub const VISIBILITY: Duration = Duration::from_secs(120);
 
-/// A pipeline per stage function, each with its function's credentials.
+/// A pipeline per stage function, each with its function's credentials, and one per
+/// long-job worker (the Fargate task), with its task role's.
+#[derive(Clone)]
 pub struct Fleet {
     apps: Vec<(Stage, Arc<AwsApp>)>,
-    /// Whether this fleet also runs the stages' long-job workers (the Fargate tasks).
+    /// The long-job workers, by the stage whose long-job queue they take.
+    workers: Vec<(Stage, Arc<AwsApp>)>,
+    /// Whether this fleet runs its long-job workers.
     long_job_workers: bool,
 }
 
@@ -33,83 +37,72 @@ impl Fleet {
         Self::with_roles(names, rt, LocalRoles::from_env()?.as_ref())
     }
 
-    /// Each stage with its function's keys from `roles` (None: the environment's for all).
+    /// Each stage with its function's keys from `roles`, each long-job worker with its task
+    /// role's (None: the environment's for all).
     pub fn with_roles(names: &Names, rt: tokio::runtime::Handle, roles: Option<&LocalRoles>) -> Result<Self, String> {
         let base = crate::load_config(&rt);
         let identifier = Arc::new(AwsApp::format_identifier()?);
-        let apps = match roles {
+        let with_stages = Stage::ALL.iter().filter_map(|s| long_jobs_role_of(*s).map(|role| (*s, role)));
+        let (apps, workers) = match roles {
             None => {
                 let app = Arc::new(AwsApp::with_config(names, rt, base, identifier)?);
-                Stage::ALL.iter().map(|stage| (*stage, app.clone())).collect()
+                let apps = Stage::ALL.iter().map(|stage| (*stage, app.clone())).collect();
+                (apps, with_stages.map(|(stage, _)| (stage, app.clone())).collect())
             }
-            Some(roles) => Stage::ALL
-                .iter()
-                .map(|stage| {
-                    let config = roles.config_for(&base, function_of(*stage))?;
-                    Ok((*stage, Arc::new(AwsApp::with_config(names, rt.clone(), config, identifier.clone())?)))
-                })
-                .collect::<Result<_, String>>()?,
+            Some(roles) => {
+                let acting_as = |role: &str| -> Result<Arc<AwsApp>, String> {
+                    let config = roles.config_for(&base, role)?;
+                    Ok(Arc::new(AwsApp::with_config(names, rt.clone(), config, identifier.clone())?))
+                };
+                let apps = Stage::ALL
+                    .iter()
+                    .map(|stage| Ok((*stage, acting_as(function_of(*stage))?)))
+                    .collect::<Result<_, String>>()?;
+                let workers =
+                    with_stages.map(|(stage, role)| Ok((stage, acting_as(role)?))).collect::<Result<_, String>>()?;
+                (apps, workers)
+            }
         };
-        Ok(Self { apps, long_job_workers: true })
+        Ok(Self { apps, workers, long_job_workers: true })
+    }
+
+    /// Every function and worker changed by `change`.
+    fn each_app(self, change: impl Fn(&mut AwsApp)) -> Self {
+        let changed = |apps: Vec<(Stage, Arc<AwsApp>)>| {
+            apps.into_iter()
+                .map(|(stage, app)| {
+                    let mut app = (*app).clone();
+                    change(&mut app);
+                    (stage, Arc::new(app))
+                })
+                .collect()
+        };
+        Self { apps: changed(self.apps), workers: changed(self.workers), ..self }
     }
 
     /// Every function with these settings (tests: small batches).
     pub fn with_settings(self, settings: &vellum_core::config::Settings) -> Self {
-        let apps = self
-            .apps
-            .into_iter()
-            .map(|(stage, app)| {
-                let mut app = (*app).clone();
-                app.pipeline.settings = settings.clone();
-                (stage, Arc::new(app))
-            })
-            .collect();
-        Self { apps, ..self }
+        self.each_app(|app| app.pipeline.settings = settings.clone())
     }
 
     /// Every function with its processing profiles changed (tests: a profile's switches).
     pub fn with_profiles(self, change: impl Fn(&mut vellum_core::config::profile::Profile)) -> Self {
-        let apps = self
-            .apps
-            .into_iter()
-            .map(|(stage, app)| {
-                let mut app = (*app).clone();
-                app.pipeline.config.profiles.iter_mut().for_each(&change);
-                (stage, Arc::new(app))
-            })
-            .collect();
-        Self { apps, ..self }
+        self.each_app(|app| app.pipeline.config.profiles.iter_mut().for_each(&change))
     }
 
     /// Every function with its format policy rules changed (tests: a rule's long-job size).
     pub fn with_rules(self, change: impl Fn(&mut vellum_core::config::fpr::Rules)) -> Self {
-        let apps = self
-            .apps
-            .into_iter()
-            .map(|(stage, app)| {
-                let mut app = (*app).clone();
-                let mut rules = (*app.pipeline.fpr).clone();
-                change(&mut rules);
-                app.pipeline.fpr = Arc::new(rules);
-                (stage, Arc::new(app))
-            })
-            .collect();
-        Self { apps, ..self }
+        self.each_app(|app| {
+            let mut rules = (*app.pipeline.fpr).clone();
+            change(&mut rules);
+            app.pipeline.fpr = Arc::new(rules);
+        })
     }
 
     /// Every function sending its long jobs where `long_jobs` says (`HandOff`: as with
     /// `VELLUM_LONG_JOBS=fargate`).
     pub fn with_long_jobs(self, long_jobs: vellum_core::LongJobs) -> Self {
-        let apps = self
-            .apps
-            .into_iter()
-            .map(|(stage, app)| {
-                let mut app = (*app).clone();
-                app.long_jobs = long_jobs;
-                (stage, Arc::new(app))
-            })
-            .collect();
-        Self { apps, ..self }
+        self.each_app(|app| app.long_jobs = long_jobs)
     }
 
     /// Without the long-job workers: what is handed to them waits in their queues.
@@ -160,7 +153,7 @@ pub fn poll_once(
         handled += deliveries.len();
     }
     if fleet.long_job_workers {
-        for (stage, app) in fleet.apps.iter().filter(|(s, _)| s.long_jobs_queue().is_some()) {
+        for (stage, app) in &fleet.workers {
             while crate::long_jobs::take_one(app, *stage).map_err(|e| e.to_string())?.is_some() {
                 handled += 1;
             }

@@ -198,6 +198,88 @@ fn a_package_of_images_becomes_an_aip_with_preservation_copies_and_a_dip_in_the_
     assert_eq!(access, [0xFF, 0xD8, 0xFF], "a JPEG access copy");
 }
 
+/// A long job on AWS's shape: a video larger than its rule's `long_above_bytes` is handed by
+/// the normalize function, with its whole message, to the normalize-long queue, and the
+/// long-job worker (the Fargate task, acting with its own task role) converts it there; with
+/// no worker deployed the function records the file as not normalized, saying why, and the
+/// transfer still completes.
+#[test]
+fn a_long_video_goes_to_the_long_job_worker_or_is_recorded_as_not_normalized() {
+    let _driving = driving_alone();
+    let app = app();
+    let long_video = |fleet: Fleet| {
+        fleet.with_settings(&small_batches()).with_profiles(|p| p.normalize_for_preservation = true).with_rules(
+            |rules| {
+                let rule = rules.rules.iter_mut().find(|r| r.name == "ffmpeg-to-ffv1-mkv").expect("the FFV1 rule");
+                rule.long_above_bytes = Some(1);
+            },
+        )
+    };
+    let fleet = long_video(Fleet::from_env(&Names::from_env().unwrap(), runtime().handle().clone()).unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("clip.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=5", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .expect("FFmpeg (scripts/test installs it)");
+    assert!(made.success());
+    let upload = |tag: &str| {
+        let key = format!("born-digital/long-{tag}-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut package =
+            Package::catalogued(&format!("PP/LONG/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]), 1);
+        package.add("objects/film/clip.mp4", std::fs::read(&clip).unwrap());
+        let zip = work.path().join(format!("{tag}.zip"));
+        package.write_zip(&zip);
+        app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
+        key
+    };
+    let ended = |key: &str| transfer_of(&app, key).is_some_and(|t| t.status.is_terminal());
+
+    // No worker deployed: the function does not run into its time limit; it says why.
+    let key = upload("not-run");
+    let alone = fleet.clone().with_long_jobs(vellum_core::LongJobs::NotRun);
+    vellum_aws::runner::drive(&alone, Duration::from_secs(600), Duration::from_secs(20), || ended(&key)).unwrap();
+    let transfer = transfer_of(&app, &key).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert_eq!(transfer.files_not_normalized, Some(1));
+    let events = app.state.all_events(transfer.id).unwrap();
+    let said = events
+        .iter()
+        .find(|e| e.event_type == "normalization" && e.outcome == vellum_core::model::EventOutcome::Fail)
+        .expect("the long video's normalization recorded as failed");
+    assert!(said.outcome_detail.contains("long-job worker"), "{}", said.outcome_detail);
+
+    // Handed off: nothing happens until the worker takes the message...
+    let key = upload("handed-off");
+    let handing_off = fleet.with_long_jobs(vellum_core::LongJobs::HandOff);
+    let no_worker = handing_off.clone().without_long_job_workers();
+    vellum_aws::runner::drive(&no_worker, Duration::from_secs(600), Duration::from_secs(8), || ended(&key)).unwrap();
+    let waiting = transfer_of(&app, &key).unwrap();
+    assert_eq!(waiting.status, TransferStatus::Processing, "it waits for the long-job worker");
+    assert!(app.queue.depth(Stage::Normalize.long_jobs_queue().unwrap()).unwrap() >= 1, "the batch waits there");
+    // ...and the worker, acting with its task role, makes the FFV1 copy into the AIP.
+    vellum_aws::runner::drive(&handing_off, Duration::from_secs(600), Duration::from_secs(20), || ended(&key)).unwrap();
+    let transfer = transfer_of(&app, &key).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert_eq!(transfer.files_not_normalized, Some(0));
+    let files = app.state.all_files(transfer.id).unwrap();
+    let copy = files
+        .iter()
+        .find(|f| f.file_use == vellum_core::model::FileUse::Preservation)
+        .expect("the long job's preservation copy");
+    assert!(copy.current_path.starts_with("objects/film/clip-") && copy.current_path.ends_with(".mkv"));
+    let stored = app.pipeline.aips.get(transfer.aip_key.as_deref().unwrap()).unwrap();
+    let mut head = Vec::new();
+    for entry in tar::Archive::new(flate2::read::MultiGzDecoder::new(stored)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy().ends_with(&copy.current_path) {
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, 4), &mut head).unwrap();
+        }
+    }
+    assert_eq!(head, [0x1A, 0x45, 0xDF, 0xA3], "a Matroska file in the AIP");
+}
+
 #[test]
 fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_invocation() {
     let _driving = driving_shared();
