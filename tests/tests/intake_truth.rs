@@ -131,23 +131,6 @@ fn entries_that_share_their_bytes_are_refused_before_anything_is_extracted() {
 }
 
 #[test]
-fn the_package_as_a_whole_keeps_the_ratio_limit() {
-    // Each entry is below the size at which entries are checked one by one; together they
-    // expand far beyond the limit.
-    let mut options = vellum_tests::options();
-    for p in &mut options.config.profiles {
-        p.limits.max_compression_ratio = 100;
-    }
-    let c = Case::with_options(options);
-    let mut p = Package::catalogued("PP/RATIO/1", 1);
-    for i in 0..24 {
-        p.add(&format!("objects/zeros-{i}.bin"), vec![0u8; 512 * 1024]);
-    }
-    p.write_zip(&c.path);
-    c.refused("born-digital/ratio.zip", &["claims to expand", "max_compression_ratio"]);
-}
-
-#[test]
 fn two_spellings_of_one_path_are_refused_at_intake() {
     let spellings: [(&str, RawEntry); 3] = [
         ("backslash", RawEntry::file("objects\\letter.txt", "another letter")),

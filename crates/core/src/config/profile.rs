@@ -98,27 +98,20 @@ impl Profile {
     }
 }
 
-/// What a package may be, at most; intake names the limit a package exceeds.
+/// What a package may be, at most; intake names the limit a package exceeds. A zip bomb is
+/// caught by what a bomb is — sizes declared past these limits (and each entry held to its
+/// declared size while it inflates), entries that share their bytes, archives nested past
+/// `package_depth` — not by how well one entry compresses: a file of zeros is a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
     pub max_entries: u64,
     pub max_total_bytes: u64,
-    /// Uncompressed size over compressed size, for entries of at least
-    /// `ratio_checked_above` bytes (small files compress well without being bombs), and for
-    /// the package as a whole once it unpacks to more than that.
-    pub max_compression_ratio: u64,
-    pub ratio_checked_above: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_entries: 1_000_000,
-            max_total_bytes: 5 * 1024 * 1024 * 1024 * 1024,
-            max_compression_ratio: 1000,
-            ratio_checked_above: 1024 * 1024,
-        }
+        Self { max_entries: 1_000_000, max_total_bytes: 5 * 1024 * 1024 * 1024 * 1024 }
     }
 }
 

@@ -3,7 +3,7 @@
 //! `.epub` is a zip too, and is kept whole) — is unpacked beside itself into a folder
 //! named after it and its UUID (`objects/mail.zip` → `objects/mail-<uuid>/`), under intake's
 //! rules: only regular files, no path that leaves the folder, names sanitized, and the
-//! profile's limits on entries, bytes and compression ratio. Each file taken out joins the
+//! profile's limits on entries and bytes (all the batch's archives together), no entries sharing their bytes. Each file taken out joins the
 //! batch as an original (its `source` names its container) with an `unpacking` event naming
 //! the container, and goes through every per-file stage; archives inside are unpacked in turn
 //! to the profile's depth. The container is kept. An archive that breaks a rule, or cannot be
@@ -95,6 +95,7 @@ pub(super) fn unpack(
     }
     let mut todo: Vec<(File, u32)> =
         files.iter().filter(|f| f.file_use == FileUse::Original).cloned().map(|f| (f, 1)).collect();
+    let mut budget = Budget { profile, entries: 0, bytes: 0 };
     while let Some((container, depth)) = todo.pop() {
         // By name first: only a file named as a package is read (one request, not one a file).
         if !named_as_package(&container.current_path) {
@@ -107,11 +108,16 @@ pub(super) fn unpack(
             continue;
         }
         let mut members = Vec::new();
+        let before = (budget.entries, budget.bytes);
+        let b = &mut budget;
         let result = match kind {
-            Kind::Zip => unzip(p, transfer, profile, &container, &mut members),
-            Kind::Tar | Kind::TarGz => untar(p, transfer, profile, &container, kind == Kind::TarGz, &mut members),
-            Kind::SevenZip => un7z(p, transfer, profile, &container, &mut members),
+            Kind::Zip => unzip(p, transfer, b, &container, &mut members),
+            Kind::Tar | Kind::TarGz => untar(p, transfer, b, &container, kind == Kind::TarGz, &mut members),
+            Kind::SevenZip => un7z(p, transfer, b, &container, &mut members),
         };
+        if result.is_err() {
+            budget.give_back(budget.entries - before.0, budget.bytes - before.1);
+        }
         match result {
             Ok(()) => {
                 for member in members {
@@ -186,7 +192,10 @@ fn member_path(folder: &str, name: &str) -> Option<String> {
     Some(format!("{folder}/{}", parts.join("/")))
 }
 
-/// What the profile allows one archive to hold.
+/// What the profile allows the archives of one batch to hold, all of them together: the
+/// archives inside archives count against the same entries and bytes, so nesting (as
+/// 42.zip nests) multiplies nothing. Declared sizes are taken before a byte is written, and
+/// no member yields more than it declared (`take_out`).
 struct Budget<'a> {
     profile: &'a Profile,
     entries: u64,
@@ -194,25 +203,29 @@ struct Budget<'a> {
 }
 
 impl Budget<'_> {
-    fn take(&mut self, name: &str, size: u64, compressed: Option<u64>) -> Result<(), Outcome> {
+    fn take(&mut self, size: u64) -> Result<(), Outcome> {
         let limits = &self.profile.limits;
         self.entries += 1;
         self.bytes = self.bytes.saturating_add(size);
         if self.entries > limits.max_entries {
-            return Err(kept(format!("it holds more than {} entries, the profile's limit", limits.max_entries)));
+            return Err(kept(format!(
+                "with the packages unpacked before it, it holds more than {} entries, the profile's limit",
+                limits.max_entries
+            )));
         }
         if self.bytes > limits.max_total_bytes {
-            return Err(kept(format!("it unpacks to more than {} bytes, the profile's limit", limits.max_total_bytes)));
-        }
-        if let Some(compressed) = compressed {
-            if size > limits.ratio_checked_above && size / compressed.max(1) > limits.max_compression_ratio {
-                return Err(kept(format!(
-                    "{name:?} unpacks {size} bytes from {compressed}, over the profile's ratio of {} (a zip bomb?)",
-                    limits.max_compression_ratio
-                )));
-            }
+            return Err(kept(format!(
+                "with the packages unpacked before it, it unpacks to more than {} bytes, the profile's limit",
+                limits.max_total_bytes
+            )));
         }
         Ok(())
+    }
+
+    /// What is left after an archive that was kept whole gives back what it took.
+    fn give_back(&mut self, entries: u64, bytes: u64) {
+        self.entries -= entries;
+        self.bytes -= bytes;
     }
 }
 
@@ -268,7 +281,7 @@ impl Write for WriteOut<'_> {
 fn unzip(
     p: &Extract<'_>,
     transfer: &Transfer,
-    profile: &Profile,
+    budget: &mut Budget<'_>,
     container: &File,
     members: &mut Vec<File>,
 ) -> Result<(), Outcome> {
@@ -276,21 +289,40 @@ fn unzip(
     let reader = RangedReader::new(p.flow.working.clone(), &key, container.size, 1 << 20);
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| kept(format!("it cannot be read as a zip: {e}")))?;
     let folder = folder_of(container);
-    let mut budget = Budget { profile, entries: 0, bytes: 0 };
+    // Every entry is checked from the index before a byte is unpacked: its name, that it is
+    // a file, its declared size, and that its bytes are its own (entries that share them are
+    // how a small zip writes terabytes).
+    let mut planned = Vec::new();
+    let mut spans = Vec::new();
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| kept(format!("its entry {i} cannot be read: {e}")))?;
-        if entry.is_dir() {
-            continue;
-        }
+        let entry = zip.by_index_raw(i).map_err(|e| kept(format!("its entry {i} cannot be read: {e}")))?;
         let name = match entry.name() {
             Ok(name) => name.to_string(),
             Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
         };
+        // Where the entry's data starts is known once its local header is read; the header's
+        // fixed 30 bytes are its least.
+        let data = entry.data_start().unwrap_or(entry.header_start().saturating_add(30));
+        spans.push((entry.header_start(), data.saturating_add(entry.compressed_size()), name.clone()));
+        if entry.is_dir() {
+            continue;
+        }
         if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
             return Err(kept(format!("{name:?} is a symbolic link")));
         }
         let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
-        budget.take(&name, entry.size(), Some(entry.compressed_size()))?;
+        budget.take(entry.size())?;
+        planned.push((i, path));
+    }
+    spans.sort();
+    if let Some(pair) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+        return Err(kept(format!(
+            "its entries {:?} and {:?} share their bytes, as zip bombs are made to",
+            pair[0].2, pair[1].2
+        )));
+    }
+    for (i, path) in planned {
+        let mut entry = zip.by_index(i).map_err(|e| kept(format!("its entry {i} cannot be read: {e}")))?;
         let modified = entry.last_modified().and_then(|dt| {
             chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
                 .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
@@ -305,7 +337,7 @@ fn unzip(
 fn untar(
     p: &Extract<'_>,
     transfer: &Transfer,
-    profile: &Profile,
+    budget: &mut Budget<'_>,
     container: &File,
     gzipped: bool,
     members: &mut Vec<File>,
@@ -315,7 +347,6 @@ fn untar(
     let stream: Box<dyn Read> = if gzipped { Box::new(flate2::read::MultiGzDecoder::new(stream)) } else { stream };
     let mut tar = tar::Archive::new(stream);
     let folder = folder_of(container);
-    let mut budget = Budget { profile, entries: 0, bytes: 0 };
     let unreadable = |e: io::Error| kept(format!("it cannot be read as a tar: {e}"));
     for entry in tar.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
@@ -327,9 +358,7 @@ fn untar(
         }
         let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
         let size = entry.size();
-        // A tar's members are not compressed one by one: the whole stream's ratio is the
-        // gzip's, bounded by the byte limit.
-        budget.take(&name, size, None)?;
+        budget.take(size)?;
         let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
         members.push(take_out(p, transfer, container, path, &mut entry, size, modified)?);
     }
@@ -339,7 +368,7 @@ fn untar(
 fn un7z(
     p: &Extract<'_>,
     transfer: &Transfer,
-    profile: &Profile,
+    budget: &mut Budget<'_>,
     container: &File,
     members: &mut Vec<File>,
 ) -> Result<(), Outcome> {
@@ -364,7 +393,6 @@ fn un7z(
     let folder = folder_of(container);
     // Every entry's declared size and path is checked before a byte is unpacked: a 7z lists
     // them all in its header, and the decoder gives no entry more than it declares.
-    let mut budget = Budget { profile, entries: 0, bytes: 0 };
     let mut paths = std::collections::HashMap::new();
     for (i, entry) in archive.archive().files.iter().enumerate() {
         if entry.is_directory || entry.is_anti_item {
@@ -375,7 +403,7 @@ fn un7z(
         }
         let path = member_path(&folder, &entry.name)
             .ok_or_else(|| kept(format!("{:?} would leave its folder", entry.name)))?;
-        budget.take(&entry.name, entry.size, None)?;
+        budget.take(entry.size)?;
         paths.insert(i, path);
     }
     // The decoder gives the entries with bytes in the archive's order, block by block, then the
