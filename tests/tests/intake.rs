@@ -302,6 +302,36 @@ fn tar_gz_transfers_are_streamed_and_checked_like_zips() {
     c.refused("born-digital/slip.tar", &["leads out of its folder"]);
 }
 
+/// In a tar only `/` separates folders: a member named `report\2020.txt` is one file of that
+/// name, sanitized for the AIP, its original name kept and recorded — not a folder.
+#[test]
+fn a_backslash_in_a_tar_member_name_is_part_of_the_name() {
+    use tar::EntryType::Regular;
+    let c = Case::new();
+    let package = tar_gz(
+        &[
+            ("metadata/metadata.csv", b"filename,dc.identifier\nobjects/,PP/TARBS/1\n", Regular),
+            ("objects/report\\2020.txt", b"one file, not a folder", Regular),
+        ],
+        true,
+    );
+    std::fs::write(&c.path, &package).unwrap();
+    let t = c.complete("born-digital/backslash.tar.gz");
+    let files = c.t.env.state.all_files(t.id).unwrap();
+    let file = files.iter().find(|f| f.original_path == "objects/report\\2020.txt").expect("the member, by its name");
+    assert!(
+        file.current_path.starts_with("objects/report") && file.current_path.matches('/').count() == 1,
+        "a file beside the others, not in a folder: {}",
+        file.current_path
+    );
+    let events = c.t.env.state.all_events(t.id).unwrap();
+    let change = events
+        .iter()
+        .find(|e| e.file_uuid == Some(file.uuid) && e.event_type == "filename change")
+        .expect("the sanitized name recorded");
+    assert!(change.outcome_detail.contains("report\\2020.txt"), "the original name kept: {}", change.outcome_detail);
+}
+
 #[test]
 fn a_tar_gz_continues_across_invocations() {
     use tar::EntryType::Regular;

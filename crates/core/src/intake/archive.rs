@@ -239,11 +239,20 @@ pub enum ListError {
     Io(io::Error),
 }
 
-/// A name as one path: `\` read as a folder separator (Windows tools write it), empty and
-/// `.` steps dropped (`objects//a`, `./objects/./a`), no trailing `/`. A leading `/` and
-/// `..` steps are kept, so that intake can refuse them.
+/// A zip entry's name as one path: `\` read as a folder separator (Windows tools write it),
+/// empty and `.` steps dropped (`objects//a`, `./objects/./a`), no trailing `/`. A leading
+/// `/` and `..` steps are kept, so that intake can refuse them.
 pub fn normalize_name(name: &str) -> String {
-    let name = name.replace('\\', "/");
+    normalize_path(&name.replace('\\', "/"))
+}
+
+/// A tar member's name as one path, as `normalize_name` but for the backslash: in a tar only
+/// `/` separates folders, and a `\` is part of a name (sanitized later, its original kept).
+pub fn normalize_tar_name(name: &str) -> String {
+    normalize_path(name)
+}
+
+fn normalize_path(name: &str) -> String {
     let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     let joined = parts.join("/");
     if name.starts_with('/') {
@@ -536,7 +545,7 @@ pub fn tar_member<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<TarMembe
         None => entry.path_bytes().into_owned(),
     };
     Ok(TarMember {
-        name: normalize_name(&decode_utf8_name(&raw)),
+        name: normalize_tar_name(&decode_utf8_name(&raw)),
         kind: tar_kind(entry.header().entry_type()),
         size: sparse.as_ref().map_or(entry.size(), |s| s.real_size),
         sparse,

@@ -176,10 +176,12 @@ fn folder_of(container: &File) -> String {
 }
 
 /// A member's path inside the folder: each part sanitized as intake sanitizes names; None
-/// for a path that would leave the folder or names nothing.
-fn member_path(folder: &str, name: &str) -> Option<String> {
+/// for a path that would leave the folder or names nothing. A `\` separates folders in a zip
+/// or 7z name (Windows tools write it) but is part of a tar member's name.
+fn member_path(folder: &str, name: &str, backslash_separates: bool) -> Option<String> {
+    let separators: &[char] = if backslash_separates { &['/', '\\'] } else { &['/'] };
     let mut parts = Vec::new();
-    for part in name.split(['/', '\\']) {
+    for part in name.split(separators) {
         match part {
             "" | "." => {}
             ".." => return None,
@@ -310,7 +312,7 @@ fn unzip(
         if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
             return Err(kept(format!("{name:?} is a symbolic link")));
         }
-        let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
+        let path = member_path(&folder, &name, true).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
         budget.take(entry.size())?;
         planned.push((i, path));
     }
@@ -356,7 +358,8 @@ fn untar(
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             other => return Err(kept(format!("{name:?} is not a file or folder ({other:?})"))),
         }
-        let path = member_path(&folder, &name).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
+        let path =
+            member_path(&folder, &name, false).ok_or_else(|| kept(format!("{name:?} would leave its folder")))?;
         let size = entry.size();
         budget.take(size)?;
         let modified = entry.header().mtime().ok().and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0));
@@ -401,7 +404,7 @@ fn un7z(
         if is_7z_link(entry) {
             return Err(kept(format!("{:?} is a symbolic link", entry.name)));
         }
-        let path = member_path(&folder, &entry.name)
+        let path = member_path(&folder, &entry.name, true)
             .ok_or_else(|| kept(format!("{:?} would leave its folder", entry.name)))?;
         budget.take(entry.size)?;
         paths.insert(i, path);
@@ -489,12 +492,17 @@ mod tests {
 
     #[test]
     fn a_member_never_leaves_its_folder_and_its_name_is_sanitized() {
-        assert_eq!(member_path("objects/a-u", "letters/1901.txt").as_deref(), Some("objects/a-u/letters/1901.txt"));
-        assert_eq!(member_path("objects/a-u", "./x//y.txt").as_deref(), Some("objects/a-u/x/y.txt"));
-        assert_eq!(member_path("objects/a-u", "..\\..\\etc\\passwd"), None);
-        assert_eq!(member_path("objects/a-u", "../x"), None);
-        assert_eq!(member_path("objects/a-u", "/"), None);
-        let odd = member_path("objects/a-u", "r\u{e9}sum\u{e9}: draft?.txt").unwrap();
+        let zip = |name| member_path("objects/a-u", name, true);
+        assert_eq!(zip("letters/1901.txt").as_deref(), Some("objects/a-u/letters/1901.txt"));
+        assert_eq!(zip("./x//y.txt").as_deref(), Some("objects/a-u/x/y.txt"));
+        assert_eq!(zip("..\\..\\etc\\passwd"), None);
+        assert_eq!(zip("../x"), None);
+        assert_eq!(zip("/"), None);
+        assert_eq!(zip("letters\\1901.txt").as_deref(), Some("objects/a-u/letters/1901.txt"));
+        // In a tar the backslash is part of the name, sanitized.
+        let tar = member_path("objects/a-u", "letters\\1901.txt", false).unwrap();
+        assert!(tar.starts_with("objects/a-u/letters") && !tar["objects/a-u/".len()..].contains('/'), "{tar}");
+        let odd = zip("r\u{e9}sum\u{e9}: draft?.txt").unwrap();
         assert!(!odd.contains(':') && !odd.contains('?'), "{odd}");
     }
 
