@@ -286,11 +286,60 @@ fn names_as_long_as_windows_allows_are_shortened_and_recorded() {
     let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", t.aip_uuid))).unwrap();
     assert!(mets.contains(&format!("%transferDirectory%{long}")), "the original name on the PREMIS object");
 
-    // A path that cannot fit even with every name shortened is refused at intake.
-    let too_deep = format!("objects/{}/leaf.txt", vec!["f"; 600].join("/"));
+    // A path that cannot fit even with every name shortened (past POSIX's 4,096 bytes) is
+    // refused at intake.
+    let too_deep = format!("objects/{}/leaf.txt", vec!["f"; 2100].join("/"));
     let mut p = Package::catalogued("PP/LONG/2", 1);
     p.add(&too_deep, "x");
     Case::zip(&p).refused("born-digital/too-deep.zip", &["too long to store"]);
+}
+
+/// A deep folder tree whose paths pass 1 KB, valid on Linux and Windows, is stored whole:
+/// working copies are keyed by file, not path, so S3's 1,024-byte keys do not limit it; and
+/// a tree nineteen hundred folders deep (as deep as 4,096 bytes can nest) is stored too.
+#[test]
+#[ignore = "needs bagit-python; scripts/test runs it"]
+fn a_tree_whose_paths_pass_one_kilobyte_is_stored() {
+    let deep = format!("objects/{}/minutes.txt", vec!["Committee papers 1950-1959"; 60].join("/"));
+    assert!(deep.len() > 1600, "{}", deep.len());
+    let mut p = Package::catalogued("PP/DEEP/1", 1);
+    p.add(&deep, "at the bottom of the tree");
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital/deep-tree.zip");
+    let files = c.t.env.state.all_files(t.id).unwrap();
+    let f = files.iter().find(|f| f.original_path == deep).expect("the deep file on record");
+    assert!(f.current_path.len() > 1600, "its path kept as deep: {}", f.current_path.len());
+    let bag = c.bag(&t);
+    assert_eq!(std::fs::read(bag.join("data").join(&f.current_path)).unwrap(), b"at the bottom of the tree");
+
+    // bagit-python walks folders by recursion and stops at Python's thousand: the bag is
+    // checked here against its own manifest instead.
+    let deepest = format!("objects/{}/x", vec!["f"; 1900].join("/"));
+    let mut p = Package::catalogued("PP/DEEP/2", 1);
+    p.add(&deepest, "deeper still");
+    let c = Case::zip(&p);
+    let t = c.complete("born-digital/deepest-tree.zip");
+    let files = c.t.env.state.all_files(t.id).unwrap();
+    let d = files.iter().find(|f| f.original_path == deepest).expect("the deepest file on record");
+    assert_eq!(d.current_path, deepest);
+    // Read from the AIP as it is stored (unpacking it checks every folder above every entry,
+    // nineteen hundred times over).
+    let aip = std::fs::File::open(c.t.env.aips.root().join(t.aip_key.as_ref().unwrap())).unwrap();
+    let (mut content, mut manifest) = (None, String::new());
+    for entry in tar::Archive::new(flate2::read::MultiGzDecoder::new(aip)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(&format!("/data/{}", d.current_path)) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            content = Some(text);
+        } else if name.ends_with("/manifest-sha256.txt") {
+            std::io::Read::read_to_string(&mut entry, &mut manifest).unwrap();
+        }
+    }
+    assert_eq!(content.as_deref(), Some("deeper still"), "the deepest file in the AIP");
+    let line = format!("{}  data/{}", vellum_tests::sha256_hex(b"deeper still"), d.current_path);
+    assert!(manifest.lines().any(|l| l == line), "the manifest lists it with its digest");
 }
 
 #[test]

@@ -60,9 +60,9 @@ const BY_TIME: &str = "transfers-by-time";
 /// The transfer list's partitions of `transfers-by-time`: a hidden transfer moves out.
 const LISTED: &str = "TRANSFERS";
 const HIDDEN: &str = "HIDDEN";
-/// A path longer than this many bytes is cut in its pointer's sort key (DynamoDB's limit
-/// is 1,024).
-const PATH_KEY_BYTES: usize = 1000;
+/// A path longer than this many bytes is cut in its pointer's sort key: with "P#" before
+/// it and "#<uuid>" after, the key keeps within DynamoDB's 1,024 bytes.
+const PATH_KEY_BYTES: usize = 1024 - "P#".len() - "#".len() - 36;
 /// DynamoDB's limits on one BatchWriteItem and one BatchGetItem.
 const BATCH_WRITE_ITEMS: usize = 25;
 const BATCH_GET_ITEMS: usize = 100;

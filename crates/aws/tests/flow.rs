@@ -280,6 +280,33 @@ fn a_long_video_goes_to_the_long_job_worker_or_is_recorded_as_not_normalized() {
     assert_eq!(head, [0x1A, 0x45, 0xDF, 0xA3], "a Matroska file in the AIP");
 }
 
+/// Paths past S3's 1,024-byte keys, on AWS's shape: the working copies are keyed by file, so
+/// a deep tree is extracted, processed and stored as in embedded mode.
+#[test]
+fn a_tree_whose_paths_pass_one_kilobyte_is_stored_on_s3() {
+    let _driving = driving_shared();
+    let app = app();
+    let deep = format!("objects/{}/minutes.txt", vec!["Committee papers 1950-1959"; 60].join("/"));
+    let mut package = Package::catalogued(&format!("PP/DEEP/{}", &uuid::Uuid::new_v4().simple().to_string()[..6]), 1);
+    package.add(&deep, "at the bottom of the tree");
+    let key = format!("born-digital/deep-{}.zip", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let transfer = ingest(&app, &package, &key);
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = app.state.all_files(transfer.id).unwrap();
+    let f = files.iter().find(|f| f.original_path == deep).expect("the deep file on record");
+    let stored = app.pipeline.aips.get(transfer.aip_key.as_deref().unwrap()).unwrap();
+    let mut found = None;
+    for entry in tar::Archive::new(flate2::read::MultiGzDecoder::new(stored)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy().ends_with(&f.current_path) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            found = Some(text);
+        }
+    }
+    assert_eq!(found.as_deref(), Some("at the bottom of the tree"), "the deep file in the AIP");
+}
+
 #[test]
 fn a_large_zip_is_extracted_in_ranges_and_packaged_in_slices_each_by_its_own_invocation() {
     let _driving = driving_shared();
@@ -484,8 +511,9 @@ fn a_dead_lettered_message_fails_its_transfer_with_the_reason() {
     let prefix = format!("vellum-sweep-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sqs = aws_sdk_sqs::Client::new(&vellum_aws::load_config(runtime().handle()));
     let queue = vellum_aws::SqsQueue::new(sqs.clone(), &prefix, runtime().handle().clone());
-    for stage in Stage::ALL.map(Stage::name) {
-        queue.create(stage, 3).unwrap();
+    // Every queue the template makes: each stage's, and the long-job queue.
+    for q in Stage::ALL.into_iter().flat_map(Stage::queues) {
+        queue.create(q, 3).unwrap();
     }
     let id = uuid::Uuid::new_v4();
     let now = vellum_core::ports::Clock::now(&vellum_core::ports::SystemClock);

@@ -387,9 +387,10 @@ impl Accepted {
     }
 }
 
-/// The longest path a package file may have once sanitized: its working copy's key
-/// (`<transfer-uuid>/<path>`) must fit in the 1,024 bytes of an S3 key.
-pub const MAX_PATH_BYTES: usize = 1024 - 37;
+/// The longest path a package file may have once sanitized: as long as a POSIX system
+/// allows (PATH_MAX, 4,096 bytes with its terminating NUL). Working copies are keyed by
+/// file UUID (`record::keys::file_key`), so S3's 1,024-byte keys do not bound it.
+pub const MAX_PATH_BYTES: usize = 4096 - 1;
 
 /// Finder's `__MACOSX/` folder and AppleDouble `._name` files beside `name`: the resource
 /// forks and Finder information of a Mac, not part of the package. They are never extracted.

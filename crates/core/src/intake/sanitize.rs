@@ -114,7 +114,7 @@ pub fn plan(paths: &[&str], max_name: usize, max_path: usize) -> Result<Vec<Stri
         node.ends_here.push(i);
     }
     let mut out = vec![String::new(); paths.len()];
-    resolve(&root, "", &mut out, paths, max_name)?;
+    resolve(&root, &mut out, paths, max_name)?;
     let too_long: Vec<String> =
         paths.iter().zip(&out).filter(|(_, planned)| planned.len() > max_path).map(|(p, _)| p.to_string()).collect();
     if !too_long.is_empty() {
@@ -123,47 +123,62 @@ pub fn plan(paths: &[&str], max_name: usize, max_path: usize) -> Result<Vec<Stri
     Ok(out)
 }
 
-fn resolve(node: &Node, prefix: &str, out: &mut [String], paths: &[&str], max_name: usize) -> Result<(), PlanError> {
-    let mut taken: BTreeSet<String> = BTreeSet::new();
-    let mut assigned: BTreeMap<&str, String> = BTreeMap::new();
-    for name in node.children.keys() {
-        if is_safe_component(name) && name.len() <= max_name {
-            taken.insert(name.clone());
-            assigned.insert(name, name.clone());
+/// Names every node's children, folder by folder, from a stack rather than by recursion: a
+/// package may nest folders two thousand deep within POSIX's 4,096 bytes.
+fn resolve(root: &Node, out: &mut [String], paths: &[&str], max_name: usize) -> Result<(), PlanError> {
+    let mut todo: Vec<(&Node, String)> = vec![(root, String::new())];
+    while let Some((node, prefix)) = todo.pop() {
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut assigned: BTreeMap<&str, String> = BTreeMap::new();
+        for name in node.children.keys() {
+            if is_safe_component(name) && name.len() <= max_name {
+                taken.insert(name.clone());
+                assigned.insert(name, name.clone());
+            }
         }
-    }
-    for name in node.children.keys() {
-        if assigned.contains_key(name.as_str()) {
-            continue;
+        for name in node.children.keys() {
+            if assigned.contains_key(name.as_str()) {
+                continue;
+            }
+            let mut base = sanitize_component(name);
+            if base.len() > max_name {
+                base = shortened(&base, name, max_name);
+            }
+            let mut candidate = base.clone();
+            let mut n = 1;
+            while taken.contains(&candidate) {
+                candidate = numbered(&base, n);
+                n += 1;
+            }
+            taken.insert(candidate.clone());
+            assigned.insert(name, candidate);
         }
-        let mut base = sanitize_component(name);
-        if base.len() > max_name {
-            base = shortened(&base, name, max_name);
+        for (name, child) in &node.children {
+            let full = if prefix.is_empty() {
+                assigned[name.as_str()].clone()
+            } else {
+                format!("{prefix}/{}", assigned[name.as_str()])
+            };
+            if !child.ends_here.is_empty() && !child.children.is_empty() {
+                return Err(PlanError::FileIsAlsoFolder(paths[child.ends_here[0]].to_string()));
+            }
+            for &i in &child.ends_here {
+                out[i] = full.clone();
+            }
+            todo.push((child, full));
         }
-        let mut candidate = base.clone();
-        let mut n = 1;
-        while taken.contains(&candidate) {
-            candidate = numbered(&base, n);
-            n += 1;
-        }
-        taken.insert(candidate.clone());
-        assigned.insert(name, candidate);
-    }
-    for (name, child) in &node.children {
-        let full = if prefix.is_empty() {
-            assigned[name.as_str()].clone()
-        } else {
-            format!("{prefix}/{}", assigned[name.as_str()])
-        };
-        if !child.ends_here.is_empty() && !child.children.is_empty() {
-            return Err(PlanError::FileIsAlsoFolder(paths[child.ends_here[0]].to_string()));
-        }
-        for &i in &child.ends_here {
-            out[i] = full.clone();
-        }
-        resolve(child, &full, out, paths, max_name)?;
     }
     Ok(())
+}
+
+impl Drop for Node {
+    /// Taken apart from a stack, not by the recursion a derived drop would make.
+    fn drop(&mut self) {
+        let mut todo: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
+        while let Some(mut node) = todo.pop() {
+            todo.extend(std::mem::take(&mut node.children).into_values());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,41 @@ pub fn working_prefix(transfer_id: Uuid) -> String {
     format!("{transfer_id}/")
 }
 
-/// The working copy of a transfer's file.
-pub fn working_key(transfer_id: Uuid, current_path: &str) -> String {
-    format!("{transfer_id}/{current_path}")
+/// The working copy of a transfer's file, by its UUID, never by its path: a path as long as
+/// a POSIX system allows (4,096 bytes) is stored where an S3 key stops at 1,024.
+pub fn file_key(transfer_id: Uuid, file: Uuid) -> String {
+    format!("{transfer_id}/files/{file}")
+}
+
+/// A metadata file a stage reads by its name (`metadata/rights.csv`, a bag's manifests):
+/// kept under that name, which intake bounds.
+pub fn named_key(transfer_id: Uuid, name: &str) -> String {
+    format!("{transfer_id}/{name}")
+}
+
+/// Whether a file of the package is one a stage reads by its name: metadata.csv,
+/// rights.csv, the supplied checksum files, a bag's tag files.
+pub fn read_by_name(path: &str) -> bool {
+    let top_file = |folder: &str| path.strip_prefix(folder).is_some_and(|rest| !rest.contains('/'));
+    path == "metadata/metadata.csv"
+        || path == "metadata/rights.csv"
+        || (top_file("metadata/") && path.starts_with("metadata/checksum."))
+        || top_file("submissionDocumentation/bag/")
+}
+
+/// Where a file of the transfer is kept in the working area: by its UUID, or, for one a
+/// stage reads by name, by that name.
+pub fn object_key(transfer_id: Uuid, file: Uuid, current_path: &str) -> String {
+    if read_by_name(current_path) {
+        named_key(transfer_id, current_path)
+    } else {
+        file_key(transfer_id, file)
+    }
+}
+
+/// `object_key` of a file record.
+pub fn key_of(file: &crate::model::File) -> String {
+    object_key(file.transfer_id, file.uuid, &file.current_path)
 }
 
 /// An access copy or a thumbnail waiting in the working area for its DIP, at `path` as the

@@ -19,7 +19,7 @@ use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{by_vellum, program_detail, EventOutcome, EventType, File, FilePatch, PremisEvent};
 use crate::ports::{FilePages, ToolOutput};
-use crate::record::keys::working_key;
+use crate::record::keys::key_of;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -40,12 +40,10 @@ impl Microservice for Characterize<'_> {
             let files: Vec<File> = FilePages::of_batch(self.files, msg.transfer_id, batch)
                 .after(msg.resume_after.clone())
                 .collect::<Result<_, _>>()?;
-            sessions.prepare(self.fpr, fpr::Purpose::Characterization, &files, self.flow.working.as_ref(), |f| {
-                working_key(f.transfer_id, &f.current_path)
-            })?;
+            sessions.prepare(self.fpr, fpr::Purpose::Characterization, &files, self.flow.working.as_ref(), key_of)?;
         }
-        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
-            let key = working_key(transfer.id, &file.current_path);
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |_, profile, file| {
+            let key = key_of(file);
             // The store's answer is awaited before any tool: a validator's verdict on a file
             // the store did not give is no verdict (the batch is tried again).
             let techmd::Examined { kind, mut traits, own_properties, verdict } =

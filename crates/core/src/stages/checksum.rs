@@ -12,7 +12,7 @@ use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{by_vellum, EventOutcome, EventType, File, FilePatch, FileUse, PremisEvent, Transfer};
-use crate::record::keys::working_key;
+use crate::record::keys::{key_of, named_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -37,7 +37,7 @@ impl Microservice for Checksum<'_> {
                 .chain(supplied.iter().map(|(a, _, _)| a.as_str()))
                 .collect();
             let algorithms: Vec<&str> = algorithms.into_iter().collect();
-            let mut reader = self.flow.working.get(&working_key(transfer.id, &file.current_path))?;
+            let mut reader = self.flow.working.get(&key_of(file))?;
             let (digests, size) = Digests::for_algorithms(&algorithms)?.of_reader(&mut reader)?;
             if size != file.size {
                 return Err(StageError::Failed(format!(
@@ -86,14 +86,13 @@ fn load_supplied(p: &Checksum<'_>, transfer: &Transfer) -> StageResult<Supplied>
     let mut out = Supplied::new();
     for a in ALGORITHMS {
         let name = supplied_manifest_path(a);
-        if let Some(text) = read_text(p, &working_key(transfer.id, &name))? {
+        if let Some(text) = read_text(p, &named_key(transfer.id, &name))? {
             let parsed = parse_supplied_manifest(&text)
                 .map_err(|e| StageError::Failed(format!("{name} cannot be read: {e}")))?;
             out.push((a.to_string(), name, parsed));
         }
         let bag_manifest = format!("manifest-{a}.txt");
-        if let Some(text) = read_text(p, &working_key(transfer.id, &crate::intake::rules::bag_tag_path(&bag_manifest)))?
-        {
+        if let Some(text) = read_text(p, &named_key(transfer.id, &crate::intake::rules::bag_tag_path(&bag_manifest)))? {
             let parsed = crate::record::bagit::parse_manifest(&text)
                 .map_err(|e| StageError::Failed(format!("the bag's {bag_manifest} cannot be read: {e}")))?;
             out.push((a.to_string(), format!("the bag's {bag_manifest}"), parsed));

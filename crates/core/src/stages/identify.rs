@@ -9,7 +9,7 @@ use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{program_detail, EventOutcome, EventType, FilePatch};
 use crate::ports::FileCatalogue;
-use crate::record::keys::working_key;
+use crate::record::keys::key_of;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub struct Identify<'a> {
 
 impl Microservice for Identify<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
-        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |_, profile, file| {
             let identifier = match (&self.format_identifier, profile.format_identification) {
                 (Some(i), true) => i,
                 (_, enabled) => {
@@ -42,7 +42,7 @@ impl Microservice for Identify<'_> {
                     ));
                 }
             };
-            let key = working_key(transfer.id, &file.current_path);
+            let key = key_of(file);
             let mut found = identify_object(identifier, self.flow.working, &key, file.size)?;
             if file.size == 0 {
                 // An empty file has no format, whatever its name says (siegfried: "empty source").

@@ -33,8 +33,7 @@ use crate::model::{
 use crate::ports::FilePages;
 use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LOGS, LEFT_OUT_LOG};
 use crate::record::keys::{
-    listing_key, log_piece_key, mets_piece_key, working_key, working_log_key, working_mets_key,
-    working_transfer_mets_key,
+    listing_key, log_piece_key, mets_piece_key, named_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
 use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
 use crate::record::rights::{rows_by_file, RightsRow};
@@ -377,7 +376,7 @@ impl Writer<'_> {
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
 fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
-    let key = working_key(transfer.id, "metadata/rights.csv");
+    let key = named_key(transfer.id, "metadata/rights.csv");
     if p.flow.working.head(&key)?.is_none() {
         return Ok(BTreeMap::new());
     }

@@ -23,7 +23,7 @@ use crate::model::{
     Stage, Transfer,
 };
 use crate::ports::{Conversion, FileCatalogue, FilePages, ToolOutput, ToolRunner};
-use crate::record::keys::{dip_key, working_key};
+use crate::record::keys::{dip_key, key_of, object_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, LongJobs, Microservice, Progress, StageContext};
 
@@ -164,7 +164,6 @@ impl Normalize<'_> {
     /// batch is not run again.
     fn make(
         &self,
-        transfer: &Transfer,
         original: &File,
         rule: &Rule,
         key: &str,
@@ -192,7 +191,7 @@ impl Normalize<'_> {
         let made = self.tools.convert(
             &rule.call(),
             self.flow.working.as_ref(),
-            &working_key(transfer.id, &original.current_path),
+            &key_of(original),
             &original.current_path,
             &format!("{}.{extension}", rule.purpose.as_str()),
             self.flow.working.as_ref(),
@@ -230,7 +229,7 @@ impl Normalize<'_> {
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
         let path = dip_path(original, purpose, extension);
-        match self.make(transfer, original, rule, &dip_key(transfer.id, &path), tried)? {
+        match self.make(original, rule, &dip_key(transfer.id, &path), tried)? {
             Ok((_, said)) => Ok(FileOutcome {
                 stdout: format!("{} copy {path}", purpose.as_str()),
                 stderr: said,
@@ -270,7 +269,7 @@ impl Normalize<'_> {
                 (id, path, FileUse::Preservation, EventType::Normalization, "a preservation copy")
             }
         };
-        let copy_key = working_key(transfer.id, &copy_path);
+        let copy_key = object_key(transfer.id, copy_id, &copy_path);
         let program = self.program(rule);
         let earlier = match made_before.contains(&copy_id) {
             true => self.flow.working.head(&copy_key)?,
@@ -279,7 +278,7 @@ impl Normalize<'_> {
         let (size, said) = match earlier {
             // Its events are written again from the same bytes: the same ids, the same words.
             Some(object) => (object.size, String::new()),
-            None => match self.make(transfer, original, rule, &copy_key, tried)? {
+            None => match self.make(original, rule, &copy_key, tried)? {
                 Ok(made) => made,
                 Err(why) => return Ok(self.not_normalized(original, &program, rule, why)),
             },

@@ -10,7 +10,7 @@ use crate::model::{program_detail, EventOutcome, EventType};
 use crate::ports::FileCatalogue;
 use crate::ports::ScanVerdict;
 use crate::ports::VirusScanner;
-use crate::record::keys::working_key;
+use crate::record::keys::key_of;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub struct Scan<'a> {
 impl Microservice for Scan<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
         let mut version: Option<String> = None;
-        run_batch(&self.flow, self.files, msg, STAGE, ctx, |transfer, profile, file| {
+        run_batch(&self.flow, self.files, msg, STAGE, ctx, |_, profile, file| {
             let scanner = match (&self.scanner, profile.virus_scan) {
                 (Some(s), true) => s,
                 (_, enabled) => {
@@ -43,7 +43,7 @@ impl Microservice for Scan<'_> {
                 None => version.insert(scanner.version()?).clone(),
             };
             let detail = program_detail("ClamAV (clamd)", &version);
-            let mut reader = self.flow.working.get(&working_key(transfer.id, &file.current_path))?;
+            let mut reader = self.flow.working.get(&key_of(file))?;
             let check = |outcome, note| vec![self.flow.file_event(file, EventType::VirusCheck, detail, outcome, note)];
             Ok(match scanner.scan(&mut reader)? {
                 ScanVerdict::Clean => FileOutcome {

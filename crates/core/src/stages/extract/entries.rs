@@ -12,7 +12,7 @@ use crate::io::ranged::RangedReader;
 use crate::io::tar_sparse::SparseReader;
 use crate::io::zip_entry::{open_at, ZipAt};
 use crate::model::{by_vellum, derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer};
-use crate::record::keys::working_key;
+use crate::record::keys::object_key;
 
 use super::Extract;
 
@@ -139,7 +139,8 @@ fn extract_file(
     let path =
         line.path.clone().ok_or_else(|| StageError::Failed(format!("the listing has no path for {:?}", line.name)))?;
     let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
-    let mut out = p.flow.working.writer(&working_key(transfer.id, &path))?;
+    let uuid = derived_id(transfer.id, &format!("file/{}", line.index));
+    let mut out = p.flow.working.writer(&object_key(transfer.id, uuid, &path))?;
     // One byte past the declared size is enough to know the entry lies about it.
     let mut reader = opened.reader.take(line.size.saturating_add(1));
     let mut buf = vec![0u8; 256 * 1024];
@@ -170,7 +171,7 @@ fn extract_file(
         FileUse::Original
     };
     Ok(File {
-        uuid: derived_id(transfer.id, &format!("file/{}", line.index)),
+        uuid,
         transfer_id: transfer.id,
         batch,
         entry_index: line.index,

@@ -16,7 +16,7 @@ use crate::error::StageResult;
 use crate::intake::sanitize::{sanitize_component, MAX_NAME_BYTES};
 use crate::io::ranged::RangedReader;
 use crate::model::{by_vellum, derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Transfer};
-use crate::record::keys::working_key;
+use crate::record::keys::{key_of, object_key};
 
 use super::Extract;
 
@@ -101,7 +101,7 @@ pub(super) fn unpack(
         if !named_as_package(&container.current_path) {
             continue;
         }
-        let key = working_key(transfer.id, &container.current_path);
+        let key = key_of(&container);
         let head = p.flow.working.get_range(&key, 0, 64 * 1024)?;
         let Some(kind) = kind_of(&container.current_path, &head) else { continue };
         if !p.fpr.unpacks(kind.puid()) {
@@ -242,14 +242,14 @@ fn take_out(
     declared: u64,
     modified: Option<crate::model::Timestamp>,
 ) -> Result<File, Outcome> {
-    let mut out = p.flow.working.writer(&working_key(transfer.id, &path))?;
+    let uuid = derived_id(container.uuid, &format!("member/{path}"));
+    let mut out = p.flow.working.writer(&object_key(transfer.id, uuid, &path))?;
     let written = io::copy(&mut reader.take(declared.saturating_add(1)), &mut WriteOut(&mut *out))
         .map_err(|e| kept(format!("{path:?} cannot be read from it: {e}")))?;
     if written != declared {
         return Err(kept(format!("{path:?} holds {written} bytes, not the {declared} it declares")));
     }
     out.commit()?;
-    let uuid = derived_id(container.uuid, &format!("member/{path}"));
     let bits = u64::from_be_bytes(uuid.as_bytes()[..8].try_into().expect("eight bytes")) & (MEMBER_ENTRIES - 1);
     Ok(File {
         uuid,
@@ -287,7 +287,7 @@ fn unzip(
     container: &File,
     members: &mut Vec<File>,
 ) -> Result<(), Outcome> {
-    let key = working_key(transfer.id, &container.current_path);
+    let key = key_of(container);
     let reader = RangedReader::new(p.flow.working.clone(), &key, container.size, 1 << 20);
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| kept(format!("it cannot be read as a zip: {e}")))?;
     let folder = folder_of(container);
@@ -344,7 +344,7 @@ fn untar(
     gzipped: bool,
     members: &mut Vec<File>,
 ) -> Result<(), Outcome> {
-    let key = working_key(transfer.id, &container.current_path);
+    let key = key_of(container);
     let stream = p.flow.working.get(&key)?;
     let stream: Box<dyn Read> = if gzipped { Box::new(flate2::read::MultiGzDecoder::new(stream)) } else { stream };
     let mut tar = tar::Archive::new(stream);
@@ -376,7 +376,7 @@ fn un7z(
     members: &mut Vec<File>,
 ) -> Result<(), Outcome> {
     use sevenz_rust2::{ArchiveReader, EntryDecision, Error, Password};
-    let key = working_key(transfer.id, &container.current_path);
+    let key = key_of(container);
     let reader = RangedReader::new(p.flow.working.clone(), &key, container.size, 1 << 20);
     let said = |e: Error| match e {
         // Built without AES, the reader names the cipher as a method it lacks.

@@ -27,7 +27,7 @@ use crate::record::aip::{
 };
 use crate::record::bagit::{bag_info, human_size, manifest, BAGIT_TXT};
 use crate::record::keys::{
-    package_part_key, working_key, working_log_key, working_mets_key, working_transfer_mets_key,
+    key_of, object_key, package_part_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -80,17 +80,18 @@ enum Source {
         size: u64,
         mtime: u64,
     },
-    /// An original file, whose working key follows from its bag path (`data/` and its
-    /// current path): not kept for each of 100,000 files.
+    /// An original file, whose working key follows from its UUID and bag path (`data/` and
+    /// its current path): no key string kept for each of 100,000 files.
     Original {
+        uuid: uuid::Uuid,
         size: u64,
         mtime: u64,
     },
 }
 
 /// The working-area key of an original file at `path` in the bag.
-fn original_key(transfer: &Transfer, path: &str) -> String {
-    working_key(transfer.id, path.strip_prefix("data/").unwrap_or(path))
+fn original_key(transfer: &Transfer, uuid: uuid::Uuid, path: &str) -> String {
+    object_key(transfer.id, uuid, path.strip_prefix("data/").unwrap_or(path))
 }
 
 type Digests = BTreeMap<String, String>;
@@ -136,9 +137,9 @@ fn bag_entries(
         // The package's own entries are read from the upload; what was unpacked from a
         // package inside it (its `source`), from the working area.
         let source = if f.file_use == FileUse::Original && f.source.is_none() {
-            Source::Original { size: f.size, mtime }
+            Source::Original { uuid: f.uuid, size: f.size, mtime }
         } else {
-            Source::Working { key: working_key(transfer.id, &f.current_path), size: f.size, mtime }
+            Source::Working { key: key_of(&f), size: f.size, mtime }
         };
         payload.push((path, digests, source));
     }
@@ -292,7 +293,7 @@ fn write_entries(
         .map(|(path, source)| match source {
             Source::Bytes(_) => None,
             Source::Working { key, size, .. } => Some((key.clone(), *size)),
-            Source::Original { size, .. } => Some((original_key(transfer, path), *size)),
+            Source::Original { uuid, size, .. } => Some((original_key(transfer, *uuid, path), *size)),
         })
         .collect();
     // A remote store's files are opened ahead, several at once; files on this disk are not
@@ -312,7 +313,7 @@ fn write_entries(
                 header.set_mtime(bagged.timestamp().max(0) as u64);
                 tar.append_data(&mut header, &full, bytes.as_slice())?;
             }
-            Source::Working { size, mtime, .. } | Source::Original { size, mtime } => {
+            Source::Working { size, mtime, .. } | Source::Original { size, mtime, .. } => {
                 let opened =
                     opened.ok_or_else(|| StageError::Failed(format!("{path}: its bytes were never opened")))?;
                 header.set_size(*size);

@@ -35,9 +35,12 @@ const SLICE_BYTES: u64 = 4 << 30;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SliceEntry {
     path: String,
-    /// The working key; none for an original file, whose key follows from its path.
+    /// The working key; none for an original file, whose key follows from its UUID and path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    /// An original file's UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uuid: Option<uuid::Uuid>,
     size: u64,
     mtime: u64,
 }
@@ -103,13 +106,13 @@ pub(super) fn plan(
                     let key = package_tag_key(transfer.id, path);
                     p.flow.working.put(&key, bytes)?;
                     let mtime = bagged.timestamp().max(0) as u64;
-                    SliceEntry { path: path.clone(), key: Some(key), size: bytes.len() as u64, mtime }
+                    SliceEntry { path: path.clone(), key: Some(key), uuid: None, size: bytes.len() as u64, mtime }
                 }
                 Source::Working { key, size, mtime } => {
-                    SliceEntry { path: path.clone(), key: Some(key.clone()), size: *size, mtime: *mtime }
+                    SliceEntry { path: path.clone(), key: Some(key.clone()), uuid: None, size: *size, mtime: *mtime }
                 }
-                Source::Original { size, mtime } => {
-                    SliceEntry { path: path.clone(), key: None, size: *size, mtime: *mtime }
+                Source::Original { uuid, size, mtime } => {
+                    SliceEntry { path: path.clone(), key: None, uuid: Some(*uuid), size: *size, mtime: *mtime }
                 }
             };
             serde_json::to_writer(&mut lines, &entry).expect("an entry serializes");
@@ -168,9 +171,15 @@ pub(super) fn write_slice(
     for line in reader.lines() {
         let entry: SliceEntry = serde_json::from_str(&line?)
             .map_err(|e| StageError::Transient(format!("slice {i} of the package is unreadable: {e}")))?;
-        let source = match entry.key {
-            Some(key) => Source::Working { key, size: entry.size, mtime: entry.mtime },
-            None => Source::Original { size: entry.size, mtime: entry.mtime },
+        let source = match (entry.key, entry.uuid) {
+            (Some(key), _) => Source::Working { key, size: entry.size, mtime: entry.mtime },
+            (None, Some(uuid)) => Source::Original { uuid, size: entry.size, mtime: entry.mtime },
+            (None, None) => {
+                return Err(StageError::Failed(format!(
+                    "slice {i} of the package names {:?} by neither key nor UUID (written by an older Vellum?)",
+                    entry.path
+                )))
+            }
         };
         entries.push((entry.path, source));
     }
