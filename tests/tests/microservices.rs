@@ -607,6 +607,13 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
         "the bag's tag files are kept"
     );
     assert_eq!(std::fs::read(bag.join("data/objects/letter.txt")).unwrap(), b"Dear archivist,\n");
+    // The payload moving out of the bag's data/ is where the bag keeps it, not a new name.
+    assert!(
+        !events.iter().any(|e| e.file_uuid == Some(letter.uuid) && e.event_type == "filename change"),
+        "no filename change for data/objects/letter.txt"
+    );
+    let renames = std::fs::read_to_string(bag.join("data/logs/filenameChanges.log")).unwrap();
+    assert!(!renames.contains("letter.txt"), "{renames}");
 
     // Manifests as `sha256sum -b` writes them (`*` marks binary mode) are the same bag, as
     // bagit-python reads it.
@@ -657,6 +664,12 @@ fn a_bagit_package_is_verified_as_a_bag_verifier_would() {
         assert_eq!(transfer.status, TransferStatus::Rejected, "{key}");
         let reason = transfer.failure_reason.unwrap();
         assert!(reason.contains(words), "{key}: {reason}");
+        // A bag problem gets a bag's advice, not a plain package's.
+        let logs = t.env.uploads.list(&format!("born-digital/{key}.failed.")).unwrap();
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut t.env.uploads.get(&logs[0].key).unwrap(), &mut log).unwrap();
+        assert!(log.contains("bag tool"), "{key}: {log}");
+        assert!(!log.contains("metadata.csv"), "{key}: advice about metadata.csv for a bag problem: {log}");
     }
     // A tag manifest that does not match its tag files.
     let mut p = bag_package(&|_, _, _| {});

@@ -346,6 +346,13 @@ pub struct File {
 }
 
 impl File {
+    /// Whether sanitizing changed the file's name: a bag's payload moving out of `data/`
+    /// is where the bag keeps it, not a new name.
+    pub fn renamed(&self) -> bool {
+        self.original_path.strip_prefix("data/").unwrap_or(&self.original_path) != self.current_path
+            && self.original_path != self.current_path
+    }
+
     pub fn sha256(&self) -> Option<&str> {
         self.checksums.get("sha256").map(String::as_str)
     }

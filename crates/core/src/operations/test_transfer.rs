@@ -101,7 +101,7 @@ pub fn judge(t: &Transfer, state: &dyn StateStore, aips: &dyn ObjectStore) -> Po
         scanned == originals.len(),
         format!("{scanned} of {} scanned clean", originals.len()),
     ));
-    let renamed = files.iter().filter(|f| f.original_path != f.current_path).count();
+    let renamed = files.iter().filter(|f| f.renamed()).count();
     checks.push(check(
         "the awkward name was sanitized and its original kept",
         renamed >= 1,

@@ -169,7 +169,7 @@ impl FileLogLines {
             )),
             None => identification.push_str(&format!("{}\tUNKNOWN\t\t\n", f.current_path)),
         }
-        if f.original_path != f.current_path {
+        if f.renamed() {
             renamed.push_str(&format!(
                 "{} -> {}\n",
                 escape_controls(&f.original_path),
@@ -183,8 +183,15 @@ impl FileLogLines {
         if checks.clone().any(|e| e.outcome == crate::model::EventOutcome::NotPerformed) {
             self.not_scanned += 1;
         }
+        // One line a file, its detail said once: a check not performed says why in both
+        // its detail and its outcome.
         for e in checks {
-            scan.push_str(&format!("{}\t{}\t{} {}\n", f.current_path, e.outcome.as_str(), e.detail, e.outcome_detail));
+            let detail = if e.outcome_detail.is_empty() || e.detail.ends_with(&e.outcome_detail) {
+                e.detail.clone()
+            } else {
+                format!("{} {}", e.detail, e.outcome_detail)
+            };
+            scan.push_str(&format!("{}\t{}\t{}\n", f.current_path, e.outcome.as_str(), escape_controls(&detail)));
         }
     }
 }
@@ -225,5 +232,51 @@ impl PackageCheckpoint {
             None => Self::default(),
         };
         Ok((text, cp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventOutcome, EventType, FileUse};
+
+    fn file(original: &str, current: &str) -> File {
+        File {
+            uuid: uuid::Uuid::nil(),
+            transfer_id: uuid::Uuid::nil(),
+            batch: 0,
+            entry_index: 0,
+            file_use: FileUse::Original,
+            original_path: original.into(),
+            current_path: current.into(),
+            size: 1,
+            checksums: Default::default(),
+            format: None,
+            modified: None,
+            characteristics: Default::default(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn the_logs_say_each_file_once_and_a_bags_data_folder_is_no_rename() {
+        let mut lines = FileLogLines::default();
+        let why = "virus scanning was turned off for this run (--clamd none)";
+        let not_scanned = PremisEvent::new(
+            uuid::Uuid::nil(),
+            Some(uuid::Uuid::nil()),
+            EventType::VirusCheck,
+            chrono::Utc::now(),
+            format!("program=\"ClamAV\"; {why}"),
+            EventOutcome::NotPerformed,
+            why.to_string(),
+            Vec::new(),
+        );
+        lines.add(&file("data/objects/a.txt", "objects/a.txt"), std::slice::from_ref(&not_scanned));
+        lines.add(&file("objects/b c.txt", "objects/b_c.txt"), &[]);
+        let [_, renamed, scan] = &lines.lines;
+        assert_eq!(renamed, "objects/b c.txt -> objects/b_c.txt\n", "a bag's data/ is not a rename");
+        assert_eq!(scan.matches(why).count(), 1, "the reason once: {scan}");
+        assert_eq!(lines.not_scanned, 1);
     }
 }

@@ -204,7 +204,7 @@ fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEve
         String::new(),
         p.flow.agents(),
     )];
-    if file.original_path != file.current_path {
+    if file.renamed() {
         events.push(PremisEvent::new(
             file.transfer_id,
             Some(file.uuid),
