@@ -70,7 +70,7 @@ fn main() {
         for f in &files {
             let key = f.strip_prefix(&corpus).unwrap().to_string_lossy().into_owned();
             let size = std::fs::metadata(f).unwrap().len();
-            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, size).unwrap();
+            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, &key, size).unwrap();
         }
     });
     let fido = timed(|| {

@@ -59,7 +59,8 @@ fn rich_package(identifier: &str) -> Package {
          objects/letter one.txt,copyright,copyrighted,GB,2020-01-01,In copyright,,,2020-01-01,,disseminate,disallow,2020-01-01,2090-01-01,Closed until 2090,agreement,A-17,deposit\n\
          objects/photo.png,license,,,,CC-BY,Reuse with attribution,,,,,,,,,,,\n\
          objects/Été/notes.txt,statute,,GB,,,,Data Protection Act 2018,,,use,conditional,,,,,,\n\
-         objects/Été/notes.txt,donor,,,,Given by the family,,,,,,,,,,,,\n",
+         objects/Été/notes.txt,donor,,,,Given by the family,,,,,,,,,,,,\n\
+         objects,policy,,,,Open to all,,,1948-12-31,OPEN,,,,,,,,\n",
     );
     p
 }
@@ -161,7 +162,10 @@ fn the_mets_read_back_agrees_with_the_state_store_file_by_file() {
     // Rights: one statement per row, on the file it names.
     let statements: Vec<_> =
         doc.descendants().filter(|n| n.has_tag_name(("http://www.loc.gov/premis/v3", "rightsStatement"))).collect();
-    assert_eq!(statements.len(), 4);
+    assert_eq!(statements.len(), 4 + 3, "a statement a row, and the whole transfer's on each of the 3 files");
+    let policies: Vec<_> = statements.iter().filter(|s| text_of(**s, "otherRightsBasis") == Some("Policy")).collect();
+    assert_eq!(policies.len(), 3, "the row for objects on every file");
+    assert!(policies.iter().all(|s| text_of(**s, "endDate") == Some("OPEN")), "an open end as Archivematica writes it");
     let letter = files.iter().find(|f| f.original_path == "objects/letter one.txt").unwrap();
     let copyright = statements.iter().find(|s| text_of(**s, "rightsBasis") == Some("Copyright")).unwrap();
     assert_eq!(text_of(*copyright, "linkingObjectIdentifierValue"), Some(letter.uuid.to_string().as_str()));

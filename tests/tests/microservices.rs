@@ -335,7 +335,7 @@ fn vellum_identifies(dir: &Path) -> BTreeMap<String, vellum_core::analysis::pron
         let size = std::fs::metadata(&path).unwrap().len();
         out.insert(
             key.clone(),
-            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, size).unwrap(),
+            vellum_core::analysis::pronom::identify_object(&identifier, &store, &key, &key, size).unwrap(),
         );
     }
     out
@@ -424,7 +424,8 @@ fn ole2_documents_are_identified_by_their_streams() {
     std::fs::write(&path, vellum_tests::word97([0, 0])).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
     let size = std::fs::metadata(&path).unwrap().len();
-    let id = vellum_core::analysis::pronom::identify_object(&identifier, &store, "report.doc", size).unwrap();
+    let id =
+        vellum_core::analysis::pronom::identify_object(&identifier, &store, "report.doc", "report.doc", size).unwrap();
     assert_eq!(id.basis, "container", "{id:?}");
     assert_eq!(id.format.unwrap().puid, "fmt/40", "Word 97");
 }

@@ -441,7 +441,8 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     // The working area, failing every read of an extracted file: a transient fault that
     // never clears.
     let unreadable = Scripted::failing_reads(|key| {
-        key.contains("/objects/")
+        // Extracted files are kept by their UUID, under files/.
+        key.contains("/files/")
             .then(|| vellum_core::ports::PortError::Unavailable("SlowDown: please reduce your request rate".into()))
     });
     pipeline.working = Arc::new(Faulty::new(pipeline.working.clone(), Arc::new(unreadable)));
@@ -489,13 +490,22 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
     let mut pipeline = env.pipeline.clone();
     let broken = Arc::new(AtomicBool::new(true));
     let fault = broken.clone();
+    let package = Package::catalogued("PP/REDRIVE/1", 6);
+    // The working copy of objects/file-00004.txt, which is kept by its UUID: the UUID its
+    // entry's index gives in the transfer the key names.
+    let index = package.entries.iter().position(|e| e.name.ends_with("/file-00004.txt")).unwrap();
     let faulty = Scripted::failing_reads(move |key| {
-        (fault.load(Ordering::SeqCst) && key.ends_with("/file-00004.txt"))
+        let is_the_file = key.split_once("/files/").is_some_and(|(transfer, file)| {
+            transfer
+                .parse::<uuid::Uuid>()
+                .is_ok_and(|t| file == vellum_core::model::derived_id(t, &format!("file/{index}")).to_string())
+        });
+        (fault.load(Ordering::SeqCst) && is_the_file)
             .then(|| vellum_core::ports::PortError::Unavailable("connection reset by peer".into()))
     });
     pipeline.working = Arc::new(Faulty::new(pipeline.working.clone(), Arc::new(faulty)));
     let t = TestEnv { dir, env };
-    let event = t.upload(&Package::catalogued("PP/REDRIVE/1", 6), "born-digital/redrive.zip");
+    let event = t.upload(&package, "born-digital/redrive.zip");
     let config = vellum_local::RunnerConfig {
         retry_delay: Duration::from_millis(20),
         idle_poll: Duration::from_millis(20),

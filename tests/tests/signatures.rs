@@ -12,7 +12,7 @@ fn identify(name: &str, bytes: &[u8]) -> vellum_core::analysis::pronom::Identifi
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), bytes).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
-    identify_object(&FormatIdentifier::builtin().unwrap(), &store, name, bytes.len() as u64).unwrap()
+    identify_object(&FormatIdentifier::builtin().unwrap(), &store, name, name, bytes.len() as u64).unwrap()
 }
 
 #[test]

@@ -115,13 +115,16 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
 pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: &File) -> io::Result<()> {
     let events = (doc.events)(file)?;
     let events: Vec<&PremisEvent> = events.iter().collect();
-    // rights.csv names files as objects/…; in a bag package they sit under data/.
-    let rights = doc
-        .rights
-        .get(&file.original_path)
-        .or_else(|| file.original_path.strip_prefix("data/").and_then(|p| doc.rights.get(p)))
-        .map_or(&[][..], Vec::as_slice);
-    write_amd_sec(out, n, file, &events, rights)
+    // rights.csv names files as objects/…; in a bag package they sit under data/. Rows for
+    // `objects` (or `objects/`) are the whole transfer's: every file of objects/ has them.
+    let path = file.original_path.strip_prefix("data/").unwrap_or(&file.original_path);
+    let own = doc.rights.get(&file.original_path).or_else(|| doc.rights.get(path));
+    let whole = crate::record::rights::WHOLE_TRANSFER
+        .iter()
+        .filter(|_| path.starts_with("objects/") && file.file_use == crate::model::FileUse::Original)
+        .filter_map(|w| doc.rights.get(*w));
+    let rights: Vec<RightsRow> = own.into_iter().chain(whole).flatten().cloned().collect();
+    write_amd_sec(out, n, file, &events, &rights)
 }
 
 /// The document after the last amdSec: the fileSec, the structMap and the end.
@@ -439,6 +442,10 @@ fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &Righ
     write!(out, "<premis:rightsBasis>{}</premis:rightsBasis>", esc(&title))?;
     let el = |out: &mut dyn Write, tag: &str, v: Option<&str>| -> io::Result<()> {
         match v {
+            // An open end as Archivematica writes it.
+            Some(v) if tag == "endDate" && crate::record::rights::is_open(v) => {
+                write!(out, "<premis:{tag}>OPEN</premis:{tag}>")
+            }
             Some(v) => write!(out, "<premis:{tag}>{}</premis:{tag}>", esc(v)),
             None => Ok(()),
         }

@@ -43,7 +43,7 @@ impl Microservice for Identify<'_> {
                 }
             };
             let key = key_of(file);
-            let mut found = identify_object(identifier, self.flow.working, &key, file.size)?;
+            let mut found = identify_object(identifier, self.flow.working, &key, &file.current_path, file.size)?;
             if file.size == 0 {
                 // An empty file has no format, whatever its name says (siegfried: "empty source").
                 found = crate::analysis::pronom::Identification {

@@ -331,7 +331,7 @@ impl Normalize<'_> {
             copy.checksums.iter().map(|(a, d)| format!("{a}:{d}")).collect::<Vec<_>>().join(" "),
         ));
         if let (Some(identifier), true) = (self.format_identifier, profile.format_identification) {
-            let found = identify_object(identifier, self.flow.working, &copy_key, copy.size)?;
+            let found = identify_object(identifier, self.flow.working, &copy_key, &copy.current_path, copy.size)?;
             let expected = rule.output_format.as_deref();
             let (outcome, note) = match &found.format {
                 Some(f) if Some(f.puid.as_str()) == expected || expected.is_none() => {

@@ -73,15 +73,18 @@ impl ContainerSource for WorkingContainer {
 
 /// Identifies one object of a store: its first and last bytes, and its contents when it is
 /// a container.
+/// `name` is the file's own (its path): its extension is what an extension match reads, not
+/// the object's key, which names the file by its UUID.
 pub fn identify_object(
     identifier: &FormatIdentifier,
     store: &Arc<dyn ObjectStore>,
     key: &str,
+    name: &str,
     size: u64,
 ) -> Result<Identification, PortError> {
     let head = store.get_range(key, 0, WINDOW as u64)?;
     let whole = size <= WINDOW as u64;
     let tail = if whole { head.clone() } else { store.get_range(key, size - WINDOW as u64, WINDOW as u64)? };
     let mut container = WorkingContainer { store: store.clone(), key: key.to_string(), size, zip: None, ole: None };
-    Ok(identifier.identify(&head, &tail, whole, key, &mut container))
+    Ok(identifier.identify(&head, &tail, whole, name, &mut container))
 }
