@@ -132,6 +132,7 @@ fn before(dir: &Path, id: Uuid) -> u64 {
         files: &files,
         events: &events,
         rights: &rights,
+        empty_folders: &[],
         created: transfer.created_at,
     };
     write_aip_mets(&mut sink, &doc).unwrap();

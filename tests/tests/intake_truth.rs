@@ -252,6 +252,11 @@ fn tar_names_that_are_not_utf8_keep_their_bytes() {
     assert!(!mets.contains('\u{fffd}'), "no replacement character anywhere");
 }
 
+/// The div of `parent` labelled `label`.
+fn div<'a, 'i>(parent: roxmltree::Node<'a, 'i>, label: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    parent.children().find(|n| n.has_tag_name("div") && n.attribute("LABEL") == Some(label))
+}
+
 #[test]
 #[ignore = "needs bagit-python; scripts/test runs it"]
 fn empty_folders_are_recorded_as_left_out() {
@@ -265,10 +270,21 @@ fn empty_folders_are_recorded_as_left_out() {
     let left: Vec<&str> =
         events.iter().filter(|e| e.event_type == "deletion").map(|e| e.outcome_detail.as_str()).collect();
     assert_eq!(left.len(), 2, "objects/empty and objects/nested/deeper, the folder entries: {left:?}");
-    let log = std::fs::read_to_string(c.bag(&t).join("data/logs/leftOut.log")).unwrap();
+    let bag = c.bag(&t);
+    let log = std::fs::read_to_string(bag.join("data/logs/leftOut.log")).unwrap();
     for folder in ["objects/empty\t", "objects/nested/deeper\t"] {
         assert!(log.contains(folder) && log.contains("an empty folder"), "{log}");
     }
+    // The METS keeps them where they were, as empty divs of its structMap.
+    let mets = std::fs::read_to_string(bag.join(format!("data/METS.{}.xml", t.aip_uuid))).unwrap();
+    let doc = roxmltree::Document::parse(&mets).unwrap();
+    let root = doc.descendants().find(|n| n.has_tag_name("structMap")).unwrap().first_element_child().unwrap();
+    let objects = div(root, "objects").expect("the objects div");
+    let empty = div(objects, "empty").expect("objects/empty as a div");
+    assert_eq!(empty.attribute("TYPE"), Some("Directory"));
+    assert_eq!(empty.children().filter(|n| n.is_element()).count(), 0, "with nothing in it");
+    let deeper = div(div(objects, "nested").expect("objects/nested"), "deeper").expect("objects/nested/deeper");
+    assert_eq!(deeper.children().filter(|n| n.is_element()).count(), 0);
 }
 
 #[test]

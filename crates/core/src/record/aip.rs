@@ -107,11 +107,7 @@ pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {
     for e in left_out {
         let field =
             |name: &str| e.outcome_detail.split("; ").find_map(|f| f.strip_prefix(name)).unwrap_or("").to_string();
-        let path = e
-            .outcome_detail
-            .strip_prefix("Original name=\"%transferDirectory%")
-            .and_then(|rest| rest.rsplit_once('"').map(|(p, _)| p))
-            .unwrap_or(&e.outcome_detail);
+        let path = left_out_path(e);
         let why = e.detail.strip_prefix("left out of the AIP: ").unwrap_or(&e.detail);
         let why = why.split("; the upload keeps it").next().unwrap_or(why);
         out.push_str(&format!(
@@ -123,6 +119,25 @@ pub fn left_out_log(transfer_events: &[PremisEvent]) -> Option<String> {
         ));
     }
     Some(out)
+}
+
+/// The upload's name of what a left-out event is about.
+fn left_out_path(e: &PremisEvent) -> &str {
+    e.outcome_detail
+        .strip_prefix("Original name=\"%transferDirectory%")
+        .and_then(|rest| rest.rsplit_once('"').map(|(p, _)| p))
+        .unwrap_or(&e.outcome_detail)
+}
+
+/// The empty folders of the upload (left out of the bag, which holds files), by their
+/// upload names: the METS keeps them as empty divs of its structMap.
+pub fn empty_folders(transfer_events: &[PremisEvent]) -> Vec<String> {
+    let why = left_out_detail(crate::intake::archive::LeftOut::EmptyFolder);
+    transfer_events
+        .iter()
+        .filter(|e| e.event_type == LEFT_OUT_EVENT && e.detail == why)
+        .map(|e| left_out_path(e).to_string())
+        .collect()
 }
 
 /// The logs the AIP carries in `data/logs/` that speak of each file, by name, with their

@@ -66,6 +66,8 @@ pub struct MetsDoc<'a> {
     pub events: EventsOf<'a>,
     /// rights.csv rows, by the original path of the file they are about.
     pub rights: &'a BTreeMap<String, Vec<RightsRow>>,
+    /// The upload's empty folders (`record::aip::empty_folders`), kept as empty divs.
+    pub empty_folders: &'a [String],
     pub created: Timestamp,
 }
 
@@ -395,6 +397,18 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         dir.files.insert(name.into(), f.uuid);
         Ok(())
     })?;
+    // An empty folder of objects/, under the name sanitizing gives it (a bag's under its
+    // data/): a div with nothing in it, as Archivematica keeps one.
+    for folder in doc.empty_folders {
+        let path = folder.strip_prefix("data/").unwrap_or(folder);
+        if !path.starts_with("objects/") {
+            continue;
+        }
+        let mut dir = &mut root;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            dir = dir.dirs.entry(crate::intake::sanitize::sanitize_component(part).into()).or_default();
+        }
+    }
     let label = match doc.kind {
         MetsKind::Aip => bag_name(doc.transfer),
         MetsKind::Transfer => format!("{}-{}", crate::record::keys::safe_name(doc.transfer), doc.transfer.id),

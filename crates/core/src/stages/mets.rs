@@ -54,8 +54,13 @@ impl Microservice for Mets<'_> {
             return Ok(Progress::Ignored);
         };
         if job.status != JobStatus::Completed {
-            let writer =
-                Writer { p: self, transfer: &transfer, created: job.started_at, rights: load_rights(self, &transfer)? };
+            let writer = Writer {
+                p: self,
+                transfer: &transfer,
+                created: job.started_at,
+                rights: load_rights(self, &transfer)?,
+                empty_folders: crate::record::aip::empty_folders(&self.events.transfer_events(transfer.id)?),
+            };
             loop {
                 let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
                 let checkpoint = match &text {
@@ -156,6 +161,7 @@ struct Writer<'a> {
     /// the same time, writes the same bytes.
     created: Timestamp,
     rights: BTreeMap<String, Vec<RightsRow>>,
+    empty_folders: Vec<String>,
 }
 
 /// The files of a METS: the state store's, in path order, and for the AIP the transfer
@@ -211,6 +217,7 @@ impl Writer<'_> {
             files: &files,
             events: &events,
             rights: &self.rights,
+            empty_folders: &self.empty_folders,
             created: self.created,
         };
 
