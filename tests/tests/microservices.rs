@@ -283,9 +283,20 @@ fn every_profile_algorithm_is_computed_and_supplied_checksums_are_verified() {
         .of_reader(&mut first_bytes.as_slice())
         .unwrap();
     p.add("metadata/checksum.md5", format!("{}  ../objects/folder-0/file-00000.txt\n", md5["md5"]));
+    // And in Archivematica's form, the objects named as they sit in the transfer.
+    let second_bytes = p.entries.iter().find(|e| e.name == "objects/folder-1/file-00001.txt").unwrap().bytes.clone();
+    let (sha1, _) = vellum_core::analysis::fixity::Digests::for_algorithms(&["sha1"])
+        .unwrap()
+        .of_reader(&mut second_bytes.as_slice())
+        .unwrap();
+    p.add("metadata/checksum.sha1", format!("{}  folder-1/file-00001.txt\n", sha1["sha1"]));
     let transfer = ingest(&t, &p, "born-digital/sums.zip");
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
     let files = t.env.state.all_files(transfer.id).unwrap();
+    let second = files.iter().find(|f| f.original_path == "objects/folder-1/file-00001.txt").unwrap();
+    let all = t.env.state.all_events(transfer.id).unwrap();
+    let second_check = event_of(&all, second.uuid, "fixity check");
+    assert_eq!(second_check.outcome, EventOutcome::Pass, "{second_check:?}");
     let first = files.iter().find(|f| f.original_path == "objects/folder-0/file-00000.txt").unwrap();
     assert_eq!(first.checksums.keys().map(String::as_str).collect::<Vec<_>>(), ["md5", "sha1", "sha256", "sha512"]);
     let events = t.env.state.all_events(transfer.id).unwrap();

@@ -147,7 +147,14 @@ pub fn parse_supplied_manifest(text: &str) -> Result<BTreeMap<String, String>, M
         if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.is_empty() {
             return Err(ManifestError::NotHex { line: n + 1, digest: digest.to_string() });
         }
-        out.insert(path.to_string(), digest.to_ascii_lowercase());
+        // Archivematica's checksum files name the transfer's files as they sit in it, the
+        // objects' without `objects/` (`beihai.tif`); the package's own form names them with it.
+        let path = if path.starts_with("objects/") || path.starts_with("metadata/") {
+            path.to_string()
+        } else {
+            format!("objects/{path}")
+        };
+        out.insert(path, digest.to_ascii_lowercase());
     }
     Ok(out)
 }

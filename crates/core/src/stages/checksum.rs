@@ -183,5 +183,8 @@ mod tests {
         assert_eq!(m.get("objects/a b.txt").map(String::as_str), Some("abc"));
         assert_eq!(m.get("objects/c.txt").map(String::as_str), Some("def"));
         assert!(parse_supplied_manifest("zz-not-hex  objects/a").is_err());
+        // Archivematica's form: the transfer's files as they sit in it (DemoTransfer's).
+        let m = parse_supplied_manifest("2121dca88ad7f701d3f3e2d041004a56  beihai.tif\r\n").unwrap();
+        assert_eq!(m.get("objects/beihai.tif").map(String::as_str), Some("2121dca88ad7f701d3f3e2d041004a56"));
     }
 }
