@@ -133,6 +133,7 @@ fn before(dir: &Path, id: Uuid) -> u64 {
         events: &events,
         rights: &rights,
         empty_folders: &[],
+        file_dc: &BTreeMap::new(),
         created: transfer.created_at,
     };
     write_aip_mets(&mut sink, &doc).unwrap();

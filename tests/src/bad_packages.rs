@@ -142,7 +142,7 @@ pub fn bad_packages() -> Vec<BadPackage> {
                 ("metadata/metadata.csv", b"filename,dc.identifier\nobjects/,PP/1\nobjects/,PP/2\n"),
                 ("objects/a.txt", b"a"),
             ]),
-            &["exactly one data row", "it has 2"],
+            &["exactly one row describing objects/", "it has 2"],
         ),
         refused(
             "no identifier",

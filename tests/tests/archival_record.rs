@@ -47,7 +47,8 @@ fn rich_package(identifier: &str) -> Package {
         "metadata/metadata.csv",
         format!(
             "filename,dc.identifier,dc.title,dc.creator,dc.date,dc.description,dc.extent,dc.isPartOf\n\
-             objects/,{identifier},\"Letters & papers <1901>\",A. Writer,1901,\"Quotes \"\"and\"\" ampersands &\",3 files,PP/ABC\n"
+             objects/,{identifier},\"Letters & papers <1901>\",A. Writer,1901,\"Quotes \"\"and\"\" ampersands &\",3 files,PP/ABC\n\
+             objects/letter one.txt,,The first letter,,1901-03-04,,,\n"
         ),
     );
     p.add("objects/letter one.txt", "Dear sir,\n");
@@ -159,6 +160,15 @@ fn the_mets_read_back_agrees_with_the_state_store_file_by_file() {
         text.contains("<dcterms:extent>3 files</dcterms:extent>")
             && text.contains("<dcterms:isPartOf>PP/ABC</dcterms:isPartOf>")
     );
+    // A file described in metadata.csv has its own dmdSec, which its div names.
+    let letter_div = doc
+        .descendants()
+        .find(|n| n.has_tag_name("div") && n.attribute("LABEL") == Some("letter_one.txt"))
+        .expect("the letter's div");
+    let dmdid = letter_div.attribute("DMDID").expect("the letter's div names its dmdSec");
+    let dmd = doc.descendants().find(|n| n.has_tag_name("dmdSec") && n.attribute("ID") == Some(dmdid)).unwrap();
+    assert_eq!(text_of(dmd, "title"), Some("The first letter"));
+    assert_eq!(text_of(dmd, "date"), Some("1901-03-04"));
     // Rights: one statement per row, on the file it names.
     let statements: Vec<_> =
         doc.descendants().filter(|n| n.has_tag_name(("http://www.loc.gov/premis/v3", "rightsStatement"))).collect();

@@ -199,6 +199,27 @@ fn limits_come_from_the_profile_and_are_named() {
     c.refused("born-digital/big.zip", &["max_total_bytes"]);
 }
 
+/// metadata.csv may describe single files beside the package, as Archivematica reads it; a
+/// row for a file the package does not hold is refused naming it.
+#[test]
+fn metadata_rows_for_files_must_name_files_of_the_package() {
+    let c = Case::new();
+    let mut p = Package::default();
+    p.add(
+        "metadata/metadata.csv",
+        "filename,dc.identifier,dc.title\nobjects/,PP/ROWS/1,Papers\nobjects/a.txt,,A\nobjects/absent.txt,,Gone\n",
+    )
+    .add("objects/a.txt", "a");
+    p.write_zip(&c.path);
+    c.refused("born-digital/rows.zip", &["describes files that are not in the package", "objects/absent.txt"]);
+    let c = Case::new();
+    let mut p = Package::default();
+    p.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/ROWS/2,Papers\nobjects/a.txt,,A\n")
+        .add("objects/a.txt", "a");
+    p.write_zip(&c.path);
+    c.complete("born-digital/rows-ok.zip");
+}
+
 /// A file of zeros compresses a thousandfold and is no bomb: it is accepted and kept byte
 /// for byte, beside a package of such files that together expand as far.
 #[test]

@@ -170,6 +170,38 @@ fn near_misses(headers: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The row that describes the package: `objects/` (or `objects`).
+fn is_transfer_row(filename: &str) -> bool {
+    filename == "objects/" || filename == "objects"
+}
+
+/// A row that describes one file: `objects/<path>`.
+fn is_file_row(filename: &str) -> bool {
+    filename.len() > "objects/".len() && filename.starts_with("objects/") && !filename.ends_with('/')
+}
+
+/// The rows of metadata.csv that describe one file each: its `objects/<path>` and its
+/// Dublin Core (the `dc.*` columns it fills, by term). Empty where the file cannot be read
+/// (intake has refused it then).
+pub fn file_rows(bytes: &[u8]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Ok((text, delimiter)) = decode(bytes) else { return out };
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
+    let Ok(headers) = reader.headers().map(|h| h.iter().map(column_name).collect::<Vec<_>>()) else { return out };
+    for record in reader.records().flatten() {
+        let row: BTreeMap<&str, &str> = headers.iter().map(String::as_str).zip(record.iter().map(str::trim)).collect();
+        let Some(name) = row.get("filename").filter(|n| is_file_row(n)) else { continue };
+        let dc: BTreeMap<String, String> = row
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("dc.")?.to_string(), v.to_string())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        out.insert(name.to_string(), dc);
+    }
+    out
+}
+
 pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueIdentifiers, Vec<String>> {
     let (text, delimiter) = decode(bytes).map_err(|e| vec![e.to_string()])?;
     let mut reader =
@@ -187,21 +219,31 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
         }
     }
     let mut problems = near_misses(&headers);
-    if rows.len() != 1 {
+    let Some(column) = headers.iter().position(|h| h == "filename") else {
+        problems.push("metadata/metadata.csv has no \"filename\" column".to_string());
+        return Err(problems);
+    };
+    // One row describes objects/ (the package); others may describe one file each
+    // (`objects/<path>`), as Archivematica reads them.
+    let filename = |r: &csv::StringRecord| r.get(column).unwrap_or_default().trim().to_string();
+    for r in &rows {
+        let name = filename(r);
+        if !is_transfer_row(&name) && !is_file_row(&name) {
+            problems.push(format!(
+                "in metadata/metadata.csv the filename must be \"objects/\" or a file's objects/<path>, not {name:?}"
+            ));
+        }
+    }
+    let transfer_rows: Vec<&csv::StringRecord> = rows.iter().filter(|r| is_transfer_row(&filename(r))).collect();
+    if transfer_rows.len() != 1 {
         problems.push(format!(
-            "metadata/metadata.csv must have exactly one data row (describing objects/), but it has {}",
-            rows.len()
+            "metadata/metadata.csv must have exactly one row describing objects/ (the filename \"objects/\"), but it has {}",
+            transfer_rows.len()
         ));
         return Err(problems);
     }
-    let row: BTreeMap<&str, &str> = headers.iter().map(String::as_str).zip(rows[0].iter().map(str::trim)).collect();
-    match row.get("filename") {
-        None => problems.push("metadata/metadata.csv has no \"filename\" column".to_string()),
-        Some(&"objects/") => {}
-        Some(other) => {
-            problems.push(format!("in metadata/metadata.csv the filename must be \"objects/\", not {other:?}"))
-        }
-    }
+    let row: BTreeMap<&str, &str> =
+        headers.iter().map(String::as_str).zip(transfer_rows[0].iter().map(str::trim)).collect();
     let non_empty = |col: &str| row.get(col).filter(|v| !v.is_empty()).map(|v| v.to_string());
     let ids = CatalogueIdentifiers {
         catalogue_identifier: non_empty("dc.identifier"),
@@ -263,14 +305,32 @@ mod tests {
     fn names_each_problem() {
         let e = parse_metadata_csv(b"filename,dc.identifier\nfoo/,\n", PackageKind::Catalogued).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains("must be \"objects/\""));
-        assert!(e[1].contains("dc.identifier"));
+        assert!(e[0].contains("must be \"objects/\" or a file's objects/<path>"));
+        assert!(e[1].contains("exactly one row describing objects/"));
         let e = parse_metadata_csv(b"filename\nobjects/\nobjects/\n", PackageKind::Catalogued).unwrap_err();
-        assert!(e[0].contains("exactly one data row"), "{e:?}");
+        assert!(e[0].contains("exactly one row describing objects/"), "{e:?}");
+        let e = parse_metadata_csv(b"filename,dc.identifier\nobjects/,\n", PackageKind::Catalogued).unwrap_err();
+        assert!(e[0].contains("dc.identifier"), "{e:?}");
         let e = parse_metadata_csv(b"filename,dc.identifier\nobjects/,caf\xe9\n", PackageKind::Catalogued).unwrap_err();
         assert!(e[0].contains("not UTF-8"));
         let e = parse_metadata_csv(b"filename,accession_number\nobjects/,12\n", PackageKind::Accession).unwrap_err();
         assert!(e[0].contains("collection_reference"), "{e:?}");
+    }
+
+    /// Archivematica's metadata.csv: the package's row and a row for each file described.
+    #[test]
+    fn rows_for_files_beside_the_packages() {
+        let csv = b"filename,dc.identifier,dc.title,dc.creator\n\
+                    objects/,PP/F/1,Papers,\n\
+                    objects/letters/a.txt,,A letter,A. Writer\n";
+        let ids = parse_metadata_csv(csv, PackageKind::Catalogued).unwrap();
+        assert_eq!(ids.dublin_core.get("title").map(String::as_str), Some("Papers"));
+        let files = file_rows(csv);
+        assert_eq!(files.len(), 1);
+        let a = &files["objects/letters/a.txt"];
+        assert_eq!(a.get("title").map(String::as_str), Some("A letter"));
+        assert_eq!(a.get("creator").map(String::as_str), Some("A. Writer"));
+        assert!(!a.contains_key("identifier"), "empty values are left out");
     }
 
     #[test]

@@ -454,6 +454,22 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                         "AIPs are filed under their identifier: give one of plain names joined by \"/\", such as PP/ABC/1",
                     ));
                 }
+                let files: BTreeSet<&str> =
+                    listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
+                let absent: Vec<String> = crate::intake::metadata::file_rows(bytes)
+                    .into_keys()
+                    .filter(|name| !files.contains(name.as_str()))
+                    .collect();
+                if !absent.is_empty() {
+                    problems.push(Problem::new(
+                        "metadata.csv",
+                        format!(
+                            "metadata/metadata.csv describes files that are not in the package: {}",
+                            some_of(&absent)
+                        ),
+                        "correct the filename of each row to the file's objects/<path>, or remove the row",
+                    ));
+                }
                 Some(ids)
             }
             Err(found) => {

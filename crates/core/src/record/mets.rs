@@ -68,6 +68,9 @@ pub struct MetsDoc<'a> {
     pub rights: &'a BTreeMap<String, Vec<RightsRow>>,
     /// The upload's empty folders (`record::aip::empty_folders`), kept as empty divs.
     pub empty_folders: &'a [String],
+    /// metadata.csv's rows for single files (`objects/<path>` → Dublin Core by term), each
+    /// a dmdSec of its own that the file's div names.
+    pub file_dc: &'a BTreeMap<String, BTreeMap<String, String>>,
     pub created: Timestamp,
 }
 
@@ -110,7 +113,16 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         write!(out, "<mets:altRecordID TYPE=\"Accession ID\">{}</mets:altRecordID>", esc(accession))?;
     }
     writeln!(out, "</mets:metsHdr>")?;
-    write_dublin_core(out, transfer, doc.created)
+    write_dublin_core(out, "dmdSec_1", &transfer.identifiers.dublin_core, doc.created)?;
+    for (i, dc) in doc.file_dc.values().enumerate() {
+        write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
+    }
+    Ok(())
+}
+
+/// The dmdSec of the `i`th file row of metadata.csv (in path order): after the package's.
+fn file_dmd_id(i: usize) -> String {
+    format!("dmdSec_{}", i + 2)
 }
 
 /// The amdSec of the `n`th file (from 1): its object, its events, its rights.
@@ -143,14 +155,18 @@ fn is_xml_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn write_dublin_core(out: &mut dyn Write, transfer: &Transfer, created: Timestamp) -> io::Result<()> {
+fn write_dublin_core(
+    out: &mut dyn Write,
+    id: &str,
+    dc: &BTreeMap<String, String>,
+    created: Timestamp,
+) -> io::Result<()> {
     write!(
         out,
-        "<mets:dmdSec ID=\"dmdSec_1\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore xsi:schemaLocation=\"http://purl.org/dc/terms/ https://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd\">",
+        "<mets:dmdSec ID=\"{id}\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"DC\"><mets:xmlData><dcterms:dublincore xsi:schemaLocation=\"http://purl.org/dc/terms/ https://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd\">",
         ts(&created)
     )?;
     // The fifteen Dublin Core elements as dc:, every other dc.* column as a dcterms: term.
-    let dc = &transfer.identifiers.dublin_core;
     for term in DC_ELEMENTS {
         if let Some(v) = dc.get(*term) {
             write!(out, "<dc:{term}>{}</dc:{term}>", esc(v))?;
@@ -381,11 +397,13 @@ fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
 #[derive(Default)]
 struct Dir {
     dirs: BTreeMap<Box<str>, Dir>,
-    files: BTreeMap<Box<str>, Uuid>,
+    /// Each file's UUID, and its own dmdSec's number if metadata.csv describes it.
+    files: BTreeMap<Box<str>, (Uuid, Option<u32>)>,
 }
 
 fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     let mut root = Dir::default();
+    let described: BTreeMap<&str, u32> = doc.file_dc.keys().enumerate().map(|(i, p)| (p.as_str(), i as u32)).collect();
     doc.files.each(&mut |f| {
         let path = doc.path_of(f);
         let mut parts: Vec<&str> = path.split('/').collect();
@@ -394,7 +412,9 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         for p in parts {
             dir = dir.dirs.entry(p.into()).or_default();
         }
-        dir.files.insert(name.into(), f.uuid);
+        let original = f.original_path.strip_prefix("data/").unwrap_or(&f.original_path);
+        let dmd = (f.file_use == crate::model::FileUse::Original).then(|| described.get(original).copied()).flatten();
+        dir.files.insert(name.into(), (f.uuid, dmd));
         Ok(())
     })?;
     // An empty folder of objects/, under the name sanitizing gives it (a bag's under its
@@ -428,10 +448,11 @@ fn write_dir(out: &mut dyn Write, dir: &Dir) -> io::Result<()> {
         write_dir(out, sub)?;
         writeln!(out, "</mets:div>")?;
     }
-    for (name, uuid) in &dir.files {
+    for (name, (uuid, dmd)) in &dir.files {
+        let dmdid = dmd.map(|i| format!(" DMDID=\"{}\"", file_dmd_id(i as usize))).unwrap_or_default();
         writeln!(
             out,
-            "<mets:div TYPE=\"Item\" LABEL=\"{}\"><mets:fptr FILEID=\"file-{uuid}\"/></mets:div>",
+            "<mets:div TYPE=\"Item\" LABEL=\"{}\"{dmdid}><mets:fptr FILEID=\"file-{uuid}\"/></mets:div>",
             esc(name)
         )?;
     }

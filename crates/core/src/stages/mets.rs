@@ -60,6 +60,7 @@ impl Microservice for Mets<'_> {
                 created: job.started_at,
                 rights: load_rights(self, &transfer)?,
                 empty_folders: crate::record::aip::empty_folders(&self.events.transfer_events(transfer.id)?),
+                file_dc: load_file_rows(self, &transfer)?,
             };
             loop {
                 let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
@@ -162,6 +163,7 @@ struct Writer<'a> {
     created: Timestamp,
     rights: BTreeMap<String, Vec<RightsRow>>,
     empty_folders: Vec<String>,
+    file_dc: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The files of a METS: the state store's, in path order, and for the AIP the transfer
@@ -218,6 +220,7 @@ impl Writer<'_> {
             events: &events,
             rights: &self.rights,
             empty_folders: &self.empty_folders,
+            file_dc: &self.file_dc,
             created: self.created,
         };
 
@@ -379,6 +382,17 @@ impl Writer<'_> {
             source: None,
         })
     }
+}
+
+/// metadata.csv's rows for single files, where the package has any.
+fn load_file_rows(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, BTreeMap<String, String>>> {
+    let key = named_key(transfer.id, "metadata/metadata.csv");
+    if p.flow.working.head(&key)?.is_none() {
+        return Ok(BTreeMap::new());
+    }
+    let mut bytes = Vec::new();
+    p.flow.working.get(&key)?.read_to_end(&mut bytes)?;
+    Ok(crate::intake::metadata::file_rows(&bytes))
 }
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
