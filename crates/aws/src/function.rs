@@ -20,14 +20,14 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(true).try_init();
 }
 
-/// The adapters, built once: SDK clients acting as `stage`'s function, the signatures
-/// compiled, the pipeline wired.
-async fn app(stage: vellum_core::model::Stage) -> Result<Arc<AwsApp>, Error> {
+/// The adapters, built once: SDK clients acting as `role` (a stage's function, or its
+/// long-job task), the signatures compiled, the pipeline wired.
+async fn app(role: &'static str) -> Result<Arc<AwsApp>, Error> {
     init_tracing();
     let names = Names::from_env()?;
     let handle = tokio::runtime::Handle::current();
     let app = tokio::task::spawn_blocking(move || {
-        let config = crate::roles::config_as(&handle, crate::roles::function_of(stage))?;
+        let config = crate::roles::config_as(&handle, role)?;
         AwsApp::with_config(&names, handle, config, Arc::new(AwsApp::format_identifier()?))
     })
     .await??;
@@ -53,7 +53,7 @@ fn budget(context: &lambda_runtime::Context) -> Duration {
 
 /// A stage's function: SQS batches from its queue, failures reported per message.
 pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
-    let app = app(stage).await?;
+    let app = app(crate::roles::function_of(stage)).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
         async move {
@@ -74,15 +74,8 @@ pub async fn run_stage(stage: vellum_core::model::Stage) -> Result<(), Error> {
 /// A stage's long-job worker, run as a Fargate task from the stage's function's image
 /// (`VELLUM_WORKER=long-jobs`): takes the stage's long-job queue until it is stopped.
 pub async fn run_long_jobs(stage: vellum_core::model::Stage) -> Result<(), Error> {
-    init_tracing();
     let role = crate::roles::long_jobs_role_of(stage).ok_or_else(|| format!("the {stage} stage has no long jobs"))?;
-    let names = Names::from_env()?;
-    let handle = tokio::runtime::Handle::current();
-    let app = tokio::task::spawn_blocking(move || {
-        let config = crate::roles::config_as(&handle, role)?;
-        AwsApp::with_config(&names, handle, config, Arc::new(AwsApp::format_identifier()?))
-    })
-    .await??;
+    let app = app(role).await?;
     tokio::task::spawn_blocking(move || crate::long_jobs::serve(&app, stage, Duration::from_secs(5))).await?
 }
 

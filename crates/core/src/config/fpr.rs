@@ -396,24 +396,13 @@ mod tests {
         let rules = Rules::builtin();
         assert_eq!(rules.problems(), Vec::<String>::new());
         let file = |puid: &str| File {
-            uuid: uuid::Uuid::nil(),
-            transfer_id: uuid::Uuid::nil(),
-            batch: 0,
-            entry_index: 0,
-            file_use: crate::model::FileUse::Original,
-            original_path: "objects/a".into(),
-            current_path: "objects/a".into(),
-            size: 1,
-            checksums: Default::default(),
             format: Some(crate::model::FormatId {
                 puid: puid.into(),
                 name: String::new(),
                 version: None,
                 tentative: false,
             }),
-            modified: None,
-            characteristics: Default::default(),
-            source: None,
+            ..File::for_test("objects/a", "objects/a")
         };
         for (puid, made) in
             [("fmt/43", "fmt/353"), ("fmt/134", "fmt/141"), ("fmt/199", "fmt/569"), ("fmt/18", "fmt/476")]

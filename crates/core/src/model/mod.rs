@@ -345,6 +345,28 @@ pub struct File {
     pub source: Option<Uuid>,
 }
 
+#[cfg(test)]
+impl File {
+    /// An original of one byte, for unit tests: at `original`, now at `current`.
+    pub(crate) fn for_test(original: &str, current: &str) -> Self {
+        File {
+            uuid: uuid::Uuid::nil(),
+            transfer_id: uuid::Uuid::nil(),
+            batch: 0,
+            entry_index: 0,
+            file_use: FileUse::Original,
+            original_path: original.into(),
+            current_path: current.into(),
+            size: 1,
+            checksums: Default::default(),
+            format: None,
+            modified: None,
+            characteristics: Default::default(),
+            source: None,
+        }
+    }
+}
+
 impl File {
     /// Whether sanitizing changed the file's name: a bag's payload moving out of `data/`
     /// is where the bag keeps it, not a new name.

@@ -253,24 +253,10 @@ impl PackageCheckpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EventOutcome, EventType, FileUse};
+    use crate::model::{EventOutcome, EventType};
 
     fn file(original: &str, current: &str) -> File {
-        File {
-            uuid: uuid::Uuid::nil(),
-            transfer_id: uuid::Uuid::nil(),
-            batch: 0,
-            entry_index: 0,
-            file_use: FileUse::Original,
-            original_path: original.into(),
-            current_path: current.into(),
-            size: 1,
-            checksums: Default::default(),
-            format: None,
-            modified: None,
-            characteristics: Default::default(),
-            source: None,
-        }
+        File::for_test(original, current)
     }
 
     #[test]

@@ -478,21 +478,7 @@ mod tests {
     use super::*;
 
     fn original(path: &str) -> File {
-        File {
-            uuid: uuid::Uuid::nil(),
-            transfer_id: uuid::Uuid::nil(),
-            batch: 0,
-            entry_index: 0,
-            file_use: FileUse::Original,
-            original_path: path.into(),
-            current_path: path.into(),
-            size: 1,
-            checksums: Default::default(),
-            format: None,
-            modified: None,
-            characteristics: Default::default(),
-            source: None,
-        }
+        File::for_test(path, path)
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn left_out_event(
     Ok(event)
 }
 
-fn zip_time(dt: zip::DateTime) -> Option<Timestamp> {
+pub(super) fn zip_time(dt: zip::DateTime) -> Option<Timestamp> {
     chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
         .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
         .map(|naive| naive.and_utc())

@@ -325,11 +325,7 @@ fn unzip(
     }
     for (i, path) in planned {
         let mut entry = zip.by_index(i).map_err(|e| kept(format!("its entry {i} cannot be read: {e}")))?;
-        let modified = entry.last_modified().and_then(|dt| {
-            chrono::NaiveDate::from_ymd_opt(dt.year().into(), dt.month().into(), dt.day().into())?
-                .and_hms_opt(dt.hour().into(), dt.minute().into(), dt.second().into())
-                .map(|n| n.and_utc())
-        });
+        let modified = entry.last_modified().and_then(super::entries::zip_time);
         let size = entry.size();
         members.push(take_out(p, transfer, container, path, &mut entry, size, modified)?);
     }
