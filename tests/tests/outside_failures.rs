@@ -34,9 +34,12 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Retries come 100 ms apart: a full disk is a transient error to the pipeline (space may be
+/// freed), so the failing transfer must use up its receives quickly, while a moment's hiccup
+/// elsewhere (clamd reloading its signatures) must not use up the transfer that fits.
 fn runner(t: &TestEnv) -> vellum_local::Runner {
     let config = vellum_local::RunnerConfig {
-        retry_delay: Duration::from_millis(20),
+        retry_delay: Duration::from_millis(100),
         idle_poll: Duration::from_millis(20),
         ..Default::default()
     };
@@ -71,8 +74,7 @@ fn noise(n: usize, mut x: u64) -> Vec<u8> {
 fn a_full_disk_fails_the_transfer_with_the_reason_and_touches_no_upload_or_stored_aip() {
     let dir = tempfile::tempdir().unwrap();
     let _disk = SmallDisk::mount(&dir.path().join("working"), "3m");
-    let options = vellum_local::EmbeddedOptions { max_receives: 3, ..vellum_tests::options() };
-    let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
+    let env = vellum_local::Embedded::open(dir.path(), vellum_tests::options()).unwrap();
     let t = TestEnv { dir, env };
     let running = runner(&t);
     // One that fits: stored.
