@@ -10,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let config = Config::builtin();
     let profile = config.profile_for_key(KEY).expect("the born-digital profile");
     if let Ok(listing) = archive::list(OneObject::store(data), KEY, data.len() as u64) {
-        let _ = intake::check_package(&listing, profile);
+        let _ = intake::check_package(listing, profile);
     }
 });

@@ -134,6 +134,9 @@ fn before(dir: &Path, id: Uuid) -> u64 {
         rights: &rights,
         empty_folders: &[],
         file_dc: &BTreeMap::new(),
+        transfer_dc: &transfer.identifiers.dublin_core,
+        transfer_md: &[],
+        package_kind: vellum_core::config::profile::PackageKind::Catalogued,
         created: transfer.created_at,
     };
     write_aip_mets(&mut sink, &doc).unwrap();

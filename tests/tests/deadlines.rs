@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use uuid::Uuid;
+use vellum_core::config::profile::PackageKind;
 use vellum_core::model::messages::UploadEvent;
 use vellum_core::model::Stage;
 use vellum_core::model::{Timestamp, TransferStatus};
@@ -168,7 +169,8 @@ fn a_tar_is_listed_in_parts_each_from_where_the_last_stopped() {
         store.put("long", &bytes).unwrap();
         let whole =
             Listing::from_tar_parts(kind, [list_tar_from(store.clone(), "long", size, kind, None, &|| false).unwrap()])
-                .unwrap();
+                .unwrap()
+                .arranged(PackageKind::Catalogued);
         let mut parts = Vec::new();
         let mut from = None;
         let mut furthest_point = 0;
@@ -195,7 +197,7 @@ fn a_tar_is_listed_in_parts_each_from_where_the_last_stopped() {
         if gzip {
             assert!(furthest_point > 400_000, "later parts start from later points: {furthest_point}");
         }
-        let pieced = Listing::from_tar_parts(kind, parts).unwrap();
+        let pieced = Listing::from_tar_parts(kind, parts).unwrap().arranged(PackageKind::Catalogued);
         assert_eq!(pieced.entries, whole.entries, "gzip {gzip}");
         assert_eq!(pieced.metadata_csv, whole.metadata_csv);
         assert!(pieced.metadata_csv.is_some());

@@ -13,6 +13,21 @@ pub enum PackageKind {
     Catalogued,
     /// Accessions: metadata.csv carries `collection_reference` and `accession_number`.
     Accession,
+    /// An Archivematica standard transfer as archivists make them: the files at the top (or
+    /// under `objects/`), optional `metadata/`, `submissionDocumentation/` and `logs/`; no
+    /// identifier needed, the AIP is filed under the transfer's name.
+    Standard,
+    /// A zipped BagIt bag (with or without one wrapping folder): its payload is the
+    /// transfer, `bag-info.txt` goes into the METS; filed under the transfer's name.
+    Bag,
+}
+
+impl PackageKind {
+    /// Whether the package follows Archivematica's transfer layouts (files anywhere, no
+    /// metadata.csv needed) rather than Wellcome's package rule.
+    pub fn is_archivematica_transfer(self) -> bool {
+        matches!(self, Self::Standard | Self::Bag)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +107,30 @@ pub fn default_clutter() -> Vec<String> {
 }
 
 impl Profile {
+    /// The profile with a transfer's own choices (`intake::processing`) in place of its
+    /// switches; unchanged (and not copied) when the transfer made none.
+    pub fn with_choices(&self, choices: &std::collections::BTreeMap<String, bool>) -> std::borrow::Cow<'_, Profile> {
+        if choices.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut p = self.clone();
+        for (switch, on) in choices {
+            let field = match switch.as_str() {
+                "normalize_for_preservation" => &mut p.normalize_for_preservation,
+                "normalize_for_access" => &mut p.normalize_for_access,
+                "thumbnails" => &mut p.thumbnails,
+                "store_dip" => &mut p.store_dip,
+                "transcribe" => &mut p.transcribe,
+                "extract_packages" => &mut p.extract_packages,
+                "virus_scan" => &mut p.virus_scan,
+                "format_identification" => &mut p.format_identification,
+                _ => continue,
+            };
+            *field = *on;
+        }
+        std::borrow::Cow::Owned(p)
+    }
+
     /// Whether a path under `objects/` is clutter the profile leaves out.
     pub fn is_clutter(&self, path: &str) -> bool {
         path.split('/').skip(1).any(|part| self.clutter.iter().any(|c| c.eq_ignore_ascii_case(part)))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::profile::PackageKind;
 use crate::io::ranged::RangedReader;
 use crate::io::tar_sparse::pax_sparse;
 pub use crate::io::tar_sparse::PaxSparse;
@@ -26,17 +27,23 @@ pub fn manifest_algorithm(name: &str) -> Option<&str> {
     crate::analysis::fixity::ALGORITHMS.contains(&algo).then_some(algo)
 }
 
-/// Whether intake reads this entry's content, and how much of it at most.
+pub use crate::intake::layout::PROCESSING_MCP;
+
+/// Whether intake reads this entry's content, and how much of it at most. The package's
+/// own names may sit under one wrapping folder and a bag's `data/`: which of them count is
+/// decided once the listing is whole (`Listing::arranged`).
 fn kept_limit(name: &str) -> Option<u64> {
-    // A package that is a BagIt bag has its metadata under data/.
-    let name = name.strip_prefix("data/").unwrap_or(name);
-    if name == "metadata/metadata.csv" || name == "metadata/rights.csv" {
-        Some(MAX_CSV_BYTES)
-    } else if manifest_algorithm(name).is_some() || is_bag_tag_file(name) {
-        Some(MAX_MANIFEST_BYTES)
-    } else {
-        None
-    }
+    let below_wrapper = name.split_once('/').map(|(_, rest)| rest);
+    [Some(name), below_wrapper].into_iter().flatten().find_map(|n| {
+        let n = n.strip_prefix("data/").unwrap_or(n);
+        if n == "metadata/metadata.csv" || n == "metadata/rights.csv" || n == PROCESSING_MCP {
+            Some(MAX_CSV_BYTES)
+        } else if manifest_algorithm(n).is_some() || is_bag_tag_file(n) {
+            Some(MAX_MANIFEST_BYTES)
+        } else {
+            None
+        }
+    })
 }
 
 /// A tag file at the top of a BagIt bag: bagit.txt, bag-info.txt, (tag)manifests.
@@ -131,7 +138,14 @@ pub struct Listing {
     pub supplied_manifests: BTreeMap<String, Vec<u8>>,
     /// A BagIt package's tag files (bagit.txt, bag-info.txt, manifests), by name.
     pub bag_tags: BTreeMap<String, Vec<u8>>,
-    /// Small files read while listing, by entry name, until `resolve` sorts them.
+    /// The transfer's own `processingMCP.xml`.
+    pub processing_mcp: Option<Vec<u8>>,
+    /// The folder `arranged` left behind, if the upload had one around the transfer.
+    pub wrapper: Option<String>,
+    /// Entries renamed by `arranged` (a wrapping folder left behind): the name each had in
+    /// the upload, by index, so the record keeps it.
+    pub original_names: BTreeMap<u64, String>,
+    /// Small files read while listing, by entry name, until `arranged` sorts them.
     pub(crate) kept: BTreeMap<String, Vec<u8>>,
     /// Bytes read from the object store to make the listing.
     pub bytes_read: u64,
@@ -143,14 +157,86 @@ impl Listing {
         self.kept.insert(path.to_string(), bytes);
     }
 
-    /// Sorts what was kept once the whole listing is known: a bag's metadata is under
-    /// `data/`, an ordinary package's at the top.
-    fn resolve(&mut self) {
+    /// The listing as the profile's kind of package lays it out, once it is whole: an
+    /// Archivematica transfer's one wrapping folder left behind, and the small files intake
+    /// reads sorted (a bag's metadata is under `data/`, an ordinary package's at the top).
+    pub fn arranged(mut self, kind: PackageKind) -> Self {
+        if let Some(folder) = self.wrapping_folder(kind) {
+            self.unwrap(&folder);
+            self.wrapper = Some(folder);
+        }
+        self.resolve(kind);
+        self
+    }
+
+    /// The one folder an Archivematica transfer was zipped inside, if it was: every entry
+    /// (Mac metadata aside) under it, and under it the transfer's own layout — a bag's
+    /// `bagit.txt`, or a standard transfer's `objects/`, `metadata/`, `logs/`,
+    /// `submissionDocumentation/` or `processingMCP.xml`. A folder of plain files is the
+    /// archivist's own, and kept.
+    fn wrapping_folder(&self, kind: PackageKind) -> Option<String> {
+        if !kind.is_archivematica_transfer() {
+            return None;
+        }
+        let mut names =
+            self.entries.iter().map(|e| e.name.as_str()).filter(|n| *n != "__MACOSX" && !n.starts_with("__MACOSX/"));
+        let first = names.next()?;
+        let folder = first.split('/').next()?.to_string();
+        let under = |n: &str| n == folder || n.strip_prefix(folder.as_str()).is_some_and(|r| r.starts_with('/'));
+        if !names.all(under) || !under(first) {
+            return None;
+        }
+        let inside = |child: &str| {
+            let prefix = format!("{folder}/{child}");
+            self.entries.iter().any(|e| e.name == prefix || e.name.starts_with(&format!("{prefix}/")))
+        };
+        let layout = match kind {
+            PackageKind::Bag => inside("bagit.txt"),
+            _ => ["objects", "metadata", "logs", "submissionDocumentation", PROCESSING_MCP].into_iter().any(inside),
+        };
+        let reserved = ["objects", "metadata", "logs", "submissionDocumentation", "data"].contains(&folder.as_str());
+        (layout && !reserved).then_some(folder)
+    }
+
+    /// Leaves the wrapping folder behind: its own entry goes, every name under it loses it.
+    fn unwrap(&mut self, folder: &str) {
+        let prefix = format!("{folder}/");
+        let strip = |n: &str| n.strip_prefix(prefix.as_str()).map(str::to_string);
+        self.entries.retain(|e| e.name != folder);
+        for e in &mut self.entries {
+            if let Some(inner) = strip(&e.name) {
+                self.original_names.insert(e.index, std::mem::replace(&mut e.name, inner));
+            }
+        }
+        for list in [&mut self.overlapping, &mut self.hidden_duplicates] {
+            for n in list.iter_mut() {
+                if let Some(inner) = strip(n) {
+                    *n = inner;
+                }
+            }
+        }
+        self.kept = std::mem::take(&mut self.kept).into_iter().filter_map(|(n, b)| Some((strip(&n)?, b))).collect();
+    }
+
+    /// Sorts what was kept: a bag's tag files, its metadata under `data/`; an ordinary
+    /// package's metadata at the top; the processing configuration at the top (or in a
+    /// bag's payload).
+    fn resolve(&mut self, kind: PackageKind) {
         let kept = std::mem::take(&mut self.kept);
-        let bag = kept.contains_key("bagit.txt");
+        let bag = match kind {
+            PackageKind::Bag => true,
+            PackageKind::Standard => false,
+            PackageKind::Catalogued | PackageKind::Accession => kept.contains_key("bagit.txt"),
+        };
         for (path, bytes) in kept {
             if is_bag_tag_file(&path) {
-                self.bag_tags.insert(path, bytes);
+                if kind != PackageKind::Standard {
+                    self.bag_tags.insert(path, bytes);
+                }
+                continue;
+            }
+            if path == PROCESSING_MCP {
+                self.processing_mcp = Some(bytes);
                 continue;
             }
             let inner =
@@ -158,6 +244,7 @@ impl Listing {
             match inner {
                 Some("metadata/metadata.csv") => self.metadata_csv = Some(bytes),
                 Some("metadata/rights.csv") => self.rights_csv = Some(bytes),
+                Some(PROCESSING_MCP) => self.processing_mcp = Some(bytes),
                 Some(other) => {
                     if let Some(algo) = manifest_algorithm(other) {
                         self.supplied_manifests.insert(algo.to_string(), bytes);
@@ -183,7 +270,7 @@ impl Listing {
         count.into_iter().filter(|(_, n)| *n > once).map(|(k, _)| k.to_string()).collect()
     }
 
-    /// Whether the package is itself a BagIt bag.
+    /// Whether the package is itself a BagIt bag (once arranged).
     pub fn is_bag(&self) -> bool {
         self.bag_tags.contains_key("bagit.txt") || self.entries.iter().any(|e| e.name == "bagit.txt")
     }
@@ -405,7 +492,6 @@ pub fn list_zip(store: Arc<dyn ObjectStore>, key: &str, size: u64) -> Result<Lis
         })?;
         listing.keep(&path, bytes);
     }
-    listing.resolve();
     listing.bytes_read = zip.into_inner().bytes_fetched;
     Ok(listing)
 }
@@ -635,7 +721,6 @@ impl Listing {
                 listing.keep(&name, bytes);
             }
         }
-        listing.resolve();
         Ok(listing)
     }
 }

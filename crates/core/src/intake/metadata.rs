@@ -202,6 +202,35 @@ pub fn file_rows(bytes: &[u8]) -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
+/// Archivematica's `metadata/metadata.json`, the JSON twin of metadata.csv: an array of
+/// objects, each with its `filename` (`objects/` or `objects/<path>`) and `dc.*` fields
+/// (a string, or a list of strings, joined by "; "). Rows by filename, Dublin Core by term.
+pub fn json_rows(bytes: &[u8]) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("metadata/metadata.json is not an array of objects ({e})"))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let Some(name) = row.get("filename").and_then(|v| v.as_str()).map(str::trim) else { continue };
+        let name = if is_transfer_row(name) { "objects/".to_string() } else { name.to_string() };
+        let dc: BTreeMap<String, String> = row
+            .iter()
+            .filter_map(|(k, v)| {
+                let term = column_name(k).strip_prefix("dc.")?.to_string();
+                let value = match v {
+                    serde_json::Value::String(s) => s.trim().to_string(),
+                    serde_json::Value::Array(items) => {
+                        items.iter().filter_map(|i| i.as_str()).map(str::trim).collect::<Vec<_>>().join("; ")
+                    }
+                    _ => return None,
+                };
+                (!value.is_empty()).then_some((term, value))
+            })
+            .collect();
+        out.insert(name, dc);
+    }
+    Ok(out)
+}
+
 pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueIdentifiers, Vec<String>> {
     let (text, delimiter) = decode(bytes).map_err(|e| vec![e.to_string()])?;
     let mut reader =
@@ -235,6 +264,10 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
         }
     }
     let transfer_rows: Vec<&csv::StringRecord> = rows.iter().filter(|r| is_transfer_row(&filename(r))).collect();
+    if transfer_rows.is_empty() && kind.is_archivematica_transfer() {
+        // Archivematica reads a metadata.csv of file rows alone: the transfer has no own row.
+        return if problems.is_empty() { Ok(CatalogueIdentifiers::default()) } else { Err(problems) };
+    }
     if transfer_rows.len() != 1 {
         problems.push(format!(
             "metadata/metadata.csv must have exactly one row describing objects/ (the filename \"objects/\"), but it has {}",
@@ -245,10 +278,12 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
     let row: BTreeMap<&str, &str> =
         headers.iter().map(String::as_str).zip(transfer_rows[0].iter().map(str::trim)).collect();
     let non_empty = |col: &str| row.get(col).filter(|v| !v.is_empty()).map(|v| v.to_string());
+    // A standard transfer or a bag is filed under its name: its dc.identifier is Dublin Core.
+    let files_by_identifier = !kind.is_archivematica_transfer();
     let ids = CatalogueIdentifiers {
-        catalogue_identifier: non_empty("dc.identifier"),
-        collection_reference: non_empty("collection_reference"),
-        accession_number: non_empty("accession_number"),
+        catalogue_identifier: non_empty("dc.identifier").filter(|_| files_by_identifier),
+        collection_reference: non_empty("collection_reference").filter(|_| files_by_identifier),
+        accession_number: non_empty("accession_number").filter(|_| files_by_identifier),
         dublin_core: row
             .iter()
             .filter_map(|(k, v)| {
@@ -256,6 +291,7 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
                 (!v.is_empty()).then(|| (term.to_string(), v.to_string()))
             })
             .collect(),
+        ..Default::default()
     };
     match kind {
         PackageKind::Catalogued if ids.catalogue_identifier.is_none() => problems
@@ -331,6 +367,18 @@ mod tests {
         assert_eq!(a.get("title").map(String::as_str), Some("A letter"));
         assert_eq!(a.get("creator").map(String::as_str), Some("A. Writer"));
         assert!(!a.contains_key("identifier"), "empty values are left out");
+    }
+
+    #[test]
+    fn metadata_json_rows_as_archivematica_writes_them() {
+        let json = br#"[{"filename": "objects", "dc.title": "Papers", "dc.subject": ["Letters", "Maps"]},
+                        {"filename": "objects/a.txt", "dc.title": "A", "dc.description": ""},
+                        {"dc.title": "no filename"}]"#;
+        let rows = json_rows(json).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows["objects/"]["subject"], "Letters; Maps");
+        assert_eq!(rows["objects/a.txt"].len(), 1, "empty values are left out");
+        assert!(json_rows(b"{}").unwrap_err().contains("not an array"));
     }
 
     #[test]

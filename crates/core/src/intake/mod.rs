@@ -4,6 +4,8 @@
 
 pub mod archive;
 pub mod feedback;
+pub mod layout;
 pub mod metadata;
+pub mod processing;
 pub mod rules;
 pub mod sanitize;

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::profile::{Limits, PackageKind, Profile};
 use crate::intake::archive::{zip_method_name, zip_method_readable, EntryKind, LeftOut, Listing, ListingLine};
 use crate::intake::feedback::escape_controls;
+use crate::intake::layout::standard_place;
+pub use crate::intake::layout::unsafe_path_reason;
 use crate::intake::metadata::parse_metadata_csv;
 use crate::intake::sanitize::{plan, PlanError, MAX_NAME_BYTES};
 use crate::model::CatalogueIdentifiers;
@@ -94,24 +96,6 @@ fn some_of(names: &[String]) -> String {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),
     }
-}
-
-/// Why a path cannot be extracted safely, if it cannot.
-pub fn unsafe_path_reason(name: &str) -> Option<&'static str> {
-    if name.contains('\0') {
-        return Some("has a NUL character in its name");
-    }
-    if name.starts_with('/') {
-        return Some("is an absolute path");
-    }
-    let bytes = name.as_bytes();
-    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
-        return Some("starts with a drive letter");
-    }
-    if name.split('/').any(|p| p == "..") {
-        return Some("has a \"..\" step that leads out of its folder");
-    }
-    None
 }
 
 /// The checks that the entries themselves pass: safe paths, no links or devices, no
@@ -235,10 +219,33 @@ fn metadata_template(kind: PackageKind) -> String {
     match kind {
         PackageKind::Catalogued => CATALOGUED_RIGHT.to_string(),
         PackageKind::Accession => ACCESSION_RIGHT.to_string(),
+        PackageKind::Standard | PackageKind::Bag => "filename,dc.title\nobjects/,Letters of A. B. C.".to_string(),
+    }
+}
+
+/// An Archivematica transfer's layout: anything may sit in `metadata/`, nothing is stray
+/// (the top's files are the objects), but there must be something to preserve.
+fn check_transfer_layout(listing: &Listing, problems: &mut Vec<Problem>) {
+    let mut files = listing.entries.iter().filter(|e| e.kind == EntryKind::File);
+    if files.clone().next().is_none() {
+        problems.push(Problem::new(
+            "layout",
+            "the upload is empty: it holds no files at all",
+            "zip the transfer's folder, with its files, and upload that zip",
+        ));
+    } else if !files.any(|e| e.name.starts_with("objects/")) {
+        problems.push(Problem::new(
+            "layout",
+            "the transfer holds only metadata (metadata/, logs/, submission documentation): there is no file to preserve",
+            "put the files to preserve at the transfer's top or in objects/",
+        ));
     }
 }
 
 fn check_layout(listing: &Listing, profile: &Profile, problems: &mut Vec<Problem>) {
+    if profile.kind.is_archivematica_transfer() {
+        return check_transfer_layout(listing, problems);
+    }
     let files: Vec<&str> =
         listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
     if files.is_empty() {
@@ -318,6 +325,7 @@ fn check_layout(listing: &Listing, profile: &Profile, problems: &mut Vec<Problem
         .filter(|n| {
             !n.is_empty()
                 && *n != "."
+                && *n != crate::intake::archive::PROCESSING_MCP
                 && !n.starts_with("objects/")
                 && !n.starts_with("metadata/")
                 && *n != "objects"
@@ -415,18 +423,27 @@ fn is_mac_metadata(name: &str, names: &BTreeSet<&str>) -> bool {
 }
 
 /// The package without its Mac metadata, and how many entries that was.
-fn without_mac_metadata(listing: &Listing) -> (Listing, usize) {
-    let names: BTreeSet<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
-    let kept: Vec<_> = listing.entries.iter().filter(|e| !is_mac_metadata(&e.name, &names)).cloned().collect();
-    let left_out = listing.entries.len() - kept.len();
-    (Listing { entries: kept, ..listing.clone() }, left_out)
+fn without_mac_metadata(mut listing: Listing) -> (Listing, usize) {
+    let names: BTreeSet<String> = listing.entries.iter().map(|e| e.name.clone()).collect();
+    let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let before = listing.entries.len();
+    listing.entries.retain(|e| !is_mac_metadata(&e.name, &names));
+    let left_out = before - listing.entries.len();
+    (listing, left_out)
 }
 
-/// Runs every check on a listed package.
-pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
+/// Runs every check on a listed package, laid out as the profile's kind of package is.
+pub fn check_package(listing: Listing, profile: &Profile) -> Result<Accepted, Vec<Problem>> {
+    let listing = listing.arranged(profile.kind);
+    let wrapper = listing.wrapper.clone();
     let (listing, mac_metadata) = without_mac_metadata(listing);
-    let mut accepted =
-        if listing.is_bag() { check_bag_package(&listing, profile) } else { check_plain_package(&listing, profile) }?;
+    let mut accepted = match profile.kind {
+        PackageKind::Bag if !listing.is_bag() => Err(vec![not_a_bag()]),
+        PackageKind::Standard => check_plain_package(&placed_as_standard(listing), profile),
+        _ if listing.is_bag() => check_bag_package(&listing, profile),
+        _ => check_plain_package(&listing, profile),
+    }?;
+    accepted.identifiers.wrapping_folder = wrapper;
     if mac_metadata > 0 {
         accepted.notes.push(format!(
             "{mac_metadata} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package",
@@ -434,6 +451,45 @@ pub fn check_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         ));
     }
     Ok(accepted)
+}
+
+fn not_a_bag() -> Problem {
+    Problem::new(
+        "bag",
+        "the upload is not a BagIt bag: there is no bagit.txt at its top, or inside its one folder",
+        "make the bag with a bag tool (bagit-python: `bagit.py --sha256 FOLDER`; Bagger), zip the bag's folder and upload it; a transfer that is not a bag goes under the standard/ prefix",
+    )
+}
+
+/// A standard transfer's listing with every entry in its place; the name each had in the
+/// upload is kept.
+fn placed_as_standard(mut listing: Listing) -> Listing {
+    for e in &mut listing.entries {
+        if let Some(placed) = standard_place(&e.name) {
+            let original = std::mem::replace(&mut e.name, placed);
+            listing.original_names.entry(e.index).or_insert(original);
+        }
+    }
+    for list in [&mut listing.overlapping, &mut listing.hidden_duplicates] {
+        for n in list.iter_mut() {
+            if let Some(placed) = standard_place(n) {
+                *n = placed;
+            }
+        }
+    }
+    listing
+}
+
+/// Each line under the entry's name in the upload, where the layout moved it.
+fn with_upload_names(mut accepted: Accepted, listing: &Listing) -> Accepted {
+    if !listing.original_names.is_empty() {
+        for line in &mut accepted.lines {
+            if let Some(original) = listing.original_names.get(&line.index) {
+                line.name = original.clone();
+            }
+        }
+    }
+    accepted
 }
 
 /// The checks of a package that is not a bag (or of a bag's payload).
@@ -473,24 +529,45 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                 Some(ids)
             }
             Err(found) => {
-                let (wrong, right) = match profile.kind {
-                    PackageKind::Catalogued => (CATALOGUED_WRONG, CATALOGUED_RIGHT),
-                    PackageKind::Accession => (ACCESSION_WRONG, ACCESSION_RIGHT),
+                let example = match profile.kind {
+                    PackageKind::Catalogued => Some((CATALOGUED_WRONG, CATALOGUED_RIGHT)),
+                    PackageKind::Accession => Some((ACCESSION_WRONG, ACCESSION_RIGHT)),
+                    PackageKind::Standard | PackageKind::Bag => None,
                 };
                 for message in found {
-                    problems.push(
-                        Problem::new(
-                            "metadata.csv",
-                            message,
-                            "correct metadata/metadata.csv, zip the package again and upload it",
-                        )
-                        .with_example(wrong, right),
+                    let problem = Problem::new(
+                        "metadata.csv",
+                        message,
+                        "correct metadata/metadata.csv, zip the package again and upload it",
                     );
+                    problems.push(match example {
+                        Some((wrong, right)) => problem.with_example(wrong, right),
+                        None => problem,
+                    });
                 }
                 None
             }
         },
+        // An Archivematica transfer needs no metadata.csv: it is filed under its name.
+        None if profile.kind.is_archivematica_transfer() => Some(CatalogueIdentifiers::default()),
         None => None,
+    };
+    let identifiers = match (identifiers, &listing.processing_mcp) {
+        (Some(mut ids), Some(xml)) => match crate::intake::processing::choices(xml) {
+            Ok(choices) => {
+                ids.processing_choices = choices;
+                Some(ids)
+            }
+            Err(why) => {
+                problems.push(Problem::new(
+                    "processingMCP.xml",
+                    format!("processingMCP.xml cannot be read: {why}"),
+                    "save the transfer's processing configuration again from Archivematica (Administration → Processing configuration), or leave it out to use the profile's",
+                ));
+                None
+            }
+        },
+        (ids, _) => ids,
     };
     if let Some(rights) = &listing.rights_csv {
         let files: BTreeSet<&str> =
@@ -585,7 +662,15 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
             if empty > 0 {
                 notes.push(format!("{empty} empty folder(s) left out; the AIP's logs/leftOut.log lists them"));
             }
-            Ok(Accepted { identifiers, lines, notes })
+            if !identifiers.processing_choices.is_empty() {
+                let set: Vec<String> = identifiers
+                    .processing_choices
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", if *v { "on" } else { "off" }))
+                    .collect();
+                notes.push(format!("the transfer's processingMCP.xml sets {}", set.join(", ")));
+            }
+            Ok(with_upload_names(Accepted { identifiers, lines, notes }, listing))
         }
         _ => Err(problems),
     }
@@ -694,19 +779,24 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         metadata_csv: listing.metadata_csv.clone(),
         rights_csv: listing.rights_csv.clone(),
         supplied_manifests: listing.supplied_manifests.clone(),
+        processing_mcp: listing.processing_mcp.clone(),
         notes: listing.notes.clone(),
         ..Default::default()
     };
     let mut stray = Vec::new();
+    let processing_mcp = crate::intake::archive::PROCESSING_MCP;
     for e in &listing.entries {
         match e.name.strip_prefix("data/") {
             Some(rest) if !rest.is_empty() => {
                 let mut inner_entry = e.clone();
                 inner_entry.name = rest.to_string();
+                let upload_name = listing.original_names.get(&e.index).unwrap_or(&e.name);
+                inner.original_names.insert(e.index, upload_name.clone());
                 inner.entries.push(inner_entry);
             }
             Some(_) => {}
             None if crate::intake::archive::is_bag_tag_file(&e.name) || e.name == "data" => {}
+            None if e.name == processing_mcp => {}
             None => stray.push(e.name.clone()),
         }
     }
@@ -717,26 +807,25 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
         problems.push(Problem::new(
             "bag",
             format!("the bag has entries outside data/ that are not tag files: {}", some_of(&stray)),
-            "move them into data/objects/, or leave them out",
+            "move them into the bag's data/ folder (a bag tool does it), or leave them out",
         ));
     }
+    // A bag transfer's payload is a standard transfer; a Wellcome bag's is a package.
+    let inner = if profile.kind == PackageKind::Bag { placed_as_standard(inner) } else { inner };
     match check_plain_package(&inner, profile) {
         Ok(mut accepted) if problems.is_empty() => {
-            // The payload's lines under their names in the upload, and the tag files kept.
-            for line in &mut accepted.lines {
-                line.name = format!("data/{}", line.name);
-            }
-            for e in listing
-                .entries
-                .iter()
-                .filter(|e| e.kind == EntryKind::File && crate::intake::archive::is_bag_tag_file(&e.name))
-            {
+            // The tag files are kept (and a processing configuration beside them).
+            for e in listing.entries.iter().filter(|e| {
+                e.kind == EntryKind::File
+                    && (crate::intake::archive::is_bag_tag_file(&e.name) || e.name == processing_mcp)
+            }) {
+                let path = if e.name == processing_mcp { e.name.clone() } else { bag_tag_path(&e.name) };
                 accepted.lines.push(ListingLine {
                     index: e.index,
-                    name: e.name.clone(),
+                    name: listing.original_names.get(&e.index).unwrap_or(&e.name).clone(),
                     kind: e.kind,
                     size: e.size,
-                    path: Some(bag_tag_path(&e.name)),
+                    path: Some(path),
                     left_out: None,
                     at: e.at,
                 });

@@ -61,6 +61,17 @@ pub struct CatalogueIdentifiers {
     /// Every `dc.*` column of metadata.csv, kept as Dublin Core (`dc.title` → `title`).
     #[serde(default)]
     pub dublin_core: BTreeMap<String, String>,
+    /// The transfer's name, for profiles that file the AIP under it (standard transfers
+    /// and bags, which need no catalogue identifier), made a plain folder name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_name: Option<String>,
+    /// The one folder an Archivematica transfer was zipped inside, left behind at intake:
+    /// the upload's names are this folder's, the transfer's are below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapping_folder: Option<String>,
+    /// The profile switches the package's own `processingMCP.xml` set, by switch name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub processing_choices: BTreeMap<String, bool>,
 }
 
 impl CatalogueIdentifiers {
@@ -72,7 +83,7 @@ impl CatalogueIdentifiers {
         match (&self.collection_reference, &self.accession_number) {
             (Some(c), Some(a)) if !c.is_empty() && !a.is_empty() => Some(format!("{c}/{a}")),
             (_, Some(a)) if !a.is_empty() => Some(a.clone()),
-            _ => None,
+            _ => self.transfer_name.clone().filter(|n| !n.is_empty()),
         }
     }
 }
@@ -368,11 +379,19 @@ impl File {
 }
 
 impl File {
-    /// Whether sanitizing changed the file's name: a bag's payload moving out of `data/`
-    /// is where the bag keeps it, not a new name.
+    /// Whether sanitizing changed the file's name or a folder's. Where the transfer's layout
+    /// puts a file (a bag's payload out of `data/`, a standard transfer's top-level files into
+    /// `objects/`, a wrapping folder left behind) is its place, not a new name: the names
+    /// below the file's top folder are compared with as many of the original's last names.
     pub fn renamed(&self) -> bool {
-        self.original_path.strip_prefix("data/").unwrap_or(&self.original_path) != self.current_path
-            && self.original_path != self.current_path
+        let mut current = self.current_path.rsplit('/');
+        let mut original = self.original_path.rsplit('/');
+        // The top folder (objects/, metadata/, …) is the layout's; a file at the top has none.
+        let below_top = self.current_path.matches('/').count();
+        (0..below_top.max(1)).any(|_| match (current.next(), original.next()) {
+            (Some(c), Some(o)) => c != o,
+            _ => false,
+        })
     }
 
     pub fn sha256(&self) -> Option<&str> {

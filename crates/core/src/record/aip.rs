@@ -40,8 +40,13 @@ pub fn payload_path(transfer: &Transfer, file: &File) -> String {
         // A preservation copy sits beside its original.
         FileUse::Original | FileUse::Preservation | FileUse::Transcription => file.current_path.clone(),
         FileUse::Metadata => {
-            let rest = file.current_path.strip_prefix("metadata/").unwrap_or(&file.current_path);
-            format!("objects/metadata/transfers/{}-{}/{rest}", crate::record::keys::safe_name(transfer), transfer.id)
+            let transfer_folder = format!("{}-{}", crate::record::keys::safe_name(transfer), transfer.id);
+            match file.current_path.strip_prefix("metadata/") {
+                Some(rest) => format!("objects/metadata/transfers/{transfer_folder}/{rest}"),
+                // A standard transfer's own logs/ and processingMCP.xml: where Archivematica
+                // keeps a transfer's logs, apart from the AIP's own.
+                None => format!("logs/transfers/{transfer_folder}/{}", file.current_path),
+            }
         }
         FileUse::SubmissionDocumentation => format!("objects/{}", file.current_path),
     }
@@ -69,11 +74,12 @@ pub const LEFT_OUT_LOG: &str = "leftOut.log";
 pub const FILENAME_CHANGES_LOG: &str = "logs/filenameChanges.log";
 
 /// Whether a payload path (relative to the bag) is one Vellum writes itself rather than a
-/// transfer file: the METS and the logs.
+/// transfer file: the METS and its own logs (a transfer's logs, under `logs/transfers/`, are
+/// the transfer's files).
 pub fn is_generated_payload(transfer: &Transfer, path: &str) -> bool {
     path == format!("data/{}", mets_name(transfer))
         || path == format!("data/objects/{}", transfer_mets_path(transfer))
-        || path.starts_with("data/logs/")
+        || (path.starts_with("data/logs/") && !path.starts_with("data/logs/transfers/"))
 }
 
 /// The PREMIS eventType of an entry left out of the AIP (desktop clutter, an empty folder).

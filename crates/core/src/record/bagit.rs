@@ -65,6 +65,23 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// A `bag-info.txt`'s fields in order, as BagIt 1.0 (RFC 8493 §2.2.2) writes them: `Label:
+/// value` lines, a line starting with white space continuing the value before it.
+pub fn parse_bag_info(text: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = fields.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((label, value)) = line.split_once(':') {
+            fields.push((label.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    fields
+}
+
 pub fn bag_info(fields: &[(&str, String)]) -> String {
     fields.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
 }
@@ -193,6 +210,20 @@ mod tests {
         let parsed = parse_manifest(&text).unwrap();
         assert_eq!(parsed.get("data/a b%.txt").map(String::as_str), Some("ab"));
         assert_eq!(parsed.get("data/line\nbreak").map(String::as_str), Some("cd"));
+    }
+
+    #[test]
+    fn bag_info_fields_in_order_with_continued_values() {
+        let text =
+            "Source-Organization: Wellcome\r\nExternal-Description: A long\n  description\nBagging-Date: 2026-12-07\n";
+        assert_eq!(
+            parse_bag_info(text),
+            [
+                ("Source-Organization".to_string(), "Wellcome".to_string()),
+                ("External-Description".to_string(), "A long description".to_string()),
+                ("Bagging-Date".to_string(), "2026-12-07".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -24,11 +24,12 @@ pub fn named_key(transfer_id: Uuid, name: &str) -> String {
     format!("{transfer_id}/{name}")
 }
 
-/// Whether a file of the package is one a stage reads by its name: metadata.csv,
-/// rights.csv, the supplied checksum files, a bag's tag files.
+/// Whether a file of the package is one a stage reads by its name: metadata.csv (and its
+/// JSON twin), rights.csv, the supplied checksum files, a bag's tag files.
 pub fn read_by_name(path: &str) -> bool {
     let top_file = |folder: &str| path.strip_prefix(folder).is_some_and(|rest| !rest.contains('/'));
     path == "metadata/metadata.csv"
+        || path == "metadata/metadata.json"
         || path == "metadata/rights.csv"
         || (top_file("metadata/") && path.starts_with("metadata/checksum."))
         || top_file("submissionDocumentation/bag/")

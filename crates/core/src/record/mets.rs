@@ -71,10 +71,63 @@ pub struct MetsDoc<'a> {
     /// metadata.csv's rows for single files (`objects/<path>` → Dublin Core by term), each
     /// a dmdSec of its own that the file's div names.
     pub file_dc: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// The transfer's Dublin Core: metadata.csv's `objects/` row (or metadata.json's).
+    pub transfer_dc: &'a BTreeMap<String, String>,
+    /// The transfer's other descriptive metadata, each a dmdSec its div names.
+    pub transfer_md: &'a [TransferMetadata],
+    /// How the transfer was laid out, to name its files as its own metadata does.
+    pub package_kind: crate::config::profile::PackageKind,
     pub created: Timestamp,
 }
 
+/// Metadata about the whole transfer that is not Dublin Core, kept as Archivematica keeps a
+/// bag's `bag-info.txt`: a dmdSec of `MDTYPE="OTHER"` holding `<transfer_metadata>` with an
+/// element per field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferMetadata {
+    /// The dmdSec's ID (`dmdSec_bagit`).
+    pub id: &'static str,
+    /// Its OTHERMDTYPE (`BagIt`).
+    pub kind: &'static str,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A field name as an XML element name: kept where it is one, its other characters made `_`.
+fn element_name(term: &str) -> String {
+    let name = if is_xml_name(term) {
+        term.to_string()
+    } else {
+        term.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    };
+    if is_xml_name(&name) {
+        name
+    } else {
+        format!("_{name}")
+    }
+}
+
+fn write_transfer_metadata(out: &mut dyn Write, md: &TransferMetadata, created: Timestamp) -> io::Result<()> {
+    write!(
+        out,
+        "<mets:dmdSec ID=\"{}\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"OTHER\" OTHERMDTYPE=\"{}\"><mets:xmlData><transfer_metadata>",
+        md.id,
+        ts(&created),
+        esc(md.kind)
+    )?;
+    for (field, value) in &md.fields {
+        let name = element_name(field);
+        write!(out, "<{name}>{}</{name}>", esc(value))?;
+    }
+    writeln!(out, "</transfer_metadata></mets:xmlData></mets:mdWrap></mets:dmdSec>")
+}
+
 impl MetsDoc<'_> {
+    /// What the transfer's metadata (rights.csv, metadata.csv) calls an entry of the upload.
+    fn transfer_name(&self, upload_name: &str) -> String {
+        let wrapper = self.transfer.identifiers.wrapping_folder.as_deref();
+        crate::intake::layout::layout_name(self.package_kind, wrapper, upload_name, false)
+    }
+
     fn path_of(&self, file: &File) -> String {
         match self.kind {
             MetsKind::Aip => payload_path(self.transfer, file),
@@ -113,7 +166,10 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         write!(out, "<mets:altRecordID TYPE=\"Accession ID\">{}</mets:altRecordID>", esc(accession))?;
     }
     writeln!(out, "</mets:metsHdr>")?;
-    write_dublin_core(out, "dmdSec_1", &transfer.identifiers.dublin_core, doc.created)?;
+    write_dublin_core(out, "dmdSec_1", doc.transfer_dc, doc.created)?;
+    for md in doc.transfer_md {
+        write_transfer_metadata(out, md, doc.created)?;
+    }
     for (i, dc) in doc.file_dc.values().enumerate() {
         write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
     }
@@ -129,10 +185,11 @@ fn file_dmd_id(i: usize) -> String {
 pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: &File) -> io::Result<()> {
     let events = (doc.events)(file)?;
     let events: Vec<&PremisEvent> = events.iter().collect();
-    // rights.csv names files as objects/…; in a bag package they sit under data/. Rows for
-    // `objects` (or `objects/`) are the whole transfer's: every file of objects/ has them.
-    let path = file.original_path.strip_prefix("data/").unwrap_or(&file.original_path);
-    let own = doc.rights.get(&file.original_path).or_else(|| doc.rights.get(path));
+    // rights.csv names files as objects/…, wherever the upload had them (a bag's under
+    // data/, a standard transfer's at its top). Rows for `objects` (or `objects/`) are the
+    // whole transfer's: every file of objects/ has them.
+    let path = doc.transfer_name(&file.original_path);
+    let own = doc.rights.get(&file.original_path).or_else(|| doc.rights.get(&path));
     let whole = crate::record::rights::WHOLE_TRANSFER
         .iter()
         .filter(|_| path.starts_with("objects/") && file.file_use == crate::model::FileUse::Original)
@@ -173,12 +230,7 @@ fn write_dublin_core(
         }
     }
     for (term, v) in dc.iter().filter(|(t, _)| !DC_ELEMENTS.contains(&t.as_str())) {
-        let name = if is_xml_name(term) {
-            term.clone()
-        } else {
-            term.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
-        };
-        let name = if is_xml_name(&name) { name } else { format!("_{name}") };
+        let name = element_name(term);
         write!(out, "<dcterms:{name}>{}</dcterms:{name}>", esc(v))?;
     }
     writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
@@ -412,15 +464,17 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         for p in parts {
             dir = dir.dirs.entry(p.into()).or_default();
         }
-        let original = f.original_path.strip_prefix("data/").unwrap_or(&f.original_path);
-        let dmd = (f.file_use == crate::model::FileUse::Original).then(|| described.get(original).copied()).flatten();
+        let original = doc.transfer_name(&f.original_path);
+        let dmd = (f.file_use == crate::model::FileUse::Original)
+            .then(|| described.get(original.as_str()).copied())
+            .flatten();
         dir.files.insert(name.into(), (f.uuid, dmd));
         Ok(())
     })?;
     // An empty folder of objects/, under the name sanitizing gives it (a bag's under its
     // data/): a div with nothing in it, as Archivematica keeps one.
     for folder in doc.empty_folders {
-        let path = folder.strip_prefix("data/").unwrap_or(folder);
+        let path = doc.transfer_name(folder);
         if !path.starts_with("objects/") {
             continue;
         }
@@ -433,10 +487,12 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         MetsKind::Aip => bag_name(doc.transfer),
         MetsKind::Transfer => format!("{}-{}", crate::record::keys::safe_name(doc.transfer), doc.transfer.id),
     };
+    let dmd_ids: Vec<&str> = std::iter::once("dmdSec_1").chain(doc.transfer_md.iter().map(|md| md.id)).collect();
     writeln!(
         out,
-        "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"dmdSec_1\">",
-        esc(&label)
+        "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"{}\">",
+        esc(&label),
+        dmd_ids.join(" ")
     )?;
     write_dir(out, &root)?;
     writeln!(out, "</mets:div></mets:structMap>")

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use crate::analysis::fixity::{parse_supplied_manifest, supplied_manifest_path, Digests, ALGORITHMS};
+use crate::config::profile::PackageKind;
 use crate::error::{StageError, StageResult};
+use crate::intake::layout::layout_name;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
 use crate::model::{by_vellum, EventOutcome, EventType, File, FilePatch, FileUse, PremisEvent, Transfer};
@@ -34,7 +36,7 @@ impl Microservice for Checksum<'_> {
                 .checksum_algorithms
                 .iter()
                 .map(String::as_str)
-                .chain(supplied.iter().map(|(a, _, _)| a.as_str()))
+                .chain(supplied.iter().map(|(a, _, _, _)| a.as_str()))
                 .collect();
             let algorithms: Vec<&str> = algorithms.into_iter().collect();
             let mut reader = self.flow.working.get(&key_of(file))?;
@@ -59,7 +61,7 @@ impl Microservice for Checksum<'_> {
                 ));
             }
             if file.file_use != FileUse::SubmissionDocumentation {
-                verify_supplied(self, file, &digests, supplied, &mut out);
+                verify_supplied(self, (transfer, profile.kind), file, &digests, supplied, &mut out);
             }
             out.patch = Some(FilePatch { uuid: file.uuid, checksums: digests, size: Some(size), ..Default::default() });
             Ok(out)
@@ -69,8 +71,9 @@ impl Microservice for Checksum<'_> {
 
 const STAGE: Stage = Stage::Checksum;
 
-/// Digests the package supplied: (algorithm, where they came from, path → digest).
-type Supplied = Vec<(String, String, BTreeMap<String, String>)>;
+/// Digests the package supplied: (algorithm, where they came from, whether it is a bag's
+/// manifest (naming files as the bag does, `data/…`), path → digest).
+type Supplied = Vec<(String, String, bool, BTreeMap<String, String>)>;
 
 fn read_text(p: &Checksum<'_>, key: &str) -> StageResult<Option<String>> {
     if p.flow.working.head(key)?.is_none() {
@@ -89,13 +92,13 @@ fn load_supplied(p: &Checksum<'_>, transfer: &Transfer) -> StageResult<Supplied>
         if let Some(text) = read_text(p, &named_key(transfer.id, &name))? {
             let parsed = parse_supplied_manifest(&text)
                 .map_err(|e| StageError::Failed(format!("{name} cannot be read: {e}")))?;
-            out.push((a.to_string(), name, parsed));
+            out.push((a.to_string(), name, false, parsed));
         }
         let bag_manifest = format!("manifest-{a}.txt");
         if let Some(text) = read_text(p, &named_key(transfer.id, &crate::intake::rules::bag_tag_path(&bag_manifest)))? {
             let parsed = crate::record::bagit::parse_manifest(&text)
                 .map_err(|e| StageError::Failed(format!("the bag's {bag_manifest} cannot be read: {e}")))?;
-            out.push((a.to_string(), format!("the bag's {bag_manifest}"), parsed));
+            out.push((a.to_string(), format!("the bag's {bag_manifest}"), true, parsed));
         }
     }
     Ok(out)
@@ -128,13 +131,16 @@ fn event(
 /// Compares the digests just computed with those the package supplied for this file.
 fn verify_supplied(
     p: &Checksum<'_>,
+    (transfer, kind): (&Transfer, PackageKind),
     file: &File,
     digests: &BTreeMap<String, String>,
     supplied: &Supplied,
     out: &mut FileOutcome,
 ) {
-    for (algorithm, source, manifest) in supplied {
-        let Some(want) = manifest.get(&file.original_path) else { continue };
+    let ids = &transfer.identifiers;
+    for (algorithm, source, bag_payload, manifest) in supplied {
+        let name = layout_name(kind, ids.wrapping_folder.as_deref(), &file.original_path, *bag_payload);
+        let Some(want) = manifest.get(&name) else { continue };
         let got = digests.get(algorithm).cloned().unwrap_or_default();
         let pass = *want == got;
         let mut e = event(

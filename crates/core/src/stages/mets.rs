@@ -35,7 +35,7 @@ use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LO
 use crate::record::keys::{
     listing_key, log_piece_key, mets_piece_key, named_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
-use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind};
+use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind, TransferMetadata};
 use crate::record::rights::{rows_by_file, RightsRow};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -60,8 +60,12 @@ impl Microservice for Mets<'_> {
                 created: job.started_at,
                 rights: load_rights(self, &transfer)?,
                 empty_folders: crate::record::aip::empty_folders(&self.events.transfer_events(transfer.id)?),
-                file_dc: load_file_rows(self, &transfer)?,
-            };
+                file_dc: BTreeMap::new(),
+                transfer_dc: transfer.identifiers.dublin_core.clone(),
+                transfer_md: transfer_metadata(self, &transfer)?,
+                package_kind: self.flow.profile(&transfer)?.kind,
+            }
+            .with_descriptions(load_descriptions(self, &transfer)?);
             loop {
                 let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
                 let checkpoint = match &text {
@@ -164,6 +168,27 @@ struct Writer<'a> {
     rights: BTreeMap<String, Vec<RightsRow>>,
     empty_folders: Vec<String>,
     file_dc: BTreeMap<String, BTreeMap<String, String>>,
+    transfer_dc: BTreeMap<String, String>,
+    transfer_md: Vec<TransferMetadata>,
+    package_kind: crate::config::profile::PackageKind,
+}
+
+impl Writer<'_> {
+    /// The rows of metadata.csv and metadata.json (`objects/<path>` or `objects/`) in place:
+    /// a file's own dmdSec, the transfer's Dublin Core. Where both describe one thing,
+    /// metadata.csv's fields stand.
+    fn with_descriptions(mut self, rows: Vec<BTreeMap<String, BTreeMap<String, String>>>) -> Self {
+        for source in rows {
+            for (name, dc) in source {
+                let target =
+                    if name == "objects/" { &mut self.transfer_dc } else { self.file_dc.entry(name).or_default() };
+                for (term, value) in dc {
+                    target.entry(term).or_insert(value);
+                }
+            }
+        }
+        self
+    }
 }
 
 /// The files of a METS: the state store's, in path order, and for the AIP the transfer
@@ -221,6 +246,9 @@ impl Writer<'_> {
             rights: &self.rights,
             empty_folders: &self.empty_folders,
             file_dc: &self.file_dc,
+            transfer_dc: &self.transfer_dc,
+            transfer_md: &self.transfer_md,
+            package_kind: self.package_kind,
             created: self.created,
         };
 
@@ -385,23 +413,56 @@ impl Writer<'_> {
 }
 
 /// metadata.csv's rows for single files, where the package has any.
-fn load_file_rows(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, BTreeMap<String, String>>> {
-    let key = named_key(transfer.id, "metadata/metadata.csv");
+/// A metadata file the package has, read by its name from the working area.
+fn read_named(p: &Mets<'_>, transfer: &Transfer, name: &str) -> StageResult<Option<Vec<u8>>> {
+    let key = named_key(transfer.id, name);
     if p.flow.working.head(&key)?.is_none() {
-        return Ok(BTreeMap::new());
+        return Ok(None);
     }
     let mut bytes = Vec::new();
     p.flow.working.get(&key)?.read_to_end(&mut bytes)?;
-    Ok(crate::intake::metadata::file_rows(&bytes))
+    Ok(Some(bytes))
+}
+
+/// metadata.csv's rows for single files (its `objects/` row is the transfer's, read at
+/// intake), then metadata.json's rows, for the files and the transfer.
+fn load_descriptions(
+    p: &Mets<'_>,
+    transfer: &Transfer,
+) -> StageResult<Vec<BTreeMap<String, BTreeMap<String, String>>>> {
+    let mut rows = Vec::new();
+    if let Some(csv) = read_named(p, transfer, "metadata/metadata.csv")? {
+        rows.push(crate::intake::metadata::file_rows(&csv));
+    }
+    if let Some(json) = read_named(p, transfer, "metadata/metadata.json")? {
+        // Archivematica reads what it can of a damaged metadata.json, and so does Vellum:
+        // the file itself is kept in the AIP either way.
+        match crate::intake::metadata::json_rows(&json) {
+            Ok(json_rows) => rows.push(json_rows),
+            Err(why) => tracing::warn!(transfer_id = %transfer.id, %why, "metadata.json is not used"),
+        }
+    }
+    Ok(rows)
+}
+
+/// The transfer's descriptive metadata that is not Dublin Core: a bag's `bag-info.txt`, and
+/// the choices the transfer's own `processingMCP.xml` made.
+fn transfer_metadata(p: &Mets<'_>, transfer: &Transfer) -> StageResult<Vec<TransferMetadata>> {
+    let mut out = Vec::new();
+    let bag_info = crate::intake::rules::bag_tag_path("bag-info.txt");
+    if let Some(bytes) = read_named(p, transfer, &bag_info)? {
+        let fields = crate::record::bagit::parse_bag_info(&String::from_utf8_lossy(&bytes));
+        out.push(TransferMetadata { id: "dmdSec_bagit", kind: "BagIt", fields });
+    }
+    let choices = &transfer.identifiers.processing_choices;
+    if !choices.is_empty() {
+        let fields = choices.iter().map(|(switch, on)| (switch.clone(), on.to_string())).collect();
+        out.push(TransferMetadata { id: "dmdSec_processing", kind: "processingMCP", fields });
+    }
+    Ok(out)
 }
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
 fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
-    let key = named_key(transfer.id, "metadata/rights.csv");
-    if p.flow.working.head(&key)?.is_none() {
-        return Ok(BTreeMap::new());
-    }
-    let mut bytes = Vec::new();
-    p.flow.working.get(&key)?.read_to_end(&mut bytes)?;
-    Ok(rows_by_file(&bytes))
+    Ok(read_named(p, transfer, "metadata/rights.csv")?.map(|bytes| rows_by_file(&bytes)).unwrap_or_default())
 }

@@ -131,13 +131,15 @@ impl Flow<'_> {
         Ok(Some((transfer, job)))
     }
 
-    pub fn profile(&self, transfer: &Transfer) -> StageResult<&Profile> {
-        self.config.profile(&transfer.profile).ok_or_else(|| {
+    /// The transfer's processing profile, with the switches its own `processingMCP.xml` set.
+    pub fn profile(&self, transfer: &Transfer) -> StageResult<std::borrow::Cow<'_, Profile>> {
+        let profile = self.config.profile(&transfer.profile).ok_or_else(|| {
             StageError::Failed(format!(
                 "the processing profile {:?} is not configured in this deployment",
                 transfer.profile
             ))
-        })
+        })?;
+        Ok(profile.with_choices(&transfer.identifiers.processing_choices))
     }
 
     pub fn batch_size(&self, profile: &Profile) -> u32 {

@@ -62,7 +62,7 @@ pub fn run_batch(
     while let Some(file) = files.next() {
         let file = file?;
         let started = flow.clock.now();
-        let outcome = work(&transfer, profile, &file)?;
+        let outcome = work(&transfer, &profile, &file)?;
         if outcome.not_a_task {
             continue;
         }

@@ -131,7 +131,10 @@ fn begin(p: &Start<'_>, transfer: &Transfer, profile: Option<&Profile>, ctx: &St
         }
     };
     tracing::info!(entries = listing.entries.len(), bytes_read = listing.bytes_read, "package listed");
-    let accepted = check_package(&listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
+    let mut accepted = check_package(listing, profile).map_err(|problems| refuse(p, transfer, &problems))?;
+    if profile.kind.is_archivematica_transfer() {
+        accepted.identifiers.transfer_name = Some(filing_name(&transfer.name));
+    }
     write_listing(p, transfer, &accepted)?;
     p.flow.register.set_identifiers(transfer.id, &accepted.identifiers)?;
     let mut accepted_transfer = transfer.clone();
@@ -146,6 +149,14 @@ fn begin(p: &Start<'_>, transfer: &Transfer, profile: Option<&Profile>, ctx: &St
     p.flow.finish_job(transfer.id, Stage::Start)?;
     p.flow.send(Stage::Extract, &[StageMessage::transfer(transfer.id)])?;
     Ok(Progress::Done)
+}
+
+/// The name a standard transfer or a bag is filed under: its upload's name, made one plain
+/// folder name (sanitized as file names are, and short enough to be one).
+fn filing_name(name: &str) -> String {
+    let mut plain = crate::intake::sanitize::sanitize_component(name);
+    plain.truncate(200);
+    plain
 }
 
 /// How far the listing of a tar has come: its parts so far, and where the next begins.

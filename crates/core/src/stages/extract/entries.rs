@@ -163,13 +163,15 @@ fn extract_file(
         )));
     }
     out.commit()?;
-    let file_use = if path.starts_with("metadata/") {
-        FileUse::Metadata
-    } else if path.starts_with("submissionDocumentation/") {
-        FileUse::SubmissionDocumentation
-    } else {
-        FileUse::Original
-    };
+    let file_use =
+        if path.starts_with("metadata/") || path.starts_with("logs/") || path == crate::intake::archive::PROCESSING_MCP
+        {
+            FileUse::Metadata
+        } else if path.starts_with("submissionDocumentation/") {
+            FileUse::SubmissionDocumentation
+        } else {
+            FileUse::Original
+        };
     Ok(File {
         uuid,
         transfer_id: transfer.id,
@@ -191,7 +193,7 @@ fn extract_file(
 fn file_events(p: &Extract<'_>, kind: PackageKind, file: &File) -> Vec<PremisEvent> {
     let now = p.flow.clock.now();
     let first = match kind {
-        PackageKind::Catalogued => EventType::Ingestion,
+        PackageKind::Catalogued | PackageKind::Standard | PackageKind::Bag => EventType::Ingestion,
         PackageKind::Accession => EventType::Registration,
     };
     let mut events = vec![PremisEvent::new(

@@ -109,7 +109,8 @@ fn commit(
     events: &mut Vec<PremisEvent>,
     next_entry: u64,
 ) -> StageResult<ExtractCheckpoint> {
-    packages::unpack(p, transfer, p.flow.profile(transfer)?, files, events)?;
+    let profile = p.flow.profile(transfer)?;
+    packages::unpack(p, transfer, &profile, files, events)?;
     let checkpoint = p.files.commit_extract_batch(transfer.id, from, files, events, next_entry)?;
     if checkpoint.batches > from.batches {
         p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, from.batches)])?;

@@ -23,7 +23,7 @@ use super::{Extract, READ_CHUNK};
 /// one line (and why is logged).
 pub(super) fn plan(p: &Extract<'_>, transfer: &Transfer) -> StageResult<Option<ExtractPlan>> {
     let profile = p.flow.profile(transfer)?;
-    let limits = Limits::for_batches_of(p.flow.batch_size(profile));
+    let limits = Limits::for_batches_of(p.flow.batch_size(&profile));
     let listing = std::io::BufReader::new(p.flow.working.get(&listing_key(transfer.id))?);
     let plan = match ExtractPlan::of(listing, limits)? {
         Ok(plan) => plan,
@@ -112,7 +112,7 @@ pub(super) fn extract_range(
             };
             take_in(p, transfer, profile.kind, &line, batch, open, &mut files, &mut events)?;
         }
-        super::packages::unpack(p, transfer, profile, &mut files, &mut events)?;
+        super::packages::unpack(p, transfer, &profile, &mut files, &mut events)?;
         p.files.write_extracted_batch(transfer.id, batch, &files, &events)?;
         // The batch's commit point; the one that completes the count finishes the job
         // before its batch goes on, so no later stage can end before extraction.

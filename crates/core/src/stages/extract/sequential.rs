@@ -27,7 +27,7 @@ pub(super) fn extract(
     ctx: &StageContext,
 ) -> StageResult<Option<ExtractCheckpoint>> {
     let profile = p.flow.profile(transfer)?;
-    let batch_size = p.flow.batch_size(profile) as usize;
+    let batch_size = p.flow.batch_size(&profile) as usize;
     let key = &transfer.source_key;
     let gone = || {
         StageError::Failed(format!("the upload {key:?} disappeared from the bucket during extraction: upload it again"))

@@ -54,14 +54,14 @@ impl Microservice for Package<'_> {
             }
             let entries = bag_entries(self, &transfer, job.started_at, &mut checkpoint)?;
             let fresh = checkpoint.parts.is_empty() && checkpoint.next_entry == 0;
-            if fresh && slices::worth_slicing(&transfer, self.flow.batch_size(profile)) {
+            if fresh && slices::worth_slicing(&transfer, self.flow.batch_size(&profile)) {
                 let planned =
                     slices::plan(self, &transfer, job.started_at, &entries, (seen.clone(), checkpoint.clone()))?;
                 if let Some(count) = planned.and_then(|cp| cp.slices) {
                     return slices::send_slices(self, &transfer, count);
                 }
             }
-            if !write_part(self, &transfer, profile, job.started_at, entries, (seen, checkpoint), ctx)? {
+            if !write_part(self, &transfer, &profile, job.started_at, entries, (seen, checkpoint), ctx)? {
                 self.flow.send(Stage::Package, &[StageMessage::transfer(transfer.id)])?;
                 return Ok(Progress::Continued);
             }

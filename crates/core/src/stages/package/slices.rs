@@ -184,7 +184,7 @@ pub(super) fn write_slice(
         entries.push((entry.path, source));
     }
     let last = i + 1 == slices;
-    let written = write_entries(p, transfer, profile, bagged, key, &entries, &mut |_| true, |_| last)?;
+    let written = write_entries(p, transfer, &profile, bagged, key, &entries, &mut |_| true, |_| last)?;
     if written != entries.len() {
         return Err(StageError::Transient(format!("slice {i} wrote {written} of its {} entries", entries.len())));
     }

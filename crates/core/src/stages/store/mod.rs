@@ -129,7 +129,7 @@ impl Microservice for Store<'_> {
             }
         }
         let profile = self.flow.profile(&transfer)?;
-        let reading = Reading { gzipped: package_extension(profile) == "tar.gz", bag: bag_name(&transfer) };
+        let reading = Reading { gzipped: package_extension(&profile) == "tar.gz", bag: bag_name(&transfer) };
         let mut parts_read = 0;
         while cp.primary.next_part < copied.part_sizes.len() {
             // At least one part an invocation, so that every one makes progress.
@@ -367,9 +367,9 @@ fn copy(
     if let Some(problem) = crate::record::aip::identifier_storage_problem(&identifier) {
         return Err(StageError::Failed(format!("{problem}: correct metadata.csv")));
     }
-    let space = p.flow.config.storage_space(profile, &identifier);
+    let space = p.flow.config.storage_space(&profile, &identifier);
     let version = p.flow.register.assign_aip_version(transfer.id, &space, &identifier)?;
-    let key = aip_key(&space, &identifier, version, transfer, package_extension(profile));
+    let key = aip_key(&space, &identifier, version, transfer, package_extension(&profile));
     let (_, packaged) = PackageCheckpoint::load(p.flow.jobs, transfer.id)?;
     if packaged.parts.is_empty() {
         return Err(StageError::Transient("the package has no parts yet".into()));

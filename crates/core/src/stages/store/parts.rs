@@ -53,7 +53,7 @@ pub(super) fn verify_part(p: &Store<'_>, transfer: &Transfer, part: usize) -> St
         return Err(StageError::Failed(format!("part {part} is not one of the AIP's {parts}")));
     }
     let profile = p.flow.profile(transfer)?;
-    let reading = Reading { gzipped: package_extension(profile) == "tar.gz", bag: bag_name(transfer) };
+    let reading = Reading { gzipped: package_extension(&profile) == "tar.gz", bag: bag_name(transfer) };
     let mut found = PartRead { primary: ReadBack { next_part: part, ..Default::default() }, replica: None };
     if let Err(why) = read_part(&reading, transfer, p.aips, &copied, &mut found.primary) {
         return Err(failed_verification(p, transfer, &copied, vec![format!("part {part}: {why}")]));
