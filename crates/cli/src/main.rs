@@ -33,7 +33,7 @@ enum Command {
     /// failed (FAILED), 1 an internal error, 2 a usage error.
     Ingest(ingest::IngestArgs),
     /// Run the pipeline as a service: watch DIR/uploads/<prefix>/ (born-digital/,
-    /// born-digital-accessions/ — created at start) for packages as if it were the uploads
+    /// born-digital-accessions/, standard/, bags/ — one per profile, created at start) for packages as if it were the uploads
     /// bucket, process them, and serve the dashboard on --listen: the sign-in page (/sign-in),
     /// the transfer list (/), the JSON API (/api/transfers, /api/aips; described at
     /// /api/openapi.json), Archivematica's API (/api/transfer/…, /api/ingest/…,
