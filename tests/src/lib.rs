@@ -338,6 +338,21 @@ pub fn bagit_validate(bag: &Path) -> Result<(), String> {
 }
 
 /// Unpacks a stored `.tar.gz` AIP into `dest`; returns the bag folder.
+/// What `scripts/validate-mets.py` says of one METS document: its XSD errors
+/// (`xsd_errors`) and the schematron's failures, as JSON.
+pub fn validate_mets(mets: &Path) -> serde_json::Value {
+    let schemas = std::env::var("VELLUM_SCHEMAS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/schemas"));
+    let out = Command::new(project_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-mets.py"))
+        .arg(&schemas)
+        .arg(mets)
+        .output()
+        .expect("run validate-mets.py");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 pub fn unpack_aip(aip: &Path, dest: &Path) -> PathBuf {
     let file = std::fs::File::open(aip).expect("open the AIP");
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));

@@ -57,7 +57,10 @@ fn demo_transfer() -> Package {
     p.add("DemoTransfer/letter.txt", letter.clone())
         .add("DemoTransfer/images/photo.png", png.clone())
         .add("DemoTransfer/empty/", Vec::new())
-        .add("DemoTransfer/metadata/metadata.csv", "filename,dc.title,dc.creator\nobjects/letter.txt,A letter,A. Writer\n")
+        .add(
+            "DemoTransfer/metadata/metadata.csv",
+            "filename,dc.title,dc.creator\r\nobjects/letter.txt,A letter,A. Writer\r\nobjects/images,Photographs,\r\n",
+        )
         .add(
             "DemoTransfer/metadata/metadata.json",
             r#"[{"filename": "objects/", "dc.title": "Demo transfer", "dc.subject": ["Letters", "Photographs"]}]"#,
@@ -118,12 +121,23 @@ fn a_standard_transfer_as_archivists_make_it_is_ingested_with_its_metadata_kept_
     let renames = std::fs::read_to_string(data.join("logs/filenameChanges.log")).unwrap_or_default();
     assert!(!renames.contains("letter.txt"), "no rename is logged for a move into objects/: {renames}");
 
-    let mets = read(&folder_starting(&data, "METS."));
+    let mets_path = folder_starting(&data, "METS.");
+    let report = vellum_tests::validate_mets(&mets_path);
+    assert_eq!(report["xsd_errors"], serde_json::json!([]), "the METS is valid METS/PREMIS");
+    let mets = read(&mets_path);
     // metadata.json's objects/ row is the transfer's Dublin Core; metadata.csv's file row
     // is the letter's own dmdSec.
     assert!(mets.contains("<dc:title>Demo transfer</dc:title>"), "metadata.json is used");
     assert!(mets.contains("<dc:subject>Letters; Photographs</dc:subject>"));
     assert!(mets.contains("<dc:title>A letter</dc:title>") && mets.contains("<dc:creator>A. Writer</dc:creator>"));
+    // A row naming a folder is the folder's div's, as Archivematica's multi-level CSV is.
+    let images_dmd = mets
+        .split("<mets:div TYPE=\"Directory\" LABEL=\"images\" DMDID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the images folder's div names a dmdSec");
+    let images_dc = mets.split(&format!("<mets:dmdSec ID=\"{images_dmd}\"")).nth(1).unwrap();
+    assert!(images_dc[..images_dc.find("</mets:dmdSec>").unwrap()].contains("<dc:title>Photographs</dc:title>"));
     // The processing choices are on record.
     assert!(mets.contains("OTHERMDTYPE=\"processingMCP\""), "{mets}");
     assert!(mets.contains("<normalize_for_preservation>false</normalize_for_preservation>"));
@@ -206,6 +220,11 @@ fn make_bag(dir: &Path) {
         .status()
         .expect("the project's Python");
     assert!(status.success(), "bagit-python made the bag");
+    // Archivematica's bags keep the transfer's metadata in a tag folder beside data/, its
+    // metadata.csv naming the payload as the bag does.
+    std::fs::create_dir_all(dir.join("metadata/submissionDocumentation")).unwrap();
+    std::fs::write(dir.join("metadata/metadata.csv"), "filename,dc.title\ndata/letters/a.txt,Letter A\n").unwrap();
+    std::fs::write(dir.join("metadata/submissionDocumentation/deed.txt"), "deed\n").unwrap();
 }
 
 /// A folder's files as a package, under `prefix`.
@@ -251,7 +270,13 @@ fn a_zipped_bag_with_or_without_its_folder_is_ingested_with_bag_info_in_the_mets
         let data = bag.join("data");
         assert_eq!(read(&data.join("objects/letters/a.txt")), "letter a\n");
         let mets = read(&folder_starting(&data, "METS."));
-        assert!(mets.contains("OTHERMDTYPE=\"BagIt\""), "{key}: bag-info.txt is in the METS");
+        assert!(
+            mets.contains("<mets:sourceMD ID=\"sourceMD_1\"><mets:mdWrap MDTYPE=\"OTHER\" OTHERMDTYPE=\"BagIt\">"),
+            "{key}: bag-info.txt is the METS's source metadata"
+        );
+        assert!(mets.contains("ADMID=\"amdSec_transfer\""), "{key}");
+        assert!(mets.contains("<dc:title>Letter A</dc:title>"), "{key}: the tag folder's metadata.csv is used");
+        assert_eq!(read(&data.join("objects/submissionDocumentation/deed.txt")), "deed\n", "{key}");
         assert!(mets.contains("<Source-Organization>Friends of the Archive</Source-Organization>"), "{key}");
         assert!(mets.contains("<External-Description>Letters and a photograph</External-Description>"), "{key}");
         assert!(mets.contains("<Payload-Oxum>"), "{key}");

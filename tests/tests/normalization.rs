@@ -12,7 +12,7 @@ use std::process::Command;
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore};
-use vellum_tests::{bagit_validate, project_python, unpack_aip, Package, TestEnv};
+use vellum_tests::{bagit_validate, unpack_aip, Package, TestEnv};
 
 /// Runs a tool that makes a test file in `dir`, and gives back the file's bytes.
 fn made(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
@@ -491,19 +491,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         transfer.id, transfer.sip_uuid
     )));
 
-    let python = project_python();
-    let out = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-mets.py"))
-        .arg(
-            std::env::var("VELLUM_SCHEMAS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/schemas")),
-        )
-        .arg(&mets_path)
-        .output()
-        .expect("run validate-mets.py");
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let report = vellum_tests::validate_mets(&mets_path);
     assert_eq!(report["xsd_errors"], serde_json::json!([]), "the METS is valid METS/PREMIS");
 }
 

@@ -239,8 +239,12 @@ impl Listing {
                 self.processing_mcp = Some(bytes);
                 continue;
             }
-            let inner =
-                if bag { path.strip_prefix("data/") } else { Some(path.as_str()).filter(|p| !p.starts_with("data/")) };
+            // A bag transfer's metadata may be a tag folder at its top, as Archivematica's are.
+            let inner = match (bag, kind) {
+                (true, PackageKind::Bag) => Some(path.strip_prefix("data/").unwrap_or(&path)),
+                (true, _) => path.strip_prefix("data/"),
+                (false, _) => Some(path.as_str()).filter(|p| !p.starts_with("data/")),
+            };
             match inner {
                 Some("metadata/metadata.csv") => self.metadata_csv = Some(bytes),
                 Some("metadata/rights.csv") => self.rights_csv = Some(bytes),

@@ -170,20 +170,30 @@ fn near_misses(headers: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A row's filename as the transfer's layout names it: a bag's rows may name the payload as
+/// the bag does (`data/<path>`), which is `objects/<path>` once the payload is the transfer.
+fn row_name(kind: PackageKind, filename: &str) -> String {
+    match filename.strip_prefix("data/").or((filename == "data").then_some("")) {
+        Some(rest) if kind == PackageKind::Bag => format!("objects/{rest}"),
+        _ => filename.to_string(),
+    }
+}
+
 /// The row that describes the package: `objects/` (or `objects`).
 fn is_transfer_row(filename: &str) -> bool {
     filename == "objects/" || filename == "objects"
 }
 
-/// A row that describes one file: `objects/<path>`.
+/// A row that describes one file or one folder: `objects/<path>` (a folder's with or
+/// without its trailing `/`).
 fn is_file_row(filename: &str) -> bool {
-    filename.len() > "objects/".len() && filename.starts_with("objects/") && !filename.ends_with('/')
+    filename.trim_end_matches('/').len() > "objects/".len() && filename.starts_with("objects/")
 }
 
-/// The rows of metadata.csv that describe one file each: its `objects/<path>` and its
-/// Dublin Core (the `dc.*` columns it fills, by term). Empty where the file cannot be read
+/// The rows of metadata.csv that describe one file or folder each: its `objects/<path>`
+/// (without a trailing `/`) and its Dublin Core (the `dc.*` columns it fills, by term). Empty where the file cannot be read
 /// (intake has refused it then).
-pub fn file_rows(bytes: &[u8]) -> BTreeMap<String, BTreeMap<String, String>> {
+pub fn file_rows(bytes: &[u8], kind: PackageKind) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let Ok((text, delimiter)) = decode(bytes) else { return out };
     let mut reader =
@@ -191,7 +201,10 @@ pub fn file_rows(bytes: &[u8]) -> BTreeMap<String, BTreeMap<String, String>> {
     let Ok(headers) = reader.headers().map(|h| h.iter().map(column_name).collect::<Vec<_>>()) else { return out };
     for record in reader.records().flatten() {
         let row: BTreeMap<&str, &str> = headers.iter().map(String::as_str).zip(record.iter().map(str::trim)).collect();
-        let Some(name) = row.get("filename").filter(|n| is_file_row(n)) else { continue };
+        let Some(name) = row.get("filename").map(|n| row_name(kind, n)).filter(|n| is_file_row(n)) else {
+            continue;
+        };
+        let name = name.trim_end_matches('/');
         let dc: BTreeMap<String, String> = row
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix("dc.")?.to_string(), v.to_string())))
@@ -205,13 +218,16 @@ pub fn file_rows(bytes: &[u8]) -> BTreeMap<String, BTreeMap<String, String>> {
 /// Archivematica's `metadata/metadata.json`, the JSON twin of metadata.csv: an array of
 /// objects, each with its `filename` (`objects/` or `objects/<path>`) and `dc.*` fields
 /// (a string, or a list of strings, joined by "; "). Rows by filename, Dublin Core by term.
-pub fn json_rows(bytes: &[u8]) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+pub fn json_rows(bytes: &[u8], kind: PackageKind) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
     let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(bytes)
         .map_err(|e| format!("metadata/metadata.json is not an array of objects ({e})"))?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let Some(name) = row.get("filename").and_then(|v| v.as_str()).map(str::trim) else { continue };
-        let name = if is_transfer_row(name) { "objects/".to_string() } else { name.to_string() };
+        let Some(name) = row.get("filename").and_then(|v| v.as_str()).map(|n| row_name(kind, n.trim())) else {
+            continue;
+        };
+        let name = name.as_str();
+        let name = if is_transfer_row(name) { "objects/".to_string() } else { name.trim_end_matches('/').to_string() };
         let dc: BTreeMap<String, String> = row
             .iter()
             .filter_map(|(k, v)| {
@@ -254,12 +270,12 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
     };
     // One row describes objects/ (the package); others may describe one file each
     // (`objects/<path>`), as Archivematica reads them.
-    let filename = |r: &csv::StringRecord| r.get(column).unwrap_or_default().trim().to_string();
+    let filename = |r: &csv::StringRecord| row_name(kind, r.get(column).unwrap_or_default().trim());
     for r in &rows {
         let name = filename(r);
         if !is_transfer_row(&name) && !is_file_row(&name) {
             problems.push(format!(
-                "in metadata/metadata.csv the filename must be \"objects/\" or a file's objects/<path>, not {name:?}"
+                "in metadata/metadata.csv the filename must be \"objects/\" or a file's or folder's objects/<path>, not {name:?}"
             ));
         }
     }
@@ -341,7 +357,7 @@ mod tests {
     fn names_each_problem() {
         let e = parse_metadata_csv(b"filename,dc.identifier\nfoo/,\n", PackageKind::Catalogued).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains("must be \"objects/\" or a file's objects/<path>"));
+        assert!(e[0].contains("must be \"objects/\" or a file's or folder's objects/<path>"));
         assert!(e[1].contains("exactly one row describing objects/"));
         let e = parse_metadata_csv(b"filename\nobjects/\nobjects/\n", PackageKind::Catalogued).unwrap_err();
         assert!(e[0].contains("exactly one row describing objects/"), "{e:?}");
@@ -361,7 +377,7 @@ mod tests {
                     objects/letters/a.txt,,A letter,A. Writer\n";
         let ids = parse_metadata_csv(csv, PackageKind::Catalogued).unwrap();
         assert_eq!(ids.dublin_core.get("title").map(String::as_str), Some("Papers"));
-        let files = file_rows(csv);
+        let files = file_rows(csv, PackageKind::Catalogued);
         assert_eq!(files.len(), 1);
         let a = &files["objects/letters/a.txt"];
         assert_eq!(a.get("title").map(String::as_str), Some("A letter"));
@@ -374,11 +390,11 @@ mod tests {
         let json = br#"[{"filename": "objects", "dc.title": "Papers", "dc.subject": ["Letters", "Maps"]},
                         {"filename": "objects/a.txt", "dc.title": "A", "dc.description": ""},
                         {"dc.title": "no filename"}]"#;
-        let rows = json_rows(json).unwrap();
+        let rows = json_rows(json, PackageKind::Standard).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows["objects/"]["subject"], "Letters; Maps");
         assert_eq!(rows["objects/a.txt"].len(), 1, "empty values are left out");
-        assert!(json_rows(b"{}").unwrap_err().contains("not an array"));
+        assert!(json_rows(b"{}", PackageKind::Standard).unwrap_err().contains("not an array"));
     }
 
     #[test]

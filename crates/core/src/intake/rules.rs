@@ -512,9 +512,11 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                 }
                 let files: BTreeSet<&str> =
                     listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
-                let absent: Vec<String> = crate::intake::metadata::file_rows(bytes)
+                let folders: BTreeSet<&str> =
+                    files.iter().flat_map(|f| f.match_indices('/').map(move |(i, _)| &f[..i])).collect();
+                let absent: Vec<String> = crate::intake::metadata::file_rows(bytes, profile.kind)
                     .into_keys()
-                    .filter(|name| !files.contains(name.as_str()))
+                    .filter(|name| !files.contains(name.as_str()) && !folders.contains(name.as_str()))
                     .collect();
                 if !absent.is_empty() {
                     problems.push(Problem::new(
@@ -523,7 +525,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                             "metadata/metadata.csv describes files that are not in the package: {}",
                             some_of(&absent)
                         ),
-                        "correct the filename of each row to the file's objects/<path>, or remove the row",
+                        "correct the filename of each row to the file's (or folder's) objects/<path>, or remove the row",
                     ));
                 }
                 Some(ids)
@@ -785,18 +787,30 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
     };
     let mut stray = Vec::new();
     let processing_mcp = crate::intake::archive::PROCESSING_MCP;
+    // A bag transfer is laid out as Archivematica lays one out: its payload is the
+    // transfer, its top-level metadata/, logs/ and submissionDocumentation/ (tag folders to
+    // BagIt) are the transfer's, and any other tag file or folder is the bag's own.
+    let bag_transfer = profile.kind == PackageKind::Bag;
+    let transfer_metadata = |n: &str| {
+        bag_transfer
+            && ["metadata", "logs", "submissionDocumentation"]
+                .iter()
+                .any(|t| n == *t || n.strip_prefix(t).is_some_and(|r| r.starts_with('/')))
+    };
+    let mut push_inner = |e: &crate::intake::archive::ListedEntry, name: &str| {
+        let mut inner_entry = e.clone();
+        inner_entry.name = name.to_string();
+        let upload_name = listing.original_names.get(&e.index).unwrap_or(&e.name);
+        inner.original_names.insert(e.index, upload_name.clone());
+        inner.entries.push(inner_entry);
+    };
     for e in &listing.entries {
         match e.name.strip_prefix("data/") {
-            Some(rest) if !rest.is_empty() => {
-                let mut inner_entry = e.clone();
-                inner_entry.name = rest.to_string();
-                let upload_name = listing.original_names.get(&e.index).unwrap_or(&e.name);
-                inner.original_names.insert(e.index, upload_name.clone());
-                inner.entries.push(inner_entry);
-            }
+            Some(rest) if !rest.is_empty() => push_inner(e, rest),
             Some(_) => {}
+            None if transfer_metadata(&e.name) => push_inner(e, &e.name),
             None if crate::intake::archive::is_bag_tag_file(&e.name) || e.name == "data" => {}
-            None if e.name == processing_mcp => {}
+            None if e.name == processing_mcp || bag_transfer => {}
             None => stray.push(e.name.clone()),
         }
     }
@@ -815,10 +829,15 @@ fn check_bag_package(listing: &Listing, profile: &Profile) -> Result<Accepted, V
     match check_plain_package(&inner, profile) {
         Ok(mut accepted) if problems.is_empty() => {
             // The tag files are kept (and a processing configuration beside them).
-            for e in listing.entries.iter().filter(|e| {
-                e.kind == EntryKind::File
-                    && (crate::intake::archive::is_bag_tag_file(&e.name) || e.name == processing_mcp)
-            }) {
+            let tag_file = |name: &str| {
+                crate::intake::archive::is_bag_tag_file(name)
+                    || (bag_transfer && !name.starts_with("data/") && !transfer_metadata(name))
+            };
+            for e in listing
+                .entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::File && (tag_file(&e.name) || e.name == processing_mcp))
+            {
                 let path = if e.name == processing_mcp { e.name.clone() } else { bag_tag_path(&e.name) };
                 accepted.lines.push(ListingLine {
                     index: e.index,

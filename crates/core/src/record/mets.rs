@@ -80,17 +80,23 @@ pub struct MetsDoc<'a> {
     pub created: Timestamp,
 }
 
-/// Metadata about the whole transfer that is not Dublin Core, kept as Archivematica keeps a
-/// bag's `bag-info.txt`: a dmdSec of `MDTYPE="OTHER"` holding `<transfer_metadata>` with an
-/// element per field.
+/// Metadata about the whole transfer that is not Dublin Core: `MDTYPE="OTHER"` holding
+/// `<transfer_metadata>` with an element per field. Archivematica keeps a bag's
+/// `bag-info.txt` so, as a `sourceMD` in an amdSec the transfer's div names; descriptive
+/// metadata (the processing choices) is a dmdSec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferMetadata {
-    /// The dmdSec's ID (`dmdSec_bagit`).
+    /// The section's ID (`sourceMD_1`, `dmdSec_processing`).
     pub id: &'static str,
     /// Its OTHERMDTYPE (`BagIt`).
     pub kind: &'static str,
+    /// Whether it is where the transfer came from (a `sourceMD`) rather than a `dmdSec`.
+    pub source: bool,
     pub fields: Vec<(String, String)>,
 }
+
+/// The amdSec of the transfer's own source metadata.
+const TRANSFER_AMD_SEC: &str = "amdSec_transfer";
 
 /// A field name as an XML element name: kept where it is one, its other characters made `_`.
 fn element_name(term: &str) -> String {
@@ -107,18 +113,19 @@ fn element_name(term: &str) -> String {
 }
 
 fn write_transfer_metadata(out: &mut dyn Write, md: &TransferMetadata, created: Timestamp) -> io::Result<()> {
+    let section = if md.source { "sourceMD" } else { "dmdSec" };
+    let dated = if md.source { String::new() } else { format!(" CREATED=\"{}\"", ts(&created)) };
     write!(
         out,
-        "<mets:dmdSec ID=\"{}\" CREATED=\"{}\"><mets:mdWrap MDTYPE=\"OTHER\" OTHERMDTYPE=\"{}\"><mets:xmlData><transfer_metadata>",
+        "<mets:{section} ID=\"{}\"{dated}><mets:mdWrap MDTYPE=\"OTHER\" OTHERMDTYPE=\"{}\"><mets:xmlData><transfer_metadata>",
         md.id,
-        ts(&created),
         esc(md.kind)
     )?;
     for (field, value) in &md.fields {
         let name = element_name(field);
         write!(out, "<{name}>{}</{name}>", esc(value))?;
     }
-    writeln!(out, "</transfer_metadata></mets:xmlData></mets:mdWrap></mets:dmdSec>")
+    writeln!(out, "</transfer_metadata></mets:xmlData></mets:mdWrap></mets:{section}>")
 }
 
 impl MetsDoc<'_> {
@@ -167,8 +174,15 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     }
     writeln!(out, "</mets:metsHdr>")?;
     write_dublin_core(out, "dmdSec_1", doc.transfer_dc, doc.created)?;
-    for md in doc.transfer_md {
+    for md in doc.transfer_md.iter().filter(|md| !md.source) {
         write_transfer_metadata(out, md, doc.created)?;
+    }
+    if doc.transfer_md.iter().any(|md| md.source) {
+        writeln!(out, "<mets:amdSec ID=\"{TRANSFER_AMD_SEC}\">")?;
+        for md in doc.transfer_md.iter().filter(|md| md.source) {
+            write_transfer_metadata(out, md, doc.created)?;
+        }
+        writeln!(out, "</mets:amdSec>")?;
     }
     for (i, dc) in doc.file_dc.values().enumerate() {
         write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
@@ -449,6 +463,8 @@ fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
 #[derive(Default)]
 struct Dir {
     dirs: BTreeMap<Box<str>, Dir>,
+    /// The folder's own dmdSec's number, if metadata.csv describes the folder.
+    dmd: Option<u32>,
     /// Each file's UUID, and its own dmdSec's number if metadata.csv describes it.
     files: BTreeMap<Box<str>, (Uuid, Option<u32>)>,
 }
@@ -460,14 +476,19 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         let path = doc.path_of(f);
         let mut parts: Vec<&str> = path.split('/').collect();
         let name = parts.pop().unwrap_or_default();
-        let mut dir = &mut root;
-        for p in parts {
-            dir = dir.dirs.entry(p.into()).or_default();
-        }
         let original = doc.transfer_name(&f.original_path);
-        let dmd = (f.file_use == crate::model::FileUse::Original)
-            .then(|| described.get(original.as_str()).copied())
-            .flatten();
+        let is_original = f.file_use == crate::model::FileUse::Original;
+        // An original's folders are its name's folders, sanitized one for one: a row of
+        // metadata.csv naming a folder (`objects/minutes`) is that folder's div's.
+        let folders: Vec<usize> = original.match_indices('/').map(|(i, _)| i).collect();
+        let mut dir = &mut root;
+        for (depth, p) in parts.into_iter().enumerate() {
+            dir = dir.dirs.entry(p.into()).or_default();
+            if is_original && dir.dmd.is_none() {
+                dir.dmd = folders.get(depth).and_then(|&end| described.get(&original[..end]).copied());
+            }
+        }
+        let dmd = is_original.then(|| described.get(original.as_str()).copied()).flatten();
         dir.files.insert(name.into(), (f.uuid, dmd));
         Ok(())
     })?;
@@ -487,10 +508,16 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         MetsKind::Aip => bag_name(doc.transfer),
         MetsKind::Transfer => format!("{}-{}", crate::record::keys::safe_name(doc.transfer), doc.transfer.id),
     };
-    let dmd_ids: Vec<&str> = std::iter::once("dmdSec_1").chain(doc.transfer_md.iter().map(|md| md.id)).collect();
+    let dmd_ids: Vec<&str> =
+        std::iter::once("dmdSec_1").chain(doc.transfer_md.iter().filter(|md| !md.source).map(|md| md.id)).collect();
+    let admid = if doc.transfer_md.iter().any(|md| md.source) {
+        format!(" ADMID=\"{TRANSFER_AMD_SEC}\"")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"{}\">",
+        "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"{}\"{admid}>",
         esc(&label),
         dmd_ids.join(" ")
     )?;
@@ -500,7 +527,8 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
 
 fn write_dir(out: &mut dyn Write, dir: &Dir) -> io::Result<()> {
     for (name, sub) in &dir.dirs {
-        writeln!(out, "<mets:div TYPE=\"Directory\" LABEL=\"{}\">", esc(name))?;
+        let dmdid = sub.dmd.map(|i| format!(" DMDID=\"{}\"", file_dmd_id(i as usize))).unwrap_or_default();
+        writeln!(out, "<mets:div TYPE=\"Directory\" LABEL=\"{}\"{dmdid}>", esc(name))?;
         write_dir(out, sub)?;
         writeln!(out, "</mets:div>")?;
     }

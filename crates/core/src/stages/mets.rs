@@ -431,13 +431,14 @@ fn load_descriptions(
     transfer: &Transfer,
 ) -> StageResult<Vec<BTreeMap<String, BTreeMap<String, String>>>> {
     let mut rows = Vec::new();
+    let kind = p.flow.profile(transfer)?.kind;
     if let Some(csv) = read_named(p, transfer, "metadata/metadata.csv")? {
-        rows.push(crate::intake::metadata::file_rows(&csv));
+        rows.push(crate::intake::metadata::file_rows(&csv, kind));
     }
     if let Some(json) = read_named(p, transfer, "metadata/metadata.json")? {
         // Archivematica reads what it can of a damaged metadata.json, and so does Vellum:
         // the file itself is kept in the AIP either way.
-        match crate::intake::metadata::json_rows(&json) {
+        match crate::intake::metadata::json_rows(&json, kind) {
             Ok(json_rows) => rows.push(json_rows),
             Err(why) => tracing::warn!(transfer_id = %transfer.id, %why, "metadata.json is not used"),
         }
@@ -452,12 +453,12 @@ fn transfer_metadata(p: &Mets<'_>, transfer: &Transfer) -> StageResult<Vec<Trans
     let bag_info = crate::intake::rules::bag_tag_path("bag-info.txt");
     if let Some(bytes) = read_named(p, transfer, &bag_info)? {
         let fields = crate::record::bagit::parse_bag_info(&String::from_utf8_lossy(&bytes));
-        out.push(TransferMetadata { id: "dmdSec_bagit", kind: "BagIt", fields });
+        out.push(TransferMetadata { id: "sourceMD_1", kind: "BagIt", source: true, fields });
     }
     let choices = &transfer.identifiers.processing_choices;
     if !choices.is_empty() {
         let fields = choices.iter().map(|(switch, on)| (switch.clone(), on.to_string())).collect();
-        out.push(TransferMetadata { id: "dmdSec_processing", kind: "processingMCP", fields });
+        out.push(TransferMetadata { id: "dmdSec_processing", kind: "processingMCP", source: false, fields });
     }
     Ok(out)
 }
