@@ -225,6 +225,11 @@ fn make_bag(dir: &Path) {
     std::fs::create_dir_all(dir.join("metadata/submissionDocumentation")).unwrap();
     std::fs::write(dir.join("metadata/metadata.csv"), "filename,dc.title\ndata/letters/a.txt,Letter A\n").unwrap();
     std::fs::write(dir.join("metadata/submissionDocumentation/deed.txt"), "deed\n").unwrap();
+    std::fs::write(
+        dir.join("metadata/rights.csv"),
+        "file,basis,status,jurisdiction\ndata/letters/a.txt,copyright,copyrighted,uk\n",
+    )
+    .unwrap();
 }
 
 /// A folder's files as a package, under `prefix`.
@@ -276,6 +281,10 @@ fn a_zipped_bag_with_or_without_its_folder_is_ingested_with_bag_info_in_the_mets
         );
         assert!(mets.contains("ADMID=\"amdSec_transfer\""), "{key}");
         assert!(mets.contains("<dc:title>Letter A</dc:title>"), "{key}: the tag folder's metadata.csv is used");
+        assert!(
+            mets.contains("<premis:copyrightStatus>copyrighted</premis:copyrightStatus>"),
+            "{key}: and its rights.csv"
+        );
         assert_eq!(read(&data.join("objects/submissionDocumentation/deed.txt")), "deed\n", "{key}");
         assert!(mets.contains("<Source-Organization>Friends of the Archive</Source-Organization>"), "{key}");
         assert!(mets.contains("<External-Description>Letters and a photograph</External-Description>"), "{key}");

@@ -65,3 +65,13 @@ pub fn layout_name(kind: PackageKind, wrapper: Option<&str>, upload_name: &str, 
         _ => name.to_string(),
     }
 }
+
+/// A metadata row's filename (metadata.csv, rights.csv) as the transfer's layout names it: a
+/// bag's rows may name the payload as the bag does (`data/<path>`), which is
+/// `objects/<path>` once the payload is the transfer.
+pub fn metadata_row_name(kind: PackageKind, filename: &str) -> String {
+    match filename.strip_prefix("data/").or((filename == "data").then_some("")) {
+        Some(rest) if kind == PackageKind::Bag => format!("objects/{rest}"),
+        _ => filename.to_string(),
+    }
+}

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::profile::PackageKind;
+use crate::intake::layout::metadata_row_name;
 use crate::model::CatalogueIdentifiers;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -170,15 +171,6 @@ fn near_misses(headers: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A row's filename as the transfer's layout names it: a bag's rows may name the payload as
-/// the bag does (`data/<path>`), which is `objects/<path>` once the payload is the transfer.
-fn row_name(kind: PackageKind, filename: &str) -> String {
-    match filename.strip_prefix("data/").or((filename == "data").then_some("")) {
-        Some(rest) if kind == PackageKind::Bag => format!("objects/{rest}"),
-        _ => filename.to_string(),
-    }
-}
-
 /// The row that describes the package: `objects/` (or `objects`).
 fn is_transfer_row(filename: &str) -> bool {
     filename == "objects/" || filename == "objects"
@@ -201,7 +193,7 @@ pub fn file_rows(bytes: &[u8], kind: PackageKind) -> BTreeMap<String, BTreeMap<S
     let Ok(headers) = reader.headers().map(|h| h.iter().map(column_name).collect::<Vec<_>>()) else { return out };
     for record in reader.records().flatten() {
         let row: BTreeMap<&str, &str> = headers.iter().map(String::as_str).zip(record.iter().map(str::trim)).collect();
-        let Some(name) = row.get("filename").map(|n| row_name(kind, n)).filter(|n| is_file_row(n)) else {
+        let Some(name) = row.get("filename").map(|n| metadata_row_name(kind, n)).filter(|n| is_file_row(n)) else {
             continue;
         };
         let name = name.trim_end_matches('/');
@@ -223,7 +215,7 @@ pub fn json_rows(bytes: &[u8], kind: PackageKind) -> Result<BTreeMap<String, BTr
         .map_err(|e| format!("metadata/metadata.json is not an array of objects ({e})"))?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let Some(name) = row.get("filename").and_then(|v| v.as_str()).map(|n| row_name(kind, n.trim())) else {
+        let Some(name) = row.get("filename").and_then(|v| v.as_str()).map(|n| metadata_row_name(kind, n.trim())) else {
             continue;
         };
         let name = name.as_str();
@@ -270,7 +262,7 @@ pub fn parse_metadata_csv(bytes: &[u8], kind: PackageKind) -> Result<CatalogueId
     };
     // One row describes objects/ (the package); others may describe one file each
     // (`objects/<path>`), as Archivematica reads them.
-    let filename = |r: &csv::StringRecord| row_name(kind, r.get(column).unwrap_or_default().trim());
+    let filename = |r: &csv::StringRecord| metadata_row_name(kind, r.get(column).unwrap_or_default().trim());
     for r in &rows {
         let name = filename(r);
         if !is_transfer_row(&name) && !is_file_row(&name) {

@@ -574,7 +574,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
     if let Some(rights) = &listing.rights_csv {
         let files: BTreeSet<&str> =
             listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
-        for message in check_rights_csv(rights, &files) {
+        for message in check_rights_csv(rights, &files, profile.kind) {
             problems.push(Problem::new(
                 "rights.csv",
                 message,

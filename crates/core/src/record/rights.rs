@@ -3,6 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::profile::PackageKind;
+use crate::intake::layout::metadata_row_name;
+
 pub const REQUIRED_COLUMNS: &[&str] = &["file", "basis"];
 pub const OPTIONAL_COLUMNS: &[&str] = &[
     "status",
@@ -100,7 +103,7 @@ fn one_of(value: &str, allowed: &[&str]) -> bool {
 pub type RightsRow = BTreeMap<String, String>;
 
 /// The rows of a rights.csv that intake accepted, by the file they are about.
-pub fn rows_by_file(bytes: &[u8]) -> BTreeMap<String, Vec<RightsRow>> {
+pub fn rows_by_file(bytes: &[u8], kind: PackageKind) -> BTreeMap<String, Vec<RightsRow>> {
     let mut out: BTreeMap<String, Vec<RightsRow>> = BTreeMap::new();
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let Ok(headers) = reader.headers().map(|h| h.iter().map(|s| s.trim().to_string()).collect::<Vec<_>>()) else {
@@ -113,7 +116,7 @@ pub fn rows_by_file(bytes: &[u8]) -> BTreeMap<String, Vec<RightsRow>> {
             .map(|(h, v)| (h.clone(), v.trim().to_string()))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        if let Some(file) = row.get("file").cloned() {
+        if let Some(file) = row.get("file").map(|f| metadata_row_name(kind, f)) {
             out.entry(file).or_default().push(row);
         }
     }
@@ -122,7 +125,7 @@ pub fn rows_by_file(bytes: &[u8]) -> BTreeMap<String, Vec<RightsRow>> {
 
 /// Every problem with rights.csv, each naming its line. `package_files` are the package's
 /// file paths (`objects/...`).
-pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>) -> Vec<String> {
+pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>, kind: PackageKind) -> Vec<String> {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         return vec!["metadata/rights.csv starts with a byte-order mark: save it as UTF-8 without a BOM".into()];
     }
@@ -189,7 +192,8 @@ pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>) -> Vec<Str
         }
         let row: BTreeMap<&str, &str> = headers.iter().map(String::as_str).zip(record.iter().map(str::trim)).collect();
         let get = |c: &str| row.get(c).copied().unwrap_or("");
-        let file = get("file");
+        let file = metadata_row_name(kind, get("file"));
+        let file = file.as_str();
         let basis = get("basis").to_ascii_lowercase();
         if file.is_empty() || basis.is_empty() {
             problems.push(format!("line {line} of metadata/rights.csv needs both a file and a basis"));
@@ -278,7 +282,7 @@ mod tests {
     }
 
     fn check(text: &str) -> Vec<String> {
-        check_rights_csv(text.as_bytes(), &files())
+        check_rights_csv(text.as_bytes(), &files(), PackageKind::Catalogued)
     }
 
     #[test]
@@ -325,7 +329,8 @@ mod tests {
             let problems = check(text);
             assert!(problems.iter().any(|p| p.contains(words)), "{text:?}: {problems:?}");
         }
-        assert!(check_rights_csv(b"file,basis\nobjects/caf\xe9,donor\n", &files())[0].contains("not UTF-8"));
+        assert!(check_rights_csv(b"file,basis\nobjects/caf\xe9,donor\n", &files(), PackageKind::Catalogued)[0]
+            .contains("not UTF-8"));
     }
 
     /// Archivematica's own sample rights files (DemoTransfer, rightsTransferMixed, the Conan
@@ -368,13 +373,13 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = check_rights_csv(&bytes, &files());
+            let _ = check_rights_csv(&bytes, &files(), PackageKind::Catalogued);
             let _ = crate::intake::metadata::parse_metadata_csv(&bytes, crate::config::profile::PackageKind::Catalogued);
         }
 
         #[test]
         fn never_panics_on_csv_shaped_text(text in "(file|basis|note|grant_act|objects/a.pdf|donor|copyright|,|\n|\"|x){0,60}") {
-            let _ = check_rights_csv(text.as_bytes(), &files());
+            let _ = check_rights_csv(text.as_bytes(), &files(), PackageKind::Catalogued);
             let _ = crate::intake::metadata::parse_metadata_csv(text.as_bytes(), crate::config::profile::PackageKind::Accession);
         }
     }

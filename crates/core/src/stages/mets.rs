@@ -465,5 +465,6 @@ fn transfer_metadata(p: &Mets<'_>, transfer: &Transfer) -> StageResult<Vec<Trans
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
 fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
-    Ok(read_named(p, transfer, "metadata/rights.csv")?.map(|bytes| rows_by_file(&bytes)).unwrap_or_default())
+    let kind = p.flow.profile(transfer)?.kind;
+    Ok(read_named(p, transfer, "metadata/rights.csv")?.map(|bytes| rows_by_file(&bytes, kind)).unwrap_or_default())
 }
