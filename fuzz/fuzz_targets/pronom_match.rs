@@ -10,5 +10,5 @@ use vellum_fuzz::{OneObject, KEY};
 fuzz_target!(|data: &[u8]| {
     static SIGNATURES: OnceLock<Arc<FormatIdentifier>> = OnceLock::new();
     let identifier = SIGNATURES.get_or_init(|| Arc::new(FormatIdentifier::builtin().expect("the built-in signatures")));
-    let _ = identify_object(identifier, &OneObject::store(data), KEY, data.len() as u64);
+    let _ = identify_object(identifier, &OneObject::store(data), KEY, KEY, data.len() as u64);
 });
