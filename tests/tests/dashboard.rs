@@ -666,6 +666,9 @@ fn archivematicas_api_answers_in_its_own_words() {
     let xml_text = text(&xml);
     let doc = roxmltree::Document::parse(&xml_text).expect("well-formed XML");
     assert_eq!(doc.root_element().tag_name().name(), "processingMCP");
+    // Brought back in a transfer, the configuration means the profile's own switches.
+    let profile = vellum_core::config::profile::Config::builtin().profile("born_digital").unwrap().clone();
+    assert_eq!(vellum_core::intake::processing::choices(xml_text.as_bytes()).unwrap(), profile.switches());
     assert_eq!(config("born_digital", "application/json").status, 415);
     assert_eq!(config("nonesuch", "*/*").status, 404);
 

@@ -131,6 +131,23 @@ impl Profile {
         std::borrow::Cow::Owned(p)
     }
 
+    /// The switches a transfer's `processingMCP.xml` may set, by name, as the profile has them.
+    pub fn switches(&self) -> std::collections::BTreeMap<String, bool> {
+        [
+            ("normalize_for_preservation", self.normalize_for_preservation),
+            ("normalize_for_access", self.normalize_for_access),
+            ("thumbnails", self.thumbnails),
+            ("store_dip", self.store_dip),
+            ("transcribe", self.transcribe),
+            ("extract_packages", self.extract_packages),
+            ("virus_scan", self.virus_scan),
+            ("format_identification", self.format_identification),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// Whether a path under `objects/` is clutter the profile leaves out.
     pub fn is_clutter(&self, path: &str) -> bool {
         path.split('/').skip(1).any(|part| self.clutter.iter().any(|c| c.eq_ignore_ascii_case(part)))

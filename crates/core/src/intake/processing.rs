@@ -120,6 +120,21 @@ pub fn choices(xml: &[u8]) -> Result<BTreeMap<String, bool>, String> {
     Ok(set)
 }
 
+/// The profile's switches as Archivematica's preconfigured choices (a decision point's
+/// link and the chain that does what the switches say), so that a processing
+/// configuration read from Vellum means the same when a transfer brings it back.
+pub fn archivematica_choices(switches: &BTreeMap<String, bool>) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for point in DECISION_POINTS {
+        // The chain whose every switch the profile has, set as it has it.
+        let chain = point.chains.iter().find(|(_, sets)| sets.iter().all(|(k, v)| switches.get(*k) == Some(v)));
+        if let Some((chain, _)) = chain {
+            out.push((point.links[0], *chain));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +171,26 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(set, want);
+    }
+
+    #[test]
+    fn a_profiles_switches_read_back_as_the_same_choices() {
+        let switches: BTreeMap<String, bool> = [
+            ("normalize_for_preservation", true),
+            ("normalize_for_access", false),
+            ("thumbnails", true),
+            ("extract_packages", false),
+            ("transcribe", true),
+            ("store_dip", true),
+            ("virus_scan", false),
+            ("format_identification", true),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let pairs: Vec<(&str, &str)> = archivematica_choices(&switches);
+        assert_eq!(pairs.len(), 7, "one choice per decision point: {pairs:?}");
+        assert_eq!(choices(&config(&pairs)).unwrap(), switches);
     }
 
     #[test]

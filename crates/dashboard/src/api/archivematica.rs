@@ -239,6 +239,13 @@ fn processing_configuration(d: &Dashboard, name: &str, request: &Request) -> Res
             esc(&value)
         ));
     }
+    // The switches again in Archivematica's own terms, which a transfer's processingMCP.xml
+    // may carry back to Vellum (`intake::processing`).
+    for (applies_to, chain) in vellum_core::intake::processing::archivematica_choices(&profile.switches()) {
+        xml.push_str(&format!(
+            "    <preconfiguredChoice>\n      <appliesTo>{applies_to}</appliesTo>\n      <goToChain>{chain}</goToChain>\n    </preconfiguredChoice>\n"
+        ));
+    }
     xml.push_str("  </preconfiguredChoices>\n</processingMCP>\n");
     Response::with_type(200, "text/xml", xml)
 }
