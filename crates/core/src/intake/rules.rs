@@ -571,6 +571,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
         },
         (ids, _) => ids,
     };
+    let mut rights_notes = Vec::new();
     if let Some(rights) = &listing.rights_csv {
         let files: BTreeSet<&str> =
             listing.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.name.as_str()).collect();
@@ -581,6 +582,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
                 "correct metadata/rights.csv, zip the package again and upload it",
             ));
         }
+        rights_notes = crate::record::rights::rights_notes(rights, &files, profile.kind);
     }
 
     if profile.supplied_checksums {
@@ -664,6 +666,7 @@ fn check_plain_package(listing: &Listing, profile: &Profile) -> Result<Accepted,
             if empty > 0 {
                 notes.push(format!("{empty} empty folder(s) left out; the AIP's logs/leftOut.log lists them"));
             }
+            notes.extend(rights_notes);
             if !identifiers.processing_choices.is_empty() {
                 let set: Vec<String> = identifiers
                     .processing_choices

@@ -126,19 +126,38 @@ pub fn rows_by_file(bytes: &[u8], kind: PackageKind) -> BTreeMap<String, Vec<Rig
 /// Every problem with rights.csv, each naming its line. `package_files` are the package's
 /// file paths (`objects/...`).
 pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>, kind: PackageKind) -> Vec<String> {
+    examine(bytes, package_files, kind).0
+}
+
+/// What the archivist is told of a rights.csv that is no problem: each date not written as
+/// ISO 8601 (`31/12/2013`, as Archivematica's own sample has), kept as written — PREMIS
+/// rights dates are text — but never silently.
+pub fn rights_notes(bytes: &[u8], package_files: &BTreeSet<&str>, kind: PackageKind) -> Vec<String> {
+    examine(bytes, package_files, kind).1
+}
+
+/// rights.csv's problems, and its notes.
+fn examine(bytes: &[u8], package_files: &BTreeSet<&str>, kind: PackageKind) -> (Vec<String>, Vec<String>) {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return vec!["metadata/rights.csv starts with a byte-order mark: save it as UTF-8 without a BOM".into()];
+        return (
+            vec!["metadata/rights.csv starts with a byte-order mark: save it as UTF-8 without a BOM".into()],
+            vec![],
+        );
     }
     if std::str::from_utf8(bytes).is_err() {
-        return vec!["metadata/rights.csv is not UTF-8 text: save it again as UTF-8 (without a BOM)".into()];
+        return (vec!["metadata/rights.csv is not UTF-8 text: save it again as UTF-8 (without a BOM)".into()], vec![]);
     }
+    let mut notes = Vec::new();
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-        Err(e) => return vec![format!("metadata/rights.csv cannot be read as CSV: {e}")],
+        Err(e) => return (vec![format!("metadata/rights.csv cannot be read as CSV: {e}")], notes),
     };
     if headers.iter().all(String::is_empty) {
-        return vec!["metadata/rights.csv is empty: it needs a header row and at least one row of rights".into()];
+        return (
+            vec!["metadata/rights.csv is empty: it needs a header row and at least one row of rights".into()],
+            notes,
+        );
     }
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
@@ -165,7 +184,7 @@ pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>, kind: Pack
         }
     }
     if !problems.is_empty() {
-        return problems;
+        return (problems, notes);
     }
     let mut rows = 0;
     let mut combinations = BTreeSet::new();
@@ -230,8 +249,8 @@ pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>, kind: Pack
             if value.is_empty() || is_iso_date(value) || (END_COLUMNS.contains(column) && is_open(value)) {
                 continue;
             }
-            problems.push(format!(
-                "line {line} of metadata/rights.csv, column {column}: {value:?} is not a date as ISO 8601 writes one (YYYY-MM-DD, YYYY-MM or YYYY){}",
+            notes.push(format!(
+                "line {line} of metadata/rights.csv, column {column}: {value:?} is not a date as ISO 8601 writes one (YYYY-MM-DD, YYYY-MM or YYYY{}); it is kept as written",
                 if END_COLUMNS.contains(column) { ", or OPEN for an open end" } else { "" }
             ));
         }
@@ -269,7 +288,7 @@ pub fn check_rights_csv(bytes: &[u8], package_files: &BTreeSet<&str>, kind: Pack
         problems
             .push("metadata/rights.csv has a header but no rights: add at least one row, or leave the file out".into());
     }
-    problems
+    (problems, notes)
 }
 
 #[cfg(test)]
@@ -293,6 +312,38 @@ mod tests {
         assert_eq!(check(ok), Vec::<String>::new());
     }
 
+    /// Dates Archivematica's own sample writes (`31/12/2013`, `2000-09-00`) are kept as
+    /// written, each said in a note; nothing else about them is refused.
+    #[test]
+    fn dates_not_in_iso_form_are_kept_and_said() {
+        let cases = [
+            (
+                "file,basis,start_date\nobjects/a.pdf,donor,31/12/1948\n",
+                "column start_date: \"31/12/1948\" is not a date as ISO 8601 writes one",
+            ),
+            ("file,basis,end_date\nobjects/a.pdf,donor,someday\n", "or OPEN for an open end"),
+            ("file,basis,start_date\nobjects/a.pdf,donor,OPEN\n", "column start_date"),
+            (
+                "file,basis,grant_act,grant_restriction,grant_end_date\nobjects/a.pdf,donor,use,allow,2030-13-01\n",
+                "grant_end_date",
+            ),
+        ];
+        for (text, words) in cases {
+            assert_eq!(check(text), Vec::<String>::new(), "{text:?} is no problem");
+            let notes = rights_notes(text.as_bytes(), &files(), PackageKind::Catalogued);
+            assert!(
+                notes.len() == 1 && notes[0].contains(words) && notes[0].contains("kept as written"),
+                "{text:?}: {notes:?}"
+            );
+        }
+        assert!(rights_notes(
+            b"file,basis,start_date\nobjects/a.pdf,donor,2020-02-29\n",
+            &files(),
+            PackageKind::Catalogued
+        )
+        .is_empty());
+    }
+
     #[test]
     fn each_rule_names_its_line() {
         let cases = [
@@ -312,16 +363,6 @@ mod tests {
             ("file,basis,grant_act\nobjects/a.pdf,donor,use\nobjects/a.pdf,DONOR, Use\n", "line 3"),
             ("file,basis,colour\nobjects/a.pdf,donor,red\n", "columns Vellum does not know: colour"),
             ("file,basis\n", "no rights"),
-            (
-                "file,basis,start_date\nobjects/a.pdf,donor,31/12/1948\n",
-                "column start_date: \"31/12/1948\" is not a date as ISO 8601 writes one",
-            ),
-            ("file,basis,end_date\nobjects/a.pdf,donor,someday\n", "or OPEN for an open end"),
-            ("file,basis,start_date\nobjects/a.pdf,donor,OPEN\n", "column start_date"),
-            (
-                "file,basis,grant_act,grant_restriction,grant_end_date\nobjects/a.pdf,donor,use,allow,2030-13-01\n",
-                "grant_end_date",
-            ),
             ("file,basis\nobjects/a.pdf,donor,extra\n", "3 values for 2 columns"),
             ("\u{feff}file,basis\nobjects/a.pdf,donor\n", "byte-order mark"),
         ];
@@ -359,14 +400,17 @@ mod tests {
         }
     }
 
-    /// A CRLF file's problems name the same lines as an LF file's.
+    /// A CRLF file's problems and notes name the same lines as an LF file's.
     #[test]
     fn line_numbers_are_right_for_any_line_ending() {
-        let lf = "file,basis,start_date\nobjects/a.pdf,donor,2001-01-01\nobjects/b.jpg,donor,01/01/2001\n";
+        let lf = "file,basis,start_date\nobjects/a.pdf,gift,2001-01-01\nobjects/b.jpg,donor,01/01/2001\n";
         for text in [lf.to_string(), lf.replace('\n', "\r\n"), lf.replace('\n', "\r")] {
             let problems = check(&text);
             assert_eq!(problems.len(), 1, "{text:?}: {problems:?}");
-            assert!(problems[0].starts_with("line 3 "), "{text:?}: {problems:?}");
+            assert!(problems[0].starts_with("line 2 "), "{text:?}: {problems:?}");
+            let notes = rights_notes(text.as_bytes(), &files(), PackageKind::Catalogued);
+            assert_eq!(notes.len(), 1, "{text:?}: {notes:?}");
+            assert!(notes[0].starts_with("line 3 "), "{text:?}: {notes:?}");
         }
     }
 
