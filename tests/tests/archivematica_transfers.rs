@@ -65,7 +65,7 @@ fn demo_transfer() -> Package {
             "DemoTransfer/metadata/metadata.json",
             r#"[{"filename": "objects/", "dc.title": "Demo transfer", "dc.subject": ["Letters", "Photographs"]}]"#,
         )
-        .add("DemoTransfer/metadata/rights.csv", "file,basis,status,determination_date,jurisdiction,start_date,end_date,note,grant_act,grant_restriction,grant_start_date,grant_end_date,grant_note,doc_id_type,doc_id_value,doc_id_role\nobjects/letter.txt,copyright,copyrighted,2020-01-01,uk,2020-01-01,OPEN,,disseminate,allow,2020-01-01,OPEN,,,,\n")
+        .add("DemoTransfer/metadata/rights.csv", "file,basis,status,determination_date,jurisdiction,start_date,end_date,note,grant_act,grant_restriction,grant_start_date,grant_end_date,grant_note,doc_id_type,doc_id_value,doc_id_role\nobjects/letter.txt,copyright,copyrighted,2020-01-01,uk,2020-01-01,OPEN,,disseminate,allow,2020-01-01,OPEN,,,,\nobjects/images/photo.png,license,,,,,31/12/2030,Licensed,use,Conditional,,2030-12-31,,,,\n")
         .add(
             "DemoTransfer/metadata/checksum.md5",
             format!("{}  letter.txt\n{}  images/photo.png\n", md5_hex(&letter), md5_hex(&png)),
@@ -150,6 +150,11 @@ fn a_standard_transfer_as_archivists_make_it_is_ingested_with_its_metadata_kept_
     );
     // rights.csv's row for the letter, and a fixity check of each file checksum.md5 names.
     assert!(mets.contains("<premis:copyrightStatus>copyrighted</premis:copyrightStatus>"));
+    // A date as Archivematica's sample writes one is kept as written and said; an end with
+    // no start has an unknown (empty) start, as PREMIS needs one.
+    assert!(mets.contains("<premis:licenseApplicableDates><premis:startDate></premis:startDate><premis:endDate>31/12/2030</premis:endDate>"));
+    let accepted = c.log("standard/DemoTransfer.zip", "accepted");
+    assert!(accepted.contains("column end_date: \"31/12/2030\" is not a date as ISO 8601 writes one"), "{accepted}");
     let events = c.t.env.state.all_events(t.id).unwrap();
     let fixity: Vec<_> = events.iter().filter(|e| e.event_type == "fixity check" && e.detail.contains("md5")).collect();
     assert_eq!(fixity.len(), 2, "one fixity check per file checksum.md5 lists: {fixity:?}");

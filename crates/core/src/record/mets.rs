@@ -579,15 +579,18 @@ fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &Righ
         }
         Ok(())
     };
-    let dates = |out: &mut dyn Write, tag: &str| -> io::Result<()> {
-        if get("start_date").is_some() || get("end_date").is_some() {
+    // PREMIS needs a start wherever there is an end: an unknown one is empty, as EDTF
+    // writes the unknown start of an interval.
+    let date_pair = |out: &mut dyn Write, tag: &str, start: &str, end: &str| -> io::Result<()> {
+        if get(start).is_some() || get(end).is_some() {
             write!(out, "<premis:{tag}>")?;
-            el(out, "startDate", get("start_date"))?;
-            el(out, "endDate", get("end_date"))?;
+            el(out, "startDate", Some(get(start).unwrap_or("")))?;
+            el(out, "endDate", get(end))?;
             write!(out, "</premis:{tag}>")?;
         }
         Ok(())
     };
+    let dates = |out: &mut dyn Write, tag: &str| date_pair(out, tag, "start_date", "end_date");
     match basis.as_str() {
         "copyright" => {
             write!(out, "<premis:copyrightInformation>")?;
@@ -635,12 +638,7 @@ fn write_rights(out: &mut dyn Write, n: usize, r: usize, file: &File, row: &Righ
                 c.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(c.map(|c| c.to_ascii_lowercase())).collect();
             el(out, "restriction", Some(&word))?;
         }
-        if get("grant_start_date").is_some() || get("grant_end_date").is_some() {
-            write!(out, "<premis:termOfGrant>")?;
-            el(out, "startDate", get("grant_start_date"))?;
-            el(out, "endDate", get("grant_end_date"))?;
-            write!(out, "</premis:termOfGrant>")?;
-        }
+        date_pair(out, "termOfGrant", "grant_start_date", "grant_end_date")?;
         el(out, "rightsGrantedNote", get("grant_note"))?;
         write!(out, "</premis:rightsGranted>")?;
     }
