@@ -70,6 +70,19 @@ fn demo_transfer() -> Package {
             "DemoTransfer/metadata/checksum.md5",
             format!("{}  letter.txt\n{}  images/photo.png\n", md5_hex(&letter), md5_hex(&png)),
         )
+        .add(
+            "DemoTransfer/metadata/mets_structmap.xml",
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<mets:mets xmlns:mets="http://www.loc.gov/METS/">
+  <mets:structMap TYPE="logical">
+    <mets:div TYPE="correspondence" LABEL="Letter with photograph">
+      <mets:div TYPE="page" LABEL="Letter"><mets:fptr FILEID="F1" CONTENTIDS="objects/letter.txt"/></mets:div>
+      <mets:div TYPE="page" LABEL="Enclosure"><mets:fptr FILEID="F2" CONTENTIDS="objects/images/photo.png"/></mets:div>
+    </mets:div>
+  </mets:structMap>
+</mets:mets>
+"#,
+        )
         .add("DemoTransfer/metadata/premis.xml", "<premis:premis xmlns:premis=\"http://www.loc.gov/premis/v3\" version=\"3.0\"/>\n")
         .add("DemoTransfer/metadata/submissionDocumentation/deed-of-gift.txt", "Given freely.\n")
         .add("DemoTransfer/logs/BagIt-validation.log", "all good\n")
@@ -112,7 +125,7 @@ fn a_standard_transfer_as_archivists_make_it_is_ingested_with_its_metadata_kept_
     assert_eq!(sha256_hex(&std::fs::read(data.join("objects/images/photo.png")).unwrap()), sha256_hex(&tiny_png()));
     assert_eq!(read(&data.join("objects/submissionDocumentation/deed-of-gift.txt")), "Given freely.\n");
     let transfer_metadata = folder_starting(&data.join("objects/metadata/transfers"), "DemoTransfer-");
-    for kept in ["premis.xml", "metadata.json", "metadata.csv", "rights.csv", "checksum.md5"] {
+    for kept in ["premis.xml", "mets_structmap.xml", "metadata.json", "metadata.csv", "rights.csv", "checksum.md5"] {
         assert!(transfer_metadata.join(kept).is_file(), "metadata/{kept} is kept");
     }
     let transfer_logs = folder_starting(&data.join("logs/transfers"), "DemoTransfer-");
@@ -143,6 +156,9 @@ fn a_standard_transfer_as_archivists_make_it_is_ingested_with_its_metadata_kept_
     assert!(mets.contains("<normalize_for_preservation>false</normalize_for_preservation>"));
     assert!(mets.contains("<store_dip>false</store_dip>"));
     assert!(mets.contains("DMDID=\"dmdSec_1 dmdSec_processing\""));
+    // The transfer's own structural map is the METS's second, pointing at the files.
+    assert!(mets.contains("<mets:structMap TYPE=\"logical\" ID=\"structMap_2\">"), "the logical structMap is used");
+    assert!(mets.contains(&format!("<mets:fptr FILEID=\"file-{}\" CONTENTIDS=\"objects/letter.txt\"/>", letter.uuid)));
     // The empty folder is an empty div.
     assert!(
         mets.contains("<mets:div TYPE=\"Directory\" LABEL=\"empty\">"),

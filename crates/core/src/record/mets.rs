@@ -77,6 +77,8 @@ pub struct MetsDoc<'a> {
     pub transfer_md: &'a [TransferMetadata],
     /// How the transfer was laid out, to name its files as its own metadata does.
     pub package_kind: crate::config::profile::PackageKind,
+    /// The transfer's own structural map (`metadata/mets_structmap.xml`), if it has one.
+    pub struct_map: Option<&'a str>,
     pub created: Timestamp,
 }
 
@@ -216,6 +218,17 @@ pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: 
 pub fn write_tail(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     write_file_sec(out, doc)?;
     write_struct_map(out, doc)?;
+    if let Some(xml) = doc.struct_map {
+        // Its pointers name files as the transfer does: the originals, by that name.
+        let mut files = std::collections::HashMap::new();
+        doc.files.each(&mut |f| {
+            if f.file_use == crate::model::FileUse::Original {
+                files.insert(doc.transfer_name(&f.original_path), f.uuid);
+            }
+            Ok(())
+        })?;
+        crate::record::structmap::write_struct_maps(out, xml, &files, 2)?;
+    }
     writeln!(out, "</mets:mets>")
 }
 

@@ -11,4 +11,5 @@ pub mod keys;
 pub mod mets;
 pub mod normalization;
 pub mod rights;
+pub mod structmap;
 pub mod xml;

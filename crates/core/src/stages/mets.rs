@@ -64,6 +64,8 @@ impl Microservice for Mets<'_> {
                 transfer_dc: transfer.identifiers.dublin_core.clone(),
                 transfer_md: transfer_metadata(self, &transfer)?,
                 package_kind: self.flow.profile(&transfer)?.kind,
+                struct_map: read_named(self, &transfer, "metadata/mets_structmap.xml")?
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
             }
             .with_descriptions(load_descriptions(self, &transfer)?);
             loop {
@@ -171,6 +173,7 @@ struct Writer<'a> {
     transfer_dc: BTreeMap<String, String>,
     transfer_md: Vec<TransferMetadata>,
     package_kind: crate::config::profile::PackageKind,
+    struct_map: Option<String>,
 }
 
 impl Writer<'_> {
@@ -249,6 +252,7 @@ impl Writer<'_> {
             transfer_dc: &self.transfer_dc,
             transfer_md: &self.transfer_md,
             package_kind: self.package_kind,
+            struct_map: self.struct_map.as_deref(),
             created: self.created,
         };
 
