@@ -138,6 +138,7 @@ fn before(dir: &Path, id: Uuid) -> u64 {
         transfer_md: &[],
         package_kind: vellum_core::config::profile::PackageKind::Catalogued,
         struct_map: None,
+        imported: None,
         created: transfer.created_at,
     };
     write_aip_mets(&mut sink, &doc).unwrap();

@@ -46,6 +46,32 @@ const PROCESSING_MCP: &str = r#"<processingMCP>
 </processingMCP>
 "#;
 
+/// Another repository's record of the letter, as Archivematica's PremisImporter sample has.
+const IMPORTED_PREMIS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<premis:premis xmlns:premis="http://www.loc.gov/premis/v3" version="3.0">
+  <premis:object>
+    <premis:objectIdentifier><premis:objectIdentifierType>hdl</premis:objectIdentifierType><premis:objectIdentifierValue>hdl:3847677</premis:objectIdentifierValue></premis:objectIdentifier>
+    <premis:originalName>
+      objects/letter.txt
+    </premis:originalName>
+    <premis:linkingEventIdentifier><premis:linkingEventIdentifierType>NRI Repository Event ID</premis:linkingEventIdentifierType><premis:linkingEventIdentifierValue>NRI-016</premis:linkingEventIdentifierValue></premis:linkingEventIdentifier>
+  </premis:object>
+  <premis:event>
+    <premis:eventIdentifier><premis:eventIdentifierType>NRI Repository Event ID</premis:eventIdentifierType><premis:eventIdentifierValue>NRI-016</premis:eventIdentifierValue></premis:eventIdentifier>
+    <premis:eventType>ingestion</premis:eventType>
+    <premis:eventDateTime>2019-07-04T22:46:07.773391+00:00</premis:eventDateTime>
+    <premis:eventDetailInformation><premis:eventDetail>Acquired via records transfer 002/041</premis:eventDetail></premis:eventDetailInformation>
+    <premis:eventOutcomeInformation><premis:eventOutcome/></premis:eventOutcomeInformation>
+    <premis:linkingAgentIdentifier><premis:linkingAgentIdentifierType>repository code</premis:linkingAgentIdentifierType><premis:linkingAgentIdentifierValue>NRI</premis:linkingAgentIdentifierValue></premis:linkingAgentIdentifier>
+  </premis:event>
+  <premis:agent>
+    <premis:agentIdentifier><premis:agentIdentifierType>repository code</premis:agentIdentifierType><premis:agentIdentifierValue>NRI</premis:agentIdentifierValue></premis:agentIdentifier>
+    <premis:agentName>Not a Real Institution</premis:agentName>
+    <premis:agentType>organization</premis:agentType>
+  </premis:agent>
+</premis:premis>
+"#;
+
 /// A standard transfer zipped inside its folder, as Archivematica's sample transfers are:
 /// the files at the top, metadata/ with metadata.csv (a row for one file only),
 /// metadata.json, rights.csv, checksum.md5 in Archivematica's form and a PREMIS file,
@@ -83,7 +109,7 @@ fn demo_transfer() -> Package {
 </mets:mets>
 "#,
         )
-        .add("DemoTransfer/metadata/premis.xml", "<premis:premis xmlns:premis=\"http://www.loc.gov/premis/v3\" version=\"3.0\"/>\n")
+        .add("DemoTransfer/metadata/premis.xml", IMPORTED_PREMIS)
         .add("DemoTransfer/metadata/submissionDocumentation/deed-of-gift.txt", "Given freely.\n")
         .add("DemoTransfer/logs/BagIt-validation.log", "all good\n")
         .add("DemoTransfer/processingMCP.xml", PROCESSING_MCP);
@@ -159,6 +185,10 @@ fn a_standard_transfer_as_archivists_make_it_is_ingested_with_its_metadata_kept_
     // The transfer's own structural map is the METS's second, pointing at the files.
     assert!(mets.contains("<mets:structMap TYPE=\"logical\" ID=\"structMap_2\">"), "the logical structMap is used");
     assert!(mets.contains(&format!("<mets:fptr FILEID=\"file-{}\" CONTENTIDS=\"objects/letter.txt\"/>", letter.uuid)));
+    // The other repository's event and agent are in the letter's amdSec.
+    assert!(mets.contains("<premis:eventIdentifierValue>NRI-016</premis:eventIdentifierValue>"), "premis.xml is used");
+    assert!(mets.contains("<premis:eventDetail>Acquired via records transfer 002/041</premis:eventDetail>"));
+    assert!(mets.contains("<premis:agentName>Not a Real Institution</premis:agentName>"));
     // The empty folder is an empty div.
     assert!(
         mets.contains("<mets:div TYPE=\"Directory\" LABEL=\"empty\">"),

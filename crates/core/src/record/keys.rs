@@ -25,12 +25,13 @@ pub fn named_key(transfer_id: Uuid, name: &str) -> String {
 }
 
 /// Whether a file of the package is one a stage reads by its name: metadata.csv (and its
-/// JSON twin), a transfer's structural map, rights.csv, the supplied checksum files, a bag's tag files.
+/// JSON twin), a transfer's structural map and PREMIS, rights.csv, the supplied checksum files, a bag's tag files.
 pub fn read_by_name(path: &str) -> bool {
     let top_file = |folder: &str| path.strip_prefix(folder).is_some_and(|rest| !rest.contains('/'));
     path == "metadata/metadata.csv"
         || path == "metadata/metadata.json"
         || path == "metadata/mets_structmap.xml"
+        || path == "metadata/premis.xml"
         || path == "metadata/rights.csv"
         || (top_file("metadata/") && path.starts_with("metadata/checksum."))
         || top_file("submissionDocumentation/bag/")

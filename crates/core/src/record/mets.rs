@@ -79,6 +79,8 @@ pub struct MetsDoc<'a> {
     pub package_kind: crate::config::profile::PackageKind,
     /// The transfer's own structural map (`metadata/mets_structmap.xml`), if it has one.
     pub struct_map: Option<&'a str>,
+    /// What the transfer's own PREMIS (`metadata/premis.xml`) recorded of its files.
+    pub imported: Option<&'a crate::record::premis_import::ImportedPremis>,
     pub created: Timestamp,
 }
 
@@ -211,7 +213,11 @@ pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: 
         .filter(|_| path.starts_with("objects/") && file.file_use == crate::model::FileUse::Original)
         .filter_map(|w| doc.rights.get(*w));
     let rights: Vec<RightsRow> = own.into_iter().chain(whole).flatten().cloned().collect();
-    write_amd_sec(out, n, file, &events, &rights)
+    let imported = match (doc.imported, file.file_use) {
+        (Some(premis), crate::model::FileUse::Original) => premis.of(&path),
+        _ => Default::default(),
+    };
+    write_amd_sec(out, n, file, &events, &rights, &imported)
 }
 
 /// The document after the last amdSec: the fileSec, the structMap and the end.
@@ -263,12 +269,17 @@ fn write_dublin_core(
     writeln!(out, "</dcterms:dublincore></mets:xmlData></mets:mdWrap></mets:dmdSec>")
 }
 
+/// Events and agents another repository recorded for a file (its premis.xml).
+type Imported<'a> =
+    (Vec<&'a crate::record::premis_import::ImportedEvent>, Vec<&'a crate::record::premis_import::ImportedAgent>);
+
 fn write_amd_sec(
     out: &mut dyn Write,
     n: usize,
     file: &File,
     events: &[&PremisEvent],
     rights: &[RightsRow],
+    imported: &Imported<'_>,
 ) -> io::Result<()> {
     writeln!(out, "<mets:amdSec ID=\"amdSec_{n}\">")?;
     write!(
@@ -343,12 +354,23 @@ fn write_amd_sec(
     let mut id = 0;
     for e in events {
         id += 1;
-        write_event(out, n, id, e)?;
+        write_event(out, n, id, &EventRecord::own(e))?;
         for a in &e.agents {
             agents.insert(a);
         }
     }
-    for a in agents {
+    for e in &imported.0 {
+        id += 1;
+        write_event(out, n, id, &EventRecord::imported(e))?;
+    }
+    let own_agents = agents
+        .iter()
+        .map(|a| (a.identifier_type.as_str(), a.identifier_value.as_str(), a.name.as_str(), a.agent_type.as_str()));
+    let their_agents = imported
+        .1
+        .iter()
+        .map(|a| (a.identifier.0.as_str(), a.identifier.1.as_str(), a.name.as_str(), a.agent_type.as_str()));
+    for (id_type, id_value, name, agent_type) in own_agents.chain(their_agents) {
         id += 1;
         write!(
             out,
@@ -357,10 +379,10 @@ fn write_amd_sec(
         writeln!(
             out,
             "<premis:agentIdentifier><premis:agentIdentifierType>{}</premis:agentIdentifierType><premis:agentIdentifierValue>{}</premis:agentIdentifierValue></premis:agentIdentifier><premis:agentName>{}</premis:agentName><premis:agentType>{}</premis:agentType></premis:agent></mets:xmlData></mets:mdWrap></mets:digiprovMD>",
-            esc(&a.identifier_type),
-            esc(&a.identifier_value),
-            esc(&a.name),
-            esc(&a.agent_type)
+            esc(id_type),
+            esc(id_value),
+            esc(name),
+            esc(agent_type)
         )?;
     }
     writeln!(out, "</mets:amdSec>")
@@ -385,53 +407,97 @@ fn write_relationship(out: &mut dyn Write, sub_type: &str, related: Uuid, event:
     write!(out, "</premis:relationship>")
 }
 
-fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &PremisEvent) -> io::Result<()> {
+/// An event as a PREMIS event: Vellum's own, or one another repository recorded (under
+/// its identifier and words, its outcome only where it gave one).
+struct EventRecord<'a> {
+    identifier: (&'a str, String),
+    event_type: &'a str,
+    date_time: String,
+    detail: &'a str,
+    outcome: Option<&'a str>,
+    outcome_detail: &'a str,
+    agents: Vec<(&'a str, &'a str)>,
+    /// The original and the copy a normalization links.
+    objects: Vec<(Uuid, &'static str)>,
+}
+
+impl<'a> EventRecord<'a> {
+    fn own(e: &'a PremisEvent) -> Self {
+        let objects = match (made_a_copy(e), e.file_uuid) {
+            (true, Some(original)) => vec![(original, "source"), (preservation_copy_id(original), "outcome")],
+            _ => Vec::new(),
+        };
+        Self {
+            identifier: ("UUID", e.uuid.to_string()),
+            event_type: e.event_type.as_str(),
+            date_time: ts(&e.date_time),
+            detail: &e.detail,
+            outcome: Some(e.outcome.as_str()),
+            outcome_detail: &e.outcome_detail,
+            agents: e.agents.iter().map(|a| (a.identifier_type.as_str(), a.identifier_value.as_str())).collect(),
+            objects,
+        }
+    }
+
+    fn imported(e: &'a crate::record::premis_import::ImportedEvent) -> Self {
+        let given = !e.outcome.is_empty() || !e.outcome_detail.is_empty();
+        Self {
+            identifier: (&e.identifier.0, e.identifier.1.clone()),
+            event_type: &e.event_type,
+            date_time: e.date_time.clone(),
+            detail: &e.detail,
+            outcome: given.then_some(e.outcome.as_str()),
+            outcome_detail: &e.outcome_detail,
+            agents: e.agents.iter().map(|(t, v)| (t.as_str(), v.as_str())).collect(),
+            objects: Vec::new(),
+        }
+    }
+}
+
+fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &EventRecord<'_>) -> io::Result<()> {
     write!(
         out,
         "<mets:digiprovMD ID=\"digiprovMD_{n}_{id}\"><mets:mdWrap MDTYPE=\"PREMIS:EVENT\"><mets:xmlData><premis:event {PREMIS_SCHEMA}>"
     )?;
     write!(
         out,
-        "<premis:eventIdentifier><premis:eventIdentifierType>UUID</premis:eventIdentifierType><premis:eventIdentifierValue>{}</premis:eventIdentifierValue></premis:eventIdentifier><premis:eventType>{}</premis:eventType><premis:eventDateTime>{}</premis:eventDateTime>",
-        e.uuid,
-        esc(e.event_type.as_str()),
-        ts(&e.date_time)
+        "<premis:eventIdentifier><premis:eventIdentifierType>{}</premis:eventIdentifierType><premis:eventIdentifierValue>{}</premis:eventIdentifierValue></premis:eventIdentifier><premis:eventType>{}</premis:eventType><premis:eventDateTime>{}</premis:eventDateTime>",
+        esc(e.identifier.0),
+        esc(&e.identifier.1),
+        esc(e.event_type),
+        esc(&e.date_time)
     )?;
     if !e.detail.is_empty() {
         write!(
             out,
             "<premis:eventDetailInformation><premis:eventDetail>{}</premis:eventDetail></premis:eventDetailInformation>",
-            esc(&e.detail)
+            esc(e.detail)
         )?;
     }
-    write!(
-        out,
-        "<premis:eventOutcomeInformation><premis:eventOutcome>{}</premis:eventOutcome>",
-        esc(e.outcome.as_str())
-    )?;
-    if !e.outcome_detail.is_empty() {
-        write!(
-            out,
-            "<premis:eventOutcomeDetail><premis:eventOutcomeDetailNote>{}</premis:eventOutcomeDetailNote></premis:eventOutcomeDetail>",
-            esc(&e.outcome_detail)
-        )?;
+    if let Some(outcome) = e.outcome {
+        write!(out, "<premis:eventOutcomeInformation><premis:eventOutcome>{}</premis:eventOutcome>", esc(outcome))?;
+        if !e.outcome_detail.is_empty() {
+            write!(
+                out,
+                "<premis:eventOutcomeDetail><premis:eventOutcomeDetailNote>{}</premis:eventOutcomeDetailNote></premis:eventOutcomeDetail>",
+                esc(e.outcome_detail)
+            )?;
+        }
+        write!(out, "</premis:eventOutcomeInformation>")?;
     }
-    write!(out, "</premis:eventOutcomeInformation>")?;
-    for a in &e.agents {
+    for (id_type, id_value) in &e.agents {
         write!(
             out,
             "<premis:linkingAgentIdentifier><premis:linkingAgentIdentifierType>{}</premis:linkingAgentIdentifierType><premis:linkingAgentIdentifierValue>{}</premis:linkingAgentIdentifierValue></premis:linkingAgentIdentifier>",
-            esc(&a.identifier_type),
-            esc(&a.identifier_value)
+            esc(id_type),
+            esc(id_value)
         )?;
     }
-    if let (true, Some(original)) = (made_a_copy(e), e.file_uuid) {
-        for (object, role) in [(original, "source"), (preservation_copy_id(original), "outcome")] {
-            write!(
-                out,
-                "<premis:linkingObjectIdentifier><premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType><premis:linkingObjectIdentifierValue>{object}</premis:linkingObjectIdentifierValue><premis:linkingObjectRole>{role}</premis:linkingObjectRole></premis:linkingObjectIdentifier>"
-            )?;
-        }
+    for (object, role) in &e.objects {
+        write!(
+            out,
+            "<premis:linkingObjectIdentifier><premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType><premis:linkingObjectIdentifierValue>{object}</premis:linkingObjectIdentifierValue><premis:linkingObjectRole>{role}</premis:linkingObjectRole></premis:linkingObjectIdentifier>"
+        )?;
     }
     writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
 }

@@ -10,6 +10,7 @@ pub mod bagit;
 pub mod keys;
 pub mod mets;
 pub mod normalization;
+pub mod premis_import;
 pub mod rights;
 pub mod structmap;
 pub mod xml;

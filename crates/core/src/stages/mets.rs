@@ -66,6 +66,7 @@ impl Microservice for Mets<'_> {
                 package_kind: self.flow.profile(&transfer)?.kind,
                 struct_map: read_named(self, &transfer, "metadata/mets_structmap.xml")?
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+                imported: imported_premis(self, &transfer)?,
             }
             .with_descriptions(load_descriptions(self, &transfer)?);
             loop {
@@ -174,6 +175,7 @@ struct Writer<'a> {
     transfer_md: Vec<TransferMetadata>,
     package_kind: crate::config::profile::PackageKind,
     struct_map: Option<String>,
+    imported: Option<crate::record::premis_import::ImportedPremis>,
 }
 
 impl Writer<'_> {
@@ -253,6 +255,7 @@ impl Writer<'_> {
             transfer_md: &self.transfer_md,
             package_kind: self.package_kind,
             struct_map: self.struct_map.as_deref(),
+            imported: self.imported.as_ref(),
             created: self.created,
         };
 
@@ -448,6 +451,22 @@ fn load_descriptions(
         }
     }
     Ok(rows)
+}
+
+/// What the transfer's own premis.xml recorded of its files; a file that is not PREMIS is
+/// kept in the AIP, not used (as Archivematica's importer passes it by).
+fn imported_premis(
+    p: &Mets<'_>,
+    transfer: &Transfer,
+) -> StageResult<Option<crate::record::premis_import::ImportedPremis>> {
+    let Some(bytes) = read_named(p, transfer, "metadata/premis.xml")? else { return Ok(None) };
+    match crate::record::premis_import::read(&String::from_utf8_lossy(&bytes)) {
+        Ok(premis) => Ok(Some(premis)),
+        Err(why) => {
+            tracing::warn!(transfer_id = %transfer.id, %why, "metadata/premis.xml is not used");
+            Ok(None)
+        }
+    }
 }
 
 /// The transfer's descriptive metadata that is not Dublin Core: a bag's `bag-info.txt`, and
