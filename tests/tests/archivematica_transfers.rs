@@ -229,6 +229,18 @@ fn a_standard_transfer_needs_no_metadata_but_something_to_preserve() {
 }
 
 #[test]
+fn a_wrong_digest_in_a_standard_transfers_checksum_file_fails_it_naming_the_file_and_both_digests() {
+    let mut p = Package::default();
+    p.add("Scans/page-1.txt", "page one\n")
+        .add("Scans/metadata/checksum.md5", format!("{}  page-1.txt\n", "0".repeat(32)));
+    let c = Case::zip(&p);
+    c.failed(
+        "standard/Scans.zip",
+        &["Scans/page-1.txt does not match the md5", &"0".repeat(32), &md5_hex(b"page one\n")],
+    );
+}
+
+#[test]
 fn a_processing_configuration_that_cannot_be_read_is_refused_with_why() {
     let mut p = Package::catalogued("PP/MCP/1", 2);
     p.add("processingMCP.xml", "<processingMCP><preconfiguredChoices>");
@@ -354,6 +366,13 @@ fn a_bag_problem_gets_bag_advice_and_a_zip_that_is_no_bag_is_told_so() {
     let log = Case::zip(&package_of(&bag_dir, "")).refused("bags/broken.zip", &["not in manifest-"]);
     assert!(log.contains("bag tool"), "bag advice: {log}");
     assert!(!log.contains("metadata.csv"), "a bag needs no metadata.csv, so none is asked for: {log}");
+
+    // A payload file the manifest names, gone: refused, naming it.
+    let missing_dir = work.path().join("Missing");
+    make_bag(&missing_dir);
+    std::fs::remove_file(missing_dir.join("data/photo.png")).unwrap();
+    Case::zip(&package_of(&missing_dir, "Missing/"))
+        .refused("bags/missing.zip", &["lists files that are not in the bag", "data/photo.png"]);
 
     let mut not_a_bag = Package::default();
     not_a_bag.add("a.txt", "a");
