@@ -223,6 +223,21 @@ fn a_standard_transfer_needs_no_metadata_but_something_to_preserve() {
         "a second AIP of the name is its next version"
     );
 
+    // Zipped inside its folder, as archivists zip one: the folder is the transfer, and each
+    // file's name in the upload stays on record. A lone file is a file, not a folder.
+    let mut folder = Package::default();
+    folder.add("Photos 1997/", Vec::new()).add("Photos 1997/a.txt", "a").add("Photos 1997/b/c.txt", "c");
+    let c = Case::zip(&folder);
+    let t = c.complete("standard/Photos 1997.zip");
+    let files = c.t.env.state.all_files(t.id).unwrap();
+    let names: Vec<(&str, &str)> = files.iter().map(|f| (f.current_path.as_str(), f.original_path.as_str())).collect();
+    assert_eq!(names, [("objects/a.txt", "Photos 1997/a.txt"), ("objects/b/c.txt", "Photos 1997/b/c.txt")]);
+    let mut lone = Package::default();
+    lone.add("only.txt", "only");
+    let c = Case::zip(&lone);
+    let t = c.complete("standard/only.zip");
+    assert_eq!(c.t.env.state.all_files(t.id).unwrap()[0].current_path, "objects/only.txt");
+
     let mut only_metadata = Package::default();
     only_metadata.add("metadata/notes.txt", "notes").add("logs/x.log", "log");
     Case::zip(&only_metadata).refused("standard/notes.zip", &["there is no file to preserve"]);

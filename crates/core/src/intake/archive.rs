@@ -170,10 +170,10 @@ impl Listing {
     }
 
     /// The one folder an Archivematica transfer was zipped inside, if it was: every entry
-    /// (Mac metadata aside) under it, and under it the transfer's own layout — a bag's
-    /// `bagit.txt`, or a standard transfer's `objects/`, `metadata/`, `logs/`,
-    /// `submissionDocumentation/` or `processingMCP.xml`. A folder of plain files is the
-    /// archivist's own, and kept.
+    /// (Mac metadata aside) under it — for a bag, with `bagit.txt` in it. As Archivematica
+    /// takes a zipped transfer, the folder is the transfer (its name stays on record as each
+    /// file's original name); one named as a part of the layout (`objects/`, `data/`, …) is
+    /// that part, not a wrapper.
     fn wrapping_folder(&self, kind: PackageKind) -> Option<String> {
         if !kind.is_archivematica_transfer() {
             return None;
@@ -190,10 +190,11 @@ impl Listing {
             let prefix = format!("{folder}/{child}");
             self.entries.iter().any(|e| e.name == prefix || e.name.starts_with(&format!("{prefix}/")))
         };
-        let layout = match kind {
-            PackageKind::Bag => inside("bagit.txt"),
-            _ => ["objects", "metadata", "logs", "submissionDocumentation", PROCESSING_MCP].into_iter().any(inside),
-        };
+        // A folder: something is in it, and nothing of that name is anything but a folder.
+        let prefix = format!("{folder}/");
+        let is_folder = self.entries.iter().any(|e| e.name.starts_with(&prefix))
+            && self.entries.iter().all(|e| e.name != folder || e.kind == EntryKind::Directory);
+        let layout = is_folder && (kind != PackageKind::Bag || inside("bagit.txt"));
         let reserved = ["objects", "metadata", "logs", "submissionDocumentation", "data"].contains(&folder.as_str());
         (layout && !reserved).then_some(folder)
     }
