@@ -33,12 +33,20 @@ pub use crate::intake::layout::PROCESSING_MCP;
 /// own names may sit under one wrapping folder and a bag's `data/`: which of them count is
 /// decided once the listing is whole (`Listing::arranged`).
 fn kept_limit(name: &str) -> Option<u64> {
-    let below_wrapper = name.split_once('/').map(|(_, rest)| rest);
+    // A folder the layout names (objects/, …) is no wrapper: a file of the package is not
+    // read for what its name looks like.
+    let below_wrapper = name
+        .split_once('/')
+        .filter(|(top, _)| !["objects", "metadata", "logs", "submissionDocumentation", "data"].contains(top))
+        .map(|(_, rest)| rest);
     [Some(name), below_wrapper].into_iter().flatten().find_map(|n| {
+        if is_bag_tag_file(n) {
+            return Some(MAX_MANIFEST_BYTES);
+        }
         let n = n.strip_prefix("data/").unwrap_or(n);
         if n == "metadata/metadata.csv" || n == "metadata/rights.csv" || n == PROCESSING_MCP {
             Some(MAX_CSV_BYTES)
-        } else if manifest_algorithm(n).is_some() || is_bag_tag_file(n) {
+        } else if manifest_algorithm(n).is_some() {
             Some(MAX_MANIFEST_BYTES)
         } else {
             None
