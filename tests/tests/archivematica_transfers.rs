@@ -352,7 +352,10 @@ fn a_zipped_bag_with_or_without_its_folder_is_ingested_with_bag_info_in_the_mets
         let bag = c.bag(&t);
         let data = bag.join("data");
         assert_eq!(read(&data.join("objects/letters/a.txt")), "letter a\n");
-        let mets = read(&folder_starting(&data, "METS."));
+        let mets_path = folder_starting(&data, "METS.");
+        let report = vellum_tests::validate_mets(&mets_path);
+        assert_eq!(report["xsd_errors"], serde_json::json!([]), "{key}: the METS is valid METS/PREMIS");
+        let mets = read(&mets_path);
         assert!(
             mets.contains("<mets:sourceMD ID=\"sourceMD_1\"><mets:mdWrap MDTYPE=\"OTHER\" OTHERMDTYPE=\"BagIt\">"),
             "{key}: bag-info.txt is the METS's source metadata"

@@ -181,15 +181,16 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     for md in doc.transfer_md.iter().filter(|md| !md.source) {
         write_transfer_metadata(out, md, doc.created)?;
     }
+    for (i, dc) in doc.file_dc.values().enumerate() {
+        write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
+    }
+    // METS keeps every dmdSec before the first amdSec.
     if doc.transfer_md.iter().any(|md| md.source) {
         writeln!(out, "<mets:amdSec ID=\"{TRANSFER_AMD_SEC}\">")?;
         for md in doc.transfer_md.iter().filter(|md| md.source) {
             write_transfer_metadata(out, md, doc.created)?;
         }
         writeln!(out, "</mets:amdSec>")?;
-    }
-    for (i, dc) in doc.file_dc.values().enumerate() {
-        write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
     }
     Ok(())
 }
