@@ -134,7 +134,13 @@ fn a_state_database_held_locked_by_another_process_makes_the_transfer_wait_not_f
     let transfer = ended(&t, &event);
     running.stop();
     assert!(holder.wait().unwrap().success());
-    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    // On failure, each job as it stood says which stage failed and how far it came.
+    let jobs: Vec<String> = vellum_core::ports::JobLedger::jobs(&*t.env.state, transfer.id)
+        .unwrap()
+        .iter()
+        .map(|j| format!("{} {:?} {} batches", j.stage, j.status, j.batches_done))
+        .collect();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}; jobs: {jobs:?}", transfer.failure_reason);
     let files = t.env.state.all_files(transfer.id).unwrap();
     vellum_tests::assert_every_file_has_its_events(&t.env.state.all_events(transfer.id).unwrap(), &files);
 }

@@ -154,6 +154,14 @@ impl Drop for FsWriter {
     }
 }
 
+/// Opens an object's file; a missing one is named by its key, so the reason says what.
+fn open_named(path: &Path, key: &str) -> PortResult<fs::File> {
+    fs::File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => PortError::NotFound(format!("{key}: {e}")),
+        _ => e.into(),
+    })
+}
+
 impl ObjectStore for FsObjectStore {
     fn bucket(&self) -> &str {
         &self.bucket
@@ -169,12 +177,12 @@ impl ObjectStore for FsObjectStore {
     }
 
     fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
-        let file = fs::File::open(self.path_of(key)?)?;
+        let file = open_named(&self.path_of(key)?, key)?;
         Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
-        let mut file = fs::File::open(self.path_of(key)?)?;
+        let mut file = open_named(&self.path_of(key)?, key)?;
         file.seek(SeekFrom::Start(offset))?;
         let mut out = Vec::with_capacity(len.min(64 << 20) as usize);
         file.take(len).read_to_end(&mut out)?;

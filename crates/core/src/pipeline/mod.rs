@@ -214,6 +214,12 @@ impl Pipeline {
         let Some(id) = transfer_id else {
             return Outcome::FailedForGood(reason);
         };
+        // A late copy of work another delivery finished (its stage completed, or the transfer
+        // ended) may find that work's inputs already cleaned away: its failure is no news.
+        if self.finished_elsewhere(id, stage) {
+            info!(transfer_id = %id, stage = stage.name(), detail = %reason, "a late delivery of finished work failed; ignored");
+            return Outcome::Ignored;
+        }
         // Intake writes its own, more detailed log; a later failure is told here.
         if status == TransferStatus::Failed {
             if let Err(e) = self.tell_uploader(id, &reason) {
@@ -231,6 +237,12 @@ impl Pipeline {
             }
             Err(e) => Outcome::Retry(format!("could not record the failure ({reason}): {e}")),
         }
+    }
+
+    /// Whether the stage's job is already complete, or the transfer already ended.
+    fn finished_elsewhere(&self, id: Uuid, stage: Stage) -> bool {
+        let ended = self.state.transfer(id).ok().flatten().is_some_and(|t| t.status.is_terminal());
+        ended || self.state.job(id, stage.name()).ok().flatten().is_some_and(|j| j.status == JobStatus::Completed)
     }
 
     fn tell_uploader(&self, id: Uuid, reason: &str) -> Result<(), crate::ports::PortError> {
