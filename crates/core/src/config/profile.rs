@@ -107,6 +107,21 @@ pub fn default_clutter() -> Vec<String> {
 }
 
 impl Profile {
+    /// The switches a transfer's `processingMCP.xml` may set, by name: one list, read by
+    /// `switches` and written by `with_choices`.
+    fn switch_fields(&mut self) -> [(&'static str, &mut bool); 8] {
+        [
+            ("normalize_for_preservation", &mut self.normalize_for_preservation),
+            ("normalize_for_access", &mut self.normalize_for_access),
+            ("thumbnails", &mut self.thumbnails),
+            ("store_dip", &mut self.store_dip),
+            ("transcribe", &mut self.transcribe),
+            ("extract_packages", &mut self.extract_packages),
+            ("virus_scan", &mut self.virus_scan),
+            ("format_identification", &mut self.format_identification),
+        ]
+    }
+
     /// The profile with a transfer's own choices (`intake::processing`) in place of its
     /// switches; unchanged (and not copied) when the transfer made none.
     pub fn with_choices(&self, choices: &std::collections::BTreeMap<String, bool>) -> std::borrow::Cow<'_, Profile> {
@@ -114,38 +129,17 @@ impl Profile {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut p = self.clone();
-        for (switch, on) in choices {
-            let field = match switch.as_str() {
-                "normalize_for_preservation" => &mut p.normalize_for_preservation,
-                "normalize_for_access" => &mut p.normalize_for_access,
-                "thumbnails" => &mut p.thumbnails,
-                "store_dip" => &mut p.store_dip,
-                "transcribe" => &mut p.transcribe,
-                "extract_packages" => &mut p.extract_packages,
-                "virus_scan" => &mut p.virus_scan,
-                "format_identification" => &mut p.format_identification,
-                _ => continue,
-            };
-            *field = *on;
+        for (switch, field) in p.switch_fields() {
+            if let Some(on) = choices.get(switch) {
+                *field = *on;
+            }
         }
         std::borrow::Cow::Owned(p)
     }
 
     /// The switches a transfer's `processingMCP.xml` may set, by name, as the profile has them.
     pub fn switches(&self) -> std::collections::BTreeMap<String, bool> {
-        [
-            ("normalize_for_preservation", self.normalize_for_preservation),
-            ("normalize_for_access", self.normalize_for_access),
-            ("thumbnails", self.thumbnails),
-            ("store_dip", self.store_dip),
-            ("transcribe", self.transcribe),
-            ("extract_packages", self.extract_packages),
-            ("virus_scan", self.virus_scan),
-            ("format_identification", self.format_identification),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        self.clone().switch_fields().into_iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 
     /// Whether a path under `objects/` is clutter the profile leaves out.

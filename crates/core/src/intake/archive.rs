@@ -194,15 +194,12 @@ impl Listing {
         if !names.all(under) || !under(first) {
             return None;
         }
-        let inside = |child: &str| {
-            let prefix = format!("{folder}/{child}");
-            self.entries.iter().any(|e| e.name == prefix || e.name.starts_with(&format!("{prefix}/")))
-        };
         // A folder: something is in it, and nothing of that name is anything but a folder.
         let prefix = format!("{folder}/");
         let is_folder = self.entries.iter().any(|e| e.name.starts_with(&prefix))
             && self.entries.iter().all(|e| e.name != folder || e.kind == EntryKind::Directory);
-        let layout = is_folder && (kind != PackageKind::Bag || inside("bagit.txt"));
+        let bagit = format!("{folder}/bagit.txt");
+        let layout = is_folder && (kind != PackageKind::Bag || self.entries.iter().any(|e| e.name == bagit));
         let reserved = ["objects", "metadata", "logs", "submissionDocumentation", "data"].contains(&folder.as_str());
         (layout && !reserved).then_some(folder)
     }

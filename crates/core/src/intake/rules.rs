@@ -402,7 +402,7 @@ pub const MAX_PATH_BYTES: usize = 4096 - 1;
 
 /// Finder's `__MACOSX/` folder and AppleDouble `._name` files beside `name`: the resource
 /// forks and Finder information of a Mac, not part of the package. They are never extracted.
-fn is_mac_metadata(name: &str, names: &BTreeSet<&str>) -> bool {
+fn is_mac_metadata(name: &str, names: &BTreeSet<String>) -> bool {
     if name == "__MACOSX" || name.starts_with("__MACOSX/") {
         return true;
     }
@@ -425,7 +425,6 @@ fn is_mac_metadata(name: &str, names: &BTreeSet<&str>) -> bool {
 /// The package without its Mac metadata, and how many entries that was.
 fn without_mac_metadata(mut listing: Listing) -> (Listing, usize) {
     let names: BTreeSet<String> = listing.entries.iter().map(|e| e.name.clone()).collect();
-    let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
     let before = listing.entries.len();
     listing.entries.retain(|e| !is_mac_metadata(&e.name, &names));
     let left_out = before - listing.entries.len();

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::fixity::Digests;
+use crate::config::profile::PackageKind;
 use crate::error::{StageError, StageResult};
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
@@ -54,21 +55,22 @@ impl Microservice for Mets<'_> {
             return Ok(Progress::Ignored);
         };
         if job.status != JobStatus::Completed {
+            let kind = self.flow.profile(&transfer)?.kind;
+            let (transfer_dc, file_dc) = load_descriptions(self, &transfer, kind)?;
             let writer = Writer {
                 p: self,
                 transfer: &transfer,
                 created: job.started_at,
-                rights: load_rights(self, &transfer)?,
+                rights: load_rights(self, &transfer, kind)?,
                 empty_folders: crate::record::aip::empty_folders(&self.events.transfer_events(transfer.id)?),
-                file_dc: BTreeMap::new(),
-                transfer_dc: transfer.identifiers.dublin_core.clone(),
+                file_dc,
+                transfer_dc,
                 transfer_md: transfer_metadata(self, &transfer)?,
-                package_kind: self.flow.profile(&transfer)?.kind,
+                package_kind: kind,
                 struct_map: read_named(self, &transfer, "metadata/mets_structmap.xml")?
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
                 imported: imported_premis(self, &transfer)?,
-            }
-            .with_descriptions(load_descriptions(self, &transfer)?);
+            };
             loop {
                 let text = self.flow.jobs.job_checkpoint(transfer.id, Stage::Mets.name())?;
                 let checkpoint = match &text {
@@ -173,27 +175,9 @@ struct Writer<'a> {
     file_dc: BTreeMap<String, BTreeMap<String, String>>,
     transfer_dc: BTreeMap<String, String>,
     transfer_md: Vec<TransferMetadata>,
-    package_kind: crate::config::profile::PackageKind,
+    package_kind: PackageKind,
     struct_map: Option<String>,
     imported: Option<crate::record::premis_import::ImportedPremis>,
-}
-
-impl Writer<'_> {
-    /// The rows of metadata.csv and metadata.json (`objects/<path>` or `objects/`) in place:
-    /// a file's own dmdSec, the transfer's Dublin Core. Where both describe one thing,
-    /// metadata.csv's fields stand.
-    fn with_descriptions(mut self, rows: Vec<BTreeMap<String, BTreeMap<String, String>>>) -> Self {
-        for source in rows {
-            for (name, dc) in source {
-                let target =
-                    if name == "objects/" { &mut self.transfer_dc } else { self.file_dc.entry(name).or_default() };
-                for (term, value) in dc {
-                    target.entry(term).or_insert(value);
-                }
-            }
-        }
-        self
-    }
 }
 
 /// The files of a METS: the state store's, in path order, and for the AIP the transfer
@@ -419,7 +403,6 @@ impl Writer<'_> {
     }
 }
 
-/// metadata.csv's rows for single files, where the package has any.
 /// A metadata file the package has, read by its name from the working area.
 fn read_named(p: &Mets<'_>, transfer: &Transfer, name: &str) -> StageResult<Option<Vec<u8>>> {
     let key = named_key(transfer.id, name);
@@ -431,27 +414,36 @@ fn read_named(p: &Mets<'_>, transfer: &Transfer, name: &str) -> StageResult<Opti
     Ok(Some(bytes))
 }
 
-/// metadata.csv's rows for single files (its `objects/` row is the transfer's, read at
-/// intake), then metadata.json's rows, for the files and the transfer.
-fn load_descriptions(
-    p: &Mets<'_>,
-    transfer: &Transfer,
-) -> StageResult<Vec<BTreeMap<String, BTreeMap<String, String>>>> {
-    let mut rows = Vec::new();
-    let kind = p.flow.profile(transfer)?.kind;
+/// The transfer's Dublin Core and each described file's or folder's: metadata.csv's
+/// `objects/` row (read at intake) and its rows for single files, then what metadata.json
+/// adds — where both describe one thing, metadata.csv's fields stand.
+fn load_descriptions(p: &Mets<'_>, transfer: &Transfer, kind: PackageKind) -> StageResult<(Dc, BTreeMap<String, Dc>)> {
+    let mut transfer_dc = transfer.identifiers.dublin_core.clone();
+    let mut file_dc = BTreeMap::new();
+    let mut add = |rows: BTreeMap<String, Dc>| {
+        for (name, dc) in rows {
+            let target = if name == "objects/" { &mut transfer_dc } else { file_dc.entry(name).or_default() };
+            for (term, value) in dc {
+                target.entry(term).or_insert(value);
+            }
+        }
+    };
     if let Some(csv) = read_named(p, transfer, "metadata/metadata.csv")? {
-        rows.push(crate::intake::metadata::file_rows(&csv, kind));
+        add(crate::intake::metadata::file_rows(&csv, kind));
     }
     if let Some(json) = read_named(p, transfer, "metadata/metadata.json")? {
         // Archivematica reads what it can of a damaged metadata.json, and so does Vellum:
         // the file itself is kept in the AIP either way.
         match crate::intake::metadata::json_rows(&json, kind) {
-            Ok(json_rows) => rows.push(json_rows),
+            Ok(rows) => add(rows),
             Err(why) => tracing::warn!(transfer_id = %transfer.id, %why, "metadata.json is not used"),
         }
     }
-    Ok(rows)
+    Ok((transfer_dc, file_dc))
 }
+
+/// Dublin Core, by term.
+type Dc = BTreeMap<String, String>;
 
 /// What the transfer's own premis.xml recorded of its files; a file that is not PREMIS is
 /// kept in the AIP, not used (as Archivematica's importer passes it by).
@@ -487,7 +479,6 @@ fn transfer_metadata(p: &Mets<'_>, transfer: &Transfer) -> StageResult<Vec<Trans
 }
 
 /// rights.csv, where the package has one: its working copy is read, not its file record.
-fn load_rights(p: &Mets<'_>, transfer: &Transfer) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
-    let kind = p.flow.profile(transfer)?.kind;
+fn load_rights(p: &Mets<'_>, transfer: &Transfer, kind: PackageKind) -> StageResult<BTreeMap<String, Vec<RightsRow>>> {
     Ok(read_named(p, transfer, "metadata/rights.csv")?.map(|bytes| rows_by_file(&bytes, kind)).unwrap_or_default())
 }
