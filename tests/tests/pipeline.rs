@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vellum_contract::faults::{Faulty, Scripted};
+use vellum_contract::faults::{Fault, Faulty, Scripted};
 use vellum_core::model::Stage;
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, Queue, TransferRegister};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, Queue, TransferOversight, TransferRegister};
 use vellum_core::Outcome;
 use vellum_tests::{bagit_validate, unpack_aip, Package, TestEnv};
 
@@ -325,6 +325,73 @@ fn a_range_out_of_time_goes_on_from_its_next_batch() {
     assert_recorded_once(&t, transfer.id, 41);
 }
 
+/// Runs `pipeline` on the test's queues until the upload's transfer ends (a minute at most,
+/// then each job's state is told).
+fn run_until_it_ends(
+    t: &TestEnv,
+    pipeline: vellum_core::Pipeline,
+    event: &vellum_core::model::messages::UploadEvent,
+) -> vellum_core::model::Transfer {
+    let config = vellum_local::RunnerConfig {
+        retry_delay: Duration::from_millis(20),
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let runner = vellum_local::Runner::start(pipeline, t.env.queue.clone(), config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let transfer = loop {
+        if let Some(tr) = t.transfer_for(event).filter(|tr| tr.status.is_terminal()) {
+            break tr;
+        }
+        if Instant::now() >= deadline {
+            let jobs = t.transfer_for(event).map(|tr| t.env.state.jobs(tr.id).unwrap()).unwrap_or_default();
+            let jobs: Vec<String> =
+                jobs.iter().map(|j| format!("{}: {:?}, {} batches", j.name, j.status, j.batches_done)).collect();
+            panic!("the transfer never ended; jobs: {jobs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    runner.stop();
+    transfer
+}
+
+/// The range whose batch completes extraction finishes the job and then sends that batch
+/// on; a delivery that dies between the two is delivered again to a finished job, and must
+/// still send its last batch, or the transfer waits for it for ever.
+#[test]
+fn a_range_that_died_after_finishing_extraction_sends_its_last_batch_when_delivered_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = vellum_tests::options();
+    options.settings.batch_size = Some(2);
+    let env = vellum_local::Embedded::open(dir.path(), options).unwrap();
+    let mut pipeline = env.pipeline.clone();
+    let state = env.state.clone();
+    let armed = Arc::new(AtomicBool::new(true));
+    let failed_once = armed.clone();
+    // The first send after the extract job is complete fails: the crash between the two.
+    let after_extraction = Scripted {
+        fail: Some(Box::new(move |what, _| {
+            if what != "queue.send_batch" || !failed_once.load(Ordering::SeqCst) {
+                return None;
+            }
+            let transfer = state.list_transfers(&Default::default()).unwrap().items.pop()?;
+            let extract = state.job(transfer.id, Stage::Extract.name()).unwrap()?;
+            (extract.status == vellum_core::model::JobStatus::Completed && failed_once.swap(false, Ordering::SeqCst))
+                .then(|| Fault::Fail(vellum_core::ports::PortError::Unavailable("the runner was killed".into())))
+        })),
+        wrap: None,
+    };
+    pipeline.queue = Arc::new(Faulty::new(pipeline.queue.clone(), Arc::new(after_extraction)));
+    let t = TestEnv { dir, env };
+    let event = t.upload(&Package::catalogued("PP/FAN/3", 40), "born-digital/fan-out.zip");
+    let transfer = run_until_it_ends(&t, pipeline, &event);
+    assert!(!armed.load(Ordering::SeqCst), "the send after extraction finished was failed");
+    assert_eq!(transfer.batch_count, 21, "extracted in ranges");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert_recorded_once(&t, transfer.id, 41);
+}
+
 #[test]
 fn a_streamed_zip_is_extracted_in_ranges() {
     // Sizes and CRCs in data descriptors, after the data: the central directory says where
@@ -448,22 +515,7 @@ fn a_stage_that_keeps_failing_is_dead_lettered_and_its_transfer_says_why() {
     pipeline.working = Arc::new(Faulty::new(pipeline.working.clone(), Arc::new(unreadable)));
     let t = TestEnv { dir, env };
     let event = t.upload(&Package::catalogued("PP/DLQ/1", 2), "born-digital/dlq.zip");
-    let config = vellum_local::RunnerConfig {
-        retry_delay: Duration::from_millis(20),
-        idle_poll: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let runner = vellum_local::Runner::start(pipeline, t.env.queue.clone(), config);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let transfer = loop {
-        let transfer = t.transfer_for(&event);
-        if let Some(tr) = transfer.filter(|tr| tr.status.is_terminal()) {
-            break tr;
-        }
-        assert!(Instant::now() < deadline, "the transfer never ended");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    runner.stop();
+    let transfer = run_until_it_ends(&t, pipeline, &event);
     assert_eq!(transfer.status, TransferStatus::Failed);
     let reason = transfer.failure_reason.unwrap();
     assert!(

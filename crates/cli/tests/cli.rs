@@ -923,7 +923,15 @@ fn a_runner_killed_at_many_points_finishes_each_time_with_the_same_aip() {
             if let Some(t) = current().filter(|t| t.status.is_terminal()) {
                 break t;
             }
-            assert!(Instant::now() < deadline, "run {run}: the transfer never ended");
+            if Instant::now() >= deadline {
+                let id = current().unwrap().id;
+                let jobs: Vec<String> = vellum_core::ports::JobLedger::jobs(&state(), id)
+                    .unwrap()
+                    .iter()
+                    .map(|j| format!("{}: {:?}, {} batches", j.name, j.status, j.batches_done))
+                    .collect();
+                panic!("run {run}: the transfer never ended; jobs: {jobs:?}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         };
         served.kill();

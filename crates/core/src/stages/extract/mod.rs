@@ -39,9 +39,10 @@ impl Microservice for Extract<'_> {
             return Ok(Progress::Ignored);
         };
         if let Some(batch) = msg.batch {
-            // A range's message after extraction finished is a late copy.
+            // A range's message after extraction finished is a late copy, but perhaps of the
+            // delivery that finished the job and died before its last batch went on.
             if job.status != JobStatus::Processing {
-                return Ok(Progress::Ignored);
+                return ranges::send_range_end_again(self, &transfer, batch);
             }
             return ranges::extract_range(self, &transfer, batch, ctx);
         }

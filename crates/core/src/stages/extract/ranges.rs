@@ -74,6 +74,22 @@ pub(super) fn send_ranges(p: &Extract<'_>, transfer: &Transfer, plan: &ExtractPl
     Ok(Progress::Continued)
 }
 
+/// A range's batches are extracted in order by one chain of messages, so the batch that
+/// completes extraction's count is the last of its range; its delivery finishes the job
+/// before sending the batch on (no later stage ends before extraction), and one that died
+/// between the two left only that batch unsent. A late copy sends it again: a batch sent
+/// twice is done twice, to the same records.
+pub(super) fn send_range_end_again(p: &Extract<'_>, transfer: &Transfer, batch: u32) -> StageResult<Progress> {
+    let Some(plan) = saved_plan(p, transfer)? else {
+        return Ok(Progress::Ignored);
+    };
+    let Some(last) = plan.range_end(batch).checked_sub(1) else {
+        return Ok(Progress::Ignored);
+    };
+    p.flow.send(Stage::PER_FILE[0], &[StageMessage::batch(transfer.id, last)])?;
+    Ok(Progress::Done)
+}
+
 /// Extracts the batches from `first` to the end of its range.
 pub(super) fn extract_range(
     p: &Extract<'_>,
