@@ -850,6 +850,51 @@ fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
 }
 
+/// A characterization tool that stops answering is stopped at its rule's timeout once in a
+/// transfer: every later file, in that batch and in every other, is recorded "not
+/// performed" with the reason, and the tool is never started again.
+#[test]
+fn a_characterization_tool_that_hangs_is_stopped_once_for_the_whole_transfer() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (tool, log) = fake_stay_open_tool(scratch.path());
+    let mut options = vellum_tests::options();
+    let mut rule = fake_rule(&tool);
+    rule.puids = vec!["fmt/11".into(), "fmt/12".into(), "fmt/13".into()];
+    rule.timeout_seconds = 2;
+    options.config.format_policy = Some(vec![rule]);
+    options.settings.batch_size = Some(2);
+    let t = TestEnv::with_options(options);
+    let mut package = Package::catalogued("PP/HUNG/1", 0);
+    for i in 0..9 {
+        package.add(&format!("objects/hang-{i}.png"), vellum_tests::tiny_png());
+    }
+    let event = t.upload(&package, "born-digital/hung.zip");
+    t.drive(|_, _| false);
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    assert!(transfer.batch_count >= 5, "the files are spread over batches: {}", transfer.batch_count);
+    let tool_events: Vec<_> = t
+        .env
+        .state
+        .all_events(transfer.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "metadata extraction" && e.detail.starts_with("program=\"fake\""))
+        .collect();
+    assert_eq!(tool_events.len(), 9, "one event a file: {tool_events:#?}");
+    let stopped: Vec<_> = tool_events.iter().filter(|e| e.outcome == EventOutcome::Fail).collect();
+    assert_eq!(stopped.len(), 1, "{tool_events:#?}");
+    assert!(stopped[0].outcome_detail.contains("was stopped after 2 seconds"), "{}", stopped[0].outcome_detail);
+    for e in tool_events.iter().filter(|e| e.outcome != EventOutcome::Fail) {
+        assert_eq!(e.outcome, EventOutcome::NotPerformed, "{e:#?}");
+        assert!(e.outcome_detail.starts_with("not performed: "), "{}", e.outcome_detail);
+        assert!(e.outcome_detail.contains("stopped responding (stopped after 2 seconds on objects/hang-"));
+        assert!(e.outcome_detail.ends_with("not run again in this transfer"), "{}", e.outcome_detail);
+    }
+    let starts = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(starts.lines().count(), 1, "the tool was started once, and never after it hung: {starts}");
+}
+
 /// A tool that speaks ExifTool's `-stay_open` protocol (arguments a line each, `-execute`
 /// ends a file's, `-stay_open False` ends it, the end of its input does not), answers
 /// `<file name='NAME'/>`, hangs on a file whose name has "hang" in it, and logs its process

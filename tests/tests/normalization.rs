@@ -563,7 +563,11 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
         "{failed:?}"
     );
     assert_eq!(
-        failed.iter().filter(|d| d.starts_with("not run:") && d.contains("earlier in this batch")).count(),
+        failed
+            .iter()
+            .filter(|d| d.starts_with("not performed:") && d.contains("stopped responding (stopped after 2 seconds on"))
+            .filter(|d| d.ends_with("not run again in this transfer"))
+            .count(),
         2,
         "{failed:?}"
     );

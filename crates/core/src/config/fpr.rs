@@ -353,7 +353,8 @@ impl<'a> Sessions<'a> {
         Self { tools, open: Default::default() }
     }
 
-    /// Tells the rules' sessions which files of the batch they apply to, before the first.
+    /// Tells the rules' sessions which files of the batch they apply to, before the first;
+    /// a rule `stopped` says is not run is left out.
     pub fn prepare(
         &mut self,
         rules: &'a Rules,
@@ -361,8 +362,9 @@ impl<'a> Sessions<'a> {
         files: &[File],
         source: &dyn crate::ports::ObjectStore,
         key_of: impl Fn(&File) -> String,
+        stopped: impl Fn(&Rule) -> bool,
     ) -> crate::ports::PortResult<()> {
-        for rule in rules.rules.iter().filter(|r| r.purpose == purpose && r.per_batch) {
+        for rule in rules.rules.iter().filter(|r| r.purpose == purpose && r.per_batch && !stopped(r)) {
             let objects: Vec<(String, String)> = files
                 .iter()
                 .filter(|f| rules.rules_for(purpose, f, self.tools).any(|r| r.name == rule.name))

@@ -69,6 +69,17 @@ pub fn dip_name(transfer: &Transfer) -> String {
     format!("{}-{}", safe_name(transfer), transfer.sip_uuid)
 }
 
+/// Where the rules whose tool stopped responding in a transfer are marked, one object a
+/// rule (see `stages::stopped_tools`).
+pub fn stopped_tools_prefix(transfer_id: Uuid) -> String {
+    format!("{transfer_id}/stopped-tools/")
+}
+
+/// The mark of one stopped rule, by a name without slashes.
+pub fn stopped_tool_key(transfer_id: Uuid, rule: &str) -> String {
+    format!("{}{rule}", stopped_tools_prefix(transfer_id))
+}
+
 /// The listing intake made of the package, which extraction follows.
 pub fn listing_key(transfer_id: Uuid) -> String {
     format!("{transfer_id}/listing.jsonl")

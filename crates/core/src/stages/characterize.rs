@@ -21,6 +21,7 @@ use crate::model::{by_vellum, program_detail, EventOutcome, EventType, File, Fil
 use crate::ports::{FilePages, ToolOutput};
 use crate::record::keys::key_of;
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::stopped_tools::StoppedTools;
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
 /// The characterize stage and what it uses beside its `Flow`: the files of its batch, the
@@ -35,12 +36,15 @@ pub struct Characterize<'a> {
 impl Microservice for Characterize<'_> {
     fn run(&self, msg: &StageMessage, ctx: &StageContext) -> StageResult<Progress> {
         let mut sessions = fpr::Sessions::new(self.tools.as_ref());
+        let mut stopped = StoppedTools::of_transfer(self.flow.working.as_ref(), msg.transfer_id)?;
         // Tools that take a batch in one call (MediaInfo) run once, before the first file.
         if let Some(batch) = msg.batch {
             let files: Vec<File> = FilePages::of_batch(self.files, msg.transfer_id, batch)
                 .after(msg.resume_after.clone())
                 .collect::<Result<_, _>>()?;
-            sessions.prepare(self.fpr, fpr::Purpose::Characterization, &files, self.flow.working.as_ref(), key_of)?;
+            let working = self.flow.working.as_ref();
+            let purpose = fpr::Purpose::Characterization;
+            sessions.prepare(self.fpr, purpose, &files, working, key_of, |r| stopped.why(&r.name).is_some())?;
         }
         run_batch(&self.flow, self.files, msg, STAGE, ctx, |_, profile, file| {
             let key = key_of(file);
@@ -56,8 +60,16 @@ impl Microservice for Characterize<'_> {
             for rule in self.fpr.rules_for(fpr::Purpose::Characterization, file, self.tools.as_ref()) {
                 let (session, version) = sessions.of(rule);
                 let tool = program_detail(&rule.name, version.unwrap_or("unknown"));
-                let (outcome, note) = match session.run(self.flow.working.as_ref(), &key, &file.current_path)? {
-                    ToolOutput::Output(output) => {
+                let answer = match stopped.why(&rule.name) {
+                    Some(why) => Err(why),
+                    None => Ok(session.run(self.flow.working.as_ref(), &key, &file.current_path)?),
+                };
+                let (outcome, note) = match answer {
+                    Err(why) => {
+                        tool_notes.push(why.clone());
+                        (EventOutcome::NotPerformed, why)
+                    }
+                    Ok(ToolOutput::Output(output)) => {
                         let key = match rule.output {
                             fpr::RuleOutput::Xml => fpr::xml_key(&rule.name),
                             fpr::RuleOutput::Text => rule.name.clone(),
@@ -65,7 +77,7 @@ impl Microservice for Characterize<'_> {
                         traits.insert(key, output);
                         (EventOutcome::Positive, format!("{} output recorded", rule.name))
                     }
-                    ToolOutput::Cut { kept, total } => {
+                    Ok(ToolOutput::Cut { kept, total }) => {
                         // Cut output is not the tool's answer: kept as text (cut XML is not XML),
                         // marked where it stops, and the event says it is incomplete.
                         let why = format!(
@@ -77,15 +89,16 @@ impl Microservice for Characterize<'_> {
                         tool_notes.push(format!("{} output cut", rule.name));
                         (EventOutcome::PartialPass, format!("output cut: {why}"))
                     }
-                    ToolOutput::Failed(why) => {
+                    Ok(ToolOutput::Failed(why)) => {
                         tool_notes.push(format!("{} failed: {why}", rule.name));
                         (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
                     }
-                    ToolOutput::TimedOut => {
+                    Ok(ToolOutput::TimedOut) => {
                         let why = format!(
-                            "{} was stopped after {} seconds and gave no result",
+                            "{} was stopped after {} seconds and gave no result; not run again in this transfer",
                             rule.name, rule.timeout_seconds
                         );
+                        stopped.stop(&rule.name, &rule.command, rule.timeout_seconds, &file.current_path)?;
                         tool_notes.push(why.clone());
                         (EventOutcome::Fail, why)
                     }

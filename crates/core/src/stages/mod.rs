@@ -18,6 +18,7 @@ pub mod package;
 pub mod per_file;
 pub mod scan;
 pub mod start;
+pub mod stopped_tools;
 pub mod store;
 
 use std::sync::Arc;

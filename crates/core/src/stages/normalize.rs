@@ -25,6 +25,7 @@ use crate::model::{
 use crate::ports::{Conversion, FileCatalogue, FilePages, ToolOutput, ToolRunner};
 use crate::record::keys::{dip_key, key_of, object_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
+use crate::stages::stopped_tools::StoppedTools;
 use crate::stages::{Flow, LongJobs, Microservice, Progress, StageContext};
 
 /// The normalize stage and what it uses beside its `Flow`: the files of its batch, the
@@ -40,10 +41,10 @@ pub struct Normalize<'a> {
 
 const STAGE: Stage = Stage::Normalize;
 
-/// What a batch's tries taught: rules whose tool ran past its timeout (not waited for
+/// What the transfer's tries taught: rules whose tool ran past its timeout (not waited for
 /// again), and where this runner's long jobs go.
-struct Tried {
-    hung: BTreeMap<String, String>,
+struct Tried<'a> {
+    stopped: StoppedTools<'a>,
     long_jobs: LongJobs,
 }
 
@@ -88,8 +89,9 @@ impl Microservice for Normalize<'_> {
                 return Ok(Progress::Continued);
             }
         }
-        // Rules whose tool ran past its timeout in this batch: not waited for again.
-        let mut tried = Tried { hung: BTreeMap::new(), long_jobs: ctx.long_jobs };
+        // Rules whose tool ran past its timeout in this transfer: not waited for again.
+        let stopped = StoppedTools::of_transfer(self.flow.working.as_ref(), msg.transfer_id)?;
+        let mut tried = Tried { stopped, long_jobs: ctx.long_jobs };
         // What an earlier delivery of this batch made and recorded: kept, not made again (a
         // tool run twice need not write the same bytes, and the record holds the first's).
         let made_before: BTreeSet<uuid::Uuid> = match msg.batch {
@@ -167,7 +169,7 @@ impl Normalize<'_> {
         original: &File,
         rule: &Rule,
         key: &str,
-        tried: &mut Tried,
+        tried: &mut Tried<'_>,
     ) -> StageResult<Result<(u64, String), String>> {
         if tried.long_jobs == LongJobs::NotRun && is_long(rule, original) {
             return Ok(Err(format!(
@@ -178,11 +180,8 @@ impl Normalize<'_> {
                 rule.long_above_bytes.unwrap_or_default()
             )));
         }
-        if let Some(earlier) = tried.hung.get(&rule.name) {
-            return Ok(Err(format!(
-                "not run: {} was stopped after {} seconds on {earlier} earlier in this batch",
-                rule.command, rule.timeout_seconds
-            )));
+        if let Some(why) = tried.stopped.why(&rule.name) {
+            return Ok(Err(why));
         }
         if let Some(missing) = rule.commands().find(|c| !self.tools.installed(c)) {
             return Ok(Err(format!("{missing} is not installed where Vellum runs")));
@@ -205,7 +204,7 @@ impl Normalize<'_> {
             Conversion::Made { size, said } => Ok((size, said)),
             Conversion::Failed(why) => Err(why),
             Conversion::TimedOut => {
-                tried.hung.insert(rule.name.clone(), original.current_path.clone());
+                tried.stopped.stop(&rule.name, &rule.command, rule.timeout_seconds, &original.current_path)?;
                 Err(format!("{} was stopped after {} seconds and made nothing", rule.command, rule.timeout_seconds))
             }
         })
@@ -225,7 +224,7 @@ impl Normalize<'_> {
         original: &File,
         purpose: Purpose,
         rule: &Rule,
-        tried: &mut Tried,
+        tried: &mut Tried<'_>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
         let path = dip_path(original, purpose, extension);
@@ -248,7 +247,7 @@ impl Normalize<'_> {
         profile: &Profile,
         original: &File,
         rule: &Rule,
-        tried: &mut Tried,
+        tried: &mut Tried<'_>,
         made_before: &BTreeSet<uuid::Uuid>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
