@@ -139,6 +139,7 @@ fn before(dir: &Path, id: Uuid) -> u64 {
         package_kind: vellum_core::config::profile::PackageKind::Catalogued,
         struct_map: None,
         imported: None,
+        transfer_events: &[],
         created: transfer.created_at,
     };
     write_aip_mets(&mut sink, &doc).unwrap();

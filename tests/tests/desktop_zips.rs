@@ -71,11 +71,36 @@ fn a_finder_zip_is_accepted_without_its_mac_metadata_and_clutter() {
     assert_eq!(fields[1], "8", "its size");
     assert_eq!(fields[2], vellum_tests::sha256_hex(&[0, 0, 0, 1, b'B', b'u', b'd', b'1']), "its digest");
     assert!(fields[3].contains("desktop clutter"), "{ds}");
+    // The Mac metadata too, each entry with its size and digest where it is a file.
+    for name in ["__MACOSX", "__MACOSX/._metadata", "__MACOSX/objects/._letter.txt", "objects/._letter.txt"] {
+        let line = left_out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name}: {left_out}"));
+        assert!(line.contains("Mac metadata"), "{line}");
+        if name != "__MACOSX" {
+            assert!(line.contains("\t24\t"), "its size: {line}");
+        }
+    }
     let events = left_out_events(&c, &t);
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert!(events[0].contains("objects/.DS_Store") && events[0].contains("size=8"), "{events:?}");
-    let mets = std::fs::read_to_string(c.bag(&t).join(format!("data/METS.{}.xml", t.aip_uuid))).unwrap();
-    assert!(!mets.contains("DS_Store") && !mets.contains("__MACOSX"), "no PREMIS object for what is not kept");
+    assert_eq!(events.len(), 6, "the clutter and five entries of Mac metadata: {events:?}");
+    assert!(events.iter().any(|e| e.contains("objects/.DS_Store") && e.contains("size=8")), "{events:?}");
+    let mets_path = c.bag(&t).join(format!("data/METS.{}.xml", t.aip_uuid));
+    let mets = std::fs::read_to_string(&mets_path).unwrap();
+    assert!(
+        !mets.contains("<premis:originalName>%transferDirectory%objects/.DS_Store"),
+        "no PREMIS object for what is not kept"
+    );
+    // Each is an event on the transfer, in its own amdSec, which the transfer's div names.
+    let transfer_amd = mets.split("<mets:amdSec ID=\"amdSec_transfer\">").nth(1).expect("the transfer's amdSec");
+    let transfer_amd = transfer_amd.split("</mets:amdSec>").next().unwrap();
+    assert_eq!(transfer_amd.matches("<premis:eventType>deletion</premis:eventType>").count(), 6, "{transfer_amd}");
+    for name in ["objects/.DS_Store", "objects/._letter.txt", "__MACOSX/metadata/._metadata.csv"] {
+        assert!(transfer_amd.contains(&format!("%transferDirectory%{name}")), "{name}: {transfer_amd}");
+    }
+    assert!(mets.contains("ADMID=\"amdSec_transfer\""), "the transfer's div names its amdSec");
+    let report = vellum_tests::validate_mets(&mets_path);
+    assert_eq!(report["xsd_errors"], serde_json::json!([]), "the METS is valid METS/PREMIS");
 }
 
 /// A zip as Windows Explorer's "Send to > Compressed folder" makes it: no folder entries,

@@ -294,6 +294,8 @@ pub enum LeftOut {
     Clutter,
     /// A folder with no file in it: a bag has no place for it.
     EmptyFolder,
+    /// Finder's `__MACOSX/` entries and AppleDouble `._name` files beside `name`.
+    MacMetadata,
 }
 
 impl LeftOut {
@@ -301,6 +303,9 @@ impl LeftOut {
         match self {
             Self::Clutter => "desktop clutter, on the processing profile's list of files not preserved",
             Self::EmptyFolder => "an empty folder: a BagIt AIP holds files, not folders",
+            Self::MacMetadata => {
+                "Mac metadata (a __MACOSX/ entry or an AppleDouble ._ file: a Mac's resource fork and Finder information, not part of the package)"
+            }
         }
     }
 }

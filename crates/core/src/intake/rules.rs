@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::profile::{Limits, PackageKind, Profile};
-use crate::intake::archive::{zip_method_name, zip_method_readable, EntryKind, LeftOut, Listing, ListingLine};
+use crate::intake::archive::{
+    zip_method_name, zip_method_readable, EntryKind, LeftOut, ListedEntry, Listing, ListingLine,
+};
 use crate::intake::feedback::escape_controls;
 use crate::intake::layout::standard_place;
 pub use crate::intake::layout::unsafe_path_reason;
@@ -422,12 +424,25 @@ fn is_mac_metadata(name: &str, names: &BTreeSet<String>) -> bool {
     }
 }
 
-/// The package without its Mac metadata, and how many entries that was.
-fn without_mac_metadata(mut listing: Listing) -> (Listing, usize) {
+/// The package without its Mac metadata, and those entries, each as a line left out of
+/// the AIP under the name it had in the upload (so `leftOut.log` and the METS list it).
+fn without_mac_metadata(mut listing: Listing) -> (Listing, Vec<ListingLine>) {
     let names: BTreeSet<String> = listing.entries.iter().map(|e| e.name.clone()).collect();
-    let before = listing.entries.len();
-    listing.entries.retain(|e| !is_mac_metadata(&e.name, &names));
-    let left_out = before - listing.entries.len();
+    let (mac, kept): (Vec<ListedEntry>, Vec<ListedEntry>) =
+        std::mem::take(&mut listing.entries).into_iter().partition(|e| is_mac_metadata(&e.name, &names));
+    listing.entries = kept;
+    let left_out = mac
+        .into_iter()
+        .map(|e| ListingLine {
+            index: e.index,
+            name: listing.original_names.get(&e.index).cloned().unwrap_or(e.name),
+            kind: e.kind,
+            size: e.size,
+            path: None,
+            left_out: Some(LeftOut::MacMetadata),
+            at: e.at,
+        })
+        .collect();
     (listing, left_out)
 }
 
@@ -436,6 +451,7 @@ pub fn check_package(listing: Listing, profile: &Profile) -> Result<Accepted, Ve
     let listing = listing.arranged(profile.kind);
     let wrapper = listing.wrapper.clone();
     let (listing, mac_metadata) = without_mac_metadata(listing);
+    let mac_count = mac_metadata.len();
     let mut accepted = match profile.kind {
         PackageKind::Bag if !listing.is_bag() => Err(vec![not_a_bag()]),
         PackageKind::Standard => check_plain_package(&placed_as_standard(listing), profile),
@@ -443,11 +459,14 @@ pub fn check_package(listing: Listing, profile: &Profile) -> Result<Accepted, Ve
         _ => check_plain_package(&listing, profile),
     }?;
     accepted.identifiers.wrapping_folder = wrapper;
-    if mac_metadata > 0 {
+    if mac_count > 0 {
         accepted.notes.push(format!(
-            "{mac_metadata} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package",
-            if mac_metadata == 1 { "y" } else { "ies" }
+            "{mac_count} entr{} of Mac metadata (__MACOSX/ and ._ files) left out: they are not part of the package; the AIP's logs/leftOut.log lists them",
+            if mac_count == 1 { "y" } else { "ies" }
         ));
+        // Extraction follows the lines in archive order (a tar is read as a stream).
+        accepted.lines.extend(mac_metadata);
+        accepted.lines.sort_by_key(|l| l.index);
     }
     Ok(accepted)
 }

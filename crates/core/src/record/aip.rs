@@ -135,6 +135,11 @@ fn left_out_path(e: &PremisEvent) -> &str {
         .unwrap_or(&e.outcome_detail)
 }
 
+/// The transfer's events about entries of the upload left out of the AIP.
+pub fn left_out_events(transfer_events: Vec<PremisEvent>) -> Vec<PremisEvent> {
+    transfer_events.into_iter().filter(|e| e.event_type == LEFT_OUT_EVENT).collect()
+}
+
 /// The empty folders of the upload (left out of the bag, which holds files), by their
 /// upload names: the METS keeps them as empty divs of its structMap.
 pub fn empty_folders(transfer_events: &[PremisEvent]) -> Vec<String> {

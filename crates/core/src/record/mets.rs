@@ -81,6 +81,9 @@ pub struct MetsDoc<'a> {
     pub struct_map: Option<&'a str>,
     /// What the transfer's own PREMIS (`metadata/premis.xml`) recorded of its files.
     pub imported: Option<&'a crate::record::premis_import::ImportedPremis>,
+    /// Events about the transfer itself (the upload's entries left out of the AIP), in the
+    /// transfer's amdSec.
+    pub transfer_events: &'a [PremisEvent],
     pub created: Timestamp,
 }
 
@@ -185,14 +188,31 @@ pub fn write_head(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         write_dublin_core(out, &file_dmd_id(i), dc, doc.created)?;
     }
     // METS keeps every dmdSec before the first amdSec.
-    if doc.transfer_md.iter().any(|md| md.source) {
+    if has_transfer_amd_sec(doc) {
         writeln!(out, "<mets:amdSec ID=\"{TRANSFER_AMD_SEC}\">")?;
         for md in doc.transfer_md.iter().filter(|md| md.source) {
             write_transfer_metadata(out, md, doc.created)?;
         }
+        // The transfer's digiprovMDs are numbered as a file's would be, as file 0.
+        let mut id = 0;
+        let mut agents: BTreeSet<&Agent> = BTreeSet::new();
+        for e in doc.transfer_events {
+            id += 1;
+            write_event(out, 0, id, &EventRecord::own(e))?;
+            agents.extend(&e.agents);
+        }
+        for a in agents {
+            id += 1;
+            write_agent(out, 0, id, (&a.identifier_type, &a.identifier_value, &a.name, &a.agent_type))?;
+        }
         writeln!(out, "</mets:amdSec>")?;
     }
     Ok(())
+}
+
+/// Whether the transfer has an amdSec of its own: source metadata or events.
+fn has_transfer_amd_sec(doc: &MetsDoc<'_>) -> bool {
+    doc.transfer_md.iter().any(|md| md.source) || !doc.transfer_events.is_empty()
 }
 
 /// The dmdSec of the `i`th file row of metadata.csv (in path order): after the package's.
@@ -371,22 +391,28 @@ fn write_amd_sec(
         .1
         .iter()
         .map(|a| (a.identifier.0.as_str(), a.identifier.1.as_str(), a.name.as_str(), a.agent_type.as_str()));
-    for (id_type, id_value, name, agent_type) in own_agents.chain(their_agents) {
+    for agent in own_agents.chain(their_agents) {
         id += 1;
-        write!(
-            out,
-            "<mets:digiprovMD ID=\"digiprovMD_{n}_{id}\"><mets:mdWrap MDTYPE=\"PREMIS:AGENT\"><mets:xmlData><premis:agent {PREMIS_SCHEMA}>"
-        )?;
-        writeln!(
-            out,
-            "<premis:agentIdentifier><premis:agentIdentifierType>{}</premis:agentIdentifierType><premis:agentIdentifierValue>{}</premis:agentIdentifierValue></premis:agentIdentifier><premis:agentName>{}</premis:agentName><premis:agentType>{}</premis:agentType></premis:agent></mets:xmlData></mets:mdWrap></mets:digiprovMD>",
-            esc(id_type),
-            esc(id_value),
-            esc(name),
-            esc(agent_type)
-        )?;
+        write_agent(out, n, id, agent)?;
     }
     writeln!(out, "</mets:amdSec>")
+}
+
+/// A PREMIS agent: its identifier's type and value, its name and its type.
+fn write_agent(out: &mut dyn Write, n: usize, id: usize, agent: (&str, &str, &str, &str)) -> io::Result<()> {
+    let (id_type, id_value, name, agent_type) = agent;
+    write!(
+        out,
+        "<mets:digiprovMD ID=\"digiprovMD_{n}_{id}\"><mets:mdWrap MDTYPE=\"PREMIS:AGENT\"><mets:xmlData><premis:agent {PREMIS_SCHEMA}>"
+    )?;
+    writeln!(
+        out,
+        "<premis:agentIdentifier><premis:agentIdentifierType>{}</premis:agentIdentifierType><premis:agentIdentifierValue>{}</premis:agentIdentifierValue></premis:agentIdentifier><premis:agentName>{}</premis:agentName><premis:agentType>{}</premis:agentType></premis:agent></mets:xmlData></mets:mdWrap></mets:digiprovMD>",
+        esc(id_type),
+        esc(id_value),
+        esc(name),
+        esc(agent_type)
+    )
 }
 
 /// Whether the event is a normalization that made a preservation copy.
@@ -590,11 +616,7 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
     };
     let dmd_ids: Vec<&str> =
         std::iter::once("dmdSec_1").chain(doc.transfer_md.iter().filter(|md| !md.source).map(|md| md.id)).collect();
-    let admid = if doc.transfer_md.iter().any(|md| md.source) {
-        format!(" ADMID=\"{TRANSFER_AMD_SEC}\"")
-    } else {
-        String::new()
-    };
+    let admid = if has_transfer_amd_sec(doc) { format!(" ADMID=\"{TRANSFER_AMD_SEC}\"") } else { String::new() };
     writeln!(
         out,
         "<mets:structMap TYPE=\"physical\" ID=\"structMap_1\" LABEL=\"Archivematica default\"><mets:div TYPE=\"Directory\" LABEL=\"{}\" DMDID=\"{}\"{admid}>",

@@ -57,12 +57,14 @@ impl Microservice for Mets<'_> {
         if job.status != JobStatus::Completed {
             let kind = self.flow.profile(&transfer)?.kind;
             let (transfer_dc, file_dc) = load_descriptions(self, &transfer, kind)?;
+            let left_out = crate::record::aip::left_out_events(self.events.transfer_events(transfer.id)?);
             let writer = Writer {
                 p: self,
                 transfer: &transfer,
                 created: job.started_at,
                 rights: load_rights(self, &transfer, kind)?,
-                empty_folders: crate::record::aip::empty_folders(&self.events.transfer_events(transfer.id)?),
+                empty_folders: crate::record::aip::empty_folders(&left_out),
+                left_out,
                 file_dc,
                 transfer_dc,
                 transfer_md: transfer_metadata(self, &transfer)?,
@@ -172,6 +174,8 @@ struct Writer<'a> {
     created: Timestamp,
     rights: BTreeMap<String, Vec<RightsRow>>,
     empty_folders: Vec<String>,
+    /// The upload's entries left out of the AIP, each a PREMIS event on the transfer.
+    left_out: Vec<PremisEvent>,
     file_dc: BTreeMap<String, BTreeMap<String, String>>,
     transfer_dc: BTreeMap<String, String>,
     transfer_md: Vec<TransferMetadata>,
@@ -240,6 +244,7 @@ impl Writer<'_> {
             package_kind: self.package_kind,
             struct_map: self.struct_map.as_deref(),
             imported: self.imported.as_ref(),
+            transfer_events: &self.left_out,
             created: self.created,
         };
 
@@ -347,7 +352,7 @@ impl Writer<'_> {
         // Counted once for the whole transfer, so the success log and the reports can say it.
         p.flow.register.set_files_not_scanned(self.transfer.id, not_scanned)?;
         p.flow.register.set_files_not_normalized(self.transfer.id, not_normalized)?;
-        if let Some(left_out) = left_out_log(&p.events.transfer_events(self.transfer.id)?) {
+        if let Some(left_out) = left_out_log(&self.left_out) {
             p.flow.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }
         Ok(())
