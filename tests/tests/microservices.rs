@@ -850,6 +850,148 @@ fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
 }
 
+/// Runs `program` in `dir` to make `name` there, and gives its bytes.
+fn made_by(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+/// A Word document as small as Word opens: the content types, the package's relationship
+/// to the document, and one paragraph.
+fn minimal_docx() -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let parts = [
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#,
+        ),
+        (
+            "word/document.xml",
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Dear archivist</w:t></w:r></w:p></w:body></w:document>"#,
+        ),
+    ];
+    for (name, text) in parts {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// Characterization as docs/mets.md says, row for row, on files the field's tools made:
+/// MediaInfo's XML for every common audio and video container, ExifTool's for images, PDF
+/// and office documents — with the shipped rules, as identified from the files' bytes.
+#[test]
+#[ignore = "needs FFmpeg, ImageMagick, Ghostscript, MediaInfo and ExifTool; scripts/test runs it"]
+fn every_common_container_gets_mediainfo_and_images_pdf_and_office_files_get_exiftool() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let video = ["-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=5"];
+    let mpeg_video = ["-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=25"];
+    let mxf_video = ["-f", "lavfi", "-i", "testsrc=duration=1:size=720x576:rate=25"];
+    let audio = ["-f", "lavfi", "-i", "sine=duration=1:sample_rate=8000"];
+    let ffmpeg = |name: &str, inputs: &[&[&str]], codecs: &[&str]| {
+        let mut args = vec!["-v", "error", "-y"];
+        for input in inputs {
+            args.extend_from_slice(input);
+        }
+        args.extend_from_slice(codecs);
+        args.push(name);
+        made_by(d, name, "ffmpeg", &args)
+    };
+    let recordings = [
+        ("QuickTime", "clip.mov", ffmpeg("clip.mov", &[&video, &audio], &["-c:v", "mpeg4", "-c:a", "aac"])),
+        ("MP4", "clip.mp4", ffmpeg("clip.mp4", &[&video, &audio], &["-c:v", "mpeg4", "-c:a", "aac"])),
+        ("M4A", "tone.m4a", ffmpeg("tone.m4a", &[&audio], &["-c:a", "aac"])),
+        ("AVI", "clip.avi", ffmpeg("clip.avi", &[&video, &audio], &["-c:v", "mpeg4", "-c:a", "pcm_s16le"])),
+        ("Matroska", "clip.mkv", ffmpeg("clip.mkv", &[&video, &audio], &["-c:v", "ffv1", "-c:a", "flac"])),
+        ("WebM", "clip.webm", ffmpeg("clip.webm", &[&video, &audio], &["-c:v", "libvpx", "-c:a", "libvorbis"])),
+        ("Ogg", "tone.ogg", ffmpeg("tone.ogg", &[&audio], &["-c:a", "libvorbis"])),
+        ("Opus", "tone.opus", ffmpeg("tone.opus", &[&audio], &["-c:a", "libopus", "-ar", "48000"])),
+        ("AIFF", "tone.aiff", ffmpeg("tone.aiff", &[&audio], &["-c:a", "pcm_s16be"])),
+        ("WAV", "tone.wav", ffmpeg("tone.wav", &[&audio], &["-c:a", "pcm_s16le"])),
+        ("MP3", "tone.mp3", ffmpeg("tone.mp3", &[&audio], &["-c:a", "libmp3lame"])),
+        ("FLAC", "tone.flac", ffmpeg("tone.flac", &[&audio], &["-c:a", "flac"])),
+        (
+            "MPEG",
+            "clip.mpg",
+            ffmpeg("clip.mpg", &[&mpeg_video, &audio], &["-c:v", "mpeg1video", "-c:a", "mp2", "-ar", "44100"]),
+        ),
+        (
+            "MXF",
+            "clip.mxf",
+            ffmpeg("clip.mxf", &[&mxf_video, &audio], &["-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000"]),
+        ),
+    ];
+    let documents = [
+        ("JPEG", "red.jpg", made_by(d, "red.jpg", "convert", &["-size", "16x16", "xc:red", "red.jpg"])),
+        ("PNG", "blue.png", made_by(d, "blue.png", "convert", &["-size", "16x16", "xc:blue", "blue.png"])),
+        ("TIFF", "green.tif", made_by(d, "green.tif", "convert", &["-size", "16x16", "xc:green", "green.tif"])),
+        ("GIF", "grey.gif", made_by(d, "grey.gif", "convert", &["-size", "16x16", "xc:grey", "grey.gif"])),
+        ("BMP", "white.bmp", made_by(d, "white.bmp", "convert", &["-size", "16x16", "xc:white", "white.bmp"])),
+        (
+            "PDF",
+            "letter.pdf",
+            made_by(
+                d,
+                "letter.pdf",
+                "gs",
+                &[
+                    "-q",
+                    "-sDEVICE=pdfwrite",
+                    "-o",
+                    "letter.pdf",
+                    "-c",
+                    "/Helvetica findfont 12 scalefont setfont 72 720 moveto (Dear archivist) show showpage",
+                ],
+            ),
+        ),
+        ("Word", "letter.docx", minimal_docx()),
+    ];
+    let mut options = vellum_tests::options();
+    for profile in &mut options.config.profiles {
+        profile.normalize_for_preservation = false;
+        profile.normalize_for_access = false;
+        profile.thumbnails = false;
+        profile.transcribe = false;
+        profile.store_dip = false;
+    }
+    let t = TestEnv::with_options(options);
+    let mut p = Package::catalogued("PP/CHARACTERIZED/1", 0);
+    for (_, name, bytes) in recordings.iter().chain(&documents) {
+        p.add(&format!("objects/{name}"), bytes.clone());
+    }
+    let transfer = ingest(&t, &p, "born-digital/characterized.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    let expect = recordings
+        .iter()
+        .map(|(kind, name, _)| (kind, name, "mediainfo.xml"))
+        .chain(documents.iter().map(|(kind, name, _)| (kind, name, "exiftool.xml")));
+    let mut missing = Vec::new();
+    for (kind, name, key) in expect {
+        let path = format!("objects/{name}");
+        let file = files.iter().find(|f| f.original_path == path).unwrap();
+        let puid = file.format.as_ref().map_or("none".to_string(), |f| f.puid.clone());
+        match file.characteristics.get(key) {
+            Some(xml) => {
+                roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{kind}: {key} is not XML ({e})"));
+            }
+            None => missing.push(format!("{kind} ({path}, {puid}): no {key}")),
+        }
+    }
+    assert!(missing.is_empty(), "characterized as docs/mets.md says: {missing:#?}");
+}
+
 /// A characterization tool that stops answering is stopped at its rule's timeout once in a
 /// transfer: every later file, in that batch and in every other, is recorded "not
 /// performed" with the reason, and the tool is never started again.
