@@ -710,3 +710,15 @@ pub fn tiny_png() -> Vec<u8> {
     chunk(&mut png, b"IEND", b"");
     png
 }
+
+/// Runs `program` in `dir` to make `name` there (a file the field's tools made), and gives
+/// its bytes.
+pub fn made_by(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join(name)).unwrap()
+}

@@ -10,7 +10,7 @@ use vellum_core::model::Stage;
 use vellum_core::model::{EventOutcome, Transfer, TransferStatus};
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, TransferRegister};
 use vellum_local::fs_store::FsObjectStore;
-use vellum_tests::{project_python, Package, TestEnv};
+use vellum_tests::{made_by, project_python, Package, TestEnv};
 
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
@@ -848,17 +848,6 @@ fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     );
     drop(session);
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
-}
-
-/// Runs `program` in `dir` to make `name` there, and gives its bytes.
-fn made_by(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(dir.join(name)).unwrap()
 }
 
 /// A Word document as small as Word opens: the content types, the package's relationship

@@ -12,18 +12,7 @@ use std::process::Command;
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore};
-use vellum_tests::{bagit_validate, unpack_aip, Package, TestEnv};
-
-/// Runs a tool that makes a test file in `dir`, and gives back the file's bytes.
-fn made(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
-    assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(dir.join(name)).unwrap()
-}
+use vellum_tests::{bagit_validate, made_by, unpack_aip, Package, TestEnv};
 
 /// A scan as a scanner's software writes one: a PDF page that is only a JPEG image, no
 /// text of its own.
@@ -90,12 +79,12 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     let originals: BTreeMap<&str, Vec<u8>> = BTreeMap::from([
         (
             "objects/photos/photo.jpg",
-            made(w, "photo.jpg", "convert", &["-size", "64x48", "gradient:red-blue", "photo.jpg"]),
+            made_by(w, "photo.jpg", "convert", &["-size", "64x48", "gradient:red-blue", "photo.jpg"]),
         ),
-        ("objects/scan.png", made(w, "scan.png", "convert", &["-size", "32x32", "xc:green", "scan.png"])),
+        ("objects/scan.png", made_by(w, "scan.png", "convert", &["-size", "32x32", "xc:green", "scan.png"])),
         (
             "objects/letter.png",
-            made(
+            made_by(
                 w,
                 "letter.png",
                 "convert",
@@ -116,7 +105,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         (
             "objects/report.pdf",
-            made(
+            made_by(
                 w,
                 "report.pdf",
                 "gs",
@@ -132,7 +121,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         (
             "objects/sound/tone.mp3",
-            made(
+            made_by(
                 w,
                 "tone.mp3",
                 "ffmpeg",
@@ -141,7 +130,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         (
             "objects/clip.mp4",
-            made(
+            made_by(
                 w,
                 "clip.mp4",
                 "ffmpeg",
@@ -160,7 +149,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         (
             "objects/sound/fit.wav",
-            made(
+            made_by(
                 w,
                 "fit.wav",
                 "ffmpeg",
@@ -169,7 +158,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         ),
         ("objects/notes.txt", b"Notes on the papers.\n".to_vec()),
         ("objects/scans/minutes.pdf", {
-            let page = made(
+            let page = made_by(
                 w,
                 "minutes.jpg",
                 "convert",
@@ -191,10 +180,10 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
             );
             scanned_pdf(&page, 900, 200)
         }),
-        ("objects/anim.gif", made(w, "anim.gif", "convert", &["-size", "40x30", "xc:blue", "anim.gif"])),
+        ("objects/anim.gif", made_by(w, "anim.gif", "convert", &["-size", "40x30", "xc:blue", "anim.gif"])),
         (
             "objects/scans/page.tif",
-            made(w, "page.tif", "convert", &["-size", "40x30", "xc:white", "-compress", "None", "page.tif"]),
+            made_by(w, "page.tif", "convert", &["-size", "40x30", "xc:white", "-compress", "None", "page.tif"]),
         ),
         ("objects/bundle.zip", {
             let mut out = std::io::Cursor::new(Vec::new());
@@ -512,7 +501,7 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
         let name = format!("p{i}.png");
         package.add(
             &format!("objects/{name}"),
-            made(work.path(), &name, "convert", &["-size", "8x8", &format!("xc:{colour}"), &name]),
+            made_by(work.path(), &name, "convert", &["-size", "8x8", &format!("xc:{colour}"), &name]),
         );
     }
     let mut options = vellum_tests::options();
@@ -583,7 +572,7 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
 fn the_mediaconch_policy_fails_a_matroska_file_that_is_not_ffv1_version_3_with_slice_crcs() {
     use vellum_core::ports::{ToolOutput, ToolRunner};
     let work = tempfile::tempdir().unwrap();
-    let bad = made(
+    let bad = made_by(
         work.path(),
         "old.mkv",
         "ffmpeg",
@@ -626,10 +615,10 @@ fn a_normalize_message_delivered_twice_keeps_the_first_copies_and_the_bag_valid(
     let work = tempfile::tempdir().unwrap();
     let mut package = Package::default();
     package.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/TWICE/1,Twice\n");
-    package.add("objects/a.png", made(work.path(), "a.png", "convert", &["-size", "16x16", "xc:red", "a.png"]));
+    package.add("objects/a.png", made_by(work.path(), "a.png", "convert", &["-size", "16x16", "xc:red", "a.png"]));
     package.add(
         "objects/b.pdf",
-        made(work.path(), "b.pdf", "gs", &["-q", "-sDEVICE=pdfwrite", "-o", "b.pdf", "-c", "showpage"]),
+        made_by(work.path(), "b.pdf", "gs", &["-q", "-sDEVICE=pdfwrite", "-o", "b.pdf", "-c", "showpage"]),
     );
     let mut options = vellum_tests::options();
     options.settings.batch_size = Some(8);
