@@ -485,7 +485,7 @@ pub fn assert_every_file_has_its_events(
     let doubled: Vec<_> = per.iter().filter(|(_, &n)| n > 1).collect();
     assert!(doubled.is_empty(), "events recorded twice: {doubled:?}");
     for f in files {
-        for kind in ["message digest calculation", "virus check", "format identification"] {
+        for kind in ["message digest calculation", "virus check", "format identification", "validation"] {
             assert!(per.contains_key(&(Some(f.uuid), kind)), "{} has no {kind} event", f.original_path);
         }
         assert!(
@@ -721,4 +721,18 @@ pub fn made_by(dir: &Path, name: &str, program: &str, args: &[&str]) -> Vec<u8> 
         .unwrap_or_else(|e| panic!("{program} makes {name} ({e}): scripts/test installs it"));
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read(dir.join(name)).unwrap()
+}
+
+/// The test options with every profile's copies (preservation, access, thumbnails, OCR, the
+/// DIP) switched `on` or off.
+pub fn options_with_copies(on: bool) -> EmbeddedOptions {
+    let mut options = options();
+    for profile in &mut options.config.profiles {
+        profile.normalize_for_preservation = on;
+        profile.normalize_for_access = on;
+        profile.thumbnails = on;
+        profile.store_dip = on;
+        profile.transcribe = on;
+    }
+    options
 }

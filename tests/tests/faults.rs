@@ -63,19 +63,12 @@ struct Run {
 }
 
 fn run(faults: Option<Arc<Faults>>, max_receives: u32) -> Run {
-    let mut options = vellum_tests::options();
-    options.settings.batch_size = Some(4);
-    options.max_receives = max_receives;
     // The same AIP, byte for byte, with and without faults: the tools that make copies write
     // the time into them (a TIFF's DateTime, a PDF's CreationDate), so runs of them never
     // match; their own redeliveries are tested in normalization.rs.
-    for profile in &mut options.config.profiles {
-        profile.normalize_for_preservation = false;
-        profile.normalize_for_access = false;
-        profile.thumbnails = false;
-        profile.store_dip = false;
-        profile.transcribe = false;
-    }
+    let mut options = vellum_tests::options_with_copies(false);
+    options.settings.batch_size = Some(4);
+    options.max_receives = max_receives;
     options.clock = Arc::new(Pinned(AtomicU64::new(1)));
     let t = TestEnv::with_options(options);
     let zip = t.dir.path().join("package.zip");

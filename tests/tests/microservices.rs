@@ -850,6 +850,61 @@ fn a_stay_open_tool_that_hangs_on_a_file_is_restarted_for_the_next() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "a new process after the stuck one");
 }
 
+/// Every file gets a validation statement: a verdict where Vellum validates its format,
+/// else "not performed" naming the format nothing validates; the transfer counts each
+/// kind, and the success log says them.
+#[test]
+fn every_file_gets_a_validation_statement_and_the_transfer_counts_them() {
+    let t = TestEnv::with_options(vellum_tests::options_with_copies(false));
+    let mut p = Package::catalogued("PP/STATEMENT/1", 0);
+    p.add("objects/good.png", vellum_tests::tiny_png());
+    let mut broken = vellum_tests::tiny_png();
+    let last = broken.len() - 1;
+    broken[last - 8] ^= 0xFF;
+    p.add("objects/broken.png", broken);
+    p.add("objects/notes.txt", "plain words\n");
+    p.add("objects/mystery.qqq", vec![0x13u8, 0x37, 0x00, 0x42, 0x99]);
+    let transfer = ingest(&t, &p, "born-digital/statement.zip");
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let files = t.env.state.all_files(transfer.id).unwrap();
+    let events = t.env.state.all_events(transfer.id).unwrap();
+    let statement = |path: &str| {
+        let file = files.iter().find(|f| f.original_path == path).unwrap_or_else(|| panic!("{path}"));
+        let found: Vec<_> =
+            events.iter().filter(|e| e.file_uuid == Some(file.uuid) && e.event_type == "validation").collect();
+        assert_eq!(found.len(), 1, "{path}: one statement: {found:#?}");
+        found[0].clone()
+    };
+    assert_eq!(statement("objects/good.png").outcome, EventOutcome::Pass);
+    assert_eq!(statement("objects/broken.png").outcome, EventOutcome::Fail);
+    let text = statement("objects/notes.txt");
+    assert_eq!(text.outcome, EventOutcome::NotPerformed);
+    assert!(text.outcome_detail.contains("nothing validates Plain Text File (x-fmt/111)"), "{}", text.outcome_detail);
+    assert!(text.detail.contains("validator=\"none\""), "{}", text.detail);
+    let unknown = statement("objects/mystery.qqq");
+    assert_eq!(unknown.outcome, EventOutcome::NotPerformed);
+    assert!(unknown.outcome_detail.contains("a file of no identified format"), "{}", unknown.outcome_detail);
+    let csv = statement("metadata/metadata.csv");
+    assert_eq!(csv.outcome, EventOutcome::NotPerformed, "{csv:#?}");
+    let counts = transfer.validation.expect("counted by the METS stage");
+    assert_eq!(
+        counts,
+        vellum_core::model::ValidationCounts { passed: 1, failed: 1, not_performed: 3 },
+        "the two PNGs, and the text, the unknown file and metadata.csv"
+    );
+    let success = t
+        .env
+        .uploads
+        .list("born-digital/")
+        .unwrap()
+        .into_iter()
+        .find(|m| m.key.contains(".success."))
+        .expect("a success log");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut t.env.uploads.get(&success.key).unwrap(), &mut text).unwrap();
+    assert!(text.contains("Validation: 1 file(s) passed, 1 failed, 3 not performed"), "{text}");
+}
+
 /// A Word document as small as Word opens: the content types, the package's relationship
 /// to the document, and one paragraph.
 fn minimal_docx() -> Vec<u8> {
@@ -946,15 +1001,7 @@ fn every_common_container_gets_mediainfo_and_images_pdf_and_office_files_get_exi
         ),
         ("Word", "letter.docx", minimal_docx()),
     ];
-    let mut options = vellum_tests::options();
-    for profile in &mut options.config.profiles {
-        profile.normalize_for_preservation = false;
-        profile.normalize_for_access = false;
-        profile.thumbnails = false;
-        profile.transcribe = false;
-        profile.store_dip = false;
-    }
-    let t = TestEnv::with_options(options);
+    let t = TestEnv::with_options(vellum_tests::options_with_copies(false));
     let mut p = Package::catalogued("PP/CHARACTERIZED/1", 0);
     for (_, name, bytes) in recordings.iter().chain(&documents) {
         p.add(&format!("objects/{name}"), bytes.clone());

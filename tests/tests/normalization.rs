@@ -202,14 +202,7 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
         package.add(name, bytes.clone());
     }
 
-    let mut options = vellum_tests::options();
-    for profile in &mut options.config.profiles {
-        profile.normalize_for_preservation = true;
-        profile.normalize_for_access = true;
-        profile.thumbnails = true;
-        profile.store_dip = true;
-        profile.transcribe = true;
-    }
+    let mut options = vellum_tests::options_with_copies(true);
     options.settings.batch_size = Some(3);
     let t = TestEnv::with_options(options);
     let event = t.upload(&package, "born-digital/normalized.zip");

@@ -43,6 +43,7 @@ use tokio::runtime::Handle;
 use uuid::Uuid;
 use vellum_core::model::{
     CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
+    ValidationCounts,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
@@ -734,6 +735,20 @@ impl TransferRegister for DynamoState {
             "SET files_not_normalized = :n",
             Some("attribute_exists(pk)"),
             vec![(":n", AttributeValue::N(count.to_string()))],
+            vec![],
+        )?;
+        Ok(())
+    }
+
+    fn set_validation_counts(&self, id: Uuid, counts: ValidationCounts) -> PortResult<()> {
+        let value =
+            to_attr(&serde_json::to_value(counts).expect("counts serialize")).unwrap_or(AttributeValue::Null(true));
+        self.update(
+            &transfer_pk(id),
+            "META",
+            "SET validation = :v",
+            Some("attribute_exists(pk)"),
+            vec![(":v", value)],
             vec![],
         )?;
         Ok(())

@@ -60,6 +60,9 @@ struct Report {
     /// Their paths, for the closing line.
     #[serde(skip)]
     not_normalized: Vec<String>,
+    /// How the files' validation statements came out (passed, failed, not performed); null
+    /// when the transfer ended before they were counted.
+    validation: Option<vellum_core::model::ValidationCounts>,
     seconds: f64,
     /// Seconds each stage's workers were busy, added across workers (absent when the
     /// pipeline never ran).
@@ -100,6 +103,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     files_not_scanned: None,
                     files_not_normalized: None,
                     not_normalized: Vec::new(),
+                    validation: None,
                     seconds: started.elapsed().as_secs_f64(),
                     stage_busy_seconds: BTreeMap::new(),
                 };
@@ -169,6 +173,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
             files_not_scanned: None,
             files_not_normalized: None,
             not_normalized: Vec::new(),
+            validation: None,
             seconds: started.elapsed().as_secs_f64(),
             stage_busy_seconds: BTreeMap::new(),
         });
@@ -211,6 +216,7 @@ fn ingest(args: &IngestArgs, started: Instant) -> anyhow::Result<Report> {
         files_not_scanned: transfer.files_not_scanned,
         files_not_normalized: transfer.files_not_normalized,
         not_normalized,
+        validation: transfer.validation,
         seconds: started.elapsed().as_secs_f64(),
         stage_busy_seconds: busy.into_iter().map(|(stage, d)| (stage.to_string(), d.as_secs_f64())).collect(),
     })
@@ -238,6 +244,12 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
                     "vellum: no preservation copy could be made of {} file(s) (their normalization events say why): {}",
                     report.not_normalized.len(),
                     report.not_normalized.join(", ")
+                );
+            }
+            if let Some(v) = report.validation {
+                eprintln!(
+                    "vellum: validation: {} passed, {} failed, {} not performed (nothing validates their format)",
+                    v.passed, v.failed, v.not_performed
                 );
             }
             if !args.json {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use vellum_core::model::{
     CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, StoredAip, Task, Transfer, TransferStatus,
+    ValidationCounts,
 };
 use vellum_core::ports::{
     BatchRecorded, DeadLetter, Delivery, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Notifier,
@@ -151,6 +152,7 @@ const STATE_WRITES: &[&str] = &[
     "state.set_microservice",
     "state.set_files_not_scanned",
     "state.set_files_not_normalized",
+    "state.set_validation_counts",
     "state.end_transfer",
     "state.complete_transfer",
     "state.assign_aip_version",
@@ -386,6 +388,9 @@ impl TransferRegister for Faulty<dyn StateStore> {
 
     fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
         self.call("state.set_files_not_normalized", || self.inner.set_files_not_normalized(id, count))
+    }
+    fn set_validation_counts(&self, id: Uuid, counts: ValidationCounts) -> PortResult<()> {
+        self.call("state.set_validation_counts", || self.inner.set_validation_counts(id, counts))
     }
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()> {

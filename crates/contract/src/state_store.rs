@@ -95,6 +95,12 @@ pub fn files_not_scanned_are_recorded(make: &Make) {
     s.set_files_not_normalized(t.id, 3).unwrap();
     let counted = s.transfer(t.id).unwrap().unwrap();
     assert_eq!((counted.files_not_scanned, counted.files_not_normalized), (Some(12), Some(3)), "each its own count");
+    assert_eq!(counted.validation, None, "not counted before the METS");
+    let validation = vellum_core::model::ValidationCounts { passed: 7, failed: 1, not_performed: 4 };
+    s.set_validation_counts(t.id, validation).unwrap();
+    let counted = s.transfer(t.id).unwrap().unwrap();
+    assert_eq!(counted.validation, Some(validation), "read back as written");
+    assert_eq!(counted.files_not_scanned, Some(12), "the other counts unchanged");
 }
 
 pub fn first_ending_stands(make: &Make) {

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 use vellum_core::model::{
     CatalogueIdentifiers, EventOutcome, File, FilePatch, FileUse, Job, JobStatus, PremisEvent, StoredAip, Task,
-    Timestamp, Transfer, TransferStatus, UnknownWord,
+    Timestamp, Transfer, TransferStatus, UnknownWord, ValidationCounts,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
@@ -215,7 +215,7 @@ fn transfer_list_sql(status: bool, after: bool, search: bool) -> String {
         filters.push("instr(lower(name || ' ' || identifiers), :search) > 0");
     }
     format!(
-        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized FROM transfers \
+        "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized, validation FROM transfers \
          WHERE {} ORDER BY created_at DESC, id DESC LIMIT :limit",
         filters.join(" AND ")
     )
@@ -277,6 +277,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
         ("files", "source", "TEXT"),
         ("transfers", "dip_key", "TEXT"),
         ("transfers", "files_not_normalized", "INTEGER"),
+        ("transfers", "validation", "TEXT"),
     ] {
         let has: bool = conn
             .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| {
@@ -351,7 +352,7 @@ impl SqliteStateStore {
         self.with(|c| {
             c.query_row(
                 &format!(
-                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized FROM transfers WHERE {column} = ?1"
+                    "SELECT {TRANSFER_COLUMNS}, hidden, stuck_since, fixity_checked_at, files_not_scanned, dip_key, files_not_normalized, validation FROM transfers WHERE {column} = ?1"
                 ),
                 [id.to_string()],
                 transfer_row,
@@ -460,6 +461,12 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Transfer> {
         files_not_normalized: match r.get::<_, Option<i64>>(25)? {
             None => None,
             Some(n) => Some(u64::try_from(n).map_err(|_| unreadable(25, format!("{n} files not normalized")))?),
+        },
+        validation: match r.get::<_, Option<String>>(26)? {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|e| unreadable(26, format!("validation counts {text:?}: {e}")))?,
+            ),
         },
     })
 }
@@ -724,6 +731,12 @@ impl TransferRegister for SqliteStateStore {
 
     fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()> {
         self.set_count(id, "files_not_normalized", count)
+    }
+
+    fn set_validation_counts(&self, id: Uuid, counts: ValidationCounts) -> PortResult<()> {
+        let text = serde_json::to_string(&counts).expect("counts serialize");
+        self.with(|c| c.execute("UPDATE transfers SET validation = ?2 WHERE id = ?1", params![id.to_string(), text]))?;
+        Ok(())
     }
 
     fn complete_transfer(&self, id: Uuid, aip: &StoredAip) -> PortResult<bool> {

@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek};
 use crate::analysis::image_check;
 use crate::analysis::pdf;
 use crate::analysis::verdict::Verdict;
-use crate::model::File;
+use crate::model::{by_vellum, EventOutcome, File};
 
 /// Bytes read from the start of a file for characterization.
 pub const HEAD: usize = 256 * 1024;
@@ -468,6 +468,40 @@ pub struct Examined {
     pub own_properties: usize,
     pub verdict: Option<Verdict>,
 }
+
+impl Examined {
+    /// The validation event every file gets: the validator's verdict where Vellum validates
+    /// the file's kind, else "not performed", saying which format nothing validated. Its
+    /// outcome, its detail (program and validator) and its note.
+    pub fn validation_statement(&self, file: &File) -> (EventOutcome, String, String) {
+        match (self.kind.validator(), &self.verdict) {
+            (Some(validator), Some(verdict)) => {
+                let (outcome, note) = match verdict {
+                    Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
+                    Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
+                    Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
+                };
+                (
+                    outcome,
+                    format!("{}; validator=\"{validator}: {}\"", by_vellum(), self.kind.validation_method()),
+                    note,
+                )
+            }
+            _ => {
+                let what = match &file.format {
+                    Some(f) if !f.name.is_empty() => format!("{} ({})", f.name, f.puid),
+                    Some(f) => f.puid.clone(),
+                    None => "a file of no identified format".into(),
+                };
+                let note = format!("not performed: nothing validates {what}; Vellum validates {VALIDATED}");
+                (EventOutcome::NotPerformed, format!("{}; validator=\"none\"", by_vellum()), note)
+            }
+        }
+    }
+}
+
+/// The kinds Vellum's own validators read, as a "not performed" note names them.
+const VALIDATED: &str = "PNG, JPEG, GIF, TIFF, BMP, WebP, PDF, XML, JSON and ZIP";
 
 /// Reads the file's head and tail from the store for its properties, then validates it
 /// where its kind has a validator, reading only what the check needs. A store that does not

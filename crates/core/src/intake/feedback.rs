@@ -68,8 +68,9 @@ pub fn stored_log(
     files: u64,
 ) -> String {
     format!(
-        "Vellum stored {key}.\nIts AIP is in the {space} space under identifier {identifier}, version {version}: {aip}.\n{files} payload file(s) were read back from storage and every digest matched.\n{scanned}Transfer {id}, AIP {aip_uuid}.\n",
+        "Vellum stored {key}.\nIts AIP is in the {space} space under identifier {identifier}, version {version}: {aip}.\n{files} payload file(s) were read back from storage and every digest matched.\n{scanned}{validated}Transfer {id}, AIP {aip_uuid}.\n",
         scanned = not_scanned_line(transfer),
+        validated = validation_line(transfer),
         key = escape_controls(&transfer.source_key),
         space = escape_controls(space),
         identifier = escape_controls(identifier),
@@ -86,6 +87,17 @@ pub fn not_scanned_line(transfer: &Transfer) -> String {
         Some(n) => format!(
             "{n} file(s) were NOT scanned for viruses (over the virus scanner's size limit, or scanning is off): \
              their PREMIS virus check says \"Not performed\" and virusScan.log in the AIP names them.\n"
+        ),
+    }
+}
+
+/// What the success log says of the files' validation statements.
+pub fn validation_line(transfer: &Transfer) -> String {
+    match transfer.validation {
+        None => String::new(),
+        Some(v) => format!(
+            "Validation: {} file(s) passed, {} failed, {} not performed (nothing validates their format; each file's PREMIS validation event says which).\n",
+            v.passed, v.failed, v.not_performed
         ),
     }
 }

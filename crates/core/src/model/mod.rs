@@ -154,6 +154,39 @@ pub struct Transfer {
     /// the METS stage (None before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_not_normalized: Option<u64>,
+    /// Each file's validation statement, counted by the METS stage (None before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationCounts>,
+}
+
+/// How the transfer's files' validation statements came out: each file counted once, as
+/// failed if any of its validation events failed, else as passed if one passed (a partial
+/// pass too), else as not performed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub not_performed: u64,
+}
+
+impl ValidationCounts {
+    /// Counts one file by its events.
+    pub fn add(&mut self, events: &[PremisEvent]) {
+        let validations = || events.iter().filter(|e| e.event_type == EventType::Validation);
+        if validations().any(|e| e.outcome == EventOutcome::Fail) {
+            self.failed += 1;
+        } else if validations().any(|e| matches!(e.outcome, EventOutcome::Pass | EventOutcome::PartialPass)) {
+            self.passed += 1;
+        } else {
+            self.not_performed += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.not_performed += other.not_performed;
+    }
 }
 
 impl Transfer {
@@ -203,6 +236,7 @@ impl Transfer {
             fixity_checked_at: None,
             files_not_scanned: None,
             files_not_normalized: None,
+            validation: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{Page, PortResult, PAGE_SIZE};
 use crate::model::{
     CatalogueIdentifiers, File, FilePatch, Job, JobStatus, PremisEvent, Stage, StoredAip, Task, Timestamp, Transfer,
-    TransferStatus,
+    TransferStatus, ValidationCounts,
 };
 
 /// Which transfers a listing wants: newest first, optionally of one status.
@@ -77,6 +77,9 @@ pub trait TransferRegister: Send + Sync {
     /// Records how many originals a copy could not be made of (counted once, by the METS
     /// stage).
     fn set_files_not_normalized(&self, id: Uuid, count: u64) -> PortResult<()>;
+    /// Records how the files' validation statements came out (counted once, by the METS
+    /// stage).
+    fn set_validation_counts(&self, id: Uuid, counts: ValidationCounts) -> PortResult<()>;
 
     fn set_microservice(&self, id: Uuid, microservice: &str) -> PortResult<()>;
 

@@ -170,6 +170,9 @@ pub struct FileLogLines {
     /// Files among them a copy could not be made of (a failed `normalization` event).
     #[serde(default)]
     pub not_normalized: u64,
+    /// How their validation statements came out.
+    #[serde(default)]
+    pub validation: crate::model::ValidationCounts,
 }
 
 impl FileLogLines {
@@ -205,6 +208,7 @@ impl FileLogLines {
         if events.iter().any(crate::record::normalization::failed) {
             self.not_normalized += 1;
         }
+        self.validation.add(events);
         let checks = events.iter().filter(|e| e.event_type == "virus check");
         if checks.clone().any(|e| e.outcome == crate::model::EventOutcome::NotPerformed) {
             self.not_scanned += 1;

@@ -50,8 +50,8 @@ impl Microservice for Characterize<'_> {
             let key = key_of(file);
             // The store's answer is awaited before any tool: a validator's verdict on a file
             // the store did not give is no verdict (the batch is tried again).
-            let techmd::Examined { kind, mut traits, own_properties, verdict } =
-                techmd::examine(self.flow.working, &key, file)?;
+            let mut examined = techmd::examine(self.flow.working, &key, file)?;
+            let (mut traits, own_properties) = (std::mem::take(&mut examined.traits), examined.own_properties);
             let mut out = FileOutcome::default();
             let now = self.flow.clock.now();
             let program = by_vellum();
@@ -119,27 +119,14 @@ impl Microservice for Characterize<'_> {
                 ));
             }
             out.events.extend(tool_events);
-            if let (Some(validator), Some(verdict)) = (kind.validator(), verdict) {
-                let (outcome, note) = match &verdict {
-                    Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
-                    Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
-                    Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
-                };
-                out.events.push(event(
-                    self,
-                    file,
-                    EventType::Validation,
-                    format!("{program}; validator=\"{validator}: {}\"", kind.validation_method()),
-                    outcome,
-                    note.clone(),
-                    now,
-                ));
-                if let Verdict::Invalid(_) = verdict {
-                    out.stderr = note.clone();
-                    if profile.fail_invalid {
-                        out.exit_code = 1;
-                        out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
-                    }
+            // Every file gets a statement: a verdict, or why there is none.
+            let (outcome, detail, note) = examined.validation_statement(file);
+            out.events.push(event(self, file, EventType::Validation, detail, outcome, note.clone(), now));
+            if let Some(Verdict::Invalid(_)) = examined.verdict {
+                out.stderr = note.clone();
+                if profile.fail_invalid {
+                    out.exit_code = 1;
+                    out.fails_transfer = Some(format!("{} failed validation: {note}", file.original_path));
                 }
             }
             if !tool_notes.is_empty() {

@@ -331,6 +331,7 @@ impl Writer<'_> {
         let p = self.p;
         let mut not_scanned = 0;
         let mut not_normalized = 0;
+        let mut validation = crate::model::ValidationCounts::default();
         for (i, (name, header)) in FILE_LOGS.iter().enumerate() {
             let mut out =
                 BufWriter::with_capacity(256 * 1024, p.flow.working.writer(&working_log_key(self.transfer.id, name))?);
@@ -344,6 +345,7 @@ impl Writer<'_> {
                 if i == 0 {
                     not_scanned += lines.not_scanned;
                     not_normalized += lines.not_normalized;
+                    validation.merge(&lines.validation);
                 }
             }
             out.flush()?;
@@ -352,6 +354,7 @@ impl Writer<'_> {
         // Counted once for the whole transfer, so the success log and the reports can say it.
         p.flow.register.set_files_not_scanned(self.transfer.id, not_scanned)?;
         p.flow.register.set_files_not_normalized(self.transfer.id, not_normalized)?;
+        p.flow.register.set_validation_counts(self.transfer.id, validation)?;
         if let Some(left_out) = left_out_log(&self.left_out) {
             p.flow.working.put(&working_log_key(self.transfer.id, LEFT_OUT_LOG), left_out.as_bytes())?;
         }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use crate::analysis::fixity::Digests;
 use crate::analysis::pronom::{identify_object, FormatIdentifier};
 use crate::analysis::techmd;
-use crate::analysis::verdict::Verdict;
 use crate::config::fpr::{Purpose, Rule, Rules};
 use crate::config::profile::Profile;
 use crate::error::StageResult;
@@ -356,19 +355,13 @@ impl Normalize<'_> {
             ));
         }
         let examined = techmd::examine(self.flow.working, &copy_key, &copy)?;
-        if let (Some(validator), Some(verdict)) = (examined.kind.validator(), &examined.verdict) {
-            let (outcome, note) = match verdict {
-                Verdict::WellFormed => (EventOutcome::Pass, format!("well-formed {validator}")),
-                Verdict::Limited(what) => (EventOutcome::PartialPass, format!("limited check: {what}")),
-                Verdict::Invalid(why) => (EventOutcome::Fail, format!("not a well-formed {validator}: {why}")),
-            };
-            events.push(self.flow.file_event(
-                &copy,
-                EventType::Validation,
-                format!("{}; validator=\"{validator}: {}\"", by_vellum(), examined.kind.validation_method()),
-                outcome,
-                note,
-            ));
+        // A statement for the copy: Vellum's verdict, or, where a rule's tool checks the
+        // copy's format instead (MediaConch), that tool's; "not performed" only where
+        // nothing does.
+        let (outcome, detail, note) = examined.validation_statement(&copy);
+        let checked_by_a_rule = self.fpr.rules_for(Purpose::Validation, &copy, self.tools.as_ref()).next().is_some();
+        if outcome != EventOutcome::NotPerformed || !checked_by_a_rule {
+            events.push(self.flow.file_event(&copy, EventType::Validation, detail, outcome, note));
         }
         copy.characteristics = examined.traits;
         events.extend(self.policy_checks(&copy, &copy_key)?);
