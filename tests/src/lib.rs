@@ -105,7 +105,7 @@ pub struct TestEnv {
 
 impl TestEnv {
     /// An embedded pipeline with the project's clamd and PRONOM signatures (from
-    /// `VELLUM_CLAMD` and `VELLUM_SIGNATURES`, which scripts/setup exports).
+    /// `VELLUM_CLAMD`, which scripts/setup exports, and the built-in signatures).
     pub fn new(batch_size: u32) -> Self {
         let mut options = options();
         options.settings.batch_size = Some(batch_size);
@@ -286,15 +286,6 @@ pub fn scanner() -> Option<Arc<dyn vellum_core::ports::VirusScanner>> {
     assert!(!tools_required(), "clamd does not answer at {addr}: run the tests through scripts/test");
     eprintln!("NOTE: no clamd at {addr}; files are recorded as not scanned (scripts/clamd start)");
     None
-}
-
-/// fido's signature folder: `VELLUM_SIGNATURES`, or the project's venv.
-pub fn signatures_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("VELLUM_SIGNATURES") {
-        return Some(PathBuf::from(dir));
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.join(".venv/lib");
-    std::fs::read_dir(root).ok()?.flatten().map(|e| e.path().join("site-packages/fido/conf")).find(|p| p.is_dir())
 }
 
 /// The PRONOM identifier Vellum is built with, compiled once per test process (~2,000

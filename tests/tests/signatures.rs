@@ -12,7 +12,7 @@ fn identify(name: &str, bytes: &[u8]) -> vellum_core::analysis::pronom::Identifi
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), bytes).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FsObjectStore::new(dir.path(), "d").unwrap());
-    identify_object(&FormatIdentifier::builtin().unwrap(), &store, name, name, bytes.len() as u64).unwrap()
+    identify_object(&vellum_tests::identifier(), &store, name, name, bytes.len() as u64).unwrap()
 }
 
 #[test]
@@ -65,4 +65,73 @@ fn word_templates_and_protected_documents_are_identified_by_their_flag_bits() {
     assert_eq!(puid([0x01, 0x00]), "x-fmt/45", "a template (fDot)");
     assert_eq!(puid([0x00, 0x01]), "fmt/754", "password protected (fEncrypted)");
     assert_eq!(puid([0x01, 0x01]), "fmt/755", "a password-protected template");
+}
+
+/// The built-in signature files are today's PRONOM (newer than opf-fido's v109), and every
+/// identification says which it used.
+#[test]
+fn the_built_in_signatures_are_newer_than_v109() {
+    let identifier = vellum_tests::identifier();
+    let version: u32 = identifier
+        .version
+        .split(';')
+        .next()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert!(version > 109, "{}", identifier.version);
+    assert!(identifier.version.contains("container-signature-2024"), "{}", identifier.version);
+}
+
+/// A file no signature matches, as siegfried calls it: a name is read only for a format
+/// without signatures that alone claims its extension; else text is plain text (x-fmt/111)
+/// in each encoding; else nothing is said.
+#[test]
+fn without_a_signature_text_is_plain_text_and_only_an_unambiguous_extension_is_read() {
+    for (name, bytes) in [
+        ("notes", &b"plain words\n"[..]),
+        ("lettre", b"caf\xe9 au lait, fran\xe7ais\n"),
+        ("menu", "café au lait\n".as_bytes()),
+        ("wide", b"\xff\xfeh\x00i\x00\n\x00"),
+    ] {
+        let found = identify(name, bytes);
+        assert_eq!(found.format.as_ref().map(|f| f.puid.as_str()), Some("x-fmt/111"), "{name}: {found:?}");
+        assert_eq!(found.basis, "text", "{name}");
+        assert!(found.format.unwrap().tentative, "{name}: a guess from the bytes, not a signature");
+    }
+    let noise = [0x13u8, 0x37, 0x00, 0x42, 0x99, 0x01];
+    // A PDF would have matched PDF's signature: a .pdf without one is no PDF.
+    let not_pdf = identify("scan.pdf", &noise);
+    assert_eq!((not_pdf.format, not_pdf.basis), (None, "none"));
+    // Several Word-processor formats without signatures share .doc: nothing is said, and
+    // the candidates are listed.
+    let ambiguous = identify("report.doc", &noise);
+    assert_eq!((ambiguous.format.clone(), ambiguous.basis), (None, "none"), "{ambiguous:?}");
+    assert!(ambiguous.others.len() > 1, "the candidates are listed: {:?}", ambiguous.others);
+    // Markdown alone claims .md and has no signature: the name is read, tentatively.
+    let markdown = identify("README.md", &noise);
+    assert_eq!(markdown.format.as_ref().map(|f| f.puid.as_str()), Some("fmt/1149"), "{markdown:?}");
+    assert_eq!(markdown.basis, "extension");
+}
+
+/// An OpenDocument file is told by what is inside it even though its own signature
+/// outranks ZIP's: the container signatures run whenever a ZIP signature matched.
+#[test]
+fn an_opendocument_spreadsheet_is_told_by_its_container() {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet").unwrap();
+    zip.start_file("META-INF/manifest.xml", stored).unwrap();
+    zip.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\" manifest:version=\"1.3\"><manifest:file-entry manifest:full-path=\"/\" manifest:version=\"1.3\" manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/></manifest:manifest>").unwrap();
+    zip.start_file("content.xml", stored).unwrap();
+    zip.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<office:document-content xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" office:version=\"1.3\"><office:body/></office:document-content>").unwrap();
+    let bytes = zip.finish().unwrap().into_inner();
+    let found = identify("accounts.ods", &bytes);
+    assert_eq!(found.format.as_ref().map(|f| f.puid.as_str()), Some("fmt/1755"), "{found:?}");
+    assert_eq!(found.basis, "container");
 }

@@ -5,6 +5,7 @@ mod aips;
 mod config;
 mod dlq;
 mod e2e;
+mod identify;
 mod ingest;
 mod monitor;
 mod serve;
@@ -60,6 +61,9 @@ enum Command {
     /// Stored AIPs: list them, get one (or one original file), verify one.
     #[command(subcommand)]
     Aips(aips::AipsCommand),
+    /// Identify files (or every file under folders) as the identify stage would: PRONOM
+    /// PUID, format and how it was found, one line a file.
+    Identify(identify::IdentifyArgs),
 }
 
 /// Options every command that runs the pipeline shares.
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Config(command) => config::run(command),
         Command::Aips(command) => aips::run(command),
+        Command::Identify(args) => identify::run(args),
     };
     match result {
         Ok(code) => code,

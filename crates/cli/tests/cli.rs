@@ -1038,3 +1038,37 @@ fn fifty_packages_at_once_ten_bad_each_get_their_answer_under_a_hundred_readers(
     assert!(out.status.success(), "{said}");
     assert!(said.contains("every package answered correctly; nothing dead-lettered"), "{said}");
 }
+
+/// `vellum identify` says what the identify stage would, for files on disk, one JSON line a
+/// file, in path order, with the signature files it used; nothing is written beside them.
+#[test]
+fn identify_names_each_file_under_a_folder_with_its_basis() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("scans")).unwrap();
+    std::fs::write(dir.path().join("scans/page.png"), vellum_tests::tiny_png()).unwrap();
+    std::fs::write(dir.path().join("notes"), "plain words\n").unwrap();
+    std::fs::write(dir.path().join("fake.pdf"), [0x13u8, 0x37, 0x00, 0x42]).unwrap();
+    let out = vellum().args(["identify", "--json"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let said: Vec<(String, serde_json::Value, String)> = lines
+        .iter()
+        .map(|l| {
+            let path = l["path"].as_str().unwrap();
+            let rel = std::path::Path::new(path).strip_prefix(dir.path()).unwrap().to_string_lossy().into_owned();
+            (rel, l["puid"].clone(), l["basis"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            ("fake.pdf".to_string(), serde_json::Value::Null, "none".to_string()),
+            ("notes".to_string(), serde_json::json!("x-fmt/111"), "text".to_string()),
+            ("scans/page.png".to_string(), serde_json::json!("fmt/11"), "signature".to_string()),
+        ]
+    );
+    assert!(lines[0]["signatures"].as_str().unwrap().starts_with("DROID_SignatureFile_V"), "{:?}", lines[0]);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 3, "nothing written beside the files: {left:?}");
+}

@@ -1,6 +1,6 @@
 //! What Vellum finds out about each file: its digests (`fixity`), its format (`pronom`), its
 //! validity and technical metadata (`techmd`, with the decoders and structure walkers it
-//! calls), each judged in the words of a PREMIS outcome (`verdict`).
+//! calls), whether it is text (`text`), each judged in the words of a PREMIS outcome (`verdict`).
 
 pub mod fixity;
 pub mod image_check;
@@ -8,4 +8,5 @@ pub mod jpeg_scan;
 pub mod pdf;
 pub mod pronom;
 pub mod techmd;
+pub mod text;
 pub mod verdict;

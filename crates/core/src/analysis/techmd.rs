@@ -8,6 +8,7 @@ use std::io::{self, Read, Seek};
 
 use crate::analysis::image_check;
 use crate::analysis::pdf;
+use crate::analysis::text::text_encoding;
 use crate::analysis::verdict::Verdict;
 use crate::model::{by_vellum, EventOutcome, File};
 
@@ -151,28 +152,6 @@ fn u32be(b: &[u8], at: usize) -> Option<u32> {
 }
 fn u32le(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// `ascii`, `utf-8`, `utf-16le`/`utf-16be` (by byte-order mark), or None for binary.
-pub fn text_encoding(sample: &[u8]) -> Option<&'static str> {
-    if sample.starts_with(b"\xFF\xFE") {
-        return Some("utf-16le");
-    }
-    if sample.starts_with(b"\xFE\xFF") {
-        return Some("utf-16be");
-    }
-    if sample.iter().any(|&b| b == 0 || (b < 0x20 && !b"\t\n\r\x0c\x1b".contains(&b))) {
-        return None;
-    }
-    if sample.is_ascii() {
-        return Some("ascii");
-    }
-    // A sample may end inside a character: tolerate an incomplete last sequence.
-    match std::str::from_utf8(sample) {
-        Ok(_) => Some("utf-8"),
-        Err(e) if e.error_len().is_none() => Some("utf-8"),
-        Err(_) => None,
-    }
 }
 
 fn put(m: &mut BTreeMap<String, String>, k: &str, v: impl ToString) {
@@ -534,15 +513,6 @@ pub fn examine(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_encodings() {
-        assert_eq!(text_encoding(b"plain"), Some("ascii"));
-        assert_eq!(text_encoding("café".as_bytes()), Some("utf-8"));
-        assert_eq!(text_encoding(b"caf\xc3"), Some("utf-8"), "a sample cut inside a character");
-        assert_eq!(text_encoding(b"caf\xe9 au lait"), None);
-        assert_eq!(text_encoding(b"\x00\x01"), None);
-    }
 
     /// A file named as a format it is not (an empty `.pdf`, `GIF` and nothing more) is read
     /// without a panic: found by the random-tree intake test once kinds came from names.

@@ -146,6 +146,8 @@ pub enum EventOutcome {
     NoMatch,
     /// Format identification guessed from the extension alone: no signature matched.
     ExtensionOnly,
+    /// Format identification found plain text from the bytes alone: no signature matched.
+    TextOnly,
     /// Format identification matched a signature that the file's extension disagrees with.
     ExtensionMismatch,
     /// Used where PREMIS has no pass/fail notion (ingestion, digest calculation).
@@ -163,6 +165,7 @@ impl EventOutcome {
             Self::PartialPass => "partial pass",
             Self::NoMatch => "no match",
             Self::ExtensionOnly => "extension only",
+            Self::TextOnly => "text only",
             Self::ExtensionMismatch => "extension mismatch",
             Self::Positive => "positive",
             Self::NotPerformed => "Not performed",
@@ -178,6 +181,7 @@ impl EventOutcome {
             "partial pass" => Self::PartialPass,
             "no match" => Self::NoMatch,
             "extension only" => Self::ExtensionOnly,
+            "text only" => Self::TextOnly,
             "extension mismatch" => Self::ExtensionMismatch,
             "positive" => Self::Positive,
             "Not performed" => Self::NotPerformed,

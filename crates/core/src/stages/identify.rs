@@ -57,6 +57,14 @@ impl Microservice for Identify<'_> {
             // The outcome says how sure the identification is; only a signature or container
             // match that the name agrees with is "positive".
             let (outcome, outcome_detail, stdout) = match &found.format {
+                Some(f) if f.tentative && found.basis == "text" => (
+                    EventOutcome::TextOnly,
+                    format!(
+                        "{}: text only (no signature matched; the bytes are text, and the name says no other format)",
+                        f.puid
+                    ),
+                    format!("{} {}", f.puid, f.name),
+                ),
                 Some(f) if f.tentative => (
                     EventOutcome::ExtensionOnly,
                     format!(
@@ -85,6 +93,10 @@ impl Microservice for Identify<'_> {
                         "the file is empty (0 bytes): there is nothing to identify".to_string()
                     } else {
                         match extension {
+                            Some(e) if !found.others.is_empty() => format!(
+                                "no signature matched, and the extension .{e} proves nothing: the formats it names \
+                                 have signatures this file does not match, or are several"
+                            ),
                             Some(e) => format!("no signature matched and no format is known by the extension .{e}"),
                             None => "no signature matched and the file has no extension".to_string(),
                         }
@@ -99,7 +111,9 @@ impl Microservice for Identify<'_> {
                 found.basis
             );
             if !found.others.is_empty() {
-                detail.push_str(&format!("; also matched=\"{}\"", found.others.join(", ")));
+                // With no format found, they are what the extension could have meant.
+                let label = if found.format.is_none() { "possibilities by extension" } else { "also matched" };
+                detail.push_str(&format!("; {label}=\"{}\"", found.others.join(", ")));
             }
             let events =
                 vec![self.flow.file_event(file, EventType::FormatIdentification, detail, outcome, outcome_detail)];

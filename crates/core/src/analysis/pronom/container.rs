@@ -118,6 +118,11 @@ impl Containers {
     }
 
     /// The container kind an internal match calls for, if any.
+    /// Every PUID a container signature names.
+    pub(super) fn puids(&self) -> impl Iterator<Item = &str> {
+        self.signatures.iter().flat_map(|s| s.puids.iter().map(String::as_str))
+    }
+
     pub(super) fn trigger(&self, puid: &str) -> Option<ContainerKind> {
         self.triggers.get(puid).copied()
     }

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use regex::bytes::Regex;
 
 pub use container::{ContainerKind, ContainerSource};
-pub use object::identify_object;
+pub use object::{identify_object, identify_reader};
 
 use crate::model::FormatId;
 
@@ -187,14 +187,36 @@ struct Format {
     priority_over: Vec<u32>,
 }
 
+/// PRONOM's plain text, what a file of text no signature matched is.
+const PLAIN_TEXT: &str = "x-fmt/111";
+
+/// By extension: the formats with neither a byte nor a container signature that name it
+/// (the only ones an extension may stand for), and every format that names it.
+type ExtensionMap = HashMap<String, Vec<usize>>;
+fn extension_maps(formats: &[Format], containers: &container::Containers) -> (ExtensionMap, ExtensionMap) {
+    let contained: std::collections::HashSet<&str> = containers.puids().collect();
+    let (mut unsigned, mut named) = (ExtensionMap::new(), ExtensionMap::new());
+    for (i, f) in formats.iter().enumerate() {
+        let signed = !f.signatures.is_empty() || contained.contains(f.puid.as_str());
+        for e in &f.extensions {
+            named.entry(e.clone()).or_default().push(i);
+            if !signed {
+                unsigned.entry(e.clone()).or_default().push(i);
+            }
+        }
+    }
+    (unsigned, named)
+}
+
 /// The outcome of identifying one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identification {
     /// The chosen format, or None for "UNKNOWN".
     pub format: Option<FormatId>,
-    /// How it was found: `signature`, `container`, `extension` or `none`.
+    /// How it was found: `signature`, `container`, `extension`, `text` or `none`.
     pub basis: &'static str,
-    /// Every candidate left after priorities, when more than one.
+    /// Every candidate left after priorities, when more than one; with no match, the formats
+    /// the extension could have meant.
     pub others: Vec<String>,
     /// For a signature or container match: the extensions the format is known by, when the
     /// file's own is not among them (siegfried's "extension mismatch").
@@ -255,6 +277,8 @@ pub struct FormatIdentifier {
     formats_of: Vec<Vec<usize>>,
     prefilter: Prefilter,
     by_extension: HashMap<String, Vec<usize>>,
+    /// By extension, every format that names it (signatures or not).
+    named_by_extension: HashMap<String, Vec<usize>>,
     containers: container::Containers,
     /// Every floating and open-ended sequence at once, so a file is searched for them in
     /// one pass.
@@ -470,12 +494,6 @@ impl FormatIdentifier {
             }
         }
         let prefilter = Prefilter::build(&signatures);
-        let mut by_extension: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, f) in formats.iter().enumerate() {
-            for e in &f.extensions {
-                by_extension.entry(e.clone()).or_default().push(i);
-            }
-        }
         let mut version = droid_name.to_string();
         let containers = match container {
             Some((name, text)) => {
@@ -486,6 +504,7 @@ impl FormatIdentifier {
             None => container::Containers::default(),
         };
         skipped.extend(containers.skipped.iter().cloned());
+        let (by_extension, named_by_extension) = extension_maps(&formats, &containers);
         Ok(Self {
             formats,
             by_puid,
@@ -493,6 +512,7 @@ impl FormatIdentifier {
             formats_of,
             prefilter,
             by_extension,
+            named_by_extension,
             containers,
             sets,
             version,
@@ -510,7 +530,13 @@ impl FormatIdentifier {
     }
 
     /// Formats whose internal signatures match, with priorities applied.
+    #[cfg(test)]
     fn signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
+        self.apply_priorities(self.raw_signature_matches(head, tail, whole))
+    }
+
+    /// Every format a signature of matched, before priorities.
+    fn raw_signature_matches(&self, head: &[u8], tail: &[u8], whole: bool) -> Vec<usize> {
         let view = FileView::new(head, tail, whole);
         let mut matched: Vec<usize> = self
             .prefilter
@@ -520,7 +546,36 @@ impl FormatIdentifier {
             .collect();
         matched.sort_unstable();
         matched.dedup();
-        self.apply_priorities(matched)
+        matched
+    }
+
+    /// A file no signature matched, as siegfried calls it: the one format without signatures
+    /// its extension names; else plain text, when the bytes are text and the name claims no
+    /// other format (a `.pdf` of text is no PDF, and no plain text either); else nothing,
+    /// the formats the extension names listed as `others`. A format with a signature is never
+    /// guessed from a name: had the file been one, the signature would have matched.
+    fn without_signature(&self, head: &[u8], extension: &str) -> Identification {
+        let guesses = self.by_extension.get(extension).map_or(&[][..], Vec::as_slice);
+        if let [only] = guesses {
+            let mut f = self.format_id(*only);
+            f.tentative = true;
+            return Identification {
+                format: Some(f),
+                basis: "extension",
+                others: Vec::new(),
+                extension_mismatch: None,
+            };
+        }
+        let named = self.named_by_extension.get(extension).map_or(&[][..], Vec::as_slice);
+        let is_text = !head.is_empty() && crate::analysis::text::text_encoding(head).is_some();
+        let text = self.by_puid.get(PLAIN_TEXT).copied();
+        if let Some(text) = text.filter(|t| is_text && (named.is_empty() || named.contains(t))) {
+            let mut f = self.format_id(text);
+            f.tentative = true;
+            return Identification { format: Some(f), basis: "text", others: Vec::new(), extension_mismatch: None };
+        }
+        let others = named.iter().map(|&i| self.formats[i].puid.clone()).collect();
+        Identification { format: None, basis: "none", others, extension_mismatch: None }
     }
 
     /// Every format's every signature matched in full, without the prefilter: what the
@@ -558,9 +613,13 @@ impl FormatIdentifier {
         container: &mut dyn ContainerSource,
     ) -> Identification {
         let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-        let mut candidates = self.signature_matches(head, tail, whole);
+        let matched = self.raw_signature_matches(head, tail, whole);
+        // A container is opened when any signature of its trigger (ZIP, OLE2) matched, even one
+        // a more specific format outranks (an ODF's own signature over ZIP's), as siegfried does.
+        let trigger = matched.iter().find_map(|&i| self.containers.trigger(&self.formats[i].puid));
+        let mut candidates = self.apply_priorities(matched);
         let mut basis = "signature";
-        if let Some(kind) = candidates.iter().find_map(|&i| self.containers.trigger(&self.formats[i].puid)) {
+        if let Some(kind) = trigger {
             let puids = self.containers.identify(kind, container);
             let found: Vec<usize> = puids.iter().filter_map(|p| self.by_puid.get(p).copied()).collect();
             if !found.is_empty() {
@@ -577,17 +636,7 @@ impl FormatIdentifier {
             }
         }
         if candidates.is_empty() {
-            if let Some(guesses) = self.by_extension.get(&extension) {
-                let mut f = self.format_id(guesses[0]);
-                f.tentative = true;
-                return Identification {
-                    format: Some(f),
-                    basis: "extension",
-                    others: guesses.iter().skip(1).map(|&i| self.formats[i].puid.clone()).collect(),
-                    extension_mismatch: None,
-                };
-            }
-            return Identification { format: None, basis: "none", others: Vec::new(), extension_mismatch: None };
+            return self.without_signature(head, &extension);
         }
         candidates.sort_by_key(|&i| self.formats[i].id);
         let known_by = &self.formats[candidates[0]].extensions;

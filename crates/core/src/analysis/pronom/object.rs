@@ -1,7 +1,7 @@
 //! Identifying an object where it lies in a store: ranged reads of its first and last
 //! bytes, and a container opened only when a signature asks for one.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use super::container::normalize_ole2_name;
@@ -9,34 +9,27 @@ use super::{ContainerKind, ContainerSource, FormatIdentifier, Identification, WI
 use crate::io::ranged::RangedReader;
 use crate::ports::{ObjectStore, PortError};
 
-/// A working file opened as a container only when a signature asks for it.
-struct WorkingContainer {
-    store: Arc<dyn ObjectStore>,
-    key: String,
-    size: u64,
-    zip: Option<zip::ZipArchive<RangedReader>>,
-    ole: Option<cfb::CompoundFile<RangedReader>>,
+/// A file opened as a container only when a signature asks for it: `open` gives a fresh
+/// reader of the whole file (a store's ranged reads, or a file on disk).
+struct LazyContainer<R: Read + Seek, F: FnMut() -> Option<R>> {
+    open: F,
+    zip: Option<zip::ZipArchive<R>>,
+    ole: Option<cfb::CompoundFile<R>>,
 }
 
-impl WorkingContainer {
-    fn reader(&self) -> RangedReader {
-        RangedReader::new(self.store.clone(), &self.key, self.size, 256 * 1024)
-    }
-}
-
-impl ContainerSource for WorkingContainer {
+impl<R: Read + Seek, F: FnMut() -> Option<R>> ContainerSource for LazyContainer<R, F> {
     fn entries(&mut self, kind: ContainerKind) -> Option<Vec<String>> {
         match kind {
             ContainerKind::Zip => {
                 if self.zip.is_none() {
-                    self.zip = zip::ZipArchive::new(self.reader()).ok();
+                    self.zip = (self.open)().and_then(|r| zip::ZipArchive::new(r).ok());
                 }
                 let zip = self.zip.as_ref()?;
                 Some(zip.file_names().filter_map(Result::ok).map(|n| n.into_owned()).collect())
             }
             ContainerKind::Ole2 => {
                 if self.ole.is_none() {
-                    self.ole = cfb::CompoundFile::open(self.reader()).ok();
+                    self.ole = (self.open)().and_then(|r| cfb::CompoundFile::open(r).ok());
                 }
                 let ole = self.ole.as_ref()?;
                 Some(
@@ -85,6 +78,29 @@ pub fn identify_object(
     let head = store.get_range(key, 0, WINDOW as u64)?;
     let whole = size <= WINDOW as u64;
     let tail = if whole { head.clone() } else { store.get_range(key, size - WINDOW as u64, WINDOW as u64)? };
-    let mut container = WorkingContainer { store: store.clone(), key: key.to_string(), size, zip: None, ole: None };
+    let open = || Some(RangedReader::new(store.clone(), key, size, 256 * 1024));
+    let mut container = LazyContainer { open, zip: None, ole: None };
+    Ok(identifier.identify(&head, &tail, whole, name, &mut container))
+}
+
+/// Identifies a file read through `open` (a file on disk: `vellum identify`), as
+/// `identify_object` does an object of a store; `name` gives the extension.
+pub fn identify_reader<R: Read + Seek>(
+    identifier: &FormatIdentifier,
+    mut open: impl FnMut() -> std::io::Result<R>,
+    name: &str,
+) -> std::io::Result<Identification> {
+    let mut reader = open()?;
+    let size = reader.seek(SeekFrom::End(0))?;
+    let window = |reader: &mut R, from: u64| -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(WINDOW.min(size as usize));
+        reader.seek(SeekFrom::Start(from))?;
+        reader.by_ref().take(WINDOW as u64).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let head = window(&mut reader, 0)?;
+    let whole = size <= WINDOW as u64;
+    let tail = if whole { head.clone() } else { window(&mut reader, size - WINDOW as u64)? };
+    let mut container = LazyContainer { open: || open().ok(), zip: None, ole: None };
     Ok(identifier.identify(&head, &tail, whole, name, &mut container))
 }
