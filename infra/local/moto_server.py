@@ -55,6 +55,15 @@ _dynamodb = threading.Lock()
 _call_action = DynamoHandler.call_action
 
 
+
+def log_line(line):
+    """One write per line: print() writes the newline separately, so the server's own
+    request lines (another thread) could land inside ours, and the counts read from this
+    log (crates/aws/tests/requests.rs) would see operations that do not exist."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def _one_at_a_time(self):  # type: ignore[no-untyped-def]
     with _dynamodb:
         return _call_action(self)
@@ -181,7 +190,7 @@ def _enforced():
 
 
 def _refused(principal, action, resource):
-    print(f"IAM refused: {principal} {action} {resource}", file=sys.stderr, flush=True)
+    log_line(f"IAM refused: {principal} {action} {resource}")
 
 
 def _check(handler, request_cls, action, resource, signature=True, operation=None):
@@ -201,10 +210,10 @@ def _check(handler, request_cls, action, resource, signature=True, operation=Non
     if signature:
         request.check_signature()
     if operation:
-        print(f"IAM request: {request._access_key.arn} {operation}", file=sys.stderr, flush=True)
+        log_line(f"IAM request: {request._access_key.arn} {operation}")
     try:
         request.check_action_permitted(resource)
-        print(f"IAM allowed: {request._access_key.arn} {request._action} {resource}", file=sys.stderr, flush=True)
+        log_line(f"IAM allowed: {request._access_key.arn} {request._action} {resource}")
     except Exception:
         principal = request._access_key.arn
         _refused(principal, request._action, resource)

@@ -235,10 +235,6 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
                 Some(n) if n > 0 => format!(" ({n} NOT scanned for viruses: see virusScan.log in the AIP)"),
                 _ => String::new(),
             };
-            eprintln!(
-                "vellum: {} — {} files stored and verified{not_scanned} in {:.1}s",
-                report.status, report.files, report.seconds
-            );
             if !report.not_normalized.is_empty() {
                 eprintln!(
                     "vellum: no preservation copy could be made of {} file(s) (their normalization events say why): {}",
@@ -252,6 +248,11 @@ fn finish(args: &IngestArgs, report: Report) -> anyhow::Result<ExitCode> {
                     v.passed, v.failed, v.not_performed
                 );
             }
+            // The status line stays the last line: scripts read it as the outcome.
+            eprintln!(
+                "vellum: {} — {} files stored and verified{not_scanned} in {:.1}s",
+                report.status, report.files, report.seconds
+            );
             if !args.json {
                 println!("AIP stored at {}", aip.display());
             }

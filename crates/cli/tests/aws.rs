@@ -17,8 +17,18 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
 }
 
-/// A running `vellum serve`, killed (SIGKILL) and reaped when dropped.
-struct Served(Child);
+/// A running `vellum serve`, killed (SIGKILL) and reaped when dropped; what it logged is
+/// kept so a failing test can show it.
+struct Served(Child, tempfile::NamedTempFile);
+
+impl Served {
+    /// The last lines `serve` logged.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.1.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -31,18 +41,23 @@ fn serve(endpoint: &str) -> Served {
     serve_scanning(endpoint, "none")
 }
 
-/// `serve --aws-endpoint` scanning with the clamd at `clamd` (or `none`).
+/// `serve --aws-endpoint` scanning with the clamd at `clamd` (or `none`). Its budget is
+/// short enough that the METS of a test transfer continues in new messages, long enough
+/// that each continuation writes more than one amdSec: on the emulator one invocation's
+/// reads before the first amdSec take seconds (about 3 s under a full test run), and two
+/// serves share the queues.
 fn serve_scanning(endpoint: &str, clamd: &str) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args(["serve", "--aws-endpoint", endpoint, "--budget-secs", "2", "--visibility-secs", "2", "--clamd", clamd])
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["serve", "--aws-endpoint", endpoint, "--budget-secs", "10", "--visibility-secs", "2", "--clamd", clamd])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
-        .map(Served)
-        .expect("start vellum serve --aws-endpoint")
+        .expect("start vellum serve --aws-endpoint");
+    Served(child, log)
 }
 
 #[test]
@@ -67,7 +82,8 @@ fn a_runner_killed_mid_transfer_on_aws_finishes_the_same_transfer_when_started_a
 
     let first = serve(&endpoint);
     app.pipeline.uploads.put(&key, &std::fs::read(&zip).unwrap()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(300);
     let killed_at = loop {
         assert!(Instant::now() < deadline, "the transfer never got going");
         if let Some(t) = find() {
@@ -79,6 +95,7 @@ fn a_runner_killed_mid_transfer_on_aws_finishes_the_same_transfer_when_started_a
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(killed_at.status, TransferStatus::Processing, "killed mid-transfer, not after it");
+    println!("killed {:.1} s after the upload", began.elapsed().as_secs_f64());
 
     let second = serve(&endpoint);
     let finished = loop {
@@ -88,6 +105,11 @@ fn a_runner_killed_mid_transfer_on_aws_finishes_the_same_transfer_when_started_a
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    println!("ended {:.1} s after the upload", began.elapsed().as_secs_f64());
+    if !finished.status.is_terminal() {
+        let jobs = app.state.jobs(killed_at.id).unwrap();
+        panic!("the transfer never ended: its jobs {jobs:#?}\nwhat serve logged last:\n{}", second.log_tail());
+    }
     drop(second);
     assert_eq!(finished.status, TransferStatus::Complete, "{:?}", finished.failure_reason);
     assert_eq!(finished.file_count, 31);
@@ -119,12 +141,13 @@ fn the_dashboard_on_the_emulator_admits_a_user_registered_with_the_cli() {
     assert!(listed.as_array().unwrap().iter().any(|u| u["name"] == user.as_str()), "{listed}");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let _served = Command::new(env!("CARGO_BIN_EXE_vellum"))
         .args(["serve", "--aws-endpoint", &endpoint, "--clamd", "none", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
-        .map(Served)
+        .map(|child| Served(child, log))
         .unwrap();
     let ask = |auth: Option<&str>| -> String {
         use std::io::{Read, Write};
@@ -158,13 +181,18 @@ fn the_dashboard_on_the_emulator_admits_a_user_registered_with_the_cli() {
 fn the_end_to_end_test_transfer_passes_on_the_emulator() {
     let endpoint =
         std::env::var("AWS_ENDPOINT_URL").expect("the emulator: eval \"$(infra/local/up)\" (scripts/test does)");
-    let _served = serve(&endpoint);
+    let served = serve(&endpoint);
     let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
         .args(["e2e", "--aws-endpoint", &endpoint, "--timeout-secs", "300", "--json"])
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "{e}: {}\n{}\nwhat serve logged last:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            served.log_tail()
+        )
     });
     // The emulator's serve scans nothing (--clamd none): that one check fails, and says so.
     let failed: Vec<&str> = report["checks"]

@@ -248,7 +248,7 @@ fn the_binary_alone_identifies_formats() {
     let events = state.all_events(transfer.id).unwrap();
     let identification = events.iter().find(|e| e.event_type == "format identification").unwrap();
     assert!(
-        identification.detail.contains("DROID_SignatureFile-v")
+        identification.detail.contains("DROID_SignatureFile_V118")
             && identification.detail.contains("container-signature-"),
         "the signature versions are recorded: {}",
         identification.detail
@@ -800,7 +800,14 @@ fn characterization_tools_find_the_file_with_a_relative_data_folder() {
     }
     assert!(!mets.is_empty(), "the AIP has its METS");
     assert!(!mets.contains("File not found"), "ExifTool found the file");
-    assert_eq!(mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(), 1, "the example's one PNG");
+    // The rule's formats among the example's originals: its PNG and its PDF.
+    let exif = |name: &str| {
+        mets.split("<mets:amdSec")
+            .find(|sec| sec.contains(&format!("<premis:originalName>%transferDirectory%objects/{name}<")))
+            .is_some_and(|sec| sec.contains("<premis:objectCharacteristicsExtension><rdf:RDF"))
+    };
+    assert!(exif("images/plan.png") && exif("letters/1901-letter.pdf"), "ExifTool's output for the PNG and the PDF");
+    assert_eq!(mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(), 2, "and no other original");
 }
 
 #[test]

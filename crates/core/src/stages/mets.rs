@@ -106,7 +106,8 @@ impl Microservice for Mets<'_> {
     }
 }
 
-/// Files whose events are read ahead together, and how many of those reads run at once.
+/// Files read from the catalogue at a time, and how many of their events are read at once
+/// (a wave) just before those files are written.
 const EVENTS_CHUNK: usize = 256;
 const EVENTS_AHEAD: usize = 32;
 
@@ -266,15 +267,20 @@ impl Writer<'_> {
                 if chunk.is_empty() {
                     break;
                 }
-                if remote {
-                    ahead.replace(events_ahead(p.events, self.transfer.id, &chunk)?);
-                }
                 chunk.reverse();
             }
             // At least one amdSec a piece, so that every invocation makes progress.
             if n > cp.written && ctx.should_yield() {
                 complete = false;
                 break;
+            }
+            // One wave of reads at a time, just before its files are written: reading a
+            // whole chunk's events ahead would spend a short invocation's time on files it
+            // then leaves to the next one, which reads them all again.
+            let next = chunk.last().expect("a file in the chunk").uuid;
+            if remote && !ahead.borrow().contains_key(&next) {
+                let wave = &chunk[chunk.len().saturating_sub(EVENTS_AHEAD)..];
+                ahead.replace(events_ahead(p.events, self.transfer.id, wave)?);
             }
             let file = chunk.pop().expect("a file in the chunk");
             n += 1;

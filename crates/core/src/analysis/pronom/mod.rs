@@ -283,7 +283,7 @@ pub struct FormatIdentifier {
     /// Every floating and open-ended sequence at once, so a file is searched for them in
     /// one pass.
     sets: Sets,
-    /// `DROID_SignatureFile-v109.xml; container-signature-20200121.xml`.
+    /// `DROID_SignatureFile_V118.xml; container-signature-20240501.xml`.
     pub version: String,
     /// Signatures that could not be compiled (and so match nothing), with why: none, for
     /// the files Vellum is built with.
