@@ -72,7 +72,7 @@ fn codecs(path: &Path) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs ImageMagick, FFmpeg, Ghostscript and the project's Python; scripts/test runs it"]
+#[ignore = "needs ImageMagick, FFmpeg, Ghostscript, ExifTool, MediaInfo and the project's Python; scripts/test runs it"]
 fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_failures_recorded() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -297,8 +297,30 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     );
     assert!(policy_check.outcome_detail.starts_with("pass!"), "MediaConch's report: {}", policy_check.outcome_detail);
 
-    // The record: normalization events on the originals, the failure said with the tool's words.
+    // Each copy characterized like an original, by the rules' tools for its format.
     let events = state.all_events(transfer.id).unwrap();
+    for (original, tool) in [
+        ("objects/scan.png", "exiftool"),
+        ("objects/report.pdf", "exiftool"),
+        ("objects/sound/tone.mp3", "mediainfo"),
+        ("objects/clip.mp4", "mediainfo"),
+    ] {
+        let copy = copies[original];
+        let extracted = events
+            .iter()
+            .find(|e| {
+                e.file_uuid == Some(copy.uuid) && e.event_type == "metadata extraction" && e.detail.contains(tool)
+            })
+            .unwrap_or_else(|| panic!("{tool} ran on the copy of {original} (scripts/test installs it)"));
+        assert_eq!(extracted.outcome, vellum_core::model::EventOutcome::Positive, "{}", extracted.outcome_detail);
+        assert!(
+            copy.characteristics.keys().any(|k| k.starts_with(tool)),
+            "{tool}'s output kept with the copy of {original}: {:?}",
+            copy.characteristics.keys()
+        );
+    }
+
+    // The record: normalization events on the originals, the failure said with the tool's words.
     let normalization = |path: &str| {
         let file = files.iter().find(|f| f.current_path == path).unwrap();
         events.iter().find(|e| e.file_uuid == Some(file.uuid) && e.event_type == "normalization").cloned()

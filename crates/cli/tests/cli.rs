@@ -800,14 +800,18 @@ fn characterization_tools_find_the_file_with_a_relative_data_folder() {
     }
     assert!(!mets.is_empty(), "the AIP has its METS");
     assert!(!mets.contains("File not found"), "ExifTool found the file");
-    // The rule's formats among the example's originals: its PNG and its PDF.
+    // The rule's formats among the example's files: its PNG, its PDF and their copies.
     let exif = |name: &str| {
         mets.split("<mets:amdSec")
             .find(|sec| sec.contains(&format!("<premis:originalName>%transferDirectory%objects/{name}<")))
             .is_some_and(|sec| sec.contains("<premis:objectCharacteristicsExtension><rdf:RDF"))
     };
     assert!(exif("images/plan.png") && exif("letters/1901-letter.pdf"), "ExifTool's output for the PNG and the PDF");
-    assert_eq!(mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(), 2, "and no other original");
+    assert_eq!(
+        mets.matches("<premis:objectCharacteristicsExtension><rdf:RDF").count(),
+        4,
+        "and for their preservation copies (TIFF, PDF/A), no other file"
+    );
 }
 
 #[test]

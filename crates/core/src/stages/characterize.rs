@@ -17,11 +17,12 @@ use crate::config::fpr;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
 use crate::model::Stage;
-use crate::model::{by_vellum, program_detail, EventOutcome, EventType, File, FilePatch, PremisEvent};
-use crate::ports::{FilePages, ToolOutput};
+use crate::model::{by_vellum, EventOutcome, EventType, File, FilePatch, PremisEvent};
+use crate::ports::FilePages;
 use crate::record::keys::key_of;
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::stopped_tools::StoppedTools;
+use crate::stages::tool_metadata::{RuleTools, ToolMetadata};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
 /// The characterize stage and what it uses beside its `Flow`: the files of its batch, the
@@ -55,58 +56,14 @@ impl Microservice for Characterize<'_> {
             let mut out = FileOutcome::default();
             let now = self.flow.clock.now();
             let program = by_vellum();
-            let mut tool_notes = Vec::new();
-            let mut tool_events = Vec::new();
-            for rule in self.fpr.rules_for(fpr::Purpose::Characterization, file, self.tools.as_ref()) {
-                let (session, version) = sessions.of(rule);
-                let tool = program_detail(&rule.name, version.unwrap_or("unknown"));
-                let answer = match stopped.why(&rule.name) {
-                    Some(why) => Err(why),
-                    None => Ok(session.run(self.flow.working.as_ref(), &key, &file.current_path)?),
-                };
-                let (outcome, note) = match answer {
-                    Err(why) => {
-                        tool_notes.push(why.clone());
-                        (EventOutcome::NotPerformed, why)
-                    }
-                    Ok(ToolOutput::Output(output)) => {
-                        let key = match rule.output {
-                            fpr::RuleOutput::Xml => fpr::xml_key(&rule.name),
-                            fpr::RuleOutput::Text => rule.name.clone(),
-                        };
-                        traits.insert(key, output);
-                        (EventOutcome::Positive, format!("{} output recorded", rule.name))
-                    }
-                    Ok(ToolOutput::Cut { kept, total }) => {
-                        // Cut output is not the tool's answer: kept as text (cut XML is not XML),
-                        // marked where it stops, and the event says it is incomplete.
-                        let why = format!(
-                            "{} wrote {total} bytes; the first {} are recorded (the rule's max_output)",
-                            rule.name,
-                            kept.len()
-                        );
-                        traits.insert(rule.name.clone(), format!("{kept}\n[cut by Vellum: {why}]"));
-                        tool_notes.push(format!("{} output cut", rule.name));
-                        (EventOutcome::PartialPass, format!("output cut: {why}"))
-                    }
-                    Ok(ToolOutput::Failed(why)) => {
-                        tool_notes.push(format!("{} failed: {why}", rule.name));
-                        (EventOutcome::Fail, format!("{} failed: {why}", rule.name))
-                    }
-                    Ok(ToolOutput::TimedOut) => {
-                        let why = format!(
-                            "{} was stopped after {} seconds and gave no result; not run again in this transfer",
-                            rule.name, rule.timeout_seconds
-                        );
-                        stopped.stop(&rule.name, &rule.command, rule.timeout_seconds, &file.current_path)?;
-                        tool_notes.push(why.clone());
-                        (EventOutcome::Fail, why)
-                    }
-                };
-                let mut e = event(self, file, EventType::MetadataExtraction, tool, outcome, note, now);
-                e.uuid = crate::model::derived_id(file.uuid, &format!("event/metadata extraction/{}", rule.name));
-                tool_events.push(e);
-            }
+            let mut rule_tools = RuleTools {
+                rules: self.fpr,
+                tools: self.tools.as_ref(),
+                sessions: &mut sessions,
+                stopped: &mut stopped,
+            };
+            let ToolMetadata { events: tool_events, notes: tool_notes } =
+                rule_tools.extract(&self.flow, self.flow.working.as_ref(), file, &key, &mut traits, now)?;
             if own_properties > 0 {
                 out.events.push(event(
                     self,

@@ -20,6 +20,7 @@ pub mod scan;
 pub mod start;
 pub mod stopped_tools;
 pub mod store;
+pub mod tool_metadata;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

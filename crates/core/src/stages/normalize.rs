@@ -2,8 +2,9 @@
 //! original whose format the rules (`config/fpr.json`, purpose `preservation`) name, made by
 //! the rule's tool and put beside its original under `objects/`, named as Archivematica
 //! names it (`<stem>-<uuid>.<ext>`). The copy is a file of the transfer like any other: its
-//! digests, format identification and Vellum's own checks are PREMIS events on it, and it
-//! names its original as its source. The original gets a `normalization` event naming the
+//! digests, format identification, Vellum's own checks and the characterization rules'
+//! tools (ExifTool, MediaInfo) are PREMIS events on it, and it names its original as its
+//! source. The original gets a `normalization` event naming the
 //! tool and its version. A copy that cannot be made leaves the original as it is, recorded
 //! with the tool's words; a tool that hangs is stopped once and not run again in the batch.
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use crate::analysis::fixity::Digests;
 use crate::analysis::pronom::{identify_object, FormatIdentifier};
 use crate::analysis::techmd;
-use crate::config::fpr::{Purpose, Rule, Rules};
+use crate::config::fpr::{Purpose, Rule, Rules, Sessions};
 use crate::config::profile::Profile;
 use crate::error::StageResult;
 use crate::model::messages::StageMessage;
@@ -25,6 +26,7 @@ use crate::ports::{Conversion, FileCatalogue, FilePages, ToolOutput, ToolRunner}
 use crate::record::keys::{dip_key, key_of, object_key};
 use crate::stages::per_file::{run_batch, FileOutcome};
 use crate::stages::stopped_tools::StoppedTools;
+use crate::stages::tool_metadata::RuleTools;
 use crate::stages::{Flow, LongJobs, Microservice, Progress, StageContext};
 
 /// The normalize stage and what it uses beside its `Flow`: the files of its batch, the
@@ -45,6 +47,8 @@ const STAGE: Stage = Stage::Normalize;
 struct Tried<'a> {
     stopped: StoppedTools<'a>,
     long_jobs: LongJobs,
+    /// The characterization rules' sessions, for the copies.
+    sessions: Sessions<'a>,
 }
 
 /// Whether the rule calls converting this file a long job.
@@ -90,7 +94,7 @@ impl Microservice for Normalize<'_> {
         }
         // Rules whose tool ran past its timeout in this transfer: not waited for again.
         let stopped = StoppedTools::of_transfer(self.flow.working.as_ref(), msg.transfer_id)?;
-        let mut tried = Tried { stopped, long_jobs: ctx.long_jobs };
+        let mut tried = Tried { stopped, long_jobs: ctx.long_jobs, sessions: Sessions::new(self.tools.as_ref()) };
         // What an earlier delivery of this batch made and recorded: kept, not made again (a
         // tool run twice need not write the same bytes, and the record holds the first's).
         let made_before: BTreeSet<uuid::Uuid> = match msg.batch {
@@ -240,13 +244,13 @@ impl Normalize<'_> {
     /// A file made of the original that the AIP keeps — a preservation copy beside it, or a
     /// transcription under `objects/metadata/OCRfiles/` — digested, identified and checked
     /// like any file, with the event that made it on the original and its creation on itself.
-    fn keep_in_aip(
-        &self,
+    fn keep_in_aip<'a>(
+        &'a self,
         transfer: &Transfer,
         profile: &Profile,
         original: &File,
         rule: &Rule,
-        tried: &mut Tried<'_>,
+        tried: &mut Tried<'a>,
         made_before: &BTreeSet<uuid::Uuid>,
     ) -> StageResult<FileOutcome> {
         let extension = rule.output_extension.as_deref().unwrap_or("bin");
@@ -363,12 +367,30 @@ impl Normalize<'_> {
         if outcome != EventOutcome::NotPerformed || !checked_by_a_rule {
             events.push(self.flow.file_event(&copy, EventType::Validation, detail, outcome, note));
         }
-        copy.characteristics = examined.traits;
+        // Characterized like an original: the rules' tools (ExifTool, MediaInfo) on it too.
+        let mut traits = examined.traits;
+        let mut rule_tools = RuleTools {
+            rules: self.fpr,
+            tools: self.tools.as_ref(),
+            sessions: &mut tried.sessions,
+            stopped: &mut tried.stopped,
+        };
+        let extracted = rule_tools.extract(
+            &self.flow,
+            self.flow.working.as_ref(),
+            &copy,
+            &copy_key,
+            &mut traits,
+            self.flow.clock.now(),
+        )?;
+        events.extend(extracted.events);
+        copy.characteristics = traits;
         events.extend(self.policy_checks(&copy, &copy_key)?);
+        let stderr = [said].into_iter().chain(extracted.notes).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
         Ok(FileOutcome {
             events,
             stdout: format!("{} -> {copy_path}", original.current_path),
-            stderr: said,
+            stderr,
             new_files: vec![copy],
             ..Default::default()
         })
