@@ -284,6 +284,8 @@ def build_problems(path, resources):
                     ("Ghostscript", "GHOSTSCRIPT_VERSION", "gs --version"),
                     ("Tesseract", "TESSERACT_VERSION", "tesseract --version"),
                     ("MediaConch", "MEDIACONCH_VERSION", "mediaconch --version"),
+                    ("ExifTool", "EXIFTOOL_VERSION", "exiftool -ver"),
+                    ("MediaInfo", "MEDIAINFO_VERSION", "mediainfo --Version"),
                 ],
             }
             if name in tools:

@@ -283,7 +283,7 @@ fn the_aws_model_gives_the_critical_paths_and_the_cost() {
 }
 
 /// The characterize image installs ExifTool and MediaInfo, the normalize image ImageMagick,
-/// FFmpeg, Ghostscript and Tesseract, at the versions the test suite runs:
+/// FFmpeg, Ghostscript, Tesseract, MediaConch and (for its copies) ExifTool and MediaInfo, at the versions the test suite runs:
 /// the Dockerfile's pins are the versions Debian offers this machine, which scripts/test
 /// installs and the characterization tests run. When Debian moves one, this fails and says
 /// which pin to move.
@@ -297,6 +297,8 @@ fn the_tool_images_pin_the_tools_the_tests_run() {
         ("normalize", "GHOSTSCRIPT_VERSION", "ghostscript"),
         ("normalize", "TESSERACT_VERSION", "tesseract-ocr"),
         ("normalize", "MEDIACONCH_VERSION", "mediaconch"),
+        ("normalize", "EXIFTOOL_VERSION", "libimage-exiftool-perl"),
+        ("normalize", "MEDIAINFO_VERSION", "mediainfo"),
     ];
     for (function, arg, package) in pins {
         let dockerfile = std::fs::read_to_string(root().join(format!("functions/{function}/Dockerfile"))).unwrap();
