@@ -161,13 +161,29 @@ struct Frame {
 
 /// Walks the JPEG; see the module comment.
 pub fn check<R: BufRead>(r: R) -> Verdict {
-    match walk(r) {
-        Ok(v) => v,
-        Err(why) => Verdict::Invalid(why),
-    }
+    check_sized(r).0
 }
 
-fn walk<R: BufRead>(mut r: R) -> Result<Verdict, Fail> {
+/// What the frame header (SOF) says, wherever in the file it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSize {
+    pub precision: u8,
+    pub width: u32,
+    pub height: u32,
+    pub components: u8,
+}
+
+/// The walk's verdict and the frame header's sizes, when it reached one.
+pub fn check_sized<R: BufRead>(r: R) -> (Verdict, Option<FrameSize>) {
+    let mut size = None;
+    let verdict = match walk(r, &mut size) {
+        Ok(v) => v,
+        Err(why) => Verdict::Invalid(why),
+    };
+    (verdict, size)
+}
+
+fn walk<R: BufRead>(mut r: R, size: &mut Option<FrameSize>) -> Result<Verdict, Fail> {
     if read_exact(&mut r, 2).ok().as_deref() != Some(&[0xFF, 0xD8][..]) {
         return Err("it does not start with the JPEG start-of-image marker (FFD8)".into());
     }
@@ -214,6 +230,14 @@ fn walk<R: BufRead>(mut r: R) -> Result<Verdict, Fail> {
             return Err(format!("marker FF{marker:02X} has a segment length of {len}"));
         }
         let seg = read_exact(&mut r, len - 2)?;
+        if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) && seg.len() >= 6 {
+            *size = Some(FrameSize {
+                precision: seg[0],
+                height: u16::from_be_bytes([seg[1], seg[2]]) as u32,
+                width: u16::from_be_bytes([seg[3], seg[4]]) as u32,
+                components: seg[5],
+            });
+        }
         match marker {
             0xC4 => {
                 let mut s = &seg[..];

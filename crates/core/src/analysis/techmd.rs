@@ -25,13 +25,59 @@ pub enum Kind {
     Tiff,
     Bmp,
     Webp,
+    Jp2,
     Pdf,
     Wav,
+    Aiff,
     Zip,
+    /// A ZIP that is a format's package, whose parts that format requires.
+    ZipPackage(ZipPackage),
     Xml,
     Json,
     Text,
     Other,
+}
+
+/// Formats that are a ZIP of required parts, known by the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipPackage {
+    OfficeOpenXml,
+    OpenDocument,
+    Epub,
+}
+
+impl ZipPackage {
+    fn named(file: &File) -> Option<Self> {
+        Some(match ext(file).as_str() {
+            "docx" | "docm" | "dotx" | "dotm" | "xlsx" | "xlsm" | "xltx" | "xltm" | "pptx" | "pptm" | "potx"
+            | "potm" | "ppsx" | "ppsm" => Self::OfficeOpenXml,
+            "odt" | "ods" | "odp" | "odg" | "odf" | "odc" | "odb" | "odm" | "ott" | "ots" | "otp" | "otg" => {
+                Self::OpenDocument
+            }
+            "epub" => Self::Epub,
+            _ => return None,
+        })
+    }
+
+    /// The parts the format requires: (entry, must be the first and stored with this media
+    /// type prefix).
+    fn required(self) -> &'static [(&'static str, Option<&'static str>)] {
+        match self {
+            Self::OfficeOpenXml => &[("[Content_Types].xml", None), ("_rels/.rels", None)],
+            Self::OpenDocument => {
+                &[("mimetype", Some("application/vnd.oasis.opendocument.")), ("META-INF/manifest.xml", None)]
+            }
+            Self::Epub => &[("mimetype", Some("application/epub+zip")), ("META-INF/container.xml", None)],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::OfficeOpenXml => "Office Open XML",
+            Self::OpenDocument => "OpenDocument",
+            Self::Epub => "EPUB",
+        }
+    }
 }
 
 fn ext(file: &File) -> String {
@@ -49,7 +95,10 @@ impl Kind {
     pub fn of(file: &File, head: &[u8]) -> Self {
         let puid = file.format.as_ref().map(|f| f.puid.as_str()).unwrap_or("");
         if let Some(kind) = Self::by_magic(head) {
-            kind
+            match (kind, ZipPackage::named(file)) {
+                (Self::Zip, Some(package)) => Self::ZipPackage(package),
+                _ => kind,
+            }
         } else if let Some(kind) = Self::by_name(file) {
             // Named as a format it does not start like: validated as what it claims to be, so
             // the record says it is not one.
@@ -82,10 +131,14 @@ impl Kind {
             Self::Bmp
         } else if head.starts_with(b"%PDF-") {
             Self::Pdf
+        } else if crate::analysis::jp2::starts_like(head) {
+            Self::Jp2
         } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
             Self::Webp
-        } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+        } else if head.len() >= 12 && (&head[..4] == b"RIFF" || &head[..4] == b"RF64") && &head[8..12] == b"WAVE" {
             Self::Wav
+        } else if crate::analysis::audio_chunks::is_aiff(head) {
+            Self::Aiff
         } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
             Self::Zip
         } else {
@@ -101,6 +154,7 @@ impl Kind {
             "tif" | "tiff" => Self::Tiff,
             "bmp" => Self::Bmp,
             "webp" => Self::Webp,
+            "jp2" | "jpx" | "jpf" | "j2k" | "j2c" | "jpc" => Self::Jp2,
             "pdf" => Self::Pdf,
             _ => return None,
         })
@@ -115,10 +169,14 @@ impl Kind {
             Self::Tiff => "TIFF",
             Self::Bmp => "BMP",
             Self::Webp => "WebP",
+            Self::Jp2 => "JPEG 2000",
             Self::Pdf => "PDF",
+            Self::Wav => "WAV",
+            Self::Aiff => "AIFF",
             Self::Xml => "XML",
             Self::Json => "JSON",
             Self::Zip => "ZIP",
+            Self::ZipPackage(p) => p.name(),
             _ => return None,
         })
     }
@@ -132,10 +190,22 @@ impl Kind {
             Self::Tiff => "every strip or tile of every page decoded (tiff crate)",
             Self::Bmp => "header coherence and every pixel row present",
             Self::Webp => "every frame decoded (image-webp crate)",
-            Self::Pdf => "cross-reference sections, trailer, catalog and page tree read",
+            Self::Jp2 => "boxes, the codestream's main header (SIZ, COD, QCD), every tile-part's length, tile and part number, and EOC",
+            Self::Pdf => "cross-reference sections, trailer, catalog and page tree read; every object at its offset and every stream decoded through its filters",
+            Self::Wav => "the RIFF's size, every chunk within it, the fmt chunk coherent and before the data chunk, which holds whole frames",
+            Self::Aiff => "the FORM's size, every chunk within it, COMM coherent and SSND holding its frames",
             Self::Xml => "well-formedness (quick-xml; no schema)",
             Self::Json => "syntax (serde_json)",
             Self::Zip => "central directory read and every entry inflated against its CRC-32",
+            Self::ZipPackage(ZipPackage::OfficeOpenXml) => {
+                "the ZIP's entries inflated against their CRC-32, and [Content_Types].xml and _rels/.rels present"
+            }
+            Self::ZipPackage(ZipPackage::OpenDocument) => {
+                "the ZIP's entries inflated against their CRC-32, mimetype first and stored, META-INF/manifest.xml present"
+            }
+            Self::ZipPackage(ZipPackage::Epub) => {
+                "the ZIP's entries inflated against their CRC-32, mimetype first and stored, META-INF/container.xml present"
+            }
             _ => "none",
         }
     }
@@ -246,7 +316,7 @@ pub fn characteristics(kind: Kind, head: &[u8], tail: &[u8], size: u64) -> BTree
                 put(&mut m, "text_encoding", enc);
             }
         }
-        Kind::Zip | Kind::Other => {}
+        Kind::Jp2 | Kind::Aiff | Kind::Zip | Kind::ZipPackage(_) | Kind::Other => {}
     }
     m
 }
@@ -350,11 +420,24 @@ pub fn validate<R: Read + Seek>(kind: Kind, mut reader: R, size: u64, facts: &mu
     let json_or_xml = |r: Result<(), String>| r.map_or_else(Verdict::Invalid, |()| Verdict::WellFormed);
     match kind {
         Kind::Png => image_check::png(buffered(reader)),
-        Kind::Jpeg => crate::analysis::jpeg_scan::check(buffered(reader)),
+        Kind::Jpeg => {
+            let (verdict, frame) = crate::analysis::jpeg_scan::check_sized(buffered(reader));
+            // A frame header past the head (behind a large Exif or ICC segment) is found here.
+            if let (Some(f), false) = (frame, facts.contains_key("width")) {
+                put(facts, "bit_depth", f.precision);
+                put(facts, "height", f.height);
+                put(facts, "width", f.width);
+                put(facts, "components", f.components);
+            }
+            verdict
+        }
         Kind::Gif => image_check::gif(buffered(reader)),
         Kind::Tiff => image_check::tiff(buffered(reader)),
         Kind::Bmp => image_check::bmp(buffered(reader), size),
         Kind::Webp => image_check::webp(buffered(reader)),
+        Kind::Jp2 => crate::analysis::jp2::check(buffered(reader), size),
+        Kind::Wav => crate::analysis::audio_chunks::check_wav(buffered(reader), size),
+        Kind::Aiff => crate::analysis::audio_chunks::check_aiff(buffered(reader), size),
         Kind::Pdf => {
             let found = pdf::check(buffered(reader), size);
             if let Some(pages) = found.pages {
@@ -371,7 +454,8 @@ pub fn validate<R: Read + Seek>(kind: Kind, mut reader: R, size: u64, facts: &mu
                 .map_err(|e| e.to_string()),
         ),
         Kind::Xml => json_or_xml(validate_xml(&mut reader)),
-        Kind::Zip => validate_zip(reader).unwrap_or_else(Verdict::Invalid),
+        Kind::Zip => validate_zip(reader, None).unwrap_or_else(Verdict::Invalid),
+        Kind::ZipPackage(p) => validate_zip(reader, Some(p)).unwrap_or_else(Verdict::Invalid),
         _ => Verdict::Limited("no validator for this format".into()),
     }
 }
@@ -411,8 +495,29 @@ fn validate_xml(reader: &mut dyn Read) -> Result<(), String> {
 /// A zip is well-formed when its index reads and every entry inflates to its CRC; encrypted
 /// entries cannot be inflated, and the verdict says how many were left. The error is the
 /// index that cannot be read, in the words the validation event records.
-pub fn validate_zip<R: Read + Seek>(reader: R) -> Result<Verdict, String> {
+pub fn validate_zip<R: Read + Seek>(reader: R, package: Option<ZipPackage>) -> Result<Verdict, String> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| e.to_string())?;
+    if let Some(package) = package {
+        for (part, first_with) in package.required() {
+            let Some(index) = zip.index_for_name(part) else {
+                return Ok(Verdict::Invalid(format!("{} requires the part {part}, which it lacks", package.name())));
+            };
+            let Some(media_type) = first_with else { continue };
+            let mut entry = zip.by_index(index).map_err(|e| format!("{part}: {e}"))?;
+            if index != 0 || entry.compression() != zip::CompressionMethod::Stored {
+                return Ok(Verdict::Invalid(format!("{}'s {part} is not its first entry, stored", package.name())));
+            }
+            let mut said = String::new();
+            (&mut entry).take(256).read_to_string(&mut said).map_err(|e| format!("{part}: {e}"))?;
+            if !said.starts_with(media_type) {
+                return Ok(Verdict::Invalid(format!(
+                    "{}'s {part} says '{}', not {media_type}",
+                    package.name(),
+                    said.escape_debug()
+                )));
+            }
+        }
+    }
     let mut encrypted = 0;
     for i in 0..zip.len() {
         let mut entry = zip.by_index_raw(i).map_err(|e| format!("entry {i}: {e}"))?;
@@ -480,7 +585,8 @@ impl Examined {
 }
 
 /// The kinds Vellum's own validators read, as a "not performed" note names them.
-const VALIDATED: &str = "PNG, JPEG, GIF, TIFF, BMP, WebP, PDF, XML, JSON and ZIP";
+const VALIDATED: &str =
+    "PNG, JPEG, GIF, TIFF, BMP, WebP, JPEG 2000, PDF, WAV, AIFF, XML, JSON and ZIP (with the parts Office Open XML, OpenDocument and EPUB require)";
 
 /// Reads the file's head and tail from the store for its properties, then validates it
 /// where its kind has a validator, reading only what the check needs. A store that does not
@@ -525,16 +631,22 @@ mod tests {
             Kind::Tiff,
             Kind::Bmp,
             Kind::Webp,
+            Kind::Jp2,
             Kind::Pdf,
             Kind::Wav,
+            Kind::Aiff,
             Kind::Zip,
+            Kind::ZipPackage(ZipPackage::OfficeOpenXml),
+            Kind::ZipPackage(ZipPackage::Epub),
             Kind::Xml,
             Kind::Json,
             Kind::Text,
             Kind::Other,
         ];
-        let heads: [&[u8]; 8] = [
+        let heads: [&[u8]; 10] = [
             b"",
+            b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x14ftyp",
+            b"\xFF\x4F\xFF\x51\0\x29",
             b"GIF",
             b"GIF89a",
             b"%PDF-",
