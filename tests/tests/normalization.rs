@@ -499,6 +499,31 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
     assert_eq!(report["xsd_errors"], serde_json::json!([]), "the METS is valid METS/PREMIS");
 }
 
+/// A tool that answers `version_flag` and then, for any file, never returns.
+fn hanging_tool(dir: &Path, name: &str, version_flag: &str) -> PathBuf {
+    let path = dir.join(name);
+    let script =
+        format!("#!/bin/sh\n[ \"$1\" = {version_flag} ] && {{ echo 'Version: 1.0'; exit 0; }}\nexec sleep 60\n");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A package of three small PNGs ImageMagick made.
+fn three_pngs(dir: &Path, identifier: &str) -> Package {
+    let mut package = Package::default();
+    package
+        .add("metadata/metadata.csv", format!("filename,dc.identifier,dc.title\nobjects/,{identifier},Three PNGs\n"));
+    for (i, colour) in ["red", "green", "blue"].iter().enumerate() {
+        let name = format!("p{i}.png");
+        package.add(
+            &format!("objects/{name}"),
+            made_by(dir, &name, "convert", &["-size", "8x8", &format!("xc:{colour}"), &name]),
+        );
+    }
+    package
+}
+
 /// A conversion tool that hangs is stopped at its rule's timeout once; the batch's other
 /// files are not held behind it again, each recorded as not normalized with the reason, and
 /// the transfer completes.
@@ -506,19 +531,8 @@ fn originals_get_preservation_copies_linked_both_ways_a_dip_beside_the_aip_and_f
 #[ignore = "needs ImageMagick to make the PNGs; scripts/test runs it"]
 fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
     let work = tempfile::tempdir().unwrap();
-    let hanging = work.path().join("hanging-convert");
-    std::fs::write(&hanging, "#!/bin/sh\n[ \"$1\" = -version ] && { echo 'Version: 1.0'; exit 0; }\nexec sleep 60\n")
-        .unwrap();
-    std::fs::set_permissions(&hanging, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut package = Package::default();
-    package.add("metadata/metadata.csv", "filename,dc.identifier,dc.title\nobjects/,PP/HANG/1,Hanging tool\n");
-    for (i, colour) in ["red", "green", "blue"].iter().enumerate() {
-        let name = format!("p{i}.png");
-        package.add(
-            &format!("objects/{name}"),
-            made_by(work.path(), &name, "convert", &["-size", "8x8", &format!("xc:{colour}"), &name]),
-        );
-    }
+    let hanging = hanging_tool(work.path(), "hanging-convert", "-version");
+    let package = three_pngs(work.path(), "PP/HANG/1");
     let mut options = vellum_tests::options();
     let mut rules: Vec<_> =
         options.config.format_policy().rules.into_iter().filter(|r| r.purpose != Purpose::Preservation).collect();
@@ -578,6 +592,64 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
     assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
     assert_eq!(vellum_core::record::normalization::not_normalized(t.env.state.as_ref(), transfer.id).unwrap().len(), 3);
     assert_eq!(transfer.files_not_normalized, Some(3));
+}
+
+/// A policy checker that hangs on a copy is stopped once: the other copies' checks say "not
+/// performed" with the reason instead of waiting again, and the transfer completes.
+#[test]
+#[ignore = "needs ImageMagick to make the PNGs and their TIFF copies; scripts/test runs it"]
+fn a_hanging_policy_checker_is_stopped_once_for_the_transfer() {
+    let work = tempfile::tempdir().unwrap();
+    let hanging = hanging_tool(work.path(), "hanging-checker", "--version");
+    let package = three_pngs(work.path(), "PP/HANG/2");
+    let mut options = vellum_tests::options_with_copies(true);
+    let mut rules = options.config.format_policy().rules;
+    rules.push(Rule {
+        name: "hanging-tiff-policy".into(),
+        purpose: Purpose::Validation,
+        puids: vec!["fmt/353".into()],
+        command: hanging.to_string_lossy().into_owned(),
+        args: vec!["{file}".into()],
+        max_output: 1000,
+        timeout_seconds: 2,
+        stay_open: false,
+        per_batch: false,
+        version_args: vec!["--version".into()],
+        output: Default::default(),
+        output_extension: None,
+        output_format: None,
+        policy: None,
+        before: Vec::new(),
+        long_above_bytes: None,
+    });
+    options.config.format_policy = Some(rules);
+    options.settings.batch_size = Some(8);
+    let t = TestEnv::with_options(options);
+    let event = t.upload(&package, "born-digital/hanging-checker.zip");
+    let started = std::time::Instant::now();
+    t.drive(|_, _| false);
+    let took = started.elapsed();
+    let transfer = t.transfer_for(&event).unwrap();
+    assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
+    let checks: Vec<_> = t
+        .env
+        .state
+        .all_events(transfer.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "validation" && e.detail.contains("hanging-checker"))
+        .collect();
+    assert_eq!(checks.len(), 3, "one check a TIFF copy: {checks:#?}");
+    let stopped: Vec<_> = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::Fail).collect();
+    assert_eq!(stopped.len(), 1, "{checks:#?}");
+    assert!(
+        stopped[0].outcome_detail.contains("stopped after 2 seconds; not run again"),
+        "{}",
+        stopped[0].outcome_detail
+    );
+    let skipped = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::NotPerformed);
+    assert_eq!(skipped.filter(|e| e.outcome_detail.contains("stopped responding")).count(), 2, "{checks:#?}");
+    assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
 }
 
 /// The policy as data fails what is not a preservation copy of the rule's kind: a Matroska

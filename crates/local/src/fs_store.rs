@@ -281,7 +281,9 @@ impl ObjectStore for FsObjectStore {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension("json.tmp");
+        // A name of its own: two deliveries tagging the same object at once must not rename
+        // each other's file away (the second rename would find nothing: "No such file").
+        let tmp = path.with_extension(format!("json.{}.tmp", uuid::Uuid::new_v4().simple()));
         fs::write(&tmp, serde_json::to_vec_pretty(tags).expect("tags serialize"))?;
         fs::rename(tmp, path)?;
         Ok(())

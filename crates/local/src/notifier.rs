@@ -26,7 +26,9 @@ impl Notifier for FolderNotifier {
         let dir = self.dir.join(space);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{}.json", notice.aip_uuid));
-        let tmp = path.with_extension("json.tmp");
+        // A name of its own: a duplicate delivery announcing at the same moment renames its
+        // own file, never the other's.
+        let tmp = path.with_extension(format!("json.{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, serde_json::to_vec_pretty(notice).expect("notices serialize"))?;
         std::fs::rename(tmp, path)?;
         Ok(())

@@ -385,7 +385,7 @@ impl Normalize<'_> {
         )?;
         events.extend(extracted.events);
         copy.characteristics = traits;
-        events.extend(self.policy_checks(&copy, &copy_key)?);
+        events.extend(self.policy_checks(&copy, &copy_key, &mut tried.stopped)?);
         let stderr = [said].into_iter().chain(extracted.notes).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
         Ok(FileOutcome {
             events,
@@ -398,12 +398,18 @@ impl Normalize<'_> {
 
     /// The copy checked against the policies the rules hold for its format (MediaConch on
     /// FFV1 in Matroska), each a `validation` event on the copy with the tool's report.
-    fn policy_checks(&self, copy: &File, key: &str) -> StageResult<Vec<PremisEvent>> {
+    fn policy_checks(&self, copy: &File, key: &str, stopped: &mut StoppedTools<'_>) -> StageResult<Vec<PremisEvent>> {
         let mut events = Vec::new();
         for rule in self.fpr.rules_for(Purpose::Validation, copy, self.tools.as_ref()) {
             let program = self.program(rule);
-            let (outcome, note) =
-                match self.tools.run(&rule.call(), self.flow.working.as_ref(), key, &copy.current_path)? {
+            let answer = match stopped.why(&rule.name) {
+                // A checker that hung once in this transfer is not waited for again.
+                Some(why) => Err(why),
+                None => Ok(self.tools.run(&rule.call(), self.flow.working.as_ref(), key, &copy.current_path)?),
+            };
+            let (outcome, note) = match answer {
+                Err(why) => (EventOutcome::NotPerformed, why),
+                Ok(output) => match output {
                     ToolOutput::Output(report) => {
                         let report = report.trim().to_string();
                         if report.starts_with("pass!") {
@@ -416,11 +422,18 @@ impl Normalize<'_> {
                         (EventOutcome::Fail, format!("a report of {total} bytes, cut: {kept}"))
                     }
                     ToolOutput::Failed(why) => (EventOutcome::Fail, format!("{} failed: {why}", rule.command)),
-                    ToolOutput::TimedOut => (
-                        EventOutcome::Fail,
-                        format!("{} was stopped after {} seconds", rule.command, rule.timeout_seconds),
-                    ),
-                };
+                    ToolOutput::TimedOut => {
+                        stopped.stop(&rule.name, &rule.command, rule.timeout_seconds, &copy.current_path)?;
+                        (
+                            EventOutcome::Fail,
+                            format!(
+                                "{} was stopped after {} seconds; not run again in this transfer",
+                                rule.command, rule.timeout_seconds
+                            ),
+                        )
+                    }
+                },
+            };
             let policy = rule.policy.as_deref().unwrap_or_default();
             let mut event = self.flow.file_event(
                 copy,
