@@ -48,12 +48,25 @@ fn chunks<R: Read + Seek>(
     Ok(out)
 }
 
-fn name(id: &[u8; 4]) -> String {
-    String::from_utf8_lossy(id).into_owned()
+/// A chunk (its data at `at`, `len` bytes) must end inside its container, which ends at `end`.
+fn inside(id: &[u8; 4], at: u64, len: u64, end: u64, container: &str) -> Result<(), Fail> {
+    if at + len > end {
+        return Err(format!(
+            "its '{}' chunk at byte {} declares {len} bytes, past the {container}'s end ({end})",
+            String::from_utf8_lossy(id),
+            at - 8
+        ));
+    }
+    Ok(())
+}
+
+/// What the chunks said, as a verdict: the samples themselves are never decoded.
+fn verdict(found: Result<String, Fail>) -> Verdict {
+    found.map_or_else(Verdict::Invalid, |said| Verdict::Limited(format!("{said}; samples not decoded")))
 }
 
 pub fn check_wav<R: Read + Seek>(mut r: R, size: u64) -> Verdict {
-    wav(&mut r, size).map_or_else(Verdict::Invalid, |said| Verdict::Limited(format!("{said}; samples not decoded")))
+    verdict(wav(&mut r, size))
 }
 
 fn wav<R: Read + Seek>(r: &mut R, size: u64) -> Result<String, Fail> {
@@ -84,13 +97,7 @@ fn wav<R: Read + Seek>(r: &mut R, size: u64) -> Result<String, Fail> {
             (b"data", Some(real)) if len == 0xFFFF_FFFF => real,
             _ => len,
         };
-        if at + len > declared {
-            return Err(format!(
-                "its '{}' chunk at byte {} declares {len} bytes, past the RIFF's end ({declared})",
-                name(&id),
-                at - 8
-            ));
-        }
+        inside(&id, at, len, declared, "RIFF")?;
         match &id {
             b"fmt " => {
                 if len < 16 {
@@ -135,7 +142,7 @@ fn wav<R: Read + Seek>(r: &mut R, size: u64) -> Result<String, Fail> {
 }
 
 pub fn check_aiff<R: Read + Seek>(mut r: R, size: u64) -> Verdict {
-    aiff(&mut r, size).map_or_else(Verdict::Invalid, |said| Verdict::Limited(format!("{said}; samples not decoded")))
+    verdict(aiff(&mut r, size))
 }
 
 fn aiff<R: Read + Seek>(r: &mut R, size: u64) -> Result<String, Fail> {
@@ -149,13 +156,7 @@ fn aiff<R: Read + Seek>(r: &mut R, size: u64) -> Result<String, Fail> {
     let mut comm = None;
     let mut ssnd = None;
     for &(id, at, len) in &list {
-        if at + len > declared {
-            return Err(format!(
-                "its '{}' chunk at byte {} declares {len} bytes, past the FORM's end ({declared})",
-                name(&id),
-                at - 8
-            ));
-        }
+        inside(&id, at, len, declared, "FORM")?;
         match &id {
             b"COMM" => {
                 if len < 18 {
