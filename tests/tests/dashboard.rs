@@ -780,3 +780,30 @@ fn bad_query_values_are_answered_4xx_never_5xx() {
         assert_eq!(said["error"], true, "{path}: {said}");
     }
 }
+
+/// A transfer's page draws its microservices on one time axis: a bar for every job, in the
+/// order they ran, each with its task count, so an operator sees what held the transfer.
+#[test]
+fn a_transfers_page_draws_its_microservices_as_a_timeline() {
+    use vellum_core::ports::JobLedger;
+    let (t, key, good, _) = with_transfers();
+    let d = t.dashboard(true);
+    let page = text(&ask(&d, "GET", &format!("/transfers/{}", good.id), &key));
+    let svg = &page[page.find("<svg class=\"timeline\"").expect("a timeline")..];
+    let svg = &svg[..svg.find("</svg>").unwrap()];
+    let jobs = t.env.state.jobs(good.id).unwrap();
+    assert!(jobs.len() > 5, "{jobs:?}");
+    let mut at = 0;
+    for job in &jobs {
+        let bar =
+            svg[at..].find(&format!("data-job=\"{}\"", job.uuid)).unwrap_or_else(|| panic!("no bar for {}", job.name));
+        at += bar;
+        let tasks = t.env.state.tasks(job.uuid).unwrap().len();
+        let said = if tasks == 0 { "no tasks".to_string() } else { format!("{tasks} task") };
+        let group = &svg[at..at + svg[at..].find("</g>").unwrap()];
+        assert!(group.contains(&said) && group.contains("span-complete"), "{group}");
+    }
+    let checksum = jobs.iter().find(|j| j.stage == "checksum").unwrap();
+    let tasks = t.env.state.tasks(checksum.uuid).unwrap().len();
+    assert!(tasks >= 3 && tasks == good.file_count as usize, "a task a file: the bars count real tasks: {tasks}");
+}

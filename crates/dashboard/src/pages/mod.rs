@@ -4,6 +4,7 @@
 //! inline script: the Content-Security-Policy forbids them.
 
 pub mod layout;
+mod timeline;
 
 use std::fmt::Write;
 
@@ -412,10 +413,18 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
             .collect::<String>()
     );
     let _ = write!(body, "<h2>Progress</h2>{}", progress_cells(&progress));
+    let counted = jobs
+        .iter()
+        .map(|j| {
+            let tasks = d.state.tasks(j.uuid)?;
+            Ok((tasks.len(), tasks.iter().filter(|t| t.exit_code != 0).count()))
+        })
+        .collect::<PortResult<Vec<_>>>()?;
+    let bars: Vec<_> =
+        jobs.iter().zip(&counted).map(|(job, &(tasks, failed))| timeline::Bar { job, tasks, failed }).collect();
+    let _ = write!(body, "<h2>Timeline</h2>{}", timeline::svg(&bars, chrono::Utc::now()));
     body.push_str("<h2>Jobs</h2><table class=\"jobs\"><thead><tr><th>Microservice</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Tasks</th></tr></thead><tbody>");
-    for j in &jobs {
-        let tasks = d.state.tasks(j.uuid)?;
-        let failed = tasks.iter().filter(|t| t.exit_code != 0).count();
+    for (j, &(tasks, failed)) in jobs.iter().zip(&counted) {
         let took = j
             .ended_at
             .map(|e| format!("{:.1} s", (e - j.started_at).num_milliseconds() as f64 / 1000.0))
@@ -427,7 +436,7 @@ fn transfer_page(d: &Dashboard, id: Uuid, request: &Request, user: &User) -> Por
             escape(&j.name),
             status_badge(j.status.as_str()),
             j.started_at.format("%H:%M:%S"),
-            tasks.len(),
+            tasks,
             if failed > 0 { format!(" ({failed} failed)") } else { String::new() }
         );
     }
