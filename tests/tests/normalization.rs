@@ -11,7 +11,7 @@ use std::process::Command;
 
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
-use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore};
+use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, ToolOutput, ToolRunner};
 use vellum_tests::{bagit_validate, made_by, unpack_aip, Package, TestEnv};
 
 /// A scan as a scanner's software writes one: a PDF page that is only a JPEG image, no
@@ -601,14 +601,51 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
 fn a_hanging_policy_checker_is_stopped_once_for_the_transfer() {
     let work = tempfile::tempdir().unwrap();
     let hanging = hanging_tool(work.path(), "hanging-checker", "--version");
-    let package = three_pngs(work.path(), "PP/HANG/2");
+    let started = std::time::Instant::now();
+    let checks = tiff_copies_checked_by(work.path(), &hanging, "PP/HANG/2");
+    let took = started.elapsed();
+    assert_eq!(checks.len(), 3, "one check a TIFF copy: {checks:#?}");
+    let stopped: Vec<_> = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::Fail).collect();
+    assert_eq!(stopped.len(), 1, "{checks:#?}");
+    assert!(
+        stopped[0].outcome_detail.contains("stopped after 2 seconds; not run again"),
+        "{}",
+        stopped[0].outcome_detail
+    );
+    let skipped = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::NotPerformed);
+    assert_eq!(skipped.filter(|e| e.outcome_detail.contains("stopped responding")).count(), 2, "{checks:#?}");
+    assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
+}
+
+/// A policy checker that ends without a word has neither passed nor failed the copy: each
+/// check is "not performed", saying so, and the transfer completes.
+#[test]
+#[ignore = "needs ImageMagick; scripts/test runs it"]
+fn a_policy_checker_that_says_nothing_has_not_checked_the_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let silent = work.path().join("silent-checker");
+    std::fs::write(&silent, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'Version: 1.0'; exit 0; }\nexit 0\n").unwrap();
+    std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let checks = tiff_copies_checked_by(work.path(), &silent, "PP/SILENT/1");
+    assert_eq!(checks.len(), 3, "{checks:#?}");
+    for check in &checks {
+        assert_eq!(check.outcome, vellum_core::model::EventOutcome::NotPerformed, "{check:#?}");
+        assert!(check.outcome_detail.ends_with("silent-checker ended without a report"), "{}", check.outcome_detail);
+    }
+}
+
+/// Three PNGs ingested with `checker` as a policy rule for their TIFF copies (2 s timeout):
+/// the transfer completes, and the checker's validation events are returned.
+fn tiff_copies_checked_by(dir: &Path, checker: &Path, identifier: &str) -> Vec<vellum_core::model::PremisEvent> {
+    let package = three_pngs(dir, identifier);
     let mut options = vellum_tests::options_with_copies(true);
     let mut rules = options.config.format_policy().rules;
+    let name = checker.file_name().unwrap().to_string_lossy().into_owned();
     rules.push(Rule {
-        name: "hanging-tiff-policy".into(),
+        name: format!("{name}-tiff-policy"),
         purpose: Purpose::Validation,
         puids: vec!["fmt/353".into()],
-        command: hanging.to_string_lossy().into_owned(),
+        command: checker.to_string_lossy().into_owned(),
         args: vec!["{file}".into()],
         max_output: 1000,
         timeout_seconds: 2,
@@ -625,31 +662,17 @@ fn a_hanging_policy_checker_is_stopped_once_for_the_transfer() {
     options.config.format_policy = Some(rules);
     options.settings.batch_size = Some(8);
     let t = TestEnv::with_options(options);
-    let event = t.upload(&package, "born-digital/hanging-checker.zip");
-    let started = std::time::Instant::now();
+    let event = t.upload(&package, &format!("born-digital/{name}.zip"));
     t.drive(|_, _| false);
-    let took = started.elapsed();
     let transfer = t.transfer_for(&event).unwrap();
     assert_eq!(transfer.status, TransferStatus::Complete, "{:?}", transfer.failure_reason);
-    let checks: Vec<_> = t
-        .env
+    t.env
         .state
         .all_events(transfer.id)
         .unwrap()
         .into_iter()
-        .filter(|e| e.event_type == "validation" && e.detail.contains("hanging-checker"))
-        .collect();
-    assert_eq!(checks.len(), 3, "one check a TIFF copy: {checks:#?}");
-    let stopped: Vec<_> = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::Fail).collect();
-    assert_eq!(stopped.len(), 1, "{checks:#?}");
-    assert!(
-        stopped[0].outcome_detail.contains("stopped after 2 seconds; not run again"),
-        "{}",
-        stopped[0].outcome_detail
-    );
-    let skipped = checks.iter().filter(|e| e.outcome == vellum_core::model::EventOutcome::NotPerformed);
-    assert_eq!(skipped.filter(|e| e.outcome_detail.contains("stopped responding")).count(), 2, "{checks:#?}");
-    assert!(took < std::time::Duration::from_secs(20), "waited for once, not three times: {took:?}");
+        .filter(|e| e.event_type == "validation" && e.detail.contains(&name))
+        .collect()
 }
 
 /// The policy as data fails what is not a preservation copy of the rule's kind: a Matroska
@@ -657,32 +680,8 @@ fn a_hanging_policy_checker_is_stopped_once_for_the_transfer() {
 #[test]
 #[ignore = "needs FFmpeg and MediaConch; scripts/test runs it"]
 fn the_mediaconch_policy_fails_a_matroska_file_that_is_not_ffv1_version_3_with_slice_crcs() {
-    use vellum_core::ports::{ToolOutput, ToolRunner};
-    let work = tempfile::tempdir().unwrap();
-    let bad = made_by(
-        work.path(),
-        "old.mkv",
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=1:size=64x48:rate=5",
-            "-c:v",
-            "ffv1",
-            "-level",
-            "1",
-            "old.mkv",
-        ],
-    );
-    let store = vellum_local::fs_store::FsObjectStore::new(work.path().join("store"), "w").unwrap();
-    store.put("t/old.mkv", &bad).unwrap();
-    let rules = vellum_core::config::fpr::Rules::builtin();
-    let rule = rules.rules.iter().find(|r| r.name == "mediaconch-ffv1-policy").expect("the policy rule");
-    let tools = vellum_host::ProcessTools::new().in_dir(work.path());
-    match tools.run(&rule.call(), &store, "t/old.mkv", "objects/old.mkv").unwrap() {
+    let check = MediaConchCheck::of_ffv1(&["-level", "1"]);
+    match check.run() {
         ToolOutput::Output(report) => {
             assert!(report.starts_with("fail!"), "{report}");
             for broken in ["FFV1 version 3", "Every slice carries a CRC", "Every frame is a keyframe"] {
@@ -690,6 +689,55 @@ fn the_mediaconch_policy_fails_a_matroska_file_that_is_not_ffv1_version_3_with_s
             }
         }
         other => panic!("MediaConch gave {other:?}"),
+    }
+}
+
+/// The builtin MediaConch policy rule, ready to check one second of FFmpeg's test picture
+/// encoded as FFV1 in Matroska with the options given.
+struct MediaConchCheck {
+    work: tempfile::TempDir,
+    store: vellum_local::fs_store::FsObjectStore,
+    rule: Rule,
+}
+
+impl MediaConchCheck {
+    fn of_ffv1(options: &[&str]) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let mut args = vec!["-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=5", "-c:v", "ffv1"];
+        args.extend_from_slice(options);
+        args.push("clip.mkv");
+        let clip = made_by(work.path(), "clip.mkv", "ffmpeg", &args);
+        let store = vellum_local::fs_store::FsObjectStore::new(work.path().join("store"), "w").unwrap();
+        store.put("t/clip.mkv", &clip).unwrap();
+        let rules = vellum_core::config::fpr::Rules::builtin();
+        let rule = rules.rules.into_iter().find(|r| r.name == "mediaconch-ffv1-policy").expect("the policy rule");
+        Self { work, store, rule }
+    }
+
+    fn run(&self) -> ToolOutput {
+        let tools = vellum_host::ProcessTools::new().in_dir(self.work.path());
+        tools.run(&self.rule.call(), &self.store, "t/clip.mkv", "objects/clip.mkv").unwrap()
+    }
+}
+
+/// Policy checks at once (two workers, two transfers) each get MediaConch's whole report:
+/// MediaConch keeps a database under HOME, and runs sharing one answered nothing (read as a
+/// failure with no reason) or failed.
+#[test]
+#[ignore = "needs FFmpeg and MediaConch; scripts/test runs it"]
+fn policy_checks_run_at_once_each_get_their_report() {
+    let check = MediaConchCheck::of_ffv1(&["-level", "3", "-g", "1", "-slicecrc", "1"]);
+    for round in 0..3 {
+        let answers: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..6).map(|_| scope.spawn(|| check.run())).collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for answer in answers {
+            match answer {
+                ToolOutput::Output(report) => assert!(report.starts_with("pass!"), "round {round}: {report:?}"),
+                other => panic!("round {round}: MediaConch gave {other:?}"),
+            }
+        }
     }
 }
 

@@ -413,11 +413,16 @@ enum Finished {
 }
 
 /// Runs the program in `dir`, keeping at most `max` bytes of its output, killing it after
-/// `timeout`.
+/// `timeout`. Its HOME is a folder of its own inside `dir`: MediaConch keeps a SQLite
+/// database under HOME, and two runs sharing one (two workers, two transfers) answered
+/// nothing at all, a pass read as an empty failure; no tool reads a person's settings either.
 fn run_bounded(program: &Path, args: &[String], dir: &Path, max: usize, timeout: Duration) -> PortResult<Finished> {
+    let home = dir.join(".home");
+    std::fs::create_dir_all(&home)?;
     let mut child = Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env("HOME", &home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

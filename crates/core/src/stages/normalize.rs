@@ -412,7 +412,10 @@ impl Normalize<'_> {
                 Ok(output) => match output {
                     ToolOutput::Output(report) => {
                         let report = report.trim().to_string();
-                        if report.starts_with("pass!") {
+                        if report.is_empty() {
+                            // Neither a pass nor a failure of the copy: the checker said nothing.
+                            (EventOutcome::NotPerformed, format!("{} ended without a report", rule.command))
+                        } else if report.starts_with("pass!") {
                             (EventOutcome::Pass, report)
                         } else {
                             (EventOutcome::Fail, report)
