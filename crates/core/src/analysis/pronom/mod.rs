@@ -335,6 +335,26 @@ fn subsequence_regex(ss: roxmltree::Node<'_, '_>) -> Result<String, SignatureErr
     Ok(out)
 }
 
+/// An InternalSignature element compiled: its id and its byte sequences, or why one of them
+/// could not be compiled (the signature is then skipped whole). None without an id.
+fn compile_signature(sig: &roxmltree::Node<'_, '_>) -> Option<(u32, Result<Vec<ByteSequence>, SignatureError>)> {
+    let id = attr_u64(*sig, "ID")? as u32;
+    Some((id, child(*sig, "ByteSequence").map(byte_sequence).collect()))
+}
+
+/// `work` over `items` on every core, the answers in the items' order: compiling two thousand
+/// signatures is most of what starting identification costs, and each is independent.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let chunk = items.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 /// A ByteSequence element (of the signature file or a container signature) compiled.
 fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, SignatureError> {
     let anchor = match bs.attribute("Reference") {
@@ -423,24 +443,19 @@ impl FormatIdentifier {
             roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
         )
         .map_err(|source| SignatureError::Xml { file: droid_name.to_string(), source })?;
+        let nodes: Vec<_> = doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))).collect();
         let mut signatures = HashMap::new();
         let mut skipped = Vec::new();
-        for sig in doc.descendants().filter(|n| n.has_tag_name((NS, "InternalSignature"))) {
-            let Some(id) = attr_u64(sig, "ID") else { continue };
-            let mut seqs = Vec::new();
-            for bs in child(sig, "ByteSequence") {
-                match byte_sequence(bs) {
-                    Ok(s) => seqs.push(s),
-                    Err(e) => {
-                        tracing::warn!(signature = id, error = %e, "a PRONOM signature could not be compiled and is skipped");
-                        skipped.push(format!("signature {id}: {e}"));
-                        seqs.clear();
-                        break;
-                    }
+        for (id, compiled) in in_parallel(&nodes, compile_signature).into_iter().flatten() {
+            match compiled {
+                Ok(seqs) if !seqs.is_empty() => {
+                    signatures.insert(id, seqs);
                 }
-            }
-            if !seqs.is_empty() {
-                signatures.insert(id as u32, seqs);
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(signature = id, error = %e, "a PRONOM signature could not be compiled and is skipped");
+                    skipped.push(format!("signature {id}: {e}"));
+                }
             }
         }
         let (mut patterns, mut open_bof) = (Vec::new(), Vec::new());
@@ -469,7 +484,12 @@ impl FormatIdentifier {
                 .map_err(|e| tracing::warn!(error = %e, "{what} signatures are matched one by one"))
                 .ok()
         };
-        let sets = Sets { floating: set(&patterns, "floating"), open_bof: set(&open_bof, "open-ended") };
+        // The two sets are the largest compilations: one on each core.
+        let sets = std::thread::scope(|scope| {
+            let floating = scope.spawn(|| set(&patterns, "floating"));
+            let open_bof = set(&open_bof, "open-ended");
+            Sets { floating: floating.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), open_bof }
+        });
         let mut formats = Vec::new();
         for f in doc.descendants().filter(|n| n.has_tag_name((NS, "FileFormat"))) {
             formats.push(Format {
