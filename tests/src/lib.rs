@@ -727,3 +727,30 @@ pub fn options_with_copies(on: bool) -> EmbeddedOptions {
     }
     options
 }
+
+/// A format policy rule that runs `program` on `{file}` for `purpose`: output kept to 1,000
+/// bytes, a 2 s timeout, no version command; a test sets what it needs beside.
+pub fn rule_running(
+    name: &str,
+    purpose: vellum_core::config::fpr::Purpose,
+    program: &Path,
+) -> vellum_core::config::fpr::Rule {
+    vellum_core::config::fpr::Rule {
+        name: name.into(),
+        purpose,
+        puids: vec![],
+        command: program.to_string_lossy().into_owned(),
+        args: vec!["{file}".into()],
+        max_output: 1000,
+        timeout_seconds: 2,
+        stay_open: false,
+        per_batch: false,
+        version_args: vec![],
+        output: Default::default(),
+        output_extension: None,
+        output_format: None,
+        policy: None,
+        before: Vec::new(),
+        long_above_bytes: None,
+    }
+}

@@ -1133,22 +1133,10 @@ fn fake_stay_open_tool(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn fake_rule(tool: &Path) -> vellum_core::config::fpr::Rule {
     vellum_core::config::fpr::Rule {
-        name: "fake".into(),
-        purpose: vellum_core::config::fpr::Purpose::Characterization,
-        puids: vec![],
-        command: tool.to_string_lossy().into_owned(),
-        args: vec!["{file}".into()],
-        max_output: 1000,
         timeout_seconds: 1,
         stay_open: true,
-        per_batch: false,
-        version_args: vec![],
         output: vellum_core::config::fpr::RuleOutput::Xml,
-        output_extension: None,
-        output_format: None,
-        policy: None,
-        before: Vec::new(),
-        long_above_bytes: None,
+        ..vellum_tests::rule_running("fake", vellum_core::config::fpr::Purpose::Characterization, tool)
     }
 }
 

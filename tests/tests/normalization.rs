@@ -12,7 +12,7 @@ use std::process::Command;
 use vellum_core::config::fpr::{Purpose, Rule};
 use vellum_core::model::TransferStatus;
 use vellum_core::ports::{EventLog, FileCatalogue, JobLedger, ObjectStore, ToolOutput, ToolRunner};
-use vellum_tests::{bagit_validate, made_by, unpack_aip, Package, TestEnv};
+use vellum_tests::{bagit_validate, made_by, rule_running, unpack_aip, Package, TestEnv};
 
 /// A scan as a scanner's software writes one: a PDF page that is only a JPEG image, no
 /// text of its own.
@@ -537,22 +537,12 @@ fn a_hanging_conversion_tool_is_stopped_once_and_not_waited_for_again() {
     let mut rules: Vec<_> =
         options.config.format_policy().rules.into_iter().filter(|r| r.purpose != Purpose::Preservation).collect();
     rules.push(Rule {
-        name: "hangs".into(),
-        purpose: Purpose::Preservation,
         puids: vec!["fmt/11".into(), "fmt/12".into(), "fmt/13".into()],
-        command: hanging.to_string_lossy().into_owned(),
         args: vec!["{file}".into(), "{output}".into()],
-        max_output: 1000,
-        timeout_seconds: 2,
-        stay_open: false,
-        per_batch: false,
         version_args: vec!["-version".into()],
-        output: Default::default(),
         output_extension: Some("tif".into()),
         output_format: Some("fmt/353".into()),
-        policy: None,
-        before: Vec::new(),
-        long_above_bytes: None,
+        ..rule_running("hangs", Purpose::Preservation, &hanging)
     });
     options.config.format_policy = Some(rules);
     for profile in &mut options.config.profiles {
@@ -642,22 +632,9 @@ fn tiff_copies_checked_by(dir: &Path, checker: &Path, identifier: &str) -> Vec<v
     let mut rules = options.config.format_policy().rules;
     let name = checker.file_name().unwrap().to_string_lossy().into_owned();
     rules.push(Rule {
-        name: format!("{name}-tiff-policy"),
-        purpose: Purpose::Validation,
         puids: vec!["fmt/353".into()],
-        command: checker.to_string_lossy().into_owned(),
-        args: vec!["{file}".into()],
-        max_output: 1000,
-        timeout_seconds: 2,
-        stay_open: false,
-        per_batch: false,
         version_args: vec!["--version".into()],
-        output: Default::default(),
-        output_extension: None,
-        output_format: None,
-        policy: None,
-        before: Vec::new(),
-        long_above_bytes: None,
+        ..rule_running(&format!("{name}-tiff-policy"), Purpose::Validation, checker)
     });
     options.config.format_policy = Some(rules);
     options.settings.batch_size = Some(8);

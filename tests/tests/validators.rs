@@ -27,6 +27,14 @@ fn verdict(path: &Path) -> Verdict {
 }
 
 /// qpdf's `--check`: 0 when it found nothing wrong.
+/// Asserts that `verdict` fails the file (`what`) with a reason holding `words`.
+fn fails_saying(verdict: Verdict, words: &str, what: &str) {
+    match verdict {
+        Verdict::Invalid(said) => assert!(said.contains(words), "{what}: {said}"),
+        v => panic!("{what}, yet {v:?}"),
+    }
+}
+
 fn qpdf_finds_nothing(path: &Path) -> bool {
     let out = Command::new("qpdf").arg("--check").arg(path).output().expect("qpdf (scripts/test installs it)");
     out.status.code() == Some(0)
@@ -172,19 +180,13 @@ fn broken_pdfs_fail_and_intact_ones_do_not_as_qpdf_and_imagemagick_judge_them() 
     for (path, why) in &broken {
         let name = path.file_name().unwrap().to_string_lossy();
         assert!(!qpdf_finds_nothing(path), "qpdf finds {name} broken");
-        match verdict(path) {
-            Verdict::Invalid(said) => assert!(said.contains(why), "{name}: {said}"),
-            v => panic!("{name} is broken, yet {v:?}"),
-        }
+        fails_saying(verdict(path), why, &format!("{name} is broken"));
     }
 
     // qpdf reads a reference to a missing object as null, as the standard lets a reader; a
     // page whose /Parent is null is no page of a tree, and poppler and veraPDF report such
     // references: Vellum fails it.
-    match verdict(&missing_object) {
-        Verdict::Invalid(said) => assert!(said.contains("not in the cross-reference"), "{said}"),
-        v => panic!("a page whose parent is missing, yet {v:?}"),
-    }
+    fails_saying(verdict(&missing_object), "not in the cross-reference", "a page whose parent is missing");
 
     // A JPEG image cut short inside its stream (its length kept): qpdf does not decode images;
     // ImageMagick, reading the image alone, finds it damaged, and so does Vellum.
@@ -197,10 +199,7 @@ fn broken_pdfs_fail_and_intact_ones_do_not_as_qpdf_and_imagemagick_judge_them() 
     let image = write(w, "image.jpg", &b[data..data + len]);
     let magick = Command::new("convert").arg("-regard-warnings").arg(&image).arg("null:").output().unwrap();
     assert!(!magick.status.success(), "ImageMagick finds the image damaged");
-    match verdict(&write(w, "damaged-jpeg.pdf", &b)) {
-        Verdict::Invalid(said) => assert!(said.contains("JPEG image in stream object"), "{said}"),
-        v => panic!("a damaged JPEG inside, yet {v:?}"),
-    }
+    fails_saying(verdict(&write(w, "damaged-jpeg.pdf", &b)), "JPEG image in stream object", "a damaged JPEG inside");
 }
 
 /// Whether OpenJPEG decodes the file without an error or a warning.
@@ -282,17 +281,11 @@ fn broken_jpeg_2000_files_fail_and_intact_ones_do_not_as_openjpeg_judges_them() 
     for (path, why) in &broken {
         let name = path.file_name().unwrap().to_string_lossy();
         assert!(!opj_decodes(path, w), "OpenJPEG fails {name}, or warns of it");
-        match jp2_verdict(path) {
-            Verdict::Invalid(said) => assert!(said.contains(why), "{name}: {said}"),
-            v => panic!("{name} is broken, yet {v:?}"),
-        }
+        fails_saying(jp2_verdict(path), why, &format!("{name} is broken"));
     }
     // A box that says it runs past the file's end: the file was cut or its header damaged.
     // OpenJPEG decodes the codestream it finds there anyway; Vellum fails it.
-    match jp2_verdict(&long_box) {
-        Verdict::Invalid(said) => assert!(said.contains("past the end of the file"), "{said}"),
-        v => panic!("a box longer than the file, yet {v:?}"),
-    }
+    fails_saying(jp2_verdict(&long_box), "past the end of the file", "a box longer than the file");
 }
 
 /// A ZIP that is an office document or an e-book: the parts its format requires must be
@@ -319,10 +312,11 @@ fn zip_based_formats_need_the_parts_their_format_requires() {
     let xml: &[u8] = b"<?xml version=\"1.0\"?><x/>";
     let docx = [("[Content_Types].xml", xml, false), ("_rels/.rels", xml, false), ("word/document.xml", xml, false)];
     assert_eq!(judge(ZipPackage::OfficeOpenXml, zip(&docx)), Verdict::WellFormed);
-    match judge(ZipPackage::OfficeOpenXml, zip(&docx[1..])) {
-        Verdict::Invalid(why) => assert!(why.contains("[Content_Types].xml"), "{why}"),
-        v => panic!("a docx without its content types, yet {v:?}"),
-    }
+    fails_saying(
+        judge(ZipPackage::OfficeOpenXml, zip(&docx[1..])),
+        "[Content_Types].xml",
+        "a docx without its content types",
+    );
     let odt: [(&str, &[u8], bool); 3] = [
         ("mimetype", b"application/vnd.oasis.opendocument.text", true),
         ("META-INF/manifest.xml", xml, false),
