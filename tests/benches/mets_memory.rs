@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 use vellum_core::model::messages::StageMessage;
 use vellum_core::model::Stage;
-use vellum_core::model::{
-    derived_id, CatalogueIdentifiers, EventOutcome, File, FileUse, FormatId, PremisEvent, Transfer,
-};
+use vellum_core::model::{file_id, CatalogueIdentifiers, EventOutcome, File, FileUse, FormatId, PremisEvent, Transfer};
 use vellum_core::ports::{EventLog, FileCatalogue, TransferRegister};
 use vellum_core::record::mets::{write_aip_mets, MetsDoc, MetsKind};
 use vellum_core::StageContext;
@@ -71,7 +69,7 @@ fn fill(dir: &Path, n: usize) -> Uuid {
     for start in (0..n).step_by(1000) {
         let files: Vec<File> = (start..(start + 1000).min(n))
             .map(|i| File {
-                uuid: derived_id(transfer.id, &format!("file/{i}")),
+                uuid: file_id(transfer.id, i as u64),
                 transfer_id: transfer.id,
                 batch: cp.batches,
                 entry_index: i as u64,

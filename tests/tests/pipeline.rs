@@ -550,7 +550,7 @@ fn a_redriven_message_finishes_its_transfer_without_duplicates() {
         let is_the_file = key.split_once("/files/").is_some_and(|(transfer, file)| {
             transfer
                 .parse::<uuid::Uuid>()
-                .is_ok_and(|t| file == vellum_core::model::derived_id(t, &format!("file/{index}")).to_string())
+                .is_ok_and(|t| file == vellum_core::model::file_id(t, index as u64).to_string())
         });
         (fault.load(Ordering::SeqCst) && is_the_file)
             .then(|| vellum_core::ports::PortError::Unavailable("connection reset by peer".into()))

@@ -120,16 +120,20 @@ impl ObjectWriter for FsWriter {
         if self.sync {
             self.file.sync_data()?;
         }
-        // A delete elsewhere prunes empty folders: one may vanish between making it and
-        // renaming into it, so the pair is tried again.
+        // The folder is made only when the rename says it is missing (most objects go into
+        // a folder that exists: one `mkdir` a file was measurable). A delete elsewhere prunes
+        // empty folders: one may vanish between making it and renaming into it, so the pair
+        // is tried again.
         let mut attempts = 0;
         loop {
-            if let Some(parent) = self.dest.parent() {
-                fs::create_dir_all(parent)?;
-            }
             match fs::rename(&self.tmp, &self.dest) {
                 Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 && self.tmp.exists() => attempts += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 && self.tmp.exists() => {
+                    attempts += 1;
+                    if let Some(parent) = self.dest.parent() {
+                        fs::create_dir_all(parent)?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -141,7 +145,8 @@ impl ObjectWriter for FsWriter {
             }
         }
         self.committed = true;
-        let md = fs::metadata(&self.dest)?;
+        // The open file is the renamed one: no second walk of its path.
+        let md = self.file.metadata()?;
         Ok(FsObjectStore::meta(&self.key, &md))
     }
 }
@@ -178,13 +183,20 @@ impl ObjectStore for FsObjectStore {
 
     fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
         let file = open_named(&self.path_of(key)?, key)?;
-        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
+        // Sized to the file, up to 256 KiB: a buffer past the allocator's mmap threshold
+        // for every small file read costs more than the read (see core's `io::scratch`).
+        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let capacity = len.saturating_add(1).clamp(4096, 256 * 1024) as usize;
+        Ok(Box::new(io::BufReader::with_capacity(capacity, file)))
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> PortResult<Vec<u8>> {
         let mut file = open_named(&self.path_of(key)?, key)?;
         file.seek(SeekFrom::Start(offset))?;
-        let mut out = Vec::with_capacity(len.min(64 << 20) as usize);
+        // No more room than the file holds: readers ask for a window of 128–256 KiB, and
+        // most files are smaller (see `get`).
+        let there = file.metadata()?.len().saturating_sub(offset);
+        let mut out = Vec::with_capacity(len.min(there).min(64 << 20) as usize);
         file.take(len).read_to_end(&mut out)?;
         Ok(out)
     }

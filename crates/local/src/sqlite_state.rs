@@ -230,6 +230,11 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 pub fn open_connection(path: &Path) -> PortResult<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+    // One plan a statement, whatever is bound to it. Without this, the bundled SQLite (built
+    // with STAT4) marks a cached statement to be prepared again whenever a parameter its
+    // plan looked at is bound anew: the METS stage's reading of each file's events spent
+    // 44 % of its time preparing the same SELECT again (perf, 20,000 files).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
     Ok(conn)

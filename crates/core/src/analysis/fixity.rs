@@ -92,18 +92,14 @@ impl Digests {
 
     /// Reads `reader` to its end, returning the digests and the byte count.
     pub fn of_reader(mut self, reader: &mut dyn Read) -> std::io::Result<(BTreeMap<String, String>, u64)> {
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.update(&buf[..n]);
-            total += n as u64;
-        }
+        let total = crate::io::scratch::pump(
+            reader,
+            |chunk| {
+                self.update(chunk);
+                Ok(())
+            },
+            |e| e,
+        )?;
         Ok((self.finish(), total))
     }
 }

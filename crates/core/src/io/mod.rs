@@ -8,6 +8,7 @@ pub mod open_ahead;
 pub mod parallel_gzip;
 pub mod ranged;
 pub mod read_ahead;
+pub mod scratch;
 pub mod tar_sparse;
 pub mod tar_stream;
 pub mod zip_entry;

@@ -1,10 +1,12 @@
 //! The domain model, named as Archivematica names it so archivists recognise it.
 
 pub mod event;
+pub mod ids;
 pub mod messages;
 pub mod stage;
 
 pub use event::{by_vellum, program_detail, EventOutcome, EventType, UnknownWord};
+pub use ids::{derived_id, file_id, independent_id, preservation_copy_id, VELLUM_NAMESPACE};
 pub use stage::{Stage, UnknownStage};
 
 use std::collections::BTreeMap;
@@ -471,23 +473,6 @@ pub struct PremisEvent {
     pub outcome: EventOutcome,
     pub outcome_detail: String,
     pub agents: Vec<Agent>,
-}
-
-/// The namespace for every id Vellum derives (events, files, tasks): stable across retries.
-pub const VELLUM_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_8b4d_4f0a_9e57_2d1c_0b9a_7e31);
-
-/// A preservation copy's id, derived from its original's: a redelivered batch makes the
-/// same copy under the same name, and the original's record can name its copy.
-pub fn preservation_copy_id(original: Uuid) -> Uuid {
-    derived_id(original, "preservation copy")
-}
-
-/// An id derived from a parent id and a label: the same inputs give the same id, so a
-/// message that is delivered twice writes the same rows twice, which the stores ignore.
-pub fn derived_id(parent: Uuid, label: &str) -> Uuid {
-    let mut name = parent.as_bytes().to_vec();
-    name.extend_from_slice(label.as_bytes());
-    Uuid::new_v5(&VELLUM_NAMESPACE, &name)
 }
 
 /// The event that a stage records, before it is given its id and agents.

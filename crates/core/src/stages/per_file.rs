@@ -67,7 +67,7 @@ pub fn run_batch(
             continue;
         }
         tasks.push(Task {
-            uuid: derived_id(job.uuid, &format!("task/{}", file.uuid)),
+            uuid: derived_id(file.uuid, &format!("task/{}", job.uuid)),
             job_uuid: job.uuid,
             file_uuid: file.uuid,
             file_name: file.current_path.clone(),

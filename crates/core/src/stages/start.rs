@@ -18,7 +18,7 @@ use crate::intake::rules::{accepted_log, check_package, failure_log, reason, Acc
 use crate::io::tar_stream::TarPosition;
 use crate::model::messages::{StageMessage, UploadEvent};
 use crate::model::Stage;
-use crate::model::{derived_id, Transfer};
+use crate::model::{independent_id, Transfer};
 use crate::record::keys::{listing_key, listing_part_key};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -64,9 +64,9 @@ fn run(p: &Start<'_>, ev: &UploadEvent, ctx: &StageContext) -> (Option<Uuid>, St
         event_key,
         profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
         ..Transfer::new(
-            ev.transfer_id.unwrap_or_else(|| derived_id(base, "transfer")),
-            derived_id(base, "sip"),
-            derived_id(base, "aip"),
+            ev.transfer_id.unwrap_or_else(|| independent_id(base, "transfer")),
+            independent_id(base, "sip"),
+            independent_id(base, "aip"),
             &ev.bucket,
             &ev.key,
             now,

@@ -11,7 +11,9 @@ use crate::intake::archive::{tar_member, EntryKind, LeftOut, ListingLine};
 use crate::io::ranged::RangedReader;
 use crate::io::tar_sparse::SparseReader;
 use crate::io::zip_entry::{open_at, ZipAt};
-use crate::model::{by_vellum, derived_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer};
+use crate::model::{
+    by_vellum, derived_id, file_id, EventOutcome, EventType, File, FileUse, PremisEvent, Timestamp, Transfer,
+};
 use crate::record::keys::object_key;
 
 use super::Extract;
@@ -139,22 +141,15 @@ fn extract_file(
     let path =
         line.path.clone().ok_or_else(|| StageError::Failed(format!("the listing has no path for {:?}", line.name)))?;
     let damaged = |e: io::Error| read_failure(e, |e| format!("the entry {:?} is damaged: {e}", line.name));
-    let uuid = derived_id(transfer.id, &format!("file/{}", line.index));
+    let uuid = file_id(transfer.id, line.index);
     let mut out = p.flow.working.writer(&object_key(transfer.id, uuid, &path))?;
     // One byte past the declared size is enough to know the entry lies about it.
     let mut reader = opened.reader.take(line.size.saturating_add(1));
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut written = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(damaged(e)),
-        };
-        out.write_all(&buf[..n]).map_err(|e| StageError::Transient(format!("writing {path}: {e}")))?;
-        written += n as u64;
-    }
+    let written = crate::io::scratch::pump(
+        &mut reader,
+        |chunk| out.write_all(chunk).map_err(|e| StageError::Transient(format!("writing {path}: {e}"))),
+        damaged,
+    )?;
     if written != line.size {
         let how = if written > line.size { "more" } else { "fewer" };
         return Err(StageError::Failed(format!(
