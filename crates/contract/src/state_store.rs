@@ -4,7 +4,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use uuid::Uuid;
 use vellum_core::model::{
-    derived_id, EventOutcome, File, FilePatch, FileUse, JobStatus, PremisEvent, StoredAip, Task, Transfer,
+    derived_id, file_id, EventOutcome, File, FilePatch, FileUse, JobStatus, PremisEvent, StoredAip, Task, Transfer,
     TransferStatus,
 };
 
@@ -33,7 +33,7 @@ pub fn transfer(name: &str) -> Transfer {
 
 fn file(t: &Transfer, index: u64, batch: u32) -> File {
     File {
-        uuid: derived_id(t.id, &format!("file/{index}")),
+        uuid: file_id(t.id, index),
         transfer_id: t.id,
         batch,
         entry_index: index,
@@ -435,7 +435,7 @@ pub fn large_batches_commit_whole(make: &Make) {
 
 fn task(job: &vellum_core::model::Job, f: &File) -> Task {
     Task {
-        uuid: derived_id(job.uuid, &format!("task/{}", f.uuid)),
+        uuid: derived_id(f.uuid, &format!("task/{}", job.uuid)),
         job_uuid: job.uuid,
         file_uuid: f.uuid,
         file_name: f.current_path.clone(),

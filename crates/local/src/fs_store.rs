@@ -7,6 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use vellum_core::io::scratch::SCRATCH_BYTES;
 use vellum_core::ports::{ObjectMeta, ObjectStore, ObjectWriter, Page, PortError, PortResult};
 
 /// Vellum's own bookkeeping inside the folder (temporary files, tags); never a key.
@@ -183,10 +184,10 @@ impl ObjectStore for FsObjectStore {
 
     fn get(&self, key: &str) -> PortResult<Box<dyn Read + Send>> {
         let file = open_named(&self.path_of(key)?, key)?;
-        // Sized to the file, up to 256 KiB: a buffer past the allocator's mmap threshold
+        // Sized to the file, up to the stages' copying buffer: a buffer past the allocator's mmap threshold
         // for every small file read costs more than the read (see core's `io::scratch`).
         let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let capacity = len.saturating_add(1).clamp(4096, 256 * 1024) as usize;
+        let capacity = len.saturating_add(1).clamp(4096, SCRATCH_BYTES as u64) as usize;
         Ok(Box::new(io::BufReader::with_capacity(capacity, file)))
     }
 

@@ -104,7 +104,6 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
     let mut tag_text: BTreeMap<String, String> = BTreeMap::new();
     let prefix = format!("{bag}/");
     let mut problems = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
     let entries = archive.entries().map_err(|e| vec![format!("the AIP cannot be read as a tar: {e}")])?;
     for entry in entries {
         let mut entry = entry.map_err(|e| vec![format!("the AIP's tar stream is damaged: {e}")])?;
@@ -124,18 +123,17 @@ pub fn verify_tar(reader: impl Read, bag: &str) -> Result<BagReport, Vec<String>
         let is_tag = !rel.starts_with("data/");
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
-        let mut size = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(|e| vec![format!("reading {rel:?} from the AIP: {e}")])?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            if is_tag {
-                kept.extend_from_slice(&buf[..n]);
-            }
-            size += n as u64;
-        }
+        let size = crate::io::scratch::pump(
+            &mut entry,
+            |chunk| {
+                hasher.update(chunk);
+                if is_tag {
+                    kept.extend_from_slice(chunk);
+                }
+                Ok(())
+            },
+            |e| vec![format!("reading {rel:?} from the AIP: {e}")],
+        )?;
         if is_tag {
             tag_text.insert(rel.clone(), String::from_utf8_lossy(&kept).into_owned());
         }
