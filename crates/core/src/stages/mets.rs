@@ -36,7 +36,9 @@ use crate::record::aip::{left_out_log, transfer_mets_path, FileLogLines, FILE_LO
 use crate::record::keys::{
     listing_key, log_piece_key, mets_piece_key, named_key, working_log_key, working_mets_key, working_transfer_mets_key,
 };
-use crate::record::mets::{write_amd_sec_of, write_head, write_tail, FileSource, MetsDoc, MetsKind, TransferMetadata};
+use crate::record::mets::{
+    write_amd_sec_of, write_head, write_tail, EventsOf, FileSource, MetsDoc, MetsKind, TransferMetadata,
+};
 use crate::record::rights::{rows_by_file, RightsRow};
 use crate::stages::{Flow, Microservice, Progress, StageContext};
 
@@ -110,6 +112,11 @@ impl Microservice for Mets<'_> {
 /// (a wave) just before those files are written.
 const EVENTS_CHUNK: usize = 256;
 const EVENTS_AHEAD: usize = 32;
+/// Threads that render a chunk's amdSecs, at most: the stage runs alone at this point of a
+/// transfer, with every core to itself.
+const MAX_RENDERERS: usize = 4;
+/// About what an amdSec of a file with a handful of events takes.
+const AMD_SEC_BYTES: usize = 16 * 1024;
 
 /// The events of each of `files`, read EVENTS_AHEAD at a time.
 fn events_ahead(
@@ -216,38 +223,14 @@ impl Writer<'_> {
             MetsKind::Aip => Some(self.documentation_file(cp.documentation.as_ref())?),
         };
         let files = StateFiles { files: p.files, transfer_id: self.transfer.id, last };
-        // The events of the file just written, kept for its log lines.
-        let fetched: RefCell<Vec<PremisEvent>> = RefCell::new(Vec::new());
-        // The events of the files about to be written, read ahead several at once.
-        let ahead: RefCell<HashMap<uuid::Uuid, Vec<PremisEvent>>> = RefCell::new(HashMap::new());
-        let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
-            let events = match ahead.borrow_mut().remove(&f.uuid) {
-                Some(events) => events,
-                None => p.events.file_events(self.transfer.id, f.uuid).map_err(|e| io::Error::other(e.to_string()))?,
-            };
-            fetched.replace(events.clone());
-            Ok(events)
-        };
         // Where the working area is remote so is the ledger, and each file's query waits on
         // the network: they go EVENTS_AHEAD at a time. On this machine's SQLite they do not.
         let remote = p.flow.working.local_path(&listing_key(self.transfer.id)).is_none();
         let mut log_lines = FileLogLines::default();
-        let doc = MetsDoc {
-            kind,
-            transfer: self.transfer,
-            files: &files,
-            events: &events,
-            rights: &self.rights,
-            empty_folders: &self.empty_folders,
-            file_dc: &self.file_dc,
-            transfer_dc: &self.transfer_dc,
-            transfer_md: &self.transfer_md,
-            package_kind: self.package_kind,
-            struct_map: self.struct_map.as_deref(),
-            imported: self.imported.as_ref(),
-            transfer_events: &self.left_out,
-            created: self.created,
+        let no_events = |_: &File| -> io::Result<Vec<PremisEvent>> {
+            Err(io::Error::other("the head and the tail of a METS read no file's events"))
         };
+        let doc = self.doc(kind, &files, &no_events);
 
         let piece = mets_piece_key(self.transfer.id, name, cp.pieces.len() as u32, p.flow.clock.new_id());
         let mut out = BufWriter::with_capacity(256 * 1024, p.flow.working.writer(&piece)?);
@@ -258,45 +241,43 @@ impl Writer<'_> {
         let mut n = cp.written;
         let mut after = cp.after.clone();
         let mut pages = FilePages::new(p.files, self.transfer.id).after(cp.after.clone());
-        let mut chunk: Vec<File> = Vec::new();
         loop {
+            let chunk = pages.by_ref().take(EVENTS_CHUNK).collect::<Result<Vec<File>, _>>()?;
             if chunk.is_empty() {
-                for file in pages.by_ref().take(EVENTS_CHUNK) {
-                    chunk.push(file?);
-                }
-                if chunk.is_empty() {
-                    break;
-                }
-                chunk.reverse();
+                break;
             }
             // At least one amdSec a piece, so that every invocation makes progress.
             if n > cp.written && ctx.should_yield() {
                 complete = false;
                 break;
             }
-            // One wave of reads at a time, just before its files are written: reading a
-            // whole chunk's events ahead would spend a short invocation's time on files it
-            // then leaves to the next one, which reads them all again.
-            let next = chunk.last().expect("a file in the chunk").uuid;
-            if remote && !ahead.borrow().contains_key(&next) {
-                let wave = &chunk[chunk.len().saturating_sub(EVENTS_AHEAD)..];
-                ahead.replace(events_ahead(p.events, self.transfer.id, wave)?);
-            }
-            let file = chunk.pop().expect("a file in the chunk");
-            n += 1;
-            write_amd_sec_of(&mut out, &doc, n, &file)?;
-            if kind == MetsKind::Aip {
-                log_lines.add(&file, &fetched.take());
-                // A megabyte of log lines at a time, so memory does not grow with the transfer.
-                if log_lines.len() > LOG_PIECE_BYTES {
-                    cp.log_pieces.push(self.write_log_piece(cp.log_pieces.len(), &std::mem::take(&mut log_lines))?);
+            // Rendered a chunk at a time, written a file at a time: out of time, the piece
+            // ends after the file it has written, as it would one file at a time.
+            let rendered = self.render_amd_secs(kind, &files, &chunk, n + 1, remote)?;
+            for (file, (amd_sec, events)) in chunk.into_iter().zip(rendered) {
+                if n > cp.written && ctx.should_yield() {
+                    complete = false;
+                    break;
                 }
+                n += 1;
+                out.write_all(&amd_sec)?;
+                if kind == MetsKind::Aip {
+                    log_lines.add(&file, &events);
+                    // A megabyte of log lines at a time, so memory does not grow with the transfer.
+                    if log_lines.len() > LOG_PIECE_BYTES {
+                        cp.log_pieces.push(self.write_log_piece(cp.log_pieces.len(), &std::mem::take(&mut log_lines))?);
+                    }
+                }
+                after = Some(file.current_path);
             }
-            after = Some(file.current_path);
+            if !complete {
+                break;
+            }
         }
         if complete {
             if let Some(last) = &files.last {
-                write_amd_sec_of(&mut out, &doc, n + 1, last)?;
+                let own_events = |f: &File| p.events.file_events(self.transfer.id, f.uuid).map_err(io::Error::other);
+                write_amd_sec_of(&mut out, &self.doc(kind, &files, &own_events), n + 1, last)?;
             }
             write_tail(&mut out, &doc)?;
         }
@@ -323,6 +304,84 @@ impl Writer<'_> {
         cp.written = 0;
         cp.after = None;
         Ok(cp)
+    }
+
+    fn doc<'d>(&'d self, kind: MetsKind, files: &'d StateFiles<'d>, events: EventsOf<'d>) -> MetsDoc<'d> {
+        MetsDoc {
+            kind,
+            transfer: self.transfer,
+            files,
+            events,
+            rights: &self.rights,
+            empty_folders: &self.empty_folders,
+            file_dc: &self.file_dc,
+            transfer_dc: &self.transfer_dc,
+            transfer_md: &self.transfer_md,
+            package_kind: self.package_kind,
+            struct_map: self.struct_map.as_deref(),
+            imported: self.imported.as_ref(),
+            transfer_events: &self.left_out,
+            created: self.created,
+        }
+    }
+
+    /// The amdSecs of `chunk` (numbered from `first`), rendered on every core: each worker
+    /// reads the events of its share of the files and formats them, and the amdSecs come
+    /// back in order, each with its file's events for the AIP's logs (none for the
+    /// transfer METS, which writes no logs).
+    fn render_amd_secs(
+        &self,
+        kind: MetsKind,
+        files: &StateFiles<'_>,
+        chunk: &[File],
+        first: usize,
+        remote: bool,
+    ) -> StageResult<Vec<(Vec<u8>, Vec<PremisEvent>)>> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_RENDERERS);
+        let share = chunk.len().div_ceil(workers).max(1);
+        let transfer_id = self.transfer.id;
+        let render = |start: usize, part: &[File]| -> StageResult<Vec<(Vec<u8>, Vec<PremisEvent>)>> {
+            let ahead =
+                RefCell::new(if remote { events_ahead(self.p.events, transfer_id, part)? } else { HashMap::new() });
+            let fetched: RefCell<Vec<PremisEvent>> = RefCell::new(Vec::new());
+            let events = |f: &File| -> io::Result<Vec<PremisEvent>> {
+                let events = match ahead.borrow_mut().remove(&f.uuid) {
+                    Some(events) => events,
+                    None => self.p.events.file_events(transfer_id, f.uuid).map_err(io::Error::other)?,
+                };
+                if kind == MetsKind::Aip {
+                    fetched.replace(events.clone());
+                }
+                Ok(events)
+            };
+            let doc = self.doc(kind, files, &events);
+            let mut out = Vec::with_capacity(part.len());
+            for (i, file) in part.iter().enumerate() {
+                let mut amd_sec = Vec::with_capacity(AMD_SEC_BYTES);
+                write_amd_sec_of(&mut amd_sec, &doc, start + i, file)?;
+                out.push((amd_sec, fetched.take()));
+            }
+            Ok(out)
+        };
+        let parts: Vec<StageResult<_>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .chunks(share)
+                .enumerate()
+                .map(|(k, part)| {
+                    let render = &render;
+                    scope.spawn(move || render(first + k * share, part))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(StageError::Transient("rendering amdSecs panicked".into()))))
+                .collect()
+        });
+        let mut rendered = Vec::with_capacity(chunk.len());
+        for part in parts {
+            rendered.extend(part?);
+        }
+        Ok(rendered)
     }
 
     fn write_log_piece(&self, n: usize, lines: &FileLogLines) -> StageResult<String> {
