@@ -242,21 +242,104 @@ pub fn write_amd_sec_of(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, file: 
 }
 
 /// The document after the last amdSec: the fileSec, the structMap and the end.
+///
+/// One walk of the files writes the originals' fileGrp and gathers the structMap (and the
+/// transfer's own structMap's pointers); the other groups' lines are held meanwhile, up to
+/// HELD_GROUP_BYTES in all, and a group that does not fit is walked for again.
 pub fn write_tail(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
-    write_file_sec(out, doc)?;
-    write_struct_map(out, doc)?;
-    if let Some(xml) = doc.struct_map {
-        // Its pointers name files as the transfer does: the originals, by that name.
-        let mut files = std::collections::HashMap::new();
-        doc.files.each(&mut |f| {
-            if f.file_use == crate::model::FileUse::Original {
-                files.insert(doc.transfer_name(&f.original_path), f.uuid);
+    write_tail_holding(out, doc, HELD_GROUP_BYTES)
+}
+
+fn write_tail_holding(out: &mut dyn Write, doc: &MetsDoc<'_>, hold: usize) -> io::Result<()> {
+    writeln!(out, "<mets:fileSec>")?;
+    let mut tree = StructTree::new(doc);
+    // The transfer's own structMap names files as the transfer does: the originals, by that name.
+    let mut pointers = doc.struct_map.map(|_| std::collections::HashMap::new());
+    let mut held: [HeldGroup; FILE_GROUPS.len()] = Default::default();
+    let mut held_bytes = 0;
+    let mut opened = false;
+    let mut n = 0;
+    doc.files.each(&mut |f| {
+        n += 1;
+        tree.add(doc, f);
+        if let (Some(pointers), FileUse::Original) = (pointers.as_mut(), f.file_use) {
+            pointers.insert(doc.transfer_name(&f.original_path), f.uuid);
+        }
+        let group = file_group(f.file_use);
+        if group == 0 {
+            if !opened {
+                writeln!(out, "<mets:fileGrp USE=\"{}\">", f.file_use.as_str())?;
+                opened = true;
             }
-            Ok(())
-        })?;
-        crate::record::structmap::write_struct_maps(out, xml, &files, 2)?;
+            return write_file_pointer(out, doc, n, f);
+        }
+        let held = &mut held[group];
+        held.files += 1;
+        if !held.too_many {
+            let before = held.lines.len();
+            write_file_pointer(&mut held.lines, doc, n, f)?;
+            held_bytes += held.lines.len() - before;
+            if held_bytes > hold {
+                held_bytes -= held.lines.len();
+                held.lines = Vec::new();
+                held.too_many = true;
+            }
+        }
+        Ok(())
+    })?;
+    if opened {
+        writeln!(out, "</mets:fileGrp>")?;
+    }
+    for (group, file_use) in FILE_GROUPS.into_iter().enumerate().skip(1) {
+        let held = &held[group];
+        if held.files == 0 {
+            continue;
+        }
+        writeln!(out, "<mets:fileGrp USE=\"{}\">", file_use.as_str())?;
+        if held.too_many {
+            let mut n = 0;
+            doc.files.each(&mut |f| {
+                n += 1;
+                if f.file_use == file_use {
+                    write_file_pointer(out, doc, n, f)?;
+                }
+                Ok(())
+            })?;
+        } else {
+            out.write_all(&held.lines)?;
+        }
+        writeln!(out, "</mets:fileGrp>")?;
+    }
+    writeln!(out, "</mets:fileSec>")?;
+    write_struct_map(out, doc, tree)?;
+    if let (Some(xml), Some(pointers)) = (doc.struct_map, pointers) {
+        crate::record::structmap::write_struct_maps(out, xml, &pointers, 2)?;
     }
     writeln!(out, "</mets:mets>")
+}
+
+/// The fileSec's groups, in order.
+const FILE_GROUPS: [FileUse; 5] = [
+    FileUse::Original,
+    FileUse::Preservation,
+    FileUse::SubmissionDocumentation,
+    FileUse::Metadata,
+    FileUse::Transcription,
+];
+
+fn file_group(file_use: FileUse) -> usize {
+    FILE_GROUPS.iter().position(|g| *g == file_use).expect("every use has a group")
+}
+
+/// Lines held for a fileGrp after the first: at most a few megabytes for all of them.
+const HELD_GROUP_BYTES: usize = 4 << 20;
+
+#[derive(Default)]
+struct HeldGroup {
+    lines: Vec<u8>,
+    files: usize,
+    /// Its lines did not fit: the group is written from a walk of its own.
+    too_many: bool,
 }
 
 /// Whether a name can be an XML element name as it is.
@@ -529,39 +612,14 @@ fn write_event(out: &mut dyn Write, n: usize, id: usize, e: &EventRecord<'_>) ->
     writeln!(out, "</premis:event></mets:xmlData></mets:mdWrap></mets:digiprovMD>")
 }
 
-fn write_file_sec(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
-    writeln!(out, "<mets:fileSec>")?;
-    // One walk per group: the files are read again rather than held.
-    for file_use in [
-        FileUse::Original,
-        FileUse::Preservation,
-        FileUse::SubmissionDocumentation,
-        FileUse::Metadata,
-        FileUse::Transcription,
-    ] {
-        let mut n = 0;
-        let mut opened = false;
-        doc.files.each(&mut |f| {
-            n += 1;
-            if f.file_use != file_use {
-                return Ok(());
-            }
-            if !opened {
-                writeln!(out, "<mets:fileGrp USE=\"{}\">", file_use.as_str())?;
-                opened = true;
-            }
-            writeln!(
-                out,
-                "<mets:file ID=\"file-{id}\" GROUPID=\"Group-{id}\" ADMID=\"amdSec_{n}\"><mets:FLocat xlink:href=\"{href}\" LOCTYPE=\"OTHER\" OTHERLOCTYPE=\"SYSTEM\"/></mets:file>",
-                id = f.uuid,
-                href = esc(&doc.path_of(f))
-            )
-        })?;
-        if opened {
-            writeln!(out, "</mets:fileGrp>")?;
-        }
-    }
-    writeln!(out, "</mets:fileSec>")
+/// A file's line in its fileGrp; `n` is its amdSec's number.
+fn write_file_pointer(out: &mut dyn Write, doc: &MetsDoc<'_>, n: usize, f: &File) -> io::Result<()> {
+    writeln!(
+        out,
+        "<mets:file ID=\"file-{id}\" GROUPID=\"Group-{id}\" ADMID=\"amdSec_{n}\"><mets:FLocat xlink:href=\"{href}\" LOCTYPE=\"OTHER\" OTHERLOCTYPE=\"SYSTEM\"/></mets:file>",
+        id = f.uuid,
+        href = esc(&doc.path_of(f))
+    )
 }
 
 /// A directory tree of the payload, so the structMap mirrors it: names and ids only, about
@@ -575,10 +633,20 @@ struct Dir {
     files: BTreeMap<Box<str>, (Uuid, Option<u32>)>,
 }
 
-fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
-    let mut root = Dir::default();
-    let described: BTreeMap<&str, u32> = doc.file_dc.keys().enumerate().map(|(i, p)| (p.as_str(), i as u32)).collect();
-    doc.files.each(&mut |f| {
+/// The structMap's tree, gathered a file at a time.
+struct StructTree<'d> {
+    root: Dir,
+    /// metadata.csv's rows for single files, by path: each row's dmdSec number.
+    described: BTreeMap<&'d str, u32>,
+}
+
+impl<'d> StructTree<'d> {
+    fn new(doc: &MetsDoc<'d>) -> Self {
+        let described = doc.file_dc.keys().enumerate().map(|(i, p)| (p.as_str(), i as u32)).collect();
+        Self { root: Dir::default(), described }
+    }
+
+    fn add(&mut self, doc: &MetsDoc<'_>, f: &File) {
         let path = doc.path_of(f);
         let mut parts: Vec<&str> = path.split('/').collect();
         let name = parts.pop().unwrap_or_default();
@@ -587,17 +655,20 @@ fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>) -> io::Result<()> {
         // An original's folders are its name's folders, sanitized one for one: a row of
         // metadata.csv naming a folder (`objects/minutes`) is that folder's div's.
         let folders: Vec<usize> = original.match_indices('/').map(|(i, _)| i).collect();
-        let mut dir = &mut root;
+        let mut dir = &mut self.root;
         for (depth, p) in parts.into_iter().enumerate() {
             dir = dir.dirs.entry(p.into()).or_default();
             if is_original && dir.dmd.is_none() {
-                dir.dmd = folders.get(depth).and_then(|&end| described.get(&original[..end]).copied());
+                dir.dmd = folders.get(depth).and_then(|&end| self.described.get(&original[..end]).copied());
             }
         }
-        let dmd = is_original.then(|| described.get(original.as_str()).copied()).flatten();
+        let dmd = is_original.then(|| self.described.get(original.as_str()).copied()).flatten();
         dir.files.insert(name.into(), (f.uuid, dmd));
-        Ok(())
-    })?;
+    }
+}
+
+fn write_struct_map(out: &mut dyn Write, doc: &MetsDoc<'_>, tree: StructTree<'_>) -> io::Result<()> {
+    let mut root = tree.root;
     // An empty folder of objects/, under the name sanitizing gives it (a bag's under its
     // data/): a div with nothing in it, as Archivematica keeps one.
     for folder in doc.empty_folders {
@@ -758,4 +829,77 @@ fn embeddable(document: &str) -> Option<&str> {
     let parsed = roxmltree::Document::parse(document).ok()?;
     let root = parsed.root_element();
     Some(document[root.range()].trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(transfer: &Transfer, i: u64, file_use: FileUse, path: &str) -> File {
+        File {
+            uuid: crate::model::file_id(transfer.id, i),
+            transfer_id: transfer.id,
+            batch: 0,
+            entry_index: i,
+            file_use,
+            original_path: path.to_string(),
+            current_path: path.to_string(),
+            size: i,
+            checksums: BTreeMap::new(),
+            format: None,
+            modified: None,
+            characteristics: BTreeMap::new(),
+            source: None,
+        }
+    }
+
+    /// Held or walked for again, a fileGrp's lines are the same, in the groups' order, each
+    /// file pointing at its own amdSec.
+    #[test]
+    fn the_file_groups_are_the_same_held_or_walked_again() {
+        let now = chrono::Utc::now();
+        let transfer = Transfer::new(Uuid::nil(), Uuid::from_u128(1), Uuid::from_u128(2), "uploads", "a.zip", now);
+        let uses =
+            [FileUse::Original, FileUse::Metadata, FileUse::Preservation, FileUse::Original, FileUse::Transcription];
+        let files: Vec<File> = (0..40u64)
+            .map(|i| {
+                let path = format!("objects/{:02}/f{i}.txt", i % 7);
+                file(&transfer, i, uses[i as usize % uses.len()], &path)
+            })
+            .collect();
+        let no_events = |_: &File| -> io::Result<Vec<PremisEvent>> { Ok(Vec::new()) };
+        let doc = MetsDoc {
+            kind: MetsKind::Transfer,
+            transfer: &transfer,
+            files: &files,
+            events: &no_events,
+            rights: &BTreeMap::new(),
+            empty_folders: &[],
+            file_dc: &BTreeMap::new(),
+            transfer_dc: &BTreeMap::new(),
+            transfer_md: &[],
+            package_kind: crate::config::profile::PackageKind::Catalogued,
+            struct_map: None,
+            imported: None,
+            transfer_events: &[],
+            created: now,
+        };
+        let tail = |hold: usize| {
+            let mut out = Vec::new();
+            write_tail_holding(&mut out, &doc, hold).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let held = tail(usize::MAX);
+        // Nothing held (every group walked for), and room for some groups only.
+        assert_eq!(held, tail(0));
+        assert_eq!(held, tail(1500));
+        let groups: Vec<&str> = held.lines().filter_map(|l| l.strip_prefix("<mets:fileGrp USE=\"")).collect();
+        assert_eq!(groups, ["original\">", "preservation\">", "metadata\">", "text/ocr\">"]);
+        for (n, f) in files.iter().enumerate() {
+            let line =
+                held.lines().find(|l| l.contains(&format!("file-{}\"", f.uuid))).expect("every file has its line");
+            assert!(line.contains(&format!("ADMID=\"amdSec_{}\"", n + 1)), "{line}");
+        }
+        assert_eq!(held.matches("<mets:fptr ").count(), files.len());
+    }
 }
