@@ -3,10 +3,12 @@
 
 pub mod embedded;
 pub mod fs_store;
+pub mod lock_wait;
 pub mod notifier;
 pub mod open_files;
 pub mod runner;
 pub mod sqlite_access;
+pub mod sqlite_pool;
 pub mod sqlite_queue;
 pub mod sqlite_state;
 pub mod watcher;

@@ -103,11 +103,11 @@ impl Runner {
 
 fn worker(stage: Stage, p: &Pipeline, queue: &SqliteQueue, config: &RunnerConfig, stop: &AtomicBool, busy: &BusyTime) {
     let queue_name = stage.name();
-    let mut seen = queue.sends_seen();
+    let mut seen = queue.sends_seen(queue_name);
     while !stop.load(Ordering::SeqCst) {
         match queue.receive(queue_name, 1, config.visibility) {
             Ok(deliveries) if deliveries.is_empty() => {
-                seen = queue.wait_for_send(seen, config.idle_poll);
+                seen = queue.wait_for_send(queue_name, seen, config.idle_poll);
             }
             Ok(deliveries) => {
                 for d in deliveries {

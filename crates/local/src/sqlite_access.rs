@@ -9,7 +9,8 @@ use vellum_core::model::Timestamp;
 use vellum_core::operations::access::{ApiKey, Role, Session, User};
 use vellum_core::ports::{AccessStore, PortResult};
 
-use crate::sqlite_state::{err, open_connection, opt_time_at, time_at, ts};
+use crate::sqlite_pool::open_connection;
+use crate::sqlite_state::{err, opt_time_at, time_at, ts};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
@@ -62,7 +63,9 @@ impl SqliteAccessStore {
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(err)
+        let result = f(&mut conn).map_err(err);
+        crate::lock_wait::released();
+        result
     }
 }
 

@@ -1,6 +1,7 @@
 //! Queues on SQLite with SQS's semantics: at-least-once delivery, a visibility timeout as a
 //! lease, a receive count, and a dead-letter table for messages received too often.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use vellum_core::ports::{DeadLetter, Delivery, PortError, PortResult, Queue};
 
-use crate::sqlite_state::open_connection;
+use crate::sqlite_pool::{open_connection, ConnectionPool};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -44,10 +45,11 @@ fn now_ms() -> i64 {
 }
 
 pub struct SqliteQueue {
-    conn: Mutex<Connection>,
+    connections: ConnectionPool,
     max_receives: u32,
-    /// Bumped on every send, so idle consumers in this process wake at once.
-    sent: (Mutex<u64>, Condvar),
+    /// Sends to each queue, counted, so that idle consumers of that queue in this process
+    /// wake at once (and those of other queues do not read the table for nothing).
+    sent: (Mutex<HashMap<String, u64>>, Condvar),
 }
 
 impl SqliteQueue {
@@ -56,25 +58,36 @@ impl SqliteQueue {
     pub fn open(path: &Path, max_receives: u32) -> PortResult<Self> {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { conn: Mutex::new(conn), max_receives: max_receives.max(1), sent: (Mutex::new(0), Condvar::new()) })
+        Ok(Self {
+            connections: ConnectionPool::new(path, conn),
+            max_receives: max_receives.max(1),
+            sent: (Mutex::new(HashMap::new()), Condvar::new()),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(err)
+        self.connections.with(err, f)
     }
 
-    /// Waits until something is sent in this process, or `timeout` passes (sends from other
-    /// processes are seen at the next poll).
-    pub fn wait_for_send(&self, seen: u64, timeout: Duration) -> u64 {
+    fn count_send(&self, queue: &str) {
+        let (lock, cv) = &self.sent;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()).entry(queue.to_string()).or_default() += 1;
+        cv.notify_all();
+    }
+
+    /// Waits until something is sent to `queue` in this process, or `timeout` passes (sends
+    /// from other processes are seen at the next poll).
+    pub fn wait_for_send(&self, queue: &str, seen: u64, timeout: Duration) -> u64 {
         let (lock, cv) = &self.sent;
         let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = cv.wait_timeout_while(guard, timeout, |n| *n == seen).unwrap_or_else(|p| p.into_inner());
-        *guard
+        let sent = |counts: &HashMap<String, u64>| counts.get(queue).copied().unwrap_or(0);
+        let (guard, _) =
+            cv.wait_timeout_while(guard, timeout, |counts| sent(counts) == seen).unwrap_or_else(|p| p.into_inner());
+        sent(&guard)
     }
 
-    pub fn sends_seen(&self) -> u64 {
-        *self.sent.0.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn sends_seen(&self, queue: &str) -> u64 {
+        self.sent.0.lock().unwrap_or_else(|p| p.into_inner()).get(queue).copied().unwrap_or(0)
     }
 
     /// Dead letters of every queue after sequence number `after`, with their sequence
@@ -116,9 +129,7 @@ impl Queue for SqliteQueue {
             }
             tx.commit()
         })?;
-        let (lock, cv) = &self.sent;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        cv.notify_all();
+        self.count_send(queue);
         Ok(())
     }
 
@@ -127,8 +138,8 @@ impl Queue for SqliteQueue {
         let until = now + visibility.as_millis() as i64;
         let max_receives = self.max_receives as i64;
         self.with(|c| {
-            // A look first, without the write lock: every send wakes every idle consumer in
-            // the process, and most of them, on other queues, find nothing.
+            // A look first, without the write lock: a send wakes every idle consumer of its
+            // queue, and all but one of them find nothing.
             let ready: bool = c
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2)")?
                 .query_row(params![queue, now], |r| r.get(0))?;
@@ -216,9 +227,7 @@ impl Queue for SqliteQueue {
             tx.commit()?;
             Ok(moved)
         })?;
-        let (lock, cv) = &self.sent;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        cv.notify_all();
+        self.count_send(queue);
         Ok(moved)
     }
 

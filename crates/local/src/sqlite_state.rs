@@ -1,24 +1,28 @@
 //! The state store on SQLite: the same domain operations and guarantees as the DynamoDB
-//! table. Operations that touch more than `MAX_TRANSACTION_ITEMS` items follow the same
-//! shape as in DynamoDB: the items in transactions of at most that many, then one
-//! conditional marker (the commit point). Connections come from a small pool, so threads
-//! really do race here, as Lambda invocations race on the table.
+//! table. Where DynamoDB writes a batch's items in transactions of at most
+//! `MAX_TRANSACTION_ITEMS` and then its conditional marker (the commit point), SQLite has no
+//! item limit and one write lock for every stage of the process: a batch's items (and its
+//! marker, when it is recorded) go in one transaction, which costs the lock one commit
+//! where it cost it seven (20,000 tiny files: the per-file stages' writes held the lock
+//! two thirds of the time). Connections come from a small pool, so threads really do race
+//! here, as Lambda invocations race on the table.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
+use crate::sqlite_pool::{open_connection, ConnectionPool};
 use chrono::DateTime;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
+
 use vellum_core::model::{
     CatalogueIdentifiers, EventOutcome, File, FilePatch, FileUse, Job, JobStatus, PremisEvent, StoredAip, Task,
     Timestamp, Transfer, TransferStatus, UnknownWord, ValidationCounts,
 };
 use vellum_core::ports::{
     BatchRecorded, Clock, EventLog, ExtractCheckpoint, FileCatalogue, JobLedger, JobSpec, Page, PortError, PortResult,
-    SystemClock, TransferOversight, TransferQuery, TransferRegister, MAX_TRANSACTION_ITEMS,
+    SystemClock, TransferOversight, TransferQuery, TransferRegister,
 };
 
 const SCHEMA: &str = r#"
@@ -225,25 +229,8 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("state values serialize")
 }
 
-/// Opens a SQLite database the way every embedded adapter wants it: WAL, a busy timeout,
-/// and foreign processes (a CLI reading while `serve` runs) welcome.
-pub fn open_connection(path: &Path) -> PortResult<Connection> {
-    let conn = Connection::open(path).map_err(err)?;
-    conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-    // One plan a statement, whatever is bound to it. Without this, the bundled SQLite (built
-    // with STAT4) marks a cached statement to be prepared again whenever a parameter its
-    // plan looked at is bound anew: the METS stage's reading of each file's events spent
-    // 44 % of its time preparing the same SELECT again (perf, 20,000 files).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-    Ok(conn)
-}
-
 pub struct SqliteStateStore {
-    path: PathBuf,
-    /// Idle connections; a thread takes one (or opens one) for each operation.
-    idle: Mutex<Vec<Connection>>,
+    connections: ConnectionPool,
     clock: Arc<dyn Clock>,
 }
 
@@ -308,35 +295,7 @@ fn add_missing_columns(conn: &Connection) -> PortResult<()> {
     Ok(())
 }
 
-/// More idle connections than this are closed rather than kept.
-const MAX_IDLE: usize = 8;
-
 impl SqliteStateStore {
-    /// Moves extraction's checkpoint from `from` (not done) to `to`, if it is still there:
-    /// the commit point of a batch or a plan. False when another delivery moved it.
-    fn move_checkpoint(&self, transfer_id: Uuid, from: &ExtractCheckpoint, to: &ExtractCheckpoint) -> PortResult<bool> {
-        let now = self.now();
-        let moved = self.with(|c| {
-            c.execute(
-                "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, extract_done = ?5, \
-                 updated_at = ?6 \
-                 WHERE id = ?1 AND extract_next_entry = ?7 AND batch_count = ?8 AND file_count = ?9 AND extract_done = 0",
-                params![
-                    transfer_id.to_string(),
-                    to.next_entry as i64,
-                    to.batches as i64,
-                    to.files as i64,
-                    i64::from(to.done),
-                    now,
-                    from.next_entry as i64,
-                    from.batches as i64,
-                    from.files as i64
-                ],
-            )
-        })?;
-        Ok(moved == 1)
-    }
-
     pub fn open(path: &Path) -> PortResult<Self> {
         Self::open_with_clock(path, Arc::new(SystemClock))
     }
@@ -345,7 +304,7 @@ impl SqliteStateStore {
         let conn = open_connection(path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         add_missing_columns(&conn)?;
-        Ok(Self { path: path.to_path_buf(), idle: Mutex::new(vec![conn]), clock })
+        Ok(Self { connections: ConnectionPool::new(path, conn), clock })
     }
 
     fn now(&self) -> String {
@@ -367,21 +326,11 @@ impl SqliteStateStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> PortResult<T> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match taken {
-            Some(c) => c,
-            None => open_connection(&self.path)?,
-        };
-        let result = f(&mut conn).map_err(err);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-        result
+        self.connections.with(err, f)
     }
 
     /// A write transaction that takes the write lock at once, so two racing writers queue
-    /// on the busy timeout instead of failing on a stale snapshot.
+    /// for the lock (`lock_wait`) instead of failing on a stale snapshot.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> PortResult<T> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -629,9 +578,75 @@ fn read_checkpoint(tx: &Connection, id: Uuid) -> rusqlite::Result<Option<Extract
     .optional()
 }
 
-/// Items of one kind, written in transactions of at most `MAX_TRANSACTION_ITEMS`.
-fn chunked<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
-    items.chunks(MAX_TRANSACTION_ITEMS)
+/// Moves extraction's checkpoint from `from` (not done) to `to`, if it is still there:
+/// the commit point of a batch or a plan. False when another delivery moved it.
+fn move_checkpoint(
+    c: &Connection,
+    transfer_id: Uuid,
+    from: &ExtractCheckpoint,
+    to: &ExtractCheckpoint,
+    now: &str,
+) -> rusqlite::Result<bool> {
+    let moved = c.execute(
+        "UPDATE transfers SET extract_next_entry = ?2, batch_count = ?3, file_count = ?4, extract_done = ?5, \
+         updated_at = ?6 \
+         WHERE id = ?1 AND extract_next_entry = ?7 AND batch_count = ?8 AND file_count = ?9 AND extract_done = 0",
+        params![
+            transfer_id.to_string(),
+            to.next_entry as i64,
+            to.batches as i64,
+            to.files as i64,
+            i64::from(to.done),
+            now,
+            from.next_entry as i64,
+            from.batches as i64,
+            from.files as i64
+        ],
+    )?;
+    Ok(moved == 1)
+}
+
+/// A per-file stage's results for some files of a batch.
+fn insert_batch_items(
+    tx: &Transaction<'_>,
+    tasks: &[Task],
+    events: &[PremisEvent],
+    patches: &[FilePatch],
+) -> rusqlite::Result<()> {
+    insert_tasks(tx, tasks)?;
+    insert_events(tx, events)?;
+    apply_patches(tx, patches)
+}
+
+/// The commit point of a per-file stage's batch: the batch joins the stage's set of done
+/// batches, once; the set's size against the final batch count is the fan-in.
+fn mark_batch(
+    tx: &Transaction<'_>,
+    transfer_id: Uuid,
+    stage: &str,
+    batch: u32,
+    now: &str,
+) -> rusqlite::Result<BatchRecorded> {
+    let tid = transfer_id.to_string();
+    let newly_recorded = tx.execute(
+        "INSERT OR IGNORE INTO batches (transfer_id, stage, batch, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+        params![tid, stage, batch as i64, now],
+    )? == 1;
+    if newly_recorded {
+        tx.execute(
+            "UPDATE jobs SET batches_done = batches_done + 1, progressed_at = ?3 WHERE transfer_id = ?1 AND stage = ?2",
+            params![tid, stage, now],
+        )?;
+    }
+    let done: i64 =
+        tx.query_row("SELECT COUNT(*) FROM batches WHERE transfer_id = ?1 AND stage = ?2", params![tid, stage], |r| {
+            r.get(0)
+        })?;
+    let (total, extract_done): (i64, i64) =
+        tx.query_row("SELECT batch_count, extract_done FROM transfers WHERE id = ?1", [&tid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(BatchRecorded { newly_recorded, stage_complete: extract_done == 1 && done >= total })
 }
 
 fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
@@ -1027,23 +1042,32 @@ impl FileCatalogue for SqliteStateStore {
         events: &[PremisEvent],
         next_entry: u64,
     ) -> PortResult<ExtractCheckpoint> {
-        let current = self.extract_checkpoint(transfer_id)?;
-        if current != *from || current.done {
-            return Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")));
-        }
-        // The items: invisible to every answer until the checkpoint below counts them.
-        self.write_extracted_batch(transfer_id, from.batches, files, events)?;
-        // The commit point: the checkpoint moves only if it is still where this batch began.
+        let tid = transfer_id.to_string();
         let next = ExtractCheckpoint {
             next_entry,
             batches: from.batches + u32::from(!files.is_empty()),
             files: from.files + files.len() as u64,
             done: false,
         };
-        if self.move_checkpoint(transfer_id, from, &next)? {
-            Ok(next)
-        } else {
-            Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} while this batch was written")))
+        let now = self.now();
+        // The items and the commit point in one transaction: the items are kept, and the
+        // checkpoint moves, only if it is still where this batch began.
+        let (moved, current) = self.write(|tx| {
+            let current = read_checkpoint(tx, transfer_id)?;
+            if current.as_ref() != Some(from) || from.done {
+                return Ok((false, current));
+            }
+            insert_files(tx, &tid, from.batches, files)?;
+            insert_events(tx, events)?;
+            let moved = move_checkpoint(tx, transfer_id, from, &next, &now)?;
+            Ok((moved, current))
+        })?;
+        match (moved, current) {
+            (true, _) => Ok(next),
+            (false, Some(current)) => {
+                Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")))
+            }
+            (false, None) => Err(PortError::NotFound(format!("transfer {transfer_id}"))),
         }
     }
 
@@ -1062,7 +1086,8 @@ impl FileCatalogue for SqliteStateStore {
         planned: &ExtractCheckpoint,
     ) -> PortResult<ExtractCheckpoint> {
         let planned = ExtractCheckpoint { done: true, ..*planned };
-        if self.move_checkpoint(transfer_id, from, &planned)? {
+        let now = self.now();
+        if self.with(|c| move_checkpoint(c, transfer_id, from, &planned, &now))? {
             Ok(planned)
         } else {
             Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} before the plan was fixed")))
@@ -1077,13 +1102,10 @@ impl FileCatalogue for SqliteStateStore {
         events: &[PremisEvent],
     ) -> PortResult<()> {
         let tid = transfer_id.to_string();
-        for chunk in chunked(files) {
-            self.write(|tx| insert_files(tx, &tid, batch, chunk))?;
-        }
-        for chunk in chunked(events) {
-            self.write(|tx| insert_events(tx, chunk))?;
-        }
-        Ok(())
+        self.write(|tx| {
+            insert_files(tx, &tid, batch, files)?;
+            insert_events(tx, events)
+        })
     }
 
     fn write_batch_items(
@@ -1093,44 +1115,27 @@ impl FileCatalogue for SqliteStateStore {
         events: &[PremisEvent],
         patches: &[FilePatch],
     ) -> PortResult<()> {
-        for chunk in chunked(tasks) {
-            self.write(|tx| insert_tasks(tx, chunk))?;
-        }
-        for chunk in chunked(events) {
-            self.write(|tx| insert_events(tx, chunk))?;
-        }
-        for chunk in chunked(patches) {
-            self.write(|tx| apply_patches(tx, chunk))?;
-        }
-        Ok(())
+        self.write(|tx| insert_batch_items(tx, tasks, events, patches))
     }
 
     fn mark_batch_done(&self, transfer_id: Uuid, stage: &str, batch: u32) -> PortResult<BatchRecorded> {
-        let tid = transfer_id.to_string();
-        // The commit point: the batch joins the stage's set of done batches, once; the set's
-        // size against the final batch count is the fan-in.
+        let now = self.now();
+        self.write(|tx| mark_batch(tx, transfer_id, stage, batch, &now))
+    }
+
+    fn record_batch(
+        &self,
+        transfer_id: Uuid,
+        stage: &str,
+        batch: u32,
+        tasks: &[Task],
+        events: &[PremisEvent],
+        patches: &[FilePatch],
+    ) -> PortResult<BatchRecorded> {
         let now = self.now();
         self.write(|tx| {
-            let newly_recorded = tx.execute(
-                "INSERT OR IGNORE INTO batches (transfer_id, stage, batch, recorded_at) VALUES (?1, ?2, ?3, ?4)",
-                params![tid, stage, batch as i64, now],
-            )? == 1;
-            if newly_recorded {
-                tx.execute(
-                    "UPDATE jobs SET batches_done = batches_done + 1, progressed_at = ?3 WHERE transfer_id = ?1 AND stage = ?2",
-                    params![tid, stage, now],
-                )?;
-            }
-            let done: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM batches WHERE transfer_id = ?1 AND stage = ?2",
-                params![tid, stage],
-                |r| r.get(0),
-            )?;
-            let (total, extract_done): (i64, i64) =
-                tx.query_row("SELECT batch_count, extract_done FROM transfers WHERE id = ?1", [&tid], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            Ok(BatchRecorded { newly_recorded, stage_complete: extract_done == 1 && done >= total })
+            insert_batch_items(tx, tasks, events, patches)?;
+            mark_batch(tx, transfer_id, stage, batch, &now)
         })
     }
 
@@ -1169,10 +1174,7 @@ impl FileCatalogue for SqliteStateStore {
 
 impl EventLog for SqliteStateStore {
     fn record_events(&self, events: &[PremisEvent]) -> PortResult<()> {
-        for chunk in chunked(events) {
-            self.write(|tx| insert_events(tx, chunk))?;
-        }
-        Ok(())
+        self.write(|tx| insert_events(tx, events))
     }
 
     fn events(&self, transfer_id: Uuid, after: Option<&str>, limit: usize) -> PortResult<Page<PremisEvent>> {
