@@ -46,7 +46,7 @@ struct ByteSequence {
     /// Literal bytes the sequence must start (BOF) or end (EOF) with at exactly `skip`:
     /// checked before the regex, which most files then never reach.
     literal: Vec<u8>,
-    regex: Regex,
+    regex: LazyRegex,
     /// The longest match the regex can make, when bounded: an anchored sequence is matched
     /// against only that many bytes from its anchor, not the whole window (an EOF regex
     /// would otherwise scan the whole tail forward to find its end).
@@ -63,6 +63,47 @@ struct ByteSequence {
     /// For floating sequences and BOF sequences with an open gap: the index in the
     /// identifier's set of such patterns.
     set_index: Option<usize>,
+}
+
+/// A sequence's regex, compiled the first time a file gets past the sequence's prefilter
+/// and literal to it. Compiled for every sequence at load, the ~2,000 regexes held most of
+/// the ~76 MB the signatures took (the floor under every peak of an ingest), while a
+/// transfer's files reach a few dozen of them. Each is still compiled once at load, and
+/// dropped, so a signature that cannot be compiled is skipped and reported there, not
+/// found out in the middle of a transfer.
+#[derive(Debug)]
+struct LazyRegex {
+    pattern: String,
+    compiled: std::sync::OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    /// A pattern that compiles.
+    fn checked(pattern: String) -> Result<Self, regex::Error> {
+        drop(Self::compile(&pattern)?);
+        Ok(Self { pattern, compiled: std::sync::OnceLock::new() })
+    }
+
+    fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+        regex::bytes::RegexBuilder::new(pattern).size_limit(64 << 20).build()
+    }
+
+    fn get(&self) -> &Regex {
+        self.compiled
+            .get_or_init(|| Self::compile(&self.pattern).expect("a signature's regex compiled when it was loaded"))
+    }
+
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        self.get().is_match(haystack)
+    }
+
+    fn find<'h>(&self, haystack: &'h [u8]) -> Option<regex::bytes::Match<'h>> {
+        self.get().find(haystack)
+    }
+
+    fn as_str(&self) -> &str {
+        &self.pattern
+    }
 }
 
 /// Sequences that scan the whole window, matched all at once so that a file is read once
@@ -484,7 +525,7 @@ fn byte_sequence(bs: roxmltree::Node<'_, '_>) -> Result<ByteSequence, SignatureE
         Anchor::Eof => format!("(?-u){body}\\z"),
         Anchor::Var => format!("(?-u){body}"),
     };
-    let regex = regex::bytes::RegexBuilder::new(&anchored).size_limit(64 << 20).build()?;
+    let regex = LazyRegex::checked(anchored.clone())?;
     // A first subsequence with no fragments on its anchored side and a plain-hex sequence
     // gives a literal to look for first (at `skip` exactly, or within a leading gap).
     let literal = subs
