@@ -654,6 +654,23 @@ fn move_checkpoint(
     Ok(moved == 1)
 }
 
+/// A batch of extracted files and their events, encoded.
+struct ExtractedItems {
+    files: Rows,
+    events: Rows,
+}
+
+impl ExtractedItems {
+    fn of(transfer_id: &str, batch: u32, files: &[File], events: &[PremisEvent]) -> Self {
+        Self { files: Rows::files(transfer_id, batch, files), events: Rows::events(events) }
+    }
+
+    fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        self.files.write(tx)?;
+        self.events.write(tx)
+    }
+}
+
 /// A per-file stage's results for some files of a batch, encoded.
 struct BatchItems {
     tasks: Rows,
@@ -1105,25 +1122,21 @@ impl FileCatalogue for SqliteStateStore {
             done: false,
         };
         let now = self.now();
-        let (file_rows, event_rows) = (Rows::files(&tid, from.batches, files), Rows::events(events));
-        // The items and the commit point in one transaction: the items are kept, and the
-        // checkpoint moves, only if it is still where this batch began.
-        let (moved, current) = self.write(|tx| {
-            let current = read_checkpoint(tx, transfer_id)?;
-            if current.as_ref() != Some(from) || from.done {
-                return Ok((false, current));
+        let items = ExtractedItems::of(&tid, from.batches, files, events);
+        // The commit point and the items in one transaction: the checkpoint moves, and the
+        // items are kept, only if it is still where this batch began.
+        let moved = self.write(|tx| {
+            if !move_checkpoint(tx, transfer_id, from, &next, &now)? {
+                return read_checkpoint(tx, transfer_id).map(Err);
             }
-            file_rows.write(tx)?;
-            event_rows.write(tx)?;
-            let moved = move_checkpoint(tx, transfer_id, from, &next, &now)?;
-            Ok((moved, current))
+            items.write(tx).map(Ok)
         })?;
-        match (moved, current) {
-            (true, _) => Ok(next),
-            (false, Some(current)) => {
+        match moved {
+            Ok(()) => Ok(next),
+            Err(Some(current)) => {
                 Err(PortError::Conflict(format!("extraction checkpoint moved from {from:?} to {current:?}")))
             }
-            (false, None) => Err(PortError::NotFound(format!("transfer {transfer_id}"))),
+            Err(None) => Err(PortError::NotFound(format!("transfer {transfer_id}"))),
         }
     }
 
@@ -1158,11 +1171,8 @@ impl FileCatalogue for SqliteStateStore {
         events: &[PremisEvent],
     ) -> PortResult<()> {
         let tid = transfer_id.to_string();
-        let (file_rows, event_rows) = (Rows::files(&tid, batch, files), Rows::events(events));
-        self.write(|tx| {
-            file_rows.write(tx)?;
-            event_rows.write(tx)
-        })
+        let items = ExtractedItems::of(&tid, batch, files, events);
+        self.write(|tx| items.write(tx))
     }
 
     fn write_batch_items(
